@@ -1,0 +1,125 @@
+"""The ``Cloud`` protocol every driver implements, and the values it speaks in.
+
+Contracts every driver keeps (the contract suite in ``tests/test_cloud_contract.py`` checks them):
+
+- **Tagged or nothing.** Every instance a driver creates carries ``request.tags`` (which always
+  include the cluster, pool, offer and request-id tags below) from the moment it exists, or, where a
+  cloud cannot tag atomically, is found by ``list`` through its request id and terminated by the
+  provider's reconciliation. Nothing the project launches is ever unfindable.
+- **Idempotent launch.** ``launch`` with a request id that already has a live instance returns that
+  instance and creates nothing.
+- **Idempotent terminate.** ``terminate`` of an instance that is gone, terminating or never existed
+  returns normally.
+- **Not found.** ``get`` returns ``None`` for an instance that does not exist or has terminated;
+  it never raises for that.
+- **Listing.** ``list(cluster)`` returns the non-terminated instances tagged with that cluster,
+  pending ones included, whatever pool or offer they belong to.
+- Calls are thread-safe and may block for the cloud's round trip; they never print.
+- Failures raise the typed errors of ``ray_multicloud.errors``: ``CapacityError`` / ``QuotaError``
+  (try another offer), ``ThrottledError`` (retry later), ``CloudError`` (anything else).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from ray_multicloud.types import InstanceId, NodeState, Offer, RequestId
+
+# Tag keys the project writes on every instance. Ray's own keys (ray-node-kind,
+# ray-user-node-type, ray-node-status, ...) are added by the provider beside them.
+TAG_CLUSTER = "rmc-cluster"
+TAG_POOL = "rmc-pool"
+TAG_OFFER = "rmc-offer"
+TAG_REQUEST = "rmc-request-id"
+TAG_CLOUD = "rmc-cloud"
+TAG_CAPACITY = "rmc-capacity"
+REQUIRED_TAGS = (TAG_CLUSTER, TAG_POOL, TAG_OFFER, TAG_REQUEST)
+
+# Labels every Ray node the project starts carries. Ray's own ``ray.io/*`` labels come from the
+# RAY_NODE_MARKET_TYPE / RAY_NODE_REGION / RAY_NODE_ZONE environment of the node's raylet.
+LABEL_CLOUD = "rmc/cloud"
+LABEL_POOL = "rmc/pool"
+LABEL_INSTANCE_TYPE = "rmc/instance-type"
+
+
+@dataclass(frozen=True, slots=True)
+class CloudFeatures:
+    """What a driver can do beyond the protocol, declared as data."""
+
+    spot: bool = True
+    interruption_notices: bool = False
+    simulated_preemption: bool = False
+    fixed_capacity: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RayBootstrap:
+    """How a new worker instance joins the Ray cluster.
+
+    ``resources`` and ``labels`` are what the Ray node must advertise (the YAML's node type plus
+    the project's labels); ``env`` is exported before ``ray start`` (the driver adds
+    ``RAY_CLOUD_INSTANCE_ID`` with the id it assigns, which autoscaler v2 matches instances by).
+    """
+
+    gcs_address: str
+    node_type: str
+    resources: Mapping[str, float] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchRequest:
+    """Everything a driver needs to create one instance. ``bootstrap`` is None for a head node,
+    whose Ray is started by ``ray up``'s head commands."""
+
+    request_id: RequestId
+    cluster: str
+    pool: str
+    offer: Offer
+    tags: Mapping[str, str]
+    bootstrap: RayBootstrap | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """A cloud instance as the driver sees it now."""
+
+    instance_id: InstanceId
+    cloud: str
+    state: NodeState
+    tags: Mapping[str, str]
+    internal_ip: str
+    external_ip: str | None = None
+    launched_at: float = 0.0
+
+
+@runtime_checkable
+class Cloud(Protocol):
+    """One cloud account (or simulated cloud). See the module docstring for the contracts."""
+
+    name: str
+    features: CloudFeatures
+
+    def launch(self, request: LaunchRequest) -> Instance:
+        """Create one instance of ``request.offer`` tagged with ``request.tags``; idempotent by
+        ``request.request_id``. Raises ``CapacityError``/``QuotaError`` when the offer cannot be had."""
+        ...
+
+    def terminate(self, instance_id: InstanceId) -> None:
+        """Terminate the instance. Idempotent: unknown or already-gone instances return normally."""
+        ...
+
+    def get(self, instance_id: InstanceId) -> Instance | None:
+        """The instance now, or None if it does not exist or has terminated."""
+        ...
+
+    def list(self, cluster: str) -> list[Instance]:
+        """Non-terminated instances tagged with ``cluster`` (pending included)."""
+        ...
+
+    def set_tags(self, instance_id: InstanceId, tags: Mapping[str, str]) -> None:
+        """Merge ``tags`` into the instance's tags. Raises ``InstanceNotFound`` if it is gone."""
+        ...

@@ -1,0 +1,33 @@
+"""Package metadata. Ray and torch are pinned: ray 2.60's autoscaler v2 and Train V2 are what the
+provider and the train helpers are written against, and torch==2.13.0 resolves to a CPU build."""
+
+from setuptools import find_packages, setup
+
+RAY = "ray[default,train,serve]==2.60.0"
+EXTRAS = {
+    "aws": ["boto3>=1.34"],
+    "gcp": ["google-cloud-compute>=1.14"],
+    "azure": ["azure-mgmt-compute>=30.0", "azure-mgmt-network>=25.0", "azure-identity>=1.15"],
+    "train": ["torch==2.13.0"],
+    "serve": [],
+    "dev": [
+        "pytest>=8",
+        "ruff>=0.5",
+        "mypy>=1.10",
+        "moto[ec2,server]>=5.0",
+        "types-PyYAML",
+    ],
+}
+EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})
+
+setup(
+    name="ray_multicloud",
+    version="0.1.0",
+    description="One Ray cluster over AWS, GCP, Azure and private GPUs, kept on the cheapest capacity.",
+    python_requires=">=3.11,<3.12",
+    packages=find_packages(include=["ray_multicloud", "ray_multicloud.*"]),
+    package_data={"ray_multicloud": ["data/*.csv", "data/*.md", "data/*.json"]},
+    install_requires=[RAY, "pyyaml>=6", "matplotlib>=3.7"],
+    extras_require=EXTRAS,
+    entry_points={"console_scripts": ["ray-multicloud=ray_multicloud.cli:main"]},
+)
