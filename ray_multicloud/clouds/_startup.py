@@ -1,0 +1,96 @@
+"""Render a ``RayBootstrap`` into the shell script a new worker runs at first boot.
+
+The script is the same on every cloud (AWS user data, GCP ``startup-script`` metadata, Azure
+custom data): export the bootstrap's environment and the instance id autoscaler v2 matches nodes
+by, start the interruption watcher, then ``ray start`` against the head's GCS. Every value is
+shell-quoted; the script never carries a credential (clouds hand those to the instance through
+their own instance identity, not through user data).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Mapping, Sequence
+
+from ray_multicloud.clouds.base import RayBootstrap
+from ray_multicloud.types import Offer
+
+WATCHER_LOCK = "/tmp/rmc-watcher.lock"
+WATCHER_LOG = "/tmp/rmc-watcher.log"
+
+
+def ray_env(bootstrap: RayBootstrap, offer: Offer) -> dict[str, str]:
+    """The environment ``ray start`` runs under: the bootstrap's env plus Ray's market/region/zone
+    variables (which become Ray's own ``ray.io/market-type`` / ``availability-region`` / ``-zone``
+    labels). ``RAY_CLOUD_INSTANCE_ID`` is exported separately by the script."""
+    env = dict(bootstrap.env)
+    env.setdefault("RAY_NODE_MARKET_TYPE", offer.capacity.value)
+    env.setdefault("RAY_NODE_REGION", offer.region)
+    if offer.zone:
+        env.setdefault("RAY_NODE_ZONE", offer.zone)
+    env.setdefault("RAY_NODE_TYPE_NAME", bootstrap.node_type)
+    return env
+
+
+def labels_arg(labels: Mapping[str, str]) -> str:
+    """Ray's ``--labels`` syntax: ``k1=v1,k2=v2`` (sorted, so the script is deterministic)."""
+    for key, value in labels.items():
+        if "," in key or "=" in key or "," in value:
+            raise ValueError(
+                f"Ray label {key}={value!r} may not contain ',' or '=' in its key"
+            )
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+def watcher_command(cloud: str, gcs_address: str, *, python: str = "python3") -> str:
+    """The shell line that starts the interruption watcher once per host (``flock`` guards
+    against the YAML's setup commands starting a second one)."""
+    return (
+        f"nohup flock -n {WATCHER_LOCK} {python} -m ray_multicloud.watcher "
+        f"--cloud {shlex.quote(cloud)} --gcs-address {shlex.quote(gcs_address)} "
+        f'--instance-id "$RAY_CLOUD_INSTANCE_ID" >>{WATCHER_LOG} 2>&1 &'
+    )
+
+
+def render_startup_script(
+    bootstrap: RayBootstrap,
+    offer: Offer,
+    *,
+    watcher_cloud: str,
+    instance_id_lines: Sequence[str],
+    ray: str = "ray",
+    python: str = "python3",
+) -> str:
+    """A bash script that joins this instance to the cluster.
+
+    ``instance_id_lines`` are shell lines that set ``RMC_INSTANCE_ID`` (a literal where the driver
+    names the instance itself, an IMDS lookup where the cloud assigns the id).
+    """
+    env = ray_env(bootstrap, offer)
+    lines = [
+        "#!/bin/bash",
+        f"# ray_multicloud worker bootstrap: node type {shlex.quote(bootstrap.node_type)}",
+        "set -euo pipefail",
+        *instance_id_lines,
+        'export RAY_CLOUD_INSTANCE_ID="$RMC_INSTANCE_ID"',
+    ]
+    lines += [
+        f"export {key}={shlex.quote(value)}" for key, value in sorted(env.items())
+    ]
+    start = [
+        ray,
+        "start",
+        f"--address={bootstrap.gcs_address}",
+        f"--resources={json.dumps(dict(sorted(bootstrap.resources.items())))}",
+    ]
+    if bootstrap.labels:
+        start.append(f"--labels={labels_arg(bootstrap.labels)}")
+    start.append("--disable-usage-stats")
+    lines.append(" ".join(shlex.quote(part) for part in start))
+    lines.append(watcher_command(watcher_cloud, bootstrap.gcs_address, python=python))
+    return "\n".join(lines) + "\n"
+
+
+def literal_instance_id(instance_id: str) -> list[str]:
+    return [f"RMC_INSTANCE_ID={shlex.quote(instance_id)}"]

@@ -1,0 +1,135 @@
+"""Cloud factories for the contract suite: one entry per driver, each a context manager that
+starts what the driver needs (a local fake API, moto, a Ray head, ...) and yields a ``CloudTarget``.
+
+Adding a driver is a few lines::
+
+    @contextlib.contextmanager
+    def local_case(tmp_path: Path) -> Iterator[CloudTarget]:
+        cloud = LocalCloud.from_config("local", {...}, state_dir=str(tmp_path))
+        yield CloudTarget(cloud=cloud, offer=..., unknown_id=InstanceId("local-nope"))
+
+    CLOUDS["local"] = CloudCase(local_case, marks=(pytest.mark.slow,))
+
+A factory that cannot run here calls ``pytest.skip(...)``; ``marks`` are applied to every test the
+case parametrizes. ``exhaust`` (optional) makes an offer answer "no capacity"; cases without it
+skip the capacity contract.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fakes.aws_faults import Ec2Faults
+
+from ray_multicloud.clouds.base import Cloud
+from ray_multicloud.types import CapacityType, InstanceId, Offer
+
+
+@dataclass
+class CloudTarget:
+    """What the contract suite needs from one driver under test."""
+
+    cloud: Cloud
+    offer: Offer  # an offer the driver can launch here
+    unknown_id: InstanceId  # a well-formed id of an instance that never existed
+    exhaust: Callable[[Offer], None] | None = (
+        None  # make this offer answer "no capacity"
+    )
+    other_offer: Offer | None = (
+        None  # a second launchable offer (another zone) for failover
+    )
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CloudCase:
+    factory: Callable[[Path], AbstractContextManager[CloudTarget]]
+    marks: tuple[Any, ...] = ()
+
+
+def gpu_offer(
+    cloud: str,
+    region: str,
+    zone: str,
+    instance_type: str,
+    capacity: CapacityType = CapacityType.SPOT,
+) -> Offer:
+    return Offer(
+        cloud=cloud,
+        region=region,
+        zone=zone,
+        instance_type=instance_type,
+        accelerator="V100",
+        accelerator_count=1,
+        vcpus=8,
+        memory_gib=61,
+        capacity=capacity,
+        price_per_hour=0.9 if capacity is CapacityType.SPOT else 3.06,
+        ondemand_price_per_hour=3.06,
+    )
+
+
+@contextlib.contextmanager
+def moto_server() -> Iterator[str]:
+    """moto's EC2 server on 127.0.0.1, a free port; yields its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+def aws_session(faults: Ec2Faults | None = None, *, secret: str = "testing") -> Any:
+    import boto3
+
+    # Test credentials handed to a test-built session (the driver itself only uses boto3's chain).
+    session = boto3.Session(
+        aws_access_key_id="AKIATESTING",
+        aws_secret_access_key=secret,
+        region_name="us-east-1",
+    )
+    if faults is not None:
+        faults.install(session)
+    return session
+
+
+@contextlib.contextmanager
+def aws_case(tmp_path: Path) -> Iterator[CloudTarget]:
+    from ray_multicloud.clouds.aws import AwsCloud
+
+    faults = Ec2Faults()
+    with moto_server() as endpoint:
+        cloud = AwsCloud(
+            "aws",
+            regions=("us-east-1",),
+            image_id={"us-east-1": "ami-12345678"},
+            endpoint_url=endpoint,
+            session=aws_session(faults),
+            sleep=lambda _s: None,
+        )
+
+        def exhaust(offer: Offer) -> None:
+            faults.zones[offer.zone] = "InsufficientInstanceCapacity"
+
+        yield CloudTarget(
+            cloud=cloud,
+            offer=gpu_offer("aws", "us-east-1", "use1-az1", "p3.2xlarge"),
+            other_offer=gpu_offer("aws", "us-east-1", "use1-az2", "p3.2xlarge"),
+            unknown_id=InstanceId("us-east-1/i-0123456789abcdef0"),
+            exhaust=exhaust,
+            extras={"faults": faults, "endpoint": endpoint},
+        )
+
+
+CLOUDS: dict[str, CloudCase] = {
+    "aws": CloudCase(aws_case),
+}
