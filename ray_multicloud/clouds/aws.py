@@ -53,9 +53,7 @@ CAPACITY_CODES = frozenset(
         "Unsupported",  # the instance type is not offered in this zone
     }
 )
-QUOTA_CODES = frozenset(
-    {"MaxSpotInstanceCountExceeded", "InstanceLimitExceeded", "VcpuLimitExceeded"}
-)
+QUOTA_CODES = frozenset({"MaxSpotInstanceCountExceeded", "InstanceLimitExceeded", "VcpuLimitExceeded"})
 THROTTLE_CODES = frozenset(
     {
         "RequestLimitExceeded",
@@ -64,9 +62,7 @@ THROTTLE_CODES = frozenset(
         "TooManyRequestsException",
     }
 )
-NOT_FOUND_CODES = frozenset(
-    {"InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"}
-)
+NOT_FOUND_CODES = frozenset({"InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"})
 
 _STATES = {
     "pending": NodeState.PENDING,
@@ -77,13 +73,13 @@ _STATES = {
     "terminated": NodeState.TERMINATED,
 }
 _LIVE_STATES = ["pending", "running", "stopping", "stopped"]
-_ZONE_ID = re.compile(
-    r"^[a-z]{2,}[0-9]*-az[0-9]+$"
-)  # use1-az1: a zone id, not a zone name
+_ZONE_ID = re.compile(r"^[a-z]{2,}[0-9]*-az[0-9]+$")  # use1-az1: a zone id, not a zone name
 
 IMDS_INSTANCE_ID_LINES = (
-    "IMDS_TOKEN=$(curl -sS -X PUT http://169.254.169.254/latest/api/token "
-    "-H 'X-aws-ec2-metadata-token-ttl-seconds: 300')",
+    (
+        "IMDS_TOKEN=$(curl -sS -X PUT http://169.254.169.254/latest/api/token "
+        "-H 'X-aws-ec2-metadata-token-ttl-seconds: 300')"
+    ),
     (
         'EC2_ID=$(curl -sS -H "X-aws-ec2-metadata-token: $IMDS_TOKEN" '
         "http://169.254.169.254/latest/meta-data/instance-id)"
@@ -109,9 +105,7 @@ def map_client_error(exc: Exception, *, offer_id: str = "") -> CloudError:
     """Turn a botocore ``ClientError`` (or any error) into a typed error with only code and message."""
     response = getattr(exc, "response", None)
     if not isinstance(response, Mapping):
-        return CloudError(
-            "aws", f"EC2 call failed: {type(exc).__name__}", offer_id=offer_id
-        )
+        return CloudError("aws", f"EC2 call failed: {type(exc).__name__}", offer_id=offer_id)
     error = response.get("Error", {}) or {}
     code = str(error.get("Code", ""))
     message = str(error.get("Message", "")) or "no message"
@@ -130,9 +124,7 @@ def map_client_error(exc: Exception, *, offer_id: str = "") -> CloudError:
             code=code,
         )
     if code in THROTTLE_CODES:
-        return ThrottledError(
-            "aws", f"{message}; retry later", offer_id=offer_id, code=code
-        )
+        return ThrottledError("aws", f"{message}; retry later", offer_id=offer_id, code=code)
     if code in NOT_FOUND_CODES:
         return InstanceNotFound("aws", message, offer_id=offer_id, code=code)
     return CloudError("aws", message, offer_id=offer_id, code=code)
@@ -161,7 +153,7 @@ class AwsCloud:
         backoff: Backoff | None = None,
         sleep: Callable[[float], None] | None = None,
     ) -> None:
-        import boto3  # lazily: `import ray_multicloud` must work without boto3
+        import boto3  # type: ignore[import-untyped]  # lazily: `import ray_multicloud` must work without boto3
 
         self.name = name
         self.regions = tuple(regions)
@@ -173,9 +165,7 @@ class AwsCloud:
         self._disk_gib = disk_gib
         self._endpoint_url = endpoint_url
         self._spot_max_price = spot_max_price
-        self._session = (
-            session if session is not None else boto3.Session(profile_name=profile)
-        )
+        self._session = session if session is not None else boto3.Session(profile_name=profile)
         self._backoff = backoff
         self._sleep = sleep
         self._clients: dict[str, Any] = {}
@@ -183,9 +173,7 @@ class AwsCloud:
         self._seen_regions: set[str] = set()
 
     @classmethod
-    def from_config(
-        cls, name: str, spec: Mapping[str, Any], *, state_dir: str
-    ) -> AwsCloud:
+    def from_config(cls, name: str, spec: Mapping[str, Any], *, state_dir: str) -> AwsCloud:
         """Build from a ``provider.clouds.<name>`` entry. Keys: regions, image_id (str or
         region -> AMI), subnet_ids (zone or region -> subnet), security_group_ids (list or region ->
         list), key_name, iam_instance_profile, disk_gib, endpoint_url, profile, spot_max_price."""
@@ -221,14 +209,15 @@ class AwsCloud:
         with self._lock:
             client = self._clients.get(region)
             if client is None:
-                client = self._session.client(
-                    "ec2", region_name=region, endpoint_url=self._endpoint_url
-                )
+                client = self._session.client("ec2", region_name=region, endpoint_url=self._endpoint_url)
                 self._clients[region] = client
             return client
 
     def _call(self, region: str, op: str, *, offer_id: str = "", **params: Any) -> Any:
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import (  # type: ignore[import-untyped]
+            BotoCoreError,
+            ClientError,
+        )
 
         def once() -> Any:
             try:
@@ -249,7 +238,7 @@ class AwsCloud:
 
     def _instance(self, region: str, raw: Mapping[str, Any]) -> Instance:
         tags = {t["Key"]: t["Value"] for t in raw.get("Tags", [])}
-        launch_time = raw.get("LaunchTime")
+        launch_time: Any = raw.get("LaunchTime")
         return Instance(
             instance_id=InstanceId(f"{region}/{raw['InstanceId']}"),
             cloud=self.name,
@@ -257,9 +246,7 @@ class AwsCloud:
             tags=tags,
             internal_ip=str(raw.get("PrivateIpAddress", "")),
             external_ip=raw.get("PublicIpAddress"),
-            launched_at=launch_time.timestamp()
-            if hasattr(launch_time, "timestamp")
-            else 0.0,
+            launched_at=launch_time.timestamp() if hasattr(launch_time, "timestamp") else 0.0,
         )
 
     def _describe(self, region: str, **params: Any) -> list[Instance]:
@@ -271,24 +258,15 @@ class AwsCloud:
                 page_params["NextToken"] = token
             reply = self._call(region, "describe_instances", **page_params)
             for reservation in reply.get("Reservations", []):
-                found += [
-                    self._instance(region, raw)
-                    for raw in reservation.get("Instances", [])
-                ]
+                found += [self._instance(region, raw) for raw in reservation.get("Instances", [])]
             token = reply.get("NextToken")
             if not token:
                 return found
 
     def _image(self, region: str, offer_id: str) -> str:
-        image = (
-            self._image_id.get(region, "")
-            if isinstance(self._image_id, Mapping)
-            else self._image_id
-        )
+        image = self._image_id.get(region, "") if isinstance(self._image_id, Mapping) else self._image_id
         if not image:
-            raise CloudError(
-                "aws", f"no image_id configured for region {region}", offer_id=offer_id
-            )
+            raise CloudError("aws", f"no image_id configured for region {region}", offer_id=offer_id)
         return str(image)
 
     def _security_groups(self, region: str) -> list[str]:
@@ -313,9 +291,7 @@ class AwsCloud:
         region = offer.region
         tags = [{"Key": k, "Value": v} for k, v in sorted(request.tags.items())]
         if "Name" not in request.tags:
-            tags.append(
-                {"Key": "Name", "Value": f"rmc-{request.cluster}-{request.pool}"}
-            )
+            tags.append({"Key": "Name", "Value": f"rmc-{request.cluster}-{request.pool}"})
         params: dict[str, Any] = {
             "ImageId": self._image(region, offer.offer_id),
             "InstanceType": offer.instance_type,
@@ -340,11 +316,7 @@ class AwsCloud:
             "InstanceInitiatedShutdownBehavior": "terminate",
         }
         if offer.zone:
-            key = (
-                "AvailabilityZoneId"
-                if _ZONE_ID.match(offer.zone)
-                else "AvailabilityZone"
-            )
+            key = "AvailabilityZoneId" if _ZONE_ID.match(offer.zone) else "AvailabilityZone"
             params["Placement"] = {key: offer.zone}
         subnet = self._subnet_ids.get(offer.zone) or self._subnet_ids.get(region)
         groups = self._security_groups(region)
@@ -400,9 +372,7 @@ class AwsCloud:
         if existing is not None:
             return existing
         params = self.run_instances_params(request)
-        reply = self._call(
-            region, "run_instances", offer_id=request.offer.offer_id, **params
-        )
+        reply = self._call(region, "run_instances", offer_id=request.offer.offer_id, **params)
         return self._instance(region, reply["Instances"][0])
 
     def terminate(self, instance_id: InstanceId) -> None:
