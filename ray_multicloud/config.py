@@ -1,0 +1,265 @@
+"""Pool and pinned-offer settings of a cluster YAML node type, checked before any node is launched.
+
+Contract: ``parse_pool`` and ``parse_offer`` are pure given their arguments (no file, no clock, no
+logging). Every problem raises ``ConfigError(key, message)`` where ``key`` is the full YAML path,
+e.g. ``available_node_types.gpu_spot.node_config.pool.accelerator``, and the message says what to
+do. ``parse_pool`` rejects, in this order: a non-mapping, unknown keys (with close matches), wrong
+types or out-of-range values, an unknown accelerator or cloud (listing known ones), contradictory
+limits, and a pool no offer of the index can ever match (naming the filter that removed the last
+candidates, e.g. ``max_price_per_hour`` below the cheapest matching offer).
+
+A node type has either a ``pool:`` (the policy chooses the offer per node) or an ``offer:`` (the
+node type is pinned to one offer, e.g. the CPU head node on the local cloud).
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from ray_multicloud.errors import ConfigError
+from ray_multicloud.policy.place import OfferIndex, check_pool
+from ray_multicloud.types import CapacityType, Offer, PoolSpec
+
+POOL_KEYS: tuple[str, ...] = (
+    "accelerator",
+    "accelerator_count",
+    "min_vcpus",
+    "min_memory_gib",
+    "clouds",
+    "regions",
+    "capacity_types",
+    "max_price_per_hour",
+    "source_preference",
+    "min_clouds",
+    "min_on_demand",
+)
+OFFER_REQUIRED: tuple[str, ...] = ("cloud", "region", "zone", "instance_type", "capacity", "price_per_hour")
+OFFER_OPTIONAL: tuple[str, ...] = (
+    "ondemand_price_per_hour",
+    "accelerator",
+    "accelerator_count",
+    "vcpus",
+    "memory_gib",
+)
+
+
+def node_config_key(node_type: str) -> str:
+    return f"available_node_types.{node_type}.node_config"
+
+
+def _type_name(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _suggest(word: str, choices: tuple[str, ...] | list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=3, cutoff=0.6)
+    if not close:
+        close = difflib.get_close_matches(word.lower(), [c.lower() for c in choices], n=3, cutoff=0.6)
+    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
+def _section(node_type: str, node_config: object, name: str) -> tuple[str, Mapping[str, Any]]:
+    base = node_config_key(node_type)
+    if not isinstance(node_config, Mapping):
+        raise ConfigError(base, f"must be a mapping, got {_type_name(node_config)}")
+    key = f"{base}.{name}"
+    if name not in node_config:
+        raise ConfigError(key, f"missing: add a '{name}:' mapping to node type {node_type!r}")
+    section = node_config[name]
+    if not isinstance(section, Mapping):
+        raise ConfigError(key, f"must be a mapping, got {_type_name(section)}")
+    return key, section
+
+
+def _check_keys(key: str, section: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
+    for name in section:
+        if not isinstance(name, str) or name not in allowed:
+            hint = _suggest(str(name), allowed)
+            raise ConfigError(f"{key}.{name}", f"unknown key{hint} (allowed: {', '.join(allowed)})")
+
+
+def _number(key: str, value: object, *, minimum: float, strict: bool = False) -> float:
+    # bool is an int subclass; "true" as a GPU count is a mistake, not 1.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(key, f"must be a number, got {_type_name(value)} {value!r}")
+    number = float(value)
+    if not math.isfinite(number) or number < minimum or (strict and number == minimum):
+        bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
+        raise ConfigError(key, f"must be a finite number {bound}, got {value!r}")
+    return number
+
+
+def _integer(key: str, value: object, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(key, f"must be an integer, got {_type_name(value)} {value!r}")
+    if value < minimum:
+        raise ConfigError(key, f"must be >= {minimum}, got {value}")
+    return value
+
+
+def _string(key: str, value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(key, f"must be a non-empty string, got {_type_name(value)} {value!r}")
+    return value.strip()
+
+
+def _strings(key: str, value: object) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise ConfigError(key, f"must be a list of strings, e.g. [{value!r}], got {_type_name(value)}")
+    return tuple(_string(f"{key}[{i}]", item) for i, item in enumerate(value))
+
+
+def _known_clouds(key: str, names: tuple[str, ...], index: OfferIndex) -> None:
+    known = index.clouds()
+    lowered = {c.lower() for c in known}
+    for i, name in enumerate(names):
+        if name.lower() not in lowered:
+            raise ConfigError(
+                f"{key}[{i}]",
+                f"no offers from cloud {name!r}{_suggest(name, list(known))} (clouds with offers: {', '.join(known)})",
+            )
+
+
+def parse_pool(node_type: str, node_config: Mapping[str, Any], index: OfferIndex) -> PoolSpec:
+    """Build the ``PoolSpec`` of a node type from its ``node_config.pool`` and check it against ``index``."""
+    key, raw = _section(node_type, node_config, "pool")
+    _check_keys(key, raw, POOL_KEYS)
+
+    accelerator: str | None = None
+    if raw.get("accelerator") is not None:
+        name = _string(f"{key}.accelerator", raw["accelerator"])
+        canonical = index.canonical_accelerator(name)
+        if canonical is None:
+            known = index.accelerators()
+            raise ConfigError(
+                f"{key}.accelerator",
+                f"unknown accelerator {name!r}{_suggest(name, list(known))} (known: {', '.join(known)})",
+            )
+        accelerator = canonical
+    count = 0.0
+    if "accelerator_count" in raw:
+        count = _number(f"{key}.accelerator_count", raw["accelerator_count"], minimum=0, strict=True)
+        if accelerator is None:
+            raise ConfigError(
+                f"{key}.accelerator_count", "is set but accelerator is not; name the accelerator"
+            )
+    elif accelerator is not None:
+        count = 1.0
+    min_vcpus = _number(f"{key}.min_vcpus", raw.get("min_vcpus", 0), minimum=0)
+    min_memory = _number(f"{key}.min_memory_gib", raw.get("min_memory_gib", 0), minimum=0)
+
+    clouds = _strings(f"{key}.clouds", raw["clouds"]) if "clouds" in raw else ()
+    _known_clouds(f"{key}.clouds", clouds, index)
+    regions = _strings(f"{key}.regions", raw["regions"]) if "regions" in raw else ()
+    for i, region in enumerate(regions):
+        if "*" in region[:-1]:
+            raise ConfigError(
+                f"{key}.regions[{i}]", f"{region!r}: '*' is allowed only at the end (e.g. 'eu-*')"
+            )
+
+    capacity: tuple[CapacityType, ...] = (CapacityType.SPOT, CapacityType.ON_DEMAND)
+    if "capacity_types" in raw:
+        names = _strings(f"{key}.capacity_types", raw["capacity_types"])
+        if not names:
+            raise ConfigError(f"{key}.capacity_types", "is empty; allow at least one of 'spot', 'on-demand'")
+        parsed: list[CapacityType] = []
+        for i, text in enumerate(names):
+            try:
+                value = CapacityType.parse(text)
+            except ValueError as exc:
+                raise ConfigError(f"{key}.capacity_types[{i}]", str(exc)) from None
+            if value not in parsed:
+                parsed.append(value)
+        capacity = tuple(parsed)
+
+    max_price: float | None = None
+    if raw.get("max_price_per_hour") is not None:
+        max_price = _number(f"{key}.max_price_per_hour", raw["max_price_per_hour"], minimum=0, strict=True)
+    preference = (
+        _strings(f"{key}.source_preference", raw["source_preference"]) if "source_preference" in raw else ()
+    )
+    _known_clouds(f"{key}.source_preference", preference, index)
+    if clouds:
+        allowed = {c.lower() for c in clouds}
+        for i, name in enumerate(preference):
+            if name.lower() not in allowed:
+                raise ConfigError(
+                    f"{key}.source_preference[{i}]",
+                    f"{name!r} is not in clouds {list(clouds)}; add it there or drop it here",
+                )
+    min_clouds = _integer(f"{key}.min_clouds", raw.get("min_clouds", 1), minimum=1)
+    min_on_demand = _integer(f"{key}.min_on_demand", raw.get("min_on_demand", 0), minimum=0)
+
+    pool = PoolSpec(
+        name=node_type,
+        accelerator=accelerator,
+        accelerator_count=count,
+        min_vcpus=min_vcpus,
+        min_memory_gib=min_memory,
+        clouds=clouds,
+        regions=regions,
+        capacity_types=capacity,
+        max_price_per_hour=max_price,
+        source_preference=preference,
+        min_clouds=min_clouds,
+        min_on_demand=min_on_demand,
+    )
+    problems = check_pool(pool, index)
+    if problems:
+        first = problems[0]
+        raise ConfigError(f"{key}.{first.key}", first.message)
+    return pool
+
+
+def parse_offer(node_type: str, node_config: Mapping[str, Any]) -> Offer:
+    """Build the fixed ``Offer`` of a node type pinned by ``node_config.offer``."""
+    key, raw = _section(node_type, node_config, "offer")
+    _check_keys(key, raw, OFFER_REQUIRED + OFFER_OPTIONAL)
+    for name in OFFER_REQUIRED:
+        if name not in raw:
+            raise ConfigError(f"{key}.{name}", f"missing: a pinned offer needs {', '.join(OFFER_REQUIRED)}")
+    zone = raw["zone"]
+    if zone is None:
+        zone = ""
+    if not isinstance(zone, str):
+        raise ConfigError(
+            f"{key}.zone", f"must be a string ('' when the cloud prices by region), got {zone!r}"
+        )
+    try:
+        capacity = CapacityType.parse(_string(f"{key}.capacity", raw["capacity"]))
+    except ValueError as exc:
+        raise ConfigError(f"{key}.capacity", str(exc)) from None
+    price = _number(f"{key}.price_per_hour", raw["price_per_hour"], minimum=0)
+    ondemand = price
+    if raw.get("ondemand_price_per_hour") is not None:
+        ondemand = _number(f"{key}.ondemand_price_per_hour", raw["ondemand_price_per_hour"], minimum=0)
+        if price > ondemand:
+            raise ConfigError(
+                f"{key}.price_per_hour",
+                f"{price:g} is above ondemand_price_per_hour {ondemand:g}; a spot price cannot exceed on-demand",
+            )
+    accelerator = ""
+    if raw.get("accelerator") is not None:
+        accelerator = _string(f"{key}.accelerator", raw["accelerator"])
+    count = _number(
+        f"{key}.accelerator_count", raw.get("accelerator_count", 1 if accelerator else 0), minimum=0
+    )
+    if count > 0 and not accelerator:
+        raise ConfigError(f"{key}.accelerator_count", "is set but accelerator is not; name the accelerator")
+    return Offer(
+        cloud=_string(f"{key}.cloud", raw["cloud"]),
+        region=_string(f"{key}.region", raw["region"]),
+        zone=zone.strip(),
+        instance_type=_string(f"{key}.instance_type", raw["instance_type"]),
+        accelerator=accelerator,
+        accelerator_count=count,
+        vcpus=_number(f"{key}.vcpus", raw.get("vcpus", 0), minimum=0),
+        memory_gib=_number(f"{key}.memory_gib", raw.get("memory_gib", 0), minimum=0),
+        capacity=capacity,
+        price_per_hour=price,
+        ondemand_price_per_hour=ondemand,
+        source=f"{node_config_key(node_type)}.offer",
+    )
