@@ -1,0 +1,383 @@
+"""The local simulated cloud: "instances" are real Ray nodes on 127.0.0.1, one process group each.
+
+Several simulated clouds (named aws, gcp, azure, ... in a cluster config) share one SQLite state
+file under the cluster's ``state_dir``, so the ``ray up`` client and the autoscaler monitor on the
+head see the same fleet, as they would see a real cloud's API.
+
+Instance life cycle, as a cloud's:
+``launch`` (row written with every tag, state pending) -> instance process starts a Ray worker node
+and marks itself running -> ``terminate`` (SIGTERM to its process group, SIGKILL after a grace) or
+``preempt`` (a notice: the instance drains its own Ray node with reason PREEMPTION and the
+notice's deadline, then dies at the deadline, as a spot VM does).
+
+A head instance (no ``RayBootstrap``) is a placeholder process leading its own process group in
+the caller's session; ``LocalCommandRunner`` runs ``ray up``'s head commands inside that group, so
+terminating the instance ends the head's Ray processes and nothing else on the machine.
+
+Faults are configured as data (``exhausted_offers``, ``max_instances``), never patched in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from ray_multicloud.clouds.base import (
+    CloudFeatures,
+    Instance,
+    LaunchRequest,
+    RayBootstrap,
+)
+from ray_multicloud.errors import CapacityError, CloudError, ConfigError, InstanceNotFound, QuotaError
+from ray_multicloud.types import InstanceId, NodeState
+
+STATE_FILE = "local-cloud.db"
+TERMINATE_GRACE_S = 8.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS instances (
+    instance_id TEXT PRIMARY KEY,
+    cloud TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    cluster TEXT NOT NULL,
+    offer_id TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    bootstrap TEXT,
+    state TEXT NOT NULL,
+    pid INTEGER,
+    ray_node_id TEXT,
+    launched_at REAL NOT NULL,
+    ended_at REAL,
+    end_reason TEXT,
+    preempt_deadline REAL
+);
+CREATE INDEX IF NOT EXISTS by_request ON instances (cloud, request_id);
+CREATE INDEX IF NOT EXISTS by_cluster ON instances (cluster, state);
+"""
+
+
+class LocalState:
+    """The shared SQLite state of every local cloud of one cluster. Safe across threads and processes:
+    each call opens its own connection and commits before returning."""
+
+    def __init__(self, state_dir: str | Path) -> None:
+        self.dir = Path(state_dir).expanduser()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.dir / STATE_FILE
+        with self._conn() as conn:
+            conn.executescript(_SCHEMA)
+
+    @contextmanager
+    def _conn(self) -> Iterator[sqlite3.Connection]:
+        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.row_factory = sqlite3.Row
+            yield conn
+        finally:
+            conn.close()
+
+    def insert(self, row: Mapping[str, Any]) -> None:
+        cols = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        with self._conn() as conn:
+            conn.execute(f"INSERT INTO instances ({cols}) VALUES ({marks})", tuple(row.values()))
+
+    def update(self, instance_id: str, **fields: Any) -> None:
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        with self._conn() as conn:
+            conn.execute(
+                f"UPDATE instances SET {sets} WHERE instance_id = ?", (*fields.values(), instance_id)
+            )
+
+    def get(self, instance_id: str) -> sqlite3.Row | None:
+        with self._conn() as conn:
+            row: sqlite3.Row | None = conn.execute(
+                "SELECT * FROM instances WHERE instance_id = ?", (instance_id,)
+            ).fetchone()
+            return row
+
+    def live(self, *, cloud: str | None = None, cluster: str | None = None) -> list[sqlite3.Row]:
+        query = "SELECT * FROM instances WHERE state != 'terminated'"
+        args: list[str] = []
+        if cloud is not None:
+            query += " AND cloud = ?"
+            args.append(cloud)
+        if cluster is not None:
+            query += " AND cluster = ?"
+            args.append(cluster)
+        with self._conn() as conn:
+            return list(conn.execute(query + " ORDER BY launched_at", args).fetchall())
+
+    def by_request(self, cloud: str, request_id: str) -> sqlite3.Row | None:
+        with self._conn() as conn:
+            row: sqlite3.Row | None = conn.execute(
+                "SELECT * FROM instances WHERE cloud = ? AND request_id = ? AND state != 'terminated'",
+                (cloud, request_id),
+            ).fetchone()
+            return row
+
+    def node_home(self, instance_id: str) -> Path:
+        """The instance's own "disk": its HOME for commands run on it, and where its logs go."""
+        home = self.dir / "nodes" / instance_id
+        home.mkdir(parents=True, exist_ok=True)
+        return home
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child still answers kill(0); reap it if it is ours.
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        done = 0
+    return done == 0
+
+
+def _kill_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class LocalCloud:
+    """A simulated cloud whose instances are Ray nodes on this machine. See the module docstring."""
+
+    features = CloudFeatures(spot=True, interruption_notices=True, simulated_preemption=True)
+
+    def __init__(
+        self,
+        name: str,
+        state_dir: str | Path,
+        *,
+        max_instances: int | None = None,
+        exhausted_offers: frozenset[str] = frozenset(),
+        object_store_bytes: int = 80 * 1024 * 1024,
+    ) -> None:
+        self.name = name
+        self.state = LocalState(state_dir)
+        self.max_instances = max_instances
+        self.exhausted_offers = set(exhausted_offers)
+        self.object_store_bytes = object_store_bytes
+        self._lock = threading.RLock()
+
+    @classmethod
+    def from_config(cls, name: str, spec: Mapping[str, Any], *, state_dir: str) -> LocalCloud:
+        known = {"driver", "prices_from", "regions", "max_instances", "exhausted_offers", "price_trace"}
+        unknown = set(spec) - known
+        if unknown:
+            raise ConfigError(
+                f"provider.clouds.{name}",
+                f"unknown keys {sorted(unknown)} for the local driver; allowed: {sorted(known)}",
+            )
+        max_instances = spec.get("max_instances")
+        return cls(
+            name,
+            state_dir,
+            max_instances=int(max_instances) if max_instances is not None else None,
+            exhausted_offers=frozenset(str(o) for o in spec.get("exhausted_offers", ())),
+        )
+
+    # -- the Cloud protocol -------------------------------------------------------------------
+
+    def launch(self, request: LaunchRequest) -> Instance:
+        with self._lock:
+            existing = self.state.by_request(self.name, request.request_id)
+            if existing is not None:
+                return self._instance(existing)
+            offer_id = request.offer.offer_id
+            if offer_id in self.exhausted_offers:
+                raise CapacityError(
+                    self.name, f"no {request.offer.capacity.value} capacity for {offer_id}",
+                    offer_id=offer_id, code="InsufficientInstanceCapacity",
+                )
+            if self.max_instances is not None and len(self.state.live(cloud=self.name)) >= self.max_instances:
+                raise QuotaError(
+                    self.name, f"instance quota of {self.max_instances} reached",
+                    offer_id=offer_id, code="InstanceLimitExceeded",
+                )
+            instance_id = InstanceId(f"{self.name}-{uuid.uuid4().hex[:10]}")
+            self.state.insert(
+                {
+                    "instance_id": instance_id,
+                    "cloud": self.name,
+                    "request_id": request.request_id,
+                    "cluster": request.cluster,
+                    "offer_id": offer_id,
+                    "tags": json.dumps(dict(request.tags)),
+                    "bootstrap": json.dumps(_bootstrap_json(request.bootstrap)) if request.bootstrap else None,
+                    "state": NodeState.PENDING.value,
+                    "launched_at": time.time(),
+                }
+            )
+            try:
+                pid = self._spawn(instance_id, head=request.bootstrap is None)
+            except OSError as exc:
+                self.state.update(instance_id, state=NodeState.TERMINATED.value, end_reason=f"spawn: {exc}")
+                raise CloudError(self.name, f"could not start instance process: {exc}", offer_id=offer_id) from exc
+            fields: dict[str, Any] = {"pid": pid}
+            if request.bootstrap is None:
+                fields["state"] = NodeState.RUNNING.value
+            self.state.update(instance_id, **fields)
+            row = self.state.get(instance_id)
+            assert row is not None
+            return self._instance(row)
+
+    def terminate(self, instance_id: InstanceId) -> None:
+        row = self.state.get(instance_id)
+        if row is None or row["cloud"] != self.name or row["state"] == NodeState.TERMINATED.value:
+            return
+        pid = row["pid"]
+        if pid:
+            _kill_group(pid, signal.SIGTERM)
+            deadline = time.monotonic() + TERMINATE_GRACE_S
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            # Whatever ignored SIGTERM (or outlived its leader) in the group goes now.
+            _kill_group(pid, signal.SIGKILL)
+        self.state.update(
+            instance_id, state=NodeState.TERMINATED.value, ended_at=time.time(),
+            end_reason=row["end_reason"] or "terminated",
+        )
+
+    def get(self, instance_id: InstanceId) -> Instance | None:
+        row = self.state.get(instance_id)
+        if row is None or row["cloud"] != self.name:
+            return None
+        row = self._refresh(row)
+        if row["state"] == NodeState.TERMINATED.value:
+            return None
+        return self._instance(row)
+
+    def list(self, cluster: str) -> list[Instance]:
+        out = []
+        for row in self.state.live(cloud=self.name, cluster=cluster):
+            row = self._refresh(row)
+            if row["state"] != NodeState.TERMINATED.value:
+                out.append(self._instance(row))
+        return out
+
+    def set_tags(self, instance_id: InstanceId, tags: Mapping[str, str]) -> None:
+        with self._lock:
+            row = self.state.get(instance_id)
+            if row is None or row["cloud"] != self.name or row["state"] == NodeState.TERMINATED.value:
+                raise InstanceNotFound(self.name, f"instance {instance_id} does not exist")
+            merged = {**json.loads(row["tags"]), **tags}
+            self.state.update(instance_id, tags=json.dumps(merged))
+
+    # -- simulated faults, as a cloud would cause them -----------------------------------------
+
+    def preempt(self, instance_id: InstanceId, *, notice_s: float = 30.0) -> float:
+        """Take a spot instance back: deliver a notice now, kill it ``notice_s`` later.
+
+        The instance drains its own Ray node (reason PREEMPTION, deadline = now + notice_s) on the
+        notice, as the interruption watcher on a real VM does. Returns the deadline (POSIX s).
+        Raises ``InstanceNotFound`` for an instance that is gone.
+        """
+        row = self.state.get(instance_id)
+        if row is None or row["cloud"] != self.name or row["state"] == NodeState.TERMINATED.value:
+            raise InstanceNotFound(self.name, f"instance {instance_id} does not exist")
+        deadline = time.time() + notice_s
+        self.state.update(instance_id, preempt_deadline=deadline, end_reason="preempted")
+        if row["bootstrap"] is None or not row["pid"]:
+            self.terminate(instance_id)
+            return deadline
+        try:
+            os.kill(row["pid"], signal.SIGUSR1)
+        except ProcessLookupError:
+            self.terminate(instance_id)
+        return deadline
+
+    def outage(self, cluster: str, *, notice_s: float = 0.0) -> list[InstanceId]:
+        """The whole cloud goes down: every live instance of ``cluster`` is preempted at once."""
+        ids = [i.instance_id for i in self.list(cluster)]
+        for instance_id in ids:
+            try:
+                self.preempt(instance_id, notice_s=notice_s)
+            except InstanceNotFound:
+                pass
+        return ids
+
+    def ray_node_id(self, instance_id: InstanceId) -> str | None:
+        """The Ray node id the instance's node registered with (None until it is up)."""
+        row = self.state.get(instance_id)
+        return None if row is None else row["ray_node_id"]
+
+    def process_group(self, instance_id: InstanceId) -> int | None:
+        """The instance's process group id (its instance process's pid), None once it is gone."""
+        row = self.state.get(instance_id)
+        if row is None or row["state"] == NodeState.TERMINATED.value or not _alive(row["pid"]):
+            return None
+        pid: int = row["pid"]
+        return pid
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _spawn(self, instance_id: str, *, head: bool) -> int:
+        home = self.state.node_home(instance_id)
+        cmd = [sys.executable, "-m", "ray_multicloud.clouds.local_node", "--state-dir", str(self.state.dir),
+               "--instance-id", instance_id, "--object-store-bytes", str(self.object_store_bytes)]
+        if head:
+            cmd.append("--hold")
+        log = open(home / "instance.log", "ab")  # noqa: SIM115 - handed to the child
+        try:
+            # A head placeholder leads a new group in *our* session so that our command runner can
+            # put the head's Ray processes into it; a worker gets a session of its own, like a VM.
+            if head:
+                proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                        cwd=home, process_group=0)
+            else:
+                proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                        cwd=home, start_new_session=True)
+        finally:
+            log.close()
+        return proc.pid
+
+    def _refresh(self, row: sqlite3.Row) -> sqlite3.Row:
+        """Notice instances whose process died on its own (preempted, crashed) and mark them gone."""
+        if row["state"] != NodeState.TERMINATED.value and row["pid"] and not _alive(row["pid"]):
+            self.state.update(
+                row["instance_id"], state=NodeState.TERMINATED.value, ended_at=time.time(),
+                end_reason=row["end_reason"] or "instance process exited",
+            )
+            fresh = self.state.get(row["instance_id"])
+            assert fresh is not None
+            return fresh
+        return row
+
+    def _instance(self, row: sqlite3.Row) -> Instance:
+        return Instance(
+            instance_id=InstanceId(row["instance_id"]),
+            cloud=self.name,
+            state=NodeState(row["state"]),
+            tags=json.loads(row["tags"]),
+            internal_ip="127.0.0.1",
+            external_ip="127.0.0.1",
+            launched_at=float(row["launched_at"]),
+        )
+
+
+def _bootstrap_json(boot: RayBootstrap) -> dict[str, Any]:
+    data = asdict(boot)
+    return {k: dict(v) if isinstance(v, Mapping) else v for k, v in data.items()}

@@ -1,0 +1,45 @@
+"""Drain a Ray node through the GCS, the way a cloud's interruption notice should be answered.
+
+A drain with reason PREEMPTION and a deadline is what Ray Train's preemption watcher and Ray
+Serve's controller react to: they move work off the node before the deadline, while the node
+still runs. Ray itself never kills the node at the deadline; whoever drains is responsible for
+that (the local cloud kills the instance's process group; a real cloud takes the VM back).
+"""
+
+from __future__ import annotations
+
+import time
+
+PREEMPTION = "DRAIN_NODE_REASON_PREEMPTION"
+IDLE_TERMINATION = "DRAIN_NODE_REASON_IDLE_TERMINATION"
+
+
+def drain_node(
+    gcs_address: str,
+    node_id_hex: str,
+    *,
+    deadline_s: float,
+    reason: str = PREEMPTION,
+    message: str = "",
+) -> tuple[bool, str]:
+    """Ask the GCS at ``gcs_address`` to drain node ``node_id_hex`` by ``deadline_s`` (POSIX seconds).
+
+    Returns ``(accepted, rejection_message)``. A node that is already draining or gone is answered
+    by the GCS itself (accepted, or rejected with its reason); this function never raises for that.
+    """
+    import ray._raylet  # noqa: PLC0415 - Ray is only needed on nodes that drain
+    from ray.core.generated import autoscaler_pb2  # noqa: PLC0415
+
+    client = ray._raylet.GcsClient(address=gcs_address)
+    accepted, rejection = client.drain_node(
+        node_id_hex,
+        autoscaler_pb2.DrainNodeReason.Value(reason),
+        message,
+        int(deadline_s * 1000),
+    )
+    return bool(accepted), str(rejection or "")
+
+
+def deadline_after(seconds: float, *, now: float | None = None) -> float:
+    """The POSIX time ``seconds`` from ``now`` (default: the wall clock)."""
+    return (time.time() if now is None else now) + seconds

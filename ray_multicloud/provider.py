@@ -1,0 +1,470 @@
+"""The Ray node provider ``ray up`` loads: ``provider: {type: external, module: ray_multicloud.provider.MultiCloudNodeProvider}``.
+
+It only translates. For each node the autoscaler asks of a node type (a *pool*):
+read the fleet from the clouds' tags -> ``policy.place`` -> ``cloud.launch`` on the chosen offer,
+falling back through the placement's candidates (zone, then region, then cloud) within the same
+request when a cloud answers "no capacity" (the failed offer is cooled down for
+``cooldown_seconds``, so the cluster never loops on an exhausted pool) -> tags on the instance.
+
+State lives only in the clouds' tags (and, for simulated clouds, their shared state file): a
+provider restarted mid-run rebuilds its fleet from ``list(cluster)``, so nothing leaks. Autoscaler
+v2 drains idle nodes through the GCS and then calls ``terminate_nodes``.
+
+Every node carries Ray's own labels (``ray.io/market-type``, ``ray.io/availability-region``,
+``ray.io/availability-zone``, set from the offer through the node's environment) and the
+project's (``rmc/cloud``, ``rmc/pool``, ``rmc/instance-type``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from ray.autoscaler.node_provider import NodeProvider
+from ray.autoscaler.tags import (
+    NODE_KIND_HEAD,
+    NODE_KIND_WORKER,
+    TAG_RAY_LAUNCH_REQUEST,
+    TAG_RAY_NODE_KIND,
+    TAG_RAY_USER_NODE_TYPE,
+)
+
+from ray_multicloud.clouds import make_cloud
+from ray_multicloud.clouds.base import (
+    LABEL_CLOUD,
+    LABEL_INSTANCE_TYPE,
+    LABEL_POOL,
+    TAG_CAPACITY,
+    TAG_CLOUD,
+    TAG_CLUSTER,
+    TAG_OFFER,
+    TAG_POOL,
+    TAG_REQUEST,
+    Cloud,
+    Instance,
+    LaunchRequest,
+    RayBootstrap,
+)
+from ray_multicloud.clouds.local import LocalCloud
+from ray_multicloud.clouds.private import PrivateCloud
+from ray_multicloud.config import parse_offer, parse_pool
+from ray_multicloud.errors import (
+    CapacityError,
+    CloudError,
+    ConfigError,
+    LaunchFailed,
+    MultiCloudError,
+    ThrottledError,
+)
+from ray_multicloud.policy import OfferIndex, place
+from ray_multicloud.pricing import load_catalog
+from ray_multicloud.pricing.board import PriceBoard, apply_board
+from ray_multicloud.settings import ProviderSettings, catalog_offers_for, load_settings
+from ray_multicloud.types import (
+    FleetNode,
+    Infeasible,
+    InstanceId,
+    NodeState,
+    Offer,
+    OfferId,
+    PoolSpec,
+    RequestId,
+)
+
+logger = logging.getLogger(__name__)
+
+TAG_PRICE = "rmc-price"
+RAY_LABEL_PREFIX = "ray.io/"
+MARKET_LABEL = "ray.io/market-type"
+THROTTLE_RETRIES = 4
+
+
+class OfferBook:
+    """Current offers of every configured cloud: catalog snapshot + price board, rebuilt on change."""
+
+    def __init__(self, settings: ProviderSettings, clouds: Mapping[str, Cloud]) -> None:
+        self._settings = settings
+        self._clouds = clouds
+        self._board = PriceBoard(settings.state_dir)
+        self._lock = threading.Lock()
+        self._base: list[Offer] | None = None
+        self._version = -1.0
+        self._index = OfferIndex.build(())
+        self._by_id: dict[OfferId, Offer] = {}
+
+    def _base_offers(self) -> list[Offer]:
+        if self._base is None:
+            catalog = load_catalog(self._settings.catalog_path)
+            offers: list[Offer] = []
+            for name, cloud in self._clouds.items():
+                if isinstance(cloud, PrivateCloud):
+                    offers.extend(cloud.offers())
+                else:
+                    offers.extend(catalog_offers_for(name, self._settings.clouds[name], catalog.offers))
+            self._base = offers
+        return self._base
+
+    def index(self) -> OfferIndex:
+        with self._lock:
+            version = self._board.version()
+            if version != self._version:
+                offers = apply_board(self._base_offers(), self._board.read())
+                self._index = OfferIndex.build(offers)
+                self._by_id = {o.offer_id: o for o in offers}
+                self._version = version
+            return self._index
+
+    def get(self, offer_id: str) -> Offer | None:
+        self.index()
+        return self._by_id.get(OfferId(offer_id))
+
+
+class MultiCloudNodeProvider(NodeProvider):
+    """Ray ``NodeProvider`` over several clouds. Thread-safe; see the module docstring."""
+
+    def __init__(self, provider_config: dict[str, Any], cluster_name: str) -> None:
+        super().__init__(provider_config, cluster_name)
+        self.settings = load_settings(provider_config, cluster_name)
+        self.clouds: dict[str, Cloud] = {
+            name: make_cloud(name, spec, state_dir=str(self.settings.state_dir))
+            for name, spec in self.settings.clouds.items()
+        }
+        self.offers = OfferBook(self.settings, self.clouds)
+        self._lock = threading.RLock()
+        self._instances: dict[str, Instance] = {}
+        self._cooldowns: dict[OfferId, float] = {}
+        self._targets: dict[str, PoolSpec | Offer] = {}
+        self._ledger = _open_ledger(self.settings.ledger_path)
+
+    # -- fleet --------------------------------------------------------------------------------
+
+    def _refresh(self) -> dict[str, Instance]:
+        fresh: dict[str, Instance] = {}
+        for cloud in self.clouds.values():
+            for inst in cloud.list(self.cluster_name):
+                fresh[inst.instance_id] = inst
+        with self._lock:
+            self._instances = fresh
+        return fresh
+
+    def _instance(self, node_id: str) -> Instance | None:
+        with self._lock:
+            inst = self._instances.get(node_id)
+        if inst is not None:
+            return inst
+        for cloud in self.clouds.values():
+            got = cloud.get(InstanceId(node_id))
+            if got is not None:
+                with self._lock:
+                    self._instances[node_id] = got
+                return got
+        return None
+
+    def _cloud_of(self, node_id: str) -> Cloud | None:
+        inst = self._instance(node_id)
+        return None if inst is None else self.clouds.get(inst.cloud)
+
+    def fleet(self) -> list[FleetNode]:
+        """The project's nodes as the policy sees them, rebuilt from tags."""
+        out = []
+        for inst in self._refresh().values():
+            offer = self.offers.get(inst.tags.get(TAG_OFFER, ""))
+            if offer is None:
+                continue
+            out.append(FleetNode(
+                instance_id=inst.instance_id, pool=inst.tags.get(TAG_POOL, ""), offer=offer,
+                request_id=RequestId(inst.tags.get(TAG_REQUEST, "")), launched_at=inst.launched_at,
+                state=inst.state,
+            ))
+        return out
+
+    # -- NodeProvider: queries ---------------------------------------------------------------------
+
+    def non_terminated_nodes(self, tag_filters: dict[str, str]) -> list[str]:
+        return [
+            node_id for node_id, inst in self._refresh().items()
+            if all(inst.tags.get(k) == v for k, v in tag_filters.items())
+        ]
+
+    def is_running(self, node_id: str) -> bool:
+        inst = self._instance(node_id)
+        return inst is not None and inst.state is NodeState.RUNNING
+
+    def is_terminated(self, node_id: str) -> bool:
+        cloud = self._cloud_of(node_id)
+        return cloud is None or cloud.get(InstanceId(node_id)) is None
+
+    def node_tags(self, node_id: str) -> dict[str, str]:
+        inst = self._instance(node_id)
+        return {} if inst is None else dict(inst.tags)
+
+    def internal_ip(self, node_id: str) -> str:
+        inst = self._instance(node_id)
+        return "" if inst is None else inst.internal_ip
+
+    def external_ip(self, node_id: str) -> str:
+        inst = self._instance(node_id)
+        return "" if inst is None or inst.external_ip is None else inst.external_ip
+
+    def set_node_tags(self, node_id: str, tags: dict[str, str]) -> None:
+        cloud = self._cloud_of(node_id)
+        if cloud is None:
+            return
+        cloud.set_tags(InstanceId(node_id), tags)
+        with self._lock:
+            self._instances.pop(node_id, None)
+
+    # -- NodeProvider: launch -----------------------------------------------------------------------
+
+    def create_node(self, node_config: dict[str, Any], tags: dict[str, str], count: int) -> dict[str, Any]:
+        return self.create_node_with_resources_and_labels(node_config, tags, count, {}, {})
+
+    def create_node_with_resources_and_labels(
+        self,
+        node_config: dict[str, Any],
+        tags: dict[str, str],
+        count: int,
+        resources: dict[str, float],
+        labels: dict[str, str],
+    ) -> dict[str, Any]:
+        node_type = tags.get(TAG_RAY_USER_NODE_TYPE)
+        if not node_type:
+            raise ConfigError("tags", f"the autoscaler gave no {TAG_RAY_USER_NODE_TYPE} tag; "
+                              "define the node under available_node_types")
+        target = self._target(node_type, node_config)
+        base_request = tags.get(TAG_RAY_LAUNCH_REQUEST) or uuid.uuid4().hex[:12]
+        created: dict[str, Any] = {}
+        for i in range(count):
+            request_id = RequestId(f"{base_request}-{i}" if count > 1 else base_request)
+            inst = self._launch_one(node_type, target, tags, resources, labels, request_id)
+            created[inst.instance_id] = inst
+        return created
+
+    def _target(self, node_type: str, node_config: Mapping[str, Any]) -> PoolSpec | Offer:
+        with self._lock:
+            cached = self._targets.get(node_type)
+        if cached is not None:
+            return cached
+        target: PoolSpec | Offer
+        if "offer" in node_config:
+            target = parse_offer(node_type, node_config)
+        else:
+            target = parse_pool(node_type, node_config, self.offers.index())
+        with self._lock:
+            self._targets[node_type] = target
+        return target
+
+    def _launch_one(
+        self,
+        node_type: str,
+        target: PoolSpec | Offer,
+        tags: Mapping[str, str],
+        resources: Mapping[str, float],
+        labels: Mapping[str, str],
+        request_id: RequestId,
+    ) -> Instance:
+        now = time.time()
+        if isinstance(target, Offer):
+            candidates: tuple[Offer, ...] = (target,)
+            reasons: tuple[str, ...] = (f"node type {node_type!r} is pinned to {target.offer_id}",)
+        else:
+            with self._lock:
+                cooldowns = dict(self._cooldowns)
+            decision = place(target, 1, self.offers.index(), self.fleet(), now=now, cooldowns=cooldowns)
+            if isinstance(decision, Infeasible):
+                raise LaunchFailed(node_type, request_id, [CloudError("policy", "; ".join(decision.reasons))])
+            placement = decision.placements[0]
+            candidates, reasons = placement.candidates, placement.reasons
+        kind = tags.get(TAG_RAY_NODE_KIND, NODE_KIND_WORKER)
+        causes: list[CloudError] = []
+        for offer in candidates:
+            cloud = self.clouds.get(offer.cloud)
+            if cloud is None:
+                continue
+            request = LaunchRequest(
+                request_id=request_id,
+                cluster=self.cluster_name,
+                pool=node_type,
+                offer=offer,
+                tags=self._tags(tags, node_type, offer, request_id),
+                bootstrap=None if kind == NODE_KIND_HEAD else self._bootstrap(node_type, offer, resources, labels),
+            )
+            try:
+                inst = _with_retries(lambda c=cloud, r=request: c.launch(r))  # type: ignore[misc]
+            except CapacityError as exc:
+                logger.warning("no capacity for %s (%s); cooling it down for %.0fs and trying the next offer",
+                               offer.offer_id, exc, self.settings.cooldown_s)
+                with self._lock:
+                    self._cooldowns[offer.offer_id] = time.time() + self.settings.cooldown_s
+                causes.append(exc)
+                continue
+            except CloudError as exc:
+                logger.warning("launch of %s failed: %s; trying the next offer", offer.offer_id, exc)
+                causes.append(exc)
+                continue
+            logger.info("launched %s for pool %s on %s: %s", inst.instance_id, node_type, offer.offer_id,
+                        "; ".join(reasons))
+            with self._lock:
+                self._instances[inst.instance_id] = inst
+            if self._ledger is not None:
+                _ledger_call(self._ledger, "record_launch", inst.instance_id, self.cluster_name, node_type,
+                             offer, request_id, time.time())
+            return inst
+        raise LaunchFailed(node_type, request_id, causes)
+
+    def _tags(self, tags: Mapping[str, str], node_type: str, offer: Offer, request_id: str) -> dict[str, str]:
+        return {
+            **tags,
+            TAG_CLUSTER: self.cluster_name,
+            TAG_POOL: node_type,
+            TAG_OFFER: offer.offer_id,
+            TAG_REQUEST: request_id,
+            TAG_CLOUD: offer.cloud,
+            TAG_CAPACITY: offer.capacity.value,
+            TAG_PRICE: f"{offer.price_per_hour:.6g}",
+        }
+
+    def _bootstrap(self, node_type: str, offer: Offer, resources: Mapping[str, float],
+                   labels: Mapping[str, str]) -> RayBootstrap:
+        custom = {k: v for k, v in labels.items() if not k.startswith(RAY_LABEL_PREFIX)}
+        custom.update({LABEL_CLOUD: offer.cloud, LABEL_POOL: node_type, LABEL_INSTANCE_TYPE: offer.instance_type})
+        return RayBootstrap(
+            gcs_address=self.settings.gcs_address,
+            node_type=node_type,
+            resources=dict(resources),
+            labels=custom,
+            env={
+                "RAY_NODE_MARKET_TYPE": offer.capacity.value,
+                "RAY_NODE_REGION": offer.region,
+                "RAY_NODE_ZONE": offer.zone or offer.region,
+            },
+        )
+
+    # -- NodeProvider: terminate ------------------------------------------------------------------
+
+    def terminate_node(self, node_id: str) -> dict[str, Any] | None:
+        cloud = self._cloud_of(node_id)
+        if cloud is not None:
+            cloud.terminate(InstanceId(node_id))
+            if self._ledger is not None:
+                _ledger_call(self._ledger, "record_end", node_id, time.time(), "terminated")
+        with self._lock:
+            self._instances.pop(node_id, None)
+        return None
+
+    def terminate_nodes(self, node_ids: list[str]) -> dict[str, Any] | None:
+        if len(node_ids) <= 1:
+            for node_id in node_ids:
+                self.terminate_node(node_id)
+            return None
+        with ThreadPoolExecutor(max_workers=min(8, len(node_ids))) as pool:
+            list(pool.map(self.terminate_node, node_ids))
+        return None
+
+    # -- ray up hooks (run in the `ray up` client only) ------------------------------------------
+
+    @staticmethod
+    def bootstrap_config(cluster_config: dict[str, Any]) -> dict[str, Any]:
+        """Check every node type's policy against the offers before anything launches."""
+        validate_cluster_config(cluster_config)
+        cluster_config.setdefault("auth", {}).setdefault("ssh_user", "ray")
+        return cluster_config
+
+    def get_command_runner(self, log_prefix: str, node_id: str, auth_config: dict[str, Any],
+                           cluster_name: str, process_runner: Any, use_internal_ip: bool,
+                           docker_config: dict[str, Any] | None = None) -> Any:
+        cloud = self._cloud_of(node_id)
+        if isinstance(cloud, LocalCloud):
+            from ray_multicloud.clouds.local_runner import LocalCommandRunner  # noqa: PLC0415
+
+            return LocalCommandRunner(log_prefix, cloud, InstanceId(node_id))
+        return super().get_command_runner(log_prefix, node_id, auth_config, cluster_name,
+                                          process_runner, use_internal_ip, docker_config)
+
+
+def validate_cluster_config(cluster_config: Mapping[str, Any]) -> dict[str, PoolSpec | Offer]:
+    """Parse the provider section and every node type's pool or pinned offer; ``ConfigError`` on the first
+    problem, naming its key. Returns node type -> its PoolSpec or pinned Offer."""
+    cluster_name = str(cluster_config.get("cluster_name") or "default")
+    provider = cluster_config.get("provider")
+    if not isinstance(provider, Mapping):
+        raise ConfigError("provider", "missing; see cluster_configs/local-multicloud.yaml")
+    settings = load_settings(provider, cluster_name)
+    clouds = {name: make_cloud(name, spec, state_dir=str(settings.state_dir))
+              for name, spec in settings.clouds.items()}
+    book = OfferBook(settings, clouds)
+    types = cluster_config.get("available_node_types")
+    if not isinstance(types, Mapping) or not types:
+        raise ConfigError("available_node_types", "define at least the head node type")
+    head = cluster_config.get("head_node_type")
+    if head not in types:
+        raise ConfigError("head_node_type", f"{head!r} is not one of available_node_types {sorted(types)}")
+    targets: dict[str, PoolSpec | Offer] = {}
+    for node_type, spec in types.items():
+        node_config = spec.get("node_config") if isinstance(spec, Mapping) else None
+        if not isinstance(node_config, Mapping):
+            raise ConfigError(f"available_node_types.{node_type}.node_config",
+                              "missing; give a `pool:` policy or a pinned `offer:`")
+        target: PoolSpec | Offer
+        if "offer" in node_config:
+            target = parse_offer(node_type, node_config)
+        else:
+            target = parse_pool(node_type, node_config, book.index())
+        cloud = target.cloud if isinstance(target, Offer) else None
+        if cloud is not None and cloud not in clouds:
+            raise ConfigError(f"available_node_types.{node_type}.node_config.offer.cloud",
+                              f"{cloud!r} is not under provider.clouds ({sorted(clouds)})")
+        market = (spec.get("labels") or {}).get(MARKET_LABEL)
+        if market is not None and isinstance(target, PoolSpec):
+            allowed = {c.value for c in target.capacity_types}
+            if allowed != {str(market)}:
+                raise ConfigError(
+                    f"available_node_types.{node_type}.labels.{MARKET_LABEL}",
+                    f"declares {market!r} but the pool allows {sorted(allowed)}; make capacity_types "
+                    f"[{market}] so every node of this type really is {market}",
+                )
+        targets[node_type] = target
+    if not isinstance(targets[str(head)], Offer):
+        raise ConfigError(f"available_node_types.{head}.node_config",
+                          "the head node type needs a pinned `offer:` (it is never moved)")
+    return targets
+
+
+def _with_retries(call: Any) -> Instance:
+    delay = 0.5
+    for attempt in range(THROTTLE_RETRIES + 1):
+        try:
+            result: Instance = call()
+            return result
+        except ThrottledError:
+            if attempt == THROTTLE_RETRIES:
+                raise
+            time.sleep(delay)
+            delay *= 2
+    raise AssertionError("unreachable")
+
+
+def _open_ledger(path: str | None) -> Any:
+    if not path:
+        return None
+    try:
+        from ray_multicloud.ledger import Ledger  # noqa: PLC0415
+    except ImportError:
+        logger.warning("ledger %s configured but ray_multicloud.ledger is unavailable", path)
+        return None
+    return Ledger(path)
+
+
+def _ledger_call(ledger: Any, method: str, *args: Any) -> None:
+    """Record in the ledger; a ledger failure is logged and never fails a launch or a termination."""
+    try:
+        getattr(ledger, method)(*args)
+    except (MultiCloudError, OSError, ValueError) as exc:
+        logger.warning("ledger %s failed: %s", method, exc)
+    except Exception:  # sqlite3 errors and the like: the node is real whatever the ledger says
+        logger.exception("ledger %s failed", method)

@@ -1,0 +1,99 @@
+"""The ``provider:`` section of a cluster YAML, parsed and checked, and the offers it makes available.
+
+Keys (besides Ray's own ``type``, ``module``, ``disable_node_updaters``, ...)::
+
+    provider:
+      type: external
+      module: ray_multicloud.provider.MultiCloudNodeProvider
+      gcs_address: 127.0.0.1:6379      # where workers join the head's Ray (host:port)
+      state_dir: /tmp/ray_multicloud/demo   # local clouds' shared state, price board
+      catalog: null                    # a catalog CSV; default: the snapshot shipped with the package
+      cooldown_seconds: 300            # how long an offer that answered "no capacity" is skipped
+      ledger: /tmp/ray_multicloud/demo/ledger.db   # optional SQLite ledger of spend
+      clouds:
+        aws:   {driver: local, prices_from: aws, regions: [us-east-1, us-west-2]}
+        onprem: {driver: private, region: onprem-dc1, machines: [...]}
+
+Errors are ``ConfigError`` naming the key, raised before anything launches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from ray_multicloud.errors import ConfigError
+from ray_multicloud.types import Offer
+
+# Keys Ray itself reads or writes in the provider section.
+_RAY_KEYS = frozenset({
+    "type", "module", "disable_node_updaters", "disable_launch_config_check",
+    "foreground_node_launch", "use_internal_ips", "head_ip", "worker_ips", "cache_stopped_nodes",
+})
+_OUR_KEYS = frozenset({"gcs_address", "state_dir", "catalog", "cooldown_seconds", "ledger", "clouds",
+                       "max_price_age_seconds"})
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSettings:
+    cluster_name: str
+    gcs_address: str
+    state_dir: Path
+    clouds: Mapping[str, Mapping[str, Any]]
+    catalog_path: str | None = None
+    cooldown_s: float = 300.0
+    ledger_path: str | None = None
+
+
+def load_settings(provider_config: Mapping[str, Any], cluster_name: str) -> ProviderSettings:
+    """Parse and check ``provider_config``; raises ``ConfigError`` naming the bad key."""
+    unknown = {k for k in provider_config if not str(k).startswith("_")} - _RAY_KEYS - _OUR_KEYS
+    if unknown:
+        raise ConfigError(
+            "provider", f"unknown keys {sorted(unknown)}; this provider reads {sorted(_OUR_KEYS)}"
+        )
+    gcs = provider_config.get("gcs_address")
+    if not isinstance(gcs, str) or ":" not in gcs:
+        raise ConfigError("provider.gcs_address",
+                          "set the head's GCS address as host:port, e.g. 127.0.0.1:6379 locally")
+    clouds = provider_config.get("clouds")
+    if not isinstance(clouds, Mapping) or not clouds:
+        raise ConfigError("provider.clouds", "name at least one cloud, e.g. {aws: {driver: local}}")
+    for name, spec in clouds.items():
+        if not isinstance(spec, Mapping):
+            raise ConfigError(f"provider.clouds.{name}", "must be a mapping with at least a driver key")
+    state_dir = provider_config.get("state_dir") or f"/tmp/ray_multicloud/{cluster_name}"
+    try:
+        cooldown = float(provider_config.get("cooldown_seconds", 300))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError("provider.cooldown_seconds", "must be a number of seconds") from exc
+    if cooldown < 0:
+        raise ConfigError("provider.cooldown_seconds", "must not be negative")
+    ledger = provider_config.get("ledger")
+    return ProviderSettings(
+        cluster_name=cluster_name,
+        gcs_address=gcs,
+        state_dir=Path(str(state_dir)).expanduser(),
+        clouds={str(k): dict(v) for k, v in clouds.items()},
+        catalog_path=provider_config.get("catalog"),
+        cooldown_s=cooldown,
+        ledger_path=str(Path(str(ledger)).expanduser()) if ledger else None,
+    )
+
+
+def catalog_offers_for(name: str, spec: Mapping[str, Any], catalog: Iterable[Offer]) -> list[Offer]:
+    """The catalog offers a public (or simulated public) cloud entry sells, relabelled with its name.
+
+    ``prices_from`` (default: the entry's name) picks the catalog cloud; ``regions`` narrows it.
+    """
+    source = str(spec.get("prices_from", name))
+    regions = spec.get("regions")
+    allowed = set(regions) if regions else None
+    out = []
+    for offer in catalog:
+        if offer.cloud != source or (allowed is not None and offer.region not in allowed):
+            continue
+        out.append(offer if source == name else replace(offer, cloud=name))
+    return out
