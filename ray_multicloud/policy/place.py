@@ -47,7 +47,6 @@ For example ``aws us-east-1a spot -> aws us-east-1b spot -> aws us-west-2a spot 
 
 from __future__ import annotations
 
-import math
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -82,10 +81,11 @@ class _Group:
 
     offers: tuple[Offer, ...]
     prices: tuple[float, ...]
+    ids: tuple[OfferId, ...]
     same_offer_zones: Mapping[_ZoneKey, tuple[Offer, ...]]
 
 
-_EMPTY_GROUP = _Group((), (), {})
+_EMPTY_GROUP = _Group((), (), (), {})
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +119,7 @@ class OfferIndex:
             groups[key] = _Group(
                 offers=tuple(items),
                 prices=tuple(o.price_per_hour for o in items),
+                ids=tuple(o.offer_id for o in items),
                 same_offer_zones={k: tuple(v) for k, v in zones.items()},
             )
         return cls(groups=groups, names=names, size=size)
@@ -235,9 +236,17 @@ def _stages(pool: PoolSpec) -> list[tuple[str, str, Callable[[Offer], bool]]]:
     return stages
 
 
-def _matching(pool: PoolSpec, group: _Group) -> list[Offer]:
-    """Offers of ``group`` passing filters 2-8, in (price, offer_id) order. The hot path of ``place``."""
+def _blocked(cooldowns: Mapping[OfferId, float] | None, now: float | None) -> frozenset[OfferId]:
+    """The offer ids still cooling down at ``now``."""
+    if not cooldowns or now is None:
+        return frozenset()
+    return frozenset(oid for oid, until in cooldowns.items() if now < until)
+
+
+def _matching(pool: PoolSpec, group: _Group, blocked: frozenset[OfferId] = frozenset()) -> list[Offer]:
+    """Offers of ``group`` passing filters 2-9, in (price, offer_id) order. The hot path of ``place``."""
     offers = group.offers
+    ids = group.ids
     end = len(offers)
     if pool.max_price_per_hour is not None:
         # The group is sorted by price: everything past the cap is cut without being looked at.
@@ -260,6 +269,8 @@ def _matching(pool: PoolSpec, group: _Group) -> list[Offer]:
         if clouds is not None and o.cloud.lower() not in clouds:
             continue
         if region_ok is not None and not region_ok(o.region):
+            continue
+        if blocked and ids[i] in blocked:
             continue
         append(o)
     return out
@@ -297,8 +308,9 @@ def _diagnose(
             return [PoolProblem(key, f"{before}, none {text}{_hint(key, remaining, pool)}")]
         remaining = kept
         passed.append(text)
-    if cooldowns and now is not None:
-        cooling = [o for o in remaining if now < cooldowns.get(o.offer_id, -math.inf)]
+    blocked = _blocked(cooldowns, now)
+    if blocked and cooldowns and now is not None:
+        cooling = [o for o in remaining if o.offer_id in blocked]
         if len(cooling) == len(remaining):
             soonest = min(cooldowns[o.offer_id] for o in cooling) - now
             return [
@@ -345,10 +357,7 @@ def matching_offers(
 ) -> list[Offer]:
     """Every offer the pool admits, best first (the ranking of the module docstring)."""
     index = offers if isinstance(offers, OfferIndex) else OfferIndex.build(offers)
-    ranked = _rank_order(pool, _matching(pool, index._group(pool.accelerator)))
-    if cooldowns and now is not None:
-        ranked = [o for o in ranked if now >= cooldowns.get(o.offer_id, -math.inf)]
-    return ranked
+    return _rank_order(pool, _matching(pool, index._group(pool.accelerator), _blocked(cooldowns, now)))
 
 
 def check_pool(pool: PoolSpec, offers: OfferIndex | Sequence[Offer]) -> list[PoolProblem]:
@@ -421,9 +430,8 @@ def place(
     if count == 0:
         return Decision(pool=pool.name, placements=())
     group = index._group(pool.accelerator)
-    ranked = _rank_order(pool, _matching(pool, group))
-    if cooldowns and ranked:
-        ranked = [o for o in ranked if now >= cooldowns.get(o.offer_id, -math.inf)]
+    blocked = _blocked(cooldowns, now)
+    ranked = _rank_order(pool, _matching(pool, group, blocked))
     if not ranked:
         problems = _diagnose(pool, index, now=now, cooldowns=cooldowns)
         why = tuple(f"pool {pool.name!r}: {p}" for p in problems) or (
@@ -451,7 +459,7 @@ def place(
         reasons.extend(notes)
         oid = chosen.offer_id
         if oid not in fallbacks_memo:
-            fallbacks_memo[oid] = _fallbacks(chosen, ranked, group, pool, now, cooldowns, max_fallbacks)
+            fallbacks_memo[oid] = _fallbacks(chosen, ranked, group, pool, blocked, max_fallbacks)
         fallbacks, summary = fallbacks_memo[oid]
         if summary:
             reasons.append(summary)
@@ -511,15 +519,16 @@ def _fallbacks(
     ranked: list[Offer],
     group: _Group,
     pool: PoolSpec,
-    now: float,
-    cooldowns: Mapping[OfferId, float] | None,
+    blocked: frozenset[OfferId],
     limit: int,
 ) -> tuple[tuple[Offer, ...], str]:
     """Up to ``limit`` fallbacks in zone -> region -> cloud tiers (module docstring), and a summary."""
     if limit == 0:
         return (), ""
     out: list[Offer] = []
-    taken = {chosen.offer_id}
+    # Identity, not equality: every candidate is an object of the same index, and hashing a
+    # 16-field dataclass per candidate would dominate this loop.
+    taken = {id(chosen)}
     # Tier 1: the same instance and capacity type in other zones of the region. Read from the
     # index (a handful of offers) and re-checked against the pool, instead of scanning ``ranked``.
     stages = _stages(pool)
@@ -527,23 +536,23 @@ def _fallbacks(
     for o in group.same_offer_zones.get(_zone_key(chosen), ()):
         if len(out) >= limit:
             break
-        if o.zone == chosen.zone or o.offer_id in taken:
+        if o.zone == chosen.zone or id(o) in taken:
             continue
         if not all(pred(o) for _, _, pred in stages):
             continue
-        if cooldowns and now < cooldowns.get(o.offer_id, -math.inf):
+        if o.offer_id in blocked:
             continue
         out.append(o)
-        taken.add(o.offer_id)
+        taken.add(id(o))
         zones += 1
     # Tiers 2 and 3 come from ``ranked`` (already filtered and in ranking order).
     same_cloud = 0
     other_cloud = 0
     if len(out) < limit:
         for o in ranked:
-            if o.cloud == chosen.cloud and o.offer_id not in taken:
+            if o.cloud == chosen.cloud and id(o) not in taken:
                 out.append(o)
-                taken.add(o.offer_id)
+                taken.add(id(o))
                 same_cloud += 1
                 if len(out) >= limit:
                     break
