@@ -1,0 +1,180 @@
+"""Bring a local multi-cloud cluster up and down from Python, with ``ray up`` / ``ray down``.
+
+Used by the demo, the end-to-end tests and the benchmarks. Each ``LocalCluster`` writes its own copy
+of a cluster YAML with a fresh cluster name, free loopback ports and its own state directory, so
+several can run on one machine, and ``down()`` ends exactly the processes it started: ``ray down``
+(whose ``ray stop`` the local runner skips) and then a sweep that terminates any instance of its
+cluster still alive in the local clouds' state.
+
+    with LocalCluster("cluster_configs/local-multicloud.yaml", workdir=tmp) as cluster:
+        ray.init(cluster.address)
+        ...
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import yaml
+
+from ray_multicloud.clouds import make_cloud
+from ray_multicloud.clouds.base import Instance
+from ray_multicloud.clouds.local import LocalCloud
+from ray_multicloud.errors import MultiCloudError
+from ray_multicloud.settings import ProviderSettings, load_settings
+
+REPO_CONFIG = Path(__file__).resolve().parent.parent / "cluster_configs" / "local-multicloud.yaml"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def ray_env() -> dict[str, str]:
+    """The environment every Ray CLI call here runs with: loopback only (see RAY_NOTES.md)."""
+    env = dict(os.environ)
+    env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    env.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    return env
+
+
+def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+class LocalCluster:
+    """One ``ray up``-launched local cluster with its own name, ports and state directory."""
+
+    def __init__(
+        self,
+        config: str | Path = REPO_CONFIG,
+        *,
+        workdir: str | Path,
+        overrides: Mapping[str, Any] | None = None,
+        head_cpus: int = 1,
+        up_timeout_s: float = 180.0,
+    ) -> None:
+        self.source = Path(config)
+        self.workdir = Path(workdir).resolve()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.up_timeout_s = up_timeout_s
+        raw = yaml.safe_load(self.source.read_text())
+        if not isinstance(raw, dict):
+            raise MultiCloudError(f"{self.source} is not a cluster YAML mapping")
+        name = f"{raw.get('cluster_name', 'rmc')}-{uuid.uuid4().hex[:6]}"
+        state_dir = self.workdir / "state"
+        raw = _deep_merge(raw, overrides or {})
+        raw["cluster_name"] = name
+        provider = raw.setdefault("provider", {})
+        provider["gcs_address"] = f"127.0.0.1:{self.port}"
+        provider["state_dir"] = str(state_dir)
+        provider["ledger"] = str(state_dir / "ledger.db")
+        raw["head_start_ray_commands"] = [
+            "ray start --head --node-ip-address=127.0.0.1 "
+            f"--port={self.port} --ray-client-server-port={free_port()} "
+            f"--dashboard-agent-listen-port={free_port()} --num-cpus={head_cpus} "
+            "--include-dashboard=false --object-store-memory=100000000 --disable-usage-stats "
+            "--autoscaling-config=~/ray_bootstrap_config.yaml"
+        ]
+        self.config = raw
+        self.cluster_name = name
+        self.config_path = self.workdir / "cluster.yaml"
+        self.config_path.write_text(yaml.safe_dump(raw, sort_keys=False))
+        self.settings: ProviderSettings = load_settings(provider, name)
+        self._up = False
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.settings.state_dir
+
+    def clouds(self) -> dict[str, LocalCloud]:
+        """The cluster's local (and private) clouds, to inspect or to preempt instances of."""
+        out = {}
+        for name, spec in self.settings.clouds.items():
+            cloud = make_cloud(name, spec, state_dir=str(self.state_dir))
+            if isinstance(cloud, LocalCloud):
+                out[name] = cloud
+        return out
+
+    def instances(self) -> list[Instance]:
+        """Live instances of this cluster, head included, in launch order."""
+        found = [inst for cloud in self.clouds().values() for inst in cloud.list(self.cluster_name)]
+        return sorted(found, key=lambda i: i.launched_at)
+
+    def workers(self) -> list[Instance]:
+        return [i for i in self.instances() if i.tags.get("ray-node-kind") == "worker"]
+
+    def up(self) -> None:
+        """``ray up -y`` this cluster; raises ``MultiCloudError`` with the CLI's output if it fails."""
+        log = self.workdir / "ray-up.log"
+        with open(log, "wb") as out:
+            proc = subprocess.run(
+                [os.path.join(os.path.dirname(sys.executable), "ray"), "up", "-y", "--no-config-cache",
+                 str(self.config_path)],
+                stdout=out, stderr=subprocess.STDOUT, env=ray_env(), timeout=self.up_timeout_s,
+                cwd=self.workdir,
+            )
+        self._up = True
+        if proc.returncode != 0:
+            tail = log.read_text(errors="replace")[-3000:]
+            self.down()
+            raise MultiCloudError(f"ray up failed (exit {proc.returncode}); see {log}:\n{tail}")
+
+    def down(self) -> None:
+        """``ray down -y``, then terminate anything of this cluster still alive. Idempotent."""
+        if self._up:
+            with open(self.workdir / "ray-down.log", "wb") as out:
+                subprocess.run(
+                    [os.path.join(os.path.dirname(sys.executable), "ray"), "down", "-y", "--no-config-cache",
+                     str(self.config_path)],
+                    stdout=out, stderr=subprocess.STDOUT, env=ray_env(), timeout=180, cwd=self.workdir,
+                    check=False,
+                )
+            self._up = False
+        for cloud in self.clouds().values():
+            for inst in cloud.list(self.cluster_name):
+                cloud.terminate(inst.instance_id)
+
+    def wait_for(self, predicate: Any, *, timeout_s: float, interval_s: float = 0.5) -> Any:
+        """Poll ``predicate()`` until it returns something truthy; ``TimeoutError`` after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"condition not met within {timeout_s:.0f}s")
+            time.sleep(interval_s)
+
+    def __enter__(self) -> LocalCluster:
+        self.up()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.down()
