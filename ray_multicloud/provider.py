@@ -245,6 +245,36 @@ class MultiCloudNodeProvider(NodeProvider):
             created[inst.instance_id] = inst
         return created
 
+    def launch_on_offer(
+        self,
+        node_type: str,
+        offer: Offer,
+        *,
+        resources: Mapping[str, float],
+        labels: Mapping[str, str],
+        request_id: str | None = None,
+    ) -> Instance:
+        """Launch one worker of ``node_type`` on exactly ``offer`` (a price move's replacement).
+
+        Tagged like any autoscaler-launched worker, so autoscaler v2 adopts it and a restarted
+        provider finds it. Raises ``LaunchFailed`` if the offer's cloud refuses it (the offer is then
+        cooled down like any other capacity failure).
+        """
+        from ray.autoscaler.tags import (  # noqa: PLC0415
+            STATUS_UP_TO_DATE,
+            TAG_RAY_NODE_NAME,
+            TAG_RAY_NODE_STATUS,
+        )
+
+        tags = {
+            TAG_RAY_NODE_KIND: NODE_KIND_WORKER,
+            TAG_RAY_USER_NODE_TYPE: node_type,
+            TAG_RAY_NODE_NAME: f"ray-{self.cluster_name}-worker",
+            TAG_RAY_NODE_STATUS: STATUS_UP_TO_DATE,
+        }
+        rid = RequestId(request_id or f"move-{uuid.uuid4().hex[:12]}")
+        return self._launch_one(node_type, offer, tags, resources, labels, rid)
+
     def _target(self, node_type: str, node_config: Mapping[str, Any]) -> PoolSpec | Offer:
         with self._lock:
             cached = self._targets.get(node_type)
