@@ -37,12 +37,8 @@ class CloudTarget:
     cloud: Cloud
     offer: Offer  # an offer the driver can launch here
     unknown_id: InstanceId  # a well-formed id of an instance that never existed
-    exhaust: Callable[[Offer], None] | None = (
-        None  # make this offer answer "no capacity"
-    )
-    other_offer: Offer | None = (
-        None  # a second launchable offer (another zone) for failover
-    )
+    exhaust: Callable[[Offer], None] | None = None  # make this offer answer "no capacity"
+    other_offer: Offer | None = None  # a second launchable offer (another zone) for failover
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -133,3 +129,37 @@ def aws_case(tmp_path: Path) -> Iterator[CloudTarget]:
 CLOUDS: dict[str, CloudCase] = {
     "aws": CloudCase(aws_case),
 }
+
+
+@contextlib.contextmanager
+def gcp_case(tmp_path: Path) -> Iterator[CloudTarget]:
+    from fakes.gcp_server import FakeGcp
+    from google.auth.credentials import AnonymousCredentials
+
+    from ray_multicloud.clouds.gcp import GcpCloud
+
+    with FakeGcp(zones=("us-central1-a", "us-central1-b")) as fake:
+        cloud = GcpCloud(
+            "gcp",
+            project=fake.project,
+            zones={"us-central1": ["us-central1-a"]},
+            image="projects/debian-cloud/global/images/family/debian-12",
+            api_endpoint=fake.url,
+            credentials=AnonymousCredentials(),
+            sleep=lambda _s: None,
+        )
+
+        def exhaust(offer: Offer) -> None:
+            fake.exhausted_zones.add(offer.zone)
+
+        yield CloudTarget(
+            cloud=cloud,
+            offer=gpu_offer("gcp", "us-central1", "us-central1-a", "n1-standard-8+V100"),
+            other_offer=gpu_offer("gcp", "us-central1", "us-central1-b", "n1-standard-8+V100"),
+            unknown_id=InstanceId("us-central1-a/rmc-never-existed"),
+            exhaust=exhaust,
+            extras={"fake": fake},
+        )
+
+
+CLOUDS["gcp"] = CloudCase(gcp_case)

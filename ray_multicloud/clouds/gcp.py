@@ -1,0 +1,463 @@
+"""GCP Compute Engine driver (google-cloud-compute over REST): GPU workers, spot or on-demand.
+
+- **Ids.** An instance id is ``<zone>/<instance name>``. The name is derived from the request id
+  (``rmc-<request>-<hash>``), so a second insert of the same request collides with the first
+  (HTTP 409 ``alreadyExists``) instead of creating a twin: launch is idempotent by construction.
+- **Tagged or nothing.** Labels and metadata are part of the ``insert`` body. GCP label values
+  allow only ``[a-z0-9_-]`` and 63 characters, so each tag is written twice: an encoded label (for
+  the ``labels.rmc-cluster = ...`` list filter) and the raw value in the ``rmc-tags`` metadata item,
+  which is what ``Instance.tags`` is read from.
+- **Spot** is ``scheduling.provisioningModel = SPOT`` with ``instanceTerminationAction`` (DELETE by
+  default, so a preempted VM leaves nothing behind). GPUs of N1 hosts are ``guestAccelerators``
+  (catalog instance types ``n1-standard-4+T4``); A2/A3/G2 machine types carry their GPUs.
+- **Credentials** come only from Application Default Credentials; ``credentials`` may be injected
+  (tests pass anonymous ones). Errors carry the GCE error code and message only.
+
+Events: ``us-central1-a a2-highgpu-1g spot (ZONE_RESOURCE_POOL_EXHAUSTED) -> CapacityError``,
+``(QUOTA_EXCEEDED) -> QuotaError``, ``(HTTP 429 rateLimitExceeded) -> retried with backoff``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ray_multicloud.clouds._retry import Backoff, retry_throttled
+from ray_multicloud.clouds._startup import literal_instance_id, render_startup_script
+from ray_multicloud.clouds.base import TAG_CLUSTER, CloudFeatures, Instance, LaunchRequest
+from ray_multicloud.errors import (
+    CapacityError,
+    CloudError,
+    ConfigError,
+    InstanceNotFound,
+    QuotaError,
+    ThrottledError,
+)
+from ray_multicloud.types import CapacityType, InstanceId, NodeState, Offer
+
+CAPACITY_CODES = frozenset(
+    {
+        "ZONE_RESOURCE_POOL_EXHAUSTED",
+        "ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS",
+        "RESOURCE_POOL_EXHAUSTED",
+        "STOCKOUT",
+        "UNSUPPORTED_OPERATION",  # e.g. the GPU type is not offered in this zone
+    }
+)
+QUOTA_CODES = frozenset({"QUOTA_EXCEEDED", "quotaExceeded", "QUOTA_LIMIT"})
+THROTTLE_CODES = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "RATE_LIMIT_EXCEEDED"})
+TAGS_METADATA_KEY = "rmc-tags"
+DEFAULT_IMAGE = "projects/deeplearning-platform-release/global/images/family/common-cu124"
+
+# Catalog accelerator names -> GCE accelerator types (for N1 hosts, which take guest accelerators).
+ACCELERATOR_TYPES = {
+    "T4": "nvidia-tesla-t4",
+    "V100": "nvidia-tesla-v100",
+    "P100": "nvidia-tesla-p100",
+    "P4": "nvidia-tesla-p4",
+    "K80": "nvidia-tesla-k80",
+    "L4": "nvidia-l4",
+    "A100": "nvidia-tesla-a100",
+    "A100-80GB": "nvidia-a100-80gb",
+    "H100": "nvidia-h100-80gb",
+}
+_STATES = {
+    "PROVISIONING": NodeState.PENDING,
+    "STAGING": NodeState.PENDING,
+    "RUNNING": NodeState.RUNNING,
+    "REPAIRING": NodeState.RUNNING,
+    "STOPPING": NodeState.TERMINATED,
+    "SUSPENDING": NodeState.TERMINATED,
+    "SUSPENDED": NodeState.TERMINATED,
+    "STOPPED": NodeState.TERMINATED,
+    "TERMINATED": NodeState.TERMINATED,  # GCE's word for "stopped"
+}
+_LABEL_OK = re.compile(r"[^a-z0-9_-]")
+
+
+def label_value(raw: str) -> str:
+    """Encode a tag value as a GCP label value: lowercase ``[a-z0-9_-]``, at most 63 characters.
+
+    Lossy but deterministic (``/`` and ``.`` become ``_``; long values keep a hash suffix), so the
+    same raw value always filters the same; the raw value lives in the ``rmc-tags`` metadata item.
+    """
+    value = _LABEL_OK.sub("_", raw.lower())
+    if len(value) > 63 or value != raw:
+        digest = hashlib.sha256(raw.encode()).hexdigest()[:8]
+        value = f"{value[:54]}-{digest}" if len(value) > 54 else f"{value}-{digest}"
+    return value
+
+
+def label_key(raw: str) -> str:
+    key = _LABEL_OK.sub("_", raw.lower())[:63]
+    return key if key[:1].isalpha() else f"k{key}"[:63]
+
+
+def network_tag(cluster: str) -> str:
+    """The network tag every instance of ``cluster`` carries; firewall rules target it."""
+    stem = re.sub(r"[^a-z0-9-]", "-", cluster.lower()).strip("-")[:50].strip("-")
+    return f"rmc-{stem or 'cluster'}"
+
+
+def instance_name(request_id: str) -> str:
+    """The instance name for a request id: ``rmc-<request>-<hash>``, a valid GCE name."""
+    stem = re.sub(r"[^a-z0-9-]", "-", request_id.lower()).strip("-")[:40].strip("-")
+    digest = hashlib.sha256(request_id.encode()).hexdigest()[:10]
+    return f"rmc-{stem}-{digest}" if stem else f"rmc-{digest}"
+
+
+def split_id(instance_id: str) -> tuple[str, str]:
+    zone, sep, name = instance_id.partition("/")
+    return (zone, name) if sep and zone and name else ("", "")
+
+
+def _error_details(exc: Any) -> tuple[list[str], str]:
+    """The error codes/reasons and messages of an HTTP error body or a failed operation."""
+    codes: list[str] = []
+    messages: list[str] = []
+    for err in getattr(exc, "errors", None) or []:
+        if isinstance(err, Mapping):
+            code, msg = err.get("reason") or err.get("code"), err.get("message")
+        else:
+            code = getattr(err, "code", "") or getattr(err, "reason", "")
+            msg = getattr(err, "message", "")
+        if code:
+            codes.append(str(code))
+        if msg and str(msg) not in messages:
+            messages.append(str(msg))
+    message = "; ".join(messages) or str(getattr(exc, "message", "") or "") or type(exc).__name__
+    return codes, message
+
+
+def map_api_error(exc: Exception, *, offer_id: str = "") -> CloudError:
+    """Turn a google-api-core error (an HTTP error or a failed operation) into a typed error."""
+    codes, message = _error_details(exc)
+    http = int(getattr(exc, "code", 0) or 0)
+    quota = next((c for c in codes if c in QUOTA_CODES), "")
+    capacity = next((c for c in codes if c in CAPACITY_CODES), "")
+    if quota:
+        return QuotaError(
+            "gcp",
+            f"{message}; request a quota increase or try another region",
+            offer_id=offer_id,
+            code=quota,
+        )
+    if capacity:
+        return CapacityError(
+            "gcp", f"{message}; try another zone or capacity type", offer_id=offer_id, code=capacity
+        )
+    code = codes[0] if codes else str(http or "")
+    if http == 429 or any(c in THROTTLE_CODES for c in codes):
+        return ThrottledError("gcp", f"{message}; retry later", offer_id=offer_id, code=code)
+    if http == 404:
+        return InstanceNotFound("gcp", message, offer_id=offer_id, code=code)
+    return CloudError("gcp", message, offer_id=offer_id, code=code)
+
+
+class GcpCloud:
+    """The ``Cloud`` protocol over Compute Engine. See the module docstring."""
+
+    features = CloudFeatures(spot=True, interruption_notices=True)
+
+    def __init__(
+        self,
+        name: str = "gcp",
+        *,
+        project: str,
+        zones: Mapping[str, list[str]] | None = None,
+        image: str = DEFAULT_IMAGE,
+        network: str = "global/networks/default",
+        subnetwork: str = "",
+        network_tags: tuple[str, ...] = (),
+        service_account: str = "",
+        disk_gib: int = 200,
+        instance_termination_action: str = "DELETE",
+        api_endpoint: str | None = None,
+        credentials: Any | None = None,
+        backoff: Backoff | None = None,
+        sleep: Callable[[float], None] | None = None,
+        operation_timeout_s: float = 600.0,
+    ) -> None:
+        from google.cloud import compute_v1  # lazily: `import ray_multicloud` works without it
+
+        if not project:
+            raise ConfigError(f"provider.clouds.{name}.project", "a GCP project id is required")
+        self.name = name
+        self.project = project
+        self._zones = {k: list(v) for k, v in (zones or {}).items()}
+        self._image = image
+        self._network = network
+        self._subnetwork = subnetwork
+        self._network_tags = tuple(network_tags)
+        self._service_account = service_account
+        self._disk_gib = disk_gib
+        self._termination_action = instance_termination_action.upper()
+        self._backoff = backoff
+        self._sleep = sleep
+        self._op_timeout = operation_timeout_s
+        kwargs: dict[str, Any] = {}
+        if api_endpoint:
+            from google.api_core.client_options import ClientOptions
+
+            kwargs["client_options"] = ClientOptions(api_endpoint=api_endpoint)
+        if credentials is not None:
+            kwargs["credentials"] = credentials
+        self._client = compute_v1.InstancesClient(transport="rest", **kwargs)
+        self._compute = compute_v1
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_config(cls, name: str, spec: Mapping[str, Any], *, state_dir: str) -> GcpCloud:
+        """Keys: project, zones (region -> zones, for regional offers), image, network,
+        subnetwork, network_tags, service_account, disk_gib, instance_termination_action,
+        api_endpoint. Credentials: Application Default Credentials only."""
+        _ = state_dir
+        for forbidden in ("credentials", "credentials_file", "service_account_key", "private_key"):
+            if forbidden in spec:
+                raise ConfigError(
+                    f"provider.clouds.{name}.{forbidden}",
+                    "credentials do not belong in the cluster YAML; use Application Default "
+                    "Credentials (gcloud auth application-default login, or the VM's service account)",
+                )
+        return cls(
+            name,
+            project=str(spec.get("project", "")),
+            zones=spec.get("zones"),
+            image=str(spec.get("image", DEFAULT_IMAGE)),
+            network=str(spec.get("network", "global/networks/default")),
+            subnetwork=str(spec.get("subnetwork", "")),
+            network_tags=tuple(spec.get("network_tags", ())),
+            service_account=str(spec.get("service_account", "")),
+            disk_gib=int(spec.get("disk_gib", 200)),
+            instance_termination_action=str(spec.get("instance_termination_action", "DELETE")),
+            api_endpoint=spec.get("api_endpoint"),
+        )
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _call(self, fn: Callable[[], Any], *, offer_id: str = "") -> Any:
+        from google.api_core import exceptions as gexc
+
+        def once() -> Any:
+            try:
+                return fn()
+            except gexc.GoogleAPICallError as exc:
+                raise map_api_error(exc, offer_id=offer_id) from None
+            except gexc.GoogleAPIError as exc:
+                raise CloudError(
+                    "gcp", f"Compute Engine call failed: {type(exc).__name__}", offer_id=offer_id
+                ) from None
+
+        kwargs: dict[str, Any] = {"backoff": self._backoff}
+        if self._sleep is not None:
+            kwargs["sleep"] = self._sleep
+        return retry_throttled(once, **kwargs)
+
+    def _wait(self, operation: Any) -> None:
+        operation.result(timeout=self._op_timeout)
+
+    def zone_for(self, offer: Offer) -> str:
+        if offer.zone:
+            return offer.zone
+        zones = self._zones.get(offer.region)
+        if not zones:
+            raise CloudError(
+                "gcp",
+                f"offer {offer.offer_id} is priced by region; list zones for {offer.region} under "
+                f"provider.clouds.{self.name}.zones",
+                offer_id=offer.offer_id,
+            )
+        return zones[0]
+
+    def _instance(self, raw: Any) -> Instance:
+        zone = str(raw.zone).rsplit("/", 1)[-1]
+        items = {item.key: item.value for item in raw.metadata.items} if raw.metadata else {}
+        try:
+            tags = dict(json.loads(items.get(TAGS_METADATA_KEY, "{}")))
+        except ValueError:
+            tags = {}
+        for key, value in raw.labels.items():
+            tags.setdefault(key, value)
+        internal_ip, external_ip = "", None
+        if raw.network_interfaces:
+            nic = raw.network_interfaces[0]
+            internal_ip = str(nic.network_i_p or "")
+            if nic.access_configs:
+                external_ip = str(nic.access_configs[0].nat_i_p or "") or None
+        return Instance(
+            instance_id=InstanceId(f"{zone}/{raw.name}"),
+            cloud=self.name,
+            state=_STATES.get(str(raw.status), NodeState.PENDING),
+            tags=tags,
+            internal_ip=internal_ip,
+            external_ip=external_ip,
+            launched_at=0.0,
+        )
+
+    def _get_raw(self, zone: str, name: str) -> Any | None:
+        try:
+            return self._call(lambda: self._client.get(project=self.project, zone=zone, instance=name))
+        except InstanceNotFound:
+            return None
+
+    # -- the Cloud protocol -----------------------------------------------------------------
+
+    def instance_body(self, request: LaunchRequest) -> dict[str, Any]:
+        """The REST body of ``instances.insert`` for ``request`` (public so tests can check it)."""
+        offer = request.offer
+        zone = self.zone_for(offer)
+        host, _, accel = offer.instance_type.partition("+")
+        body: dict[str, Any] = {
+            "name": instance_name(request.request_id),
+            "machineType": f"zones/{zone}/machineTypes/{host}",
+            "disks": [
+                {
+                    "boot": True,
+                    "autoDelete": True,
+                    "initializeParams": {"sourceImage": self._image, "diskSizeGb": str(self._disk_gib)},
+                }
+            ],
+            "networkInterfaces": [
+                {"subnetwork": self._subnetwork} if self._subnetwork else {"network": self._network}
+            ],
+            "labels": {label_key(k): label_value(v) for k, v in request.tags.items()},
+            "metadata": {
+                "items": [{"key": TAGS_METADATA_KEY, "value": json.dumps(dict(request.tags), sort_keys=True)}]
+            },
+            "tags": {"items": sorted({*self._network_tags, network_tag(request.cluster)})},
+            # GPU VMs cannot live-migrate; spot VMs cannot restart themselves.
+            "scheduling": {"onHostMaintenance": "TERMINATE", "automaticRestart": False},
+        }
+        if accel or host.startswith("n1-"):
+            gpu = ACCELERATOR_TYPES.get(accel or offer.accelerator, (accel or offer.accelerator).lower())
+            body["guestAccelerators"] = [
+                {
+                    "acceleratorType": f"zones/{zone}/acceleratorTypes/{gpu}",
+                    "acceleratorCount": max(1, int(offer.accelerator_count)),
+                }
+            ]
+        if offer.capacity is CapacityType.SPOT:
+            body["scheduling"].update(
+                {"provisioningModel": "SPOT", "instanceTerminationAction": self._termination_action}
+            )
+        else:
+            body["scheduling"]["provisioningModel"] = "STANDARD"
+        if self._service_account:
+            body["serviceAccounts"] = [
+                {"email": self._service_account, "scopes": ["https://www.googleapis.com/auth/cloud-platform"]}
+            ]
+        if request.bootstrap is not None:
+            script = render_startup_script(
+                request.bootstrap,
+                offer,
+                watcher_cloud="gcp",
+                instance_id_lines=literal_instance_id(f"{zone}/{body['name']}"),
+            )
+            body["metadata"]["items"].append({"key": "startup-script", "value": script})
+        return body
+
+    def launch(self, request: LaunchRequest) -> Instance:
+        offer_id = request.offer.offer_id
+        body = self.instance_body(request)
+        zone = self.zone_for(request.offer)
+        existing = self._get_raw(zone, body["name"])
+        if existing is not None and _STATES.get(str(existing.status)) is not NodeState.TERMINATED:
+            return self._instance(existing)
+        resource = self._compute.Instance.from_json(json.dumps(body))
+        # GCE dedupes inserts that carry the same request_id (a UUID) for a while: a retried
+        # insert after a lost reply does not create a second VM.
+        rid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"rmc:{request.request_id}"))
+        try:
+            operation = self._call(
+                lambda: self._client.insert(
+                    request=self._compute.InsertInstanceRequest(
+                        project=self.project, zone=zone, instance_resource=resource, request_id=rid
+                    )
+                ),
+                offer_id=offer_id,
+            )
+            self._call(lambda: self._wait(operation), offer_id=offer_id)
+        except CloudError as exc:
+            if exc.code != "alreadyExists":
+                raise
+        raw = self._get_raw(zone, body["name"])
+        if raw is None:
+            raise CloudError(
+                "gcp", f"instance {zone}/{body['name']} vanished after insert", offer_id=offer_id
+            )
+        return self._instance(raw)
+
+    def terminate(self, instance_id: InstanceId) -> None:
+        zone, name = split_id(instance_id)
+        if not zone:
+            return
+        try:
+            operation = self._call(
+                lambda: self._client.delete(project=self.project, zone=zone, instance=name)
+            )
+            self._call(lambda: self._wait(operation))
+        except InstanceNotFound:
+            return
+
+    def get(self, instance_id: InstanceId) -> Instance | None:
+        zone, name = split_id(instance_id)
+        if not zone:
+            return None
+        raw = self._get_raw(zone, name)
+        if raw is None or _STATES.get(str(raw.status)) is NodeState.TERMINATED:
+            return None
+        return self._instance(raw)
+
+    def list(self, cluster: str) -> list[Instance]:
+        request = self._compute.AggregatedListInstancesRequest(
+            project=self.project,
+            filter=f"labels.{TAG_CLUSTER} = {label_value(cluster)}",
+        )
+        pages = self._call(lambda: list(self._client.aggregated_list(request=request)))
+        found = []
+        for _scope, scoped in pages:
+            for raw in scoped.instances:
+                inst = self._instance(raw)
+                if inst.state is not NodeState.TERMINATED and inst.tags.get(TAG_CLUSTER) == cluster:
+                    found.append(inst)
+        return found
+
+    def set_tags(self, instance_id: InstanceId, tags: Mapping[str, str]) -> None:
+        zone, name = split_id(instance_id)
+        raw = self._get_raw(zone, name) if zone else None
+        if raw is None or _STATES.get(str(raw.status)) is NodeState.TERMINATED:
+            raise InstanceNotFound("gcp", f"instance {instance_id} does not exist")
+        merged = {**self._instance(raw).tags, **tags}
+        labels = {**dict(raw.labels), **{label_key(k): label_value(v) for k, v in tags.items()}}
+        items = [
+            {"key": item.key, "value": item.value}
+            for item in raw.metadata.items
+            if item.key != TAGS_METADATA_KEY
+        ]
+        items.append({"key": TAGS_METADATA_KEY, "value": json.dumps(merged, sort_keys=True)})
+        metadata = self._compute.Metadata(fingerprint=raw.metadata.fingerprint, items=items)
+        set_labels = self._compute.InstancesSetLabelsRequest(
+            label_fingerprint=raw.label_fingerprint, labels=labels
+        )
+        self._apply(
+            lambda: self._client.set_metadata(
+                project=self.project, zone=zone, instance=name, metadata_resource=metadata
+            )
+        )
+        self._apply(
+            lambda: self._client.set_labels(
+                project=self.project,
+                zone=zone,
+                instance=name,
+                instances_set_labels_request_resource=set_labels,
+            )
+        )
+
+    def _apply(self, start: Callable[[], Any]) -> None:
+        operation = self._call(start)
+        self._call(lambda: self._wait(operation))
