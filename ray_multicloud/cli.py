@@ -86,7 +86,7 @@ def _cmd_prices(args: argparse.Namespace) -> int:
     print(f"catalog {catalog.source}: {len(catalog.offers)} offers, {len(catalog.warnings)} row warnings"
           + ("" if args.show_warnings else " (--show-warnings lists them)"), file=sys.stderr)
     if not groups:
-        for problem in check_pool(pool, index) or ["no offer matches"]:
+        for problem in [str(p) for p in check_pool(pool, index)] or ["no offer matches"]:
             print(f"ray-multicloud prices: {problem}", file=sys.stderr)
         return 1
     table = [row for _, rows in sorted(groups.items(), key=lambda kv: float(str(kv[1][0][6]))) for row in rows]

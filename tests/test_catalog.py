@@ -36,7 +36,9 @@ def offers_of(catalog: Catalog, instance_type: str, zone: str = "", region: str 
     return {
         o.capacity
         for o in catalog.offers
-        if o.instance_type == instance_type and (not zone or o.zone == zone) and (not region or o.region == region)
+        if o.instance_type == instance_type
+        and (not zone or o.zone == zone)
+        and (not region or o.region == region)
     }
 
 
@@ -65,7 +67,10 @@ def test_a100_80gb_spot_above_ondemand_drops_only_the_spot_offer(shipped: Catalo
     assert "apse1-az3" in w.message and "32.9365" in w.message
     assert offers_of(shipped, "p4de.24xlarge", zone="apse1-az3") == {CapacityType.ON_DEMAND}
     # Its neighbour with a real discount keeps both offers.
-    assert offers_of(shipped, "p4de.24xlarge", zone="apse1-az2") == {CapacityType.SPOT, CapacityType.ON_DEMAND}
+    assert offers_of(shipped, "p4de.24xlarge", zone="apse1-az2") == {
+        CapacityType.SPOT,
+        CapacityType.ON_DEMAND,
+    }
 
 
 def test_empty_aws_spot_price_gives_on_demand_only(shipped: Catalog) -> None:
@@ -158,7 +163,9 @@ def test_bad_row_is_warned_and_left_out(
 
 
 def test_spot_offer_carries_ondemand_price(tmp_path: Path) -> None:
-    catalog = load_catalog(write(tmp_path, "aws,us-east-1,use1-az1,p3.2xlarge,V100,1,8,61,3.06,0.918,full_vm,src"))
+    catalog = load_catalog(
+        write(tmp_path, "aws,us-east-1,use1-az1,p3.2xlarge,V100,1,8,61,3.06,0.918,full_vm,src")
+    )
     assert not catalog.warnings
     by_cap = {o.capacity: o for o in catalog.offers}
     assert by_cap[CapacityType.SPOT].price_per_hour == 0.918
@@ -198,7 +205,9 @@ def test_missing_required_column_says_which(tmp_path: Path) -> None:
 
 
 def test_unreadable_file_raises_catalog_error(tmp_path: Path) -> None:
-    with pytest.raises(CatalogError, match="cannot read catalog .*nope.csv.*omit it to use the shipped snapshot"):
+    with pytest.raises(
+        CatalogError, match="cannot read catalog .*nope.csv.*omit it to use the shipped snapshot"
+    ):
         load_catalog(tmp_path / "nope.csv")
 
 

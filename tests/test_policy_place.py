@@ -99,7 +99,9 @@ LITERAL = [AWS_E1A, AWS_E1A_OD, AWS_W2A, AWS_EU, GCP_C1, GCP_C1_OD, GCP_EU, AZ_E
         pytest.param(PoolSpec("p", "A100", 2), BIG, id="count-at-least"),
         pytest.param(PoolSpec("p", "A100", 1, min_vcpus=16), BIG, id="min-vcpus"),
         pytest.param(PoolSpec("p", "A100", 1, min_memory_gib=128), BIG, id="min-memory"),
-        pytest.param(PoolSpec("p", "A100", 1, source_preference=("private", "aws")), PRIV, id="private-first"),
+        pytest.param(
+            PoolSpec("p", "A100", 1, source_preference=("private", "aws")), PRIV, id="private-first"
+        ),
         pytest.param(
             PoolSpec("p", "A100", 1, source_preference=("private",), max_price_per_hour=2.0),
             AWS_E1A,
@@ -211,7 +213,11 @@ def test_min_on_demand_and_spread_together() -> None:
 @pytest.mark.parametrize(
     ("pool", "kw", "fragments"),
     [
-        (PoolSpec("p", "B200", 1), {}, ["accelerator: no offers for accelerator 'B200'", "known: A100, A100-80GB"]),
+        (
+            PoolSpec("p", "B200", 1),
+            {},
+            ["accelerator: no offers for accelerator 'B200'", "known: A100, A100-80GB"],
+        ),
         (PoolSpec("p", "A100", 16), {}, ["accelerator_count:", "none with at least 16 GPUs", "(largest: 8)"]),
         (
             PoolSpec("p", "A100", 1, regions=("ap-*",)),
@@ -227,7 +233,11 @@ def test_min_on_demand_and_spread_together() -> None:
         (
             PoolSpec("p", "A100", 1, max_price_per_hour=0.5),
             {},
-            ["max_price_per_hour:", "none at or below $0.50/h", "cheapest matching is aws us-east-1a m1 $1.00/h"],
+            [
+                "max_price_per_hour:",
+                "none at or below $0.50/h",
+                "cheapest matching is aws us-east-1a m1 $1.00/h",
+            ],
         ),
         (
             PoolSpec("p", "A100", 1, clouds=("azure",)),
@@ -237,7 +247,9 @@ def test_min_on_demand_and_spread_together() -> None:
     ],
     ids=["unknown-accelerator", "gpu-count", "regions", "clouds", "capacity", "max-price", "cooldown"],
 )
-def test_infeasible_reasons_name_the_limit(pool: PoolSpec, kw: dict[str, object], fragments: list[str]) -> None:
+def test_infeasible_reasons_name_the_limit(
+    pool: PoolSpec, kw: dict[str, object], fragments: list[str]
+) -> None:
     answer = infeasible(pool, LITERAL, **kw)
     text = " ".join(answer.reasons)
     assert answer.pool == "p"
@@ -268,7 +280,10 @@ def test_fallbacks_go_zone_then_region_then_cloud() -> None:
     assert placement.offer == chosen
     assert placement.fallbacks == (zone_c, zone_b, other_type, west, od, gcp, azure)
     assert placement.candidates[0] == chosen
-    assert "fallbacks: 2 other zone(s) of us-east-1, then 3 more in aws, then 2 in other clouds" in placement.reasons
+    assert (
+        "fallbacks: 2 other zone(s) of us-east-1, then 3 more in aws, then 2 in other clouds"
+        in placement.reasons
+    )
 
     (short,) = decide(PoolSpec("p", "A100", 1), 1, offers, max_fallbacks=3).placements
     assert short.fallbacks == (zone_c, zone_b, other_type)
@@ -282,7 +297,9 @@ def test_fallbacks_respect_the_pool_and_cooldowns() -> None:
     zone_c_od = mk("aws", "us-east-1", "us-east-1c", 1.1, cap=OD)
     gcp = mk("gcp", "us-central1", "", 1.01)
     pool = PoolSpec("p", "A100", 1, capacity_types=(SPOT,))
-    (placement,) = decide(pool, 1, [chosen, zone_b, zone_c_od, gcp], cooldowns={zone_b.offer_id: 5000.0}).placements
+    (placement,) = decide(
+        pool, 1, [chosen, zone_b, zone_c_od, gcp], cooldowns={zone_b.offer_id: 5000.0}
+    ).placements
     assert placement.fallbacks == (gcp,)
 
 
@@ -290,7 +307,10 @@ def test_fallbacks_respect_the_pool_and_cooldowns() -> None:
 
 
 def test_ties_break_by_offer_id_whatever_the_input_order() -> None:
-    tied = [mk(c, r, z, 1.0) for c, r, z in [("gcp", "b", ""), ("aws", "z", "z1"), ("aws", "a", "a1"), ("azure", "c", "")]]
+    tied = [
+        mk(c, r, z, 1.0)
+        for c, r, z in [("gcp", "b", ""), ("aws", "z", "z1"), ("aws", "a", "a1"), ("azure", "c", "")]
+    ]
     answers = set()
     for seed in range(5):
         shuffled = list(tied)
@@ -298,7 +318,10 @@ def test_ties_break_by_offer_id_whatever_the_input_order() -> None:
         (placement,) = decide(PoolSpec("p", "A100", 1), 1, shuffled).placements
         answers.add((placement.offer.offer_id, tuple(o.offer_id for o in placement.fallbacks)))
     assert answers == {
-        (OfferId("aws/a/a1/m1/spot"), (OfferId("aws/z/z1/m1/spot"), OfferId("azure/c/-/m1/spot"), OfferId("gcp/b/-/m1/spot")))
+        (
+            OfferId("aws/a/a1/m1/spot"),
+            (OfferId("aws/z/z1/m1/spot"), OfferId("azure/c/-/m1/spot"), OfferId("gcp/b/-/m1/spot")),
+        )
     }
 
 
