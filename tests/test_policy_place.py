@@ -222,7 +222,7 @@ def test_min_on_demand_and_spread_together() -> None:
         (
             PoolSpec("p", "A100", 1, regions=("ap-*",)),
             {},
-            ["regions: 10 A100 offers with at least 1 GPUs, none in allowed regions ['ap-*']", "eu-west-1"],
+            ["regions: 10 A100 offers with at least 1 GPU, none in allowed regions ['ap-*']", "eu-west-1"],
         ),
         (PoolSpec("p", "A100", 1, clouds=("oracle",)), {}, ["clouds:", "none in allowed clouds ['oracle']"]),
         (

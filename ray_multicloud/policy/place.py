@@ -9,7 +9,7 @@ the "infeasible" reasons use to say which limit removed the last candidates):
    a pool with no accelerator matches only CPU-only offers;
 2. ``accelerator_count``: the offer has at least that many;
 3. ``min_vcpus`` and 4. ``min_memory_gib``: at least that much;
-5. ``clouds``: the offer's cloud is listed (empty = any);
+5. ``clouds``: the offer's cloud is listed, case-insensitively (empty = any);
 6. ``regions``: the offer's region equals an entry, or starts with an entry ending in ``*``
    (``eu-*``); empty = any;
 7. ``capacity_types``: the offer's capacity type is allowed;
@@ -205,7 +205,11 @@ def _stages(pool: PoolSpec) -> list[tuple[str, str, Callable[[Offer], bool]]]:
     if pool.accelerator and pool.accelerator_count > 0:
         n = pool.accelerator_count
         stages.append(
-            ("accelerator_count", f"with at least {_count(n)} GPUs", lambda o: o.accelerator_count >= n)
+            (
+                "accelerator_count",
+                f"with at least {_count(n)} GPU{'' if n <= 1 else 's'}",
+                lambda o: o.accelerator_count >= n,
+            )
         )
     if pool.min_vcpus > 0:
         v = pool.min_vcpus
