@@ -23,6 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     # Subcommands register themselves here, one block each.
     _add_prices(sub)
+    _add_simulate(sub)
+    _add_report(sub)
     _ = sub
     return parser
 
@@ -93,6 +95,193 @@ def _cmd_prices(args: argparse.Namespace) -> int:
     headers = ["cloud", "capacity", "region", "zone", "instance", "GPUs", "$/h", "on-demand $/h", "discount"]
     print(format_table(headers, table, align="lllllrrrr"))
     return 0
+
+
+# --- simulate ---------------------------------------------------------------------------------
+
+SIM_POLICY_NAMES = ("ondemand", "greedy", "eager-next-region", "uniform-progress", "multicloud", "optimal")
+
+
+def _add_simulate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "simulate",
+        help="replay spot traces through a deadline policy for a checkpointed training job",
+        description="Replay per-zone spot traces (one JSON file per zone: "
+        '{"metadata": {"gap_seconds": N}, "data": [...], "prices": [...]}) through a policy. '
+        "A zone's spot price comes from its prices array, else --spot-price. The model is the one "
+        "documented in ray_multicloud.sim.engine.",
+    )
+    p.add_argument("--traces", action="append", required=True, metavar="DIR",
+                   help="directory of per-zone trace files (repeat to combine clouds)")
+    p.add_argument("--job-hours", type=float, required=True, help="total work, hours")
+    p.add_argument("--deadline-hours", type=float, required=True, help="deadline, hours after the start")
+    p.add_argument("--checkpoint-minutes", type=float, required=True, help="checkpoint interval, minutes")
+    p.add_argument("--restart-minutes", type=float, required=True, help="overhead of every (re)start or move")
+    p.add_argument("--policy", required=True, choices=SIM_POLICY_NAMES)
+    p.add_argument("--spot-price", type=float, default=0.918,
+                   help="USD/h for zones without a prices array (default 0.918, p3.2xlarge spot in the traces)")
+    p.add_argument("--ondemand-price", type=float, default=3.06,
+                   help="on-demand USD/h (default 3.06, p3.2xlarge us-east-1)")
+    p.add_argument("--start-hours", type=float, default=0.0, help="start the job this far into the trace")
+    p.add_argument("--nodes", type=int, default=1, help="spot VMs the job needs at once (multi-node traces)")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.set_defaults(handler=_cmd_simulate)
+
+
+class _ProgressBar:
+    """A progress bar on stderr: shown at once on a tty, else only once a run passes ~2 s."""
+
+    def __init__(self, label: str) -> None:
+        import time
+
+        self._clock = time.monotonic
+        self._start = self._clock()
+        self._label = label
+        self._tty = sys.stderr.isatty()
+        self._shown = False
+        self._last = -1
+
+    def __call__(self, fraction: float) -> None:
+        pct = int(fraction * 100)
+        if pct == self._last:
+            return
+        done = fraction >= 1.0
+        if self._tty:
+            step_ok = True
+        else:  # a log, not a terminal: a line per 10% once the run is slow, and the last one
+            slow = self._clock() - self._start >= 2.0
+            step_ok = (slow and pct // 10 != self._last // 10) or (done and self._shown)
+        if not step_ok:
+            return
+        self._last = pct
+        self._shown = True
+        bar = "#" * (pct // 4) + "." * (25 - pct // 4)
+        end = "\r" if self._tty and not done else "\n"
+        print(f"{self._label} [{bar}] {pct:3d}%", end=end, file=sys.stderr, flush=True)
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    import json
+    import math
+
+    from ray_multicloud.policy.deadline import POLICIES
+    from ray_multicloud.sim import JobSpec, load_traces, optimal_cost, simulate
+
+    traces = load_traces(args.traces, default_spot_price=args.spot_price)
+    for note in traces.notes:
+        print(f"ray-multicloud simulate: note: {note}", file=sys.stderr)
+    spec = JobSpec(
+        work_hours=args.job_hours,
+        deadline_hours=args.deadline_hours,
+        checkpoint_minutes=args.checkpoint_minutes,
+        restart_minutes=args.restart_minutes,
+        nodes=args.nodes,
+    )
+    start = round(args.start_hours * 3600.0 / traces.gap_seconds)
+    bar = _ProgressBar(f"simulate {args.policy}")
+    if args.policy == "optimal":
+        result = optimal_cost(traces, spec, ondemand_price=args.ondemand_price, start_tick=start, progress=bar)
+    else:
+        result = simulate(
+            traces, spec, POLICIES[args.policy], ondemand_price=args.ondemand_price, start_tick=start, progress=bar
+        )
+    out = result.as_dict()
+    out["zones"] = list(traces.names)
+    out["trace_hours"] = round(traces.hours, 6)
+    if args.json:
+        print(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in out.items()}))
+        return 0
+    from ray_multicloud.table import format_table
+
+    rows: list[list[str | int | float | None]] = [
+        ["policy", result.policy],
+        ["zones", f"{len(traces.names)} ({', '.join(traces.names)})"],
+        ["tick", (f"{traces.gap_seconds:g} s; work {result.work_ticks}, restart {result.restart_ticks}, "
+                  f"checkpoint {result.checkpoint_ticks} ticks")],
+        ["cost", f"{result.cost_usd:.2f} USD"],
+        ["on-demand cost", f"{result.ondemand_cost_usd:.2f} USD"],
+        ["savings", f"{result.savings_fraction:.1%}"],
+        ["finished", "yes" if result.finished else "no (trace ended)"],
+        ["met deadline", "yes" if result.met_deadline else "NO"],
+        ["hours elapsed", f"{result.hours_elapsed:.2f}"],
+        ["preemptions", result.preemptions],
+    ]
+    print(format_table(["simulate", "result"], rows, align="ll"))
+    return 0
+
+
+# --- report -----------------------------------------------------------------------------------
+
+
+def _add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "report",
+        help="spend vs the on-demand price of the same instance hours, from the ledger",
+        description="Per group: node hours, spend, what the same hours cost on on-demand, and the saving.",
+    )
+    p.add_argument("--ledger", required=True, help="the ledger's SQLite file")
+    p.add_argument("--by", choices=["cloud", "pool", "job"], default="cloud", help="grouping (default cloud)")
+    p.add_argument("--until", type=float, help="POSIX time to report up to (default: now)")
+    p.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
+    p.add_argument("--png", metavar="FILE", help="also write a bar chart (spend vs on-demand) as PNG")
+    p.set_defaults(handler=_cmd_report)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    import csv
+
+    from ray_multicloud.ledger import Ledger, group_spend
+    from ray_multicloud.table import format_table
+
+    with Ledger(args.ledger, create=False) as ledger:
+        rows = ledger.spend(args.until)
+    groups = group_spend(rows, args.by)
+    header = [args.by, "instances", "hours", "spend_usd", "ondemand_usd", "saved_usd", "savings"]
+    total_cost = sum(g.cost_usd for g in groups)
+    total_od = sum(g.ondemand_cost_usd for g in groups)
+    total = ("TOTAL", sum(g.instances for g in groups), sum(g.hours for g in groups), total_cost, total_od)
+    records = [(g.key, g.instances, g.hours, g.cost_usd, g.ondemand_cost_usd) for g in groups] + [total]
+
+    def saving(cost: float, od: float) -> float:
+        return 1.0 - cost / od if od > 0 else 0.0
+
+    table: list[list[str | int | float | None]] = [
+        [k, n, f"{h:.2f}", f"{c:.2f}", f"{o:.2f}", f"{o - c:.2f}", f"{saving(c, o):.1%}"]
+        for k, n, h, c, o in records
+    ]
+    print(format_table(header, table, align="lrrrrrr"))
+    if args.csv:
+        with open(args.csv, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(header)
+            for k, n, h, c, o in records:
+                w.writerow([k, n, f"{h:.6f}", f"{c:.6f}", f"{o:.6f}", f"{o - c:.6f}", f"{saving(c, o):.6f}"])
+    if args.png:
+        _report_png(args.png, args.by, records[:-1], saving(total_cost, total_od))
+    return 0
+
+
+def _report_png(path: str, by: str, records: list[tuple[str, int, float, float, float]], total: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [r[0] for r in records]
+    xs = range(len(keys))
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(keys) + 2), 4))
+    ax.bar([x - 0.2 for x in xs], [r[4] for r in records], width=0.4, label="on-demand price of the same hours")
+    ax.bar([x + 0.2 for x in xs], [r[3] for r in records], width=0.4, label="spend")
+    for x, r in zip(xs, records):
+        if r[4] > 0:
+            ax.annotate(f"-{1 - r[3] / r[4]:.0%}", (x + 0.2, r[3]), ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(list(xs), keys, rotation=20, ha="right")
+    ax.set_ylabel("USD")
+    ax.set_title(f"Spend vs on-demand by {by} (total saving {total:.0%})")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

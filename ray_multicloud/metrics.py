@@ -1,0 +1,116 @@
+"""Cost figures from the ledger, exported as Ray metrics (Prometheus, the Ray dashboard).
+
+``cost_figures`` is pure over ledger rows; ``CostMetrics.publish`` reads the ledger, computes
+the figures and sets Ray gauges. ``ray.util.metrics`` is imported lazily, on the first publish
+inside a Ray process, so importing this module needs no Ray. Outside a running Ray worker or
+driver the figures are still returned and nothing is exported.
+
+Gauges (tag ``cluster``; the per-hour ones also ``cloud``, with ``cloud="all"`` for the total):
+``ray_multicloud_cost_per_hour_usd``, ``ray_multicloud_ondemand_cost_per_hour_usd`` (what the
+running nodes would cost on on-demand), ``ray_multicloud_spend_usd`` and
+``ray_multicloud_ondemand_spend_usd`` (to date), ``ray_multicloud_savings_fraction`` (to date).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ray_multicloud.ledger import Ledger, SpendRow
+
+
+@dataclass(frozen=True, slots=True)
+class CostFigures:
+    """Running cost per hour (total and per cloud) and spend to date vs the on-demand baseline."""
+
+    cost_per_hour: float
+    ondemand_cost_per_hour: float
+    spend_usd: float
+    ondemand_spend_usd: float
+    running_nodes: int
+    cost_per_hour_by_cloud: tuple[tuple[str, float, float], ...] = field(default_factory=tuple)
+
+    @property
+    def savings_fraction(self) -> float:
+        return 1.0 - self.spend_usd / self.ondemand_spend_usd if self.ondemand_spend_usd > 0 else 0.0
+
+
+def cost_figures(rows: Sequence[SpendRow]) -> CostFigures:
+    """Figures over ``Ledger.spend(now)`` rows; a row with ``ended_at`` None is running."""
+    by_cloud: dict[str, list[float]] = {}
+    running = 0
+    for r in rows:
+        if r.ended_at is None:
+            running += 1
+            acc = by_cloud.setdefault(r.cloud, [0.0, 0.0])
+            acc[0] += r.price_per_hour
+            acc[1] += r.ondemand_price_per_hour
+    clouds = tuple(sorted((c, a[0], a[1]) for c, a in by_cloud.items()))
+    return CostFigures(
+        cost_per_hour=sum(c[1] for c in clouds),
+        ondemand_cost_per_hour=sum(c[2] for c in clouds),
+        spend_usd=sum(r.cost_usd for r in rows),
+        ondemand_spend_usd=sum(r.ondemand_cost_usd for r in rows),
+        running_nodes=running,
+        cost_per_hour_by_cloud=clouds,
+    )
+
+
+class CostMetrics:
+    """Ray gauges for one cluster; call :meth:`publish` after every ledger change."""
+
+    def __init__(self, cluster: str) -> None:
+        self.cluster = cluster
+        self._gauges: dict[str, Any] | None = None
+        self._clouds: set[str] = set()  # clouds that had running nodes: reset to 0 when they have none
+
+    def _make_gauges(self) -> dict[str, Any] | None:
+        try:
+            import ray
+            from ray.util.metrics import Gauge
+        except ImportError:
+            return None
+        if not ray.is_initialized():
+            return None
+        per_hour = ("cluster", "cloud")
+        return {
+            "cost": Gauge("ray_multicloud_cost_per_hour_usd", "USD per hour of the running nodes", per_hour),
+            "od": Gauge(
+                "ray_multicloud_ondemand_cost_per_hour_usd",
+                "USD per hour the running nodes would cost on on-demand",
+                per_hour,
+            ),
+            "spend": Gauge("ray_multicloud_spend_usd", "USD spent to date", ("cluster",)),
+            "od_spend": Gauge(
+                "ray_multicloud_ondemand_spend_usd", "USD the same node hours cost on on-demand", ("cluster",)
+            ),
+            "savings": Gauge(
+                "ray_multicloud_savings_fraction", "1 - spend / on-demand spend, to date", ("cluster",)
+            ),
+        }
+
+    def publish(self, ledger: Ledger, *, now: float) -> CostFigures:
+        """Compute the cluster's figures from ``ledger`` at ``now`` and set the gauges."""
+        rows = [r for r in ledger.spend(now) if r.cluster == self.cluster]
+        figures = cost_figures(rows)
+        if self._gauges is None:
+            self._gauges = self._make_gauges()
+        g = self._gauges
+        if g is None:
+            return figures
+        base = {"cluster": self.cluster}
+        g["cost"].set(figures.cost_per_hour, tags={**base, "cloud": "all"})
+        g["od"].set(figures.ondemand_cost_per_hour, tags={**base, "cloud": "all"})
+        now_clouds = {c for c, _, _ in figures.cost_per_hour_by_cloud}
+        for cloud in sorted(self._clouds - now_clouds):
+            g["cost"].set(0.0, tags={**base, "cloud": cloud})
+            g["od"].set(0.0, tags={**base, "cloud": cloud})
+        for cloud, cost, od in figures.cost_per_hour_by_cloud:
+            g["cost"].set(cost, tags={**base, "cloud": cloud})
+            g["od"].set(od, tags={**base, "cloud": cloud})
+        self._clouds |= now_clouds
+        g["spend"].set(figures.spend_usd, tags=base)
+        g["od_spend"].set(figures.ondemand_spend_usd, tags=base)
+        g["savings"].set(figures.savings_fraction, tags=base)
+        return figures

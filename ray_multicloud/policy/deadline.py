@@ -1,0 +1,516 @@
+"""Deadline-aware decisions for one checkpointed job: what to run next, asked once per tick.
+
+Contract
+--------
+* Pure: no I/O, no clock, no logging, no randomness. The caller passes everything in a
+  :class:`JobView` (times in hours since the job was submitted) and the policy's previous
+  :class:`Memory`; the policy answers a :class:`Step` — the :class:`Choice` for the next tick,
+  the reasons, and the memory to pass back next time. The same objects drive the simulator
+  (``ray_multicloud.sim``) and the training controller on the head node.
+* A choice is one of: spot in a named zone, on-demand, or wait (hold nothing). Choosing the
+  placement the job already has means "keep it"; anything else releases the current node.
+* The job model the guards assume (the simulator implements exactly this one):
+  the job needs ``work_total_hours`` of running; every (re)start or move costs
+  ``restart_hours`` of paid time before work resumes; a node that is released or preempted
+  takes with it the work done since the last checkpoint (``work_done_hours -
+  checkpointed_hours``); checkpoints land every ``checkpoint_hours`` of work. On-demand is
+  always obtainable and never preempted; spot can be started only in a zone whose
+  ``available`` is true now, and is lost as soon as its zone becomes unavailable.
+* Deadline guard ("can an on-demand rescue still make it?"): a decision that leaves the job off
+  on-demand for the next tick is *safe* when, if the job were then preempted at the worst
+  moment, starting on-demand at the next tick from the checkpoint it would still have finishes
+  by the deadline. ``multicloud`` and ``uniform-progress`` only take safe decisions, so with
+  on-demand always available they never miss a deadline that was feasible at submission.
+
+Policies (CLI name -> class), each described with short event sequences:
+
+* ``ondemand`` (:class:`OnDemandOnly`): ``on-demand (done)``.
+* ``greedy`` (:class:`GreedySingleZone`): one home zone; spot there when available, else
+  on-demand, back to spot as soon as it returns: ``1a spot (preempted) -> on-demand -> 1a spot``.
+* ``eager-next-region`` (:class:`EagerNextRegion`): SkyPilot managed jobs' default recovery
+  strategy (``EAGER_NEXT_REGION``, sky/jobs/recovery_strategy.py): on preemption relaunch
+  immediately in the cheapest spot location outside the preempted *region*; if none launches,
+  any spot location including that region; with an on-demand fallback in the resource list
+  (``any_of``), on-demand when no spot location launches — where the job then stays, since
+  on-demand is never preempted and managed jobs do not migrate back:
+  ``us-east-1a spot (preempted) -> us-west-2 spot (ok)``;
+  ``us-east-1a spot (preempted) -> [no spot anywhere] -> on-demand (done)``.
+  Deadline-unaware.
+* ``uniform-progress`` (:class:`UniformProgress`): "Can't Be Late" (Wu et al., NSDI'24) in one
+  home zone. Expected progress ep(t) = W * t / D, current progress cp(t), d = restart overhead.
+  (1) idle and cp < ep -> on-demand; (2) spot whenever available, kept until preempted;
+  (3) on on-demand stay until cp >= ep(t + 2d); (4) safety net: when the time left is less
+  than the work left plus 2d, on-demand until the end. Adaptations to this model, where a
+  release loses un-checkpointed work: the safety net counts work from the last checkpoint and
+  is checked on spot as well as when idle; a hysteresis release from on-demand to *idle* waits
+  for a checkpoint boundary.
+* ``multicloud`` (:class:`MultiCloud`, ours): every zone of every cloud. Keeps its spot node
+  while safe; on preemption moves to the cheapest available spot zone (ties: the zone that has
+  been up longest); with no spot anywhere, waits while the slack exceeds ``wait_reserves``
+  preemption reserves (a reserve = one restart plus one checkpoint interval of lost work), else
+  on-demand; goes on-demand when the slack could not absorb another preemption and restart;
+  returns from on-demand to spot at a checkpoint boundary once the slack again exceeds
+  ``back_reserves`` reserves and the remaining work makes the switch pay:
+  ``us-east-1a spot (preempted) -> us-west-2b spot (preempted) -> [none, slack low] ->
+  on-demand -> us-east-2a spot (ok)``.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+_EPS = 1e-9
+
+
+class Kind(str, enum.Enum):
+    """What a job holds for the next tick."""
+
+    SPOT = "spot"
+    ON_DEMAND = "on-demand"
+    WAIT = "wait"
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """A placement: spot in ``zone``, on-demand (zone ""), or wait (zone "")."""
+
+    kind: Kind
+    zone: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.zone} spot" if self.kind is Kind.SPOT else self.kind.value
+
+
+WAIT = Choice(Kind.WAIT)
+ON_DEMAND = Choice(Kind.ON_DEMAND)
+
+
+def spot(zone: str) -> Choice:
+    """Spot capacity in ``zone``."""
+    return Choice(Kind.SPOT, zone)
+
+
+@dataclass(frozen=True, slots=True)
+class SpotOption:
+    """One place spot can be bought: its zone, region, whether it can be had now, its price."""
+
+    zone: str
+    region: str
+    available: bool
+    price_per_hour: float
+
+
+@dataclass(frozen=True, slots=True)
+class JobView:
+    """Everything a policy may know at one decision. Times are hours since submission.
+
+    ``tick_hours`` is how long the answer holds before the policy is asked again. ``preempted``
+    is true when the job's spot node in ``preempted_zone`` was lost just now (``current`` is then
+    ``WAIT`` and ``work_done_hours`` already rolled back to the checkpoint).
+    ``overhead_left_hours`` is restart time still to pay on the current placement.
+    """
+
+    elapsed_hours: float
+    work_done_hours: float
+    checkpointed_hours: float
+    work_total_hours: float
+    deadline_hours: float | None
+    restart_hours: float
+    checkpoint_hours: float
+    tick_hours: float
+    current: Choice
+    overhead_left_hours: float
+    zones: tuple[SpotOption, ...]
+    ondemand_price_per_hour: float
+    preempted: bool = False
+    preempted_zone: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Memory:
+    """What a policy carries from one decision to the next (all policies share this shape).
+
+    ``home_zone``: the single zone of single-zone policies ("" until chosen).
+    ``locked_ondemand``: the policy decided to finish on on-demand.
+    ``up_since``: per zone of ``JobView.zones``, the elapsed hour since which it has been
+    continuously available (``inf`` while unavailable); empty until first seen.
+    """
+
+    home_zone: str = ""
+    locked_ondemand: bool = False
+    up_since: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """A policy's answer: the choice for the next tick, why, and the memory to pass back."""
+
+    choice: Choice
+    reasons: tuple[str, ...]
+    memory: Memory
+
+
+class DeadlinePolicy(Protocol):
+    """The interface every policy here implements."""
+
+    @property
+    def name(self) -> str: ...
+
+    def decide(self, view: JobView, memory: Memory) -> Step:
+        """The choice for the next tick. Never chooses spot in a zone that is unavailable now."""
+        ...
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure helpers over a JobView (shared by the policies and usable by the controller).
+
+
+def remaining_work(view: JobView) -> float:
+    """Hours of work still to do, counting un-checkpointed work as done."""
+    return max(0.0, view.work_total_hours - view.work_done_hours)
+
+
+def ondemand_slack(view: JobView) -> float:
+    """Hours to spare if the job released everything now and finished on on-demand.
+
+    ``deadline - now - (restart + work left from the last checkpoint)``; ``inf`` without a
+    deadline. Waiting a tick costs a tick of slack; a preemption costs the lost work plus a
+    restart; running on on-demand leaves it unchanged.
+    """
+    if view.deadline_hours is None:
+        return math.inf
+    need = view.restart_hours + view.work_total_hours - view.checkpointed_hours
+    return view.deadline_hours - view.elapsed_hours - need
+
+
+def reserve_hours(view: JobView) -> float:
+    """Slack one more preemption can cost at most: a restart plus a checkpoint interval."""
+    return view.restart_hours + view.checkpoint_hours
+
+
+def _checkpoint_after_tick(view: JobView, *, keep: bool) -> float:
+    """The checkpointed work after one more tick on the current node (``keep``) or a new one."""
+    if not keep:
+        return view.checkpointed_hours  # a fresh start pays overhead first; no new checkpoint
+    worked = max(0.0, view.tick_hours - view.overhead_left_hours)
+    since = view.work_done_hours - view.checkpointed_hours
+    if worked > 0 and since + worked >= view.checkpoint_hours - _EPS:
+        return min(view.work_total_hours, view.checkpointed_hours + view.checkpoint_hours)
+    return view.checkpointed_hours
+
+
+def off_ondemand_is_safe(view: JobView, *, keep: bool) -> bool:
+    """True when holding spot (or nothing) for one more tick leaves an on-demand rescue on time.
+
+    ``keep``: the job keeps its current node (else it starts a new one or waits, from the last
+    checkpoint). The worst case is a preemption at the end of the tick; the rescue then needs
+    a restart plus the work left after the checkpoint the job would still have.
+    """
+    if view.deadline_hours is None:
+        return True
+    if keep and view.work_done_hours + view.tick_hours - view.overhead_left_hours >= (
+        view.work_total_hours - _EPS
+    ):
+        return True  # the job finishes within this tick
+    ckpt = _checkpoint_after_tick(view, keep=keep)
+    time_left = view.deadline_hours - view.elapsed_hours - view.tick_hours
+    return time_left + _EPS >= view.restart_hours + view.work_total_hours - ckpt
+
+
+def at_checkpoint(view: JobView) -> bool:
+    """True when releasing the current node now loses no work."""
+    return view.work_done_hours - view.checkpointed_hours <= _EPS
+
+
+def _option(view: JobView, zone: str) -> SpotOption | None:
+    for opt in view.zones:
+        if opt.zone == zone:
+            return opt
+    return None
+
+
+def _pick_home(view: JobView) -> str:
+    """The home zone of a single-zone policy: cheapest available now, else cheapest; list order."""
+    if not view.zones:
+        return ""
+    ranked = sorted(
+        range(len(view.zones)),
+        key=lambda i: (not view.zones[i].available, view.zones[i].price_per_hour, i),
+    )
+    return view.zones[ranked[0]].zone
+
+
+def _finished(view: JobView) -> bool:
+    return view.work_done_hours >= view.work_total_hours - _EPS
+
+
+# ---------------------------------------------------------------------------------------------
+# Baselines.
+
+
+@dataclass(frozen=True, slots=True)
+class OnDemandOnly:
+    """Always on-demand: the cost every saving is measured against."""
+
+    name: str = "ondemand"
+
+    def decide(self, view: JobView, memory: Memory) -> Step:
+        if _finished(view):
+            return Step(WAIT, ("job finished",), memory)
+        return Step(ON_DEMAND, ("on-demand only",), memory)
+
+
+@dataclass(frozen=True, slots=True)
+class GreedySingleZone:
+    """Spot in one home zone whenever it is available, else on-demand; deadline-unaware.
+
+    ``home_zone`` "" picks the cheapest zone available at the first decision (list order on ties).
+    """
+
+    home_zone: str = ""
+    name: str = "greedy"
+
+    def decide(self, view: JobView, memory: Memory) -> Step:
+        if _finished(view):
+            return Step(WAIT, ("job finished",), memory)
+        home = memory.home_zone or self.home_zone or _pick_home(view)
+        mem = memory if memory.home_zone == home else replace(memory, home_zone=home)
+        opt = _option(view, home)
+        if opt is not None and opt.available:
+            return Step(spot(home), (f"{home} spot available",), mem)
+        return Step(ON_DEMAND, (f"{home} spot unavailable: on-demand",), mem)
+
+
+def region_of(zone: str) -> str:
+    """The region a zone name belongs to: ``us-east-1a`` -> ``us-east-1``,
+    ``us-central1-a`` -> ``us-central1``; names that look like neither are their own region."""
+    if len(zone) >= 2 and zone[-1].isalpha() and zone[-2].isdigit():
+        return zone[:-1]
+    if len(zone) >= 3 and zone[-2] == "-" and zone[-1].isalpha():
+        return zone[:-2]
+    return zone
+
+
+@dataclass(frozen=True, slots=True)
+class EagerNextRegion:
+    """SkyPilot managed jobs' ``EAGER_NEXT_REGION`` recovery with an on-demand fallback.
+
+    Launch: cheapest available spot location (price, then list order), else on-demand.
+    Preempted: cheapest available spot location outside the preempted region; else any
+    available spot location; else on-demand. On-demand is kept to the end. Deadline-unaware.
+    """
+
+    ondemand_fallback: bool = True
+    name: str = "eager-next-region"
+
+    def decide(self, view: JobView, memory: Memory) -> Step:
+        if _finished(view):
+            return Step(WAIT, ("job finished",), memory)
+        cur = view.current
+        if cur.kind is Kind.ON_DEMAND:
+            return Step(ON_DEMAND, ("on-demand is never preempted: keep it",), memory)
+        if cur.kind is Kind.SPOT:
+            return Step(cur, (f"{cur.zone} spot running",), memory)
+        ranked = sorted(
+            (i for i, o in enumerate(view.zones) if o.available),
+            key=lambda i: (view.zones[i].price_per_hour, i),
+        )
+        if view.preempted:
+            blocked = _region_of_zone(view, view.preempted_zone)
+            elsewhere = [i for i in ranked if view.zones[i].region != blocked]
+            if elsewhere:
+                z = view.zones[elsewhere[0]].zone
+                return Step(spot(z), (f"{view.preempted_zone} preempted: next region, {z} spot",), memory)
+        if ranked:
+            z = view.zones[ranked[0]].zone
+            return Step(spot(z), (f"cheapest available spot: {z}",), memory)
+        if self.ondemand_fallback:
+            return Step(ON_DEMAND, ("no spot location launches: on-demand fallback",), memory)
+        return Step(WAIT, ("no spot location launches: retry later",), memory)
+
+
+def _region_of_zone(view: JobView, zone: str) -> str:
+    opt = _option(view, zone)
+    return opt.region if opt is not None else region_of(zone)
+
+
+@dataclass(frozen=True, slots=True)
+class UniformProgress:
+    """Uniform Progress ("Can't Be Late", NSDI'24) in one home zone; see the module docstring.
+
+    Without a deadline it degenerates to "spot when available, else wait".
+    """
+
+    home_zone: str = ""
+    name: str = "uniform-progress"
+
+    def decide(self, view: JobView, memory: Memory) -> Step:
+        if _finished(view):
+            return Step(WAIT, ("job finished",), memory)
+        home = memory.home_zone or self.home_zone or _pick_home(view)
+        mem = memory if memory.home_zone == home else replace(memory, home_zone=home)
+        opt = _option(view, home)
+        spot_ok = opt is not None and opt.available
+        cur = view.current
+        d = view.restart_hours
+        t = view.elapsed_hours
+        deadline = view.deadline_hours
+        if mem.locked_ondemand:
+            return Step(ON_DEMAND, ("safety net: on-demand to the end",), mem)
+        if deadline is None:
+            if spot_ok:
+                return Step(spot(home), (f"{home} spot available",), mem)
+            return Step(WAIT, ("no deadline: wait for spot",), mem)
+        # (4) safety net: time left after this tick < work left (from checkpoint) + 2d
+        keep = cur.kind is Kind.SPOT and spot_ok
+        ckpt = _checkpoint_after_tick(view, keep=keep)
+        time_left = deadline - t - view.tick_hours
+        if cur.kind is not Kind.ON_DEMAND and time_left + _EPS < (view.work_total_hours - ckpt + 2 * d):
+            return Step(
+                ON_DEMAND,
+                ("safety net: time left < work left + 2 restarts: on-demand to the end",),
+                replace(mem, locked_ondemand=True),
+            )
+
+        def ep(at: float) -> float:
+            return view.work_total_hours * min(1.0, at / deadline) if deadline > 0 else math.inf
+
+        cp = view.work_done_hours
+        if cur.kind is Kind.ON_DEMAND:
+            # (3) hysteresis: stay on on-demand until cp >= ep(t + 2d)
+            if cp + _EPS < ep(t + 2 * d):
+                return Step(ON_DEMAND, ("hysteresis: cp < ep(t+2d), stay on-demand",), mem)
+            if spot_ok:
+                return Step(spot(home), ("ahead of ep(t+2d): back to spot",), mem)
+            if at_checkpoint(view):
+                return Step(WAIT, ("ahead of ep(t+2d), no spot: idle",), mem)
+            return Step(ON_DEMAND, ("ahead, no spot: on-demand until a checkpoint",), mem)
+        # (2) taking risks: spot whenever available, kept until preempted
+        if spot_ok:
+            return Step(spot(home), (f"{home} spot available",), mem)
+        # (1) idle and behind the uniform line: on-demand
+        if cp + _EPS < ep(t):
+            return Step(ON_DEMAND, ("idle and cp < ep(t): on-demand to catch up",), mem)
+        return Step(WAIT, ("idle, ahead of the uniform line: wait for spot",), mem)
+
+
+# ---------------------------------------------------------------------------------------------
+# The project's policy.
+
+
+@dataclass(frozen=True, slots=True)
+class MultiCloud:
+    """Cheapest safe spot across every zone and cloud, on-demand only when slack runs out.
+
+    Parameters are in units of one preemption reserve (restart + checkpoint interval):
+    ``wait_reserves`` — with no spot anywhere, wait while the slack exceeds this many reserves;
+    ``back_reserves`` — leave on-demand for spot only while the slack exceeds this many;
+    ``min_payback`` — leave on-demand (or move to a cheaper zone) only when the saving over the
+    remaining work is at least this multiple of what the switch costs.
+    """
+
+    wait_reserves: float = 2.0
+    back_reserves: float = 2.0
+    min_payback: float = 2.0
+    name: str = "multicloud"
+
+    def decide(self, view: JobView, memory: Memory) -> Step:
+        mem = _track_uptime(view, memory)
+        if _finished(view):
+            return Step(WAIT, ("job finished",), mem)
+        cur = view.current
+        slack = ondemand_slack(view)
+        reserve = reserve_hours(view)
+        best = _best_spot(view, mem)
+        if cur.kind is Kind.SPOT:
+            opt = _option(view, cur.zone)
+            if opt is not None and opt.available:
+                if not off_ondemand_is_safe(view, keep=True):
+                    return Step(
+                        ON_DEMAND,
+                        (f"slack {slack:.2f}h cannot absorb another preemption: on-demand",),
+                        mem,
+                    )
+                if best is not None and best.zone != cur.zone and at_checkpoint(view):
+                    gain = (opt.price_per_hour - best.price_per_hour) * remaining_work(view)
+                    cost = view.restart_hours * best.price_per_hour
+                    if (
+                        gain > self.min_payback * cost + _EPS
+                        and gain > 0
+                        and off_ondemand_is_safe(view, keep=False)
+                        and slack - view.restart_hours >= self.back_reserves * reserve
+                    ):
+                        return Step(
+                            spot(best.zone),
+                            (f"{best.zone} spot cheaper by {gain:.2f} USD over the job: move",),
+                            mem,
+                        )
+                return Step(cur, (f"{cur.zone} spot running, slack {slack:.2f}h",), mem)
+        if cur.kind is Kind.ON_DEMAND:
+            if best is None or not at_checkpoint(view):
+                return Step(ON_DEMAND, ("stay on-demand until spot and a checkpoint",), mem)
+            gain = (view.ondemand_price_per_hour - best.price_per_hour) * remaining_work(view)
+            cost = view.restart_hours * best.price_per_hour
+            if (
+                slack - view.restart_hours >= self.back_reserves * reserve
+                and gain > self.min_payback * cost
+                and off_ondemand_is_safe(view, keep=False)
+            ):
+                return Step(
+                    spot(best.zone),
+                    (f"slack {slack:.2f}h rebuilt and {best.zone} spot pays: back to spot",),
+                    mem,
+                )
+            return Step(ON_DEMAND, (f"slack {slack:.2f}h: stay on-demand",), mem)
+        # Idle or just preempted.
+        lost = f"{view.preempted_zone} preempted; " if view.preempted else ""
+        if best is not None and off_ondemand_is_safe(view, keep=False):
+            return Step(spot(best.zone), (f"{lost}cheapest available spot: {best.zone}",), mem)
+        if (
+            best is None
+            and off_ondemand_is_safe(view, keep=False)
+            and (slack - view.tick_hours >= self.wait_reserves * reserve)
+        ):
+            return Step(WAIT, (f"{lost}no spot anywhere, slack {slack:.2f}h: wait",), mem)
+        return Step(ON_DEMAND, (f"{lost}slack {slack:.2f}h too low for spot: on-demand",), mem)
+
+
+def _track_uptime(view: JobView, memory: Memory) -> Memory:
+    prev = memory.up_since
+    now = view.elapsed_hours
+    if len(prev) != len(view.zones):
+        prev = tuple(math.inf for _ in view.zones)
+    ups = tuple((min(since, now) if opt.available else math.inf) for since, opt in zip(prev, view.zones))
+    if ups == memory.up_since:
+        return memory
+    return replace(memory, up_since=ups)
+
+
+def _best_spot(view: JobView, memory: Memory) -> SpotOption | None:
+    """Cheapest available spot zone; ties go to the zone up longest, then list order."""
+    best: SpotOption | None = None
+    best_key: tuple[float, float, int] | None = None
+    ups = memory.up_since
+    for i, opt in enumerate(view.zones):
+        if not opt.available:
+            continue
+        since = ups[i] if i < len(ups) else view.elapsed_hours
+        key = (round(opt.price_per_hour, 9), since, i)
+        if best_key is None or key < best_key:
+            best, best_key = opt, key
+    return best
+
+
+POLICIES: Mapping[str, DeadlinePolicy] = {
+    "ondemand": OnDemandOnly(),
+    "greedy": GreedySingleZone(),
+    "eager-next-region": EagerNextRegion(),
+    "uniform-progress": UniformProgress(),
+    "multicloud": MultiCloud(),
+}
+"""Online policies by CLI name. (``optimal`` is not a policy: it is computed offline by
+``ray_multicloud.sim.optimal`` with knowledge of the whole trace.)"""

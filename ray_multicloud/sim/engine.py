@@ -1,0 +1,308 @@
+"""Replay spot traces tick by tick and drive a ``policy.deadline`` policy through a training job.
+
+The job model (shared, tick for tick, with :mod:`ray_multicloud.sim.optimal`)
+--------------------------------------------------------------------------------
+Time advances in the traces' ticks (``gap_seconds``). A job is converted to ticks once
+(:class:`TickJob`): work ``W = ceil(hours / tick)``, restart overhead ``R = ceil(minutes / tick)``
+(never understated), checkpoint interval ``M = max(1, round(minutes / tick))``, deadline
+``D = floor(hours / tick)``. At each tick ``t``:
+
+1. Availability of every zone during ``t`` is revealed. A job on spot in a zone that is
+   unavailable is *preempted*: it loses its node and rolls back to its last checkpoint.
+2. The policy chooses spot in a zone available now, on-demand, or wait. A choice other than the
+   current placement releases the current node (rolling back to the last checkpoint — Ray Train
+   restores from its latest checkpoint on every restart) and starts the new one, which first
+   spends ``R`` paid ticks of restart overhead. Spot in an unavailable zone fails to launch and
+   the tick is spent waiting.
+3. The tick is paid at the placement's price (spot: the zone's price for that tick; on-demand:
+   the on-demand price) times ``nodes``; it is either an overhead tick or one tick of work.
+   Checkpoints exist at every multiple of ``M`` ticks of work; the job finishes when its work
+   reaches ``W`` and then holds nothing.
+
+The deadline is met when the job finishes within ``D`` ticks of its start. ``ondemand_cost_usd``
+is what the job would cost on on-demand alone (``W + R`` ticks), the baseline for savings.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ray_multicloud.errors import MultiCloudError
+from ray_multicloud.policy.deadline import (
+    WAIT,
+    Choice,
+    DeadlinePolicy,
+    JobView,
+    Kind,
+    Memory,
+    SpotOption,
+)
+from ray_multicloud.sim.traces import TraceSet
+
+Progress = Callable[[float], None]
+
+
+class SimulationError(MultiCloudError):
+    """The job or the trace window cannot be simulated; the message says which limit."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """A training job as users state it."""
+
+    work_hours: float
+    deadline_hours: float | None
+    checkpoint_minutes: float
+    restart_minutes: float
+    nodes: int = 1
+
+    def validate(self) -> None:
+        if not (math.isfinite(self.work_hours) and self.work_hours > 0):
+            raise SimulationError(f"job hours must be > 0, got {self.work_hours}")
+        if self.deadline_hours is not None and not self.deadline_hours > 0:
+            raise SimulationError(f"deadline hours must be > 0, got {self.deadline_hours}")
+        if not self.checkpoint_minutes > 0:
+            raise SimulationError(f"checkpoint minutes must be > 0, got {self.checkpoint_minutes}")
+        if not self.restart_minutes >= 0:
+            raise SimulationError(f"restart minutes must be >= 0, got {self.restart_minutes}")
+        if self.nodes < 1:
+            raise SimulationError(f"nodes must be >= 1, got {self.nodes}")
+
+
+@dataclass(frozen=True, slots=True)
+class TickJob:
+    """A :class:`JobSpec` in whole ticks of one trace (see the module docstring for rounding)."""
+
+    tick_seconds: float
+    work: int
+    restart: int
+    checkpoint: int
+    deadline: int | None
+    nodes: int
+
+    @classmethod
+    def from_spec(cls, spec: JobSpec, tick_seconds: float) -> TickJob:
+        spec.validate()
+        per_hour = 3600.0 / tick_seconds
+        eps = 1e-9
+        return cls(
+            tick_seconds=tick_seconds,
+            work=max(1, math.ceil(spec.work_hours * per_hour - eps)),
+            restart=max(0, math.ceil(spec.restart_minutes * 60.0 / tick_seconds - eps)),
+            checkpoint=max(1, round(spec.checkpoint_minutes * 60.0 / tick_seconds)),
+            deadline=None if spec.deadline_hours is None else math.floor(spec.deadline_hours * per_hour + eps),
+            nodes=spec.nodes,
+        )
+
+    @property
+    def tick_hours(self) -> float:
+        return self.tick_seconds / 3600.0
+
+    def checkpointed(self, work: int) -> int:
+        return (work // self.checkpoint) * self.checkpoint
+
+
+@dataclass(frozen=True, slots=True)
+class SimResult:
+    """The outcome of one simulated job. Money in USD, durations in hours."""
+
+    policy: str
+    cost_usd: float
+    ondemand_cost_usd: float
+    finished: bool
+    met_deadline: bool
+    hours_elapsed: float
+    preemptions: int
+    moves: int
+    spot_hours: float
+    ondemand_hours: float
+    overhead_hours: float
+    lost_work_hours: float
+    start_tick: int
+    tick_seconds: float
+    work_ticks: int
+    restart_ticks: int
+    checkpoint_ticks: int
+    deadline_ticks: int | None
+
+    @property
+    def savings_fraction(self) -> float:
+        return 1.0 - self.cost_usd / self.ondemand_cost_usd if self.ondemand_cost_usd > 0 else 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "policy": self.policy,
+            "cost_usd": round(self.cost_usd, 6),
+            "ondemand_cost_usd": round(self.ondemand_cost_usd, 6),
+            "savings_fraction": round(self.savings_fraction, 6),
+            "finished": self.finished,
+            "met_deadline": self.met_deadline,
+            "hours_elapsed": round(self.hours_elapsed, 6),
+            "preemptions": self.preemptions,
+            "moves": self.moves,
+            "spot_hours": round(self.spot_hours, 6),
+            "ondemand_hours": round(self.ondemand_hours, 6),
+            "overhead_hours": round(self.overhead_hours, 6),
+            "lost_work_hours": round(self.lost_work_hours, 6),
+            "start_tick": self.start_tick,
+            "tick_seconds": self.tick_seconds,
+            "work_ticks": self.work_ticks,
+            "restart_ticks": self.restart_ticks,
+            "checkpoint_ticks": self.checkpoint_ticks,
+            "deadline_ticks": self.deadline_ticks,
+        }
+
+
+def ondemand_cost(job: TickJob, ondemand_price: float) -> float:
+    """What the job costs on on-demand alone: ``W + R`` ticks."""
+    return (job.work + job.restart) * job.tick_hours * ondemand_price * job.nodes
+
+
+def check_window(traces: TraceSet, start_tick: int) -> None:
+    if not 0 <= start_tick < traces.ticks:
+        raise SimulationError(
+            f"start tick {start_tick} is outside the trace ({traces.ticks} ticks of {traces.gap_seconds:g}s)"
+        )
+
+
+def simulate(
+    traces: TraceSet,
+    spec: JobSpec,
+    policy: DeadlinePolicy,
+    *,
+    ondemand_price: float,
+    start_tick: int = 0,
+    progress: Progress | None = None,
+) -> SimResult:
+    """Run ``policy`` on the job from ``start_tick`` until it finishes or the trace ends."""
+    check_window(traces, start_tick)
+    if not (math.isfinite(ondemand_price) and ondemand_price > 0):
+        raise SimulationError(f"on-demand price must be a positive USD/h, got {ondemand_price}")
+    job = TickJob.from_spec(spec, traces.gap_seconds)
+    th = job.tick_hours
+    names = traces.names
+    index = {n: i for i, n in enumerate(names)}
+    avail_rows = traces.available(job.nodes)[:, start_tick:].T.tolist()
+    price_rows = traces.spot_prices[:, start_tick:].T.tolist()
+    const_price = bool(np.all(traces.spot_prices == traces.spot_prices[:, :1]))
+    option_cache: dict[tuple[int, bool], SpotOption] = {}
+    regions = traces.regions
+    W, R, M = job.work, job.restart, job.checkpoint
+    deadline_h = None if job.deadline is None else job.deadline * th
+    node_factor = th * job.nodes
+
+    place: Choice = WAIT
+    zone_i = -1
+    w = 0
+    overhead = 0
+    cost = 0.0
+    preemptions = moves = 0
+    spot_t = od_t = over_t = lost_t = 0
+    memory = Memory()
+    finished_at: int | None = None
+    horizon = len(avail_rows)
+    report_every = max(1, horizon // 200)
+
+    for rel in range(horizon):
+        avail = avail_rows[rel]
+        prices = price_rows[rel]
+        preempted = False
+        lost_zone = ""
+        if place.kind is Kind.SPOT and not avail[zone_i]:
+            preempted, lost_zone = True, place.zone
+            preemptions += 1
+            ck = (w // M) * M
+            lost_t += w - ck
+            w, overhead, place, zone_i = ck, 0, WAIT, -1
+        if const_price:
+            opts = []
+            for z in range(len(names)):
+                key = (z, avail[z])
+                o = option_cache.get(key)
+                if o is None:
+                    o = SpotOption(names[z], regions[z], avail[z], prices[z])
+                    option_cache[key] = o
+                opts.append(o)
+            zones = tuple(opts)
+        else:
+            zones = tuple(SpotOption(names[z], regions[z], avail[z], prices[z]) for z in range(len(names)))
+        view = JobView(
+            elapsed_hours=rel * th,
+            work_done_hours=w * th,
+            checkpointed_hours=((w // M) * M) * th,
+            work_total_hours=W * th,
+            deadline_hours=deadline_h,
+            restart_hours=R * th,
+            checkpoint_hours=M * th,
+            tick_hours=th,
+            current=place,
+            overhead_left_hours=overhead * th,
+            zones=zones,
+            ondemand_price_per_hour=ondemand_price,
+            preempted=preempted,
+            preempted_zone=lost_zone,
+        )
+        step = policy.decide(view, memory)
+        memory = step.memory
+        choice = step.choice
+        if choice.kind is Kind.SPOT:
+            zi = index.get(choice.zone, -1)
+            if zi < 0 or not avail[zi]:
+                choice = WAIT  # launch fails: spot is not obtainable there now
+        if choice != place:
+            if place.kind is not Kind.WAIT:
+                ck = (w // M) * M
+                lost_t += w - ck
+                w = ck
+                if choice.kind is not Kind.WAIT:
+                    moves += 1
+            place = choice
+            overhead = R if choice.kind is not Kind.WAIT else 0
+            zone_i = index[choice.zone] if choice.kind is Kind.SPOT else -1
+        if place.kind is Kind.WAIT:
+            pass
+        else:
+            if place.kind is Kind.SPOT:
+                cost += prices[zone_i] * node_factor
+                spot_t += 1
+            else:
+                cost += ondemand_price * node_factor
+                od_t += 1
+            if overhead > 0:
+                overhead -= 1
+                over_t += 1
+            else:
+                w += 1
+                if w >= W:
+                    finished_at = rel + 1
+                    break
+        if progress is not None and rel % report_every == 0:
+            progress(rel / horizon)
+    if progress is not None:
+        progress(1.0)
+    elapsed = finished_at if finished_at is not None else horizon
+    met = finished_at is not None and (job.deadline is None or finished_at <= job.deadline)
+    return SimResult(
+        policy=policy.name,
+        cost_usd=cost,
+        ondemand_cost_usd=ondemand_cost(job, ondemand_price),
+        finished=finished_at is not None,
+        met_deadline=met,
+        hours_elapsed=elapsed * th,
+        preemptions=preemptions,
+        moves=moves,
+        spot_hours=spot_t * th,
+        ondemand_hours=od_t * th,
+        overhead_hours=over_t * th,
+        lost_work_hours=lost_t * th,
+        start_tick=start_tick,
+        tick_seconds=traces.gap_seconds,
+        work_ticks=W,
+        restart_ticks=R,
+        checkpoint_ticks=M,
+        deadline_ticks=job.deadline,
+    )
