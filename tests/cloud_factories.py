@@ -40,6 +40,9 @@ class CloudTarget:
     exhaust: Callable[[Offer], None] | None = None  # make this offer answer "no capacity"
     other_offer: Offer | None = None  # a second launchable offer (another zone) for failover
     extras: dict[str, Any] = field(default_factory=dict)
+    # Where workers would join Ray. Real-cloud drivers only render it into a startup script; the local
+    # drivers start real Ray nodes, so their cases point it at a head they started on loopback.
+    gcs_address: str = "127.0.0.1:6379"
 
 
 @dataclass(frozen=True)
@@ -163,3 +166,148 @@ def gcp_case(tmp_path: Path) -> Iterator[CloudTarget]:
 
 
 CLOUDS["gcp"] = CloudCase(gcp_case)
+
+
+# -- the local simulated clouds: real Ray worker nodes joining a real head on loopback ---------------
+
+_HEAD: dict[str, Any] = {}
+
+
+def local_ray_head() -> str:
+    """A Ray head on 127.0.0.1 shared by the local contract cases, started once in its own process
+    group and ended (by that group) when the test session exits. Returns its GCS address."""
+    if "address" not in _HEAD:
+        import atexit
+        import os
+        import signal
+        import subprocess
+        import sys
+
+        from ray_multicloud.local_cluster import free_port, ray_env
+
+        port = free_port()
+        ray = os.path.join(os.path.dirname(sys.executable), "ray")
+        proc = subprocess.Popen(
+            [ray, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
+             f"--ray-client-server-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}",
+             "--num-cpus=0", "--include-dashboard=false", "--object-store-memory=80000000",
+             "--disable-usage-stats"],
+            env=ray_env(), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        if proc.wait(timeout=120) != 0:
+            raise RuntimeError("could not start the contract suite's Ray head")
+
+        def stop() -> None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+        atexit.register(stop)
+        _HEAD["address"] = f"127.0.0.1:{port}"
+    address: str = _HEAD["address"]
+    return address
+
+
+def _sweep(cloud: Any) -> None:
+    """Terminate whatever a contract test left running (its instances are real processes)."""
+    for row in cloud.state.live():
+        cloud.terminate(InstanceId(row["instance_id"]))
+
+
+@contextlib.contextmanager
+def local_case(tmp_path: Path) -> Iterator[CloudTarget]:
+    from ray_multicloud.clouds.local import LocalCloud
+
+    cloud = LocalCloud.from_config("aws", {"driver": "local"}, state_dir=str(tmp_path))
+
+    def exhaust(offer: Offer) -> None:
+        cloud.exhausted_offers.add(offer.offer_id)
+
+    try:
+        yield CloudTarget(
+            cloud=cloud,
+            offer=gpu_offer("aws", "us-east-1", "use1-az1", "p3.2xlarge"),
+            other_offer=gpu_offer("aws", "us-east-1", "use1-az2", "p3.2xlarge"),
+            unknown_id=InstanceId("aws-0000000000"),
+            exhaust=exhaust,
+            gcs_address=local_ray_head(),
+        )
+    finally:
+        _sweep(cloud)
+
+
+@contextlib.contextmanager
+def private_case(tmp_path: Path) -> Iterator[CloudTarget]:
+    from ray_multicloud.clouds.private import PrivateCloud
+
+    cloud = PrivateCloud.from_config(
+        "onprem",
+        {"driver": "private", "region": "dc1", "machines": [
+            {"instance_type": "dgx-v100", "accelerator": "V100", "accelerator_count": 1, "vcpus": 8,
+             "memory_gib": 61, "count": 4},
+            {"instance_type": "dgx-v100-b", "accelerator": "V100", "accelerator_count": 1, "vcpus": 8,
+             "memory_gib": 61, "count": 4},
+        ]},
+        state_dir=str(tmp_path),
+    )
+    offer, other = cloud.offers()
+
+    def exhaust(offer: Offer) -> None:
+        # Fill the pool's machines of this kind, as other jobs would, in another cluster.
+        for i in range(cloud.machines[offer.instance_type].count):
+            from ray_multicloud.clouds.base import LaunchRequest
+            from ray_multicloud.types import RequestId
+
+            cloud.launch(LaunchRequest(RequestId(f"filler-{i}"), "someone-else", "x", offer, {}, None))
+
+    try:
+        yield CloudTarget(cloud=cloud, offer=offer, other_offer=other,
+                          unknown_id=InstanceId("onprem-0000000000"), exhaust=exhaust,
+                          gcs_address=local_ray_head())
+    finally:
+        _sweep(cloud)
+
+
+CLOUDS["local"] = CloudCase(local_case)
+CLOUDS["private"] = CloudCase(private_case)
+
+
+@contextlib.contextmanager
+def azure_case(tmp_path: Path) -> Iterator[CloudTarget]:
+    from fakes.azure_server import FakeAzure, FakeAzureCredential
+
+    from ray_multicloud.clouds.azure import AzureCloud
+
+    with FakeAzure() as fake:
+        subnet = (
+            f"/subscriptions/{fake.subscription}/resourceGroups/{fake.resource_group}"
+            "/providers/Microsoft.Network/virtualNetworks/rmc-vnet/subnets/workers"
+        )
+        cloud = AzureCloud(
+            "azure",
+            subscription_id=fake.subscription,
+            resource_group=fake.resource_group,
+            subnet_ids={"eastus": subnet, "westus2": subnet},
+            ssh_public_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTests rmc",
+            base_url=fake.url,
+            credential=FakeAzureCredential(),
+            sleep=lambda _s: None,
+            polling_interval_s=0,
+            sdk_retry_total=0,
+        )
+
+        def exhaust(offer: Offer) -> None:
+            fake.allocation_failed.add(offer.region)
+
+        yield CloudTarget(
+            cloud=cloud,
+            offer=gpu_offer("azure", "eastus", "", "Standard_NC6s_v3"),
+            other_offer=gpu_offer("azure", "westus2", "", "Standard_NC6s_v3"),
+            unknown_id=InstanceId("rmc-never-existed-0000000000"),
+            exhaust=exhaust,
+            extras={"fake": fake},
+        )
+
+
+CLOUDS["azure"] = CloudCase(azure_case)

@@ -37,6 +37,7 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CloudTarg
 
 
 def make_request(
+    target: CloudTarget,
     offer: Offer,
     *,
     cluster: str = "contract",
@@ -55,7 +56,7 @@ def make_request(
         "ray-user-node-type": pool,
     }
     bootstrap = RayBootstrap(
-        gcs_address="10.0.0.1:6379",
+        gcs_address=target.gcs_address,
         node_type=pool,
         resources={"GPU": offer.accelerator_count, "gpu_pool": 1.0},
         labels={"rmc/pool": pool, "rmc/cloud": offer.cloud},
@@ -76,7 +77,7 @@ def test_driver_satisfies_protocol(target: CloudTarget) -> None:
 
 
 def test_launch_tags_every_required_key(target: CloudTarget) -> None:
-    request = make_request(target.offer)
+    request = make_request(target, target.offer)
     inst = target.cloud.launch(request)
     assert inst.state in (NodeState.PENDING, NodeState.RUNNING)
     assert inst.cloud == target.cloud.name
@@ -88,7 +89,7 @@ def test_launch_tags_every_required_key(target: CloudTarget) -> None:
 
 
 def test_launch_is_idempotent_by_request_id(target: CloudTarget) -> None:
-    request = make_request(target.offer)
+    request = make_request(target, target.offer)
     first = target.cloud.launch(request)
     second = target.cloud.launch(request)
     assert second.instance_id == first.instance_id
@@ -101,9 +102,9 @@ def test_launch_is_idempotent_by_request_id(target: CloudTarget) -> None:
 
 
 def test_list_returns_cluster_instances_including_pending(target: CloudTarget) -> None:
-    a = target.cloud.launch(make_request(target.offer, cluster="list-a", pool="p1"))
-    b = target.cloud.launch(make_request(target.offer, cluster="list-a", pool="p2"))
-    other = target.cloud.launch(make_request(target.offer, cluster="list-b"))
+    a = target.cloud.launch(make_request(target, target.offer, cluster="list-a", pool="p1"))
+    b = target.cloud.launch(make_request(target, target.offer, cluster="list-a", pool="p2"))
+    other = target.cloud.launch(make_request(target, target.offer, cluster="list-b"))
     listed = {i.instance_id: i for i in target.cloud.list("list-a")}
     assert set(listed) == {a.instance_id, b.instance_id}
     assert all(i.state is not NodeState.TERMINATED for i in listed.values())
@@ -112,7 +113,7 @@ def test_list_returns_cluster_instances_including_pending(target: CloudTarget) -
 
 
 def test_terminate_is_idempotent_and_get_returns_none(target: CloudTarget) -> None:
-    request = make_request(target.offer, cluster="term")
+    request = make_request(target, target.offer, cluster="term")
     inst = target.cloud.launch(request)
     target.cloud.terminate(inst.instance_id)
     target.cloud.terminate(inst.instance_id)
@@ -126,7 +127,7 @@ def test_get_unknown_returns_none(target: CloudTarget) -> None:
 
 
 def test_set_tags_merges(target: CloudTarget) -> None:
-    request = make_request(target.offer)
+    request = make_request(target, target.offer)
     inst = target.cloud.launch(request)
     target.cloud.set_tags(
         inst.instance_id, {"ray-node-status": "up-to-date", TAG_POOL: request.pool}
@@ -143,7 +144,7 @@ def test_set_tags_merges(target: CloudTarget) -> None:
 def test_set_tags_on_gone_instance_raises_not_found(target: CloudTarget) -> None:
     with pytest.raises(InstanceNotFound):
         target.cloud.set_tags(target.unknown_id, {"x": "1"})
-    inst = target.cloud.launch(make_request(target.offer))
+    inst = target.cloud.launch(make_request(target, target.offer))
     target.cloud.terminate(inst.instance_id)
     with pytest.raises(InstanceNotFound):
         target.cloud.set_tags(inst.instance_id, {"x": "1"})
@@ -153,7 +154,7 @@ def test_no_capacity_is_a_typed_error_and_leaks_nothing(target: CloudTarget) -> 
     if target.exhaust is None:
         pytest.skip("this driver cannot be made to run out of capacity")
     target.exhaust(target.offer)
-    request = make_request(target.offer, cluster="cap")
+    request = make_request(target, target.offer, cluster="cap")
     with pytest.raises(CapacityError) as info:
         target.cloud.launch(request)
     assert info.value.offer_id == target.offer.offer_id

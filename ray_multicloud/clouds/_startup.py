@@ -37,9 +37,7 @@ def labels_arg(labels: Mapping[str, str]) -> str:
     """Ray's ``--labels`` syntax: ``k1=v1,k2=v2`` (sorted, so the script is deterministic)."""
     for key, value in labels.items():
         if "," in key or "=" in key or "," in value:
-            raise ValueError(
-                f"Ray label {key}={value!r} may not contain ',' or '=' in its key"
-            )
+            raise ValueError(f"Ray label {key}={value!r} may not contain ',' or '=' in its key")
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
 
@@ -75,9 +73,7 @@ def render_startup_script(
         *instance_id_lines,
         'export RAY_CLOUD_INSTANCE_ID="$RMC_INSTANCE_ID"',
     ]
-    lines += [
-        f"export {key}={shlex.quote(value)}" for key, value in sorted(env.items())
-    ]
+    lines += [f"export {key}={shlex.quote(value)}" for key, value in sorted(env.items())]
     start = [
         ray,
         "start",

@@ -46,14 +46,10 @@ class Ec2Faults:
     run_instances_calls: list[dict[str, Any]] = field(default_factory=list)
 
     def install(self, session: Any) -> None:
-        session.events.register(
-            "before-parameter-build.ec2.RunInstances", self._remember
-        )
+        session.events.register("before-parameter-build.ec2.RunInstances", self._remember)
         session.events.register("before-call.ec2.RunInstances", self._answer)
 
-    def _remember(
-        self, params: dict[str, Any], context: dict[str, Any], **_: Any
-    ) -> None:
+    def _remember(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         self.run_instances_calls.append(dict(params))
         context["rmc_params"] = dict(params)
 
@@ -62,11 +58,7 @@ class Ec2Faults:
 
         params = context.get("rmc_params", {})
         placement = params.get("Placement", {})
-        zone = (
-            placement.get("AvailabilityZone")
-            or placement.get("AvailabilityZoneId")
-            or ""
-        )
+        zone = placement.get("AvailabilityZone") or placement.get("AvailabilityZoneId") or ""
         code = ""
         if self.throttle_next > 0:
             self.throttle_next -= 1
@@ -75,9 +67,7 @@ class Ec2Faults:
             code = self.zones[zone]
         if not code:
             return None
-        message = MESSAGES.get(code, code).format(
-            itype=params.get("InstanceType", ""), zone=zone
-        )
+        message = MESSAGES.get(code, code).format(itype=params.get("InstanceType", ""), zone=zone)
         status = STATUS.get(code, 400)
         http = AWSResponse("http://127.0.0.1/", status, {}, None)
         parsed = {

@@ -1,0 +1,486 @@
+"""Azure driver (azure-mgmt-compute, azure-mgmt-network for the NIC): GPU workers, spot or regular.
+
+- **Ids.** An instance id is the VM name, unique in the configured resource group. The name is
+  derived from the request id (``rmc-<request>-<hash>``) and ARM's PUT is create-or-update by
+  name, so launching a request twice finds, or at worst re-PUTs, the same VM: launch is
+  idempotent by construction.
+- **Tagged or nothing.** Tags are part of the VM's (and NIC's) PUT body.
+- **Spot** is ``priority: Spot``, ``evictionPolicy: Delete`` and ``billingProfile.maxPrice``
+  (-1: pay up to the on-demand price, never evicted for price). The OS disk and the NIC carry
+  ``deleteOption: Delete``, so deleting or evicting the VM leaves nothing billable behind.
+- **Failed allocations leak nothing.** ARM leaves a VM whose allocation failed in provisioning
+  state Failed; the driver deletes it and its NIC before raising ``CapacityError``.
+- **Credentials** come only from ``DefaultAzureCredential`` (environment, managed identity, Azure
+  CLI login); ``credential`` may be injected. Plain-http endpoints are accepted only on loopback
+  (tests). Errors carry the ARM error code and message only.
+
+Events: ``eastus Standard_NC6s_v3 spot (SkuNotAvailable) -> CapacityError``,
+``(OperationNotAllowed: exceeding approved ... quota) -> QuotaError``,
+``(async AllocationFailed) -> VM and NIC deleted, CapacityError``, ``(429) -> retried``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from ray_multicloud.clouds._retry import Backoff, retry_throttled
+from ray_multicloud.clouds._startup import literal_instance_id, render_startup_script
+from ray_multicloud.clouds.base import TAG_CLUSTER, CloudFeatures, Instance, LaunchRequest
+from ray_multicloud.errors import (
+    CapacityError,
+    CloudError,
+    ConfigError,
+    InstanceNotFound,
+    QuotaError,
+    ThrottledError,
+)
+from ray_multicloud.types import CapacityType, InstanceId, NodeState, Offer
+
+CAPACITY_CODES = frozenset(
+    {
+        "SkuNotAvailable",
+        "AllocationFailed",
+        "ZonalAllocationFailed",
+        "OverconstrainedAllocationRequest",
+        "OverconstrainedZonalAllocationRequest",
+        "SpotMaxPriceTooLow",  # Azure's wording is "MaxPriceTooLow"-ish; kept for symmetry
+    }
+)
+QUOTA_CODES = frozenset({"OperationNotAllowed", "QuotaExceeded"})
+THROTTLE_CODES = frozenset({"TooManyRequests", "RetryableError", "SubscriptionRequestsThrottled"})
+NOT_FOUND_CODES = frozenset({"ResourceNotFound", "NotFound", "ResourceGroupNotFound"})
+DEFAULT_IMAGE = {
+    "publisher": "microsoft-dsvm",
+    "offer": "ubuntu-hpc",
+    "sku": "2204",
+    "version": "latest",
+}
+_STATES = {
+    "Creating": NodeState.PENDING,
+    "Updating": NodeState.RUNNING,
+    "Succeeded": NodeState.RUNNING,
+    "Migrating": NodeState.RUNNING,
+    "Failed": NodeState.RUNNING,  # exists and may bill: list it, so reconciliation can act
+    "Canceled": NodeState.RUNNING,
+    "Deleting": NodeState.TERMINATED,
+}
+_FAILED_STATUS = re.compile(r"^ProvisioningState/failed/(\w+)$")
+
+
+def vm_name(request_id: str) -> str:
+    """The VM name for a request id: ``rmc-<request>-<hash>`` (valid Linux VM and host name)."""
+    stem = re.sub(r"[^a-z0-9-]", "-", request_id.lower()).strip("-")[:40].strip("-")
+    digest = hashlib.sha256(request_id.encode()).hexdigest()[:10]
+    return f"rmc-{stem}-{digest}" if stem else f"rmc-{digest}"
+
+
+def map_http_error(exc: Exception, *, offer_id: str = "") -> CloudError:
+    """Turn an azure-core ``HttpResponseError`` into a typed error (ARM code and message only)."""
+    error = getattr(exc, "error", None)
+    code = str(getattr(error, "code", "") or "")
+    message = str(getattr(error, "message", "") or "")
+    status = int(getattr(exc, "status_code", 0) or 0)
+    if not message:
+        message = str(getattr(exc, "reason", "") or "") or type(exc).__name__
+    return classify(code, message, status=status, offer_id=offer_id)
+
+
+def classify(code: str, message: str, *, status: int = 0, offer_id: str = "") -> CloudError:
+    if code in QUOTA_CODES and ("quota" in message.lower() or code == "QuotaExceeded"):
+        return QuotaError(
+            "azure",
+            f"{message}; request a quota increase or try another region",
+            offer_id=offer_id,
+            code=code,
+        )
+    if code in CAPACITY_CODES:
+        return CapacityError(
+            "azure", f"{message}; try another region, zone or size", offer_id=offer_id, code=code
+        )
+    if status == 429 or code in THROTTLE_CODES:
+        return ThrottledError("azure", f"{message}; retry later", offer_id=offer_id, code=code or "429")
+    if status == 404 or code in NOT_FOUND_CODES:
+        return InstanceNotFound("azure", message, offer_id=offer_id, code=code or "404")
+    return CloudError("azure", message, offer_id=offer_id, code=code or str(status or ""))
+
+
+def _as_dict(obj: Any) -> dict[str, Any]:
+    if obj is None:
+        return {}
+    if hasattr(obj, "as_dict"):
+        return dict(obj.as_dict())
+    return dict(obj)
+
+
+class AzureCloud:
+    """The ``Cloud`` protocol over Azure Resource Manager. See the module docstring."""
+
+    features = CloudFeatures(spot=True, interruption_notices=True)
+
+    def __init__(
+        self,
+        name: str = "azure",
+        *,
+        subscription_id: str,
+        resource_group: str,
+        subnet_ids: Mapping[str, str],
+        ssh_public_key: str,
+        network_security_group_ids: Mapping[str, str] | None = None,
+        image: Mapping[str, str] | None = None,
+        admin_username: str = "ray",
+        disk_gib: int = 200,
+        spot_max_price: str | float = "ondemand",
+        base_url: str | None = None,
+        credential: Any | None = None,
+        backoff: Backoff | None = None,
+        sleep: Callable[[float], None] | None = None,
+        polling_interval_s: float = 5.0,
+        sdk_retry_total: int | None = None,
+    ) -> None:
+        from azure.mgmt.compute import ComputeManagementClient  # lazily
+        from azure.mgmt.network import NetworkManagementClient
+
+        if not subscription_id:
+            raise ConfigError(
+                f"provider.clouds.{name}.subscription_id", "an Azure subscription id is required"
+            )
+        if not resource_group:
+            raise ConfigError(f"provider.clouds.{name}.resource_group", "a resource group is required")
+        self.name = name
+        self.subscription_id = subscription_id
+        self.resource_group = resource_group
+        self._subnet_ids = dict(subnet_ids)
+        self._nsg_ids = dict(network_security_group_ids or {})
+        self._ssh_public_key = ssh_public_key
+        self._image = dict(image or DEFAULT_IMAGE)
+        self._admin = admin_username
+        self._disk_gib = disk_gib
+        self._spot_max_price = spot_max_price
+        self._backoff = backoff
+        self._sleep = sleep
+        self._poll = polling_interval_s
+        if credential is None:
+            from azure.identity import DefaultAzureCredential
+
+            credential = DefaultAzureCredential()
+        kwargs: dict[str, Any] = {}
+        if base_url:
+            kwargs["base_url"] = base_url
+            parts = urlsplit(base_url)
+            if parts.scheme == "http":
+                if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+                    raise ConfigError(
+                        f"provider.clouds.{name}.base_url",
+                        "plain http is allowed only on loopback (a test endpoint); use https",
+                    )
+                kwargs["per_call_policies"] = [_allow_http_policy()]
+        if sdk_retry_total is not None:
+            kwargs["retry_total"] = sdk_retry_total
+        # Typed Any: the REST-shaped dict bodies are what ARM receives; the SDK's overloads only
+        # name its model classes.
+        self._compute: Any = ComputeManagementClient(credential, subscription_id, **kwargs)
+        self._network: Any = NetworkManagementClient(credential, subscription_id, **kwargs)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_config(cls, name: str, spec: Mapping[str, Any], *, state_dir: str) -> AzureCloud:
+        """Keys: subscription_id (or env AZURE_SUBSCRIPTION_ID), resource_group, subnet_ids
+        (region -> subnet resource id), network_security_group_ids (region -> NSG id),
+        ssh_public_key, image (publisher/offer/sku/version or id), admin_username, disk_gib,
+        spot_max_price, base_url. Credentials: DefaultAzureCredential only."""
+        import os
+
+        _ = state_dir
+        for forbidden in ("client_secret", "client_id", "tenant_id", "password", "access_token"):
+            if forbidden in spec:
+                raise ConfigError(
+                    f"provider.clouds.{name}.{forbidden}",
+                    "credentials do not belong in the cluster YAML; use DefaultAzureCredential "
+                    "(AZURE_* environment variables, a managed identity, or `az login`)",
+                )
+        return cls(
+            name,
+            subscription_id=str(spec.get("subscription_id") or os.environ.get("AZURE_SUBSCRIPTION_ID", "")),
+            resource_group=str(spec.get("resource_group", "")),
+            subnet_ids=spec.get("subnet_ids", {}),
+            network_security_group_ids=spec.get("network_security_group_ids"),
+            ssh_public_key=str(spec.get("ssh_public_key", "")),
+            image=spec.get("image"),
+            admin_username=str(spec.get("admin_username", "ray")),
+            disk_gib=int(spec.get("disk_gib", 200)),
+            spot_max_price=spec.get("spot_max_price", "ondemand"),
+            base_url=spec.get("base_url"),
+        )
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _call(self, fn: Callable[[], Any], *, offer_id: str = "") -> Any:
+        from azure.core.exceptions import AzureError, HttpResponseError
+
+        def once() -> Any:
+            try:
+                return fn()
+            except HttpResponseError as exc:
+                raise map_http_error(exc, offer_id=offer_id) from None
+            except AzureError as exc:
+                raise CloudError(
+                    "azure", f"ARM call failed: {type(exc).__name__}", offer_id=offer_id
+                ) from None
+
+        kwargs: dict[str, Any] = {"backoff": self._backoff}
+        if self._sleep is not None:
+            kwargs["sleep"] = self._sleep
+        return retry_throttled(once, **kwargs)
+
+    def _nic_name(self, name: str) -> str:
+        return f"{name}-nic"
+
+    def _nic_id(self, name: str) -> str:
+        return (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+            f"/providers/Microsoft.Network/networkInterfaces/{self._nic_name(name)}"
+        )
+
+    def _max_price(self, offer: Offer) -> float:
+        setting = self._spot_max_price
+        if setting == "ondemand":
+            return -1.0
+        if setting == "offer":
+            return round(offer.price_per_hour * 1.2, 5)
+        return float(setting)
+
+    def _private_ip(self, vm: Mapping[str, Any]) -> str:
+        nics = vm.get("properties", {}).get("networkProfile", {}).get("networkInterfaces", [])
+        if not nics:
+            return ""
+        nic_name = str(nics[0].get("id", "")).rsplit("/", 1)[-1]
+        try:
+            nic = _as_dict(
+                self._call(lambda: self._network.network_interfaces.get(self.resource_group, nic_name))
+            )
+        except InstanceNotFound:
+            return ""
+        configs = nic.get("properties", {}).get("ipConfigurations", [])
+        return str(configs[0].get("properties", {}).get("privateIPAddress", "")) if configs else ""
+
+    def _instance(self, vm: Mapping[str, Any]) -> Instance:
+        state = str(vm.get("properties", {}).get("provisioningState", "Creating"))
+        return Instance(
+            instance_id=InstanceId(str(vm["name"])),
+            cloud=self.name,
+            state=_STATES.get(state, NodeState.PENDING),
+            tags=dict(vm.get("tags") or {}),
+            internal_ip=self._private_ip(vm),
+            external_ip=None,
+        )
+
+    def _get_vm(self, name: str, *, expand: bool = False) -> dict[str, Any] | None:
+        kwargs: dict[str, Any] = {"expand": "instanceView"} if expand else {}
+        try:
+            return _as_dict(
+                self._call(lambda: self._compute.virtual_machines.get(self.resource_group, name, **kwargs))
+            )
+        except InstanceNotFound:
+            return None
+
+    # -- request bodies (public so tests can check their shape) -----------------------------
+
+    def nic_body(self, request: LaunchRequest) -> dict[str, Any]:
+        region = request.offer.region
+        subnet = self._subnet_ids.get(region)
+        if not subnet:
+            raise CloudError(
+                "azure",
+                f"no subnet for region {region}: set provider.clouds.{self.name}.subnet_ids.{region}",
+                offer_id=request.offer.offer_id,
+            )
+        body: dict[str, Any] = {
+            "location": region,
+            "tags": dict(request.tags),
+            "properties": {
+                "ipConfigurations": [
+                    {
+                        "name": "ipconfig1",
+                        "properties": {"subnet": {"id": subnet}, "privateIPAllocationMethod": "Dynamic"},
+                    }
+                ]
+            },
+        }
+        nsg = self._nsg_ids.get(region)
+        if nsg:
+            body["properties"]["networkSecurityGroup"] = {"id": nsg}
+        return body
+
+    def vm_body(self, request: LaunchRequest) -> dict[str, Any]:
+        offer = request.offer
+        name = vm_name(request.request_id)
+        image = (
+            {"id": self._image["id"]}
+            if "id" in self._image
+            else {k: self._image[k] for k in ("publisher", "offer", "sku", "version")}
+        )
+        properties: dict[str, Any] = {
+            "hardwareProfile": {"vmSize": offer.instance_type},
+            "storageProfile": {
+                "imageReference": image,
+                "osDisk": {
+                    "createOption": "FromImage",
+                    "deleteOption": "Delete",
+                    "diskSizeGB": self._disk_gib,
+                    "managedDisk": {"storageAccountType": "Premium_LRS"},
+                },
+            },
+            "osProfile": {
+                "computerName": name,
+                "adminUsername": self._admin,
+                "linuxConfiguration": {
+                    "disablePasswordAuthentication": True,
+                    "ssh": {
+                        "publicKeys": [
+                            {
+                                "path": f"/home/{self._admin}/.ssh/authorized_keys",
+                                "keyData": self._ssh_public_key,
+                            }
+                        ]
+                    },
+                },
+            },
+            "networkProfile": {
+                "networkInterfaces": [
+                    {"id": self._nic_id(name), "properties": {"primary": True, "deleteOption": "Delete"}}
+                ]
+            },
+        }
+        if offer.capacity is CapacityType.SPOT:
+            properties["priority"] = "Spot"
+            properties["evictionPolicy"] = "Delete"
+            properties["billingProfile"] = {"maxPrice": self._max_price(offer)}
+        else:
+            properties["priority"] = "Regular"
+        if request.bootstrap is not None:
+            script = render_startup_script(
+                request.bootstrap, offer, watcher_cloud="azure", instance_id_lines=literal_instance_id(name)
+            )
+            properties["osProfile"]["customData"] = base64.b64encode(script.encode()).decode()
+        body: dict[str, Any] = {
+            "location": offer.region,
+            "tags": dict(request.tags),
+            "properties": properties,
+        }
+        if offer.zone:
+            body["zones"] = [offer.zone.rsplit("-", 1)[-1]]
+        return body
+
+    # -- the Cloud protocol -----------------------------------------------------------------
+
+    def launch(self, request: LaunchRequest) -> Instance:
+        offer_id = request.offer.offer_id
+        name = vm_name(request.request_id)
+        existing = self._get_vm(name)
+        state = (existing or {}).get("properties", {}).get("provisioningState", "")
+        if existing is not None and state not in ("Deleting", "Failed"):
+            return self._instance(existing)
+        nic = self.nic_body(request)
+        vm = self.vm_body(request)
+        self._call(
+            lambda: self._network.network_interfaces.begin_create_or_update(
+                self.resource_group, self._nic_name(name), nic, polling_interval=self._poll
+            ).result(),
+            offer_id=offer_id,
+        )
+        try:
+            created = self._call(
+                lambda: self._compute.virtual_machines.begin_create_or_update(
+                    self.resource_group, name, vm, polling_interval=self._poll
+                ).result(),
+                offer_id=offer_id,
+            )
+        except CloudError as exc:
+            # A failed allocation leaves a Failed VM (and our NIC) behind; find out why, then clean up.
+            failed = self._get_vm(name, expand=True)
+            cause = self._failure_cause(failed, offer_id) if failed is not None else None
+            self._delete(name)
+            if cause is not None:
+                raise cause from None
+            raise exc from None
+        return self._instance(_as_dict(created))
+
+    def _failure_cause(self, vm: Mapping[str, Any], offer_id: str) -> CloudError | None:
+        statuses = vm.get("properties", {}).get("instanceView", {}).get("statuses", [])
+        for status in statuses:
+            match = _FAILED_STATUS.match(str(status.get("code", "")))
+            if match:
+                return classify(match.group(1), str(status.get("message", "")), offer_id=offer_id)
+        return None
+
+    def _delete(self, name: str) -> None:
+        for begin in (
+            lambda: self._compute.virtual_machines.begin_delete(
+                self.resource_group, name, polling_interval=self._poll
+            ),
+            lambda: self._network.network_interfaces.begin_delete(
+                self.resource_group, self._nic_name(name), polling_interval=self._poll
+            ),
+        ):
+            try:
+                self._call(lambda b=begin: b().result())  # type: ignore[misc]
+            except InstanceNotFound:
+                continue
+
+    def terminate(self, instance_id: InstanceId) -> None:
+        self._delete(str(instance_id))
+
+    def get(self, instance_id: InstanceId) -> Instance | None:
+        vm = self._get_vm(str(instance_id))
+        if vm is None:
+            return None
+        inst = self._instance(vm)
+        return None if inst.state is NodeState.TERMINATED else inst
+
+    def list(self, cluster: str) -> list[Instance]:
+        vms = self._call(
+            lambda: [_as_dict(vm) for vm in self._compute.virtual_machines.list(self.resource_group)]
+        )
+        found = []
+        for vm in vms:
+            if (vm.get("tags") or {}).get(TAG_CLUSTER) != cluster:
+                continue
+            inst = self._instance(vm)
+            if inst.state is not NodeState.TERMINATED:
+                found.append(inst)
+        return found
+
+    def set_tags(self, instance_id: InstanceId, tags: Mapping[str, str]) -> None:
+        name = str(instance_id)
+        vm = self._get_vm(name)
+        if (
+            vm is None
+            or _STATES.get(vm.get("properties", {}).get("provisioningState", "")) is NodeState.TERMINATED
+        ):
+            raise InstanceNotFound("azure", f"instance {instance_id} does not exist")
+        merged = {**(vm.get("tags") or {}), **tags}
+        try:
+            self._call(
+                lambda: self._compute.virtual_machines.begin_update(
+                    self.resource_group, name, {"tags": merged}, polling_interval=self._poll
+                ).result()
+            )
+        except InstanceNotFound:
+            raise InstanceNotFound("azure", f"instance {instance_id} does not exist") from None
+
+
+def _allow_http_policy() -> Any:
+    """A per-call pipeline policy that lets bearer tokens go to a plain-http loopback endpoint."""
+    from azure.core.pipeline.policies import SansIOHTTPPolicy
+
+    class AllowLoopbackHttp(SansIOHTTPPolicy):  # type: ignore[type-arg]
+        def on_request(self, request: Any) -> None:
+            request.context.options["enforce_https"] = False
+
+    return AllowLoopbackHttp()
