@@ -127,7 +127,9 @@ class LocalCluster:
         return sorted(found, key=lambda i: i.launched_at)
 
     def workers(self) -> list[Instance]:
-        return [i for i in self.instances() if i.tags.get("ray-node-kind") == "worker"]
+        from ray.autoscaler.tags import NODE_KIND_WORKER, TAG_RAY_NODE_KIND  # noqa: PLC0415
+
+        return [i for i in self.instances() if i.tags.get(TAG_RAY_NODE_KIND) == NODE_KIND_WORKER]
 
     def up(self) -> None:
         """``ray up -y`` this cluster; raises ``MultiCloudError`` with the CLI's output if it fails."""

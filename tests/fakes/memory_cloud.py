@@ -1,0 +1,82 @@
+"""An in-memory cloud for provider tests: the protocol's contracts, no processes, faults as fields.
+
+Instances live in a dict shared by every ``MemoryCloud`` built on the same ``state_dir`` (so a
+"restarted" provider sees the fleet its predecessor launched, as it would see a real cloud's).
+``exhausted`` lists offer ids that answer "no capacity"; ``launch_calls`` records every attempt.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from ray_multicloud.clouds.base import CloudFeatures, Instance, LaunchRequest
+from ray_multicloud.errors import CapacityError, InstanceNotFound
+from ray_multicloud.types import InstanceId, NodeState
+
+_WORLDS: dict[str, dict[str, Instance]] = {}
+_FAULTS: dict[str, set[str]] = {}
+_CALLS: dict[str, list[str]] = {}
+_ids = itertools.count(1)
+_lock = threading.Lock()
+
+
+def reset() -> None:
+    with _lock:
+        _WORLDS.clear()
+        _FAULTS.clear()
+        _CALLS.clear()
+
+
+class MemoryCloud:
+    features = CloudFeatures()
+
+    def __init__(self, name: str, state_dir: str) -> None:
+        self.name = name
+        self._world = _WORLDS.setdefault(state_dir, {})
+        self.exhausted = _FAULTS.setdefault(f"{state_dir}/{name}", set())
+        self.launch_calls = _CALLS.setdefault(f"{state_dir}/{name}", [])
+
+    @classmethod
+    def from_config(cls, name: str, spec: Mapping[str, Any], *, state_dir: str) -> MemoryCloud:
+        cloud = cls(name, state_dir)
+        cloud.exhausted.update(spec.get("exhausted_offers", ()))
+        return cloud
+
+    def launch(self, request: LaunchRequest) -> Instance:
+        with _lock:
+            self.launch_calls.append(request.offer.offer_id)
+            for inst in self._world.values():
+                if inst.cloud == self.name and inst.tags.get("rmc-request-id") == request.request_id:
+                    return inst
+            if request.offer.offer_id in self.exhausted:
+                raise CapacityError(self.name, "no capacity", offer_id=request.offer.offer_id,
+                                    code="InsufficientInstanceCapacity")
+            inst = Instance(InstanceId(f"{self.name}-{next(_ids)}"), self.name, NodeState.RUNNING,
+                            dict(request.tags), "127.0.0.1")
+            self._world[inst.instance_id] = inst
+            return inst
+
+    def terminate(self, instance_id: InstanceId) -> None:
+        with _lock:
+            inst = self._world.get(instance_id)
+            if inst is not None and inst.cloud == self.name:
+                del self._world[instance_id]
+
+    def get(self, instance_id: InstanceId) -> Instance | None:
+        inst = self._world.get(instance_id)
+        return inst if inst is not None and inst.cloud == self.name else None
+
+    def list(self, cluster: str) -> list[Instance]:
+        return [i for i in list(self._world.values())
+                if i.cloud == self.name and i.tags.get("rmc-cluster") == cluster]
+
+    def set_tags(self, instance_id: InstanceId, tags: Mapping[str, str]) -> None:
+        with _lock:
+            inst = self.get(instance_id)
+            if inst is None:
+                raise InstanceNotFound(self.name, f"{instance_id} does not exist")
+            self._world[instance_id] = Instance(inst.instance_id, inst.cloud, inst.state,
+                                                {**inst.tags, **tags}, inst.internal_ip)

@@ -1,0 +1,170 @@
+"""The node provider against in-memory clouds: placement, failover with cooldown, tags, restart, config errors.
+
+The clouds sell the real shipped catalog's offers (the local YAML's ``prices_from``), so "cheapest"
+below is what the policy computes on real prices, not a literal.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from fakes import memory_cloud
+from ray.autoscaler.tags import (
+    NODE_KIND_WORKER,
+    TAG_RAY_LAUNCH_REQUEST,
+    TAG_RAY_NODE_KIND,
+    TAG_RAY_USER_NODE_TYPE,
+)
+
+from ray_multicloud import clouds
+from ray_multicloud.clouds.base import REQUIRED_TAGS, TAG_OFFER
+from ray_multicloud.errors import ConfigError, LaunchFailed
+from ray_multicloud.policy import place
+from ray_multicloud.provider import MultiCloudNodeProvider, validate_cluster_config
+from ray_multicloud.types import Decision
+
+CONFIG = Path(__file__).resolve().parent.parent / "cluster_configs" / "local-multicloud.yaml"
+T4_RESOURCES = {"CPU": 1.0, "GPU": 1.0, "accelerator_type:T4": 1.0}
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    monkeypatch.setitem(clouds.DRIVERS, "memory", "fakes.memory_cloud:MemoryCloud")
+    memory_cloud.reset()
+    config = yaml.safe_load(CONFIG.read_text())
+    config["provider"]["state_dir"] = str(tmp_path)
+    config["provider"].pop("ledger", None)
+    for name, spec in config["provider"]["clouds"].items():
+        if spec["driver"] == "local":
+            spec["driver"] = "memory"
+    yield config
+    memory_cloud.reset()
+
+
+def provider_of(config: dict[str, Any]) -> MultiCloudNodeProvider:
+    return MultiCloudNodeProvider(copy.deepcopy(config["provider"]), config["cluster_name"])
+
+
+def worker_tags(node_type: str, request: str = "req-1") -> dict[str, str]:
+    return {TAG_RAY_NODE_KIND: NODE_KIND_WORKER, TAG_RAY_USER_NODE_TYPE: node_type,
+            TAG_RAY_LAUNCH_REQUEST: request}
+
+
+def launch(provider: MultiCloudNodeProvider, config: dict[str, Any], node_type: str, count: int = 1,
+           request: str = "req-1") -> dict[str, Any]:
+    spec = config["available_node_types"][node_type]
+    created: dict[str, Any] = provider.create_node_with_resources_and_labels(
+        spec["node_config"], worker_tags(node_type, request), count, spec["resources"], spec.get("labels", {}))
+    return created
+
+
+def expected_first_choice(provider: MultiCloudNodeProvider, node_type: str) -> str:
+    targets = validate_cluster_config(_config_of(provider))
+    decision = place(targets[node_type], 1, provider.offers.index(), (), now=0.0)  # type: ignore[arg-type]
+    assert isinstance(decision, Decision)
+    return decision.placements[0].offer.offer_id
+
+
+def _config_of(provider: MultiCloudNodeProvider) -> dict[str, Any]:
+    config = yaml.safe_load(CONFIG.read_text())
+    config["provider"] = copy.deepcopy(provider.provider_config)
+    return config
+
+
+def test_worker_lands_on_the_offer_the_policy_ranks_first(cluster: dict[str, Any]) -> None:
+    provider = provider_of(cluster)
+    want = expected_first_choice(provider, "t4_spot")
+    created = launch(provider, cluster, "t4_spot")
+    (node_id,) = created
+    tags = provider.node_tags(node_id)
+    assert tags[TAG_OFFER] == want
+    assert want.endswith("/spot")
+    for key in REQUIRED_TAGS:
+        assert tags[key], key
+    assert provider.non_terminated_nodes({TAG_RAY_USER_NODE_TYPE: "t4_spot"}) == [node_id]
+
+
+def test_private_pool_first_then_burst_to_public_on_demand(cluster: dict[str, Any]) -> None:
+    provider = provider_of(cluster)
+    first = launch(provider, cluster, "a100_ondemand", request="r1")
+    second = launch(provider, cluster, "a100_ondemand", request="r2")
+    (a,), (b,) = first, second
+    assert provider.node_tags(a)[TAG_OFFER].startswith("onprem/")
+    # The private pool has one machine: the second node bursts to the cheapest public on-demand A100.
+    burst = provider.node_tags(b)[TAG_OFFER]
+    assert not burst.startswith("onprem/") and burst.endswith("/on-demand")
+
+
+def test_capacity_failure_falls_back_and_cools_the_offer_down(cluster: dict[str, Any]) -> None:
+    provider = provider_of(cluster)
+    cheapest = expected_first_choice(provider, "t4_spot")
+    cloud = provider.clouds[cheapest.split("/")[0]]
+    assert isinstance(cloud, memory_cloud.MemoryCloud)
+    cloud.exhausted.add(cheapest)
+    (node_id,) = launch(provider, cluster, "t4_spot", request="r1")
+    landed = provider.node_tags(node_id)[TAG_OFFER]
+    assert landed != cheapest
+    assert cloud.launch_calls.count(cheapest) == 1
+    # Within the cooldown the exhausted offer is not tried again.
+    launch(provider, cluster, "t4_spot", request="r2")
+    assert cloud.launch_calls.count(cheapest) == 1
+
+
+def test_every_candidate_failing_raises_launch_failed_and_leaks_nothing(cluster: dict[str, Any]) -> None:
+    provider = provider_of(cluster)
+    for cloud in provider.clouds.values():
+        if isinstance(cloud, memory_cloud.MemoryCloud):
+            cloud.exhausted.update(o.offer_id for o in provider.offers.index().offers_for("T4"))
+    with pytest.raises(LaunchFailed, match="t4_spot"):
+        launch(provider, cluster, "t4_spot")
+    assert provider.non_terminated_nodes({}) == []
+
+
+def test_restarted_provider_rebuilds_its_fleet_from_tags(cluster: dict[str, Any]) -> None:
+    first = provider_of(cluster)
+    created = launch(first, cluster, "t4_spot", count=2)
+    second = provider_of(cluster)
+    assert sorted(second.non_terminated_nodes({})) == sorted(created)
+    fleet = second.fleet()
+    assert {n.instance_id for n in fleet} == set(created)
+    assert all(n.pool == "t4_spot" for n in fleet)
+    for node_id in created:
+        second.terminate_node(node_id)
+    assert provider_of(cluster).non_terminated_nodes({}) == []
+
+
+def test_launch_is_idempotent_by_request_id(cluster: dict[str, Any]) -> None:
+    provider = provider_of(cluster)
+    a = launch(provider, cluster, "t4_spot", request="same")
+    b = launch(provider, cluster, "t4_spot", request="same")
+    assert list(a) == list(b)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "key"),
+    [
+        (lambda c: c["available_node_types"]["t4_spot"]["node_config"]["pool"].update(accelerator="T5"),
+         "available_node_types.t4_spot.node_config.pool.accelerator"),
+        (lambda c: c["available_node_types"]["t4_spot"]["node_config"]["pool"].update(regionz=["eu-*"]),
+         "available_node_types.t4_spot.node_config.pool.regionz"),
+        (lambda c: c["available_node_types"]["t4_spot"]["node_config"]["pool"].update(max_price_per_hour=0.01),
+         "available_node_types.t4_spot.node_config.pool.max_price_per_hour"),
+        (lambda c: c["available_node_types"]["t4_spot"]["labels"].update({"ray.io/market-type": "on-demand"}),
+         "available_node_types.t4_spot.labels.ray.io/market-type"),
+        (lambda c: c["available_node_types"]["head"]["node_config"].pop("offer"),
+         "available_node_types.head.node_config"),
+        (lambda c: c["provider"].pop("gcs_address"), "provider.gcs_address"),
+        (lambda c: c["provider"]["clouds"]["aws"].update(driver="ibm"), "provider.clouds.aws.driver"),
+    ],
+)
+def test_config_errors_name_the_key(cluster: dict[str, Any], mutate: Any, key: str) -> None:
+    config = copy.deepcopy(cluster)
+    mutate(config)
+    with pytest.raises(ConfigError) as info:
+        validate_cluster_config(config)
+    assert info.value.key.startswith(key), str(info.value)
