@@ -1,0 +1,240 @@
+"""Checkpoints that are complete or ignored: atomic save with a sha256 manifest, verify before restore.
+
+Contract
+--------
+* ``write_checkpoint(parent, writer)`` calls ``writer(tmp_dir)`` on a hidden temporary directory
+  under ``parent``, fsyncs every file the writer left there, writes ``MANIFEST.json`` (size and
+  sha256 of every file, plus the caller's metadata) *last*, fsyncs it and the directory, and only
+  then renames the directory to its final name. A crash at any point leaves either no checkpoint
+  under the final name or a complete one; leftovers are hidden ``.tmp-*`` directories.
+* ``verify_checkpoint(path)`` returns the manifest when every file it lists is present with the
+  recorded size and sha256, and raises ``CheckpointCorrupt`` (saying what is wrong) otherwise —
+  missing manifest (half-written, or copied without it), missing or truncated file, flipped bytes.
+  Files not listed in the manifest are ignored (storage layers add their own).
+* ``newest_complete(dirs)`` walks candidates newest first and returns the first that verifies, with
+  the reasons the newer ones were skipped: a corrupted checkpoint is never restored, the previous
+  complete one is.
+* ``resolve(checkpoint)`` does the same for a Ray Train ``Checkpoint`` (what
+  ``ray.train.get_checkpoint()`` returns): it verifies it and, if it is corrupt, falls back to the
+  newest complete sibling ``checkpoint_*`` directory of the same run in storage (local or remote,
+  through the checkpoint's pyarrow filesystem).
+
+Used inside an ordinary Ray Train loop::
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_checkpoint(tmp, lambda d: torch.save(state, d / "state.pt"), metadata={"step": s})
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(path))
+    ...
+    found = resolve(ray.train.get_checkpoint())      # None: start from scratch
+    if found is not None:
+        state = torch.load(found.directory / "state.pt")
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ray_multicloud.errors import MultiCloudError
+
+MANIFEST = "MANIFEST.json"
+FORMAT = "rmc-checkpoint/1"
+_CHUNK = 1 << 20
+
+
+class CheckpointCorrupt(MultiCloudError):
+    """A checkpoint that must not be restored; the message says what is wrong with it."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        super().__init__(f"checkpoint {path} is incomplete or corrupt: {reason}; restore an earlier one")
+        self.path = str(path)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """What ``MANIFEST.json`` records: relative path -> (size, sha256), and the caller's metadata."""
+
+    files: Mapping[str, tuple[int, str]]
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    created_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """A checkpoint that verified: where its files are, its manifest, and the newer ones skipped."""
+
+    directory: Path
+    manifest: Manifest
+    skipped: tuple[str, ...] = ()
+    source: str = ""
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.name != MANIFEST)
+
+
+def write_checkpoint(
+    parent: str | Path,
+    writer: Callable[[Path], None],
+    *,
+    name: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write a checkpoint atomically under ``parent`` and return its final directory.
+
+    ``name`` defaults to ``checkpoint-<ms>-<random>``. Raises ``FileExistsError`` if ``parent/name``
+    exists (a checkpoint is never overwritten in place). If ``writer`` raises, nothing appears
+    under the final name and the temporary directory is removed.
+    """
+    base = Path(parent)
+    base.mkdir(parents=True, exist_ok=True)
+    final = base / (name or f"checkpoint-{int(time.time() * 1000)}-{uuid.uuid4().hex[:6]}")
+    if final.exists():
+        raise FileExistsError(f"checkpoint {final} already exists")
+    tmp = Path(tempfile.mkdtemp(dir=base, prefix=".tmp-"))
+    try:
+        writer(tmp)
+        files: dict[str, dict[str, Any]] = {}
+        for path in _files(tmp):
+            _fsync_path(path)
+            files[path.relative_to(tmp).as_posix()] = {"size": path.stat().st_size, "sha256": sha256_file(path)}
+        body = {"format": FORMAT, "created_at": time.time(), "metadata": dict(metadata or {}), "files": files}
+        with open(tmp / MANIFEST, "w") as fh:
+            json.dump(body, fh, indent=1, sort_keys=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        for sub in sorted({p.parent for p in _files(tmp)} | {tmp}, key=lambda p: len(p.parts), reverse=True):
+            _fsync_path(sub)
+        os.rename(tmp, final)
+        _fsync_path(base)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def read_manifest(path: str | Path) -> Manifest:
+    """The checkpoint's manifest, without checking its files; ``CheckpointCorrupt`` if unreadable."""
+    root = Path(path)
+    try:
+        raw = json.loads((root / MANIFEST).read_text())
+    except FileNotFoundError:
+        raise CheckpointCorrupt(root, f"no {MANIFEST} (half-written or not made by write_checkpoint)") from None
+    except (OSError, ValueError) as exc:
+        raise CheckpointCorrupt(root, f"unreadable {MANIFEST}: {exc}") from None
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT or not isinstance(raw.get("files"), dict):
+        raise CheckpointCorrupt(root, f"{MANIFEST} is not a {FORMAT} manifest")
+    try:
+        files = {str(k): (int(v["size"]), str(v["sha256"])) for k, v in raw["files"].items()}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointCorrupt(root, f"malformed {MANIFEST} entry: {exc}") from None
+    return Manifest(files=files, metadata=dict(raw.get("metadata") or {}), created_at=float(raw.get("created_at", 0)))
+
+
+def verify_checkpoint(path: str | Path) -> Manifest:
+    """Check every file the manifest lists (size, then sha256); see the module docstring."""
+    root = Path(path)
+    manifest = read_manifest(root)
+    for rel, (size, digest) in sorted(manifest.files.items()):
+        target = root / rel
+        try:
+            actual = target.stat().st_size
+        except FileNotFoundError:
+            raise CheckpointCorrupt(root, f"{rel} is missing") from None
+        if actual != size:
+            raise CheckpointCorrupt(root, f"{rel} has {actual} bytes, manifest says {size} (truncated?)")
+        if sha256_file(target) != digest:
+            raise CheckpointCorrupt(root, f"{rel} does not match its sha256 (corrupted)")
+    return manifest
+
+
+def newest_complete(dirs: Iterable[str | Path]) -> Found | None:
+    """The newest checkpoint of ``dirs`` (given oldest first) that verifies, or None.
+
+    ``Found.skipped`` lists the newer candidates passed over and why.
+    """
+    skipped: list[str] = []
+    for d in reversed(list(dirs)):
+        try:
+            manifest = verify_checkpoint(d)
+        except CheckpointCorrupt as exc:
+            skipped.append(f"{d}: {exc.reason}")
+            continue
+        return Found(directory=Path(d), manifest=manifest, skipped=tuple(skipped), source=str(d))
+    return None
+
+
+def resolve(checkpoint: Any, *, download_dir: str | Path | None = None) -> Found | None:
+    """A verified checkpoint to restore from, given what ``ray.train.get_checkpoint()`` returned.
+
+    ``checkpoint`` is a ``ray.train.Checkpoint`` (or None: nothing to restore). It is verified; if it
+    is corrupt, the newest complete older ``checkpoint_*`` sibling in the same storage directory is
+    used instead (Ray names them by time, so name order is age order). Remote checkpoints are
+    downloaded under ``download_dir`` (default: a temporary directory) before they are verified.
+    Returns None when no complete checkpoint exists.
+    """
+    if checkpoint is None:
+        return None
+    import pyarrow.fs
+    from ray.train import Checkpoint
+
+    fs = checkpoint.filesystem
+    local = isinstance(fs, pyarrow.fs.LocalFileSystem)
+    path = str(checkpoint.path).rstrip("/")
+    parent, _, own = path.rpartition("/")
+    names = [own]
+    try:
+        infos = fs.get_file_info(pyarrow.fs.FileSelector(parent or "/", recursive=False))
+        older = sorted(
+            i.base_name for i in infos
+            if i.type == pyarrow.fs.FileType.Directory and i.base_name.startswith("checkpoint_") and i.base_name < own
+        )
+        names = older + [own]
+    except (OSError, ValueError):
+        pass
+    skipped: list[str] = []
+    scratch = Path(download_dir) if download_dir else Path(tempfile.mkdtemp(prefix="rmc-restore-"))
+    for name in reversed(names):
+        source = f"{parent}/{name}" if parent else name
+        if local:
+            where = Path(source)
+        else:
+            where = scratch / name
+            try:
+                Checkpoint(path=source, filesystem=fs).to_directory(str(where))
+            except (OSError, ValueError) as exc:
+                skipped.append(f"{source}: download failed: {exc}")
+                continue
+        try:
+            manifest = verify_checkpoint(where)
+        except CheckpointCorrupt as exc:
+            skipped.append(f"{source}: {exc.reason}")
+            continue
+        return Found(directory=where, manifest=manifest, skipped=tuple(skipped), source=source)
+    return None
