@@ -1,0 +1,164 @@
+"""``move_node`` make-before-break ordering over a fake provider and a scripted GCS; the price replayer."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ray_multicloud.clouds.base import Instance
+from ray_multicloud.controller import NodeTypeSpec, RayNode, move_node
+from ray_multicloud.errors import CapacityError, LaunchFailed
+from ray_multicloud.pricing.board import PriceBoard
+from ray_multicloud.pricing.replay import PriceTrace, Replayer, load_trace
+from ray_multicloud.types import CapacityType, InstanceId, Move, NodeState, Offer
+
+T4 = {"instance_type": "g4dn.xlarge", "accelerator": "T4", "accelerator_count": 1, "vcpus": 4, "memory_gib": 16,
+          "capacity": CapacityType.SPOT, "ondemand_price_per_hour": 0.53}
+OLD = Offer(cloud="aws", region="us-east-1", zone="us-east-1a", price_per_hour=0.5, **T4)  # type: ignore[arg-type]
+NEW = Offer(cloud="gcp", region="us-central1", zone="us-central1-a", price_per_hour=0.2, **T4)  # type: ignore[arg-type]
+MOVE = Move(instance_id=InstanceId("old-1"), pool="t4", from_offer=OLD, to_offer=NEW, saving_per_hour=0.3,
+            move_cost_usd=0.1, reasons=("test",))
+GPU = {"CPU": 1.0, "GPU": 1.0}
+
+
+@dataclass
+class FakeProvider:
+    """Records calls in order; ``fail_launch`` makes the replacement launch fail."""
+
+    fail_launch: bool = False
+    calls: list[str] = field(default_factory=list)
+
+    def launch_on_offer(self, node_type: str, offer: Offer, *, resources: Mapping[str, float],
+                        labels: Mapping[str, str]) -> Instance:
+        self.calls.append(f"launch {node_type} {offer.cloud} {sorted(resources)}")
+        if self.fail_launch:
+            raise LaunchFailed(node_type, "r", [CapacityError(offer.cloud, "no capacity")])
+        return Instance(instance_id=InstanceId("new-1"), cloud=offer.cloud, state=NodeState.PENDING, tags={},
+                        internal_ip="127.0.0.1")
+
+    def terminate_node(self, node_id: str) -> None:
+        self.calls.append(f"terminate {node_id}")
+
+
+class Script:
+    """A fake clock plus a GCS whose view changes with time: ``new`` comes up at ``up_at``; ``old``
+    frees its resources at ``free_at``."""
+
+    def __init__(self, *, up_at: float | None, free_at: float | None, accept: bool = True) -> None:
+        self.t = 1000.0
+        self.start = self.t
+        self.up_at = up_at
+        self.free_at = free_at
+        self.accept = accept
+        self.drains: list[tuple[str, float]] = []
+
+    def clock(self) -> float:
+        return self.t
+
+    def sleep(self, s: float) -> None:
+        self.t += s
+
+    def nodes(self, _gcs: str) -> dict[str, RayNode]:
+        el = self.t - self.start
+        out = {}
+        busy = self.free_at is None or el < self.free_at
+        out["old-1"] = RayNode("aa" * 4, "old-1", "DRAINING" if self.drains else "RUNNING", GPU,
+                               {"CPU": 0.0, "GPU": 0.0} if busy else GPU)
+        if self.up_at is not None and el >= self.up_at:
+            out["new-1"] = RayNode("bb" * 4, "new-1", "IDLE", GPU, GPU)
+        return out
+
+    def drain(self, _gcs: str, node_id: str, *, deadline_s: float, reason: str, message: str) -> tuple[bool, str]:
+        self.drains.append((node_id, deadline_s - self.t))
+        return self.accept, "" if self.accept else "rejected for test"
+
+
+def run(provider: FakeProvider, script: Script, **kw: Any) -> Any:
+    return move_node(provider, MOVE, spec=NodeTypeSpec(resources=GPU), gcs_address="x:1", drain_deadline_s=20,
+                     up_timeout_s=30, poll_s=1.0, nodes=script.nodes, drain=script.drain, clock=script.clock,
+                     sleep=script.sleep, **kw)
+
+
+def test_make_before_break_drained_early() -> None:
+    provider, script = FakeProvider(), Script(up_at=5, free_at=12)
+    ledger: list[tuple[str, ...]] = []
+
+    class L:
+        def record_move(self, a: str, b: str, reason: str, at: float) -> None:
+            ledger.append((a, b, reason))
+
+    result = run(provider, script, ledger=L())
+    assert result.ok and result.new_instance_id == "new-1"
+    assert provider.calls == ["launch t4 gcp ['CPU', 'GPU']", "terminate old-1"]
+    assert script.drains == [("aa" * 4, pytest.approx(20.0))]
+    assert result.up_s == pytest.approx(5.0)
+    # The old node freed its resources at 12 s: terminated then, not at the 25 s deadline.
+    assert result.drained_s == pytest.approx(12.0) and not result.drained_by_deadline
+    assert ledger == [("old-1", "new-1", "test")]
+
+
+def test_busy_node_terminated_at_deadline() -> None:
+    provider, script = FakeProvider(), Script(up_at=3, free_at=None)
+    result = run(provider, script)
+    assert result.ok and result.drained_by_deadline
+    assert result.drained_s == pytest.approx(3 + 20, abs=1.01)
+
+
+def test_replacement_never_up_leaves_old_node_alone() -> None:
+    provider, script = FakeProvider(), Script(up_at=None, free_at=None)
+    result = run(provider, script)
+    assert result.status == "not-up"
+    assert provider.calls == ["launch t4 gcp ['CPU', 'GPU']", "terminate new-1"]
+    assert script.drains == []
+
+
+def test_launch_failure_changes_nothing() -> None:
+    provider, script = FakeProvider(fail_launch=True), Script(up_at=1, free_at=1)
+    result = run(provider, script)
+    assert result.status == "launch-failed"
+    assert provider.calls == ["launch t4 gcp ['CPU', 'GPU']"]
+
+
+def test_rejected_drain_rolls_back_the_replacement() -> None:
+    provider, script = FakeProvider(), Script(up_at=1, free_at=None, accept=False)
+    result = run(provider, script)
+    assert result.status == "drain-rejected"
+    assert provider.calls[-1] == "terminate new-1"
+    assert "terminate old-1" not in provider.calls
+
+
+def test_replayer_writes_rescaled_prices(tmp_path: Path) -> None:
+    trace = PriceTrace(times=(0.0, 60.0, 120.0), prices=(1.0, 0.5, 2.0))
+    now = [0.0]
+    rep = Replayer(tmp_path, {"gcp/x": trace}, speedup=60.0, base_prices={"gcp/x": 0.3}, clock=lambda: now[0])
+    assert rep.step() == {"gcp/x": pytest.approx(0.3)}
+    now[0] = 0.5  # 30 trace seconds: same price, nothing written
+    assert rep.step() == {}
+    now[0] = 1.0  # 60 trace seconds
+    assert rep.step() == {"gcp/x": pytest.approx(0.15)}
+    assert PriceBoard(tmp_path).read()["gcp/x"][0] == pytest.approx(0.15)
+    now[0] = 2.5
+    rep.step()
+    assert rep.done() and PriceBoard(tmp_path).read()["gcp/x"][0] == pytest.approx(0.6)
+
+
+def test_load_skypilot_trace(tmp_path: Path) -> None:
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({"metadata": {"gap_seconds": 34}, "data": [1, 1, 0], "prices": [1.2, 1.3, 1.1]}))
+    trace = load_trace(path)
+    assert trace.times == (0.0, 34.0, 68.0) and trace.at(40) == 1.3 and trace.at(-5) == 1.2
+
+
+REAL = Path("/work/shared/data/preemption/skypilot-spot-traces/preemption/1-node/aws-04-19-2023/"
+            "us-east-1b_intel_64.json")
+
+
+@pytest.mark.skipif(not REAL.exists(), reason="shared trace data not on this machine")
+def test_load_real_trace() -> None:
+    trace = load_trace(REAL)
+    assert len(trace.prices) > 1000 and len(set(trace.prices)) > 1
