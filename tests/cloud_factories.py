@@ -73,18 +73,30 @@ def gpu_offer(
     )
 
 
+_MOTO: dict[str, Any] = {}
+
+
 @contextlib.contextmanager
 def moto_server() -> Iterator[str]:
-    """moto's EC2 server on 127.0.0.1, a free port; yields its endpoint URL."""
-    from moto.server import ThreadedMotoServer
+    """moto's EC2 server on 127.0.0.1 (a free port), started once per test session and reset to
+    empty (``POST /moto-api/reset``) for each user; yields its endpoint URL."""
+    import atexit
+    import urllib.request
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    if "endpoint" not in _MOTO:
+        from moto.server import ThreadedMotoServer
+
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        _MOTO["endpoint"] = f"http://{host}:{port}"
+        atexit.register(server.stop)
+    endpoint: str = _MOTO["endpoint"]
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10)
+    yield endpoint
+
+
+_BOTO_LOADER: list[Any] = []
 
 
 def aws_session(faults: Ec2Faults | None = None, *, secret: str = "testing") -> Any:
@@ -188,11 +200,23 @@ def local_ray_head() -> str:
         port = free_port()
         ray = os.path.join(os.path.dirname(sys.executable), "ray")
         proc = subprocess.Popen(
-            [ray, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
-             f"--ray-client-server-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}",
-             "--num-cpus=0", "--include-dashboard=false", "--object-store-memory=80000000",
-             "--disable-usage-stats"],
-            env=ray_env(), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                ray,
+                "start",
+                "--head",
+                "--node-ip-address=127.0.0.1",
+                f"--port={port}",
+                f"--ray-client-server-port={free_port()}",
+                f"--dashboard-agent-listen-port={free_port()}",
+                "--num-cpus=0",
+                "--include-dashboard=false",
+                "--object-store-memory=80000000",
+                "--disable-usage-stats",
+            ],
+            env=ray_env(),
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         if proc.wait(timeout=120) != 0:
             raise RuntimeError("could not start the contract suite's Ray head")
@@ -243,12 +267,28 @@ def private_case(tmp_path: Path) -> Iterator[CloudTarget]:
 
     cloud = PrivateCloud.from_config(
         "onprem",
-        {"driver": "private", "region": "dc1", "machines": [
-            {"instance_type": "dgx-v100", "accelerator": "V100", "accelerator_count": 1, "vcpus": 8,
-             "memory_gib": 61, "count": 4},
-            {"instance_type": "dgx-v100-b", "accelerator": "V100", "accelerator_count": 1, "vcpus": 8,
-             "memory_gib": 61, "count": 4},
-        ]},
+        {
+            "driver": "private",
+            "region": "dc1",
+            "machines": [
+                {
+                    "instance_type": "dgx-v100",
+                    "accelerator": "V100",
+                    "accelerator_count": 1,
+                    "vcpus": 8,
+                    "memory_gib": 61,
+                    "count": 4,
+                },
+                {
+                    "instance_type": "dgx-v100-b",
+                    "accelerator": "V100",
+                    "accelerator_count": 1,
+                    "vcpus": 8,
+                    "memory_gib": 61,
+                    "count": 4,
+                },
+            ],
+        },
         state_dir=str(tmp_path),
     )
     offer, other = cloud.offers()
@@ -262,9 +302,14 @@ def private_case(tmp_path: Path) -> Iterator[CloudTarget]:
             cloud.launch(LaunchRequest(RequestId(f"filler-{i}"), "someone-else", "x", offer, {}, None))
 
     try:
-        yield CloudTarget(cloud=cloud, offer=offer, other_offer=other,
-                          unknown_id=InstanceId("onprem-0000000000"), exhaust=exhaust,
-                          gcs_address=local_ray_head())
+        yield CloudTarget(
+            cloud=cloud,
+            offer=offer,
+            other_offer=other,
+            unknown_id=InstanceId("onprem-0000000000"),
+            exhaust=exhaust,
+            gcs_address=local_ray_head(),
+        )
     finally:
         _sweep(cloud)
 

@@ -18,7 +18,6 @@ Events: ``us-east-1/use1-az1 p3.2xlarge spot (InsufficientInstanceCapacity) -> C
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import re
 import threading
@@ -350,7 +349,7 @@ class AwsCloud:
                     f'RMC_INSTANCE_ID="{region}/$EC2_ID"',
                 ],
             )
-            params["UserData"] = base64.b64encode(script.encode()).decode()
+            params["UserData"] = script  # boto3 base64-encodes RunInstances UserData itself
         return params
 
     def _find_request(self, region: str, request: LaunchRequest) -> Instance | None:

@@ -15,6 +15,7 @@ bodies. Fields a test sets (per region):
 
 from __future__ import annotations
 
+import copy
 import itertools
 import re
 import secrets
@@ -319,7 +320,7 @@ class FakeAzure(FakeApi):
             "location": location,
             "tags": dict(body.get("tags") or {}),
             "properties": {
-                **{k: v for k, v in body["properties"].items()},
+                **copy.deepcopy(body["properties"]),
                 "provisioningState": "Creating",
                 "vmId": secrets.token_hex(16),
             },

@@ -1,0 +1,47 @@
+"""The real GCP and Azure drivers, built ``from_config`` against the loopback fakes.
+
+Registered in ``ray_multicloud.clouds.DRIVERS`` by a test (``monkeypatch.setitem``), so the node
+provider builds them from a cluster YAML exactly as it builds the real ones; only the credentials
+differ (anonymous / a fake token instead of each SDK's chain, which would reach the internet).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from fakes.azure_server import FakeAzureCredential
+from ray_multicloud.clouds.azure import AzureCloud
+from ray_multicloud.clouds.gcp import GcpCloud
+
+
+class LoopbackGcp(GcpCloud):
+    @classmethod
+    def from_config(cls, name: str, spec: Mapping[str, Any], *, state_dir: str) -> LoopbackGcp:
+        from google.auth.credentials import AnonymousCredentials
+
+        return cls(
+            name,
+            project=str(spec["project"]),
+            zones=spec.get("zones"),
+            api_endpoint=str(spec["api_endpoint"]),
+            credentials=AnonymousCredentials(),
+            sleep=lambda _s: None,
+        )
+
+
+class LoopbackAzure(AzureCloud):
+    @classmethod
+    def from_config(cls, name: str, spec: Mapping[str, Any], *, state_dir: str) -> LoopbackAzure:
+        return cls(
+            name,
+            subscription_id=str(spec["subscription_id"]),
+            resource_group=str(spec["resource_group"]),
+            subnet_ids=spec["subnet_ids"],
+            ssh_public_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTests rmc",
+            base_url=str(spec["base_url"]),
+            credential=FakeAzureCredential(),
+            sleep=lambda _s: None,
+            polling_interval_s=0,
+            sdk_retry_total=0,
+        )
