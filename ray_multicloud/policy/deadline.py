@@ -96,12 +96,18 @@ def spot(zone: str) -> Choice:
 
 @dataclass(frozen=True, slots=True)
 class SpotOption:
-    """One place spot can be bought: its zone, region, whether it can be had now, its price."""
+    """One place spot can be bought: its zone, region, whether it can be had now, its price.
+
+    ``interruptions_per_hour``, when the caller knows it, is the zone's recently observed rate
+    of interruptions per hour of availability (its past only: a trailing window of the price
+    and availability feed, or a cloud's interruption-frequency figure); None when unknown.
+    """
 
     zone: str
     region: str
     available: bool
     price_per_hour: float
+    interruptions_per_hour: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +225,23 @@ def off_ondemand_is_safe(view: JobView, *, keep: bool) -> bool:
     ckpt = _checkpoint_after_tick(view, keep=keep)
     time_left = view.deadline_hours - view.elapsed_hours - view.tick_hours
     return time_left + _EPS >= view.restart_hours + view.work_total_hours - ckpt
+
+
+def spot_run_viable(view: JobView, *, keep: bool) -> bool:
+    """True when spot (started now, or kept from a checkpoint boundary) can reach its next
+    checkpoint — or finish — before the deadline guard would force the job off it.
+
+    A run that the guard will cut short before its next checkpoint only buys restart time and
+    work that is thrown away; on-demand is cheaper then.
+    """
+    if view.deadline_hours is None:
+        return True
+    segment = min(view.checkpoint_hours, view.work_total_hours - view.checkpointed_hours)
+    start_cost = 0.0 if keep else view.restart_hours
+    # The guard is checked one tick ahead, and the tick that reaches the checkpoint (or the
+    # end) is judged against the new checkpoint: a run survives a segment of n ticks when the
+    # slack left after the restart is at least n - 1 ticks.
+    return ondemand_slack(view) - start_cost - segment + view.tick_hours >= -_EPS
 
 
 def at_checkpoint(view: JobView) -> bool:
@@ -406,16 +429,33 @@ class UniformProgress:
 class MultiCloud:
     """Cheapest safe spot across every zone and cloud, on-demand only when slack runs out.
 
-    Parameters are in units of one preemption reserve (restart + checkpoint interval):
-    ``wait_reserves`` — with no spot anywhere, wait while the slack exceeds this many reserves;
-    ``back_reserves`` — leave on-demand for spot only while the slack exceeds this many;
-    ``min_payback`` — leave on-demand (or move to a cheaper zone) only when the saving over the
-    remaining work is at least this multiple of what the switch costs.
+    Slack is :func:`ondemand_slack`; a *reserve* is one restart plus one checkpoint interval
+    (the most one preemption can cost). Parameters:
+
+    ``keep_share`` — with no spot anywhere, wait only while the slack exceeds this share of the
+    initial slack, scaled by the share of the time to the deadline still ahead (the uniform
+    line of Uniform Progress, applied to slack), and at least ``wait_reserves`` reserves;
+    ``back_reserves`` — leave on-demand for spot only while the slack after the restart still
+    exceeds this many reserves (on-demand keeps slack constant, so this is what lets an
+    on-demand stint be a bridge rather than the end);
+    ``min_payback`` — switch from on-demand to spot (or to a cheaper spot zone) only when the
+    saving over the remaining work is at least this multiple of the restart's cost;
+    ``prefer`` — among equally cheap zones, ``"longest-up"`` or ``"newest-up"``;
+    ``hazard_weight`` — how much a zone's observed interruption rate counts against it (see
+    :func:`_best_spot`; 0 ignores it);
+    ``move_min_uptime_hours`` / ``back_min_uptime_hours`` — a zone must have been up this long
+    before the job moves to it for price / leaves on-demand for it (a zone that just came
+    back tends to flap).
     """
 
-    wait_reserves: float = 2.0
-    back_reserves: float = 2.0
+    keep_share: float = 0.5
+    wait_reserves: float = 1.0
+    back_reserves: float = 0.5
     min_payback: float = 2.0
+    prefer: str = "longest-up"
+    hazard_weight: float = 0.0
+    move_min_uptime_hours: float = 1.0
+    back_min_uptime_hours: float = 0.0
     name: str = "multicloud"
 
     def decide(self, view: JobView, memory: Memory) -> Step:
@@ -425,7 +465,7 @@ class MultiCloud:
         cur = view.current
         slack = ondemand_slack(view)
         reserve = reserve_hours(view)
-        best = _best_spot(view, mem)
+        best = _best_spot(view, mem, newest=self.prefer == "newest-up", hazard_weight=self.hazard_weight)
         if cur.kind is Kind.SPOT:
             opt = _option(view, cur.zone)
             if opt is not None and opt.available:
@@ -435,13 +475,26 @@ class MultiCloud:
                         (f"slack {slack:.2f}h cannot absorb another preemption: on-demand",),
                         mem,
                     )
-                if best is not None and best.zone != cur.zone and at_checkpoint(view):
+                if at_checkpoint(view) and view.overhead_left_hours <= _EPS and not spot_run_viable(
+                    view, keep=True
+                ):
+                    return Step(
+                        ON_DEMAND,
+                        (f"slack {slack:.2f}h will not last to the next checkpoint: on-demand now",),
+                        mem,
+                    )
+                if (
+                    best is not None
+                    and best.zone != cur.zone
+                    and at_checkpoint(view)
+                    and _up_for(view, mem, best.zone) >= self.move_min_uptime_hours
+                ):
                     gain = (opt.price_per_hour - best.price_per_hour) * remaining_work(view)
                     cost = view.restart_hours * best.price_per_hour
                     if (
-                        gain > self.min_payback * cost + _EPS
-                        and gain > 0
-                        and off_ondemand_is_safe(view, keep=False)
+                        gain > 0
+                        and gain > self.min_payback * cost + _EPS
+                        and spot_run_viable(view, keep=False)
                         and slack - view.restart_hours >= self.back_reserves * reserve
                     ):
                         return Step(
@@ -458,25 +511,44 @@ class MultiCloud:
             if (
                 slack - view.restart_hours >= self.back_reserves * reserve
                 and gain > self.min_payback * cost
+                and spot_run_viable(view, keep=False)
                 and off_ondemand_is_safe(view, keep=False)
+                and _up_for(view, mem, best.zone) >= self.back_min_uptime_hours
             ):
                 return Step(
                     spot(best.zone),
-                    (f"slack {slack:.2f}h rebuilt and {best.zone} spot pays: back to spot",),
+                    (f"slack {slack:.2f}h allows it and {best.zone} spot pays: back to spot",),
                     mem,
                 )
             return Step(ON_DEMAND, (f"slack {slack:.2f}h: stay on-demand",), mem)
         # Idle or just preempted.
         lost = f"{view.preempted_zone} preempted; " if view.preempted else ""
-        if best is not None and off_ondemand_is_safe(view, keep=False):
+        if best is not None and off_ondemand_is_safe(view, keep=False) and spot_run_viable(view, keep=False):
             return Step(spot(best.zone), (f"{lost}cheapest available spot: {best.zone}",), mem)
-        if (
-            best is None
-            and off_ondemand_is_safe(view, keep=False)
-            and (slack - view.tick_hours >= self.wait_reserves * reserve)
-        ):
-            return Step(WAIT, (f"{lost}no spot anywhere, slack {slack:.2f}h: wait",), mem)
-        return Step(ON_DEMAND, (f"{lost}slack {slack:.2f}h too low for spot: on-demand",), mem)
+        if best is None and off_ondemand_is_safe(view, keep=False):
+            keep = max(self.wait_reserves * reserve, self.keep_share * _uniform_slack(view))
+            if slack - view.tick_hours >= keep:
+                return Step(
+                    WAIT, (f"{lost}no spot anywhere, slack {slack:.2f}h > {keep:.2f}h kept: wait",), mem
+                )
+        return Step(ON_DEMAND, (f"{lost}slack {slack:.2f}h too low to wait for spot: on-demand",), mem)
+
+
+def _up_for(view: JobView, memory: Memory, zone: str) -> float:
+    """Hours ``zone`` has been continuously available (0 if unknown or unavailable)."""
+    for i, opt in enumerate(view.zones):
+        if opt.zone == zone and i < len(memory.up_since):
+            return max(0.0, view.elapsed_hours - memory.up_since[i])
+    return 0.0
+
+
+def _uniform_slack(view: JobView) -> float:
+    """The initial slack scaled by the share of the time to the deadline still ahead."""
+    if view.deadline_hours is None or view.deadline_hours <= 0:
+        return 0.0
+    initial = view.deadline_hours - view.work_total_hours - view.restart_hours
+    ahead = max(0.0, 1.0 - view.elapsed_hours / view.deadline_hours)
+    return max(0.0, initial) * ahead
 
 
 def _track_uptime(view: JobView, memory: Memory) -> Memory:
@@ -490,16 +562,28 @@ def _track_uptime(view: JobView, memory: Memory) -> Memory:
     return replace(memory, up_since=ups)
 
 
-def _best_spot(view: JobView, memory: Memory) -> SpotOption | None:
-    """Cheapest available spot zone; ties go to the zone up longest, then list order."""
+def _best_spot(
+    view: JobView, memory: Memory, *, newest: bool = False, hazard_weight: float = 0.0
+) -> SpotOption | None:
+    """Cheapest available spot zone per expected useful hour; ties go to the zone up longest
+    (or shortest), then list order.
+
+    With ``hazard_weight`` w > 0 a zone's price is scaled by ``1 + w * rate * (restart +
+    checkpoint / 2)``: what a useful hour costs once the expected preemptions (``rate``: its
+    ``interruptions_per_hour``) and their restarts and lost work are paid for.
+    """
     best: SpotOption | None = None
     best_key: tuple[float, float, int] | None = None
     ups = memory.up_since
+    loss = view.restart_hours + view.checkpoint_hours / 2
     for i, opt in enumerate(view.zones):
         if not opt.available:
             continue
         since = ups[i] if i < len(ups) else view.elapsed_hours
-        key = (round(opt.price_per_hour, 9), since, i)
+        price = opt.price_per_hour
+        if hazard_weight > 0 and opt.interruptions_per_hour is not None:
+            price *= 1.0 + hazard_weight * opt.interruptions_per_hour * loss
+        key = (round(price, 9), -since if newest else since, i)
         if best_key is None or key < best_key:
             best, best_key = opt, key
     return best

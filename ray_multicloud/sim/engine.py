@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from ray_multicloud.errors import MultiCloudError
 from ray_multicloud.policy.deadline import (
@@ -169,6 +170,30 @@ def check_window(traces: TraceSet, start_tick: int) -> None:
         )
 
 
+def interruption_rates(
+    traces: TraceSet, nodes: int = 1, window_hours: float = 24.0
+) -> npt.NDArray[np.float64]:
+    """``[z, t]``: zone ``z``'s interruptions per available hour over the window ending at ``t``.
+
+    Uses only ticks up to and including ``t`` (what an observer knows at ``t``). A zone with no
+    available tick in the window gets the rate of one interruption per window.
+    """
+    avail = traces.available(nodes).astype(np.int64)
+    lost = np.zeros_like(avail)
+    lost[:, 1:] = (avail[:, :-1] == 1) & (avail[:, 1:] == 0)
+    win = max(1, round(window_hours * 3600.0 / traces.gap_seconds))
+    zeros = np.zeros((avail.shape[0], 1), dtype=np.int64)
+    c_lost = np.concatenate([zeros, np.cumsum(lost, axis=1)], axis=1)
+    c_up = np.concatenate([zeros, np.cumsum(avail, axis=1)], axis=1)
+    t = np.arange(avail.shape[1])
+    lo = np.maximum(0, t + 1 - win)
+    events = c_lost[:, t + 1] - c_lost[:, lo]
+    up_hours = (c_up[:, t + 1] - c_up[:, lo]) * traces.gap_seconds / 3600.0
+    floor = traces.gap_seconds / 3600.0
+    rates: npt.NDArray[np.float64] = np.maximum(events, 1 * (up_hours < floor)) / np.maximum(up_hours, floor)
+    return rates
+
+
 def simulate(
     traces: TraceSet,
     spec: JobSpec,
@@ -177,8 +202,13 @@ def simulate(
     ondemand_price: float,
     start_tick: int = 0,
     progress: Progress | None = None,
+    rate_window_hours: float = 24.0,
 ) -> SimResult:
-    """Run ``policy`` on the job from ``start_tick`` until it finishes or the trace ends."""
+    """Run ``policy`` on the job from ``start_tick`` until it finishes or the trace ends.
+
+    Each zone's :class:`SpotOption` carries its interruption rate over the trailing
+    ``rate_window_hours`` of the trace (ticks before the start included: that is the past).
+    """
     check_window(traces, start_tick)
     if not (math.isfinite(ondemand_price) and ondemand_price > 0):
         raise SimulationError(f"on-demand price must be a positive USD/h, got {ondemand_price}")
@@ -188,8 +218,7 @@ def simulate(
     index = {n: i for i, n in enumerate(names)}
     avail_rows = traces.available(job.nodes)[:, start_tick:].T.tolist()
     price_rows = traces.spot_prices[:, start_tick:].T.tolist()
-    const_price = bool(np.all(traces.spot_prices == traces.spot_prices[:, :1]))
-    option_cache: dict[tuple[int, bool], SpotOption] = {}
+    rate_rows = np.round(interruption_rates(traces, spec.nodes, rate_window_hours)[:, start_tick:], 6).T.tolist()
     regions = traces.regions
     W, R, M = job.work, job.restart, job.checkpoint
     deadline_h = None if job.deadline is None else job.deadline * th
@@ -218,18 +247,8 @@ def simulate(
             ck = (w // M) * M
             lost_t += w - ck
             w, overhead, place, zone_i = ck, 0, WAIT, -1
-        if const_price:
-            opts = []
-            for z in range(len(names)):
-                key = (z, avail[z])
-                o = option_cache.get(key)
-                if o is None:
-                    o = SpotOption(names[z], regions[z], avail[z], prices[z])
-                    option_cache[key] = o
-                opts.append(o)
-            zones = tuple(opts)
-        else:
-            zones = tuple(SpotOption(names[z], regions[z], avail[z], prices[z]) for z in range(len(names)))
+        rates = rate_rows[rel]
+        zones = tuple(SpotOption(names[z], regions[z], avail[z], prices[z], rates[z]) for z in range(len(names)))
         view = JobView(
             elapsed_hours=rel * th,
             work_done_hours=w * th,
