@@ -202,12 +202,13 @@ def simulate(
     ondemand_price: float,
     start_tick: int = 0,
     progress: Progress | None = None,
-    rate_window_hours: float = 24.0,
+    rate_window_hours: float | None = None,
 ) -> SimResult:
     """Run ``policy`` on the job from ``start_tick`` until it finishes or the trace ends.
 
-    Each zone's :class:`SpotOption` carries its interruption rate over the trailing
-    ``rate_window_hours`` of the trace (ticks before the start included: that is the past).
+    With ``rate_window_hours``, each zone's :class:`SpotOption` carries its interruption rate
+    over that trailing window of the trace (ticks before the start included: that is the
+    past); else the rate is None (unknown).
     """
     check_window(traces, start_tick)
     if not (math.isfinite(ondemand_price) and ondemand_price > 0):
@@ -218,7 +219,12 @@ def simulate(
     index = {n: i for i, n in enumerate(names)}
     avail_rows = traces.available(job.nodes)[:, start_tick:].T.tolist()
     price_rows = traces.spot_prices[:, start_tick:].T.tolist()
-    rate_rows = np.round(interruption_rates(traces, spec.nodes, rate_window_hours)[:, start_tick:], 6).T.tolist()
+    rate_rows: list[list[float | None]] | None = None
+    if rate_window_hours is not None:
+        rate_rows = np.round(
+            interruption_rates(traces, spec.nodes, rate_window_hours)[:, start_tick:], 6
+        ).T.tolist()
+    no_rates: list[float | None] = [None] * len(names)
     regions = traces.regions
     W, R, M = job.work, job.restart, job.checkpoint
     deadline_h = None if job.deadline is None else job.deadline * th
@@ -247,7 +253,7 @@ def simulate(
             ck = (w // M) * M
             lost_t += w - ck
             w, overhead, place, zone_i = ck, 0, WAIT, -1
-        rates = rate_rows[rel]
+        rates = no_rates if rate_rows is None else rate_rows[rel]
         zones = tuple(SpotOption(names[z], regions[z], avail[z], prices[z], rates[z]) for z in range(len(names)))
         view = JobView(
             elapsed_hours=rel * th,

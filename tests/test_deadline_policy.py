@@ -1,0 +1,230 @@
+"""Deadline policies, table-driven over literal job views (ray_multicloud/policy/deadline.py)."""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import replace
+
+import pytest
+
+from ray_multicloud.policy.deadline import (
+    ON_DEMAND,
+    POLICIES,
+    WAIT,
+    Choice,
+    EagerNextRegion,
+    GreedySingleZone,
+    JobView,
+    Kind,
+    Memory,
+    MultiCloud,
+    SpotOption,
+    UniformProgress,
+    off_ondemand_is_safe,
+    ondemand_slack,
+    region_of,
+    spot,
+    spot_run_viable,
+)
+
+TICK = 0.1  # hours
+
+
+def zones(*spec: tuple[str, bool, float]) -> tuple[SpotOption, ...]:
+    return tuple(SpotOption(z, region_of(z), a, p) for z, a, p in spec)
+
+
+def view(
+    *,
+    t: float = 0.0,
+    done: float = 0.0,
+    ckpt: float | None = None,
+    total: float = 10.0,
+    deadline: float | None = 20.0,
+    restart: float = 0.2,
+    checkpoint: float = 0.5,
+    current: Choice = WAIT,
+    overhead: float = 0.0,
+    zs: tuple[SpotOption, ...] = (),
+    preempted: str = "",
+    od: float = 3.0,
+) -> JobView:
+    return JobView(
+        elapsed_hours=t,
+        work_done_hours=done,
+        checkpointed_hours=done if ckpt is None else ckpt,
+        work_total_hours=total,
+        deadline_hours=deadline,
+        restart_hours=restart,
+        checkpoint_hours=checkpoint,
+        tick_hours=TICK,
+        current=current,
+        overhead_left_hours=overhead,
+        zones=zs,
+        ondemand_price_per_hour=od,
+        preempted=bool(preempted),
+        preempted_zone=preempted,
+    )
+
+
+EAST_A_UP = ("us-east-1a", True, 1.0)
+EAST_A_DOWN = ("us-east-1a", False, 1.0)
+EAST_C_UP = ("us-east-1c", True, 0.8)
+WEST_A_UP = ("us-west-2a", True, 0.9)
+WEST_A_DOWN = ("us-west-2a", False, 0.9)
+
+CASES = [
+    # (id, policy, view, memory, expected choice)
+    ("ondemand always", POLICIES["ondemand"], view(zs=zones(EAST_A_UP)), Memory(), ON_DEMAND),
+    ("ondemand done", POLICIES["ondemand"], view(done=10.0), Memory(), WAIT),
+    ("greedy home up", GreedySingleZone("us-east-1a"), view(zs=zones(EAST_A_UP, WEST_A_UP)), Memory(),
+     spot("us-east-1a")),
+    ("greedy home down", GreedySingleZone("us-east-1a"), view(zs=zones(EAST_A_DOWN, WEST_A_UP)), Memory(),
+     ON_DEMAND),
+    ("greedy picks cheapest available home", POLICIES["greedy"], view(zs=zones(EAST_A_UP, WEST_A_UP)), Memory(),
+     spot("us-west-2a")),
+    ("greedy keeps its home", POLICIES["greedy"], view(zs=zones(EAST_A_UP, WEST_A_DOWN)),
+     Memory(home_zone="us-west-2a"), ON_DEMAND),
+    ("eager: preempted, next region not the same", POLICIES["eager-next-region"],
+     view(zs=zones(EAST_A_DOWN, EAST_C_UP, WEST_A_UP), preempted="us-east-1a"), Memory(), spot("us-west-2a")),
+    ("eager: only same region left", POLICIES["eager-next-region"],
+     view(zs=zones(EAST_A_DOWN, EAST_C_UP, WEST_A_DOWN), preempted="us-east-1a"), Memory(), spot("us-east-1c")),
+    ("eager: nothing -> on-demand", POLICIES["eager-next-region"],
+     view(zs=zones(EAST_A_DOWN, WEST_A_DOWN), preempted="us-east-1a"), Memory(), ON_DEMAND),
+    ("eager: no fallback -> wait", EagerNextRegion(ondemand_fallback=False),
+     view(zs=zones(EAST_A_DOWN, WEST_A_DOWN)), Memory(), WAIT),
+    ("eager: keeps on-demand", POLICIES["eager-next-region"],
+     view(zs=zones(EAST_C_UP), current=ON_DEMAND), Memory(), ON_DEMAND),
+    ("eager: first launch cheapest", POLICIES["eager-next-region"],
+     view(zs=zones(EAST_A_UP, EAST_C_UP, WEST_A_UP)), Memory(), spot("us-east-1c")),
+    # Uniform Progress (W=10, D=20: ep(t) = t/2; d = 0.2)
+    ("UP: spot whenever available", UniformProgress("us-east-1a"), view(t=8, done=1, zs=zones(EAST_A_UP)),
+     Memory(), spot("us-east-1a")),
+    ("UP: idle and behind -> on-demand", UniformProgress("us-east-1a"), view(t=4, done=1, zs=zones(EAST_A_DOWN)),
+     Memory(), ON_DEMAND),
+    ("UP: idle and ahead -> wait", UniformProgress("us-east-1a"), view(t=4, done=3, zs=zones(EAST_A_DOWN)),
+     Memory(), WAIT),
+    ("UP: hysteresis holds on-demand", UniformProgress("us-east-1a"),
+     view(t=4, done=2.1, current=ON_DEMAND, zs=zones(EAST_A_UP)), Memory(), ON_DEMAND),
+    ("UP: released from on-demand to spot", UniformProgress("us-east-1a"),
+     view(t=4, done=2.5, current=ON_DEMAND, zs=zones(EAST_A_UP)), Memory(), spot("us-east-1a")),
+    ("UP: released, no spot, mid-interval -> stay", UniformProgress("us-east-1a"),
+     view(t=4, done=2.5, ckpt=2.0, current=ON_DEMAND, zs=zones(EAST_A_DOWN)), Memory(), ON_DEMAND),
+    ("UP: no safety net at the boundary", UniformProgress("us-east-1a"), view(t=9.5, done=0, zs=zones(EAST_A_UP)),
+     Memory(), spot("us-east-1a")),
+    ("UP: safety net", UniformProgress("us-east-1a"), view(t=9.6, done=0, zs=zones(EAST_A_UP)), Memory(), ON_DEMAND),
+    ("UP: locked stays", UniformProgress("us-east-1a"), view(t=1, zs=zones(EAST_A_UP), current=ON_DEMAND),
+     Memory(locked_ondemand=True), ON_DEMAND),
+    # multicloud
+    ("mc: cheapest available", POLICIES["multicloud"], view(zs=zones(EAST_A_UP, EAST_C_UP, WEST_A_UP)), Memory(),
+     spot("us-east-1c")),
+    ("mc: preempted -> cheapest elsewhere", POLICIES["multicloud"],
+     view(t=3, done=2, zs=zones(EAST_A_DOWN, WEST_A_UP), preempted="us-east-1a"), Memory(), spot("us-west-2a")),
+    ("mc: keeps running spot", POLICIES["multicloud"],
+     view(t=3, done=2.2, ckpt=2.0, current=spot("us-east-1a"), zs=zones(EAST_A_UP, EAST_C_UP)), Memory(),
+     spot("us-east-1a")),
+    ("mc: no spot, lots of slack -> wait", POLICIES["multicloud"], view(t=1, zs=zones(EAST_A_DOWN)), Memory(), WAIT),
+    ("mc: no spot, slack below the uniform reserve -> on-demand", POLICIES["multicloud"],
+     view(t=7, done=0, zs=zones(EAST_A_DOWN)), Memory(), ON_DEMAND),
+    ("mc: spot but slack cannot absorb a preemption -> on-demand", POLICIES["multicloud"],
+     view(t=9.7, done=0, zs=zones(EAST_A_UP)), Memory(), ON_DEMAND),
+    ("mc: running spot, guard trips -> on-demand", POLICIES["multicloud"],
+     view(t=13.75, done=4.2, ckpt=4.0, current=spot("us-east-1a"), zs=zones(EAST_A_UP)), Memory(), ON_DEMAND),
+    ("mc: running spot, next tick checkpoints -> keep", POLICIES["multicloud"],
+     view(t=13.6, done=4.2, ckpt=4.0, current=spot("us-east-1a"), zs=zones(EAST_A_UP)), Memory(),
+     spot("us-east-1a")),
+    ("mc: on-demand, slack rebuilt, at checkpoint -> spot", POLICIES["multicloud"],
+     view(t=5, done=4, current=ON_DEMAND, zs=zones(EAST_A_UP)), Memory(), spot("us-east-1a")),
+    ("mc: on-demand, mid-interval -> stay", POLICIES["multicloud"],
+     view(t=5, done=4.2, ckpt=4.0, current=ON_DEMAND, zs=zones(EAST_A_UP)), Memory(), ON_DEMAND),
+    ("mc: on-demand, slack too low to return -> stay", POLICIES["multicloud"],
+     view(t=9.6, done=0.0, current=ON_DEMAND, zs=zones(EAST_A_UP)), Memory(), ON_DEMAND),
+    ("mc: no deadline, no spot -> wait", POLICIES["multicloud"], view(deadline=None, zs=zones(EAST_A_DOWN)),
+     Memory(), WAIT),
+    ("mc: done", POLICIES["multicloud"], view(done=10.0, zs=zones(EAST_A_UP)), Memory(), WAIT),
+]
+
+
+@pytest.mark.parametrize(("policy", "v", "memory", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_policy_decision(policy: object, v: JobView, memory: Memory, expected: Choice) -> None:
+    step = policy.decide(v, memory)  # type: ignore[attr-defined]
+    assert step.choice == expected, step.reasons
+    assert step.reasons and all(isinstance(r, str) and r for r in step.reasons)
+
+
+def test_multicloud_ties_go_to_the_zone_up_longest() -> None:
+    zs = zones(("us-east-1a", True, 1.0), ("us-west-2a", True, 1.0))
+    mem = Memory(up_since=(5.0, 1.0))  # us-west-2a has been up since t=1, us-east-1a since t=5
+    step = POLICIES["multicloud"].decide(view(t=6, zs=zs), mem)
+    assert step.choice == spot("us-west-2a")
+    newest = MultiCloud(prefer="newest-up").decide(view(t=6, zs=zs), mem)
+    assert newest.choice == spot("us-east-1a")
+
+
+def test_multicloud_moves_for_price_only_to_a_zone_that_stayed_up() -> None:
+    zs = zones(("us-east-1a", True, 2.0), ("us-west-2a", True, 0.5))
+    v = view(t=3, done=2.0, current=spot("us-east-1a"), zs=zs)
+    fresh = Memory(up_since=(0.0, 2.9))
+    assert POLICIES["multicloud"].decide(v, fresh).choice == spot("us-east-1a")
+    stable = Memory(up_since=(0.0, 1.0))
+    assert POLICIES["multicloud"].decide(v, stable).choice == spot("us-west-2a")
+
+
+@pytest.mark.parametrize(
+    ("t", "keep", "safe"),
+    [
+        # W=10, done=ckpt=4, R=0.2, D=20: rescue needs 0.2 + 6 = 6.2 h after the tick.
+        (13.7, False, True),   # 20 - 13.8 = 6.2: exactly enough
+        (13.71, False, False),
+        (13.7, True, True),
+    ],
+)
+def test_guard_boundary(t: float, keep: bool, safe: bool) -> None:
+    cur = spot("us-east-1a") if keep else WAIT
+    v = view(t=t, done=4.0, current=cur, zs=zones(EAST_A_UP))
+    assert off_ondemand_is_safe(v, keep=keep) is safe
+
+
+def test_slack_and_viability() -> None:
+    v = view(t=10, done=4.0)
+    assert ondemand_slack(v) == pytest.approx(20 - 10 - 0.2 - 6)
+    assert spot_run_viable(v, keep=False)
+    tight = view(t=13.4, done=4.0)  # slack 0.4: a restart (0.2) + 0.5 h to the checkpoint does not fit
+    assert not spot_run_viable(tight, keep=False)
+    assert spot_run_viable(view(deadline=None), keep=False)
+    assert math.isinf(ondemand_slack(view(deadline=None)))
+
+
+@pytest.mark.parametrize("zone,region", [("us-east-1a", "us-east-1"), ("us-central1-a", "us-central1"),
+                                         ("eastus", "eastus"), ("ap-south-2b", "ap-south-2")])
+def test_region_of(zone: str, region: str) -> None:
+    assert region_of(zone) == region
+
+
+@pytest.mark.parametrize("name", sorted(POLICIES))
+def test_never_chooses_an_unavailable_zone_and_is_deterministic(name: str) -> None:
+    rng = random.Random(7)
+    policy = POLICIES[name]
+    names = ["us-east-1a", "us-east-1b", "us-west-2a", "us-central1-a"]
+    memory = Memory()
+    for _ in range(400):
+        zs = tuple(SpotOption(z, region_of(z), rng.random() < 0.5, rng.choice([0.5, 0.9])) for z in names)
+        done = rng.uniform(0, 9.9)
+        cur = rng.choice([WAIT, ON_DEMAND, spot(rng.choice(names))])
+        if cur.kind is Kind.SPOT and not next(o for o in zs if o.zone == cur.zone).available:
+            cur = WAIT
+        v = view(t=rng.uniform(0, 15), done=done, ckpt=math.floor(done / 0.5) * 0.5, current=cur, zs=zs)
+        a = policy.decide(v, memory)
+        b = policy.decide(v, memory)
+        assert a == b  # pure: same input, same answer
+        if a.choice.kind is Kind.SPOT:
+            assert next(o for o in zs if o.zone == a.choice.zone).available
+        memory = a.memory
+
+
+def test_views_are_values() -> None:
+    v = view(zs=zones(EAST_A_UP))
+    with pytest.raises(AttributeError):
+        v.elapsed_hours = 1.0  # type: ignore[misc]
+    assert replace(v, elapsed_hours=1.0).elapsed_hours == 1.0
