@@ -54,7 +54,7 @@ def test_retry_throttled_retries_then_succeeds_with_growing_waits() -> None:
         item = next(calls)
         if isinstance(item, Exception):
             raise item
-        return item
+        return str(item)
 
     assert (
         retry_throttled(call, backoff=Backoff(attempts=5, base_s=1, jitter=False), sleep=waits.append) == "ok"

@@ -1,0 +1,388 @@
+"""The interruption watcher that runs on every worker: poll the cloud's metadata service and, on a
+notice, drain this Ray node with reason PREEMPTION and the notice's deadline.
+
+    python -m ray_multicloud.watcher --cloud aws|gcp|azure --gcs-address HEAD:6379 \\
+        [--instance-id ID] [--metadata-url URL] [--interval 2]
+
+What each cloud says, and what the watcher does:
+
+- **AWS** (IMDSv2: ``PUT /latest/api/token``, then the token on every read):
+  ``/latest/meta-data/spot/instance-action`` -> ``{"action": "terminate", "time": ISO-8601}``, about
+  two minutes ahead: drain with that time as the deadline.
+  ``/latest/meta-data/events/recommendations/rebalance`` -> ``{"noticeTime": ...}``, an elevated risk
+  of interruption: drain with ``rebalance_grace_s`` (default 120 s) as the deadline, so work moves
+  before the two-minute notice would even arrive (``--ignore-rebalance`` turns this off).
+- **GCP**: ``/computeMetadata/v1/instance/preempted`` (header ``Metadata-Flavor: Google``) turns
+  ``TRUE`` when preemption starts; spot VMs get 30 s: drain with now + 30 s.
+- **Azure** Scheduled Events: ``/metadata/scheduledevents?api-version=2020-07-01`` (header
+  ``Metadata: true``) lists events; a ``Preempt`` event naming this VM has ``NotBefore`` (at least
+  30 s ahead): drain with that deadline, then acknowledge the event (``StartRequests``) shortly
+  before ``NotBefore``, so the platform does not wait needlessly but Ray keeps its whole window.
+
+Everything the watcher touches is injected: the metadata base URL, the HTTP getter, the drain
+function (``drain(notice) -> None``; tests pass a recorder), the clock and the sleep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import email.utils
+import json
+import logging
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BASE = {
+    "aws": "http://169.254.169.254",
+    "gcp": "http://metadata.google.internal",
+    "azure": "http://169.254.169.254",
+}
+AZURE_API_VERSION = "2020-07-01"
+GCP_NOTICE_S = 30.0
+AZURE_MIN_NOTICE_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """An interruption notice: which cloud, what kind, and by when the node is gone (POSIX s)."""
+
+    cloud: str
+    kind: str
+    deadline: float
+    detail: str = ""
+    event_id: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.cloud}:{self.kind}:{self.event_id or int(self.deadline)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    body: str
+
+
+class Http(Protocol):
+    def __call__(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None = None
+    ) -> Response: ...
+
+
+def urllib_http(timeout_s: float = 2.0) -> Http:
+    """An ``Http`` over urllib that never follows proxies (metadata services are link-local)."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def call(method: str, url: str, headers: Mapping[str, str], body: bytes | None = None) -> Response:
+        request = urllib.request.Request(url, data=body, headers=dict(headers), method=method)
+        try:
+            with opener.open(request, timeout=timeout_s) as reply:
+                return Response(reply.status, reply.read().decode(errors="replace"))
+        except urllib.error.HTTPError as exc:
+            return Response(exc.code, exc.read().decode(errors="replace"))
+
+    return call
+
+
+def _iso(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()
+
+
+class AwsSource:
+    """EC2 instance metadata (IMDSv2). See the module docstring."""
+
+    cloud = "aws"
+
+    def __init__(
+        self,
+        http: Http,
+        base_url: str = DEFAULT_BASE["aws"],
+        *,
+        rebalance: bool = True,
+        rebalance_grace_s: float = 120.0,
+    ) -> None:
+        self._http = http
+        self._base = base_url.rstrip("/")
+        self._rebalance = rebalance
+        self._grace = rebalance_grace_s
+        self._token = ""
+        self._token_expires = 0.0
+
+    def _token_for(self, now: float) -> str:
+        if not self._token or now >= self._token_expires:
+            reply = self._http(
+                "PUT",
+                f"{self._base}/latest/api/token",
+                {"X-aws-ec2-metadata-token-ttl-seconds": "21600"},
+                b"",
+            )
+            if reply.status != 200:
+                raise OSError(f"IMDSv2 token request answered {reply.status}")
+            self._token, self._token_expires = reply.body.strip(), now + 21000
+        return self._token
+
+    def _read(self, path: str, now: float) -> Response:
+        reply = self._http("GET", f"{self._base}{path}", {"X-aws-ec2-metadata-token": self._token_for(now)})
+        if reply.status == 401:  # token expired early (instance restarted the IMDS): fetch a new one
+            self._token = ""
+            reply = self._http(
+                "GET", f"{self._base}{path}", {"X-aws-ec2-metadata-token": self._token_for(now)}
+            )
+        return reply
+
+    def poll(self, now: float) -> Notice | None:
+        reply = self._read("/latest/meta-data/spot/instance-action", now)
+        if reply.status == 200:
+            doc = json.loads(reply.body)
+            return Notice(
+                "aws",
+                f"spot-{doc.get('action', 'terminate')}",
+                _iso(str(doc["time"])),
+                detail=reply.body.strip(),
+            )
+        if self._rebalance:
+            reply = self._read("/latest/meta-data/events/recommendations/rebalance", now)
+            if reply.status == 200:
+                doc = json.loads(reply.body)
+                return Notice(
+                    "aws",
+                    "rebalance-recommendation",
+                    now + self._grace,
+                    detail=reply.body.strip(),
+                    event_id=str(doc.get("noticeTime", "")),
+                )
+        return None
+
+
+class GcpSource:
+    """GCE metadata server ``instance/preempted``."""
+
+    cloud = "gcp"
+
+    def __init__(self, http: Http, base_url: str = DEFAULT_BASE["gcp"]) -> None:
+        self._http = http
+        self._base = base_url.rstrip("/")
+
+    def poll(self, now: float) -> Notice | None:
+        reply = self._http(
+            "GET", f"{self._base}/computeMetadata/v1/instance/preempted", {"Metadata-Flavor": "Google"}
+        )
+        if reply.status == 200 and reply.body.strip().upper() == "TRUE":
+            return Notice("gcp", "preempted", now + GCP_NOTICE_S, detail="instance/preempted is TRUE")
+        return None
+
+
+class AzureSource:
+    """Azure Scheduled Events: ``Preempt`` events for this VM, acknowledged near their NotBefore."""
+
+    cloud = "azure"
+
+    def __init__(self, http: Http, base_url: str = DEFAULT_BASE["azure"], *, vm_name: str = "") -> None:
+        self._http = http
+        self._base = base_url.rstrip("/")
+        self._vm = vm_name
+
+    @property
+    def _url(self) -> str:
+        return f"{self._base}/metadata/scheduledevents?api-version={AZURE_API_VERSION}"
+
+    def poll(self, now: float) -> Notice | None:
+        reply = self._http("GET", self._url, {"Metadata": "true"})
+        if reply.status != 200:
+            return None
+        for event in json.loads(reply.body).get("Events", []):
+            if event.get("EventType") != "Preempt":
+                continue
+            resources = event.get("Resources") or []
+            if self._vm and resources and self._vm not in resources:
+                continue
+            not_before = str(event.get("NotBefore") or "")
+            deadline = (
+                email.utils.parsedate_to_datetime(not_before).timestamp()
+                if not_before
+                else now + AZURE_MIN_NOTICE_S
+            )
+            return Notice(
+                "azure",
+                "Preempt",
+                deadline,
+                detail=str(event.get("Description", "")),
+                event_id=str(event.get("EventId", "")),
+            )
+        return None
+
+    def acknowledge(self, notice: Notice) -> None:
+        body = json.dumps({"StartRequests": [{"EventId": notice.event_id}]}).encode()
+        reply = self._http("POST", self._url, {"Metadata": "true", "Content-Type": "application/json"}, body)
+        if reply.status not in (200, 204):
+            logger.warning("acknowledging scheduled event %s answered %s", notice.event_id, reply.status)
+
+
+class Source(Protocol):
+    cloud: str
+
+    def poll(self, now: float) -> Notice | None: ...
+
+
+Drain = Callable[[Notice], None]
+
+
+class Watcher:
+    """Polls ``source`` every ``interval_s``; on a new notice calls ``drain(notice)`` once.
+
+    ``step(now)`` is one poll (what tests drive); ``run(stop)`` loops until a notice has been
+    handled (the node is going away) or ``stop()`` says so. Metadata errors are logged and retried.
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        drain: Drain,
+        *,
+        interval_s: float = 2.0,
+        ack_margin_s: float = 5.0,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.source = source
+        self.drain = drain
+        self.interval_s = interval_s
+        self.ack_margin_s = ack_margin_s
+        self.clock = clock
+        self.sleep = sleep
+        self.handled: list[Notice] = []
+
+    def step(self, now: float | None = None) -> Notice | None:
+        now = self.clock() if now is None else now
+        try:
+            notice = self.source.poll(now)
+        except (OSError, ValueError, KeyError) as exc:
+            logger.warning("%s metadata poll failed: %s", self.source.cloud, exc)
+            return None
+        if notice is None or notice.key in {n.key for n in self.handled}:
+            return None
+        logger.warning(
+            "%s interruption notice %s: draining this node by %s",
+            notice.cloud,
+            notice.kind,
+            datetime.fromtimestamp(notice.deadline).isoformat(timespec="seconds"),
+        )
+        try:
+            self.drain(notice)
+        except Exception as exc:  # noqa: BLE001 - any drain failure: log it, try again next poll
+            logger.warning("draining for %s failed (%s); retrying at the next poll", notice.kind, exc)
+            return None
+        self.handled.append(notice)
+        acknowledge = getattr(self.source, "acknowledge", None)
+        if acknowledge is not None:
+            wait = notice.deadline - self.ack_margin_s - self.clock()
+            if wait > 0:
+                self.sleep(wait)
+            acknowledge(notice)
+        return notice
+
+    def run(self, stop: Callable[[], bool] = lambda: False) -> Notice | None:
+        while not stop():
+            notice = self.step()
+            if notice is not None:
+                return notice
+            self.sleep(self.interval_s)
+        return None
+
+
+# -- the real drain: through the head's GCS -----------------------------------------------------------
+
+
+def find_node_id(gcs_address: str, *, instance_id: str = "", node_ip: str = "") -> str:
+    """The hex id of the alive Ray node started with ``RAY_CLOUD_INSTANCE_ID=instance_id`` (or, if
+    none, the one at ``node_ip``). Raises ``LookupError`` when there is none yet."""
+    import ray._raylet
+    from ray.core.generated.gcs_pb2 import GcsNodeInfo  # type: ignore[attr-defined]
+
+    client = ray._raylet.GcsClient(address=gcs_address)  # type: ignore[attr-defined]
+    infos = client.get_all_node_info(timeout=10, state_filter=GcsNodeInfo.GcsNodeState.ALIVE).values()
+    for info in infos:
+        if instance_id and info.instance_id == instance_id:
+            return bytes(info.node_id).hex()
+    for info in infos:
+        if node_ip and info.node_manager_address == node_ip:
+            return bytes(info.node_id).hex()
+    raise LookupError(f"no alive Ray node with instance id {instance_id!r} or address {node_ip!r}")
+
+
+def gcs_drain(gcs_address: str, *, instance_id: str = "", node_id: str = "", node_ip: str = "") -> Drain:
+    """A ``Drain`` that asks the GCS to drain this node with reason PREEMPTION and the deadline."""
+    from ray_multicloud.drain import PREEMPTION, drain_node
+
+    def drain(notice: Notice) -> None:
+        target = node_id or find_node_id(gcs_address, instance_id=instance_id, node_ip=node_ip)
+        accepted, rejection = drain_node(
+            gcs_address,
+            target,
+            deadline_s=notice.deadline,
+            reason=PREEMPTION,
+            message=f"{notice.cloud} {notice.kind}: {notice.detail}"[:500],
+        )
+        if not accepted:
+            logger.warning("the GCS rejected draining node %s: %s", target, rejection)
+
+    return drain
+
+
+def make_source(cloud: str, http: Http, base_url: str | None, *, instance_id: str, rebalance: bool) -> Source:
+    base = base_url or DEFAULT_BASE[cloud]
+    if cloud == "aws":
+        return AwsSource(http, base, rebalance=rebalance)
+    if cloud == "gcp":
+        return GcpSource(http, base)
+    if cloud == "azure":
+        return AzureSource(http, base, vm_name=instance_id.rsplit("/", 1)[-1])
+    raise ValueError(f"unknown cloud {cloud!r}: use aws, gcp or azure")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m ray_multicloud.watcher", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--cloud", required=True, choices=sorted(DEFAULT_BASE))
+    parser.add_argument("--gcs-address", required=True, help="the head's GCS, host:port")
+    parser.add_argument("--instance-id", default=os.environ.get("RAY_CLOUD_INSTANCE_ID", ""))
+    parser.add_argument(
+        "--node-id", default="", help="this node's Ray node id (hex); found from the GCS if unset"
+    )
+    parser.add_argument("--node-ip", default="", help="fallback to find this node: its Ray address")
+    parser.add_argument(
+        "--metadata-url", default=None, help="metadata service base URL (default: the cloud's)"
+    )
+    parser.add_argument("--interval", type=float, default=2.0)
+    parser.add_argument(
+        "--ignore-rebalance", action="store_true", help="AWS: do not drain on rebalance advice"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    source = make_source(
+        args.cloud,
+        urllib_http(),
+        args.metadata_url,
+        instance_id=args.instance_id,
+        rebalance=not args.ignore_rebalance,
+    )
+    drain = gcs_drain(
+        args.gcs_address, instance_id=args.instance_id, node_id=args.node_id, node_ip=args.node_ip
+    )
+    watcher = Watcher(source, drain, interval_s=args.interval)
+    notice = watcher.run()
+    return 0 if notice is not None else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
