@@ -92,7 +92,7 @@ class PriceSource:
     """$/h of an offer id: price board (live) > ``prices`` table > shipped catalog. See the module docstring."""
 
     def __init__(self, *, prices: Mapping[str, float] | None = None, state_dir: str | None = None,
-                 use_catalog: bool = True) -> None:
+                 use_catalog: bool = True, refresh_s: float = PRICE_REFRESH_S) -> None:
         self._table = {str(k): float(v) for k, v in (prices or {}).items()}
         self._state_dir = state_dir
         self._use_catalog = use_catalog
@@ -100,6 +100,7 @@ class PriceSource:
         self._board: dict[str, float] = {}
         self._board_version = -1.0
         self._checked_at = -math.inf
+        self._refresh_s = refresh_s
 
     def _catalog_prices(self) -> dict[str, float]:
         if self._catalog is None:
@@ -114,7 +115,7 @@ class PriceSource:
         return self._catalog
 
     def _refresh_board(self, now: float) -> None:
-        if self._state_dir is None or now - self._checked_at < PRICE_REFRESH_S:
+        if self._state_dir is None or now - self._checked_at < self._refresh_s:
             return
         self._checked_at = now
         from ray_multicloud.pricing.board import PriceBoard
@@ -173,6 +174,7 @@ class CostLatencyRouter(RequestRouter):
         prices: Mapping[str, float] | None = None,
         state_dir: str | None = None,
         use_catalog: bool = True,
+        price_refresh_s: float = PRICE_REFRESH_S,
         keep_decisions: int = 64,
         **unknown: Any,
     ) -> None:
@@ -186,7 +188,8 @@ class CostLatencyRouter(RequestRouter):
             raise ValueError(f"default_client_region {default_client_region!r} is not in the RTT table "
                              f"({sorted(self._table.regions)})")
         self._default_region = default_client_region
-        self._prices = PriceSource(prices=prices, state_dir=state_dir, use_catalog=use_catalog)
+        self._prices = PriceSource(prices=prices, state_dir=state_dir, use_catalog=use_catalog,
+                                   refresh_s=float(price_refresh_s))
         self._nodes: dict[str, NodeFacts] = {}
         self._nodes_fetched_at = -math.inf
         self._lookup: asyncio.Task[dict[str, NodeFacts]] | None = None
@@ -207,12 +210,17 @@ class CostLatencyRouter(RequestRouter):
             self._nodes_fetched_at = now
             loop = asyncio.get_running_loop()
             try:
-                fresh = await asyncio.wait_for(loop.run_in_executor(None, _node_table), NODE_LOOKUP_TIMEOUT_S)
+                fresh = await asyncio.wait_for(loop.run_in_executor(None, self.read_node_table),
+                                               NODE_LOOKUP_TIMEOUT_S)
             except Exception:  # keep routing with what is known; unknown nodes rank by price "unknown"
                 logger.warning("node table lookup failed; routing with cached node facts", exc_info=True)
             else:
                 self._nodes.update(fresh)
         return self._nodes
+
+    def read_node_table(self) -> dict[str, NodeFacts]:
+        """Facts of every node the GCS knows (blocking; called off the event loop)."""
+        return _node_table()
 
     def replica_views(self, replicas: Sequence[RunningReplica], nodes: Mapping[str, NodeFacts]) -> list[ReplicaView]:
         now = time.time()
