@@ -135,7 +135,7 @@ class GcpPriceFeed:
                         offer.zone,
                         offer.instance_type,
                         offer.capacity,
-                        round(price, 6),
+                        round(total, 6),
                         now,
                         "live:gcp-billing-catalog",
                     )
