@@ -312,3 +312,43 @@ def test_unavailable_spot_choice_fails_to_launch(tmp_path: Path) -> None:
     r = simulate(ts, spec, Scripted((spot("us-east-1a"),) * 5), ondemand_price=3.0)
     assert (r.cost_usd, r.hours_elapsed) == (pytest.approx(2.0), 4.0)  # waits 2 ticks, then 2 paid
     assert ON_DEMAND.kind is Kind.ON_DEMAND
+
+
+# --- serving fleet ---------------------------------------------------------------------------
+
+
+def test_serving_fleet_hand_computed(tmp_path: Path) -> None:
+    from ray_multicloud.sim.serving import FleetSpec, load_demand, simulate_fleet
+
+    ts = hourly(tmp_path / "z", {"us-east-1a": [1, 1, 0, 1]})
+    demand_csv = tmp_path / "demand.csv"
+    demand_csv.write_text("Time (min),Requests\n" + "".join(f"{m},120\n" for m in range(240)))
+    demand = load_demand(demand_csv)  # 2 requests/s -> 2 replicas of 1 request/s
+    no_delay = FleetSpec(replica_rps=1.0, startup_minutes=0, extra_spot=1, downscale_minutes=0)
+    # 3 spot (2 + 1 extra) at 1 USD in hours 0, 1, 3; preempted at hour 2 -> 2 on-demand at 3 USD.
+    r = simulate_fleet(ts, demand, no_delay, "spot-hedge", ondemand_price=3.0)
+    assert (r.cost_usd, r.ondemand_cost_usd, r.preemptions) == (pytest.approx(15.0), pytest.approx(24.0), 3)
+    assert r.slo_violation_fraction == 0.0 and r.unserved_fraction == 0.0
+    # One-hour startup: spot and the on-demand fallback start together in hour 0 (both paid, none
+    # ready), spot serves hour 1, the fallback started in hour 2 serves hour 3 -> 9 + 3 + 6 + 9.
+    slow = FleetSpec(replica_rps=1.0, startup_minutes=60, extra_spot=1, downscale_minutes=0)
+    r = simulate_fleet(ts, demand, slow, "spot-hedge", ondemand_price=3.0)
+    assert r.cost_usd == pytest.approx(27.0)
+    assert r.slo_violation_fraction == pytest.approx(2 / 4)
+    od = simulate_fleet(ts, demand, slow, "ondemand", ondemand_price=3.0)
+    assert (od.cost_usd, od.slo_violation_fraction) == (pytest.approx(24.0), pytest.approx(1 / 4))
+    one = simulate_fleet(ts, demand, no_delay, "spot-one-zone", ondemand_price=3.0)
+    assert one.slo_violation_fraction == pytest.approx(1 / 4) and one.cost_usd == pytest.approx(6.0)
+
+
+def test_demand_loader_errors(tmp_path: Path) -> None:
+    from ray_multicloud.sim.serving import load_demand
+
+    bad = tmp_path / "d.csv"
+    bad.write_text("when,how many\n1,2\n")
+    with pytest.raises(TraceError, match="unknown demand header"):
+        load_demand(bad)
+    per_second = tmp_path / "s.csv"
+    per_second.write_text("second,requests,total_tokens\n2023-11-16 18:17:03,1,5\n2023-11-16 18:17:05,3,9\n")
+    d = load_demand(per_second)
+    assert d.step_seconds == 1.0 and list(d.rps) == [1.0, 0.0, 3.0]

@@ -1,0 +1,279 @@
+"""Serving-fleet simulation: replicas on spot and on-demand across zones against a demand trace.
+
+Model
+-----
+Time advances in the spot traces' ticks (loaded by :func:`ray_multicloud.sim.load_traces`). The
+demand trace is resampled onto that grid: the demand of a tick is the mean request rate of the
+demand samples that fall in it (``peak=True``: their maximum). The fleet needs
+``ceil(demand / replica_rps)`` ready replicas (at least ``min_replicas``) to meet the SLO; it is
+sized for the highest need of the last ``downscale_minutes`` (scale-up at once, scale-down
+after demand stayed low that long); a
+tick with fewer ready replicas is an SLO violation, and the requests above ready capacity
+count as unserved. A launched replica is paid from launch and is ready ``startup_minutes``
+later. A zone whose trace value is 0 holds no spot replica (all of them are preempted); a
+multi-node trace's value caps the spot replicas in that zone, a 1-node trace (0/1) does not.
+On-demand is always available.
+
+Fleet policies (:data:`FLEET_POLICIES`):
+
+* ``ondemand``: every replica on on-demand.
+* ``spot-one-zone``: every replica on spot in one zone (the cheapest), no fallback.
+* ``spot-hedge`` (after SkyServe's SpotHedge, EuroSys'25): spot replicas spread over the
+  available zones, cheapest and least-loaded first, plus ``extra_spot`` over-provisioned
+  replicas; on-demand replicas cover whatever the ready spot replicas do not, and are released
+  once spot is ready again.
+
+The on-demand baseline is the ``ondemand`` policy's cost on the same traces.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from ray_multicloud.sim.traces import TraceError, TraceSet
+
+FLEET_POLICIES = ("ondemand", "spot-one-zone", "spot-hedge")
+
+
+@dataclass(frozen=True, slots=True)
+class Demand:
+    """Requests per second, one value per ``step_seconds``."""
+
+    step_seconds: float
+    rps: npt.NDArray[np.float64]
+    source: str
+
+    @property
+    def hours(self) -> float:
+        return len(self.rps) * self.step_seconds / 3600.0
+
+
+def load_demand(path: str | Path) -> Demand:
+    """Read a demand CSV: ``Time (min),Requests`` (per-minute counts, the SpotHedge MAF trace) or
+    ``second,requests,...`` (per-second counts with timestamps; missing seconds are 0)."""
+    p = Path(path)
+    try:
+        with p.open(newline="") as fh:
+            rows = list(csv.reader(fh))
+    except OSError as exc:
+        raise TraceError(f"{p}: cannot read demand trace ({exc.strerror or exc})") from exc
+    if len(rows) < 2:
+        raise TraceError(f"{p}: demand trace has no rows; expected a header and one row per minute or second")
+    header = [h.strip().lower() for h in rows[0]]
+    body = [r for r in rows[1:] if r]
+    try:
+        if header[:2] == ["time (min)", "requests"]:
+            counts = np.zeros(int(max(float(r[0]) for r in body)) + 1)
+            for r in body:
+                counts[int(float(r[0]))] += float(r[1])
+            return Demand(60.0, counts / 60.0, str(p))
+        if header[:2] == ["second", "requests"]:
+            stamps = [datetime.fromisoformat(r[0]) for r in body]
+            t0 = min(stamps)
+            secs = [int((s - t0).total_seconds()) for s in stamps]
+            counts = np.zeros(max(secs) + 1)
+            for s, r in zip(secs, body):
+                counts[s] += float(r[1])
+            return Demand(1.0, counts, str(p))
+    except (ValueError, IndexError) as exc:
+        raise TraceError(f"{p}: bad demand row ({exc})") from exc
+    raise TraceError(
+        f"{p}: unknown demand header {rows[0]!r}; use 'Time (min),Requests' or 'second,requests'"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class FleetSpec:
+    replica_rps: float
+    startup_minutes: float = 5.0
+    min_replicas: int = 1
+    extra_spot: int = 1
+    downscale_minutes: float = 10.0
+    peak: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ServingResult:
+    policy: str
+    hours: float
+    cost_usd: float
+    ondemand_cost_usd: float
+    slo_violation_fraction: float
+    unserved_fraction: float
+    preemptions: int
+    mean_replicas: float
+
+    @property
+    def savings_fraction(self) -> float:
+        return 1.0 - self.cost_usd / self.ondemand_cost_usd if self.ondemand_cost_usd > 0 else 0.0
+
+
+def resample(demand: Demand, tick_seconds: float, ticks: int, *, peak: bool = False) -> npt.NDArray[np.float64]:
+    """Demand rate per trace tick (mean, or max with ``peak``) for up to ``ticks`` ticks."""
+    per = tick_seconds / demand.step_seconds
+    n = min(ticks, int(len(demand.rps) / per))
+    if n < 1:
+        raise TraceError(f"{demand.source}: shorter than one trace tick ({tick_seconds:g} s)")
+    out = np.empty(n)
+    for i in range(n):
+        seg = demand.rps[int(i * per) : max(int((i + 1) * per), int(i * per) + 1)]
+        out[i] = seg.max() if peak else seg.mean()
+    return out
+
+
+def simulate_fleet(
+    traces: TraceSet,
+    demand: Demand,
+    fleet: FleetSpec,
+    policy: str,
+    *,
+    ondemand_price: float,
+) -> ServingResult:
+    """Run fleet ``policy`` over the overlap of the spot traces and the demand trace."""
+    if policy not in FLEET_POLICIES:
+        raise TraceError(f"unknown fleet policy {policy!r}: use one of {', '.join(FLEET_POLICIES)}")
+    if fleet.replica_rps <= 0:
+        raise TraceError(f"replica capacity must be > 0 requests/s, got {fleet.replica_rps}")
+    rate = resample(demand, traces.gap_seconds, traces.ticks, peak=fleet.peak)
+    cost, violations, unserved, pre, replicas = _run(traces, rate, fleet, policy, ondemand_price)
+    base = cost if policy == "ondemand" else _run(traces, rate, fleet, "ondemand", ondemand_price)[0]
+    total = float(rate.sum())
+    return ServingResult(
+        policy=policy,
+        hours=len(rate) * traces.gap_seconds / 3600.0,
+        cost_usd=cost,
+        ondemand_cost_usd=base,
+        slo_violation_fraction=violations / len(rate),
+        unserved_fraction=unserved / total if total > 0 else 0.0,
+        preemptions=pre,
+        mean_replicas=replicas / len(rate),
+    )
+
+
+class _Group:
+    """Replicas in one place: ``ready`` ones and batches ``[ready_at, n]`` still starting."""
+
+    __slots__ = ("pending", "ready")
+
+    def __init__(self) -> None:
+        self.ready = 0
+        self.pending: list[list[int]] = []
+
+    @property
+    def total(self) -> int:
+        return self.ready + sum(n for _, n in self.pending)
+
+    def advance(self, t: int) -> None:
+        while self.pending and self.pending[0][0] <= t:
+            self.ready += self.pending.pop(0)[1]
+
+    def grow(self, n: int, ready_at: int) -> None:
+        if n > 0:
+            self.pending.append([ready_at, n])
+
+    def shrink(self, n: int) -> int:
+        """Release up to ``n`` replicas, newest first; returns how many were released."""
+        if n <= 0:
+            return 0
+        left = n
+        while left > 0 and self.pending:
+            take = min(left, self.pending[-1][1])
+            self.pending[-1][1] -= take
+            left -= take
+            if self.pending[-1][1] == 0:
+                self.pending.pop()
+        take = min(left, self.ready)
+        self.ready -= take
+        left -= take
+        return n - left
+
+
+def _run(
+    traces: TraceSet, rate: npt.NDArray[np.float64], fleet: FleetSpec, policy: str, od_price: float
+) -> tuple[float, int, float, int, int]:
+    tick_h = traces.gap_seconds / 3600.0
+    startup = math.ceil(fleet.startup_minutes * 60.0 / traces.gap_seconds - 1e-9)
+    window = max(1, math.ceil(fleet.downscale_minutes * 60.0 / traces.gap_seconds - 1e-9))
+    counts = traces.counts
+    prices = traces.spot_prices
+    Z = len(traces.names)
+    unlimited = [int(counts[z].max()) <= 1 for z in range(Z)]
+    cheapest = int(np.argmin(prices[:, 0]))
+    spot = [_Group() for _ in range(Z)]
+    od = _Group()
+    needs = np.maximum(fleet.min_replicas, np.ceil(rate / fleet.replica_rps - 1e-9)).astype(np.int64)
+    cost = unserved = 0.0
+    violations = preemptions = replica_ticks = 0
+    for t in range(len(rate)):
+        need = int(needs[t])
+        # Scale down only after demand stayed lower for the downscale window.
+        target_need = int(needs[max(0, t - window + 1) : t + 1].max())
+        for z in range(Z):
+            g = spot[z]
+            g.advance(t)
+            cap = (g.total if counts[z, t] > 0 else 0) if unlimited[z] else int(counts[z, t])
+            if g.total > cap:
+                preemptions += g.shrink(g.total - cap)
+        od.advance(t)
+        if policy == "ondemand":
+            od.shrink(od.total - target_need)
+            od.grow(target_need - od.total, t + startup)
+        else:
+            target = target_need + (fleet.extra_spot if policy == "spot-hedge" else 0)
+            order = [cheapest] if policy == "spot-one-zone" else sorted(range(Z), key=lambda z: (prices[z, t], z))
+            _place_spot(spot, order, target, counts[:, t], unlimited, t + startup)
+            for g in spot:  # replicas with no startup delay serve in the tick they launch
+                g.advance(t)
+            if policy == "spot-hedge":
+                ready_spot = sum(g.ready for g in spot)
+                want = max(0, target_need - ready_spot)
+                od.shrink(od.total - want)
+                od.grow(want - od.total, t + startup)
+        od.advance(t)
+        ready = od.ready + sum(g.ready for g in spot)
+        if ready < need:
+            violations += 1
+        unserved += max(0.0, float(rate[t]) - ready * fleet.replica_rps)
+        for z in range(Z):
+            n = spot[z].total
+            cost += n * float(prices[z, t]) * tick_h
+            replica_ticks += n
+        cost += od.total * od_price * tick_h
+        replica_ticks += od.total
+    return cost, violations, unserved, preemptions, replica_ticks
+
+
+def _place_spot(
+    groups: list[_Group],
+    order: Sequence[int],
+    target: int,
+    counts: npt.NDArray[np.int64],
+    unlimited: Sequence[bool],
+    ready_at: int,
+) -> None:
+    total = sum(g.total for g in groups)
+    for z in reversed(order):  # too many: release from the dearest zones first, newest first
+        if total <= target:
+            break
+        total -= groups[z].shrink(total - target)
+    while total < target:  # too few: water-fill the least-loaded zones that have room
+        room = [z for z in order if counts[z] > 0 and (unlimited[z] or groups[z].total < counts[z])]
+        if not room:
+            return
+        z = min(room, key=lambda k: (groups[k].total, order.index(k)))
+        level = sorted(groups[k].total for k in room)
+        higher = [v for v in level if v > groups[z].total]
+        step = (higher[0] - groups[z].total) if higher else target - total
+        if not unlimited[z]:
+            step = min(step, int(counts[z]) - groups[z].total)
+        step = max(1, min(step, target - total))
+        groups[z].grow(step, ready_at)
+        total += step
