@@ -44,6 +44,12 @@ def _add_prices(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--limit", type=int, default=1, help="offers shown per (cloud, capacity type), default 1")
     p.add_argument("--catalog", help="catalog CSV (default: the snapshot shipped with the package)")
     p.add_argument("--show-warnings", action="store_true", help="list the catalog's row warnings on stderr")
+    p.add_argument("--live", action="store_true",
+                   help="overlay live prices from each cloud's price API; shows each price's source and age")
+    p.add_argument("--feed-endpoint", action="append", default=[], metavar="CLOUD=URL",
+                   help="with --live: a price API base URL for a cloud (aws, gcp, azure), e.g. a mirror")
+    p.add_argument("--max-price-age", type=float, default=60.0, metavar="MINUTES",
+                   help="with --live: prices older than this are flagged stale (default 60)")
     p.set_defaults(handler=_cmd_prices)
 
 
@@ -73,7 +79,17 @@ def _cmd_prices(args: argparse.Namespace) -> int:
         capacity_types=capacity,
     )
     groups: dict[tuple[str, str], list[list[str | int | float | None]]] = {}
-    for o in matching_offers(pool, index):
+    offers = list(matching_offers(pool, index))
+    live = None
+    if args.live:
+        from ray_multicloud.pricing.show import live_overlay, price_source
+
+        endpoints = dict(item.split("=", 1) for item in args.feed_endpoint if "=" in item)
+        live = live_overlay(offers, endpoints=endpoints, max_age_s=args.max_price_age * 60)
+        offers = sorted(live.offers, key=lambda o: o.price_per_hour)
+        for note in live.notes:
+            print(f"ray-multicloud prices: {note}", file=sys.stderr)
+    for o in offers:
         rows = groups.setdefault((o.cloud, o.capacity.value), [])
         if len(rows) < args.limit:
             spot = o.capacity is CapacityType.SPOT
@@ -81,6 +97,7 @@ def _cmd_prices(args: argparse.Namespace) -> int:
                 [o.cloud, o.capacity.value, o.region, o.zone or "-", o.instance_type, f"{o.accelerator_count:g}",
                  f"{o.price_per_hour:.4f}", f"{o.ondemand_price_per_hour:.4f}",
                  f"{o.discount:.0%}" if spot else "-"]
+                + (list(price_source(o, live.now)) if live is not None else [])
             )
     if args.show_warnings:
         for w in catalog.warnings:
@@ -93,7 +110,9 @@ def _cmd_prices(args: argparse.Namespace) -> int:
         return 1
     table = [row for _, rows in sorted(groups.items(), key=lambda kv: float(str(kv[1][0][6]))) for row in rows]
     headers = ["cloud", "capacity", "region", "zone", "instance", "GPUs", "$/h", "on-demand $/h", "discount"]
-    print(format_table(headers, table, align="lllllrrrr"))
+    if live is not None:
+        headers += ["price source", "age"]
+    print(format_table(headers, table, align="lllllrrrr" + ("lr" if live is not None else "")))
     return 0
 
 
