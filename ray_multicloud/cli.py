@@ -93,12 +93,12 @@ def _cmd_prices(args: argparse.Namespace) -> int:
         rows = groups.setdefault((o.cloud, o.capacity.value), [])
         if len(rows) < args.limit:
             spot = o.capacity is CapacityType.SPOT
-            rows.append(
-                [o.cloud, o.capacity.value, o.region, o.zone or "-", o.instance_type, f"{o.accelerator_count:g}",
-                 f"{o.price_per_hour:.4f}", f"{o.ondemand_price_per_hour:.4f}",
-                 f"{o.discount:.0%}" if spot else "-"]
-                + (list(price_source(o, live.now)) if live is not None else [])
-            )
+            row: list[str | int | float | None] = [
+                o.cloud, o.capacity.value, o.region, o.zone or "-", o.instance_type, f"{o.accelerator_count:g}",
+                f"{o.price_per_hour:.4f}", f"{o.ondemand_price_per_hour:.4f}", f"{o.discount:.0%}" if spot else "-"]
+            if live is not None:
+                row += price_source(o, live.now)
+            rows.append(row)
     if args.show_warnings:
         for w in catalog.warnings:
             print(f"catalog warning: {w}", file=sys.stderr)
