@@ -31,15 +31,17 @@ def test_reference_is_deterministic_and_seed_dependent() -> None:
 
 @pytest.mark.e2e
 def test_train_survives_preemption_and_price_move(tmp_path: Path) -> None:
-    report = run_scenario(tmp_path, timeout_s=300)
+    report = run_scenario(tmp_path, cycles=1, timeout_s=300)
     print(report)
     # Same weights as an uninterrupted run of the same seed.
     assert report.max_abs_diff is not None and report.max_abs_diff <= 1e-6, report.max_abs_diff
     # It really was interrupted twice: the first attempt, after the preemption, after the move.
     assert report.attempts >= 3, report.events
-    assert report.recovery_s is not None and report.preempt_lost_steps is not None
-    assert report.move_status == "moved", report.events
-    assert report.move_total_s is not None and report.move_lost_steps is not None
+    assert len(report.recovery_s) == 1 and len(report.preempt_lost_steps) == 1
+    assert report.move_status == ["moved"], report.events
+    assert len(report.move_total_s) == 1 and len(report.move_lost_steps) == 1
+    # A restore loses at most the steps since the last checkpoint plus those run during the notice.
+    assert all(0 <= n <= 5 + 40 for n in report.preempt_lost_steps + report.move_lost_steps)
     # Every checkpoint it restored from was complete (verified on restore, and again now); none skipped.
     assert len(report.sources) >= 2
     for source in report.sources:

@@ -161,14 +161,21 @@ def train_loop(config: dict[str, Any]) -> None:
 
 @dataclass
 class Report:
-    """What one scenario run measured (seconds, steps), and what the checks need."""
+    """What one scenario run measured, one entry per cycle (seconds, steps), and what the checks need.
 
-    recovery_s: float | None = None
-    preempt_lost_steps: int | None = None
-    move_total_s: float | None = None
-    move_up_s: float | None = None
-    move_drained_s: float | None = None
-    move_lost_steps: int | None = None
+    ``recovery_s``: preemption notice -> first training step after the restore. ``preempt_lost_steps``:
+    steps reached before the restart minus the step restored from. ``move_total_s``: start of the move
+    (replacement launch) -> first step after the restore; ``move_up_s``: replacement's Ray node alive;
+    ``move_drained_s``: old node drained (or its deadline); ``move_lost_steps`` as for preemptions.
+    """
+
+    recovery_s: list[float] = field(default_factory=list)
+    preempt_lost_steps: list[int] = field(default_factory=list)
+    move_total_s: list[float] = field(default_factory=list)
+    move_up_s: list[float] = field(default_factory=list)
+    move_drained_s: list[float] = field(default_factory=list)
+    move_lost_steps: list[int] = field(default_factory=list)
+    move_status: list[str] = field(default_factory=list)
     wall_s: float = 0.0
     max_abs_diff: float | None = None
     offers_used: list[str] = field(default_factory=list)
@@ -177,7 +184,6 @@ class Report:
     skipped: list[str] = field(default_factory=list)
     attempts: int = 0
     events: list[str] = field(default_factory=list)
-    move_status: str = ""
 
 
 def _read_log(path: Path) -> list[dict[str, Any]]:
@@ -232,15 +238,32 @@ def _restart_after(events: list[dict[str, Any]], at: float) -> tuple[dict[str, A
     return first, steps[0]["t"], before
 
 
-def run_scenario(workdir: str | Path, *, spec: JobSpec | None = None, notice_s: float = 5.0,
+def _cheaper_target(controller: Any) -> tuple[Any, float]:
+    """An offer of the T4 pool that no node uses, another cloud first, and the price that makes it a move:
+    a fifth of the cheapest price the pool's nodes pay now."""
+    fleet = [n for n in controller.provider.fleet() if n.pool == "t4_spot"]
+    used_offers = {n.offer.offer_id for n in fleet}
+    used_clouds = {n.offer.cloud for n in fleet}
+    candidates = [o for o in controller.provider.offers.index().offers_for("T4")
+                  if o.capacity.value == "spot" and o.accelerator_count == 1
+                  and o.cloud in ("aws", "gcp", "azure") and o.offer_id not in used_offers]
+    candidates.sort(key=lambda o: (o.cloud in used_clouds, o.price_per_hour, o.offer_id))
+    cheapest_now = min(n.offer.price_per_hour for n in fleet)
+    return candidates[0], round(cheapest_now * 0.2, 8)
+
+
+def run_scenario(workdir: str | Path, *, spec: JobSpec | None = None, cycles: int = 1, notice_s: float = 5.0,
                  drain_deadline_s: float = 6.0, preempt_at_step: int = 10, move_after_steps: int = 10,
                  timeout_s: float = 300.0) -> Report:
-    """Bring up a local cluster, run the job through one preemption and one price move, tear down.
+    """Bring up a local cluster, run the job through ``cycles`` x (one preemption, then one price move),
+    check the final weights against ``reference_state``, tear down.
 
-    Raises ``TimeoutError`` if a stage does not happen in time; the cluster is always torn down.
+    ``spec`` defaults to a job long enough for the cycles. Raises ``TimeoutError`` if a stage does not
+    happen within ``timeout_s`` of the job's start; the cluster is always torn down.
     """
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     import ray
+    import torch
     from ray.train import ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
@@ -248,9 +271,10 @@ def run_scenario(workdir: str | Path, *, spec: JobSpec | None = None, notice_s: 
     from ray_multicloud.local_cluster import LocalCluster
     from ray_multicloud.policy.rebalance import RebalanceConfig
     from ray_multicloud.pricing.board import PriceBoard
+    from ray_multicloud.train.checkpoint import verify_checkpoint
     from ray_multicloud.train.config import run_config
 
-    spec = spec or JobSpec()
+    spec = spec or JobSpec(total_steps=60 + 60 * cycles)
     report = Report()
     began = time.time()
     work = Path(workdir)
@@ -265,8 +289,8 @@ def run_scenario(workdir: str | Path, *, spec: JobSpec | None = None, notice_s: 
                 train_loop,
                 train_loop_config={**{k: getattr(spec, k) for k in JobSpec.__dataclass_fields__}, "log": str(log)},
                 # One worker per T4 node: the pool's nodes advertise CPU 1 and accelerator_type:T4 1 (their
-            # GPU is logical here, and torch is a CPU build, so the workers ask for the T4 resource).
-            scaling_config=ScalingConfig(num_workers=spec.world, use_gpu=False,
+                # GPU is logical here, and torch is a CPU build, so the workers ask for the T4 resource).
+                scaling_config=ScalingConfig(num_workers=spec.world, use_gpu=False,
                                              resources_per_worker={"CPU": 1, "accelerator_type:T4": 1}),
                 torch_config=TorchConfig(backend="gloo"),
                 run_config=rc,
@@ -287,60 +311,53 @@ def run_scenario(workdir: str | Path, *, spec: JobSpec | None = None, notice_s: 
             def left() -> float:
                 return max(1.0, end_by - time.monotonic())
 
-            # 1. Preempt the node of one training worker.
-            _wait(lambda: _max_step(_read_log(log)) >= preempt_at_step, left(), "training progress")
-            victim_instance = next(e["instance"] for e in _read_log(log) if e["ev"] == "start" and e["rank"] == 1)
-            victim = next(i for i in cluster.workers() if i.instance_id == victim_instance)
-            cloud = cluster.clouds()[victim.cloud]
-            preempted_at = time.time()
-            cloud.preempt(victim.instance_id, notice_s=notice_s)
-            report.events.append(f"preempted {victim.instance_id} ({victim.tags.get('rmc-offer')})")
-            got = _wait(lambda: _restart_after(_read_log(log), preempted_at), left(), "recovery after preemption")
-            start_ev, first_step_t, before = got
-            report.recovery_s = first_step_t - preempted_at
-            report.preempt_lost_steps = before - int(start_ev["step"])
-            resumed = int(start_ev["step"])
-
-            # 2. Another cloud gets much cheaper; the controller moves one node there.
-            _wait(lambda: _max_step(_read_log(log)) >= resumed + move_after_steps, left(), "progress after recovery")
             controller = Controller(
                 cluster.config,
                 config=RebalanceConfig(horizon_hours=4.0, checkpoint_s=5, restart_s=20, launch_s=5, state_gb=0.01,
                                        min_relative_saving=0.2, min_interval_s=5, max_moves=1),
                 drain_deadline_s=drain_deadline_s, up_timeout_s=90,
             )
-            fleet = controller.provider.fleet()
-            used = {n.offer.cloud for n in fleet if n.pool == "t4_spot"}
-            index = controller.provider.offers.index()
-            target = next(o for o in index.offers_for("T4")
-                          if o.capacity.value == "spot" and o.cloud not in used and o.accelerator_count == 1
-                          and o.cloud in ("aws", "gcp", "azure"))
-            cheapest_now = min(n.offer.price_per_hour for n in fleet if n.pool == "t4_spot")
-            PriceBoard(cluster.state_dir).set(target.offer_id, round(cheapest_now * 0.2, 6))
-            report.events.append(f"price of {target.offer_id} -> {cheapest_now * 0.2:.4f}")
-            moves = _wait(lambda: controller.tick(), min(left(), 60), "a price move")
-            move = moves[0]
-            report.move_status = move.status
-            report.events.append(f"move {move.move.instance_id} -> {move.new_instance_id}: {move.status}")
-            if move.ok:
-                report.move_up_s = move.up_s
-                report.move_drained_s = move.drained_s
-                got = _wait(lambda: _restart_after(_read_log(log), move.started_at), left(), "resume after move")
-                start_ev, first_step_t, before = got
-                report.move_total_s = first_step_t - move.started_at
-                report.move_lost_steps = before - int(start_ev["step"])
+            resumed = 0
+            for cycle in range(cycles):
+                # 1. Preempt the node of training worker rank 1 (a notice, then death at its deadline).
+                _wait(lambda r=resumed: _max_step(_read_log(log)) >= r + preempt_at_step, left(), "progress")
+                starts = [e for e in _read_log(log) if e["ev"] == "start" and e["rank"] == 1]
+                victim_id = starts[-1]["instance"]
+                victim = next(i for i in cluster.workers() if i.instance_id == victim_id)
+                preempted_at = time.time()
+                cluster.clouds()[victim.cloud].preempt(victim.instance_id, notice_s=notice_s)
+                report.events.append(f"cycle {cycle}: preempted {victim_id} ({victim.tags.get('rmc-offer')})")
+                start_ev, first_t, before = _wait(lambda t=preempted_at: _restart_after(_read_log(log), t), left(),
+                                                  "recovery after the preemption")
+                report.recovery_s.append(first_t - preempted_at)
+                report.preempt_lost_steps.append(before - int(start_ev["step"]))
+                resumed = int(start_ev["step"])
+
+                # 2. Another offer gets much cheaper; the controller moves one node there.
+                _wait(lambda r=resumed: _max_step(_read_log(log)) >= r + move_after_steps, left(), "progress")
+                target, price = _cheaper_target(controller)
+                PriceBoard(cluster.state_dir).set(target.offer_id, price)
+                report.events.append(f"cycle {cycle}: price of {target.offer_id} -> {price:.6f}")
+                move = _wait(controller.tick, min(left(), 60), "a price move")[0]
+                report.move_status.append(move.status)
+                report.events.append(f"cycle {cycle}: move {move.move.instance_id} -> {move.new_instance_id} "
+                                     f"({move.move.to_offer.offer_id}): {move.status}")
+                if not move.ok:
+                    continue
+                report.move_up_s.append(float(move.up_s or 0.0))
+                report.move_drained_s.append(float(move.drained_s or 0.0))
+                start_ev, first_t, before = _wait(lambda t=move.started_at: _restart_after(_read_log(log), t),
+                                                  left(), "resume after the move")
+                report.move_total_s.append(first_t - move.started_at)
+                report.move_lost_steps.append(before - int(start_ev["step"]))
+                resumed = int(start_ev["step"])
 
             fitter.join(left())
             if fitter.is_alive():
                 raise TimeoutError("scenario: training did not finish in time")
             if "error" in outcome:
                 raise outcome["error"]
-            result = outcome["result"]
-            import torch
-
-            from ray_multicloud.train.checkpoint import verify_checkpoint
-
-            final_dir = result.checkpoint.to_directory(str(work / "final"))
+            final_dir = outcome["result"].checkpoint.to_directory(str(work / "final"))
             verify_checkpoint(final_dir)
             final = torch.load(Path(final_dir) / "state.pt", weights_only=True)
             ref = reference_state(spec)
@@ -360,21 +377,18 @@ def run_scenario(workdir: str | Path, *, spec: JobSpec | None = None, notice_s: 
 
 
 def summary(reports: list[Report]) -> dict[str, float | None]:
-    """Medians over runs (None when no run measured a figure)."""
+    """Medians over every cycle of every run (None when nothing was measured)."""
 
-    def med(values: list[float | int | None]) -> float | None:
-        got = [float(v) for v in values if v is not None]
-        return statistics.median(got) if got else None
+    def med(values: list[float]) -> float | None:
+        return statistics.median(values) if values else None
 
-    return {
-        "recovery_s": med([r.recovery_s for r in reports]),
-        "preempt_lost_steps": med([r.preempt_lost_steps for r in reports]),
-        "move_total_s": med([r.move_total_s for r in reports]),
-        "move_up_s": med([r.move_up_s for r in reports]),
-        "move_drained_s": med([r.move_drained_s for r in reports]),
-        "move_lost_steps": med([r.move_lost_steps for r in reports]),
-        "wall_s": med([r.wall_s for r in reports]),
-    }
+    def every(name: str) -> list[float]:
+        return [float(v) for r in reports for v in getattr(r, name)]
+
+    out = {name: med(every(name)) for name in ("recovery_s", "preempt_lost_steps", "move_total_s", "move_up_s",
+                                                "move_drained_s", "move_lost_steps")}
+    out["wall_s"] = med([r.wall_s for r in reports])
+    return out
 
 
 def main() -> int:
@@ -382,10 +396,11 @@ def main() -> int:
 
     parser = argparse.ArgumentParser(description="one preemption + one price move of a deterministic Train job")
     parser.add_argument("--workdir", default=None)
+    parser.add_argument("--cycles", type=int, default=1)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
     workdir = args.workdir or tempfile.mkdtemp(prefix="rmc-scenario-")
-    report = run_scenario(workdir)
+    report = run_scenario(workdir, cycles=args.cycles)
     print(json.dumps(report.__dict__, indent=1, default=str))
     return 0
 
