@@ -338,6 +338,40 @@ def gcs_drain(gcs_address: str, *, instance_id: str = "", node_id: str = "", nod
     return drain
 
 
+def detect_cloud(http: Http, bases: Mapping[str, str] = DEFAULT_BASE) -> str:
+    """Which cloud this machine runs on, asked of each metadata service (GCP, Azure, then AWS).
+
+    Lets one ``worker_setup_commands`` line serve a pool whose nodes span clouds. Raises
+    ``LookupError`` when no metadata service answers (not a cloud VM)."""
+    probes = (
+        (
+            "gcp",
+            "GET",
+            f"{bases['gcp'].rstrip('/')}/computeMetadata/v1/instance/id",
+            {"Metadata-Flavor": "Google"},
+        ),
+        (
+            "azure",
+            "GET",
+            f"{bases['azure'].rstrip('/')}/metadata/instance/compute/vmId?api-version=2021-02-01&format=text",
+            {"Metadata": "true"},
+        ),
+        (
+            "aws",
+            "PUT",
+            f"{bases['aws'].rstrip('/')}/latest/api/token",
+            {"X-aws-ec2-metadata-token-ttl-seconds": "60"},
+        ),
+    )
+    for cloud, method, url, headers in probes:
+        try:
+            if http(method, url, headers, b"" if method == "PUT" else None).status == 200:
+                return cloud
+        except OSError:
+            continue
+    raise LookupError("no cloud metadata service answered: is this a cloud VM?")
+
+
 def make_source(cloud: str, http: Http, base_url: str | None, *, instance_id: str, rebalance: bool) -> Source:
     base = base_url or DEFAULT_BASE[cloud]
     if cloud == "aws":
@@ -353,7 +387,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m ray_multicloud.watcher", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--cloud", required=True, choices=sorted(DEFAULT_BASE))
+    parser.add_argument(
+        "--cloud",
+        required=True,
+        choices=[*sorted(DEFAULT_BASE), "auto"],
+        help="the cloud whose metadata service to watch; auto asks each one",
+    )
     parser.add_argument("--gcs-address", required=True, help="the head's GCS, host:port")
     parser.add_argument("--instance-id", default=os.environ.get("RAY_CLOUD_INSTANCE_ID", ""))
     parser.add_argument(
@@ -369,8 +408,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    cloud = args.cloud
+    if cloud == "auto":
+        try:
+            cloud = detect_cloud(urllib_http(1.0))
+        except LookupError as exc:
+            print(f"ray_multicloud.watcher: {exc}", file=sys.stderr)
+            return 2
     source = make_source(
-        args.cloud,
+        cloud,
         urllib_http(),
         args.metadata_url,
         instance_id=args.instance_id,

@@ -142,6 +142,17 @@ def test_metadata_errors_do_not_kill_the_watcher() -> None:
     assert watcher.step() is None and drain.notices == []
 
 
+def test_detect_cloud_asks_each_metadata_service(imds: FakeImds) -> None:
+    from ray_multicloud.watcher import detect_cloud
+
+    dead = "http://127.0.0.1:9"
+    assert detect_cloud(urllib_http(0.5), {"gcp": dead, "azure": dead, "aws": imds.url}) == "aws"
+    with FakeGceMetadata() as gce:
+        assert detect_cloud(urllib_http(0.5), {"gcp": gce.url, "azure": dead, "aws": imds.url}) == "gcp"
+    with pytest.raises(LookupError):
+        detect_cloud(urllib_http(0.5), {"gcp": dead, "azure": dead, "aws": dead})
+
+
 class ScriptedSource:
     cloud = "aws"
 

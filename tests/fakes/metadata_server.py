@@ -66,6 +66,8 @@ class FakeGceMetadata(FakeApi):
                 "TRUE" if self.preempted else "FALSE",
                 {"Metadata-Flavor": "Google", "Content-Type": "application/text"},
             )
+        if path == "/computeMetadata/v1/instance/id":
+            return 200, "4520031799277581759", {"Metadata-Flavor": "Google", "Content-Type": "application/text"}
         return 404, "Not Found", {"Content-Type": "text/html"}
 
 
