@@ -241,7 +241,7 @@ def gcp() -> Iterator[tuple[GcpCloud, FakeGcp]]:
     with FakeGcp() as fake:
         cloud = GcpCloud(
             project=fake.project,
-            zones={"us-central1": ["us-central1-b"]},
+            zones={"us-central1": ["us-central1-b", "us-central1-a"]},
             api_endpoint=fake.url,
             credentials=AnonymousCredentials(),
             sleep=lambda _s: None,
@@ -308,6 +308,23 @@ def test_gcp_on_demand_and_regional_offer_uses_configured_zone(gcp: tuple[GcpClo
     assert body["scheduling"]["provisioningModel"] == "STANDARD"
     assert "guestAccelerators" not in body  # A2 machine types carry their GPUs
     assert inst.instance_id.startswith("us-central1-b/")
+
+
+def test_gcp_regional_offer_tries_each_configured_zone(gcp: tuple[GcpCloud, FakeGcp]) -> None:
+    cloud, fake = gcp
+    cloud._zones["us-central1"] = ["us-central1-a", "us-central1-b"]
+    fake.exhausted_zones.add("us-central1-a")
+    offer = gpu_offer("gcp", "us-central1", "", "n1-standard-8+V100")
+    inst = cloud.launch(request_for(offer))
+    assert inst.instance_id.startswith("us-central1-b/")
+    assert [b["machineType"].split("/")[1] for b in fake.inserted_bodies] == [
+        "us-central1-a",
+        "us-central1-b",
+    ]
+    fake.exhausted_zones.add("us-central1-b")
+    with pytest.raises(CapacityError) as info:
+        cloud.launch(request_for(offer))
+    assert info.value.offer_id == offer.offer_id
 
 
 def test_gcp_quota_and_throttling(gcp: tuple[GcpCloud, FakeGcp]) -> None:

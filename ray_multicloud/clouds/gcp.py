@@ -261,9 +261,11 @@ class GcpCloud:
     def _wait(self, operation: Any) -> None:
         operation.result(timeout=self._op_timeout)
 
-    def zone_for(self, offer: Offer) -> str:
+    def zones_for(self, offer: Offer) -> list[str]:
+        """The zones a launch of ``offer`` may use, in order: its own zone, or for an offer priced
+        by region, the zones configured for that region (tried in turn on "no capacity")."""
         if offer.zone:
-            return offer.zone
+            return [offer.zone]
         zones = self._zones.get(offer.region)
         if not zones:
             raise CloudError(
@@ -272,7 +274,10 @@ class GcpCloud:
                 f"provider.clouds.{self.name}.zones",
                 offer_id=offer.offer_id,
             )
-        return zones[0]
+        return list(zones)
+
+    def zone_for(self, offer: Offer) -> str:
+        return self.zones_for(offer)[0]
 
     def _instance(self, raw: Any) -> Instance:
         zone = str(raw.zone).rsplit("/", 1)[-1]
@@ -307,10 +312,11 @@ class GcpCloud:
 
     # -- the Cloud protocol -----------------------------------------------------------------
 
-    def instance_body(self, request: LaunchRequest) -> dict[str, Any]:
-        """The REST body of ``instances.insert`` for ``request`` (public so tests can check it)."""
+    def instance_body(self, request: LaunchRequest, zone: str | None = None) -> dict[str, Any]:
+        """The REST body of ``instances.insert`` for ``request`` in ``zone`` (default: the first
+        zone of the offer; public so tests can check it)."""
         offer = request.offer
-        zone = self.zone_for(offer)
+        zone = zone or self.zone_for(offer)
         host, _, accel = offer.instance_type.partition("+")
         body: dict[str, Any] = {
             "name": instance_name(request.request_id),
@@ -362,16 +368,30 @@ class GcpCloud:
         return body
 
     def launch(self, request: LaunchRequest) -> Instance:
+        name = instance_name(request.request_id)
+        zones = self.zones_for(request.offer)
+        for zone in zones:
+            existing = self._get_raw(zone, name)
+            if existing is not None and _STATES.get(str(existing.status)) is not NodeState.TERMINATED:
+                return self._instance(existing)
+        last: CapacityError | None = None
+        for zone in zones:
+            try:
+                return self._insert(request, zone)
+            except QuotaError:
+                raise  # quotas are regional: another zone of the region would fail the same way
+            except CapacityError as exc:
+                last = exc
+        assert last is not None
+        raise last
+
+    def _insert(self, request: LaunchRequest, zone: str) -> Instance:
         offer_id = request.offer.offer_id
-        body = self.instance_body(request)
-        zone = self.zone_for(request.offer)
-        existing = self._get_raw(zone, body["name"])
-        if existing is not None and _STATES.get(str(existing.status)) is not NodeState.TERMINATED:
-            return self._instance(existing)
+        body = self.instance_body(request, zone)
         resource = self._compute.Instance.from_json(json.dumps(body))
         # GCE dedupes inserts that carry the same request_id (a UUID) for a while: a retried
         # insert after a lost reply does not create a second VM.
-        rid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"rmc:{request.request_id}"))
+        rid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"rmc:{request.request_id}:{zone}"))
         try:
             operation = self._call(
                 lambda: self._client.insert(
