@@ -111,8 +111,11 @@ def _dp(
 
     idle = np.full(K, inf)
     idle[0] = 0.0
-    # run[p, w]: on placement p, overhead paid, w ticks of work done; column W = just finished.
-    run = np.full((P, W + 1), inf)
+    # Working states in diagonal coordinates: run[p, w - t + H] is the least cost of being on
+    # placement p at the start of tick t with w ticks of work done and no overhead left, so
+    # that a tick of work (w + 1 at t + 1) stays in the same column and is an in-place add.
+    H = horizon
+    run = np.full((P, W + H + 2), inf)
     ov = np.full((P, K, max(R, 1)), inf)  # on p, at checkpoint k, i+1 overhead ticks left
     best = inf
     best_at: int | None = None
@@ -121,7 +124,7 @@ def _dp(
 
     for t in range(horizon):
         # Only states that can still finish within the horizon matter (lo); none has more
-        # work than ticks elapsed (hi). Columns below lo are never read again.
+        # work than ticks elapsed (hi). Columns that leave the band never re-enter it.
         lo = max(0, W - (horizon - t))
         hi = min(t, W - 1)
         a = avail[:, t]
@@ -131,19 +134,19 @@ def _dp(
         # Released or preempted states fall back to their checkpoint, then wait or start.
         pool = idle.copy()
         k_lo = lo // M
+        fin = inf
         if hi >= lo:
-            seg_min = run[:, lo : hi + 1].min(axis=0)
+            seg = run[:, lo - t + H : hi - t + H + 1]
             k_hi = hi // M
             bounds = np.maximum(kM[k_lo : k_hi + 1], lo) - lo
-            grouped = np.minimum.reduceat(seg_min, bounds)
+            grouped = np.minimum.reduceat(seg.min(axis=0), bounds)
             np.minimum(pool[k_lo : k_hi + 1], grouped, out=pool[k_lo : k_hi + 1])
-            # Keep working on p (only while p can be held during t): w -> w + 1.
-            run[:, lo + 1 : hi + 2] = run[:, lo : hi + 1] + c2
-            run[:, lo] = inf
-            fin = float(run[:, W].min())
-            run[:, W] = inf
-        else:
-            fin = inf
+            # Keep working on p (only while p can be held during t): w -> w + 1, in place.
+            np.add(seg, c2, out=seg)
+            if hi == W - 1:
+                jw = W - 1 - t + H
+                fin = float(run[:, jw].min())
+                run[:, jw] = inf
         if R > 0:
             np.minimum(pool, ov.min(axis=(0, 2)), out=pool)
         pool[:k_lo] = inf
@@ -152,7 +155,7 @@ def _dp(
             w1 = kM + 1  # work starts in the first tick
             inside = w1 < W
             if inside.any():
-                cols = w1[inside]
+                cols = w1[inside] - (t + 1) + H
                 run[:, cols] = np.minimum(run[:, cols], starts[:, inside])
             if (~inside).any():
                 fin = min(fin, float(starts[:, ~inside].min()))
@@ -164,7 +167,8 @@ def _dp(
                 ov[:, :, R - 2] = starts
             else:
                 done = np.minimum(ovc[:, :, 0], starts)
-            run[:, kM] = np.minimum(run[:, kM], done)
+            cols = kM - (t + 1) + H
+            run[:, cols] = np.minimum(run[:, cols], done)
         if fin < best - 1e-12:
             best, best_at = fin, t + 1
         idle = pool
