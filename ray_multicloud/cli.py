@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     # Subcommands register themselves here, one block each.
     _add_prices(sub)
+    _add_plan(sub)
     _add_simulate(sub)
     _add_report(sub)
     _ = sub
@@ -114,6 +115,69 @@ def _cmd_prices(args: argparse.Namespace) -> int:
         headers += ["price source", "age"]
     print(format_table(headers, table, align="lllllrrrr" + ("lr" if live is not None else "")))
     return 0
+
+
+# --- plan ------------------------------------------------------------------------------------
+
+
+def _add_plan(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "plan",
+        help="check a multi-cloud cluster YAML offline; per pool, the offers it would use now and why",
+        description="Validates the provider section and every node type's pool or pinned offer without "
+        "calling any cloud, then shows, per pool, the offer each first node would get, the fallbacks "
+        "tried if it has no capacity, and why. Exit 0: all placeable; 1: a pool has no offer; 2: invalid.",
+    )
+    p.add_argument("config", help="the cluster YAML given to ray up")
+    p.add_argument("--fallbacks", type=int, default=3, help="fallback offers shown per node (default 3)")
+    p.add_argument("--live", action="store_true", help="overlay live prices first (calls the price APIs)")
+    p.add_argument("--feed-endpoint", action="append", default=[], metavar="CLOUD=URL",
+                   help="with --live: a price API base URL for a cloud (aws, gcp, azure)")
+    p.set_defaults(handler=_cmd_plan)
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    import time
+
+    import yaml
+
+    from ray_multicloud.plan import build_plan
+    from ray_multicloud.policy.place import describe_offer
+    from ray_multicloud.pricing.show import price_source
+
+    try:
+        with open(args.config) as handle:
+            config = yaml.safe_load(handle)
+    except (OSError, yaml.YAMLError) as exc:
+        print(f"ray-multicloud plan: cannot read {args.config}: {exc}", file=sys.stderr)
+        return 2
+    if not isinstance(config, dict):
+        print(f"ray-multicloud plan: {args.config} is not a YAML mapping", file=sys.stderr)
+        return 2
+    now = time.time()
+    endpoints = dict(item.split("=", 1) for item in args.feed_endpoint if "=" in item)
+    plan = build_plan(config, now=now, live=args.live, endpoints=endpoints)
+    state = "every pool can be placed now" if plan.feasible else "SOME POOLS CANNOT BE PLACED"
+    print(f"cluster {plan.cluster}: {len(plan.pools)} node types, {state}")
+    for warning in plan.warnings:
+        print(f"warning: {warning}")
+    for note in plan.notes:
+        print(f"note: {note}")
+    for pool in plan.pools:
+        kind = "pinned" if pool.pinned else f"{pool.count} node(s) now"
+        print(f"\n[{pool.node_type}] {kind}")
+        for reason in pool.infeasible:
+            print(f"  no offer: {reason}")
+        for i, (offer, fallbacks, reasons) in enumerate(pool.placements, 1):
+            source, age = price_source(offer, now)
+            print(f"  node {i}: {offer.offer_id}  ${offer.price_per_hour:.4f}/h  [{source}, age {age}]")
+            for reason in reasons:
+                print(f"    why: {reason}")
+            for fallback in fallbacks[: args.fallbacks]:
+                print(f"    if no capacity: {describe_offer(fallback)}")
+            if len(fallbacks) > args.fallbacks:
+                print(f"    ... and {len(fallbacks) - args.fallbacks} more fallback(s)")
+    return 0 if plan.feasible else 1
 
 
 # --- simulate ---------------------------------------------------------------------------------

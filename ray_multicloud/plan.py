@@ -1,0 +1,228 @@
+"""``ray-multicloud plan CONFIG``: check a multi-cloud cluster YAML offline and say, per pool, which
+offers the policy would use now and why.
+
+Offline means no cloud call and no credential: the provider section is parsed with the provider's
+own ``load_settings``, each public cloud entry is checked for what its driver needs (and for
+credentials that do not belong in a YAML) without building an SDK client, every node type's pool
+or pinned offer is parsed with ``config.parse_pool`` / ``parse_offer`` against the offers the
+configured clouds sell (the catalog snapshot, narrowed by each cloud's ``regions``; a private
+pool's own machines), and ``policy.place`` ranks them. ``live=True`` overlays live prices first
+(that one step goes to the clouds' public price APIs). Nothing here prints: ``build_plan``
+returns a ``Plan`` the CLI renders.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ray_multicloud.clouds import DRIVERS
+from ray_multicloud.config import parse_offer, parse_pool
+from ray_multicloud.errors import ConfigError
+from ray_multicloud.policy import OfferIndex, place
+from ray_multicloud.policy.place import describe_offer
+from ray_multicloud.pricing import load_catalog
+from ray_multicloud.settings import catalog_offers_for, load_settings
+from ray_multicloud.types import Decision, Offer, PoolSpec
+
+MARKET_LABEL = "ray.io/market-type"
+CREDENTIAL_KEYS = frozenset(
+    {
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "aws_session_token",
+        "credentials",
+        "credentials_file",
+        "service_account_key",
+        "private_key",
+        "client_secret",
+        "client_id",
+        "tenant_id",
+        "password",
+        "access_token",
+    }
+)
+LOOPBACK = ("127.", "localhost", "::1")
+
+
+@dataclass(frozen=True, slots=True)
+class PoolPlan:
+    node_type: str
+    count: int
+    pinned: bool
+    placements: tuple[tuple[Offer, tuple[Offer, ...], tuple[str, ...]], ...] = ()
+    infeasible: tuple[str, ...] = ()
+
+
+@dataclass
+class Plan:
+    cluster: str
+    pools: list[PoolPlan] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def feasible(self) -> bool:
+        return all(not p.infeasible for p in self.pools)
+
+
+def check_cloud_entry(name: str, spec: Mapping[str, Any]) -> list[str]:
+    """What a public cloud entry lacks for its driver (as warnings); ``ConfigError`` for credentials."""
+    for key in spec:
+        if key in CREDENTIAL_KEYS:
+            raise ConfigError(
+                f"provider.clouds.{name}.{key}",
+                "credentials do not belong in the cluster YAML; use each cloud SDK's standard chain "
+                "(environment, profile, managed identity / Application Default Credentials)",
+            )
+    driver = str(spec.get("driver", name))
+    if driver not in DRIVERS:
+        raise ConfigError(
+            f"provider.clouds.{name}.driver", f"unknown driver {driver!r}; choose one of {sorted(DRIVERS)}"
+        )
+    warnings: list[str] = []
+    where = f"provider.clouds.{name}"
+    if driver == "aws":
+        if not spec.get("regions"):
+            warnings.append(f"{where}.regions: unset; list and reconciliation only see regions launched into")
+        if not spec.get("image_id"):
+            raise ConfigError(
+                f"{where}.image_id", "set an AMI (or region -> AMI) with Ray and this package installed"
+            )
+        if not spec.get("security_group_ids"):
+            warnings.append(
+                f"{where}.security_group_ids: unset; workers get the VPC's default group (see docs/networking.md)"
+            )
+    elif driver == "gcp":
+        if not spec.get("project"):
+            raise ConfigError(f"{where}.project", "a GCP project id is required")
+        if not spec.get("network_tags"):
+            warnings.append(
+                f"{where}.network_tags: unset; firewall rules can only target the rmc-<cluster> tag"
+            )
+    elif driver == "azure":
+        if not (spec.get("subscription_id") or os.environ.get("AZURE_SUBSCRIPTION_ID")):
+            warnings.append(f"{where}.subscription_id: unset here and in AZURE_SUBSCRIPTION_ID")
+        for key in ("resource_group", "subnet_ids", "ssh_public_key"):
+            if not spec.get(key):
+                raise ConfigError(f"{where}.{key}", "required by the Azure driver")
+        regions = spec.get("regions") or []
+        missing = [r for r in regions if r not in (spec.get("subnet_ids") or {})]
+        if missing:
+            raise ConfigError(f"{where}.subnet_ids", f"no subnet for region(s) {', '.join(missing)}")
+        if not spec.get("network_security_group_ids"):
+            warnings.append(f"{where}.network_security_group_ids: unset; NICs get the subnet's NSG only")
+    return warnings
+
+
+def _offers(settings: Any, catalog_path: str | None) -> list[Offer]:
+    from ray_multicloud.clouds import make_cloud
+
+    catalog = load_catalog(catalog_path)
+    offers: list[Offer] = []
+    for name, spec in settings.clouds.items():
+        if str(spec.get("driver", name)) == "private":
+            cloud = make_cloud(name, spec, state_dir=str(settings.state_dir))  # offline: its own machine list
+            offers.extend(cloud.offers())  # type: ignore[attr-defined]
+        else:
+            offers.extend(catalog_offers_for(name, spec, catalog.offers))
+    return offers
+
+
+def build_plan(
+    config: Mapping[str, Any],
+    *,
+    now: float | None = None,
+    live: bool = False,
+    endpoints: Mapping[str, str] | None = None,
+    max_age_s: float | None = None,
+) -> Plan:
+    """Validate ``config`` (a parsed cluster YAML) and place each pool's first nodes. ``ConfigError``
+    names the first invalid key."""
+    now = time.time() if now is None else now
+    cluster = str(config.get("cluster_name") or "default")
+    provider = config.get("provider")
+    if not isinstance(provider, Mapping):
+        raise ConfigError("provider", "missing; see cluster_configs/aws-gcp-azure-gpu.yaml")
+    if provider.get("module") != "ray_multicloud.provider.MultiCloudNodeProvider":
+        raise ConfigError("provider.module", "must be ray_multicloud.provider.MultiCloudNodeProvider")
+    settings = load_settings(provider, cluster)
+    plan = Plan(cluster)
+    for name, spec in settings.clouds.items():
+        driver = str(spec.get("driver", name))
+        if driver not in DRIVERS:
+            raise ConfigError(
+                f"provider.clouds.{name}.driver",
+                f"unknown driver {driver!r}; choose one of {sorted(DRIVERS)}",
+            )
+    public = [n for n, s in settings.clouds.items() if str(s.get("driver", n)) in ("aws", "gcp", "azure")]
+    for name in public:
+        plan.warnings += check_cloud_entry(name, settings.clouds[name])
+    if public and settings.gcs_address.startswith(LOOPBACK):
+        plan.warnings.append(
+            f"provider.gcs_address {settings.gcs_address} is loopback: workers on {', '.join(public)} cannot reach "
+            "it; use the head's overlay or peered-network address (docs/networking.md)"
+        )
+    offers = _offers(settings, settings.catalog_path)
+    if live:
+        from ray_multicloud.pricing.show import live_overlay
+
+        age = max_age_s if max_age_s is not None else float(provider.get("max_price_age_seconds", 3600))
+        overlay = live_overlay(offers, endpoints=endpoints, max_age_s=age, now=now)
+        offers = list(overlay.offers)
+        plan.notes += list(overlay.notes)
+    stale = sum(1 for o in offers if o.stale)
+    if stale:
+        plan.notes.append(f"{stale} offer(s) carry stale prices (marked 'stale' below)")
+    index = OfferIndex.build(offers)
+    types = config.get("available_node_types")
+    if not isinstance(types, Mapping) or not types:
+        raise ConfigError("available_node_types", "define at least the head node type")
+    head = config.get("head_node_type")
+    if head not in types:
+        raise ConfigError("head_node_type", f"{head!r} is not one of available_node_types {sorted(types)}")
+    for node_type, spec in types.items():
+        node_config = spec.get("node_config") if isinstance(spec, Mapping) else None
+        if not isinstance(node_config, Mapping):
+            raise ConfigError(
+                f"available_node_types.{node_type}.node_config", "give a `pool:` policy or a pinned `offer:`"
+            )
+        count = max(1, int(spec.get("min_workers", 0) or 0)) if node_type != head else 1
+        if "offer" in node_config:
+            offer = parse_offer(node_type, node_config)
+            if offer.cloud not in settings.clouds:
+                raise ConfigError(
+                    f"available_node_types.{node_type}.node_config.offer.cloud",
+                    f"{offer.cloud!r} is not under provider.clouds ({sorted(settings.clouds)})",
+                )
+            plan.pools.append(
+                PoolPlan(node_type, 1, True, ((offer, (), (f"pinned: {describe_offer(offer)}",)),))
+            )
+            continue
+        if node_type == head:
+            raise ConfigError(
+                f"available_node_types.{head}.node_config", "the head node type needs a pinned `offer:`"
+            )
+        pool: PoolSpec = parse_pool(node_type, node_config, index)
+        market = (spec.get("labels") or {}).get(MARKET_LABEL)
+        if market is not None and {c.value for c in pool.capacity_types} != {str(market)}:
+            raise ConfigError(
+                f"available_node_types.{node_type}.labels.{MARKET_LABEL}",
+                f"declares {market!r} but the pool allows {sorted(c.value for c in pool.capacity_types)}",
+            )
+        decision = place(pool, count, index, (), now=now)
+        if isinstance(decision, Decision):
+            plan.pools.append(
+                PoolPlan(
+                    node_type,
+                    count,
+                    False,
+                    tuple((p.offer, p.fallbacks, p.reasons) for p in decision.placements),
+                )
+            )
+        else:
+            plan.pools.append(PoolPlan(node_type, count, False, infeasible=decision.reasons))
+    return plan
