@@ -24,6 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     # Subcommands register themselves here, one block each.
     _add_prices(sub)
     _add_plan(sub)
+    _add_demo(sub)
+    _add_status(sub)
     _add_simulate(sub)
     _add_report(sub)
     _ = sub
@@ -378,6 +380,72 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         return 0
+
+
+def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="ray up the local multi-cloud cluster, run a small GPU workload, print where nodes went and the cost",
+        description="Brings cluster_configs/local-multicloud.yaml up with ray up (own ports and state dir), "
+        "runs GPU tasks on a spot pool and an on-demand pool, waits for idle scale-down, tears the cluster "
+        "down, and prints each node's placement and cost against on-demand.",
+    )
+    p.add_argument("--config", help="cluster YAML (default: the repository's local-multicloud.yaml)")
+    p.add_argument("--workdir", help="where the cluster's copy of the YAML, logs and state go (default: a temp dir)")
+    p.set_defaults(handler=_cmd_demo)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from ray_multicloud.demo import run_demo
+    from ray_multicloud.local_cluster import REPO_CONFIG
+    from ray_multicloud.table import format_table
+
+    result = run_demo(args.config or REPO_CONFIG, workdir=args.workdir,
+                      progress=lambda msg: print(f"[demo] {msg}", flush=True))
+    print(f"\nworkload: {result.workload}\n")
+    rows: list[list[str | int | float | None]] = [
+        [n.instance_id, n.pool, n.offer_id, f"{n.price_per_hour:.4f}", f"{n.ondemand_price_per_hour:.4f}",
+         f"{n.seconds:.0f}", f"{n.cost:.6f}", f"{n.ondemand_cost:.6f}", n.end_reason]
+        for n in result.nodes
+    ]
+    print(format_table(["instance", "pool", "offer (cloud/region/zone/type/capacity)", "$/h", "on-demand $/h",
+                        "seconds", "cost $", "on-demand $", "ended"], rows))
+    print(f"\ntotal: ${result.cost:.6f} against ${result.ondemand_cost:.6f} on-demand for the same node-seconds "
+          f"({result.savings_fraction:.1%} saved); wall time {result.wall_seconds:.0f}s")
+    return 0
+
+
+def _add_status(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("status", help="the nodes of a local multi-cloud cluster, from its clouds' state",
+                       description="Lists the instances of a cluster's local and private clouds, live and ended.")
+    p.add_argument("config", help="the cluster YAML given to ray up")
+    p.set_defaults(handler=_cmd_status)
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    import json
+
+    import yaml
+
+    from ray_multicloud.clouds.local import LocalState
+    from ray_multicloud.settings import load_settings
+    from ray_multicloud.table import format_table
+
+    try:
+        config = yaml.safe_load(open(args.config).read())
+    except (OSError, yaml.YAMLError) as exc:
+        print(f"ray-multicloud status: cannot read {args.config}: {exc}", file=sys.stderr)
+        return 2
+    name = str(config.get("cluster_name", "default"))
+    settings = load_settings(config.get("provider") or {}, name)
+    state = LocalState(settings.state_dir)
+    rows: list[list[str | int | float | None]] = []
+    for row in state.rows(cluster=name):
+        tags = json.loads(row["tags"])
+        rows.append([row["instance_id"], tags.get("rmc-pool"), tags.get("rmc-offer"), tags.get("rmc-price"),
+                     row["state"], row["end_reason"] or ""])
+    print(format_table(["instance", "pool", "offer", "$/h", "state", "ended"], rows))
+    return 0
 
 
 if __name__ == "__main__":

@@ -27,8 +27,8 @@ def drain_node(
     Returns ``(accepted, rejection_message)``. A node that is already draining or gone is answered
     by the GCS itself (accepted, or rejected with its reason); this function never raises for that.
     """
-    import ray._raylet  # noqa: PLC0415 - Ray is only needed on nodes that drain
-    from ray.core.generated import autoscaler_pb2  # noqa: PLC0415
+    import ray._raylet
+    from ray.core.generated import autoscaler_pb2
 
     client = ray._raylet.GcsClient(address=gcs_address)
     accepted, rejection = client.drain_node(

@@ -26,6 +26,11 @@ from typing import Any
 
 import yaml
 
+# On a machine with another address than loopback, Ray (2.60) turns "127.0.0.1" into that address
+# when a driver connects, unless this is "0" when ray is first imported (RAY_NOTES.md). A local
+# cluster must never be reached on anything but loopback, so importing this module sets it.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
 from ray_multicloud.clouds import make_cloud
 from ray_multicloud.clouds.base import Instance
 from ray_multicloud.clouds.local import LocalCloud
@@ -90,13 +95,14 @@ class LocalCluster:
         provider["gcs_address"] = f"127.0.0.1:{self.port}"
         provider["state_dir"] = str(state_dir)
         provider["ledger"] = str(state_dir / "ledger.db")
-        raw["head_start_ray_commands"] = [
+        head_start = (
             "ray start --head --node-ip-address=127.0.0.1 "
             f"--port={self.port} --ray-client-server-port={free_port()} "
             f"--dashboard-agent-listen-port={free_port()} --num-cpus={head_cpus} "
             "--include-dashboard=false --object-store-memory=100000000 --disable-usage-stats "
             "--autoscaling-config=~/ray_bootstrap_config.yaml"
-        ]
+        )
+        raw["head_start_ray_commands"] = [head_start]
         self.config = raw
         self.cluster_name = name
         self.config_path = self.workdir / "cluster.yaml"
@@ -111,6 +117,21 @@ class LocalCluster:
     @property
     def state_dir(self) -> Path:
         return self.settings.state_dir
+
+    def connect(self, **init_kwargs: Any) -> Any:
+        """``ray.init`` this cluster on loopback. Raises ``MultiCloudError`` if ray was imported before
+        this module (then Ray would dial the machine's other address and hang)."""
+        import ray
+        from ray._private import ray_constants
+
+        if ray_constants.ENABLE_RAY_CLUSTER:
+            raise MultiCloudError(
+                "ray was imported before ray_multicloud.local_cluster, so it would connect through this "
+                "machine's non-loopback address; import ray_multicloud.local_cluster first, or export "
+                "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 before starting Python"
+            )
+        init_kwargs.setdefault("log_to_driver", False)
+        return ray.init(self.address, **init_kwargs)
 
     def clouds(self) -> dict[str, LocalCloud]:
         """The cluster's local (and private) clouds, to inspect or to preempt instances of."""
@@ -127,7 +148,7 @@ class LocalCluster:
         return sorted(found, key=lambda i: i.launched_at)
 
     def workers(self) -> list[Instance]:
-        from ray.autoscaler.tags import NODE_KIND_WORKER, TAG_RAY_NODE_KIND  # noqa: PLC0415
+        from ray.autoscaler.tags import NODE_KIND_WORKER, TAG_RAY_NODE_KIND
 
         return [i for i in self.instances() if i.tags.get(TAG_RAY_NODE_KIND) == NODE_KIND_WORKER]
 
@@ -139,7 +160,7 @@ class LocalCluster:
                 [os.path.join(os.path.dirname(sys.executable), "ray"), "up", "-y", "--no-config-cache",
                  str(self.config_path)],
                 stdout=out, stderr=subprocess.STDOUT, env=ray_env(), timeout=self.up_timeout_s,
-                cwd=self.workdir,
+                cwd=self.workdir, check=False,
             )
         self._up = True
         if proc.returncode != 0:
@@ -173,7 +194,7 @@ class LocalCluster:
                 raise TimeoutError(f"condition not met within {timeout_s:.0f}s")
             time.sleep(interval_s)
 
-    def __enter__(self) -> LocalCluster:
+    def __enter__(self) -> LocalCluster:  # noqa: PYI034 - a subclass should not widen the return
         self.up()
         return self
 

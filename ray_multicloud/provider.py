@@ -49,9 +49,9 @@ from ray_multicloud.clouds.base import (
     Instance,
     LaunchRequest,
     RayBootstrap,
+    SellsFixedOffers,
 )
 from ray_multicloud.clouds.local import LocalCloud
-from ray_multicloud.clouds.private import PrivateCloud
 from ray_multicloud.config import parse_offer, parse_pool
 from ray_multicloud.errors import (
     CapacityError,
@@ -102,7 +102,7 @@ class OfferBook:
             catalog = load_catalog(self._settings.catalog_path)
             offers: list[Offer] = []
             for name, cloud in self._clouds.items():
-                if isinstance(cloud, PrivateCloud):
+                if isinstance(cloud, SellsFixedOffers):
                     offers.extend(cloud.offers())
                 else:
                     offers.extend(catalog_offers_for(name, self._settings.clouds[name], catalog.offers))
@@ -260,7 +260,7 @@ class MultiCloudNodeProvider(NodeProvider):
         provider finds it. Raises ``LaunchFailed`` if the offer's cloud refuses it (the offer is then
         cooled down like any other capacity failure).
         """
-        from ray.autoscaler.tags import (  # noqa: PLC0415
+        from ray.autoscaler.tags import (
             STATUS_UP_TO_DATE,
             TAG_RAY_NODE_NAME,
             TAG_RAY_NODE_STATUS,
@@ -410,7 +410,7 @@ class MultiCloudNodeProvider(NodeProvider):
                            docker_config: dict[str, Any] | None = None) -> Any:
         cloud = self._cloud_of(node_id)
         if isinstance(cloud, LocalCloud):
-            from ray_multicloud.clouds.local_runner import LocalCommandRunner  # noqa: PLC0415
+            from ray_multicloud.clouds.local_runner import LocalCommandRunner
 
             return LocalCommandRunner(log_prefix, cloud, InstanceId(node_id))
         return super().get_command_runner(log_prefix, node_id, auth_config, cluster_name,
@@ -483,7 +483,7 @@ def _open_ledger(path: str | None) -> Any:
     if not path:
         return None
     try:
-        from ray_multicloud.ledger import Ledger  # noqa: PLC0415
+        from ray_multicloud.ledger import Ledger
     except ImportError:
         logger.warning("ledger %s configured but ray_multicloud.ledger is unavailable", path)
         return None

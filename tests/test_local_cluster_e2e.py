@@ -10,13 +10,13 @@ import pytest
 
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 
-from ray_multicloud.clouds.base import TAG_OFFER  # noqa: E402
-from ray_multicloud.clouds.local import _alive  # noqa: E402
-from ray_multicloud.errors import MultiCloudError  # noqa: E402
-from ray_multicloud.local_cluster import LocalCluster  # noqa: E402
-from ray_multicloud.policy import place  # noqa: E402
-from ray_multicloud.provider import MultiCloudNodeProvider, validate_cluster_config  # noqa: E402
-from ray_multicloud.types import Decision  # noqa: E402
+from ray_multicloud.clouds.base import TAG_OFFER
+from ray_multicloud.clouds.local import _alive
+from ray_multicloud.errors import MultiCloudError
+from ray_multicloud.local_cluster import LocalCluster
+from ray_multicloud.policy import place
+from ray_multicloud.provider import MultiCloudNodeProvider, validate_cluster_config
+from ray_multicloud.types import Decision
 
 pytestmark = pytest.mark.e2e
 

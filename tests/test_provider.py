@@ -35,13 +35,14 @@ T4_RESOURCES = {"CPU": 1.0, "GPU": 1.0, "accelerator_type:T4": 1.0}
 @pytest.fixture
 def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     monkeypatch.setitem(clouds.DRIVERS, "memory", "fakes.memory_cloud:MemoryCloud")
+    monkeypatch.setitem(clouds.DRIVERS, "memory-private", "fakes.memory_cloud:MemoryPrivateCloud")
     memory_cloud.reset()
     config = yaml.safe_load(CONFIG.read_text())
     config["provider"]["state_dir"] = str(tmp_path)
     config["provider"].pop("ledger", None)
-    for name, spec in config["provider"]["clouds"].items():
-        if spec["driver"] == "local":
-            spec["driver"] = "memory"
+    for spec in config["provider"]["clouds"].values():
+        # Nothing here may start a process: every cloud is replaced by its in-memory twin.
+        spec["driver"] = {"local": "memory", "private": "memory-private"}[spec["driver"]]
     yield config
     memory_cloud.reset()
 

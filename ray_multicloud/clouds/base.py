@@ -42,6 +42,7 @@ REQUIRED_TAGS = (TAG_CLUSTER, TAG_POOL, TAG_OFFER, TAG_REQUEST)
 LABEL_CLOUD = "rmc/cloud"
 LABEL_POOL = "rmc/pool"
 LABEL_INSTANCE_TYPE = "rmc/instance-type"
+LABEL_INSTANCE_ID = "rmc/instance-id"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +95,15 @@ class Instance:
     internal_ip: str
     external_ip: str | None = None
     launched_at: float = 0.0
+
+
+@runtime_checkable
+class SellsFixedOffers(Protocol):
+    """A cloud that defines its own offers (a private pool) instead of selling catalog ones."""
+
+    def offers(self) -> list[Offer]:
+        """Every offer this cloud sells, at its own prices."""
+        ...
 
 
 @runtime_checkable

@@ -122,6 +122,13 @@ class LocalState:
         with self._conn() as conn:
             return list(conn.execute(query + " ORDER BY launched_at", args).fetchall())
 
+    def rows(self, *, cluster: str) -> list[sqlite3.Row]:
+        """Every instance the cluster ever had here, terminated ones included, in launch order."""
+        with self._conn() as conn:
+            return list(conn.execute(
+                "SELECT * FROM instances WHERE cluster = ? ORDER BY launched_at", (cluster,)
+            ).fetchall())
+
     def by_request(self, cloud: str, request_id: str) -> sqlite3.Row | None:
         with self._conn() as conn:
             row: sqlite3.Row | None = conn.execute(

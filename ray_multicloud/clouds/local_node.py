@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 
+from ray_multicloud.clouds.base import LABEL_INSTANCE_ID
 from ray_multicloud.clouds.local import LocalState
 from ray_multicloud.types import NodeState
 
@@ -37,9 +38,9 @@ def _serve_worker(state: LocalState, instance_id: str, object_store_bytes: int) 
     os.environ["RAY_CLOUD_INSTANCE_ID"] = instance_id
     os.environ["RAY_NODE_TYPE_NAME"] = boot["node_type"]
 
-    import ray._private.node  # noqa: PLC0415 - heavy; only the instance process needs it
-    import ray._private.parameter  # noqa: PLC0415
-    from ray._private import ray_constants  # noqa: PLC0415
+    import ray._private.node
+    import ray._private.parameter
+    from ray._private import ray_constants
 
     resources = {str(k): float(v) for k, v in boot["resources"].items()}
     num_cpus = resources.pop("CPU", 1.0)
@@ -47,6 +48,7 @@ def _serve_worker(state: LocalState, instance_id: str, object_store_bytes: int) 
     resources.pop("memory", None)
     resources.pop("object_store_memory", None)
     labels = {str(k): str(v) for k, v in boot["labels"].items()}
+    labels[LABEL_INSTANCE_ID] = instance_id
     params = ray._private.parameter.RayParams(
         node_ip_address="127.0.0.1",
         gcs_address=boot["gcs_address"],
@@ -67,9 +69,18 @@ def _serve_worker(state: LocalState, instance_id: str, object_store_bytes: int) 
             ray_constants.LABELS_ENVIRONMENT_VARIABLE: json.dumps(labels),
         },
     )
-    node = ray._private.node.Node(params, head=False, shutdown_at_exit=False, spawn_reaper=False)
-    state.update(instance_id, state=NodeState.RUNNING.value, ray_node_id=node.node_id)
-    logger.info("instance %s up as Ray node %s", instance_id, node.node_id)
+    try:
+        node_id = ray._private.node.Node(params, head=False, shutdown_at_exit=False, spawn_reaper=False).node_id
+    except Exception as exc:  # noqa: BLE001 - Ray gives up waiting after a fixed 30 s; on a loaded machine the node may be up
+        logger.warning("Ray's startup wait gave up (%s); looking the node up in the GCS", exc)
+        found = _find_node_id(boot["gcs_address"], instance_id, timeout_s=90.0)
+        if found is None:
+            state.update(instance_id, end_reason="ray node failed to start")
+            _end_group(state, instance_id)
+            return 1
+        node_id = found
+    state.update(instance_id, state=NodeState.RUNNING.value, ray_node_id=node_id)
+    logger.info("instance %s up as Ray node %s", instance_id, node_id)
 
     stop = threading.Event()
     notice = threading.Event()
@@ -79,19 +90,45 @@ def _serve_worker(state: LocalState, instance_id: str, object_store_bytes: int) 
     while not stop.is_set():
         if notice.is_set():
             notice.clear()
-            _answer_notice(state, instance_id, boot["gcs_address"], node.node_id, stop)
+            _answer_notice(state, instance_id, boot["gcs_address"], node_id, stop)
             break
         stop.wait(0.2)
-    node.kill_all_processes(check_alive=False, allow_graceful=True)
+    _end_group(state, instance_id)
+    return 0
+
+
+def _find_node_id(gcs_address: str, instance_id: str, *, timeout_s: float) -> str | None:
+    """The id of the alive Ray node labelled with ``instance_id``, polled from the GCS."""
+    from ray._private import services, state
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            table = state.GlobalState()
+            table._initialize_global_state(services._get_gcs_client_options(gcs_address))
+            for node in table.node_table():
+                if node.get("Alive") and node.get("Labels", {}).get(LABEL_INSTANCE_ID) == instance_id:
+                    return str(node["NodeID"])
+        except Exception:  # noqa: BLE001 - the GCS is slow to answer: that is why we are here; try again
+            logger.info("GCS lookup of %s failed; retrying", instance_id)
+        time.sleep(2.0)
+    return None
+
+
+def _end_group(state: LocalState, instance_id: str) -> None:
+    """Record the end, then end every process of this instance's group (the Ray node), us last."""
     fresh = state.get(instance_id)
     reason = (fresh["end_reason"] if fresh is not None else None) or "terminated"
     state.update(instance_id, state=NodeState.TERMINATED.value, ended_at=time.time(), end_reason=reason)
-    return 0
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    os.killpg(os.getpgrp(), signal.SIGTERM)
+    time.sleep(2.0)
+    os.killpg(os.getpgrp(), signal.SIGKILL)
 
 
 def _answer_notice(state: LocalState, instance_id: str, gcs_address: str, node_id: str,
                    stop: threading.Event) -> None:
-    from ray_multicloud.drain import PREEMPTION, drain_node  # noqa: PLC0415
+    from ray_multicloud.drain import PREEMPTION, drain_node
 
     row = state.get(instance_id)
     deadline = float(row["preempt_deadline"]) if row is not None and row["preempt_deadline"] else time.time()

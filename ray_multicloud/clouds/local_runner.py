@@ -74,19 +74,19 @@ class LocalCommandRunner(CommandRunnerInterface):
         kwargs: dict[str, Any] = {"env": env, "cwd": self.home, "timeout": timeout,
                                   "capture_output": with_output, "stdin": subprocess.DEVNULL}
         try:
-            result = subprocess.run(["bash", "-c", cmd], process_group=pgid or 0, **kwargs)
+            result = subprocess.run(["bash", "-c", cmd], process_group=pgid or 0, check=False, **kwargs)
         except subprocess.SubprocessError as exc:
             if isinstance(exc, subprocess.TimeoutExpired):
                 raise
             # The instance's group lives in another session (another ray CLI started it).
-            result = subprocess.run(["bash", "-c", cmd], start_new_session=True, **kwargs)
+            result = subprocess.run(["bash", "-c", cmd], start_new_session=True, check=False, **kwargs)
         if result.returncode != 0:
-            from ray.autoscaler._private.subprocess_output_util import ProcessRunnerError  # noqa: PLC0415
+            from ray.autoscaler._private.subprocess_output_util import ProcessRunnerError
 
             detail = (result.stderr or b"").decode(errors="replace")[-2000:] if with_output else ""
             message = f"command failed on local instance {self.instance_id} (exit {result.returncode}): {cmd}"
             if exit_on_fail:
-                import click  # noqa: PLC0415 - what Ray's own runners raise here
+                import click
 
                 raise click.ClickException(message + ("\n" + detail if detail else ""))
             raise ProcessRunnerError(message, "ssh_command_failed", code=result.returncode, command=[cmd])

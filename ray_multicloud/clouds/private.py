@@ -42,6 +42,48 @@ class Machine:
     ondemand_equivalent_per_hour: float = 0.0
 
 
+def parse_machines(name: str, spec: Mapping[str, Any]) -> tuple[str, list[Machine]]:
+    """The region and machines of a private pool's config entry; ``ConfigError`` names a bad key."""
+    key = f"provider.clouds.{name}"
+    unknown = set(spec) - {"driver", "region", "machines"}
+    if unknown:
+        raise ConfigError(key, f"unknown keys {sorted(unknown)}; allowed: driver, region, machines")
+    raw = spec.get("machines")
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(f"{key}.machines", "list the pool's machines, each with instance_type, "
+                          "accelerator, accelerator_count, vcpus, memory_gib and count")
+    machines = []
+    for i, item in enumerate(raw):
+        try:
+            machines.append(Machine(
+                instance_type=str(item["instance_type"]),
+                accelerator=str(item.get("accelerator", "")),
+                accelerator_count=float(item.get("accelerator_count", 0)),
+                vcpus=float(item.get("vcpus", 1)),
+                memory_gib=float(item.get("memory_gib", 1)),
+                count=int(item["count"]),
+                ondemand_equivalent_per_hour=float(item.get("ondemand_equivalent_per_hour", 0.0)),
+            ))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{key}.machines[{i}]", f"bad machine entry ({exc!r}); it needs "
+                              "instance_type and count, numbers for the rest") from exc
+        if machines[-1].count < 1:
+            raise ConfigError(f"{key}.machines[{i}].count", "must be at least 1")
+    return str(spec.get("region", name)), machines
+
+
+def machine_offers(cloud: str, region: str, machines: Sequence[Machine]) -> list[Offer]:
+    """A pool's offers: one per machine kind, on-demand (it is never taken back), 0 $/h."""
+    return [
+        Offer(cloud=cloud, region=region, zone="", instance_type=m.instance_type,
+              accelerator=m.accelerator, accelerator_count=m.accelerator_count, vcpus=m.vcpus,
+              memory_gib=m.memory_gib, capacity=CapacityType.ON_DEMAND, price_per_hour=0.0,
+              ondemand_price_per_hour=m.ondemand_equivalent_per_hour, price_scope="private",
+              source=f"private pool {cloud}")
+        for m in machines
+    ]
+
+
 class PrivateCloud(LocalCloud):
     """A fixed-capacity pool of machines, zero marginal price. See the module docstring."""
 
@@ -56,43 +98,12 @@ class PrivateCloud(LocalCloud):
 
     @classmethod
     def from_config(cls, name: str, spec: Mapping[str, Any], *, state_dir: str) -> PrivateCloud:
-        key = f"provider.clouds.{name}"
-        unknown = set(spec) - {"driver", "region", "machines"}
-        if unknown:
-            raise ConfigError(key, f"unknown keys {sorted(unknown)}; allowed: driver, region, machines")
-        raw = spec.get("machines")
-        if not isinstance(raw, list) or not raw:
-            raise ConfigError(f"{key}.machines", "list the pool's machines, each with instance_type, "
-                              "accelerator, accelerator_count, vcpus, memory_gib and count")
-        machines = []
-        for i, item in enumerate(raw):
-            try:
-                machines.append(Machine(
-                    instance_type=str(item["instance_type"]),
-                    accelerator=str(item.get("accelerator", "")),
-                    accelerator_count=float(item.get("accelerator_count", 0)),
-                    vcpus=float(item.get("vcpus", 1)),
-                    memory_gib=float(item.get("memory_gib", 1)),
-                    count=int(item["count"]),
-                    ondemand_equivalent_per_hour=float(item.get("ondemand_equivalent_per_hour", 0.0)),
-                ))
-            except (KeyError, TypeError, ValueError) as exc:
-                raise ConfigError(f"{key}.machines[{i}]", f"bad machine entry ({exc!r}); it needs "
-                                  "instance_type and count, numbers for the rest") from exc
-            if machines[-1].count < 1:
-                raise ConfigError(f"{key}.machines[{i}].count", "must be at least 1")
-        return cls(name, state_dir, region=str(spec.get("region", name)), machines=machines)
+        region, machines = parse_machines(name, spec)
+        return cls(name, state_dir, region=region, machines=machines)
 
     def offers(self) -> list[Offer]:
-        """The pool's offers: one per machine kind, on-demand (it is never taken back), 0 $/h."""
-        return [
-            Offer(cloud=self.name, region=self.region, zone="", instance_type=m.instance_type,
-                  accelerator=m.accelerator, accelerator_count=m.accelerator_count, vcpus=m.vcpus,
-                  memory_gib=m.memory_gib, capacity=CapacityType.ON_DEMAND, price_per_hour=0.0,
-                  ondemand_price_per_hour=m.ondemand_equivalent_per_hour, price_scope="private",
-                  source=f"private pool {self.name}")
-            for m in self.machines.values()
-        ]
+        """The pool's offers (see ``machine_offers``)."""
+        return machine_offers(self.name, self.region, list(self.machines.values()))
 
     def launch(self, request: LaunchRequest) -> Instance:
         with self._lock:

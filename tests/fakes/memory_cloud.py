@@ -80,3 +80,33 @@ class MemoryCloud:
                 raise InstanceNotFound(self.name, f"{instance_id} does not exist")
             self._world[instance_id] = Instance(inst.instance_id, inst.cloud, inst.state,
                                                 {**inst.tags, **tags}, inst.internal_ip)
+
+
+class MemoryPrivateCloud(MemoryCloud):
+    """A private pool in memory: the machines of its config, each kind ``count`` times, 0 $/h."""
+
+    def __init__(self, name: str, state_dir: str, region: str, machines: list[Any]) -> None:
+        super().__init__(name, state_dir)
+        self.region = region
+        self.machines = {m.instance_type: m for m in machines}
+
+    @classmethod
+    def from_config(cls, name: str, spec: Mapping[str, Any], *, state_dir: str) -> MemoryPrivateCloud:
+        from ray_multicloud.clouds.private import parse_machines
+
+        region, machines = parse_machines(name, spec)
+        return cls(name, state_dir, region, machines)
+
+    def offers(self) -> list[Any]:
+        from ray_multicloud.clouds.private import machine_offers
+
+        return machine_offers(self.name, self.region, list(self.machines.values()))
+
+    def launch(self, request: LaunchRequest) -> Instance:
+        machine = self.machines[request.offer.instance_type]
+        in_use = [i for i in self._world.values()
+                  if i.cloud == self.name and i.tags.get("rmc-offer") == request.offer.offer_id]
+        if len(in_use) >= machine.count and not any(
+                i.tags.get("rmc-request-id") == request.request_id for i in in_use):
+            raise CapacityError(self.name, "pool full", offer_id=request.offer.offer_id, code="PoolFull")
+        return super().launch(request)
