@@ -12,8 +12,8 @@ EXTRAS = {
     "serve": [],
     "dev": [
         "pytest>=8",
-        "ruff>=0.5",
-        "mypy>=1.10",
+        "ruff==0.17.6",
+        "mypy==2.4.1",
         "moto[ec2,server]>=5.0",
         "types-PyYAML",
     ],
