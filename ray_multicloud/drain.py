@@ -30,10 +30,10 @@ def drain_node(
     import ray._raylet
     from ray.core.generated import autoscaler_pb2
 
-    client = ray._raylet.GcsClient(address=gcs_address)
+    client = ray._raylet.GcsClient(address=gcs_address)  # type: ignore[attr-defined]
     accepted, rejection = client.drain_node(
         node_id_hex,
-        autoscaler_pb2.DrainNodeReason.Value(reason),
+        autoscaler_pb2.DrainNodeReason.Value(reason),  # type: ignore[attr-defined]
         message,
         int(deadline_s * 1000),
     )

@@ -1,4 +1,6 @@
-"""The Ray node provider ``ray up`` loads: ``provider: {type: external, module: ray_multicloud.provider.MultiCloudNodeProvider}``.
+"""The Ray node provider ``ray up`` loads.
+
+``provider: {type: external, module: ray_multicloud.provider.MultiCloudNodeProvider}``
 
 It only translates. For each node the autoscaler asks of a node type (a *pool*):
 read the fleet from the clouds' tags -> ``policy.place`` -> ``cloud.launch`` on the chosen offer,
@@ -18,10 +20,11 @@ project's (``rmc/cloud``, ``rmc/pool``, ``rmc/instance-type``).
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -58,9 +61,9 @@ from ray_multicloud.errors import (
     CloudError,
     ConfigError,
     LaunchFailed,
-    MultiCloudError,
     ThrottledError,
 )
+from ray_multicloud.ledger import Ledger, LedgerError
 from ray_multicloud.policy import OfferIndex, place
 from ray_multicloud.pricing import load_catalog
 from ray_multicloud.pricing.board import PriceBoard, apply_board
@@ -139,6 +142,7 @@ class MultiCloudNodeProvider(NodeProvider):
         self._instances: dict[str, Instance] = {}
         self._cooldowns: dict[OfferId, float] = {}
         self._targets: dict[str, PoolSpec | Offer] = {}
+        self._priced: dict[str, float] = {}  # the last price the ledger holds for each live node
         self._ledger = _open_ledger(self.settings.ledger_path)
 
     # -- fleet --------------------------------------------------------------------------------
@@ -149,8 +153,29 @@ class MultiCloudNodeProvider(NodeProvider):
             for inst in cloud.list(self.cluster_name):
                 fresh[inst.instance_id] = inst
         with self._lock:
+            gone = [i for i in self._instances if i not in fresh]
             self._instances = fresh
+        if self._ledger is not None:
+            self._account(fresh, gone)
         return fresh
+
+    def _account(self, live: Mapping[str, Instance], gone: list[str]) -> None:
+        """Tell the ledger what changed without us: nodes that ended on their own (a spot VM taken
+        back, a lost cloud) and price changes of running nodes (spot prices move)."""
+        ledger, now = self._ledger, time.time()
+        if ledger is None:
+            return
+        for node_id in gone:
+            _record(ledger.record_end, node_id, now, "ended outside the provider (preempted or lost)")
+        for node_id, inst in live.items():
+            offer = self.offers.get(inst.tags.get(TAG_OFFER, ""))
+            if offer is None:
+                continue
+            with self._lock:
+                known = self._priced.get(node_id)
+                self._priced[node_id] = offer.price_per_hour
+            if known is not None and known != offer.price_per_hour:
+                _record(ledger.record_price, node_id, offer.price_per_hour, now)
 
     def _instance(self, node_id: str) -> Instance | None:
         with self._lock:
@@ -322,7 +347,8 @@ class MultiCloudNodeProvider(NodeProvider):
                 pool=node_type,
                 offer=offer,
                 tags=self._tags(tags, node_type, offer, request_id),
-                bootstrap=None if kind == NODE_KIND_HEAD else self._bootstrap(node_type, offer, resources, labels),
+                bootstrap=(None if kind == NODE_KIND_HEAD
+                           else self._bootstrap(node_type, offer, resources, labels)),
             )
             try:
                 inst = _with_retries(lambda c=cloud, r=request: c.launch(r))  # type: ignore[misc]
@@ -342,8 +368,10 @@ class MultiCloudNodeProvider(NodeProvider):
             with self._lock:
                 self._instances[inst.instance_id] = inst
             if self._ledger is not None:
-                _ledger_call(self._ledger, "record_launch", inst.instance_id, self.cluster_name, node_type,
-                             offer, request_id, time.time())
+                _record(self._ledger.record_launch, inst.instance_id, self.cluster_name, node_type, offer,
+                        request_id, time.time())
+                with self._lock:
+                    self._priced[inst.instance_id] = offer.price_per_hour
             return inst
         raise LaunchFailed(node_type, request_id, causes)
 
@@ -362,7 +390,8 @@ class MultiCloudNodeProvider(NodeProvider):
     def _bootstrap(self, node_type: str, offer: Offer, resources: Mapping[str, float],
                    labels: Mapping[str, str]) -> RayBootstrap:
         custom = {k: v for k, v in labels.items() if not k.startswith(RAY_LABEL_PREFIX)}
-        custom.update({LABEL_CLOUD: offer.cloud, LABEL_POOL: node_type, LABEL_INSTANCE_TYPE: offer.instance_type})
+        custom.update({LABEL_CLOUD: offer.cloud, LABEL_POOL: node_type,
+                       LABEL_INSTANCE_TYPE: offer.instance_type})
         return RayBootstrap(
             gcs_address=self.settings.gcs_address,
             node_type=node_type,
@@ -382,7 +411,7 @@ class MultiCloudNodeProvider(NodeProvider):
         if cloud is not None:
             cloud.terminate(InstanceId(node_id))
             if self._ledger is not None:
-                _ledger_call(self._ledger, "record_end", node_id, time.time(), "terminated")
+                _record(self._ledger.record_end, node_id, time.time(), "terminated by the autoscaler")
         with self._lock:
             self._instances.pop(node_id, None)
         return None
@@ -479,22 +508,13 @@ def _with_retries(call: Any) -> Instance:
     raise AssertionError("unreachable")
 
 
-def _open_ledger(path: str | None) -> Any:
-    if not path:
-        return None
-    try:
-        from ray_multicloud.ledger import Ledger
-    except ImportError:
-        logger.warning("ledger %s configured but ray_multicloud.ledger is unavailable", path)
-        return None
-    return Ledger(path)
+def _open_ledger(path: str | None) -> Ledger | None:
+    return Ledger(path) if path else None
 
 
-def _ledger_call(ledger: Any, method: str, *args: Any) -> None:
-    """Record in the ledger; a ledger failure is logged and never fails a launch or a termination."""
+def _record(write: Callable[..., object], *args: Any) -> None:
+    """``write(*args)`` to the ledger; a failure is logged and never fails a launch or a termination."""
     try:
-        getattr(ledger, method)(*args)
-    except (MultiCloudError, OSError, ValueError) as exc:
-        logger.warning("ledger %s failed: %s", method, exc)
-    except Exception:  # sqlite3 errors and the like: the node is real whatever the ledger says
-        logger.exception("ledger %s failed", method)
+        write(*args)
+    except (LedgerError, OSError, sqlite3.Error) as exc:
+        logger.warning("ledger write failed: %s", exc)

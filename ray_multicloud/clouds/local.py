@@ -19,6 +19,8 @@ Faults are configured as data (``exhausted_offers``, ``max_instances``), never p
 
 from __future__ import annotations
 
+import builtins
+import contextlib
 import json
 import os
 import signal
@@ -162,10 +164,8 @@ def _alive(pid: int | None) -> bool:
 
 
 def _kill_group(pid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 class LocalCloud:
@@ -233,7 +233,8 @@ class LocalCloud:
                     "cluster": request.cluster,
                     "offer_id": offer_id,
                     "tags": json.dumps(dict(request.tags)),
-                    "bootstrap": json.dumps(_bootstrap_json(request.bootstrap)) if request.bootstrap else None,
+                    "bootstrap": (json.dumps(_bootstrap_json(request.bootstrap))
+                                  if request.bootstrap else None),
                     "state": NodeState.PENDING.value,
                     "launched_at": time.time(),
                 }
@@ -242,7 +243,8 @@ class LocalCloud:
                 pid = self._spawn(instance_id, head=request.bootstrap is None)
             except OSError as exc:
                 self.state.update(instance_id, state=NodeState.TERMINATED.value, end_reason=f"spawn: {exc}")
-                raise CloudError(self.name, f"could not start instance process: {exc}", offer_id=offer_id) from exc
+                raise CloudError(self.name, f"could not start instance process: {exc}",
+                                 offer_id=offer_id) from exc
             fields: dict[str, Any] = {"pid": pid}
             if request.bootstrap is None:
                 fields["state"] = NodeState.RUNNING.value
@@ -279,8 +281,8 @@ class LocalCloud:
 
     def list(self, cluster: str) -> list[Instance]:
         out = []
-        for row in self.state.live(cloud=self.name, cluster=cluster):
-            row = self._refresh(row)
+        for stored in self.state.live(cloud=self.name, cluster=cluster):
+            row = self._refresh(stored)
             if row["state"] != NodeState.TERMINATED.value:
                 out.append(self._instance(row))
         return out
@@ -316,14 +318,12 @@ class LocalCloud:
             self.terminate(instance_id)
         return deadline
 
-    def outage(self, cluster: str, *, notice_s: float = 0.0) -> list[InstanceId]:
+    def outage(self, cluster: str, *, notice_s: float = 0.0) -> builtins.list[InstanceId]:
         """The whole cloud goes down: every live instance of ``cluster`` is preempted at once."""
         ids = [i.instance_id for i in self.list(cluster)]
         for instance_id in ids:
-            try:
+            with contextlib.suppress(InstanceNotFound):
                 self.preempt(instance_id, notice_s=notice_s)
-            except InstanceNotFound:
-                pass
         return ids
 
     def ray_node_id(self, instance_id: InstanceId) -> str | None:
