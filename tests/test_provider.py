@@ -169,3 +169,28 @@ def test_config_errors_name_the_key(cluster: dict[str, Any], mutate: Any, key: s
     with pytest.raises(ConfigError) as info:
         validate_cluster_config(config)
     assert info.value.key.startswith(key), str(info.value)
+
+
+def test_ledger_records_launches_price_moves_and_ends(cluster: dict[str, Any], tmp_path: Path) -> None:
+    from ray_multicloud.ledger import Ledger
+    from ray_multicloud.pricing.board import PriceBoard
+
+    cluster["provider"]["ledger"] = str(tmp_path / "ledger.db")
+    provider = provider_of(cluster)
+    a, b = launch(provider, cluster, "t4_spot", count=2)
+    offer_a = provider.offers.get(provider.node_tags(a)[TAG_OFFER])
+    assert offer_a is not None
+    # The spot price of a's offer doubles; the provider notices on its next look at the fleet.
+    PriceBoard(tmp_path).set(offer_a.offer_id, offer_a.price_per_hour * 2)
+    provider.non_terminated_nodes({})
+    provider.terminate_node(a)
+    # b vanishes without a terminate call, as a preempted spot VM does.
+    provider.clouds[b.split("-")[0]].terminate(b)
+    provider.non_terminated_nodes({})
+
+    rows = {r.instance_id: r for r in Ledger(tmp_path / "ledger.db").spend()}
+    assert set(rows) == {a, b}
+    assert rows[a].end_reason == "terminated by the autoscaler"
+    assert rows[b].end_reason == "ended outside the provider (preempted or lost)"
+    assert rows[a].price_per_hour == pytest.approx(offer_a.price_per_hour * 2)
+    assert rows[a].ondemand_price_per_hour == pytest.approx(offer_a.ondemand_price_per_hour)
