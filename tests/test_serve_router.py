@@ -26,10 +26,12 @@ AZ_SPOT = "azure/westus2/-/Standard_NC4as_T4_v3/spot"
 @pytest.mark.parametrize(
     ("labels", "expected"),
     [
-        ({"rmc/cloud": "aws", "ray.io/availability-region": "us-east-1", "ray.io/availability-zone": "use1-az1",
-          "rmc/instance-type": "g4dn.xlarge", "ray.io/market-type": "on-demand"}, AWS_OD),
-        ({"rmc/cloud": "azure", "ray.io/availability-region": "westus2", "ray.io/availability-zone": "westus2",
-          "rmc/instance-type": "Standard_NC4as_T4_v3", "ray.io/market-type": "spot"}, AZ_SPOT),
+        ({"rmc/cloud": "aws", "ray.io/availability-region": "us-east-1",
+          "ray.io/availability-zone": "use1-az1", "rmc/instance-type": "g4dn.xlarge",
+          "ray.io/market-type": "on-demand"}, AWS_OD),
+        ({"rmc/cloud": "azure", "ray.io/availability-region": "westus2",
+          "ray.io/availability-zone": "westus2", "rmc/instance-type": "Standard_NC4as_T4_v3",
+          "ray.io/market-type": "spot"}, AZ_SPOT),
         ({"rmc/cloud": "azure", "ray.io/availability-region": "westus2",
           "rmc/instance-type": "Standard_NC4as_T4_v3", "ray.io/market-type": "spot"}, AZ_SPOT),
         ({"ray.io/availability-region": "us-east-1", "ray.io/market-type": "on-demand"}, None),  # the head
@@ -176,7 +178,8 @@ def test_router_refuses_unknown_kwargs_and_regions() -> None:
 def test_serving_pool_node_type_and_deployment_options_agree() -> None:
     node_type = serving_pool_node_type(clouds=["aws", "azure"], replicas=3, min_clouds=2, min_on_demand=1)
     assert node_type["node_config"]["pool"] == {
-        "min_clouds": 2, "min_on_demand": 1, "accelerator": "T4", "accelerator_count": 1, "clouds": ["aws", "azure"]}
+        "min_clouds": 2, "min_on_demand": 1, "accelerator": "T4", "accelerator_count": 1,
+        "clouds": ["aws", "azure"]}
     assert node_type["resources"]["serve_slot"] == 1
     assert (node_type["min_workers"], node_type["max_workers"]) == (3, 4)
     options = multicloud_deployment_options(replicas=3, slo=Slo(150, 15), weights=Weights(1, 0.002),

@@ -102,7 +102,8 @@ def wait_steady(replicas: int, *, timeout_s: float, app: str = "default") -> flo
         if states.get("RUNNING", 0) == replicas and sum(states.values()) == replicas:
             return time.monotonic() - start
         if time.monotonic() - start > timeout_s:
-            raise TimeoutError(f"deployment not back to {replicas} running replicas in {timeout_s:.0f}s: {states}")
+            raise TimeoutError(
+                f"deployment not back to {replicas} running replicas in {timeout_s:.0f}s: {states}")
         time.sleep(0.5)
 
 
@@ -160,8 +161,10 @@ def price_move(cluster: Any, instance_id: str, *, spike_to: float = 5.0,
     move = Move(instance_id=InstanceId(instance_id), pool=POOL, from_offer=fresh_from, to_offer=to_offer,
                 saving_per_hour=fresh_from.price_per_hour - to_offer.price_per_hour, move_cost_usd=0.0,
                 reasons=decision.placements[0].reasons)
-    spec = NodeTypeSpec(resources=dict(node_type.get("resources", {})), labels=dict(node_type.get("labels", {})))
-    return move_node(provider, move, spec=spec, gcs_address=cluster.address, drain_deadline_s=drain_deadline_s)
+    spec = NodeTypeSpec(resources=dict(node_type.get("resources", {})),
+                        labels=dict(node_type.get("labels", {})))
+    return move_node(provider, move, spec=spec, gcs_address=cluster.address,
+                     drain_deadline_s=drain_deadline_s)
 
 
 def preempt(cluster: Any, instance_id: str, cloud: str, *, notice_s: float) -> float:

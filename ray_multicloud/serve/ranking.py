@@ -117,7 +117,10 @@ class RttTable:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RttTable:
-        """Build from the ``region_rtt.json`` layout: ``{"pairs": [[a, b, ms], ...], "same_region_ms": 1}``."""
+        """Build from the ``region_rtt.json`` layout: ``{"pairs": [[a, b, ms], ...], "same_region_ms": 1}``.
+
+        A pair listed twice (in either order) is refused.
+        """
         pairs: dict[tuple[str, str], float] = {}
         for i, entry in enumerate(data.get("pairs", ())):
             if not (isinstance(entry, Sequence) and len(entry) == 3):

@@ -81,15 +81,15 @@ def offer_id_from_labels(labels: Mapping[str, str]) -> str | None:
     The provider sets the zone label to the region for regionally priced offers, so zone == region
     means "no zone". None when a label is missing (a node the provider did not launch, e.g. the head).
     """
-    parts = [labels.get(k, "") for k in (LABEL_CLOUD, LABEL_REGION, LABEL_ZONE, LABEL_INSTANCE_TYPE, LABEL_MARKET)]
-    cloud, region, zone, itype, market = parts
+    keys = (LABEL_CLOUD, LABEL_REGION, LABEL_ZONE, LABEL_INSTANCE_TYPE, LABEL_MARKET)
+    cloud, region, zone, itype, market = (labels.get(k, "") for k in keys)
     if not (cloud and region and itype and market):
         return None
     return f"{cloud}/{region}/{zone if zone and zone != region else '-'}/{itype}/{market}"
 
 
 class PriceSource:
-    """$/h of an offer id: price board (live) > ``prices`` table > shipped catalog. See the module docstring."""
+    """$/h of an offer id: price board (live) > ``prices`` table > shipped catalog (module docstring)."""
 
     def __init__(self, *, prices: Mapping[str, float] | None = None, state_dir: str | None = None,
                  use_catalog: bool = True, refresh_s: float = PRICE_REFRESH_S) -> None:
@@ -111,7 +111,8 @@ class PriceSource:
                 try:
                     self._catalog = {o.offer_id: o.price_per_hour for o in load_catalog().offers}
                 except Exception:  # a router without a catalog still routes, by the other sources
-                    logger.exception("could not load the shipped catalog; prices come from the board/table only")
+                    logger.exception("could not load the shipped catalog; "
+                                     "prices come from the board and the table only")
         return self._catalog
 
     def _refresh_board(self, now: float) -> None:
@@ -222,7 +223,8 @@ class CostLatencyRouter(RequestRouter):
         """Facts of every node the GCS knows (blocking; called off the event loop)."""
         return _node_table()
 
-    def replica_views(self, replicas: Sequence[RunningReplica], nodes: Mapping[str, NodeFacts]) -> list[ReplicaView]:
+    def replica_views(self, replicas: Sequence[RunningReplica],
+                      nodes: Mapping[str, NodeFacts]) -> list[ReplicaView]:
         now = time.time()
         views = []
         for r in replicas:

@@ -72,17 +72,16 @@ def router_config(
     prices: Mapping[str, float] | None = None,
     rtt_table: str | None = None,
 ) -> dict[str, Any]:
-    """``request_router_config`` for ``serve.deployment``: the cost/latency router with its SLO and weights."""
+    """``request_router_config`` for ``serve.deployment``: the cost/latency router, its SLO and weights."""
     kwargs: dict[str, Any] = {
         "slo_ms": slo.target_ms,
         "service_ms": slo.service_ms,
         "price_weight": weights.price,
         "latency_weight": weights.latency,
     }
-    for key, value in (("default_client_region", default_client_region), ("state_dir", state_dir),
-                       ("prices", dict(prices) if prices else None), ("rtt_table", rtt_table)):
-        if value is not None:
-            kwargs[key] = value
+    optional = {"default_client_region": default_client_region, "state_dir": state_dir,
+                "prices": dict(prices) if prices else None, "rtt_table": rtt_table}
+    kwargs.update({k: v for k, v in optional.items() if v is not None})
     return {"request_router_class": ROUTER_PATH, "request_router_kwargs": kwargs}
 
 
@@ -99,7 +98,7 @@ def multicloud_deployment_options(
     max_ongoing_requests: int = 8,
     graceful_shutdown_timeout_s: float = 20.0,
 ) -> dict[str, Any]:
-    """Options for ``serve.deployment(**options)``: one replica per serving-pool node, routed by cost and latency.
+    """Options for ``serve.deployment(**options)``: one replica per serving-pool node, cost/latency routed.
 
     ``min_clouds``/``min_on_demand`` are checked against ``replicas`` here (a pool cannot spread two
     replicas over three clouds) and must match the pool's node type. ``slo=None`` keeps Serve's
