@@ -135,7 +135,7 @@ def aws_case(tmp_path: Path) -> Iterator[CloudTarget]:
             cloud=cloud,
             offer=gpu_offer("aws", "us-east-1", "use1-az1", "p3.2xlarge"),
             other_offer=gpu_offer("aws", "us-east-1", "use1-az2", "p3.2xlarge"),
-            unknown_id=InstanceId("us-east-1/i-0123456789abcdef0"),
+            unknown_id=InstanceId("us-east-1.i-0123456789abcdef0"),
             exhaust=exhaust,
             extras={"faults": faults, "endpoint": endpoint},
         )
@@ -171,7 +171,7 @@ def gcp_case(tmp_path: Path) -> Iterator[CloudTarget]:
             cloud=cloud,
             offer=gpu_offer("gcp", "us-central1", "us-central1-a", "n1-standard-8+V100"),
             other_offer=gpu_offer("gcp", "us-central1", "us-central1-b", "n1-standard-8+V100"),
-            unknown_id=InstanceId("us-central1-a/rmc-never-existed"),
+            unknown_id=InstanceId("us-central1-a.rmc-never-existed"),
             exhaust=exhaust,
             extras={"fake": fake},
         )

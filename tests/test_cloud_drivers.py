@@ -91,7 +91,7 @@ def test_startup_script_joins_ray_with_resources_labels_env_and_starts_the_watch
         gcs_address="10.8.0.1:6379",
         node_type="v100_spot",
         resources={"GPU": 1.0, "accelerator_type:V100": 1.0},
-        labels={"rmc/pool": "v100_spot", "rmc/cloud": "gcp"},
+        labels={"rmc/pool": "v100_spot", "rmc/cloud": "gcp", "rmc/instance-type": "n1-standard-8+V100"},
         env={"EXTRA": "it's quoted"},
     )
     script = render_startup_script(
@@ -100,7 +100,12 @@ def test_startup_script_joins_ray_with_resources_labels_env_and_starts_the_watch
     assert subprocess.run(["bash", "-n"], input=script, text=True, check=False).returncode == 0
     assert "--address=10.8.0.1:6379" in script
     assert '"accelerator_type:V100": 1.0' in script
-    assert "--labels=rmc/cloud=gcp,rmc/pool=v100_spot" in script
+    # Ray refuses label values outside [A-Za-z0-9_.-]: the GCP type's "+" would keep the node out.
+    assert "--labels=rmc/cloud=gcp,rmc/instance-type=n1-standard-8_V100,rmc/pool=v100_spot" in script
+    from ray._private.label_utils import parse_node_labels_string, validate_node_labels
+
+    labels_flag = next(part for part in script.split() if part.startswith("--labels="))
+    validate_node_labels(parse_node_labels_string(labels_flag.removeprefix("--labels=")))
     assert 'export RAY_CLOUD_INSTANCE_ID="$RMC_INSTANCE_ID"' in script
     for line in ("RAY_NODE_MARKET_TYPE=spot", "RAY_NODE_REGION=us-central1", "RAY_NODE_ZONE=us-central1-a"):
         assert f"export {line}" in script
@@ -151,8 +156,22 @@ def test_aws_spot_request_shape(aws: tuple[AwsCloud, Ec2Faults]) -> None:
         assert specs["volume"][key] == request.tags[key]
     user_data = params["UserData"]
     script = user_data if user_data.startswith("#!") else base64.b64decode(user_data).decode()
-    assert "meta-data/instance-id" in script and 'RMC_INSTANCE_ID="us-east-1/$EC2_ID"' in script
-    assert inst.instance_id.startswith("us-east-1/i-")
+    assert "meta-data/instance-id" in script and 'RMC_INSTANCE_ID="us-east-1.$EC2_ID"' in script
+    assert inst.instance_id.startswith("us-east-1.i-")
+
+
+def test_instance_ids_are_valid_ray_label_values(aws: tuple[AwsCloud, Ec2Faults]) -> None:
+    import re
+
+    from ray_multicloud.clouds.gcp import instance_name
+
+    cloud, _ = aws
+    inst = cloud.launch(request_for(gpu_offer("aws", "us-east-1", "use1-az1", "p3.2xlarge")))
+    gcp_id = "northamerica-northeast1-a." + instance_name("autoscaler-request-" + "x" * 100)
+    for instance_id in (inst.instance_id, gcp_id):
+        assert len(instance_id) <= 63 and re.fullmatch(
+            r"[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?", instance_id
+        )
 
 
 def test_aws_on_demand_has_no_market_options(aws: tuple[AwsCloud, Ec2Faults]) -> None:
@@ -297,7 +316,7 @@ def test_gcp_spot_insert_shape(gcp: tuple[GcpCloud, FakeGcp]) -> None:
     assert f"RMC_INSTANCE_ID={inst.instance_id}" in items["startup-script"]
     insert = next(r for r in fake.requests if r.method == "POST" and r.path.endswith("/instances"))
     assert uuid.UUID(insert.query["requestId"])  # GCE's own idempotency key, derived from the request id
-    assert inst.tags[TAG_OFFER] == offer.offer_id and inst.instance_id == f"us-central1-a/{body['name']}"
+    assert inst.tags[TAG_OFFER] == offer.offer_id and inst.instance_id == f"us-central1-a.{body['name']}"
 
 
 def test_gcp_on_demand_and_regional_offer_uses_configured_zone(gcp: tuple[GcpCloud, FakeGcp]) -> None:
@@ -307,7 +326,7 @@ def test_gcp_on_demand_and_regional_offer_uses_configured_zone(gcp: tuple[GcpClo
     (body,) = fake.inserted_bodies
     assert body["scheduling"]["provisioningModel"] == "STANDARD"
     assert "guestAccelerators" not in body  # A2 machine types carry their GPUs
-    assert inst.instance_id.startswith("us-central1-b/")
+    assert inst.instance_id.startswith("us-central1-b.")
 
 
 def test_gcp_regional_offer_tries_each_configured_zone(gcp: tuple[GcpCloud, FakeGcp]) -> None:
@@ -316,7 +335,7 @@ def test_gcp_regional_offer_tries_each_configured_zone(gcp: tuple[GcpCloud, Fake
     fake.exhausted_zones.add("us-central1-a")
     offer = gpu_offer("gcp", "us-central1", "", "n1-standard-8+V100")
     inst = cloud.launch(request_for(offer))
-    assert inst.instance_id.startswith("us-central1-b/")
+    assert inst.instance_id.startswith("us-central1-b.")
     assert [b["machineType"].split("/")[1] for b in fake.inserted_bodies] == [
         "us-central1-a",
         "us-central1-b",

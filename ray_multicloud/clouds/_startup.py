@@ -10,6 +10,7 @@ their own instance identity, not through user data).
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from collections.abc import Mapping, Sequence
 
@@ -33,12 +34,25 @@ def ray_env(bootstrap: RayBootstrap, offer: Offer) -> dict[str, str]:
     return env
 
 
+_LABEL_BAD = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def label_value(value: str) -> str:
+    """A Ray label value: ``[A-Za-z0-9_.-]``, alphanumeric at both ends, at most 63 characters.
+
+    ``ray start`` refuses anything else, and a worker that cannot start never joins, so values
+    such as the GCP instance type ``n1-standard-8+V100`` are made valid (``n1-standard-8_V100``).
+    """
+    clean = _LABEL_BAD.sub("_", value)[:63].strip("_.-")
+    return clean
+
+
 def labels_arg(labels: Mapping[str, str]) -> str:
     """Ray's ``--labels`` syntax: ``k1=v1,k2=v2`` (sorted, so the script is deterministic)."""
-    for key, value in labels.items():
-        if "," in key or "=" in key or "," in value:
-            raise ValueError(f"Ray label {key}={value!r} may not contain ',' or '=' in its key")
-    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+    for key in labels:
+        if "," in key or "=" in key:
+            raise ValueError(f"Ray label key {key!r} may not contain ',' or '='")
+    return ",".join(f"{k}={label_value(v)}" for k, v in sorted(labels.items()))
 
 
 def watcher_command(cloud: str, gcs_address: str, *, python: str = "python3") -> str:

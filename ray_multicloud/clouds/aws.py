@@ -1,7 +1,8 @@
 """AWS EC2 driver: GPU workers, spot or on-demand, one boto3 client per region.
 
-- **Ids.** An instance id is ``<region>/<ec2 instance id>`` so ``get``/``terminate`` know which
-  regional endpoint to call without searching.
+- **Ids.** An instance id is ``<region>.<ec2 instance id>`` (``us-east-1.i-0abc...``) so
+  ``get``/``terminate`` know which regional endpoint to call without searching; it is a valid Ray
+  label value (``[A-Za-z0-9_.-]``, at most 63 characters).
 - **Tagged or nothing.** Tags go on the instance and its volumes through ``TagSpecifications`` in
   the same ``RunInstances`` call, so no untagged instance ever exists.
 - **Idempotent launch.** ``launch`` first looks for a live instance tagged with the request id,
@@ -94,7 +95,7 @@ def client_token(request_id: str) -> str:
 
 
 def split_id(instance_id: str) -> tuple[str, str]:
-    region, sep, ec2_id = instance_id.partition("/")
+    region, sep, ec2_id = instance_id.partition(".")
     if not sep or not region or not ec2_id:
         return "", ""
     return region, ec2_id
@@ -239,7 +240,7 @@ class AwsCloud:
         tags = {t["Key"]: t["Value"] for t in raw.get("Tags", [])}
         launch_time: Any = raw.get("LaunchTime")
         return Instance(
-            instance_id=InstanceId(f"{region}/{raw['InstanceId']}"),
+            instance_id=InstanceId(f"{region}.{raw['InstanceId']}"),
             cloud=self.name,
             state=_STATES.get(raw.get("State", {}).get("Name", ""), NodeState.PENDING),
             tags=tags,
@@ -346,7 +347,7 @@ class AwsCloud:
                 watcher_cloud="aws",
                 instance_id_lines=[
                     *IMDS_INSTANCE_ID_LINES,
-                    f'RMC_INSTANCE_ID="{region}/$EC2_ID"',
+                    f'RMC_INSTANCE_ID="{region}.$EC2_ID"',
                 ],
             )
             params["UserData"] = script  # boto3 base64-encodes RunInstances UserData itself

@@ -1,6 +1,6 @@
 """GCP Compute Engine driver (google-cloud-compute over REST): GPU workers, spot or on-demand.
 
-- **Ids.** An instance id is ``<zone>/<instance name>``. The name is derived from the request id
+- **Ids.** An instance id is ``<zone>.<instance name>`` (a valid Ray label value). The name is derived from the request id
   (``rmc-<request>-<hash>``), so a second insert of the same request collides with the first
   (HTTP 409 ``alreadyExists``) instead of creating a twin: launch is idempotent by construction.
 - **Tagged or nothing.** Labels and metadata are part of the ``insert`` body. GCP label values
@@ -106,13 +106,13 @@ def network_tag(cluster: str) -> str:
 
 def instance_name(request_id: str) -> str:
     """The instance name for a request id: ``rmc-<request>-<hash>``, a valid GCE name."""
-    stem = re.sub(r"[^a-z0-9-]", "-", request_id.lower()).strip("-")[:40].strip("-")
+    stem = re.sub(r"[^a-z0-9-]", "-", request_id.lower()).strip("-")[:20].strip("-")
     digest = hashlib.sha256(request_id.encode()).hexdigest()[:10]
     return f"rmc-{stem}-{digest}" if stem else f"rmc-{digest}"
 
 
 def split_id(instance_id: str) -> tuple[str, str]:
-    zone, sep, name = instance_id.partition("/")
+    zone, sep, name = instance_id.partition(".")
     return (zone, name) if sep and zone and name else ("", "")
 
 
@@ -295,7 +295,7 @@ class GcpCloud:
             if nic.access_configs:
                 external_ip = str(nic.access_configs[0].nat_i_p or "") or None
         return Instance(
-            instance_id=InstanceId(f"{zone}/{raw.name}"),
+            instance_id=InstanceId(f"{zone}.{raw.name}"),
             cloud=self.name,
             state=_STATES.get(str(raw.status), NodeState.PENDING),
             tags=tags,
@@ -362,7 +362,7 @@ class GcpCloud:
                 request.bootstrap,
                 offer,
                 watcher_cloud="gcp",
-                instance_id_lines=literal_instance_id(f"{zone}/{body['name']}"),
+                instance_id_lines=literal_instance_id(f"{zone}.{body['name']}"),
             )
             body["metadata"]["items"].append({"key": "startup-script", "value": script})
         return body
