@@ -448,13 +448,14 @@ class MultiCloud:
     back tends to flap).
     """
 
-    keep_share: float = 0.5
-    wait_reserves: float = 1.0
-    back_reserves: float = 0.5
+    # Tuned on the shared traces (benchmarks/bench_policies.py grid): see benchmarks/README.md.
+    keep_share: float = 0.6
+    wait_reserves: float = 1.5
+    back_reserves: float = 0.0
     min_payback: float = 2.0
     prefer: str = "longest-up"
     hazard_weight: float = 0.0
-    move_min_uptime_hours: float = 1.0
+    move_min_uptime_hours: float = 0.5
     back_min_uptime_hours: float = 0.0
     name: str = "multicloud"
 
