@@ -319,6 +319,16 @@ def find_node_id(gcs_address: str, *, instance_id: str = "", node_ip: str = "") 
     raise LookupError(f"no alive Ray node with instance id {instance_id!r} or address {node_ip!r}")
 
 
+def route_ip(gcs_address: str) -> str:
+    """This machine's address on the route to the head (the one Ray registers the node under)."""
+    import socket
+
+    host, _, port = gcs_address.rpartition(":")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect((host, int(port or 6379)))  # UDP: no packet is sent
+        return str(probe.getsockname()[0])
+
+
 def gcs_drain(gcs_address: str, *, instance_id: str = "", node_id: str = "", node_ip: str = "") -> Drain:
     """A ``Drain`` that asks the GCS to drain this node with reason PREEMPTION and the deadline."""
     from ray_multicloud.drain import PREEMPTION, drain_node

@@ -153,6 +153,12 @@ def test_detect_cloud_asks_each_metadata_service(imds: FakeImds) -> None:
         detect_cloud(urllib_http(0.5), {"gcp": dead, "azure": dead, "aws": dead})
 
 
+def test_route_ip_is_the_address_towards_the_head() -> None:
+    from ray_multicloud.watcher import route_ip
+
+    assert route_ip("127.0.0.1:6379") == "127.0.0.1"
+
+
 class ScriptedSource:
     cloud = "aws"
 
