@@ -25,8 +25,10 @@ fails if they differ. ``--clusters K`` repeats the whole thing on K fresh cluste
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -48,30 +50,45 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clusters", type=int, default=1, help="fresh clusters to repeat the runs on")
     parser.add_argument("--notice-s", type=float, default=5.0)
     parser.add_argument("--drain-deadline-s", type=float, default=6.0)
+    parser.add_argument("--keep", default=None, help="keep each cluster's work directory under this folder")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("ray_multicloud.controller").setLevel(logging.INFO)
     if args.runs < 1 or args.clusters < 1:
         parser.error("--runs and --clusters must be >= 1")
 
     reports: list[Report] = []
     started = time.time()
     for k in range(args.clusters):
-        with tempfile.TemporaryDirectory(prefix="rmc-bench-train-") as tmp:
+        if args.keep:
+            os.makedirs(args.keep, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix="rmc-bench-train-", dir=args.keep)
+        try:
             report = run_scenario(tmp, cycles=args.runs, notice_s=args.notice_s,
-                                  drain_deadline_s=args.drain_deadline_s, timeout_s=240 + 150 * args.runs)
+                                  drain_deadline_s=args.drain_deadline_s, timeout_s=300 + 200 * args.runs)
+        finally:
+            if not args.keep:
+                shutil.rmtree(tmp, ignore_errors=True)
+        for line in report.events:
+            print(f"  {line}")
         if report.max_abs_diff is None or report.max_abs_diff > 1e-6:
-            print(f"FAIL: final weights differ from the uninterrupted run by {report.max_abs_diff}", file=sys.stderr)
+            print(f"FAIL: final weights differ from the uninterrupted run by {report.max_abs_diff}",
+                  file=sys.stderr)
             return 1
         reports.append(report)
         print(f"cluster {k}: {report.attempts} attempts, offers used: {', '.join(report.offers_used)}; "
-              f"final weights max |diff| vs uninterrupted run: {report.max_abs_diff:g}; wall {report.wall_s:.0f} s")
+              f"final weights max |diff| vs uninterrupted run: {report.max_abs_diff:g}; "
+              f"wall {report.wall_s:.0f} s")
         for i in range(max(len(report.recovery_s), len(report.move_status))):
             def at(values: list[float] | list[int], j: int = i) -> float | None:
                 return float(values[j]) if j < len(values) else None
 
-            print(f"  run {i}: recovery {_fmt(at(report.recovery_s))}, lost {_fmt(at(report.preempt_lost_steps), '')}"
-                  f" steps | move {report.move_status[i] if i < len(report.move_status) else '-'}: "
+            status = report.move_status[i] if i < len(report.move_status) else "-"
+            print(f"  run {i}: recovery {_fmt(at(report.recovery_s))}, "
+                  f"lost {_fmt(at(report.preempt_lost_steps), '')} steps | move {status}: "
                   f"total {_fmt(at(report.move_total_s))} (replacement up {_fmt(at(report.move_up_s))}, "
-                  f"old drained {_fmt(at(report.move_drained_s))}), lost {_fmt(at(report.move_lost_steps), '')} steps")
+                  f"old drained {_fmt(at(report.move_drained_s))}), "
+                  f"lost {_fmt(at(report.move_lost_steps), '')} steps")
     med = summary(reports)
     n = sum(len(r.recovery_s) for r in reports)
     m = sum(len(r.move_total_s) for r in reports)

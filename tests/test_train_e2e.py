@@ -31,7 +31,7 @@ def test_reference_is_deterministic_and_seed_dependent() -> None:
 
 @pytest.mark.e2e
 def test_train_survives_preemption_and_price_move(tmp_path: Path) -> None:
-    report = run_scenario(tmp_path, cycles=1, timeout_s=300)
+    report = run_scenario(tmp_path, cycles=1, timeout_s=480)
     print(report)
     # Same weights as an uninterrupted run of the same seed.
     assert report.max_abs_diff is not None and report.max_abs_diff <= 1e-6, report.max_abs_diff
