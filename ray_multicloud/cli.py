@@ -204,7 +204,8 @@ def _add_simulate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--restart-minutes", type=float, required=True, help="overhead of every (re)start or move")
     p.add_argument("--policy", required=True, choices=SIM_POLICY_NAMES)
     p.add_argument("--spot-price", type=float, default=0.918,
-                   help="USD/h for zones without a prices array (default 0.918, p3.2xlarge spot in the traces)")
+                   help="USD/h for zones without a prices array "
+                   "(default 0.918, p3.2xlarge spot in the traces)")
     p.add_argument("--ondemand-price", type=float, default=3.06,
                    help="on-demand USD/h (default 3.06, p3.2xlarge us-east-1)")
     p.add_argument("--start-hours", type=float, default=0.0, help="start the job this far into the trace")
@@ -265,16 +266,24 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     start = round(args.start_hours * 3600.0 / traces.gap_seconds)
     bar = _ProgressBar(f"simulate {args.policy}")
     if args.policy == "optimal":
-        result = optimal_cost(traces, spec, ondemand_price=args.ondemand_price, start_tick=start, progress=bar)
+        result = optimal_cost(
+            traces, spec, ondemand_price=args.ondemand_price, start_tick=start, progress=bar
+        )
     else:
         result = simulate(
-            traces, spec, POLICIES[args.policy], ondemand_price=args.ondemand_price, start_tick=start, progress=bar
+            traces,
+            spec,
+            POLICIES[args.policy],
+            ondemand_price=args.ondemand_price,
+            start_tick=start,
+            progress=bar,
         )
     out = result.as_dict()
     out["zones"] = list(traces.names)
     out["trace_hours"] = round(traces.hours, 6)
     if args.json:
-        print(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in out.items()}))
+        clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in out.items()}
+        print(json.dumps(clean))
         return 0
     from ray_multicloud.table import format_table
 
@@ -346,7 +355,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report_png(path: str, by: str, records: list[tuple[str, int, float, float, float]], total: float) -> None:
+def _report_png(
+    path: str, by: str, records: list[tuple[str, int, float, float, float]], total: float
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -355,9 +366,11 @@ def _report_png(path: str, by: str, records: list[tuple[str, int, float, float, 
     keys = [r[0] for r in records]
     xs = range(len(keys))
     fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(keys) + 2), 4))
-    ax.bar([x - 0.2 for x in xs], [r[4] for r in records], width=0.4, label="on-demand price of the same hours")
+    ax.bar(
+        [x - 0.2 for x in xs], [r[4] for r in records], width=0.4, label="on-demand price of the same hours"
+    )
     ax.bar([x + 0.2 for x in xs], [r[3] for r in records], width=0.4, label="spend")
-    for x, r in zip(xs, records):
+    for x, r in zip(xs, records, strict=True):
         if r[4] > 0:
             ax.annotate(f"-{1 - r[3] / r[4]:.0%}", (x + 0.2, r[3]), ha="center", va="bottom", fontsize=8)
     ax.set_xticks(list(xs), keys, rotation=20, ha="right")

@@ -169,7 +169,8 @@ class Ledger:
                 version = db.execute("PRAGMA user_version").fetchone()[0]
                 if version > _VERSION:
                     raise LedgerError(
-                        f"{self.path} has ledger schema {version}; this version reads up to {_VERSION}: upgrade"
+                        f"{self.path} has ledger schema {version}; this version reads up to "
+                        f"{_VERSION}: upgrade ray_multicloud"
                     )
             self._create_schema()
         except sqlite3.DatabaseError as exc:
@@ -224,9 +225,19 @@ class Ledger:
                 " instance_type, capacity, offer_id, ondemand_price, launched_at)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(instance_id) DO NOTHING",
                 (
-                    instance_id, cluster, pool, request_id, job, offer.cloud, offer.region, offer.zone,
-                    offer.instance_type, offer.capacity.value, str(offer.offer_id),
-                    offer.ondemand_price_per_hour, at,
+                    instance_id,
+                    cluster,
+                    pool,
+                    request_id,
+                    job,
+                    offer.cloud,
+                    offer.region,
+                    offer.zone,
+                    offer.instance_type,
+                    offer.capacity.value,
+                    str(offer.offer_id),
+                    offer.ondemand_price_per_hour,
+                    at,
                 ),
             )
             if cur.rowcount == 0:
@@ -242,7 +253,8 @@ class Ledger:
         with self._write() as db:
             self._require(db, instance_id)
             db.execute(
-                "INSERT INTO prices (instance_id, at, price) VALUES (?,?,?)", (instance_id, at, price_per_hour)
+                "INSERT INTO prices (instance_id, at, price) VALUES (?,?,?)",
+                (instance_id, at, price_per_hour),
             )
 
     def record_end(self, instance_id: str, at: float, reason: str) -> bool:
@@ -253,7 +265,8 @@ class Ledger:
         with self._write() as db:
             self._require(db, instance_id)
             cur = db.execute(
-                "UPDATE instances SET ended_at = ?, end_reason = ? WHERE instance_id = ? AND ended_at IS NULL",
+                "UPDATE instances SET ended_at = ?, end_reason = ?"
+                " WHERE instance_id = ? AND ended_at IS NULL",
                 (at, reason, instance_id),
             )
             return cur.rowcount > 0
@@ -270,7 +283,8 @@ class Ledger:
         """A preemption notice for the node at ``at``, effective at ``deadline`` (None: unknown)."""
         with self._write() as db:
             db.execute(
-                "INSERT INTO preemptions (instance_id, at, deadline) VALUES (?,?,?)", (instance_id, at, deadline)
+                "INSERT INTO preemptions (instance_id, at, deadline) VALUES (?,?,?)",
+                (instance_id, at, deadline),
             )
 
     def set_job(self, instance_id: str, job: str | None) -> None:
@@ -303,7 +317,7 @@ class Ledger:
         for iid, at, price in price_rows:
             prices.setdefault(iid, []).append((float(at), float(price)))
         out: list[SpendRow] = []
-        for (iid, cluster, pool, job, cloud, region, zone, itype, cap, od, launched, ended, reason) in inst:
+        for iid, cluster, pool, job, cloud, region, zone, itype, cap, od, launched, ended, reason in inst:
             stop = end if ended is None else min(float(ended), end)
             stop = max(stop, float(launched))
             hours = (stop - launched) / 3600.0
@@ -312,11 +326,22 @@ class Ledger:
             current = _price_at(changes, stop)
             out.append(
                 SpendRow(
-                    instance_id=iid, cluster=cluster, pool=pool, job=job, cloud=cloud, region=region,
-                    zone=zone, instance_type=itype, capacity=cap, launched_at=float(launched),
+                    instance_id=iid,
+                    cluster=cluster,
+                    pool=pool,
+                    job=job,
+                    cloud=cloud,
+                    region=region,
+                    zone=zone,
+                    instance_type=itype,
+                    capacity=cap,
+                    launched_at=float(launched),
                     ended_at=None if ended is None or float(ended) > end else float(ended),
                     end_reason=reason if ended is not None and float(ended) <= end else None,
-                    hours=hours, cost_usd=cost, ondemand_cost_usd=hours * float(od), price_per_hour=current,
+                    hours=hours,
+                    cost_usd=cost,
+                    ondemand_cost_usd=hours * float(od),
+                    price_per_hour=current,
                     ondemand_price_per_hour=float(od),
                 )
             )

@@ -31,12 +31,26 @@ def ledger(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("by", ["cloud", "pool", "job"])
-def test_report_csv_totals_equal_ledger_rows(ledger: Path, tmp_path: Path, by: str,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_report_csv_totals_equal_ledger_rows(
+    ledger: Path, tmp_path: Path, by: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     out_csv = tmp_path / f"{by}.csv"
     out_png = tmp_path / f"{by}.png"
-    rc = main(["report", "--ledger", str(ledger), "--by", by, "--until", str(4 * H), "--csv", str(out_csv),
-               "--png", str(out_png)])
+    rc = main(
+        [
+            "report",
+            "--ledger",
+            str(ledger),
+            "--by",
+            by,
+            "--until",
+            str(4 * H),
+            "--csv",
+            str(out_csv),
+            "--png",
+            str(out_png),
+        ]
+    )
     stdout = capsys.readouterr().out
     assert rc == 0
     with Ledger(ledger, create=False) as led:
@@ -58,7 +72,10 @@ def test_report_csv_totals_equal_ledger_rows(ledger: Path, tmp_path: Path, by: s
 
 def test_report_by_job_groups(ledger: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     out_csv = tmp_path / "j.csv"
-    assert main(["report", "--ledger", str(ledger), "--by", "job", "--until", str(4 * H), "--csv", str(out_csv)]) == 0
+    assert (
+        main(["report", "--ledger", str(ledger), "--by", "job", "--until", str(4 * H), "--csv", str(out_csv)])
+        == 0
+    )
     with out_csv.open() as fh:
         by_job = {r["job"]: r for r in csv.DictReader(fh)}
     assert float(by_job["train"]["spend_usd"]) == pytest.approx(8.0)

@@ -21,12 +21,25 @@ from ray_multicloud.types import CapacityType, Offer
 H = 3600.0
 
 
-def offer(cloud: str = "aws", zone: str = "us-east-1a", price: float = 1.0, od: float = 3.0,
-          capacity: CapacityType = CapacityType.SPOT) -> Offer:
+def offer(
+    cloud: str = "aws",
+    zone: str = "us-east-1a",
+    price: float = 1.0,
+    od: float = 3.0,
+    capacity: CapacityType = CapacityType.SPOT,
+) -> Offer:
     return Offer(
-        cloud=cloud, region=zone[:-1] if cloud == "aws" else zone, zone=zone, instance_type="p3.2xlarge",
-        accelerator="V100", accelerator_count=1, vcpus=8, memory_gib=61, capacity=capacity,
-        price_per_hour=price, ondemand_price_per_hour=od,
+        cloud=cloud,
+        region=zone[:-1] if cloud == "aws" else zone,
+        zone=zone,
+        instance_type="p3.2xlarge",
+        accelerator="V100",
+        accelerator_count=1,
+        vcpus=8,
+        memory_gib=61,
+        capacity=capacity,
+        price_per_hour=price,
+        ondemand_price_per_hour=od,
     )
 
 
@@ -58,7 +71,11 @@ def test_idempotent_launch_and_end(tmp_path: Path) -> None:
         assert led.record_end("i-1", at=H, reason="scale-down")
         assert not led.record_end("i-1", at=2 * H, reason="teardown")
         (row,) = led.spend(until=5 * H)
-        assert (row.hours, row.cost_usd, row.end_reason) == (pytest.approx(1.0), pytest.approx(1.0), "scale-down")
+        assert (row.hours, row.cost_usd, row.end_reason) == (
+            pytest.approx(1.0),
+            pytest.approx(1.0),
+            "scale-down",
+        )
 
 
 def test_unknown_instance_is_an_error_that_says_what_to_do(tmp_path: Path) -> None:
@@ -82,15 +99,21 @@ def test_moves_preemptions_and_jobs(tmp_path: Path) -> None:
 def test_summary_totals_equal_the_rows(tmp_path: Path) -> None:
     with Ledger(tmp_path / "l.db") as led:
         led.record_launch("a", "c", "gpu", offer("aws", price=1.0), "r", at=0.0, job="j1")
-        led.record_launch("b", "c", "gpu", offer("gcp", "us-central1-a", price=0.7), "r", at=0.5 * H, job="j1")
-        led.record_launch("c", "c", "cpu", offer("aws", price=3.0, capacity=CapacityType.ON_DEMAND), "r", at=H)
+        led.record_launch(
+            "b", "c", "gpu", offer("gcp", "us-central1-a", price=0.7), "r", at=0.5 * H, job="j1"
+        )
+        led.record_launch(
+            "c", "c", "cpu", offer("aws", price=3.0, capacity=CapacityType.ON_DEMAND), "r", at=H
+        )
         led.record_price("a", 1.3, at=1.5 * H)
         led.record_end("b", at=2 * H, reason="moved")
         rows = led.spend(until=4 * H)
         for by in ("cloud", "pool", "job"):
             groups = led.summary(by, until=4 * H)
             assert sum(g.cost_usd for g in groups) == pytest.approx(sum(r.cost_usd for r in rows))
-            assert sum(g.ondemand_cost_usd for g in groups) == pytest.approx(sum(r.ondemand_cost_usd for r in rows))
+            assert sum(g.ondemand_cost_usd for g in groups) == pytest.approx(
+                sum(r.ondemand_cost_usd for r in rows)
+            )
             assert sum(g.instances for g in groups) == len(rows) == 3
         by_cloud = {g.key: g for g in group_spend(rows, "cloud")}
     assert by_cloud["gcp"].cost_usd == pytest.approx(0.7 * 1.5)
@@ -148,8 +171,14 @@ def test_two_processes_and_threads_write_concurrently(tmp_path: Path) -> None:
     for p in procs:
         p.start()
     led = Ledger(path)
-    threads = [threading.Thread(target=lambda k=k: [
-        led.record_launch(f"t{k}-{i}", "c", "gpu", offer(), "r", at=0.0) for i in range(30)]) for k in range(3)]
+    threads = [
+        threading.Thread(
+            target=lambda k=k: [
+                led.record_launch(f"t{k}-{i}", "c", "gpu", offer(), "r", at=0.0) for i in range(30)
+            ]
+        )
+        for k in range(3)
+    ]
     for t in threads:
         t.start()
     for t in threads:

@@ -476,8 +476,10 @@ class MultiCloud:
                         (f"slack {slack:.2f}h cannot absorb another preemption: on-demand",),
                         mem,
                     )
-                if at_checkpoint(view) and view.overhead_left_hours <= _EPS and not spot_run_viable(
-                    view, keep=True
+                if (
+                    at_checkpoint(view)
+                    and view.overhead_left_hours <= _EPS
+                    and not spot_run_viable(view, keep=True)
                 ):
                     return Step(
                         ON_DEMAND,
@@ -557,7 +559,9 @@ def _track_uptime(view: JobView, memory: Memory) -> Memory:
     now = view.elapsed_hours
     if len(prev) != len(view.zones):
         prev = tuple(math.inf for _ in view.zones)
-    ups = tuple((min(since, now) if opt.available else math.inf) for since, opt in zip(prev, view.zones))
+    ups = tuple(
+        (min(since, now) if opt.available else math.inf) for since, opt in zip(prev, view.zones, strict=True)
+    )
     if ups == memory.up_since:
         return memory
     return replace(memory, up_since=ups)

@@ -95,7 +95,9 @@ class TickJob:
             work=max(1, math.ceil(spec.work_hours * per_hour - eps)),
             restart=max(0, math.ceil(spec.restart_minutes * 60.0 / tick_seconds - eps)),
             checkpoint=max(1, round(spec.checkpoint_minutes * 60.0 / tick_seconds)),
-            deadline=None if spec.deadline_hours is None else math.floor(spec.deadline_hours * per_hour + eps),
+            deadline=None
+            if spec.deadline_hours is None
+            else math.floor(spec.deadline_hours * per_hour + eps),
             nodes=spec.nodes,
         )
 
@@ -254,7 +256,9 @@ def simulate(
             lost_t += w - ck
             w, overhead, place, zone_i = ck, 0, WAIT, -1
         rates = no_rates if rate_rows is None else rate_rows[rel]
-        zones = tuple(SpotOption(names[z], regions[z], avail[z], prices[z], rates[z]) for z in range(len(names)))
+        zones = tuple(
+            SpotOption(names[z], regions[z], avail[z], prices[z], rates[z]) for z in range(len(names))
+        )
         view = JobView(
             elapsed_hours=rel * th,
             work_done_hours=w * th,

@@ -80,7 +80,7 @@ def load_demand(path: str | Path) -> Demand:
             t0 = min(stamps)
             secs = [int((s - t0).total_seconds()) for s in stamps]
             counts = np.zeros(max(secs) + 1)
-            for s, r in zip(secs, body):
+            for s, r in zip(secs, body, strict=True):
                 counts[s] += float(r[1])
             return Demand(1.0, counts, str(p))
     except (ValueError, IndexError) as exc:
@@ -116,7 +116,9 @@ class ServingResult:
         return 1.0 - self.cost_usd / self.ondemand_cost_usd if self.ondemand_cost_usd > 0 else 0.0
 
 
-def resample(demand: Demand, tick_seconds: float, ticks: int, *, peak: bool = False) -> npt.NDArray[np.float64]:
+def resample(
+    demand: Demand, tick_seconds: float, ticks: int, *, peak: bool = False
+) -> npt.NDArray[np.float64]:
     """Demand rate per trace tick (mean, or max with ``peak``) for up to ``ticks`` ticks."""
     per = tick_seconds / demand.step_seconds
     n = min(ticks, int(len(demand.rps) / per))
@@ -228,7 +230,9 @@ def _run(
             od.grow(target_need - od.total, t + startup)
         else:
             target = target_need + (fleet.extra_spot if policy == "spot-hedge" else 0)
-            order = [cheapest] if policy == "spot-one-zone" else sorted(range(Z), key=lambda z: (prices[z, t], z))
+            order = (
+                [cheapest] if policy == "spot-one-zone" else sorted(range(Z), key=lambda z: (prices[z, t], z))
+            )
             _place_spot(spot, order, target, counts[:, t], unlimited, t + startup)
             for g in spot:  # replicas with no startup delay serve in the tick they launch
                 g.advance(t)

@@ -144,15 +144,12 @@ def load_traces(
     """
     if not directories:
         raise TraceError("no trace directory given: pass --traces DIR (one JSON file per zone)")
-    if default_spot_price is not None and not (
-        math.isfinite(default_spot_price) and default_spot_price > 0
-    ):
+    if default_spot_price is not None and not (math.isfinite(default_spot_price) and default_spot_price > 0):
         raise TraceError(f"default spot price must be a positive USD/h, got {default_spot_price}")
     loaded: list[tuple[Path, _ZoneFile]] = []
     for d in directories:
         root = Path(d)
-        for f in _zone_files(root, pattern):
-            loaded.append((root, read_zone_file(f)))
+        loaded.extend((root, read_zone_file(f)) for f in _zone_files(root, pattern))
     gaps = {z.gap for _, z in loaded}
     if len(gaps) > 1:
         listing = ", ".join(f"{z.path.name}={z.gap:g}s" for _, z in loaded)
@@ -177,7 +174,7 @@ def load_traces(
             prices[i] = z.prices[:n]
             priced.append(True)
         elif default_spot_price is None:
-            raise TraceError(f"{z.path}: has no \"prices\" array; pass --spot-price USD_PER_HOUR")
+            raise TraceError(f'{z.path}: has no "prices" array; pass --spot-price USD_PER_HOUR')
         else:
             prices[i] = default_spot_price
             priced.append(False)
@@ -195,9 +192,12 @@ def load_traces(
 
 def _zone_names(paths: list[tuple[Path, Path]]) -> list[str]:
     short = [p.stem.split("_", 1)[0] for _, p in paths]
-    names = [s if short.count(s) == 1 else p.stem for s, (_, p) in zip(short, paths)]
+    names = [s if short.count(s) == 1 else p.stem for s, (_, p) in zip(short, paths, strict=True)]
     if len(set(names)) != len(names):
-        names = [f"{root.name}/{nm}" if names.count(nm) > 1 else nm for nm, (root, _) in zip(names, paths)]
+        names = [
+            f"{root.name}/{nm}" if names.count(nm) > 1 else nm
+            for nm, (root, _) in zip(names, paths, strict=True)
+        ]
     if len(set(names)) != len(names):
         dup = sorted({nm for nm in names if names.count(nm) > 1})
         raise TraceError(f"the same zone file appears twice ({', '.join(dup)}); pass each directory once")
