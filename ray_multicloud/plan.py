@@ -94,7 +94,8 @@ def check_cloud_entry(name: str, spec: Mapping[str, Any]) -> list[str]:
             )
         if not spec.get("security_group_ids"):
             warnings.append(
-                f"{where}.security_group_ids: unset; workers get the VPC's default group (see docs/networking.md)"
+                f"{where}.security_group_ids: unset; workers get the VPC's default group (see "
+                "docs/networking.md)"
             )
     elif driver == "gcp":
         if not spec.get("project"):
@@ -163,8 +164,8 @@ def build_plan(
         plan.warnings += check_cloud_entry(name, settings.clouds[name])
     if public and settings.gcs_address.startswith(LOOPBACK):
         plan.warnings.append(
-            f"provider.gcs_address {settings.gcs_address} is loopback: workers on {', '.join(public)} cannot reach "
-            "it; use the head's overlay or peered-network address (docs/networking.md)"
+            f"provider.gcs_address {settings.gcs_address} is loopback: workers on {', '.join(public)} "
+            "cannot reach it; use the head's overlay or peered-network address (docs/networking.md)"
         )
     offers = _offers(settings, settings.catalog_path)
     if live:

@@ -222,10 +222,8 @@ def local_ray_head() -> str:
             raise RuntimeError("could not start the contract suite's Ray head")
 
         def stop() -> None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
         atexit.register(stop)
         _HEAD["address"] = f"127.0.0.1:{port}"

@@ -28,9 +28,7 @@ from ray_multicloud.types import NodeState, Offer, RequestId
 _ids = itertools.count()
 
 
-@pytest.fixture(
-    params=[pytest.param(name, marks=list(case.marks)) for name, case in CLOUDS.items()]
-)
+@pytest.fixture(params=[pytest.param(name, marks=list(case.marks)) for name, case in CLOUDS.items()])
 def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CloudTarget]:
     with CLOUDS[request.param].factory(tmp_path) as made:
         yield made
@@ -93,11 +91,7 @@ def test_launch_is_idempotent_by_request_id(target: CloudTarget) -> None:
     first = target.cloud.launch(request)
     second = target.cloud.launch(request)
     assert second.instance_id == first.instance_id
-    mine = [
-        i
-        for i in target.cloud.list(request.cluster)
-        if i.tags.get(TAG_REQUEST) == request.request_id
-    ]
+    mine = [i for i in target.cloud.list(request.cluster) if i.tags.get(TAG_REQUEST) == request.request_id]
     assert [i.instance_id for i in mine] == [first.instance_id]
 
 
@@ -129,9 +123,7 @@ def test_get_unknown_returns_none(target: CloudTarget) -> None:
 def test_set_tags_merges(target: CloudTarget) -> None:
     request = make_request(target, target.offer)
     inst = target.cloud.launch(request)
-    target.cloud.set_tags(
-        inst.instance_id, {"ray-node-status": "up-to-date", TAG_POOL: request.pool}
-    )
+    target.cloud.set_tags(inst.instance_id, {"ray-node-status": "up-to-date", TAG_POOL: request.pool})
     target.cloud.set_tags(inst.instance_id, {"extra": "1"})
     got = target.cloud.get(inst.instance_id)
     assert got is not None

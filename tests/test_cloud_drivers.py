@@ -31,6 +31,8 @@ from ray_multicloud.errors import CapacityError, CloudError, ConfigError, QuotaE
 from ray_multicloud.types import CapacityType, InstanceId
 
 SECRET = "SECRET-do-not-leak-4f2a9c"
+SUBNET = "/subscriptions/s/resourceGroups/r/providers/Microsoft.Network/virtualNetworks/v/subnets/w"
+NSG = "/subscriptions/s/resourceGroups/r/providers/Microsoft.Network/networkSecurityGroups/rmc"
 
 
 class Target:
@@ -379,12 +381,8 @@ def azure() -> Iterator[tuple[AzureCloud, FakeAzure]]:
         cloud = AzureCloud(
             subscription_id=fake.subscription,
             resource_group=fake.resource_group,
-            subnet_ids={
-                "eastus": "/subscriptions/s/resourceGroups/r/providers/Microsoft.Network/virtualNetworks/v/subnets/w"
-            },
-            network_security_group_ids={
-                "eastus": "/subscriptions/s/resourceGroups/r/providers/Microsoft.Network/networkSecurityGroups/rmc"
-            },
+            subnet_ids={"eastus": SUBNET},
+            network_security_group_ids={"eastus": NSG},
             ssh_public_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTests rmc",
             base_url=fake.url,
             credential=FakeAzureCredential(SECRET),
@@ -513,9 +511,7 @@ def provider_config(
                     "driver": "loopback-azure",
                     "subscription_id": az_fake.subscription,
                     "resource_group": az_fake.resource_group,
-                    "subnet_ids": {
-                        "eastus": "/subscriptions/s/resourceGroups/r/providers/Microsoft.Network/virtualNetworks/v/subnets/w"
-                    },
+                    "subnet_ids": {"eastus": SUBNET},
                     "base_url": az_fake.url,
                 },
             },
@@ -576,3 +572,33 @@ def test_orphan_from_a_crash_after_launch_is_found_and_terminated(
     assert len(orphans) == 1
     cloud.terminate(InstanceId(orphans[0].instance_id))
     assert cloud.list("crashy") == [] and fake.nics == {}
+
+
+@pytest.mark.parametrize(
+    ("cloud", "spec", "sdk"),
+    [
+        ("aws", {"image_id": "ami-1"}, "boto3"),
+        ("gcp", {"project": "p"}, "google"),
+        (
+            "azure",
+            {"resource_group": "r", "subscription_id": "s", "subnet_ids": {}, "ssh_public_key": "k"},
+            "azure",
+        ),
+    ],
+)
+def test_missing_sdk_is_a_config_error_with_the_pip_extra(
+    cloud: str, spec: dict[str, Any], sdk: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    class Block:
+        def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+            if name.split(".")[0] == sdk:
+                raise ImportError(f"No module named {name!r}", name=name)
+
+    for mod in [m for m in sys.modules if m.split(".")[0] == sdk]:
+        monkeypatch.delitem(sys.modules, mod)
+    monkeypatch.setattr(sys, "meta_path", [Block(), *sys.meta_path])
+    with pytest.raises(ConfigError) as info:
+        make_cloud(cloud, spec, state_dir="/tmp")
+    assert f"ray_multicloud[{cloud}]" in str(info.value)

@@ -153,7 +153,13 @@ class AwsCloud:
         backoff: Backoff | None = None,
         sleep: Callable[[float], None] | None = None,
     ) -> None:
-        import boto3  # type: ignore[import-untyped]  # lazily: `import ray_multicloud` must work without boto3
+        try:
+            import boto3  # type: ignore[import-untyped]  # lazily: `import ray_multicloud` works without it
+        except ImportError as exc:
+            raise ConfigError(
+                f"provider.clouds.{name}.driver",
+                "the aws driver needs boto3: pip install 'ray_multicloud[aws]'",
+            ) from exc
 
         self.name = name
         self.regions = tuple(regions)

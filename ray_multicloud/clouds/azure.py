@@ -143,8 +143,15 @@ class AzureCloud:
         polling_interval_s: float = 5.0,
         sdk_retry_total: int | None = None,
     ) -> None:
-        from azure.mgmt.compute import ComputeManagementClient  # lazily
-        from azure.mgmt.network import NetworkManagementClient
+        try:
+            from azure.mgmt.compute import ComputeManagementClient  # lazily
+            from azure.mgmt.network import NetworkManagementClient
+        except ImportError as exc:
+            raise ConfigError(
+                f"provider.clouds.{name}.driver",
+                "the azure driver needs azure-mgmt-compute and azure-mgmt-network: "
+                "pip install 'ray_multicloud[azure]'",
+            ) from exc
 
         if not subscription_id:
             raise ConfigError(

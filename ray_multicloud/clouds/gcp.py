@@ -1,8 +1,9 @@
 """GCP Compute Engine driver (google-cloud-compute over REST): GPU workers, spot or on-demand.
 
-- **Ids.** An instance id is ``<zone>.<instance name>`` (a valid Ray label value). The name is derived from the request id
-  (``rmc-<request>-<hash>``), so a second insert of the same request collides with the first
-  (HTTP 409 ``alreadyExists``) instead of creating a twin: launch is idempotent by construction.
+- **Ids.** An instance id is ``<zone>.<instance name>`` (a valid Ray label value). The name is
+  derived from the request id (``rmc-<request>-<hash>``), so a second insert of the same request
+  collides with the first (HTTP 409 ``alreadyExists``) instead of creating a twin: launch is
+  idempotent by construction.
 - **Tagged or nothing.** Labels and metadata are part of the ``insert`` body. GCP label values
   allow only ``[a-z0-9_-]`` and 63 characters, so each tag is written twice: an encoded label (for
   the ``labels.rmc-cluster = ...`` list filter) and the raw value in the ``rmc-tags`` metadata item,
@@ -183,7 +184,13 @@ class GcpCloud:
         sleep: Callable[[float], None] | None = None,
         operation_timeout_s: float = 600.0,
     ) -> None:
-        from google.cloud import compute_v1  # lazily: `import ray_multicloud` works without it
+        try:
+            from google.cloud import compute_v1  # lazily: `import ray_multicloud` works without it
+        except ImportError as exc:
+            raise ConfigError(
+                f"provider.clouds.{name}.driver",
+                "the gcp driver needs google-cloud-compute: pip install 'ray_multicloud[gcp]'",
+            ) from exc
 
         if not project:
             raise ConfigError(f"provider.clouds.{name}.project", "a GCP project id is required")

@@ -17,7 +17,8 @@ MESSAGES = {
     "InsufficientInstanceCapacity": (
         "We currently do not have sufficient {itype} capacity in the Availability Zone you requested "
         "({zone}). Our system will be working on provisioning additional capacity. You can currently get "
-        "{itype} capacity by not specifying an Availability Zone in your request or choosing a different zone."
+        "{itype} capacity by not specifying an Availability Zone in your request or choosing a "
+        "different zone."
     ),
     "SpotMaxPriceTooLow": (
         "Your Spot request price of 0.1 is lower than the minimum required Spot request fulfillment "

@@ -73,7 +73,8 @@ class FakeAzure(FakeApi):
             reply = arm_error(
                 429,
                 "TooManyRequests",
-                "The request is being throttled as the limit has been reached for operation type - Write_30Min.",
+                "The request is being throttled as the limit has been reached for operation type - "
+                "Write_30Min.",
             )
             return reply[0], reply[1], {"Retry-After": "0"}
         match = OP_ROUTE.match(path)
@@ -99,7 +100,8 @@ class FakeAzure(FakeApi):
 
     # -- helpers ----------------------------------------------------------------------------
     def _id(self, provider: str, name: str) -> str:
-        return f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}/providers/{provider}/{name}"
+        group = f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}"
+        return f"{group}/providers/{provider}/{name}"
 
     def _async(
         self, provider: str, location: str, status: str, error: dict[str, Any] | None = None
@@ -115,7 +117,10 @@ class FakeAzure(FakeApi):
         if error is not None:
             doc["error"] = error
         self.operations[op_id] = doc
-        url = f"{self.url}/subscriptions/{self.subscription}/providers/Microsoft.{provider}/locations/{location}/operations/{op_id}?api-version=2026-04-01"
+        url = (
+            f"{self.url}/subscriptions/{self.subscription}/providers/Microsoft.{provider}"
+            f"/locations/{location}/operations/{op_id}?api-version=2026-04-01"
+        )
         return {"Azure-AsyncOperation": url, "Retry-After": "0"}
 
     # -- NICs -------------------------------------------------------------------------------
@@ -239,7 +244,9 @@ class FakeAzure(FakeApi):
             return arm_error(
                 400,
                 "InvalidResourceReference",
-                f"Resource {nic['id']} referenced by resource {self._id('Microsoft.Compute/virtualMachines', name)} was not found in location {body['location']}.",
+                f"Resource {nic['id']} referenced by resource "
+                f"{self._id('Microsoft.Compute/virtualMachines', name)} was not found in location "
+                f"{body['location']}.",
             )
         priority = props.get("priority", "Regular")
         if priority == "Spot":
@@ -265,7 +272,8 @@ class FakeAzure(FakeApi):
         not_found = arm_error(
             404,
             "ResourceNotFound",
-            f"The Resource 'Microsoft.Compute/virtualMachines/{name}' under resource group '{self.resource_group}' "
+            f"The Resource 'Microsoft.Compute/virtualMachines/{name}' under resource group "
+            f"'{self.resource_group}' "
             "was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix",
         )
         vm = self.vms.get(name)
@@ -299,17 +307,22 @@ class FakeAzure(FakeApi):
             return arm_error(
                 409,
                 "SkuNotAvailable",
-                f"The requested VM size for resource 'Following SKUs have failed for Capacity Restrictions: {size}' is "
-                f"currently not available in location '{location}'. Please try another size or deploy to a different "
+                "The requested VM size for resource 'Following SKUs have failed for Capacity "
+                f"Restrictions: {size}' is "
+                f"currently not available in location '{location}'. Please try another size or deploy "
+                "to a different "
                 "location or zones. See https://aka.ms/azureskunotavailable for details.",
             )
         if location in self.quota_exceeded:
             return arm_error(
                 409,
                 "OperationNotAllowed",
-                "Operation could not be completed as it results in exceeding approved LowPriorityCores quota. "
-                f"Additional details - Deployment Model: Resource Manager, Location: {location}, Current Limit: 0, "
-                "Current Usage: 0, Additional Required: 6, (Minimum) New Limit Required: 6. Submit a request for "
+                "Operation could not be completed as it results in exceeding approved "
+                "LowPriorityCores quota. "
+                f"Additional details - Deployment Model: Resource Manager, Location: {location}, "
+                "Current Limit: 0, "
+                "Current Usage: 0, Additional Required: 6, (Minimum) New Limit Required: 6. Submit a "
+                "request for "
                 "Quota increase at https://aka.ms/ProdportalCRP/#blade/Microsoft_Azure_Capacity/UsageAndQuota.ReactView",
             )
         existed = vm is not None
@@ -331,7 +344,8 @@ class FakeAzure(FakeApi):
         self.vms[name] = record
         if location in self.allocation_failed:
             message = (
-                "Allocation failed. We do not have sufficient capacity for the requested VM size in this region. "
+                "Allocation failed. We do not have sufficient capacity for the requested VM size in "
+                "this region. "
                 "Read more about improving likelihood of allocation success at http://aka.ms/allocation-guidance"
             )
             record["properties"]["provisioningState"] = "Failed"

@@ -174,7 +174,8 @@ class FakeGcp(FakeApi):
             if scheduling.get("automaticRestart", True):
                 return error(
                     400,
-                    "Invalid value for field 'resource.scheduling.automaticRestart': 'true'. Spot VMs cannot be automatically restarted.",
+                    "Invalid value for field 'resource.scheduling.automaticRestart': 'true'. Spot "
+                    "VMs cannot be automatically restarted.",
                     "invalid",
                 )
             if scheduling.get("instanceTerminationAction") not in ("STOP", "DELETE"):

@@ -67,7 +67,8 @@ class FakeGceMetadata(FakeApi):
                 {"Metadata-Flavor": "Google", "Content-Type": "application/text"},
             )
         if path == "/computeMetadata/v1/instance/id":
-            return 200, "4520031799277581759", {"Metadata-Flavor": "Google", "Content-Type": "application/text"}
+            headers = {"Metadata-Flavor": "Google", "Content-Type": "application/text"}
+            return 200, "4520031799277581759", headers
         return 404, "Not Found", {"Content-Type": "text/html"}
 
 
@@ -89,7 +90,8 @@ class FakeScheduledEvents(FakeApi):
             return (
                 400,
                 {
-                    "error": "Bad request. api-version was not specified in the request. For more information refer to aka.ms/azureimds",
+                    "error": "Bad request. api-version was not specified in the request. For more "
+                    "information refer to aka.ms/azureimds",
                     "newest-versions": ["2020-07-01"],
                 },
                 {},

@@ -73,7 +73,8 @@ def price_list_item(region: str, instance_type: str, usd: str, **overrides: str)
                             "CGJXHFUSGE546RV6.JRTCKXETXF.6YS6EN2CT7": {
                                 "unit": "Hrs",
                                 "endRange": "Inf",
-                                "description": f"${float(usd):.3f} per On Demand Linux {instance_type} Instance Hour",
+                                "description": f"${float(usd):.3f} per On Demand Linux "
+                                "{instance_type} Instance Hour",
                                 "appliesTo": [],
                                 "rateCode": "CGJXHFUSGE546RV6.JRTCKXETXF.6YS6EN2CT7",
                                 "beginRange": "0",
@@ -386,7 +387,10 @@ class FakeRetailPrices(Slow):
         nxt = skip + self.page_size
         link = None
         if nxt < len(items):
-            link = f"{self.url}/api/retail/prices?api-version=2023-01-01-preview&$filter={quote(expression)}&$skip={nxt}"
+            link = (
+                f"{self.url}/api/retail/prices?api-version=2023-01-01-preview"
+                f"&$filter={quote(expression)}&$skip={nxt}"
+            )
         return (
             200,
             {
