@@ -116,7 +116,7 @@ def _dp(
     # that a tick of work (w + 1 at t + 1) stays in the same column and is an in-place add.
     H = horizon
     run = np.full((P, W + H + 2), inf)
-    ov = np.full((P, K, max(R, 1)), inf)  # on p, at checkpoint k, i+1 overhead ticks left
+    ov = np.full((max(R, 1), P, K), inf)  # ov[i, p, k]: on p, at checkpoint k, i+1 overhead ticks left
     best = inf
     best_at: int | None = None
     cost_col = np.empty(P)
@@ -148,7 +148,7 @@ def _dp(
                 fin = float(run[:, jw].min())
                 run[:, jw] = inf
         if R > 0:
-            np.minimum(pool, ov.min(axis=(0, 2)), out=pool)
+            np.minimum(pool, ov.reshape(-1, K).min(axis=0), out=pool)
         pool[:k_lo] = inf
         starts = pool[None, :] + c2  # (P, K): start p from checkpoint k, first tick paid
         if R == 0:
@@ -160,13 +160,13 @@ def _dp(
             if (~inside).any():
                 fin = min(fin, float(starts[:, ~inside].min()))
         else:
-            ovc = ov + c2[:, :, None]
+            ovc = ov + c2  # (R, P, K) + (P, 1)
             if R >= 2:
-                done = ovc[:, :, 0]
-                ov[:, :, :-1] = ovc[:, :, 1:]
-                ov[:, :, R - 2] = starts
+                done = ovc[0]
+                ov[:-1] = ovc[1:]
+                ov[R - 2] = starts
             else:
-                done = np.minimum(ovc[:, :, 0], starts)
+                done = np.minimum(ovc[0], starts)
             cols = kM - (t + 1) + H
             run[:, cols] = np.minimum(run[:, cols], done)
         if fin < best - 1e-12:
