@@ -97,8 +97,9 @@ def _cmd_prices(args: argparse.Namespace) -> int:
         if len(rows) < args.limit:
             spot = o.capacity is CapacityType.SPOT
             row: list[str | int | float | None] = [
-                o.cloud, o.capacity.value, o.region, o.zone or "-", o.instance_type, f"{o.accelerator_count:g}",
-                f"{o.price_per_hour:.4f}", f"{o.ondemand_price_per_hour:.4f}", f"{o.discount:.0%}" if spot else "-"]
+                o.cloud, o.capacity.value, o.region, o.zone or "-", o.instance_type,
+                f"{o.accelerator_count:g}", f"{o.price_per_hour:.4f}", f"{o.ondemand_price_per_hour:.4f}",
+                f"{o.discount:.0%}" if spot else "-"]
             if live is not None:
                 row += price_source(o, live.now)
             rows.append(row)

@@ -1,0 +1,288 @@
+"""Ray Serve across clouds under load: a price-driven move, a spot preemption and a whole-cloud outage.
+
+Run:  .venv/bin/python benchmarks/bench_serve.py [--trace conv|code] [--scale X] [--notice-s S]
+      [--workdir DIR] [--write-readme]
+
+Setup: a ``LocalCluster`` (cluster_configs/local-multicloud.yaml) with a serving pool over aws and
+azure (``min_clouds: 2``, ``min_on_demand: 1``, one Serve slot per node); two replicas of a deployment
+that sleeps ``--work-ms`` and answers where it runs; the cost/latency router
+(``ray_multicloud.serve.router.CostLatencyRouter``, SLO ``--slo-ms``); the HTTP proxy on 127.0.0.1.
+
+Load: open loop at a steady rate taken from the Azure LLM inference trace (Splitwise, ISCA'24; CC-BY-4.0;
+``shared/data/demand/azure_llm_inference_2023/<trace>_requests_per_second_DERIVED.csv``): the trace's
+mean rate (requests / seconds spanned) times ``--scale``. Client regions rotate over us-east-1,
+us-west-2, eu-west-1 and "none" (the trace has no regions). No client-side retry: a request that does
+not get a 200 counts as failed. Latency is from the scheduled send time, on loopback (the RTT table
+steers routing; it is not added to the wire).
+
+Phases (each from its event until the deployment is back to two RUNNING replicas, plus ``--settle-s``):
+  baseline   steady state
+  a) price   the azure spot node's price spikes on the price board -> ``controller.move_node``:
+             replacement first, PREEMPTION drain, terminate
+  b) preempt ``LocalCloud.preempt`` of the azure node with a ``--notice-s`` notice (drain, then loss);
+             the autoscaler buys the replacement under the pool policy
+  c) outage  ``LocalCloud.outage('azure')``: every azure instance dies at once, no notice
+Targets (issue 5): 0 failed requests in a) and b); under 0.1% in c).
+``--write-readme`` replaces the ``## bench_serve`` section of ``benchmarks/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+REPO = Path(__file__).resolve().parent.parent
+TRACE_DIR = REPO.parent / "shared" / "data" / "demand" / "azure_llm_inference_2023"
+README = Path(__file__).with_name("README.md")
+SECTION = "## bench_serve"
+COMMAND = ".venv/bin/python benchmarks/bench_serve.py --write-readme"
+CLIENT_REGIONS: tuple[str | None, ...] = ("us-east-1", "us-west-2", "eu-west-1", None)
+PHASES = ("baseline", "a) price move", "b) spot preemption", "c) cloud outage")
+
+
+def trace_rate(trace: str, trace_dir: Path = TRACE_DIR) -> tuple[float, int, float]:
+    """(mean requests per second, requests, seconds spanned) of a ``*_requests_per_second_DERIVED.csv``."""
+    path = trace_dir / f"{trace}_requests_per_second_DERIVED.csv"
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        raise SystemExit(f"{path} has no rows")
+    stamps = [datetime.strptime(r["second"], "%Y-%m-%d %H:%M:%S") for r in rows]
+    total = sum(int(r["requests"]) for r in rows)
+    span = (max(stamps) - min(stamps)).total_seconds() + 1
+    return total / span, total, span
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trace", choices=("conv", "code"), default="conv")
+    parser.add_argument("--scale", type=float, default=2.0, help="multiplier on the trace's mean rate")
+    parser.add_argument("--work-ms", type=float, default=5.0)
+    parser.add_argument("--slo-ms", type=float, default=100.0)
+    parser.add_argument("--notice-s", type=float, default=30.0,
+                        help="spot preemption notice (GCP and Azure give 30 s)")
+    parser.add_argument("--baseline-s", type=float, default=15.0)
+    parser.add_argument("--settle-s", type=float, default=10.0)
+    parser.add_argument("--phase-timeout-s", type=float, default=120.0)
+    parser.add_argument("--up-timeout-s", type=float, default=300.0)
+    parser.add_argument("--workdir", default=None, help="keep the cluster's files here (default: a temp dir)")
+    parser.add_argument("--write-readme", action="store_true")
+    args = parser.parse_args(argv)
+
+    rate, requests, span = trace_rate(args.trace)
+    target_rate = rate * args.scale
+    header = [
+        (f"load: {args.trace} trace mean {rate:.2f} req/s ({requests} requests over {span:.0f} s) "
+        f"x {args.scale:g} = {target_rate:.2f} req/s steady, open loop, no client retry; "
+        f"work {args.work_ms:g} ms/request; "
+        f"SLO {args.slo_ms:g} ms; clients {', '.join(r or 'none' for r in CLIENT_REGIONS)}"),
+    ]
+    print(header[0], flush=True)
+    if args.workdir:  # kept afterwards, with every node's logs
+        lines, events = run(args, target_rate, Path(args.workdir))
+    else:
+        with tempfile.TemporaryDirectory(prefix="bench_serve_") as tmp:
+            lines, events = run(args, target_rate, Path(tmp))
+    out = [*header, "", *lines, "", *events]
+    print("\n".join(out), flush=True)
+    if args.write_readme:
+        machine = (f"Python {platform.python_version()} on {platform.system()} {platform.machine()}, "
+                   f"{os.cpu_count()} CPUs")
+        write_readme(out, machine, args)
+    return 0
+
+
+def run(args: argparse.Namespace, rate: float, workdir: Path) -> tuple[list[str], list[str]]:
+    import ray
+    from ray import serve
+
+    from ray_multicloud.local_cluster import LocalCluster, free_port
+    from ray_multicloud.serve.loadtest import LoadGenerator, format_table, summarise
+    from ray_multicloud.serve.local import (
+        cluster_overrides,
+        outage,
+        preempt,
+        price_move,
+        serve_start,
+        serving_nodes,
+        wait_steady,
+        where_am_i_deployment,
+    )
+    from ray_multicloud.serve.ranking import Slo
+    from ray_multicloud.serve.spread import multicloud_deployment_options
+
+    events: list[str] = []
+
+    def note(text: str) -> None:
+        events.append(text)
+        print(text, flush=True)
+
+    t0 = time.monotonic()
+    with LocalCluster(workdir=workdir, overrides=cluster_overrides(replicas=2)) as cluster:
+        note(f"cluster up in {time.monotonic() - t0:.0f} s")
+        cluster.connect()
+        try:
+            # Generous: on a loaded machine a node's first start can fail and be relaunched.
+            cluster.wait_for(lambda: len([n for n in serving_nodes(cluster) if n.ray_node_id]) >= 2,
+                             timeout_s=args.up_timeout_s)
+            port = free_port()
+            serve_start(port)
+            options = multicloud_deployment_options(
+                replicas=2, slo=Slo(args.slo_ms, args.work_ms), state_dir=str(cluster.state_dir))
+            serve.run(where_am_i_deployment(options, work_ms=args.work_ms), route_prefix="/")
+            wait_steady(2, timeout_s=90)
+            note("serving nodes: " + ", ".join(n.offer_id for n in serving_nodes(cluster)))
+            budget = args.baseline_s + 3 * (args.phase_timeout_s + args.settle_s) + 60
+            load = LoadGenerator(port, rate_per_s=rate, duration_s=budget, client_regions=CLIENT_REGIONS,
+                                 threads=8).start()
+            try:
+                load.set_phase(PHASES[0])
+                time.sleep(args.baseline_s)
+
+                def azure_node() -> Any:
+                    return next(n for n in serving_nodes(cluster) if n.cloud == "azure")
+
+                # a) price-driven move
+                node = azure_node()
+                load.set_phase(PHASES[1])
+                start = time.monotonic()
+                moved = price_move(cluster, node.instance_id, spike_to=5.0, drain_deadline_s=30)
+                took = time.monotonic() - start
+                note(f"a) {node.offer_id} -> {moved.move.to_offer.offer_id}: {moved.status}, "
+                     f"replacement up {moved.up_s:.1f} s, old drained {moved.drained_s:.1f} s, "
+                     f"terminated {moved.done_s:.1f} s")
+                steady = wait_steady(2, timeout_s=args.phase_timeout_s)
+                note(f"a) deployment steady {took + steady:.1f} s after the price spike")
+                time.sleep(args.settle_s)
+
+                # b) spot preemption with a notice
+                node = azure_node()
+                load.set_phase(PHASES[2])
+                start = time.monotonic()
+                preempt(cluster, node.instance_id, "azure", notice_s=args.notice_s)
+                up_at, new_node = wait_new_azure_node(cluster, {node.instance_id}, args.phase_timeout_s)
+                serving = wait_served_from(cluster, load, new_node, args.phase_timeout_s) - start
+                gone = wait_gone(cluster, "azure", [node.instance_id], args.notice_s + 30) - start
+                wait_steady(2, timeout_s=args.phase_timeout_s)
+                note(f"b) {node.offer_id} preempted with {args.notice_s:g} s notice: replacement node "
+                     f"up {up_at - start:.1f} s, first answer from it {serving:.1f} s, old instance gone "
+                     f"{gone:.1f} s, 2 replicas steady {time.monotonic() - start:.1f} s after the notice; "
+                     "now "
+                     + ", ".join(n.offer_id for n in serving_nodes(cluster)))
+                time.sleep(args.settle_s)
+
+                # c) the whole azure cloud goes down
+                load.set_phase(PHASES[3])
+                start = time.monotonic()
+                lost = outage(cluster, "azure")
+                gone = wait_gone(cluster, "azure", lost, 30) - start
+                up_at, new_node = wait_new_azure_node(cluster, set(lost), args.phase_timeout_s)
+                serving = wait_served_from(cluster, load, new_node, args.phase_timeout_s) - start
+                wait_steady(2, timeout_s=args.phase_timeout_s)
+                note(f"c) azure outage took {len(lost)} instance(s) (gone {gone:.1f} s); the pool's new "
+                     f"azure node up {up_at - start:.1f} s, first answer from it {serving:.1f} s after the "
+                     "outage; now "
+                     + ", ".join(n.offer_id for n in serving_nodes(cluster)))
+                time.sleep(args.settle_s)
+            finally:
+                load.stop()
+                load.join()
+            stats = summarise(load.samples, PHASES)
+            table = format_table(stats).splitlines()
+            failures = [s for s in load.samples if not s.ok]
+            for s in failures[:5]:
+                note(f"failed: phase {s.phase!r} status {s.status} {s.error[:160]!r}")
+            by = {s.phase: s for s in stats}
+            verdicts = [
+                f"a) 0 failed: {'PASS' if by[PHASES[1]].failed == 0 else 'FAIL'}",
+                f"b) 0 failed: {'PASS' if by[PHASES[2]].failed == 0 else 'FAIL'}",
+                f"c) < 0.1% failed: {'PASS' if by[PHASES[3]].failed_pct < 0.1 else 'FAIL'}"
+                + resolution(by[PHASES[3]].failed, by[PHASES[3]].sent),
+            ]
+            return [*table, "", *verdicts], events
+        finally:
+            try:
+                serve.shutdown()
+            finally:
+                ray.shutdown()
+
+
+def resolution(failed: int, sent: int) -> str:
+    """Say when a phase is too short to resolve 0.1%: with no failure, one more would be 100/sent %."""
+    if failed or not sent or 100.0 / sent < 0.1:
+        return ""
+    return (f" ({failed} of {sent}; too few requests to resolve 0.1%: one failure would be "
+            f"{100.0 / sent:.2f}%)")
+
+
+def wait_new_azure_node(cluster: Any, old: set[str], timeout_s: float) -> tuple[float, str]:
+    """Wait until an azure serving node not in ``old`` has joined Ray: (monotonic time, its Ray node id)."""
+    from ray_multicloud.serve.local import serving_nodes
+
+    found = cluster.wait_for(lambda: [n for n in serving_nodes(cluster)
+                                      if n.cloud == "azure" and n.instance_id not in old and n.ray_node_id],
+                             timeout_s=timeout_s, interval_s=0.25)
+    return time.monotonic(), str(found[0].ray_node_id)
+
+
+def wait_served_from(cluster: Any, load: Any, ray_node_id: str, timeout_s: float) -> float:
+    """Wait until a request was answered by a replica on node ``ray_node_id``; the time (monotonic) seen."""
+    prefix = ray_node_id[:12]
+    cluster.wait_for(lambda: any(s.ok and s.body.get("node") == prefix for s in load.samples[-200:]),
+                     timeout_s=timeout_s, interval_s=0.25)
+    return time.monotonic()
+
+
+def wait_gone(cluster: Any, cloud: str, instance_ids: Sequence[str], timeout_s: float) -> float:
+    """Wait until every instance of ``instance_ids`` is terminated on ``cloud``; when (monotonic) it was."""
+    from ray_multicloud.types import InstanceId
+
+    driver = cluster.clouds()[cloud]
+    cluster.wait_for(lambda: all(driver.get(InstanceId(i)) is None for i in instance_ids),
+                     timeout_s=timeout_s, interval_s=0.25)
+    return time.monotonic()
+
+
+def write_readme(lines: Sequence[str], machine: str, args: argparse.Namespace) -> None:
+    body = (
+        f"{SECTION}\n\n"
+        "Ray Serve across two simulated clouds (aws on-demand + azure spot, `min_clouds: 2`, "
+        "`min_on_demand: 1`) under a steady open-loop load taken from the Azure LLM inference trace "
+        "(Splitwise, ISCA'24, CC-BY-4.0; `shared/data/demand/azure_llm_inference_2023/*_DERIVED.csv`: the "
+        "trace's mean rate times `--scale`, sized for a 2-core machine shared with other work), through "
+        "(a) a price-driven move (replacement first, PREEMPTION drain, terminate), (b) a spot preemption "
+        "with a notice, (c) the loss of the whole azure cloud at once. Routing by "
+        "`ray_multicloud.serve.router.CostLatencyRouter` (cheapest replica that keeps the SLO for the "
+        "request's client region). No client-side retry. Latency on loopback from each request's "
+        "scheduled send time. Targets: 0 failed in (a) and (b), < 0.1% in (c).\n\n"
+        f"Command: `{COMMAND}`"
+        + (f" (run with --scale {args.scale:g} --notice-s {args.notice_s:g} --slo-ms {args.slo_ms:g})"
+           if (args.scale, args.notice_s, args.slo_ms) != (2.0, 30.0, 100.0) else "")
+        + "\n\n```\n" + "\n".join(lines) + f"\n```\n\nMeasured with {machine}.\n"
+    )
+    text = README.read_text(encoding="utf-8") if README.exists() else "# Benchmarks\n"
+    start = text.find(SECTION + "\n")
+    if start == -1:
+        text = text.rstrip("\n") + "\n\n" + body
+    else:
+        end = text.find("\n## ", start + len(SECTION))
+        tail = text[end + 1:] if end != -1 else ""
+        text = text[:start] + body + ("\n" + tail if tail else "")
+    README.write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
