@@ -154,7 +154,7 @@ class AwsCloud:
         sleep: Callable[[float], None] | None = None,
     ) -> None:
         try:
-            import boto3  # type: ignore[import-untyped]  # lazily: `import ray_multicloud` works without it
+            import boto3  # lazily: `import ray_multicloud` works without it
         except ImportError as exc:
             raise ConfigError(
                 f"provider.clouds.{name}.driver",
@@ -220,7 +220,7 @@ class AwsCloud:
             return client
 
     def _call(self, region: str, op: str, *, offer_id: str = "", **params: Any) -> Any:
-        from botocore.exceptions import (  # type: ignore[import-untyped]
+        from botocore.exceptions import (
             BotoCoreError,
             ClientError,
         )

@@ -427,16 +427,18 @@ class AzureCloud:
         return None
 
     def _delete(self, name: str) -> None:
-        for begin in (
+        """Delete the VM, then its NIC (the NIC cannot go while the VM holds it); gone is fine."""
+        operations: list[Callable[[], Any]] = [
             lambda: self._compute.virtual_machines.begin_delete(
                 self.resource_group, name, polling_interval=self._poll
-            ),
+            ).result(),
             lambda: self._network.network_interfaces.begin_delete(
                 self.resource_group, self._nic_name(name), polling_interval=self._poll
-            ),
-        ):
+            ).result(),
+        ]
+        for operation in operations:
             try:
-                self._call(lambda b=begin: b().result())  # type: ignore[misc]
+                self._call(operation)
             except InstanceNotFound:
                 continue
 

@@ -57,7 +57,7 @@ class AwsPriceFeed:
         session: Any | None = None,
         ondemand: bool = True,
     ) -> None:
-        import boto3  # type: ignore[import-untyped]
+        import boto3
 
         self.cloud = cloud
         self.regions = tuple(regions)
