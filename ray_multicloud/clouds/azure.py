@@ -488,7 +488,7 @@ def _allow_http_policy() -> Any:
     """A per-call pipeline policy that lets bearer tokens go to a plain-http loopback endpoint."""
     from azure.core.pipeline.policies import SansIOHTTPPolicy
 
-    class AllowLoopbackHttp(SansIOHTTPPolicy):  # type: ignore[type-arg]
+    class AllowLoopbackHttp(SansIOHTTPPolicy):  # type: ignore[type-arg,unused-ignore]
         def on_request(self, request: Any) -> None:
             request.context.options["enforce_https"] = False
 
