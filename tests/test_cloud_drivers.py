@@ -319,6 +319,7 @@ def test_gcp_spot_insert_shape(gcp: tuple[GcpCloud, FakeGcp]) -> None:
     insert = next(r for r in fake.requests if r.method == "POST" and r.path.endswith("/instances"))
     assert uuid.UUID(insert.query["requestId"])  # GCE's own idempotency key, derived from the request id
     assert inst.tags[TAG_OFFER] == offer.offer_id and inst.instance_id == f"us-central1-a.{body['name']}"
+    assert inst.launched_at == 1795867200.0  # creationTimestamp 2026-11-28T04:00:00-08:00
 
 
 def test_gcp_on_demand_and_regional_offer_uses_configured_zone(gcp: tuple[GcpCloud, FakeGcp]) -> None:
@@ -416,6 +417,7 @@ def test_azure_spot_vm_shape_and_api_versions(azure: tuple[AzureCloud, FakeAzure
         "id"
     ].endswith("/rmc")
     assert inst.internal_ip.startswith("10.1.0.")
+    assert inst.launched_at == 1795838400.123456  # properties.timeCreated
 
 
 def test_azure_regular_priority(azure: tuple[AzureCloud, FakeAzure]) -> None:

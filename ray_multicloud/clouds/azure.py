@@ -26,6 +26,7 @@ import hashlib
 import re
 import threading
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -108,6 +109,13 @@ def classify(code: str, message: str, *, status: int = 0, offer_id: str = "") ->
     if status == 404 or code in NOT_FOUND_CODES:
         return InstanceNotFound("azure", message, offer_id=offer_id, code=code or "404")
     return CloudError("azure", message, offer_id=offer_id, code=code or str(status or ""))
+
+
+def _timestamp(text: str) -> float:
+    try:
+        return datetime.fromisoformat(text).timestamp() if text else 0.0
+    except ValueError:
+        return 0.0
 
 
 def _as_dict(obj: Any) -> dict[str, Any]:
@@ -285,6 +293,7 @@ class AzureCloud:
             tags=dict(vm.get("tags") or {}),
             internal_ip=self._private_ip(vm),
             external_ip=None,
+            launched_at=_timestamp(str(vm.get("properties", {}).get("timeCreated", ""))),
         )
 
     def _get_vm(self, name: str, *, expand: bool = False) -> dict[str, Any] | None:

@@ -26,6 +26,7 @@ import re
 import threading
 import uuid
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 from ray_multicloud.clouds._retry import Backoff, retry_throttled
@@ -110,6 +111,13 @@ def instance_name(request_id: str) -> str:
     stem = re.sub(r"[^a-z0-9-]", "-", request_id.lower()).strip("-")[:20].strip("-")
     digest = hashlib.sha256(request_id.encode()).hexdigest()[:10]
     return f"rmc-{stem}-{digest}" if stem else f"rmc-{digest}"
+
+
+def _timestamp(text: str) -> float:
+    try:
+        return datetime.fromisoformat(text).timestamp() if text else 0.0
+    except ValueError:
+        return 0.0
 
 
 def split_id(instance_id: str) -> tuple[str, str]:
@@ -308,7 +316,7 @@ class GcpCloud:
             tags=tags,
             internal_ip=internal_ip,
             external_ip=external_ip,
-            launched_at=0.0,
+            launched_at=_timestamp(str(raw.creation_timestamp or "")),
         )
 
     def _get_raw(self, zone: str, name: str) -> Any | None:

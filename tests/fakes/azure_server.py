@@ -336,6 +336,7 @@ class FakeAzure(FakeApi):
                 **copy.deepcopy(body["properties"]),
                 "provisioningState": "Creating",
                 "vmId": secrets.token_hex(16),
+                "timeCreated": "2026-11-28T04:00:00.1234567+00:00",
             },
         }
         if "zones" in body:
