@@ -418,14 +418,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                       progress=lambda msg: print(f"[demo] {msg}", flush=True))
     print(f"\nworkload: {result.workload}\n")
     rows: list[list[str | int | float | None]] = [
-        [n.instance_id, n.pool, n.offer_id, f"{n.price_per_hour:.4f}", f"{n.ondemand_price_per_hour:.4f}",
-         f"{n.seconds:.0f}", f"{n.cost:.6f}", f"{n.ondemand_cost:.6f}", n.end_reason]
-        for n in result.nodes
+        [r.instance_id, r.pool, f"{r.cloud}/{r.region}/{r.zone or '-'}/{r.instance_type}/{r.capacity}",
+         f"{r.price_per_hour:.4f}", f"{r.ondemand_price_per_hour:.4f}", f"{r.hours * 3600:.0f}",
+         f"{r.cost_usd:.6f}", f"{r.ondemand_cost_usd:.6f}", r.end_reason or ""]
+        for r in result.rows
     ]
     print(format_table(["instance", "pool", "offer (cloud/region/zone/type/capacity)", "$/h", "on-demand $/h",
                         "seconds", "cost $", "on-demand $", "ended"], rows))
     print(f"\ntotal: ${result.cost:.6f} against ${result.ondemand_cost:.6f} on-demand for the same node-seconds "
           f"({result.savings_fraction:.1%} saved); wall time {result.wall_seconds:.0f}s")
+    print(f"ledger: {result.ledger_path} (ray-multicloud report --ledger {result.ledger_path} --by pool)")
     return 0
 
 

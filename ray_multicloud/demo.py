@@ -2,59 +2,39 @@
 
 ``run_demo`` brings ``cluster_configs/local-multicloud.yaml`` up with ``ray up`` (own ports, own state
 dir), runs a small workload that needs GPUs of two pools — a short torch training step loop on a
-T4 spot node and a batch of "inference" tasks that ask for on-demand A100 capacity — records where
-every node went and what it cost against the on-demand price of the same machine hours, and tears
-the cluster down. It returns the summary; the CLI prints it.
+T4 spot node and a batch of "inference" tasks that ask for on-demand A100 capacity — tears the
+cluster down, and returns, from the cluster's ledger, where every node went and what it cost against
+the on-demand price of the same machine hours. The CLI prints it.
 """
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ray_multicloud.clouds.base import TAG_OFFER, TAG_POOL
+from ray_multicloud.ledger import Ledger, SpendRow
 from ray_multicloud.local_cluster import REPO_CONFIG, LocalCluster
-from ray_multicloud.provider import MultiCloudNodeProvider, OfferBook
-
-
-@dataclass(frozen=True, slots=True)
-class NodeCost:
-    """One node of the run: where it went, how long it lived, what it cost and would have cost."""
-
-    instance_id: str
-    pool: str
-    offer_id: str
-    price_per_hour: float
-    ondemand_price_per_hour: float
-    seconds: float
-    end_reason: str
-
-    @property
-    def cost(self) -> float:
-        return self.price_per_hour * self.seconds / 3600.0
-
-    @property
-    def ondemand_cost(self) -> float:
-        return self.ondemand_price_per_hour * self.seconds / 3600.0
 
 
 @dataclass(frozen=True, slots=True)
 class DemoResult:
-    nodes: tuple[NodeCost, ...]
+    """What the demo ran and what its nodes cost, as the cluster's ledger recorded it."""
+
+    rows: tuple[SpendRow, ...]
+    ledger_path: str
     workload: dict[str, object]
     wall_seconds: float
 
     @property
     def cost(self) -> float:
-        return sum(n.cost for n in self.nodes)
+        return sum(r.cost_usd for r in self.rows)
 
     @property
     def ondemand_cost(self) -> float:
-        return sum(n.ondemand_cost for n in self.nodes)
+        return sum(r.ondemand_cost_usd for r in self.rows)
 
     @property
     def savings_fraction(self) -> float:
@@ -116,24 +96,9 @@ def run_demo(
     finally:
         progress("ray down")
         cluster.down()
-    nodes = _costs(cluster)
-    return DemoResult(nodes=nodes, workload=workload, wall_seconds=time.monotonic() - started)
-
-
-def _costs(cluster: LocalCluster) -> tuple[NodeCost, ...]:
-    provider = MultiCloudNodeProvider(dict(cluster.config["provider"]), cluster.cluster_name)
-    book: OfferBook = provider.offers
-    state = next(iter(cluster.clouds().values())).state
-    out = []
-    for row in state.rows(cluster=cluster.cluster_name):
-        tags = json.loads(row["tags"])
-        offer = book.get(tags.get(TAG_OFFER, ""))
-        price = float(tags.get("rmc-price", offer.price_per_hour if offer else 0.0))
-        ondemand = offer.ondemand_price_per_hour if offer else price
-        end = row["ended_at"] or time.time()
-        out.append(NodeCost(
-            instance_id=row["instance_id"], pool=tags.get(TAG_POOL, ""), offer_id=tags.get(TAG_OFFER, ""),
-            price_per_hour=price, ondemand_price_per_hour=ondemand,
-            seconds=max(0.0, end - row["launched_at"]), end_reason=row["end_reason"] or "",
-        ))
-    return tuple(out)
+    ledger_path = cluster.settings.ledger_path
+    assert ledger_path is not None  # LocalCluster always configures one
+    with Ledger(ledger_path, create=False) as ledger:
+        rows = [r for r in ledger.spend() if r.cluster == cluster.cluster_name]
+    return DemoResult(rows=tuple(rows), ledger_path=ledger_path, workload=workload,
+                      wall_seconds=time.monotonic() - started)

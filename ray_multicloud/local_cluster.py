@@ -109,6 +109,7 @@ class LocalCluster:
         self.config_path.write_text(yaml.safe_dump(raw, sort_keys=False))
         self.settings: ProviderSettings = load_settings(provider, name)
         self._up = False
+        self.down_returncode: int | None = None  # of the last `ray down`; the sweep below runs anyway
 
     @property
     def address(self) -> str:
@@ -169,15 +170,16 @@ class LocalCluster:
             raise MultiCloudError(f"ray up failed (exit {proc.returncode}); see {log}:\n{tail}")
 
     def down(self) -> None:
-        """``ray down -y``, then terminate anything of this cluster still alive. Idempotent."""
+        """``ray down -y``, then terminate anything of this cluster still alive (a safety net: after a
+        clean ``ray down`` nothing is). Idempotent; ``down_returncode`` keeps ``ray down``'s exit code."""
         if self._up:
             with open(self.workdir / "ray-down.log", "wb") as out:
-                subprocess.run(
-                    [os.path.join(os.path.dirname(sys.executable), "ray"), "down", "-y", "--no-config-cache",
-                     str(self.config_path)],
+                proc = subprocess.run(
+                    [os.path.join(os.path.dirname(sys.executable), "ray"), "down", "-y", str(self.config_path)],
                     stdout=out, stderr=subprocess.STDOUT, env=ray_env(), timeout=180, cwd=self.workdir,
                     check=False,
                 )
+            self.down_returncode = proc.returncode
             self._up = False
         for cloud in self.clouds().values():
             for inst in cloud.list(self.cluster_name):
@@ -194,7 +196,7 @@ class LocalCluster:
                 raise TimeoutError(f"condition not met within {timeout_s:.0f}s")
             time.sleep(interval_s)
 
-    def __enter__(self) -> LocalCluster:  # noqa: PYI034 - a subclass should not widen the return
+    def __enter__(self) -> LocalCluster:
         self.up()
         return self
 

@@ -75,6 +75,7 @@ def test_scale_up_label_selector_scale_down_teardown(tmp_path: Path) -> None:
     finally:
         ray.shutdown()
         cluster.down()
+    assert cluster.down_returncode == 0, (tmp_path / "ray-down.log").read_text()[-2000:]
     assert cluster.instances() == []
     assert not any(_alive(pid) for pid in pids)
 

@@ -38,6 +38,7 @@ def _serve_worker(state: LocalState, instance_id: str, object_store_bytes: int) 
     os.environ["RAY_CLOUD_INSTANCE_ID"] = instance_id
     os.environ["RAY_NODE_TYPE_NAME"] = boot["node_type"]
 
+    import ray
     import ray._private.node
     import ray._private.parameter
     from ray._private import ray_constants
@@ -49,6 +50,10 @@ def _serve_worker(state: LocalState, instance_id: str, object_store_bytes: int) 
     resources.pop("object_store_memory", None)
     labels = {str(k): str(v) for k, v in boot["labels"].items()}
     labels[LABEL_INSTANCE_ID] = instance_id
+    # The node id is chosen here (as Ray's own fake_multinode cloud does), so the instance knows which
+    # Ray node to drain even when Ray's startup wait below gives up on a loaded machine.
+    node_id = ray.NodeID.from_random().hex()
+    state.update(instance_id, ray_node_id=node_id)
     params = ray._private.parameter.RayParams(
         node_ip_address="127.0.0.1",
         gcs_address=boot["gcs_address"],
@@ -63,6 +68,7 @@ def _serve_worker(state: LocalState, instance_id: str, object_store_bytes: int) 
         resources=resources,
         labels=labels,
         env_vars={
+            "RAY_OVERRIDE_NODE_ID_FOR_TESTING": node_id,
             "RAY_CLOUD_INSTANCE_ID": instance_id,
             "RAY_NODE_TYPE_NAME": boot["node_type"],
             ray_constants.RESOURCES_ENVIRONMENT_VARIABLE: json.dumps(resources),
@@ -70,16 +76,15 @@ def _serve_worker(state: LocalState, instance_id: str, object_store_bytes: int) 
         },
     )
     try:
-        node_id = ray._private.node.Node(params, head=False, shutdown_at_exit=False, spawn_reaper=False).node_id
-    except Exception as exc:  # noqa: BLE001 - Ray gives up waiting after a fixed 30 s; on a loaded machine the node may be up
-        logger.warning("Ray's startup wait gave up (%s); looking the node up in the GCS", exc)
-        found = _find_node_id(boot["gcs_address"], instance_id, timeout_s=90.0)
-        if found is None:
+        ray._private.node.Node(params, head=False, shutdown_at_exit=False, spawn_reaper=False)
+    except Exception as exc:  # noqa: BLE001 - Ray's startup wait is a fixed 30 s; the node may be up
+        if not _raylet_alive():
+            logger.error("Ray node failed to start: %s", exc)
             state.update(instance_id, end_reason="ray node failed to start")
             _end_group(state, instance_id)
             return 1
-        node_id = found
-    state.update(instance_id, state=NodeState.RUNNING.value, ray_node_id=node_id)
+        logger.warning("Ray's startup wait gave up (%s) but the raylet runs; carrying on", exc)
+    state.update(instance_id, state=NodeState.RUNNING.value)
     logger.info("instance %s up as Ray node %s", instance_id, node_id)
 
     stop = threading.Event()
@@ -97,22 +102,21 @@ def _serve_worker(state: LocalState, instance_id: str, object_store_bytes: int) 
     return 0
 
 
-def _find_node_id(gcs_address: str, instance_id: str, *, timeout_s: float) -> str | None:
-    """The id of the alive Ray node labelled with ``instance_id``, polled from the GCS."""
-    from ray._private import services, state
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+def _raylet_alive() -> bool:
+    """Whether a raylet runs in this instance's process group (Linux /proc)."""
+    group = os.getpgrp()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
         try:
-            table = state.GlobalState()
-            table._initialize_global_state(services._get_gcs_client_options(gcs_address))
-            for node in table.node_table():
-                if node.get("Alive") and node.get("Labels", {}).get(LABEL_INSTANCE_ID) == instance_id:
-                    return str(node["NodeID"])
-        except Exception:  # noqa: BLE001 - the GCS is slow to answer: that is why we are here; try again
-            logger.info("GCS lookup of %s failed; retrying", instance_id)
-        time.sleep(2.0)
-    return None
+            if os.getpgid(int(entry)) != group:
+                continue
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                if b"raylet" in fh.read().split(b"\0")[0]:
+                    return True
+        except (OSError, ProcessLookupError):
+            continue
+    return False
 
 
 def _end_group(state: LocalState, instance_id: str) -> None:
