@@ -48,10 +48,10 @@ def cost_figures(rows: Sequence[SpendRow]) -> CostFigures:
             acc[1] += r.ondemand_price_per_hour
     clouds = tuple(sorted((c, a[0], a[1]) for c, a in by_cloud.items()))
     return CostFigures(
-        cost_per_hour=sum(c[1] for c in clouds),
-        ondemand_cost_per_hour=sum(c[2] for c in clouds),
-        spend_usd=sum(r.cost_usd for r in rows),
-        ondemand_spend_usd=sum(r.ondemand_cost_usd for r in rows),
+        cost_per_hour=sum((c[1] for c in clouds), 0.0),
+        ondemand_cost_per_hour=sum((c[2] for c in clouds), 0.0),
+        spend_usd=sum((r.cost_usd for r in rows), 0.0),
+        ondemand_spend_usd=sum((r.ondemand_cost_usd for r in rows), 0.0),
         running_nodes=running,
         cost_per_hour_by_cloud=clouds,
     )
