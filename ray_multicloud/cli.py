@@ -399,13 +399,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "demo",
-        help="ray up the local multi-cloud cluster, run a small GPU workload, print where nodes went and the cost",
+        help="ray up the local multi-cloud cluster, run a small GPU workload, print placements and cost",
         description="Brings cluster_configs/local-multicloud.yaml up with ray up (own ports and state dir), "
         "runs GPU tasks on a spot pool and an on-demand pool, waits for idle scale-down, tears the cluster "
         "down, and prints each node's placement and cost against on-demand.",
     )
     p.add_argument("--config", help="cluster YAML (default: the repository's local-multicloud.yaml)")
-    p.add_argument("--workdir", help="where the cluster's copy of the YAML, logs and state go (default: a temp dir)")
+    p.add_argument("--workdir", help="where the cluster's YAML copy, logs and state go (default: a temp dir)")
     p.set_defaults(handler=_cmd_demo)
 
 
@@ -425,15 +425,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     ]
     print(format_table(["instance", "pool", "offer (cloud/region/zone/type/capacity)", "$/h", "on-demand $/h",
                         "seconds", "cost $", "on-demand $", "ended"], rows))
-    print(f"\ntotal: ${result.cost:.6f} against ${result.ondemand_cost:.6f} on-demand for the same node-seconds "
-          f"({result.savings_fraction:.1%} saved); wall time {result.wall_seconds:.0f}s")
+    print(f"\ntotal: ${result.cost:.6f} against ${result.ondemand_cost:.6f} on-demand for the same "
+          f"node-seconds ({result.savings_fraction:.1%} saved); wall time {result.wall_seconds:.0f}s")
     print(f"ledger: {result.ledger_path} (ray-multicloud report --ledger {result.ledger_path} --by pool)")
     return 0
 
 
 def _add_status(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("status", help="the nodes of a local multi-cloud cluster, from its clouds' state",
-                       description="Lists the instances of a cluster's local and private clouds, live and ended.")
+                       description="Lists the instances of a cluster's local and private clouds, "
+                       "live and ended.")
     p.add_argument("config", help="the cluster YAML given to ray up")
     p.set_defaults(handler=_cmd_status)
 
@@ -448,7 +449,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from ray_multicloud.table import format_table
 
     try:
-        config = yaml.safe_load(open(args.config).read())
+        with open(args.config) as fh:
+            config = yaml.safe_load(fh)
     except (OSError, yaml.YAMLError) as exc:
         print(f"ray-multicloud status: cannot read {args.config}: {exc}", file=sys.stderr)
         return 2

@@ -175,7 +175,8 @@ class LocalCluster:
         if self._up:
             with open(self.workdir / "ray-down.log", "wb") as out:
                 proc = subprocess.run(
-                    [os.path.join(os.path.dirname(sys.executable), "ray"), "down", "-y", str(self.config_path)],
+                    [os.path.join(os.path.dirname(sys.executable), "ray"), "down", "-y",
+                     str(self.config_path)],
                     stdout=out, stderr=subprocess.STDOUT, env=ray_env(), timeout=180, cwd=self.workdir,
                     check=False,
                 )
