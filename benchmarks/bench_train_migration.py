@@ -64,37 +64,51 @@ def main(argv: list[str] | None = None) -> int:
             os.makedirs(args.keep, exist_ok=True)
         tmp = tempfile.mkdtemp(prefix="rmc-bench-train-", dir=args.keep)
         try:
-            report = run_scenario(tmp, cycles=args.runs, notice_s=args.notice_s,
-                                  drain_deadline_s=args.drain_deadline_s, timeout_s=300 + 200 * args.runs)
+            report = run_scenario(
+                tmp,
+                cycles=args.runs,
+                notice_s=args.notice_s,
+                drain_deadline_s=args.drain_deadline_s,
+                timeout_s=300 + 200 * args.runs,
+            )
         finally:
             if not args.keep:
                 shutil.rmtree(tmp, ignore_errors=True)
         for line in report.events:
             print(f"  {line}")
         if report.max_abs_diff is None or report.max_abs_diff > 1e-6:
-            print(f"FAIL: final weights differ from the uninterrupted run by {report.max_abs_diff}",
-                  file=sys.stderr)
+            print(
+                f"FAIL: final weights differ from the uninterrupted run by {report.max_abs_diff}",
+                file=sys.stderr,
+            )
             return 1
         reports.append(report)
-        print(f"cluster {k}: {report.attempts} attempts, offers used: {', '.join(report.offers_used)}; "
-              f"final weights max |diff| vs uninterrupted run: {report.max_abs_diff:g}; "
-              f"wall {report.wall_s:.0f} s")
+        print(
+            f"cluster {k}: {report.attempts} attempts, offers used: {', '.join(report.offers_used)}; "
+            f"final weights max |diff| vs uninterrupted run: {report.max_abs_diff:g}; "
+            f"wall {report.wall_s:.0f} s"
+        )
         for i in range(max(len(report.recovery_s), len(report.move_status))):
+
             def at(values: list[float] | list[int], j: int = i) -> float | None:
                 return float(values[j]) if j < len(values) else None
 
             status = report.move_status[i] if i < len(report.move_status) else "-"
-            print(f"  run {i}: recovery {_fmt(at(report.recovery_s))}, "
-                  f"lost {_fmt(at(report.preempt_lost_steps), '')} steps | move {status}: "
-                  f"total {_fmt(at(report.move_total_s))} (replacement up {_fmt(at(report.move_up_s))}, "
-                  f"old drained {_fmt(at(report.move_drained_s))}), "
-                  f"lost {_fmt(at(report.move_lost_steps), '')} steps")
+            print(
+                f"  run {i}: recovery {_fmt(at(report.recovery_s))}, "
+                f"lost {_fmt(at(report.preempt_lost_steps), '')} steps | move {status}: "
+                f"total {_fmt(at(report.move_total_s))} (replacement up {_fmt(at(report.move_up_s))}, "
+                f"old drained {_fmt(at(report.move_drained_s))}), "
+                f"lost {_fmt(at(report.move_lost_steps), '')} steps"
+            )
     med = summary(reports)
     n = sum(len(r.recovery_s) for r in reports)
     m = sum(len(r.move_total_s) for r in reports)
     print()
-    print(f"medians over {n} preemptions and {m} moves ({platform.node()}, {os.cpu_count()} CPUs, "
-          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))}):")
+    print(
+        f"medians over {n} preemptions and {m} moves ({platform.node()}, {os.cpu_count()} CPUs, "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))}):"
+    )
     print("| figure | median |")
     print("|---|---|")
     print(f"| recovery after preemption (notice -> training again) | {_fmt(med['recovery_s'])} |")

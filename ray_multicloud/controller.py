@@ -79,8 +79,11 @@ class RayNode:
     @property
     def busy(self) -> bool:
         """Some resource of the node is in use (a task, an actor, a placement group bundle)."""
-        return any(self.available.get(k, 0.0) + 1e-9 < v for k, v in self.total.items()
-                   if not k.startswith("node:") and k != "object_store_memory")
+        return any(
+            self.available.get(k, 0.0) + 1e-9 < v
+            for k, v in self.total.items()
+            if not k.startswith("node:") and k != "object_store_memory"
+        )
 
 
 def ray_nodes(gcs_address: str) -> dict[str, RayNode]:
@@ -97,8 +100,11 @@ def ray_nodes(gcs_address: str) -> dict[str, RayNode]:
     for n in state.node_states:
         status = autoscaler_pb2.NodeStatus.Name(n.status)  # type: ignore[attr-defined]
         node = RayNode(
-            node_id=n.node_id.hex(), instance_id=n.instance_id, status=status,
-            total=dict(n.total_resources), available=dict(n.available_resources),
+            node_id=n.node_id.hex(),
+            instance_id=n.instance_id,
+            status=status,
+            total=dict(n.total_resources),
+            available=dict(n.available_resources),
         )
         prev = out.get(n.instance_id)
         if prev is None or (node.alive and not prev.alive):
@@ -162,7 +168,8 @@ def move_node(
     Serve, plain tasks and actors). ``provider`` is a ``MultiCloudNodeProvider`` (``launch_on_offer``,
     ``terminate_node``); ``spec`` is the pool's YAML ``resources``/``labels`` the replacement must
     advertise. ``nodes``, ``drain``, ``clock`` and ``sleep`` are the GCS reads, the GCS drain call and
-    the time source (fakes in tests). Blocks for at most ``up_timeout_s + drain_deadline_s`` plus the terminations.
+    the time source (fakes in tests). Blocks for at most ``up_timeout_s + drain_deadline_s`` plus the
+    terminations.
 
     Guarantees: the old node is drained and terminated only after the replacement's Ray node is
     alive; if the replacement cannot be launched or does not come up, it is terminated and the old
@@ -178,8 +185,9 @@ def move_node(
         return clock() - start
 
     try:
-        inst = provider.launch_on_offer(move.pool, move.to_offer, resources=dict(spec.resources),
-                                        labels=dict(spec.labels))
+        inst = provider.launch_on_offer(
+            move.pool, move.to_offer, resources=dict(spec.resources), labels=dict(spec.labels)
+        )
     except (LaunchFailed, MultiCloudError) as exc:
         logger.warning("move of %s: replacement on %s failed: %s", old, move.to_offer.offer_id, exc)
         return MoveResult(move, "launch-failed", started_at=start, detail=str(exc))
@@ -199,9 +207,13 @@ def move_node(
             break
         sleep(poll_s)
     if up_s is None:
-        logger.warning("move of %s: replacement %s not up within %.0f s; terminating it", old, new, up_timeout_s)
+        logger.warning(
+            "move of %s: replacement %s not up within %.0f s; terminating it", old, new, up_timeout_s
+        )
         provider.terminate_node(new)
-        return MoveResult(move, "not-up", new, start, detail=f"replacement not up within {up_timeout_s:.0f} s")
+        return MoveResult(
+            move, "not-up", new, start, detail=f"replacement not up within {up_timeout_s:.0f} s"
+        )
 
     try:
         current = nodes(gcs_address).get(old)
@@ -211,8 +223,13 @@ def move_node(
     deadline = clock() + drain_deadline_s
     if current is not None and current.alive:
         try:
-            accepted, why = drain(gcs_address, current.node_id, deadline_s=deadline, reason=PREEMPTION,
-                                       message=f"rmc move {old} -> {new} ({move.to_offer.offer_id})")
+            accepted, why = drain(
+                gcs_address,
+                current.node_id,
+                deadline_s=deadline,
+                reason=PREEMPTION,
+                message=f"rmc move {old} -> {new} ({move.to_offer.offer_id})",
+            )
         except Exception as exc:
             logger.warning("drain call failed", exc_info=True)
             accepted, why = False, f"drain call failed: {exc}"
@@ -242,10 +259,25 @@ def move_node(
             ledger.record_move(old, new, "; ".join(move.reasons) or "price move", start)
         except Exception:  # the move happened whatever the ledger says
             logger.exception("ledger record_move failed")
-    logger.info("move of %s -> %s done: up %.1f s, drained %.1f s%s, terminated %.1f s", old, new, up_s,
-                drained_s, " (deadline)" if by_deadline else "", done_s)
-    return MoveResult(move, "moved", new, start, up_s=up_s, drained_s=drained_s, done_s=done_s,
-                      drained_by_deadline=by_deadline)
+    logger.info(
+        "move of %s -> %s done: up %.1f s, drained %.1f s%s, terminated %.1f s",
+        old,
+        new,
+        up_s,
+        drained_s,
+        " (deadline)" if by_deadline else "",
+        done_s,
+    )
+    return MoveResult(
+        move,
+        "moved",
+        new,
+        start,
+        up_s=up_s,
+        drained_s=drained_s,
+        done_s=done_s,
+        drained_by_deadline=by_deadline,
+    )
 
 
 # --------------------------------------------------------------------------- the loop
@@ -316,9 +348,13 @@ class Controller:
         for move in answer.moves:
             logger.info("move %s: %s", move.instance_id, " | ".join(move.reasons))
             result = move_node(
-                self.provider, move, spec=self.specs.get(move.pool, NodeTypeSpec()),
-                gcs_address=self.gcs_address, drain_deadline_s=self.drain_deadline_s,
-                up_timeout_s=self.up_timeout_s, ledger=self.ledger,
+                self.provider,
+                move,
+                spec=self.specs.get(move.pool, NodeTypeSpec()),
+                gcs_address=self.gcs_address,
+                drain_deadline_s=self.drain_deadline_s,
+                up_timeout_s=self.up_timeout_s,
+                ledger=self.ledger,
             )
             with self._lock:
                 stamp = time.time()
@@ -329,8 +365,9 @@ class Controller:
             done.append(result)
         return done
 
-    def run(self, *, interval_s: float = 10.0, stop: threading.Event | None = None,
-            max_ticks: int | None = None) -> None:
+    def run(
+        self, *, interval_s: float = 10.0, stop: threading.Event | None = None, max_ticks: int | None = None
+    ) -> None:
         """Tick every ``interval_s`` until ``stop`` is set (or ``max_ticks`` ticks). A failing tick is
         logged and the loop goes on: the controller must outlive a cloud's or the GCS's hiccup."""
         stop = stop or threading.Event()
@@ -377,7 +414,9 @@ def _parse_blackouts(texts: Sequence[str]) -> tuple[Window | DailyWindow, ...]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ray_multicloud.controller", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m ray_multicloud.controller", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--config", required=True, help="the cluster YAML `ray up` used")
     parser.add_argument("--interval", type=float, default=10.0, help="seconds between ticks")
     parser.add_argument("--once", action="store_true", help="one tick, then exit")
@@ -387,11 +426,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--state-gb", type=float, default=_DEFAULTS.state_gb)
     parser.add_argument("--min-relative-saving", type=float, default=_DEFAULTS.min_relative_saving)
     parser.add_argument("--min-interval-s", type=float, default=_DEFAULTS.min_interval_s)
-    parser.add_argument("--blackout", action="append", default=[],
-                        help="no moves inside: 22-02 (daily, UTC hours) or START:END (POSIX seconds)")
+    parser.add_argument(
+        "--blackout",
+        action="append",
+        default=[],
+        help="no moves inside: 22-02 (daily, UTC hours) or START:END (POSIX seconds)",
+    )
     parser.add_argument("--drain-deadline-s", type=float, default=30.0)
-    parser.add_argument("--replay", action="append", default=[], metavar="OFFER_ID=TRACE",
-                        help="replay a spot-price trace onto the local price board (repeatable)")
+    parser.add_argument(
+        "--replay",
+        action="append",
+        default=[],
+        metavar="OFFER_ID=TRACE",
+        help="replay a spot-price trace onto the local price board (repeatable)",
+    )
     parser.add_argument("--speedup", type=float, default=60.0, help="trace seconds per wall second")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
@@ -400,9 +448,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     cluster = load_cluster(args.config)
     config = RebalanceConfig(
-        horizon_hours=args.horizon_hours, checkpoint_s=args.checkpoint_s, restart_s=args.restart_s,
-        state_gb=args.state_gb, min_relative_saving=args.min_relative_saving,
-        min_interval_s=args.min_interval_s, blackouts=_parse_blackouts(args.blackout),
+        horizon_hours=args.horizon_hours,
+        checkpoint_s=args.checkpoint_s,
+        restart_s=args.restart_s,
+        state_gb=args.state_gb,
+        min_relative_saving=args.min_relative_saving,
+        min_interval_s=args.min_interval_s,
+        blackouts=_parse_blackouts(args.blackout),
     )
     controller = Controller(cluster, config=config, drain_deadline_s=args.drain_deadline_s)
     stop = threading.Event()
@@ -414,8 +466,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         for item in args.replay:
             offer_id, _, path = item.partition("=")
             traces[offer_id] = load_trace(path)
-        replayer = Replayer(controller.provider.settings.state_dir, traces, speedup=args.speedup,
-                            base_prices={o: _base_price(controller, o) for o in traces})
+        replayer = Replayer(
+            controller.provider.settings.state_dir,
+            traces,
+            speedup=args.speedup,
+            base_prices={o: _base_price(controller, o) for o in traces},
+        )
         threading.Thread(target=replayer.run, kwargs={"stop": stop}, daemon=True, name="price-replay").start()
     try:
         controller.run(interval_s=args.interval, stop=stop, max_ticks=1 if args.once else None)

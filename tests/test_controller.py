@@ -17,12 +17,26 @@ from ray_multicloud.pricing.board import PriceBoard
 from ray_multicloud.pricing.replay import PriceTrace, Replayer, load_trace
 from ray_multicloud.types import CapacityType, InstanceId, Move, NodeState, Offer
 
-T4 = {"instance_type": "g4dn.xlarge", "accelerator": "T4", "accelerator_count": 1, "vcpus": 4, "memory_gib": 16,
-          "capacity": CapacityType.SPOT, "ondemand_price_per_hour": 0.53}
+T4 = {
+    "instance_type": "g4dn.xlarge",
+    "accelerator": "T4",
+    "accelerator_count": 1,
+    "vcpus": 4,
+    "memory_gib": 16,
+    "capacity": CapacityType.SPOT,
+    "ondemand_price_per_hour": 0.53,
+}
 OLD = Offer(cloud="aws", region="us-east-1", zone="us-east-1a", price_per_hour=0.5, **T4)  # type: ignore[arg-type]
 NEW = Offer(cloud="gcp", region="us-central1", zone="us-central1-a", price_per_hour=0.2, **T4)  # type: ignore[arg-type]
-MOVE = Move(instance_id=InstanceId("old-1"), pool="t4", from_offer=OLD, to_offer=NEW, saving_per_hour=0.3,
-            move_cost_usd=0.1, reasons=("test",))
+MOVE = Move(
+    instance_id=InstanceId("old-1"),
+    pool="t4",
+    from_offer=OLD,
+    to_offer=NEW,
+    saving_per_hour=0.3,
+    move_cost_usd=0.1,
+    reasons=("test",),
+)
 GPU = {"CPU": 1.0, "GPU": 1.0}
 
 
@@ -33,13 +47,19 @@ class FakeProvider:
     fail_launch: bool = False
     calls: list[str] = field(default_factory=list)
 
-    def launch_on_offer(self, node_type: str, offer: Offer, *, resources: Mapping[str, float],
-                        labels: Mapping[str, str]) -> Instance:
+    def launch_on_offer(
+        self, node_type: str, offer: Offer, *, resources: Mapping[str, float], labels: Mapping[str, str]
+    ) -> Instance:
         self.calls.append(f"launch {node_type} {offer.cloud} {sorted(resources)}")
         if self.fail_launch:
             raise LaunchFailed(node_type, "r", [CapacityError(offer.cloud, "no capacity")])
-        return Instance(instance_id=InstanceId("new-1"), cloud=offer.cloud, state=NodeState.PENDING, tags={},
-                        internal_ip="127.0.0.1")
+        return Instance(
+            instance_id=InstanceId("new-1"),
+            cloud=offer.cloud,
+            state=NodeState.PENDING,
+            tags={},
+            internal_ip="127.0.0.1",
+        )
 
     def terminate_node(self, node_id: str) -> None:
         self.calls.append(f"terminate {node_id}")
@@ -67,21 +87,39 @@ class Script:
         el = self.t - self.start
         out = {}
         busy = self.free_at is None or el < self.free_at
-        out["old-1"] = RayNode("aa" * 4, "old-1", "DRAINING" if self.drains else "RUNNING", GPU,
-                               {"CPU": 0.0, "GPU": 0.0} if busy else GPU)
+        out["old-1"] = RayNode(
+            "aa" * 4,
+            "old-1",
+            "DRAINING" if self.drains else "RUNNING",
+            GPU,
+            {"CPU": 0.0, "GPU": 0.0} if busy else GPU,
+        )
         if self.up_at is not None and el >= self.up_at:
             out["new-1"] = RayNode("bb" * 4, "new-1", "IDLE", GPU, GPU)
         return out
 
-    def drain(self, _gcs: str, node_id: str, *, deadline_s: float, reason: str, message: str) -> tuple[bool, str]:
+    def drain(
+        self, _gcs: str, node_id: str, *, deadline_s: float, reason: str, message: str
+    ) -> tuple[bool, str]:
         self.drains.append((node_id, deadline_s - self.t))
         return self.accept, "" if self.accept else "rejected for test"
 
 
 def run(provider: FakeProvider, script: Script, **kw: Any) -> Any:
-    return move_node(provider, MOVE, spec=NodeTypeSpec(resources=GPU), gcs_address="x:1", drain_deadline_s=20,
-                     up_timeout_s=30, poll_s=1.0, nodes=script.nodes, drain=script.drain, clock=script.clock,
-                     sleep=script.sleep, **kw)
+    return move_node(
+        provider,
+        MOVE,
+        spec=NodeTypeSpec(resources=GPU),
+        gcs_address="x:1",
+        drain_deadline_s=20,
+        up_timeout_s=30,
+        poll_s=1.0,
+        nodes=script.nodes,
+        drain=script.drain,
+        clock=script.clock,
+        sleep=script.sleep,
+        **kw,
+    )
 
 
 def test_make_before_break_drained_early() -> None:
@@ -149,13 +187,17 @@ def test_replayer_writes_rescaled_prices(tmp_path: Path) -> None:
 
 def test_load_skypilot_trace(tmp_path: Path) -> None:
     path = tmp_path / "t.json"
-    path.write_text(json.dumps({"metadata": {"gap_seconds": 34}, "data": [1, 1, 0], "prices": [1.2, 1.3, 1.1]}))
+    path.write_text(
+        json.dumps({"metadata": {"gap_seconds": 34}, "data": [1, 1, 0], "prices": [1.2, 1.3, 1.1]})
+    )
     trace = load_trace(path)
     assert trace.times == (0.0, 34.0, 68.0) and trace.at(40) == 1.3 and trace.at(-5) == 1.2
 
 
-REAL = Path("/work/shared/data/preemption/skypilot-spot-traces/preemption/1-node/aws-04-19-2023/"
-            "us-east-1b_intel_64.json")
+REAL = Path(
+    "/work/shared/data/preemption/skypilot-spot-traces/preemption/1-node/aws-04-19-2023/"
+    "us-east-1b_intel_64.json"
+)
 
 
 @pytest.mark.skipif(not REAL.exists(), reason="shared trace data not on this machine")

@@ -148,8 +148,12 @@ SETTINGS_LOCAL = load_settings(
     {"gcs_address": "127.0.0.1:1", "state_dir": "/tmp/rmc-x", "clouds": {"aws": {"driver": "local"}}}, "c"
 )
 SETTINGS_REAL = load_settings(
-    {"gcs_address": "10.0.0.1:6379", "state_dir": "/tmp/rmc-y",
-     "clouds": {"aws": {"driver": "aws"}, "gcp": {"driver": "local"}}}, "c"
+    {
+        "gcs_address": "10.0.0.1:6379",
+        "state_dir": "/tmp/rmc-y",
+        "clouds": {"aws": {"driver": "aws"}, "gcp": {"driver": "local"}},
+    },
+    "c",
 )
 
 
@@ -166,7 +170,9 @@ SETTINGS_REAL = load_settings(
         (SETTINGS_REAL, "ftp://host/x", ConfigError),
     ],
 )
-def test_storage_path(settings: object, given: str | None, expected: object, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_storage_path(
+    settings: object, given: str | None, expected: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("RMC_TRAIN_STORAGE", raising=False)
     if isinstance(expected, type):
         with pytest.raises(expected):
@@ -179,9 +185,16 @@ def test_run_config_from_cluster_yaml() -> None:
     from ray_multicloud.train import run_config
 
     cfg = run_config(
-        {"cluster_name": "c", "provider": {"gcs_address": "127.0.0.1:1", "state_dir": "/tmp/rmc-z",
-                                           "clouds": {"aws": {"driver": "local"}}}},
-        name="job", max_failures=2,
+        {
+            "cluster_name": "c",
+            "provider": {
+                "gcs_address": "127.0.0.1:1",
+                "state_dir": "/tmp/rmc-z",
+                "clouds": {"aws": {"driver": "local"}},
+            },
+        },
+        name="job",
+        max_failures=2,
     )
     assert cfg.storage_path == "/tmp/rmc-z/train"
     assert cfg.failure_config.max_failures == 2

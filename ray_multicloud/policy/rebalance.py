@@ -281,7 +281,7 @@ def plan(
         candidates.append((1, -net, node.instance_id, move))
     candidates.sort(key=lambda c: (c[0], c[1], c[2]))
     chosen = tuple(c[3] for c in candidates[: config.max_moves])
-    for _, _, iid, _ in candidates[config.max_moves:]:
+    for _, _, iid, _ in candidates[config.max_moves :]:
         notes.append(f"{iid}: max_moves={config.max_moves} reached this tick")
     return Plan(moves=chosen, notes=tuple(notes))
 
@@ -323,13 +323,16 @@ def _price_move(
         if net <= config.min_net_saving_usd + _EPS:
             if best is None:
                 first_fail = (
-                    f"saving {money(saving)}/h x {config.horizon_hours:g} h = {money(saving * config.horizon_hours)} "
+                    f"saving {money(saving)}/h x {config.horizon_hours:g} h = "
+                    f"{money(saving * config.horizon_hours)} "
                     f"does not pay a move costing {money(cost)} to {describe_offer(target)}"
                 )
             continue
         if not _keeps_constraints(node, target, pool, live):
             if best is None:
-                first_fail = f"moving to {target.offer_id} would break min_on_demand/min_clouds of {pool.name!r}"
+                first_fail = (
+                    f"moving to {target.offer_id} would break min_on_demand/min_clouds of {pool.name!r}"
+                )
             continue
         if job is not None and target.capacity is CapacityType.SPOT:
             unsafe = _unsafe_into_spot(node, target, job, config, now)
@@ -344,11 +347,15 @@ def _price_move(
     net, target, saving, cost = best
     reasons = (
         f"price move: {describe_offer(current)} -> {describe_offer(target)}",
-        (f"saves {money(saving)}/h ({saving / current.price_per_hour:.0%}), "
-        f"{money(saving * config.horizon_hours)} over {config.horizon_hours:g} h"),
-        (f"move costs {money(cost)}: stall {config.checkpoint_s + config.restart_s:.0f} s at "
-        f"{money(current.price_per_hour)}/h, overlap {config.launch_s:.0f} s, egress "
-        f"{money(egress_usd(current, target, config))} for {config.state_gb:g} GB"),
+        (
+            f"saves {money(saving)}/h ({saving / current.price_per_hour:.0%}), "
+            f"{money(saving * config.horizon_hours)} over {config.horizon_hours:g} h"
+        ),
+        (
+            f"move costs {money(cost)}: stall {config.checkpoint_s + config.restart_s:.0f} s at "
+            f"{money(current.price_per_hour)}/h, overlap {config.launch_s:.0f} s, egress "
+            f"{money(egress_usd(current, target, config))} for {config.state_gb:g} GB"
+        ),
         f"net {money(net)} > {money(config.min_net_saving_usd)}",
     )
     return Move(
@@ -377,8 +384,7 @@ class _Rank:
 def _keeps_constraints(node: FleetNode, target: Offer, pool: PoolSpec, live: Sequence[FleetNode]) -> bool:
     """True when the pool's min_on_demand and min_clouds are no less satisfied after the move."""
     mine = [n.offer for n in live if n.pool == pool.name]
-    after = [target if n.instance_id == node.instance_id else n.offer
-             for n in live if n.pool == pool.name]
+    after = [target if n.instance_id == node.instance_id else n.offer for n in live if n.pool == pool.name]
     if not any(n.instance_id == node.instance_id for n in live):
         return True
 
@@ -459,8 +465,10 @@ def _deadline_move(
         saving_per_hour=node.offer.price_per_hour - target.price_per_hour,
         move_cost_usd=cost,
         reasons=(
-            (f"deadline move: slack {slack:.2f} h cannot absorb another preemption on spot "
-            f"(reserve {reserve_hours(view):.2f} h)"),
+            (
+                f"deadline move: slack {slack:.2f} h cannot absorb another preemption on spot "
+                f"(reserve {reserve_hours(view):.2f} h)"
+            ),
             f"{describe_offer(node.offer)} -> {describe_offer(target)}",
             f"move costs {money(cost)}",
         ),

@@ -44,7 +44,7 @@ class PriceTrace:
     def __post_init__(self) -> None:
         if not self.prices or len(self.times) != len(self.prices):
             raise ValueError(f"trace {self.source or '?'} has no prices or mismatched times")
-        if any(b < a for a, b in zip(self.times, self.times[1:])):
+        if any(b < a for a, b in zip(self.times, self.times[1:], strict=False)):
             raise ValueError(f"trace {self.source or '?'} times are not ascending")
 
     @property

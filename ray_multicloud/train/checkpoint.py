@@ -123,7 +123,10 @@ def write_checkpoint(
         files: dict[str, dict[str, Any]] = {}
         for path in _files(tmp):
             _fsync_path(path)
-            files[path.relative_to(tmp).as_posix()] = {"size": path.stat().st_size, "sha256": sha256_file(path)}
+            files[path.relative_to(tmp).as_posix()] = {
+                "size": path.stat().st_size,
+                "sha256": sha256_file(path),
+            }
         body = {"format": FORMAT, "created_at": time.time(), "metadata": dict(metadata or {}), "files": files}
         with open(tmp / MANIFEST, "w") as fh:
             json.dump(body, fh, indent=1, sort_keys=True)
@@ -145,7 +148,9 @@ def read_manifest(path: str | Path) -> Manifest:
     try:
         raw = json.loads((root / MANIFEST).read_text())
     except FileNotFoundError:
-        raise CheckpointCorrupt(root, f"no {MANIFEST} (half-written or not made by write_checkpoint)") from None
+        raise CheckpointCorrupt(
+            root, f"no {MANIFEST} (half-written or not made by write_checkpoint)"
+        ) from None
     except (OSError, ValueError) as exc:
         raise CheckpointCorrupt(root, f"unreadable {MANIFEST}: {exc}") from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT or not isinstance(raw.get("files"), dict):
@@ -154,7 +159,9 @@ def read_manifest(path: str | Path) -> Manifest:
         files = {str(k): (int(v["size"]), str(v["sha256"])) for k, v in raw["files"].items()}
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointCorrupt(root, f"malformed {MANIFEST} entry: {exc}") from None
-    return Manifest(files=files, metadata=dict(raw.get("metadata") or {}), created_at=float(raw.get("created_at", 0)))
+    return Manifest(
+        files=files, metadata=dict(raw.get("metadata") or {}), created_at=float(raw.get("created_at", 0))
+    )
 
 
 def verify_checkpoint(path: str | Path) -> Manifest:
@@ -212,10 +219,13 @@ def resolve(checkpoint: Any, *, download_dir: str | Path | None = None) -> Found
     try:
         infos = fs.get_file_info(pyarrow.fs.FileSelector(parent or "/", recursive=False))
         older = sorted(
-            i.base_name for i in infos
-            if i.type == pyarrow.fs.FileType.Directory and i.base_name.startswith("checkpoint_") and i.base_name < own
+            i.base_name
+            for i in infos
+            if i.type == pyarrow.fs.FileType.Directory
+            and i.base_name.startswith("checkpoint_")
+            and i.base_name < own
         )
-        names = older + [own]
+        names = [*older, own]
     except (OSError, ValueError):
         pass
     skipped: list[str] = []

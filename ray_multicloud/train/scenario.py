@@ -121,10 +121,19 @@ def train_loop(config: dict[str, Any]) -> None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optim"])
         start = int(state["step"])
-    _log(log, {"ev": "start", "rank": rank, "attempt": attempt, "step": start,
-               "instance": os.environ.get("RAY_CLOUD_INSTANCE_ID", ""),
-               "source": found.source if found else None, "skipped": list(found.skipped) if found else [],
-               "manifest_files": sorted(found.manifest.files) if found else []})
+    _log(
+        log,
+        {
+            "ev": "start",
+            "rank": rank,
+            "attempt": attempt,
+            "step": start,
+            "instance": os.environ.get("RAY_CLOUD_INSTANCE_ID", ""),
+            "source": found.source if found else None,
+            "skipped": list(found.skipped) if found else [],
+            "manifest_files": sorted(found.manifest.files) if found else [],
+        },
+    )
     ddp = DistributedDataParallel(model)
     jit_done = False
 
@@ -135,8 +144,12 @@ def train_loop(config: dict[str, Any]) -> None:
             return
         with tempfile.TemporaryDirectory() as tmp:
             state = {"model": model.state_dict(), "optim": opt.state_dict(), "step": step}
-            path = write_checkpoint(tmp, lambda d: torch.save(state, d / "state.pt"), name="ckpt",
-                                    metadata={"step": step, "why": why})
+            path = write_checkpoint(
+                tmp,
+                lambda d: torch.save(state, d / "state.pt"),
+                name="ckpt",
+                metadata={"step": step, "why": why},
+            )
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(str(path)))
         _log(log, {"ev": "ckpt", "rank": rank, "attempt": attempt, "step": step, "why": why})
 
@@ -244,17 +257,30 @@ def _cheaper_target(controller: Any) -> tuple[Any, float]:
     fleet = [n for n in controller.provider.fleet() if n.pool == "t4_spot"]
     used_offers = {n.offer.offer_id for n in fleet}
     used_clouds = {n.offer.cloud for n in fleet}
-    candidates = [o for o in controller.provider.offers.index().offers_for("T4")
-                  if o.capacity.value == "spot" and o.accelerator_count == 1
-                  and o.cloud in ("aws", "gcp", "azure") and o.offer_id not in used_offers]
+    candidates = [
+        o
+        for o in controller.provider.offers.index().offers_for("T4")
+        if o.capacity.value == "spot"
+        and o.accelerator_count == 1
+        and o.cloud in ("aws", "gcp", "azure")
+        and o.offer_id not in used_offers
+    ]
     candidates.sort(key=lambda o: (o.cloud in used_clouds, o.price_per_hour, o.offer_id))
     cheapest_now = min(n.offer.price_per_hour for n in fleet)
     return candidates[0], round(cheapest_now * 0.2, 8)
 
 
-def run_scenario(workdir: str | Path, *, spec: JobSpec | None = None, cycles: int = 1, notice_s: float = 5.0,
-                 drain_deadline_s: float = 6.0, preempt_at_step: int = 10, move_after_steps: int = 10,
-                 timeout_s: float = 300.0) -> Report:
+def run_scenario(
+    workdir: str | Path,
+    *,
+    spec: JobSpec | None = None,
+    cycles: int = 1,
+    notice_s: float = 5.0,
+    drain_deadline_s: float = 6.0,
+    preempt_at_step: int = 10,
+    move_after_steps: int = 10,
+    timeout_s: float = 300.0,
+) -> Report:
     """Bring up a local cluster, run the job through ``cycles`` x (one preemption, then one price move),
     check the final weights against ``reference_state``, tear down.
 
@@ -280,18 +306,28 @@ def run_scenario(workdir: str | Path, *, spec: JobSpec | None = None, cycles: in
     work = Path(workdir)
     log = work / "progress.jsonl"
     with LocalCluster(workdir=work, overrides=_overrides()) as cluster:
-        ray.init(cluster.address, log_to_driver=False,
-                 runtime_env={"env_vars": {"RAY_TRAIN_PREEMPTION_POLL_INTERVAL_S": "1"}})
+        ray.init(
+            cluster.address,
+            log_to_driver=False,
+            runtime_env={"env_vars": {"RAY_TRAIN_PREEMPTION_POLL_INTERVAL_S": "1"}},
+        )
         try:
-            rc = run_config(cluster.config, name=f"scenario-{uuid.uuid4().hex[:6]}", max_failures=3,
-                            num_to_keep=None)
+            rc = run_config(
+                cluster.config, name=f"scenario-{uuid.uuid4().hex[:6]}", max_failures=3, num_to_keep=None
+            )
             trainer = TorchTrainer(
                 train_loop,
-                train_loop_config={**{k: getattr(spec, k) for k in JobSpec.__dataclass_fields__}, "log": str(log)},
+                train_loop_config={
+                    **{k: getattr(spec, k) for k in JobSpec.__dataclass_fields__},
+                    "log": str(log),
+                },
                 # One worker per T4 node: the pool's nodes advertise CPU 1 and accelerator_type:T4 1 (their
                 # GPU is logical here, and torch is a CPU build, so the workers ask for the T4 resource).
-                scaling_config=ScalingConfig(num_workers=spec.world, use_gpu=False,
-                                             resources_per_worker={"CPU": 1, "accelerator_type:T4": 1}),
+                scaling_config=ScalingConfig(
+                    num_workers=spec.world,
+                    use_gpu=False,
+                    resources_per_worker={"CPU": 1, "accelerator_type:T4": 1},
+                ),
                 torch_config=TorchConfig(backend="gloo"),
                 run_config=rc,
             )
@@ -313,9 +349,18 @@ def run_scenario(workdir: str | Path, *, spec: JobSpec | None = None, cycles: in
 
             controller = Controller(
                 cluster.config,
-                config=RebalanceConfig(horizon_hours=4.0, checkpoint_s=5, restart_s=20, launch_s=5, state_gb=0.01,
-                                       min_relative_saving=0.2, min_interval_s=5, max_moves=1),
-                drain_deadline_s=drain_deadline_s, up_timeout_s=90,
+                config=RebalanceConfig(
+                    horizon_hours=4.0,
+                    checkpoint_s=5,
+                    restart_s=20,
+                    launch_s=5,
+                    state_gb=0.01,
+                    min_relative_saving=0.2,
+                    min_interval_s=5,
+                    max_moves=1,
+                ),
+                drain_deadline_s=drain_deadline_s,
+                up_timeout_s=90,
             )
             resumed = 0
             for cycle in range(cycles):
@@ -327,8 +372,11 @@ def run_scenario(workdir: str | Path, *, spec: JobSpec | None = None, cycles: in
                 preempted_at = time.time()
                 cluster.clouds()[victim.cloud].preempt(victim.instance_id, notice_s=notice_s)
                 report.events.append(f"cycle {cycle}: preempted {victim_id} ({victim.tags.get('rmc-offer')})")
-                start_ev, first_t, before = _wait(lambda t=preempted_at: _restart_after(_read_log(log), t), left(),
-                                                  "recovery after the preemption")
+                start_ev, first_t, before = _wait(
+                    lambda t=preempted_at: _restart_after(_read_log(log), t),
+                    left(),
+                    "recovery after the preemption",
+                )
                 report.recovery_s.append(first_t - preempted_at)
                 report.preempt_lost_steps.append(before - int(start_ev["step"]))
                 resumed = int(start_ev["step"])
@@ -340,14 +388,19 @@ def run_scenario(workdir: str | Path, *, spec: JobSpec | None = None, cycles: in
                 report.events.append(f"cycle {cycle}: price of {target.offer_id} -> {price:.6f}")
                 move = _wait(controller.tick, min(left(), 60), "a price move")[0]
                 report.move_status.append(move.status)
-                report.events.append(f"cycle {cycle}: move {move.move.instance_id} -> {move.new_instance_id} "
-                                     f"({move.move.to_offer.offer_id}): {move.status}")
+                report.events.append(
+                    f"cycle {cycle}: move {move.move.instance_id} -> {move.new_instance_id} "
+                    f"({move.move.to_offer.offer_id}): {move.status}"
+                )
                 if not move.ok:
                     continue
                 report.move_up_s.append(float(move.up_s or 0.0))
                 report.move_drained_s.append(float(move.drained_s or 0.0))
-                start_ev, first_t, before = _wait(lambda t=move.started_at: _restart_after(_read_log(log), t),
-                                                  left(), "resume after the move")
+                start_ev, first_t, before = _wait(
+                    lambda t=move.started_at: _restart_after(_read_log(log), t),
+                    left(),
+                    "resume after the move",
+                )
                 report.move_total_s.append(first_t - move.started_at)
                 report.move_lost_steps.append(before - int(start_ev["step"]))
                 resumed = int(start_ev["step"])
@@ -368,8 +421,9 @@ def run_scenario(workdir: str | Path, *, spec: JobSpec | None = None, cycles: in
             report.skipped = [s for e in events if e["ev"] == "start" for s in e["skipped"]]
             report.instances_used = sorted({e["instance"] for e in events if e["ev"] == "start"})
             state = next(iter(cluster.clouds().values())).state
-            report.offers_used = sorted({row["offer_id"] for i in report.instances_used
-                                         if (row := state.get(i)) is not None})
+            report.offers_used = sorted(
+                {row["offer_id"] for i in report.instances_used if (row := state.get(i)) is not None}
+            )
         finally:
             ray.shutdown()
     report.wall_s = time.time() - began
@@ -385,8 +439,17 @@ def summary(reports: list[Report]) -> dict[str, float | None]:
     def every(name: str) -> list[float]:
         return [float(v) for r in reports for v in getattr(r, name)]
 
-    out = {name: med(every(name)) for name in ("recovery_s", "preempt_lost_steps", "move_total_s", "move_up_s",
-                                                "move_drained_s", "move_lost_steps")}
+    out = {
+        name: med(every(name))
+        for name in (
+            "recovery_s",
+            "preempt_lost_steps",
+            "move_total_s",
+            "move_up_s",
+            "move_drained_s",
+            "move_lost_steps",
+        )
+    }
     out["wall_s"] = med([r.wall_s for r in reports])
     return out
 
@@ -394,7 +457,9 @@ def summary(reports: list[Report]) -> dict[str, float | None]:
 def main() -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(description="one preemption + one price move of a deterministic Train job")
+    parser = argparse.ArgumentParser(
+        description="one preemption + one price move of a deterministic Train job"
+    )
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--cycles", type=int, default=1)
     args = parser.parse_args()
