@@ -172,7 +172,12 @@ def build_plan(
         from ray_multicloud.pricing.show import live_overlay
 
         age = max_age_s if max_age_s is not None else float(provider.get("max_price_age_seconds", 3600))
-        overlay = live_overlay(offers, endpoints=endpoints, max_age_s=age, now=now)
+        from ray_multicloud.pricing.feeds import drivers_of, endpoints_from_clouds
+
+        urls = {**endpoints_from_clouds(settings.clouds), **(endpoints or {})}
+        overlay = live_overlay(
+            offers, endpoints=urls, drivers=drivers_of(settings.clouds), max_age_s=age, now=now
+        )
         offers = list(overlay.offers)
         plan.notes += list(overlay.notes)
     stale = sum(1 for o in offers if o.stale)

@@ -234,3 +234,23 @@ def test_feed_failure_reaches_the_cache_as_stale() -> None:
         fake.fail = True
         (status,) = cache.refresh(NOW + 1)
         assert status.stale and "503" in status.error and status.quotes == 4
+
+
+def test_build_feeds_names_each_feed_after_its_cloud_entry() -> None:
+    from ray_multicloud.pricing.feeds import build_feeds, drivers_of, endpoints_from_clouds
+
+    clouds = {
+        "aws-east": {"driver": "aws", "prices_endpoint": "http://127.0.0.1:1"},
+        "gcp": {"project": "p"},
+        "onprem": {"driver": "private"},
+    }
+    offers = [
+        replace(offer(), cloud="aws-east"),
+        replace(offer(), cloud="gcp", region="us-central1", zone="", instance_type="a2-highgpu-1g"),
+        replace(offer(), cloud="onprem"),
+    ]
+    built = build_feeds(offers, endpoints_from_clouds(clouds), drivers_of(clouds))
+    assert sorted(f.name for f in built.feeds) == ["aws-east", "gcp"]
+    aws_feed = next(f for f in built.feeds if f.name == "aws-east")
+    assert isinstance(aws_feed, AwsPriceFeed) and aws_feed.cloud == "aws-east"
+    assert aws_feed.regions == ("us-east-1",) and aws_feed.instance_types == ("p3.2xlarge",)

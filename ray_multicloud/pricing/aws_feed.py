@@ -43,8 +43,6 @@ def parse_price_list_item(item: str | Mapping[str, Any]) -> tuple[str, str, floa
 class AwsPriceFeed:
     """Spot and on-demand prices of ``instance_types`` in ``regions``."""
 
-    name = "aws"
-
     def __init__(
         self,
         *,
@@ -60,6 +58,7 @@ class AwsPriceFeed:
         import boto3
 
         self.cloud = cloud
+        self.name = cloud  # the feed is named after the cloud entry it prices
         self.regions = tuple(regions)
         self.instance_types = tuple(sorted(set(instance_types)))
         self._endpoint = endpoint_url

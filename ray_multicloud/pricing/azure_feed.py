@@ -41,8 +41,6 @@ def quote_of(item: dict[str, object], cloud: str, now: float) -> PriceQuote | No
 class AzurePriceFeed:
     """Spot and pay-as-you-go Linux prices of ``vm_sizes`` in ``regions`` (all regions if empty)."""
 
-    name = "azure"
-
     def __init__(
         self,
         *,
@@ -56,6 +54,7 @@ class AzurePriceFeed:
         self.vm_sizes = tuple(sorted(set(vm_sizes)))
         self.regions = frozenset(regions)
         self.cloud = cloud
+        self.name = cloud  # the feed is named after the cloud entry it prices
         self.endpoint = endpoint
         self._get = get_json or urllib_get_json()
         self._max_pages = max_pages

@@ -81,8 +81,6 @@ def adc_token() -> str:
 class GcpPriceFeed:
     """Prices of the given GCP catalog ``offers`` (their machine shapes say what to add up)."""
 
-    name = "gcp"
-
     def __init__(
         self,
         *,
@@ -91,7 +89,9 @@ class GcpPriceFeed:
         get_json: GetJson | None = None,
         token: Callable[[], str] | None = None,
         max_pages: int = 200,
+        name: str = "gcp",
     ) -> None:
+        self.name = name
         self.offers = tuple(o for o in offers if o.instance_type)
         self.endpoint = endpoint.rstrip("/")
         self._get = get_json or urllib_get_json()

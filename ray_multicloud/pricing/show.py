@@ -24,6 +24,7 @@ def live_overlay(
     offers: Iterable[Offer],
     *,
     endpoints: Mapping[str, str] | None = None,
+    drivers: Mapping[str, str] | None = None,
     max_age_s: float = 3600.0,
     timeout_s: float = 20.0,
     now: float | None = None,
@@ -31,7 +32,7 @@ def live_overlay(
     """Fetch every feed covering ``offers`` once and overlay their quotes (failed feeds noted)."""
     offers = list(offers)
     now = time.time() if now is None else now
-    built = build_feeds(offers, endpoints)
+    built = build_feeds(offers, endpoints, drivers)
     cache = LivePrices(built.feeds, ttl_s=0, max_age_s=max_age_s, timeout_s=timeout_s)
     statuses = cache.refresh(now)
     result = cache.overlay(offers, now)
