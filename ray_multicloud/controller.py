@@ -40,7 +40,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ from ray_multicloud.drain import PREEMPTION, drain_node
 from ray_multicloud.errors import MultiCloudError
 from ray_multicloud.policy.rebalance import (
     DailyWindow,
+    JobProgress,
     Plan,
     RebalanceConfig,
     Window,
@@ -333,6 +334,20 @@ class Controller:
         self._lock = threading.Lock()
         self.ledger = _open_ledger(self.provider.settings.ledger_path)
 
+    def set_job(self, pool: str, progress: JobProgress | None) -> None:
+        """Declare (or update, or clear with None) the deadline job running on ``pool``.
+
+        The policy then also makes deadline moves for that pool (``policy.rebalance``, "Deadline
+        moves"). Whoever tracks the job's progress (its reports) calls this before each tick.
+        """
+        with self._lock:
+            jobs = dict(self.config.jobs)
+            if progress is None:
+                jobs.pop(pool, None)
+            else:
+                jobs[pool] = progress
+            self.config = replace(self.config, jobs=jobs)
+
     def tick(self, now: float | None = None) -> list[MoveResult]:
         """Plan once and apply the planned moves, one after the other. Returns their results."""
         at = time.time() if now is None else now
@@ -340,7 +355,8 @@ class Controller:
         index = self.provider.offers.index()
         with self._lock:
             last = dict(self.last_moved)
-        answer = plan(fleet, index, self.pools, now=at, config=self.config, last_moved=last)
+            config = self.config
+        answer = plan(fleet, index, self.pools, now=at, config=config, last_moved=last)
         self.last_plan = answer
         for note in answer.notes:
             logger.debug("stay: %s", note)
