@@ -79,16 +79,20 @@ class TableRouter(CostLatencyRouter):
     """The router with a fixed node table in place of the GCS."""
 
     nodes: ClassVar[dict[str, NodeFacts]] = {}
+    draining: ClassVar[set[str]] = set()
     reads: ClassVar[int] = 0
 
     def read_node_table(self) -> dict[str, NodeFacts]:
         type(self).reads += 1
         return dict(self.nodes)
 
+    def read_draining_nodes(self) -> set[str]:
+        return set(self.draining)
+
 
 def make_router(**kwargs: object) -> TableRouter:
     router = TableRouter(deployment_id=DEPLOYMENT, handle_source=DeploymentHandleSource.UNKNOWN)
-    router.initialize_state(**{"slo_ms": 100, "service_ms": 10, "use_catalog": False,
+    router.initialize_state(**{"slo_ms": 100, "service_ms": 10, "use_catalog": False, "drain_refresh_s": 0.0,
                                "prices": {AWS_OD: 0.526, AZ_SPOT: 0.0616}, **kwargs})
     return router
 
@@ -162,6 +166,20 @@ def test_router_skips_replicas_on_dead_nodes_and_looks_up_new_nodes_once() -> No
     assert TableRouter.reads == 1  # every node known after the first read
     only_dead = choose(router, [ghost], "eu-west-1")
     assert only_dead == [["ghost"]]  # nothing else to try: Serve's own error handling takes over
+
+
+def test_router_ranks_replicas_on_draining_nodes_last() -> None:
+    router = make_router()
+    try:
+        TableRouter.draining = {"n-azure"}
+        assert choose(router, [EAST, WEST], "us-west-2") == [["east"], ["west"]]
+        assert router.decisions[-1].draining == 1
+        TableRouter.draining = {"n-azure", "n-aws"}  # everything drains: the usual order among them
+        assert choose(router, [EAST, WEST], "us-west-2") == [["west"], ["east"]]
+        TableRouter.draining = set()  # the drain was cancelled
+        assert choose(router, [EAST, WEST], "us-west-2") == [["west"], ["east"]]
+    finally:
+        TableRouter.draining = set()
 
 
 def test_router_refuses_unknown_kwargs_and_regions() -> None:

@@ -25,7 +25,9 @@ Where the inputs come from:
 Each routing iteration returns one singleton rank per replica, best first: Serve tries the best
 replica and, if it refuses (full queue) or is gone, the next. The router sets ``should_backoff`` so a
 round in which every replica refuses backs off instead of spinning. A request is never sent to a replica
-on a node the GCS reports dead.
+on a node the GCS reports dead, and replicas on nodes being drained (a preemption notice, a price move)
+rank after all others, so traffic leaves a node before its deadline even while Serve is still starting
+the replacement replica.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ LABEL_REGION = "ray.io/availability-region"
 LABEL_ZONE = "ray.io/availability-zone"
 NODE_LOOKUP_TIMEOUT_S = 2.0
 NODE_RETRY_S = 5.0
+DRAIN_REFRESH_S = 1.0
 PRICE_REFRESH_S = 2.0
 
 
@@ -154,11 +157,13 @@ def _node_table() -> dict[str, NodeFacts]:
 
 @dataclass(frozen=True, slots=True)
 class RoutingDecision:
-    """One routing iteration, kept for inspection: the client region and the replicas in rank order."""
+    """One routing iteration, kept for inspection: the client region, the replicas in rank order, and how
+    many of them (the last ones) are on draining nodes."""
 
     at: float
     client_region: str | None
     ranked: tuple[Ranked, ...]
+    draining: int = 0
 
 
 class CostLatencyRouter(RequestRouter):
@@ -176,6 +181,7 @@ class CostLatencyRouter(RequestRouter):
         state_dir: str | None = None,
         use_catalog: bool = True,
         price_refresh_s: float = PRICE_REFRESH_S,
+        drain_refresh_s: float = DRAIN_REFRESH_S,
         keep_decisions: int = 64,
         **unknown: Any,
     ) -> None:
@@ -193,7 +199,9 @@ class CostLatencyRouter(RequestRouter):
                                    refresh_s=float(price_refresh_s))
         self._nodes: dict[str, NodeFacts] = {}
         self._nodes_fetched_at = -math.inf
-        self._lookup: asyncio.Task[dict[str, NodeFacts]] | None = None
+        self._draining: frozenset[str] = frozenset()
+        self._draining_at = -math.inf
+        self._drain_refresh_s = float(drain_refresh_s)
         self.decisions: deque[RoutingDecision] = deque(maxlen=max(1, int(keep_decisions)))
 
     # -- inputs -------------------------------------------------------------------------------------
@@ -222,6 +230,28 @@ class CostLatencyRouter(RequestRouter):
     def read_node_table(self) -> dict[str, NodeFacts]:
         """Facts of every node the GCS knows (blocking; called off the event loop)."""
         return _node_table()
+
+    async def _draining_nodes(self) -> frozenset[str]:
+        """Ids of the nodes being drained (a preemption notice, a price move, an idle scale-down), read
+        from the GCS at most every ``drain_refresh_s``, off the event loop; the last answer on failure."""
+        now = time.monotonic()
+        if now - self._draining_at >= self._drain_refresh_s:
+            self._draining_at = now
+            loop = asyncio.get_running_loop()
+            try:
+                fresh = await asyncio.wait_for(loop.run_in_executor(None, self.read_draining_nodes),
+                                               NODE_LOOKUP_TIMEOUT_S)
+            except Exception:
+                logger.warning("draining-node lookup failed; using the last answer", exc_info=True)
+            else:
+                self._draining = frozenset(fresh)
+        return self._draining
+
+    def read_draining_nodes(self) -> set[str]:
+        """Hex ids of the nodes the GCS is draining (blocking; called off the event loop)."""
+        from ray._private.state import state
+
+        return {str(k) for k in state.get_draining_nodes()}
 
     def replica_views(self, replicas: Sequence[RunningReplica],
                       nodes: Mapping[str, NodeFacts]) -> list[ReplicaView]:
@@ -252,10 +282,16 @@ class CostLatencyRouter(RequestRouter):
         if not candidate_replicas:
             return []
         nodes = await self._node_facts([r.node_id for r in candidate_replicas])
+        draining = await self._draining_nodes()
         live = [r for r in candidate_replicas if nodes.get(r.node_id or "", NodeFacts("", "", None)).alive]
         pool = live or candidate_replicas
+        # A replica on a draining node is about to go (its node dies at the drain deadline): rank it
+        # after every other replica, so requests stop landing there and none is in flight at the end.
+        staying = [r for r in pool if (r.node_id or "") not in draining]
+        leaving = [r for r in pool if (r.node_id or "") in draining]
         region = self.client_region(pending_request)
-        ranked = rank_replicas(self.replica_views(pool, nodes), region, self._table, self._slo, self._weights)
-        self.decisions.append(RoutingDecision(time.time(), region, ranked))
+        ranked = tuple(entry for group in (staying, leaving) for entry in rank_replicas(
+            self.replica_views(group, nodes), region, self._table, self._slo, self._weights))
+        self.decisions.append(RoutingDecision(time.time(), region, ranked, len(leaving)))
         by_id = {r.replica_id.unique_id: r for r in pool}
         return [[by_id[entry.replica.replica_id]] for entry in ranked]
