@@ -61,12 +61,13 @@ from ray_multicloud.errors import (
     CloudError,
     ConfigError,
     LaunchFailed,
-    ThrottledError,
 )
 from ray_multicloud.ledger import Ledger, LedgerError
 from ray_multicloud.policy import OfferIndex, place
 from ray_multicloud.pricing import load_catalog
 from ray_multicloud.pricing.board import PriceBoard, apply_board
+from ray_multicloud.pricing.feeds import build_feeds, drivers_of, endpoints_from_clouds
+from ray_multicloud.pricing.live import LivePrices
 from ray_multicloud.settings import ProviderSettings, catalog_offers_for, load_settings
 from ray_multicloud.types import (
     FleetNode,
@@ -84,7 +85,6 @@ logger = logging.getLogger(__name__)
 TAG_PRICE = "rmc-price"
 RAY_LABEL_PREFIX = "ray.io/"
 MARKET_LABEL = "ray.io/market-type"
-THROTTLE_RETRIES = 4
 
 
 class OfferBook:
@@ -96,7 +96,8 @@ class OfferBook:
         self._board = PriceBoard(settings.state_dir)
         self._lock = threading.Lock()
         self._base: list[Offer] | None = None
-        self._version = -1.0
+        self._live: LivePrices | None = None
+        self._version: tuple[float, ...] = ()
         self._index = OfferIndex.build(())
         self._by_id: dict[OfferId, Offer] = {}
 
@@ -110,13 +111,33 @@ class OfferBook:
                 else:
                     offers.extend(catalog_offers_for(name, self._settings.clouds[name], catalog.offers))
             self._base = offers
+            # Public clouds (driver aws/gcp/azure) get live price feeds over their catalog offers.
+            feeds = build_feeds(offers, endpoints_from_clouds(self._settings.clouds),
+                                drivers_of(self._settings.clouds))
+            for skipped in feeds.skipped:
+                logger.warning("no live prices for %s", skipped)
+            if feeds.feeds:
+                self._live = LivePrices(feeds.feeds, ttl_s=self._settings.price_ttl_s,
+                                        max_age_s=self._settings.max_price_age_s)
         return self._base
 
     def index(self) -> OfferIndex:
+        """The current offers, indexed; rebuilt when the price board or a live feed changed.
+
+        Live feeds are fetched at most once per their TTL; a failed feed leaves its last prices in
+        place marked stale, and a placement on a stale or too-old price says so in its reasons.
+        """
         with self._lock:
-            version = self._board.version()
+            base = self._base_offers()
+            now = time.time()
+            feeds: tuple[float, ...] = ()
+            if self._live is not None:
+                statuses = self._live.refresh(now)
+                feeds = tuple(s.fetched_at or 0.0 for s in statuses) + tuple(float(s.stale) for s in statuses)
+            version = (self._board.version(), *feeds)
             if version != self._version:
-                offers = apply_board(self._base_offers(), self._board.read())
+                offers = list(base) if self._live is None else list(self._live.overlay(base, now).offers)
+                offers = apply_board(offers, self._board.read())
                 self._index = OfferIndex.build(offers)
                 self._by_id = {o.offer_id: o for o in offers}
                 self._version = version
@@ -351,7 +372,7 @@ class MultiCloudNodeProvider(NodeProvider):
                            else self._bootstrap(node_type, offer, resources, labels)),
             )
             try:
-                inst = _with_retries(lambda c=cloud, r=request: c.launch(r))  # type: ignore[misc]
+                inst = cloud.launch(request)  # drivers retry throttling themselves (clouds/_retry.py)
             except CapacityError as exc:
                 logger.warning("no capacity for %s (%s); cooling it down for %.0fs and trying the next offer",
                                offer.offer_id, exc, self.settings.cooldown_s)
@@ -492,20 +513,6 @@ def validate_cluster_config(cluster_config: Mapping[str, Any]) -> dict[str, Pool
         raise ConfigError(f"available_node_types.{head}.node_config",
                           "the head node type needs a pinned `offer:` (it is never moved)")
     return targets
-
-
-def _with_retries(call: Any) -> Instance:
-    delay = 0.5
-    for attempt in range(THROTTLE_RETRIES + 1):
-        try:
-            result: Instance = call()
-            return result
-        except ThrottledError:
-            if attempt == THROTTLE_RETRIES:
-                raise
-            time.sleep(delay)
-            delay *= 2
-    raise AssertionError("unreachable")
 
 
 def _open_ledger(path: str | None) -> Ledger | None:

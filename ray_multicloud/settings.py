@@ -10,6 +10,8 @@ Keys (besides Ray's own ``type``, ``module``, ``disable_node_updaters``, ...)::
       catalog: null                    # a catalog CSV; default: the snapshot shipped with the package
       cooldown_seconds: 300            # how long an offer that answered "no capacity" is skipped
       ledger: /tmp/ray_multicloud/demo/ledger.db   # optional SQLite ledger of spend
+      max_price_age_seconds: 3600      # a live price older than this is flagged in every decision
+      price_ttl_seconds: 300           # how often live price feeds (aws/gcp/azure drivers) are fetched
       clouds:
         aws:   {driver: local, prices_from: aws, regions: [us-east-1, us-west-2]}
         onprem: {driver: private, region: onprem-dc1, machines: [...]}
@@ -33,7 +35,7 @@ _RAY_KEYS = frozenset({
     "foreground_node_launch", "use_internal_ips", "head_ip", "worker_ips", "cache_stopped_nodes",
 })
 _OUR_KEYS = frozenset({"gcs_address", "state_dir", "catalog", "cooldown_seconds", "ledger", "clouds",
-                       "max_price_age_seconds"})
+                       "max_price_age_seconds", "price_ttl_seconds"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +47,8 @@ class ProviderSettings:
     catalog_path: str | None = None
     cooldown_s: float = 300.0
     ledger_path: str | None = None
+    max_price_age_s: float = 3600.0
+    price_ttl_s: float = 300.0
 
 
 def load_settings(provider_config: Mapping[str, Any], cluster_name: str) -> ProviderSettings:
@@ -72,6 +76,18 @@ def load_settings(provider_config: Mapping[str, Any], cluster_name: str) -> Prov
     if cooldown < 0:
         raise ConfigError("provider.cooldown_seconds", "must not be negative")
     ledger = provider_config.get("ledger")
+    try:
+        max_age = float(provider_config.get("max_price_age_seconds", 3600))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError("provider.max_price_age_seconds", "must be a number of seconds") from exc
+    if max_age <= 0:
+        raise ConfigError("provider.max_price_age_seconds", "must be positive")
+    try:
+        ttl = float(provider_config.get("price_ttl_seconds", 300))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError("provider.price_ttl_seconds", "must be a number of seconds") from exc
+    if ttl < 0:
+        raise ConfigError("provider.price_ttl_seconds", "must not be negative")
     return ProviderSettings(
         cluster_name=cluster_name,
         gcs_address=gcs,
@@ -80,6 +96,8 @@ def load_settings(provider_config: Mapping[str, Any], cluster_name: str) -> Prov
         catalog_path=provider_config.get("catalog"),
         cooldown_s=cooldown,
         ledger_path=str(Path(str(ledger)).expanduser()) if ledger else None,
+        max_price_age_s=max_age,
+        price_ttl_s=ttl,
     )
 
 

@@ -194,3 +194,40 @@ def test_ledger_records_launches_price_moves_and_ends(cluster: dict[str, Any], t
     assert rows[b].end_reason == "ended outside the provider (preempted or lost)"
     assert rows[a].price_per_hour == pytest.approx(offer_a.price_per_hour * 2)
     assert rows[a].ondemand_price_per_hour == pytest.approx(offer_a.ondemand_price_per_hour)
+
+
+def test_live_prices_overlay_the_catalog_and_go_stale_when_the_feed_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fakes.price_servers import FakeAwsPrices
+
+    from ray_multicloud.policy.place import describe_offer
+    from ray_multicloud.provider import OfferBook
+    from ray_multicloud.settings import load_settings
+
+    # boto3's standard chain finds these; the feed never sees them any other way.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIATESTING")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with FakeAwsPrices() as fake:
+        section = {
+            "gcs_address": "127.0.0.1:1", "state_dir": str(tmp_path), "price_ttl_seconds": 0,
+            "clouds": {"aws": {"driver": "aws", "regions": ["us-east-1"], "prices_endpoint": fake.url}},
+        }
+        # The fake's quotes carry 2022 timestamps: with the default max age they are too old to trust.
+        aged = OfferBook(load_settings(section, "live"), {"aws": object()})  # type: ignore[dict-item]
+        old = aged.get("aws/us-east-1/use1-az2/g5.xlarge/spot")
+        assert old is not None and old.price_per_hour == 0.3387 and old.stale
+        assert "stale price" in describe_offer(old) and "2022-05-31" in describe_offer(old)
+
+        settings = load_settings({**section, "max_price_age_seconds": 10**10}, "live")
+        book = OfferBook(settings, {"aws": object()})  # type: ignore[dict-item]
+        book.index()
+        live = book.get("aws/us-east-1/use1-az2/g5.xlarge/spot")
+        assert live is not None and live.price_per_hour == 0.3387 and not live.stale
+        assert live.source.startswith("live:") and live.as_of is not None
+
+        fake.fail = True
+        book.index()
+        stale = book.get("aws/us-east-1/use1-az2/g5.xlarge/spot")
+        assert stale is not None and stale.stale and stale.price_per_hour == 0.3387
+        assert "stale price" in describe_offer(stale)

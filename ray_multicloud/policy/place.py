@@ -50,6 +50,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from ray_multicloud.types import (
     CapacityType,
@@ -183,6 +184,11 @@ def describe_offer(o: Offer) -> str:
         text += f" (on-demand {money(o.ondemand_price_per_hour)}/h, {o.discount:.0%} off)"
     if not o.price_scope.startswith("full_vm"):
         text += f" [price scope {o.price_scope}]"
+    if o.stale:
+        seen = ""
+        if o.as_of is not None:
+            seen = f", last seen {datetime.fromtimestamp(o.as_of, UTC):%Y-%m-%dT%H:%MZ}"
+        text += f" [stale price: its live feed failed or it is too old{seen}]"
     return text
 
 
