@@ -47,6 +47,8 @@ def test_train_survives_preemption_and_price_move(tmp_path: Path) -> None:
     for source in report.sources:
         verify_checkpoint(source)
     assert report.skipped == []
+    # The ledger recorded the move (old instance -> replacement).
+    assert len(report.ledger_moves) == 1, report.ledger_moves
     # The cluster state shows the nodes it ran on: at least 2 offers (the move went to another cloud).
     assert len(report.instances_used) >= 3
     assert len(report.offers_used) >= 2, report.offers_used

@@ -197,6 +197,7 @@ class Report:
     skipped: list[str] = field(default_factory=list)
     attempts: int = 0
     events: list[str] = field(default_factory=list)
+    ledger_moves: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _read_log(path: Path) -> list[dict[str, Any]]:
@@ -420,6 +421,8 @@ def run_scenario(
             report.sources = sorted({e["source"] for e in events if e["ev"] == "start" and e["source"]})
             report.skipped = [s for e in events if e["ev"] == "start" for s in e["skipped"]]
             report.instances_used = sorted({e["instance"] for e in events if e["ev"] == "start"})
+            if controller.ledger is not None:
+                report.ledger_moves = [(a, b) for a, b, _, _ in controller.ledger.moves()]
             state = next(iter(cluster.clouds().values())).state
             report.offers_used = sorted(
                 {row["offer_id"] for i in report.instances_used if (row := state.get(i)) is not None}
