@@ -188,6 +188,8 @@ class MultiCloudNodeProvider(NodeProvider):
             return
         for node_id in gone:
             _record(ledger.record_end, node_id, now, "ended outside the provider (preempted or lost)")
+            with self._lock:
+                self._priced.pop(node_id, None)
         for node_id, inst in live.items():
             offer = self.offers.get(inst.tags.get(TAG_OFFER, ""))
             if offer is None:
@@ -435,6 +437,7 @@ class MultiCloudNodeProvider(NodeProvider):
                 _record(self._ledger.record_end, node_id, time.time(), "terminated by the autoscaler")
         with self._lock:
             self._instances.pop(node_id, None)
+            self._priced.pop(node_id, None)
         return None
 
     def terminate_nodes(self, node_ids: list[str]) -> dict[str, Any] | None:
