@@ -214,10 +214,10 @@ class LoadGenerator:
 
 def format_table(stats: Sequence[PhaseStats]) -> str:
     """A fixed-width table: phase, sent, failed (%), p50/p95/p99/max ms, where requests were served."""
-    lines = [(f"{'phase':<26} {'sent':>6} {'failed':>7} {'fail%':>7} {'p50 ms':>8} {'p95 ms':>8} "
+    lines = [(f"{'phase':<30} {'sent':>6} {'failed':>7} {'fail%':>7} {'p50 ms':>8} {'p95 ms':>8} "
              f"{'p99 ms':>8} {'max ms':>8}  served by")]
     for s in stats:
         served = ", ".join(f"{k} {v}" for k, v in sorted(s.served_by.items()))
-        lines.append(f"{s.phase:<26} {s.sent:>6} {s.failed:>7} {s.failed_pct:>6.2f}% {s.p50_ms:>8.1f} "
+        lines.append(f"{s.phase:<30} {s.sent:>6} {s.failed:>7} {s.failed_pct:>6.2f}% {s.p50_ms:>8.1f} "
                      f"{s.p95_ms:>8.1f} {s.p99_ms:>8.1f} {s.max_ms:>8.1f}  {served}")
     return "\n".join(lines)
