@@ -43,7 +43,8 @@ def _add_prices(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--count", type=float, default=1.0, help="GPUs per node, at least (default 1)")
     p.add_argument("--capacity", choices=["spot", "on-demand"], help="only this capacity type")
     p.add_argument("--cloud", nargs="+", action="extend", default=[], help="only these clouds")
-    p.add_argument("--region", nargs="+", action="extend", default=[], help="regions; 'eu-*' matches a prefix")
+    p.add_argument("--region", nargs="+", action="extend", default=[],
+                   help="regions; 'eu-*' matches a prefix")
     p.add_argument("--limit", type=int, default=1, help="offers shown per (cloud, capacity type), default 1")
     p.add_argument("--catalog", help="catalog CSV (default: the snapshot shipped with the package)")
     p.add_argument("--show-warnings", action="store_true", help="list the catalog's row warnings on stderr")
@@ -70,7 +71,8 @@ def _cmd_prices(args: argparse.Namespace) -> int:
     name = index.canonical_accelerator(args.accelerator)
     if name is None:
         known = ", ".join(index.accelerators())
-        print(f"ray-multicloud prices: unknown accelerator {args.accelerator!r} (known: {known})", file=sys.stderr)
+        print(f"ray-multicloud prices: unknown accelerator {args.accelerator!r} (known: {known})",
+              file=sys.stderr)
         return 2
     capacity = (CapacityType.parse(args.capacity),) if args.capacity else tuple(CapacityType)
     pool = PoolSpec(
@@ -112,7 +114,8 @@ def _cmd_prices(args: argparse.Namespace) -> int:
         for problem in [str(p) for p in check_pool(pool, index)] or ["no offer matches"]:
             print(f"ray-multicloud prices: {problem}", file=sys.stderr)
         return 1
-    table = [row for _, rows in sorted(groups.items(), key=lambda kv: float(str(kv[1][0][6]))) for row in rows]
+    ordered = sorted(groups.items(), key=lambda kv: float(str(kv[1][0][6])))
+    table = [row for _, rows in ordered for row in rows]
     headers = ["cloud", "capacity", "region", "zone", "instance", "GPUs", "$/h", "on-demand $/h", "discount"]
     if live is not None:
         headers += ["price source", "age"]

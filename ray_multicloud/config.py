@@ -119,7 +119,8 @@ def _known_clouds(key: str, names: tuple[str, ...], index: OfferIndex) -> None:
         if name.lower() not in lowered:
             raise ConfigError(
                 f"{key}[{i}]",
-                f"no offers from cloud {name!r}{_suggest(name, list(known))} (clouds with offers: {', '.join(known)})",
+                f"no offers from cloud {name!r}{_suggest(name, list(known))} "
+                f"(clouds with offers: {', '.join(known)})",
             )
 
 
@@ -239,7 +240,8 @@ def parse_offer(node_type: str, node_config: Mapping[str, Any]) -> Offer:
         if price > ondemand:
             raise ConfigError(
                 f"{key}.price_per_hour",
-                f"{price:g} is above ondemand_price_per_hour {ondemand:g}; a spot price cannot exceed on-demand",
+                f"{price:g} is above ondemand_price_per_hour {ondemand:g}; "
+                "a spot price cannot exceed on-demand",
             )
     accelerator = ""
     if raw.get("accelerator") is not None:

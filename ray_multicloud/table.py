@@ -40,7 +40,8 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Cell]], align: 
     widths = [max([len(h)] + [len(t[c]) for t in texts]) for c, h in enumerate(headers)]
 
     def line(cells: Sequence[str]) -> str:
-        parts = [cell.rjust(w) if a == "r" else cell.ljust(w) for cell, w, a in zip(cells, widths, align)]
+        parts = [cell.rjust(w) if a == "r" else cell.ljust(w)
+                 for cell, w, a in zip(cells, widths, align, strict=True)]
         return "  ".join(parts).rstrip()
 
     out = [line(list(headers)), line(["-" * w for w in widths])]

@@ -61,7 +61,8 @@ class LocalCommandRunner(CommandRunnerInterface):
         if not cmd:
             return b"" if with_output else ""
         if _RAY_STOP.search(cmd):
-            logger.info("%sskipping %r: the instance's process group is ended by terminate", self.log_prefix, cmd)
+            logger.info("%sskipping %r: the instance's process group is ended by terminate",
+                        self.log_prefix, cmd)
             return b"" if with_output else ""
         env = dict(os.environ)
         env["HOME"] = str(self.home)

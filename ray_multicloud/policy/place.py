@@ -387,14 +387,16 @@ def check_pool(pool: PoolSpec, offers: OfferIndex | Sequence[Offer]) -> list[Poo
             PoolProblem(
                 "min_on_demand",
                 f"asks for {pool.min_on_demand} on-demand node(s) but capacity_types "
-                f"{[c.value for c in pool.capacity_types]} excludes on-demand; add 'on-demand' or set it to 0",
+                f"{[c.value for c in pool.capacity_types]} excludes on-demand; "
+                "add 'on-demand' or set it to 0",
             )
         )
     if pool.clouds and pool.min_clouds > len({c.lower() for c in pool.clouds}):
         problems.append(
             PoolProblem(
                 "min_clouds",
-                f"is {pool.min_clouds} but clouds allows only {list(pool.clouds)}; allow more clouds or lower it",
+                f"is {pool.min_clouds} but clouds allows only {list(pool.clouds)}; "
+                "allow more clouds or lower it",
             )
         )
     if problems:
@@ -408,7 +410,8 @@ def check_pool(pool: PoolSpec, offers: OfferIndex | Sequence[Offer]) -> list[Poo
             problems.append(
                 PoolProblem(
                     "min_clouds",
-                    f"is {pool.min_clouds} but only {len(clouds)} cloud(s) have matching offers ({', '.join(clouds)}); "
+                    f"is {pool.min_clouds} but only {len(clouds)} cloud(s) have matching offers "
+                    f"({', '.join(clouds)}); "
                     "widen the pool's other limits or lower min_clouds",
                 )
             )
