@@ -52,10 +52,19 @@ class MemoryCloud:
                 if inst.cloud == self.name and inst.tags.get("rmc-request-id") == request.request_id:
                     return inst
             if request.offer.offer_id in self.exhausted:
-                raise CapacityError(self.name, "no capacity", offer_id=request.offer.offer_id,
-                                    code="InsufficientInstanceCapacity")
-            inst = Instance(InstanceId(f"{self.name}-{next(_ids)}"), self.name, NodeState.RUNNING,
-                            dict(request.tags), "127.0.0.1")
+                raise CapacityError(
+                    self.name,
+                    "no capacity",
+                    offer_id=request.offer.offer_id,
+                    code="InsufficientInstanceCapacity",
+                )
+            inst = Instance(
+                InstanceId(f"{self.name}-{next(_ids)}"),
+                self.name,
+                NodeState.RUNNING,
+                dict(request.tags),
+                "127.0.0.1",
+            )
             self._world[inst.instance_id] = inst
             return inst
 
@@ -70,16 +79,20 @@ class MemoryCloud:
         return inst if inst is not None and inst.cloud == self.name else None
 
     def list(self, cluster: str) -> list[Instance]:
-        return [i for i in list(self._world.values())
-                if i.cloud == self.name and i.tags.get("rmc-cluster") == cluster]
+        return [
+            i
+            for i in list(self._world.values())
+            if i.cloud == self.name and i.tags.get("rmc-cluster") == cluster
+        ]
 
     def set_tags(self, instance_id: InstanceId, tags: Mapping[str, str]) -> None:
         with _lock:
             inst = self.get(instance_id)
             if inst is None:
                 raise InstanceNotFound(self.name, f"{instance_id} does not exist")
-            self._world[instance_id] = Instance(inst.instance_id, inst.cloud, inst.state,
-                                                {**inst.tags, **tags}, inst.internal_ip)
+            self._world[instance_id] = Instance(
+                inst.instance_id, inst.cloud, inst.state, {**inst.tags, **tags}, inst.internal_ip
+            )
 
 
 class MemoryPrivateCloud(MemoryCloud):
@@ -104,9 +117,13 @@ class MemoryPrivateCloud(MemoryCloud):
 
     def launch(self, request: LaunchRequest) -> Instance:
         machine = self.machines[request.offer.instance_type]
-        in_use = [i for i in self._world.values()
-                  if i.cloud == self.name and i.tags.get("rmc-offer") == request.offer.offer_id]
+        in_use = [
+            i
+            for i in self._world.values()
+            if i.cloud == self.name and i.tags.get("rmc-offer") == request.offer.offer_id
+        ]
         if len(in_use) >= machine.count and not any(
-                i.tags.get("rmc-request-id") == request.request_id for i in in_use):
+            i.tags.get("rmc-request-id") == request.request_id for i in in_use
+        ):
             raise CapacityError(self.name, "pool full", offer_id=request.offer.offer_id, code="PoolFull")
         return super().launch(request)
