@@ -46,6 +46,7 @@ from typing import Any
 
 from ray_multicloud.drain import PREEMPTION, drain_node
 from ray_multicloud.errors import MultiCloudError
+from ray_multicloud.metrics import CostFigures, CostMetrics
 from ray_multicloud.policy.rebalance import (
     DailyWindow,
     JobProgress,
@@ -333,6 +334,10 @@ class Controller:
         self.last_plan: Plan | None = None
         self._lock = threading.Lock()
         self.ledger = _open_ledger(self.provider.settings.ledger_path)
+        # Cost per hour and savings as Ray metrics (Prometheus, the dashboard), from the ledger; the
+        # gauges exist only while this process is connected to Ray (``main`` connects).
+        self.metrics = CostMetrics(self.cluster_name)
+        self.figures: CostFigures | None = None
 
     def set_job(self, pool: str, progress: JobProgress | None) -> None:
         """Declare (or update, or clear with None) the deadline job running on ``pool``.
@@ -379,6 +384,8 @@ class Controller:
                     self.last_moved[InstanceId(result.new_instance_id)] = stamp
                 self.results.append(result)
             done.append(result)
+        if self.ledger is not None:
+            self.figures = self.metrics.publish(self.ledger, now=time.time())
         return done
 
     def run(
@@ -458,6 +465,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--speedup", type=float, default=60.0, help="trace seconds per wall second")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--no-metrics", action="store_true", help="do not connect to Ray to export cost/savings gauges"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
@@ -473,6 +483,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         blackouts=_parse_blackouts(args.blackout),
     )
     controller = Controller(cluster, config=config, drain_deadline_s=args.drain_deadline_s)
+    if not args.no_metrics:
+        import ray
+
+        ray.init(controller.gcs_address, log_to_driver=False)
     stop = threading.Event()
     replayer = None
     if args.replay:

@@ -231,3 +231,19 @@ def test_live_prices_overlay_the_catalog_and_go_stale_when_the_feed_fails(
         stale = book.get("aws/us-east-1/use1-az2/g5.xlarge/spot")
         assert stale is not None and stale.stale and stale.price_per_hour == 0.3387
         assert "stale price" in describe_offer(stale)
+
+
+def test_controller_tick_publishes_cost_figures_from_the_ledger(cluster: dict[str, Any], tmp_path: Path) -> None:
+    from ray_multicloud.controller import Controller
+    from ray_multicloud.policy.rebalance import RebalanceConfig
+
+    cluster["provider"]["ledger"] = str(tmp_path / "ledger.db")
+    provider = provider_of(cluster)
+    created = launch(provider, cluster, "t4_spot", count=2)
+    controller = Controller(cluster, config=RebalanceConfig(), provider=provider)
+    assert controller.tick() == []  # the nodes already sit on the cheapest offers: nothing to move
+    figures = controller.figures
+    assert figures is not None and figures.running_nodes == 2
+    prices = [provider.offers.get(provider.node_tags(n)[TAG_OFFER]) for n in created]
+    assert figures.cost_per_hour == pytest.approx(sum(o.price_per_hour for o in prices if o))
+    assert figures.ondemand_cost_per_hour == pytest.approx(sum(o.ondemand_price_per_hour for o in prices if o))
