@@ -28,7 +28,8 @@ import statistics
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
+
+from _readme import replace_section
 
 from ray_multicloud.policy import OfferIndex, place
 from ray_multicloud.pricing import load_catalog
@@ -46,7 +47,6 @@ from ray_multicloud.types import (
 SYNTHETIC_SIZE = 100_000
 TARGET_P50_SHIPPED_MS = 1.0
 TARGET_P99_SYNTHETIC_MS = 50.0
-README = Path(__file__).with_name("README.md")
 SECTION = "## bench_placement"
 COMMAND = ".venv/bin/python benchmarks/bench_placement.py --write-readme"
 
@@ -205,15 +205,7 @@ def write_readme(lines: Sequence[str], machine: str, args: argparse.Namespace) -
         + "\n".join(lines)
         + f"\n```\n\nMeasured with {machine}.\n"
     )
-    text = README.read_text(encoding="utf-8") if README.exists() else "# Benchmarks\n"
-    start = text.find(SECTION + "\n")
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + body
-    else:
-        end = text.find("\n## ", start + len(SECTION))
-        tail = text[end + 1 :] if end != -1 else ""
-        text = text[:start] + body + ("\n" + tail if tail else "")
-    README.write_text(text, encoding="utf-8")
+    replace_section(SECTION, body)
 
 
 if __name__ == "__main__":

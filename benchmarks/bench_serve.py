@@ -42,12 +42,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from _readme import replace_section
+
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 REPO = Path(__file__).resolve().parent.parent
 TRACE_DIR = REPO.parent / "shared" / "data" / "demand" / "azure_llm_inference_2023"
-README = Path(__file__).with_name("README.md")
 SECTION = "## bench_serve"
 COMMAND = ".venv/bin/python benchmarks/bench_serve.py --write-readme"
 CLIENT_REGIONS: tuple[str | None, ...] = ("us-east-1", "us-west-2", "eu-west-1", None)
@@ -279,15 +280,7 @@ def write_readme(lines: Sequence[str], machine: str, args: argparse.Namespace) -
            if (args.scale, args.notice_s, args.slo_ms, args.outages) != (2.0, 30.0, 100.0, 5) else "")
         + "\n\n```\n" + "\n".join(lines) + f"\n```\n\nMeasured with {machine}.\n"
     )
-    text = README.read_text(encoding="utf-8") if README.exists() else "# Benchmarks\n"
-    start = text.find(SECTION + "\n")
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + body
-    else:
-        end = text.find("\n## ", start + len(SECTION))
-        tail = text[end + 1:] if end != -1 else ""
-        text = text[:start] + body + ("\n" + tail if tail else "")
-    README.write_text(text, encoding="utf-8")
+    replace_section(SECTION, body)
 
 
 if __name__ == "__main__":
