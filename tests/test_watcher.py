@@ -188,13 +188,14 @@ def test_gcs_drain_marks_the_real_node_draining_for_preemption() -> None:
     import subprocess
     import sys
     import tempfile
-    import time
 
     from ray_multicloud.local_cluster import free_port, ray_env
-    from ray_multicloud.watcher import find_node_id, gcs_drain
 
     port = free_port()
-    temp_dir = tempfile.mkdtemp(prefix="rmcw", dir="/tmp")  # short: Ray's socket paths live under it
+    # Its own HOME, as a local-cloud instance has: a ~/.ray/auth_token of the machine's user must not
+    # turn on token auth for this head (it made the GCS refuse the watcher's client).
+    home = tempfile.mkdtemp(prefix="rmcw-home-")
+    env = {**ray_env(), "HOME": home}
     ray_cli = os.path.join(os.path.dirname(sys.executable), "ray")
     proc = subprocess.Popen(
         [
@@ -209,9 +210,8 @@ def test_gcs_drain_marks_the_real_node_draining_for_preemption() -> None:
             "--include-dashboard=false",
             "--object-store-memory=80000000",
             "--disable-usage-stats",
-            f"--temp-dir={temp_dir}",
         ],
-        env={**ray_env(), "RAY_CLOUD_INSTANCE_ID": "us-east-1/i-0watchertest"},
+        env={**env, "RAY_CLOUD_INSTANCE_ID": "us-east-1/i-0watchertest"},
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -219,25 +219,46 @@ def test_gcs_drain_marks_the_real_node_draining_for_preemption() -> None:
     address = f"127.0.0.1:{port}"
     try:
         assert proc.wait(timeout=120) == 0
-        import ray
-        import ray._raylet
-
-        node_id = find_node_id(address, instance_id="us-east-1/i-0watchertest")
-        deadline = time.time() + 120
-        gcs_drain(address, instance_id="us-east-1/i-0watchertest")(Notice("aws", "spot-terminate", deadline))
-        client = ray._raylet.GcsClient(address=address)  # type: ignore[attr-defined]
-        # An idle node drained for preemption goes at once; a busy one stays DRAINING until its
-        # deadline. Either way the GCS records the preemption drain as the reason.
-        for _ in range(100):
-            info = client.get_all_node_info(timeout=10)[ray.NodeID.from_hex(node_id)]
-            snapshot = info.state_snapshot
-            if snapshot.state == snapshot.DRAINING or info.state == info.DEAD:
-                break
-            time.sleep(0.1)
-        if info.state == info.DEAD:
-            assert info.death_info.reason == info.death_info.AUTOSCALER_DRAIN_PREEMPTED
-        else:
-            assert snapshot.state == snapshot.DRAINING
+        # The watcher is a process of its own on each node; run it as one. (A process that has
+        # already talked to another Ray cluster, as this test process has, keeps that cluster's
+        # auth state and the new GCS refuses it.)
+        check = subprocess.run(
+            [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
+             "from test_watcher import drain_and_check; print(drain_and_check(sys.argv[2]))",
+             os.path.dirname(os.path.abspath(__file__)), address],
+            env=env, capture_output=True, text=True, timeout=180, check=False,
+        )
+        assert check.returncode == 0, check.stderr[-3000:]
+        assert check.stdout.strip().splitlines()[-1] in ("DRAINING", "DEAD:AUTOSCALER_DRAIN_PREEMPTED")
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
-        shutil.rmtree(temp_dir, ignore_errors=True)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def drain_and_check(address: str) -> str:
+    """Drain the head's node with the watcher's default drain and say what the GCS then reports."""
+    import time
+
+    import ray
+    import ray._raylet
+
+    from ray_multicloud.watcher import find_node_id, gcs_drain
+
+    node_id = find_node_id(address, instance_id="us-east-1/i-0watchertest")
+    deadline = time.time() + 120
+    gcs_drain(address, instance_id="us-east-1/i-0watchertest")(Notice("aws", "spot-terminate", deadline))
+    client = ray._raylet.GcsClient(address=address)  # type: ignore[attr-defined]
+    # An idle node drained for preemption goes at once; a busy one stays DRAINING until its
+    # deadline. Either way the GCS records the preemption drain as the reason.
+    for _ in range(100):
+        info = client.get_all_node_info(timeout=10)[ray.NodeID.from_hex(node_id)]
+        snapshot = info.state_snapshot
+        if snapshot.state == snapshot.DRAINING or info.state == info.DEAD:
+            break
+        time.sleep(0.1)
+    if info.state == info.DEAD:
+        reason = info.death_info.reason
+        if reason == info.death_info.AUTOSCALER_DRAIN_PREEMPTED:
+            return "DEAD:AUTOSCALER_DRAIN_PREEMPTED"
+        return f"DEAD:{reason}"
+    return "DRAINING" if snapshot.state == snapshot.DRAINING else f"STATE:{snapshot.state}"
