@@ -432,9 +432,12 @@ class MultiCloudNodeProvider(NodeProvider):
     def terminate_node(self, node_id: str) -> dict[str, Any] | None:
         cloud = self._cloud_of(node_id)
         if cloud is not None:
-            cloud.terminate(InstanceId(node_id))
+            # The ledger first: terminating can take seconds, and whoever called us (the monitor on a
+            # head being torn down) may be gone before it returns. Billing stops at this request.
             if self._ledger is not None:
-                _record(self._ledger.record_end, node_id, time.time(), "terminated by the autoscaler")
+                _record(self._ledger.record_end, node_id, time.time(),
+                        "terminated by the provider (scale-down or teardown)")
+            cloud.terminate(InstanceId(node_id))
         with self._lock:
             self._instances.pop(node_id, None)
             self._priced.pop(node_id, None)

@@ -190,7 +190,7 @@ def test_ledger_records_launches_price_moves_and_ends(cluster: dict[str, Any], t
 
     rows = {r.instance_id: r for r in Ledger(tmp_path / "ledger.db").spend()}
     assert set(rows) == {a, b}
-    assert rows[a].end_reason == "terminated by the autoscaler"
+    assert rows[a].end_reason == "terminated by the provider (scale-down or teardown)"
     assert rows[b].end_reason == "ended outside the provider (preempted or lost)"
     assert rows[a].price_per_hour == pytest.approx(offer_a.price_per_hour * 2)
     assert rows[a].ondemand_price_per_hour == pytest.approx(offer_a.ondemand_price_per_hour)

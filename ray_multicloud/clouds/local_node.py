@@ -13,6 +13,7 @@ A head instance (``--hold``) only holds its process group open for ``ray up``'s 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import logging
 import os
@@ -76,7 +77,13 @@ def _serve_worker(state: LocalState, instance_id: str, object_store_bytes: int) 
         },
     )
     try:
-        ray._private.node.Node(params, head=False, shutdown_at_exit=False, spawn_reaper=False)
+        # Ray names a node's sockets and log files by probing the cluster's session directory for a
+        # free index; nodes of one cluster starting at once on one machine pick the same names and
+        # their raylets die on "bind: Address already in use". Start them one at a time, as Ray's
+        # own fake_multinode provider does (its lock is in-process; ours spans the instances).
+        with open(state.dir / "node-start.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            ray._private.node.Node(params, head=False, shutdown_at_exit=False, spawn_reaper=False)
     except Exception as exc:  # noqa: BLE001 - Ray's startup wait is a fixed 30 s; the node may be up
         if not _raylet_alive():
             logger.error("Ray node failed to start: %s", exc)
