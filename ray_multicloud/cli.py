@@ -145,21 +145,12 @@ def _add_plan(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _cmd_plan(args: argparse.Namespace) -> int:
     import time
 
-    import yaml
-
     from ray_multicloud.plan import build_plan
     from ray_multicloud.policy.place import describe_offer
     from ray_multicloud.pricing.show import price_source
+    from ray_multicloud.settings import load_cluster_yaml
 
-    try:
-        with open(args.config) as handle:
-            config = yaml.safe_load(handle)
-    except (OSError, yaml.YAMLError) as exc:
-        print(f"ray-multicloud plan: cannot read {args.config}: {exc}", file=sys.stderr)
-        return 2
-    if not isinstance(config, dict):
-        print(f"ray-multicloud plan: {args.config} is not a YAML mapping", file=sys.stderr)
-        return 2
+    config = load_cluster_yaml(args.config)
     now = time.time()
     endpoints = dict(item.split("=", 1) for item in args.feed_endpoint if "=" in item)
     plan = build_plan(config, now=now, live=args.live, endpoints=endpoints)
@@ -445,18 +436,11 @@ def _add_status(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 def _cmd_status(args: argparse.Namespace) -> int:
     import json
 
-    import yaml
-
     from ray_multicloud.clouds.local import LocalState
-    from ray_multicloud.settings import load_settings
+    from ray_multicloud.settings import load_cluster_yaml, load_settings
     from ray_multicloud.table import format_table
 
-    try:
-        with open(args.config) as fh:
-            config = yaml.safe_load(fh)
-    except (OSError, yaml.YAMLError) as exc:
-        print(f"ray-multicloud status: cannot read {args.config}: {exc}", file=sys.stderr)
-        return 2
+    config = load_cluster_yaml(args.config)
     name = str(config.get("cluster_name", "default"))
     settings = load_settings(config.get("provider") or {}, name)
     state = LocalState(settings.state_dir)

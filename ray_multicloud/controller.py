@@ -41,7 +41,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from ray_multicloud.drain import PREEMPTION, drain_node
@@ -55,6 +54,7 @@ from ray_multicloud.policy.rebalance import (
     Window,
     plan,
 )
+from ray_multicloud.settings import load_cluster_yaml
 from ray_multicloud.types import InstanceId, Move, PoolSpec
 
 logger = logging.getLogger(__name__)
@@ -285,15 +285,6 @@ def move_node(
 # --------------------------------------------------------------------------- the loop
 
 
-def load_cluster(path: str | Path) -> dict[str, Any]:
-    import yaml
-
-    raw = yaml.safe_load(Path(path).read_text())
-    if not isinstance(raw, dict):
-        raise MultiCloudError(f"{path} is not a cluster YAML mapping")
-    return raw
-
-
 class Controller:
     """The rebalancing loop over one cluster. ``tick()`` is one pass; ``run()`` loops until stopped.
 
@@ -472,7 +463,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
-    cluster = load_cluster(args.config)
+    cluster = load_cluster_yaml(args.config)
     config = RebalanceConfig(
         horizon_hours=args.horizon_hours,
         checkpoint_s=args.checkpoint_s,

@@ -35,7 +35,7 @@ from ray_multicloud.clouds import make_cloud
 from ray_multicloud.clouds.base import Instance
 from ray_multicloud.clouds.local import LocalCloud
 from ray_multicloud.errors import MultiCloudError
-from ray_multicloud.settings import ProviderSettings, load_settings
+from ray_multicloud.settings import ProviderSettings, load_cluster_yaml, load_settings
 
 REPO_CONFIG = Path(__file__).resolve().parent.parent / "cluster_configs" / "local-multicloud.yaml"
 
@@ -84,9 +84,7 @@ class LocalCluster:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.up_timeout_s = up_timeout_s
-        raw = yaml.safe_load(self.source.read_text())
-        if not isinstance(raw, dict):
-            raise MultiCloudError(f"{self.source} is not a cluster YAML mapping")
+        raw = load_cluster_yaml(self.source)
         name = f"{raw.get('cluster_name', 'rmc')}-{uuid.uuid4().hex[:6]}"
         state_dir = self.workdir / "state"
         raw = _deep_merge(raw, overrides or {})

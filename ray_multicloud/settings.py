@@ -51,6 +51,19 @@ class ProviderSettings:
     price_ttl_s: float = 300.0
 
 
+def load_cluster_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a cluster YAML file; ``ConfigError`` if it cannot be read or is not a YAML mapping."""
+    import yaml
+
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(str(path), f"cannot read the cluster YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(str(path), "is not a cluster YAML mapping (cluster_name, provider, ...)")
+    return raw
+
+
 def load_settings(provider_config: Mapping[str, Any], cluster_name: str) -> ProviderSettings:
     """Parse and check ``provider_config``; raises ``ConfigError`` naming the bad key."""
     unknown = {k for k in provider_config if not str(k).startswith("_")} - _RAY_KEYS - _OUR_KEYS

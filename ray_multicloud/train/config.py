@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ray_multicloud.errors import ConfigError
-from ray_multicloud.settings import ProviderSettings, load_settings
+from ray_multicloud.settings import ProviderSettings, load_cluster_yaml, load_settings
 
 REMOTE_SCHEMES = ("s3", "gs", "gcs", "abfs", "abfss")
 EMBEDDED_DRIVERS = frozenset({"local", "private"})
@@ -35,12 +35,7 @@ def cluster_settings(cluster: str | Path | Mapping[str, Any] | ProviderSettings)
     """The provider settings of a cluster given as a YAML path, a parsed YAML, or settings."""
     if isinstance(cluster, ProviderSettings):
         return cluster
-    if isinstance(cluster, (str, Path)):
-        import yaml
-
-        raw = yaml.safe_load(Path(cluster).read_text())
-    else:
-        raw = cluster
+    raw = load_cluster_yaml(cluster) if isinstance(cluster, (str, Path)) else cluster
     if not isinstance(raw, Mapping) or not isinstance(raw.get("provider"), Mapping):
         raise ConfigError("provider", "the cluster config has no provider section")
     return load_settings(raw["provider"], str(raw.get("cluster_name") or "default"))
