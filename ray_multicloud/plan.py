@@ -25,7 +25,7 @@ from ray_multicloud.errors import ConfigError
 from ray_multicloud.policy import OfferIndex, place
 from ray_multicloud.policy.place import describe_offer
 from ray_multicloud.pricing import load_catalog
-from ray_multicloud.settings import catalog_offers_for, load_settings
+from ray_multicloud.settings import load_settings, offers_of_clouds
 from ray_multicloud.types import Decision, Offer, PoolSpec
 
 MARKET_LABEL = "ray.io/market-type"
@@ -122,15 +122,13 @@ def check_cloud_entry(name: str, spec: Mapping[str, Any]) -> list[str]:
 def _offers(settings: Any, catalog_path: str | None) -> list[Offer]:
     from ray_multicloud.clouds import make_cloud
 
-    catalog = load_catalog(catalog_path)
-    offers: list[Offer] = []
-    for name, spec in settings.clouds.items():
-        if str(spec.get("driver", name)) == "private":
-            cloud = make_cloud(name, spec, state_dir=str(settings.state_dir))  # offline: its own machine list
-            offers.extend(cloud.offers())  # type: ignore[attr-defined]
-        else:
-            offers.extend(catalog_offers_for(name, spec, catalog.offers))
-    return offers
+    # Offline: only private pools are built (from their own machine lists); no cloud API is called.
+    fixed = {
+        name: make_cloud(name, spec, state_dir=str(settings.state_dir)).offers()  # type: ignore[attr-defined]
+        for name, spec in settings.clouds.items()
+        if str(spec.get("driver", name)) == "private"
+    }
+    return offers_of_clouds(settings, load_catalog(catalog_path).offers, fixed)
 
 
 def build_plan(

@@ -68,7 +68,7 @@ from ray_multicloud.pricing import load_catalog
 from ray_multicloud.pricing.board import PriceBoard, apply_board
 from ray_multicloud.pricing.feeds import build_feeds, drivers_of, endpoints_from_clouds
 from ray_multicloud.pricing.live import LivePrices
-from ray_multicloud.settings import ProviderSettings, catalog_offers_for, load_settings
+from ray_multicloud.settings import ProviderSettings, load_settings, offers_of_clouds
 from ray_multicloud.types import (
     FleetNode,
     Infeasible,
@@ -104,12 +104,8 @@ class OfferBook:
     def _base_offers(self) -> list[Offer]:
         if self._base is None:
             catalog = load_catalog(self._settings.catalog_path)
-            offers: list[Offer] = []
-            for name, cloud in self._clouds.items():
-                if isinstance(cloud, SellsFixedOffers):
-                    offers.extend(cloud.offers())
-                else:
-                    offers.extend(catalog_offers_for(name, self._settings.clouds[name], catalog.offers))
+            fixed = {n: c.offers() for n, c in self._clouds.items() if isinstance(c, SellsFixedOffers)}
+            offers = offers_of_clouds(self._settings, catalog.offers, fixed)
             self._base = offers
             # Public clouds (driver aws/gcp/azure) get live price feeds over their catalog offers.
             feeds = build_feeds(offers, endpoints_from_clouds(self._settings.clouds),

@@ -21,7 +21,7 @@ Errors are ``ConfigError`` naming the key, raised before anything launches.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -128,3 +128,15 @@ def catalog_offers_for(name: str, spec: Mapping[str, Any], catalog: Iterable[Off
             continue
         out.append(offer if source == name else replace(offer, cloud=name))
     return out
+
+
+def offers_of_clouds(
+    settings: ProviderSettings, catalog: Sequence[Offer], fixed: Mapping[str, Sequence[Offer]]
+) -> list[Offer]:
+    """Every offer the configured clouds sell: a cloud with its own offers (a private pool, given in
+    ``fixed`` by name) sells those; every other entry sells its catalog offers (``catalog_offers_for``)."""
+    offers: list[Offer] = []
+    for name, spec in settings.clouds.items():
+        own = fixed.get(name)
+        offers.extend(own if own is not None else catalog_offers_for(name, spec, catalog))
+    return offers
