@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(sub)
     _add_status(sub)
     _add_simulate(sub)
+    _add_simulate_serving(sub)
     _add_report(sub)
     _ = sub
     return parser
@@ -296,6 +297,132 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         ["preemptions", result.preemptions],
     ]
     print(format_table(["simulate", "result"], rows, align="ll"))
+    return 0
+
+
+# --- simulate-serving -------------------------------------------------------------------------
+
+# Mirrors ray_multicloud.sim.serving.FLEET_POLICIES (not imported here: building the parser stays
+# free of numpy; a test checks the two agree).
+FLEET_POLICY_NAMES = ("ondemand", "spot-one-zone", "spot-hedge")
+
+
+def _add_simulate_serving(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "simulate-serving",
+        help="replay spot traces and a demand trace through a serving-fleet policy",
+        description="Replay per-zone spot traces (the format of 'simulate') against a request-rate "
+        "trace (CSV 'Time (min),Requests' or 'second,requests,...') for a fleet of replicas that "
+        "each serve --replica-rps. Both traces start at their first row and run over their overlap. "
+        "A tick with fewer ready replicas than ceil(demand / replica rps) is an SLO violation; the "
+        "requests above ready capacity are unserved. The model is the one documented in "
+        "ray_multicloud.sim.serving.",
+    )
+    p.add_argument("--traces", action="append", required=True, metavar="DIR",
+                   help="directory of per-zone trace files (repeat to combine clouds)")
+    p.add_argument("--demand", required=True, metavar="CSV", help="request-rate trace")
+    p.add_argument("--replica-rps", type=float, required=True, metavar="X",
+                   help="requests per second one replica serves within the SLO")
+    p.add_argument("--policy", required=True, metavar="{" + ",".join(FLEET_POLICY_NAMES) + "}",
+                   help="fleet policy")
+    p.add_argument("--startup-minutes", type=float, default=5.0, metavar="M",
+                   help="launch to ready, paid meanwhile (default 5)")
+    p.add_argument("--downscale-minutes", type=float, default=10.0, metavar="M",
+                   help="scale down only after demand stayed lower this long (default 10)")
+    p.add_argument("--min-replicas", type=int, default=1, metavar="N",
+                   help="replicas kept at zero demand (default 1)")
+    p.add_argument("--extra-spot", type=int, default=1, metavar="N",
+                   help="spot-hedge: spot replicas over what demand needs (default 1)")
+    p.add_argument("--peak", action="store_true",
+                   help="size for the highest demand sample in a tick, not the mean")
+    p.add_argument("--spot-price", type=float, default=0.918, metavar="USD_PER_HOUR",
+                   help="USD/h for zones without a prices array "
+                   "(default 0.918, p3.2xlarge spot in the traces)")
+    p.add_argument("--ondemand-price", type=float, default=3.06, metavar="USD_PER_HOUR",
+                   help="on-demand USD/h per replica (default 3.06, p3.2xlarge us-east-1)")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.set_defaults(handler=_cmd_simulate_serving)
+
+
+def _serving_input_error(args: argparse.Namespace) -> str | None:
+    """The first bad flag value, as ``--flag: what is wrong``; None when all are usable."""
+    import math
+
+    if args.policy not in FLEET_POLICY_NAMES:
+        return f"--policy: unknown fleet policy {args.policy!r}; use one of {', '.join(FLEET_POLICY_NAMES)}"
+    positive = (("--replica-rps", args.replica_rps), ("--spot-price", args.spot_price),
+                ("--ondemand-price", args.ondemand_price))
+    for flag, value in positive:
+        if not (math.isfinite(value) and value > 0):
+            return f"{flag} must be a number > 0, got {value:g}"
+    for flag, value in (("--startup-minutes", args.startup_minutes),
+                        ("--downscale-minutes", args.downscale_minutes)):
+        if not (math.isfinite(value) and value >= 0):
+            return f"{flag} must be a number >= 0, got {value:g}"
+    for flag, count in (("--min-replicas", args.min_replicas), ("--extra-spot", args.extra_spot)):
+        if count < 0:
+            return f"{flag} must be >= 0, got {count}"
+    return None
+
+
+def _cmd_simulate_serving(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+
+    from ray_multicloud.sim import TraceError, load_traces
+    from ray_multicloud.sim.serving import FleetSpec, load_demand, simulate_fleet
+
+    cmd = "ray-multicloud simulate-serving"
+    problem = _serving_input_error(args)
+    if problem is None:
+        try:
+            traces = load_traces(args.traces, default_spot_price=args.spot_price)
+        except TraceError as exc:
+            problem = f"--traces: {exc}"
+    if problem is None:
+        try:
+            demand = load_demand(args.demand)
+        except TraceError as exc:
+            problem = f"--demand: {exc}"
+    if problem is not None:
+        print(f"{cmd}: {problem}", file=sys.stderr)
+        return 2
+    for note in traces.notes:
+        print(f"{cmd}: note: {note}", file=sys.stderr)
+    fleet = FleetSpec(
+        replica_rps=args.replica_rps,
+        startup_minutes=args.startup_minutes,
+        min_replicas=args.min_replicas,
+        extra_spot=args.extra_spot,
+        downscale_minutes=args.downscale_minutes,
+        peak=args.peak,
+    )
+    result = simulate_fleet(traces, demand, fleet, args.policy, ondemand_price=args.ondemand_price)
+    out: dict[str, object] = dataclasses.asdict(result)
+    out["savings_fraction"] = result.savings_fraction
+    out["zones"] = list(traces.names)
+    out["tick_seconds"] = traces.gap_seconds
+    out["trace_hours"] = round(traces.hours, 6)
+    out["demand_hours"] = round(demand.hours, 6)
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    from ray_multicloud.table import format_table
+
+    rows: list[list[str | int | float | None]] = [
+        ["policy", result.policy],
+        ["zones", f"{len(traces.names)} ({', '.join(traces.names)})"],
+        ["simulated", (f"{result.hours:.2f} h in {traces.gap_seconds:g} s ticks (spot traces "
+                       f"{traces.hours:.2f} h, demand {demand.hours:.2f} h)")],
+        ["cost", f"{result.cost_usd:.2f} USD"],
+        ["on-demand cost", f"{result.ondemand_cost_usd:.2f} USD"],
+        ["savings", f"{result.savings_fraction:.1%}"],
+        ["SLO-violation ticks", f"{result.slo_violation_fraction:.2%}"],
+        ["unserved requests", f"{result.unserved_fraction:.2%}"],
+        ["preemptions", result.preemptions],
+        ["mean replicas", f"{result.mean_replicas:.2f}"],
+    ]
+    print(format_table(["simulate-serving", "result"], rows, align="ll"))
     return 0
 
 

@@ -5,10 +5,17 @@ the figures and sets Ray gauges. ``ray.util.metrics`` is imported lazily, on the
 inside a Ray process, so importing this module needs no Ray. Outside a running Ray worker or
 driver the figures are still returned and nothing is exported.
 
-Gauges (tag ``cluster``; the per-hour ones also ``cloud``, with ``cloud="all"`` for the total):
+Gauges (tag ``cluster``; the per-hour ones also ``cloud``, with ``cloud="all"`` for the total), by
+the names they have on a node's Prometheus endpoint (``http://<node>:<metrics-export-port>/metrics``):
 ``ray_multicloud_cost_per_hour_usd``, ``ray_multicloud_ondemand_cost_per_hour_usd`` (what the
 running nodes would cost on on-demand), ``ray_multicloud_spend_usd`` and
 ``ray_multicloud_ondemand_spend_usd`` (to date), ``ray_multicloud_savings_fraction`` (to date).
+Ray's metrics agent exports every ``ray.util.metrics`` metric under the ``ray_`` namespace, so the
+gauges are created as ``multicloud_*`` (one created as ``ray_multicloud_*`` shows up as
+``ray_ray_multicloud_*``). Ray adds its own labels (``Component``, ``NodeAddress``,
+``SessionName``, ``Version``, ``WorkerId``, ``otel_scope_*``). A publish reaches the endpoint of
+the publishing process's node within one ``metrics_report_interval_ms`` (Ray's default: 10 s).
+Checked end to end by ``tests/test_metrics_export.py``.
 """
 
 from __future__ import annotations
@@ -75,18 +82,18 @@ class CostMetrics:
             return None
         per_hour = ("cluster", "cloud")
         return {
-            "cost": Gauge("ray_multicloud_cost_per_hour_usd", "USD per hour of the running nodes", per_hour),
+            "cost": Gauge("multicloud_cost_per_hour_usd", "USD per hour of the running nodes", per_hour),
             "od": Gauge(
-                "ray_multicloud_ondemand_cost_per_hour_usd",
+                "multicloud_ondemand_cost_per_hour_usd",
                 "USD per hour the running nodes would cost on on-demand",
                 per_hour,
             ),
-            "spend": Gauge("ray_multicloud_spend_usd", "USD spent to date", ("cluster",)),
+            "spend": Gauge("multicloud_spend_usd", "USD spent to date", ("cluster",)),
             "od_spend": Gauge(
-                "ray_multicloud_ondemand_spend_usd", "USD the same node hours cost on on-demand", ("cluster",)
+                "multicloud_ondemand_spend_usd", "USD the same node hours cost on on-demand", ("cluster",)
             ),
             "savings": Gauge(
-                "ray_multicloud_savings_fraction", "1 - spend / on-demand spend, to date", ("cluster",)
+                "multicloud_savings_fraction", "1 - spend / on-demand spend, to date", ("cluster",)
             ),
         }
 

@@ -58,22 +58,29 @@ class Demand:
 
 def load_demand(path: str | Path) -> Demand:
     """Read a demand CSV: ``Time (min),Requests`` (per-minute counts, the SpotHedge MAF trace) or
-    ``second,requests,...`` (per-second counts with timestamps; missing seconds are 0)."""
+    ``second,requests,...`` (per-second counts with timestamps; missing seconds are 0).
+
+    Minutes must be >= 0 and counts finite and >= 0; anything else, an unreadable file or an
+    unknown header raises :class:`TraceError` naming the file.
+    """
     p = Path(path)
     try:
         with p.open(newline="") as fh:
             rows = list(csv.reader(fh))
     except OSError as exc:
         raise TraceError(f"{p}: cannot read demand trace ({exc.strerror or exc})") from exc
-    if len(rows) < 2:
+    body = [r for r in rows[1:] if r]
+    if not body:
         raise TraceError(f"{p}: demand trace has no rows; expected a header and one row per minute or second")
     header = [h.strip().lower() for h in rows[0]]
-    body = [r for r in rows[1:] if r]
     try:
         if header[:2] == ["time (min)", "requests"]:
-            counts = np.zeros(int(max(float(r[0]) for r in body)) + 1)
-            for r in body:
-                counts[int(float(r[0]))] += float(r[1])
+            minutes = [int(float(r[0])) for r in body]
+            if min(minutes) < 0:  # a negative index would silently land at the end of the array
+                raise ValueError(f"minute {min(minutes)} is negative")
+            counts = np.zeros(max(minutes) + 1)
+            for m, r in zip(minutes, body, strict=True):
+                counts[m] += _count(r[1])
             return Demand(60.0, counts / 60.0, str(p))
         if header[:2] == ["second", "requests"]:
             stamps = [datetime.fromisoformat(r[0]) for r in body]
@@ -81,13 +88,20 @@ def load_demand(path: str | Path) -> Demand:
             secs = [int((s - t0).total_seconds()) for s in stamps]
             counts = np.zeros(max(secs) + 1)
             for s, r in zip(secs, body, strict=True):
-                counts[s] += float(r[1])
+                counts[s] += _count(r[1])
             return Demand(1.0, counts, str(p))
     except (ValueError, IndexError) as exc:
         raise TraceError(f"{p}: bad demand row ({exc})") from exc
     raise TraceError(
         f"{p}: unknown demand header {rows[0]!r}; use 'Time (min),Requests' or 'second,requests'"
     )
+
+
+def _count(text: str) -> float:
+    value = float(text)
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"request count {text!r} is not a number >= 0")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,9 +287,15 @@ def _place_spot(
         if not room:
             return
         z = min(room, key=lambda k: (groups[k].total, order.index(k)))
-        level = sorted(groups[k].total for k in room)
-        higher = [v for v in level if v > groups[z].total]
-        step = (higher[0] - groups[z].total) if higher else target - total
+        low = groups[z].total
+        tied = sum(1 for k in room if groups[k].total == low)
+        higher = [groups[k].total for k in room if groups[k].total > low]
+        # Zones tied at the lowest level share what is left evenly; a lone lowest zone fills up to
+        # the next level. (Filling one of several tied zones up to the target would put the whole
+        # fleet in the cheapest zone, which one preemption then takes out at once.)
+        step = max(1, (target - total) // tied)
+        if higher:
+            step = min(step, min(higher) - low)
         if not unlimited[z]:
             step = min(step, int(counts[z]) - groups[z].total)
         step = max(1, min(step, target - total))
