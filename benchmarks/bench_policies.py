@@ -391,7 +391,9 @@ def update_readme(path: Path, command: str, summary: str, seconds: float, runs: 
         "whose spot run lasts; an online policy pays a restart plus up to a checkpoint interval of lost "
         "work on every preemption, and these traces preempt often (many zones flap within hours), which "
         "is most of multicloud's remaining gap. The single-zone baselines are averaged over home zones. "
-        "multicloud's parameters were tuned on this same grid (in-sample).\n"
+        "multicloud's defaults were chosen on this grid; `benchmarks/bench_policy_limits.py` checks them "
+        "on a held-out half of the traces (later in time) and bounds what better tuning or a perfect "
+        "availability predictor could buy (section bench_policy_limits below).\n"
         + (f"\n{speed}\n" if speed else "")
     )
     text = path.read_text() if path.exists() else "# Benchmarks\n"

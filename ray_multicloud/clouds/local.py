@@ -14,7 +14,8 @@ A head instance (no ``RayBootstrap``) is a placeholder process leading its own p
 the caller's session; ``LocalCommandRunner`` runs ``ray up``'s head commands inside that group, so
 terminating the instance ends the head's Ray processes and nothing else on the machine.
 
-Faults are configured as data (``exhausted_offers``, ``max_instances``), never patched in.
+Faults are configured as data (``exhausted_offers``, ``max_instances``) or recorded in the shared
+state (``outage(down_s=...)``: the whole cloud refuses launches for a while), never patched in.
 """
 
 from __future__ import annotations
@@ -67,6 +68,10 @@ CREATE TABLE IF NOT EXISTS instances (
 );
 CREATE INDEX IF NOT EXISTS by_request ON instances (cloud, request_id);
 CREATE INDEX IF NOT EXISTS by_cluster ON instances (cluster, state);
+CREATE TABLE IF NOT EXISTS outages (
+    cloud TEXT PRIMARY KEY,
+    down_until REAL NOT NULL
+);
 """
 
 
@@ -138,6 +143,24 @@ class LocalState:
                 (cloud, request_id),
             ).fetchone()
             return row
+
+    def set_down_until(self, cloud: str, until: float | None) -> None:
+        """Record that ``cloud`` refuses launches until the epoch time ``until`` (None: it is up)."""
+        with self._conn() as conn:
+            if until is None:
+                conn.execute("DELETE FROM outages WHERE cloud = ?", (cloud,))
+            else:
+                conn.execute(
+                    "INSERT INTO outages (cloud, down_until) VALUES (?, ?) "
+                    "ON CONFLICT(cloud) DO UPDATE SET down_until = excluded.down_until",
+                    (cloud, until),
+                )
+
+    def down_until(self, cloud: str) -> float | None:
+        """The epoch time until which ``cloud`` refuses launches, None when none was recorded."""
+        with self._conn() as conn:
+            row = conn.execute("SELECT down_until FROM outages WHERE cloud = ?", (cloud,)).fetchone()
+            return None if row is None else float(row["down_until"])
 
     def node_home(self, instance_id: str) -> Path:
         """The instance's own "disk": its HOME for commands run on it, and where its logs go."""
@@ -214,6 +237,13 @@ class LocalCloud:
             if existing is not None:
                 return self._instance(existing)
             offer_id = request.offer.offer_id
+            down_until = self.state.down_until(self.name)
+            if down_until is not None and time.time() < down_until:
+                raise CapacityError(
+                    self.name, f"the cloud is down (simulated outage) for another "
+                    f"{down_until - time.time():.0f} s",
+                    offer_id=offer_id, code="ServiceUnavailable",
+                )
             if offer_id in self.exhausted_offers:
                 raise CapacityError(
                     self.name, f"no {request.offer.capacity.value} capacity for {offer_id}",
@@ -318,13 +348,25 @@ class LocalCloud:
             self.terminate(instance_id)
         return deadline
 
-    def outage(self, cluster: str, *, notice_s: float = 0.0) -> builtins.list[InstanceId]:
-        """The whole cloud goes down: every live instance of ``cluster`` is preempted at once."""
+    def outage(
+        self, cluster: str, *, notice_s: float = 0.0, down_s: float = 0.0
+    ) -> builtins.list[InstanceId]:
+        """The whole cloud goes down: every live instance of ``cluster`` is preempted at once, and
+        for ``down_s`` seconds from now every launch on this cloud (from any process sharing the
+        state directory: ``ray up``, the autoscaler's provider) fails with a
+        :class:`CapacityError`, so the provider fails over to another cloud. ``down_s`` 0: the cloud
+        takes launches again at once. :meth:`restore` ends the outage early."""
+        if down_s > 0:
+            self.state.set_down_until(self.name, time.time() + down_s)
         ids = [i.instance_id for i in self.list(cluster)]
         for instance_id in ids:
             with contextlib.suppress(InstanceNotFound):
                 self.preempt(instance_id, notice_s=notice_s)
         return ids
+
+    def restore(self) -> None:
+        """End a simulated outage: launches on this cloud succeed again."""
+        self.state.set_down_until(self.name, None)
 
     def ray_node_id(self, instance_id: InstanceId) -> str | None:
         """The Ray node id the instance's node registered with (None until it is up)."""

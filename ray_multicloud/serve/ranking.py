@@ -119,7 +119,9 @@ class RttTable:
     def from_json(cls, data: Mapping[str, Any]) -> RttTable:
         """Build from the ``region_rtt.json`` layout: ``{"pairs": [[a, b, ms], ...], "same_region_ms": 1}``.
 
-        A pair listed twice (in either order) is refused.
+        A pair listed twice (in either order) is refused. ``source`` is kept as ``self.source``; every other
+        key (``what``, ``caveat``, ``regions``, and the per-pair provenance ``sources`` / ``pair_provenance``
+        of the shipped file) is documentation for people and is ignored here.
         """
         pairs: dict[tuple[str, str], float] = {}
         for i, entry in enumerate(data.get("pairs", ())):

@@ -1,0 +1,275 @@
+"""How far ``multicloud`` is from the offline optimum, why, and whether its parameters generalise.
+
+    .venv/bin/python benchmarks/bench_policy_limits.py            # full grid, a few minutes on 2 cores
+    .venv/bin/python benchmarks/bench_policy_limits.py --quick    # small grid
+
+Same scenarios as ``benchmarks/bench_policies.py`` (every shared trace set x job length x deadline x
+four start offsets spread over the trace). The optimum comes from that benchmark's
+``results/policies.json`` when it holds every scenario, else it is computed here.
+
+1. **Held-out split (in time).** A scenario whose whole window (start to deadline) lies in the
+   first half of its trace is *train*; one that starts in the second half is *test*; the few that
+   straddle the middle are in neither (they count in "all"). ``MultiCloud``'s parameters are
+   searched over a grid on the train scenarios only; the table shows the shipped defaults and the
+   train-best setting on both halves.
+2. **Limits of the policy family**, two diagnostics that cheat on purpose (never shipped):
+   *best of grid in hindsight* takes, for every scenario, the cheapest of all grid settings that met
+   the deadline (what perfect per-job tuning could buy); *oracle zone choice* runs the defaults but,
+   whenever the policy looks for a spot zone, shows it only the available zone whose current run
+   lasts longest in the trace's future (what a perfect availability predictor could buy).
+3. **Where the gap goes** for the defaults: mean preemptions, restart overhead, lost work and
+   on-demand hours per job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import multiprocessing
+import statistics
+import sys
+import time
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+import bench_policies as bp
+import numpy as np
+import numpy.typing as npt
+from _readme import replace_section
+
+from ray_multicloud.policy.deadline import JobView, Kind, Memory, MultiCloud, Step
+from ray_multicloud.sim import JobSpec, SimResult, optimal_cost, simulate
+
+FULL_GRID = {
+    "keep_share": (0.3, 0.6, 0.9),
+    "wait_reserves": (1.0, 1.5, 2.5),
+    "min_payback": (1.0, 2.0, 4.0),
+    "move_min_uptime_hours": (0.0, 0.5),
+}
+QUICK_GRID = {"keep_share": (0.3, 0.6), "wait_reserves": (1.5,), "min_payback": (2.0,)}
+
+
+@dataclass(frozen=True, slots=True)
+class OracleZones:
+    """Diagnostic only: ``inner`` sees, among the zones it could move to, just the one whose
+    availability run lasts longest from now (read from the trace's future); its own zone stays
+    visible. Everything else is ``inner``'s decision."""
+
+    inner: MultiCloud
+    remaining: npt.NDArray[np.int64]  # [zone, tick]: ticks the zone stays available from tick
+    start: int
+    tick_hours: float
+    name: str = "oracle-zones"
+
+    def decide(self, view: JobView, memory: Memory) -> Step:
+        t = self.start + round(view.elapsed_hours / self.tick_hours)
+        runs = [int(self.remaining[i, t]) if o.available else -1 for i, o in enumerate(view.zones)]
+        keep = max(range(len(runs)), key=lambda i: (runs[i], -i))
+        own = view.current.zone if view.current.kind is Kind.SPOT else ""
+        zones = tuple(
+            o if (i == keep or o.zone == own) else replace(o, available=False)
+            for i, o in enumerate(view.zones)
+        )
+        return self.inner.decide(replace(view, zones=zones), memory)
+
+
+def remaining_runs(avail: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64]:
+    """``[z, t]``: how many ticks from ``t`` on zone ``z`` stays available (0 if not now)."""
+    out = np.zeros((avail.shape[0], avail.shape[1] + 1), dtype=np.int64)
+    for t in range(avail.shape[1] - 1, -1, -1):
+        out[:, t] = np.where(avail[:, t], out[:, t + 1] + 1, 0)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    set_index: int
+    hours: float
+    factor: float
+    start: int
+    half: str  # "train", "test" or "" (straddles the middle of the trace)
+    optimal: float | None
+
+
+def _settings(grid: dict[str, tuple[float, ...]]) -> list[dict[str, float]]:
+    keys = sorted(grid)
+    return [dict(zip(keys, values, strict=True)) for values in itertools.product(*(grid[k] for k in keys))]
+
+
+def _spec(sc: Scenario) -> JobSpec:
+    s = bp.SETS[sc.set_index]
+    return JobSpec(sc.hours, sc.hours * sc.factor, bp.CHECKPOINT_MIN, bp.RESTART_MIN, nodes=s.nodes)
+
+
+def run_scenario(args: tuple[Scenario, list[dict[str, float]]]) -> dict[str, object]:
+    """Every grid setting, the defaults and the oracle on one scenario."""
+    sc, settings = args
+    s = bp.SETS[sc.set_index]
+    ts = bp._traces(s)
+    spec = _spec(sc)
+    opt = sc.optimal
+    if opt is None:
+        opt = optimal_cost(ts, spec, ondemand_price=s.ondemand, start_tick=sc.start).cost_usd
+
+    def run(policy: object) -> SimResult:
+        return simulate(ts, spec, policy, ondemand_price=s.ondemand, start_tick=sc.start)  # type: ignore[arg-type]
+
+    grid = [run(MultiCloud(**kw)) for kw in settings]  # type: ignore[arg-type]
+    default = run(MultiCloud())
+    oracle = run(
+        OracleZones(MultiCloud(), remaining_runs(ts.available(s.nodes)), sc.start, ts.gap_seconds / 3600)
+    )
+    return {
+        "set": s.label,
+        "hours": sc.hours,
+        "factor": sc.factor,
+        "start": sc.start,
+        "half": sc.half,
+        "optimal": opt,
+        "ondemand_cost": default.ondemand_cost_usd,
+        "grid": [(r.cost_usd, r.met_deadline) for r in grid],
+        "default": (default.cost_usd, default.met_deadline),
+        "oracle": (oracle.cost_usd, oracle.met_deadline),
+        "default_parts": {
+            "preemptions": default.preemptions,
+            "overhead_hours": default.overhead_hours,
+            "lost_work_hours": default.lost_work_hours,
+            "ondemand_hours": default.ondemand_hours,
+            "spot_hours": default.spot_hours,
+        },
+    }
+
+
+def scenarios() -> list[Scenario]:
+    tasks = bp.make_tasks(bp.FULL)
+    saved: dict[tuple[str, float, float, int], float] = {}
+    path = bp.RESULTS / "policies.json"
+    if path.exists():
+        for r in json.loads(path.read_text())["rows"]:
+            saved[(str(r["set"]), float(r["hours"]), float(r["factor"]), int(r["start"]))] = float(
+                r["optimal"]
+            )
+    out = []
+    for t in tasks:
+        ts = bp._traces(bp.SETS[t.set_index])
+        end = t.start + t.hours * t.factor * 3600 / ts.gap_seconds
+        half = "train" if end <= ts.ticks / 2 else "test" if t.start >= ts.ticks / 2 else ""
+        key = (bp.SETS[t.set_index].label, t.hours, t.factor, t.start)
+        out.append(Scenario(t.set_index, t.hours, t.factor, t.start, half, saved.get(key)))
+    return out
+
+
+def _gap(cost: float, opt: float) -> float:
+    return cost / opt - 1.0
+
+
+def _summary(rows: list[dict[str, object]], pick: object) -> tuple[float, int, int]:
+    """(mean gap, deadline misses, scenarios) of the (cost, met) that ``pick(row)`` returns."""
+    gaps, misses = [], 0
+    for r in rows:
+        cost, met = pick(r)  # type: ignore[operator]
+        gaps.append(_gap(cost, float(r["optimal"])))  # type: ignore[arg-type]
+        misses += 0 if met else 1
+    return (statistics.fmean(gaps) if gaps else float("nan"), misses, len(rows))
+
+
+def _best_in_hindsight(row: dict[str, object]) -> tuple[float, bool]:
+    met = [c for c, ok in row["grid"] if ok]  # type: ignore[attr-defined]
+    return (min(met), True) if met else (min(c for c, _ in row["grid"]), False)  # type: ignore[attr-defined]
+
+
+def analyse(rows: list[dict[str, object]], settings: list[dict[str, float]]) -> tuple[str, dict[str, float]]:
+    train = [r for r in rows if r["half"] == "train"]
+    test = [r for r in rows if r["half"] == "test"]
+
+    def grid_score(i: int) -> tuple[int, float]:
+        gap, misses, _ = _summary(train, lambda r: r["grid"][i])  # type: ignore[index]
+        return (misses, gap)
+
+    best_i = min(range(len(settings)), key=grid_score)
+    best = settings[best_i]
+    defaults = {f.name: getattr(MultiCloud(), f.name) for f in fields(MultiCloud) if f.name in best}
+
+    def line(label: str, pick: object) -> str:
+        cells = []
+        for part in (train, test, rows):
+            gap, misses, n = _summary(part, pick)
+            cells.append(f"{100 * gap:.1f}% ({misses} missed / {n})")
+        return f"| {label} | " + " | ".join(cells) + " |"
+
+    out = [
+        "| multicloud setting | train (first half): mean gap | test (second half, held out) | all |",
+        "|---|---:|---:|---:|",
+        line(f"shipped defaults {_kw(defaults)}", lambda r: r["default"]),
+        line(f"best on train {_kw(best)}", lambda r: r["grid"][best_i]),  # type: ignore[index]
+        line("diagnostic: best of grid per scenario, in hindsight", _best_in_hindsight),
+        line("diagnostic: oracle zone choice (defaults otherwise)", lambda r: r["oracle"]),
+    ]
+    parts = {
+        k: statistics.fmean(float(r["default_parts"][k]) for r in rows)  # type: ignore[index]
+        for k in ("preemptions", "overhead_hours", "lost_work_hours", "ondemand_hours", "spot_hours")
+    }
+    parts["job_hours"] = statistics.fmean(float(str(r["hours"])) for r in rows)
+    return "\n".join(out), {**parts, "grid_size": float(len(settings))}
+
+
+def _kw(kw: dict[str, float]) -> str:
+    return "(" + ", ".join(f"{k}={v:g}" for k, v in sorted(kw.items())) + ")"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="two grid settings, for a smoke run")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument(
+        "--write-readme", action="store_true", help="replace this section of benchmarks/README.md"
+    )
+    ap.add_argument("--from-json", type=Path, help="re-render from a previous policy_limits.json")
+    args = ap.parse_args(argv)
+    if args.from_json:
+        saved = json.loads(args.from_json.read_text())
+        rows, settings = saved["rows"], saved["settings"]
+        command, seconds = str(saved["command"]), float(saved["seconds"])
+    else:
+        settings = _settings(QUICK_GRID if args.quick else FULL_GRID)
+        todo = scenarios()
+        t0 = time.perf_counter()
+        print(f"{len(todo)} scenarios x {len(settings)} settings on {args.workers} workers", file=sys.stderr)
+        with multiprocessing.Pool(args.workers) as pool:
+            rows = pool.map(run_scenario, [(sc, settings) for sc in todo], chunksize=4)
+        seconds = time.perf_counter() - t0
+        command = ".venv/bin/python benchmarks/bench_policy_limits.py" + (" --quick" if args.quick else "")
+        bp.RESULTS.mkdir(parents=True, exist_ok=True)
+        (bp.RESULTS / "policy_limits.json").write_text(
+            json.dumps({"command": command, "seconds": seconds, "settings": settings, "rows": rows}, indent=1)
+        )
+    table, parts = analyse(rows, settings)
+    per_job = (
+        f"Where the defaults' cost goes, per job (mean job {parts['job_hours']:.1f} h of work): "
+        f"{parts['preemptions']:.2f} preemptions, {parts['overhead_hours']:.2f} h of restart overhead, "
+        f"{parts['lost_work_hours']:.2f} h of work lost since the last checkpoint, "
+        f"{parts['ondemand_hours']:.2f} h on on-demand, {parts['spot_hours']:.2f} h on spot."
+    )
+    text = (
+        f"{len(rows)} scenarios x {len(settings)} grid settings, {seconds:.0f} s on this machine; "
+        f"train {sum(r['half'] == 'train' for r in rows)}, test {sum(r['half'] == 'test' for r in rows)}, "
+        f"straddling the middle {sum(r['half'] == '' for r in rows)}.\n\n{table}\n\n{per_job}\n"
+    )
+    print(text)
+    if args.write_readme:
+        replace_section(
+            "## bench_policy_limits",
+            "## bench_policy_limits\n\n"
+            "How far `multicloud` is from the offline optimum and whether its parameters hold on data "
+            "they were not chosen on (the docstring of `benchmarks/bench_policy_limits.py` defines each "
+            "row). Train = jobs whose whole window lies in the first half of their trace, test = jobs "
+            "that start in the second half. The two diagnostic rows cheat on purpose: they bound what "
+            "perfect per-job tuning or a perfect availability predictor could buy this policy.\n\n"
+            f"```\n{command}\n```\n\n{text}",
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
