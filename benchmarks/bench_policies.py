@@ -79,12 +79,18 @@ def _traces(s: SetSpec) -> TraceSet:
     return _cache[key]
 
 
+MODELS = ("periodic", "on notice")
+"""Job models: ``periodic`` checkpoints only every CHECKPOINT_MIN; ``on notice`` also checkpoints
+when told its node is going (``JobSpec.checkpoint_on_notice``), so a preemption loses no work."""
+
+
 @dataclass(frozen=True, slots=True)
 class Task:
     set_index: int
     hours: float
     factor: float
     start: int
+    model: str = "periodic"
 
 
 def _run_policy(ts: TraceSet, spec: JobSpec, name: str, od: float, start: int) -> tuple[float, float, float]:
@@ -107,9 +113,17 @@ def _run_policy(ts: TraceSet, spec: JobSpec, name: str, od: float, start: int) -
 def run_task(task: Task) -> dict[str, object]:
     s = SETS[task.set_index]
     ts = _traces(s)
-    spec = JobSpec(task.hours, task.hours * task.factor, CHECKPOINT_MIN, RESTART_MIN, nodes=s.nodes)
+    spec = JobSpec(
+        task.hours,
+        task.hours * task.factor,
+        CHECKPOINT_MIN,
+        RESTART_MIN,
+        nodes=s.nodes,
+        checkpoint_on_notice=task.model == "on notice",
+    )
     opt = optimal_cost(ts, spec, ondemand_price=s.ondemand, start_tick=task.start)
     out: dict[str, object] = {
+        "model": task.model,
         "set": s.label,
         "hours": task.hours,
         "factor": task.factor,
@@ -144,7 +158,7 @@ def make_tasks(grid: dict[str, object]) -> list[Task]:
                     if n_starts > 1
                     else [0]
                 )
-                tasks.extend(Task(i, h, f, st) for st in starts)
+                tasks.extend(Task(i, h, f, st, m) for st in starts for m in MODELS)
     return tasks
 
 
@@ -168,33 +182,36 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
-def write_markdown(rows: list[dict[str, object]], path: Path, command: str, seconds: float) -> str:
-    summ = summarise(rows)
-    lines = [
-        "# Deadline policies on the shared spot traces",
-        "",
-        f"Command: `{command}` ({seconds:.0f} s on this machine). {len(rows)} scenarios: every trace "
-        f"set x job length x deadline x start offset; checkpoint every {CHECKPOINT_MIN:g} min, restart "
-        f"{RESTART_MIN:g} min. Traces: github.com/skypilot-org/spot-traces (Can't Be Late, NSDI'24). "
-        "Model: ray_multicloud/sim/engine.py.",
-        "",
-        "Cost is a fraction of running the job on on-demand; the gap is cost / optimum - 1 (optimum: "
-        "offline DP with the whole trace known, ray_multicloud/sim/optimal.py). Misses count deadline "
-        "misses (single-zone policies are averaged over home zones, so a miss can be fractional).",
-        "",
-        "## Summary",
-        "",
-        "| policy | cost / on-demand | deadline misses | mean gap to optimum | worst gap |",
-        "|---|---:|---:|---:|---:|",
-    ]
+def _model_of(row: dict[str, object]) -> str:
+    return str(row.get("model", "periodic"))
+
+
+def _summary_lines(rows: list[dict[str, object]]) -> list[str]:
+    """One summary table: a row per policy, a column group per job model present in ``rows``."""
+    models = [m for m in MODELS if any(_model_of(r) == m for r in rows)]
+    summ = {m: summarise([r for r in rows if _model_of(r) == m]) for m in models}
+    head = "| policy | " + " | ".join(
+        f"{m}: cost / on-demand | {m}: misses | {m}: mean gap to optimum | {m}: worst gap" for m in models
+    )
+    lines = [head + " |", "|---|" + "---:|---:|---:|---:|" * len(models)]
     for name in ORDER:
-        s = summ[name]
-        lines.append(
-            f"| {name} | {_pct(s['cost_fraction'])} | {s['misses']:.1f} / {int(s['runs'])} "
-            f"| {_pct(s['gap'])} | {_pct(s['gap_max'])} |"
-        )
-    summary_table = "\n".join(lines[-(len(ORDER) + 2) :])
-    lines += ["", "## Per trace set: mean gap to optimum (cost / on-demand in brackets; misses after !)", ""]
+        cells = []
+        for m in models:
+            sm = summ[m][name]
+            cells.append(
+                f"{_pct(sm['cost_fraction'])} | {sm['misses']:.1f} / {int(sm['runs'])} "
+                f"| {_pct(sm['gap'])} | {_pct(sm['gap_max'])}"
+            )
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _detail_lines(rows: list[dict[str, object]], model: str) -> list[str]:
+    lines = [
+        f"## Job model '{model}', per trace set: mean gap to optimum (cost / on-demand in brackets; "
+        "misses after !)",
+        "",
+    ]
     lines.append("| trace set | runs | " + " | ".join(ORDER) + " |")
     lines.append("|---|---:|" + "---:|" * len(ORDER))
     for spec in SETS:
@@ -209,18 +226,48 @@ def write_markdown(rows: list[dict[str, object]], path: Path, command: str, seco
                 c += f" !{sm[name]['misses']:.1f}"
             cells.append(c)
         lines.append(f"| {spec.label} | {len(sub)} | " + " | ".join(cells) + " |")
-    lines += ["", "## By deadline (deadline = factor x job length): mean gap to optimum", ""]
+    lines += ["", f"## Job model '{model}', by deadline (deadline = factor x job length): mean gap", ""]
     factors = sorted({float(str(r["factor"])) for r in rows})
     lines.append("| factor | " + " | ".join(ORDER) + " |")
     lines.append("|---:|" + "---:|" * len(ORDER))
     for f in factors:
         sm = summarise([r for r in rows if r["factor"] == f])
         lines.append(f"| {f:g} | " + " | ".join(_pct(sm[n]["gap"]) for n in ORDER) + " |")
+    return [*lines, ""]
+
+
+def write_markdown(rows: list[dict[str, object]], path: Path, command: str, seconds: float) -> str:
+    summary = _summary_lines(rows)
+    lines = [
+        "# Deadline policies on the shared spot traces",
+        "",
+        f"Command: `{command}` ({seconds:.0f} s on this machine). {len(rows)} scenarios: every trace "
+        f"set x job length x deadline x start offset x job model; checkpoint every {CHECKPOINT_MIN:g} "
+        f"min, restart {RESTART_MIN:g} min. Job models: 'periodic' checkpoints only on that schedule; "
+        "'on notice' also checkpoints when told its node is going (interruption notice, or a move's "
+        "drain), so a preemption loses no work. Traces: github.com/skypilot-org/spot-traces (Can't Be "
+        "Late, NSDI'24). Model: ray_multicloud/sim/engine.py.",
+        "",
+        "Cost is a fraction of running the job on on-demand; the gap is cost / optimum - 1 (optimum: "
+        "offline DP with the whole trace known, ray_multicloud/sim/optimal.py, under the same job model). "
+        "Misses count deadline misses (single-zone policies are averaged over home zones, so a miss can "
+        "be fractional).",
+        "",
+        "## Summary",
+        "",
+        *summary,
+        "",
+    ]
+    for m in MODELS:
+        sub = [r for r in rows if _model_of(r) == m]
+        if sub:
+            lines += _detail_lines(sub, m)
     path.write_text("\n".join(lines) + "\n")
-    return summary_table
+    return "\n".join(summary)
 
 
-def write_plots(rows: list[dict[str, object]], out: Path) -> list[Path]:
+def write_plots(rows: list[dict[str, object]], out: Path, suffix: str = "") -> list[Path]:
+    """Cost, gap per trace set and gap per deadline for ``rows`` (one job model), as PNGs."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -241,10 +288,11 @@ def write_plots(rows: list[dict[str, object]], out: Path) -> list[Path]:
         )
     ax.set_ylabel("cost / on-demand")
     ax.set_ylim(0, 1.25)
-    ax.set_title("Mean cost over all shared traces (lower is better)")
+    model = suffix.strip("_").replace("_", " ") or "periodic"
+    ax.set_title(f"Mean cost over all shared traces, job model '{model}' (lower is better)", fontsize=10)
     plt.setp(ax.get_xticklabels(), rotation=15)
     fig.tight_layout()
-    p = out / "policies_cost.png"
+    p = out / f"policies_cost{suffix}.png"
     fig.savefig(p, dpi=110)
     plt.close(fig)
     paths.append(p)
@@ -263,9 +311,9 @@ def write_plots(rows: list[dict[str, object]], out: Path) -> list[Path]:
     ax.set_yscale("symlog", linthresh=10)
     ax.set_ylim(0, 2000)
     ax.legend(fontsize=8, ncol=len(names), loc="upper center")
-    ax.set_title("Distance from the offline optimum per trace set")
+    ax.set_title(f"Distance from the offline optimum per trace set, job model '{model}'")
     fig.tight_layout()
-    p = out / "policies_gap_by_trace.png"
+    p = out / f"policies_gap_by_trace{suffix}.png"
     fig.savefig(p, dpi=110)
     plt.close(fig)
     paths.append(p)
@@ -284,7 +332,7 @@ def write_plots(rows: list[dict[str, object]], out: Path) -> list[Path]:
     ax.set_yscale("symlog", linthresh=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    p = out / "policies_gap_by_deadline.png"
+    p = out / f"policies_gap_by_deadline{suffix}.png"
     fig.savefig(p, dpi=110)
     plt.close(fig)
     paths.append(p)
@@ -320,7 +368,13 @@ def main(argv: list[str] | None = None) -> int:
                 )
     print(file=sys.stderr)
     rows.sort(
-        key=lambda r: (str(r["set"]), float(str(r["hours"])), float(str(r["factor"])), int(str(r["start"])))
+        key=lambda r: (
+            _model_of(r),
+            str(r["set"]),
+            float(str(r["hours"])),
+            float(str(r["factor"])),
+            int(str(r["start"])),
+        )
     )
     seconds = time.perf_counter() - t0
     args.out.mkdir(parents=True, exist_ok=True)
@@ -360,8 +414,11 @@ def measure_speed() -> str:
 def _render(rows: list[dict[str, object]], args: argparse.Namespace, command: str, seconds: float) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     summary = write_markdown(rows, args.out / "policies.md", command, seconds)
-    for p in write_plots(rows, args.out):
-        print(f"wrote {p}", file=sys.stderr)
+    for m in MODELS:
+        sub = [r for r in rows if _model_of(r) == m]
+        suffix = "" if m == "periodic" else "_" + m.replace(" ", "_")
+        for p in write_plots(sub, args.out, suffix) if sub else []:
+            print(f"wrote {p}", file=sys.stderr)
     print(summary)
     speed = "" if args.no_speed else measure_speed()
     if speed:
@@ -380,7 +437,11 @@ def update_readme(path: Path, command: str, summary: str, seconds: float, runs: 
         "Deadline policies (ray_multicloud/policy/deadline.py) on every shared spot trace against the "
         "offline optimum (ray_multicloud/sim/optimal.py), with the job model of ray_multicloud/sim/engine.py "
         f"(checkpoint every {CHECKPOINT_MIN:g} min, restart {RESTART_MIN:g} min; jobs of 4-48 h, deadlines "
-        "1.25-2x the job, several start offsets). Details per trace set and deadline: "
+        "1.25-2x the job, several start offsets), for two job models: 'periodic' checkpoints only on that "
+        "schedule; 'on notice' also saves when told its node is going (a spot interruption notice, or the "
+        "PREEMPTION drain before every move: `ray.train.get_preemption_info()` in the training loop, as "
+        "`ray_multicloud/train/scenario.py` does), so a preemption loses no work; that needs a state that "
+        "saves within the notice (AWS 2 min, GCP/Azure 30 s). Details per trace set and deadline: "
         "`benchmarks/results/policies.md`; plots: `benchmarks/results/policies_*.png`. Traces: "
         "github.com/skypilot-org/spot-traces (Can't Be Late, NSDI'24). Spot prices from the files where "
         "they have them, else 30% of on-demand; on-demand list prices: AWS us-east-1 (p2, p3, r5), GCP "
@@ -389,8 +450,10 @@ def update_readme(path: Path, command: str, summary: str, seconds: float, runs: 
         f"{runs} scenarios, {seconds:.0f} s on this machine (2 cores).\n\n{summary}\n\n"
         "Reading it: the optimum knows every future preemption, so it never loses work and picks the zone "
         "whose spot run lasts; an online policy pays a restart plus up to a checkpoint interval of lost "
-        "work on every preemption, and these traces preempt often (many zones flap within hours), which "
-        "is most of multicloud's remaining gap. The single-zone baselines are averaged over home zones. "
+        "work on every preemption, and these traces preempt often (many zones flap within hours). That "
+        "lost work, and the on-demand time it forces when it eats the deadline's slack, is most of "
+        "multicloud's gap under the periodic model; a job that saves on notice loses none of it, which "
+        "closes most of the gap. The single-zone baselines are averaged over home zones. "
         "multicloud's defaults were chosen on this grid; `benchmarks/bench_policy_limits.py` checks them "
         "on a held-out half of the traces (later in time) and bounds what better tuning or a perfect "
         "availability predictor could buy (section bench_policy_limits below).\n"

@@ -3,9 +3,11 @@
     .venv/bin/python benchmarks/bench_policy_limits.py            # full grid, a few minutes on 2 cores
     .venv/bin/python benchmarks/bench_policy_limits.py --quick    # small grid
 
-Same scenarios as ``benchmarks/bench_policies.py`` (every shared trace set x job length x deadline x
-four start offsets spread over the trace). The optimum comes from that benchmark's
-``results/policies.json`` when it holds every scenario, else it is computed here.
+Same scenarios as ``benchmarks/bench_policies.py`` (every shared trace set x job length x deadline
+x four start offsets spread over the trace), for each of its job models (``periodic``: checkpoints
+only every 30 min; ``on notice``: also on the interruption notice, so a preemption loses no work).
+The optimum comes from that benchmark's ``results/policies.json`` when it holds the scenario, else
+it is computed here.
 
 1. **Held-out split (in time).** A scenario whose whole window (start to deadline) lies in the
    first half of its trace is *train*; one that starts in the second half is *test*; the few that
@@ -44,10 +46,10 @@ from ray_multicloud.sim import JobSpec, SimResult, optimal_cost, simulate
 FULL_GRID = {
     "keep_share": (0.3, 0.6, 0.9),
     "wait_reserves": (1.0, 1.5, 2.5),
-    "min_payback": (1.0, 2.0, 4.0),
+    "keep_per_work": (0.0, 0.15, 0.25),
     "move_min_uptime_hours": (0.0, 0.5),
 }
-QUICK_GRID = {"keep_share": (0.3, 0.6), "wait_reserves": (1.5,), "min_payback": (2.0,)}
+QUICK_GRID = {"keep_share": (0.3, 0.6), "keep_per_work": (0.25,)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +92,7 @@ class Scenario:
     start: int
     half: str  # "train", "test" or "" (straddles the middle of the trace)
     optimal: float | None
+    model: str = "periodic"
 
 
 def _settings(grid: dict[str, tuple[float, ...]]) -> list[dict[str, float]]:
@@ -99,7 +102,14 @@ def _settings(grid: dict[str, tuple[float, ...]]) -> list[dict[str, float]]:
 
 def _spec(sc: Scenario) -> JobSpec:
     s = bp.SETS[sc.set_index]
-    return JobSpec(sc.hours, sc.hours * sc.factor, bp.CHECKPOINT_MIN, bp.RESTART_MIN, nodes=s.nodes)
+    return JobSpec(
+        sc.hours,
+        sc.hours * sc.factor,
+        bp.CHECKPOINT_MIN,
+        bp.RESTART_MIN,
+        nodes=s.nodes,
+        checkpoint_on_notice=sc.model == "on notice",
+    )
 
 
 def run_scenario(args: tuple[Scenario, list[dict[str, float]]]) -> dict[str, object]:
@@ -121,6 +131,7 @@ def run_scenario(args: tuple[Scenario, list[dict[str, float]]]) -> dict[str, obj
         OracleZones(MultiCloud(), remaining_runs(ts.available(s.nodes)), sc.start, ts.gap_seconds / 3600)
     )
     return {
+        "model": sc.model,
         "set": s.label,
         "hours": sc.hours,
         "factor": sc.factor,
@@ -141,22 +152,21 @@ def run_scenario(args: tuple[Scenario, list[dict[str, float]]]) -> dict[str, obj
     }
 
 
-def scenarios() -> list[Scenario]:
-    tasks = bp.make_tasks(bp.FULL)
-    saved: dict[tuple[str, float, float, int], float] = {}
+def scenarios(models: tuple[str, ...]) -> list[Scenario]:
+    tasks = [t for t in bp.make_tasks(bp.FULL) if t.model in models]
+    saved: dict[tuple[str, str, float, float, int], float] = {}
     path = bp.RESULTS / "policies.json"
     if path.exists():
         for r in json.loads(path.read_text())["rows"]:
-            saved[(str(r["set"]), float(r["hours"]), float(r["factor"]), int(r["start"]))] = float(
-                r["optimal"]
-            )
+            key = (str(r.get("model", "periodic")), str(r["set"]), float(r["hours"]), float(r["factor"]))
+            saved[(*key, int(r["start"]))] = float(r["optimal"])
     out = []
     for t in tasks:
         ts = bp._traces(bp.SETS[t.set_index])
         end = t.start + t.hours * t.factor * 3600 / ts.gap_seconds
         half = "train" if end <= ts.ticks / 2 else "test" if t.start >= ts.ticks / 2 else ""
-        key = (bp.SETS[t.set_index].label, t.hours, t.factor, t.start)
-        out.append(Scenario(t.set_index, t.hours, t.factor, t.start, half, saved.get(key)))
+        key = (t.model, bp.SETS[t.set_index].label, t.hours, t.factor, t.start)
+        out.append(Scenario(t.set_index, t.hours, t.factor, t.start, half, saved.get(key), t.model))
     return out
 
 
@@ -226,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         "--write-readme", action="store_true", help="replace this section of benchmarks/README.md"
     )
     ap.add_argument("--from-json", type=Path, help="re-render from a previous policy_limits.json")
+    ap.add_argument("--model", choices=(*bp.MODELS, "all"), default="all", help="job model(s) to run")
     args = ap.parse_args(argv)
     if args.from_json:
         saved = json.loads(args.from_json.read_text())
@@ -233,29 +244,36 @@ def main(argv: list[str] | None = None) -> int:
         command, seconds = str(saved["command"]), float(saved["seconds"])
     else:
         settings = _settings(QUICK_GRID if args.quick else FULL_GRID)
-        todo = scenarios()
+        todo = scenarios(bp.MODELS if args.model == "all" else (args.model,))
         t0 = time.perf_counter()
         print(f"{len(todo)} scenarios x {len(settings)} settings on {args.workers} workers", file=sys.stderr)
         with multiprocessing.Pool(args.workers) as pool:
             rows = pool.map(run_scenario, [(sc, settings) for sc in todo], chunksize=4)
         seconds = time.perf_counter() - t0
         command = ".venv/bin/python benchmarks/bench_policy_limits.py" + (" --quick" if args.quick else "")
+        command += "" if args.model == "all" else f" --model '{args.model}'"
         bp.RESULTS.mkdir(parents=True, exist_ok=True)
         (bp.RESULTS / "policy_limits.json").write_text(
             json.dumps({"command": command, "seconds": seconds, "settings": settings, "rows": rows}, indent=1)
         )
-    table, parts = analyse(rows, settings)
-    per_job = (
-        f"Where the defaults' cost goes, per job (mean job {parts['job_hours']:.1f} h of work): "
-        f"{parts['preemptions']:.2f} preemptions, {parts['overhead_hours']:.2f} h of restart overhead, "
-        f"{parts['lost_work_hours']:.2f} h of work lost since the last checkpoint, "
-        f"{parts['ondemand_hours']:.2f} h on on-demand, {parts['spot_hours']:.2f} h on spot."
-    )
-    text = (
-        f"{len(rows)} scenarios x {len(settings)} grid settings, {seconds:.0f} s on this machine; "
-        f"train {sum(r['half'] == 'train' for r in rows)}, test {sum(r['half'] == 'test' for r in rows)}, "
-        f"straddling the middle {sum(r['half'] == '' for r in rows)}.\n\n{table}\n\n{per_job}\n"
-    )
+    sections = []
+    for model in bp.MODELS:
+        sub = [r for r in rows if r.get("model", "periodic") == model]
+        if not sub:
+            continue
+        table, parts = analyse(sub, settings)
+        per_job = (
+            f"Where the defaults' cost goes, per job (mean job {parts['job_hours']:.1f} h of work): "
+            f"{parts['preemptions']:.2f} preemptions, {parts['overhead_hours']:.2f} h of restart overhead, "
+            f"{parts['lost_work_hours']:.2f} h of work lost since the last checkpoint, "
+            f"{parts['ondemand_hours']:.2f} h on on-demand, {parts['spot_hours']:.2f} h on spot."
+        )
+        sections.append(
+            f"Job model '{model}': {len(sub)} scenarios; train "
+            f"{sum(r['half'] == 'train' for r in sub)}, test {sum(r['half'] == 'test' for r in sub)}, "
+            f"straddling the middle {sum(r['half'] == '' for r in sub)}.\n\n{table}\n\n{per_job}\n"
+        )
+    text = f"{len(settings)} grid settings, {seconds:.0f} s on this machine.\n\n" + "\n".join(sections)
     print(text)
     if args.write_readme:
         replace_section(

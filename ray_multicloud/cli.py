@@ -206,6 +206,9 @@ def _add_simulate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                    help="on-demand USD/h (default 3.06, p3.2xlarge us-east-1)")
     p.add_argument("--start-hours", type=float, default=0.0, help="start the job this far into the trace")
     p.add_argument("--nodes", type=int, default=1, help="spot VMs the job needs at once (multi-node traces)")
+    p.add_argument("--checkpoint-on-notice", action="store_true",
+                   help="the job also checkpoints when told its node is going (interruption notice or a "
+                   "move's drain), so a preemption loses no work; needs a state that saves within the notice")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.set_defaults(handler=_cmd_simulate)
 
@@ -258,6 +261,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         checkpoint_minutes=args.checkpoint_minutes,
         restart_minutes=args.restart_minutes,
         nodes=args.nodes,
+        checkpoint_on_notice=args.checkpoint_on_notice,
     )
     start = round(args.start_hours * 3600.0 / traces.gap_seconds)
     bar = _ProgressBar(f"simulate {args.policy}")
@@ -277,6 +281,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     out = result.as_dict()
     out["zones"] = list(traces.names)
     out["trace_hours"] = round(traces.hours, 6)
+    out["checkpoint_on_notice"] = args.checkpoint_on_notice
     if args.json:
         clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in out.items()}
         print(json.dumps(clean))
@@ -287,7 +292,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         ["policy", result.policy],
         ["zones", f"{len(traces.names)} ({', '.join(traces.names)})"],
         ["tick", (f"{traces.gap_seconds:g} s; work {result.work_ticks}, restart {result.restart_ticks}, "
-                  f"checkpoint {result.checkpoint_ticks} ticks")],
+                  f"checkpoint {result.checkpoint_ticks} ticks"
+                  + (" (on notice: every release keeps its work)" if args.checkpoint_on_notice else ""))],
         ["cost", f"{result.cost_usd:.2f} USD"],
         ["on-demand cost", f"{result.ondemand_cost_usd:.2f} USD"],
         ["savings", f"{result.savings_fraction:.1%}"],

@@ -392,3 +392,20 @@ def test_views_are_values() -> None:
     with pytest.raises(AttributeError):
         v.elapsed_hours = 1.0  # type: ignore[misc]
     assert replace(v, elapsed_hours=1.0).elapsed_hours == 1.0
+
+
+def test_multicloud_keeps_slack_for_the_work_left_before_waiting() -> None:
+    # No spot anywhere. W=40, D=48, at t=36 with 30 h done: slack 48 - 36 - 0.2 - 10 = 1.8 h. The
+    # uniform line keeps 0.6 x 7.8 x 0.25 = 1.17 h and 1.5 reserves 1.05 h: that alone would wait;
+    # keep_per_work 0.25 keeps 2.5 h for the 10 h left, so the job goes on-demand.
+    late = view(t=36.0, done=30.0, total=40.0, deadline=48.0)
+    assert MultiCloud(keep_per_work=0.0).decide(late, Memory()).choice == WAIT
+    step = MultiCloud(keep_per_work=0.25).decide(late, Memory())
+    assert step.choice == ON_DEMAND, step.reasons
+    # With 6 h left (slack 5.8 h, 1.5 h kept for the work) waiting is fine.
+    assert (
+        MultiCloud(keep_per_work=0.25)
+        .decide(view(t=36.0, done=34.0, total=40.0, deadline=48.0), Memory())
+        .choice
+        == WAIT
+    )

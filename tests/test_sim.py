@@ -8,7 +8,7 @@ import json
 import math
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -109,6 +109,22 @@ def test_preemption_loses_work_since_checkpoint(tmp_path: Path) -> None:
     # t5, work 3 and 4 at t6-t7 -> 3 + 3 = 6 USD.
     tight = JobSpec(work_hours=4, deadline_hours=9, checkpoint_minutes=120, restart_minutes=60)
     assert optimal_cost(ts, tight, ondemand_price=3.0).cost_usd == pytest.approx(6.0)
+
+
+def test_checkpoint_on_notice_keeps_the_work_of_a_preemption(tmp_path: Path) -> None:
+    # The trace and script of the test above, but the job saves when its node is going:
+    # t0 restart, t1-t3 w1-w3, t4 preempted (keeps w3), t5 restart, t6 w4: done at 7 h, 4 + 2 = 6 USD.
+    ts = hourly(tmp_path, {"us-east-1a": [1, 1, 1, 1, 0, 1, 1, 1, 1, 1]})
+    spec = JobSpec(
+        work_hours=4, deadline_hours=10, checkpoint_minutes=120, restart_minutes=60, checkpoint_on_notice=True
+    )
+    s = spot("us-east-1a")
+    r = simulate(ts, spec, Scripted((s,) * 4 + (WAIT,) + (s,) * 5), ondemand_price=3.0)
+    assert r.cost_usd == pytest.approx(6.0)
+    assert (r.hours_elapsed, r.preemptions, r.lost_work_hours, r.checkpoint_ticks) == (7.0, 1, 0.0, 1)
+    # A release keeps its work too: leave spot for on-demand after w2, at no loss.
+    od = simulate(ts, spec, Scripted((s,) * 3 + (ON_DEMAND,) * 4), ondemand_price=3.0)
+    assert (od.lost_work_hours, od.hours_elapsed, od.cost_usd) == (0.0, 6.0, pytest.approx(3 + 3 * 3))
 
 
 def test_multicloud_moves_to_the_zone_that_is_up(tmp_path: Path) -> None:
@@ -212,6 +228,16 @@ def test_no_policy_beats_the_optimum_on_shared_traces(folder: str, pattern: str,
         for start in (0, ts.ticks // 3):
             opt = optimal_cost(ts, spec, ondemand_price=3.06, start_tick=start)
             assert opt.met_deadline
+            if hours == 4.0:
+                # A job that saves on notice has every option of one that does not, and more.
+                notice = replace(spec, checkpoint_on_notice=True)
+                opt_notice = optimal_cost(ts, notice, ondemand_price=3.06, start_tick=start)
+                assert opt_notice.cost_usd <= opt.cost_usd + 1e-9
+                for name, policy in POLICIES.items():
+                    r = simulate(ts, notice, policy, ondemand_price=3.06, start_tick=start)
+                    if r.met_deadline:
+                        assert r.cost_usd >= opt_notice.cost_usd - 1e-9, (folder, name, start, "notice")
+                    assert r.lost_work_hours == 0.0
             for name, policy in POLICIES.items():
                 r = simulate(ts, spec, policy, ondemand_price=3.06, start_tick=start)
                 if r.met_deadline:
@@ -273,6 +299,20 @@ def test_cli_json_has_the_stable_keys(
     assert obj["ondemand_cost_usd"] == pytest.approx(3.0 * 3.5)  # 6 work + 1 restart half-hour ticks
     assert obj["savings_fraction"] == pytest.approx(1 - obj["cost_usd"] / obj["ondemand_cost_usd"], abs=1e-5)
     assert obj["zones"] == ["us-east-1a", "us-west-2a"]
+
+
+def test_cli_checkpoint_on_notice(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_zone(tmp_path, "us-east-1a", [1, 1, 0, 1, 1, 1, 1, 1] * 3, gap=1800)
+    args = ["simulate", "--traces", str(tmp_path), "--job-hours", "3", "--deadline-hours", "6",
+            "--checkpoint-minutes", "60", "--restart-minutes", "10", "--policy", "greedy", "--json"]
+    assert main(args) == 0
+    periodic = json.loads(capsys.readouterr().out)
+    assert main([*args, "--checkpoint-on-notice"]) == 0
+    notice = json.loads(capsys.readouterr().out)
+    assert (periodic["checkpoint_on_notice"], notice["checkpoint_on_notice"]) == (False, True)
+    assert periodic["lost_work_hours"] == pytest.approx(0.5)  # preempted at t2 after 1 tick of work
+    assert notice["lost_work_hours"] == 0.0 and notice["checkpoint_ticks"] == 1
+    assert notice["cost_usd"] < periodic["cost_usd"]
 
 
 # --- bad trace files ---------------------------------------------------------------------------

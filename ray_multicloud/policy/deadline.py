@@ -46,9 +46,10 @@ Policies (CLI name -> class), each described with short event sequences:
   for a checkpoint boundary.
 * ``multicloud`` (:class:`MultiCloud`, ours): every zone of every cloud. Keeps its spot node
   while safe; on preemption moves to the cheapest available spot zone (ties: the zone that has
-  been up longest); with no spot anywhere, waits while the slack exceeds ``wait_reserves``
-  preemption reserves (a reserve = one restart plus one checkpoint interval of lost work), else
-  on-demand; goes on-demand when the slack could not absorb another preemption and restart;
+  been up longest); with no spot anywhere, waits while the slack exceeds what it keeps for the
+  rest of the job (``wait_reserves`` preemption reserves — a reserve = one restart plus one
+  checkpoint interval of lost work —, a share of the uniform slack line, and a share of the work
+  left), else on-demand; goes on-demand when the slack could not absorb another preemption and restart;
   returns from on-demand to spot at a checkpoint boundary once the slack again exceeds
   ``back_reserves`` reserves and the remaining work makes the switch pay:
   ``us-east-1a spot (preempted) -> us-west-2b spot (preempted) -> [none, slack low] ->
@@ -434,7 +435,9 @@ class MultiCloud:
 
     ``keep_share`` — with no spot anywhere, wait only while the slack exceeds this share of the
     initial slack, scaled by the share of the time to the deadline still ahead (the uniform
-    line of Uniform Progress, applied to slack), and at least ``wait_reserves`` reserves;
+    line of Uniform Progress, applied to slack), at least ``wait_reserves`` reserves, and at
+    least ``keep_per_work`` hours per hour of work left (preemptions keep coming while the work
+    lasts: slack spent waiting now is not there to absorb them later);
     ``back_reserves`` — leave on-demand for spot only while the slack after the restart still
     exceeds this many reserves (on-demand keeps slack constant, so this is what lets an
     on-demand stint be a bridge rather than the end);
@@ -448,7 +451,8 @@ class MultiCloud:
     back tends to flap).
     """
 
-    # Tuned on the shared traces (benchmarks/bench_policies.py grid): see benchmarks/README.md.
+    # Chosen on the first half (in time) of the shared traces, both job models of
+    # benchmarks/bench_policies.py; benchmarks/bench_policy_limits.py reports the held-out half.
     keep_share: float = 0.6
     wait_reserves: float = 1.5
     back_reserves: float = 0.0
@@ -457,6 +461,7 @@ class MultiCloud:
     hazard_weight: float = 0.0
     move_min_uptime_hours: float = 0.5
     back_min_uptime_hours: float = 0.0
+    keep_per_work: float = 0.25
     name: str = "multicloud"
 
     def decide(self, view: JobView, memory: Memory) -> Step:
@@ -529,7 +534,11 @@ class MultiCloud:
         if best is not None and off_ondemand_is_safe(view, keep=False) and spot_run_viable(view, keep=False):
             return Step(spot(best.zone), (f"{lost}cheapest available spot: {best.zone}",), mem)
         if best is None and off_ondemand_is_safe(view, keep=False):
-            keep = max(self.wait_reserves * reserve, self.keep_share * _uniform_slack(view))
+            keep = max(
+                self.wait_reserves * reserve,
+                self.keep_share * _uniform_slack(view),
+                self.keep_per_work * remaining_work(view),
+            )
             if slack - view.tick_hours >= keep:
                 return Step(
                     WAIT, (f"{lost}no spot anywhere, slack {slack:.2f}h > {keep:.2f}h kept: wait",), mem

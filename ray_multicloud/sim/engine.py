@@ -19,6 +19,14 @@ Time advances in the traces' ticks (``gap_seconds``). A job is converted to tick
    Checkpoints exist at every multiple of ``M`` ticks of work; the job finishes when its work
    reaches ``W`` and then holds nothing.
 
+A job with ``checkpoint_on_notice`` saves a checkpoint when it is told it is about to lose its
+node — a spot interruption notice, or the drain with reason PREEMPTION that precedes every move
+(``ray.train.get_preemption_info()`` in the worker; ``ray_multicloud.train.scenario`` does it) —
+so a preemption or a release keeps all the work done: the model expresses this as a checkpoint
+every tick (``M = 1``). It assumes the state saves within the notice (AWS gives 2 minutes, GCP and
+Azure 30 s; RAY_NOTES.md: a 7B job's state needs ~110 s to persist, so large jobs do not qualify
+unless they snapshot to host memory first). The time a checkpoint takes is not modelled either way.
+
 The deadline is met when the job finishes within ``D`` ticks of its start. ``ondemand_cost_usd``
 is what the job would cost on on-demand alone (``W + R`` ticks), the baseline for savings.
 """
@@ -60,6 +68,7 @@ class JobSpec:
     checkpoint_minutes: float
     restart_minutes: float
     nodes: int = 1
+    checkpoint_on_notice: bool = False
 
     def validate(self) -> None:
         if not (math.isfinite(self.work_hours) and self.work_hours > 0):
@@ -94,7 +103,9 @@ class TickJob:
             tick_seconds=tick_seconds,
             work=max(1, math.ceil(spec.work_hours * per_hour - eps)),
             restart=max(0, math.ceil(spec.restart_minutes * 60.0 / tick_seconds - eps)),
-            checkpoint=max(1, round(spec.checkpoint_minutes * 60.0 / tick_seconds)),
+            checkpoint=1
+            if spec.checkpoint_on_notice
+            else max(1, round(spec.checkpoint_minutes * 60.0 / tick_seconds)),
             deadline=None
             if spec.deadline_hours is None
             else math.floor(spec.deadline_hours * per_hour + eps),
