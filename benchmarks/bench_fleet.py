@@ -39,30 +39,18 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from _readme import replace_section
+from bench_policies import SETS, SHARED, SPOT_RATIO, SetSpec
 
 from ray_multicloud.sim import TraceSet, load_traces
 from ray_multicloud.sim.serving import FLEET_POLICIES, Demand, FleetSpec, load_demand, simulate_fleet
 
-SHARED = Path(__file__).resolve().parents[2] / "shared/data/preemption/skypilot-spot-traces"
-if not SHARED.exists():
-    SHARED = Path("/work/shared/data/preemption/skypilot-spot-traces")
 DEMAND_DIR = SHARED.parents[1] / "demand"
-SPOT_RATIO = 0.3
 REPLICAS_AT_MEAN = 4
 SHORT_DEMAND_HOURS = 24.0
 HEADING = "## bench_fleet"
-
-
-@dataclass(frozen=True, slots=True)
-class SetSpec:
-    label: str
-    folder: str
-    pattern: str
-    ondemand: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,18 +59,6 @@ class DemandSpec:
     path: str
 
 
-SETS = (
-    SetSpec("aws-02-15 p3.2xl 9 zones", "availability/1-node/aws-02-15-2023", "*.json", 3.06),
-    SetSpec("aws-10-26 p3.2xl 2 zones", "availability/1-node/aws-10-26-2022", "*_v100_1.json", 3.06),
-    SetSpec("aws-10-26 p3.16xl 2 zones", "availability/1-node/aws-10-26-2022", "*_v100_8.json", 24.48),
-    SetSpec("aws-10-26 p2.xl 2 zones", "availability/1-node/aws-10-26-2022", "*_k80_1.json", 0.90),
-    SetSpec("aws-10-26 p2.8xl 2 zones", "availability/1-node/aws-10-26-2022", "*_k80_8.json", 7.20),
-    SetSpec("aws-08-27 p3.2xl x16 3 zones", "availability/16-node/aws-08-27-2023", "*.json", 3.06),
-    SetSpec("aws-04-22 p3.2xl 4 zones", "preemption/1-node/aws-04-22-2023", "*.json", 3.06),
-    SetSpec("aws-04-19 r5.16xl 3 zones", "preemption/1-node/aws-04-19-2023", "*.json", 4.032),
-    SetSpec("gcp-04-30 c3-88 4 zones", "preemption/1-node/gcp-04-30-2023", "*.json", 3.742288),
-    SetSpec("aws-08-03 p3.2xl x4 3 zones", "preemption/4-node/aws-08-03-2023", "*.json", 3.06),
-)
 QUICK_SETS = (0, 5, 6, 8)  # 9 zones at 195 s, 16-node, priced 1-node at 32 s, GCP at 30 s
 
 DEMANDS = (
@@ -149,8 +125,9 @@ def run_case(s: SetSpec, ts: TraceSet, d: DemandSpec, demand: Demand, n_starts: 
             sets = [one_zone(w, z) for z in range(len(w.names))] if policy == "spot-one-zone" else [w]
             for sub in sets:
                 r = simulate_fleet(sub, demand, fleet, policy, ondemand_price=s.ondemand)
-                runs[policy].append((r.cost_usd / r.ondemand_cost_usd, r.slo_violation_fraction,
-                                     r.unserved_fraction))
+                runs[policy].append(
+                    (r.cost_usd / r.ondemand_cost_usd, r.slo_violation_fraction, r.unserved_fraction)
+                )
                 hours = r.hours
     figures = {
         p: Figures(*(statistics.fmean(col) for col in zip(*runs[p], strict=True))) for p in FLEET_POLICIES
@@ -164,8 +141,10 @@ def burst_share(demand: Demand, top: float = 0.01) -> tuple[float, float]:
     k = max(1, int(len(rates) * top))
     total = float(rates.sum())
     median = float(np.median(rates))
-    return (float(rates[:k].sum()) / total if total > 0 else 0.0,
-            float(rates[0]) / median if median > 0 else math.inf)
+    return (
+        float(rates[:k].sum()) / total if total > 0 else 0.0,
+        float(rates[0]) / median if median > 0 else math.inf,
+    )
 
 
 def _pct(x: float) -> str:
@@ -259,11 +238,15 @@ def render(cases: list[Case], command: str, seconds: float, n_starts: int, maf: 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    ap.add_argument("--quick", action="store_true",
-                    help=f"{len(QUICK_SETS)} of the {len(SETS)} trace sets and 2 starts for short demand")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"{len(QUICK_SETS)} of the {len(SETS)} trace sets and 2 starts for short demand",
+    )
     ap.add_argument("--starts", type=int, help="start ticks for short demand traces (default 8, --quick 2)")
-    ap.add_argument("--write-readme", action="store_true",
-                    help=f"replace the '{HEADING}' section of benchmarks/README.md")
+    ap.add_argument(
+        "--write-readme", action="store_true", help=f"replace the '{HEADING}' section of benchmarks/README.md"
+    )
     args = ap.parse_args(argv)
     n_starts = args.starts if args.starts is not None else (2 if args.quick else 8)
     command = ".venv/bin/python benchmarks/bench_fleet.py" + (" --quick" if args.quick else "")
@@ -276,8 +259,12 @@ def main(argv: list[str] | None = None) -> int:
         ts = load_traces([SHARED / s.folder], default_spot_price=SPOT_RATIO * s.ondemand, pattern=s.pattern)
         for d, demand in demands:
             cases.append(run_case(s, ts, d, demand, n_starts))
-            print(f"{len(cases)}/{len(sets) * len(demands)} {s.label} x {d.label} "
-                  f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
+            print(
+                f"{len(cases)}/{len(sets) * len(demands)} {s.label} x {d.label} "
+                f"({time.perf_counter() - t0:.0f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
     seconds = time.perf_counter() - t0
     maf = next(demand for d, demand in demands if d is DEMANDS[0])
     section = render(cases, command, seconds, n_starts, maf)
