@@ -28,6 +28,11 @@ the ledger and the logs show it:
 ``aws us-east-1a T4 spot (price $0.53/h) -> gcp us-central1-a T4 spot up (8 s) -> aws drained at
 deadline (15 s) -> aws terminated``.
 
+**Deadline jobs** (``--deadline-job POOL=RUN_DIR,TOTAL_STEPS,DEADLINE``, repeatable): before each
+tick, ``JobFeed`` re-reads each job's Train run directory (``train.progress``: its complete
+checkpoints' steps and times) and declares the estimate with ``set_job``, or clears it with None
+while there are fewer than two checkpoints to estimate from (saying why once in the log).
+
 Preemptions are not the controller's business: the cloud's notice drains the node (the local cloud
 does it itself) and the autoscaler replaces it through ``policy.place``.
 """
@@ -41,6 +46,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from ray_multicloud.drain import PREEMPTION, drain_node
@@ -55,6 +61,7 @@ from ray_multicloud.policy.rebalance import (
     plan,
 )
 from ray_multicloud.settings import load_cluster_yaml
+from ray_multicloud.train.progress import DeadlineJob, RunWatch
 from ray_multicloud.types import InstanceId, Move, PoolSpec
 
 logger = logging.getLogger(__name__)
@@ -380,14 +387,22 @@ class Controller:
         return done
 
     def run(
-        self, *, interval_s: float = 10.0, stop: threading.Event | None = None, max_ticks: int | None = None
+        self,
+        *,
+        interval_s: float = 10.0,
+        stop: threading.Event | None = None,
+        max_ticks: int | None = None,
+        before_tick: Callable[[], object] | None = None,
     ) -> None:
-        """Tick every ``interval_s`` until ``stop`` is set (or ``max_ticks`` ticks). A failing tick is
-        logged and the loop goes on: the controller must outlive a cloud's or the GCS's hiccup."""
+        """Tick every ``interval_s`` until ``stop`` is set (or ``max_ticks`` ticks), calling
+        ``before_tick`` (a ``JobFeed``) first each time. A failing tick is logged and the loop goes
+        on: the controller must outlive a cloud's or the GCS's hiccup."""
         stop = stop or threading.Event()
         ticks = 0
         while not stop.is_set():
             try:
+                if before_tick is not None:
+                    before_tick()
                 self.tick()
             except Exception:
                 logger.exception("controller tick failed")
@@ -395,6 +410,46 @@ class Controller:
             if max_ticks is not None and ticks >= max_ticks:
                 return
             stop.wait(interval_s)
+
+
+class JobFeed:
+    """Feeds deadline jobs' progress into ``controller.set_job``: call it before each tick.
+
+    Each call reads every job's run directory (``RunWatch``) and declares its pool's
+    ``JobProgress``, or clears it with None while no estimate exists. Each reason for a missing
+    estimate, and each skipped checkpoint, is logged once. Never raises for a bad run directory.
+    """
+
+    def __init__(self, controller: Controller, jobs: Sequence[DeadlineJob]) -> None:
+        self.controller = controller
+        self.watches = [RunWatch(job) for job in jobs]
+        self._said: set[str] = set()
+
+    def __call__(self, now: float | None = None) -> None:
+        at = time.time() if now is None else now
+        for watch in self.watches:
+            pool = watch.job.pool
+            reading = watch.read(at)
+            self.controller.set_job(pool, reading.progress)
+            for line in reading.skipped:
+                self._once(logging.WARNING, f"deadline job of {pool}: skipped checkpoint {line}")
+            if reading.progress is None:
+                self._once(logging.INFO, f"deadline job of {pool}: {reading.note}")
+            else:
+                p = reading.progress
+                logger.debug(
+                    "deadline job of %s: %.2f h of %.2f h checkpointed, %.2f h done, checkpoint every %.2f h",
+                    pool,
+                    p.checkpointed_hours,
+                    p.work_total_hours,
+                    p.work_done_hours,
+                    p.checkpoint_hours,
+                )
+
+    def _once(self, level: int, line: str) -> None:
+        if line not in self._said:
+            self._said.add(line)
+            logger.log(level, line)
 
 
 def _open_ledger(path: str | None) -> Any:
@@ -427,6 +482,59 @@ def _parse_blackouts(texts: Sequence[str]) -> tuple[Window | DailyWindow, ...]:
     return tuple(out)
 
 
+DEADLINE_JOB_FORM = (
+    "POOL=RUN_DIR,TOTAL_STEPS,DEADLINE with DEADLINE an ISO-8601 UTC time (2026-11-29T06:00:00Z) or +HOURS"
+)
+
+
+def parse_deadline_job(text: str, *, now: float) -> DeadlineJob:
+    """One ``--deadline-job`` value, ``POOL=RUN_DIR,TOTAL_STEPS,DEADLINE``; ``+HOURS`` counts from ``now``.
+
+    ``RUN_DIR`` may contain commas (the last two fields are split off). Raises ``ValueError`` whose
+    message names the flag, what is wrong and the expected form: no pool, a remote (``s3://``) run
+    directory, a step count that is not a whole number > 0, a deadline without a time zone, one
+    that cannot be read, or one not after ``now``.
+    """
+
+    def bad(why: str) -> ValueError:
+        return ValueError(f"--deadline-job {text!r}: {why}; expected {DEADLINE_JOB_FORM}")
+
+    pool, sep, rest = text.partition("=")
+    if not sep or not pool.strip():
+        raise bad("no POOL= in front")
+    parts = rest.rsplit(",", 2)
+    if len(parts) != 3 or not all(p.strip() for p in parts):
+        raise bad("need three comma-separated fields after POOL=")
+    run_dir, steps_text, deadline_text = (p.strip() for p in parts)
+    if "://" in run_dir:
+        raise bad(f"RUN_DIR {run_dir!r} is remote; give a local path (or a mount of the bucket)")
+    try:
+        total_steps = int(steps_text)
+    except ValueError:
+        raise bad(f"TOTAL_STEPS {steps_text!r} is not a whole number") from None
+    if total_steps <= 0:
+        raise bad(f"TOTAL_STEPS must be > 0, got {total_steps}")
+    if deadline_text.startswith("+"):
+        try:
+            hours = float(deadline_text[1:])
+        except ValueError:
+            raise bad(f"DEADLINE {deadline_text!r} is not +HOURS") from None
+        if not hours > 0 or hours == float("inf"):
+            raise bad(f"DEADLINE {deadline_text!r} must be a positive, finite number of hours")
+        deadline_at = now + hours * 3600.0
+    else:
+        try:
+            when = datetime.fromisoformat(deadline_text)
+        except ValueError:
+            raise bad(f"DEADLINE {deadline_text!r} is not an ISO-8601 time") from None
+        if when.tzinfo is None:
+            raise bad(f"DEADLINE {deadline_text!r} has no time zone (end it with Z for UTC)")
+        deadline_at = when.timestamp()
+        if deadline_at <= now:
+            raise bad(f"DEADLINE {deadline_text!r} is not in the future")
+    return DeadlineJob(pool=pool.strip(), run_dir=run_dir, total_steps=total_steps, deadline_at=deadline_at)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m ray_multicloud.controller", description=__doc__.split("\n")[0]
@@ -448,6 +556,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--drain-deadline-s", type=float, default=30.0)
     parser.add_argument(
+        "--deadline-job",
+        action="append",
+        default=[],
+        metavar="POOL=RUN_DIR,TOTAL_STEPS,DEADLINE",
+        help="the pool's Train job must finish by DEADLINE (2026-11-29T06:00:00Z or +HOURS); its progress "
+        "is read from the checkpoints in RUN_DIR (<storage_path>/<run name>) before each tick (repeatable)",
+    )
+    parser.add_argument(
         "--replay",
         action="append",
         default=[],
@@ -460,6 +576,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--no-metrics", action="store_true", help="do not connect to Ray to export cost/savings gauges"
     )
     args = parser.parse_args(argv)
+    try:
+        jobs = [parse_deadline_job(text, now=time.time()) for text in args.deadline_job]
+    except ValueError as exc:
+        parser.error(str(exc))
+    pools = [job.pool for job in jobs]
+    twice = sorted({p for p in pools if pools.count(p) > 1})
+    if twice:
+        parser.error(f"--deadline-job: one job per pool; {twice} given more than once")
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
@@ -474,6 +598,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         blackouts=_parse_blackouts(args.blackout),
     )
     controller = Controller(cluster, config=config, drain_deadline_s=args.drain_deadline_s)
+    unknown = sorted(p for p in pools if p not in controller.pools)
+    if unknown:
+        parser.error(
+            f"--deadline-job: {unknown} is not a movable pool of {args.config} "
+            f"(its pools: {sorted(controller.pools)})"
+        )
     if not args.no_metrics:
         import ray
 
@@ -495,7 +625,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         threading.Thread(target=replayer.run, kwargs={"stop": stop}, daemon=True, name="price-replay").start()
     try:
-        controller.run(interval_s=args.interval, stop=stop, max_ticks=1 if args.once else None)
+        controller.run(
+            interval_s=args.interval,
+            stop=stop,
+            max_ticks=1 if args.once else None,
+            before_tick=JobFeed(controller, jobs) if jobs else None,
+        )
     except KeyboardInterrupt:
         pass
     finally:
