@@ -21,7 +21,6 @@ from ray.autoscaler.tags import (
     TAG_RAY_USER_NODE_TYPE,
 )
 
-from ray_multicloud import clouds
 from ray_multicloud.clouds.base import REQUIRED_TAGS, TAG_OFFER
 from ray_multicloud.errors import ConfigError, LaunchFailed
 from ray_multicloud.policy import place
@@ -34,17 +33,8 @@ T4_RESOURCES = {"CPU": 1.0, "GPU": 1.0, "accelerator_type:T4": 1.0}
 
 @pytest.fixture
 def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    monkeypatch.setitem(clouds.DRIVERS, "memory", "fakes.memory_cloud:MemoryCloud")
-    monkeypatch.setitem(clouds.DRIVERS, "memory-private", "fakes.memory_cloud:MemoryPrivateCloud")
-    memory_cloud.reset()
-    config = yaml.safe_load(CONFIG.read_text())
-    config["provider"]["state_dir"] = str(tmp_path)
-    config["provider"].pop("ledger", None)
-    for spec in config["provider"]["clouds"].values():
-        # Nothing here may start a process: every cloud is replaced by its in-memory twin.
-        spec["driver"] = {"local": "memory", "private": "memory-private"}[spec["driver"]]
-    yield config
-    memory_cloud.reset()
+    with memory_cloud.memory_cluster(tmp_path, monkeypatch) as config:
+        yield config
 
 
 def provider_of(config: dict[str, Any]) -> MultiCloudNodeProvider:

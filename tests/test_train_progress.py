@@ -26,7 +26,6 @@ from ray.autoscaler.tags import (
     TAG_RAY_USER_NODE_TYPE,
 )
 
-from ray_multicloud import clouds
 from ray_multicloud.controller import Controller, JobFeed, main, parse_deadline_job
 from ray_multicloud.policy.rebalance import JobProgress, RebalanceConfig, plan
 from ray_multicloud.provider import MultiCloudNodeProvider
@@ -275,26 +274,21 @@ def test_main_rejects_a_bad_deadline_job(capsys: pytest.CaptureFixture[str]) -> 
 
 # ------------------------------------------------------------------- the controller, on in-memory clouds
 
-CONFIG = Path(__file__).resolve().parent.parent / "cluster_configs" / "local-multicloud.yaml"
 
 
 @pytest.fixture
 def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    monkeypatch.setitem(clouds.DRIVERS, "memory", "fakes.memory_cloud:MemoryCloud")
-    monkeypatch.setitem(clouds.DRIVERS, "memory-private", "fakes.memory_cloud:MemoryPrivateCloud")
-    memory_cloud.reset()
-    config = yaml.safe_load(CONFIG.read_text())
-    config["provider"]["state_dir"] = str(tmp_path / "state")
-    config["provider"].pop("ledger", None)
-    for spec in config["provider"]["clouds"].values():
-        spec["driver"] = {"local": "memory", "private": "memory-private"}[spec["driver"]]
+    with memory_cloud.memory_cluster(tmp_path / "state", monkeypatch) as config:
+        yield _with_ondemand_t4(config)
+
+
+def _with_ondemand_t4(config: dict[str, Any]) -> dict[str, Any]:
     # A deadline job needs an on-demand rescue: let the T4 pool buy on-demand too (so its nodes no
     # longer all carry the spot market label).
     t4 = config["available_node_types"]["t4_spot"]
     t4["node_config"]["pool"]["capacity_types"] = ["spot", "on-demand"]
     t4.pop("labels", None)
-    yield config
-    memory_cloud.reset()
+    return config
 
 
 def spot_controller(cluster: dict[str, Any]) -> Controller:

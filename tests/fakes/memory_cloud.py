@@ -7,10 +7,15 @@ Instances live in a dict shared by every ``MemoryCloud`` built on the same ``sta
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
+
+import pytest
+import yaml
 
 from ray_multicloud.clouds.base import CloudFeatures, Instance, LaunchRequest
 from ray_multicloud.errors import CapacityError, InstanceNotFound
@@ -127,3 +132,27 @@ class MemoryPrivateCloud(MemoryCloud):
         ):
             raise CapacityError(self.name, "pool full", offer_id=request.offer.offer_id, code="PoolFull")
         return super().launch(request)
+
+
+LOCAL_CONFIG = Path(__file__).resolve().parents[2] / "cluster_configs" / "local-multicloud.yaml"
+
+
+@contextlib.contextmanager
+def memory_cluster(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """``cluster_configs/local-multicloud.yaml`` with every cloud replaced by its in-memory twin
+    (nothing may start a process), its state in ``state_dir`` and no ledger; the clouds' shared
+    worlds are reset before and after."""
+    from ray_multicloud import clouds
+
+    monkeypatch.setitem(clouds.DRIVERS, "memory", "fakes.memory_cloud:MemoryCloud")
+    monkeypatch.setitem(clouds.DRIVERS, "memory-private", "fakes.memory_cloud:MemoryPrivateCloud")
+    reset()
+    config = yaml.safe_load(LOCAL_CONFIG.read_text())
+    config["provider"]["state_dir"] = str(state_dir)
+    config["provider"].pop("ledger", None)
+    for spec in config["provider"]["clouds"].values():
+        spec["driver"] = {"local": "memory", "private": "memory-private"}[spec["driver"]]
+    try:
+        yield config
+    finally:
+        reset()
