@@ -73,6 +73,29 @@ def gpu_offer(
     )
 
 
+def priced_offer(
+    cloud: str = "aws",
+    zone: str = "us-east-1a",
+    price: float = 1.0,
+    od: float = 3.0,
+    capacity: CapacityType = CapacityType.SPOT,
+) -> Offer:
+    """A one-V100 offer at ``price`` (``od`` on-demand) USD/h; an aws zone's region drops its letter."""
+    return Offer(
+        cloud=cloud,
+        region=zone[:-1] if cloud == "aws" else zone,
+        zone=zone,
+        instance_type="p3.2xlarge",
+        accelerator="V100",
+        accelerator_count=1,
+        vcpus=8,
+        memory_gib=61,
+        capacity=capacity,
+        price_per_hour=price,
+        ondemand_price_per_hour=od,
+    )
+
+
 _MOTO: dict[str, Any] = {}
 
 

@@ -13,34 +13,13 @@ import threading
 from pathlib import Path
 
 import pytest
+from cloud_factories import priced_offer as offer
 
 from ray_multicloud.ledger import Ledger, LedgerError, group_spend
 from ray_multicloud.metrics import CostMetrics, cost_figures
-from ray_multicloud.types import CapacityType, Offer
+from ray_multicloud.types import CapacityType
 
 H = 3600.0
-
-
-def offer(
-    cloud: str = "aws",
-    zone: str = "us-east-1a",
-    price: float = 1.0,
-    od: float = 3.0,
-    capacity: CapacityType = CapacityType.SPOT,
-) -> Offer:
-    return Offer(
-        cloud=cloud,
-        region=zone[:-1] if cloud == "aws" else zone,
-        zone=zone,
-        instance_type="p3.2xlarge",
-        accelerator="V100",
-        accelerator_count=1,
-        vcpus=8,
-        memory_gib=61,
-        capacity=capacity,
-        price_per_hour=price,
-        ondemand_price_per_hour=od,
-    )
 
 
 def test_spend_integrates_price_changes(tmp_path: Path) -> None:

@@ -6,12 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cloud_factories import gpu_offer
 
 from ray_multicloud.clouds.base import LaunchRequest
 from ray_multicloud.clouds.local import LocalCloud
 from ray_multicloud.errors import CapacityError
 from ray_multicloud.types import RequestId
-from tests.cloud_factories import gpu_offer
 
 
 def request(cloud: str, rid: str) -> LaunchRequest:

@@ -24,11 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cloud_factories import priced_offer as offer
 
 from ray_multicloud.ledger import Ledger
 from ray_multicloud.local_cluster import free_port, ray_env
 from ray_multicloud.metrics import CostFigures, cost_figures
-from ray_multicloud.types import CapacityType, Offer
+from ray_multicloud.types import CapacityType
 
 pytestmark = pytest.mark.e2e
 
@@ -46,30 +47,16 @@ TO_DATE = ("ray_multicloud_spend_usd", "ray_multicloud_ondemand_spend_usd", "ray
 Series = tuple[str, str]  # (metric name, cloud label; "" for the per-cluster gauges)
 
 
-def offer(
-    cloud: str, zone: str, price: float, od: float, capacity: CapacityType = CapacityType.SPOT
-) -> Offer:
-    return Offer(
-        cloud=cloud,
-        region=zone[:-1] if cloud == "aws" else zone,
-        zone=zone,
-        instance_type="gpu-1x",
-        accelerator="V100",
-        accelerator_count=1,
-        vcpus=8,
-        memory_gib=61,
-        capacity=capacity,
-        price_per_hour=price,
-        ondemand_price_per_hour=od,
-    )
-
-
 def write_ledger(path: Path) -> None:
     with Ledger(path) as led:
         led.record_launch("i-aws-spot", CLUSTER, "gpu", offer("aws", "us-east-1a", 1.0, 3.0), "r1", at=0.0)
         led.record_price("i-aws-spot", 1.5, at=1.0 * H)
         led.record_launch(
-            "i-aws-od", CLUSTER, "gpu", offer("aws", "us-east-1b", 3.0, 3.0, CapacityType.ON_DEMAND), "r2",
+            "i-aws-od",
+            CLUSTER,
+            "gpu",
+            offer("aws", "us-east-1b", 3.0, 3.0, CapacityType.ON_DEMAND),
+            "r2",
             at=0.5 * H,
         )
         led.record_launch("gcp-spot", CLUSTER, "gpu", offer("gcp", "us-central1-a", 0.6, 2.4), "r3", at=0.0)
