@@ -110,17 +110,23 @@ def _run_policy(ts: TraceSet, spec: JobSpec, name: str, od: float, start: int) -
     )
 
 
-def run_task(task: Task) -> dict[str, object]:
-    s = SETS[task.set_index]
-    ts = _traces(s)
-    spec = JobSpec(
+def job_spec(task: Task) -> JobSpec:
+    """The job a task simulates: its length and deadline, this benchmark's checkpoint and restart
+    times, its trace set's node count, and its job model."""
+    return JobSpec(
         task.hours,
         task.hours * task.factor,
         CHECKPOINT_MIN,
         RESTART_MIN,
-        nodes=s.nodes,
+        nodes=SETS[task.set_index].nodes,
         checkpoint_on_notice=task.model == "on notice",
     )
+
+
+def run_task(task: Task) -> dict[str, object]:
+    s = SETS[task.set_index]
+    ts = _traces(s)
+    spec = job_spec(task)
     opt = optimal_cost(ts, spec, ondemand_price=s.ondemand, start_tick=task.start)
     out: dict[str, object] = {
         "model": task.model,
@@ -182,14 +188,14 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
-def _model_of(row: dict[str, object]) -> str:
+def model_of(row: dict[str, object]) -> str:
     return str(row.get("model", "periodic"))
 
 
 def _summary_lines(rows: list[dict[str, object]]) -> list[str]:
     """One summary table: a row per policy, a column group per job model present in ``rows``."""
-    models = [m for m in MODELS if any(_model_of(r) == m for r in rows)]
-    summ = {m: summarise([r for r in rows if _model_of(r) == m]) for m in models}
+    models = [m for m in MODELS if any(model_of(r) == m for r in rows)]
+    summ = {m: summarise([r for r in rows if model_of(r) == m]) for m in models}
     head = "| policy | " + " | ".join(
         f"{m}: cost / on-demand | {m}: misses | {m}: mean gap to optimum | {m}: worst gap" for m in models
     )
@@ -259,7 +265,7 @@ def write_markdown(rows: list[dict[str, object]], path: Path, command: str, seco
         "",
     ]
     for m in MODELS:
-        sub = [r for r in rows if _model_of(r) == m]
+        sub = [r for r in rows if model_of(r) == m]
         if sub:
             lines += _detail_lines(sub, m)
     path.write_text("\n".join(lines) + "\n")
@@ -369,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     print(file=sys.stderr)
     rows.sort(
         key=lambda r: (
-            _model_of(r),
+            model_of(r),
             str(r["set"]),
             float(str(r["hours"])),
             float(str(r["factor"])),
@@ -415,7 +421,7 @@ def _render(rows: list[dict[str, object]], args: argparse.Namespace, command: st
     args.out.mkdir(parents=True, exist_ok=True)
     summary = write_markdown(rows, args.out / "policies.md", command, seconds)
     for m in MODELS:
-        sub = [r for r in rows if _model_of(r) == m]
+        sub = [r for r in rows if model_of(r) == m]
         suffix = "" if m == "periodic" else "_" + m.replace(" ", "_")
         for p in write_plots(sub, args.out, suffix) if sub else []:
             print(f"wrote {p}", file=sys.stderr)

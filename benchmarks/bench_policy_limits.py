@@ -41,7 +41,7 @@ import numpy.typing as npt
 from _readme import replace_section
 
 from ray_multicloud.policy.deadline import JobView, Kind, Memory, MultiCloud, Step
-from ray_multicloud.sim import JobSpec, SimResult, optimal_cost, simulate
+from ray_multicloud.sim import SimResult, optimal_cost, simulate
 
 FULL_GRID = {
     "keep_share": (0.3, 0.6, 0.9),
@@ -86,13 +86,9 @@ def remaining_runs(avail: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64]:
 
 @dataclass(frozen=True, slots=True)
 class Scenario:
-    set_index: int
-    hours: float
-    factor: float
-    start: int
+    task: bp.Task
     half: str  # "train", "test" or "" (straddles the middle of the trace)
     optimal: float | None
-    model: str = "periodic"
 
 
 def _settings(grid: dict[str, tuple[float, ...]]) -> list[dict[str, float]]:
@@ -100,42 +96,31 @@ def _settings(grid: dict[str, tuple[float, ...]]) -> list[dict[str, float]]:
     return [dict(zip(keys, values, strict=True)) for values in itertools.product(*(grid[k] for k in keys))]
 
 
-def _spec(sc: Scenario) -> JobSpec:
-    s = bp.SETS[sc.set_index]
-    return JobSpec(
-        sc.hours,
-        sc.hours * sc.factor,
-        bp.CHECKPOINT_MIN,
-        bp.RESTART_MIN,
-        nodes=s.nodes,
-        checkpoint_on_notice=sc.model == "on notice",
-    )
-
-
 def run_scenario(args: tuple[Scenario, list[dict[str, float]]]) -> dict[str, object]:
     """Every grid setting, the defaults and the oracle on one scenario."""
     sc, settings = args
-    s = bp.SETS[sc.set_index]
+    task = sc.task
+    s = bp.SETS[task.set_index]
     ts = bp._traces(s)
-    spec = _spec(sc)
+    spec = bp.job_spec(task)
     opt = sc.optimal
     if opt is None:
-        opt = optimal_cost(ts, spec, ondemand_price=s.ondemand, start_tick=sc.start).cost_usd
+        opt = optimal_cost(ts, spec, ondemand_price=s.ondemand, start_tick=task.start).cost_usd
 
     def run(policy: object) -> SimResult:
-        return simulate(ts, spec, policy, ondemand_price=s.ondemand, start_tick=sc.start)  # type: ignore[arg-type]
+        return simulate(ts, spec, policy, ondemand_price=s.ondemand, start_tick=task.start)  # type: ignore[arg-type]
 
     grid = [run(MultiCloud(**kw)) for kw in settings]  # type: ignore[arg-type]
     default = run(MultiCloud())
     oracle = run(
-        OracleZones(MultiCloud(), remaining_runs(ts.available(s.nodes)), sc.start, ts.gap_seconds / 3600)
+        OracleZones(MultiCloud(), remaining_runs(ts.available(s.nodes)), task.start, ts.gap_seconds / 3600)
     )
     return {
-        "model": sc.model,
+        "model": task.model,
         "set": s.label,
-        "hours": sc.hours,
-        "factor": sc.factor,
-        "start": sc.start,
+        "hours": task.hours,
+        "factor": task.factor,
+        "start": task.start,
         "half": sc.half,
         "optimal": opt,
         "ondemand_cost": default.ondemand_cost_usd,
@@ -158,7 +143,7 @@ def scenarios(models: tuple[str, ...]) -> list[Scenario]:
     path = bp.RESULTS / "policies.json"
     if path.exists():
         for r in json.loads(path.read_text())["rows"]:
-            key = (str(r.get("model", "periodic")), str(r["set"]), float(r["hours"]), float(r["factor"]))
+            key = (bp.model_of(r), str(r["set"]), float(r["hours"]), float(r["factor"]))
             saved[(*key, int(r["start"]))] = float(r["optimal"])
     out = []
     for t in tasks:
@@ -166,7 +151,7 @@ def scenarios(models: tuple[str, ...]) -> list[Scenario]:
         end = t.start + t.hours * t.factor * 3600 / ts.gap_seconds
         half = "train" if end <= ts.ticks / 2 else "test" if t.start >= ts.ticks / 2 else ""
         key = (t.model, bp.SETS[t.set_index].label, t.hours, t.factor, t.start)
-        out.append(Scenario(t.set_index, t.hours, t.factor, t.start, half, saved.get(key), t.model))
+        out.append(Scenario(t, half, saved.get(key)))
     return out
 
 
@@ -258,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     sections = []
     for model in bp.MODELS:
-        sub = [r for r in rows if r.get("model", "periodic") == model]
+        sub = [r for r in rows if bp.model_of(r) == model]
         if not sub:
             continue
         table, parts = analyse(sub, settings)
