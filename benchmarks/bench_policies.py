@@ -29,6 +29,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from _readme import replace_section
+
 from ray_multicloud.policy.deadline import POLICIES, DeadlinePolicy, GreedySingleZone, UniformProgress
 from ray_multicloud.sim import JobSpec, TraceSet, load_traces, optimal_cost, simulate
 
@@ -465,14 +467,7 @@ def update_readme(path: Path, command: str, summary: str, seconds: float, runs: 
         "availability predictor could buy (section bench_policy_limits below).\n"
         + (f"\n{speed}\n" if speed else "")
     )
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = text.find("## bench_policies")
-    if start >= 0:
-        nxt = text.find("\n## ", start + 1)
-        text = text[:start] + section + (text[nxt + 1 :] if nxt >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
+    replace_section("## bench_policies", section, path)
 
 
 if __name__ == "__main__":
