@@ -409,3 +409,28 @@ def test_multicloud_keeps_slack_for_the_work_left_before_waiting() -> None:
         .choice
         == WAIT
     )
+
+
+def test_multicloud_leaves_on_demand_when_the_slack_is_exactly_one_restart() -> None:
+    # 10-minute ticks, as the shared traces have: W = 24 ticks, D = 30, R = 1, 4 ticks done at
+    # tick 8. Slack = 30 - 8 - (1 + 20) = 1 tick = one restart, which keeps an on-demand rescue
+    # on time after every tick on spot. In floating point 5 - 8/6 - 21/6 - 1/6 is a hair below
+    # zero; the comparison must not turn that into "stay on on-demand".
+    tick = 1 / 6
+    v = replace(
+        view(
+            t=8 * tick,
+            done=4 * tick,
+            total=24 * tick,
+            deadline=30 * tick,
+            restart=tick,
+            checkpoint=tick,
+            current=ON_DEMAND,
+            zs=zones(("us-west-2b", True, 0.918)),
+            od=3.06,
+        ),
+        tick_hours=tick,
+    )
+    assert off_ondemand_is_safe(v, keep=False)
+    step = POLICIES["multicloud"].decide(v, Memory())
+    assert step.choice == spot("us-west-2b"), step.reasons

@@ -503,7 +503,7 @@ class MultiCloud:
                         gain > 0
                         and gain > self.min_payback * cost + _EPS
                         and spot_run_viable(view, keep=False)
-                        and slack - view.restart_hours >= self.back_reserves * reserve
+                        and slack - view.restart_hours >= self.back_reserves * reserve - _EPS
                     ):
                         return Step(
                             spot(best.zone),
@@ -517,7 +517,7 @@ class MultiCloud:
             gain = (view.ondemand_price_per_hour - best.price_per_hour) * remaining_work(view)
             cost = view.restart_hours * best.price_per_hour
             if (
-                slack - view.restart_hours >= self.back_reserves * reserve
+                slack - view.restart_hours >= self.back_reserves * reserve - _EPS
                 and gain > self.min_payback * cost
                 and spot_run_viable(view, keep=False)
                 and off_ondemand_is_safe(view, keep=False)
@@ -539,7 +539,7 @@ class MultiCloud:
                 self.keep_share * _uniform_slack(view),
                 self.keep_per_work * remaining_work(view),
             )
-            if slack - view.tick_hours >= keep:
+            if slack - view.tick_hours >= keep - _EPS:
                 return Step(
                     WAIT, (f"{lost}no spot anywhere, slack {slack:.2f}h > {keep:.2f}h kept: wait",), mem
                 )
