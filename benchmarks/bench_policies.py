@@ -183,6 +183,9 @@ def summarise(rows: list[dict[str, object]]) -> dict[str, dict[str, float]]:
             "misses": sum(missed),
             "runs": len(rows),
         }
+    best_saving = 1.0 - out["optimal"]["cost_fraction"]
+    for sm in out.values():
+        sm["captured"] = (1.0 - sm["cost_fraction"]) / best_saving if best_saving > 0 else math.nan
     return out
 
 
@@ -199,16 +202,18 @@ def _summary_lines(rows: list[dict[str, object]]) -> list[str]:
     models = [m for m in MODELS if any(model_of(r) == m for r in rows)]
     summ = {m: summarise([r for r in rows if model_of(r) == m]) for m in models}
     head = "| policy | " + " | ".join(
-        f"{m}: cost / on-demand | {m}: misses | {m}: mean gap to optimum | {m}: worst gap" for m in models
+        f"{m}: cost / on-demand | {m}: share of the optimum's saving | {m}: misses "
+        f"| {m}: mean gap to optimum | {m}: worst gap"
+        for m in models
     )
-    lines = [head + " |", "|---|" + "---:|---:|---:|---:|" * len(models)]
+    lines = [head + " |", "|---|" + "---:|---:|---:|---:|---:|" * len(models)]
     for name in ORDER:
         cells = []
         for m in models:
             sm = summ[m][name]
             cells.append(
-                f"{_pct(sm['cost_fraction'])} | {sm['misses']:.1f} / {int(sm['runs'])} "
-                f"| {_pct(sm['gap'])} | {_pct(sm['gap_max'])}"
+                f"{_pct(sm['cost_fraction'])} | {_pct(sm['captured'])} "
+                f"| {sm['misses']:.1f} / {int(sm['runs'])} | {_pct(sm['gap'])} | {_pct(sm['gap_max'])}"
             )
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
@@ -256,7 +261,8 @@ def write_markdown(rows: list[dict[str, object]], path: Path, command: str, seco
         "drain), so a preemption loses no work. Traces: github.com/skypilot-org/spot-traces (Can't Be "
         "Late, NSDI'24). Model: ray_multicloud/sim/engine.py.",
         "",
-        "Cost is a fraction of running the job on on-demand; the gap is cost / optimum - 1 (optimum: "
+        "Cost is a fraction of running the job on on-demand; the share of the optimum's saving is "
+        "(1 - mean cost) / (1 - the optimum's mean cost); the gap is cost / optimum - 1 (optimum: "
         "offline DP with the whole trace known, ray_multicloud/sim/optimal.py, under the same job model). "
         "Misses count deadline misses (single-zone policies are averaged over home zones, so a miss can "
         "be fractional).",
