@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import calendar
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import pytest
 
+from ray_multicloud.policy.deadline import ON_DEMAND, WAIT, Choice, JobView, Memory, SpotOption, spot
+from ray_multicloud.policy.place import describe_offer
 from ray_multicloud.policy.rebalance import (
     DailyWindow,
     JobProgress,
+    Plan,
     RebalanceConfig,
     Window,
+    idle_step,
     move_cost,
+    node_view,
     plan,
     rebalance,
 )
@@ -23,6 +29,7 @@ from ray_multicloud.types import (
     InstanceId,
     NodeState,
     Offer,
+    OfferId,
     PoolSpec,
     RequestId,
 )
@@ -380,9 +387,11 @@ def test_plan_says_why_not(
 
 
 def job(*, slack_hours: float, work_total: float = 10.0, done: float = 5.0) -> JobProgress:
-    """A job submitted 5 h ago with ``done`` hours of work (all checkpointed) and the given slack.
+    """A job submitted 5 h ago with ``done`` hours of work (all checkpointed, 30-minute checkpoints)
+    and the given slack before the restart: deadline - now - (work_total - checkpointed).
 
-    Slack (restart excluded) = deadline - now - (work_total - checkpointed).
+    With ``BASE`` (a 0.05 h restart, 1-minute ticks) the policy's ``ondemand_slack`` is
+    ``slack_hours - 0.05`` and the deadline is ``10 + slack_hours`` h after submission.
     """
     return JobProgress(
         submitted_at=NOW - 5 * 3600,
@@ -394,23 +403,141 @@ def job(*, slack_hours: float, work_total: float = 10.0, done: float = 5.0) -> J
     )
 
 
+def job_plan(
+    fleet: Sequence[FleetNode],
+    offers: Sequence[Offer],
+    pool: PoolSpec = POOL_ANY,
+    *,
+    config: RebalanceConfig,
+    now: float = NOW,
+    memories: Mapping[str, Memory] | None = None,
+    cooldowns: Mapping[OfferId, float] | None = None,
+) -> Plan:
+    return plan(
+        fleet,
+        offers,
+        {pool.name: pool},
+        now=now,
+        config=config,
+        last_moved={},
+        memories=memories,
+        cooldowns=cooldowns,
+    )
+
+
+# Zones of POOL_ANY over [AWS_1A, AWS_1B, AZ_OD], in offer id order: us-east-1a, us-east-1b.
+UP_4H = Memory(up_since=(4.0, 4.0))  # both spot zones up since 1 h before NOW (elapsed 5 h)
+
+
 @pytest.mark.parametrize(
-    ("case", "fleet", "slack", "expected"),
+    ("case", "fleet", "slack", "memory", "expected"),
     [
-        # Little slack: spot -> on-demand, even 1 minute after launch (hysteresis does not apply).
-        ("spot, slack too low", [node("a", AWS_1A, launched=NOW - 60)], 0.03, [("a", AZ_OD.offer_id)]),
-        # Plenty of slack: the ordinary price move onto cheaper spot.
-        ("spot, plenty of slack", [node("a", AWS_1A)], 10.0, [("a", AWS_1B.offer_id)]),
-        # On on-demand with thin slack: never back to spot.
-        ("on-demand, thin slack", [node("a", AZ_OD)], 0.5, []),
-        ("on-demand, rebuilt slack", [node("a", AZ_OD)], 10.0, [("a", AWS_1B.offer_id)]),
+        # slack 0.03 - 0.05 < 0: one more tick on spot and a preemption would miss the deadline, so
+        # on-demand now, though the node launched 1 minute ago (no hysteresis for deadline moves).
+        (
+            "spot, slack too low",
+            [node("a", AWS_1A, launched=NOW - 60)],
+            0.03,
+            Memory(),
+            [("a", AZ_OD.offer_id)],
+        ),
+        # Plenty of slack, us-east-1b 0.30 $/h cheaper over 5 h of work (1.50 > 2 x a 0.01 restart), but
+        # first seen up just now (< move_min_uptime_hours 0.5): keep.
+        ("spot, cheaper zone just seen", [node("a", AWS_1A)], 10.0, Memory(), []),
+        # ... up for an hour: move.
+        ("spot, cheaper zone up 1 h", [node("a", AWS_1A)], 10.0, UP_4H, [("a", AWS_1B.offer_id)]),
+        # On on-demand with slack 0.45 h: a spot run (0.05 h restart + a 0.5 h segment) would be cut
+        # by the guard before its first checkpoint (0.45 - 0.05 - 0.5 + 1/60 < 0): stay.
+        ("on-demand, thin slack", [node("a", AZ_OD)], 0.5, Memory(), []),
+        # Slack 9.95 h: back to the cheapest spot zone, even 1 minute after launch.
+        ("on-demand, rebuilt slack", [node("a", AZ_OD)], 10.0, Memory(), [("a", AWS_1B.offer_id)]),
+        (
+            "on-demand, rebuilt slack, fresh node",
+            [node("a", AZ_OD, launched=NOW - 60)],
+            10.0,
+            Memory(),
+            [("a", AWS_1B.offer_id)],
+        ),
+        # Already on the cheapest spot zone with plenty of slack: keep.
+        ("spot, cheapest", [node("a", AWS_1B)], 10.0, UP_4H, []),
     ],
 )
 def test_deadline_moves(
-    case: str, fleet: list[FleetNode], slack: float, expected: list[tuple[str, str]]
+    case: str, fleet: list[FleetNode], slack: float, memory: Memory, expected: list[tuple[str, str]]
 ) -> None:
     config = replace(BASE, jobs={"t4": job(slack_hours=slack)})
-    assert moves_of(fleet, [AWS_1A, AWS_1B, AZ_OD], POOL_ANY, config=config) == expected, case
+    answer = job_plan(fleet, [AWS_1A, AWS_1B, AZ_OD], config=config, memories={"t4": memory})
+    assert [(m.instance_id, m.to_offer.offer_id) for m in answer.moves] == expected, case
+    for move in answer.moves:
+        assert move.reasons[0].startswith("deadline move (multicloud)")
+
+
+def test_job_pool_gets_no_price_moves() -> None:
+    # The same node and offers without a job: a price move (see the table above); with a job, the
+    # policy alone decides, and a zone first seen just now is not yet worth moving to.
+    config = replace(BASE, jobs={"t4": job(slack_hours=10.0)})
+    answer = job_plan([node("a", AWS_1A)], [AWS_1A, AWS_1B], config=config)
+    assert answer.moves == ()
+    assert answer.notes == (
+        f"a: deadline policy multicloud: keep ({AWS_1A.offer_id} spot running, slack 9.95h)",
+    )
+
+
+def test_memory_is_threaded_through_plan() -> None:
+    config = replace(BASE, jobs={"t4": job(slack_hours=10.0)})
+    fleet = [node("a", AWS_1A)]
+    first = job_plan(fleet, [AWS_1A, AWS_1B, AZ_OD], config=config)
+    assert first.moves == ()
+    # Both spot zones seen available at elapsed 5 h.
+    assert first.memories == {"t4": Memory(up_since=(5.0, 5.0))}
+    # Half an hour later (the job's figures unchanged), us-east-1b has been up move_min_uptime_hours.
+    second = job_plan(fleet, [AWS_1A, AWS_1B, AZ_OD], config=config, now=NOW + 1800, memories=first.memories)
+    assert [m.to_offer for m in second.moves] == [AWS_1B]
+    # A cooling-down zone is unavailable: it restarts its uptime and is not a target.
+    cooled = job_plan(
+        fleet,
+        [AWS_1A, AWS_1B, AZ_OD],
+        config=config,
+        now=NOW + 1800,
+        memories=first.memories,
+        cooldowns={AWS_1B.offer_id: NOW + 3600},
+    )
+    assert cooled.moves == ()
+    assert cooled.memories["t4"].up_since == (5.0, math.inf)
+
+
+def test_other_pools_memories_pass_through() -> None:
+    other = Memory(home_zone="x")
+    answer = job_plan(
+        [], [AWS_1A], config=replace(BASE, jobs={"t4": job(slack_hours=1)}), memories={"p": other}
+    )
+    assert answer.memories == {"p": other}
+
+
+def test_deadline_policy_is_chosen_by_name() -> None:
+    # The "ondemand" policy moves a spot node to on-demand whatever the slack.
+    config = replace(BASE, jobs={"t4": job(slack_hours=10.0)}, deadline_policy="ondemand")
+    answer = job_plan([node("a", AWS_1A)], [AWS_1A, AWS_1B, AZ_OD], config=config)
+    assert [m.to_offer for m in answer.moves] == [AZ_OD]
+    assert answer.moves[0].reasons[:2] == (
+        f"deadline move (ondemand): {describe_offer(AWS_1A)} -> {describe_offer(AZ_OD)}",
+        "on-demand only",
+    )
+
+
+def test_deadline_policy_must_exist() -> None:
+    with pytest.raises(ValueError, match="eager-next-region, greedy, multicloud, ondemand, uniform-progress"):
+        RebalanceConfig(deadline_policy="cheapest")
+
+
+def test_finished_job_holds_nothing_but_is_not_moved() -> None:
+    done = replace(job(slack_hours=10.0), work_done_hours=10.0, checkpointed_hours=10.0)
+    answer = job_plan([node("a", AWS_1A)], [AWS_1A, AWS_1B, AZ_OD], config=replace(BASE, jobs={"t4": done}))
+    assert answer.moves == ()
+    assert answer.notes == (
+        "a: deadline policy multicloud would hold nothing (job finished); "
+        "a running node is not moved for that",
+    )
 
 
 def test_deadline_move_overrides_blackout_unless_told_not_to() -> None:
@@ -419,14 +546,118 @@ def test_deadline_move_overrides_blackout_unless_told_not_to() -> None:
     config = replace(BASE, jobs={"t4": job(slack_hours=0.03)}, blackouts=blackout)
     assert moves_of(fleet, [AWS_1A, AZ_OD], POOL_ANY, config=config) == [("a", AZ_OD.offer_id)]
     strict = replace(config, deadline_overrides_blackout=False)
-    assert moves_of(fleet, [AWS_1A, AZ_OD], POOL_ANY, config=strict) == []
+    answer = job_plan(fleet, [AWS_1A, AZ_OD], config=strict)
+    assert answer.moves == ()
+    assert any("blocked by blackout" in n for n in answer.notes), answer.notes
+
+
+def test_policy_move_onto_spot_waits_out_a_blackout() -> None:
+    config = replace(BASE, jobs={"t4": job(slack_hours=10.0)}, blackouts=(Window(NOW - 60, NOW + 60),))
+    answer = job_plan([node("a", AZ_OD)], [AWS_1A, AWS_1B, AZ_OD], config=config)
+    assert answer.moves == ()
+    assert any(f"asks for {AWS_1B.offer_id}" in n and "held by blackout" in n for n in answer.notes)
 
 
 def test_deadline_at_risk_in_spot_only_pool_is_reported() -> None:
     config = replace(BASE, jobs={"t4": job(slack_hours=0.03)})
     answer = plan([node("a", AWS_1A)], [AWS_1A, AZ_OD], {"t4": POOL}, now=NOW, config=config, last_moved={})
     assert answer.moves == ()
-    assert any("admits no on-demand offer" in n for n in answer.notes)
+    assert any("admits no on-demand offer; add 'on-demand' to its capacity_types" in n for n in answer.notes)
+
+
+def test_cooling_ondemand_offer_is_not_a_target() -> None:
+    config = replace(BASE, jobs={"t4": job(slack_hours=0.03)})
+    answer = job_plan(
+        [node("a", AWS_1A)], [AWS_1A, AZ_OD], config=config, cooldowns={AZ_OD.offer_id: NOW + 1}
+    )
+    assert answer.moves == ()
+    assert any("cooling down" in n for n in answer.notes)
+
+
+def test_deadline_moves_go_before_price_moves() -> None:
+    # One move per tick: the deadline move of pool t4 beats the price move of pool "p", whose node
+    # id sorts first and whose net saving is larger.
+    pool_p = replace(POOL, name="p")
+    fleet = [node("z", AWS_1A), node("a", replace(AWS_1A, zone="us-east-1c", price_per_hour=0.9), pool="p")]
+    config = replace(BASE, jobs={"t4": job(slack_hours=0.03)}, max_moves=1)
+    offers = [AWS_1A, AWS_1B, AZ_OD, replace(AWS_1A, zone="us-east-1c", price_per_hour=0.9)]
+    answer = plan(fleet, offers, {"t4": POOL_ANY, "p": pool_p}, now=NOW, config=config, last_moved={})
+    assert [(m.instance_id, m.to_offer.offer_id) for m in answer.moves] == [("z", AZ_OD.offer_id)]
+    assert "a: max_moves=1 reached this tick" in answer.notes
+
+
+# --- idle_step: what a job with no running node starts --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("case", "slack", "offers", "pool", "cooldowns", "choice"),
+    [
+        # Spot available and safe: the cheapest zone.
+        ("cheapest spot", 10.0, [AWS_1A, AWS_1B, AZ_OD], POOL_ANY, {}, spot(AWS_1B.offer_id)),
+        # us-east-1b cooling down (a capacity error): the next one.
+        (
+            "cooling zone skipped",
+            10.0,
+            [AWS_1A, AWS_1B, AZ_OD],
+            POOL_ANY,
+            {AWS_1B.offer_id: NOW + 60},
+            spot(AWS_1A.offer_id),
+        ),
+        # No spot anywhere; slack 9.95 h > kept max(1.5 x 0.55, 0.6 x 9.95 x 0.75, 0.25 x 5) = 4.48 h: wait.
+        ("no spot, slack to wait", 10.0, [AWS_1A, AZ_OD], POOL_ANY, {AWS_1A.offer_id: NOW + 60}, WAIT),
+        # Slack 0.95 h < kept 1.25 h (a quarter of the 5 h of work left): on-demand.
+        ("no spot, slack low", 1.0, [AWS_1A, AZ_OD], POOL_ANY, {AWS_1A.offer_id: NOW + 60}, ON_DEMAND),
+        # Spot available but a run could not reach its checkpoint before the guard: on-demand.
+        ("spot, slack too low for a run", 0.5, [AWS_1A, AWS_1B, AZ_OD], POOL_ANY, {}, ON_DEMAND),
+        # The cooldown has expired: us-east-1b is available again.
+        (
+            "cooldown over",
+            10.0,
+            [AWS_1A, AWS_1B, AZ_OD],
+            POOL_ANY,
+            {AWS_1B.offer_id: NOW},
+            spot(AWS_1B.offer_id),
+        ),
+    ],
+)
+def test_idle_step(
+    case: str,
+    slack: float,
+    offers: list[Offer],
+    pool: PoolSpec,
+    cooldowns: Mapping[OfferId, float],
+    choice: Choice,
+) -> None:
+    config = replace(BASE, jobs={"t4": job(slack_hours=slack)})
+    step = idle_step(pool, offers, job(slack_hours=slack), config, Memory(), now=NOW, cooldowns=cooldowns)
+    assert step.choice == choice, (case, step.reasons)
+
+
+def test_idle_step_after_a_preemption_says_so() -> None:
+    step = idle_step(
+        POOL_ANY,
+        [AWS_1A, AWS_1B, AZ_OD],
+        job(slack_hours=10.0),
+        BASE,
+        Memory(),
+        now=NOW,
+        cooldowns={AWS_1A.offer_id: NOW + 60},
+        preempted_offer=AWS_1A.offer_id,
+    )
+    assert step.choice == spot(AWS_1B.offer_id)
+    assert step.reasons == (f"{AWS_1A.offer_id} preempted; cheapest available spot: {AWS_1B.offer_id}",)
+    assert step.memory == Memory(up_since=(math.inf, 5.0))
+
+
+def test_idle_step_in_a_spot_only_pool_says_what_to_change() -> None:
+    step = idle_step(POOL, [AWS_1A, AZ_OD], job(slack_hours=0.03), BASE, Memory(), now=NOW, cooldowns={})
+    assert step.choice == ON_DEMAND
+    assert step.reasons[-1] == "pool 't4' admits no on-demand offer; add 'on-demand' to its capacity_types"
+
+
+def test_plan_is_constructible_from_moves_and_notes() -> None:
+    assert Plan((), ("x",)).memories == {}
+    assert Plan(()).notes == ()
 
 
 @pytest.mark.parametrize(
@@ -449,3 +680,49 @@ def test_bad_windows_rejected() -> None:
         Window(10, 5)
     with pytest.raises(ValueError):
         DailyWindow(3, 3)
+
+
+def test_node_view_is_built_from_live_inputs() -> None:
+    # Submitted 5 h ago, deadline 10 + 2 h after submission, a 0.05 h restart, 1-minute ticks; the
+    # node launched 1 minute ago still owes 0.05 - 1/60 h of restart; us-east-1b cools down.
+    progress = job(slack_hours=2.0)
+    view = node_view(
+        node("a", AWS_1A, launched=NOW - 60),
+        POOL_ANY,
+        [AZ_OD, AWS_1B, AWS_1A],
+        progress,
+        BASE,
+        now=NOW,
+        cooldowns={AWS_1B.offer_id: NOW + 1},
+    )
+    assert view == JobView(
+        elapsed_hours=5.0,
+        work_done_hours=5.0,
+        checkpointed_hours=5.0,
+        work_total_hours=10.0,
+        deadline_hours=12.0,
+        restart_hours=0.05,
+        checkpoint_hours=0.5,
+        tick_hours=1 / 60,
+        current=spot(AWS_1A.offer_id),
+        overhead_left_hours=pytest.approx(0.05 - 1 / 60),  # type: ignore[arg-type]
+        zones=(
+            SpotOption(AWS_1A.offer_id, "us-east-1", True, 0.50),
+            SpotOption(AWS_1B.offer_id, "us-east-1", False, 0.20),
+        ),
+        ondemand_price_per_hour=0.90,
+    )
+
+
+@pytest.mark.parametrize(
+    ("fleet_offer", "offers", "expected"),
+    [
+        (AWS_1A, [AWS_1A, AZ_OD], 0.90),  # the on-demand offer a move would take
+        (AWS_1A, [AWS_1A], 1.0),  # none: the spot offer's on-demand price
+        (replace(AZ_OD, price_per_hour=1.5), [AZ_OD], 1.5),  # on on-demand: what the node pays
+    ],
+)
+def test_node_view_ondemand_price(fleet_offer: Offer, offers: list[Offer], expected: float) -> None:
+    view = node_view(node("a", fleet_offer), POOL_ANY, offers, job(slack_hours=1.0), BASE, now=NOW)
+    assert view.ondemand_price_per_hour == expected
+    assert view.overhead_left_hours == 0.0  # launched 2 h ago

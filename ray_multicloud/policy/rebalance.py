@@ -5,10 +5,10 @@ The controller on the head (``ray_multicloud.controller``) asks once per tick an
 ``Move`` by bringing the replacement up first, then draining the old node (reason PREEMPTION, so
 Ray Train restores from its last checkpoint and Ray Serve re-places replicas), then terminating it.
 
-**Price moves.** A ``RUNNING`` node of a pool in ``pools`` is moved to the matching offer
-(``place.matching_offers``: the pool's accelerator, clouds, regions, capacity types, price cap)
-with the largest *net saving* when all of these hold, checked in this order (the notes of
-``plan`` name the first one that failed):
+**Price moves.** A ``RUNNING`` node of a pool in ``pools`` that runs no deadline job (see
+"Deadline moves") is moved to the matching offer (``place.matching_offers``: the pool's
+accelerator, clouds, regions, capacity types, price cap) with the largest *net saving* when all
+of these hold, checked in this order (the notes of ``plan`` name the first one that failed):
 
 1. ``now`` is in no blackout window (``RebalanceConfig.blackouts``);
 2. hysteresis: the node has not been moved (``last_moved``) and was not launched within the last
@@ -35,33 +35,67 @@ proposed once. For example, with a 4 h horizon and a 2-minute move:
 ``... -> ... $0.48/h (4% < 10% minimum: stay)``.
 
 **Deadline moves.** A pool may run one job with a deadline (``RebalanceConfig.jobs``). Its nodes
-are then also judged with the guards of ``policy.deadline`` (Uniform Progress, "Can't Be Late",
-NSDI'24): a spot node whose job could not survive one more preemption and still finish on
-on-demand by the deadline (``off_ondemand_is_safe(keep=True)`` false) is moved to the cheapest
-matching on-demand offer, whatever the price and whatever the hysteresis (and, unless
-``deadline_overrides_blackout`` is false, inside a blackout too); a price move *into* spot is only
-proposed while it is safe (``off_ondemand_is_safe(keep=False)``), and a move from on-demand back to
-spot only while the slack exceeds ``back_reserves`` preemption reserves:
-``aws us-east-1a spot (slack 0.3 h < one reserve) -> azure eastus on-demand (done on time)``.
+are then judged by the pool's deadline policy, ``policy.deadline.POLICIES[config.deadline_policy]``
+(``multicloud`` by default) — the very ``DeadlinePolicy.decide`` that ``ray-multicloud simulate``
+scores — and by nothing else: no price move is made for such a pool (the policy has its own price,
+payback and uptime rules). Each ``RUNNING`` node of the pool is asked about once per call
+(``node_step``) with a ``JobView`` built as the simulator builds it (``job_view``):
+
+- times in hours since ``JobProgress.submitted_at``; work and checkpoints from ``JobProgress``;
+  ``tick_hours = tick_s / 3600``; ``restart_hours = (checkpoint_s + restart_s) / 3600``;
+- ``zones``: one ``SpotOption`` per spot offer the pool admits (``place.matching_offers``, cooling
+  down or not), sorted by offer id so that ``Memory.up_since`` lines up from one call to the next;
+  ``zone`` is the offer id, ``available`` is "not cooling down" (``cooldowns``), the price is the
+  offer's price now;
+- ``current``: ``spot(offer_id)`` or ``ON_DEMAND``; ``overhead_left_hours``: the restart still to
+  pay, ``restart_hours`` less the time since the node launched (at least 0);
+- ``ondemand_price_per_hour``: the node's own price on on-demand, else the on-demand offer a move
+  would take (``ondemand_offer``), else the spot offer's on-demand price.
+
+The policy's ``Step`` maps to at most one ``Move``: the same placement -> no move (the notes carry
+the step's reasons); ``spot(offer)`` -> a move to that offer, inside no blackout, never breaking
+``min_on_demand``/``min_clouds``, but whatever ``min_interval_s``; ``ON_DEMAND`` from spot -> a move
+to ``ondemand_offer`` whatever the hysteresis and (unless ``deadline_overrides_blackout`` is false)
+inside a blackout too, or a note asking to add on-demand to the pool's ``capacity_types`` when it
+admits none; ``WAIT`` -> no move (a running node is released by the autoscaler, not moved). The
+policy's memory is threaded per pool: ``plan(memories=...)`` in, ``Plan.memories`` out. A job whose
+pool has no running node (just preempted, or not placed yet) is asked through ``idle_step``; its
+answer is what the pool should launch next. Moves to on-demand come first under ``max_moves``,
+then the policy's moves onto spot, then price moves of other pools:
+``aws us-east-1a spot (slack 0.3 h cannot absorb another preemption) -> azure eastus on-demand``;
+``aws us-east-1a spot (preempted) -> idle_step: us-east-1c spot``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from ray_multicloud.policy.deadline import (
     ON_DEMAND,
+    POLICIES,
+    WAIT,
+    Choice,
     JobView,
-    off_ondemand_is_safe,
-    ondemand_slack,
-    reserve_hours,
+    Kind,
+    Memory,
+    SpotOption,
+    Step,
     spot,
 )
 from ray_multicloud.policy.place import OfferIndex, describe_offer, matching_offers, money
-from ray_multicloud.types import CapacityType, FleetNode, InstanceId, Move, NodeState, Offer, PoolSpec
+from ray_multicloud.types import (
+    CapacityType,
+    FleetNode,
+    InstanceId,
+    Move,
+    NodeState,
+    Offer,
+    OfferId,
+    PoolSpec,
+)
 
 _EPS = 1e-9
 
@@ -137,6 +171,8 @@ class RebalanceConfig:
 
     Defaults suit a small training job: a 4 h horizon, a 1-minute checkpoint and a 2-minute
     restore, 20 GB of state, no move more than once per 30 minutes, 10% minimum saving.
+    ``deadline_policy`` names the ``policy.deadline.POLICIES`` entry that judges the pools of
+    ``jobs``; ``tick_s`` is how often the controller asks (the policy's ``tick_hours``).
     """
 
     horizon_hours: float = 4.0
@@ -146,6 +182,8 @@ class RebalanceConfig:
     state_gb: float = 20.0
     egress_usd_per_gb: float = 0.09
     intra_cloud_egress_usd_per_gb: float = 0.02
+    # (SRC, DST, $/GB) overrides; SRC and DST are a cloud ("aws") or a cloud region ("aws/us-east-1").
+    egress_pairs: tuple[tuple[str, str, float], ...] = ()
     min_relative_saving: float = 0.10
     min_net_saving_usd: float = 0.0
     min_interval_s: float = 1800.0
@@ -153,7 +191,7 @@ class RebalanceConfig:
     max_moves: int = 1
     jobs: Mapping[str, JobProgress] = field(default_factory=dict)
     tick_s: float = 60.0
-    back_reserves: float = 2.0
+    deadline_policy: str = "multicloud"
     deadline_overrides_blackout: bool = True
 
     def __post_init__(self) -> None:
@@ -174,6 +212,11 @@ class RebalanceConfig:
                 raise ValueError(f"RebalanceConfig.{name} must be >= 0, got {value}")
         if self.max_moves < 0:
             raise ValueError(f"RebalanceConfig.max_moves must be >= 0, got {self.max_moves}")
+        if self.deadline_policy not in POLICIES:
+            raise ValueError(
+                f"RebalanceConfig.deadline_policy {self.deadline_policy!r} is not a deadline policy; "
+                f"use one of: {', '.join(sorted(POLICIES))}"
+            )
 
     @property
     def restart_hours(self) -> float:
@@ -183,17 +226,33 @@ class RebalanceConfig:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """``plan``'s answer: the moves to make and, per node not moved, why not."""
+    """``plan``'s answer: the moves to make and, per node not moved, why not.
+
+    ``memories`` maps a pool to the deadline policy's memory to pass back to the next ``plan``
+    (or ``idle_step``) call for that pool: the memory ``plan`` was given, advanced for every pool
+    whose nodes the policy judged this call.
+    """
 
     moves: tuple[Move, ...]
-    notes: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+    memories: Mapping[str, Memory] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- cost model
 
 
 def egress_usd(src: Offer, dst: Offer, config: RebalanceConfig) -> float:
-    """What carrying ``config.state_gb`` from ``src`` to ``dst`` costs: inter-cloud, inter-region, or 0."""
+    """What carrying ``config.state_gb`` from ``src`` to ``dst`` costs: inter-cloud, inter-region, or 0.
+
+    A pair in ``config.egress_pairs`` wins, the region pair before the cloud pair
+    (``aws/us-east-1 -> gcp/us-central1`` before ``aws -> gcp``); within one region egress is free.
+    """
+    if src.cloud == dst.cloud and src.region == dst.region:
+        return 0.0
+    pairs = {(a, b): usd for a, b, usd in config.egress_pairs}
+    for key in ((f"{src.cloud}/{src.region}", f"{dst.cloud}/{dst.region}"), (src.cloud, dst.cloud)):
+        if key in pairs:
+            return config.state_gb * pairs[key]
     if src.cloud != dst.cloud:
         return config.state_gb * config.egress_usd_per_gb
     if src.region != dst.region:
@@ -220,9 +279,21 @@ def rebalance(
     now: float,
     config: RebalanceConfig,
     last_moved: Mapping[InstanceId, float],
+    memories: Mapping[str, Memory] | None = None,
+    cooldowns: Mapping[OfferId, float] | None = None,
 ) -> list[Move]:
     """The moves to make now (see the module docstring); ``plan(...).moves`` as a list."""
-    return list(plan(fleet, offers_index, pools, now=now, config=config, last_moved=last_moved).moves)
+    answer = plan(
+        fleet,
+        offers_index,
+        pools,
+        now=now,
+        config=config,
+        last_moved=last_moved,
+        memories=memories,
+        cooldowns=cooldowns,
+    )
+    return list(answer.moves)
 
 
 def plan(
@@ -233,16 +304,24 @@ def plan(
     now: float,
     config: RebalanceConfig,
     last_moved: Mapping[InstanceId, float],
+    memories: Mapping[str, Memory] | None = None,
+    cooldowns: Mapping[OfferId, float] | None = None,
 ) -> Plan:
     """``rebalance`` with the reasons nodes were *not* moved, for logs and the CLI.
 
     Only ``RUNNING`` nodes whose pool is in ``pools`` are considered (the head and pinned node
     types are never moved). ``last_moved`` maps an instance to the time it was last moved to
-    (the controller records the replacement's id at the move).
+    (the controller records the replacement's id at the move); it only gates price moves.
+    ``memories`` maps a pool of ``config.jobs`` to its deadline policy's memory from the last
+    call (a missing pool starts from ``Memory()``); ``cooldowns`` maps an offer to the time it
+    may be used again, as ``place.place`` takes it: a cooling spot offer is an unavailable zone
+    for the deadline policy and no deadline move targets a cooling offer. ``Plan.memories``
+    holds what to pass back next time.
     """
-    index = offers_index if isinstance(offers_index, OfferIndex) else OfferIndex.build(offers_index)
+    index = _as_index(offers_index)
     blackout = next((b for b in config.blackouts if b.contains(now)), None)
     live = [n for n in fleet if n.state in (NodeState.PENDING, NodeState.RUNNING)]
+    mems = dict(memories or {})
     candidates: list[tuple[int, float, str, Move]] = []
     notes: list[str] = []
     for node in sorted(fleet, key=lambda n: n.instance_id):
@@ -253,16 +332,19 @@ def plan(
             continue
         job = config.jobs.get(node.pool)
         if job is not None:
-            forced = _deadline_move(node, pool, index, job, config, now, live)
-            if forced is not None:
-                if isinstance(forced, str):
-                    notes.append(forced)
-                    continue
-                if blackout is not None and not config.deadline_overrides_blackout:
-                    notes.append(f"{node.instance_id}: deadline move blocked by {blackout}")
-                    continue
-                candidates.append((0, -math.inf, node.instance_id, forced))
+            step = node_step(
+                node, pool, index, job, config, mems.get(node.pool, Memory()), now=now, cooldowns=cooldowns
+            )
+            mems[node.pool] = step.memory
+            move, why = _policy_move(
+                node, step, pool, index, config, cooldowns=cooldowns, now=now, live=live, blackout=blackout
+            )
+            if move is None:
+                notes.append(f"{node.instance_id}: {why}")
                 continue
+            rank = 0 if move.to_offer.capacity is CapacityType.ON_DEMAND else 1
+            candidates.append((rank, -math.inf, node.instance_id, move))
+            continue
         if blackout is not None:
             notes.append(f"{node.instance_id}: {blackout}")
             continue
@@ -273,17 +355,21 @@ def plan(
                 f"< min_interval_s {config.min_interval_s:.0f} s"
             )
             continue
-        move, why = _price_move(node, pool, index, config, now, live, job)
+        move, why = _price_move(node, pool, index, config, now, live)
         if move is None:
             notes.append(f"{node.instance_id}: {why}")
             continue
         net = move.saving_per_hour * config.horizon_hours - move.move_cost_usd
-        candidates.append((1, -net, node.instance_id, move))
+        candidates.append((2, -net, node.instance_id, move))
     candidates.sort(key=lambda c: (c[0], c[1], c[2]))
     chosen = tuple(c[3] for c in candidates[: config.max_moves])
     for _, _, iid, _ in candidates[config.max_moves :]:
         notes.append(f"{iid}: max_moves={config.max_moves} reached this tick")
-    return Plan(moves=chosen, notes=tuple(notes))
+    return Plan(moves=chosen, notes=tuple(notes), memories=mems)
+
+
+def _as_index(offers: OfferIndex | Sequence[Offer]) -> OfferIndex:
+    return offers if isinstance(offers, OfferIndex) else OfferIndex.build(offers)
 
 
 def _price_move(
@@ -293,7 +379,6 @@ def _price_move(
     config: RebalanceConfig,
     now: float,
     live: Sequence[FleetNode],
-    job: JobProgress | None,
 ) -> tuple[Move | None, str]:
     current = node.offer
     ranked = matching_offers(pool, index, now=now)
@@ -334,12 +419,6 @@ def _price_move(
                     f"moving to {target.offer_id} would break min_on_demand/min_clouds of {pool.name!r}"
                 )
             continue
-        if job is not None and target.capacity is CapacityType.SPOT:
-            unsafe = _unsafe_into_spot(node, target, job, config, now)
-            if unsafe:
-                if best is None:
-                    first_fail = unsafe
-                continue
         if best is None or net > best[0] + _EPS:
             best = (net, target, saving, cost)
     if best is None:
@@ -397,8 +476,91 @@ def _keeps_constraints(node: FleetNode, target: Offer, pool: PoolSpec, live: Seq
     return od(after) >= od(mine) and clouds(after) >= clouds(mine)
 
 
-def _view(node: FleetNode, job: JobProgress, config: RebalanceConfig, now: float) -> JobView:
-    current = spot(node.offer.offer_id) if node.offer.capacity is CapacityType.SPOT else ON_DEMAND
+# --------------------------------------------------------------------------- deadline jobs
+
+
+def cooling(cooldowns: Mapping[OfferId, float] | None, now: float) -> frozenset[OfferId]:
+    """The offers still cooling down at ``now`` (``now < until``), as ``place.place`` reads them."""
+    if not cooldowns:
+        return frozenset()
+    return frozenset(oid for oid, until in cooldowns.items() if now < until)
+
+
+def spot_options(
+    pool: PoolSpec,
+    index: OfferIndex | Sequence[Offer],
+    *,
+    now: float,
+    cooldowns: Mapping[OfferId, float] | None = None,
+) -> tuple[SpotOption, ...]:
+    """The ``JobView.zones`` of ``pool``: one option per spot offer it admits, sorted by offer id.
+
+    An option's ``zone`` is the offer id and its ``region`` the offer's; it is available unless the
+    offer is cooling down at ``now``. A cooling offer stays in the list, so each offer keeps its
+    position (which ``Memory.up_since`` is indexed by) until the pool's offers themselves change.
+    """
+    blocked = cooling(cooldowns, now)
+    offers = sorted(
+        (o for o in matching_offers(pool, index) if o.capacity is CapacityType.SPOT),
+        key=lambda o: o.offer_id,
+    )
+    return tuple(_spot_option(o, available=o.offer_id not in blocked) for o in offers)
+
+
+def _spot_option(offer: Offer, *, available: bool) -> SpotOption:
+    return SpotOption(
+        zone=offer.offer_id,
+        region=offer.region,
+        available=available,
+        price_per_hour=offer.price_per_hour,
+        interruptions_per_hour=offer.interruption_rate_per_hour,
+    )
+
+
+def ondemand_offer(
+    pool: PoolSpec,
+    index: OfferIndex | Sequence[Offer],
+    *,
+    now: float,
+    cooldowns: Mapping[OfferId, float] | None = None,
+) -> Offer | None:
+    """The on-demand offer a deadline move or launch takes: the best-ranked matching on-demand offer
+    not cooling down at ``now`` (the cheapest, unless ``source_preference`` ranks another cloud
+    first); None when there is none."""
+    blocked = cooling(cooldowns, now)
+    for offer in matching_offers(pool, index):
+        if offer.capacity is CapacityType.ON_DEMAND and offer.offer_id not in blocked:
+            return offer
+    return None
+
+
+def current_choice(node: FleetNode) -> Choice:
+    """The placement ``node`` holds, as a deadline policy names it: ``spot(offer_id)`` or ``ON_DEMAND``."""
+    return spot(node.offer.offer_id) if node.offer.capacity is CapacityType.SPOT else ON_DEMAND
+
+
+def overhead_left(node: FleetNode, config: RebalanceConfig, now: float) -> float:
+    """Hours of restart the job still pays on ``node``: ``restart_hours`` less the hours since the
+    node launched, at least 0 (the simulator starts paying the restart at the launch tick)."""
+    return max(0.0, config.restart_hours - (now - node.launched_at) / 3600.0)
+
+
+def job_view(
+    job: JobProgress,
+    config: RebalanceConfig,
+    *,
+    now: float,
+    current: Choice,
+    zones: tuple[SpotOption, ...],
+    ondemand_price_per_hour: float,
+    overhead_left_hours: float = 0.0,
+    preempted_offer: str = "",
+) -> JobView:
+    """The ``JobView`` a deadline policy sees at ``now`` (module docstring, "Deadline moves").
+
+    ``preempted_offer`` is the offer id of the spot node the job lost just now ("" if none); the
+    view is then ``preempted`` in that zone.
+    """
     return JobView(
         elapsed_hours=(now - job.submitted_at) / 3600.0,
         work_done_hours=job.work_done_hours,
@@ -409,53 +571,172 @@ def _view(node: FleetNode, job: JobProgress, config: RebalanceConfig, now: float
         checkpoint_hours=job.checkpoint_hours,
         tick_hours=config.tick_s / 3600.0,
         current=current,
-        overhead_left_hours=0.0,
-        zones=(),
-        ondemand_price_per_hour=node.offer.ondemand_price_per_hour,
+        overhead_left_hours=overhead_left_hours,
+        zones=zones,
+        ondemand_price_per_hour=ondemand_price_per_hour,
+        preempted=bool(preempted_offer),
+        preempted_zone=preempted_offer,
     )
 
 
-def _unsafe_into_spot(
-    node: FleetNode, target: Offer, job: JobProgress, config: RebalanceConfig, now: float
-) -> str:
-    """Why a move of a deadline job onto spot ``target`` is unsafe ("" when it is safe)."""
-    view = _view(node, job, config, now)
-    if not off_ondemand_is_safe(view, keep=False):
-        return f"deadline: moving onto spot {target.offer_id} would leave no on-demand rescue in time"
-    if node.offer.capacity is CapacityType.ON_DEMAND:
-        slack = ondemand_slack(view)
-        need = config.back_reserves * reserve_hours(view)
-        if slack - view.restart_hours < need - _EPS:
-            return f"deadline: slack {slack:.2f} h too low to leave on-demand (need {need:.2f} h + a restart)"
-    return ""
-
-
-def _deadline_move(
+def node_view(
     node: FleetNode,
     pool: PoolSpec,
-    index: OfferIndex,
+    index: OfferIndex | Sequence[Offer],
     job: JobProgress,
     config: RebalanceConfig,
+    *,
+    now: float,
+    cooldowns: Mapping[OfferId, float] | None = None,
+) -> JobView:
+    """The ``JobView`` of ``job`` at ``now`` as seen from ``node``, a running node of ``pool``."""
+    idx = _as_index(index)
+    target = ondemand_offer(pool, idx, now=now, cooldowns=cooldowns)
+    return job_view(
+        job,
+        config,
+        now=now,
+        current=current_choice(node),
+        zones=spot_options(pool, idx, now=now, cooldowns=cooldowns),
+        ondemand_price_per_hour=_node_ondemand_price(node, target),
+        overhead_left_hours=overhead_left(node, config, now),
+    )
+
+
+def node_step(
+    node: FleetNode,
+    pool: PoolSpec,
+    index: OfferIndex | Sequence[Offer],
+    job: JobProgress,
+    config: RebalanceConfig,
+    memory: Memory,
+    *,
+    now: float,
+    cooldowns: Mapping[OfferId, float] | None = None,
+) -> Step:
+    """What ``config.deadline_policy`` decides at ``now`` for ``node``, a running node of ``pool``
+    whose job is ``job`` (its ``node_view``); the step's memory is the pool's memory for the next
+    call."""
+    view = node_view(node, pool, index, job, config, now=now, cooldowns=cooldowns)
+    return POLICIES[config.deadline_policy].decide(view, memory)
+
+
+def idle_view(
+    pool: PoolSpec,
+    index: OfferIndex | Sequence[Offer],
+    job: JobProgress,
+    config: RebalanceConfig,
+    *,
+    now: float,
+    cooldowns: Mapping[OfferId, float] | None = None,
+    preempted_offer: str = "",
+) -> JobView:
+    """The ``JobView`` of ``job`` at ``now`` while its pool has no running node (``current`` WAIT)."""
+    idx = _as_index(index)
+    target = ondemand_offer(pool, idx, now=now, cooldowns=cooldowns)
+    return job_view(
+        job,
+        config,
+        now=now,
+        current=WAIT,
+        zones=spot_options(pool, idx, now=now, cooldowns=cooldowns),
+        ondemand_price_per_hour=_idle_ondemand_price(pool, idx, target),
+        preempted_offer=preempted_offer,
+    )
+
+
+def idle_step(
+    pool: PoolSpec,
+    index: OfferIndex | Sequence[Offer],
+    job: JobProgress,
+    config: RebalanceConfig,
+    memory: Memory,
+    *,
+    now: float,
+    cooldowns: Mapping[OfferId, float] | None = None,
+    preempted_offer: str = "",
+) -> Step:
+    """What ``config.deadline_policy`` would start at ``now`` for ``job``, whose pool has no running
+    node (it was just preempted, or is not placed yet): ``spot(offer_id)`` of an offer not cooling
+    down, ``ON_DEMAND`` (launch ``ondemand_offer``), or ``WAIT`` (launch nothing yet).
+
+    ``preempted_offer``: the offer id of the node the job lost, on the first call after the loss
+    only. The policy sees ``idle_view``; the step's memory is the pool's memory for the next call.
+    When the answer is ``ON_DEMAND`` but no on-demand offer can be launched, its last reason says
+    why.
+    """
+    idx = _as_index(index)
+    view = idle_view(pool, idx, job, config, now=now, cooldowns=cooldowns, preempted_offer=preempted_offer)
+    step = POLICIES[config.deadline_policy].decide(view, memory)
+    if step.choice.kind is Kind.ON_DEMAND and ondemand_offer(pool, idx, now=now, cooldowns=cooldowns) is None:
+        return replace(step, reasons=(*step.reasons, _no_ondemand(pool, idx)))
+    return step
+
+
+def _node_ondemand_price(node: FleetNode, target: Offer | None) -> float:
+    """What on-demand costs the job of ``node``: its own price on on-demand, else the target's."""
+    if node.offer.capacity is CapacityType.ON_DEMAND:
+        return node.offer.price_per_hour
+    if target is not None:
+        return target.price_per_hour
+    return node.offer.ondemand_price_per_hour
+
+
+def _idle_ondemand_price(pool: PoolSpec, index: OfferIndex, target: Offer | None) -> float:
+    if target is not None:
+        return target.price_per_hour
+    spot_offers = [o for o in matching_offers(pool, index) if o.capacity is CapacityType.SPOT]
+    return min((o.ondemand_price_per_hour for o in spot_offers), default=0.0)
+
+
+def _no_ondemand(pool: PoolSpec, index: OfferIndex) -> str:
+    if any(o.capacity is CapacityType.ON_DEMAND for o in matching_offers(pool, index)):
+        return f"every on-demand offer of pool {pool.name!r} is cooling down after failures"
+    return f"pool {pool.name!r} admits no on-demand offer; add 'on-demand' to its capacity_types"
+
+
+def _policy_move(
+    node: FleetNode,
+    step: Step,
+    pool: PoolSpec,
+    index: OfferIndex,
+    config: RebalanceConfig,
+    *,
+    cooldowns: Mapping[OfferId, float] | None,
     now: float,
     live: Sequence[FleetNode],
-) -> Move | str | None:
-    """A forced move to on-demand when the job's slack cannot absorb another preemption on spot.
+    blackout: Blackout | None,
+) -> tuple[Move | None, str]:
+    """The move ``step`` asks of running ``node``, or None and why not (module docstring)."""
+    said = "; ".join(step.reasons)
+    who = f"deadline policy {config.deadline_policy}"
+    choice = step.choice
+    if choice == current_choice(node):
+        return None, f"{who}: keep ({said})"
+    if choice.kind is Kind.WAIT:
+        return None, f"{who} would hold nothing ({said}); a running node is not moved for that"
+    if choice.kind is Kind.ON_DEMAND:
+        target = ondemand_offer(pool, index, now=now, cooldowns=cooldowns)
+        if target is None:
+            return None, f"{who} asks for on-demand ({said}) but {_no_ondemand(pool, index)}"
+        if blackout is not None and not config.deadline_overrides_blackout:
+            return None, f"deadline move to on-demand ({said}) blocked by {blackout}"
+        return _deadline_move(node, target, step, config), ""
+    target = _admitted(pool, index, choice.zone)
+    if target is None:
+        return None, f"{who} chose {choice.zone}, which pool {pool.name!r} does not admit"
+    if blackout is not None:
+        return None, f"{who} asks for {target.offer_id} ({said}); held by {blackout}"
+    if not _keeps_constraints(node, target, pool, live):
+        return None, f"moving to {target.offer_id} would break min_on_demand/min_clouds of {pool.name!r}"
+    return _deadline_move(node, target, step, config), ""
 
-    None when no deadline move is needed; a note (str) when one is needed but impossible.
-    """
-    if node.offer.capacity is not CapacityType.SPOT:
-        return None
-    view = _view(node, job, config, now)
-    if off_ondemand_is_safe(view, keep=True):
-        return None
-    slack = ondemand_slack(view)
-    ondemand = [o for o in matching_offers(pool, index, now=now) if o.capacity is CapacityType.ON_DEMAND]
-    if not ondemand:
-        return (
-            f"{node.instance_id}: deadline at risk (slack {slack:.2f} h) but pool {pool.name!r} admits "
-            "no on-demand offer; add 'on-demand' to its capacity_types"
-        )
-    target = ondemand[0]
+
+def _admitted(pool: PoolSpec, index: OfferIndex, offer_id: str) -> Offer | None:
+    return next((o for o in matching_offers(pool, index) if o.offer_id == offer_id), None)
+
+
+def _deadline_move(node: FleetNode, target: Offer, step: Step, config: RebalanceConfig) -> Move:
     cost = move_cost(node.offer, target, config)
     return Move(
         instance_id=node.instance_id,
@@ -466,10 +747,10 @@ def _deadline_move(
         move_cost_usd=cost,
         reasons=(
             (
-                f"deadline move: slack {slack:.2f} h cannot absorb another preemption on spot "
-                f"(reserve {reserve_hours(view):.2f} h)"
+                f"deadline move ({config.deadline_policy}): "
+                f"{describe_offer(node.offer)} -> {describe_offer(target)}"
             ),
-            f"{describe_offer(node.offer)} -> {describe_offer(target)}",
+            *step.reasons,
             f"move costs {money(cost)}",
         ),
     )
