@@ -14,7 +14,8 @@ EXTRAS = {
         "pytest>=8",
         "ruff==0.17.6",
         "mypy==2.4.1",
-        "moto[ec2,server]>=5.0",
+        "moto[ec2,s3,server]>=5.0",
+        "hypothesis>=6.100",
         "types-PyYAML",
     ],
 }

@@ -12,6 +12,11 @@ Keys (besides Ray's own ``type``, ``module``, ``disable_node_updaters``, ...)::
       ledger: /tmp/ray_multicloud/demo/ledger.db   # optional SQLite ledger of spend
       max_price_age_seconds: 3600      # a live price older than this is flagged in every decision
       price_ttl_seconds: 300           # how often live price feeds (aws/gcp/azure drivers) are fetched
+      start_controller: true           # false: `ray up` does not start the controller on the head
+                                       # (a harness that moves nodes itself); pools opt out with
+                                       # migration: {enabled: false}
+      train_storage: s3://bucket/train # where Train runs keep checkpoints (default on embedded clouds:
+                                       # <state_dir>/train); the controller finds deadline jobs there
       clouds:
         aws:   {driver: local, prices_from: aws, regions: [us-east-1, us-west-2]}
         onprem: {driver: private, region: onprem-dc1, machines: [...]}
@@ -35,7 +40,7 @@ _RAY_KEYS = frozenset({
     "foreground_node_launch", "use_internal_ips", "head_ip", "worker_ips", "cache_stopped_nodes",
 })
 _OUR_KEYS = frozenset({"gcs_address", "state_dir", "catalog", "cooldown_seconds", "ledger", "clouds",
-                       "max_price_age_seconds", "price_ttl_seconds"})
+                       "max_price_age_seconds", "price_ttl_seconds", "train_storage", "start_controller"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +54,8 @@ class ProviderSettings:
     ledger_path: str | None = None
     max_price_age_s: float = 3600.0
     price_ttl_s: float = 300.0
+    train_storage: str | None = None
+    start_controller: bool = True
 
 
 def load_cluster_yaml(path: str | Path) -> dict[str, Any]:
@@ -101,6 +108,13 @@ def load_settings(provider_config: Mapping[str, Any], cluster_name: str) -> Prov
         raise ConfigError("provider.price_ttl_seconds", "must be a number of seconds") from exc
     if ttl < 0:
         raise ConfigError("provider.price_ttl_seconds", "must not be negative")
+    train_storage = provider_config.get("train_storage")
+    if train_storage is not None and (not isinstance(train_storage, str) or not train_storage.strip()):
+        raise ConfigError("provider.train_storage",
+                          "must be a storage URI (s3://bucket/path, gs://..., abfs://...) or a local path")
+    start_controller = provider_config.get("start_controller", True)
+    if not isinstance(start_controller, bool):
+        raise ConfigError("provider.start_controller", f"must be true or false, got {start_controller!r}")
     return ProviderSettings(
         cluster_name=cluster_name,
         gcs_address=gcs,
@@ -111,6 +125,8 @@ def load_settings(provider_config: Mapping[str, Any], cluster_name: str) -> Prov
         ledger_path=str(Path(str(ledger)).expanduser()) if ledger else None,
         max_price_age_s=max_age,
         price_ttl_s=ttl,
+        train_storage=train_storage.strip() if isinstance(train_storage, str) else None,
+        start_controller=start_controller,
     )
 
 

@@ -200,3 +200,34 @@ def test_run_config_from_cluster_yaml() -> None:
     assert cfg.failure_config.max_failures == 2
     assert cfg.checkpoint_config.num_to_keep == 3
     assert os.path.basename(cfg.name) == "job"
+
+
+@pytest.mark.parametrize(
+    ("damage", "needle", "found_without_hashes"),
+    [
+        (_truncate, "truncated", False),
+        (_flip, "sha256", True),  # same size: only the hash sees it
+        (_drop_manifest, "no MANIFEST.json", False),
+        (_drop_file, "missing", False),
+        (_garble_manifest, "unreadable", False),
+        (_lie_in_manifest, "manifest says", False),
+    ],
+)
+def test_verify_through_a_pyarrow_filesystem(
+    tmp_path: Path, damage: Callable[[Path], None], needle: str, found_without_hashes: bool
+) -> None:
+    """The same checks on a checkpoint read through pyarrow (how s3://, gs:// and abfs:// are read)."""
+    import pyarrow.fs
+
+    fs = pyarrow.fs.LocalFileSystem()
+    good = write_checkpoint(tmp_path, writer(b"x" * 100), name="checkpoint_1", metadata={"step": 3})
+    assert verify_checkpoint(str(good), filesystem=fs) == verify_checkpoint(good)
+    bad = write_checkpoint(tmp_path, writer(b"y" * 100), name="checkpoint_2")
+    damage(bad)
+    with pytest.raises(CheckpointCorrupt, match=needle):
+        verify_checkpoint(str(bad), filesystem=fs)
+    if found_without_hashes:
+        assert verify_checkpoint(str(bad), filesystem=fs, check_hashes=False).files["model.bin"][0] == 100
+    else:
+        with pytest.raises(CheckpointCorrupt, match=needle):
+            verify_checkpoint(str(bad), filesystem=fs, check_hashes=False)

@@ -18,6 +18,17 @@ Contract
   ``ray.train.get_checkpoint()`` returns): it verifies it and, if it is corrupt, falls back to the
   newest complete sibling ``checkpoint_*`` directory of the same run in storage (local or remote,
   through the checkpoint's pyarrow filesystem).
+* ``verify_checkpoint(path, filesystem=fs)`` checks a checkpoint where it lies in storage (a
+  pyarrow filesystem, as ``open_storage`` returns for ``s3://``, ``gs://``, ``abfs://`` or a local
+  path): the manifest is read, every listed file must be present with its recorded size (one
+  listing), and with ``check_hashes=True`` its bytes are streamed through sha256 as well. Storage
+  errors (network, credentials, a missing bucket) are raised as they are (``storage_errors()``),
+  never turned into ``CheckpointCorrupt``: the storage failed, not the checkpoint.
+
+Storage is opened the way Ray Train 2.60 opens ``RunConfig.storage_path``:
+``pyarrow.fs.FileSystem.from_uri`` (``open_storage``), so whatever reaches a run's checkpoints from
+a worker (credentials, ``AWS_ENDPOINT_URL``, URI query options) reaches them from the head too.
+pyarrow is imported inside the functions that use it.
 
 Used inside an ordinary Ray Train loop::
 
@@ -42,9 +53,12 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ray_multicloud.errors import MultiCloudError
+
+if TYPE_CHECKING:
+    import pyarrow.fs
 
 MANIFEST = "MANIFEST.json"
 FORMAT = "rmc-checkpoint/1"
@@ -146,26 +160,44 @@ def read_manifest(path: str | Path) -> Manifest:
     """The checkpoint's manifest, without checking its files; ``CheckpointCorrupt`` if unreadable."""
     root = Path(path)
     try:
-        raw = json.loads((root / MANIFEST).read_text())
+        text = (root / MANIFEST).read_text()
     except FileNotFoundError:
         raise CheckpointCorrupt(
             root, f"no {MANIFEST} (half-written or not made by write_checkpoint)"
         ) from None
     except (OSError, ValueError) as exc:
         raise CheckpointCorrupt(root, f"unreadable {MANIFEST}: {exc}") from None
+    return parse_manifest_text(root, text)
+
+
+def parse_manifest_text(root: str | Path, text: str) -> Manifest:
+    """A ``MANIFEST.json``'s text as a ``Manifest``; ``CheckpointCorrupt`` (naming ``root``) if malformed."""
+    try:
+        raw = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise CheckpointCorrupt(root, f"unreadable {MANIFEST}: {exc}") from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT or not isinstance(raw.get("files"), dict):
         raise CheckpointCorrupt(root, f"{MANIFEST} is not a {FORMAT} manifest")
     try:
         files = {str(k): (int(v["size"]), str(v["sha256"])) for k, v in raw["files"].items()}
+        created_at = float(raw.get("created_at", 0))
+        metadata = dict(raw.get("metadata") or {})
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointCorrupt(root, f"malformed {MANIFEST} entry: {exc}") from None
-    return Manifest(
-        files=files, metadata=dict(raw.get("metadata") or {}), created_at=float(raw.get("created_at", 0))
-    )
+    return Manifest(files=files, metadata=metadata, created_at=created_at)
 
 
-def verify_checkpoint(path: str | Path) -> Manifest:
-    """Check every file the manifest lists (size, then sha256); see the module docstring."""
+def verify_checkpoint(
+    path: str | Path, *, filesystem: pyarrow.fs.FileSystem | None = None, check_hashes: bool = True
+) -> Manifest:
+    """Check every file the manifest lists (size, then sha256); see the module docstring.
+
+    Without ``filesystem``, ``path`` is a local directory. With one, ``path`` is a directory inside
+    it (as ``open_storage`` returns), and storage errors propagate (``storage_errors()``).
+    ``check_hashes=False`` checks presence and sizes only.
+    """
+    if filesystem is not None:
+        return _verify_in_storage(filesystem, str(path).rstrip("/"), check_hashes=check_hashes)
     root = Path(path)
     manifest = read_manifest(root)
     for rel, (size, digest) in sorted(manifest.files.items()):
@@ -176,9 +208,90 @@ def verify_checkpoint(path: str | Path) -> Manifest:
             raise CheckpointCorrupt(root, f"{rel} is missing") from None
         if actual != size:
             raise CheckpointCorrupt(root, f"{rel} has {actual} bytes, manifest says {size} (truncated?)")
-        if sha256_file(target) != digest:
+        if check_hashes and sha256_file(target) != digest:
             raise CheckpointCorrupt(root, f"{rel} does not match its sha256 (corrupted)")
     return manifest
+
+
+def _verify_in_storage(fs: pyarrow.fs.FileSystem, root: str, *, check_hashes: bool) -> Manifest:
+    import pyarrow.fs
+
+    try:
+        with fs.open_input_stream(f"{root}/{MANIFEST}") as stream:
+            body = stream.read()
+    except FileNotFoundError:
+        raise CheckpointCorrupt(
+            root, f"no {MANIFEST} (half-written or not made by write_checkpoint)"
+        ) from None
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CheckpointCorrupt(root, f"unreadable {MANIFEST}: {exc}") from None
+    manifest = parse_manifest_text(root, text)
+    # One recursive listing gives every size; an object store shows an object only once its
+    # upload completed, so a size mismatch or a missing file is an upload still under way.
+    prefix = root + "/"
+    sizes = {
+        info.path[len(prefix) :]: info.size
+        for info in fs.get_file_info(pyarrow.fs.FileSelector(root, recursive=True))
+        if info.type == pyarrow.fs.FileType.File and info.path.startswith(prefix)
+    }
+    for rel, (size, digest) in sorted(manifest.files.items()):
+        actual = sizes.get(rel)
+        if actual is None:
+            raise CheckpointCorrupt(root, f"{rel} is missing")
+        if actual != size:
+            raise CheckpointCorrupt(root, f"{rel} has {actual} bytes, manifest says {size} (truncated?)")
+        if check_hashes:
+            hasher = hashlib.sha256()
+            with fs.open_input_stream(f"{root}/{rel}") as stream:
+                while chunk := stream.read(_CHUNK):
+                    hasher.update(chunk)
+            if hasher.hexdigest() != digest:
+                raise CheckpointCorrupt(root, f"{rel} does not match its sha256 (corrupted)")
+    return manifest
+
+
+# --------------------------------------------------------------------------- storage (local or URI)
+
+
+def is_uri(location: str | Path) -> bool:
+    """True for ``scheme://...`` (``s3://``, ``gs://``, ``abfs://``, ``file://``); False for a local path."""
+    return "://" in str(location)
+
+
+def open_storage(location: str | Path) -> tuple[pyarrow.fs.FileSystem, str]:
+    """``(filesystem, path inside it)`` for a local path or a storage URI, resolved as Ray Train 2.60
+    resolves ``RunConfig.storage_path`` (``pyarrow.fs.FileSystem.from_uri``); a local path is made
+    absolute first. Raises ``storage_errors()`` for a URI pyarrow cannot open."""
+    import pyarrow.fs
+
+    text = str(location)
+    if not is_uri(text):
+        text = os.path.abspath(os.path.expanduser(text))
+    return pyarrow.fs.FileSystem.from_uri(text)
+
+
+def storage_errors() -> tuple[type[Exception], ...]:
+    """What reading or writing storage through pyarrow can raise: ``OSError`` (network, credentials,
+    a missing bucket; pyarrow's ``ArrowIOError``), ``ValueError`` (a malformed URI) and any other
+    ``pyarrow.ArrowException`` (an unsupported scheme)."""
+    import pyarrow
+
+    return (OSError, ValueError, pyarrow.ArrowException)
+
+
+def list_storage_dir(fs: pyarrow.fs.FileSystem, path: str) -> list[pyarrow.fs.FileInfo]:
+    """The entries directly under ``path``, sorted by name; ``[]`` when ``path`` does not exist (an
+    object store has no empty directories). A missing bucket or container, or any other storage
+    failure, raises (``storage_errors()``): only a missing path inside reachable storage is empty."""
+    import pyarrow.fs
+
+    try:
+        infos = fs.get_file_info(pyarrow.fs.FileSelector(path.rstrip("/") or "/", recursive=False))
+    except FileNotFoundError:
+        return []
+    return sorted(infos, key=lambda info: info.base_name)
 
 
 def newest_complete(dirs: Iterable[str | Path]) -> Found | None:
