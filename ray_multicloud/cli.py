@@ -527,9 +527,11 @@ def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "demo",
         help="ray up the local multi-cloud cluster, run a small GPU workload, print placements and cost",
-        description="Brings cluster_configs/local-multicloud.yaml up with ray up (own ports and state dir), "
-        "runs GPU tasks on a spot pool and an on-demand pool, waits for idle scale-down, tears the cluster "
-        "down, and prints each node's placement and cost against on-demand.",
+        description="Brings cluster_configs/local-multicloud.yaml up with ray up (own ports and state dir; "
+        "ray up starts the controller on the head), runs a Ray Train job on a spot pool and GPU tasks on an "
+        "on-demand pool, makes the training node's price jump so the controller moves the job, waits for "
+        "idle scale-down, tears the cluster down, and prints each node's placement, the move, and the cost "
+        "against on-demand.",
     )
     p.add_argument("--config", help="cluster YAML (default: the repository's local-multicloud.yaml)")
     p.add_argument("--workdir", help="where the cluster's YAML copy, logs and state go (default: a temp dir)")
@@ -552,6 +554,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     ]
     print(format_table(["instance", "pool", "offer (cloud/region/zone/type/capacity)", "$/h", "on-demand $/h",
                         "seconds", "cost $", "on-demand $", "ended"], rows))
+    for old, new, reason, _at in result.moves:
+        print(f"\nmove: {old} -> {new}: {reason}")
     print(f"\ntotal: ${result.cost:.6f} against ${result.ondemand_cost:.6f} on-demand for the same "
           f"node-seconds ({result.savings_fraction:.1%} saved); wall time {result.wall_seconds:.0f}s")
     print(f"ledger: {result.ledger_path} (ray-multicloud report --ledger {result.ledger_path} --by pool)")

@@ -1,18 +1,34 @@
-"""The controller on the head: watch prices, ask ``policy.rebalance``, apply its moves through Ray drains.
+"""The controller on the head: watch prices and deadline jobs, ask ``policy.rebalance``, apply its moves.
 
-``python -m ray_multicloud.controller --config cluster.yaml`` runs it; tests and benchmarks import
-``Controller`` and ``move_node``.
+**Started by ``ray up``.** ``MultiCloudNodeProvider.bootstrap_config`` appends
+``provider.controller_start_command()`` to the head's start commands when some pool is movable, so
+``ray up`` starts ``python -m ray_multicloud.controller --config ~/ray_bootstrap_config.yaml`` on
+the head, in the head's process group (``ray down`` ends it with the head; why a process and not a
+thread of the autoscaler: see that function). One controller per cluster holds a lock file; a
+second one exits. ``provider.start_controller: false`` leaves it to the user (a harness that moves
+nodes itself); a pool opts out with ``migration: {enabled: false}``. Its log is
+``~/ray_multicloud_controller.log`` on the head.
+
+**Settings** come from each pool's ``migration:`` section of the cluster YAML
+(``ray_multicloud.migration``: horizon, minimum saving, hysteresis, blackouts, egress, checkpoint
+size and times, disruption budget, the deadline policy); command-line flags override them for every
+pool.
 
 **One tick** (``Controller.tick``): read the fleet and the current offers from the
 ``MultiCloudNodeProvider`` (built from the cluster YAML's provider section, so it sees exactly what the
-autoscaler sees), call ``policy.rebalance.plan``, and apply each move with ``move_node``, one at a
-time. The controller remembers when it moved each node (``last_moved``, for the policy's hysteresis)
-and which nodes it is moving.
+autoscaler sees), call ``policy.rebalance.plan`` once per movable pool with that pool's settings
+(its disruption budget as ``max_moves``; a pool with a deadline job is judged by its deadline
+policy's ``decide``, the one ``ray-multicloud simulate`` scores), and apply each move with
+``move_node``, one at a time. The controller remembers when it moved each node (``last_moved``, for
+the hysteresis) and each deadline policy's memory.
 
-**One move** (``move_node``), make-before-break, so a move costs one restore and not a stall:
+**One move** (``move_node``), make-before-break, so a move costs one restore and not a stall, saved
+as a ``moves.MoveRecord`` in the ledger's journal at every step (``requested -> replacement-up ->
+draining -> done``, or ``rolled-back``), so a restarted controller finishes or undoes it
+(``Controller.resume``, before its first tick) and never repeats it:
 
-1. launch the replacement on ``move.to_offer`` (``provider.launch_on_offer``, tagged like any
-   autoscaler-launched worker of the pool, so autoscaler v2 adopts it);
+1. launch the replacement on ``move.to_offer`` (``provider.launch_on_offer`` with the move's own
+   request id, tagged like any autoscaler-launched worker of the pool, so autoscaler v2 adopts it);
 2. wait until its Ray node is alive in the cluster (the GCS lists a node whose cloud instance id is
    the replacement's) — on failure or timeout the replacement is terminated and the old node is
    left alone (``MoveResult.status`` says why);
@@ -40,18 +56,25 @@ does it itself) and the autoscaler replaces it through ``policy.place``.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import logging
+import math
 import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from ray_multicloud.drain import PREEMPTION, drain_node
 from ray_multicloud.errors import MultiCloudError
 from ray_multicloud.metrics import CostFigures, CostMetrics
+from ray_multicloud.migration import DisruptionBudget, Migration, parse_migration
+from ray_multicloud.moves import MoveRecord, MoveState, new_record
+from ray_multicloud.policy.deadline import Memory
 from ray_multicloud.policy.rebalance import (
     DailyWindow,
     JobProgress,
@@ -62,10 +85,9 @@ from ray_multicloud.policy.rebalance import (
 )
 from ray_multicloud.settings import load_cluster_yaml
 from ray_multicloud.train.progress import DeadlineJob, RunWatch
-from ray_multicloud.types import InstanceId, Move, PoolSpec
+from ray_multicloud.types import InstanceId, Move, NodeState, PoolSpec
 
 logger = logging.getLogger(__name__)
-_DEFAULTS = RebalanceConfig()
 
 
 # --------------------------------------------------------------------------- cluster view
@@ -170,6 +192,7 @@ def move_node(
     drain: Callable[..., tuple[bool, str]] = drain_node,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
+    record: MoveRecord | None = None,
 ) -> MoveResult:
     """Replace ``move.instance_id`` by a node on ``move.to_offer``, make-before-break (module docstring).
 
@@ -180,6 +203,11 @@ def move_node(
     the time source (fakes in tests). Blocks for at most ``up_timeout_s + drain_deadline_s`` plus the
     terminations.
 
+    The move is a ``moves.MoveRecord`` saved at every step (``ledger.journal_put``, when the ledger
+    has one): ``record`` given (a move found open in the journal after a restart) continues from its
+    saved state instead of starting over; the replacement's launch request id comes from the move,
+    so launching again reuses a replacement that already exists.
+
     Guarantees: the old node is drained and terminated only after the replacement's Ray node is
     alive; if the replacement cannot be launched or does not come up, it is terminated and the old
     node keeps running untouched. Never raises for a cloud or GCS failure: the result says what
@@ -189,90 +217,135 @@ def move_node(
 
     start = clock()
     old = str(move.instance_id)
+    journal = getattr(ledger, "journal_put", None)
+    if record is None:
+        number = 1
+        with contextlib.suppress(Exception):
+            number = int(ledger.moves_of(old)) + 1 if hasattr(ledger, "moves_of") else 1
+        record = new_record(
+            pool=move.pool,
+            old_instance=old,
+            target_offer=str(move.to_offer.offer_id),
+            number=number,
+            reason="; ".join(move.reasons) or "price move",
+            at=start,
+        )
+    else:
+        start = record.started_at
+
+    def save(rec: MoveRecord) -> MoveRecord:
+        if journal is not None:
+            try:
+                journal(rec)
+            except Exception:  # the move goes on; a restart then sees the previous state
+                logger.exception("move journal write failed for %s", rec.move_id)
+        return rec
 
     def since() -> float:
         return clock() - start
 
-    try:
-        inst = provider.launch_on_offer(
-            move.pool, move.to_offer, resources=dict(spec.resources), labels=dict(spec.labels)
-        )
-    except (LaunchFailed, MultiCloudError) as exc:
-        logger.warning("move of %s: replacement on %s failed: %s", old, move.to_offer.offer_id, exc)
-        return MoveResult(move, "launch-failed", started_at=start, detail=str(exc))
-    new = str(inst.instance_id)
-    logger.info("move of %s: replacement %s launched on %s", old, new, move.to_offer.offer_id)
-
-    up_by = start + up_timeout_s
-    up_s: float | None = None
-    while clock() < up_by:
+    if record.state is MoveState.REQUESTED:
+        record = save(record)
         try:
-            node = nodes(gcs_address).get(new)
-        except Exception:  # GCS hiccup: keep polling until the timeout
-            logger.debug("GCS read failed", exc_info=True)
-            node = None
-        if node is not None and node.status in ("RUNNING", "IDLE"):
-            up_s = since()
-            break
-        sleep(poll_s)
-    if up_s is None:
-        logger.warning(
-            "move of %s: replacement %s not up within %.0f s; terminating it", old, new, up_timeout_s
-        )
-        provider.terminate_node(new)
-        return MoveResult(
-            move, "not-up", new, start, detail=f"replacement not up within {up_timeout_s:.0f} s"
-        )
-
-    try:
-        current = nodes(gcs_address).get(old)
-    except Exception:
-        logger.warning("GCS read failed; terminating the old node without a drain", exc_info=True)
-        current = None
-    deadline = clock() + drain_deadline_s
-    if current is not None and current.alive:
-        try:
-            accepted, why = drain(
-                gcs_address,
-                current.node_id,
-                deadline_s=deadline,
-                reason=PREEMPTION,
-                message=f"rmc move {old} -> {new} ({move.to_offer.offer_id})",
+            inst = provider.launch_on_offer(
+                move.pool,
+                move.to_offer,
+                resources=dict(spec.resources),
+                labels=dict(spec.labels),
+                request_id=record.request_id,
             )
-        except Exception as exc:
-            logger.warning("drain call failed", exc_info=True)
-            accepted, why = False, f"drain call failed: {exc}"
-        if not accepted:
-            logger.warning("move of %s: drain rejected (%s); terminating the replacement", old, why)
-            provider.terminate_node(new)
-            return MoveResult(move, "drain-rejected", new, start, up_s=up_s, detail=why)
-        # Drained: gone from the GCS, or nothing of it in use any more; else wait for the deadline.
-        by_deadline = True
-        while clock() < deadline:
-            sleep(poll_s)
+        except (LaunchFailed, MultiCloudError) as exc:
+            logger.warning("move of %s: replacement on %s failed: %s", old, move.to_offer.offer_id, exc)
+            save(record.to(MoveState.ROLLED_BACK, at=clock(), detail=f"launch failed: {exc}"))
+            return MoveResult(move, "launch-failed", started_at=start, detail=str(exc))
+        new = str(inst.instance_id)
+        logger.info("move of %s: replacement %s launched on %s", old, new, move.to_offer.offer_id)
+
+        up_by = clock() + up_timeout_s
+        up_s: float | None = None
+        while True:
             try:
-                now_node = nodes(gcs_address).get(old)
-            except Exception:
+                node = nodes(gcs_address).get(new)
+            except Exception:  # GCS hiccup: keep polling until the timeout
                 logger.debug("GCS read failed", exc_info=True)
-                continue
-            if now_node is None or not now_node.alive or not now_node.busy:
-                by_deadline = False
+                node = None
+            if node is not None and node.status in ("RUNNING", "IDLE"):
+                up_s = since()
                 break
+            if clock() >= up_by:
+                break
+            sleep(poll_s)
+        if up_s is None:
+            logger.warning(
+                "move of %s: replacement %s not up within %.0f s; terminating it", old, new, up_timeout_s
+            )
+            provider.terminate_node(new)
+            detail = f"replacement not up within {up_timeout_s:.0f} s"
+            save(record.to(MoveState.ROLLED_BACK, at=clock(), new_instance=new, detail=detail))
+            return MoveResult(move, "not-up", new, start, detail=detail)
+        record = save(record.to(MoveState.REPLACEMENT_UP, at=clock(), new_instance=new))
     else:
+        new = record.new_instance
+        up_s = None
+
+    if record.state is MoveState.REPLACEMENT_UP:
+        try:
+            current = nodes(gcs_address).get(old)
+        except Exception:
+            logger.warning("GCS read failed; terminating the old node without a drain", exc_info=True)
+            current = None
+        deadline = clock() + drain_deadline_s
+        if current is not None and current.alive:
+            try:
+                accepted, why = drain(
+                    gcs_address,
+                    current.node_id,
+                    deadline_s=deadline,
+                    reason=PREEMPTION,
+                    message=f"rmc move {old} -> {new} ({move.to_offer.offer_id})",
+                )
+            except Exception as exc:
+                logger.warning("drain call failed", exc_info=True)
+                accepted, why = False, f"drain call failed: {exc}"
+            if not accepted:
+                logger.warning("move of %s: drain rejected (%s); terminating the replacement", old, why)
+                provider.terminate_node(new)
+                save(record.to(MoveState.ROLLED_BACK, at=clock(), detail=f"drain rejected: {why}"))
+                return MoveResult(move, "drain-rejected", new, start, up_s=up_s, detail=why)
+            record = save(record.to(MoveState.DRAINING, at=clock(), drain_deadline_at=deadline))
+        else:
+            record = record.to(MoveState.DRAINING, at=clock(), drain_deadline_at=clock())
+            # Not saved: the next line finishes it; a restart in between re-drains nothing (old is gone).
+
+    # DRAINING: gone from the GCS, or nothing of it in use any more; else wait for the deadline.
+    deadline = record.drain_deadline_at if record.drain_deadline_at is not None else clock()
+    by_deadline = True
+    if deadline <= clock():
         by_deadline = False
+    while clock() < deadline:
+        sleep(poll_s)
+        try:
+            now_node = nodes(gcs_address).get(old)
+        except Exception:
+            logger.debug("GCS read failed", exc_info=True)
+            continue
+        if now_node is None or not now_node.alive or not now_node.busy:
+            by_deadline = False
+            break
     drained_s = since()
     provider.terminate_node(old)
     done_s = since()
+    save(record.to(MoveState.DONE, at=clock()) if record.state is MoveState.DRAINING else record)
     if ledger is not None:
         try:
-            ledger.record_move(old, new, "; ".join(move.reasons) or "price move", start)
+            ledger.record_move(old, new, record.reason or "price move", start)
         except Exception:  # the move happened whatever the ledger says
             logger.exception("ledger record_move failed")
     logger.info(
-        "move of %s -> %s done: up %.1f s, drained %.1f s%s, terminated %.1f s",
+        "move of %s -> %s done: up %s s, drained %.1f s%s, terminated %.1f s",
         old,
         new,
-        up_s,
+        "?" if up_s is None else f"{up_s:.1f}",
         drained_s,
         " (deadline)" if by_deadline else "",
         done_s,
@@ -295,6 +368,12 @@ def move_node(
 class Controller:
     """The rebalancing loop over one cluster. ``tick()`` is one pass; ``run()`` loops until stopped.
 
+    Each movable pool (a node type with a ``pool:`` whose ``migration.enabled`` is not false) is
+    planned with its own ``migration:`` section (``ray_multicloud.migration``). ``config``, when
+    given, replaces every pool's section (tests and benchmarks that set the knobs in code);
+    ``overrides`` (``RebalanceConfig`` field -> value, the command line's flags) is applied on top.
+    ``drain_deadline_s`` / ``up_timeout_s`` override the sections' own when given.
+
     Thread-safe for one ticking thread plus readers of ``results``.
     """
 
@@ -302,9 +381,11 @@ class Controller:
         self,
         cluster_config: Mapping[str, Any],
         *,
-        config: RebalanceConfig,
-        drain_deadline_s: float = 30.0,
-        up_timeout_s: float = 120.0,
+        config: RebalanceConfig | None = None,
+        overrides: Mapping[str, Any] | None = None,
+        drain_deadline_s: float | None = None,
+        up_timeout_s: float | None = None,
+        interval_s: float = 10.0,
         provider: Any = None,
     ) -> None:
         from ray_multicloud.provider import MultiCloudNodeProvider, validate_cluster_config
@@ -315,8 +396,25 @@ class Controller:
         self.provider = provider or MultiCloudNodeProvider(provider_config, self.cluster_name)
         self.gcs_address: str = self.provider.settings.gcs_address
         targets = validate_cluster_config(cluster_config)
-        self.pools: dict[str, PoolSpec] = {k: v for k, v in targets.items() if isinstance(v, PoolSpec)}
         types = cluster_config.get("available_node_types") or {}
+        self.migrations: dict[str, Migration] = {}
+        for name, target in targets.items():
+            if not isinstance(target, PoolSpec):
+                continue
+            migration = parse_migration(name, types[name].get("node_config") or {})
+            base = config if config is not None else migration.rebalance
+            migration = replace(
+                migration,
+                rebalance=replace(base, tick_s=interval_s, **dict(overrides or {})),
+                drain_deadline_s=migration.drain_deadline_s if drain_deadline_s is None else drain_deadline_s,
+                up_timeout_s=migration.up_timeout_s if up_timeout_s is None else up_timeout_s,
+            )
+            if config is not None:
+                migration = replace(migration, budget=DisruptionBudget(count=config.max_moves))
+            self.migrations[name] = migration
+        self.pools: dict[str, PoolSpec] = {
+            k: v for k, v in targets.items() if isinstance(v, PoolSpec) and self.migrations[k].enabled
+        }
         self.specs: dict[str, NodeTypeSpec] = {
             name: NodeTypeSpec(
                 resources={str(k): float(v) for k, v in (types[name].get("resources") or {}).items()},
@@ -324,12 +422,13 @@ class Controller:
             )
             for name in self.pools
         }
-        self.config = config
-        self.drain_deadline_s = drain_deadline_s
-        self.up_timeout_s = up_timeout_s
+        self._base = replace(config if config is not None else RebalanceConfig(), **dict(overrides or {}))
+        self.interval_s = interval_s
         self.last_moved: dict[InstanceId, float] = {}
         self.results: list[MoveResult] = []
         self.last_plan: Plan | None = None
+        self._jobs: dict[str, JobProgress] = {}
+        self._memories: dict[str, Memory] = {}
         self._lock = threading.Lock()
         self.ledger = _open_ledger(self.provider.settings.ledger_path)
         # Cost per hour and savings as Ray metrics (Prometheus, the dashboard), from the ledger; the
@@ -337,67 +436,162 @@ class Controller:
         self.metrics = CostMetrics(self.cluster_name)
         self.figures: CostFigures | None = None
 
+    @property
+    def config(self) -> RebalanceConfig:
+        """The cluster-wide base configuration with the deadline jobs declared now (``set_job``).
+
+        Each pool is planned with its own section (``pool_config``); this is what a caller that
+        plans every pool at once (a test, the CLI) passes to ``policy.rebalance.plan``."""
+        with self._lock:
+            return replace(self._base, jobs=dict(self._jobs))
+
+    def pool_config(self, pool: str) -> RebalanceConfig:
+        """The configuration ``pool`` is planned with this tick: its ``migration:`` section (with any
+        overrides), its deadline job, and its disruption budget as ``max_moves``."""
+        migration = self.migrations[pool]
+        with self._lock:
+            job = self._jobs.get(pool)
+        return replace(migration.config_for(), jobs={pool: job} if job is not None else {})
+
     def set_job(self, pool: str, progress: JobProgress | None) -> None:
         """Declare (or update, or clear with None) the deadline job running on ``pool``.
 
-        The policy then also makes deadline moves for that pool (``policy.rebalance``, "Deadline
-        moves"). Whoever tracks the job's progress (its reports) calls this before each tick.
+        The pool's deadline policy (``migration.policy``) then also decides its moves
+        (``policy.rebalance``, "Deadline moves"). Whoever tracks the job's progress calls this
+        before each tick.
         """
         with self._lock:
-            jobs = dict(self.config.jobs)
             if progress is None:
-                jobs.pop(pool, None)
+                self._jobs.pop(pool, None)
+                self._memories.pop(pool, None)
             else:
-                jobs[pool] = progress
-            self.config = replace(self.config, jobs=jobs)
+                self._jobs[pool] = progress
 
     def tick(self, now: float | None = None) -> list[MoveResult]:
-        """Plan once and apply the planned moves, one after the other. Returns their results."""
+        """Plan each movable pool once and apply the planned moves, one after the other."""
         at = time.time() if now is None else now
         fleet = self.provider.fleet()
         index = self.provider.offers.index()
+        cooldowns = dict(getattr(self.provider, "_cooldowns", {}))
         with self._lock:
             last = dict(self.last_moved)
-            config = self.config
-        answer = plan(fleet, index, self.pools, now=at, config=config, last_moved=last)
-        self.last_plan = answer
-        for note in answer.notes:
+            memories = dict(self._memories)
+        moves: list[Move] = []
+        notes: list[str] = []
+        for name, pool in self.pools.items():
+            members = [
+                n for n in fleet if n.pool == name and n.state in (NodeState.PENDING, NodeState.RUNNING)
+            ]
+            budget = self.migrations[name].budget.allowed(len(members))
+            config = replace(self.pool_config(name), max_moves=budget)
+            answer = plan(
+                fleet,
+                index,
+                {name: pool},
+                now=at,
+                config=config,
+                last_moved=last,
+                memories=memories,
+                cooldowns=cooldowns,
+            )
+            moves.extend(answer.moves)
+            notes.extend(answer.notes)
+            with self._lock:
+                if name in self._jobs and name in answer.memories:
+                    self._memories[name] = answer.memories[name]
+        self.last_plan = Plan(moves=tuple(moves), notes=tuple(notes))
+        for note in notes:
             logger.debug("stay: %s", note)
         done: list[MoveResult] = []
-        for move in answer.moves:
+        for move in moves:
             logger.info("move %s: %s", move.instance_id, " | ".join(move.reasons))
+            migration = self.migrations[move.pool]
             result = move_node(
                 self.provider,
                 move,
                 spec=self.specs.get(move.pool, NodeTypeSpec()),
                 gcs_address=self.gcs_address,
-                drain_deadline_s=self.drain_deadline_s,
-                up_timeout_s=self.up_timeout_s,
+                drain_deadline_s=migration.drain_deadline_s,
+                up_timeout_s=migration.up_timeout_s,
                 ledger=self.ledger,
             )
-            with self._lock:
-                stamp = time.time()
-                self.last_moved[move.instance_id] = stamp
-                if result.new_instance_id:
-                    self.last_moved[InstanceId(result.new_instance_id)] = stamp
-                self.results.append(result)
+            self._moved(move, result)
             done.append(result)
         if self.ledger is not None:
             self.figures = self.metrics.publish(self.ledger, now=time.time())
         return done
 
+    def _moved(self, move: Move, result: MoveResult) -> None:
+        with self._lock:
+            stamp = time.time()
+            self.last_moved[move.instance_id] = stamp
+            if result.new_instance_id:
+                self.last_moved[InstanceId(result.new_instance_id)] = stamp
+            self.results.append(result)
+
+    def resume(self) -> list[MoveResult]:
+        """Finish or undo the moves a previous controller left open in the journal (``moves``).
+
+        Called once before the first tick. A move whose target offer is no longer known, or whose
+        pool is not movable any more, is finished from the state it reached all the same (the
+        replacement may already be up; leaving both nodes running would bill twice).
+        """
+        if self.ledger is None or not hasattr(self.ledger, "journal"):
+            return []
+        done: list[MoveResult] = []
+        for record in self.ledger.journal(open_only=True):
+            if record.pool not in self.migrations:
+                continue
+            offer = self.provider.offers.get(record.target_offer)
+            if offer is None:
+                logger.warning("open move %s: offer %s is unknown now", record.move_id, record.target_offer)
+                continue
+            source = next(
+                (n.offer for n in self.provider.fleet() if n.instance_id == record.old_instance), offer
+            )
+            move = Move(
+                instance_id=InstanceId(record.old_instance),
+                pool=record.pool,
+                from_offer=source,
+                to_offer=offer,
+                saving_per_hour=0.0,
+                move_cost_usd=0.0,
+                reasons=(record.reason,),
+            )
+            logger.info("resuming move %s from %s", record.move_id, record.state.value)
+            migration = self.migrations[record.pool]
+            result = move_node(
+                self.provider,
+                move,
+                spec=self.specs.get(record.pool, NodeTypeSpec()),
+                gcs_address=self.gcs_address,
+                drain_deadline_s=migration.drain_deadline_s,
+                up_timeout_s=migration.up_timeout_s,
+                ledger=self.ledger,
+                record=record,
+            )
+            self._moved(move, result)
+            done.append(result)
+        return done
+
     def run(
         self,
         *,
-        interval_s: float = 10.0,
+        interval_s: float | None = None,
         stop: threading.Event | None = None,
         max_ticks: int | None = None,
         before_tick: Callable[[], object] | None = None,
     ) -> None:
-        """Tick every ``interval_s`` until ``stop`` is set (or ``max_ticks`` ticks), calling
-        ``before_tick`` (a ``JobFeed``) first each time. A failing tick is logged and the loop goes
-        on: the controller must outlive a cloud's or the GCS's hiccup."""
+        """Finish open moves (``resume``), then tick every ``interval_s`` (default: the one given
+        at construction) until ``stop`` is set (or ``max_ticks`` ticks), calling ``before_tick`` (a
+        ``JobFeed``) first each time. A failing tick is logged and the loop goes on: the controller
+        must outlive a cloud's or the GCS's hiccup."""
         stop = stop or threading.Event()
+        every = self.interval_s if interval_s is None else interval_s
+        try:
+            self.resume()
+        except Exception:
+            logger.exception("resuming open moves failed")
         ticks = 0
         while not stop.is_set():
             try:
@@ -409,26 +603,87 @@ class Controller:
             ticks += 1
             if max_ticks is not None and ticks >= max_ticks:
                 return
-            stop.wait(interval_s)
+            stop.wait(every)
 
 
 class JobFeed:
     """Feeds deadline jobs' progress into ``controller.set_job``: call it before each tick.
 
+    Jobs come from two places: the ones given here (``--deadline-job``, which win for their pool),
+    and the ones the Train scripts registered themselves (``run_config(..., deadline=...)``), found
+    under ``roots`` by ``train.jobs.discover_jobs`` at most every ``discover_every_s``. A job that is
+    no longer found (deleted, past its deadline) is dropped and its pool cleared.
+
     Each call reads every job's run directory (``RunWatch``) and declares its pool's
-    ``JobProgress``, or clears it with None while no estimate exists. Each reason for a missing
-    estimate, and each skipped checkpoint, is logged once. Never raises for a bad run directory.
+    ``JobProgress``, or clears it with None while no estimate exists (too few checkpoints, or
+    storage that cannot be read: the pool then moves on price alone). Each reason for a missing
+    estimate, each discovery problem and each skipped checkpoint is logged once. Never raises.
     """
 
-    def __init__(self, controller: Controller, jobs: Sequence[DeadlineJob]) -> None:
+    def __init__(
+        self,
+        controller: Controller,
+        jobs: Sequence[DeadlineJob] = (),
+        *,
+        roots: Sequence[str] = (),
+        discover_every_s: float = 30.0,
+        discover: Callable[..., Any] | None = None,
+    ) -> None:
         self.controller = controller
-        self.watches = [RunWatch(job) for job in jobs]
+        self.watches: dict[str, RunWatch] = {job.pool: RunWatch(job) for job in jobs}
+        self._fixed = frozenset(self.watches)
+        self.roots = tuple(roots)
+        self.discover_every_s = discover_every_s
+        self._discover = discover
+        self._discovered_at = -math.inf
         self._said: set[str] = set()
+
+    def _refresh(self, now: float) -> None:
+        if not self.roots or now - self._discovered_at < self.discover_every_s:
+            return
+        self._discovered_at = now
+        if self._discover is None:
+            from ray_multicloud.train.jobs import discover_jobs
+
+            self._discover = discover_jobs
+        found = self._discover(self.roots, cluster_name=self.controller.cluster_name, now=now)
+        for line in found.problems:
+            # Problem lines carry the cause's text, which varies; say each path's problem once.
+            self._once(logging.WARNING, f"deadline jobs: {line}", key=line.split(": ", 1)[0])
+        seen: set[str] = set()
+        for job in found.jobs:
+            if job.pool in self._fixed:
+                continue
+            if job.pool not in self.controller.pools:
+                self._once(
+                    logging.WARNING,
+                    f"deadline job {job.name or job.run_dir} names pool {job.pool!r}, which is not movable "
+                    f"(movable: {sorted(self.controller.pools)}); ignored",
+                )
+                continue
+            seen.add(job.pool)
+            current = self.watches.get(job.pool)
+            if current is None or current.job != job:
+                logger.info(
+                    "deadline job of %s found: %s, %d steps, due %s",
+                    job.pool,
+                    job.run_dir,
+                    job.total_steps,
+                    datetime.fromtimestamp(job.deadline_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                )
+                self.watches[job.pool] = RunWatch(job)
+        for pool in [p for p in self.watches if p not in self._fixed and p not in seen]:
+            logger.info("deadline job of %s is gone; the pool moves on price alone", pool)
+            del self.watches[pool]
+            self.controller.set_job(pool, None)
 
     def __call__(self, now: float | None = None) -> None:
         at = time.time() if now is None else now
-        for watch in self.watches:
-            pool = watch.job.pool
+        try:
+            self._refresh(at)
+        except Exception:  # discovery never raises by contract; a bug here must not stop the loop
+            logger.exception("deadline job discovery failed")
+        for pool, watch in list(self.watches.items()):
             reading = watch.read(at)
             self.controller.set_job(pool, reading.progress)
             for line in reading.skipped:
@@ -446,9 +701,10 @@ class JobFeed:
                     p.checkpoint_hours,
                 )
 
-    def _once(self, level: int, line: str) -> None:
-        if line not in self._said:
-            self._said.add(line)
+    def _once(self, level: int, line: str, *, key: str | None = None) -> None:
+        said = key if key is not None else line
+        if said not in self._said:
+            self._said.add(said)
             logger.log(level, line)
 
 
@@ -535,26 +791,57 @@ def parse_deadline_job(text: str, *, now: float) -> DeadlineJob:
     return DeadlineJob(pool=pool.strip(), run_dir=run_dir, total_steps=total_steps, deadline_at=deadline_at)
 
 
+_OVERRIDES = {
+    # flag dest -> RebalanceConfig field; each flag overrides every pool's migration section
+    "horizon_hours": "horizon_hours",
+    "checkpoint_s": "checkpoint_s",
+    "restart_s": "restart_s",
+    "state_gb": "state_gb",
+    "min_relative_saving": "min_relative_saving",
+    "min_interval_s": "min_interval_s",
+}
+
+
+def hold_lock(path: Path) -> Any:
+    """An exclusive lock on ``path`` for this process's lifetime (the open file), or None when another
+    process holds it. The kernel drops it when the process ends, however it ends."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "a+")  # noqa: SIM115 -- held open for the life of the process
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m ray_multicloud.controller", description=__doc__.split("\n")[0]
+        prog="python -m ray_multicloud.controller",
+        description=__doc__.split("\n")[0],
+        epilog="Settings come from each pool's migration: section of the cluster YAML; the flags below "
+        "override them for every pool.",
     )
     parser.add_argument("--config", required=True, help="the cluster YAML `ray up` used")
     parser.add_argument("--interval", type=float, default=10.0, help="seconds between ticks")
     parser.add_argument("--once", action="store_true", help="one tick, then exit")
-    parser.add_argument("--horizon-hours", type=float, default=_DEFAULTS.horizon_hours)
-    parser.add_argument("--checkpoint-s", type=float, default=_DEFAULTS.checkpoint_s)
-    parser.add_argument("--restart-s", type=float, default=_DEFAULTS.restart_s)
-    parser.add_argument("--state-gb", type=float, default=_DEFAULTS.state_gb)
-    parser.add_argument("--min-relative-saving", type=float, default=_DEFAULTS.min_relative_saving)
-    parser.add_argument("--min-interval-s", type=float, default=_DEFAULTS.min_interval_s)
+    parser.add_argument("--horizon-hours", type=float, default=None)
+    parser.add_argument("--checkpoint-s", type=float, default=None)
+    parser.add_argument("--restart-s", type=float, default=None)
+    parser.add_argument("--state-gb", type=float, default=None)
+    parser.add_argument("--min-relative-saving", type=float, default=None)
+    parser.add_argument("--min-interval-s", type=float, default=None, help="hysteresis (seconds)")
     parser.add_argument(
         "--blackout",
         action="append",
         default=[],
-        help="no moves inside: 22-02 (daily, UTC hours) or START:END (POSIX seconds)",
+        help="no moves inside: 22-02 (daily, UTC hours) or START:END (POSIX seconds); replaces the YAML's",
     )
-    parser.add_argument("--drain-deadline-s", type=float, default=30.0)
+    parser.add_argument("--drain-deadline-s", type=float, default=None)
     parser.add_argument(
         "--deadline-job",
         action="append",
@@ -575,6 +862,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--no-metrics", action="store_true", help="do not connect to Ray to export cost/savings gauges"
     )
+    parser.add_argument(
+        "--lock",
+        default=None,
+        help="one controller per cluster: a second one that finds this file locked exits "
+        "(default <state_dir>/controller-<cluster>.lock)",
+    )
     args = parser.parse_args(argv)
     try:
         jobs = [parse_deadline_job(text, now=time.time()) for text in args.deadline_job]
@@ -587,23 +880,52 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
-    cluster = load_cluster_yaml(args.config)
-    config = RebalanceConfig(
-        horizon_hours=args.horizon_hours,
-        checkpoint_s=args.checkpoint_s,
-        restart_s=args.restart_s,
-        state_gb=args.state_gb,
-        min_relative_saving=args.min_relative_saving,
-        min_interval_s=args.min_interval_s,
-        blackouts=_parse_blackouts(args.blackout),
-    )
-    controller = Controller(cluster, config=config, drain_deadline_s=args.drain_deadline_s)
+    overrides: dict[str, Any] = {
+        field_name: getattr(args, dest)
+        for dest, field_name in _OVERRIDES.items()
+        if getattr(args, dest) is not None
+    }
+    if args.blackout:
+        try:
+            overrides["blackouts"] = _parse_blackouts(args.blackout)
+        except ValueError as exc:
+            parser.error(f"--blackout: {exc}")
+    try:
+        cluster = load_cluster_yaml(args.config)
+        controller = Controller(
+            cluster,
+            overrides=overrides,
+            drain_deadline_s=args.drain_deadline_s,
+            interval_s=args.interval,
+        )
+    except (MultiCloudError, ValueError) as exc:
+        parser.error(str(exc))
     unknown = sorted(p for p in pools if p not in controller.pools)
     if unknown:
         parser.error(
             f"--deadline-job: {unknown} is not a movable pool of {args.config} "
             f"(its pools: {sorted(controller.pools)})"
         )
+    lock_path = (
+        Path(args.lock)
+        if args.lock
+        else (controller.provider.settings.state_dir / f"controller-{controller.cluster_name}.lock")
+    )
+    lock = hold_lock(lock_path)
+    if lock is None:
+        logger.info("another controller of %s holds %s; exiting", controller.cluster_name, lock_path)
+        return 0
+    if not controller.pools:
+        logger.info(
+            "no pool of %s is movable (migration.enabled: false everywhere); exiting", controller.cluster_name
+        )
+        return 0
+    logger.info(
+        "controller of %s: pools %s, tick every %.0f s",
+        controller.cluster_name,
+        ", ".join(f"{p} ({_describe(controller.migrations[p])})" for p in controller.pools),
+        args.interval,
+    )
     if not args.no_metrics:
         import ray
 
@@ -624,18 +946,35 @@ def main(argv: Sequence[str] | None = None) -> int:
             base_prices={o: _base_price(controller, o) for o in traces},
         )
         threading.Thread(target=replayer.run, kwargs={"stop": stop}, daemon=True, name="price-replay").start()
+    roots: tuple[str, ...] = ()
+    try:
+        from ray_multicloud.train.jobs import storage_roots
+
+        roots = storage_roots(controller.provider.settings)
+    except MultiCloudError as exc:
+        logger.warning("deadline jobs will not be discovered: %s", exc)
+    if roots:
+        logger.info("deadline jobs: looking under %s", ", ".join(roots))
     try:
         controller.run(
-            interval_s=args.interval,
             stop=stop,
             max_ticks=1 if args.once else None,
-            before_tick=JobFeed(controller, jobs) if jobs else None,
+            before_tick=JobFeed(controller, jobs, roots=roots),
         )
     except KeyboardInterrupt:
         pass
     finally:
         stop.set()
+        lock.close()
     return 0
+
+
+def _describe(migration: Migration) -> str:
+    c = migration.rebalance
+    return (
+        f"policy {c.deadline_policy}, horizon {c.horizon_hours:g} h, min saving {c.min_relative_saving:.0%}, "
+        f"hysteresis {c.min_interval_s:.0f} s, at most {migration.budget} at once"
+    )
 
 
 def _base_price(controller: Controller, offer_id: str) -> float | None:

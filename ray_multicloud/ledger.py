@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Literal, Self
 
 from ray_multicloud.errors import MultiCloudError
+from ray_multicloud.moves import TRANSITIONS, MoveRecord, MoveState
 from ray_multicloud.types import Offer
 
 GroupBy = Literal["cloud", "pool", "job", "cluster", "capacity", "region", "instance"]
@@ -64,6 +65,20 @@ CREATE TABLE IF NOT EXISTS moves (
     to_instance_id TEXT NOT NULL,
     reason TEXT NOT NULL,
     at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS move_journal (
+    move_id TEXT PRIMARY KEY,
+    pool TEXT NOT NULL,
+    old_instance TEXT NOT NULL,
+    target_offer TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    reason TEXT NOT NULL,
+    new_instance TEXT NOT NULL,
+    drain_deadline_at REAL,
+    detail TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS preemptions (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -278,6 +293,76 @@ class Ledger:
                 "INSERT INTO moves (instance_id, to_instance_id, reason, at) VALUES (?,?,?,?)",
                 (instance_id, to_instance_id, reason, at),
             )
+
+    def journal_put(self, record: MoveRecord) -> None:
+        """Save a move's state (``ray_multicloud.moves``): insert a new move, or advance a known one.
+
+        Raises ``LedgerError`` when the saved state cannot go to ``record.state`` (two controllers
+        racing on one move, or a bug): the journal never goes back.
+        """
+        with self._write() as db:
+            row = db.execute("SELECT state FROM move_journal WHERE move_id = ?", (record.move_id,)).fetchone()
+            if row is not None:
+                saved = MoveState(row[0])
+                if record.state is not saved and record.state not in TRANSITIONS[saved]:
+                    raise LedgerError(
+                        f"move {record.move_id} is saved as {saved.value}; "
+                        f"it cannot go to {record.state.value}"
+                    )
+            db.execute(
+                "INSERT OR REPLACE INTO move_journal (move_id, pool, old_instance, target_offer, request_id, "
+                "state, started_at, updated_at, reason, new_instance, drain_deadline_at, detail) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    record.move_id,
+                    record.pool,
+                    record.old_instance,
+                    record.target_offer,
+                    record.request_id,
+                    record.state.value,
+                    record.started_at,
+                    record.updated_at,
+                    record.reason,
+                    record.new_instance,
+                    record.drain_deadline_at,
+                    record.detail,
+                ),
+            )
+
+    def journal(self, *, open_only: bool = False) -> list[MoveRecord]:
+        """Saved moves in the order they started; ``open_only``: those not DONE nor ROLLED_BACK."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT move_id, pool, old_instance, target_offer, request_id, state, started_at, "
+                "updated_at, reason, new_instance, drain_deadline_at, detail FROM move_journal "
+                "ORDER BY started_at, move_id"
+            ).fetchall()
+        out = [
+            MoveRecord(
+                move_id=str(r[0]),
+                pool=str(r[1]),
+                old_instance=str(r[2]),
+                target_offer=str(r[3]),
+                request_id=str(r[4]),
+                state=MoveState(r[5]),
+                started_at=float(r[6]),
+                updated_at=float(r[7]),
+                reason=str(r[8]),
+                new_instance=str(r[9]),
+                drain_deadline_at=None if r[10] is None else float(r[10]),
+                detail=str(r[11]),
+            )
+            for r in rows
+        ]
+        return [m for m in out if not m.state.final] if open_only else out
+
+    def moves_of(self, instance_id: str) -> int:
+        """How many moves of ``instance_id`` the journal holds (any state)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT COUNT(*) FROM move_journal WHERE old_instance = ?", (instance_id,)
+            ).fetchone()
+        return int(row[0])
 
     def record_preemption(self, instance_id: str, at: float, deadline: float | None) -> None:
         """A preemption notice for the node at ``at``, effective at ``deadline`` (None: unknown)."""

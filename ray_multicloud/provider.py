@@ -63,6 +63,7 @@ from ray_multicloud.errors import (
     LaunchFailed,
 )
 from ray_multicloud.ledger import Ledger, LedgerError
+from ray_multicloud.migration import parse_migration
 from ray_multicloud.policy import OfferIndex, place
 from ray_multicloud.pricing import load_catalog
 from ray_multicloud.pricing.board import PriceBoard, apply_board
@@ -452,9 +453,17 @@ class MultiCloudNodeProvider(NodeProvider):
 
     @staticmethod
     def bootstrap_config(cluster_config: dict[str, Any]) -> dict[str, Any]:
-        """Check every node type's policy against the offers before anything launches."""
+        """Check every node type's policy and ``migration:`` section before anything launches, and
+        have the head start the controller (``controller_start_command``) when a pool is movable."""
         validate_cluster_config(cluster_config)
         cluster_config.setdefault("auth", {}).setdefault("ssh_user", "ray")
+        name = str(cluster_config.get("cluster_name") or "default")
+        settings = load_settings(cluster_config["provider"], name)
+        if settings.start_controller and movable_pools(cluster_config):
+            commands = list(cluster_config.get("head_start_ray_commands") or [])
+            if not any(CONTROLLER_MODULE in str(c) for c in commands):
+                commands.append(controller_start_command())
+            cluster_config["head_start_ray_commands"] = commands
         return cluster_config
 
     def get_command_runner(self, log_prefix: str, node_id: str, auth_config: dict[str, Any],
@@ -510,11 +519,50 @@ def validate_cluster_config(cluster_config: Mapping[str, Any]) -> dict[str, Pool
                     f"declares {market!r} but the pool allows {sorted(allowed)}; make capacity_types "
                     f"[{market}] so every node of this type really is {market}",
                 )
+        if isinstance(target, PoolSpec):
+            parse_migration(str(node_type), node_config)
+        elif "migration" in node_config:
+            raise ConfigError(f"available_node_types.{node_type}.node_config.migration",
+                              "a node type pinned to one `offer:` is never moved; drop this section")
         targets[node_type] = target
     if not isinstance(targets[str(head)], Offer):
         raise ConfigError(f"available_node_types.{head}.node_config",
                           "the head node type needs a pinned `offer:` (it is never moved)")
     return targets
+
+
+CONTROLLER_MODULE = "ray_multicloud.controller"
+CONTROLLER_LOG = "~/ray_multicloud_controller.log"
+
+
+def controller_start_command(config_path: str = "~/ray_bootstrap_config.yaml") -> str:
+    """The head command that starts the controller in the background, after ``ray start --head``.
+
+    Why a process of its own, started with the head, rather than a thread of the autoscaler's
+    monitor: a move blocks for minutes (replacement up, drain deadline), and the monitor's
+    reconcile loop must not wait for it; a crash of one must not take the other down; and the
+    provider object is also built in the ``ray up``/``ray down`` clients, where no controller may
+    run. The process lives in the head's process group, so ending the head (``ray down``, or the
+    head VM going away) ends it; one controller per cluster holds a lock file, so re-running
+    ``ray up`` (which runs the head commands again) does not start a second one. Its log is
+    ``~/ray_multicloud_controller.log`` on the head.
+    """
+    return (
+        f"nohup python -m {CONTROLLER_MODULE} --config {config_path} "
+        f">> {CONTROLLER_LOG} 2>&1 < /dev/null &"
+    )
+
+
+def movable_pools(cluster_config: Mapping[str, Any]) -> list[str]:
+    """Node types with a ``pool:`` whose ``migration.enabled`` is not false, in YAML order."""
+    out = []
+    for name, spec in (cluster_config.get("available_node_types") or {}).items():
+        node_config = spec.get("node_config") if isinstance(spec, Mapping) else None
+        if not isinstance(node_config, Mapping) or "pool" not in node_config:
+            continue
+        if parse_migration(str(name), node_config).enabled:
+            out.append(str(name))
+    return out
 
 
 def _open_ledger(path: str | None) -> Ledger | None:

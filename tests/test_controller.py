@@ -13,6 +13,8 @@ import pytest
 from ray_multicloud.clouds.base import Instance
 from ray_multicloud.controller import NodeTypeSpec, RayNode, move_node
 from ray_multicloud.errors import CapacityError, LaunchFailed
+from ray_multicloud.ledger import Ledger, LedgerError
+from ray_multicloud.moves import MoveRecord, MoveState, new_record
 from ray_multicloud.pricing.board import PriceBoard
 from ray_multicloud.pricing.replay import PriceTrace, Replayer, load_trace
 from ray_multicloud.types import CapacityType, InstanceId, Move, NodeState, Offer
@@ -46,11 +48,19 @@ class FakeProvider:
 
     fail_launch: bool = False
     calls: list[str] = field(default_factory=list)
+    request_ids: list[str] = field(default_factory=list)
 
     def launch_on_offer(
-        self, node_type: str, offer: Offer, *, resources: Mapping[str, float], labels: Mapping[str, str]
+        self,
+        node_type: str,
+        offer: Offer,
+        *,
+        resources: Mapping[str, float],
+        labels: Mapping[str, str],
+        request_id: str | None = None,
     ) -> Instance:
         self.calls.append(f"launch {node_type} {offer.cloud} {sorted(resources)}")
+        self.request_ids.append(request_id or "")
         if self.fail_launch:
             raise LaunchFailed(node_type, "r", [CapacityError(offer.cloud, "no capacity")])
         return Instance(
@@ -168,6 +178,121 @@ def test_rejected_drain_rolls_back_the_replacement() -> None:
     assert result.status == "drain-rejected"
     assert provider.calls[-1] == "terminate new-1"
     assert "terminate old-1" not in provider.calls
+
+
+def states(ledger: Ledger) -> list[str]:
+    return [r.state.value for r in ledger.journal()]
+
+
+def test_each_step_of_a_move_is_saved_in_the_journal(tmp_path: Path) -> None:
+    provider, script = FakeProvider(), Script(up_at=5, free_at=12)
+    seen: list[str] = []
+
+    class Watching(Ledger):
+        def journal_put(self, record: MoveRecord) -> None:
+            super().journal_put(record)
+            seen.append(record.state.value)
+
+    with Watching(tmp_path / "l.db") as ledger:
+        result = run(provider, script, ledger=ledger)
+        assert result.ok
+        assert seen == ["requested", "replacement-up", "draining", "done"]
+        [rec] = ledger.journal()
+        assert (rec.old_instance, rec.new_instance, rec.target_offer) == ("old-1", "new-1", NEW.offer_id)
+        assert rec.move_id == f"old-1>{NEW.offer_id}#1"
+        assert provider.request_ids == [rec.request_id] and rec.request_id.startswith("mv-")
+        assert ledger.journal(open_only=True) == []
+        assert ledger.moves() == [("old-1", "new-1", "test", pytest.approx(1000.0))]
+
+
+@pytest.mark.parametrize(
+    ("kw", "final"),
+    [
+        ({"fail_launch": True}, "rolled-back"),
+    ],
+)
+def test_a_failed_launch_is_rolled_back_in_the_journal(
+    tmp_path: Path, kw: dict[str, Any], final: str
+) -> None:
+    with Ledger(tmp_path / "l.db") as ledger:
+        run(FakeProvider(**kw), Script(up_at=1, free_at=1), ledger=ledger)
+        [rec] = ledger.journal()
+        assert rec.state.value == final and "launch failed" in rec.detail
+
+
+def test_not_up_and_rejected_drain_are_rolled_back_in_the_journal(tmp_path: Path) -> None:
+    with Ledger(tmp_path / "a.db") as ledger:
+        run(FakeProvider(), Script(up_at=None, free_at=None), ledger=ledger)
+        [rec] = ledger.journal()
+        assert rec.state.value == "rolled-back" and rec.new_instance == "new-1" and "not up" in rec.detail
+    with Ledger(tmp_path / "b.db") as ledger:
+        run(FakeProvider(), Script(up_at=1, free_at=None, accept=False), ledger=ledger)
+        assert states(ledger) == ["rolled-back"]
+
+
+def test_a_second_move_of_the_same_node_gets_a_new_id_and_request(tmp_path: Path) -> None:
+    with Ledger(tmp_path / "l.db") as ledger:
+        run(FakeProvider(fail_launch=True), Script(up_at=1, free_at=1), ledger=ledger)
+        provider = FakeProvider()
+        run(provider, Script(up_at=1, free_at=1), ledger=ledger)
+        first, second = ledger.journal()
+        assert second.move_id.endswith("#2") and second.request_id != first.request_id
+        assert provider.request_ids == [second.request_id]
+
+
+def test_resume_from_requested_relaunches_with_the_same_request_id(tmp_path: Path) -> None:
+    """A controller that died right after saving REQUESTED: the retry launches with the move's own
+    request id (the drivers' launch is idempotent by it), so no second replacement exists."""
+    record = new_record(
+        pool="t4", old_instance="old-1", target_offer=NEW.offer_id, number=1, reason="r", at=990.0
+    )
+    with Ledger(tmp_path / "l.db") as ledger:
+        ledger.journal_put(record)
+        provider, script = FakeProvider(), Script(up_at=0, free_at=0)
+        result = run(provider, script, ledger=ledger, record=record)
+        assert result.ok and provider.request_ids == [record.request_id]
+        assert states(ledger) == ["done"]
+
+
+def test_resume_from_replacement_up_drains_without_launching_again(tmp_path: Path) -> None:
+    record = new_record(
+        pool="t4", old_instance="old-1", target_offer=NEW.offer_id, number=1, reason="r", at=990.0
+    )
+    up = record.to(MoveState.REPLACEMENT_UP, at=995.0, new_instance="new-1")
+    with Ledger(tmp_path / "l.db") as ledger:
+        ledger.journal_put(record)
+        ledger.journal_put(up)
+        provider, script = FakeProvider(), Script(up_at=0, free_at=4)
+        result = run(provider, script, ledger=ledger, record=up)
+        assert result.ok and result.new_instance_id == "new-1"
+        assert provider.calls == ["terminate old-1"]  # no launch: the replacement is up already
+        assert script.drains and states(ledger) == ["done"]
+
+
+def test_resume_from_draining_waits_for_the_saved_deadline_then_terminates(tmp_path: Path) -> None:
+    record = new_record(
+        pool="t4", old_instance="old-1", target_offer=NEW.offer_id, number=1, reason="r", at=990.0
+    )
+    up = record.to(MoveState.REPLACEMENT_UP, at=995.0, new_instance="new-1")
+    draining = up.to(MoveState.DRAINING, at=996.0, drain_deadline_at=1010.0)
+    with Ledger(tmp_path / "l.db") as ledger:
+        for r in (record, up, draining):
+            ledger.journal_put(r)
+        provider, script = FakeProvider(), Script(up_at=0, free_at=None)
+        result = run(provider, script, ledger=ledger, record=draining)
+        assert result.ok and provider.calls == ["terminate old-1"] and script.drains == []
+        assert script.t == pytest.approx(1010.0)  # the saved deadline, not a new one
+        assert states(ledger) == ["done"]
+
+
+def test_the_journal_never_goes_back(tmp_path: Path) -> None:
+    record = new_record(pool="t4", old_instance="o", target_offer="x", number=1, reason="r", at=1.0)
+    done = record.to(MoveState.ROLLED_BACK, at=2.0)
+    with Ledger(tmp_path / "l.db") as ledger:
+        ledger.journal_put(record)
+        ledger.journal_put(done)
+        with pytest.raises(LedgerError, match="cannot go to requested"):
+            ledger.journal_put(record)
 
 
 def test_replayer_writes_rescaled_prices(tmp_path: Path) -> None:

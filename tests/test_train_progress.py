@@ -372,3 +372,113 @@ def test_main_feeds_deadline_jobs_and_checks_their_pools(
     with caplog.at_level(logging.INFO, logger="ray_multicloud.controller"):
         assert main([*base, "--deadline-job", f"t4_spot={tmp_path / 'run'},10,+1"]) == 0
     assert any("deadline job of t4_spot: 0 complete checkpoint" in r.getMessage() for r in caplog.records)
+
+
+# --------------------------------------------------------------------------- the reader, through pyarrow
+
+
+def test_scan_through_a_storage_uri_matches_the_local_scan(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    checkpoint(run, "checkpoint_1", 100, at=T0)
+    checkpoint(run, "checkpoint_2", 200, at=T0 + 600)
+    flipped = checkpoint(run, "checkpoint_3", 300, at=T0 + 1200)
+    (flipped / "state.pt").write_bytes(b"y" * 4096)  # same size, other bytes
+    (run / "checkpoint_4").mkdir()  # still being written: no manifest
+
+    local = scan_run(run)
+    uri = scan_run(f"file://{run}")  # read through pyarrow.fs; a local filesystem is still hashed
+
+    assert [(p.step, p.created_at, p.name) for p in uri.points] == [
+        (100, T0, "checkpoint_1"),
+        (200, T0 + 600, "checkpoint_2"),
+    ]
+    assert uri.points == local.points and uri.error == ""
+    assert len(uri.skipped) == 2 and "sha256" in uri.skipped[0] and "no MANIFEST.json" in uri.skipped[1]
+    # Sizes only (the default for object stores): the flipped one is taken.
+    assert [p.step for p in scan_run(f"file://{run}", check_hashes=False).points] == [100, 200, 300]
+    assert scan_run(f"file://{tmp_path / 'not-yet'}") == scan_run(tmp_path / "not-yet") == scan_run(tmp_path)
+
+
+def test_run_watch_uses_the_registered_submission(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    for i, step in enumerate((100, 200, 300)):
+        checkpoint(run, f"checkpoint_{i}", step, at=T0 + 600 * i)
+    job = DeadlineJob("t4_spot", f"file://{run}", 1000, DEADLINE, "c", "run", T0 - 3600)
+    got = RunWatch(job).read(T0 + 1200).progress
+    assert got is not None and got.submitted_at == T0 - 3600
+    assert got.checkpointed_hours == pytest.approx(0.5) and got.work_total_hours == pytest.approx(5 / 3)
+
+
+# ------------------------------------------------------- jobs that declared their own deadline
+
+
+def test_feed_finds_registered_jobs_follows_them_and_drops_them(
+    cluster: dict[str, Any], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from ray_multicloud.train.config import register_job
+
+    controller = spot_controller(cluster)
+    root = tmp_path / "train"
+    name = cluster["cluster_name"]
+    register_job(
+        str(root), cluster=name, name="llm-ft", pool="t4_spot", total_steps=1000,
+        deadline_at=DEADLINE, now=T0,
+    )  # fmt: skip
+    register_job(
+        str(root), cluster=name, name="other", pool="head", total_steps=10, deadline_at=DEADLINE, now=T0
+    )
+    for i, step in enumerate((100, 200, 300)):
+        checkpoint(root / "llm-ft", f"checkpoint_{i}", step, at=T0 + 600 * i)
+    feed = JobFeed(controller, roots=[str(root)], discover_every_s=30)
+    with caplog.at_level(logging.INFO, logger="ray_multicloud.controller"):
+        feed(T0 + 1200)
+        feed(T0 + 1210)  # within discover_every_s: no second discovery, no second warning
+    # The hand-checked estimate above (6 s a step, submitted at T0), 10 s after the newest checkpoint.
+    assert controller.config.jobs == {"t4_spot": estimate(now=T0 + 1210)}
+    assert controller.config.jobs["t4_spot"].work_done_hours == pytest.approx(0.5 + 10 / 3600)
+    warned = [r.getMessage() for r in caplog.records if "not movable" in r.getMessage()]
+    assert len(warned) == 1 and "'head'" in warned[0]
+
+    (root / "llm-ft" / "rmc-job.json").unlink()
+    feed(T0 + 1300)
+    assert controller.config.jobs == {}
+    assert feed.watches == {}
+
+
+def test_feed_flag_wins_over_a_registered_job_of_the_same_pool(
+    cluster: dict[str, Any], tmp_path: Path
+) -> None:
+    from ray_multicloud.train.config import register_job
+
+    controller = spot_controller(cluster)
+    root = tmp_path / "train"
+    register_job(
+        str(root), cluster=cluster["cluster_name"], name="reg", pool="t4_spot", total_steps=5,
+        deadline_at=DEADLINE, now=T0,
+    )  # fmt: skip
+    flagged = DeadlineJob("t4_spot", str(tmp_path / "flagged"), 1000, DEADLINE)
+    feed = JobFeed(controller, [flagged], roots=[str(root)])
+    feed(T0 + 60)
+    assert feed.watches["t4_spot"].job == flagged
+
+
+def test_unreadable_storage_leaves_the_pool_on_price_alone_with_one_line(
+    cluster: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    controller = spot_controller(cluster)
+    controller.set_job("t4_spot", estimate())
+
+    class Broken:
+        def __call__(self, roots: Any, *, cluster_name: str, now: float) -> Any:
+            from ray_multicloud.train.jobs import Discovery
+
+            return Discovery(jobs=(), problems=(f"{roots[0]}: cannot list (request id {now})",))
+
+    feed = JobFeed(controller, roots=["s3://bucket/train"], discover_every_s=0, discover=Broken())
+    with caplog.at_level(logging.INFO, logger="ray_multicloud.controller"):
+        feed(T0)
+        feed(T0 + 10)
+    lines = [r.getMessage() for r in caplog.records if "s3://bucket/train" in r.getMessage()]
+    assert len(lines) == 1  # the cause's text varies tick to tick; the path is said once
+    # The pool had no discovered job to drop; its flag-less job stays as declared by set_job.
+    assert "t4_spot" in controller.config.jobs

@@ -37,6 +37,8 @@ def cluster_overrides(*, replicas: int = 2, idle_timeout_minutes: float = 1.0) -
     """
     return {
         "idle_timeout_minutes": idle_timeout_minutes,
+        # The scenarios move replicas' nodes themselves (``move_node``), so `ray up` starts no controller.
+        "provider": {"start_controller": False},
         "available_node_types": {
             POOL: serving_pool_node_type(clouds=POOL_CLOUDS, regions=POOL_REGIONS, replicas=replicas,
                                          min_clouds=2, min_on_demand=1),

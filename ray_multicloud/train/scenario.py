@@ -231,6 +231,8 @@ def _overrides() -> dict[str, Any]:
     return {
         "max_workers": 4,
         "idle_timeout_minutes": 1.0,
+        # This harness makes its moves itself (``Controller.tick`` here), so `ray up` starts none.
+        "provider": {"start_controller": False},
         "available_node_types": {
             "t4_spot": {"max_workers": 3},
             "a100_ondemand": {"max_workers": 0},
