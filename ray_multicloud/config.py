@@ -21,7 +21,7 @@ from typing import Any
 
 from ray_multicloud.errors import ConfigError
 from ray_multicloud.policy.place import OfferIndex, check_pool
-from ray_multicloud.types import CapacityType, Offer, PoolSpec
+from ray_multicloud.types import CapacityType, Colocate, Offer, PoolSpec
 
 POOL_KEYS: tuple[str, ...] = (
     "accelerator",
@@ -35,6 +35,7 @@ POOL_KEYS: tuple[str, ...] = (
     "source_preference",
     "min_clouds",
     "min_on_demand",
+    "colocate",
 )
 OFFER_REQUIRED: tuple[str, ...] = ("cloud", "region", "zone", "instance_type", "capacity", "price_per_hour")
 OFFER_OPTIONAL: tuple[str, ...] = (
@@ -193,6 +194,21 @@ def parse_pool(node_type: str, node_config: Mapping[str, Any], index: OfferIndex
                 )
     min_clouds = _integer(f"{key}.min_clouds", raw.get("min_clouds", 1), minimum=1)
     min_on_demand = _integer(f"{key}.min_on_demand", raw.get("min_on_demand", 0), minimum=0)
+    colocate = Colocate.NONE
+    if "colocate" in raw:
+        text = _string(f"{key}.colocate", raw["colocate"])
+        names = tuple(c.value for c in Colocate)
+        if text not in names:
+            raise ConfigError(
+                f"{key}.colocate", f"{text!r} is not one of {', '.join(names)}{_suggest(text, names)}"
+            )
+        colocate = Colocate(text)
+        if colocate is not Colocate.NONE and min_clouds > 1:
+            raise ConfigError(
+                f"{key}.colocate",
+                f"colocate={text} keeps the pool's nodes together, min_clouds={min_clouds} spreads them; "
+                "drop one (a training gang wants colocate, a serving pool min_clouds)",
+            )
 
     pool = PoolSpec(
         name=node_type,
@@ -207,6 +223,7 @@ def parse_pool(node_type: str, node_config: Mapping[str, Any], index: OfferIndex
         source_preference=preference,
         min_clouds=min_clouds,
         min_on_demand=min_on_demand,
+        colocate=colocate,
     )
     problems = check_pool(pool, index)
     if problems:

@@ -81,7 +81,9 @@ from ray_multicloud.policy.rebalance import (
     Plan,
     RebalanceConfig,
     Window,
+    gang_moves,
     plan,
+    regroup,
 )
 from ray_multicloud.settings import load_cluster_yaml
 from ray_multicloud.train.progress import DeadlineJob, RunWatch
@@ -196,42 +198,89 @@ def move_node(
 ) -> MoveResult:
     """Replace ``move.instance_id`` by a node on ``move.to_offer``, make-before-break (module docstring).
 
+    ``move_group`` with one member; see there for the guarantees. ``record`` (a move found open in
+    the journal after a restart) continues that move from its saved state.
+    """
+    return move_group(
+        provider,
+        [move],
+        spec=spec,
+        gcs_address=gcs_address,
+        drain_deadline_s=drain_deadline_s,
+        up_timeout_s=up_timeout_s,
+        poll_s=poll_s,
+        ledger=ledger,
+        nodes=nodes,
+        drain=drain,
+        clock=clock,
+        sleep=sleep,
+        records=None if record is None else [record],
+    )[0]
+
+
+def move_group(
+    provider: Any,
+    moves: Sequence[Move],
+    *,
+    spec: NodeTypeSpec,
+    gcs_address: str,
+    drain_deadline_s: float = 30.0,
+    up_timeout_s: float = 120.0,
+    poll_s: float = 0.5,
+    ledger: Any = None,
+    nodes: Callable[[str], Mapping[str, RayNode]] = ray_nodes,
+    drain: Callable[..., tuple[bool, str]] = drain_node,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+    records: Sequence[MoveRecord] | None = None,
+) -> list[MoveResult]:
+    """Move every node of ``moves`` (the members of one gang: the nodes of one Ray Train worker
+    group) together, make-before-break: all replacements up first, then all old nodes drained with
+    one deadline (so the job restarts once, from one checkpoint, on the new group), then all
+    terminated. One result per member, in order.
+
     Generic: works for any pool and any workload that reacts to a PREEMPTION drain (Ray Train, Ray
     Serve, plain tasks and actors). ``provider`` is a ``MultiCloudNodeProvider`` (``launch_on_offer``,
-    ``terminate_node``); ``spec`` is the pool's YAML ``resources``/``labels`` the replacement must
+    ``terminate_node``); ``spec`` is the pool's YAML ``resources``/``labels`` the replacements must
     advertise. ``nodes``, ``drain``, ``clock`` and ``sleep`` are the GCS reads, the GCS drain call and
     the time source (fakes in tests). Blocks for at most ``up_timeout_s + drain_deadline_s`` plus the
     terminations.
 
-    The move is a ``moves.MoveRecord`` saved at every step (``ledger.journal_put``, when the ledger
-    has one): ``record`` given (a move found open in the journal after a restart) continues from its
-    saved state instead of starting over; the replacement's launch request id comes from the move,
-    so launching again reuses a replacement that already exists.
+    Each member is a ``moves.MoveRecord`` saved at every step (``ledger.journal_put``, when the
+    ledger has one); ``records`` (moves found open in the journal after a restart) continue from
+    their saved states instead of starting over. A replacement's launch request id comes from its
+    move, so launching again reuses a replacement that already exists.
 
-    Guarantees: the old node is drained and terminated only after the replacement's Ray node is
-    alive; if the replacement cannot be launched or does not come up, it is terminated and the old
-    node keeps running untouched. Never raises for a cloud or GCS failure: the result says what
-    happened. ``ledger`` (a ``ray_multicloud.ledger.Ledger``), when given, gets ``record_move``.
+    Guarantees: no old node is drained before every replacement's Ray node is alive; if a
+    replacement cannot be launched or does not come up, every replacement of the group is
+    terminated and the old nodes keep running untouched (the group never ends up split by a
+    failed move). A member whose drain the GCS rejects keeps its old node and loses its
+    replacement. Never raises for a cloud or GCS failure: the results say what happened.
+    ``ledger``, when given, gets ``record_move`` per member moved.
     """
     from ray_multicloud.errors import LaunchFailed
 
-    start = clock()
-    old = str(move.instance_id)
     journal = getattr(ledger, "journal_put", None)
-    if record is None:
-        number = 1
-        with contextlib.suppress(Exception):
-            number = int(ledger.moves_of(old)) + 1 if hasattr(ledger, "moves_of") else 1
-        record = new_record(
-            pool=move.pool,
-            old_instance=old,
-            target_offer=str(move.to_offer.offer_id),
-            number=number,
-            reason="; ".join(move.reasons) or "price move",
-            at=start,
-        )
+    start = clock()
+    if records is None:
+        recs: list[MoveRecord] = []
+        for move in moves:
+            number = 1
+            with contextlib.suppress(Exception):
+                number = int(ledger.moves_of(str(move.instance_id))) + 1 if hasattr(ledger, "moves_of") else 1
+            recs.append(
+                new_record(
+                    pool=move.pool,
+                    old_instance=str(move.instance_id),
+                    target_offer=str(move.to_offer.offer_id),
+                    number=number,
+                    reason="; ".join(move.reasons) or "price move",
+                    at=start,
+                )
+            )
     else:
-        start = record.started_at
+        recs = list(records)
+        start = min(r.started_at for r in recs)
 
     def save(rec: MoveRecord) -> MoveRecord:
         if journal is not None:
@@ -244,122 +293,175 @@ def move_node(
     def since() -> float:
         return clock() - start
 
-    if record.state is MoveState.REQUESTED:
-        record = save(record)
-        try:
-            inst = provider.launch_on_offer(
-                move.pool,
-                move.to_offer,
-                resources=dict(spec.resources),
-                labels=dict(spec.labels),
-                request_id=record.request_id,
-            )
-        except (LaunchFailed, MultiCloudError) as exc:
-            logger.warning("move of %s: replacement on %s failed: %s", old, move.to_offer.offer_id, exc)
-            save(record.to(MoveState.ROLLED_BACK, at=clock(), detail=f"launch failed: {exc}"))
-            return MoveResult(move, "launch-failed", started_at=start, detail=str(exc))
-        new = str(inst.instance_id)
-        logger.info("move of %s: replacement %s launched on %s", old, new, move.to_offer.offer_id)
+    def read() -> Mapping[str, RayNode]:
+        return nodes_or_none(nodes, gcs_address) or {}  # a GCS hiccup reads as "nothing yet"
 
-        up_by = clock() + up_timeout_s
-        up_s: float | None = None
-        while True:
-            try:
-                node = nodes(gcs_address).get(new)
-            except Exception:  # GCS hiccup: keep polling until the timeout
-                logger.debug("GCS read failed", exc_info=True)
-                node = None
-            if node is not None and node.status in ("RUNNING", "IDLE"):
-                up_s = since()
-                break
-            if clock() >= up_by:
-                break
-            sleep(poll_s)
-        if up_s is None:
-            logger.warning(
-                "move of %s: replacement %s not up within %.0f s; terminating it", old, new, up_timeout_s
-            )
-            provider.terminate_node(new)
-            detail = f"replacement not up within {up_timeout_s:.0f} s"
-            save(record.to(MoveState.ROLLED_BACK, at=clock(), new_instance=new, detail=detail))
-            return MoveResult(move, "not-up", new, start, detail=detail)
-        record = save(record.to(MoveState.REPLACEMENT_UP, at=clock(), new_instance=new))
-    else:
-        new = record.new_instance
-        up_s = None
+    results: list[MoveResult | None] = [None] * len(moves)
+    up_s: float | None = None
 
-    if record.state is MoveState.REPLACEMENT_UP:
-        try:
-            current = nodes(gcs_address).get(old)
-        except Exception:
-            logger.warning("GCS read failed; terminating the old node without a drain", exc_info=True)
-            current = None
-        deadline = clock() + drain_deadline_s
-        if current is not None and current.alive:
+    # 1. Launch every replacement still to launch (REQUESTED), then wait for all of them.
+    fresh = [i for i, r in enumerate(recs) if r.state is MoveState.REQUESTED]
+    if fresh:
+        launched: dict[int, str] = {}
+        failure = ""
+        for i in fresh:
+            move = moves[i]
+            recs[i] = save(recs[i])
             try:
-                accepted, why = drain(
-                    gcs_address,
-                    current.node_id,
-                    deadline_s=deadline,
-                    reason=PREEMPTION,
-                    message=f"rmc move {old} -> {new} ({move.to_offer.offer_id})",
+                inst = provider.launch_on_offer(
+                    move.pool,
+                    move.to_offer,
+                    resources=dict(spec.resources),
+                    labels=dict(spec.labels),
+                    request_id=recs[i].request_id,
                 )
-            except Exception as exc:
-                logger.warning("drain call failed", exc_info=True)
-                accepted, why = False, f"drain call failed: {exc}"
-            if not accepted:
-                logger.warning("move of %s: drain rejected (%s); terminating the replacement", old, why)
-                provider.terminate_node(new)
-                save(record.to(MoveState.ROLLED_BACK, at=clock(), detail=f"drain rejected: {why}"))
-                return MoveResult(move, "drain-rejected", new, start, up_s=up_s, detail=why)
-            record = save(record.to(MoveState.DRAINING, at=clock(), drain_deadline_at=deadline))
-        else:
-            record = record.to(MoveState.DRAINING, at=clock(), drain_deadline_at=clock())
-            # Not saved: the next line finishes it; a restart in between re-drains nothing (old is gone).
+            except (LaunchFailed, MultiCloudError) as exc:
+                logger.warning(
+                    "move of %s: replacement on %s failed: %s", move.instance_id, move.to_offer.offer_id, exc
+                )
+                failure = f"launch failed: {exc}"
+                results[i] = MoveResult(move, "launch-failed", started_at=start, detail=str(exc))
+                break
+            launched[i] = str(inst.instance_id)
+            logger.info(
+                "move of %s: replacement %s launched on %s",
+                move.instance_id,
+                launched[i],
+                move.to_offer.offer_id,
+            )
+        status = "launch-failed" if failure else ""
+        if not failure:
+            up_by = clock() + up_timeout_s
+            while True:
+                seen = read()
+                if all(
+                    (n := seen.get(new)) is not None and n.status in ("RUNNING", "IDLE")
+                    for new in launched.values()
+                ):
+                    up_s = since()
+                    break
+                if clock() >= up_by:
+                    failure, status = f"replacement not up within {up_timeout_s:.0f} s", "not-up"
+                    logger.warning(
+                        "move of %s: %s; rolling back", [str(m.instance_id) for m in moves], failure
+                    )
+                    break
+                sleep(poll_s)
+        if failure:
+            # Roll the whole group back: no member moves alone.
+            for i in fresh:
+                new = launched.get(i, "")
+                if new:
+                    provider.terminate_node(new)
+                save(recs[i].to(MoveState.ROLLED_BACK, at=clock(), new_instance=new, detail=failure))
+                if results[i] is None:
+                    results[i] = MoveResult(moves[i], status, new, start, detail=failure)
+            for i, r in enumerate(recs):
+                if results[i] is None:  # resumed members beyond REQUESTED go on alone
+                    results[i] = MoveResult(moves[i], status, r.new_instance, start, detail=failure)
+            return [r for r in results if r is not None]
+        for i in fresh:
+            recs[i] = save(recs[i].to(MoveState.REPLACEMENT_UP, at=clock(), new_instance=launched[i]))
 
-    # DRAINING: gone from the GCS, or nothing of it in use any more; else wait for the deadline.
-    deadline = record.drain_deadline_at if record.drain_deadline_at is not None else clock()
-    by_deadline = True
-    if deadline <= clock():
-        by_deadline = False
-    while clock() < deadline:
-        sleep(poll_s)
-        try:
-            now_node = nodes(gcs_address).get(old)
-        except Exception:
-            logger.debug("GCS read failed", exc_info=True)
+    # 2. Drain every old node (one deadline for the group), unless already draining.
+    deadline = clock() + drain_deadline_s
+    current = read()
+    for i, rec in enumerate(recs):
+        if rec.state is not MoveState.REPLACEMENT_UP:
             continue
-        if now_node is None or not now_node.alive or not now_node.busy:
-            by_deadline = False
-            break
-    drained_s = since()
-    provider.terminate_node(old)
-    done_s = since()
-    save(record.to(MoveState.DONE, at=clock()) if record.state is MoveState.DRAINING else record)
-    if ledger is not None:
+        move, old, new = moves[i], rec.old_instance, rec.new_instance
+        node = current.get(old)
+        if node is None or not node.alive:
+            recs[i] = rec.to(MoveState.DRAINING, at=clock(), drain_deadline_at=clock())
+            continue  # gone already: nothing to drain (a restart re-drains nothing either)
         try:
-            ledger.record_move(old, new, record.reason or "price move", start)
-        except Exception:  # the move happened whatever the ledger says
-            logger.exception("ledger record_move failed")
-    logger.info(
-        "move of %s -> %s done: up %s s, drained %.1f s%s, terminated %.1f s",
-        old,
-        new,
-        "?" if up_s is None else f"{up_s:.1f}",
-        drained_s,
-        " (deadline)" if by_deadline else "",
-        done_s,
-    )
-    return MoveResult(
-        move,
-        "moved",
-        new,
-        start,
-        up_s=up_s,
-        drained_s=drained_s,
-        done_s=done_s,
-        drained_by_deadline=by_deadline,
-    )
+            accepted, why = drain(
+                gcs_address,
+                node.node_id,
+                deadline_s=deadline,
+                reason=PREEMPTION,
+                message=f"rmc move {old} -> {new} ({move.to_offer.offer_id})",
+            )
+        except Exception as exc:
+            logger.warning("drain call failed", exc_info=True)
+            accepted, why = False, f"drain call failed: {exc}"
+        if not accepted:
+            logger.warning("move of %s: drain rejected (%s); terminating the replacement", old, why)
+            provider.terminate_node(new)
+            save(rec.to(MoveState.ROLLED_BACK, at=clock(), detail=f"drain rejected: {why}"))
+            results[i] = MoveResult(move, "drain-rejected", new, start, up_s=up_s, detail=why)
+            continue
+        recs[i] = save(rec.to(MoveState.DRAINING, at=clock(), drain_deadline_at=deadline))
+
+    # 3. Wait until each old node is drained (gone, or nothing of it in use) or its deadline, then
+    # terminate it.
+    waiting = {i for i, r in enumerate(recs) if r.state is MoveState.DRAINING and results[i] is None}
+    by_deadline = {i: True for i in waiting}
+    for i in waiting:
+        at = recs[i].drain_deadline_at
+        if at is None or at <= clock():
+            by_deadline[i] = False
+    pending = set(waiting)
+    while pending:
+        due = [i for i in pending if clock() >= (recs[i].drain_deadline_at or 0.0)]
+        for i in due:
+            pending.discard(i)
+        if not pending:
+            break
+        sleep(poll_s)
+        now_seen = nodes_or_none(nodes, gcs_address)
+        if now_seen is None:
+            continue
+        for i in list(pending):
+            n = now_seen.get(recs[i].old_instance)
+            if n is None or not n.alive or not n.busy:
+                by_deadline[i] = False
+                pending.discard(i)
+    drained_s = since()
+    for i in sorted(waiting):
+        move, rec = moves[i], recs[i]
+        provider.terminate_node(rec.old_instance)
+        done_s = since()
+        save(rec.to(MoveState.DONE, at=clock()))
+        if ledger is not None:
+            try:
+                ledger.record_move(rec.old_instance, rec.new_instance, rec.reason or "price move", start)
+            except Exception:  # the move happened whatever the ledger says
+                logger.exception("ledger record_move failed")
+        logger.info(
+            "move of %s -> %s done: up %s s, drained %.1f s%s, terminated %.1f s",
+            rec.old_instance,
+            rec.new_instance,
+            "?" if up_s is None else f"{up_s:.1f}",
+            drained_s,
+            " (deadline)" if by_deadline[i] else "",
+            done_s,
+        )
+        results[i] = MoveResult(
+            move,
+            "moved",
+            rec.new_instance,
+            start,
+            up_s=up_s,
+            drained_s=drained_s,
+            done_s=done_s,
+            drained_by_deadline=by_deadline[i],
+        )
+    return [
+        r if r is not None else MoveResult(moves[i], "moved", recs[i].new_instance, start)
+        for i, r in enumerate(results)
+    ]
+
+
+def nodes_or_none(
+    nodes: Callable[[str], Mapping[str, RayNode]], gcs_address: str
+) -> Mapping[str, RayNode] | None:
+    """``nodes(gcs_address)``, or None when the GCS cannot be read right now."""
+    try:
+        return nodes(gcs_address)
+    except Exception:
+        logger.debug("GCS read failed", exc_info=True)
+        return None
 
 
 # --------------------------------------------------------------------------- the loop
@@ -429,6 +531,7 @@ class Controller:
         self.last_plan: Plan | None = None
         self._jobs: dict[str, JobProgress] = {}
         self._memories: dict[str, Memory] = {}
+        self._measured_gb: dict[str, float] = {}
         self._lock = threading.Lock()
         self.ledger = _open_ledger(self.provider.settings.ledger_path)
         # Cost per hour and savings as Ray metrics (Prometheus, the dashboard), from the ledger; the
@@ -451,7 +554,18 @@ class Controller:
         migration = self.migrations[pool]
         with self._lock:
             job = self._jobs.get(pool)
-        return replace(migration.config_for(), jobs={pool: job} if job is not None else {})
+            measured = self._measured_gb.get(pool)
+        return replace(
+            migration.config_for(measured_gb=measured), jobs={pool: job} if job is not None else {}
+        )
+
+    def set_checkpoint_size(self, pool: str, gb: float | None) -> None:
+        """The size of the pool's job's newest checkpoint, for ``migration.checkpoint_gb: measure``."""
+        with self._lock:
+            if gb is None:
+                self._measured_gb.pop(pool, None)
+            else:
+                self._measured_gb[pool] = gb
 
     def set_job(self, pool: str, progress: JobProgress | None) -> None:
         """Declare (or update, or clear with None) the deadline job running on ``pool``.
@@ -499,24 +613,35 @@ class Controller:
             with self._lock:
                 if name in self._jobs and name in answer.memories:
                     self._memories[name] = answer.memories[name]
-        self.last_plan = Plan(moves=tuple(moves), notes=tuple(notes))
+            if not answer.moves and not any(b.contains(at) for b in config.blackouts):
+                regrouped = regroup(pool, fleet, index, now=at, config=config, cooldowns=cooldowns)
+                if regrouped:
+                    moves.append(regrouped[0])
+        self.last_plan = Plan(moves=tuple(moves), notes=tuple(notes), memories=dict(self._memories))
         for note in notes:
             logger.debug("stay: %s", note)
         done: list[MoveResult] = []
+        moving: set[InstanceId] = set()
         for move in moves:
-            logger.info("move %s: %s", move.instance_id, " | ".join(move.reasons))
+            if move.instance_id in moving:
+                continue  # already taken along with its gang
+            group = gang_moves(move, fleet, self.pools[move.pool], self.pool_config(move.pool))
+            moving.update(m.instance_id for m in group)
+            for m in group:
+                logger.info("move %s: %s", m.instance_id, " | ".join(m.reasons))
             migration = self.migrations[move.pool]
-            result = move_node(
+            results = move_group(
                 self.provider,
-                move,
+                group,
                 spec=self.specs.get(move.pool, NodeTypeSpec()),
                 gcs_address=self.gcs_address,
                 drain_deadline_s=migration.drain_deadline_s,
                 up_timeout_s=migration.up_timeout_s,
                 ledger=self.ledger,
             )
-            self._moved(move, result)
-            done.append(result)
+            for m, result in zip(group, results, strict=True):
+                self._moved(m, result)
+                done.append(result)
         if self.ledger is not None:
             self.figures = self.metrics.publish(self.ledger, now=time.time())
         return done
@@ -686,6 +811,8 @@ class JobFeed:
         for pool, watch in list(self.watches.items()):
             reading = watch.read(at)
             self.controller.set_job(pool, reading.progress)
+            if reading.checkpoint_gb is not None:
+                self.controller.set_checkpoint_size(pool, reading.checkpoint_gb)
             for line in reading.skipped:
                 self._once(logging.WARNING, f"deadline job of {pool}: skipped checkpoint {line}")
             if reading.progress is None:

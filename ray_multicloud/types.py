@@ -79,6 +79,26 @@ class Offer:
         return 1.0 - self.price_per_hour / self.ondemand_price_per_hour
 
 
+class Colocate(str, enum.Enum):
+    """How close a pool keeps its nodes: the nodes of one Ray Train worker group all-reduce every
+    step, which across zones is slow and across regions or clouds also pays egress on every step."""
+
+    NONE = "none"
+    ZONE = "zone"
+    REGION = "region"
+    CLOUD = "cloud"
+
+    def key(self, offer: Offer) -> tuple[str, ...]:
+        """Where ``offer`` is, at this granularity (a regional offer's zone is its region)."""
+        if self is Colocate.ZONE:
+            return (offer.cloud, offer.region, offer.zone or offer.region)
+        if self is Colocate.REGION:
+            return (offer.cloud, offer.region)
+        if self is Colocate.CLOUD:
+            return (offer.cloud,)
+        return ()
+
+
 @dataclass(frozen=True, slots=True)
 class PoolSpec:
     """What a node type of the cluster YAML asks for, and the policy it is placed under.
@@ -88,7 +108,8 @@ class PoolSpec:
     earlier cloud wins over any later one whatever the price (a private pool first, then public
     clouds); clouds not listed come after, ordered by price. ``min_clouds`` asks that the pool's
     nodes span at least that many clouds; ``min_on_demand`` that at least that many of them be
-    on-demand (both only when the pool has enough nodes to honour them).
+    on-demand (both only when the pool has enough nodes to honour them). ``colocate`` keeps the
+    pool's live nodes in one zone (or region, or cloud): a gang, placed and moved together.
     """
 
     name: str
@@ -103,6 +124,7 @@ class PoolSpec:
     source_preference: tuple[str, ...] = ()
     min_clouds: int = 1
     min_on_demand: int = 0
+    colocate: Colocate = Colocate.NONE
 
 
 class NodeState(str, enum.Enum):

@@ -482,3 +482,15 @@ def test_unreadable_storage_leaves_the_pool_on_price_alone_with_one_line(
     assert len(lines) == 1  # the cause's text varies tick to tick; the path is said once
     # The pool had no discovered job to drop; its flag-less job stays as declared by set_job.
     assert "t4_spot" in controller.config.jobs
+
+
+def test_measure_takes_the_newest_checkpoints_size(cluster: dict[str, Any], tmp_path: Path) -> None:
+    cluster["available_node_types"]["t4_spot"]["node_config"]["migration"] = {"checkpoint_gb": "measure"}
+    controller = spot_controller(cluster)
+    assert controller.pool_config("t4_spot").state_gb == 20.0  # nothing measured yet: the default
+    run = tmp_path / "run"
+    for i, step in enumerate((100, 200)):
+        checkpoint(run, f"checkpoint_{i}", step, at=T0 + 600 * i)
+    JobFeed(controller, [DeadlineJob("t4_spot", str(run), 1000, DEADLINE)])(T0 + 1200)
+    # checkpoint() writes one 4096-byte file: 4096 / 1e9 GB.
+    assert controller.pool_config("t4_spot").state_gb == pytest.approx(4.096e-6)

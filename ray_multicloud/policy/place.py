@@ -34,6 +34,12 @@ on-demand offer anywhere, then any offer in an uncovered cloud. A constraint no 
 can meet is skipped for that node, and its reasons say so (config-time checks in
 ``check_pool`` catch the contradictions that make a constraint impossible).
 
+**Gangs.** A pool with ``colocate`` (zone, region or cloud) keeps its live nodes together: a new
+node only considers offers where most of the pool's live nodes already are (the first node of an
+empty pool, or of this call, chooses as usual and anchors the rest); fallbacks stay there too. If
+nothing matches there any more, the node is placed apart with a reason saying so, and the
+controller's next move of the pool moves the whole gang (``policy.rebalance``, "Gangs").
+
 **Failover order.** ``Placement.fallbacks`` holds up to ``max_fallbacks`` distinct matching offers
 other than the chosen one, in three tiers, each tier in ranking order:
 
@@ -54,6 +60,7 @@ from datetime import UTC, datetime
 
 from ray_multicloud.types import (
     CapacityType,
+    Colocate,
     Decision,
     FleetNode,
     Infeasible,
@@ -453,6 +460,9 @@ def place(
         return Infeasible(pool=pool.name, reasons=why)
 
     mine = [n for n in fleet if n.pool == pool.name and n.state in _LIVE_STATES]
+    together = ""
+    if pool.colocate is not Colocate.NONE and mine:
+        ranked, together = _colocated(pool, ranked, [n.offer for n in mine])
     covered = {n.offer.cloud for n in mine}
     on_demand = sum(1 for n in mine if n.offer.capacity is CapacityType.ON_DEMAND)
     preferred = f" (source preference {list(pool.source_preference)})" if pool.source_preference else ""
@@ -470,17 +480,51 @@ def place(
             f"{head} {kind} {_what(pool)} matching pool {pool.name!r}{preferred}: {describe_offer(chosen)}"
         ]
         reasons.extend(notes)
+        if together:
+            reasons.append(together)
         oid = chosen.offer_id
         if oid not in fallbacks_memo:
             fallbacks_memo[oid] = _fallbacks(chosen, ranked, group, pool, blocked, max_fallbacks)
         fallbacks, summary = fallbacks_memo[oid]
+        if together and pool.colocate is not Colocate.NONE:
+            # A gang member fails over only within the gang's place.
+            where = pool.colocate.key(chosen)
+            fallbacks = tuple(o for o in fallbacks if pool.colocate.key(o) == where)
+            summary = f"fallbacks: {len(fallbacks)} within {'/'.join(where)}" if fallbacks else ""
         if summary:
             reasons.append(summary)
         placements.append(Placement(offer=chosen, fallbacks=fallbacks, reasons=tuple(reasons)))
         covered.add(chosen.cloud)
         if chosen.capacity is CapacityType.ON_DEMAND:
             on_demand += 1
+        if pool.colocate is not Colocate.NONE and not together:
+            # The first node of a gang sets where the rest of this call goes.
+            ranked, together = _colocated(pool, ranked, [chosen])
     return Decision(pool=pool.name, placements=tuple(placements))
+
+
+def _colocated(pool: PoolSpec, ranked: list[Offer], live: Sequence[Offer]) -> tuple[list[Offer], str]:
+    """``ranked`` narrowed to where the pool's ``live`` nodes are (``pool.colocate``), and the reason.
+
+    The anchor is the place holding most live nodes (ties: the one whose best offer ranks first).
+    When no matching offer is left there (no capacity, cooling down), the whole ranking stays and
+    the reason says the node is placed apart: the controller's next move of the pool moves the
+    whole gang to one place.
+    """
+    key = pool.colocate.key
+    counts: dict[tuple[str, ...], int] = {}
+    for offer in live:
+        counts[key(offer)] = counts.get(key(offer), 0) + 1
+    order = {k: i for i, k in reversed(list(enumerate(key(o) for o in ranked)))}
+    anchor = min(counts, key=lambda k: (-counts[k], order.get(k, len(order))))
+    here = [o for o in ranked if key(o) == anchor]
+    where = "/".join(anchor)
+    if here:
+        return here, f"colocate={pool.colocate.value}: with the pool's other node(s) in {where}"
+    return ranked, (
+        f"colocate={pool.colocate.value}: no matching offer left in {where} (capacity or cooldown); "
+        "placed apart until the controller moves the gang together"
+    )
 
 
 def _choose(

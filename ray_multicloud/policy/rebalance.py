@@ -64,6 +64,12 @@ answer is what the pool should launch next. Moves to on-demand come first under 
 then the policy's moves onto spot, then price moves of other pools:
 ``aws us-east-1a spot (slack 0.3 h cannot absorb another preemption) -> azure eastus on-demand``;
 ``aws us-east-1a spot (preempted) -> idle_step: us-east-1c spot``.
+
+**Gangs.** A pool with ``colocate`` (the nodes of one Ray Train worker group, ``PoolSpec.colocate``)
+is moved as a whole: whatever the reason one of its nodes moves, ``gang_moves`` takes every other
+running member to the same offer, and the controller brings all replacements up before it drains
+any old node. A gang left split by a placement that found no capacity where the others were is
+brought back together by ``regroup``.
 """
 
 from __future__ import annotations
@@ -88,6 +94,7 @@ from ray_multicloud.policy.deadline import (
 from ray_multicloud.policy.place import OfferIndex, describe_offer, matching_offers, money
 from ray_multicloud.types import (
     CapacityType,
+    Colocate,
     FleetNode,
     InstanceId,
     Move,
@@ -753,6 +760,101 @@ def _deadline_move(node: FleetNode, target: Offer, step: Step, config: Rebalance
             *step.reasons,
             f"move costs {money(cost)}",
         ),
+    )
+
+
+# --------------------------------------------------------------------------- gangs
+
+
+def gang_moves(
+    move: Move, fleet: Sequence[FleetNode], pool: PoolSpec, config: RebalanceConfig
+) -> tuple[Move, ...]:
+    """The moves that take the whole gang along when ``move`` moves one node of a colocated pool.
+
+    Every ``RUNNING`` node of ``pool`` not already on ``move.to_offer``'s place (``pool.colocate``)
+    moves to ``move.to_offer`` too, ``move`` first; members already there stay. A pool without
+    ``colocate`` gets ``(move,)``. The group is moved by the controller as one (all replacements up,
+    one drain, one restart of the job): ``gcp us-central1-a x2 -> azure eastus2 x2``.
+    """
+    if pool.colocate is Colocate.NONE:
+        return (move,)
+    where = pool.colocate.key(move.to_offer)
+    out = [move]
+    for node in sorted(fleet, key=lambda n: n.instance_id):
+        if (
+            node.pool != pool.name
+            or node.state is not NodeState.RUNNING
+            or node.instance_id == move.instance_id
+        ):
+            continue
+        if pool.colocate.key(node.offer) == where:
+            continue
+        out.append(
+            Move(
+                instance_id=node.instance_id,
+                pool=node.pool,
+                from_offer=node.offer,
+                to_offer=move.to_offer,
+                saving_per_hour=node.offer.price_per_hour - move.to_offer.price_per_hour,
+                move_cost_usd=move_cost(node.offer, move.to_offer, config),
+                reasons=(f"gang of {move.instance_id} (colocate={pool.colocate.value})", *move.reasons),
+            )
+        )
+    return tuple(out)
+
+
+def regroup(
+    pool: PoolSpec,
+    fleet: Sequence[FleetNode],
+    offers_index: OfferIndex | Sequence[Offer],
+    *,
+    now: float,
+    config: RebalanceConfig,
+    cooldowns: Mapping[OfferId, float] | None = None,
+) -> tuple[Move, ...]:
+    """Moves that bring a colocated pool's ``RUNNING`` nodes back to one place, or ``()``.
+
+    A gang is split when a node had to be placed apart (no capacity where the others were,
+    ``place``). The members away from the place holding most of them move to the best-ranked
+    matching offer there (not cooling down); if no offer is left there, the whole gang moves to the
+    best-ranked matching offer anywhere: ``us-east-1a x1 + us-east-1b x1 -> us-east-1a x2``.
+    Nothing while a member is still ``PENDING`` (the gang is not settled yet).
+    """
+    if pool.colocate is Colocate.NONE:
+        return ()
+    members = [n for n in fleet if n.pool == pool.name and n.state in (NodeState.PENDING, NodeState.RUNNING)]
+    if any(n.state is NodeState.PENDING for n in members):
+        return ()
+    key = pool.colocate.key
+    places: dict[tuple[str, ...], int] = {}
+    for n in members:
+        places[key(n.offer)] = places.get(key(n.offer), 0) + 1
+    if len(places) <= 1:
+        return ()
+    blocked = cooling(cooldowns, now)
+    ranked = [o for o in matching_offers(pool, _as_index(offers_index), now=now) if o.offer_id not in blocked]
+    rank = {key(o): i for i, o in reversed(list(enumerate(ranked)))}
+    anchor = min(places, key=lambda k: (-places[k], rank.get(k, len(rank))))
+    there = [o for o in ranked if key(o) == anchor]
+    target = there[0] if there else (ranked[0] if ranked else None)
+    if target is None:
+        return ()
+    reason = (
+        f"regroup: the gang of {pool.name!r} is split over {len(places)} places; "
+        f"all to {'/'.join(key(target))} (colocate={pool.colocate.value})"
+    )
+    return tuple(
+        Move(
+            instance_id=n.instance_id,
+            pool=n.pool,
+            from_offer=n.offer,
+            to_offer=target,
+            saving_per_hour=n.offer.price_per_hour - target.price_per_hour,
+            move_cost_usd=move_cost(n.offer, target, config),
+            reasons=(reason,),
+        )
+        for n in sorted(members, key=lambda n: n.instance_id)
+        if key(n.offer) != key(target)
     )
 
 

@@ -82,11 +82,13 @@ CHECKPOINT_PREFIX = "checkpoint"
 
 @dataclass(frozen=True, slots=True)
 class CheckpointPoint:
-    """One complete checkpoint: the training step it holds, when it was made (POSIX s), its directory name."""
+    """One complete checkpoint: the training step it holds, when it was made (POSIX s), its directory
+    name, and the bytes its manifest lists (what a move carries: ``migration.checkpoint_gb: measure``)."""
 
     step: int
     created_at: float
     name: str = ""
+    size_bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,12 +126,14 @@ class Reading:
     """One ``RunWatch.read``: the progress (None while it cannot be estimated), why it is None
     (``note``, "" when there is progress), the checkpoints skipped as incomplete or corrupt, and,
     when the storage could not be read, the storage's error (``error``). The note stays the same
-    while the same cause lasts (log it once); ``error`` varies (request ids, timings)."""
+    while the same cause lasts (log it once); ``error`` varies (request ids, timings).
+    ``checkpoint_gb`` is the size of the newest complete checkpoint (None while there is none)."""
 
     progress: JobProgress | None
     note: str = ""
     skipped: tuple[str, ...] = ()
     error: str = ""
+    checkpoint_gb: float | None = None
 
 
 # --------------------------------------------------------------------------- I/O edge
@@ -239,7 +243,8 @@ def _scan_entries(
         if manifest.created_at <= 0:
             skipped.append(f"{entry.label}: manifest has no created_at")
             continue
-        points.append(CheckpointPoint(step=step, created_at=manifest.created_at, name=name))
+        size = sum(size for size, _ in manifest.files.values())
+        points.append(CheckpointPoint(step=step, created_at=manifest.created_at, name=name, size_bytes=size))
     return RunScan(tuple(points), tuple(skipped))
 
 
@@ -346,6 +351,8 @@ class RunWatch:
         if scan.points:
             oldest = min(p.created_at for p in scan.points)
             self._first = oldest if self._first is None else min(self._first, oldest)
+        newest = max(scan.points, key=lambda p: (p.created_at, p.step), default=None)
+        size_gb = None if newest is None else newest.size_bytes / 1e9
         guesses = [t for t in (self.job.submitted_at, self._first) if t is not None]
         submitted = min(guesses) if guesses else now
         try:
@@ -357,7 +364,12 @@ class RunWatch:
                 now=now,
             )
         except ValueError as exc:
-            return Reading(None, f"no deadline estimate for {self.job.run_dir}: {exc}", scan.skipped)
+            return Reading(
+                None,
+                f"no deadline estimate for {self.job.run_dir}: {exc}",
+                scan.skipped,
+                checkpoint_gb=size_gb,
+            )
         if progress is None:
             return Reading(
                 None,
@@ -366,5 +378,6 @@ class RunWatch:
                     "needs two at different steps (until then the pool moves on price alone)"
                 ),
                 scan.skipped,
+                checkpoint_gb=size_gb,
             )
-        return Reading(progress, "", scan.skipped)
+        return Reading(progress, "", scan.skipped, checkpoint_gb=size_gb)

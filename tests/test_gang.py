@@ -1,0 +1,221 @@
+"""Gangs: a colocated pool's nodes placed together, moved together, and brought back together."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from ray_multicloud.clouds.base import Instance
+from ray_multicloud.config import parse_pool
+from ray_multicloud.controller import NodeTypeSpec, RayNode, move_group
+from ray_multicloud.errors import CapacityError, ConfigError, LaunchFailed
+from ray_multicloud.policy import OfferIndex
+from ray_multicloud.policy.rebalance import RebalanceConfig, gang_moves, regroup
+from ray_multicloud.types import Colocate, InstanceId, Move, NodeState, Offer, PoolSpec
+from tests.test_policy_place import decide, mk, node
+
+Z = Colocate.ZONE
+# us-east-1a is cheapest, then us-east-1b, then gcp.
+A = mk("aws", "us-east-1", "us-east-1a", 1.0)
+B = mk("aws", "us-east-1", "us-east-1b", 1.1)
+B2 = mk("aws", "us-east-1", "us-east-1b", 1.3, itype="m2")
+G = mk("gcp", "us-central1", "", 1.2)
+OFFERS = [A, B, B2, G]
+GANG = PoolSpec(name="train", accelerator="A100", accelerator_count=1, colocate=Z)
+
+
+def test_a_new_member_joins_the_gang_even_where_it_costs_more() -> None:
+    got = decide(GANG, 1, OFFERS, fleet=[node("train", B, 1)])
+    [p] = got.placements
+    # By hand: the gang is in us-east-1b; A (1.0) is cheaper but elsewhere; B (1.1) is there.
+    assert p.offer == B
+    assert p.fallbacks == (B2,)  # fails over only within us-east-1b
+    assert any(
+        "colocate=zone: with the pool's other node(s) in aws/us-east-1/us-east-1b" in r for r in p.reasons
+    )
+
+
+def test_without_colocate_the_cheapest_wins() -> None:
+    pool = PoolSpec(name="train", accelerator="A100", accelerator_count=1)
+    assert decide(pool, 1, OFFERS, fleet=[node("train", B, 1)]).placements[0].offer == A
+
+
+def test_two_new_members_of_an_empty_gang_land_together() -> None:
+    got = decide(GANG, 2, OFFERS)
+    assert [p.offer for p in got.placements] == [A, A]
+    assert got.placements[1].fallbacks == ()  # nothing else in us-east-1a
+
+
+def test_the_gang_place_with_most_members_anchors_a_split_gang() -> None:
+    fleet = [node("train", G, 1), node("train", B, 2), node("train", B, 3)]
+    assert decide(GANG, 1, OFFERS, fleet=fleet).placements[0].offer == B
+
+
+def test_no_capacity_where_the_gang_is_places_apart_and_says_so() -> None:
+    got = decide(
+        GANG, 1, OFFERS, fleet=[node("train", B, 1)], cooldowns={B.offer_id: 2000.0, B2.offer_id: 2000.0}
+    )
+    [p] = got.placements
+    assert p.offer == A
+    assert any("placed apart until the controller moves the gang together" in r for r in p.reasons)
+
+
+def test_region_and_cloud_granularity() -> None:
+    region = PoolSpec(name="train", accelerator="A100", accelerator_count=1, colocate=Colocate.REGION)
+    assert decide(region, 1, OFFERS, fleet=[node("train", B, 1)]).placements[0].offer == A  # same region
+    cloud = PoolSpec(name="train", accelerator="A100", accelerator_count=1, colocate=Colocate.CLOUD)
+    assert decide(cloud, 1, OFFERS, fleet=[node("train", G, 1)]).placements[0].offer == G
+
+
+@pytest.mark.parametrize(
+    ("raw", "needle"),
+    [
+        ({"colocate": "rack"}, "not one of none, zone, region, cloud"),
+        ({"colocate": "zones"}, "did you mean 'zone'"),
+        ({"colocate": "zone", "min_clouds": 2}, "min_clouds=2 spreads them"),
+    ],
+)
+def test_bad_colocate_is_named(raw: dict[str, Any], needle: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_pool("train", {"pool": {"accelerator": "A100", **raw}}, OfferIndex.build(OFFERS))
+    assert err.value.key == "available_node_types.train.node_config.pool.colocate"
+    assert needle in str(err.value)
+
+
+def test_colocate_parses() -> None:
+    pool = parse_pool(
+        "train", {"pool": {"accelerator": "A100", "colocate": "region"}}, OfferIndex.build(OFFERS)
+    )
+    assert pool.colocate is Colocate.REGION
+
+
+def price_move(node_offer: Offer, target: Offer, iid: str = "i-1") -> Move:
+    return Move(InstanceId(iid), "train", node_offer, target, 0.1, 0.01, ("price move",))
+
+
+def test_a_move_of_one_member_takes_the_gang_along() -> None:
+    fleet = [node("train", A, 1), node("train", A, 2), node("train", G, 3, NodeState.RUNNING)]
+    group = gang_moves(price_move(A, B), fleet, GANG, RebalanceConfig())
+    # i-1 (the proposed move), then i-2 and i-3 to B; nobody was in us-east-1b already.
+    assert [(str(m.instance_id), m.to_offer) for m in group] == [("i-1", B), ("i-2", B), ("i-3", B)]
+    assert group[1].reasons[0] == "gang of i-1 (colocate=zone)"
+    solo = PoolSpec(name="train", accelerator="A100", accelerator_count=1)
+    assert gang_moves(price_move(A, B), fleet, solo, RebalanceConfig()) == (price_move(A, B),)
+
+
+def test_regroup_brings_the_minority_home_or_waits_for_pending_members() -> None:
+    fleet = [node("train", B, 1), node("train", B, 2), node("train", A, 3)]
+    moves = regroup(GANG, fleet, OFFERS, now=1000.0, config=RebalanceConfig())
+    assert [(str(m.instance_id), m.to_offer) for m in moves] == [("i-3", B)]
+    assert (
+        regroup(
+            GANG,
+            [*fleet, node("train", A, 4, NodeState.PENDING)],
+            OFFERS,
+            now=1000.0,
+            config=RebalanceConfig(),
+        )
+        == ()
+    )
+    assert regroup(GANG, fleet[:2], OFFERS, now=1000.0, config=RebalanceConfig()) == ()
+    # Nothing left in us-east-1b: the whole gang goes to the best place (us-east-1a).
+    cooled = {B.offer_id: 5000.0, B2.offer_id: 5000.0}
+    moves = regroup(GANG, fleet, OFFERS, now=1000.0, config=RebalanceConfig(), cooldowns=cooled)
+    assert [(str(m.instance_id), m.to_offer) for m in moves] == [("i-1", A), ("i-2", A)]
+
+
+# --------------------------------------------------------------------------- moving a group
+
+
+@dataclass
+class Provider:
+    fail_on: set[str] = field(default_factory=set)
+    calls: list[str] = field(default_factory=list)
+    n: int = 0
+
+    def launch_on_offer(
+        self, node_type: str, offer: Offer, *, resources: Mapping[str, float], labels: Mapping[str, str],
+        request_id: str | None = None,
+    ) -> Instance:  # fmt: skip
+        self.n += 1
+        new = f"new-{self.n}"
+        self.calls.append(f"launch {new}")
+        if new in self.fail_on:
+            raise LaunchFailed(node_type, "r", [CapacityError(offer.cloud, "no capacity")])
+        return Instance(InstanceId(new), offer.cloud, NodeState.PENDING, {}, "127.0.0.1")
+
+    def terminate_node(self, node_id: str) -> None:
+        self.calls.append(f"terminate {node_id}")
+
+
+class Gcs:
+    """new-1 up at 2 s, new-2 at ``second_up`` s; old nodes busy until drained + 3 s."""
+
+    def __init__(self, second_up: float | None) -> None:
+        self.t = 0.0
+        self.second_up = second_up
+        self.drained: dict[str, float] = {}
+        self.events: list[str] = []
+
+    def clock(self) -> float:
+        return self.t
+
+    def sleep(self, s: float) -> None:
+        self.t += s
+
+    def nodes(self, _: str) -> dict[str, RayNode]:
+        gpu = {"GPU": 1.0}
+        out = {}
+        for old in ("old-1", "old-2"):
+            free = old in self.drained and self.t >= self.drained[old] + 3
+            out[old] = RayNode(old + "-n", old, "RUNNING", gpu, gpu if free else {"GPU": 0.0})
+        if self.t >= 2:
+            out["new-1"] = RayNode("n1", "new-1", "IDLE", gpu, gpu)
+        if self.second_up is not None and self.t >= self.second_up:
+            out["new-2"] = RayNode("n2", "new-2", "IDLE", gpu, gpu)
+        return out
+
+    def drain(
+        self, _: str, node_id: str, *, deadline_s: float, reason: str, message: str
+    ) -> tuple[bool, str]:
+        self.drained[node_id.removesuffix("-n")] = self.t
+        self.events.append(f"drain {node_id} at {self.t:g} (up: new-2 {self.second_up})")
+        return True, ""
+
+
+def run_group(provider: Provider, gcs: Gcs) -> list[Any]:
+    moves = [price_move(A, B, "old-1"), price_move(A, B, "old-2")]
+    return move_group(
+        provider, moves, spec=NodeTypeSpec(resources={"GPU": 1.0}), gcs_address="x", drain_deadline_s=20,
+        up_timeout_s=30, poll_s=1.0, nodes=gcs.nodes, drain=gcs.drain, clock=gcs.clock, sleep=gcs.sleep,
+    )  # fmt: skip
+
+
+def test_no_member_is_drained_before_every_replacement_is_up() -> None:
+    provider, gcs = Provider(), Gcs(second_up=6)
+    results = run_group(provider, gcs)
+    assert [r.status for r in results] == ["moved", "moved"]
+    # Both drains happen at 6 s, when the slower replacement came up — never at 2 s.
+    assert gcs.drained == {"old-1": 6.0, "old-2": 6.0}
+    assert all(r.up_s == 6.0 for r in results)
+    assert provider.calls == ["launch new-1", "launch new-2", "terminate old-1", "terminate old-2"]
+    assert all(r.drained_s == pytest.approx(9.0) for r in results)  # free 3 s after the drain
+
+
+def test_one_replacement_not_up_rolls_the_whole_group_back() -> None:
+    provider, gcs = Provider(), Gcs(second_up=None)
+    results = run_group(provider, gcs)
+    assert [r.status for r in results] == ["not-up", "not-up"]
+    assert gcs.drained == {}  # the old gang keeps running untouched
+    assert provider.calls == ["launch new-1", "launch new-2", "terminate new-1", "terminate new-2"]
+
+
+def test_one_launch_failing_rolls_the_launched_ones_back() -> None:
+    provider, gcs = Provider(fail_on={"new-2"}), Gcs(second_up=1)
+    results = run_group(provider, gcs)
+    assert [r.status for r in results] == ["launch-failed", "launch-failed"]
+    assert gcs.drained == {}
+    assert provider.calls == ["launch new-1", "launch new-2", "terminate new-1"]
