@@ -69,6 +69,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ray_multicloud.directives import Directive, LaunchDirectives
 from ray_multicloud.drain import PREEMPTION, drain_node
 from ray_multicloud.errors import MultiCloudError
 from ray_multicloud.metrics import CostFigures, CostMetrics
@@ -82,12 +83,13 @@ from ray_multicloud.policy.rebalance import (
     RebalanceConfig,
     Window,
     gang_moves,
+    idle_step,
     plan,
     regroup,
 )
 from ray_multicloud.settings import load_cluster_yaml
 from ray_multicloud.train.progress import DeadlineJob, RunWatch
-from ray_multicloud.types import InstanceId, Move, NodeState, PoolSpec
+from ray_multicloud.types import FleetNode, InstanceId, Move, NodeState, OfferId, PoolSpec
 
 logger = logging.getLogger(__name__)
 
@@ -592,6 +594,7 @@ class Controller:
             memories = dict(self._memories)
         moves: list[Move] = []
         notes: list[str] = []
+        directives: dict[str, Directive | None] = {}
         for name, pool in self.pools.items():
             members = [
                 n for n in fleet if n.pool == name and n.state in (NodeState.PENDING, NodeState.RUNNING)
@@ -613,10 +616,15 @@ class Controller:
             with self._lock:
                 if name in self._jobs and name in answer.memories:
                     self._memories[name] = answer.memories[name]
+            directives[name] = self._directive(name, pool, members, index, config, cooldowns, at)
             if not answer.moves and not any(b.contains(at) for b in config.blackouts):
                 regrouped = regroup(pool, fleet, index, now=at, config=config, cooldowns=cooldowns)
                 if regrouped:
                     moves.append(regrouped[0])
+        try:
+            LaunchDirectives(self.provider.settings.state_dir).publish(self.cluster_name, directives)
+        except OSError:
+            logger.warning("cannot write launch directives", exc_info=True)
         self.last_plan = Plan(moves=tuple(moves), notes=tuple(notes), memories=dict(self._memories))
         for note in notes:
             logger.debug("stay: %s", note)
@@ -645,6 +653,48 @@ class Controller:
         if self.ledger is not None:
             self.figures = self.metrics.publish(self.ledger, now=time.time())
         return done
+
+    def _directive(
+        self,
+        name: str,
+        pool: PoolSpec,
+        members: Sequence[FleetNode],
+        index: Any,
+        config: RebalanceConfig,
+        cooldowns: Mapping[OfferId, float],
+        at: float,
+    ) -> Directive | None:
+        """What the pool's deadline policy would start if its node were lost now (``directives``);
+        None for a pool without a deadline job. The lost node's offer counts as unavailable and
+        its job as rolled back to the checkpoint, as after a real preemption; the memory is not
+        advanced (this is a question, not a tick)."""
+        job = config.jobs.get(name)
+        if job is None:
+            return None
+        running = [n for n in members if n.state is NodeState.RUNNING]
+        lost = str(running[0].offer.offer_id) if running else ""
+        cooled = dict(cooldowns)
+        if lost:
+            cooled[OfferId(lost)] = at + 3600.0
+        with self._lock:
+            memory = self._memories.get(name, Memory())
+        step = idle_step(
+            pool,
+            index,
+            replace(job, work_done_hours=job.checkpointed_hours),
+            config,
+            memory,
+            now=at,
+            cooldowns=cooled,
+            preempted_offer=lost,
+        )
+        kind = step.choice.kind.value
+        return Directive(
+            kind=kind,
+            offer_id=step.choice.zone if kind == "spot" else "",
+            at=at,
+            reason=step.reasons[0] if step.reasons else "",
+        )
 
     def _moved(self, move: Move, result: MoveResult) -> None:
         with self._lock:

@@ -26,6 +26,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 from ray.autoscaler.node_provider import NodeProvider
@@ -56,6 +57,7 @@ from ray_multicloud.clouds.base import (
 )
 from ray_multicloud.clouds.local import LocalCloud
 from ray_multicloud.config import parse_offer, parse_pool
+from ray_multicloud.directives import LaunchDirectives
 from ray_multicloud.errors import (
     CapacityError,
     CloudError,
@@ -64,13 +66,14 @@ from ray_multicloud.errors import (
 )
 from ray_multicloud.ledger import Ledger, LedgerError
 from ray_multicloud.migration import parse_migration
-from ray_multicloud.policy import OfferIndex, place
+from ray_multicloud.policy import OfferIndex, matching_offers, place
 from ray_multicloud.pricing import load_catalog
 from ray_multicloud.pricing.board import PriceBoard, apply_board
 from ray_multicloud.pricing.feeds import build_feeds, drivers_of, endpoints_from_clouds
 from ray_multicloud.pricing.live import LivePrices
 from ray_multicloud.settings import ProviderSettings, load_settings, offers_of_clouds
 from ray_multicloud.types import (
+    CapacityType,
     FleetNode,
     Infeasible,
     InstanceId,
@@ -84,6 +87,7 @@ from ray_multicloud.types import (
 logger = logging.getLogger(__name__)
 
 TAG_PRICE = "rmc-price"
+DIRECTIVE_MAX_AGE_S = 120.0  # a launch directive older than this (a stopped controller) is ignored
 RAY_LABEL_PREFIX = "ray.io/"
 MARKET_LABEL = "ray.io/market-type"
 
@@ -350,11 +354,16 @@ class MultiCloudNodeProvider(NodeProvider):
         else:
             with self._lock:
                 cooldowns = dict(self._cooldowns)
-            decision = place(target, 1, self.offers.index(), self.fleet(), now=now, cooldowns=cooldowns)
+            pool, ahead, advice = self._directed(target, now, cooldowns)
+            decision = place(pool, 1, self.offers.index(), self.fleet(), now=now, cooldowns=cooldowns)
             if isinstance(decision, Infeasible):
                 raise LaunchFailed(node_type, request_id, [CloudError("policy", "; ".join(decision.reasons))])
             placement = decision.placements[0]
             candidates, reasons = placement.candidates, placement.reasons
+            if ahead is not None:
+                candidates = (ahead, *(c for c in candidates if c.offer_id != ahead.offer_id))
+            if advice:
+                reasons = (advice, *reasons)
         kind = tags.get(TAG_RAY_NODE_KIND, NODE_KIND_WORKER)
         causes: list[CloudError] = []
         for offer in candidates:
@@ -394,6 +403,28 @@ class MultiCloudNodeProvider(NodeProvider):
                     self._priced[inst.instance_id] = offer.price_per_hour
             return inst
         raise LaunchFailed(node_type, request_id, causes)
+
+    def _directed(
+        self, pool: PoolSpec, now: float, cooldowns: Mapping[OfferId, float]
+    ) -> tuple[PoolSpec, Offer | None, str]:
+        """The pool as its deadline policy's launch directive (``directives``) shapes the next launch:
+        on-demand only, or a spot offer to try first; and the reason to log. No directive (or a stale
+        or inapplicable one) leaves the pool as it is."""
+        directive = LaunchDirectives(self.settings.state_dir).get(
+            self.cluster_name, pool.name, now=now, max_age_s=DIRECTIVE_MAX_AGE_S
+        )
+        if directive is None:
+            return pool, None, ""
+        why = f"deadline policy: {directive.reason or directive.kind}"
+        if directive.kind == "on-demand" and CapacityType.ON_DEMAND in pool.capacity_types:
+            return replace(pool, capacity_types=(CapacityType.ON_DEMAND,)), None, why
+        if directive.kind == "spot":
+            offer = self.offers.get(directive.offer_id)
+            cooling = cooldowns.get(OfferId(directive.offer_id), 0.0) > now
+            admitted = matching_offers(pool, self.offers.index(), now=now)
+            if offer is not None and not cooling and offer in admitted:
+                return pool, offer, why
+        return pool, None, ""
 
     def _tags(self, tags: Mapping[str, str], node_type: str, offer: Offer, request_id: str) -> dict[str, str]:
         return {

@@ -1,0 +1,94 @@
+"""Launch directives: what a deadline policy wants the next node of its pool to be, for the autoscaler.
+
+A pool that runs a deadline job is judged by its ``DeadlinePolicy`` (``policy.rebalance``). When the
+job's node is preempted, the autoscaler relaunches it through ``policy.place`` — which knows nothing
+of the job's slack — within seconds, before the controller's next tick. So the controller asks the
+policy ahead of time, every tick, what it would start if the pool's node were lost now
+(``policy.rebalance.idle_step`` with the node's offer as the preempted one), and publishes the
+answer here; the provider reads it when it launches a node of that pool:
+
+* ``spot`` + offer id: that offer goes first in the placement's candidates (when the pool still
+  matches it and it is not cooling down; the usual fallbacks follow);
+* ``on-demand``: the pool is placed as if it admitted on-demand only (when it admits on-demand);
+* ``wait``: nothing is imposed (the autoscaler asked for a node; refusing it would only turn into
+  a failed-launch loop).
+
+A directive older than ``max_age_s`` (a controller that stopped) is ignored. The file
+(``<state_dir>/directives.json``) is replaced atomically, as the price board is, so a reader sees
+the old set or the new one. Pure parts: ``Directive``; I/O: ``LaunchDirectives``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+DIRECTIVES_FILE = "directives.json"
+KINDS = ("spot", "on-demand", "wait")
+
+
+@dataclass(frozen=True, slots=True)
+class Directive:
+    """``kind`` is spot, on-demand or wait; ``offer_id`` the spot offer ("" otherwise); ``at`` when
+    the controller decided (POSIX s); ``reason`` the policy's first reason."""
+
+    kind: str
+    offer_id: str
+    at: float
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"directive kind {self.kind!r} is not one of {KINDS}")
+
+
+class LaunchDirectives:
+    """Directives by cluster and pool, in ``state_dir/directives.json``."""
+
+    def __init__(self, state_dir: str | Path) -> None:
+        self.path = Path(state_dir).expanduser() / DIRECTIVES_FILE
+
+    def _read_all(self) -> dict[str, dict[str, dict[str, object]]]:
+        try:
+            raw = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return raw if isinstance(raw, dict) else {}
+
+    def get(self, cluster: str, pool: str, *, now: float, max_age_s: float) -> Directive | None:
+        """The pool's directive if one exists and is at most ``max_age_s`` old; None otherwise (also
+        for an unreadable or malformed entry: a directive is advice, never a reason to fail)."""
+        entry = self._read_all().get(cluster, {}).get(pool)
+        if not isinstance(entry, dict):
+            return None
+        try:
+            directive = Directive(
+                kind=str(entry["kind"]),
+                offer_id=str(entry.get("offer_id", "")),
+                at=float(entry["at"]),  # type: ignore[arg-type]
+                reason=str(entry.get("reason", "")),
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+        return directive if now - directive.at <= max_age_s else None
+
+    def publish(self, cluster: str, directives: dict[str, Directive | None]) -> None:
+        """Replace the cluster's directives of the given pools (None removes a pool's)."""
+        everything = self._read_all()
+        mine = dict(everything.get(cluster, {}))
+        for pool, d in directives.items():
+            if d is None:
+                mine.pop(pool, None)
+            else:
+                mine[pool] = {"kind": d.kind, "offer_id": d.offer_id, "at": d.at, "reason": d.reason}
+        everything[cluster] = mine
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".directives-")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(everything, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)

@@ -1,0 +1,122 @@
+"""Launch directives: the deadline policy's choice for a pool's next node, published by the controller
+and followed by the provider when the autoscaler relaunches a preempted node."""
+
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ray.autoscaler.tags import (
+    NODE_KIND_WORKER,
+    TAG_RAY_LAUNCH_REQUEST,
+    TAG_RAY_NODE_KIND,
+    TAG_RAY_USER_NODE_TYPE,
+)
+
+from ray_multicloud.controller import Controller
+from ray_multicloud.directives import Directive, LaunchDirectives
+from ray_multicloud.policy.rebalance import JobProgress
+from ray_multicloud.provider import MultiCloudNodeProvider
+from ray_multicloud.types import CapacityType
+from tests.test_train_progress import cluster
+
+__all__ = ["cluster"]
+
+
+def test_round_trip_stale_and_malformed(tmp_path: Path) -> None:
+    board = LaunchDirectives(tmp_path)
+    assert board.get("c", "p", now=0.0, max_age_s=60) is None
+    board.publish(
+        "c", {"p": Directive("spot", "aws/x", at=100.0, reason="r"), "q": Directive("wait", "", 100.0)}
+    )
+    assert board.get("c", "p", now=150.0, max_age_s=60) == Directive("spot", "aws/x", 100.0, "r")
+    assert board.get("c", "p", now=161.0, max_age_s=60) is None  # 61 s old
+    assert board.get("other", "p", now=150.0, max_age_s=60) is None
+    board.publish("c", {"p": None})
+    assert board.get("c", "p", now=150.0, max_age_s=60) is None
+    assert board.get("c", "q", now=150.0, max_age_s=60) is not None
+    (tmp_path / "directives.json").write_text('{"c": {"p": {"kind": "teleport", "at": 1}}}')
+    assert board.get("c", "p", now=1.0, max_age_s=60) is None
+    with pytest.raises(ValueError, match="teleport"):
+        Directive("teleport", "", 0.0)
+
+
+def job(now: float, *, slack_h: float) -> JobProgress:
+    # 1 h of work, half checkpointed, a 0.1 h checkpoint interval; the deadline leaves ``slack_h``
+    # after finishing on on-demand from the checkpoint (0.5 h of work + the 3-minute default restart).
+    left = 0.5 + 180.0 / 3600
+    return JobProgress(now - 1800, now + (left + slack_h) * 3600, 1.0, 0.5, 0.5, 0.1)
+
+
+def frozen(cluster: dict[str, Any]) -> Controller:
+    """A controller that may not move anything (``max_disrupted: 0``) over one spot node."""
+    cluster = copy.deepcopy(cluster)
+    cluster["available_node_types"]["t4_spot"]["node_config"]["migration"] = {"max_disrupted": 0}
+    provider = MultiCloudNodeProvider(copy.deepcopy(cluster["provider"]), cluster["cluster_name"])
+    launch(provider, cluster, "r0")
+    return Controller(cluster, provider=provider)
+
+
+def test_controller_publishes_what_the_policy_would_start_after_a_loss(cluster: dict[str, Any]) -> None:
+    controller = frozen(cluster)
+    now = time.time()
+    [node] = controller.provider.fleet()
+    board = LaunchDirectives(controller.provider.settings.state_dir)
+
+    controller.set_job("t4_spot", job(now, slack_h=5.0))
+    assert controller.tick(now) == []  # nothing may move: max_disrupted 0
+    relaxed = board.get(controller.cluster_name, "t4_spot", now=now, max_age_s=60)
+    # Plenty of slack: another spot offer, never the one just lost.
+    assert relaxed is not None and relaxed.kind == "spot" and relaxed.offer_id != node.offer.offer_id
+
+    controller.set_job("t4_spot", job(now, slack_h=0.01))
+    controller.tick(now)
+    tight = board.get(controller.cluster_name, "t4_spot", now=now, max_age_s=60)
+    assert tight is not None and tight.kind == "on-demand"
+
+    controller.set_job("t4_spot", None)
+    controller.tick(now)
+    assert board.get(controller.cluster_name, "t4_spot", now=now, max_age_s=60) is None
+
+
+def launch(provider: MultiCloudNodeProvider, cluster: dict[str, Any], request: str) -> Any:
+    spec = cluster["available_node_types"]["t4_spot"]
+    tags = {
+        TAG_RAY_NODE_KIND: NODE_KIND_WORKER,
+        TAG_RAY_USER_NODE_TYPE: "t4_spot",
+        TAG_RAY_LAUNCH_REQUEST: request,
+    }
+    [inst] = provider.create_node_with_resources_and_labels(
+        spec["node_config"], tags, 1, spec["resources"], {}
+    ).values()
+    return inst
+
+
+def test_the_provider_follows_a_fresh_directive_and_ignores_a_stale_one(cluster: dict[str, Any]) -> None:
+    provider = MultiCloudNodeProvider(copy.deepcopy(cluster["provider"]), cluster["cluster_name"])
+    board = LaunchDirectives(provider.settings.state_dir)
+    name = cluster["cluster_name"]
+    now = time.time()
+    cheapest = launch(provider, cluster, "r0")
+    assert cheapest.tags["rmc-capacity"] == "spot"
+
+    board.publish(name, {"t4_spot": Directive("on-demand", "", now, "slack too low")})
+    assert launch(provider, cluster, "r1").tags["rmc-capacity"] == CapacityType.ON_DEMAND.value
+
+    spot_offers = sorted(
+        (
+            o
+            for o in provider.offers.index().offers_for("T4")
+            if o.capacity is CapacityType.SPOT and o.cloud == "gcp"
+        ),
+        key=lambda o: -o.price_per_hour,
+    )
+    dear = spot_offers[0]  # the dearest gcp T4 spot offer: never the placement's own first choice
+    board.publish(name, {"t4_spot": Directive("spot", dear.offer_id, now, "zone up longest")})
+    assert launch(provider, cluster, "r2").tags["rmc-offer"] == dear.offer_id
+
+    board.publish(name, {"t4_spot": Directive("spot", dear.offer_id, now - 3600, "old")})
+    assert launch(provider, cluster, "r3").tags["rmc-offer"] == cheapest.tags["rmc-offer"]
