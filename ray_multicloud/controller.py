@@ -1100,7 +1100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logger.info(
         "controller of %s: pools %s, tick every %.0f s",
         controller.cluster_name,
-        ", ".join(f"{p} ({_describe(controller.migrations[p])})" for p in controller.pools),
+        "; ".join(f"{p}: {controller.migrations[p].describe()}" for p in controller.pools),
         args.interval,
     )
     if not args.no_metrics:
@@ -1144,14 +1144,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         stop.set()
         lock.close()
     return 0
-
-
-def _describe(migration: Migration) -> str:
-    c = migration.rebalance
-    return (
-        f"policy {c.deadline_policy}, horizon {c.horizon_hours:g} h, min saving {c.min_relative_saving:.0%}, "
-        f"hysteresis {c.min_interval_s:.0f} s, at most {migration.budget} at once"
-    )
 
 
 def _base_price(controller: Controller, offer_id: str) -> float | None:

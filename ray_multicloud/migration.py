@@ -102,6 +102,19 @@ class Migration:
     drain_deadline_s: float = 30.0
     up_timeout_s: float = 300.0
 
+    def describe(self) -> str:
+        """One line for logs and ``ray-multicloud plan``."""
+        if not self.enabled:
+            return "never moved (migration.enabled: false)"
+        c = self.rebalance
+        size = "measured" if self.checkpoint_gb is None else f"{self.checkpoint_gb:g} GB"
+        blackouts = f", {len(c.blackouts)} blackout window(s)" if c.blackouts else ""
+        return (
+            f"moved by the controller: policy {c.deadline_policy}, a move must save "
+            f"{c.min_relative_saving:.0%} and pay back within {c.horizon_hours:g} h, hysteresis "
+            f"{c.min_interval_s:.0f} s, checkpoint {size}, at most {self.budget} node(s) at once{blackouts}"
+        )
+
     def config_for(self, *, measured_gb: float | None = None) -> RebalanceConfig:
         """The ``RebalanceConfig`` of one tick: ``state_gb`` is the measured checkpoint size when the
         section says ``measure`` and a size is known, else the declared (or default) size."""

@@ -22,6 +22,7 @@ from typing import Any
 from ray_multicloud.clouds import DRIVERS
 from ray_multicloud.config import parse_offer, parse_pool
 from ray_multicloud.errors import ConfigError
+from ray_multicloud.migration import parse_migration
 from ray_multicloud.policy import OfferIndex, place
 from ray_multicloud.policy.place import describe_offer
 from ray_multicloud.pricing import load_catalog
@@ -196,6 +197,11 @@ def build_plan(
             )
         count = max(1, int(spec.get("min_workers", 0) or 0)) if node_type != head else 1
         if "offer" in node_config:
+            if "migration" in node_config:
+                raise ConfigError(
+                    f"available_node_types.{node_type}.node_config.migration",
+                    "a node type pinned to one `offer:` is never moved; drop this section",
+                )
             offer = parse_offer(node_type, node_config)
             if offer.cloud not in settings.clouds:
                 raise ConfigError(
@@ -211,6 +217,7 @@ def build_plan(
                 f"available_node_types.{head}.node_config", "the head node type needs a pinned `offer:`"
             )
         pool: PoolSpec = parse_pool(node_type, node_config, index)
+        plan.notes.append(f"{node_type}: {parse_migration(str(node_type), node_config).describe()}")
         market = (spec.get("labels") or {}).get(MARKET_LABEL)
         if market is not None and {c.value for c in pool.capacity_types} != {str(market)}:
             raise ConfigError(

@@ -138,3 +138,18 @@ def test_plan_live_overlays_prices_and_says_where_they_came_from(
     assert code == 0
     v100 = out.split("[v100]")[1]
     assert "$0.3213/h  [live:azure-retail-prices, age 0s]" in v100
+
+
+def test_plan_shows_each_pools_migration_and_names_a_bad_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["plan", str(EXAMPLE)]) == 0
+    out = capsys.readouterr().out
+    assert "a100_80gb_spot: moved by the controller: policy multicloud" in out
+    assert "hysteresis 1800 s, checkpoint measured, at most 50% node(s) at once, 1 blackout window(s)" in out
+    config = example()
+    config["available_node_types"]["a100_80gb_spot"]["node_config"]["migration"]["blackouts"] = ["00:00-24:00"]
+    assert plan(tmp_path, config) != 0
+    err = capsys.readouterr().err
+    assert "available_node_types.a100_80gb_spot.node_config.migration.blackouts[0]" in err
+    assert "never ends" in err and "migration.enabled: false" in err
