@@ -478,6 +478,9 @@ class Controller:
     ``overrides`` (``RebalanceConfig`` field -> value, the command line's flags) is applied on top.
     ``drain_deadline_s`` / ``up_timeout_s`` override the sections' own when given.
 
+    ``nodes``, ``drain``, ``clock`` and ``sleep`` are what every move reads the GCS with, drains
+    with, and tells time by (``move_group``); tests replace them.
+
     Thread-safe for one ticking thread plus readers of ``results``.
     """
 
@@ -491,8 +494,15 @@ class Controller:
         up_timeout_s: float | None = None,
         interval_s: float = 10.0,
         provider: Any = None,
+        nodes: Callable[[str], Mapping[str, RayNode]] = ray_nodes,
+        drain: Callable[..., tuple[bool, str]] = drain_node,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         from ray_multicloud.provider import MultiCloudNodeProvider, validate_cluster_config
+
+        # The GCS reads, the drain call and the time source of every move (fakes in tests).
+        self._io: dict[str, Any] = {"nodes": nodes, "drain": drain, "clock": clock, "sleep": sleep}
 
         self.cluster_config = dict(cluster_config)
         self.cluster_name = str(cluster_config.get("cluster_name") or "default")
@@ -552,7 +562,8 @@ class Controller:
 
     def pool_config(self, pool: str) -> RebalanceConfig:
         """The configuration ``pool`` is planned with this tick: its ``migration:`` section (with any
-        overrides), its deadline job, and its disruption budget as ``max_moves``."""
+        overrides, and the measured checkpoint size under ``checkpoint_gb: measure``) and its deadline
+        job. ``tick`` adds the disruption budget as ``max_moves``."""
         migration = self.migrations[pool]
         with self._lock:
             job = self._jobs.get(pool)
@@ -585,7 +596,7 @@ class Controller:
 
     def tick(self, now: float | None = None) -> list[MoveResult]:
         """Plan each movable pool once and apply the planned moves, one after the other."""
-        at = time.time() if now is None else now
+        at = self._io["clock"]() if now is None else now
         fleet = self.provider.fleet()
         index = self.provider.offers.index()
         cooldowns = dict(getattr(self.provider, "_cooldowns", {}))
@@ -617,7 +628,7 @@ class Controller:
                 if name in self._jobs and name in answer.memories:
                     self._memories[name] = answer.memories[name]
             directives[name] = self._directive(name, pool, members, index, config, cooldowns, at)
-            if not answer.moves and not any(b.contains(at) for b in config.blackouts):
+            if budget > 0 and not answer.moves and not any(b.contains(at) for b in config.blackouts):
                 regrouped = regroup(pool, fleet, index, now=at, config=config, cooldowns=cooldowns)
                 if regrouped:
                     moves.append(regrouped[0])
@@ -625,7 +636,8 @@ class Controller:
             LaunchDirectives(self.provider.settings.state_dir).publish(self.cluster_name, directives)
         except OSError:
             logger.warning("cannot write launch directives", exc_info=True)
-        self.last_plan = Plan(moves=tuple(moves), notes=tuple(notes), memories=dict(self._memories))
+        with self._lock:
+            self.last_plan = Plan(moves=tuple(moves), notes=tuple(notes), memories=dict(self._memories))
         for note in notes:
             logger.debug("stay: %s", note)
         done: list[MoveResult] = []
@@ -646,6 +658,7 @@ class Controller:
                 drain_deadline_s=migration.drain_deadline_s,
                 up_timeout_s=migration.up_timeout_s,
                 ledger=self.ledger,
+                **self._io,
             )
             for m, result in zip(group, results, strict=True):
                 self._moved(m, result)
@@ -698,7 +711,7 @@ class Controller:
 
     def _moved(self, move: Move, result: MoveResult) -> None:
         with self._lock:
-            stamp = time.time()
+            stamp = self._io["clock"]()
             self.last_moved[move.instance_id] = stamp
             if result.new_instance_id:
                 self.last_moved[InstanceId(result.new_instance_id)] = stamp
@@ -744,6 +757,7 @@ class Controller:
                 up_timeout_s=migration.up_timeout_s,
                 ledger=self.ledger,
                 record=record,
+                **self._io,
             )
             self._moved(move, result)
             done.append(result)

@@ -4,6 +4,8 @@ scale down idle nodes, tear down only our own processes; a malformed YAML launch
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -35,8 +37,19 @@ def test_scale_up_label_selector_scale_down_teardown(tmp_path: Path) -> None:
 
     cluster = LocalCluster(workdir=tmp_path, overrides={"idle_timeout_minutes": 0.1})
     pids: list[int] = []
+    lock = cluster.state_dir / f"controller-{cluster.cluster_name}.lock"
     try:
         cluster.up()
+        # `ray up` started the controller on the head: it holds the cluster's lock file.
+        controller = int(cluster.wait_for(lambda: lock.exists() and lock.read_text().strip(), timeout_s=60))
+        assert _alive(controller)
+        # A second one (as a re-run `ray up` would start) sees the lock and exits at once.
+        command = [sys.executable, "-m", "ray_multicloud.controller", "--config", str(cluster.config_path)]
+        again = subprocess.run(
+            [*command, "--no-metrics"], capture_output=True, text=True, timeout=120, check=False
+        )
+        assert again.returncode == 0 and "another controller" in again.stderr
+        assert _alive(controller)
         ray.init(cluster.address, log_to_driver=False)
 
         @ray.remote(num_gpus=1, resources={"accelerator_type:T4": 1})
@@ -78,6 +91,7 @@ def test_scale_up_label_selector_scale_down_teardown(tmp_path: Path) -> None:
     assert cluster.down_returncode == 0, (tmp_path / "ray-down.log").read_text()[-2000:]
     assert cluster.instances() == []
     assert not any(_alive(pid) for pid in pids)
+    assert not _alive(controller)  # `ray down` ended it with the head
 
 
 def test_malformed_yaml_fails_clearly_and_launches_nothing(tmp_path: Path) -> None:
