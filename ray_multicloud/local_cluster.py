@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -137,8 +137,8 @@ class LocalCluster:
         out = {}
         for name, spec in self.settings.clouds.items():
             cloud = make_cloud(name, spec, state_dir=str(self.state_dir))
-            if isinstance(cloud, LocalCloud):
-                out[name] = cloud
+            if cloud.features.simulated_preemption and cloud.features.local_commands:
+                out[name] = cast(LocalCloud, cloud)
         return out
 
     def instances(self) -> list[Instance]:

@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 from ray.autoscaler.node_provider import NodeProvider
 from ray.autoscaler.tags import (
@@ -55,7 +55,6 @@ from ray_multicloud.clouds.base import (
     RayBootstrap,
     SellsFixedOffers,
 )
-from ray_multicloud.clouds.local import LocalCloud
 from ray_multicloud.config import parse_offer, parse_pool
 from ray_multicloud.directives import LaunchDirectives
 from ray_multicloud.errors import (
@@ -109,7 +108,8 @@ class OfferBook:
     def _base_offers(self) -> list[Offer]:
         if self._base is None:
             catalog = load_catalog(self._settings.catalog_path)
-            fixed = {n: c.offers() for n, c in self._clouds.items() if isinstance(c, SellsFixedOffers)}
+            own = [(n, c) for n, c in self._clouds.items() if c.features.own_offers]
+            fixed = {n: cast(SellsFixedOffers, c).offers() for n, c in own}
             offers = offers_of_clouds(self._settings, catalog.offers, fixed)
             self._base = offers
             # Public clouds (driver aws/gcp/azure) get live price feeds over their catalog offers.
@@ -501,10 +501,11 @@ class MultiCloudNodeProvider(NodeProvider):
                            cluster_name: str, process_runner: Any, use_internal_ip: bool,
                            docker_config: dict[str, Any] | None = None) -> Any:
         cloud = self._cloud_of(node_id)
-        if isinstance(cloud, LocalCloud):
+        if cloud is not None and cloud.features.local_commands:
+            from ray_multicloud.clouds.local import LocalCloud
             from ray_multicloud.clouds.local_runner import LocalCommandRunner
 
-            return LocalCommandRunner(log_prefix, cloud, InstanceId(node_id))
+            return LocalCommandRunner(log_prefix, cast(LocalCloud, cloud), InstanceId(node_id))
         return super().get_command_runner(log_prefix, node_id, auth_config, cluster_name,
                                           process_runner, use_internal_ip, docker_config)
 

@@ -164,3 +164,19 @@ def test_no_capacity_is_a_typed_error_and_leaks_nothing(target: CloudTarget) -> 
         )
         inst = target.cloud.launch(retry)
         assert inst.tags[TAG_OFFER] == target.other_offer.offer_id
+
+
+def test_declared_features_hold(target: CloudTarget) -> None:
+    """What a driver declares in ``CloudFeatures`` is what the provider relies on (it never asks the
+    class): its own offers come from ``offers()``, local commands need a local instance home."""
+    from ray_multicloud.clouds.base import SellsFixedOffers
+    from ray_multicloud.clouds.local import LocalCloud
+
+    cloud = target.cloud
+    f = cloud.features
+    assert f.own_offers == isinstance(cloud, SellsFixedOffers)
+    assert f.local_commands == isinstance(cloud, LocalCloud)
+    if f.own_offers:
+        assert all(o.cloud == cloud.name for o in cloud.offers())  # type: ignore[attr-defined]
+    if f.fixed_capacity:
+        assert f.own_offers and not f.spot

@@ -47,12 +47,23 @@ LABEL_INSTANCE_ID = "rmc/instance-id"
 
 @dataclass(frozen=True, slots=True)
 class CloudFeatures:
-    """What a driver can do beyond the protocol, declared as data."""
+    """What a driver can do beyond the protocol, declared as data; the provider reads these, never
+    the driver's class.
+
+    ``spot``: sells spot capacity. ``interruption_notices``: warns before taking spot back.
+    ``simulated_preemption``: a test or benchmark can preempt its instances (``preempt``).
+    ``fixed_capacity``: a fixed set of machines (a private pool). ``own_offers``: sells the offers
+    its ``offers()`` returns (``SellsFixedOffers``) instead of catalog rows. ``local_commands``: its
+    instances are processes on this machine, so ``ray up`` runs their commands with a local
+    runner (``clouds.local_runner``) instead of SSH.
+    """
 
     spot: bool = True
     interruption_notices: bool = False
     simulated_preemption: bool = False
     fixed_capacity: bool = False
+    own_offers: bool = False
+    local_commands: bool = False
 
 
 @dataclass(frozen=True, slots=True)

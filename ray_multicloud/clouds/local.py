@@ -194,7 +194,9 @@ def _kill_group(pid: int, sig: int) -> None:
 class LocalCloud:
     """A simulated cloud whose instances are Ray nodes on this machine. See the module docstring."""
 
-    features = CloudFeatures(spot=True, interruption_notices=True, simulated_preemption=True)
+    features = CloudFeatures(
+        spot=True, interruption_notices=True, simulated_preemption=True, local_commands=True
+    )
 
     def __init__(
         self,

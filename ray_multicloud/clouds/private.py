@@ -88,7 +88,7 @@ class PrivateCloud(LocalCloud):
     """A fixed-capacity pool of machines, zero marginal price. See the module docstring."""
 
     features = CloudFeatures(spot=False, interruption_notices=False, simulated_preemption=True,
-                             fixed_capacity=True)
+                             fixed_capacity=True, own_offers=True, local_commands=True)
 
     def __init__(self, name: str, state_dir: str | Path, *, region: str,
                  machines: Sequence[Machine]) -> None:
