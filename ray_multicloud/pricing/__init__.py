@@ -1,4 +1,6 @@
-"""Prices: the shipped catalog snapshot now; live per-cloud feeds and a TTL cache later.
+"""Prices: the shipped catalog snapshot (``catalog``), live per-cloud feeds with a TTL cache and
+staleness (``aws_feed``, ``gcp_feed``, ``azure_feed``, composed by ``feeds`` and ``live``), the local
+clouds' price board (``board``) and trace replay onto it (``replay``).
 
 Importing this package reads no file: ``load_catalog()`` is the only way in, and it is explicit.
 Warnings go to the ``ray_multicloud.pricing`` loggers; a ``NullHandler`` keeps them off stderr
