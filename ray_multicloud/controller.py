@@ -679,8 +679,9 @@ class Controller:
     ) -> Directive | None:
         """What the pool's deadline policy would start if its node were lost now (``directives``);
         None for a pool without a deadline job. The lost node's offer counts as unavailable and
-        its job as rolled back to the checkpoint, as after a real preemption; the memory is not
-        advanced (this is a question, not a tick)."""
+        its job as rolled back to the checkpoint, as after a real preemption; that question does not
+        advance the policy's memory. A pool with no node at all is really idle: the answer is the
+        policy's decision for this tick, and its memory is kept, as the simulator keeps it."""
         job = config.jobs.get(name)
         if job is None:
             return None
@@ -701,6 +702,10 @@ class Controller:
             cooldowns=cooled,
             preempted_offer=lost,
         )
+        if not members:  # nothing running nor starting: the pool is idle
+            with self._lock:
+                if name in self._jobs:
+                    self._memories[name] = step.memory
         kind = step.choice.kind.value
         return Directive(
             kind=kind,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -21,7 +22,7 @@ from ray.autoscaler.tags import (
     TAG_RAY_USER_NODE_TYPE,
 )
 
-from ray_multicloud.clouds.base import REQUIRED_TAGS, TAG_OFFER
+from ray_multicloud.clouds.base import REQUIRED_TAGS, TAG_OFFER, CloudFeatures
 from ray_multicloud.errors import ConfigError, LaunchFailed
 from ray_multicloud.policy import place
 from ray_multicloud.provider import MultiCloudNodeProvider, validate_cluster_config
@@ -29,6 +30,9 @@ from ray_multicloud.types import Decision
 
 CONFIG = Path(__file__).resolve().parent.parent / "cluster_configs" / "local-multicloud.yaml"
 T4_RESOURCES = {"CPU": 1.0, "GPU": 1.0, "accelerator_type:T4": 1.0}
+
+# A cloud the offer book only asks what it can do: nothing beyond the protocol (catalog offers).
+_NO_FEATURES = SimpleNamespace(features=CloudFeatures())
 
 
 @pytest.fixture
@@ -204,13 +208,13 @@ def test_live_prices_overlay_the_catalog_and_go_stale_when_the_feed_fails(
             "clouds": {"aws": {"driver": "aws", "regions": ["us-east-1"], "prices_endpoint": fake.url}},
         }
         # The fake's quotes carry 2022 timestamps: with the default max age they are too old to trust.
-        aged = OfferBook(load_settings(section, "live"), {"aws": object()})  # type: ignore[dict-item]
+        aged = OfferBook(load_settings(section, "live"), {"aws": _NO_FEATURES})  # type: ignore[dict-item]
         old = aged.get("aws/us-east-1/use1-az2/g5.xlarge/spot")
         assert old is not None and old.price_per_hour == 0.3387 and old.stale
         assert "stale price" in describe_offer(old) and "2022-05-31" in describe_offer(old)
 
         settings = load_settings({**section, "max_price_age_seconds": 10**10}, "live")
-        book = OfferBook(settings, {"aws": object()})  # type: ignore[dict-item]
+        book = OfferBook(settings, {"aws": _NO_FEATURES})  # type: ignore[dict-item]
         book.index()
         live = book.get("aws/us-east-1/use1-az2/g5.xlarge/spot")
         assert live is not None and live.price_per_hour == 0.3387 and not live.stale

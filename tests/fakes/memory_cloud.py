@@ -103,6 +103,8 @@ class MemoryCloud:
 class MemoryPrivateCloud(MemoryCloud):
     """A private pool in memory: the machines of its config, each kind ``count`` times, 0 $/h."""
 
+    features = CloudFeatures(spot=False, fixed_capacity=True, own_offers=True)
+
     def __init__(self, name: str, state_dir: str, region: str, machines: list[Any]) -> None:
         super().__init__(name, state_dir)
         self.region = region
