@@ -209,6 +209,10 @@ def _add_simulate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--checkpoint-on-notice", action="store_true",
                    help="the job also checkpoints when told its node is going (interruption notice or a "
                    "move's drain), so a preemption loses no work; needs a state that saves within the notice")
+    p.add_argument("--notice-loss-minutes", type=float, default=0.0,
+                   help="with --checkpoint-on-notice: work lost at each preemption or move all the same "
+                   "(the last useful step -> node gone time that benchmarks/bench_train_migration.py "
+                   "measures; default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.set_defaults(handler=_cmd_simulate)
 
@@ -262,6 +266,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         restart_minutes=args.restart_minutes,
         nodes=args.nodes,
         checkpoint_on_notice=args.checkpoint_on_notice,
+        notice_loss_minutes=args.notice_loss_minutes,
     )
     start = round(args.start_hours * 3600.0 / traces.gap_seconds)
     bar = _ProgressBar(f"simulate {args.policy}")
@@ -282,6 +287,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     out["zones"] = list(traces.names)
     out["trace_hours"] = round(traces.hours, 6)
     out["checkpoint_on_notice"] = args.checkpoint_on_notice
+    out["notice_loss_minutes"] = args.notice_loss_minutes
     if args.json:
         clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in out.items()}
         print(json.dumps(clean))

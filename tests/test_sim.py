@@ -447,3 +447,103 @@ def test_demand_loader_errors(tmp_path: Path) -> None:
     per_second.write_text("second,requests,total_tokens\n2023-11-16 18:17:03,1,5\n2023-11-16 18:17:05,3,9\n")
     d = load_demand(per_second)
     assert d.step_seconds == 1.0 and list(d.rps) == [1.0, 0.0, 3.0]
+
+
+# --- the measured cost of saving on notice (notice_loss_minutes) ------------------------------
+
+
+def test_notice_loss_charges_whole_ticks_at_a_preemption(tmp_path: Path) -> None:
+    # The trace and script of test_checkpoint_on_notice_keeps_the_work_of_a_preemption, now losing
+    # one hour at the notice: t0 restart, t1-t3 w1-w3, t4 preempted -> w2 (1 h lost), t5 restart,
+    # t6 w3, t7 w4: done at 8 h, 7 paid ticks at 1 USD.
+    ts = hourly(tmp_path, {"us-east-1a": [1, 1, 1, 1, 0, 1, 1, 1, 1, 1]})
+    spec = JobSpec(
+        work_hours=4,
+        deadline_hours=10,
+        checkpoint_minutes=120,
+        restart_minutes=60,
+        checkpoint_on_notice=True,
+        notice_loss_minutes=60,
+    )
+    s = spot("us-east-1a")
+    r = simulate(ts, spec, Scripted((s,) * 4 + (WAIT,) + (s,) * 5), ondemand_price=3.0)
+    assert (r.hours_elapsed, r.preemptions, r.lost_work_hours) == (8.0, 1, 1.0)
+    assert r.cost_usd == pytest.approx(7.0)
+    # A release (spot -> on-demand after w2) pays it too: t3 restart on demand, w2 -> w1, then
+    # w2, w3, w4 at t4-t6: 3 + 4 * 3 = 15 USD, done at 7 h.
+    od = simulate(ts, spec, Scripted((s,) * 3 + (ON_DEMAND,) * 5), ondemand_price=3.0)
+    assert (od.lost_work_hours, od.hours_elapsed, od.cost_usd) == (1.0, 7.0, pytest.approx(15.0))
+    # The default (0) is the model without it.
+    assert JobSpec(4, 10, 120, 60).notice_loss_minutes == 0.0
+    free = simulate(
+        ts, replace(spec, notice_loss_minutes=0), Scripted((s,) * 4 + (WAIT,) + (s,) * 5), ondemand_price=3.0
+    )
+    assert (free.hours_elapsed, free.lost_work_hours, free.cost_usd) == (7.0, 0.0, pytest.approx(6.0))
+
+
+def test_notice_loss_below_a_tick_accumulates(tmp_path: Path) -> None:
+    # Half an hour per preemption on 1-hour ticks: the first preemption (t3) charges nothing
+    # (0.5 owed), the second (t7) charges one tick (1.0 owed).
+    # t0 restart, t1 w1, t2 w2, t3 preempted (w2); t4 restart, t5 w3, t6 w4, t7 preempted -> w3;
+    # t8 restart, t9 w4, t10 w5, t11 w6: done at 12 h, 10 paid ticks. Without the loss: 11 h, 9.
+    ts = hourly(tmp_path, {"us-east-1a": [1, 1, 1, 0, 1, 1, 1, 0] + [1] * 6})
+    s = spot("us-east-1a")
+    script = Scripted((s, s, s, WAIT, s, s, s, WAIT) + (s,) * 6)
+    spec = JobSpec(6, 14, 120, 60, checkpoint_on_notice=True, notice_loss_minutes=30)
+    r = simulate(ts, spec, script, ondemand_price=3.0)
+    assert (r.preemptions, r.lost_work_hours, r.hours_elapsed) == (2, 1.0, 12.0)
+    assert r.cost_usd == pytest.approx(10.0)
+    base = simulate(ts, replace(spec, notice_loss_minutes=0), script, ondemand_price=3.0)
+    assert (base.lost_work_hours, base.hours_elapsed, base.cost_usd) == (0.0, 11.0, pytest.approx(9.0))
+
+
+def test_notice_loss_is_not_charged_during_a_restart(tmp_path: Path) -> None:
+    # Restart 2 h: preempted at t1, still restarting, so no step was under way: nothing to lose.
+    ts = hourly(tmp_path, {"us-east-1a": [1, 0, 1, 1, 1, 1, 1, 1]})
+    s = spot("us-east-1a")
+    spec = JobSpec(2, 8, 60, 120, checkpoint_on_notice=True, notice_loss_minutes=60)
+    r = simulate(ts, spec, Scripted((s, WAIT) + (s,) * 6), ondemand_price=3.0)
+    # t2-t3 restart, t4 w1, t5 w2: done at 6 h, 1 + 4 paid ticks.
+    assert (r.preemptions, r.lost_work_hours, r.hours_elapsed) == (1, 0.0, 6.0)
+    assert r.cost_usd == pytest.approx(5.0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"notice_loss_minutes": -1.0, "checkpoint_on_notice": True}, "notice loss minutes must be >= 0"),
+        ({"notice_loss_minutes": math.nan, "checkpoint_on_notice": True}, "notice loss minutes must be >= 0"),
+        ({"notice_loss_minutes": 1.0}, "checkpoint_on_notice"),
+    ],
+    ids=["negative", "nan", "without-on-notice"],
+)
+def test_notice_loss_is_validated(kwargs: dict[str, object], match: str) -> None:
+    from ray_multicloud.sim import SimulationError
+
+    with pytest.raises(SimulationError, match=match):
+        JobSpec(4, 10, 60, 6, **kwargs).validate()  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="shared traces not present")
+def test_notice_loss_keeps_the_optimum_a_lower_bound() -> None:
+    ts = load_traces([SHARED / "preemption/1-node/aws-04-22-2023"], default_spot_price=0.918)
+    spec = JobSpec(8.0, 16.0, 30, 6, checkpoint_on_notice=True)
+    opt = optimal_cost(ts, spec, ondemand_price=3.06)
+    for name, policy in POLICIES.items():
+        free = simulate(ts, spec, policy, ondemand_price=3.06)
+        lossy = simulate(ts, replace(spec, notice_loss_minutes=5.0), policy, ondemand_price=3.06)
+        assert free.lost_work_hours == 0.0
+        if lossy.met_deadline:
+            assert lossy.cost_usd >= opt.cost_usd - 1e-9, name
+
+
+def test_cli_notice_loss_minutes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_zone(tmp_path, "us-east-1a", [1, 1, 0, 1, 1, 1, 1, 1] * 3, gap=1800)
+    args = ["simulate", "--traces", str(tmp_path), "--job-hours", "3", "--deadline-hours", "6",
+            "--checkpoint-minutes", "60", "--restart-minutes", "10", "--policy", "greedy", "--json"]
+    assert main([*args, "--checkpoint-on-notice", "--notice-loss-minutes", "30"]) == 0
+    lossy = json.loads(capsys.readouterr().out)
+    # Preempted at t2 after 1 tick of work (half an hour): that tick is lost again, as without a save.
+    assert lossy["notice_loss_minutes"] == 30.0 and lossy["lost_work_hours"] == pytest.approx(0.5)
+    assert main([*args, "--notice-loss-minutes", "30"]) == 2
+    assert "checkpoint_on_notice" in capsys.readouterr().err

@@ -1,10 +1,11 @@
 """End to end on the local cloud: a deterministic TorchTrainer job survives a spot preemption and a
 price-driven move and ends with the weights of an uninterrupted run (about 3-4 minutes).
 
-``ray up`` a private local cluster (2 T4 spot workers) -> train -> preempt the node of rank 1
-(notice 5 s) -> the autoscaler relaunches -> train resumes from a verified checkpoint -> another cloud's
-T4 spot drops to 20% -> the controller launches there, drains the old node, terminates it -> train
-resumes there -> done. Run with ``pytest -m e2e tests/test_train_e2e.py``.
+``ray up`` a private local cluster (2 T4 spot workers, one zone: the pool has ``colocate: zone``) ->
+train -> preempt the node of rank 1 (notice 5 s) -> the autoscaler relaunches it in the same zone ->
+train resumes from a verified checkpoint -> another cloud's T4 spot drops to 20% -> the controller
+launches two replacements there, drains both old nodes, terminates them -> train resumes there ->
+done. Run with ``pytest -m e2e tests/test_train_e2e.py``.
 """
 
 from __future__ import annotations
@@ -47,8 +48,13 @@ def test_train_survives_preemption_and_price_move(tmp_path: Path) -> None:
     for source in report.sources:
         verify_checkpoint(source)
     assert report.skipped == []
-    # The ledger recorded the move (old instance -> replacement).
-    assert len(report.ledger_moves) == 1, report.ledger_moves
+    # The ledger recorded the move of the gang: both workers' nodes (t4_spot has colocate: zone), each
+    # old instance -> its replacement.
+    assert len(report.ledger_moves) == 2, report.ledger_moves
+    assert len({old for old, _ in report.ledger_moves}) == 2
+    # Both workers ran in one zone in every attempt: before, after the preemption, after the move.
+    assert len(report.attempt_zones) >= 3, report.attempt_zones
+    assert all(len(zones) == 1 for zones in report.attempt_zones), report.attempt_zones
     # The cluster state shows the nodes it ran on: at least 2 offers (the move went to another cloud).
     assert len(report.instances_used) >= 3
     assert len(report.offers_used) >= 2, report.offers_used

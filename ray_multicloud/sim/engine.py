@@ -25,7 +25,18 @@ node — a spot interruption notice, or the drain with reason PREEMPTION that pr
 so a preemption or a release keeps all the work done: the model expresses this as a checkpoint
 every tick (``M = 1``). It assumes the state saves within the notice (AWS gives 2 minutes, GCP and
 Azure 30 s; RAY_NOTES.md: a 7B job's state needs ~110 s to persist, so large jobs do not qualify
-unless they snapshot to host memory first). The time a checkpoint takes is not modelled either way.
+unless they snapshot to host memory first). The time a periodic checkpoint takes is not modelled.
+
+What saving on notice still costs is measured, not assumed: ``notice_loss_minutes`` charges, at
+every preemption and every release of a node that had finished its restart, the time the real loop
+spends between its last useful step and the node's end (the save, and the idle rest of the notice
+once no further step fits: ``ray_multicloud.train.notice``). ``benchmarks/bench_train_migration.py``
+measures it ("last useful step -> node gone"). It is charged as lost work in whole ticks: each
+interruption adds ``notice_loss_minutes`` to a running debt, and the debt's whole ticks (no more than
+the work done) are taken off the job's work at once, the fraction carried to the next interruption,
+so the total charged never falls more than one tick short of the total loss. The default 0 charges
+nothing (the figures published before it existed). The offline optimum does not charge it, so it
+stays a lower bound.
 
 The deadline is met when the job finishes within ``D`` ticks of its start. ``ondemand_cost_usd``
 is what the job would cost on on-demand alone (``W + R`` ticks), the baseline for savings.
@@ -69,6 +80,7 @@ class JobSpec:
     restart_minutes: float
     nodes: int = 1
     checkpoint_on_notice: bool = False
+    notice_loss_minutes: float = 0.0
 
     def validate(self) -> None:
         if not (math.isfinite(self.work_hours) and self.work_hours > 0):
@@ -81,6 +93,13 @@ class JobSpec:
             raise SimulationError(f"restart minutes must be >= 0, got {self.restart_minutes}")
         if self.nodes < 1:
             raise SimulationError(f"nodes must be >= 1, got {self.nodes}")
+        if not (math.isfinite(self.notice_loss_minutes) and self.notice_loss_minutes >= 0):
+            raise SimulationError(f"notice loss minutes must be >= 0, got {self.notice_loss_minutes}")
+        if self.notice_loss_minutes > 0 and not self.checkpoint_on_notice:
+            raise SimulationError(
+                "notice loss minutes apply to a job that checkpoints on notice; set checkpoint_on_notice "
+                "(a periodic job loses the work since its last checkpoint instead)"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +112,7 @@ class TickJob:
     checkpoint: int
     deadline: int | None
     nodes: int
+    notice_loss: float = 0.0  # ticks (fractional) lost per interruption by a job saving on notice
 
     @classmethod
     def from_spec(cls, spec: JobSpec, tick_seconds: float) -> TickJob:
@@ -110,6 +130,7 @@ class TickJob:
             if spec.deadline_hours is None
             else math.floor(spec.deadline_hours * per_hour + eps),
             nodes=spec.nodes,
+            notice_loss=spec.notice_loss_minutes * 60.0 / tick_seconds if spec.checkpoint_on_notice else 0.0,
         )
 
     @property
@@ -207,6 +228,12 @@ def interruption_rates(
     return rates
 
 
+def _charge(work: int, debt: float) -> tuple[int, float]:
+    """Take the whole ticks of ``debt`` off ``work`` (never below 0): the work left and the debt left."""
+    whole = min(work, math.floor(debt + 1e-9))
+    return work - whole, max(0.0, debt - whole)
+
+
 def simulate(
     traces: TraceSet,
     spec: JobSpec,
@@ -251,6 +278,7 @@ def simulate(
     preemptions = moves = 0
     spot_t = od_t = over_t = lost_t = 0
     memory = Memory()
+    loss_debt = 0.0  # notice losses not yet charged, in ticks (module docstring)
     finished_at: int | None = None
     horizon = len(avail_rows)
     report_every = max(1, horizon // 200)
@@ -264,6 +292,8 @@ def simulate(
             preempted, lost_zone = True, place.zone
             preemptions += 1
             ck = (w // M) * M
+            if job.notice_loss > 0 and overhead == 0:
+                ck, loss_debt = _charge(ck, loss_debt + job.notice_loss)
             lost_t += w - ck
             w, overhead, place, zone_i = ck, 0, WAIT, -1
         rates = no_rates if rate_rows is None else rate_rows[rel]
@@ -296,6 +326,8 @@ def simulate(
         if choice != place:
             if place.kind is not Kind.WAIT:
                 ck = (w // M) * M
+                if job.notice_loss > 0 and overhead == 0:
+                    ck, loss_debt = _charge(ck, loss_debt + job.notice_loss)
                 lost_t += w - ck
                 w = ck
                 if choice.kind is not Kind.WAIT:

@@ -6,7 +6,8 @@ Used by ``tests/test_train_e2e.py`` (correctness) and ``benchmarks/bench_train_m
 The job (``train_loop``) is an ordinary Ray Train function: a small MLP, Adam, a fixed seed, data
 drawn from a generator seeded by (seed, step, rank), DDP over gloo, a checkpoint every epoch written
 with ``write_checkpoint`` (sha256 manifest) and restored through ``resolve`` (verified, falling back
-to the previous complete one), and a just-in-time checkpoint on ``ray.train.get_preemption_info()``.
+to the previous complete one), and, on ``ray.train.get_preemption_info()``, a checkpoint as late as
+the notice safely allows (``ray_multicloud.train.notice.NoticeSaver``), after which it steps no more.
 Its final weights depend only on the seed, so ``reference_state`` (the same steps in-process on CPU,
 gradients averaged as DDP averages them) must match them however often the job was restarted.
 
@@ -19,9 +20,12 @@ train resumes on gcp -> done``.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import json
 import logging
 import os
+import re
 import statistics
 import tempfile
 import threading
@@ -32,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ray_multicloud.train.notice import Action, Notice, NoticeSaver, ray_train_margin_s
+
 logger = logging.getLogger(__name__)
 
 D_IN = 16
@@ -40,7 +46,9 @@ HIDDEN = 32
 
 @dataclass(frozen=True, slots=True)
 class JobSpec:
-    """The deterministic job: ``total_steps`` steps, a checkpoint every ``steps_per_epoch``."""
+    """The deterministic job: ``total_steps`` steps, a checkpoint every ``steps_per_epoch``;
+    ``notice_margin_s``: the slack the notice's save keeps before the deadline (``NoticeSaver``;
+    None: ``ray_train_margin_s()``, Ray Train's poll interval + 0.5 s)."""
 
     seed: int = 1234
     total_steps: int = 120
@@ -49,6 +57,7 @@ class JobSpec:
     lr: float = 1e-2
     step_sleep_s: float = 0.25
     world: int = 2
+    notice_margin_s: float | None = None
 
 
 def _model(seed: int) -> Any:
@@ -99,10 +108,49 @@ def _log(path: str, event: Mapping[str, Any]) -> None:
         fh.write(json.dumps({**event, "t": time.time()}) + "\n")
 
 
+def _wait_for_teardown(notice: Notice, *, poll_s: float = 0.2, extra_s: float = 120.0) -> None:
+    """Block after the notice's save until Ray Train tears this worker down (it does so at the
+    notice's deadline). Raises ``RuntimeError`` if that has not happened ``extra_s`` after the
+    deadline (Ray Train V2's own 120 s when the notice gave none): Ray Train then restarts the group
+    from the saved checkpoint as from any failure."""
+    deadline = notice.deadline_s if notice.deadline_s is not None else time.time() + 120.0
+    while time.time() < deadline + extra_s:
+        time.sleep(poll_s)
+    raise RuntimeError(f"worker not torn down {extra_s:.0f} s after the notice's deadline")
+
+
+def _committed(notice: Notice) -> dict[str, Any]:
+    """Wait (rank 0, after the notice's save) until Ray Train's controller has committed the latest
+    report's checkpoint, at most until a little after the deadline: ``{"committed": bool,
+    "commit_s": seconds waited}``. Only measures: the decision does not depend on it."""
+    import ray.train
+    from ray.train import CheckpointConsistencyMode
+
+    began = time.time()
+    deadline = notice.deadline_s if notice.deadline_s is not None else began + 120.0
+    try:
+        ray.train.get_all_reported_checkpoints(
+            consistency_mode=CheckpointConsistencyMode.COMMITTED, timeout_s=max(0.1, deadline + 2.0 - began)
+        )
+        committed = True
+    except Exception:  # a timeout, or the controller already tearing the group down
+        logger.warning("notice save not committed", exc_info=True)
+        committed = False
+    return {"committed": committed, "commit_s": time.time() - began}
+
+
 def train_loop(config: dict[str, Any]) -> None:
-    """The Ray Train worker function (see the module docstring). ``config``: JobSpec fields + ``log``."""
+    """The Ray Train worker function (see the module docstring). ``config``: JobSpec fields + ``log``.
+
+    After every step each rank asks ``ray.train.get_preemption_info()`` (rank 0's answer,
+    broadcast). Under a notice, rank 0's ``NoticeSaver`` decides and broadcasts the action: keep
+    stepping while a step and a save still end ``notice_margin_s`` before the deadline, then save,
+    then stop stepping and wait for Ray Train to tear the group down at the deadline. Rank 0 logs
+    every step (with its start ``t0``), every checkpoint (with its duration), the notice and the stop.
+    """
     import ray.train
     import torch
+    from ray.train.collective import broadcast_from_rank_zero
     from torch.nn.parallel import DistributedDataParallel
 
     from ray_multicloud.train.checkpoint import resolve, write_checkpoint
@@ -135,59 +183,188 @@ def train_loop(config: dict[str, Any]) -> None:
         },
     )
     ddp = DistributedDataParallel(model)
-    jit_done = False
+    margin_s = spec.notice_margin_s if spec.notice_margin_s is not None else ray_train_margin_s()
+    saver = NoticeSaver(margin_s=margin_s)
+    seen = False
 
     def save(step: int, why: str) -> None:
         metrics = {"step": step, "why": why}
-        if rank != 0:
-            ray.train.report(metrics)
-            return
-        with tempfile.TemporaryDirectory() as tmp:
-            state = {"model": model.state_dict(), "optim": opt.state_dict(), "step": step}
-            path = write_checkpoint(
-                tmp,
-                lambda d: torch.save(state, d / "state.pt"),
-                name="ckpt",
-                metadata={"step": step, "why": why},
-            )
-            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(str(path)))
-        _log(log, {"ev": "ckpt", "rank": rank, "attempt": attempt, "step": step, "why": why})
+        began = time.time()
+        with saver.saving():
+            if rank != 0:
+                ray.train.report(metrics)
+                return
+            with tempfile.TemporaryDirectory() as tmp:
+                state = {"model": model.state_dict(), "optim": opt.state_dict(), "step": step}
+                path = write_checkpoint(
+                    tmp,
+                    lambda d: torch.save(state, d / "state.pt"),
+                    name="ckpt",
+                    metadata={"step": step, "why": why},
+                )
+                ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(str(path)))
+        _log(
+            log,
+            {
+                "ev": "ckpt",
+                "rank": rank,
+                "attempt": attempt,
+                "step": step,
+                "why": why,
+                "save_s": time.time() - began,
+            },
+        )
 
     for step in range(start, spec.total_steps):
+        began = time.time()
         x, y = _batch(spec, step, rank)
         opt.zero_grad()
         torch.nn.functional.mse_loss(ddp(x), y).backward()
         opt.step()
         time.sleep(spec.step_sleep_s)
+        saver.step_done()
         done = step + 1
         if rank == 0:
-            _log(log, {"ev": "step", "rank": rank, "attempt": attempt, "step": done})
+            _log(log, {"ev": "step", "rank": rank, "attempt": attempt, "step": done, "t0": began})
         if done % spec.steps_per_epoch == 0 or done == spec.total_steps:
             save(done, "epoch")
-        elif not jit_done and ray.train.get_preemption_info() is not None:
-            jit_done = True
+        if done == spec.total_steps:
+            break
+        notice = Notice.from_preemption_info(ray.train.get_preemption_info())
+        if notice is None:
+            continue
+        if rank == 0 and not seen:
+            seen = True
+            _log(
+                log,
+                {
+                    "ev": "notice",
+                    "rank": rank,
+                    "attempt": attempt,
+                    "step": done,
+                    "deadline": notice.deadline_s,
+                    "step_s": saver.step_s_estimate,
+                    "save_s": saver.save_s_estimate,
+                    "margin_s": margin_s,
+                },
+            )
+        action = Action(broadcast_from_rank_zero(saver.decide(notice).value if rank == 0 else None))
+        if action is Action.SAVE:
             save(done, "preemption")
+        if action is not Action.STEP:
+            if rank == 0:
+                _log(
+                    log, {"ev": "stop", "rank": rank, "attempt": attempt, "step": done, **_committed(notice)}
+                )
+            _wait_for_teardown(notice)
 
 
 # --------------------------------------------------------------------------- the scenario
 
 
+@dataclass(frozen=True, slots=True)
+class Restart:
+    """One interruption as the progress log shows it (times in POSIX seconds, logged by rank 0).
+
+    ``start_t``: the new attempt's start; ``restored``: the step it restored from; ``reached``: the
+    highest step reached before it started; ``first_step_t``: the end of its first step;
+    ``lost_s``: the summed durations of the interrupted attempt's steps past ``restored``;
+    ``last_useful_t``: the end of step ``restored`` before the restart (None when it was never
+    stepped: step 0); ``deadline``: the notice's deadline the interrupted attempt saw (None when it
+    saw none); ``save_s``: the duration of its notice's checkpoint (None when it took none).
+    """
+
+    start_t: float
+    restored: int
+    reached: int
+    first_step_t: float
+    lost_s: float
+    last_useful_t: float | None
+    deadline: float | None
+    save_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Interruption:
+    """What one preemption or move cost the job (seconds; None when the log cannot tell).
+
+    ``lost_steps``: the highest step reached before the restart minus the step restored from;
+    ``lost_s``: the wall-clock time spent computing those steps (each step's start to its end), the
+    training whose results were thrown away; ``pause_s``: the end of the last useful step (the one
+    restored from) -> the end of the first new step, which splits into ``unused_s`` (last useful
+    step -> the node gone at the notice's deadline: paid time that did no lasting work, what the
+    simulator's ``notice_loss_minutes`` charges) and ``after_gone_s`` (the node gone -> the first
+    new step: Ray Train's restart, the simulator's restart overhead); ``save_s``: the notice's
+    checkpoint's duration (None when the step's periodic checkpoint was the notice's).
+
+    ``after_gone_s`` in parts, from Ray Train's controller log (None when it cannot be read):
+    ``detected_s`` the node gone -> Ray Train decides to restart; ``group_start_s`` its new worker
+    group's start, of which ``placement_group_s`` (waiting for nodes: a new one after a
+    preemption), ``worker_processes_s`` (the workers' processes and actors) and ``train_context_s``
+    (torch's process group, the train context); ``loop_start_s`` the rest: the training function's
+    restore and its first step.
+    """
+
+    lost_steps: int
+    lost_s: float
+    pause_s: float | None
+    unused_s: float | None
+    after_gone_s: float | None
+    save_s: float | None
+    detected_s: float | None = None
+    group_start_s: float | None = None
+    placement_group_s: float | None = None
+    worker_processes_s: float | None = None
+    train_context_s: float | None = None
+    loop_start_s: float | None = None
+
+    @classmethod
+    def of(
+        cls, restart: Restart, gone: float | None, ray_restart: tuple[float, dict[str, float]] | None = None
+    ) -> Interruption:
+        """The figures of ``restart``; ``gone``: when the node was gone (its notice's deadline);
+        ``ray_restart``: Ray Train's restart for it (``ray_train_restarts``), if known."""
+        useful = restart.last_useful_t
+        after_gone = None if gone is None else restart.first_step_t - gone
+        detected = group = None
+        phases: dict[str, float] = {}
+        if ray_restart is not None and gone is not None:
+            detected, phases = ray_restart[0] - gone, ray_restart[1]
+            group = phases.get("total")
+        return cls(
+            lost_steps=restart.reached - restart.restored,
+            lost_s=restart.lost_s,
+            pause_s=None if useful is None else restart.first_step_t - useful,
+            unused_s=None if useful is None or gone is None else gone - useful,
+            after_gone_s=after_gone,
+            save_s=restart.save_s,
+            detected_s=detected,
+            group_start_s=group,
+            placement_group_s=phases.get("placement_group"),
+            worker_processes_s=phases.get("worker_processes"),
+            train_context_s=phases.get("train_context"),
+            loop_start_s=None
+            if after_gone is None or detected is None or group is None
+            else after_gone - detected - group,
+        )
+
+
 @dataclass
 class Report:
-    """What one scenario run measured, one entry per cycle (seconds, steps), and what the checks need.
+    """What one scenario run measured, one entry per cycle, and what the checks need.
 
-    ``recovery_s``: preemption notice -> first training step after the restore. ``preempt_lost_steps``:
-    steps reached before the restart minus the step restored from. ``move_total_s``: start of the move
-    (replacement launch) -> first step after the restore; ``move_up_s``: replacement's Ray node alive;
-    ``move_drained_s``: old node drained (or its deadline); ``move_lost_steps`` as for preemptions.
+    ``preemptions`` and ``moves``: what each cost the job (:class:`Interruption`). ``recovery_s``:
+    preemption notice -> first training step after the restore. ``move_total_s``: start of the move
+    (replacement launch) -> first step after the restore; ``move_up_s``: replacement's Ray node
+    alive; ``move_drained_s``: old node drained (or its deadline).
     """
 
     recovery_s: list[float] = field(default_factory=list)
-    preempt_lost_steps: list[int] = field(default_factory=list)
+    preemptions: list[Interruption] = field(default_factory=list)
     move_total_s: list[float] = field(default_factory=list)
     move_up_s: list[float] = field(default_factory=list)
     move_drained_s: list[float] = field(default_factory=list)
-    move_lost_steps: list[int] = field(default_factory=list)
+    moves: list[Interruption] = field(default_factory=list)
     move_status: list[str] = field(default_factory=list)
     wall_s: float = 0.0
     max_abs_diff: float | None = None
@@ -198,6 +375,15 @@ class Report:
     attempts: int = 0
     events: list[str] = field(default_factory=list)
     ledger_moves: list[tuple[str, str]] = field(default_factory=list)
+    attempt_zones: list[list[str]] = field(default_factory=list)  # per attempt, the zones its ranks ran in
+
+    @property
+    def preempt_lost_steps(self) -> list[int]:
+        return [i.lost_steps for i in self.preemptions]
+
+    @property
+    def move_lost_steps(self) -> list[int]:
+        return [i.lost_steps for i in self.moves]
 
 
 def _read_log(path: Path) -> list[dict[str, Any]]:
@@ -216,12 +402,17 @@ def _max_step(events: list[dict[str, Any]]) -> int:
     return max((e["step"] for e in events if e["ev"] == "step"), default=0)
 
 
-def _wait(pred: Any, timeout_s: float, what: str, interval_s: float = 0.5) -> Any:
+def _wait(pred: Any, timeout_s: float, what: str, interval_s: float = 0.5, alive: Any = lambda: True) -> Any:
+    """Poll ``pred`` until it answers something true; ``TimeoutError`` after ``timeout_s``, and
+    ``RuntimeError`` as soon as ``alive()`` (the training) is over without it."""
     deadline = time.monotonic() + timeout_s
     while True:
+        running = alive()
         got = pred()
         if got:
             return got
+        if not running:
+            raise RuntimeError(f"scenario: training ended before {what}; give the job more steps")
         if time.monotonic() > deadline:
             raise TimeoutError(f"scenario: {what} not within {timeout_s:.0f} s")
         time.sleep(interval_s)
@@ -229,29 +420,104 @@ def _wait(pred: Any, timeout_s: float, what: str, interval_s: float = 0.5) -> An
 
 def _overrides() -> dict[str, Any]:
     return {
-        "max_workers": 4,
-        "idle_timeout_minutes": 1.0,
+        # A gang move (``colocate: zone``) moves every node of the pool at once, replacements first:
+        # 2 training nodes, sometimes a third the autoscaler launched during a preemption and has
+        # not yet removed as idle, and as many replacements. Below that cap the autoscaler
+        # terminates the replacements (MAX_NUM_NODE_PER_TYPE) and the move fails as not-up.
+        "max_workers": 6,
+        "idle_timeout_minutes": 0.5,
         # This harness makes its moves itself (``Controller.tick`` here), so `ray up` starts none.
         "provider": {"start_controller": False},
         "available_node_types": {
-            "t4_spot": {"max_workers": 3},
+            "t4_spot": {"max_workers": 6},
             "a100_ondemand": {"max_workers": 0},
         },
     }
 
 
-def _restart_after(events: list[dict[str, Any]], at: float) -> tuple[dict[str, Any], float, int] | None:
-    """The first attempt started after ``at``: its rank-0 start event, its first step time, and the
-    highest step reached before it started."""
-    starts = [e for e in events if e["ev"] == "start" and e["rank"] == 0 and e["t"] > at]
-    if not starts:
+def _restart_after(events: list[dict[str, Any]], at: float) -> Restart | None:
+    """The first attempt started after ``at`` and what the interruption before it cost, once that
+    attempt has logged its first step (None until then). The interrupted attempt is the last one
+    rank 0 started before it."""
+    starts = [e for e in events if e["ev"] == "start" and e["rank"] == 0]
+    new = next((e for e in starts if e["t"] > at), None)
+    if new is None:
         return None
-    first = starts[0]
-    steps = [e for e in events if e["ev"] == "step" and e["attempt"] == first["attempt"]]
-    if not steps:
+    steps = [e for e in events if e["ev"] == "step"]
+    first = next((e for e in steps if e["attempt"] == new["attempt"]), None)
+    if first is None:
         return None
-    before = max((e["step"] for e in events if e["ev"] == "step" and e["t"] < first["t"]), default=0)
-    return first, steps[0]["t"], before
+    restored = int(new["step"])
+    before = [e for e in steps if e["t"] < new["t"]]
+    reached = max((e["step"] for e in before), default=0)
+    old = max((e for e in starts if e["t"] < new["t"]), key=lambda e: e["t"], default=None)
+    old_attempt = None if old is None else old["attempt"]
+    of_old = [e for e in events if e.get("attempt") == old_attempt and e["t"] < new["t"]]
+    lost_s = sum(e["t"] - e.get("t0", e["t"]) for e in of_old if e["ev"] == "step" and e["step"] > restored)
+    useful = [e["t"] for e in before if e["step"] == restored]
+    notices = [e for e in of_old if e["ev"] == "notice"]
+    saves = [e for e in of_old if e["ev"] == "ckpt" and e["why"] == "preemption"]
+    return Restart(
+        start_t=float(new["t"]),
+        restored=restored,
+        reached=int(reached),
+        first_step_t=float(first["t"]),
+        lost_s=float(lost_s),
+        last_useful_t=max(useful) if useful else None,
+        deadline=notices[-1]["deadline"] if notices else None,
+        save_s=float(saves[-1]["save_s"]) if saves else None,
+    )
+
+
+# Ray Train's worker-group start, as its controller logs it (``[Worker Group Initialization] <what>
+# in <s>s``): the phases this harness reports, by the start of the logged text.
+_PHASES = (
+    ("Placement group ready", "placement_group"),
+    ("worker actors created", "worker_processes"),
+    ("Train context initialized", "train_context"),
+    ("after_worker_group_start callbacks", "callbacks"),
+    ("Train function launched", "launch"),
+    ("Worker group startup completed", "total"),
+)
+_PHASE_RE = re.compile(r"\[Worker Group Initialization\] (?:\d+ )?(.*?) in ([0-9.]+)s")
+
+
+def _session_dir() -> str | None:
+    """This driver's Ray session directory (where the local nodes' logs are), None if unknown."""
+    try:
+        import ray._private.worker
+
+        return str(ray._private.worker.global_worker.node.get_session_dir_path())
+    except (ImportError, AttributeError, RuntimeError):  # a private API: the breakdown is best effort
+        return None
+
+
+def ray_train_restarts(session_dir: str | Path) -> list[tuple[float, dict[str, float]]]:
+    """Each restart of a Ray Train run, from its controller's log in ``session_dir``: the time it
+    decided to restart (its ``[FailurePolicy] RETRY`` line, POSIX s) and the seconds of each phase
+    of the new worker group's start (``_PHASES`` names). Best effort: [] when the log is not there;
+    Ray's log format is not an API."""
+    rows: dict[tuple[str, str], str] = {}
+    for path in sorted(Path(session_dir).glob("logs/train/ray-train-sys-controller-*.log")):
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+                rows[(entry["asctime"], entry["message"][:120])] = entry["message"]
+            except (ValueError, KeyError, TypeError):
+                continue
+    out: list[tuple[float, dict[str, float]]] = []
+    for (asctime, _), message in sorted(rows.items()):
+        when = datetime.datetime.strptime(asctime, "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        if "[FailurePolicy] RETRY" in message:
+            out.append((when, {}))
+            continue
+        match = _PHASE_RE.search(message)
+        if match is None or not out:
+            continue  # the first start is no restart
+        for prefix, name in _PHASES:
+            if match.group(1).startswith(prefix):
+                out[-1][1][name] = float(match.group(2))
+    return out
 
 
 def _cheaper_target(controller: Any) -> tuple[Any, float]:
@@ -283,9 +549,14 @@ def run_scenario(
     preempt_at_step: int = 10,
     move_after_steps: int = 10,
     timeout_s: float = 300.0,
+    train_poll_s: float = 0.5,
 ) -> Report:
     """Bring up a local cluster, run the job through ``cycles`` x (one preemption, then one price move),
     check the final weights against ``reference_state``, tear down.
+
+    ``train_poll_s``: Ray Train's controller polls its workers this often
+    (``RAY_TRAIN_HEALTH_CHECK_INTERVAL_S``; Ray's default is 2 s): a shorter poll collects the
+    notice's save sooner (so the loop's margin is shorter) and restarts sooner after the deadline.
 
     ``spec`` defaults to a job long enough for the cycles. Raises ``TimeoutError`` if a stage does not
     happen within ``timeout_s`` of the job's start; the cluster is always torn down.
@@ -303,7 +574,9 @@ def run_scenario(
     from ray_multicloud.train.checkpoint import verify_checkpoint
     from ray_multicloud.train.config import run_config
 
-    spec = spec or JobSpec(total_steps=60 + 60 * cycles)
+    # Each cycle takes ~85 steps (preemption at +10, ~15 during the notice, the move at +10, ~45
+    # while the replacement comes up and the drain runs); the job must outlast the last restart.
+    spec = spec or JobSpec(total_steps=60 + 100 * cycles)
     report = Report()
     began = time.time()
     work = Path(workdir)
@@ -312,7 +585,12 @@ def run_scenario(
         ray.init(
             cluster.address,
             log_to_driver=False,
-            runtime_env={"env_vars": {"RAY_TRAIN_PREEMPTION_POLL_INTERVAL_S": "1"}},
+            runtime_env={
+                "env_vars": {
+                    "RAY_TRAIN_PREEMPTION_POLL_INTERVAL_S": "1",
+                    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": f"{train_poll_s:g}",
+                }
+            },
         )
         try:
             rc = run_config(
@@ -366,26 +644,38 @@ def run_scenario(
                 up_timeout_s=90,
             )
             resumed = 0
+            measured: list[tuple[str, Restart, float | None]] = []
             for cycle in range(cycles):
                 # 1. Preempt the node of training worker rank 1 (a notice, then death at its deadline).
-                _wait(lambda r=resumed: _max_step(_read_log(log)) >= r + preempt_at_step, left(), "progress")
+                _wait(
+                    lambda r=resumed: _max_step(_read_log(log)) >= r + preempt_at_step,
+                    left(),
+                    "progress",
+                    alive=fitter.is_alive,
+                )
                 starts = [e for e in _read_log(log) if e["ev"] == "start" and e["rank"] == 1]
                 victim_id = starts[-1]["instance"]
                 victim = next(i for i in cluster.workers() if i.instance_id == victim_id)
                 preempted_at = time.time()
-                cluster.clouds()[victim.cloud].preempt(victim.instance_id, notice_s=notice_s)
+                gone = cluster.clouds()[victim.cloud].preempt(victim.instance_id, notice_s=notice_s)
                 report.events.append(f"cycle {cycle}: preempted {victim_id} ({victim.tags.get('rmc-offer')})")
-                start_ev, first_t, before = _wait(
+                restart = _wait(
                     lambda t=preempted_at: _restart_after(_read_log(log), t),
                     left(),
                     "recovery after the preemption",
+                    alive=fitter.is_alive,
                 )
-                report.recovery_s.append(first_t - preempted_at)
-                report.preempt_lost_steps.append(before - int(start_ev["step"]))
-                resumed = int(start_ev["step"])
+                report.recovery_s.append(restart.first_step_t - preempted_at)
+                measured.append(("preempt", restart, gone))
+                resumed = restart.restored
 
                 # 2. Another offer gets much cheaper; the controller moves one node there.
-                _wait(lambda r=resumed: _max_step(_read_log(log)) >= r + move_after_steps, left(), "progress")
+                _wait(
+                    lambda r=resumed: _max_step(_read_log(log)) >= r + move_after_steps,
+                    left(),
+                    "progress",
+                    alive=fitter.is_alive,
+                )
                 target, price = _cheaper_target(controller)
                 PriceBoard(cluster.state_dir).set(target.offer_id, price)
                 report.events.append(f"cycle {cycle}: price of {target.offer_id} -> {price:.6f}")
@@ -399,20 +689,35 @@ def run_scenario(
                     continue
                 report.move_up_s.append(float(move.up_s or 0.0))
                 report.move_drained_s.append(float(move.drained_s or 0.0))
-                start_ev, first_t, before = _wait(
+                restart = _wait(
                     lambda t=move.started_at: _restart_after(_read_log(log), t),
                     left(),
                     "resume after the move",
+                    alive=fitter.is_alive,
                 )
-                report.move_total_s.append(first_t - move.started_at)
-                report.move_lost_steps.append(before - int(start_ev["step"]))
-                resumed = int(start_ev["step"])
+                report.move_total_s.append(restart.first_step_t - move.started_at)
+                # The node is gone for the job at the drain's deadline, as the job saw it.
+                measured.append(("move", restart, restart.deadline))
+                resumed = restart.restored
 
             fitter.join(left())
             if fitter.is_alive():
                 raise TimeoutError("scenario: training did not finish in time")
             if "error" in outcome:
                 raise outcome["error"]
+            session = _session_dir()
+            restarts = ray_train_restarts(session) if session is not None else []
+            for kind, restart, gone_at in measured:
+                # Ray Train's restart for it: the one decided after the node was gone (a second of
+                # clock skew allowed) and before the new attempt started.
+                ray_restart = (
+                    None
+                    if gone_at is None
+                    else next((r for r in restarts if gone_at - 1.0 <= r[0] <= restart.start_t), None)
+                )
+                (report.preemptions if kind == "preempt" else report.moves).append(
+                    Interruption.of(restart, gone_at, ray_restart)
+                )
             final_dir = outcome["result"].checkpoint.to_directory(str(work / "final"))
             verify_checkpoint(final_dir)
             final = torch.load(Path(final_dir) / "state.pt", weights_only=True)
@@ -429,6 +734,17 @@ def run_scenario(
             report.offers_used = sorted(
                 {row["offer_id"] for i in report.instances_used if (row := state.get(i)) is not None}
             )
+            # Where each attempt's worker group ran: the zone (cloud/region/zone) of every rank's node.
+            offer_of = {
+                i: str(row["offer_id"]) for i in report.instances_used if (row := state.get(i)) is not None
+            }
+            by_attempt: dict[str, set[str]] = {}
+            for e in events:
+                if e["ev"] == "start" and e["instance"] in offer_of:
+                    by_attempt.setdefault(e["attempt"], set()).add(
+                        "/".join(offer_of[e["instance"]].split("/")[:3])
+                    )
+            report.attempt_zones = [sorted(z) for z in by_attempt.values()]
         finally:
             ray.shutdown()
     report.wall_s = time.time() - began
@@ -436,26 +752,25 @@ def run_scenario(
 
 
 def summary(reports: list[Report]) -> dict[str, float | None]:
-    """Medians over every cycle of every run (None when nothing was measured)."""
+    """Medians over every cycle of every run (None when nothing was measured): ``recovery_s``,
+    ``move_total_s``, ``move_up_s``, ``move_drained_s``, ``wall_s``, and ``preempt_<f>`` and
+    ``move_<f>`` for every field ``f`` of :class:`Interruption`."""
 
     def med(values: list[float]) -> float | None:
         return statistics.median(values) if values else None
 
-    def every(name: str) -> list[float]:
-        return [float(v) for r in reports for v in getattr(r, name)]
-
-    out = {
-        name: med(every(name))
-        for name in (
-            "recovery_s",
-            "preempt_lost_steps",
-            "move_total_s",
-            "move_up_s",
-            "move_drained_s",
-            "move_lost_steps",
-        )
+    out: dict[str, float | None] = {
+        "recovery_s": med([v for r in reports for v in r.recovery_s]),
+        "move_total_s": med([v for r in reports for v in r.move_total_s]),
+        "move_up_s": med([v for r in reports for v in r.move_up_s]),
+        "move_drained_s": med([v for r in reports for v in r.move_drained_s]),
+        "wall_s": med([r.wall_s for r in reports]),
     }
-    out["wall_s"] = med([r.wall_s for r in reports])
+    for kind, cut in (("preempt", lambda r: r.preemptions), ("move", lambda r: r.moves)):
+        items = [i for r in reports for i in cut(r)]
+        for f in dataclasses.fields(Interruption):
+            values = [getattr(i, f.name) for i in items]
+            out[f"{kind}_{f.name}"] = med([float(v) for v in values if v is not None])
     return out
 
 
@@ -471,7 +786,7 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO)
     workdir = args.workdir or tempfile.mkdtemp(prefix="rmc-scenario-")
     report = run_scenario(workdir, cycles=args.cycles)
-    print(json.dumps(report.__dict__, indent=1, default=str))
+    print(json.dumps(dataclasses.asdict(report), indent=1, default=str))
     return 0
 
 
