@@ -536,6 +536,12 @@ class Controller:
             )
             for name in self.pools
         }
+        # Make-before-break needs room for the replacements beside the old nodes: the autoscaler
+        # terminates nodes beyond a node type's (or the cluster's) max_workers.
+        self._max_workers: dict[str, int | None] = {
+            name: _int_or_none(types[name].get("max_workers")) for name in self.pools
+        }
+        self._cluster_max = _int_or_none(cluster_config.get("max_workers"))
         self._base = replace(config if config is not None else RebalanceConfig(), **dict(overrides or {}))
         self.interval_s = interval_s
         self.last_moved: dict[InstanceId, float] = {}
@@ -647,6 +653,10 @@ class Controller:
                 continue  # already taken along with its gang
             group = gang_moves(move, fleet, self.pools[move.pool], self.pool_config(move.pool))
             moving.update(m.instance_id for m in group)
+            full = self._no_room(move.pool, fleet, len(group))
+            if full:
+                logger.warning("move of %s skipped: %s", [str(m.instance_id) for m in group], full)
+                continue
             for m in group:
                 logger.info("move %s: %s", m.instance_id, " | ".join(m.reasons))
             migration = self.migrations[move.pool]
@@ -713,6 +723,27 @@ class Controller:
             at=at,
             reason=step.reasons[0] if step.reasons else "",
         )
+
+    def _no_room(self, pool: str, fleet: Sequence[FleetNode], extra: int) -> str:
+        """Why ``extra`` replacements of ``pool`` cannot run beside the nodes they replace ("" when
+        they can): the node type's or the cluster's ``max_workers`` would be exceeded."""
+        live = [
+            n for n in fleet if n.state in (NodeState.PENDING, NodeState.RUNNING) and n.pool in self.pools
+        ]
+        mine = sum(1 for n in live if n.pool == pool)
+        cap = self._max_workers.get(pool)
+        if cap is not None and mine + extra > cap:
+            return (
+                f"make-before-break needs {extra} node(s) beside the {mine} of {pool!r}, beyond its "
+                f"max_workers {cap}; raise available_node_types.{pool}.max_workers to at least {mine + extra}"
+            )
+        workers = len(live)
+        if self._cluster_max is not None and workers + extra > self._cluster_max:
+            return (
+                f"make-before-break needs {extra} node(s) beside the cluster's {workers} workers, beyond "
+                f"max_workers {self._cluster_max}; raise max_workers to at least {workers + extra}"
+            )
+        return ""
 
     def _moved(self, move: Move, result: MoveResult) -> None:
         with self._lock:
@@ -902,6 +933,10 @@ class JobFeed:
         if said not in self._said:
             self._said.add(said)
             logger.log(level, line)
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _open_ledger(path: str | None) -> Any:

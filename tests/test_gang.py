@@ -219,3 +219,51 @@ def test_one_launch_failing_rolls_the_launched_ones_back() -> None:
     assert [r.status for r in results] == ["launch-failed", "launch-failed"]
     assert gcs.drained == {}
     assert provider.calls == ["launch new-1", "launch new-2", "terminate new-1"]
+
+
+def test_a_move_without_room_beside_the_old_nodes_is_skipped_with_the_key_to_raise(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Make-before-break runs the replacement beside the old node; past max_workers the autoscaler
+    would kill the replacement and the move would fail after its timeout, so it is not started."""
+    import copy
+    import logging
+
+    from fakes import memory_cloud
+    from ray.autoscaler.tags import (
+        NODE_KIND_WORKER,
+        TAG_RAY_LAUNCH_REQUEST,
+        TAG_RAY_NODE_KIND,
+        TAG_RAY_USER_NODE_TYPE,
+    )
+
+    from ray_multicloud.controller import Controller
+    from ray_multicloud.pricing.board import PriceBoard
+    from ray_multicloud.provider import MultiCloudNodeProvider
+
+    with memory_cloud.memory_cluster(tmp_path / "state", monkeypatch) as cluster:
+        cluster["available_node_types"]["t4_spot"]["max_workers"] = 1
+        provider = MultiCloudNodeProvider(copy.deepcopy(cluster["provider"]), cluster["cluster_name"])
+        spec = cluster["available_node_types"]["t4_spot"]
+        tags = {
+            TAG_RAY_NODE_KIND: NODE_KIND_WORKER,
+            TAG_RAY_USER_NODE_TYPE: "t4_spot",
+            TAG_RAY_LAUNCH_REQUEST: "r",
+        }
+        provider.create_node_with_resources_and_labels(spec["node_config"], tags, 1, spec["resources"], {})
+        [node] = provider.fleet()
+        other = next(
+            o
+            for o in provider.offers.index().offers_for("T4")
+            if o.capacity is node.offer.capacity and o.cloud != node.offer.cloud
+        )
+        PriceBoard(provider.settings.state_dir).set(other.offer_id, node.offer.price_per_hour / 10)
+        controller = Controller(cluster, config=RebalanceConfig(min_interval_s=0, state_gb=0), provider=provider)
+        with caplog.at_level(logging.WARNING, logger="ray_multicloud.controller"):
+            assert controller.tick() == []
+        assert controller.last_plan is not None and len(controller.last_plan.moves) == 1  # it was planned
+        assert any(
+            "raise available_node_types.t4_spot.max_workers to at least 2" in r.getMessage()
+            for r in caplog.records
+        )
+        assert [n.instance_id for n in provider.fleet()] == [node.instance_id]  # nothing launched
