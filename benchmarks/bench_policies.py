@@ -454,7 +454,7 @@ def update_readme(path: Path, command: str, summary: str, seconds: float, runs: 
         "1.25-2x the job, several start offsets), for two job models: 'periodic' checkpoints only on that "
         "schedule; 'on notice' also saves when told its node is going (a spot interruption notice, or the "
         "PREEMPTION drain before every move: `ray.train.get_preemption_info()` in the training loop, as "
-        "`ray_multicloud/train/scenario.py` does), so a preemption loses no work; that needs a state that "
+        "`ray_multicloud/scenarios/train_migration.py` does), so a preemption loses no work; that needs a state that "
         "saves within the notice (AWS 2 min, GCP/Azure 30 s). Details per trace set and deadline: "
         "`benchmarks/results/policies.md`; plots: `benchmarks/results/policies_*.png`. Traces: "
         "github.com/skypilot-org/spot-traces (Can't Be Late, NSDI'24). Spot prices from the files where "

@@ -114,9 +114,9 @@ def run(args: argparse.Namespace, rate: float, workdir: Path) -> tuple[list[str]
     import ray
     from ray import serve
 
-    from ray_multicloud.local_cluster import LocalCluster, free_port
-    from ray_multicloud.serve.loadtest import LoadGenerator, format_table, summarise
-    from ray_multicloud.serve.local import (
+    from ray_multicloud.scenarios.loadtest import LoadGenerator, format_table, summarise
+    from ray_multicloud.scenarios.local_cluster import LocalCluster, free_port
+    from ray_multicloud.scenarios.serve_migration import (
         cluster_overrides,
         outage,
         preempt,
@@ -235,7 +235,7 @@ def resolution(failed: int, sent: int) -> str:
 
 def wait_new_azure_node(cluster: Any, old: set[str], timeout_s: float) -> tuple[float, str]:
     """Wait until an azure serving node not in ``old`` has joined Ray: (monotonic time, its Ray node id)."""
-    from ray_multicloud.serve.local import serving_nodes
+    from ray_multicloud.scenarios.serve_migration import serving_nodes
 
     found = cluster.wait_for(lambda: [n for n in serving_nodes(cluster)
                                       if n.cloud == "azure" and n.instance_id not in old and n.ray_node_id],

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_train_migration.py --runs 3 [--write-readme]
 
 One local cluster (``ray up`` of cluster_configs/local-multicloud.yaml, 2 T4 spot workers), one
-deterministic TorchTrainer job (ray_multicloud.train.scenario: 2 workers, a checkpoint every 5 steps of
+deterministic TorchTrainer job (ray_multicloud.scenarios.train_migration: 2 workers, a checkpoint every 5 steps of
 ~0.27 s; on a notice, ``ray_multicloud.train.notice.NoticeSaver`` keeps stepping while a step and a save
 still fit before the deadline less a margin, saves, then steps no more), and ``--runs`` cycles of:
 
@@ -46,13 +46,13 @@ from _readme import replace_section
 
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 
-from ray_multicloud.train.scenario import Interruption, Report, run_scenario, summary
+from ray_multicloud.scenarios.train_migration import Interruption, Report, run_scenario, summary
 
 HEADING = "## bench_train_migration"
 DESCRIPTION = """
 What a Ray Train job loses to a spot preemption with notice and to a price-driven move, on the local
 simulated cloud: one `ray up` cluster, 2 T4 spot workers, a deterministic 2-worker TorchTrainer job
-(`ray_multicloud/train/scenario.py`: a checkpoint every 5 steps of ~0.27 s). On a notice the loop uses
+(`ray_multicloud/scenarios/train_migration.py`: a checkpoint every 5 steps of ~0.27 s). On a notice the loop uses
 `ray_multicloud.train.notice.NoticeSaver`: it keeps stepping while one more step and a save (both
 measured by the loop) still end a margin before the deadline, saves, then steps no more until Ray Train
 tears the group down at the deadline and restarts it. The margin covers Ray Train's poll of its workers

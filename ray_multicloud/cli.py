@@ -146,15 +146,15 @@ def _add_plan(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _cmd_plan(args: argparse.Namespace) -> int:
     import time
 
-    from ray_multicloud.plan import build_plan
+    from ray_multicloud.cluster_config.provider_section import load_cluster_yaml
+    from ray_multicloud.dry_run import dry_run
     from ray_multicloud.policy.place import describe_offer
     from ray_multicloud.pricing.show import price_source
-    from ray_multicloud.settings import load_cluster_yaml
 
     config = load_cluster_yaml(args.config)
     now = time.time()
     endpoints = dict(item.split("=", 1) for item in args.feed_endpoint if "=" in item)
-    plan = build_plan(config, now=now, live=args.live, endpoints=endpoints)
+    plan = dry_run(config, now=now, live=args.live, endpoints=endpoints)
     state = "every pool can be placed now" if plan.feasible else "SOME POOLS CANNOT BE PLACED"
     print(f"cluster {plan.cluster}: {len(plan.pools)} node types, {state}")
     for warning in plan.warnings:
@@ -545,8 +545,8 @@ def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from ray_multicloud.demo import run_demo
-    from ray_multicloud.local_cluster import REPO_CONFIG
+    from ray_multicloud.scenarios.demo import run_demo
+    from ray_multicloud.scenarios.local_cluster import REPO_CONFIG
     from ray_multicloud.table import format_table
 
     result = run_demo(args.config or REPO_CONFIG, workdir=args.workdir,
@@ -580,7 +580,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     import json
 
     from ray_multicloud.clouds.local import LocalState
-    from ray_multicloud.settings import load_cluster_yaml, load_settings
+    from ray_multicloud.cluster_config.provider_section import load_cluster_yaml, load_settings
     from ray_multicloud.table import format_table
 
     config = load_cluster_yaml(args.config)

@@ -10,9 +10,9 @@ nodes itself); a pool opts out with ``migration: {enabled: false}``. Its log is
 ``~/ray_multicloud_controller.log`` on the head.
 
 **Settings** come from each pool's ``migration:`` section of the cluster YAML
-(``ray_multicloud.migration``: horizon, minimum saving, hysteresis, blackouts, egress, checkpoint
-size and times, disruption budget, the deadline policy); command-line flags override them for every
-pool.
+(``ray_multicloud.cluster_config.migration``: horizon, minimum saving, hysteresis, blackouts, egress,
+checkpoint size and times, disruption budget, the deadline policy); command-line flags override them
+for every pool.
 
 **One tick** (``Controller.tick``): read the fleet and the current offers from the
 ``MultiCloudNodeProvider`` (built from the cluster YAML's provider section, so it sees exactly what the
@@ -69,17 +69,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ray_multicloud.cluster_config.migration import DisruptionBudget, Migration, parse_migration
+from ray_multicloud.cluster_config.provider_section import load_cluster_yaml
 from ray_multicloud.directives import Directive, LaunchDirectives
-from ray_multicloud.drain import PREEMPTION, drain_node
 from ray_multicloud.errors import MultiCloudError
 from ray_multicloud.metrics import CostFigures, CostMetrics
-from ray_multicloud.migration import DisruptionBudget, Migration, parse_migration
 from ray_multicloud.moves import MoveRecord, MoveState, new_record
 from ray_multicloud.policy.deadline import Memory
 from ray_multicloud.policy.rebalance import (
     DailyWindow,
     JobProgress,
-    Plan,
+    MovePlan,
     RebalanceConfig,
     Window,
     gang_moves,
@@ -87,9 +87,9 @@ from ray_multicloud.policy.rebalance import (
     plan,
     regroup,
 )
-from ray_multicloud.settings import load_cluster_yaml
 from ray_multicloud.train.progress import DeadlineJob, RunWatch
 from ray_multicloud.types import FleetNode, InstanceId, Move, NodeState, OfferId, PoolSpec
+from ray_multicloud.worker.drain import PREEMPTION, drain_node
 
 logger = logging.getLogger(__name__)
 
@@ -473,8 +473,8 @@ class Controller:
     """The rebalancing loop over one cluster. ``tick()`` is one pass; ``run()`` loops until stopped.
 
     Each movable pool (a node type with a ``pool:`` whose ``migration.enabled`` is not false) is
-    planned with its own ``migration:`` section (``ray_multicloud.migration``). ``config``, when
-    given, replaces every pool's section (tests and benchmarks that set the knobs in code);
+    planned with its own ``migration:`` section (``ray_multicloud.cluster_config.migration``).
+    ``config``, when given, replaces every pool's section (tests and benchmarks that set the knobs in code);
     ``overrides`` (``RebalanceConfig`` field -> value, the command line's flags) is applied on top.
     ``drain_deadline_s`` / ``up_timeout_s`` override the sections' own when given.
 
@@ -499,7 +499,8 @@ class Controller:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        from ray_multicloud.provider import MultiCloudNodeProvider, validate_cluster_config
+        from ray_multicloud.cluster_config.cluster import check_cluster
+        from ray_multicloud.provider import MultiCloudNodeProvider
 
         # The GCS reads, the drain call and the time source of every move (fakes in tests).
         self._io: dict[str, Any] = {"nodes": nodes, "drain": drain, "clock": clock, "sleep": sleep}
@@ -509,7 +510,7 @@ class Controller:
         provider_config = dict(cluster_config["provider"])
         self.provider = provider or MultiCloudNodeProvider(provider_config, self.cluster_name)
         self.gcs_address: str = self.provider.settings.gcs_address
-        targets = validate_cluster_config(cluster_config)
+        targets = check_cluster(cluster_config, clouds=self.provider.clouds)
         types = cluster_config.get("available_node_types") or {}
         self.migrations: dict[str, Migration] = {}
         for name, target in targets.items():
@@ -546,7 +547,7 @@ class Controller:
         self.interval_s = interval_s
         self.last_moved: dict[InstanceId, float] = {}
         self.results: list[MoveResult] = []
-        self.last_plan: Plan | None = None
+        self.last_plan: MovePlan | None = None
         self._jobs: dict[str, JobProgress] = {}
         self._memories: dict[str, Memory] = {}
         self._measured_gb: dict[str, float] = {}
@@ -643,7 +644,7 @@ class Controller:
         except OSError:
             logger.warning("cannot write launch directives", exc_info=True)
         with self._lock:
-            self.last_plan = Plan(moves=tuple(moves), notes=tuple(notes), memories=dict(self._memories))
+            self.last_plan = MovePlan(moves=tuple(moves), notes=tuple(notes), memories=dict(self._memories))
         for note in notes:
             logger.debug("stay: %s", note)
         done: list[MoveResult] = []

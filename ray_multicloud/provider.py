@@ -38,7 +38,7 @@ from ray.autoscaler.tags import (
     TAG_RAY_USER_NODE_TYPE,
 )
 
-from ray_multicloud.clouds import make_cloud
+from ray_multicloud.clouds import make_clouds
 from ray_multicloud.clouds.base import (
     LABEL_CLOUD,
     LABEL_INSTANCE_TYPE,
@@ -55,7 +55,10 @@ from ray_multicloud.clouds.base import (
     RayBootstrap,
     SellsFixedOffers,
 )
-from ray_multicloud.config import parse_offer, parse_pool
+from ray_multicloud.cluster_config.cluster import check_cluster
+from ray_multicloud.cluster_config.migration import parse_migration
+from ray_multicloud.cluster_config.pools import parse_offer, parse_pool
+from ray_multicloud.cluster_config.provider_section import ProviderSettings, load_settings, offers_of_clouds
 from ray_multicloud.directives import LaunchDirectives
 from ray_multicloud.errors import (
     CapacityError,
@@ -64,13 +67,11 @@ from ray_multicloud.errors import (
     LaunchFailed,
 )
 from ray_multicloud.ledger import Ledger, LedgerError
-from ray_multicloud.migration import parse_migration
 from ray_multicloud.policy import OfferIndex, matching_offers, place
 from ray_multicloud.pricing import load_catalog
 from ray_multicloud.pricing.board import PriceBoard, apply_board
 from ray_multicloud.pricing.feeds import build_feeds, drivers_of, endpoints_from_clouds
 from ray_multicloud.pricing.live import LivePrices
-from ray_multicloud.settings import ProviderSettings, load_settings, offers_of_clouds
 from ray_multicloud.types import (
     CapacityType,
     FleetNode,
@@ -88,7 +89,6 @@ logger = logging.getLogger(__name__)
 TAG_PRICE = "rmc-price"
 DIRECTIVE_MAX_AGE_S = 120.0  # a launch directive older than this (a stopped controller) is ignored
 RAY_LABEL_PREFIX = "ray.io/"
-MARKET_LABEL = "ray.io/market-type"
 
 
 class OfferBook:
@@ -152,13 +152,22 @@ class OfferBook:
 class MultiCloudNodeProvider(NodeProvider):
     """Ray ``NodeProvider`` over several clouds. Thread-safe; see the module docstring."""
 
-    def __init__(self, provider_config: dict[str, Any], cluster_name: str) -> None:
+    def __init__(
+        self,
+        provider_config: dict[str, Any],
+        cluster_name: str,
+        *,
+        clouds: Mapping[str, Cloud] | None = None,
+    ) -> None:
+        """``clouds``: the drivers to use, by the names of ``provider.clouds`` (a test hands in the
+        fakes it owns); by default each is built from its config entry through the driver registry.
+        The autoscaler calls this with the first two arguments only."""
         super().__init__(provider_config, cluster_name)
         self.settings = load_settings(provider_config, cluster_name)
-        self.clouds: dict[str, Cloud] = {
-            name: make_cloud(name, spec, state_dir=str(self.settings.state_dir))
-            for name, spec in self.settings.clouds.items()
-        }
+        self.clouds: dict[str, Cloud] = (
+            dict(clouds) if clouds is not None
+            else make_clouds(self.settings.clouds, state_dir=str(self.settings.state_dir))
+        )
         self.offers = OfferBook(self.settings, self.clouds)
         self._lock = threading.RLock()
         self._instances: dict[str, Instance] = {}
@@ -486,7 +495,7 @@ class MultiCloudNodeProvider(NodeProvider):
     def bootstrap_config(cluster_config: dict[str, Any]) -> dict[str, Any]:
         """Check every node type's policy and ``migration:`` section before anything launches, and
         have the head start the controller (``controller_start_command``) when a pool is movable."""
-        validate_cluster_config(cluster_config)
+        check_cluster(cluster_config)
         cluster_config.setdefault("auth", {}).setdefault("ssh_user", "ray")
         name = str(cluster_config.get("cluster_name") or "default")
         settings = load_settings(cluster_config["provider"], name)
@@ -503,64 +512,11 @@ class MultiCloudNodeProvider(NodeProvider):
         cloud = self._cloud_of(node_id)
         if cloud is not None and cloud.features.local_commands:
             from ray_multicloud.clouds.local import LocalCloud
-            from ray_multicloud.clouds.local_runner import LocalCommandRunner
+            from ray_multicloud.clouds.local.runner import LocalCommandRunner
 
             return LocalCommandRunner(log_prefix, cast(LocalCloud, cloud), InstanceId(node_id))
         return super().get_command_runner(log_prefix, node_id, auth_config, cluster_name,
                                           process_runner, use_internal_ip, docker_config)
-
-
-def validate_cluster_config(cluster_config: Mapping[str, Any]) -> dict[str, PoolSpec | Offer]:
-    """Parse the provider section and every node type's pool or pinned offer; ``ConfigError`` on the first
-    problem, naming its key. Returns node type -> its PoolSpec or pinned Offer."""
-    cluster_name = str(cluster_config.get("cluster_name") or "default")
-    provider = cluster_config.get("provider")
-    if not isinstance(provider, Mapping):
-        raise ConfigError("provider", "missing; see cluster_configs/local-multicloud.yaml")
-    settings = load_settings(provider, cluster_name)
-    clouds = {name: make_cloud(name, spec, state_dir=str(settings.state_dir))
-              for name, spec in settings.clouds.items()}
-    book = OfferBook(settings, clouds)
-    types = cluster_config.get("available_node_types")
-    if not isinstance(types, Mapping) or not types:
-        raise ConfigError("available_node_types", "define at least the head node type")
-    head = cluster_config.get("head_node_type")
-    if head not in types:
-        raise ConfigError("head_node_type", f"{head!r} is not one of available_node_types {sorted(types)}")
-    targets: dict[str, PoolSpec | Offer] = {}
-    for node_type, spec in types.items():
-        node_config = spec.get("node_config") if isinstance(spec, Mapping) else None
-        if not isinstance(node_config, Mapping):
-            raise ConfigError(f"available_node_types.{node_type}.node_config",
-                              "missing; give a `pool:` policy or a pinned `offer:`")
-        target: PoolSpec | Offer
-        if "offer" in node_config:
-            target = parse_offer(node_type, node_config)
-        else:
-            target = parse_pool(node_type, node_config, book.index())
-        cloud = target.cloud if isinstance(target, Offer) else None
-        if cloud is not None and cloud not in clouds:
-            raise ConfigError(f"available_node_types.{node_type}.node_config.offer.cloud",
-                              f"{cloud!r} is not under provider.clouds ({sorted(clouds)})")
-        market = (spec.get("labels") or {}).get(MARKET_LABEL)
-        if market is not None and isinstance(target, PoolSpec):
-            allowed = {c.value for c in target.capacity_types}
-            if allowed != {str(market)}:
-                raise ConfigError(
-                    f"available_node_types.{node_type}.labels.{MARKET_LABEL}",
-                    f"declares {market!r} but the pool allows {sorted(allowed)}; make capacity_types "
-                    f"[{market}] so every node of this type really is {market}",
-                )
-        if isinstance(target, PoolSpec):
-            parse_migration(str(node_type), node_config)
-        elif "migration" in node_config:
-            raise ConfigError(f"available_node_types.{node_type}.node_config.migration",
-                              "a node type pinned to one `offer:` is never moved; drop this section")
-        targets[node_type] = target
-    if not isinstance(targets[str(head)], Offer):
-        raise ConfigError(f"available_node_types.{head}.node_config",
-                          "the head node type needs a pinned `offer:` (it is never moved)")
-    return targets
 
 
 CONTROLLER_MODULE = "ray_multicloud.controller"

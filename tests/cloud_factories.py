@@ -218,7 +218,7 @@ def local_ray_head() -> str:
         import subprocess
         import sys
 
-        from ray_multicloud.local_cluster import free_port, ray_env
+        from ray_multicloud.scenarios.local_cluster import free_port, ray_env
 
         port = free_port()
         ray = os.path.join(os.path.dirname(sys.executable), "ray")

@@ -225,7 +225,7 @@ def test_importing_the_package_reads_no_catalog() -> None:
         import sys
         opened = []
         sys.addaudithook(lambda ev, args: opened.append(str(args[0])) if ev == "open" else None)
-        import ray_multicloud, ray_multicloud.pricing, ray_multicloud.policy, ray_multicloud.config
+        import ray_multicloud, ray_multicloud.pricing, ray_multicloud.policy, ray_multicloud.cluster_config.pools
         import ray_multicloud.cli
         before = [p for p in opened if p.endswith("gpu_offers.csv")]
         from ray_multicloud.pricing import load_catalog

@@ -111,7 +111,7 @@ def test_startup_script_joins_ray_with_resources_labels_env_and_starts_the_watch
     assert 'export RAY_CLOUD_INSTANCE_ID="$RMC_INSTANCE_ID"' in script
     for line in ("RAY_NODE_MARKET_TYPE=spot", "RAY_NODE_REGION=us-central1", "RAY_NODE_ZONE=us-central1-a"):
         assert f"export {line}" in script
-    assert "python3 -m ray_multicloud.watcher --cloud gcp --gcs-address 10.8.0.1:6379" in script
+    assert "python3 -m ray_multicloud.worker.watcher --cloud gcp --gcs-address 10.8.0.1:6379" in script
     assert "EXTRA='it'\"'\"'s quoted'" in script
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from ray_multicloud.config import parse_offer, parse_pool
+from ray_multicloud.cluster_config.pools import parse_offer, parse_pool
 from ray_multicloud.errors import ConfigError
 from ray_multicloud.policy import OfferIndex
 from ray_multicloud.pricing import load_catalog

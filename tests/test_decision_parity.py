@@ -10,7 +10,7 @@ One real trace set of the shared SkyPilot spot traces is replayed twice:
   zone the trace marks unavailable is an offer cooling down until the next tick (what the
   launcher's cool-downs record after a capacity error or a preemption); the job's progress
   (``JobProgress``) carries the work and checkpoint the engine had at that tick; the policy's
-  memory is threaded through ``Plan.memories`` and ``Step.memory``.
+  memory is threaded through ``MovePlan.memories`` and ``Step.memory``.
 
 Both sequences of decisions (spot zone, on-demand or wait, per tick) must be identical, and the
 views the two paths build must agree field by field — floats to 1e-9 h: the live side turns

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from ray_multicloud.clouds.base import Instance
-from ray_multicloud.config import parse_pool
+from ray_multicloud.cluster_config.pools import parse_pool
 from ray_multicloud.controller import NodeTypeSpec, RayNode, move_group
 from ray_multicloud.errors import CapacityError, ConfigError, LaunchFailed
 from ray_multicloud.policy import OfferIndex

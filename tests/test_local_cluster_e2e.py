@@ -14,10 +14,11 @@ os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 
 from ray_multicloud.clouds.base import TAG_OFFER
 from ray_multicloud.clouds.local import _alive
+from ray_multicloud.cluster_config.cluster import check_cluster
 from ray_multicloud.errors import MultiCloudError
-from ray_multicloud.local_cluster import LocalCluster
 from ray_multicloud.policy import place
-from ray_multicloud.provider import MultiCloudNodeProvider, validate_cluster_config
+from ray_multicloud.provider import MultiCloudNodeProvider
+from ray_multicloud.scenarios.local_cluster import LocalCluster
 from ray_multicloud.types import Decision
 
 pytestmark = pytest.mark.e2e
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.e2e
 def first_choice(cluster: LocalCluster, node_type: str) -> str:
     """The offer the policy ranks first for an empty pool, on the cluster's own offer book."""
     provider = MultiCloudNodeProvider(dict(cluster.config["provider"]), cluster.cluster_name)
-    target = validate_cluster_config(cluster.config)[node_type]
+    target = check_cluster(cluster.config)[node_type]
     decision = place(target, 1, provider.offers.index(), (), now=0.0)  # type: ignore[arg-type]
     assert isinstance(decision, Decision)
     return decision.placements[0].offer.offer_id

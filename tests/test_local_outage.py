@@ -1,5 +1,5 @@
 """A simulated cloud outage on the local cloud refuses launches for its duration, from every process
-that shares the cluster's state directory (ray_multicloud/clouds/local.py ``LocalCloud.outage``)."""
+that shares the cluster's state directory (ray_multicloud/clouds/local/__init__.py ``LocalCloud.outage``)."""
 
 from __future__ import annotations
 

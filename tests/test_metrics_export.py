@@ -27,8 +27,8 @@ import pytest
 from cloud_factories import priced_offer as offer
 
 from ray_multicloud.ledger import Ledger
-from ray_multicloud.local_cluster import free_port, ray_env
 from ray_multicloud.metrics import CostFigures, cost_figures
+from ray_multicloud.scenarios.local_cluster import free_port, ray_env
 from ray_multicloud.types import CapacityType
 
 pytestmark = pytest.mark.e2e

@@ -12,16 +12,16 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ray_multicloud.cluster_config.cluster import check_cluster
+from ray_multicloud.cluster_config.migration import MIGRATION_KEYS, DisruptionBudget, parse_migration
+from ray_multicloud.cluster_config.provider_section import load_cluster_yaml
 from ray_multicloud.errors import ConfigError
-from ray_multicloud.migration import MIGRATION_KEYS, DisruptionBudget, parse_migration
 from ray_multicloud.policy.rebalance import DailyWindow, Window, egress_usd
 from ray_multicloud.provider import (
     CONTROLLER_MODULE,
     MultiCloudNodeProvider,
     movable_pools,
-    validate_cluster_config,
 )
-from ray_multicloud.settings import load_cluster_yaml
 from tests.cloud_factories import priced_offer
 
 REPO_YAML = Path(__file__).resolve().parent.parent / "cluster_configs" / "local-multicloud.yaml"
@@ -195,7 +195,7 @@ def test_egress_pairs_win_region_pair_first() -> None:
 
 def test_the_repo_yaml_declares_migration_for_every_pool_tuned_for_the_embedded_cloud() -> None:
     raw = load_cluster_yaml(REPO_YAML)
-    targets = validate_cluster_config(raw)
+    targets = check_cluster(raw)
     pools = [n for n, t in targets.items() if n != raw["head_node_type"]]
     assert pools and movable_pools(raw) == pools
     for name in pools:
@@ -238,7 +238,7 @@ def test_ray_up_refuses_a_bad_migration_section_and_one_on_the_pinned_head() -> 
     head = copy.deepcopy(raw)
     head["available_node_types"]["head"]["node_config"]["migration"] = {"enabled": True}
     with pytest.raises(ConfigError, match="never moved"):
-        validate_cluster_config(head)
+        check_cluster(head)
 
 
 def test_disruption_budget_text() -> None:

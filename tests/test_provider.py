@@ -23,9 +23,10 @@ from ray.autoscaler.tags import (
 )
 
 from ray_multicloud.clouds.base import REQUIRED_TAGS, TAG_OFFER, CloudFeatures
+from ray_multicloud.cluster_config.cluster import check_cluster
 from ray_multicloud.errors import ConfigError, LaunchFailed
 from ray_multicloud.policy import place
-from ray_multicloud.provider import MultiCloudNodeProvider, validate_cluster_config
+from ray_multicloud.provider import MultiCloudNodeProvider
 from ray_multicloud.types import Decision
 
 CONFIG = Path(__file__).resolve().parent.parent / "cluster_configs" / "local-multicloud.yaml"
@@ -59,7 +60,7 @@ def launch(provider: MultiCloudNodeProvider, config: dict[str, Any], node_type: 
 
 
 def expected_first_choice(provider: MultiCloudNodeProvider, node_type: str) -> str:
-    targets = validate_cluster_config(_config_of(provider))
+    targets = check_cluster(_config_of(provider))
     decision = place(targets[node_type], 1, provider.offers.index(), (), now=0.0)  # type: ignore[arg-type]
     assert isinstance(decision, Decision)
     return decision.placements[0].offer.offer_id
@@ -161,7 +162,7 @@ def test_config_errors_name_the_key(cluster: dict[str, Any], mutate: Any, key: s
     config = copy.deepcopy(cluster)
     mutate(config)
     with pytest.raises(ConfigError) as info:
-        validate_cluster_config(config)
+        check_cluster(config)
     assert info.value.key.startswith(key), str(info.value)
 
 
@@ -195,9 +196,9 @@ def test_live_prices_overlay_the_catalog_and_go_stale_when_the_feed_fails(
 ) -> None:
     from fakes.price_servers import FakeAwsPrices
 
+    from ray_multicloud.cluster_config.provider_section import load_settings
     from ray_multicloud.policy.place import describe_offer
     from ray_multicloud.provider import OfferBook
-    from ray_multicloud.settings import load_settings
 
     # boto3's standard chain finds these; the feed never sees them any other way.
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIATESTING")

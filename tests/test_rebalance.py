@@ -14,14 +14,13 @@ from ray_multicloud.policy.place import describe_offer
 from ray_multicloud.policy.rebalance import (
     DailyWindow,
     JobProgress,
-    Plan,
+    MovePlan,
     RebalanceConfig,
     Window,
     idle_step,
     move_cost,
     node_view,
     plan,
-    rebalance,
 )
 from ray_multicloud.types import (
     CapacityType,
@@ -112,14 +111,14 @@ def moves_of(
     last_moved: Mapping[str, float] | None = None,
     now: float = NOW,
 ) -> list[tuple[str, str]]:
-    got = rebalance(
+    got = plan(
         fleet,
         offers,
         {pool.name: pool},
         now=now,
         config=config,
         last_moved={InstanceId(k): v for k, v in (last_moved or {}).items()},
-    )
+    ).moves
     return [(m.instance_id, m.to_offer.offer_id) for m in got]
 
 
@@ -347,9 +346,9 @@ def test_move_cost_parts() -> None:
 
 
 def test_move_carries_reasons_and_figures() -> None:
-    [move] = rebalance(
+    [move] = plan(
         [node("a", AWS_1A)], [AWS_1A, AWS_1B], {"t4": POOL}, now=NOW, config=BASE, last_moved={}
-    )
+    ).moves
     assert move.from_offer == AWS_1A and move.to_offer == AWS_1B
     assert move.saving_per_hour == pytest.approx(0.30)
     assert move.move_cost_usd == pytest.approx(move_cost(AWS_1A, AWS_1B, BASE))
@@ -412,7 +411,7 @@ def job_plan(
     now: float = NOW,
     memories: Mapping[str, Memory] | None = None,
     cooldowns: Mapping[OfferId, float] | None = None,
-) -> Plan:
+) -> MovePlan:
     return plan(
         fleet,
         offers,
@@ -656,8 +655,8 @@ def test_idle_step_in_a_spot_only_pool_says_what_to_change() -> None:
 
 
 def test_plan_is_constructible_from_moves_and_notes() -> None:
-    assert Plan((), ("x",)).memories == {}
-    assert Plan(()).notes == ()
+    assert MovePlan((), ("x",)).memories == {}
+    assert MovePlan(()).notes == ()
 
 
 @pytest.mark.parametrize(

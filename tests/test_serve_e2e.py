@@ -47,8 +47,8 @@ def serving(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[object, 
     import ray
     from ray import serve
 
-    from ray_multicloud.local_cluster import LocalCluster, free_port
-    from ray_multicloud.serve.local import (
+    from ray_multicloud.scenarios.local_cluster import LocalCluster, free_port
+    from ray_multicloud.scenarios.serve_migration import (
         cluster_overrides,
         serve_start,
         serving_nodes,
@@ -79,7 +79,7 @@ def serving(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[object, 
 
 
 def test_replicas_span_two_clouds_with_one_on_demand(serving: tuple[object, int]) -> None:
-    from ray_multicloud.serve.local import serving_nodes
+    from ray_multicloud.scenarios.serve_migration import serving_nodes
 
     cluster, port = serving
     offers = sorted(n.offer_id for n in serving_nodes(cluster))
@@ -108,8 +108,8 @@ def test_router_sends_each_client_to_the_cheapest_replica_that_keeps_the_slo(
 
 
 def test_price_move_under_load_fails_no_request(serving: tuple[object, int]) -> None:
-    from ray_multicloud.serve.loadtest import LoadGenerator, summarise
-    from ray_multicloud.serve.local import price_move, serving_nodes, wait_steady
+    from ray_multicloud.scenarios.loadtest import LoadGenerator, summarise
+    from ray_multicloud.scenarios.serve_migration import price_move, serving_nodes, wait_steady
 
     cluster, port = serving
     spot = next(n for n in serving_nodes(cluster) if n.cloud == "azure")

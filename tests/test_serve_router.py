@@ -14,7 +14,7 @@ from ray.serve._private.common import DeploymentHandleSource, DeploymentID, Repl
 from ray.serve.request_router import PendingRequest
 
 from ray_multicloud.pricing.board import PriceBoard
-from ray_multicloud.serve.loadtest import Sample, percentile, summarise
+from ray_multicloud.scenarios.loadtest import Sample, percentile, summarise
 from ray_multicloud.serve.ranking import Slo, Weights
 from ray_multicloud.serve.router import CostLatencyRouter, NodeFacts, PriceSource, offer_id_from_labels
 from ray_multicloud.serve.spread import multicloud_deployment_options, router_config, serving_pool_node_type

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from ray_multicloud.cluster_config.provider_section import load_settings
 from ray_multicloud.errors import ConfigError
-from ray_multicloud.settings import load_settings
 from ray_multicloud.train import (
     MANIFEST,
     CheckpointCorrupt,

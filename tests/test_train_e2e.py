@@ -17,8 +17,8 @@ import pytest
 
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 
+from ray_multicloud.scenarios.train_migration import JobSpec, reference_state, run_scenario
 from ray_multicloud.train.checkpoint import verify_checkpoint
-from ray_multicloud.train.scenario import JobSpec, reference_state, run_scenario
 
 
 def test_reference_is_deterministic_and_seed_dependent() -> None:

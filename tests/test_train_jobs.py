@@ -26,12 +26,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ray_multicloud.cluster_config.provider_section import ProviderSettings, load_settings
 from ray_multicloud.errors import ConfigError
-from ray_multicloud.settings import ProviderSettings, load_settings
 from ray_multicloud.train.checkpoint import MANIFEST, write_checkpoint
-from ray_multicloud.train.config import register_job, render_manifest, run_config
 from ray_multicloud.train.jobs import Discovery, discover_jobs, parse_manifest, storage_roots
 from ray_multicloud.train.progress import DeadlineJob, RunWatch
+from ray_multicloud.train.runconfig import register_job, render_manifest, run_config
 
 Y2099 = float(calendar.timegm((2099, 1, 1, 0, 0, 0)))  # 4070908800
 T0 = float(calendar.timegm((2026, 11, 28, 12, 0, 0)))

@@ -415,7 +415,7 @@ def test_run_watch_uses_the_registered_submission(tmp_path: Path) -> None:
 def test_feed_finds_registered_jobs_follows_them_and_drops_them(
     cluster: dict[str, Any], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from ray_multicloud.train.config import register_job
+    from ray_multicloud.train.runconfig import register_job
 
     controller = spot_controller(cluster)
     root = tmp_path / "train"
@@ -448,7 +448,7 @@ def test_feed_finds_registered_jobs_follows_them_and_drops_them(
 def test_feed_flag_wins_over_a_registered_job_of_the_same_pool(
     cluster: dict[str, Any], tmp_path: Path
 ) -> None:
-    from ray_multicloud.train.config import register_job
+    from ray_multicloud.train.runconfig import register_job
 
     controller = spot_controller(cluster)
     root = tmp_path / "train"

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from fakes.metadata_server import FakeGceMetadata, FakeImds, FakeScheduledEvents
 
-from ray_multicloud.watcher import AwsSource, AzureSource, GcpSource, Notice, Watcher, urllib_http
+from ray_multicloud.worker.watcher import AwsSource, AzureSource, GcpSource, Notice, Watcher, urllib_http
 
 NOW = datetime(2026, 11, 28, 5, 0, 0, tzinfo=UTC).timestamp()
 
@@ -143,7 +143,7 @@ def test_metadata_errors_do_not_kill_the_watcher() -> None:
 
 
 def test_detect_cloud_asks_each_metadata_service(imds: FakeImds) -> None:
-    from ray_multicloud.watcher import detect_cloud
+    from ray_multicloud.worker.watcher import detect_cloud
 
     dead = "http://127.0.0.1:9"
     assert detect_cloud(urllib_http(0.5), {"gcp": dead, "azure": dead, "aws": imds.url}) == "aws"
@@ -154,7 +154,7 @@ def test_detect_cloud_asks_each_metadata_service(imds: FakeImds) -> None:
 
 
 def test_route_ip_is_the_address_towards_the_head() -> None:
-    from ray_multicloud.watcher import route_ip
+    from ray_multicloud.worker.watcher import route_ip
 
     assert route_ip("127.0.0.1:6379") == "127.0.0.1"
 
@@ -189,7 +189,7 @@ def test_gcs_drain_marks_the_real_node_draining_for_preemption() -> None:
     import sys
     import tempfile
 
-    from ray_multicloud.local_cluster import free_port, ray_env
+    from ray_multicloud.scenarios.local_cluster import free_port, ray_env
 
     port = free_port()
     # Its own HOME, as a local-cloud instance has: a ~/.ray/auth_token of the machine's user must not
@@ -242,7 +242,7 @@ def drain_and_check(address: str) -> str:
     import ray
     import ray._raylet
 
-    from ray_multicloud.watcher import find_node_id, gcs_drain
+    from ray_multicloud.worker.watcher import find_node_id, gcs_drain
 
     node_id = find_node_id(address, instance_id="us-east-1/i-0watchertest")
     deadline = time.time() + 120

@@ -47,3 +47,8 @@ def make_cloud(name: str, spec: Mapping[str, Any], *, state_dir: str) -> Cloud:
     cloud_cls = getattr(module, class_name)
     cloud: Cloud = cloud_cls.from_config(name, spec, state_dir=state_dir)
     return cloud
+
+
+def make_clouds(specs: Mapping[str, Mapping[str, Any]], *, state_dir: str) -> dict[str, Cloud]:
+    """``make_cloud`` for every entry of ``provider.clouds`` (name -> its config entry), in order."""
+    return {name: make_cloud(name, spec, state_dir=state_dir) for name, spec in specs.items()}

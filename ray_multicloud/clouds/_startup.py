@@ -59,7 +59,7 @@ def watcher_command(cloud: str, gcs_address: str, *, python: str = "python3") ->
     """The shell line that starts the interruption watcher once per host (``flock`` guards
     against the YAML's setup commands starting a second one)."""
     return (
-        f"nohup flock -n {WATCHER_LOCK} {python} -m ray_multicloud.watcher "
+        f"nohup flock -n {WATCHER_LOCK} {python} -m ray_multicloud.worker.watcher "
         f"--cloud {shlex.quote(cloud)} --gcs-address {shlex.quote(gcs_address)} "
         f'--instance-id "$RAY_CLOUD_INSTANCE_ID" >>{WATCHER_LOG} 2>&1 &'
     )

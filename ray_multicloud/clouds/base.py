@@ -55,7 +55,7 @@ class CloudFeatures:
     ``fixed_capacity``: a fixed set of machines (a private pool). ``own_offers``: sells the offers
     its ``offers()`` returns (``SellsFixedOffers``) instead of catalog rows. ``local_commands``: its
     instances are processes on this machine, so ``ray up`` runs their commands with a local
-    runner (``clouds.local_runner``) instead of SSH.
+    runner (``clouds.local.runner``) instead of SSH.
     """
 
     spot: bool = True

@@ -58,7 +58,7 @@ the step's reasons); ``spot(offer)`` -> a move to that offer, inside no blackout
 to ``ondemand_offer`` whatever the hysteresis and (unless ``deadline_overrides_blackout`` is false)
 inside a blackout too, or a note asking to add on-demand to the pool's ``capacity_types`` when it
 admits none; ``WAIT`` -> no move (a running node is released by the autoscaler, not moved). The
-policy's memory is threaded per pool: ``plan(memories=...)`` in, ``Plan.memories`` out. A job whose
+policy's memory is threaded per pool: ``plan(memories=...)`` in, ``MovePlan.memories`` out. A job whose
 pool has no running node (just preempted, or not placed yet) is asked through ``idle_step``; its
 answer is what the pool should launch next. Moves to on-demand come first under ``max_moves``,
 then the policy's moves onto spot, then price moves of other pools:
@@ -232,7 +232,7 @@ class RebalanceConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class Plan:
+class MovePlan:
     """``plan``'s answer: the moves to make and, per node not moved, why not.
 
     ``memories`` maps a pool to the deadline policy's memory to pass back to the next ``plan``
@@ -278,31 +278,6 @@ def move_cost(src: Offer, dst: Offer, config: RebalanceConfig) -> float:
 # --------------------------------------------------------------------------- the decision
 
 
-def rebalance(
-    fleet: Sequence[FleetNode],
-    offers_index: OfferIndex | Sequence[Offer],
-    pools: Mapping[str, PoolSpec],
-    *,
-    now: float,
-    config: RebalanceConfig,
-    last_moved: Mapping[InstanceId, float],
-    memories: Mapping[str, Memory] | None = None,
-    cooldowns: Mapping[OfferId, float] | None = None,
-) -> list[Move]:
-    """The moves to make now (see the module docstring); ``plan(...).moves`` as a list."""
-    answer = plan(
-        fleet,
-        offers_index,
-        pools,
-        now=now,
-        config=config,
-        last_moved=last_moved,
-        memories=memories,
-        cooldowns=cooldowns,
-    )
-    return list(answer.moves)
-
-
 def plan(
     fleet: Sequence[FleetNode],
     offers_index: OfferIndex | Sequence[Offer],
@@ -313,8 +288,9 @@ def plan(
     last_moved: Mapping[InstanceId, float],
     memories: Mapping[str, Memory] | None = None,
     cooldowns: Mapping[OfferId, float] | None = None,
-) -> Plan:
-    """``rebalance`` with the reasons nodes were *not* moved, for logs and the CLI.
+) -> MovePlan:
+    """The moves to make now (see the module docstring), with the reasons nodes were *not*
+    moved, for logs and the CLI.
 
     Only ``RUNNING`` nodes whose pool is in ``pools`` are considered (the head and pinned node
     types are never moved). ``last_moved`` maps an instance to the time it was last moved to
@@ -322,7 +298,7 @@ def plan(
     ``memories`` maps a pool of ``config.jobs`` to its deadline policy's memory from the last
     call (a missing pool starts from ``Memory()``); ``cooldowns`` maps an offer to the time it
     may be used again, as ``place.place`` takes it: a cooling spot offer is an unavailable zone
-    for the deadline policy and no deadline move targets a cooling offer. ``Plan.memories``
+    for the deadline policy and no deadline move targets a cooling offer. ``MovePlan.memories``
     holds what to pass back next time.
     """
     index = _as_index(offers_index)
@@ -372,7 +348,7 @@ def plan(
     chosen = tuple(c[3] for c in candidates[: config.max_moves])
     for _, _, iid, _ in candidates[config.max_moves :]:
         notes.append(f"{iid}: max_moves={config.max_moves} reached this tick")
-    return Plan(moves=chosen, notes=tuple(notes), memories=mems)
+    return MovePlan(moves=chosen, notes=tuple(notes), memories=mems)
 
 
 def _as_index(offers: OfferIndex | Sequence[Offer]) -> OfferIndex:

@@ -21,7 +21,7 @@ Time advances in the traces' ticks (``gap_seconds``). A job is converted to tick
 
 A job with ``checkpoint_on_notice`` saves a checkpoint when it is told it is about to lose its
 node — a spot interruption notice, or the drain with reason PREEMPTION that precedes every move
-(``ray.train.get_preemption_info()`` in the worker; ``ray_multicloud.train.scenario`` does it) —
+(``ray.train.get_preemption_info()`` in the worker; ``ray_multicloud.scenarios.train_migration`` does it) —
 so a preemption or a release keeps all the work done: the model expresses this as a checkpoint
 every tick (``M = 1``). It assumes the state saves within the notice (AWS gives 2 minutes, GCP and
 Azure 30 s; RAY_NOTES.md: a 7B job's state needs ~110 s to persist, so large jobs do not qualify

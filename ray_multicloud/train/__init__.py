@@ -18,8 +18,8 @@ from ray_multicloud.train.checkpoint import (
     verify_checkpoint,
     write_checkpoint,
 )
-from ray_multicloud.train.config import resolve_storage_path, run_config
 from ray_multicloud.train.notice import Action, Notice, NoticeSaver, ray_train_margin_s, save_now
+from ray_multicloud.train.runconfig import resolve_storage_path, run_config
 
 __all__ = [
     "MANIFEST",

@@ -1,12 +1,12 @@
 """Deadline jobs found on the head: Train runs that registered a deadline in their own storage.
 
 A Train script declares its deadline in the run config it already builds
-(``train.config.run_config(..., deadline=..., total_steps=..., pool=...)``), which writes a
+(``train.runconfig.run_config(..., deadline=..., total_steps=..., pool=...)``), which writes a
 manifest beside the run's checkpoints: ``<storage_path>/<run name>/rmc-job.json``. The controller
 finds every such run by itself (``discover_jobs``) and follows each with ``train.progress.RunWatch``;
 there is nothing to declare on the controller's command line.
 
-**The manifest** (``rmc-job.json``, UTF-8 JSON, written by ``train.config.register_job``)::
+**The manifest** (``rmc-job.json``, UTF-8 JSON, written by ``train.runconfig.register_job``)::
 
     {"version": 1, "cluster": "rmc-local", "name": "llm-ft", "pool": "t4_spot",
      "total_steps": 1000, "deadline_at": 1795953600.0, "submitted_at": 1795888800.0}
@@ -25,7 +25,7 @@ Three parts, the parser pure and the I/O at the edge:
   ``ValueError`` that says what is wrong.
 * ``storage_roots(settings)``: where the controller looks: ``provider.train_storage`` and
   ``$RMC_TRAIN_STORAGE`` when set (both when both are), else ``<state_dir>/train`` when every cloud
-  is embedded (the same rules as ``train.config.resolve_storage_path``; a root a run could not use
+  is embedded (the same rules as ``train.runconfig.resolve_storage_path``; a root a run could not use
   is a ``ConfigError``), else nothing.
 * ``discover_jobs(roots, cluster_name=...)`` (I/O): every ``<root>/*/rmc-job.json`` read through
   pyarrow's filesystems (local paths, ``s3://``, ``gs://``, ``abfs://``; ``checkpoint.open_storage``).
@@ -50,16 +50,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ray_multicloud.settings import ProviderSettings
+from ray_multicloud.cluster_config.provider_section import ProviderSettings
 from ray_multicloud.train.checkpoint import is_uri, list_storage_dir, open_storage, storage_errors
-from ray_multicloud.train.config import (
+from ray_multicloud.train.progress import DeadlineJob
+from ray_multicloud.train.runconfig import (
     JOB_MANIFEST,
     JOB_MANIFEST_VERSION,
     STORAGE_ENV,
     check_storage_path,
     default_storage_path,
 )
-from ray_multicloud.train.progress import DeadlineJob
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,7 +55,7 @@ Event sequence (notice 5 s, step 0.3 s, save 0.4 s, margin 0.5 s; times from the
     t=5.0   node gone; Ray Train restarts the group -> resumes at step k+10: 0 steps lost,
             0.6 s idle before the deadline
 
-Usage in a Ray Train loop (single worker; see ``ray_multicloud/train/scenario.py`` for DDP)::
+Usage in a Ray Train loop (single worker; see ``ray_multicloud/scenarios/train_migration.py`` for DDP)::
 
     saver = NoticeSaver(margin_s=ray_train_margin_s())
     for step in range(start, total):

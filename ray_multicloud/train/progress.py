@@ -4,7 +4,7 @@ The controller's deadline moves (``policy.rebalance``, "Deadline moves") need, p
 pool's one deadline job stands. Nothing in a Train job reports that to the head; its checkpoints
 do. Every checkpoint written with ``write_checkpoint(..., metadata={"step": step})`` carries its
 step and the time it was made (``MANIFEST.json``: ``metadata.step``, ``created_at``), and Ray Train
-keeps the reported ones under ``<storage_path>/<run name>/checkpoint_<time>`` (``train.config``).
+keeps the reported ones under ``<storage_path>/<run name>/checkpoint_<time>`` (``train.runconfig``).
 
 Three parts, the decision pure and the I/O at the edge:
 
@@ -104,7 +104,7 @@ class RunScan:
 @dataclass(frozen=True, slots=True)
 class DeadlineJob:
     """A pool's deadline job, as the controller's ``--deadline-job`` flag names it or as a Train
-    script registers it (``train.config.run_config(..., deadline=...)``, found by ``train.jobs``).
+    script registers it (``train.runconfig.run_config(..., deadline=...)``, found by ``train.jobs``).
 
     ``run_dir`` is the run's directory in Train storage (``<storage_path>/<run name>``), a local
     path or a storage URI; ``deadline_at`` and ``submitted_at`` are POSIX seconds. ``cluster``,

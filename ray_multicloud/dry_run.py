@@ -4,11 +4,11 @@ offers the policy would use now and why.
 Offline means no cloud call and no credential: the provider section is parsed with the provider's
 own ``load_settings``, each public cloud entry is checked for what its driver needs (and for
 credentials that do not belong in a YAML) without building an SDK client, every node type's pool
-or pinned offer is parsed with ``config.parse_pool`` / ``parse_offer`` against the offers the
+or pinned offer is parsed with ``cluster_config.pools.parse_pool`` / ``parse_offer`` against the offers the
 configured clouds sell (the catalog snapshot, narrowed by each cloud's ``regions``; a private
 pool's own machines), and ``policy.place`` ranks them. ``live=True`` overlays live prices first
-(that one step goes to the clouds' public price APIs). Nothing here prints: ``build_plan``
-returns a ``Plan`` the CLI renders.
+(that one step goes to the clouds' public price APIs). Nothing here prints: ``dry_run``
+returns a ``DryRun`` the CLI renders.
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ray_multicloud.clouds import DRIVERS
-from ray_multicloud.config import parse_offer, parse_pool
+from ray_multicloud.cluster_config.migration import parse_migration
+from ray_multicloud.cluster_config.pools import parse_offer, parse_pool
+from ray_multicloud.cluster_config.provider_section import load_settings, offers_of_clouds
 from ray_multicloud.errors import ConfigError
-from ray_multicloud.migration import parse_migration
 from ray_multicloud.policy import OfferIndex, place
 from ray_multicloud.policy.place import describe_offer
 from ray_multicloud.pricing import load_catalog
-from ray_multicloud.settings import load_settings, offers_of_clouds
 from ray_multicloud.types import Decision, Offer, PoolSpec
 
 MARKET_LABEL = "ray.io/market-type"
@@ -50,7 +50,7 @@ LOOPBACK = ("127.", "localhost", "::1")
 
 
 @dataclass(frozen=True, slots=True)
-class PoolPlan:
+class PoolDryRun:
     node_type: str
     count: int
     pinned: bool
@@ -59,9 +59,9 @@ class PoolPlan:
 
 
 @dataclass
-class Plan:
+class DryRun:
     cluster: str
-    pools: list[PoolPlan] = field(default_factory=list)
+    pools: list[PoolDryRun] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -132,14 +132,14 @@ def _offers(settings: Any, catalog_path: str | None) -> list[Offer]:
     return offers_of_clouds(settings, load_catalog(catalog_path).offers, fixed)
 
 
-def build_plan(
+def dry_run(
     config: Mapping[str, Any],
     *,
     now: float | None = None,
     live: bool = False,
     endpoints: Mapping[str, str] | None = None,
     max_age_s: float | None = None,
-) -> Plan:
+) -> DryRun:
     """Validate ``config`` (a parsed cluster YAML) and place each pool's first nodes. ``ConfigError``
     names the first invalid key."""
     now = time.time() if now is None else now
@@ -150,7 +150,7 @@ def build_plan(
     if provider.get("module") != "ray_multicloud.provider.MultiCloudNodeProvider":
         raise ConfigError("provider.module", "must be ray_multicloud.provider.MultiCloudNodeProvider")
     settings = load_settings(provider, cluster)
-    plan = Plan(cluster)
+    out = DryRun(cluster)
     for name, spec in settings.clouds.items():
         driver = str(spec.get("driver", name))
         if driver not in DRIVERS:
@@ -160,9 +160,9 @@ def build_plan(
             )
     public = [n for n, s in settings.clouds.items() if str(s.get("driver", n)) in ("aws", "gcp", "azure")]
     for name in public:
-        plan.warnings += check_cloud_entry(name, settings.clouds[name])
+        out.warnings += check_cloud_entry(name, settings.clouds[name])
     if public and settings.gcs_address.startswith(LOOPBACK):
-        plan.warnings.append(
+        out.warnings.append(
             f"provider.gcs_address {settings.gcs_address} is loopback: workers on {', '.join(public)} "
             "cannot reach it; use the head's overlay or peered-network address (docs/networking.md)"
         )
@@ -178,10 +178,10 @@ def build_plan(
             offers, endpoints=urls, drivers=drivers_of(settings.clouds), max_age_s=age, now=now
         )
         offers = list(overlay.offers)
-        plan.notes += list(overlay.notes)
+        out.notes += list(overlay.notes)
     stale = sum(1 for o in offers if o.stale)
     if stale:
-        plan.notes.append(f"{stale} offer(s) carry stale prices (marked 'stale' below)")
+        out.notes.append(f"{stale} offer(s) carry stale prices (marked 'stale' below)")
     index = OfferIndex.build(offers)
     types = config.get("available_node_types")
     if not isinstance(types, Mapping) or not types:
@@ -208,8 +208,8 @@ def build_plan(
                     f"available_node_types.{node_type}.node_config.offer.cloud",
                     f"{offer.cloud!r} is not under provider.clouds ({sorted(settings.clouds)})",
                 )
-            plan.pools.append(
-                PoolPlan(node_type, 1, True, ((offer, (), (f"pinned: {describe_offer(offer)}",)),))
+            out.pools.append(
+                PoolDryRun(node_type, 1, True, ((offer, (), (f"pinned: {describe_offer(offer)}",)),))
             )
             continue
         if node_type == head:
@@ -217,7 +217,7 @@ def build_plan(
                 f"available_node_types.{head}.node_config", "the head node type needs a pinned `offer:`"
             )
         pool: PoolSpec = parse_pool(node_type, node_config, index)
-        plan.notes.append(f"{node_type}: {parse_migration(str(node_type), node_config).describe()}")
+        out.notes.append(f"{node_type}: {parse_migration(str(node_type), node_config).describe()}")
         market = (spec.get("labels") or {}).get(MARKET_LABEL)
         if market is not None and {c.value for c in pool.capacity_types} != {str(market)}:
             raise ConfigError(
@@ -226,8 +226,8 @@ def build_plan(
             )
         decision = place(pool, count, index, (), now=now)
         if isinstance(decision, Decision):
-            plan.pools.append(
-                PoolPlan(
+            out.pools.append(
+                PoolDryRun(
                     node_type,
                     count,
                     False,
@@ -235,5 +235,5 @@ def build_plan(
                 )
             )
         else:
-            plan.pools.append(PoolPlan(node_type, count, False, infeasible=decision.reasons))
-    return plan
+            out.pools.append(PoolDryRun(node_type, count, False, infeasible=decision.reasons))
+    return out

@@ -39,7 +39,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from ray_multicloud.config import (
+from ray_multicloud.cluster_config.pools import (
     _check_keys,
     _integer,
     _number,

@@ -55,8 +55,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from ray_multicloud.cluster_config.provider_section import ProviderSettings, load_cluster_yaml, load_settings
 from ray_multicloud.errors import ConfigError
-from ray_multicloud.settings import ProviderSettings, load_cluster_yaml, load_settings
 from ray_multicloud.train.checkpoint import is_uri, open_storage, storage_errors
 from ray_multicloud.train.progress import DeadlineJob
 from ray_multicloud.types import CapacityType

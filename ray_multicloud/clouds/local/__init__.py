@@ -387,7 +387,7 @@ class LocalCloud:
 
     def _spawn(self, instance_id: str, *, head: bool) -> int:
         home = self.state.node_home(instance_id)
-        cmd = [sys.executable, "-m", "ray_multicloud.clouds.local_node", "--state-dir", str(self.state.dir),
+        cmd = [sys.executable, "-m", "ray_multicloud.clouds.local.node", "--state-dir", str(self.state.dir),
                "--instance-id", instance_id, "--object-store-bytes", str(self.object_store_bytes)]
         if head:
             cmd.append("--hold")

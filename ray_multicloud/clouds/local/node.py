@@ -1,4 +1,4 @@
-"""The process that *is* one local-cloud instance (``python -m ray_multicloud.clouds.local_node``).
+"""The process that *is* one local-cloud instance (``python -m ray_multicloud.clouds.local.node``).
 
 A worker instance starts a Ray worker node on 127.0.0.1 with the resources, labels and environment
 of its ``RayBootstrap``, records its Ray node id, and then waits:
@@ -26,7 +26,7 @@ from ray_multicloud.clouds.base import LABEL_INSTANCE_ID
 from ray_multicloud.clouds.local import LocalState
 from ray_multicloud.types import NodeState
 
-logger = logging.getLogger("ray_multicloud.local_node")
+logger = logging.getLogger("ray_multicloud.clouds.local.node")
 
 
 def _serve_worker(state: LocalState, instance_id: str, object_store_bytes: int) -> int:
@@ -139,7 +139,7 @@ def _end_group(state: LocalState, instance_id: str) -> None:
 
 def _answer_notice(state: LocalState, instance_id: str, gcs_address: str, node_id: str,
                    stop: threading.Event) -> None:
-    from ray_multicloud.drain import PREEMPTION, drain_node
+    from ray_multicloud.worker.drain import PREEMPTION, drain_node
 
     row = state.get(instance_id)
     deadline = float(row["preempt_deadline"]) if row is not None and row["preempt_deadline"] else time.time()

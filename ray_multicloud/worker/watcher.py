@@ -1,7 +1,7 @@
 """The interruption watcher that runs on every worker: poll the cloud's metadata service and, on a
 notice, drain this Ray node with reason PREEMPTION and the notice's deadline.
 
-    python -m ray_multicloud.watcher --cloud aws|gcp|azure --gcs-address HEAD:6379 \\
+    python -m ray_multicloud.worker.watcher --cloud aws|gcp|azure --gcs-address HEAD:6379 \\
         [--instance-id ID] [--metadata-url URL] [--interval 2]
 
 What each cloud says, and what the watcher does:
@@ -331,7 +331,7 @@ def route_ip(gcs_address: str) -> str:
 
 def gcs_drain(gcs_address: str, *, instance_id: str = "", node_id: str = "", node_ip: str = "") -> Drain:
     """A ``Drain`` that asks the GCS to drain this node with reason PREEMPTION and the deadline."""
-    from ray_multicloud.drain import PREEMPTION, drain_node
+    from ray_multicloud.worker.drain import PREEMPTION, drain_node
 
     def drain(notice: Notice) -> None:
         target = node_id or find_node_id(gcs_address, instance_id=instance_id, node_ip=node_ip)
@@ -395,7 +395,7 @@ def make_source(cloud: str, http: Http, base_url: str | None, *, instance_id: st
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m ray_multicloud.watcher", description=__doc__.split("\n\n")[0]
+        prog="python -m ray_multicloud.worker.watcher", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument(
         "--cloud",
@@ -423,7 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             cloud = detect_cloud(urllib_http(1.0))
         except LookupError as exc:
-            print(f"ray_multicloud.watcher: {exc}", file=sys.stderr)
+            print(f"ray_multicloud.worker.watcher: {exc}", file=sys.stderr)
             return 2
     source = make_source(
         cloud,

@@ -34,10 +34,10 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 from ray_multicloud.clouds import make_cloud
 from ray_multicloud.clouds.base import Instance
 from ray_multicloud.clouds.local import LocalCloud
+from ray_multicloud.cluster_config.provider_section import ProviderSettings, load_cluster_yaml, load_settings
 from ray_multicloud.errors import MultiCloudError
-from ray_multicloud.settings import ProviderSettings, load_cluster_yaml, load_settings
 
-REPO_CONFIG = Path(__file__).resolve().parent.parent / "cluster_configs" / "local-multicloud.yaml"
+REPO_CONFIG = Path(__file__).resolve().parents[2] / "cluster_configs" / "local-multicloud.yaml"
 
 
 def free_port() -> int:
@@ -125,8 +125,9 @@ class LocalCluster:
 
         if ray_constants.ENABLE_RAY_CLUSTER:
             raise MultiCloudError(
-                "ray was imported before ray_multicloud.local_cluster, so it would connect through this "
-                "machine's non-loopback address; import ray_multicloud.local_cluster first, or export "
+                "ray was imported before ray_multicloud.scenarios.local_cluster, so it would connect "
+                "through this machine's non-loopback address; import "
+                "ray_multicloud.scenarios.local_cluster first, or export "
                 "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 before starting Python"
             )
         init_kwargs.setdefault("log_to_driver", False)

@@ -139,7 +139,7 @@ def price_move(cluster: Any, instance_id: str, *, spike_to: float = 5.0,
 
     Returns the ``controller.MoveResult``. Raises ``RuntimeError`` when the policy has no other offer.
     """
-    from ray_multicloud.config import parse_pool
+    from ray_multicloud.cluster_config.pools import parse_pool
     from ray_multicloud.controller import NodeTypeSpec, move_node
     from ray_multicloud.policy import place
     from ray_multicloud.pricing.board import PriceBoard

@@ -24,7 +24,7 @@ from typing import Any
 from ray_multicloud.clouds.base import Instance
 from ray_multicloud.errors import MultiCloudError
 from ray_multicloud.ledger import Ledger, SpendRow
-from ray_multicloud.local_cluster import REPO_CONFIG, LocalCluster
+from ray_multicloud.scenarios.local_cluster import REPO_CONFIG, LocalCluster
 
 logger = logging.getLogger(__name__)
 
@@ -72,8 +72,8 @@ def _workload(cluster: LocalCluster, progress: Callable[[str], None]) -> dict[st
     from ray.train.torch import TorchConfig, TorchTrainer
 
     from ray_multicloud.pricing.board import PriceBoard
+    from ray_multicloud.scenarios.train_migration import JobSpec, reference_state, train_loop
     from ray_multicloud.train import run_config
-    from ray_multicloud.train.scenario import JobSpec, reference_state, train_loop
 
     spec = JobSpec(total_steps=400, steps_per_epoch=5, step_sleep_s=0.25, world=1)
     log = cluster.workdir / "train-events.jsonl"

@@ -1,7 +1,7 @@
 """A deterministic Ray Train job that survives a spot preemption and a price-driven move, on the local cloud.
 
 Used by ``tests/test_train_e2e.py`` (correctness) and ``benchmarks/bench_train_migration.py``
-(timings); runnable as ``python -m ray_multicloud.train.scenario --workdir /tmp/x``.
+(timings); runnable as ``python -m ray_multicloud.scenarios.train_migration --workdir /tmp/x``.
 
 The job (``train_loop``) is an ordinary Ray Train function: a small MLP, Adam, a fixed seed, data
 drawn from a generator seeded by (seed, step, rank), DDP over gloo, a checkpoint every epoch written
@@ -568,11 +568,11 @@ def run_scenario(
     from ray.train.torch import TorchConfig, TorchTrainer
 
     from ray_multicloud.controller import Controller
-    from ray_multicloud.local_cluster import LocalCluster
     from ray_multicloud.policy.rebalance import RebalanceConfig
     from ray_multicloud.pricing.board import PriceBoard
+    from ray_multicloud.scenarios.local_cluster import LocalCluster
     from ray_multicloud.train.checkpoint import verify_checkpoint
-    from ray_multicloud.train.config import run_config
+    from ray_multicloud.train.runconfig import run_config
 
     # Each cycle takes ~85 steps (preemption at +10, ~15 during the notice, the move at +10, ~45
     # while the replacement comes up and the drain runs); the job must outlast the last restart.

@@ -1,0 +1,83 @@
+"""The whole cluster YAML checked before anything launches: the provider section, then every node
+type's pool or pinned offer and its ``migration:`` section, against the offers the clouds sell.
+
+``check_cluster`` raises ``ConfigError`` on the first problem, naming its YAML key; ``ray up``
+calls it (``MultiCloudNodeProvider.bootstrap_config``), and so does the controller at start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ray_multicloud.clouds import make_clouds
+from ray_multicloud.clouds.base import Cloud
+from ray_multicloud.cluster_config.migration import parse_migration
+from ray_multicloud.cluster_config.pools import parse_offer, parse_pool
+from ray_multicloud.cluster_config.provider_section import load_settings
+from ray_multicloud.errors import ConfigError
+from ray_multicloud.types import Offer, PoolSpec
+
+MARKET_LABEL = "ray.io/market-type"
+
+
+def check_cluster(
+    cluster_config: Mapping[str, Any], *, clouds: Mapping[str, Cloud] | None = None
+) -> dict[str, PoolSpec | Offer]:
+    """Parse the provider section and every node type's pool or pinned offer; ``ConfigError`` on the first
+    problem, naming its key. Returns node type -> its PoolSpec or pinned Offer.
+
+    ``clouds``: the drivers whose offers the pools are checked against (a provider's own, so a
+    test's fakes are used); by default each is built from its ``provider.clouds`` entry."""
+    # The provider's offer book (catalog, live prices, private pools) is the one truth of what the
+    # clouds sell; imported here because the provider itself imports this package.
+    from ray_multicloud.provider import OfferBook
+
+    cluster_name = str(cluster_config.get("cluster_name") or "default")
+    provider = cluster_config.get("provider")
+    if not isinstance(provider, Mapping):
+        raise ConfigError("provider", "missing; see cluster_configs/local-multicloud.yaml")
+    settings = load_settings(provider, cluster_name)
+    if clouds is None:
+        clouds = make_clouds(settings.clouds, state_dir=str(settings.state_dir))
+    book = OfferBook(settings, clouds)
+    types = cluster_config.get("available_node_types")
+    if not isinstance(types, Mapping) or not types:
+        raise ConfigError("available_node_types", "define at least the head node type")
+    head = cluster_config.get("head_node_type")
+    if head not in types:
+        raise ConfigError("head_node_type", f"{head!r} is not one of available_node_types {sorted(types)}")
+    targets: dict[str, PoolSpec | Offer] = {}
+    for node_type, spec in types.items():
+        node_config = spec.get("node_config") if isinstance(spec, Mapping) else None
+        if not isinstance(node_config, Mapping):
+            raise ConfigError(f"available_node_types.{node_type}.node_config",
+                              "missing; give a `pool:` policy or a pinned `offer:`")
+        target: PoolSpec | Offer
+        if "offer" in node_config:
+            target = parse_offer(node_type, node_config)
+        else:
+            target = parse_pool(node_type, node_config, book.index())
+        cloud = target.cloud if isinstance(target, Offer) else None
+        if cloud is not None and cloud not in clouds:
+            raise ConfigError(f"available_node_types.{node_type}.node_config.offer.cloud",
+                              f"{cloud!r} is not under provider.clouds ({sorted(clouds)})")
+        market = (spec.get("labels") or {}).get(MARKET_LABEL)
+        if market is not None and isinstance(target, PoolSpec):
+            allowed = {c.value for c in target.capacity_types}
+            if allowed != {str(market)}:
+                raise ConfigError(
+                    f"available_node_types.{node_type}.labels.{MARKET_LABEL}",
+                    f"declares {market!r} but the pool allows {sorted(allowed)}; make capacity_types "
+                    f"[{market}] so every node of this type really is {market}",
+                )
+        if isinstance(target, PoolSpec):
+            parse_migration(str(node_type), node_config)
+        elif "migration" in node_config:
+            raise ConfigError(f"available_node_types.{node_type}.node_config.migration",
+                              "a node type pinned to one `offer:` is never moved; drop this section")
+        targets[node_type] = target
+    if not isinstance(targets[str(head)], Offer):
+        raise ConfigError(f"available_node_types.{head}.node_config",
+                          "the head node type needs a pinned `offer:` (it is never moved)")
+    return targets
