@@ -35,14 +35,13 @@ import itertools
 import math
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import fixed_offer_cloud
-from fakes.memory_cloud import reset as reset_memory_clouds
+from fakes.fixed_offer_cloud import FixedOfferCloud
+from fakes.memory_cloud import MemoryWorld
 from ray.autoscaler.tags import (
     NODE_KIND_WORKER,
     TAG_RAY_LAUNCH_REQUEST,
@@ -62,7 +61,6 @@ from test_decision_parity import (
     traces,
 )
 
-from ray_multicloud import clouds
 from ray_multicloud.controller import Controller, RayNode
 from ray_multicloud.directives import LaunchDirectives
 from ray_multicloud.policy.rebalance import current_choice
@@ -126,14 +124,6 @@ class Outcome:
     transitions: frozenset[str]
 
 
-@pytest.fixture
-def fixed_offers(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setitem(clouds.DRIVERS, "fixed-offers", "fakes.fixed_offer_cloud:FixedOfferCloud")
-    reset_memory_clouds()
-    yield
-    reset_memory_clouds()
-
-
 def replay_live(case: Case, state_dir: Path) -> Outcome:
     ts = traces(case.folder, case.spot_price)
     log = engine_run(case)
@@ -141,11 +131,10 @@ def replay_live(case: Case, state_dir: Path) -> Outcome:
     shift = float(math.ceil(time.time()) + 86_400) - T0
     clock = Clock(T0 + shift)
     first = live_tick(case, 0, log[0][0])
-    fixed_offer_cloud.sell(str(state_dir), gpu_offers(first.offers), clock)
+    cloud = FixedOfferCloud(CLOUD, MemoryWorld(), gpu_offers(first.offers), clock)
 
     cluster = cluster_config(state_dir)
-    provider = MultiCloudNodeProvider(copy.deepcopy(cluster["provider"]), CLUSTER)
-    [cloud] = provider.clouds.values()
+    provider = MultiCloudNodeProvider(copy.deepcopy(cluster["provider"]), CLUSTER, clouds={CLOUD: cloud})
 
     def gcs(_address: str) -> dict[str, RayNode]:
         # Every instance's Ray node is up as soon as it exists, and never busy (drains end at once).
@@ -222,7 +211,6 @@ def replay_live(case: Case, state_dir: Path) -> Outcome:
         if step.choice != view.current:
             before = "preempted" if view.preempted else view.current.kind.value
             transitions.add(f"{before}->{step.choice.kind.value}")
-    fixed_offer_cloud.forget(str(state_dir))
     return Outcome(tuple(engine_seq), tuple(live_seq), preemptions, moves, frozenset(transitions))
 
 
@@ -249,7 +237,7 @@ LIVE_CASES = (CASES[0], CASES[2], CASES[3])
 
 @needs_traces
 @pytest.mark.parametrize("case", LIVE_CASES, ids=[c.id for c in LIVE_CASES])
-def test_controller_decides_as_the_simulator(case: Case, fixed_offers: None, tmp_path: Path) -> None:
+def test_controller_decides_as_the_simulator(case: Case, tmp_path: Path) -> None:
     first = live_tick(case, 0, engine_run(case)[0][0])
     assert offers_sorted_as_trace(case, first.offers)  # the live zone order is the engine's
     r = replay_live(case, tmp_path)

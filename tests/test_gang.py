@@ -222,7 +222,7 @@ def test_one_launch_failing_rolls_the_launched_ones_back() -> None:
 
 
 def test_a_move_without_room_beside_the_old_nodes_is_skipped_with_the_key_to_raise(
-    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Make-before-break runs the replacement beside the old node; past max_workers the autoscaler
     would kill the replacement and the move would fail after its timeout, so it is not started."""
@@ -241,9 +241,11 @@ def test_a_move_without_room_beside_the_old_nodes_is_skipped_with_the_key_to_rai
     from ray_multicloud.pricing.board import PriceBoard
     from ray_multicloud.provider import MultiCloudNodeProvider
 
-    with memory_cloud.memory_cluster(tmp_path / "state", monkeypatch) as cluster:
+    with memory_cloud.memory_cluster(tmp_path / "state") as (cluster, world):
         cluster["available_node_types"]["t4_spot"]["max_workers"] = 1
-        provider = MultiCloudNodeProvider(copy.deepcopy(cluster["provider"]), cluster["cluster_name"])
+        provider = MultiCloudNodeProvider(
+            copy.deepcopy(cluster["provider"]), cluster["cluster_name"], clouds=world.clouds(cluster)
+        )
         spec = cluster["available_node_types"]["t4_spot"]
         tags = {
             TAG_RAY_NODE_KIND: NODE_KIND_WORKER,

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from fakes import memory_cloud
+from fakes.memory_cloud import MemoryCloud, MemoryWorld, memory_cluster
 from ray.autoscaler.tags import (
     NODE_KIND_WORKER,
     TAG_RAY_LAUNCH_REQUEST,
@@ -24,7 +24,7 @@ from ray.autoscaler.tags import (
 
 from ray_multicloud.clouds.base import REQUIRED_TAGS, TAG_OFFER, CloudFeatures
 from ray_multicloud.cluster_config.cluster import check_cluster
-from ray_multicloud.errors import ConfigError, LaunchFailed
+from ray_multicloud.errors import CapacityError, ConfigError, LaunchFailed
 from ray_multicloud.policy import place
 from ray_multicloud.provider import MultiCloudNodeProvider
 from ray_multicloud.types import Decision
@@ -37,13 +37,26 @@ _NO_FEATURES = SimpleNamespace(features=CloudFeatures())
 
 
 @pytest.fixture
-def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    with memory_cloud.memory_cluster(tmp_path, monkeypatch) as config:
-        yield config
+def memory(tmp_path: Path) -> Iterator[tuple[dict[str, Any], MemoryWorld]]:
+    with memory_cluster(tmp_path) as (config, world):
+        yield config, world
 
 
-def provider_of(config: dict[str, Any]) -> MultiCloudNodeProvider:
-    return MultiCloudNodeProvider(copy.deepcopy(config["provider"]), config["cluster_name"])
+@pytest.fixture
+def cluster(memory: tuple[dict[str, Any], MemoryWorld]) -> dict[str, Any]:
+    return memory[0]
+
+
+@pytest.fixture
+def world(memory: tuple[dict[str, Any], MemoryWorld]) -> MemoryWorld:
+    return memory[1]
+
+
+def provider_of(config: dict[str, Any], world: MemoryWorld) -> MultiCloudNodeProvider:
+    """A provider on ``world``'s clouds; a second one on the same world is a restarted provider."""
+    return MultiCloudNodeProvider(
+        copy.deepcopy(config["provider"]), config["cluster_name"], clouds=world.clouds(config)
+    )
 
 
 def worker_tags(node_type: str, request: str = "req-1") -> dict[str, str]:
@@ -60,7 +73,7 @@ def launch(provider: MultiCloudNodeProvider, config: dict[str, Any], node_type: 
 
 
 def expected_first_choice(provider: MultiCloudNodeProvider, node_type: str) -> str:
-    targets = check_cluster(_config_of(provider))
+    targets = check_cluster(_config_of(provider), clouds=provider.clouds)
     decision = place(targets[node_type], 1, provider.offers.index(), (), now=0.0)  # type: ignore[arg-type]
     assert isinstance(decision, Decision)
     return decision.placements[0].offer.offer_id
@@ -72,8 +85,10 @@ def _config_of(provider: MultiCloudNodeProvider) -> dict[str, Any]:
     return config
 
 
-def test_worker_lands_on_the_offer_the_policy_ranks_first(cluster: dict[str, Any]) -> None:
-    provider = provider_of(cluster)
+def test_worker_lands_on_the_offer_the_policy_ranks_first(
+    cluster: dict[str, Any], world: MemoryWorld
+) -> None:
+    provider = provider_of(cluster, world)
     want = expected_first_choice(provider, "t4_spot")
     created = launch(provider, cluster, "t4_spot")
     (node_id,) = created
@@ -85,8 +100,10 @@ def test_worker_lands_on_the_offer_the_policy_ranks_first(cluster: dict[str, Any
     assert provider.non_terminated_nodes({TAG_RAY_USER_NODE_TYPE: "t4_spot"}) == [node_id]
 
 
-def test_private_pool_first_then_burst_to_public_on_demand(cluster: dict[str, Any]) -> None:
-    provider = provider_of(cluster)
+def test_private_pool_first_then_burst_to_public_on_demand(
+    cluster: dict[str, Any], world: MemoryWorld
+) -> None:
+    provider = provider_of(cluster, world)
     first = launch(provider, cluster, "a100_ondemand", request="r1")
     second = launch(provider, cluster, "a100_ondemand", request="r2")
     (a,), (b,) = first, second
@@ -96,11 +113,13 @@ def test_private_pool_first_then_burst_to_public_on_demand(cluster: dict[str, An
     assert not burst.startswith("onprem/") and burst.endswith("/on-demand")
 
 
-def test_capacity_failure_falls_back_and_cools_the_offer_down(cluster: dict[str, Any]) -> None:
-    provider = provider_of(cluster)
+def test_capacity_failure_falls_back_and_cools_the_offer_down(
+    cluster: dict[str, Any], world: MemoryWorld
+) -> None:
+    provider = provider_of(cluster, world)
     cheapest = expected_first_choice(provider, "t4_spot")
     cloud = provider.clouds[cheapest.split("/")[0]]
-    assert isinstance(cloud, memory_cloud.MemoryCloud)
+    assert isinstance(cloud, MemoryCloud)
     cloud.exhausted.add(cheapest)
     (node_id,) = launch(provider, cluster, "t4_spot", request="r1")
     landed = provider.node_tags(node_id)[TAG_OFFER]
@@ -111,31 +130,53 @@ def test_capacity_failure_falls_back_and_cools_the_offer_down(cluster: dict[str,
     assert cloud.launch_calls.count(cheapest) == 1
 
 
-def test_every_candidate_failing_raises_launch_failed_and_leaks_nothing(cluster: dict[str, Any]) -> None:
-    provider = provider_of(cluster)
+def test_one_shot_launch_error_fails_over_to_the_next_offer_and_is_consumed(
+    cluster: dict[str, Any], world: MemoryWorld
+) -> None:
+    # first choice (next_launch_error: CapacityError) -> the next offer (ok); the fault is spent
+    provider = provider_of(cluster, world)
+    cheapest = expected_first_choice(provider, "t4_spot")
+    world.next_launch_error = CapacityError(
+        cheapest.split("/")[0], "no capacity, once", offer_id=cheapest, code="InsufficientInstanceCapacity"
+    )
+    (node_id,) = launch(provider, cluster, "t4_spot", request="r1")
+    landed = provider.node_tags(node_id)[TAG_OFFER]
+    assert landed != cheapest
+    assert world.launch_calls == [cheapest, landed]
+    assert world.next_launch_error is None
+    # The next launch of another pool is not failed by it.
+    (other,) = launch(provider, cluster, "a100_ondemand", request="r2")
+    assert world.launch_calls[-1] == provider.node_tags(other)[TAG_OFFER]
+    assert len(world.launch_calls) == 3
+
+
+def test_every_candidate_failing_raises_launch_failed_and_leaks_nothing(
+    cluster: dict[str, Any], world: MemoryWorld
+) -> None:
+    provider = provider_of(cluster, world)
     for cloud in provider.clouds.values():
-        if isinstance(cloud, memory_cloud.MemoryCloud):
+        if isinstance(cloud, MemoryCloud):
             cloud.exhausted.update(o.offer_id for o in provider.offers.index().offers_for("T4"))
     with pytest.raises(LaunchFailed, match="t4_spot"):
         launch(provider, cluster, "t4_spot")
     assert provider.non_terminated_nodes({}) == []
 
 
-def test_restarted_provider_rebuilds_its_fleet_from_tags(cluster: dict[str, Any]) -> None:
-    first = provider_of(cluster)
+def test_restarted_provider_rebuilds_its_fleet_from_tags(cluster: dict[str, Any], world: MemoryWorld) -> None:
+    first = provider_of(cluster, world)
     created = launch(first, cluster, "t4_spot", count=2)
-    second = provider_of(cluster)
+    second = provider_of(cluster, world)
     assert sorted(second.non_terminated_nodes({})) == sorted(created)
     fleet = second.fleet()
     assert {n.instance_id for n in fleet} == set(created)
     assert all(n.pool == "t4_spot" for n in fleet)
     for node_id in created:
         second.terminate_node(node_id)
-    assert provider_of(cluster).non_terminated_nodes({}) == []
+    assert provider_of(cluster, world).non_terminated_nodes({}) == []
 
 
-def test_launch_is_idempotent_by_request_id(cluster: dict[str, Any]) -> None:
-    provider = provider_of(cluster)
+def test_launch_is_idempotent_by_request_id(cluster: dict[str, Any], world: MemoryWorld) -> None:
+    provider = provider_of(cluster, world)
     a = launch(provider, cluster, "t4_spot", request="same")
     b = launch(provider, cluster, "t4_spot", request="same")
     assert list(a) == list(b)
@@ -158,20 +199,24 @@ def test_launch_is_idempotent_by_request_id(cluster: dict[str, Any]) -> None:
         (lambda c: c["provider"]["clouds"]["aws"].update(driver="ibm"), "provider.clouds.aws.driver"),
     ],
 )
-def test_config_errors_name_the_key(cluster: dict[str, Any], mutate: Any, key: str) -> None:
+def test_config_errors_name_the_key(
+    cluster: dict[str, Any], world: MemoryWorld, mutate: Any, key: str
+) -> None:
     config = copy.deepcopy(cluster)
     mutate(config)
     with pytest.raises(ConfigError) as info:
-        check_cluster(config)
+        check_cluster(config, clouds=world.clouds(config))
     assert info.value.key.startswith(key), str(info.value)
 
 
-def test_ledger_records_launches_price_moves_and_ends(cluster: dict[str, Any], tmp_path: Path) -> None:
+def test_ledger_records_launches_price_moves_and_ends(
+    cluster: dict[str, Any], world: MemoryWorld, tmp_path: Path
+) -> None:
     from ray_multicloud.ledger import Ledger
     from ray_multicloud.pricing.board import PriceBoard
 
     cluster["provider"]["ledger"] = str(tmp_path / "ledger.db")
-    provider = provider_of(cluster)
+    provider = provider_of(cluster, world)
     a, b = launch(provider, cluster, "t4_spot", count=2)
     offer_a = provider.offers.get(provider.node_tags(a)[TAG_OFFER])
     assert offer_a is not None
@@ -228,12 +273,14 @@ def test_live_prices_overlay_the_catalog_and_go_stale_when_the_feed_fails(
         assert "stale price" in describe_offer(stale)
 
 
-def test_controller_tick_publishes_cost_figures_from_the_ledger(cluster: dict[str, Any], tmp_path: Path) -> None:
+def test_controller_tick_publishes_cost_figures_from_the_ledger(
+    cluster: dict[str, Any], world: MemoryWorld, tmp_path: Path
+) -> None:
     from ray_multicloud.controller import Controller
     from ray_multicloud.policy.rebalance import RebalanceConfig
 
     cluster["provider"]["ledger"] = str(tmp_path / "ledger.db")
-    provider = provider_of(cluster)
+    provider = provider_of(cluster, world)
     created = launch(provider, cluster, "t4_spot", count=2)
     controller = Controller(cluster, config=RebalanceConfig(), provider=provider)
     assert controller.tick() == []  # the nodes already sit on the cheapest offers: nothing to move

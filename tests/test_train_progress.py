@@ -277,9 +277,19 @@ def test_main_rejects_a_bad_deadline_job(capsys: pytest.CaptureFixture[str]) -> 
 
 
 @pytest.fixture
-def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    with memory_cloud.memory_cluster(tmp_path / "state", monkeypatch) as config:
-        yield _with_ondemand_t4(config)
+def memory(tmp_path: Path) -> Iterator[tuple[dict[str, Any], memory_cloud.MemoryWorld]]:
+    with memory_cloud.memory_cluster(tmp_path / "state") as (config, world):
+        yield _with_ondemand_t4(config), world
+
+
+@pytest.fixture
+def cluster(memory: tuple[dict[str, Any], memory_cloud.MemoryWorld]) -> dict[str, Any]:
+    return memory[0]
+
+
+@pytest.fixture
+def world(memory: tuple[dict[str, Any], memory_cloud.MemoryWorld]) -> memory_cloud.MemoryWorld:
+    return memory[1]
 
 
 def _with_ondemand_t4(config: dict[str, Any]) -> dict[str, Any]:
@@ -291,8 +301,10 @@ def _with_ondemand_t4(config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-def spot_controller(cluster: dict[str, Any]) -> Controller:
-    provider = MultiCloudNodeProvider(copy.deepcopy(cluster["provider"]), cluster["cluster_name"])
+def spot_controller(cluster: dict[str, Any], world: memory_cloud.MemoryWorld) -> Controller:
+    provider = MultiCloudNodeProvider(
+        copy.deepcopy(cluster["provider"]), cluster["cluster_name"], clouds=world.clouds(cluster)
+    )
     spec = cluster["available_node_types"]["t4_spot"]
     tags = {
         TAG_RAY_NODE_KIND: NODE_KIND_WORKER,
@@ -306,8 +318,10 @@ def spot_controller(cluster: dict[str, Any]) -> Controller:
     return controller
 
 
-def test_a_run_with_too_little_slack_drives_a_deadline_move(cluster: dict[str, Any], tmp_path: Path) -> None:
-    controller = spot_controller(cluster)
+def test_a_run_with_too_little_slack_drives_a_deadline_move(
+    cluster: dict[str, Any], world: memory_cloud.MemoryWorld, tmp_path: Path
+) -> None:
+    controller = spot_controller(cluster, world)
     run = tmp_path / "train" / "llm-ft"
     for i, step in enumerate((100, 200, 300)):
         checkpoint(run, f"checkpoint_{i}", step, at=T0 + 600 * i)
@@ -337,9 +351,9 @@ def test_a_run_with_too_little_slack_drives_a_deadline_move(cluster: dict[str, A
 
 
 def test_feed_clears_the_job_until_an_estimate_exists(
-    cluster: dict[str, Any], tmp_path: Path, caplog: pytest.LogCaptureFixture
+    cluster: dict[str, Any], world: memory_cloud.MemoryWorld, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    controller = spot_controller(cluster)
+    controller = spot_controller(cluster, world)
     controller.set_job("t4_spot", estimate())
     run = tmp_path / "run"
     checkpoint(run, "checkpoint_0", 100, at=T0)
@@ -360,8 +374,13 @@ def test_main_feeds_deadline_jobs_and_checks_their_pools(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    # The command line builds its clouds from the YAML through the driver registry: the shipped
+    # local drivers, which start nothing until a launch (and this controller launches nothing).
+    real = copy.deepcopy(cluster)
+    for spec in real["provider"]["clouds"].values():
+        spec["driver"] = {"memory": "local", "memory-private": "private"}[spec["driver"]]
     path = tmp_path / "cluster.yaml"
-    path.write_text(yaml.safe_dump(cluster))
+    path.write_text(yaml.safe_dump(real))
     base = ["--config", str(path), "--once", "--no-metrics"]
     with pytest.raises(SystemExit):
         main([*base, "--deadline-job", f"nosuch={tmp_path / 'run'},10,+1"])
@@ -413,11 +432,11 @@ def test_run_watch_uses_the_registered_submission(tmp_path: Path) -> None:
 
 
 def test_feed_finds_registered_jobs_follows_them_and_drops_them(
-    cluster: dict[str, Any], tmp_path: Path, caplog: pytest.LogCaptureFixture
+    cluster: dict[str, Any], world: memory_cloud.MemoryWorld, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     from ray_multicloud.train.runconfig import register_job
 
-    controller = spot_controller(cluster)
+    controller = spot_controller(cluster, world)
     root = tmp_path / "train"
     name = cluster["cluster_name"]
     register_job(
@@ -446,11 +465,11 @@ def test_feed_finds_registered_jobs_follows_them_and_drops_them(
 
 
 def test_feed_flag_wins_over_a_registered_job_of_the_same_pool(
-    cluster: dict[str, Any], tmp_path: Path
+    cluster: dict[str, Any], world: memory_cloud.MemoryWorld, tmp_path: Path
 ) -> None:
     from ray_multicloud.train.runconfig import register_job
 
-    controller = spot_controller(cluster)
+    controller = spot_controller(cluster, world)
     root = tmp_path / "train"
     register_job(
         str(root), cluster=cluster["cluster_name"], name="reg", pool="t4_spot", total_steps=5,
@@ -463,9 +482,9 @@ def test_feed_flag_wins_over_a_registered_job_of_the_same_pool(
 
 
 def test_unreadable_storage_leaves_the_pool_on_price_alone_with_one_line(
-    cluster: dict[str, Any], caplog: pytest.LogCaptureFixture
+    cluster: dict[str, Any], world: memory_cloud.MemoryWorld, caplog: pytest.LogCaptureFixture
 ) -> None:
-    controller = spot_controller(cluster)
+    controller = spot_controller(cluster, world)
     controller.set_job("t4_spot", estimate())
 
     class Broken:
@@ -484,9 +503,11 @@ def test_unreadable_storage_leaves_the_pool_on_price_alone_with_one_line(
     assert "t4_spot" in controller.config.jobs
 
 
-def test_measure_takes_the_newest_checkpoints_size(cluster: dict[str, Any], tmp_path: Path) -> None:
+def test_measure_takes_the_newest_checkpoints_size(
+    cluster: dict[str, Any], world: memory_cloud.MemoryWorld, tmp_path: Path
+) -> None:
     cluster["available_node_types"]["t4_spot"]["node_config"]["migration"] = {"checkpoint_gb": "measure"}
-    controller = spot_controller(cluster)
+    controller = spot_controller(cluster, world)
     assert controller.pool_config("t4_spot").state_gb == 20.0  # nothing measured yet: the default
     run = tmp_path / "run"
     for i, step in enumerate((100, 200)):

@@ -1,8 +1,14 @@
-"""An in-memory cloud for provider tests: the protocol's contracts, no processes, faults as fields.
+"""In-memory clouds for provider tests: the protocol's contracts, no processes, faults as fields.
 
-Instances live in a dict shared by every ``MemoryCloud`` built on the same ``state_dir`` (so a
-"restarted" provider sees the fleet its predecessor launched, as it would see a real cloud's).
-``exhausted`` lists offer ids that answer "no capacity"; ``launch_calls`` records every attempt.
+A test owns a ``MemoryWorld``: the instances of every cloud built from it (so a "restarted"
+provider handed clouds of the same world sees the fleet its predecessor launched, as it would see
+a real cloud's), every launch attempt (``launch_calls``), the offers that answer "no capacity"
+(``exhausted``) and one-shot faults (``next_launch_error``: raised by the next launch of any of
+its clouds, then cleared). Clouds are built from the world and handed to the provider
+(``MultiCloudNodeProvider(..., clouds=world.clouds(config))``); nothing is registered as a driver
+and nothing lives in module globals.
+
+    us-east-1a spot (next_launch_error: CapacityError) -> us-east-1b spot (ok); error consumed
 """
 
 from __future__ import annotations
@@ -11,51 +17,96 @@ import contextlib
 import itertools
 import threading
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
-from ray_multicloud.clouds.base import CloudFeatures, Instance, LaunchRequest
-from ray_multicloud.errors import CapacityError, InstanceNotFound
+from ray_multicloud.clouds import make_cloud
+from ray_multicloud.clouds.base import Cloud, CloudFeatures, Instance, LaunchRequest
+from ray_multicloud.errors import CapacityError, CloudError, InstanceNotFound
 from ray_multicloud.types import InstanceId, NodeState
 
-_WORLDS: dict[str, dict[str, Instance]] = {}
-_FAULTS: dict[str, set[str]] = {}
-_CALLS: dict[str, list[str]] = {}
-_ids = itertools.count(1)
-_lock = threading.Lock()
 
+@dataclass
+class MemoryWorld:
+    """What every in-memory cloud of one test shares; the test reads and sets these fields.
 
-def reset() -> None:
-    with _lock:
-        _WORLDS.clear()
-        _FAULTS.clear()
-        _CALLS.clear()
+    ``instances``: every live instance, by id. ``launch_calls``: the offer id of every launch
+    attempt, in order. ``exhausted``: offer ids that answer "no capacity" until removed.
+    ``next_launch_error``: raised by the next launch (after the call is recorded), then cleared.
+    """
+
+    instances: dict[InstanceId, Instance] = field(default_factory=dict)
+    launch_calls: list[str] = field(default_factory=list)
+    exhausted: set[str] = field(default_factory=set)
+    next_launch_error: CloudError | None = None
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+    def new_id(self, cloud: str) -> InstanceId:
+        return InstanceId(f"{cloud}-{next(self._ids)}")
+
+    def take_launch_error(self) -> CloudError | None:
+        """The one-shot launch fault, if set; clears it."""
+        with self.lock:
+            error, self.next_launch_error = self.next_launch_error, None
+            return error
+
+    def cloud(self, name: str, spec: Mapping[str, Any], *, state_dir: str) -> Cloud:
+        """The in-memory twin of the ``provider.clouds`` entry ``name``: ``memory`` and
+        ``memory-private`` drivers live in this world; any other driver is built by the real
+        registry (so an unknown one fails as it would in production)."""
+        driver = str(spec.get("driver", name))
+        if driver == "memory":
+            cloud = MemoryCloud(name, self)
+            cloud.exhausted.update(spec.get("exhausted_offers", ()))
+            return cloud
+        if driver == "memory-private":
+            return MemoryPrivateCloud.from_spec(name, spec, self)
+        return make_cloud(name, spec, state_dir=state_dir)
+
+    def clouds(self, config: Mapping[str, Any]) -> dict[str, Cloud]:
+        """Every cloud of a cluster config (``config["provider"]["clouds"]``), built in this world."""
+        provider = config["provider"]
+        state_dir = str(provider.get("state_dir", ""))
+        return {
+            name: self.cloud(name, spec, state_dir=state_dir)
+            for name, spec in (provider.get("clouds") or {}).items()
+        }
 
 
 class MemoryCloud:
     features = CloudFeatures()
 
-    def __init__(self, name: str, state_dir: str) -> None:
+    def __init__(self, name: str, world: MemoryWorld) -> None:
         self.name = name
-        self._world = _WORLDS.setdefault(state_dir, {})
-        self.exhausted = _FAULTS.setdefault(f"{state_dir}/{name}", set())
-        self.launch_calls = _CALLS.setdefault(f"{state_dir}/{name}", [])
+        self.world = world
 
-    @classmethod
-    def from_config(cls, name: str, spec: Mapping[str, Any], *, state_dir: str) -> MemoryCloud:
-        cloud = cls(name, state_dir)
-        cloud.exhausted.update(spec.get("exhausted_offers", ()))
-        return cloud
+    @property
+    def exhausted(self) -> set[str]:
+        """The world's "no capacity" offer ids (offer ids start with the cloud's name)."""
+        return self.world.exhausted
+
+    @property
+    def launch_calls(self) -> list[str]:
+        """The offer ids this cloud was asked to launch on, in order."""
+        return [o for o in self.world.launch_calls if o.split("/", 1)[0] == self.name]
+
+    @property
+    def _world(self) -> dict[InstanceId, Instance]:
+        return self.world.instances
 
     def launch(self, request: LaunchRequest) -> Instance:
-        with _lock:
-            self.launch_calls.append(request.offer.offer_id)
+        with self.world.lock:
+            self.world.launch_calls.append(request.offer.offer_id)
             for inst in self._world.values():
                 if inst.cloud == self.name and inst.tags.get("rmc-request-id") == request.request_id:
                     return inst
+            error = self.world.take_launch_error()
+            if error is not None:
+                raise error
             if request.offer.offer_id in self.exhausted:
                 raise CapacityError(
                     self.name,
@@ -64,7 +115,7 @@ class MemoryCloud:
                     code="InsufficientInstanceCapacity",
                 )
             inst = Instance(
-                InstanceId(f"{self.name}-{next(_ids)}"),
+                self.world.new_id(self.name),
                 self.name,
                 NodeState.RUNNING,
                 dict(request.tags),
@@ -74,7 +125,7 @@ class MemoryCloud:
             return inst
 
     def terminate(self, instance_id: InstanceId) -> None:
-        with _lock:
+        with self.world.lock:
             inst = self._world.get(instance_id)
             if inst is not None and inst.cloud == self.name:
                 del self._world[instance_id]
@@ -91,7 +142,7 @@ class MemoryCloud:
         ]
 
     def set_tags(self, instance_id: InstanceId, tags: Mapping[str, str]) -> None:
-        with _lock:
+        with self.world.lock:
             inst = self.get(instance_id)
             if inst is None:
                 raise InstanceNotFound(self.name, f"{instance_id} does not exist")
@@ -105,17 +156,17 @@ class MemoryPrivateCloud(MemoryCloud):
 
     features = CloudFeatures(spot=False, fixed_capacity=True, own_offers=True)
 
-    def __init__(self, name: str, state_dir: str, region: str, machines: list[Any]) -> None:
-        super().__init__(name, state_dir)
+    def __init__(self, name: str, world: MemoryWorld, region: str, machines: list[Any]) -> None:
+        super().__init__(name, world)
         self.region = region
         self.machines = {m.instance_type: m for m in machines}
 
     @classmethod
-    def from_config(cls, name: str, spec: Mapping[str, Any], *, state_dir: str) -> MemoryPrivateCloud:
+    def from_spec(cls, name: str, spec: Mapping[str, Any], world: MemoryWorld) -> MemoryPrivateCloud:
         from ray_multicloud.clouds.private import parse_machines
 
         region, machines = parse_machines(name, spec)
-        return cls(name, state_dir, region, machines)
+        return cls(name, world, region, machines)
 
     def offers(self) -> list[Any]:
         from ray_multicloud.clouds.private import machine_offers
@@ -140,21 +191,14 @@ LOCAL_CONFIG = Path(__file__).resolve().parents[2] / "cluster_configs" / "local-
 
 
 @contextlib.contextmanager
-def memory_cluster(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    """``cluster_configs/local-multicloud.yaml`` with every cloud replaced by its in-memory twin
-    (nothing may start a process), its state in ``state_dir`` and no ledger; the clouds' shared
-    worlds are reset before and after."""
-    from ray_multicloud import clouds
-
-    monkeypatch.setitem(clouds.DRIVERS, "memory", "fakes.memory_cloud:MemoryCloud")
-    monkeypatch.setitem(clouds.DRIVERS, "memory-private", "fakes.memory_cloud:MemoryPrivateCloud")
-    reset()
+def memory_cluster(state_dir: Path) -> Iterator[tuple[dict[str, Any], MemoryWorld]]:
+    """``cluster_configs/local-multicloud.yaml`` with every cloud's driver named for its in-memory
+    twin (``memory``, ``memory-private``: no registry entry, so nothing can build a real cloud from
+    it behind the test's back), its state in ``state_dir`` and no ledger; and a fresh world to build
+    the clouds from (``world.clouds(config)``)."""
     config = yaml.safe_load(LOCAL_CONFIG.read_text())
     config["provider"]["state_dir"] = str(state_dir)
     config["provider"].pop("ledger", None)
     for spec in config["provider"]["clouds"].values():
         spec["driver"] = {"local": "memory", "private": "memory-private"}[spec["driver"]]
-    try:
-        yield config
-    finally:
-        reset()
+    yield config, MemoryWorld()
