@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes.memory_cloud import MemoryWorld
 from ray.autoscaler.tags import (
     NODE_KIND_WORKER,
     TAG_RAY_LAUNCH_REQUEST,
@@ -21,9 +22,9 @@ from ray_multicloud.directives import Directive, LaunchDirectives
 from ray_multicloud.policy.rebalance import JobProgress
 from ray_multicloud.provider import MultiCloudNodeProvider
 from ray_multicloud.types import CapacityType
-from tests.test_train_progress import cluster
+from tests.test_train_progress import cluster, memory, world
 
-__all__ = ["cluster"]
+__all__ = ["cluster", "memory", "world"]
 
 
 def test_round_trip_stale_and_malformed(tmp_path: Path) -> None:
@@ -51,17 +52,21 @@ def job(now: float, *, slack_h: float) -> JobProgress:
     return JobProgress(now - 1800, now + (left + slack_h) * 3600, 1.0, 0.5, 0.5, 0.1)
 
 
-def frozen(cluster: dict[str, Any]) -> Controller:
+def frozen(cluster: dict[str, Any], world: MemoryWorld) -> Controller:
     """A controller that may not move anything (``max_disrupted: 0``) over one spot node."""
     cluster = copy.deepcopy(cluster)
     cluster["available_node_types"]["t4_spot"]["node_config"]["migration"] = {"max_disrupted": 0}
-    provider = MultiCloudNodeProvider(copy.deepcopy(cluster["provider"]), cluster["cluster_name"])
+    provider = MultiCloudNodeProvider(
+        copy.deepcopy(cluster["provider"]), cluster["cluster_name"], clouds=world.clouds(cluster)
+    )
     launch(provider, cluster, "r0")
     return Controller(cluster, provider=provider)
 
 
-def test_controller_publishes_what_the_policy_would_start_after_a_loss(cluster: dict[str, Any]) -> None:
-    controller = frozen(cluster)
+def test_controller_publishes_what_the_policy_would_start_after_a_loss(
+    cluster: dict[str, Any], world: MemoryWorld
+) -> None:
+    controller = frozen(cluster, world)
     now = time.time()
     [node] = controller.provider.fleet()
     board = LaunchDirectives(controller.provider.settings.state_dir)
@@ -95,8 +100,12 @@ def launch(provider: MultiCloudNodeProvider, cluster: dict[str, Any], request: s
     return inst
 
 
-def test_the_provider_follows_a_fresh_directive_and_ignores_a_stale_one(cluster: dict[str, Any]) -> None:
-    provider = MultiCloudNodeProvider(copy.deepcopy(cluster["provider"]), cluster["cluster_name"])
+def test_the_provider_follows_a_fresh_directive_and_ignores_a_stale_one(
+    cluster: dict[str, Any], world: MemoryWorld
+) -> None:
+    provider = MultiCloudNodeProvider(
+        copy.deepcopy(cluster["provider"]), cluster["cluster_name"], clouds=world.clouds(cluster)
+    )
     board = LaunchDirectives(provider.settings.state_dir)
     name = cluster["cluster_name"]
     now = time.time()
