@@ -21,10 +21,10 @@ the old set or the new one. Pure parts: ``Directive``; I/O: ``LaunchDirectives``
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from ray_multicloud._files import replace_json
 
 DIRECTIVES_FILE = "directives.json"
 KINDS = ("spot", "on-demand", "wait")
@@ -85,10 +85,4 @@ class LaunchDirectives:
             else:
                 mine[pool] = {"kind": d.kind, "offer_id": d.offer_id, "at": d.at, "reason": d.reason}
         everything[cluster] = mine
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".directives-")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(everything, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        replace_json(self.path, everything)

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ray_multicloud.clouds import DRIVERS
+from ray_multicloud.cluster_config.cluster import check_node_types
 from ray_multicloud.cluster_config.migration import parse_migration
-from ray_multicloud.cluster_config.pools import parse_offer, parse_pool
 from ray_multicloud.cluster_config.provider_section import load_settings, offers_of_clouds
 from ray_multicloud.errors import ConfigError
 from ray_multicloud.policy import OfferIndex, place
@@ -29,7 +29,6 @@ from ray_multicloud.policy.place import describe_offer
 from ray_multicloud.pricing import load_catalog
 from ray_multicloud.types import Decision, Offer, PoolSpec
 
-MARKET_LABEL = "ray.io/market-type"
 CREDENTIAL_KEYS = frozenset(
     {
         "aws_access_key_id",
@@ -183,47 +182,19 @@ def dry_run(
     if stale:
         out.notes.append(f"{stale} offer(s) carry stale prices (marked 'stale' below)")
     index = OfferIndex.build(offers)
-    types = config.get("available_node_types")
-    if not isinstance(types, Mapping) or not types:
-        raise ConfigError("available_node_types", "define at least the head node type")
+    targets = check_node_types(config, index, settings.clouds)
     head = config.get("head_node_type")
-    if head not in types:
-        raise ConfigError("head_node_type", f"{head!r} is not one of available_node_types {sorted(types)}")
-    for node_type, spec in types.items():
-        node_config = spec.get("node_config") if isinstance(spec, Mapping) else None
-        if not isinstance(node_config, Mapping):
-            raise ConfigError(
-                f"available_node_types.{node_type}.node_config", "give a `pool:` policy or a pinned `offer:`"
-            )
-        count = max(1, int(spec.get("min_workers", 0) or 0)) if node_type != head else 1
-        if "offer" in node_config:
-            if "migration" in node_config:
-                raise ConfigError(
-                    f"available_node_types.{node_type}.node_config.migration",
-                    "a node type pinned to one `offer:` is never moved; drop this section",
-                )
-            offer = parse_offer(node_type, node_config)
-            if offer.cloud not in settings.clouds:
-                raise ConfigError(
-                    f"available_node_types.{node_type}.node_config.offer.cloud",
-                    f"{offer.cloud!r} is not under provider.clouds ({sorted(settings.clouds)})",
-                )
+    types = config["available_node_types"]
+    for node_type, target in targets.items():
+        if isinstance(target, Offer):
             out.pools.append(
-                PoolDryRun(node_type, 1, True, ((offer, (), (f"pinned: {describe_offer(offer)}",)),))
+                PoolDryRun(node_type, 1, True, ((target, (), (f"pinned: {describe_offer(target)}",)),))
             )
             continue
-        if node_type == head:
-            raise ConfigError(
-                f"available_node_types.{head}.node_config", "the head node type needs a pinned `offer:`"
-            )
-        pool: PoolSpec = parse_pool(node_type, node_config, index)
+        pool: PoolSpec = target
+        count = max(1, int(types[node_type].get("min_workers", 0) or 0)) if node_type != head else 1
+        node_config = types[node_type]["node_config"]
         out.notes.append(f"{node_type}: {parse_migration(str(node_type), node_config).describe()}")
-        market = (spec.get("labels") or {}).get(MARKET_LABEL)
-        if market is not None and {c.value for c in pool.capacity_types} != {str(market)}:
-            raise ConfigError(
-                f"available_node_types.{node_type}.labels.{MARKET_LABEL}",
-                f"declares {market!r} but the pool allows {sorted(c.value for c in pool.capacity_types)}",
-            )
         decision = place(pool, count, index, (), now=now)
         if isinstance(decision, Decision):
             out.pools.append(

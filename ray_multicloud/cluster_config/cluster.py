@@ -7,7 +7,7 @@ calls it (``MultiCloudNodeProvider.bootstrap_config``), and so does the controll
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from ray_multicloud.clouds import make_clouds
@@ -16,6 +16,7 @@ from ray_multicloud.cluster_config.migration import parse_migration
 from ray_multicloud.cluster_config.pools import parse_offer, parse_pool
 from ray_multicloud.cluster_config.provider_section import load_settings
 from ray_multicloud.errors import ConfigError
+from ray_multicloud.policy import OfferIndex
 from ray_multicloud.types import Offer, PoolSpec
 
 MARKET_LABEL = "ray.io/market-type"
@@ -41,6 +42,16 @@ def check_cluster(
     if clouds is None:
         clouds = make_clouds(settings.clouds, state_dir=str(settings.state_dir))
     book = OfferBook(settings, clouds)
+    return check_node_types(cluster_config, book.index(), clouds)
+
+
+def check_node_types(
+    cluster_config: Mapping[str, Any], index: OfferIndex, cloud_names: Collection[str]
+) -> dict[str, PoolSpec | Offer]:
+    """Every node type's pool (checked against ``index``) or pinned offer (on one of
+    ``cloud_names``), its declared market label and its ``migration:`` section, and the head's pin;
+    ``ConfigError`` naming the key of the first problem. Shared by ``check_cluster`` and the CLI's
+    dry run (which checks against live prices)."""
     types = cluster_config.get("available_node_types")
     if not isinstance(types, Mapping) or not types:
         raise ConfigError("available_node_types", "define at least the head node type")
@@ -51,33 +62,38 @@ def check_cluster(
     for node_type, spec in types.items():
         node_config = spec.get("node_config") if isinstance(spec, Mapping) else None
         if not isinstance(node_config, Mapping):
-            raise ConfigError(f"available_node_types.{node_type}.node_config",
-                              "missing; give a `pool:` policy or a pinned `offer:`")
+            raise ConfigError(
+                f"available_node_types.{node_type}.node_config",
+                "missing; give a `pool:` policy or a pinned `offer:`",
+            )
         target: PoolSpec | Offer
         if "offer" in node_config:
+            if "migration" in node_config:
+                raise ConfigError(
+                    f"available_node_types.{node_type}.node_config.migration",
+                    "a node type pinned to one `offer:` is never moved; drop this section",
+                )
             target = parse_offer(node_type, node_config)
+            if target.cloud not in cloud_names:
+                raise ConfigError(
+                    f"available_node_types.{node_type}.node_config.offer.cloud",
+                    f"{target.cloud!r} is not under provider.clouds ({sorted(cloud_names)})",
+                )
         else:
-            target = parse_pool(node_type, node_config, book.index())
-        cloud = target.cloud if isinstance(target, Offer) else None
-        if cloud is not None and cloud not in clouds:
-            raise ConfigError(f"available_node_types.{node_type}.node_config.offer.cloud",
-                              f"{cloud!r} is not under provider.clouds ({sorted(clouds)})")
-        market = (spec.get("labels") or {}).get(MARKET_LABEL)
-        if market is not None and isinstance(target, PoolSpec):
+            if node_type == head:
+                raise ConfigError(
+                    f"available_node_types.{head}.node_config",
+                    "the head node type needs a pinned `offer:` (it is never moved)",
+                )
+            target = parse_pool(node_type, node_config, index)
+            parse_migration(str(node_type), node_config)
+            market = (spec.get("labels") or {}).get(MARKET_LABEL)
             allowed = {c.value for c in target.capacity_types}
-            if allowed != {str(market)}:
+            if market is not None and allowed != {str(market)}:
                 raise ConfigError(
                     f"available_node_types.{node_type}.labels.{MARKET_LABEL}",
                     f"declares {market!r} but the pool allows {sorted(allowed)}; make capacity_types "
                     f"[{market}] so every node of this type really is {market}",
                 )
-        if isinstance(target, PoolSpec):
-            parse_migration(str(node_type), node_config)
-        elif "migration" in node_config:
-            raise ConfigError(f"available_node_types.{node_type}.node_config.migration",
-                              "a node type pinned to one `offer:` is never moved; drop this section")
         targets[node_type] = target
-    if not isinstance(targets[str(head)], Offer):
-        raise ConfigError(f"available_node_types.{head}.node_config",
-                          "the head node type needs a pinned `offer:` (it is never moved)")
     return targets

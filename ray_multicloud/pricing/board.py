@@ -9,13 +9,12 @@ either the old board or the new one, never half of it. Unknown offer ids are kep
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
+from ray_multicloud._files import replace_json
 from ray_multicloud.types import Offer
 
 BOARD_FILE = "prices.json"
@@ -49,13 +48,7 @@ class PriceBoard:
             if price <= 0:
                 raise ValueError(f"price for {offer_id} must be positive, got {price}")
             board[offer_id] = {"price": float(price), "as_of": at}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".prices-")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(board, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        replace_json(self.path, board)
 
     def set(self, offer_id: str, price: float, *, now: float | None = None) -> None:
         self.set_many({offer_id: price}, now=now)
