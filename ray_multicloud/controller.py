@@ -75,7 +75,7 @@ from ray_multicloud.directives import Directive, LaunchDirectives
 from ray_multicloud.errors import MultiCloudError
 from ray_multicloud.metrics import CostFigures, CostMetrics
 from ray_multicloud.moves import MoveRecord, MoveState, new_record
-from ray_multicloud.policy.deadline import Memory
+from ray_multicloud.policy.deadline import Kind, Memory
 from ray_multicloud.policy.rebalance import (
     DailyWindow,
     JobProgress,
@@ -92,6 +92,7 @@ from ray_multicloud.types import FleetNode, InstanceId, Move, NodeState, OfferId
 from ray_multicloud.worker.drain import PREEMPTION, drain_node
 
 logger = logging.getLogger(__name__)
+DIRECTIVE_CHAIN = 8  # spot offers a launch directive lists at most, in the policy's order
 
 
 # --------------------------------------------------------------------------- cluster view
@@ -717,12 +718,34 @@ class Controller:
             with self._lock:
                 if name in self._jobs:
                     self._memories[name] = step.memory
+        # Should the chosen zone be gone too when the node is lost, what next: ask again with each
+        # chosen offer taken away, until the policy answers something other than spot.
+        chain: list[str] = []
+        otherwise = ""
+        answer = step
+        while answer.choice.kind is Kind.SPOT and len(chain) < DIRECTIVE_CHAIN:
+            chain.append(answer.choice.zone)
+            cooled[OfferId(answer.choice.zone)] = at + 3600.0
+            answer = idle_step(
+                pool,
+                index,
+                replace(job, work_done_hours=job.checkpointed_hours),
+                config,
+                memory,
+                now=at,
+                cooldowns=cooled,
+                preempted_offer=lost,
+            )
+        if answer.choice.kind is not Kind.SPOT:
+            otherwise = answer.choice.kind.value
         kind = step.choice.kind.value
         return Directive(
             kind=kind,
-            offer_id=step.choice.zone if kind == "spot" else "",
+            offer_id=chain[0] if chain else "",
             at=at,
             reason=step.reasons[0] if step.reasons else "",
+            then=tuple(chain[1:]),
+            otherwise=otherwise if chain else "",
         )
 
     def _no_room(self, pool: str, fleet: Sequence[FleetNode], extra: int) -> str:

@@ -8,10 +8,15 @@ policy ahead of time, every tick, what it would start if the pool's node were lo
 answer here; the provider reads it when it launches a node of that pool:
 
 * ``spot`` + offer id: that offer goes first in the placement's candidates (when the pool still
-  matches it and it is not cooling down; the usual fallbacks follow);
+  matches it and it is not cooling down; the usual fallbacks follow). ``then`` lists the offers the
+  policy would take next, in its order, should that one be gone too (the controller asks it again
+  with each one taken away), and ``otherwise`` what it would do with none of them left
+  (``on-demand`` or ``wait``): a zone often goes down together with the node's, and the relaunch
+  must still follow the policy, not the plain cheapest-first placement;
 * ``on-demand``: the pool is placed as if it admitted on-demand only (when it admits on-demand);
-* ``wait``: nothing is imposed (the autoscaler asked for a node; refusing it would only turn into
-  a failed-launch loop).
+* ``wait``: the launch is refused with the policy's reason (the deadline allows waiting for spot to
+  come back, and an on-demand node now is what the policy avoids); the autoscaler retries, and the
+  controller's next directive lets it through once spot is back or the slack runs low.
 
 A directive older than ``max_age_s`` (a controller that stopped) is ignored. The file
 (``<state_dir>/directives.json``) is replaced atomically, as the price board is, so a reader sees
@@ -33,16 +38,22 @@ KINDS = ("spot", "on-demand", "wait")
 @dataclass(frozen=True, slots=True)
 class Directive:
     """``kind`` is spot, on-demand or wait; ``offer_id`` the spot offer ("" otherwise); ``at`` when
-    the controller decided (POSIX s); ``reason`` the policy's first reason."""
+    the controller decided (POSIX s); ``reason`` the policy's first reason; ``then`` the spot
+    offers to try next, in order, and ``otherwise`` the kind when none of them can be had ("":
+    nothing imposed)."""
 
     kind: str
     offer_id: str
     at: float
     reason: str = ""
+    then: tuple[str, ...] = ()
+    otherwise: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"directive kind {self.kind!r} is not one of {KINDS}")
+        if self.otherwise not in ("", "on-demand", "wait"):
+            raise ValueError(f"directive otherwise {self.otherwise!r} is not on-demand, wait or ''")
 
 
 class LaunchDirectives:
@@ -70,6 +81,8 @@ class LaunchDirectives:
                 offer_id=str(entry.get("offer_id", "")),
                 at=float(entry["at"]),  # type: ignore[arg-type]
                 reason=str(entry.get("reason", "")),
+                then=tuple(str(o) for o in entry.get("then", ())),  # type: ignore[attr-defined]
+                otherwise=str(entry.get("otherwise", "")),
             )
         except (KeyError, TypeError, ValueError):
             return None
@@ -83,6 +96,13 @@ class LaunchDirectives:
             if d is None:
                 mine.pop(pool, None)
             else:
-                mine[pool] = {"kind": d.kind, "offer_id": d.offer_id, "at": d.at, "reason": d.reason}
+                mine[pool] = {
+                    "kind": d.kind,
+                    "offer_id": d.offer_id,
+                    "at": d.at,
+                    "reason": d.reason,
+                    "then": list(d.then),
+                    "otherwise": d.otherwise,
+                }
         everything[cluster] = mine
         replace_json(self.path, everything)

@@ -363,7 +363,13 @@ class MultiCloudNodeProvider(NodeProvider):
         else:
             with self._lock:
                 cooldowns = dict(self._cooldowns)
-            pool, ahead, advice = self._directed(target, now, cooldowns)
+            pool, ahead, advice, wait = self._directed(target, now, cooldowns)
+            if wait:
+                raise LaunchFailed(
+                    node_type,
+                    request_id,
+                    [CloudError("policy", f"{advice}: waiting for spot to come back; the launch is retried")],
+                )
             decision = place(pool, 1, self.offers.index(), self.fleet(), now=now, cooldowns=cooldowns)
             if isinstance(decision, Infeasible):
                 raise LaunchFailed(node_type, request_id, [CloudError("policy", "; ".join(decision.reasons))])
@@ -415,25 +421,30 @@ class MultiCloudNodeProvider(NodeProvider):
 
     def _directed(
         self, pool: PoolSpec, now: float, cooldowns: Mapping[OfferId, float]
-    ) -> tuple[PoolSpec, Offer | None, str]:
+    ) -> tuple[PoolSpec, Offer | None, str, bool]:
         """The pool as its deadline policy's launch directive (``directives``) shapes the next launch:
-        on-demand only, or a spot offer to try first; and the reason to log. No directive (or a stale
-        or inapplicable one) leaves the pool as it is."""
+        on-demand only, or a spot offer to try first (the directive's first usable one), or no
+        launch at all (the policy waits for spot); the reason to log; and whether to wait. No
+        directive (or a stale or inapplicable one) leaves the pool as it is."""
         directive = LaunchDirectives(self.settings.state_dir).get(
             self.cluster_name, pool.name, now=now, max_age_s=DIRECTIVE_MAX_AGE_S
         )
         if directive is None:
-            return pool, None, ""
+            return pool, None, "", False
         why = f"deadline policy: {directive.reason or directive.kind}"
-        if directive.kind == "on-demand" and CapacityType.ON_DEMAND in pool.capacity_types:
-            return replace(pool, capacity_types=(CapacityType.ON_DEMAND,)), None, why
-        if directive.kind == "spot":
-            offer = self.offers.get(directive.offer_id)
-            cooling = cooldowns.get(OfferId(directive.offer_id), 0.0) > now
+        kind = directive.kind
+        if kind == "spot":
             admitted = matching_offers(pool, self.offers.index(), now=now)
-            if offer is not None and not cooling and offer in admitted:
-                return pool, offer, why
-        return pool, None, ""
+            for offer_id in (directive.offer_id, *directive.then):
+                offer = self.offers.get(offer_id)
+                if offer is not None and cooldowns.get(OfferId(offer_id), 0.0) <= now and offer in admitted:
+                    return pool, offer, why, False
+            kind = directive.otherwise
+        if kind == "on-demand" and CapacityType.ON_DEMAND in pool.capacity_types:
+            return replace(pool, capacity_types=(CapacityType.ON_DEMAND,)), None, why, False
+        if kind == "wait":
+            return pool, None, why, True
+        return pool, None, "", False
 
     def _tags(self, tags: Mapping[str, str], node_type: str, offer: Offer, request_id: str) -> dict[str, str]:
         return {

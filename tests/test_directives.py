@@ -4,6 +4,7 @@ and followed by the provider when the autoscaler relaunches a preempted node."""
 from __future__ import annotations
 
 import copy
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from ray.autoscaler.tags import (
 
 from ray_multicloud.controller import Controller
 from ray_multicloud.directives import Directive, LaunchDirectives
+from ray_multicloud.errors import LaunchFailed
 from ray_multicloud.policy.rebalance import JobProgress
 from ray_multicloud.provider import MultiCloudNodeProvider
 from ray_multicloud.types import CapacityType
@@ -129,3 +131,51 @@ def test_the_provider_follows_a_fresh_directive_and_ignores_a_stale_one(
 
     board.publish(name, {"t4_spot": Directive("spot", dear.offer_id, now - 3600, "old")})
     assert launch(provider, cluster, "r3").tags["rmc-offer"] == cheapest.tags["rmc-offer"]
+
+    # The first choice is gone (cooling down after a failure): the next of ``then`` is taken.
+    second = spot_offers[1]
+    provider._cooldowns[dear.offer_id] = time.time() + 600
+    board.publish(name, {"t4_spot": Directive("spot", dear.offer_id, now, "r", then=(second.offer_id,))})
+    assert launch(provider, cluster, "r4").tags["rmc-offer"] == second.offer_id
+    # None of them left: ``otherwise`` decides (on-demand here), not the cheapest-first placement.
+    provider._cooldowns[second.offer_id] = time.time() + 600
+    board.publish(
+        name,
+        {
+            "t4_spot": Directive(
+                "spot", dear.offer_id, now, "r", then=(second.offer_id,), otherwise="on-demand"
+            )
+        },
+    )
+    assert launch(provider, cluster, "r5").tags["rmc-capacity"] == CapacityType.ON_DEMAND.value
+    # The policy waits for spot: the launch is refused with its reason, and nothing starts.
+    before = len(provider.fleet())
+    board.publish(name, {"t4_spot": Directive("wait", "", now, "no spot anywhere, slack 3.0h")})
+    with pytest.raises(LaunchFailed, match=re.escape("no spot anywhere, slack 3.0h: waiting for spot")):
+        launch(provider, cluster, "r6")
+    assert len(provider.fleet()) == before
+
+
+def test_the_controller_lists_what_the_policy_takes_next(cluster: dict[str, Any], world: MemoryWorld) -> None:
+    """Each entry of ``then`` is the policy's own answer with the earlier ones taken away: for the
+    ``multicloud`` policy with plenty of slack, the cheapest spot offers in price order."""
+    controller = frozen(cluster, world)
+    now = time.time()
+    [node] = controller.provider.fleet()
+    controller.set_job("t4_spot", job(now, slack_h=5.0))
+    controller.tick(now)
+    d = LaunchDirectives(controller.provider.settings.state_dir).get(
+        controller.cluster_name, "t4_spot", now=now, max_age_s=60
+    )
+    assert d is not None and d.kind == "spot"
+    listed = [d.offer_id, *d.then]
+    assert node.offer.offer_id not in listed and len(listed) == len(set(listed))
+    prices = [index_get(controller, o).price_per_hour for o in listed]
+    assert prices == sorted(prices)
+    assert d.otherwise in ("", "on-demand", "wait")
+
+
+def index_get(controller: Controller, offer_id: str) -> Any:
+    offer = controller.provider.offers.get(offer_id)
+    assert offer is not None
+    return offer
