@@ -18,9 +18,11 @@ for every pool.
 ``MultiCloudNodeProvider`` (built from the cluster YAML's provider section, so it sees exactly what the
 autoscaler sees), call ``policy.rebalance.plan`` once per movable pool with that pool's settings
 (its disruption budget as ``max_moves``; a pool with a deadline job is judged by its deadline
-policy's ``decide``, the one ``ray-multicloud simulate`` scores), and apply each move with
-``move_node``, one at a time. The controller remembers when it moved each node (``last_moved``, for
-the hysteresis) and each deadline policy's memory.
+policy's ``decide``, the one ``ray-multicloud simulate`` scores), publish each deadline pool's launch
+directive (``directives``), and apply each move, one at a time, with its gang (``gang_moves``: a
+colocated pool's other nodes go along) through ``move_group``, unless the replacements would not fit
+under ``max_workers``. The controller remembers when it moved each node (``last_moved``, for the
+hysteresis) and each deadline policy's memory.
 
 **One move** (``move_node``), make-before-break, so a move costs one restore and not a stall, saved
 as a ``moves.MoveRecord`` in the ledger's journal at every step (``requested -> replacement-up ->
@@ -780,47 +782,57 @@ class Controller:
     def resume(self) -> list[MoveResult]:
         """Finish or undo the moves a previous controller left open in the journal (``moves``).
 
-        Called once before the first tick. A move whose target offer is no longer known, or whose
-        pool is not movable any more, is finished from the state it reached all the same (the
-        replacement may already be up; leaving both nodes running would bill twice).
+        Called once before the first tick. The members of one gang move (saved with one start time
+        and pool) are resumed together, so the gang still drains once. A move whose pool is no longer
+        a pool of the YAML, or whose target offer is no longer sold, is left as it is, with a
+        warning naming it.
         """
         if self.ledger is None or not hasattr(self.ledger, "journal"):
             return []
-        done: list[MoveResult] = []
+        groups: dict[tuple[str, float], list[tuple[Move, MoveRecord]]] = {}
+        fleet = {n.instance_id: n for n in self.provider.fleet()}
         for record in self.ledger.journal(open_only=True):
-            if record.pool not in self.migrations:
-                continue
             offer = self.provider.offers.get(record.target_offer)
-            if offer is None:
-                logger.warning("open move %s: offer %s is unknown now", record.move_id, record.target_offer)
+            if record.pool not in self.migrations or offer is None:
+                logger.warning(
+                    "open move %s (%s) left as it is: pool %r or offer %s is gone from the cluster",
+                    record.move_id,
+                    record.state.value,
+                    record.pool,
+                    record.target_offer,
+                )
                 continue
-            source = next(
-                (n.offer for n in self.provider.fleet() if n.instance_id == record.old_instance), offer
-            )
+            old = fleet.get(InstanceId(record.old_instance))
             move = Move(
                 instance_id=InstanceId(record.old_instance),
                 pool=record.pool,
-                from_offer=source,
+                from_offer=offer if old is None else old.offer,
                 to_offer=offer,
                 saving_per_hour=0.0,
                 move_cost_usd=0.0,
                 reasons=(record.reason,),
             )
-            logger.info("resuming move %s from %s", record.move_id, record.state.value)
-            migration = self.migrations[record.pool]
-            result = move_node(
+            groups.setdefault((record.pool, record.started_at), []).append((move, record))
+        done: list[MoveResult] = []
+        for (pool, _), members in groups.items():
+            logger.info(
+                "resuming %s", ", ".join(f"move {r.move_id} from {r.state.value}" for _, r in members)
+            )
+            migration = self.migrations[pool]
+            results = move_group(
                 self.provider,
-                move,
-                spec=self.specs.get(record.pool, NodeTypeSpec()),
+                [m for m, _ in members],
+                spec=self.specs.get(pool, NodeTypeSpec()),
                 gcs_address=self.gcs_address,
                 drain_deadline_s=migration.drain_deadline_s,
                 up_timeout_s=migration.up_timeout_s,
                 ledger=self.ledger,
-                record=record,
+                records=[r for _, r in members],
                 **self._io,
             )
-            self._moved(move, result)
-            done.append(result)
+            for (move, _), result in zip(members, results, strict=True):
+                self._moved(move, result)
+                done.append(result)
         return done
 
     def run(

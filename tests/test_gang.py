@@ -260,7 +260,9 @@ def test_a_move_without_room_beside_the_old_nodes_is_skipped_with_the_key_to_rai
             if o.capacity is node.offer.capacity and o.cloud != node.offer.cloud
         )
         PriceBoard(provider.settings.state_dir).set(other.offer_id, node.offer.price_per_hour / 10)
-        controller = Controller(cluster, config=RebalanceConfig(min_interval_s=0, state_gb=0), provider=provider)
+        controller = Controller(
+            cluster, config=RebalanceConfig(min_interval_s=0, state_gb=0), provider=provider
+        )
         with caplog.at_level(logging.WARNING, logger="ray_multicloud.controller"):
             assert controller.tick() == []
         assert controller.last_plan is not None and len(controller.last_plan.moves) == 1  # it was planned
@@ -269,3 +271,84 @@ def test_a_move_without_room_beside_the_old_nodes_is_skipped_with_the_key_to_rai
             for r in caplog.records
         )
         assert [n.instance_id for n in provider.fleet()] == [node.instance_id]  # nothing launched
+
+
+def test_a_restarted_controller_resumes_a_gang_move_as_one_group(tmp_path: Any) -> None:
+    """Both members of a gang move were saved as replacement-up when the controller died; the next
+    controller drains both old nodes in one go (one deadline, so the job restarts once) and ends
+    them, without launching anything."""
+    import copy
+
+    from fakes import memory_cloud
+    from ray.autoscaler.tags import (
+        NODE_KIND_WORKER,
+        TAG_RAY_LAUNCH_REQUEST,
+        TAG_RAY_NODE_KIND,
+        TAG_RAY_USER_NODE_TYPE,
+    )
+
+    from ray_multicloud.controller import Controller
+    from ray_multicloud.ledger import Ledger
+    from ray_multicloud.moves import MoveState, new_record
+    from ray_multicloud.provider import MultiCloudNodeProvider
+
+    with memory_cloud.memory_cluster(tmp_path / "state") as (cluster, world):
+        cluster["provider"]["ledger"] = str(tmp_path / "ledger.db")
+        provider = MultiCloudNodeProvider(
+            copy.deepcopy(cluster["provider"]), cluster["cluster_name"], clouds=world.clouds(cluster)
+        )
+        spec = cluster["available_node_types"]["t4_spot"]
+        tags = {
+            TAG_RAY_NODE_KIND: NODE_KIND_WORKER,
+            TAG_RAY_USER_NODE_TYPE: "t4_spot",
+            TAG_RAY_LAUNCH_REQUEST: "r",
+        }
+        provider.create_node_with_resources_and_labels(spec["node_config"], tags, 2, spec["resources"], {})
+        old = sorted(provider.fleet(), key=lambda n: n.instance_id)
+        target = next(
+            o
+            for o in provider.offers.index().offers_for("T4")
+            if o.capacity is old[0].offer.capacity and o.cloud != old[0].offer.cloud
+        )
+        saved = []
+        with Ledger(tmp_path / "ledger.db") as ledger:
+            for i, node in enumerate(old):
+                rec = new_record(
+                    pool="t4_spot", old_instance=node.instance_id, target_offer=target.offer_id, number=1,
+                    reason="price move", at=1000.0,
+                )  # fmt: skip
+                new = provider.launch_on_offer(
+                    "t4_spot", target, resources=spec["resources"], labels={}, request_id=rec.request_id
+                )
+                up = rec.to(MoveState.REPLACEMENT_UP, at=1001.0 + i, new_instance=new.instance_id)
+                ledger.journal_put(rec)
+                ledger.journal_put(up)
+                saved.append(up)
+        launches = len(world.launch_calls)
+        drains: list[tuple[str, float]] = []
+        t = [2000.0]
+
+        def gcs(_: str) -> dict[str, RayNode]:
+            return {
+                i.instance_id: RayNode(i.instance_id, i.instance_id, "RUNNING", {}, {})
+                for i in provider.fleet()
+            }
+
+        def drain(_: str, node_id: str, *, deadline_s: float, reason: str, message: str) -> tuple[bool, str]:
+            drains.append((node_id, deadline_s))
+            return True, ""
+
+        def sleep(s: float) -> None:
+            t[0] += s
+
+        controller = Controller(
+            cluster, provider=provider, nodes=gcs, drain=drain, clock=lambda: t[0], sleep=sleep
+        )
+        results = controller.resume()
+        assert [r.status for r in results] == ["moved", "moved"]
+        assert sorted(n for n, _ in drains) == sorted(n.instance_id for n in old)
+        assert len({d for _, d in drains}) == 1  # one deadline for the whole gang
+        assert len(world.launch_calls) == launches  # nothing launched again
+        assert sorted(n.instance_id for n in provider.fleet()) == sorted(r.new_instance for r in saved)
+        with Ledger(tmp_path / "ledger.db") as ledger:
+            assert [r.state for r in ledger.journal()] == [MoveState.DONE, MoveState.DONE]
