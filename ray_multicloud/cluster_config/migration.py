@@ -156,11 +156,12 @@ def parse_migration(node_type: str, node_config: Mapping[str, Any]) -> Migration
     size = raw.get("checkpoint_gb", _DEFAULTS.state_gb)
     if size == MEASURE:
         checkpoint_gb = None
+    elif isinstance(size, bool) or not isinstance(size, (int, float)) or not 0 <= size < math.inf:
+        raise ConfigError(
+            f"{key}.checkpoint_gb", f'must be a finite number of GB >= 0 or "{MEASURE}", got {size!r}'
+        )
     else:
-        try:
-            checkpoint_gb = _number(f"{key}.checkpoint_gb", size, minimum=0)
-        except ConfigError as exc:
-            raise ConfigError(exc.key, f'{exc} (or "{MEASURE}")'.split(": ", 1)[1]) from None
+        checkpoint_gb = float(size)
     rebalance = RebalanceConfig(
         horizon_hours=num("horizon_hours", _DEFAULTS.horizon_hours, strict=True),
         checkpoint_s=num("checkpoint_seconds", _DEFAULTS.checkpoint_s),
