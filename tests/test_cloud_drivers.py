@@ -485,13 +485,7 @@ CATALOG_HEADER = (
 
 
 @pytest.fixture
-def provider_config(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[dict[str, Any], FakeGcp, FakeAzure]]:
-    from ray_multicloud import clouds
-
-    monkeypatch.setitem(clouds.DRIVERS, "loopback-gcp", "fakes.loopback_drivers:LoopbackGcp")
-    monkeypatch.setitem(clouds.DRIVERS, "loopback-azure", "fakes.loopback_drivers:LoopbackAzure")
+def provider_config(tmp_path: Path) -> Iterator[tuple[dict[str, Any], FakeGcp, FakeAzure]]:
     catalog = tmp_path / "catalog.csv"
     catalog.write_text(
         CATALOG_HEADER
@@ -521,6 +515,19 @@ def provider_config(
         yield config, gcp_fake, az_fake
 
 
+def loopback_clouds(config: dict[str, Any]) -> dict[str, Any]:
+    """The real GCP and Azure drivers against the loopback fakes, handed to the provider (the
+    entries' ``loopback-*`` drivers are in no registry: nothing else can build them)."""
+    from fakes.loopback_drivers import LoopbackAzure, LoopbackGcp
+
+    specs = config["clouds"]
+    state = config["state_dir"]
+    return {
+        "gcp": LoopbackGcp.from_config("gcp", specs["gcp"], state_dir=state),
+        "azure": LoopbackAzure.from_config("azure", specs["azure"], state_dir=state),
+    }
+
+
 def test_provider_fails_over_zone_then_cloud_and_cools_down(
     provider_config: tuple[dict[str, Any], FakeGcp, FakeAzure],
 ) -> None:
@@ -529,7 +536,7 @@ def test_provider_fails_over_zone_then_cloud_and_cools_down(
     from ray_multicloud.provider import MultiCloudNodeProvider
 
     config, gcp_fake, az_fake = provider_config
-    provider = MultiCloudNodeProvider(config, "failover")
+    provider = MultiCloudNodeProvider(config, "failover", clouds=loopback_clouds(config))
     node_config = {"pool": {"accelerator": "V100", "accelerator_count": 1, "capacity_types": ["spot"]}}
 
     def launch(request: str) -> Any:
@@ -555,7 +562,7 @@ def test_provider_fails_over_zone_then_cloud_and_cools_down(
     assert len(az_fake.vms) == 1
 
     # Both nodes are found again by a provider restarted from the same config (tags are the state).
-    again = MultiCloudNodeProvider(config, "failover")
+    again = MultiCloudNodeProvider(config, "failover", clouds=loopback_clouds(config))
     assert set(again.non_terminated_nodes({})) == {first.instance_id, second.instance_id}
     again.terminate_nodes([first.instance_id, second.instance_id])
     assert again.non_terminated_nodes({}) == [] and gcp_fake.instances == {} and az_fake.vms == {}

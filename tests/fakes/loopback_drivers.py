@@ -1,8 +1,9 @@
 """The real GCP and Azure drivers, built ``from_config`` against the loopback fakes.
 
-Registered in ``ray_multicloud.clouds.DRIVERS`` by a test (``monkeypatch.setitem``), so the node
-provider builds them from a cluster YAML exactly as it builds the real ones; only the credentials
-differ (anonymous / a fake token instead of each SDK's chain, which would reach the internet).
+A test builds them from the cluster YAML's entries (``from_config``, exactly as the registry builds
+the real ones) and hands them to the provider (``MultiCloudNodeProvider(..., clouds=...)``); only the
+credentials differ (anonymous / a fake token instead of each SDK's chain, which would reach the
+internet). Nothing is registered.
 """
 
 from __future__ import annotations
