@@ -77,7 +77,7 @@ from ray_multicloud.directives import Directive, LaunchDirectives
 from ray_multicloud.errors import MultiCloudError
 from ray_multicloud.metrics import CostFigures, CostMetrics
 from ray_multicloud.moves import MoveRecord, MoveState, new_record
-from ray_multicloud.policy.deadline import Kind, Memory
+from ray_multicloud.policy.deadline import Kind, Memory, checkpoint_after_tick
 from ray_multicloud.policy.rebalance import (
     DailyWindow,
     JobProgress,
@@ -86,6 +86,7 @@ from ray_multicloud.policy.rebalance import (
     Window,
     gang_moves,
     idle_step,
+    node_view,
     plan,
     regroup,
 )
@@ -702,20 +703,19 @@ class Controller:
         running = [n for n in members if n.state is NodeState.RUNNING]
         lost = str(running[0].offer.offer_id) if running else ""
         cooled = dict(cooldowns)
-        if lost:
-            cooled[OfferId(lost)] = at + 3600.0
         with self._lock:
             memory = self._memories.get(name, Memory())
-        step = idle_step(
-            pool,
-            index,
-            replace(job, work_done_hours=job.checkpointed_hours),
-            config,
-            memory,
-            now=at,
-            cooldowns=cooled,
-            preempted_offer=lost,
-        )
+        when, after = at, replace(job, work_done_hours=job.checkpointed_hours)
+        if running:
+            # The node can be lost at any moment of the coming tick, and the autoscaler relaunches at
+            # once, before the next tick: answer as the policy will see it then, as the simulator
+            # does — one tick later, the job rolled back to the checkpoint it has by then.
+            cooled[OfferId(lost)] = at + 3600.0
+            view = node_view(running[0], pool, index, job, config, now=at, cooldowns=cooldowns)
+            kept = checkpoint_after_tick(view, keep=True)
+            when = at + config.tick_s
+            after = replace(job, work_done_hours=kept, checkpointed_hours=kept)
+        step = idle_step(pool, index, after, config, memory, now=when, cooldowns=cooled, preempted_offer=lost)
         if not members:  # nothing running nor starting: the pool is idle
             with self._lock:
                 if name in self._jobs:
@@ -729,14 +729,7 @@ class Controller:
             chain.append(answer.choice.zone)
             cooled[OfferId(answer.choice.zone)] = at + 3600.0
             answer = idle_step(
-                pool,
-                index,
-                replace(job, work_done_hours=job.checkpointed_hours),
-                config,
-                memory,
-                now=at,
-                cooldowns=cooled,
-                preempted_offer=lost,
+                pool, index, after, config, memory, now=when, cooldowns=cooled, preempted_offer=lost
             )
         if answer.choice.kind is not Kind.SPOT:
             otherwise = answer.choice.kind.value

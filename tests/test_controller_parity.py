@@ -224,15 +224,14 @@ def offers_sorted_as_trace(case: Case, offers: tuple[Offer, ...]) -> bool:
     return [o.zone for o in spots] == list(ts.names)
 
 
-# Cases of test_decision_parity the live path reproduces tick for tick: aws-04-19-2023 from tick
-# 12067 (824 ticks of 34 s, 3 zones at real prices: preemptions, a spot->spot move by the
-# controller, a fall back to on-demand), aws-04-22-2023 (614 ticks: waits, on-demand bridges and a
-# move back to spot), aws-02-15-2023 (143 ticks of 195 s, 9 zones at one price) and the same with
-# checkpoints on notice (140 ticks: every zone down at once, the policy waits; the provider refuses
-# the autoscaler's relaunch while the directive says wait). CASES[1] diverges at tick 562: the
-# relaunch after a preemption follows the directive published one tick earlier (spot), while the
-# engine, deciding one tick later with 0.01 h less slack, takes on-demand.
-LIVE_CASES = (CASES[0], CASES[2], CASES[3], CASES[4])
+# Every case of test_decision_parity, reproduced tick for tick through the live path:
+# aws-04-19-2023 from tick 12067 (824 ticks of 34 s, 3 zones at real prices: preemptions, a
+# spot->spot move by the controller, a fall back to on-demand) and from tick 0 (785 ticks: on-demand
+# back to spot; the relaunch at tick 562 needs the directive answered as of the next tick),
+# aws-04-22-2023 (614 ticks: waits, on-demand bridges and a move back to spot), aws-02-15-2023 (143
+# ticks of 195 s, 9 zones at one price) and the same with checkpoints on notice (140 ticks: every
+# zone down at once, the policy waits; the provider refuses the autoscaler's relaunch meanwhile).
+LIVE_CASES = tuple(CASES)
 
 
 @needs_traces

@@ -210,6 +210,12 @@ def _checkpoint_after_tick(view: JobView, *, keep: bool) -> float:
     return view.checkpointed_hours
 
 
+def checkpoint_after_tick(view: JobView, *, keep: bool) -> float:
+    """The checkpointed work (hours) the job has after one more tick on its current node (``keep``)
+    or on a new one: what a preemption at the end of the tick rolls it back to."""
+    return _checkpoint_after_tick(view, keep=keep)
+
+
 def off_ondemand_is_safe(view: JobView, *, keep: bool) -> bool:
     """True when holding spot (or nothing) for one more tick leaves an on-demand rescue on time.
 
