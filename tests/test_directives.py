@@ -10,13 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes import memory_cloud
 from fakes.memory_cloud import MemoryWorld
-from ray.autoscaler.tags import (
-    NODE_KIND_WORKER,
-    TAG_RAY_LAUNCH_REQUEST,
-    TAG_RAY_NODE_KIND,
-    TAG_RAY_USER_NODE_TYPE,
-)
 
 from ray_multicloud.controller import Controller
 from ray_multicloud.directives import Directive, LaunchDirectives
@@ -90,15 +85,7 @@ def test_controller_publishes_what_the_policy_would_start_after_a_loss(
 
 
 def launch(provider: MultiCloudNodeProvider, cluster: dict[str, Any], request: str) -> Any:
-    spec = cluster["available_node_types"]["t4_spot"]
-    tags = {
-        TAG_RAY_NODE_KIND: NODE_KIND_WORKER,
-        TAG_RAY_USER_NODE_TYPE: "t4_spot",
-        TAG_RAY_LAUNCH_REQUEST: request,
-    }
-    [inst] = provider.create_node_with_resources_and_labels(
-        spec["node_config"], tags, 1, spec["resources"], {}
-    ).values()
+    [inst] = memory_cloud.launch_workers(provider, cluster, request=request)
     return inst
 
 

@@ -226,33 +226,17 @@ def test_a_move_without_room_beside_the_old_nodes_is_skipped_with_the_key_to_rai
 ) -> None:
     """Make-before-break runs the replacement beside the old node; past max_workers the autoscaler
     would kill the replacement and the move would fail after its timeout, so it is not started."""
-    import copy
     import logging
 
     from fakes import memory_cloud
-    from ray.autoscaler.tags import (
-        NODE_KIND_WORKER,
-        TAG_RAY_LAUNCH_REQUEST,
-        TAG_RAY_NODE_KIND,
-        TAG_RAY_USER_NODE_TYPE,
-    )
 
     from ray_multicloud.controller import Controller
     from ray_multicloud.pricing.board import PriceBoard
-    from ray_multicloud.provider import MultiCloudNodeProvider
 
     with memory_cloud.memory_cluster(tmp_path / "state") as (cluster, world):
         cluster["available_node_types"]["t4_spot"]["max_workers"] = 1
-        provider = MultiCloudNodeProvider(
-            copy.deepcopy(cluster["provider"]), cluster["cluster_name"], clouds=world.clouds(cluster)
-        )
-        spec = cluster["available_node_types"]["t4_spot"]
-        tags = {
-            TAG_RAY_NODE_KIND: NODE_KIND_WORKER,
-            TAG_RAY_USER_NODE_TYPE: "t4_spot",
-            TAG_RAY_LAUNCH_REQUEST: "r",
-        }
-        provider.create_node_with_resources_and_labels(spec["node_config"], tags, 1, spec["resources"], {})
+        provider = memory_cloud.memory_provider(cluster, world)
+        memory_cloud.launch_workers(provider, cluster)
         [node] = provider.fleet()
         other = next(
             o
@@ -277,33 +261,18 @@ def test_a_restarted_controller_resumes_a_gang_move_as_one_group(tmp_path: Any) 
     """Both members of a gang move were saved as replacement-up when the controller died; the next
     controller drains both old nodes in one go (one deadline, so the job restarts once) and ends
     them, without launching anything."""
-    import copy
 
     from fakes import memory_cloud
-    from ray.autoscaler.tags import (
-        NODE_KIND_WORKER,
-        TAG_RAY_LAUNCH_REQUEST,
-        TAG_RAY_NODE_KIND,
-        TAG_RAY_USER_NODE_TYPE,
-    )
 
     from ray_multicloud.controller import Controller
     from ray_multicloud.ledger import Ledger
     from ray_multicloud.moves import MoveState, new_record
-    from ray_multicloud.provider import MultiCloudNodeProvider
 
     with memory_cloud.memory_cluster(tmp_path / "state") as (cluster, world):
         cluster["provider"]["ledger"] = str(tmp_path / "ledger.db")
-        provider = MultiCloudNodeProvider(
-            copy.deepcopy(cluster["provider"]), cluster["cluster_name"], clouds=world.clouds(cluster)
-        )
+        provider = memory_cloud.memory_provider(cluster, world)
         spec = cluster["available_node_types"]["t4_spot"]
-        tags = {
-            TAG_RAY_NODE_KIND: NODE_KIND_WORKER,
-            TAG_RAY_USER_NODE_TYPE: "t4_spot",
-            TAG_RAY_LAUNCH_REQUEST: "r",
-        }
-        provider.create_node_with_resources_and_labels(spec["node_config"], tags, 2, spec["resources"], {})
+        memory_cloud.launch_workers(provider, cluster, count=2)
         old = sorted(provider.fleet(), key=lambda n: n.instance_id)
         target = next(
             o

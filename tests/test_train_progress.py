@@ -19,16 +19,9 @@ from typing import Any
 import pytest
 import yaml
 from fakes import memory_cloud
-from ray.autoscaler.tags import (
-    NODE_KIND_WORKER,
-    TAG_RAY_LAUNCH_REQUEST,
-    TAG_RAY_NODE_KIND,
-    TAG_RAY_USER_NODE_TYPE,
-)
 
 from ray_multicloud.controller import Controller, JobFeed, main, parse_deadline_job
 from ray_multicloud.policy.rebalance import JobProgress, RebalanceConfig, plan
-from ray_multicloud.provider import MultiCloudNodeProvider
 from ray_multicloud.train.checkpoint import MANIFEST, write_checkpoint
 from ray_multicloud.train.progress import (
     CheckpointPoint,
@@ -302,16 +295,8 @@ def _with_ondemand_t4(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def spot_controller(cluster: dict[str, Any], world: memory_cloud.MemoryWorld) -> Controller:
-    provider = MultiCloudNodeProvider(
-        copy.deepcopy(cluster["provider"]), cluster["cluster_name"], clouds=world.clouds(cluster)
-    )
-    spec = cluster["available_node_types"]["t4_spot"]
-    tags = {
-        TAG_RAY_NODE_KIND: NODE_KIND_WORKER,
-        TAG_RAY_USER_NODE_TYPE: "t4_spot",
-        TAG_RAY_LAUNCH_REQUEST: "r1",
-    }
-    provider.create_node_with_resources_and_labels(spec["node_config"], tags, 1, spec["resources"], {})
+    provider = memory_cloud.memory_provider(cluster, world)
+    memory_cloud.launch_workers(provider, cluster, request="r1")
     controller = Controller(cluster, config=RebalanceConfig(), provider=provider)
     [node] = controller.provider.fleet()
     assert node.offer.capacity is CapacityType.SPOT  # cheapest first: the node sits on spot

@@ -14,6 +14,7 @@ and nothing lives in module globals.
 from __future__ import annotations
 
 import contextlib
+import copy
 import itertools
 import threading
 from collections.abc import Iterator, Mapping
@@ -202,3 +203,40 @@ def memory_cluster(state_dir: Path) -> Iterator[tuple[dict[str, Any], MemoryWorl
     for spec in config["provider"]["clouds"].values():
         spec["driver"] = {"local": "memory", "private": "memory-private"}[spec["driver"]]
     yield config, MemoryWorld()
+
+
+def memory_provider(cluster: Mapping[str, Any], world: MemoryWorld) -> Any:
+    """A ``MultiCloudNodeProvider`` over ``cluster``'s provider section, on ``world``'s clouds."""
+    from ray_multicloud.provider import MultiCloudNodeProvider
+
+    return MultiCloudNodeProvider(
+        copy.deepcopy(dict(cluster["provider"])), str(cluster["cluster_name"]), clouds=world.clouds(cluster)
+    )
+
+
+def launch_workers(
+    provider: Any,
+    cluster: Mapping[str, Any],
+    *,
+    node_type: str = "t4_spot",
+    request: str = "r",
+    count: int = 1,
+) -> list[Instance]:
+    """``count`` workers of ``node_type`` launched as the autoscaler launches them (one request)."""
+    from ray.autoscaler.tags import (
+        NODE_KIND_WORKER,
+        TAG_RAY_LAUNCH_REQUEST,
+        TAG_RAY_NODE_KIND,
+        TAG_RAY_USER_NODE_TYPE,
+    )
+
+    spec = cluster["available_node_types"][node_type]
+    tags = {
+        TAG_RAY_NODE_KIND: NODE_KIND_WORKER,
+        TAG_RAY_USER_NODE_TYPE: node_type,
+        TAG_RAY_LAUNCH_REQUEST: request,
+    }
+    created = provider.create_node_with_resources_and_labels(
+        spec["node_config"], tags, count, spec["resources"], {}
+    )
+    return list(created.values())
