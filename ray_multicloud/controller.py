@@ -652,6 +652,11 @@ class Controller:
         for note in notes:
             logger.debug("stay: %s", note)
         done: list[MoveResult] = []
+        if moves and nodes_or_none(self._io["nodes"], self.gcs_address) is None:
+            # No GCS, no move: the head is down or being torn down (`ray down` stops Ray on the head
+            # before it lists and ends the nodes), and a replacement launched now could outlive it.
+            logger.warning("the GCS at %s cannot be read; no move this tick", self.gcs_address)
+            moves = []
         moving: set[InstanceId] = set()
         for move in moves:
             if move.instance_id in moving:

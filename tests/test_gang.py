@@ -245,7 +245,10 @@ def test_a_move_without_room_beside_the_old_nodes_is_skipped_with_the_key_to_rai
         )
         PriceBoard(provider.settings.state_dir).set(other.offer_id, node.offer.price_per_hour / 10)
         controller = Controller(
-            cluster, config=RebalanceConfig(min_interval_s=0, state_gb=0), provider=provider
+            cluster,
+            config=RebalanceConfig(min_interval_s=0, state_gb=0),
+            provider=provider,
+            nodes=lambda _: {},  # the GCS answers
         )
         with caplog.at_level(logging.WARNING, logger="ray_multicloud.controller"):
             assert controller.tick() == []
@@ -321,3 +324,37 @@ def test_a_restarted_controller_resumes_a_gang_move_as_one_group(tmp_path: Any) 
         assert sorted(n.instance_id for n in provider.fleet()) == sorted(r.new_instance for r in saved)
         with Ledger(tmp_path / "ledger.db") as ledger:
             assert [r.state for r in ledger.journal()] == [MoveState.DONE, MoveState.DONE]
+
+
+def test_no_move_while_the_gcs_cannot_be_read(tmp_path: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """A head that is down (or being torn down by ``ray down``) gets no new replacement launched."""
+    import logging
+
+    from fakes import memory_cloud
+
+    from ray_multicloud.controller import Controller
+    from ray_multicloud.pricing.board import PriceBoard
+
+    with memory_cloud.memory_cluster(tmp_path / "state") as (cluster, world):
+        provider = memory_cloud.memory_provider(cluster, world)
+        memory_cloud.launch_workers(provider, cluster)
+        [node] = provider.fleet()
+        other = next(
+            o
+            for o in provider.offers.index().offers_for("T4")
+            if o.capacity is node.offer.capacity and o.cloud != node.offer.cloud
+        )
+        PriceBoard(provider.settings.state_dir).set(other.offer_id, node.offer.price_per_hour / 10)
+
+        def down(_: str) -> dict[str, RayNode]:
+            raise ConnectionError("GCS unreachable")
+
+        controller = Controller(
+            cluster, config=RebalanceConfig(min_interval_s=0, state_gb=0), provider=provider, nodes=down
+        )
+        launches = len(world.launch_calls)
+        with caplog.at_level(logging.WARNING, logger="ray_multicloud.controller"):
+            assert controller.tick() == []
+        assert controller.last_plan is not None and len(controller.last_plan.moves) == 1  # it was planned
+        assert len(world.launch_calls) == launches
+        assert any("cannot be read; no move this tick" in r.getMessage() for r in caplog.records)
