@@ -231,19 +231,13 @@ def test_a_move_without_room_beside_the_old_nodes_is_skipped_with_the_key_to_rai
     from fakes import memory_cloud
 
     from ray_multicloud.controller import Controller
-    from ray_multicloud.pricing.board import PriceBoard
 
     with memory_cloud.memory_cluster(tmp_path / "state") as (cluster, world):
         cluster["available_node_types"]["t4_spot"]["max_workers"] = 1
         provider = memory_cloud.memory_provider(cluster, world)
         memory_cloud.launch_workers(provider, cluster)
         [node] = provider.fleet()
-        other = next(
-            o
-            for o in provider.offers.index().offers_for("T4")
-            if o.capacity is node.offer.capacity and o.cloud != node.offer.cloud
-        )
-        PriceBoard(provider.settings.state_dir).set(other.offer_id, node.offer.price_per_hour / 10)
+        cheaper_elsewhere(provider, node)
         controller = Controller(
             cluster,
             config=RebalanceConfig(min_interval_s=0, state_gb=0),
@@ -333,18 +327,12 @@ def test_no_move_while_the_gcs_cannot_be_read(tmp_path: Any, caplog: pytest.LogC
     from fakes import memory_cloud
 
     from ray_multicloud.controller import Controller
-    from ray_multicloud.pricing.board import PriceBoard
 
     with memory_cloud.memory_cluster(tmp_path / "state") as (cluster, world):
         provider = memory_cloud.memory_provider(cluster, world)
         memory_cloud.launch_workers(provider, cluster)
         [node] = provider.fleet()
-        other = next(
-            o
-            for o in provider.offers.index().offers_for("T4")
-            if o.capacity is node.offer.capacity and o.cloud != node.offer.cloud
-        )
-        PriceBoard(provider.settings.state_dir).set(other.offer_id, node.offer.price_per_hour / 10)
+        cheaper_elsewhere(provider, node)
 
         def down(_: str) -> dict[str, RayNode]:
             raise ConnectionError("GCS unreachable")
@@ -366,18 +354,12 @@ def test_an_idle_member_is_not_taken_along(tmp_path: Any) -> None:
     from fakes import memory_cloud
 
     from ray_multicloud.controller import Controller
-    from ray_multicloud.pricing.board import PriceBoard
 
     with memory_cloud.memory_cluster(tmp_path / "state") as (cluster, world):
         provider = memory_cloud.memory_provider(cluster, world)
         memory_cloud.launch_workers(provider, cluster, count=2)
         busy, idle = sorted(provider.fleet(), key=lambda n: n.instance_id)
-        other = next(
-            o
-            for o in provider.offers.index().offers_for("T4")
-            if o.capacity is busy.offer.capacity and o.cloud != busy.offer.cloud
-        )
-        PriceBoard(provider.settings.state_dir).set(other.offer_id, busy.offer.price_per_hour / 10)
+        cheaper_elsewhere(provider, busy)
         gpu = {"GPU": 1.0}
 
         def gcs(_: str) -> dict[str, RayNode]:
@@ -404,3 +386,17 @@ def test_an_idle_member_is_not_taken_along(tmp_path: Any) -> None:
         assert results[0].ok
         left = {n.instance_id for n in provider.fleet()}
         assert idle.instance_id in left and busy.instance_id not in left and len(left) == 2
+
+
+def cheaper_elsewhere(provider: Any, node: Any) -> Offer:
+    """An offer of ``node``'s capacity type on another cloud, priced on the board at a tenth of the
+    node's price, so a price move of ``node`` pays."""
+    from ray_multicloud.pricing.board import PriceBoard
+
+    other = next(
+        o
+        for o in provider.offers.index().offers_for("T4")
+        if o.capacity is node.offer.capacity and o.cloud != node.offer.cloud
+    )
+    PriceBoard(provider.settings.state_dir).set(other.offer_id, node.offer.price_per_hour / 10)
+    return other

@@ -89,25 +89,10 @@ def load_settings(provider_config: Mapping[str, Any], cluster_name: str) -> Prov
         if not isinstance(spec, Mapping):
             raise ConfigError(f"provider.clouds.{name}", "must be a mapping with at least a driver key")
     state_dir = provider_config.get("state_dir") or f"/tmp/ray_multicloud/{cluster_name}"
-    try:
-        cooldown = float(provider_config.get("cooldown_seconds", 300))
-    except (TypeError, ValueError) as exc:
-        raise ConfigError("provider.cooldown_seconds", "must be a number of seconds") from exc
-    if cooldown < 0:
-        raise ConfigError("provider.cooldown_seconds", "must not be negative")
+    cooldown = _seconds(provider_config, "cooldown_seconds", 300)
     ledger = provider_config.get("ledger")
-    try:
-        max_age = float(provider_config.get("max_price_age_seconds", 3600))
-    except (TypeError, ValueError) as exc:
-        raise ConfigError("provider.max_price_age_seconds", "must be a number of seconds") from exc
-    if max_age <= 0:
-        raise ConfigError("provider.max_price_age_seconds", "must be positive")
-    try:
-        ttl = float(provider_config.get("price_ttl_seconds", 300))
-    except (TypeError, ValueError) as exc:
-        raise ConfigError("provider.price_ttl_seconds", "must be a number of seconds") from exc
-    if ttl < 0:
-        raise ConfigError("provider.price_ttl_seconds", "must not be negative")
+    max_age = _seconds(provider_config, "max_price_age_seconds", 3600, positive=True)
+    ttl = _seconds(provider_config, "price_ttl_seconds", 300)
     train_storage = provider_config.get("train_storage")
     if train_storage is not None and (not isinstance(train_storage, str) or not train_storage.strip()):
         raise ConfigError("provider.train_storage",
@@ -128,6 +113,21 @@ def load_settings(provider_config: Mapping[str, Any], cluster_name: str) -> Prov
         train_storage=train_storage.strip() if isinstance(train_storage, str) else None,
         start_controller=start_controller,
     )
+
+
+def _seconds(
+    provider_config: Mapping[str, Any], key: str, default: float, *, positive: bool = False
+) -> float:
+    """``provider.<key>`` as seconds: a number, > 0 when ``positive``, else >= 0."""
+    try:
+        value = float(provider_config.get(key, default))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"provider.{key}", "must be a number of seconds") from exc
+    if positive and value <= 0:
+        raise ConfigError(f"provider.{key}", "must be positive")
+    if value < 0:
+        raise ConfigError(f"provider.{key}", "must not be negative")
+    return value
 
 
 def catalog_offers_for(name: str, spec: Mapping[str, Any], catalog: Iterable[Offer]) -> list[Offer]:
