@@ -57,7 +57,7 @@ from ray_multicloud.clouds.base import (
 )
 from ray_multicloud.cluster_config.cluster import check_cluster
 from ray_multicloud.cluster_config.migration import parse_migration
-from ray_multicloud.cluster_config.pools import parse_offer, parse_pool
+from ray_multicloud.cluster_config.pools import fill_pool_defaults, parse_offer, parse_pool
 from ray_multicloud.cluster_config.provider_section import ProviderSettings, load_settings, offers_of_clouds
 from ray_multicloud.directives import LaunchDirectives
 from ray_multicloud.errors import (
@@ -504,9 +504,12 @@ class MultiCloudNodeProvider(NodeProvider):
 
     @staticmethod
     def bootstrap_config(cluster_config: dict[str, Any]) -> dict[str, Any]:
-        """Check every node type's policy and ``migration:`` section before anything launches, and
-        have the head start the controller (``controller_start_command``) when a pool is movable."""
+        """Check every node type's policy and ``migration:`` section before anything launches, spell
+        out each pool's defaulted ``colocate`` (``fill_pool_defaults``: the autoscaler's provider sees
+        a node type's ``node_config`` only), and have the head start the controller
+        (``controller_start_command``) when a pool is movable."""
         check_cluster(cluster_config)
+        fill_pool_defaults(cluster_config)
         cluster_config.setdefault("auth", {}).setdefault("ssh_user", "ray")
         name = str(cluster_config.get("cluster_name") or "default")
         settings = load_settings(cluster_config["provider"], name)

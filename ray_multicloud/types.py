@@ -109,7 +109,8 @@ class PoolSpec:
     clouds); clouds not listed come after, ordered by price. ``min_clouds`` asks that the pool's
     nodes span at least that many clouds; ``min_on_demand`` that at least that many of them be
     on-demand (both only when the pool has enough nodes to honour them). ``colocate`` keeps the
-    pool's live nodes in one zone (or region, or cloud): a gang, placed and moved together.
+    pool's live nodes in one zone (or region, or cloud): a gang, placed and moved together (the
+    YAML's default is ``cluster_config.pools.default_colocate``; this dataclass's is ``NONE``).
     """
 
     name: str

@@ -400,3 +400,52 @@ def cheaper_elsewhere(provider: Any, node: Any) -> Offer:
     )
     PriceBoard(provider.settings.state_dir).set(other.offer_id, node.offer.price_per_hour / 10)
     return other
+
+
+@pytest.mark.parametrize(
+    ("max_workers", "extra", "expected"),
+    [
+        (4, {}, Colocate.ZONE),  # a node type that may run a multi-node worker group
+        (1, {}, Colocate.NONE),  # one node: nothing to keep together
+        (None, {}, Colocate.NONE),  # not known (the autoscaler's provider sees node_config only)
+        (4, {"min_clouds": 2}, Colocate.NONE),  # asked to spread: a serving pool
+        (4, {"colocate": "none"}, Colocate.NONE),  # said outright
+        (1, {"colocate": "cloud"}, Colocate.CLOUD),
+    ],
+)
+def test_colocate_default_follows_max_workers(
+    max_workers: int | None, extra: dict[str, Any], expected: Colocate
+) -> None:
+    pool = parse_pool("train", {"pool": {"accelerator": "A100", **extra}}, OfferIndex.build(OFFERS),
+                      max_workers=max_workers)
+    assert pool.colocate is expected
+
+
+def test_ray_up_writes_the_default_where_the_autoscaler_reads_it() -> None:
+    """``fill_pool_defaults`` (run by ``bootstrap_config``) spells the default out in the pool, so the
+    provider inside the autoscaler, which parses ``node_config`` alone, places a gang together."""
+    from ray_multicloud.cluster_config.cluster import check_node_types
+    from ray_multicloud.cluster_config.pools import fill_pool_defaults
+
+    config: dict[str, Any] = {
+        "max_workers": 8,
+        "head_node_type": "head",
+        "available_node_types": {
+            "head": {"max_workers": 0, "node_config": {"offer": {
+                "cloud": "aws", "region": "us-east-1", "zone": "us-east-1a", "instance_type": "m1",
+                "capacity": "on-demand", "price_per_hour": 0.1}}},
+            "train": {"max_workers": 3, "node_config": {"pool": {"accelerator": "A100"}}},
+            "serve": {"max_workers": 3, "node_config": {"pool": {"accelerator": "A100", "min_clouds": 2}}},
+            "single": {"max_workers": 1, "node_config": {"pool": {"accelerator": "A100"}}},
+            "inherits": {"node_config": {"pool": {"accelerator": "A100"}}},  # the cluster's max_workers
+            "mine": {"max_workers": 3, "node_config": {"pool": {"accelerator": "A100", "colocate": "region"}}},
+        },
+    }
+    fill_pool_defaults(config)
+    pools = {name: spec["node_config"]["pool"].get("colocate")
+             for name, spec in config["available_node_types"].items() if "pool" in spec["node_config"]}
+    assert pools == {"train": "zone", "serve": "none", "single": "none", "inherits": "zone", "mine": "region"}
+    targets = check_node_types(config, OfferIndex.build(OFFERS), {"aws", "gcp"})
+    by_node_config_alone = {name: parse_pool(name, config["available_node_types"][name]["node_config"],
+                                             OfferIndex.build(OFFERS)).colocate for name in pools}
+    assert {name: t.colocate for name, t in targets.items() if isinstance(t, PoolSpec)} == by_node_config_alone

@@ -13,7 +13,7 @@ from typing import Any
 from ray_multicloud.clouds import make_clouds
 from ray_multicloud.clouds.base import Cloud
 from ray_multicloud.cluster_config.migration import parse_migration
-from ray_multicloud.cluster_config.pools import parse_offer, parse_pool
+from ray_multicloud.cluster_config.pools import node_type_max_workers, parse_offer, parse_pool
 from ray_multicloud.cluster_config.provider_section import load_settings
 from ray_multicloud.errors import ConfigError
 from ray_multicloud.policy import OfferIndex
@@ -85,7 +85,8 @@ def check_node_types(
                     f"available_node_types.{head}.node_config",
                     "the head node type needs a pinned `offer:` (it is never moved)",
                 )
-            target = parse_pool(node_type, node_config, index)
+            target = parse_pool(node_type, node_config, index,
+                                max_workers=node_type_max_workers(cluster_config, str(node_type)))
             parse_migration(str(node_type), node_config)
             market = (spec.get("labels") or {}).get(MARKET_LABEL)
             allowed = {c.value for c in target.capacity_types}

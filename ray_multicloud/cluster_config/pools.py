@@ -125,8 +125,16 @@ def _known_clouds(key: str, names: tuple[str, ...], index: OfferIndex) -> None:
             )
 
 
-def parse_pool(node_type: str, node_config: Mapping[str, Any], index: OfferIndex) -> PoolSpec:
-    """Build the ``PoolSpec`` of a node type from its ``node_config.pool`` and check it against ``index``."""
+def parse_pool(
+    node_type: str, node_config: Mapping[str, Any], index: OfferIndex, *, max_workers: int | None = None
+) -> PoolSpec:
+    """Build the ``PoolSpec`` of a node type from its ``node_config.pool`` and check it against ``index``.
+
+    ``max_workers``: the node type's ``max_workers`` (``node_type_max_workers``), which decides the
+    default of ``colocate`` when the pool does not set it (``default_colocate``); ``None`` (not known,
+    e.g. the provider inside the autoscaler, which sees only ``node_config``) defaults to ``none``. The
+    ``ray up`` path writes the resolved default into the pool (``fill_pool_defaults``), so the
+    autoscaler's provider and the controller see the same value."""
     key, raw = _section(node_type, node_config, "pool")
     _check_keys(key, raw, POOL_KEYS)
 
@@ -194,7 +202,7 @@ def parse_pool(node_type: str, node_config: Mapping[str, Any], index: OfferIndex
                 )
     min_clouds = _integer(f"{key}.min_clouds", raw.get("min_clouds", 1), minimum=1)
     min_on_demand = _integer(f"{key}.min_on_demand", raw.get("min_on_demand", 0), minimum=0)
-    colocate = Colocate.NONE
+    colocate = default_colocate(max_workers, min_clouds)
     if "colocate" in raw:
         text = _string(f"{key}.colocate", raw["colocate"])
         names = tuple(c.value for c in Colocate)
@@ -230,6 +238,47 @@ def parse_pool(node_type: str, node_config: Mapping[str, Any], index: OfferIndex
         first = problems[0]
         raise ConfigError(f"{key}.{first.key}", first.message)
     return pool
+
+
+def default_colocate(max_workers: int | None, min_clouds: int) -> Colocate:
+    """``colocate`` of a pool that does not set it: ``zone`` when the node type may run more than one
+    node (``max_workers > 1``: the nodes of a multi-node Ray Train worker group all-reduce every step,
+    slow across zones and paying egress across regions and clouds) and the pool does not ask to be
+    spread (``min_clouds == 1``; a serving pool spreads over clouds instead); ``none`` otherwise."""
+    if max_workers is not None and max_workers > 1 and min_clouds == 1:
+        return Colocate.ZONE
+    return Colocate.NONE
+
+
+def node_type_max_workers(cluster_config: Mapping[str, Any], node_type: str) -> int | None:
+    """A node type's ``max_workers``, else the cluster's (Ray's default for a node type), else ``None``;
+    a value that is not a whole number counts as unknown (Ray's own schema check rejects it)."""
+    spec = (cluster_config.get("available_node_types") or {}).get(node_type)
+    value = spec.get("max_workers") if isinstance(spec, Mapping) else None
+    if value is None:
+        value = cluster_config.get("max_workers")
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value
+
+
+def fill_pool_defaults(cluster_config: dict[str, Any]) -> None:
+    """Write each pool's defaulted ``colocate`` into its YAML section, in place.
+
+    ``ray up`` does this in ``bootstrap_config``: the autoscaler's provider sees only a node type's
+    ``node_config``, not its ``max_workers``, so the default must be spelled out in the bootstrap
+    config the head runs from. A pool that sets ``colocate`` keeps it; a malformed pool is left as it
+    is (``check_cluster`` reports it)."""
+    for node_type, spec in (cluster_config.get("available_node_types") or {}).items():
+        node_config = spec.get("node_config") if isinstance(spec, Mapping) else None
+        pool = node_config.get("pool") if isinstance(node_config, dict) else None
+        if not isinstance(pool, dict) or "colocate" in pool:
+            continue
+        min_clouds = pool.get("min_clouds", 1)
+        if isinstance(min_clouds, bool) or not isinstance(min_clouds, int):
+            continue
+        chosen = default_colocate(node_type_max_workers(cluster_config, str(node_type)), min_clouds)
+        pool["colocate"] = chosen.value
 
 
 def parse_offer(node_type: str, node_config: Mapping[str, Any]) -> Offer:
