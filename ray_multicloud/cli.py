@@ -316,7 +316,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 # Mirrors ray_multicloud.sim.serving.FLEET_POLICIES (not imported here: building the parser stays
 # free of numpy; a test checks the two agree).
-FLEET_POLICY_NAMES = ("ondemand", "spot-one-zone", "spot-hedge")
+FLEET_POLICY_NAMES = ("ondemand", "spot-one-zone", "spot-hedge", "predictive")
 
 
 def _add_simulate_serving(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -352,6 +352,10 @@ def _add_simulate_serving(sub: argparse._SubParsersAction[argparse.ArgumentParse
                    "(default 0.918, p3.2xlarge spot in the traces)")
     p.add_argument("--ondemand-price", type=float, default=3.06, metavar="USD_PER_HOUR",
                    help="on-demand USD/h per replica (default 3.06, p3.2xlarge us-east-1)")
+    p.add_argument("--held-out-from", type=float, default=0.0, metavar="F",
+                   help="report only the ticks after this fraction of the traces' overlap (0.5: the "
+                   "second half); predictive chooses its forecaster on the ticks before it (default 0: "
+                   "the whole trace, in-sample)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.set_defaults(handler=_cmd_simulate_serving)
 
@@ -374,6 +378,8 @@ def _serving_input_error(args: argparse.Namespace) -> str | None:
     for flag, count in (("--min-replicas", args.min_replicas), ("--extra-spot", args.extra_spot)):
         if count < 0:
             return f"{flag} must be >= 0, got {count}"
+    if not (math.isfinite(args.held_out_from) and 0 <= args.held_out_from < 1):
+        return f"--held-out-from must be a fraction in [0, 1), got {args.held_out_from:g}"
     return None
 
 
@@ -409,7 +415,14 @@ def _cmd_simulate_serving(args: argparse.Namespace) -> int:
         downscale_minutes=args.downscale_minutes,
         peak=args.peak,
     )
-    result = simulate_fleet(traces, demand, fleet, args.policy, ondemand_price=args.ondemand_price)
+    try:
+        result = simulate_fleet(traces, demand, fleet, args.policy, ondemand_price=args.ondemand_price,
+                                held_out_from=args.held_out_from)
+    except TraceError as exc:
+        print(f"{cmd}: {exc}", file=sys.stderr)
+        return 2
+    if result.note:
+        print(f"{cmd}: note: {result.note}", file=sys.stderr)
     out: dict[str, object] = dataclasses.asdict(result)
     out["savings_fraction"] = result.savings_fraction
     out["zones"] = list(traces.names)
@@ -433,7 +446,11 @@ def _cmd_simulate_serving(args: argparse.Namespace) -> int:
         ["unserved requests", f"{result.unserved_fraction:.2%}"],
         ["preemptions", result.preemptions],
         ["mean replicas", f"{result.mean_replicas:.2f}"],
+        ["figures over", "the whole trace (in-sample)" if result.in_sample
+         else f"the ticks after the first {args.held_out_from:.0%} (held out)"],
     ]
+    if result.policy == "predictive":
+        rows.append(["forecaster", result.forecaster or "none (reactive: history too short)"])
     print(format_table(["simulate-serving", "result"], rows, align="ll"))
     return 0
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ray_multicloud.clouds import DRIVERS
-from ray_multicloud.cluster_config.cluster import check_node_types
+from ray_multicloud.cluster_config.cluster import check_node_types, check_ray_schema
 from ray_multicloud.cluster_config.migration import parse_migration
 from ray_multicloud.cluster_config.provider_section import load_settings, offers_of_clouds
 from ray_multicloud.errors import ConfigError
@@ -148,6 +148,7 @@ def dry_run(
         raise ConfigError("provider", "missing; see cluster_configs/aws-gcp-azure-gpu.yaml")
     if provider.get("module") != "ray_multicloud.provider.MultiCloudNodeProvider":
         raise ConfigError("provider.module", "must be ray_multicloud.provider.MultiCloudNodeProvider")
+    check_ray_schema(config)
     settings = load_settings(provider, cluster)
     out = DryRun(cluster)
     for name, spec in settings.clouds.items():

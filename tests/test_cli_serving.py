@@ -13,6 +13,9 @@ from ray_multicloud.sim.serving import FLEET_POLICIES, FleetSpec
 
 HOUR = 3600
 JSON_KEYS = {
+    "forecaster",
+    "in_sample",
+    "note",
     "policy",
     "hours",
     "cost_usd",

@@ -22,6 +22,29 @@ from ray_multicloud.types import Offer, PoolSpec
 MARKET_LABEL = "ray.io/market-type"
 
 
+def check_ray_schema(cluster_config: Mapping[str, Any]) -> None:
+    """Ray's own cluster-config schema (``ray.autoscaler._private.util.validate_config``, what
+    ``ray up`` runs first): ``ConfigError`` naming the key of the first violation, so ``plan`` rejects
+    what ``ray up`` would (a misspelt ``max_wrkers``, ``min_workers: two``) before the project's checks."""
+    import copy
+
+    import jsonschema
+    from ray.autoscaler._private.util import validate_config
+
+    try:
+        validate_config(copy.deepcopy(dict(cluster_config)))
+    except jsonschema.ValidationError as exc:
+        where = ".".join(str(p) for p in exc.absolute_path)
+        if exc.validator == "additionalProperties":
+            unexpected = sorted(set(exc.instance) - set(exc.schema.get("properties", {})))
+            key = ".".join(x for x in (where, *unexpected[:1]) if x)
+            raise ConfigError(key or "(top level)", f"{exc.message}; Ray's cluster schema has no such key "
+                              "(check the spelling)") from None
+        raise ConfigError(where or "(top level)", f"Ray's cluster schema: {exc.message}") from None
+    except ValueError as exc:  # validate_config's own checks (e.g. head_node_type not defined)
+        raise ConfigError("(cluster YAML)", f"Ray's cluster checks: {exc}") from None
+
+
 def check_cluster(
     cluster_config: Mapping[str, Any], *, clouds: Mapping[str, Cloud] | None = None
 ) -> dict[str, PoolSpec | Offer]:
@@ -38,6 +61,7 @@ def check_cluster(
     provider = cluster_config.get("provider")
     if not isinstance(provider, Mapping):
         raise ConfigError("provider", "missing; see cluster_configs/local-multicloud.yaml")
+    check_ray_schema(cluster_config)
     settings = load_settings(provider, cluster_name)
     if clouds is None:
         clouds = make_clouds(settings.clouds, state_dir=str(settings.state_dir))

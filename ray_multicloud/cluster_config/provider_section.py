@@ -26,6 +26,8 @@ Errors are ``ConfigError`` naming the key, raised before anything launches.
 
 from __future__ import annotations
 
+import ipaddress
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -78,19 +80,22 @@ def load_settings(provider_config: Mapping[str, Any], cluster_name: str) -> Prov
         raise ConfigError(
             "provider", f"unknown keys {sorted(unknown)}; this provider reads {sorted(_OUR_KEYS)}"
         )
-    gcs = provider_config.get("gcs_address")
-    if not isinstance(gcs, str) or ":" not in gcs:
-        raise ConfigError("provider.gcs_address",
-                          "set the head's GCS address as host:port, e.g. 127.0.0.1:6379 locally")
+    gcs = check_gcs_address(provider_config.get("gcs_address"))
     clouds = provider_config.get("clouds")
     if not isinstance(clouds, Mapping) or not clouds:
         raise ConfigError("provider.clouds", "name at least one cloud, e.g. {aws: {driver: local}}")
     for name, spec in clouds.items():
         if not isinstance(spec, Mapping):
             raise ConfigError(f"provider.clouds.{name}", "must be a mapping with at least a driver key")
-    state_dir = provider_config.get("state_dir") or f"/tmp/ray_multicloud/{cluster_name}"
+        regions = spec.get("regions")
+        if regions is not None and (
+            not isinstance(regions, list) or not all(isinstance(r, str) and r.strip() for r in regions)
+        ):
+            raise ConfigError(f"provider.clouds.{name}.regions",
+                              f"must be a list of region names, e.g. [us-east-1], got {regions!r}")
+    state_dir = _path_or_none(provider_config, "state_dir") or f"/tmp/ray_multicloud/{cluster_name}"
     cooldown = _seconds(provider_config, "cooldown_seconds", 300)
-    ledger = provider_config.get("ledger")
+    ledger = _path_or_none(provider_config, "ledger")
     max_age = _seconds(provider_config, "max_price_age_seconds", 3600, positive=True)
     ttl = _seconds(provider_config, "price_ttl_seconds", 300)
     train_storage = provider_config.get("train_storage")
@@ -105,7 +110,7 @@ def load_settings(provider_config: Mapping[str, Any], cluster_name: str) -> Prov
         gcs_address=gcs,
         state_dir=Path(str(state_dir)).expanduser(),
         clouds={str(k): dict(v) for k, v in clouds.items()},
-        catalog_path=provider_config.get("catalog"),
+        catalog_path=_path_or_none(provider_config, "catalog"),
         cooldown_s=cooldown,
         ledger_path=str(Path(str(ledger)).expanduser()) if ledger else None,
         max_price_age_s=max_age,
@@ -115,18 +120,60 @@ def load_settings(provider_config: Mapping[str, Any], cluster_name: str) -> Prov
     )
 
 
+def check_gcs_address(value: object) -> str:
+    """``provider.gcs_address`` as ``host:port`` (``[v6]:port`` for IPv6): a host workers can dial
+    (not empty, not the unspecified 0.0.0.0 / ::) and a port in 1..65535; ``ConfigError`` otherwise."""
+    key = "provider.gcs_address"
+    fix = "set the head's GCS address as host:port, e.g. 127.0.0.1:6379 locally"
+    if not isinstance(value, str) or ":" not in value:
+        raise ConfigError(key, f"{value!r}: {fix}")
+    host, _, port_text = value.strip().rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        port = int(port_text)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise ConfigError(key, f"{value!r}: the port must be a number in 1..65535; {fix}")
+    if not host:
+        raise ConfigError(key, f"{value!r}: no host; {fix}")
+    try:
+        unspecified = ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        unspecified = False
+    if unspecified:
+        raise ConfigError(key, f"{value!r}: {host} is a listen-on-all address, not one a worker can dial; "
+                          "give the head's own address")
+    return value.strip()
+
+
+def _path_or_none(provider_config: Mapping[str, Any], key: str) -> str | None:
+    value = provider_config.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f"provider.{key}", f"must be a file path (a string), got {value!r}")
+    return value
+
+
 def _seconds(
     provider_config: Mapping[str, Any], key: str, default: float, *, positive: bool = False
 ) -> float:
-    """``provider.<key>`` as seconds: a number, > 0 when ``positive``, else >= 0."""
+    """``provider.<key>`` as seconds: a finite number, > 0 when ``positive``, else >= 0."""
+    raw = provider_config.get(key, default)
+    if isinstance(raw, bool):
+        raise ConfigError(f"provider.{key}", f"must be a number of seconds, got {raw!r}")
     try:
-        value = float(provider_config.get(key, default))
+        value = float(raw)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"provider.{key}", "must be a number of seconds") from exc
+        raise ConfigError(f"provider.{key}", f"must be a number of seconds, got {raw!r}") from exc
+    if not math.isfinite(value):
+        raise ConfigError(f"provider.{key}", f"must be a finite number of seconds, got {raw!r}")
     if positive and value <= 0:
-        raise ConfigError(f"provider.{key}", "must be positive")
+        raise ConfigError(f"provider.{key}", f"must be positive, got {raw!r}")
     if value < 0:
-        raise ConfigError(f"provider.{key}", "must not be negative")
+        raise ConfigError(f"provider.{key}", f"must not be negative, got {raw!r}")
     return value
 
 

@@ -22,13 +22,29 @@ Fleet policies (:data:`FLEET_POLICIES`):
   available zones, cheapest and least-loaded first, plus ``extra_spot`` over-provisioned
   replicas; on-demand replicas cover whatever the ready spot replicas do not, and are released
   once spot is ready again.
+* ``predictive``: ``spot-hedge`` sized for the need a forecaster (``ray_multicloud.policy.forecast``)
+  predicts ``startup`` ticks ahead instead of the need now, so replicas ordered now are ready when
+  the forecast demand arrives (and are kept until the forecast tick has passed, instead of the
+  downscale window); on-demand covers the forecast need that the spot replicas (ready or starting)
+  do not, and the part of the need now that ready spot does not, up to the forecast. A demand
+  spike no forecast saw is not chased: replicas ordered for it would be ready after it (the
+  ``persistence`` candidate, the demand now, is how reactive sizing competes in the backtest). The forecaster
+  is chosen by a backtest on the ticks before ``held_out_from`` (on the whole trace when that is 0:
+  in-sample, and said so): each candidate drives this policy over that history, and the one with
+  the fewest SLO-violation ticks among those costing at most ``1 + max_extra_cost`` times
+  ``spot-hedge`` on the same history wins (cost breaks ties). With less than two days of history,
+  or no candidate within the cost bound, there is no forecaster and the policy is ``spot-hedge``
+  (the result's ``note`` says which).
 
-The on-demand baseline is the ``ondemand`` policy's cost on the same traces.
+The on-demand baseline is the ``ondemand`` policy's cost on the same traces. With
+``held_out_from = h > 0`` every figure (cost, violations, unserved, replicas) counts only ticks
+``>= h``; the fleet is simulated from tick 0 so it enters the held-out part warm.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,9 +54,10 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from ray_multicloud.policy.forecast import Candidate, Choice, Score, choose, forecast_series
 from ray_multicloud.sim.traces import TraceError, TraceSet
 
-FLEET_POLICIES = ("ondemand", "spot-one-zone", "spot-hedge")
+FLEET_POLICIES = ("ondemand", "spot-one-zone", "spot-hedge", "predictive")
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +129,7 @@ class FleetSpec:
     extra_spot: int = 1
     downscale_minutes: float = 10.0
     peak: bool = False
+    max_extra_cost: float = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +142,9 @@ class ServingResult:
     unserved_fraction: float
     preemptions: int
     mean_replicas: float
+    forecaster: str | None = None
+    in_sample: bool = True
+    note: str = ""
 
     @property
     def savings_fraction(self) -> float:
@@ -152,26 +173,86 @@ def simulate_fleet(
     policy: str,
     *,
     ondemand_price: float,
+    held_out_from: float = 0.0,
 ) -> ServingResult:
-    """Run fleet ``policy`` over the overlap of the spot traces and the demand trace."""
+    """Run fleet ``policy`` over the overlap of the spot traces and the demand trace.
+
+    ``held_out_from``: a fraction in [0, 1) of that overlap; figures count the ticks from there on,
+    and ``predictive`` chooses its forecaster on the ticks before it (module docstring)."""
     if policy not in FLEET_POLICIES:
         raise TraceError(f"unknown fleet policy {policy!r}: use one of {', '.join(FLEET_POLICIES)}")
     if fleet.replica_rps <= 0:
         raise TraceError(f"replica capacity must be > 0 requests/s, got {fleet.replica_rps}")
+    if not 0.0 <= held_out_from < 1.0:
+        raise TraceError(f"held-out start must be a fraction in [0, 1), got {held_out_from}")
     rate = resample(demand, traces.gap_seconds, traces.ticks, peak=fleet.peak)
-    cost, violations, unserved, pre, replicas = _run(traces, rate, fleet, policy, ondemand_price)
-    base = cost if policy == "ondemand" else _run(traces, rate, fleet, "ondemand", ondemand_price)[0]
-    total = float(rate.sum())
+    start = int(len(rate) * held_out_from)
+    if start >= len(rate):
+        raise TraceError(f"nothing left to evaluate after the first {held_out_from:.0%} of {len(rate)} ticks")
+    forecast: npt.NDArray[np.float64] | None = None
+    chosen: Choice | None = None
+    note = ""
+    if policy == "predictive":
+        startup = _ticks(fleet.startup_minutes, traces.gap_seconds)
+        end = start if start > 0 else len(rate)
+        history = rate[:end]
+        past = dataclasses.replace(
+            traces, counts=traces.counts[:, :end], spot_prices=traces.spot_prices[:, :end]
+        )
+        chosen = choose(history, traces.gap_seconds, startup,
+                        score=_backtest(past, history, fleet, ondemand_price))
+        hours = len(history) * traces.gap_seconds / 3600
+        if chosen is None and hours < 48:
+            note = (f"demand history of {hours:.1f} h is too short to forecast (needs 2 days): "
+                    "scaled reactively, as spot-hedge")
+        elif chosen is None:
+            note = (f"no forecaster kept the fleet within {fleet.max_extra_cost:.0%} of spot-hedge's cost on "
+                    f"the {hours:.1f} h of history: scaled reactively, as spot-hedge")
+        else:
+            forecast = forecast_series(rate, chosen.best, startup)
+    run = _run(traces, rate, fleet, policy, ondemand_price, forecast, start)
+    base = run if policy == "ondemand" else _run(traces, rate, fleet, "ondemand", ondemand_price, None, start)
+    cost, violations, unserved, pre, replicas = run
+    counted = len(rate) - start
+    total = float(rate[start:].sum())
     return ServingResult(
         policy=policy,
-        hours=len(rate) * traces.gap_seconds / 3600.0,
+        hours=counted * traces.gap_seconds / 3600.0,
         cost_usd=cost,
-        ondemand_cost_usd=base,
-        slo_violation_fraction=violations / len(rate),
+        ondemand_cost_usd=base[0],
+        slo_violation_fraction=violations / counted,
         unserved_fraction=unserved / total if total > 0 else 0.0,
         preemptions=pre,
-        mean_replicas=replicas / len(rate),
+        mean_replicas=replicas / counted,
+        forecaster=chosen.best.name if chosen is not None else None,
+        in_sample=start == 0,
+        note=note,
     )
+
+
+def _backtest(
+    traces: TraceSet, rate: npt.NDArray[np.float64], fleet: FleetSpec, od_price: float
+) -> Score:
+    """A ``forecast.choose`` score: a candidate's SLO-violation ticks when its forecast drives
+    ``predictive`` over the history (``traces``, ``rate``), plus its cost as a fraction of
+    ``spot-hedge``'s (below 1 + ``max_extra_cost``, so it only breaks ties); ``None`` when it costs
+    more than that."""
+    reference: dict[int, float] = {}
+
+    def score(_c: Candidate, series: npt.NDArray[np.float64], first: int, _last: int) -> float | None:
+        if first not in reference:
+            reference[first] = _run(traces, rate, fleet, "spot-hedge", od_price, None, first)[0]
+        cost, violations, *_ = _run(traces, rate, fleet, "predictive", od_price, series, first)
+        base = reference[first]
+        if base > 0 and cost > (1.0 + fleet.max_extra_cost) * base:
+            return None
+        return violations + (cost / base if base > 0 else 0.0) / (2.0 + fleet.max_extra_cost)
+
+    return score
+
+
+def _ticks(minutes: float, tick_seconds: float) -> int:
+    return math.ceil(minutes * 60.0 / tick_seconds - 1e-9)
 
 
 class _Group:
@@ -213,11 +294,20 @@ class _Group:
 
 
 def _run(
-    traces: TraceSet, rate: npt.NDArray[np.float64], fleet: FleetSpec, policy: str, od_price: float
+    traces: TraceSet,
+    rate: npt.NDArray[np.float64],
+    fleet: FleetSpec,
+    policy: str,
+    od_price: float,
+    forecast: npt.NDArray[np.float64] | None,
+    start: int,
 ) -> tuple[float, int, float, int, int]:
+    """Simulate every tick; figures (cost, violations, unserved, preemptions, replica-ticks) are
+    summed over ticks ``>= start``. ``forecast[t]``: the rate predicted at ``t`` for ``t + startup``
+    (``predictive`` only; ``None`` makes it ``spot-hedge``)."""
     tick_h = traces.gap_seconds / 3600.0
-    startup = math.ceil(fleet.startup_minutes * 60.0 / traces.gap_seconds - 1e-9)
-    window = max(1, math.ceil(fleet.downscale_minutes * 60.0 / traces.gap_seconds - 1e-9))
+    startup = _ticks(fleet.startup_minutes, traces.gap_seconds)
+    window = max(1, _ticks(fleet.downscale_minutes, traces.gap_seconds))
     counts = traces.counts
     prices = traces.spot_prices
     Z = len(traces.names)
@@ -226,36 +316,54 @@ def _run(
     spot = [_Group() for _ in range(Z)]
     od = _Group()
     needs = np.maximum(fleet.min_replicas, np.ceil(rate / fleet.replica_rps - 1e-9)).astype(np.int64)
+    ahead = None
+    if forecast is not None:
+        wanted = np.ceil(np.maximum(forecast, 0.0) / fleet.replica_rps - 1e-9)
+        ahead = np.maximum(fleet.min_replicas, wanted).astype(np.int64)
+    hedged = policy in ("spot-hedge", "predictive")
     cost = unserved = 0.0
     violations = preemptions = replica_ticks = 0
     for t in range(len(rate)):
+        counted = t >= start
         need = int(needs[t])
         # Scale down only after demand stayed lower for the downscale window.
         target_need = int(needs[max(0, t - window + 1) : t + 1].max())
+        plan_need = target_need
+        if ahead is not None:
+            # What to have at t + startup is the forecast need, and what was ordered for a forecast
+            # tick still to come (forecasts of the last ``startup`` ticks) is kept until that tick.
+            # The forecast replaces the reactive sizing: a replica ordered now serves only from
+            # t + startup, so sizing it for the demand now is a forecast too (``persistence``).
+            plan_need = int(ahead[max(0, t - startup) : t + 1].max())
+            target_need = min(target_need, plan_need)
         for z in range(Z):
             g = spot[z]
             g.advance(t)
             cap = (g.total if counts[z, t] > 0 else 0) if unlimited[z] else int(counts[z, t])
             if g.total > cap:
-                preemptions += g.shrink(g.total - cap)
+                lost = g.shrink(g.total - cap)
+                preemptions += lost if counted else 0
         od.advance(t)
         if policy == "ondemand":
             od.shrink(od.total - target_need)
             od.grow(target_need - od.total, t + startup)
         else:
-            target = target_need + (fleet.extra_spot if policy == "spot-hedge" else 0)
+            target = plan_need + (fleet.extra_spot if hedged else 0)
             order = (
                 [cheapest] if policy == "spot-one-zone" else sorted(range(Z), key=lambda z: (prices[z, t], z))
             )
             _place_spot(spot, order, target, counts[:, t], unlimited, t + startup)
             for g in spot:  # replicas with no startup delay serve in the tick they launch
                 g.advance(t)
-            if policy == "spot-hedge":
+            if hedged:
                 ready_spot = sum(g.ready for g in spot)
-                want = max(0, target_need - ready_spot)
+                all_spot = sum(g.total for g in spot)  # ready, or ready by t + startup
+                want = max(0, target_need - ready_spot, plan_need - all_spot)
                 od.shrink(od.total - want)
                 od.grow(want - od.total, t + startup)
         od.advance(t)
+        if not counted:
+            continue
         ready = od.ready + sum(g.ready for g in spot)
         if ready < need:
             violations += 1
