@@ -611,6 +611,9 @@ class Controller:
         fleet = self.provider.fleet()
         index = self.provider.offers.index()
         cooldowns = dict(getattr(self.provider, "_cooldowns", {}))
+        # Private machine kinds with every machine in use are no target this tick; one that frees
+        # is, so a node that burst to a public cloud comes back (a price move onto the private pool).
+        cooldowns.update({oid: math.inf for oid in self.provider.full_offers(fleet)})
         with self._lock:
             last = dict(self.last_moved)
             memories = dict(self._memories)

@@ -20,11 +20,12 @@ project's (``rmc/cloud``, ``rmc/pool``, ``rmc/instance-type``).
 from __future__ import annotations
 
 import logging
+import math
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, cast
@@ -241,6 +242,22 @@ class MultiCloudNodeProvider(NodeProvider):
             ))
         return out
 
+    def full_offers(self, fleet: Sequence[FleetNode] | None = None) -> frozenset[OfferId]:
+        """Offers of fixed-capacity clouds (private machines) whose every slot holds a live node of
+        ``fleet`` (default: the fleet now): no launch or move can land there until one frees."""
+        fleet = self.fleet() if fleet is None else fleet
+        used: dict[str, int] = {}
+        for node in fleet:
+            if node.state in (NodeState.PENDING, NodeState.RUNNING):
+                used[node.offer.offer_id] = used.get(node.offer.offer_id, 0) + 1
+        full: set[OfferId] = set()
+        for cloud in self.clouds.values():
+            slots = getattr(cloud, "slots", None) if cloud.features.fixed_capacity else None
+            if slots is None:
+                continue
+            full.update(OfferId(oid) for oid, n in slots().items() if used.get(oid, 0) >= n)
+        return frozenset(full)
+
     # -- NodeProvider: queries ---------------------------------------------------------------------
 
     def non_terminated_nodes(self, tag_filters: dict[str, str]) -> list[str]:
@@ -370,7 +387,10 @@ class MultiCloudNodeProvider(NodeProvider):
                     request_id,
                     [CloudError("policy", f"{advice}: waiting for spot to come back; the launch is retried")],
                 )
-            decision = place(pool, 1, self.offers.index(), self.fleet(), now=now, cooldowns=cooldowns)
+            fleet = self.fleet()
+            # A private machine kind with every machine in use is skipped, not tried and cooled down.
+            cooldowns.update({oid: math.inf for oid in self.full_offers(fleet)})
+            decision = place(pool, 1, self.offers.index(), fleet, now=now, cooldowns=cooldowns)
             if isinstance(decision, Infeasible):
                 raise LaunchFailed(node_type, request_id, [CloudError("policy", "; ".join(decision.reasons))])
             placement = decision.placements[0]

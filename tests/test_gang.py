@@ -409,6 +409,9 @@ def cheaper_elsewhere(provider: Any, node: Any) -> Offer:
         (1, {}, Colocate.NONE),  # one node: nothing to keep together
         (None, {}, Colocate.NONE),  # not known (the autoscaler's provider sees node_config only)
         (4, {"min_clouds": 2}, Colocate.NONE),  # asked to spread: a serving pool
+        (4, {"min_on_demand": 1}, Colocate.NONE),  # a spot/on-demand mix: a serving pool
+        (4, {"source_preference": ["aws"]}, Colocate.NONE),  # bursts from a preferred source
+        (4, {"source_preference": ["aws"], "colocate": "zone"}, Colocate.ZONE),  # a gang that says so
         (4, {"colocate": "none"}, Colocate.NONE),  # said outright
         (1, {"colocate": "cloud"}, Colocate.CLOUD),
     ],
@@ -436,6 +439,8 @@ def test_ray_up_writes_the_default_where_the_autoscaler_reads_it() -> None:
                 "capacity": "on-demand", "price_per_hour": 0.1}}},
             "train": {"max_workers": 3, "node_config": {"pool": {"accelerator": "A100"}}},
             "serve": {"max_workers": 3, "node_config": {"pool": {"accelerator": "A100", "min_clouds": 2}}},
+            "burst": {"max_workers": 3, "node_config": {"pool": {"accelerator": "A100",
+                                                                 "source_preference": ["aws"]}}},
             "single": {"max_workers": 1, "node_config": {"pool": {"accelerator": "A100"}}},
             "inherits": {"node_config": {"pool": {"accelerator": "A100"}}},  # the cluster's max_workers
             "mine": {"max_workers": 3, "node_config": {"pool": {"accelerator": "A100", "colocate": "region"}}},
@@ -444,7 +449,8 @@ def test_ray_up_writes_the_default_where_the_autoscaler_reads_it() -> None:
     fill_pool_defaults(config)
     pools = {name: spec["node_config"]["pool"].get("colocate")
              for name, spec in config["available_node_types"].items() if "pool" in spec["node_config"]}
-    assert pools == {"train": "zone", "serve": "none", "single": "none", "inherits": "zone", "mine": "region"}
+    assert pools == {"train": "zone", "serve": "none", "burst": "none", "single": "none", "inherits": "zone",
+                     "mine": "region"}
     targets = check_node_types(config, OfferIndex.build(OFFERS), {"aws", "gcp"})
     by_node_config_alone = {name: parse_pool(name, config["available_node_types"][name]["node_config"],
                                              OfferIndex.build(OFFERS)).colocate for name in pools}

@@ -116,6 +116,12 @@ class SellsFixedOffers(Protocol):
         """Every offer this cloud sells, at its own prices."""
         ...
 
+    def slots(self) -> Mapping[str, int]:
+        """How many instances each of its offers (by offer id) can hold at once: the machines of
+        that kind. An offer with as many live instances as slots is full (no launch or move targets
+        it); an offer not listed is unlimited."""
+        ...
+
 
 @runtime_checkable
 class Cloud(Protocol):

@@ -84,6 +84,11 @@ def machine_offers(cloud: str, region: str, machines: Sequence[Machine]) -> list
     ]
 
 
+def machine_slots(offers: Sequence[Offer], machines: Mapping[str, Machine]) -> dict[str, int]:
+    """Offer id -> how many machines of its kind the pool has (``SellsFixedOffers.slots``)."""
+    return {o.offer_id: machines[o.instance_type].count for o in offers if o.instance_type in machines}
+
+
 class PrivateCloud(LocalCloud):
     """A fixed-capacity pool of machines, zero marginal price. See the module docstring."""
 
@@ -104,6 +109,10 @@ class PrivateCloud(LocalCloud):
     def offers(self) -> list[Offer]:
         """The pool's offers (see ``machine_offers``)."""
         return machine_offers(self.name, self.region, list(self.machines.values()))
+
+    def slots(self) -> dict[str, int]:
+        """Machines per offer: an offer with that many live nodes is full."""
+        return machine_slots(self.offers(), self.machines)
 
     def launch(self, request: LaunchRequest) -> Instance:
         with self._lock:

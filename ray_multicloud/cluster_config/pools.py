@@ -202,7 +202,7 @@ def parse_pool(
                 )
     min_clouds = _integer(f"{key}.min_clouds", raw.get("min_clouds", 1), minimum=1)
     min_on_demand = _integer(f"{key}.min_on_demand", raw.get("min_on_demand", 0), minimum=0)
-    colocate = default_colocate(max_workers, min_clouds)
+    colocate = default_colocate(max_workers, min_clouds, min_on_demand, bool(preference))
     if "colocate" in raw:
         text = _string(f"{key}.colocate", raw["colocate"])
         names = tuple(c.value for c in Colocate)
@@ -240,14 +240,22 @@ def parse_pool(
     return pool
 
 
-def default_colocate(max_workers: int | None, min_clouds: int) -> Colocate:
+def default_colocate(
+    max_workers: int | None, min_clouds: int, min_on_demand: int = 0, source_preference: bool = False
+) -> Colocate:
     """``colocate`` of a pool that does not set it: ``zone`` when the node type may run more than one
     node (``max_workers > 1``: the nodes of a multi-node Ray Train worker group all-reduce every step,
-    slow across zones and paying egress across regions and clouds) and the pool does not ask to be
-    spread (``min_clouds == 1``; a serving pool spreads over clouds instead); ``none`` otherwise."""
-    if max_workers is not None and max_workers > 1 and min_clouds == 1:
-        return Colocate.ZONE
-    return Colocate.NONE
+    slow across zones and paying egress across regions and clouds) and the pool says nothing about
+    spreading or sourcing its nodes; ``none`` when it does, because each of those is a serving or
+    bursting pool's request that a gang would defeat: ``min_clouds > 1`` (spread over clouds),
+    ``min_on_demand > 0`` (a spot/on-demand mix) or a ``source_preference`` (a private pool first,
+    bursting to public clouds when it is full: a gang would leave the private machines to regroup).
+    Such a pool that *is* a training gang says ``colocate: zone``."""
+    if max_workers is None or max_workers <= 1:
+        return Colocate.NONE
+    if min_clouds > 1 or min_on_demand > 0 or source_preference:
+        return Colocate.NONE
+    return Colocate.ZONE
 
 
 def node_type_max_workers(cluster_config: Mapping[str, Any], node_type: str) -> int | None:
@@ -274,10 +282,12 @@ def fill_pool_defaults(cluster_config: dict[str, Any]) -> None:
         pool = node_config.get("pool") if isinstance(node_config, dict) else None
         if not isinstance(pool, dict) or "colocate" in pool:
             continue
-        min_clouds = pool.get("min_clouds", 1)
-        if isinstance(min_clouds, bool) or not isinstance(min_clouds, int):
+        min_clouds, min_on_demand = pool.get("min_clouds", 1), pool.get("min_on_demand", 0)
+        counts = (min_clouds, min_on_demand)
+        if any(isinstance(v, bool) or not isinstance(v, int) for v in counts):
             continue
-        chosen = default_colocate(node_type_max_workers(cluster_config, str(node_type)), min_clouds)
+        chosen = default_colocate(node_type_max_workers(cluster_config, str(node_type)), min_clouds,
+                                  min_on_demand, bool(pool.get("source_preference")))
         pool["colocate"] = chosen.value
 
 

@@ -14,7 +14,11 @@ of these hold, checked in this order (the notes of ``plan`` name the first one t
 2. hysteresis: the node has not been moved (``last_moved``) and was not launched within the last
    ``min_interval_s`` seconds;
 3. the target is not less preferred than the current offer under the pool's
-   ``source_preference`` (a private pool is never left for a public cloud because of price);
+   ``source_preference`` (a private pool is never left for a public cloud because of price), and
+   not blocked in ``cooldowns`` (an offer that just answered "no capacity", or a private machine
+   kind whose every machine is in use: the controller passes those too). A node that burst to a
+   public cloud comes back this way once a private machine frees ("repatriation"): the private
+   offer is more preferred and, at its amortised price, cheaper;
 4. relative saving ``(current - target) / current >= min_relative_saving``;
 5. net saving ``saving_per_hour * horizon_hours - move_cost_usd > min_net_saving_usd``, where the
    move cost is what the move burns (``move_cost``):
@@ -298,7 +302,7 @@ def plan(
     ``memories`` maps a pool of ``config.jobs`` to its deadline policy's memory from the last
     call (a missing pool starts from ``Memory()``); ``cooldowns`` maps an offer to the time it
     may be used again, as ``place.place`` takes it: a cooling spot offer is an unavailable zone
-    for the deadline policy and no deadline move targets a cooling offer. ``MovePlan.memories``
+    for the deadline policy, and no deadline or price move targets a cooling offer. ``MovePlan.memories``
     holds what to pass back next time.
     """
     index = _as_index(offers_index)
@@ -338,7 +342,7 @@ def plan(
                 f"< min_interval_s {config.min_interval_s:.0f} s"
             )
             continue
-        move, why = _price_move(node, pool, index, config, now, live)
+        move, why = _price_move(node, pool, index, config, now, live, cooling(cooldowns, now))
         if move is None:
             notes.append(f"{node.instance_id}: {why}")
             continue
@@ -362,6 +366,7 @@ def _price_move(
     config: RebalanceConfig,
     now: float,
     live: Sequence[FleetNode],
+    blocked: frozenset[OfferId] = frozenset(),
 ) -> tuple[Move | None, str]:
     current = node.offer
     ranked = matching_offers(pool, index, now=now)
@@ -371,6 +376,9 @@ def _price_move(
     first_fail = "no other matching offer"
     for target in ranked:
         if target.offer_id == current.offer_id:
+            continue
+        if target.offer_id in blocked:
+            first_fail = first_fail if best else f"{target.offer_id} is cooling down or full"
             continue
         if pref(target) > my_rank:
             first_fail = first_fail if best else f"{target.cloud} is less preferred than {current.cloud}"

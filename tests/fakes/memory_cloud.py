@@ -174,6 +174,11 @@ class MemoryPrivateCloud(MemoryCloud):
 
         return machine_offers(self.name, self.region, list(self.machines.values()))
 
+    def slots(self) -> dict[str, int]:
+        from ray_multicloud.clouds.private import machine_slots
+
+        return machine_slots(self.offers(), self.machines)
+
     def launch(self, request: LaunchRequest) -> Instance:
         machine = self.machines[request.offer.instance_type]
         in_use = [
