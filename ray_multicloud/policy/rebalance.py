@@ -373,47 +373,42 @@ def _price_move(
     pref = _preference(pool)
     my_rank = pref(current)
     best: tuple[float, Offer, float, float] | None = None
-    first_fail = "no other matching offer"
+    fails: list[str] = []  # why each target failed, cheapest first; the note names the first
     for target in ranked:
         if target.offer_id == current.offer_id:
             continue
         if target.offer_id in blocked:
-            first_fail = first_fail if best else f"{target.offer_id} is cooling down or full"
+            fails.append(f"{target.offer_id} is cooling down or full")
             continue
         if pref(target) > my_rank:
-            first_fail = first_fail if best else f"{target.cloud} is less preferred than {current.cloud}"
+            fails.append(f"{target.cloud} is less preferred than {current.cloud}")
             continue
         saving = current.price_per_hour - target.price_per_hour
         if current.price_per_hour <= 0 or saving <= 0:
             continue
         rel = saving / current.price_per_hour
         if rel + _EPS < config.min_relative_saving:
-            if best is None:
-                first_fail = (
-                    f"best saving {rel:.0%} ({describe_offer(target)}) < min_relative_saving "
-                    f"{config.min_relative_saving:.0%}"
-                )
+            fails.append(
+                f"best saving {rel:.0%} ({describe_offer(target)}) < min_relative_saving "
+                f"{config.min_relative_saving:.0%}"
+            )
             continue
         cost = move_cost(current, target, config)
         net = saving * config.horizon_hours - cost
         if net <= config.min_net_saving_usd + _EPS:
-            if best is None:
-                first_fail = (
-                    f"saving {money(saving)}/h x {config.horizon_hours:g} h = "
-                    f"{money(saving * config.horizon_hours)} "
-                    f"does not pay a move costing {money(cost)} to {describe_offer(target)}"
-                )
+            fails.append(
+                f"saving {money(saving)}/h x {config.horizon_hours:g} h = "
+                f"{money(saving * config.horizon_hours)} "
+                f"does not pay a move costing {money(cost)} to {describe_offer(target)}"
+            )
             continue
         if not _keeps_constraints(node, target, pool, live):
-            if best is None:
-                first_fail = (
-                    f"moving to {target.offer_id} would break min_on_demand/min_clouds of {pool.name!r}"
-                )
+            fails.append(f"moving to {target.offer_id} would break min_on_demand/min_clouds of {pool.name!r}")
             continue
         if best is None or net > best[0] + _EPS:
             best = (net, target, saving, cost)
     if best is None:
-        return None, first_fail
+        return None, fails[0] if fails else "no other matching offer"
     net, target, saving, cost = best
     reasons = (
         f"price move: {describe_offer(current)} -> {describe_offer(target)}",
