@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_simulate(sub)
     _add_simulate_serving(sub)
     _add_report(sub)
+    _add_reconcile(sub)
     _ = sub
     return parser
 
@@ -456,6 +457,94 @@ def _cmd_simulate_serving(args: argparse.Namespace) -> int:
 
 
 # --- report -----------------------------------------------------------------------------------
+
+
+def _add_reconcile(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "reconcile",
+        help="the clouds' own bills against the ledger, per instance and per day",
+        description="Read billing exports (AWS Cost and Usage Report CSV/Parquet, GCP billing export "
+        "CSV/JSON, Azure cost details CSV; ray_multicloud/billing) and compare them with the ledger's "
+        "list-price record per instance and UTC day: compute billed vs recorded, and the egress, disk "
+        "and storage lines the ledger lacks. Reads only; nothing is recorded.",
+    )
+    p.add_argument("--ledger", required=True, help="the ledger's SQLite file")
+    p.add_argument("--bill", action="append", required=True, metavar="FILE", help="a billing export (repeat)")
+    p.add_argument("--format", default="auto", choices=["auto", "aws-cur", "gcp-billing", "azure-cost"],
+                   help="the exports' format (default: told by their columns)")
+    p.add_argument("--cluster", help="the cluster's name (default: the only one in the ledger)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=_cmd_reconcile)
+
+
+def _cmd_reconcile(args: argparse.Namespace) -> int:
+    import json
+
+    from ray_multicloud.billing import BillError, Category
+    from ray_multicloud.billing.formats import load
+    from ray_multicloud.billing.reconcile import ledger_days, reconcile
+    from ray_multicloud.ledger import Ledger, LedgerError
+    from ray_multicloud.table import format_table
+
+    cmd = "ray-multicloud reconcile"
+    try:
+        lines = [line for path in args.bill for line in load(path, args.format)]
+    except BillError as exc:
+        print(f"{cmd}: --bill: {exc}", file=sys.stderr)
+        return 2
+    try:
+        with Ledger(args.ledger, create=False) as ledger:
+            clusters = sorted({r.cluster for r in ledger.spend()})
+            cluster = args.cluster
+            if cluster is None:
+                if len(clusters) != 1:
+                    print(f"{cmd}: --cluster: the ledger holds {clusters or 'no cluster'}; name one",
+                          file=sys.stderr)
+                    return 2
+                cluster = clusters[0]
+            recorded = ledger_days(ledger, {line.day for line in lines}, cluster=cluster)
+    except (LedgerError, OSError) as exc:
+        print(f"{cmd}: --ledger: {exc}", file=sys.stderr)
+        return 2
+    result = reconcile(lines, recorded, cluster=cluster)
+    if args.json:
+        print(json.dumps({
+            "cluster": cluster,
+            "ledger_usd": result.ledger_usd,
+            "bill_usd": result.bill_usd,
+            "by_category": {k.value: v for k, v in result.by_category().items()},
+            "ignored_usd": result.ignored_usd,
+            "instances": [
+                {"cloud": r.cloud, "instance_id": r.instance_id, "day": r.day.isoformat(),
+                 "ledger_usd": r.ledger_usd, "bill_usd": {k.value: v for k, v in r.bill_usd.items()},
+                 "compute_diff_usd": r.compute_diff_usd, "missing_usd": r.missing_usd}
+                for r in result.instances
+            ],
+            "cluster_extras": [
+                {"cloud": x.cloud, "resource_id": x.resource_id, "day": x.day.isoformat(),
+                 "category": x.category.value, "cost_usd": x.cost_usd, "description": x.description}
+                for x in result.cluster_extras
+            ],
+        }))
+        return 0
+    rows: list[list[str | int | float | None]] = [
+        [r.day.isoformat(), r.cloud, r.instance_id, f"{r.ledger_usd:.2f}",
+         f"{r.bill_usd.get(Category.COMPUTE, 0.0):.2f}",
+         f"{r.compute_diff_usd:+.2f}", f"{r.missing_usd:.2f}"]
+        for r in result.instances
+    ]
+    print(format_table(["day", "cloud", "instance", "ledger_usd", "bill_compute_usd", "diff_usd",
+                        "not_in_ledger_usd"], rows, align="lllrrrr"))
+    if result.cluster_extras:
+        extra = [[x.day.isoformat(), x.cloud, x.resource_id, x.category.value, f"{x.cost_usd:.2f}"]
+                 for x in result.cluster_extras]
+        print()
+        print("billed to the cluster, no instance of the ledger:")
+        print(format_table(["day", "cloud", "resource", "category", "usd"], extra, align="llllr"))
+    cats = ", ".join(f"{k.value} {v:.2f}" for k, v in sorted(result.by_category().items()))
+    print(f"\ncluster {cluster}: ledger {result.ledger_usd:.2f} USD, bill {result.bill_usd:.2f} USD "
+          f"({cats}); {result.ignored_usd:.2f} USD of other resources ignored")
+    return 0
 
 
 def _add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
