@@ -300,5 +300,5 @@ def decisions(
         if (a, b) not in journaled:
             out.append({"kind": "move", "at": at, "pool": "", "instance_id": a, "to_instance_id": b,
                         "offer": "", "state": "done", "reasons": [reason] if reason else []})
-    out.sort(key=lambda d: -float(d["at"]))
+    out.sort(key=lambda d: (-float(d["at"]), d["kind"], d["instance_id"]))
     return out
