@@ -36,7 +36,8 @@ TOKEN = "t0ken-for-tests"
 REPO = Path(__file__).resolve().parent.parent
 
 
-def offer(cloud: str, region: str, zone: str, itype: str, cap: CapacityType, price: float, od: float) -> Offer:
+def offer(cloud: str, region: str, zone: str, itype: str, cap: CapacityType, price: float,
+          od: float) -> Offer:
     return Offer(cloud, region, zone, itype, "T4", 1, 4, 16, cap, price, od)
 
 
@@ -100,7 +101,8 @@ def source_for(config: dict[str, Any], world: MemoryWorld, ledger: Path | None) 
     ray = {inst: "RUNNING" for inst in world.instances}
 
     def fleet() -> dict[str, Any]:
-        return collect_status(config, clouds=world.clouds(config), ray_states=lambda _a: ray, now=NOW).as_json()
+        status = collect_status(config, clouds=world.clouds(config), ray_states=lambda _a: ray, now=NOW)
+        return status.as_json()
 
     return DashboardSource("rmc-local", fleet, str(ledger) if ledger else None, clock=lambda: NOW)
 
@@ -131,7 +133,8 @@ def test_every_data_route_needs_the_token(
         return make_app(source, TOKEN)
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"}):
         status, data, hdrs = call(app, "GET", path, headers)
-        assert status == 401 and "unauthorized" in data["error"] and hdrs["WWW-Authenticate"].startswith("Bearer")
+        assert status == 401 and "unauthorized" in data["error"]
+        assert hdrs["WWW-Authenticate"].startswith("Bearer")
     assert call(app, "GET", path + "?token=nope")[0] == 401
     assert call(app, "GET", path, BEARER)[0] == 200
     assert call(app, "GET", path + f"?token={TOKEN}")[0] == 200
@@ -158,7 +161,8 @@ def test_static_code_is_public_data_is_not_and_nothing_writes(
 
 def test_fleet_endpoint_lists_the_clouds_machines(fleet_world: tuple[dict[str, Any], MemoryWorld]) -> None:
     config, world = fleet_world
-    status, data, _ = call(lambda: make_app(source_for(config, world, None), TOKEN), "GET", "/api/fleet", BEARER)
+    source = source_for(config, world, None)
+    status, data, _ = call(lambda: make_app(source, TOKEN), "GET", "/api/fleet", BEARER)
     assert status == 200
     assert sorted(n["instance_id"] for n in data["nodes"]) == sorted(world.instances)
     assert sorted(data["clouds"]) == ["aws", "azure", "gcp", "onprem"]
@@ -174,12 +178,14 @@ def test_spend_endpoint_matches_the_hand_figures_and_the_ledgers_own_integral(
 ) -> None:
     ledger = tmp_path / "ledger.db"
     populate_ledger(ledger)
-    status, data, _ = call(lambda: make_app(source_for(*fleet_world, ledger), TOKEN), "GET", "/api/spend", BEARER)
+    source = source_for(*fleet_world, ledger)
+    status, data, _ = call(lambda: make_app(source, TOKEN), "GET", "/api/spend", BEARER)
     assert status == 200 and data["problems"] == []
     t = data["totals"]
     assert t["spend_usd"] == pytest.approx(SPEND) and t["ondemand_spend_usd"] == pytest.approx(ONDEMAND)
     assert t["savings_fraction"] == pytest.approx(1 - SPEND / ONDEMAND)
-    assert t["cost_per_hour"] == pytest.approx(RATE_NOW) and t["ondemand_cost_per_hour"] == pytest.approx(OD_RATE_NOW)
+    assert t["cost_per_hour"] == pytest.approx(RATE_NOW)
+    assert t["ondemand_cost_per_hour"] == pytest.approx(OD_RATE_NOW)
     assert t["running_nodes"] == 2
     with Ledger(ledger) as reference:
         rows = reference.spend(until=NOW)
@@ -210,7 +216,8 @@ def test_timeline_and_decisions_carry_moves_preemptions_and_reasons(
     ends = {lf["instance_id"]: (lf["ended_at"], lf["end_reason"]) for lf in tl["lives"]}
     assert ends["aws-1"] == (NOW - H, "moved") and ends["gcp-2"] == (None, None)
     assert tl["moves"] == [{"from": "aws-1", "to": "gcp-2", "reason": "price move", "at": NOW - H}]
-    assert tl["preemptions"] == [{"instance_id": "azure-3", "at": NOW - 0.5 * H - 120, "deadline": NOW - 0.5 * H}]
+    assert tl["preemptions"] == [
+        {"instance_id": "azure-3", "at": NOW - 0.5 * H - 120, "deadline": NOW - 0.5 * H}]
 
     _, dec, _ = call(app, "GET", "/api/decisions", BEARER)
     kinds = [(d["kind"], d["instance_id"]) for d in dec["decisions"]]
@@ -268,7 +275,8 @@ def test_missing_ledger_is_a_problem_line_not_an_error(
         return make_app(source, TOKEN)
     status, data, _ = call(app, "GET", "/api/decisions", BEARER)
     assert status == 200 and data["decisions"] == [] and "no ledger at" in data["problems"][0]
-    status, data, _ = call(lambda: make_app(source_for(*fleet_world, None), TOKEN), "GET", "/api/spend", BEARER)
+    bare = source_for(*fleet_world, None)
+    status, data, _ = call(lambda: make_app(bare, TOKEN), "GET", "/api/spend", BEARER)
     assert status == 200 and "set provider.ledger" in data["problems"][0]
 
 
@@ -319,7 +327,8 @@ def test_grafana_dashboard_parses_and_queries_only_exported_metrics() -> None:
     assert dash["uid"] and dash["title"] and dash["panels"]
     variables = {v["name"]: v for v in dash["templating"]["list"]}
     # Loadable as Ray's own dashboards are: a "datasource" variable every query goes through.
-    assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
     exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
     exprs.append(variables["cluster"]["query"]["query"])
     used: set[str] = set()
@@ -334,3 +343,60 @@ def test_grafana_dashboard_parses_and_queries_only_exported_metrics() -> None:
         assert all(t["datasource"]["uid"] == "${datasource}" for t in panel["targets"])
     ids = [p["id"] for p in dash["panels"]]
     assert len(ids) == len(set(ids))
+
+
+# -- the command -----------------------------------------------------------------------------------
+
+
+def test_cli_dashboard_serves_with_a_generated_token_file(tmp_path: Path) -> None:
+    """``ray-multicloud dashboard CONFIG`` as a user starts it: the local YAML (no machine up), a free
+    loopback port; the token is generated into the state dir and required."""
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+
+    import yaml
+
+    config = yaml.safe_load((REPO / "cluster_configs" / "local-multicloud.yaml").read_text())
+    config["provider"]["state_dir"] = str(tmp_path / "state")
+    config["provider"]["ledger"] = str(tmp_path / "state" / "ledger.db")
+    config["provider"]["gcs_address"] = f"127.0.0.1:{closed_port()}"
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    populate_ledger(tmp_path / "state" / "ledger.db", now=time.time())
+    port = closed_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "ray_multicloud.cli", "dashboard",
+                             str(tmp_path / "c.yaml"), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        token_file = tmp_path / "state" / "dashboard.token"
+        token = token_file.read_text().strip()
+        assert first.strip() == f"dashboard of rmc-local: http://127.0.0.1:{port}/?token={token}"
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/api/spend?token={token}", timeout=10) as resp:
+                    spend = json.loads(resp.read())
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert time.monotonic() < deadline and proc.poll() is None, "the dashboard did not come up"
+                time.sleep(0.3)
+        assert spend["totals"]["spend_usd"] == pytest.approx(SPEND, abs=0.01)  # gcp-2 runs on at 0.242/h
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{base}/api/fleet", timeout=10)
+        assert refused.value.code == 401
+        req = urllib.request.Request(f"{base}/api/fleet", headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            fleet = json.loads(resp.read())
+        assert fleet["nodes"] == [] and sorted(fleet["clouds"]) == ["aws", "azure", "gcp", "onprem"]
+        assert any("Ray node states unknown" in p for p in fleet["problems"])
+    finally:
+        proc.terminate()
+        proc.wait(30)

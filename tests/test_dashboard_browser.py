@@ -30,7 +30,8 @@ from ray_multicloud.dashboard.fleet import collect_status
 from ray_multicloud.ledger import Ledger
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
-playwright_sync = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+playwright_sync = pytest.importorskip(
+    "playwright.sync_api", reason="playwright is not installed (pip install playwright)")
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="no chromium on this machine (apt-get install -y chromium; .ci/run installs it)")
 
@@ -103,7 +104,7 @@ def cluster(tmp_path: Path) -> Iterator[tuple[dict[str, Any], MemoryWorld, Path,
 def test_dashboard_renders_refreshes_and_needs_the_token(
     cluster: tuple[dict[str, Any], MemoryWorld, Path, float], tmp_path: Path,
 ) -> None:
-    config, world, ledger, now = cluster
+    config, world, ledger, _now = cluster
     ids = sorted(world.instances)
     states = {iid: ("IDLE" if i == 0 else "RUNNING") for i, iid in enumerate(ids)}
 
@@ -130,7 +131,8 @@ def test_dashboard_renders_refreshes_and_needs_the_token(
             # The fleet grid: one card per configured cloud, each machine in its cloud's region box.
             clouds = page.eval_on_selector_all(".cloud", "els => els.map(e => e.dataset.cloud)")
             assert sorted(clouds) == ["aws", "azure", "gcp", "onprem"]
-            assert sorted({i.cloud for i in world.instances.values()}) == sorted(clouds)  # every card has machines
+            # Every card has machines.
+            assert sorted({i.cloud for i in world.instances.values()}) == sorted(clouds)
             for iid, inst in world.instances.items():
                 node = page.locator(f'.cloud[data-cloud="{inst.cloud}"] .node[data-instance="{iid}"]')
                 assert node.count() == 1

@@ -21,6 +21,8 @@ import pytest
 import yaml
 from cloud_factories import aws_session, moto_server
 from fakes.memory_cloud import MemoryWorld, launch_workers, memory_cluster, memory_provider
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ray_multicloud.cli import main
 from ray_multicloud.clouds.base import TAG_OFFER
@@ -53,7 +55,8 @@ def catalog_row(offer_id: str) -> dict[str, str]:
     cloud, region, zone, itype, _cap = offer_id.split("/")
     with CATALOG.open() as f:
         for row in csv.DictReader(f):
-            if (row["cloud"], row["region"], row["zone"] or "-", row["instance_type"]) == (cloud, region, zone, itype):
+            key = (row["cloud"], row["region"], row["zone"] or "-", row["instance_type"])
+            if key == (cloud, region, zone, itype):
                 return row
     raise AssertionError(f"{offer_id} not in the shipped catalog")
 
@@ -87,7 +90,7 @@ def test_status_lists_every_cloud_from_the_drivers_with_price_age_pool_and_ray_s
         row = by_id[inst.instance_id]
         offer_id = inst.tags[TAG_OFFER]
         cat = catalog_row(offer_id)
-        cloud, region, zone, itype, cap = offer_id.split("/")
+        cloud, region, zone, itype, _cap = offer_id.split("/")
         assert (row.cloud, row.region, row.zone or "-", row.instance_type, row.capacity) == (
             cloud, region, zone, itype, "spot")
         assert row.price_per_hour == pytest.approx(float(cat["spot_usd_per_hour"]))
@@ -101,8 +104,8 @@ def test_status_lists_every_cloud_from_the_drivers_with_price_age_pool_and_ray_s
     assert [by_id[i.instance_id].age_s for i in (*spot, a100)] == [42.0, 11100.0, 187200.0]
     assert [format_age(by_id[i.instance_id].age_s) for i in (*spot, a100)] == ["42s", "3h05m", "2d04h"]
     assert [by_id[i.instance_id].ray_state for i in (*spot, a100)] == ["RUNNING", NOT_IN_GCS, "IDLE"]
-    assert status.cost_per_hour == pytest.approx(sum(float(catalog_row(i.tags[TAG_OFFER])["spot_usd_per_hour"])
-                                                     for i in spot))
+    spot_prices = [float(catalog_row(i.tags[TAG_OFFER])["spot_usd_per_hour"]) for i in spot]
+    assert status.cost_per_hour == pytest.approx(sum(spot_prices))
 
 
 def test_price_now_follows_the_price_board_not_the_launch_price(
@@ -221,7 +224,8 @@ def test_status_lists_aws_machines_through_the_real_driver_on_moto(tmp_path: Pat
             # The cheapest zone of the two the test's catalog sells.
             assert (row.cloud, row.region, row.zone, row.instance_type, row.capacity, row.pool) == (
                 "aws", "us-east-1", "use1-az1", "p3.2xlarge", "spot", "v100")
-            assert row.price_per_hour == pytest.approx(0.918) and row.ondemand_price_per_hour == pytest.approx(3.06)
+            assert row.price_per_hour == pytest.approx(0.918)
+            assert row.ondemand_price_per_hour == pytest.approx(3.06)
             assert row.state in ("pending", "running") and row.ray_state == UNKNOWN
             # moto's LaunchTime (whole seconds) is the age's origin.
             assert row.age_s is not None and 0 <= row.age_s <= time.time() - before + 60
@@ -263,7 +267,8 @@ def test_cli_status_on_the_local_cloud_table_json_and_ended(
     state.insert({**base, "instance_id": "gcp-live", "request_id": "r", "tags": json.dumps(tags),
                   "state": "running", "launched_at": time.time() - 125, "pid": os.getpid()})
     state.insert({**base, "instance_id": "gcp-gone", "request_id": "q", "tags": json.dumps(tags),
-                  "state": "terminated", "launched_at": NOW - 100, "ended_at": NOW - 50, "end_reason": "preempted"})
+                  "state": "terminated", "launched_at": NOW - 100, "ended_at": NOW - 50,
+                  "end_reason": "preempted"})
     with Ledger(config["provider"]["ledger"]) as ledger:
         from ray_multicloud.types import CapacityType, Offer
 
@@ -275,10 +280,11 @@ def test_cli_status_on_the_local_cloud_table_json_and_ended(
     assert main(["status", str(path)]) == 0
     out, err = capsys.readouterr()
     lines = out.splitlines()
-    assert lines[0].split() == ["instance", "cloud", "region", "zone", "type", "capacity", "$/h", "now", "age",
-                                "pool", "state", "ray", "job"]
+    assert lines[0].split() == ["instance", "cloud", "region", "zone", "type", "capacity", "$/h", "now",
+                                "age", "pool", "state", "ray", "job"]
+    price = f"{float(cat['spot_usd_per_hour']):.4f}"
     assert lines[2].split() == ["gcp-live", "gcp", "us-central1", "us-central1-a", "n1-standard-4+T4", "spot",
-                                f"{float(cat['spot_usd_per_hour']):.4f}", "2m", "t4_spot", "running", "unknown", "-"]
+                                price, "2m", "t4_spot", "running", "unknown", "-"]
     assert "gcp-gone" not in out and "GCS at" in err and "Ray node states unknown" in err
     assert "1 machine(s) on 1 of 4 configured cloud(s)" in out
 
@@ -306,3 +312,38 @@ def test_ray_states_read_maps_instance_ids_to_status() -> None:
 
     got = read_ray_states("127.0.0.1:1", 5.0, nodes=lambda _a: {InstanceId("i-1"): Node("DRAINING")})
     assert got == {"i-1": "DRAINING"}
+
+
+# -- readers of what the clouds hand back (tags) -----------------------------------------------------
+
+_part = st.text(st.characters(blacklist_characters="/", blacklist_categories=("Cs",)),
+                min_size=1, max_size=12)
+
+
+@given(cloud=_part, region=_part, zone=st.one_of(st.just(""), _part.filter(lambda z: z != "-")),
+       itype=_part, capacity=st.sampled_from(["spot", "on-demand"]))
+def test_parse_offer_id_inverts_offer_id(
+    cloud: str, region: str, zone: str, itype: str, capacity: str,
+) -> None:
+    from ray_multicloud.types import CapacityType, Offer
+
+    offer = Offer(cloud, region, zone, itype, "T4", 1, 4, 16, CapacityType(capacity), 0.1, 0.5)
+    assert parse_offer_id(offer.offer_id) == (cloud, region, zone, itype, capacity)
+
+
+@given(st.text(max_size=60))
+def test_parse_offer_id_never_raises_on_any_tag_value(text: str) -> None:
+    got = parse_offer_id(text)
+    assert got is None or (len(got) == 5 and "/".join(p or "-" for p in got) == text)
+
+
+@given(st.floats(min_value=0, max_value=10 * 365 * 86400), st.floats(min_value=0, max_value=10 * 365 * 86400))
+def test_format_age_orders_like_seconds(a: float, b: float) -> None:
+    def key(text: str) -> tuple[int, ...]:
+        import re
+
+        units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+        return (sum(int(n) * units[u] for n, u in re.findall(r"(\d+)([dhms])", text)),)
+
+    if int(a) <= int(b):
+        assert key(format_age(a)) <= key(format_age(b))
