@@ -23,6 +23,7 @@ from cloud_factories import aws_session, moto_server
 from fakes.memory_cloud import MemoryWorld, launch_workers, memory_cluster, memory_provider
 from hypothesis import given
 from hypothesis import strategies as st
+from test_cloud_drivers import loopback_clouds, provider_config  # noqa: F401 -- provider_config: a fixture
 
 from ray_multicloud.cli import main
 from ray_multicloud.clouds.base import TAG_OFFER
@@ -347,3 +348,62 @@ def test_format_age_orders_like_seconds(a: float, b: float) -> None:
 
     if int(a) <= int(b):
         assert key(format_age(a)) <= key(format_age(b))
+
+
+@pytest.mark.e2e
+def test_ray_states_from_a_real_gcs(tmp_path: Path) -> None:
+    """A real Ray head on loopback (its raylet's RAY_CLOUD_INSTANCE_ID is the instance id, as the drivers
+    set it): the status reads its node state from the GCS, in a process of its own."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import json, ray\n"
+        "from ray_multicloud.dashboard.fleet import read_ray_states\n"
+        "ray.init(address='local', num_cpus=1, include_dashboard=False, _node_ip_address='127.0.0.1',"
+        " object_store_memory=80 * 1024 * 1024)\n"
+        "try:\n"
+        "    print('STATES', json.dumps(read_ray_states(ray.get_runtime_context().gcs_address, 30.0)))\n"
+        "finally:\n"
+        "    ray.shutdown()\n"
+    )
+    env = {**os.environ, "RAY_CLOUD_INSTANCE_ID": "i-head-1", "PYTHONPATH": str(Path(__file__).parent.parent),
+           "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_ADDRESS": ""}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=240,
+                         cwd=tmp_path)
+    line = next((x for x in out.stdout.splitlines() if x.startswith("STATES ")), None)
+    assert line is not None, out.stderr[-2000:]
+    assert json.loads(line[len("STATES "):]) == {"i-head-1": "IDLE"}
+
+
+def test_status_lists_gcp_and_azure_machines_through_the_real_drivers_on_loopback_apis(
+    provider_config: tuple[dict[str, Any], Any, Any],
+) -> None:
+    """The real GCP and Azure drivers against the repository's loopback API servers: one machine on
+    each (GCP's cheapest zone, then Azure once GCP has no capacity), listed by a fresh set of drivers."""
+    from ray_multicloud.provider import MultiCloudNodeProvider
+
+    config, gcp_fake, _az_fake = provider_config
+    provider = MultiCloudNodeProvider(config, "three", clouds=loopback_clouds(config))
+    node_config = {"pool": {"accelerator": "V100", "accelerator_count": 1, "capacity_types": ["spot"]}}
+
+    def launch(request: str) -> str:
+        tags = {"ray-node-type": "worker", "ray-user-node-type": "v100", "ray-launch-request": request}
+        (iid,) = provider.create_node_with_resources_and_labels(node_config, tags, 1, {"GPU": 1.0}, {})
+        return str(iid)
+
+    on_gcp = launch("r1")
+    gcp_fake.exhausted_zones.update({"us-central1-a", "us-central1-b"})
+    on_azure = launch("r2")
+    status = collect_status({"cluster_name": "three", "provider": config}, clouds=loopback_clouds(config),
+                            ray_states=lambda _a: {on_gcp: "RUNNING"})
+    rows = {r.instance_id: r for r in status.rows}
+    assert set(rows) == {on_gcp, on_azure} and status.problems == ()
+    # The prices of the test catalog's rows (test_cloud_drivers.provider_config).
+    g, a = rows[on_gcp], rows[on_azure]
+    assert (g.cloud, g.region, g.zone, g.instance_type, g.capacity, g.price_per_hour, g.ray_state) == (
+        "gcp", "us-central1", "us-central1-a", "n1-standard-8+V100", "spot", 0.80, "RUNNING")
+    assert (a.cloud, a.region, a.zone, a.instance_type, a.capacity, a.price_per_hour, a.ray_state) == (
+        "azure", "eastus", "", "Standard_NC6s_v3", "spot", 0.95, NOT_IN_GCS)
+    assert g.ondemand_price_per_hour == 2.95 and a.ondemand_price_per_hour == 3.06
