@@ -171,6 +171,31 @@ def test_jobs_come_from_the_ledger_and_the_instance_outranks_the_pool(
     assert rows[a.instance_id].job == "llm-ft" and rows[b.instance_id].job == ""
 
 
+def test_a_pools_deadline_job_names_its_machines(tmp_path: Path) -> None:
+    """A Train run that registered a deadline (its manifest in the embedded clouds' Train storage,
+    ``<state_dir>/train/<run>/rmc-job.json``) names the machines of its pool (local driver)."""
+    import os
+    import time
+
+    from ray_multicloud.clouds.local import LocalState
+
+    _path, config = local_yaml(tmp_path)
+    state_dir = Path(config["provider"]["state_dir"])
+    offer_id = "gcp/us-central1/us-central1-a/n1-standard-4+T4/spot"
+    tags = {"rmc-cluster": "rmc-local", "rmc-pool": "t4_spot", "rmc-offer": offer_id, "rmc-request-id": "r"}
+    LocalState(state_dir).insert({
+        "instance_id": "gcp-live", "cloud": "gcp", "cluster": "rmc-local", "offer_id": offer_id,
+        "bootstrap": None, "request_id": "r", "tags": json.dumps(tags), "state": "running",
+        "launched_at": time.time(), "pid": os.getpid()})
+    run = state_dir / "train" / "llm-ft"
+    run.mkdir(parents=True)
+    (run / "rmc-job.json").write_text(json.dumps({
+        "version": 1, "cluster": "rmc-local", "name": "llm-ft", "pool": "t4_spot", "total_steps": 100,
+        "deadline_at": time.time() + 86400, "submitted_at": time.time() - 60}))
+    (row,) = collect_status(config, ray_states=lambda _a: {}).rows
+    assert row.instance_id == "gcp-live" and row.job == "llm-ft"
+
+
 def test_parse_offer_id() -> None:
     assert parse_offer_id("azure/eastus/-/Standard_NC6s_v3/spot") == (
         "azure", "eastus", "", "Standard_NC6s_v3", "spot")

@@ -266,14 +266,15 @@ def jobs_of(ledger_jobs: Mapping[str, str], deadline_jobs: Iterable[tuple[str, s
     return out
 
 
-def _deadline_jobs(settings: Any) -> list[tuple[str, str]]:
+def _deadline_jobs(settings: Any) -> tuple[list[tuple[str, str]], list[str]]:
+    """(pool, run name) of the deadline jobs registered in Train storage, and what could not be read."""
     try:
         from ray_multicloud.train.jobs import discover_jobs, storage_roots
 
         found = discover_jobs(storage_roots(settings), cluster_name=settings.cluster_name)
-    except Exception:  # noqa: BLE001 -- job names are a nicety; the machines are listed anyway
-        return []
-    return [(job.pool, job.name) for job in found.jobs]
+    except Exception as exc:  # noqa: BLE001 -- job names are a nicety; the machines are listed anyway
+        return [], [f"train jobs: cannot be listed ({exc})"]
+    return [(job.pool, job.name) for job in found.jobs], [f"train jobs: {p}" for p in found.problems]
 
 
 def collect_status(
@@ -329,7 +330,9 @@ def collect_status(
             from_ledger = read(settings.ledger_path)
         except Exception as exc:  # noqa: BLE001
             problems.append(f"ledger {settings.ledger_path}: cannot read jobs ({exc})")
-    jobs = jobs_of(from_ledger, _deadline_jobs(settings))
+    deadline_jobs, job_problems = _deadline_jobs(settings)
+    problems.extend(job_problems)
+    jobs = jobs_of(from_ledger, deadline_jobs)
     at = time.time() if now is None else now
     rows = fleet_rows(instances, offer_of, states, jobs, at)
     return FleetStatus(cluster=name, at=at, rows=tuple(rows), clouds=tuple(clouds),
