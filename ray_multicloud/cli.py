@@ -653,7 +653,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
         for r in status.rows
     ]
     print(format_table(["instance", "cloud", "region", "zone", "type", "capacity", "$/h now", "age", "pool",
-                        "state", "ray", "job"], rows, align="lllllllrllll"))
+                        "state", "ray", "job"], rows, align="llllllrrllll"))
     clouds = sorted({r.cloud for r in status.rows})
     print(f"\n{len(status.rows)} machine(s) on {len(clouds)} of {len(status.clouds)} configured cloud(s); "
           f"${status.cost_per_hour:.4f}/h now (on-demand ${status.ondemand_cost_per_hour:.4f}/h)")
