@@ -30,9 +30,9 @@ from typing import Any
 from ray.autoscaler.tags import TAG_RAY_NODE_KIND
 
 from ray_multicloud.clouds.base import TAG_CAPACITY, TAG_CLOUD, TAG_OFFER, TAG_POOL, Cloud, Instance
+from ray_multicloud.provider import TAG_PRICE  # the launch price the provider writes on every instance
 from ray_multicloud.types import Offer
 
-TAG_PRICE = "rmc-price"  # the launch price the provider writes on every instance (provider.TAG_PRICE)
 UNKNOWN = "unknown"
 NOT_IN_GCS = "not in GCS"
 
