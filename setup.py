@@ -17,6 +17,9 @@ EXTRAS = {
         "moto[ec2,s3,server]>=5.0",
         "hypothesis>=6.100",
         "types-PyYAML",
+        # The dashboard's browser test drives Debian's chromium (/usr/bin/chromium, installed by
+        # .ci/run) through playwright's client; `playwright install` is never run.
+        "playwright>=1.40",
     ],
 }
 EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})
@@ -41,7 +44,8 @@ setup(
     ],
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["ray_multicloud", "ray_multicloud.*"]),
-    package_data={"ray_multicloud": ["data/*.csv", "data/*.md", "data/*.json"]},
+    package_data={"ray_multicloud": ["data/*.csv", "data/*.md", "data/*.json", "dashboard/grafana.json",
+                                     "dashboard/static/*"]},
     install_requires=[RAY, "pyyaml>=6", "matplotlib>=3.7"],
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["ray-multicloud=ray_multicloud.cli:main"]},

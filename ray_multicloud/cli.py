@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plan(sub)
     _add_demo(sub)
     _add_status(sub)
+    _add_dashboard(sub)
     _add_simulate(sub)
     _add_simulate_serving(sub)
     _add_report(sub)
@@ -675,30 +676,148 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _add_status(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("status", help="the nodes of a local multi-cloud cluster, from its clouds' state",
-                       description="Lists the instances of a cluster's local and private clouds, "
-                       "live and ended.")
+    p = sub.add_parser(
+        "status", help="every machine of the cluster on every configured cloud: price, age, pool, Ray state",
+        description="Lists the cluster's machines through each cloud's driver (instances tagged with the "
+        "cluster, not local state): cloud/region/zone, instance type, capacity type, price now (the offer "
+        "book: catalog, live feeds, price board), age, pool, Ray node state (from the GCS; 'unknown' when it "
+        "cannot be read), job or deployment where known. A cloud that cannot be listed is named on stderr "
+        "and the others are still shown (exit status 1).")
     p.add_argument("config", help="the cluster YAML given to ray up")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.add_argument("--ended", action="store_true",
+                   help="also list ended machines (from the ledger, else the local clouds' state)")
+    p.add_argument("--gcs-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="how long to wait for the GCS before showing Ray states as unknown (default 10)")
     p.set_defaults(handler=_cmd_status)
+
+
+def _ended_rows(settings: object) -> list[dict[str, object]]:
+    """Ended machines: the ledger's (any cloud) when there is one, else the local clouds' state."""
+    from pathlib import Path
+
+    ledger_path = getattr(settings, "ledger_path", None)
+    name = getattr(settings, "cluster_name", "")
+    if ledger_path and Path(ledger_path).is_file():
+        from ray_multicloud.dashboard.ledger_view import LedgerView
+
+        with LedgerView.open(ledger_path) as view:
+            return [{"instance_id": lf.instance_id, "cloud": lf.cloud, "pool": lf.pool,
+                     "offer": lf.offer_id, "launched_at": lf.launched_at, "ended_at": lf.ended_at,
+                     "end_reason": lf.end_reason or ""}
+                    for lf in view.lives(cluster=name) if lf.ended_at is not None]
+    import json
+
+    from ray_multicloud.clouds.local import STATE_FILE, LocalState
+
+    state_dir = getattr(settings, "state_dir", None)
+    if state_dir is None or not (Path(state_dir) / STATE_FILE).is_file():
+        return []  # no ledger and no local cloud: nothing recorded the ended machines
+    out: list[dict[str, object]] = []
+    for row in LocalState(state_dir).rows(cluster=name):
+        if row["state"] != "terminated":
+            continue
+        tags = json.loads(row["tags"])
+        out.append({"instance_id": row["instance_id"], "cloud": row["cloud"],
+                    "pool": tags.get("rmc-pool", ""), "offer": tags.get("rmc-offer", ""),
+                    "launched_at": row["launched_at"], "ended_at": row["ended_at"],
+                    "end_reason": row["end_reason"] or ""})
+    return out
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
     import json
+    import time
 
-    from ray_multicloud.clouds.local import LocalState
     from ray_multicloud.cluster_config.provider_section import load_cluster_yaml, load_settings
+    from ray_multicloud.dashboard.fleet import FleetRow, collect_status, format_age
     from ray_multicloud.table import format_table
 
     config = load_cluster_yaml(args.config)
+    status = collect_status(config, gcs_timeout_s=args.gcs_timeout)
+    ended: list[dict[str, object]] = []
+    if args.ended:
+        settings = load_settings(config.get("provider") or {}, status.cluster)
+        ended = _ended_rows(settings)
+    failed = any(p.startswith("cloud ") for p in status.problems)
+    if args.json:
+        out = status.as_json()
+        if args.ended:
+            out["ended"] = ended
+        print(json.dumps(out, indent=2, sort_keys=True))
+        return 1 if failed else 0
+    for problem in status.problems:
+        print(f"ray-multicloud status: {problem}", file=sys.stderr)
+    def flagged(r: FleetRow) -> bool:
+        return r.price_per_hour is not None and (r.price_source != "offer book" or r.stale_price)
+
+    rows: list[list[str | int | float | None]] = [
+        [r.instance_id, r.cloud, r.region or None, r.zone or None, r.instance_type or None,
+         r.capacity or None,
+         None if r.price_per_hour is None else f"{r.price_per_hour:.4f}" + ("*" if flagged(r) else ""),
+         format_age(r.age_s), r.pool or None, r.state, r.ray_state, r.job or None]
+        for r in status.rows
+    ]
+    print(format_table(["instance", "cloud", "region", "zone", "type", "capacity", "$/h now", "age", "pool",
+                        "state", "ray", "job"], rows, align="llllllrrllll"))
+    clouds = sorted({r.cloud for r in status.rows})
+    print(f"\n{len(status.rows)} machine(s) on {len(clouds)} of {len(status.clouds)} configured cloud(s); "
+          f"${status.cost_per_hour:.4f}/h now (on-demand ${status.ondemand_cost_per_hour:.4f}/h)")
+    if any(flagged(r) for r in status.rows):
+        print("* the launch price from the instance's tag, or a stale live price: "
+              "the offer book has no fresh price for it")
+    if args.ended:
+        now = time.time()
+        print("\nended:")
+        print(format_table(["instance", "cloud", "pool", "offer", "ended", "reason"], [
+            [str(e["instance_id"]), str(e["cloud"]), str(e["pool"]) or None, str(e["offer"]) or None,
+             format_age(now - float(str(e["ended_at"]))) + " ago" if e["ended_at"] is not None else None,
+             str(e["end_reason"]) or None] for e in ended]))
+    return 1 if failed else 0
+
+
+def _add_dashboard(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "dashboard", help="serve the read-only, token-protected fleet dashboard (run it on the head)",
+        description="Serves a web page showing the cluster's machines by cloud and region with their "
+        "prices, each launch and move with its reasons, a timeline of moves and preemptions, and spend "
+        "against on-demand from the ledger; it refreshes by itself. Read-only. Every request needs the token "
+        "(Authorization: Bearer <token>, or ?token=<token>); without --token it is read from, or generated "
+        "into, <state_dir>/dashboard.token. Binds 127.0.0.1 by default: reach it through an SSH tunnel "
+        "(ssh -L 8470:127.0.0.1:8470 head).")
+    p.add_argument("config", help="the cluster YAML given to ray up")
+    p.add_argument("--port", type=int, default=8470, help="TCP port (default 8470)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--token", help="the token to require (default: <state_dir>/dashboard.token)")
+    p.add_argument("--refresh", type=float, default=5.0, metavar="SECONDS",
+                   help="how often the page polls (default 5)")
+    p.add_argument("--fleet-ttl", type=float, default=15.0, metavar="SECONDS",
+                   help="the clouds are listed at most this often, however many pages are open (default 15)")
+    p.set_defaults(handler=_cmd_dashboard)
+
+
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    import os
+
+    from aiohttp import web
+
+    from ray_multicloud.cluster_config.provider_section import load_cluster_yaml, load_settings
+    from ray_multicloud.dashboard.app import make_app, resolve_token, source_for_config
+
+    if not 0 < args.port < 65536 or args.refresh <= 0 or args.fleet_ttl < 0:
+        print("ray-multicloud dashboard: --port must be 1..65535, --refresh > 0, --fleet-ttl >= 0",
+              file=sys.stderr)
+        return 2
+    config = load_cluster_yaml(args.config)
     name = str(config.get("cluster_name", "default"))
     settings = load_settings(config.get("provider") or {}, name)
-    state = LocalState(settings.state_dir)
-    rows: list[list[str | int | float | None]] = []
-    for row in state.rows(cluster=name):
-        tags = json.loads(row["tags"])
-        rows.append([row["instance_id"], tags.get("rmc-pool"), tags.get("rmc-offer"), tags.get("rmc-price"),
-                     row["state"], row["end_reason"] or ""])
-    print(format_table(["instance", "pool", "offer", "$/h", "state", "ended"], rows))
+    token, path = resolve_token(settings.state_dir, args.token or os.environ.get("RMC_DASHBOARD_TOKEN"))
+    app = make_app(source_for_config(config, fleet_ttl_s=args.fleet_ttl), token, refresh_s=args.refresh)
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"dashboard of {name}: http://{host}:{args.port}/?token={token}", flush=True)
+    if path is not None:
+        print(f"token file: {path}", flush=True)
+    web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
     return 0
 
 
