@@ -63,6 +63,7 @@ import fcntl
 import logging
 import math
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -71,10 +72,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ray_multicloud.attribution import ActorSeen, attribute
 from ray_multicloud.cluster_config.migration import DisruptionBudget, Migration, parse_migration
 from ray_multicloud.cluster_config.provider_section import load_cluster_yaml
 from ray_multicloud.directives import Directive, LaunchDirectives
 from ray_multicloud.errors import MultiCloudError
+from ray_multicloud.ledger import LedgerError
 from ray_multicloud.metrics import CostFigures, CostMetrics
 from ray_multicloud.moves import MoveRecord, MoveState, new_record
 from ray_multicloud.policy.deadline import Kind, Memory, checkpoint_after_tick
@@ -149,6 +152,16 @@ def ray_nodes(gcs_address: str) -> dict[str, RayNode]:
         if prev is None or (node.alive and not prev.alive):
             out[n.instance_id] = node
     return out
+
+
+def live_actors(gcs_address: str) -> list[ActorSeen]:
+    """The cluster's live actors as ``attribution`` reads them (Ray's state API; this process must
+    be connected to the cluster, as ``main`` is)."""
+    from ray.util.state import list_actors
+
+    rows = list_actors(filters=[("state", "=", "ALIVE")], limit=100_000, raise_on_missing_output=False)
+    return [ActorSeen(class_name=str(a.class_name), name=a.name, job_id=str(a.job_id), node_id=a.node_id)
+            for a in rows]
 
 
 # --------------------------------------------------------------------------- one move
@@ -502,12 +515,22 @@ class Controller:
         drain: Callable[..., tuple[bool, str]] = drain_node,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        actors: Callable[[str], Sequence[ActorSeen]] | None = None,
+        attribute_every_s: float = 60.0,
     ) -> None:
         from ray_multicloud.cluster_config.cluster import check_cluster
         from ray_multicloud.provider import MultiCloudNodeProvider
 
         # The GCS reads, the drain call and the time source of every move (fakes in tests).
         self._io: dict[str, Any] = {"nodes": nodes, "drain": drain, "clock": clock, "sleep": sleep}
+        # Which workload used each node (``attribution``), for the ledger's job column: the live
+        # actors are read through ``actors`` (default: Ray's state API, when connected) at most
+        # every ``attribute_every_s``; the Train run name of a pool comes from ``train_runs``.
+        self._actors = actors
+        self.attribute_every_s = attribute_every_s
+        self._attributed_at = -math.inf
+        self._attributed: dict[str, str] = {}
+        self.train_runs: dict[str, str] = {}
 
         self.cluster_config = dict(cluster_config)
         self.cluster_name = str(cluster_config.get("cluster_name") or "default")
@@ -695,8 +718,42 @@ class Controller:
                 self._moved(m, result)
                 done.append(result)
         if self.ledger is not None:
+            self.attribute(fleet, at)
             self.figures = self.metrics.publish(self.ledger, now=time.time())
         return done
+
+    def attribute(self, fleet: Sequence[FleetNode], at: float) -> dict[str, str]:
+        """Write to the ledger which workload each node ran (``attribution``), at most every
+        ``attribute_every_s``; a node keeps its last attribution once its actors are gone. Returns
+        what changed. A state API that cannot be read is logged and skipped, never raised."""
+        if self.ledger is None or at - self._attributed_at < self.attribute_every_s:
+            return {}
+        self._attributed_at = at
+        read = self._actors or (live_actors if _ray_connected() else None)
+        if read is None:
+            return {}
+        try:
+            actors = read(self.gcs_address)
+            ray_nodes_now = self._io["nodes"](self.gcs_address)
+        except Exception as exc:  # noqa: BLE001 - state API or GCS down: attribution waits a pass
+            logger.warning("workload attribution skipped: %s", exc)
+            return {}
+        mine = {n.instance_id for n in fleet}
+        labels = attribute(
+            actors,
+            {rn.node_id: iid for iid, rn in ray_nodes_now.items() if iid in mine},
+            pool_of_instance={n.instance_id: n.pool for n in fleet},
+            train_run_of_pool=self.train_runs,
+        )
+        changed = {iid: label for iid, label in labels.items() if self._attributed.get(iid) != label}
+        for iid, label in changed.items():
+            try:
+                self.ledger.set_job(iid, label)
+            except (LedgerError, OSError, sqlite3.Error) as exc:  # unknown instance, locked file: later
+                logger.warning("could not record the workload of %s: %s", iid, exc)
+                continue
+            self._attributed[iid] = label
+        return changed
 
     def _directive(
         self,
@@ -942,9 +999,12 @@ class JobFeed:
                     datetime.fromtimestamp(job.deadline_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                 )
                 self.watches[job.pool] = RunWatch(job)
+            if job.name:
+                self.controller.train_runs[job.pool] = job.name
         for pool in [p for p in self.watches if p not in self._fixed and p not in seen]:
             logger.info("deadline job of %s is gone; the pool moves on price alone", pool)
             del self.watches[pool]
+            self.controller.train_runs.pop(pool, None)
             self.controller.set_job(pool, None)
 
     def __call__(self, now: float | None = None) -> None:
@@ -978,6 +1038,15 @@ class JobFeed:
         if said not in self._said:
             self._said.add(said)
             logger.log(level, line)
+
+
+def _ray_connected() -> bool:
+    try:
+        import ray
+
+        return bool(ray.is_initialized())
+    except ImportError:
+        return False
 
 
 def _int_or_none(value: object) -> int | None:
