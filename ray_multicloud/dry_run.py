@@ -166,6 +166,11 @@ def dry_run(
             "cannot reach it; use the head's overlay or peered-network address (docs/networking.md)"
         )
     offers = _offers(settings, settings.catalog_path)
+    for name, spec in settings.clouds.items():
+        if str(spec.get("driver", name)) == "private":
+            from ray_multicloud.clouds.private import parse_machines, unpriced_warnings
+
+            out.warnings += unpriced_warnings(name, parse_machines(name, spec)[1])
     if live:
         from ray_multicloud.pricing.show import live_overlay
 
