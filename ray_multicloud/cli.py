@@ -513,7 +513,42 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _report_budgets(config: dict[str, object], ledger_path: str, until: float | None) -> None:
-    """Each budget of ``config`` (cluster and per pool): this month's spend and $/h against it."""
+    """Each budget of ``config`` (cluster and per pool): the running nodes' $/h against the cap and
+    this calendar month's spend (UTC) against the monthly budget, as the provider grades them."""
+    import time
+
+    from ray_multicloud.budget_guard import month_spend
+    from ray_multicloud.cluster_config.budget import parse_budgets
+    from ray_multicloud.ledger import Ledger
+    from ray_multicloud.policy.budget import assess
+    from ray_multicloud.table import format_table
+
+    budgets = parse_budgets(config).all()
+    if not budgets:
+        print("budgets: none in the config (provider.budget, a node type's budget:)")
+        return
+    now = time.time() if until is None else until
+    cluster = str(config.get("cluster_name") or "default")
+    with Ledger(ledger_path, create=False) as ledger:
+        running = [r for r in ledger.spend(now) if r.cluster == cluster and r.ended_at is None]
+        total, per_pool = month_spend(ledger, cluster, now)
+    table: list[list[str | int | float | None]] = []
+    for b in budgets:
+        rate = sum(r.price_per_hour for r in running if b.scope == "cluster" or r.pool == b.scope)
+        spent = total if b.scope == "cluster" else per_pool.get(b.scope, 0.0)
+        s = assess(b, usd_per_hour=rate, month_spend_usd=spent, now=now)
+        cap, monthly = b.max_usd_per_hour, b.monthly_usd
+        table.append([
+            b.scope,
+            "-" if cap is None else f"${rate:,.4f}/h of ${cap:,.2f}/h ({rate / cap:.0%})",
+            f"${spent:,.2f}" + ("" if monthly is None else f" of ${monthly:,.2f} ({spent / monthly:.0%})"),
+            f"${s.forecast_usd:,.2f}",
+            s.level.value.upper(),
+        ])
+    month = time.strftime("%Y-%m", time.gmtime(now))
+    print(f"\nbudgets (this month: {month} UTC; running $/h from the ledger)")
+    print(format_table(["budget", "running now", "spent this month", "month-end at this rate", "level"],
+                       table, align="lrrrl"))
 
 
 def _report_png(

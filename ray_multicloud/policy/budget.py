@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 DEFAULT_WARN_AT = 0.8
+_EPS = 1e-9  # dollars: 0.8 * 3.0 is 2.4000000000000004
 
 
 class BudgetLevel(str, enum.Enum):
@@ -98,7 +99,7 @@ class BudgetStatus:
     @property
     def month_spent(self) -> bool:
         monthly = self.budget.monthly_usd
-        return monthly is not None and self.month_spend_usd >= monthly
+        return monthly is not None and self.month_spend_usd >= monthly - _EPS
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,16 +144,16 @@ def assess(budget: Budget, *, usd_per_hour: float, month_spend_usd: float, now: 
         month = datetime.fromtimestamp(start, UTC).strftime("%Y-%m")
         text = (f"{who} spent ${month_spend_usd:,.2f} of its ${monthly:,.2f} budget for {month} "
                 f"({used:.0%}; ${forecast:,.2f} by month end at the current rate) [{budget.key}.monthly_usd]")
-        if used >= 1:
+        if used >= 1 - _EPS:
             grade(BudgetLevel.OVER, text)
-        elif used >= budget.warn_at:
+        elif used >= budget.warn_at - _EPS:
             grade(BudgetLevel.WARN, text)
     if cap is not None:
         text = (f"{who} runs ${usd_per_hour:,.4f}/h of its ${cap:,.2f}/h cap ({usd_per_hour / cap:.0%}) "
                 f"[{budget.key}.max_usd_per_hour]")
-        if usd_per_hour > cap + 1e-12:
+        if usd_per_hour > cap + _EPS:
             grade(BudgetLevel.OVER, text)
-        elif usd_per_hour >= budget.warn_at * cap:
+        elif usd_per_hour >= budget.warn_at * cap - _EPS:
             grade(BudgetLevel.WARN, text)
     return BudgetStatus(budget, level, usd_per_hour, month_spend_usd, start, forecast, tuple(reasons))
 
@@ -171,7 +172,7 @@ def launch_verdict(statuses: Sequence[BudgetStatus]) -> LaunchVerdict:
         if cap is None:
             continue
         headroom = cap - s.usd_per_hour
-        if headroom <= 1e-12:
+        if headroom <= _EPS:
             return LaunchVerdict(False, None, (
                 f"budget: {_who(s.budget)} already runs ${s.usd_per_hour:,.4f}/h of its ${cap:,.2f}/h cap; "
                 f"no node is launched until one ends or {s.budget.key}.max_usd_per_hour is raised",))
