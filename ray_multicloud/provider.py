@@ -411,9 +411,11 @@ class MultiCloudNodeProvider(NodeProvider):
                     ahead = None
             decision = place(pool, 1, self.offers.index(), self.fleet(), now=now, cooldowns=cooldowns)
             if isinstance(decision, Infeasible):
-                source = "budget" if limit is not None else "policy"
-                why = (*budget_why, *decision.reasons)
-                raise LaunchFailed(node_type, request_id, [CloudError(source, "; ".join(why))])
+                said = "; ".join(decision.reasons)
+                if limit is None:
+                    raise LaunchFailed(node_type, request_id, [CloudError("policy", said)])
+                why = "; ".join((*budget_why, f"no offer the pool admits costs that little ({said})"))
+                raise LaunchFailed(node_type, request_id, [CloudError("budget", why)])
             placement = decision.placements[0]
             candidates, reasons = placement.candidates, placement.reasons
             if ahead is not None:

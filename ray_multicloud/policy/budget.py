@@ -179,5 +179,5 @@ def launch_verdict(statuses: Sequence[BudgetStatus]) -> LaunchVerdict:
         if limit is None or headroom < limit:
             limit = headroom
             reasons = [f"budget: a new node may cost at most ${headroom:,.4f}/h ({_who(s.budget)} runs "
-                       f"${s.usd_per_hour:,.4f}/h of its ${cap:,.2f}/h cap)"]
+                       f"${s.usd_per_hour:,.4f}/h of its ${cap:,.2f}/h cap, {s.budget.key}.max_usd_per_hour)"]
     return LaunchVerdict(True, limit, tuple(reasons))
