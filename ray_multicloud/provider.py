@@ -404,16 +404,23 @@ class MultiCloudNodeProvider(NodeProvider):
                     request_id,
                     [CloudError("policy", f"{advice}: waiting for spot to come back; the launch is retried")],
                 )
+            unbounded = pool
             if limit is not None:
                 cap = min(limit, pool.max_price_per_hour if pool.max_price_per_hour is not None else limit)
                 pool = replace(pool, max_price_per_hour=cap)
                 if ahead is not None and ahead.price_per_hour > cap:
                     ahead = None
-            decision = place(pool, 1, self.offers.index(), self.fleet(), now=now, cooldowns=cooldowns)
+            fleet = self.fleet()
+            decision = place(pool, 1, self.offers.index(), fleet, now=now, cooldowns=cooldowns)
             if isinstance(decision, Infeasible):
                 said = "; ".join(decision.reasons)
                 if limit is None:
                     raise LaunchFailed(node_type, request_id, [CloudError("policy", said)])
+                # Is it the budget that stops it, or would the pool's policy refuse anyway?
+                plain = place(unbounded, 1, self.offers.index(), fleet, now=now, cooldowns=cooldowns)
+                if isinstance(plain, Infeasible):
+                    why = "; ".join(plain.reasons)
+                    raise LaunchFailed(node_type, request_id, [CloudError("policy", why)])
                 why = "; ".join((*budget_why, f"no offer the pool admits costs that little ({said})"))
                 raise LaunchFailed(node_type, request_id, [CloudError("budget", why)])
             placement = decision.placements[0]
