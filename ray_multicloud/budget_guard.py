@@ -128,11 +128,17 @@ class BudgetGuard:
         self._metrics.publish_budgets(out)
         return out
 
-    def verdict(self, budgets: Sequence[Budget], fleet: Sequence[FleetNode], now: float) -> LaunchVerdict:
-        """What one more node may cost under ``budgets`` (``policy.budget.launch_verdict``)."""
+    def verdict(
+        self, budgets: Sequence[Budget], fleet: Sequence[FleetNode], now: float, *,
+        replacing: str | None = None,
+    ) -> LaunchVerdict:
+        """What one more node may cost under ``budgets`` (``policy.budget.launch_verdict``).
+        ``replacing``: the instance a move's replacement takes over from; its price is freed, so a
+        move to a dearer offer is judged on the difference (the controller's check before a move)."""
         if not budgets:
             return LaunchVerdict(True, None, ())
-        return launch_verdict(self.statuses(budgets, fleet, now))
+        kept = [n for n in fleet if n.instance_id != replacing]
+        return launch_verdict(self.statuses(budgets, kept, now))
 
     def _announce(self, status: BudgetStatus, now: float) -> None:
         scope = status.budget.scope

@@ -273,6 +273,14 @@ def test_guard_announces_each_rise_once_and_survives_a_failing_webhook(
     assert gauge.values[(("cluster", "c"), ("limit", "per_hour"), ("scope", "gpu"))] == pytest.approx(2.5 / 3)
 
 
+def test_a_replacement_is_judged_on_the_price_it_frees() -> None:
+    guard = BudgetGuard("c", None, background=False)
+    b = pool_budget(max_usd_per_hour=3.0)
+    fleet = [node("gpu", 1.0), node("gpu", 1.5)]
+    assert guard.verdict([b], fleet, NOV_15).max_price_per_hour == pytest.approx(0.5)
+    assert guard.verdict([b], fleet, NOV_15, replacing="gpu-1.5").max_price_per_hour == pytest.approx(2.0)
+
+
 def test_month_spend_counts_only_this_month(tmp_path: Path) -> None:
     with Ledger(tmp_path / "l.db") as led:
         o = Offer("aws", "r", "z", "t", "T4", 1, 4, 16, CapacityType.SPOT, 2.0, 3.0)
