@@ -173,3 +173,17 @@ def test_repo_config_prices_its_private_machine() -> None:
     config = yaml.safe_load((Path(__file__).parents[1] / "cluster_configs/local-multicloud.yaml").read_text())
     _, (m,) = parse_machines("onprem", config["provider"]["clouds"]["onprem"])
     assert m.priced and m.price_per_hour == pytest.approx(0.8768, abs=1e-4)
+
+
+def test_demo_summary_states_baseline_and_both_figures(ledger: Path) -> None:
+    from ray_multicloud.scenarios.demo import DemoResult
+
+    with Ledger(ledger, create=False) as led:
+        rows = tuple(led.spend(2 * H))
+    result = DemoResult(rows=rows, ledger_path=str(ledger), workload={}, wall_seconds=12.0,
+                        private_clouds=("onprem",))
+    lines = result.summary()
+    assert lines[0] == f"compared against: {BASELINE}"
+    assert lines[1].startswith("saved 64.3% ($5.000000 spent against $14.000000) over all 2 node(s)")
+    assert lines[2].startswith("saved 50.0% ($3.000000 against $6.000000) over the 1 public-cloud node(s)")
+    assert lines[3] == "wall time 12s"
