@@ -187,3 +187,18 @@ def test_demo_summary_states_baseline_and_both_figures(ledger: Path) -> None:
     assert lines[1].startswith("saved 64.3% ($5.000000 spent against $14.000000) over all 2 node(s)")
     assert lines[2].startswith("saved 50.0% ($3.000000 against $6.000000) over the 1 public-cloud node(s)")
     assert lines[3] == "wall time 12s"
+
+
+def test_the_provider_records_the_amortised_price_in_the_ledger(tmp_path: Path) -> None:
+    from tests.fakes.memory_cloud import launch_workers, memory_cluster, memory_provider
+
+    with memory_cluster(tmp_path) as (cluster, world):
+        cluster["provider"]["ledger"] = str(tmp_path / "ledger.db")
+        provider = memory_provider(cluster, world)
+        (inst,) = launch_workers(provider, cluster, node_type="a100_ondemand", request="a")
+        assert provider.node_tags(inst.instance_id)["rmc-offer"].startswith("onprem/")
+    with Ledger(tmp_path / "ledger.db", create=False) as led:
+        (row,) = led.spend()
+    # The repo config's onprem machine: $24,875 over 4 years + 0.8125 kW x 1.58 x $0.13/kWh.
+    assert row.price_per_hour == pytest.approx(0.876790, abs=1e-6)
+    assert row.ondemand_price_per_hour == 3.67
