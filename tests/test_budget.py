@@ -158,6 +158,15 @@ def test_check_cluster_refuses_a_cap_below_every_offer_of_the_pool() -> None:
         check_cluster(bad)
     assert err.value.key == "available_node_types.t4_spot.node_config.budget.max_usd_per_hour"
     assert "no node could ever launch" in str(err.value)
+    # Three T4 spot nodes at the cheapest $0.05786/h (the catalog's azure northcentralus row) cost
+    # $0.17358/h > $0.10/h.
+    few = copy.deepcopy(raw)
+    few["available_node_types"]["t4_spot"]["min_workers"] = 3
+    few["available_node_types"]["t4_spot"]["node_config"]["budget"] = {"max_usd_per_hour": 0.10}
+    with pytest.raises(ConfigError) as err:
+        check_cluster(few)
+    assert err.value.key == "available_node_types.t4_spot.node_config.budget.max_usd_per_hour"
+    assert "min_workers: 3" in str(err.value) and "$0.1736/h" in str(err.value)
 
 
 def test_plan_shows_the_budgets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -24,7 +24,8 @@ Contract: the parsers are pure (no file, clock or logging). Every problem raises
 unknown key (with close matches), a limit that is not a number > 0, a ``warn_at`` outside (0, 1),
 a webhook that is not an http(s) URL, a section with no limit at all, a budget on a pinned
 ``offer:`` node type, a monthly budget without ``provider.ledger``, and (``check_budgets``) a pool
-whose $/h cap is below the cheapest offer it admits, so no node of it could ever launch.
+whose $/h cap (its own or the cluster's) is below the cheapest offer it admits, so no node of it
+could ever launch, or (its own) cannot pay for its ``min_workers`` at that price.
 """
 
 from __future__ import annotations
@@ -140,9 +141,10 @@ def parse_budgets(cluster_config: Mapping[str, Any]) -> Budgets:
     return budgets
 
 
-def check_pool_budget(budget: Budget, pool: PoolSpec, index: OfferIndex) -> None:
-    """``ConfigError`` when the pool's $/h cap is below every offer the pool admits (and so below
-    the cluster's too: it would refuse every launch of the pool)."""
+def check_pool_budget(budget: Budget, pool: PoolSpec, index: OfferIndex, *, min_workers: int = 0) -> None:
+    """``ConfigError`` when a $/h cap (the pool's or the cluster's) is below every offer the pool
+    admits, so it would refuse every launch of the pool, or below what the pool's ``min_workers``
+    cost at that cheapest price, so the pool could never reach them."""
     cap = budget.max_usd_per_hour
     offers = list(matching_offers(pool, index))
     if cap is None or not offers:
@@ -153,4 +155,11 @@ def check_pool_budget(budget: Budget, pool: PoolSpec, index: OfferIndex) -> None
             f"{budget.key}.max_usd_per_hour",
             f"${cap:,.4f}/h is below the cheapest offer pool {pool.name!r} admits ({cheapest.offer_id} at "
             f"${cheapest.price_per_hour:,.4f}/h): no node could ever launch; raise it",
+        )
+    if budget.scope == pool.name and min_workers * cheapest.price_per_hour > cap:
+        raise ConfigError(
+            f"{budget.key}.max_usd_per_hour",
+            f"${cap:,.4f}/h cannot pay for the pool's min_workers: {min_workers} at the cheapest "
+            f"${cheapest.price_per_hour:,.4f}/h cost ${min_workers * cheapest.price_per_hour:,.4f}/h; "
+            "raise it or lower min_workers",
         )

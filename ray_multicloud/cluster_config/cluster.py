@@ -101,6 +101,9 @@ def check_node_types(
     budgets = parse_budgets(cluster_config)
     for node_type, target in targets.items():
         if isinstance(target, PoolSpec):
+            spec = types[node_type]
+            minimum = spec.get("min_workers", 0) if isinstance(spec, Mapping) else 0
             for budget in budgets.for_pool(str(node_type)):
-                check_pool_budget(budget, target, index)
+                check_pool_budget(budget, target, index,
+                                  min_workers=minimum if isinstance(minimum, int) else 0)
     return targets
