@@ -23,9 +23,10 @@ Contract: the parsers are pure (no file, clock or logging). Every problem raises
 ``ConfigError(key, message)`` naming the full YAML key and what to change: a non-mapping, an
 unknown key (with close matches), a limit that is not a number > 0, a ``warn_at`` outside (0, 1),
 a webhook that is not an http(s) URL, a section with no limit at all, a budget on a pinned
-``offer:`` node type, a monthly budget without ``provider.ledger``, and (``check_budgets``) a pool
-whose $/h cap (its own or the cluster's) is below the cheapest offer it admits, so no node of it
-could ever launch, or (its own) cannot pay for its ``min_workers`` at that price.
+``offer:`` node type, a monthly budget without ``provider.ledger``; and (``check_pool_budget``,
+called by ``check_cluster``) a $/h cap, the pool's or the cluster's, below the cheapest offer the
+pool admits (no node of it could ever launch), or a pool's own cap that cannot pay for its
+``min_workers`` at that price.
 """
 
 from __future__ import annotations
