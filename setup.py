@@ -10,6 +10,9 @@ EXTRAS = {
     "azure": ["azure-mgmt-compute>=30.0", "azure-mgmt-network>=25.0", "azure-identity>=1.15"],
     "train": ["torch==2.13.0"],
     "serve": [],
+    # Business calendars: a pool's migration.blackouts_ical is an iCalendar (RFC 5545) file, read
+    # with icalendar (it brings python-dateutil, whose rrule expands recurring events).
+    "calendar": ["icalendar>=6,<8"],
     "dev": [
         "pytest>=8",
         "ruff==0.17.6",

@@ -552,9 +552,14 @@ def _add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p = sub.add_parser(
         "report",
         help="spend vs the on-demand price of the same instance hours, from the ledger",
-        description="Per group: node hours, spend, what the same hours cost on on-demand, and the saving.",
+        description="Per group: node hours, spend, what the same hours cost on on-demand, and the saving; "
+        "then the total saving with and without private machines (charged at their amortised $/h) and, "
+        "with --config, each budget's use this month.",
     )
-    p.add_argument("--ledger", required=True, help="the ledger's SQLite file")
+    p.add_argument("--ledger", help="the ledger's SQLite file (default: the --config's provider.ledger)")
+    p.add_argument("--config", help="the cluster YAML: names the private clouds and the budgets")
+    p.add_argument("--private", action="append", default=[], metavar="CLOUD",
+                   help="a cloud of the ledger that is a private pool (repeat; --config finds them itself)")
     p.add_argument("--by", choices=["cloud", "pool", "job"], default="cloud", help="grouping (default cloud)")
     p.add_argument("--until", type=float, help="POSIX time to report up to (default: now)")
     p.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
@@ -566,9 +571,23 @@ def _cmd_report(args: argparse.Namespace) -> int:
     import csv
 
     from ray_multicloud.ledger import Ledger, group_spend
+    from ray_multicloud.savings import describe, private_clouds_of, split_savings
     from ray_multicloud.table import format_table
 
-    with Ledger(args.ledger, create=False) as ledger:
+    config = None
+    private: set[str] | None = set(args.private) if args.private else None
+    ledger_path = args.ledger
+    if args.config:
+        from ray_multicloud.cluster_config.provider_section import load_cluster_yaml, load_settings
+
+        config = load_cluster_yaml(args.config)
+        settings = load_settings(config.get("provider") or {}, str(config.get("cluster_name") or "default"))
+        private = (private or set()) | set(private_clouds_of(settings.clouds))
+        ledger_path = ledger_path or settings.ledger_path
+    if not ledger_path:
+        print("ray-multicloud report: give --ledger, or a --config with provider.ledger set", file=sys.stderr)
+        return 2
+    with Ledger(ledger_path, create=False) as ledger:
         rows = ledger.spend(args.until)
     groups = group_spend(rows, args.by)
     header = [args.by, "instances", "hours", "spend_usd", "ondemand_usd", "saved_usd", "savings"]
@@ -585,6 +604,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
         for k, n, h, c, o in records
     ]
     print(format_table(header, table, align="lrrrrrr"))
+    for line in describe(split_savings(rows, private)):
+        print(line)
+    if config is not None:
+        _report_budgets(config, ledger_path, args.until)
     if args.csv:
         with open(args.csv, "w", newline="") as fh:
             w = csv.writer(fh)
@@ -594,6 +617,45 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if args.png:
         _report_png(args.png, args.by, records[:-1], saving(total_cost, total_od))
     return 0
+
+
+def _report_budgets(config: dict[str, object], ledger_path: str, until: float | None) -> None:
+    """Each budget of ``config`` (cluster and per pool): the running nodes' $/h against the cap and
+    this calendar month's spend (UTC) against the monthly budget, as the provider grades them."""
+    import time
+
+    from ray_multicloud.budget_guard import month_spend
+    from ray_multicloud.cluster_config.budget import parse_budgets
+    from ray_multicloud.ledger import Ledger
+    from ray_multicloud.policy.budget import assess
+    from ray_multicloud.table import format_table
+
+    budgets = parse_budgets(config).all()
+    if not budgets:
+        print("budgets: none in the config (provider.budget, a node type's budget:)")
+        return
+    now = time.time() if until is None else until
+    cluster = str(config.get("cluster_name") or "default")
+    with Ledger(ledger_path, create=False) as ledger:
+        running = [r for r in ledger.spend(now) if r.cluster == cluster and r.ended_at is None]
+        total, per_pool = month_spend(ledger, cluster, now)
+    table: list[list[str | int | float | None]] = []
+    for b in budgets:
+        rate = sum(r.price_per_hour for r in running if b.scope == "cluster" or r.pool == b.scope)
+        spent = total if b.scope == "cluster" else per_pool.get(b.scope, 0.0)
+        s = assess(b, usd_per_hour=rate, month_spend_usd=spent, now=now)
+        cap, monthly = b.max_usd_per_hour, b.monthly_usd
+        table.append([
+            b.scope,
+            "-" if cap is None else f"${rate:,.4f}/h of ${cap:,.2f}/h ({rate / cap:.0%})",
+            f"${spent:,.2f}" + ("" if monthly is None else f" of ${monthly:,.2f} ({spent / monthly:.0%})"),
+            f"${s.forecast_usd:,.2f}",
+            s.level.value.upper(),
+        ])
+    month = time.strftime("%Y-%m", time.gmtime(now))
+    print(f"\nbudgets (this month: {month} UTC; running $/h from the ledger)")
+    print(format_table(["budget", "running now", "spent this month", "month-end at this rate", "level"],
+                       table, align="lrrrl"))
 
 
 def _report_png(
@@ -669,8 +731,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                         "seconds", "cost $", "on-demand $", "ended"], rows))
     for old, new, reason, _at in result.moves:
         print(f"\nmove: {old} -> {new}: {reason}")
-    print(f"\ntotal: ${result.cost:.6f} against ${result.ondemand_cost:.6f} on-demand for the same "
-          f"node-seconds ({result.savings_fraction:.1%} saved); wall time {result.wall_seconds:.0f}s")
+    print()
+    for line in result.summary():
+        print(f"total: {line}")
     print(f"ledger: {result.ledger_path} (ray-multicloud report --ledger {result.ledger_path} --by pool)")
     return 0
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ray_multicloud.clouds import DRIVERS
+from ray_multicloud.cluster_config.budget import parse_budgets
 from ray_multicloud.cluster_config.cluster import check_node_types, check_ray_schema
 from ray_multicloud.cluster_config.migration import parse_migration
 from ray_multicloud.cluster_config.provider_section import load_settings, offers_of_clouds
@@ -167,6 +168,11 @@ def dry_run(
             "cannot reach it; use the head's overlay or peered-network address (docs/networking.md)"
         )
     offers = _offers(settings, settings.catalog_path)
+    for name, spec in settings.clouds.items():
+        if str(spec.get("driver", name)) == "private":
+            from ray_multicloud.clouds.private import parse_machines, unpriced_warnings
+
+            out.warnings += unpriced_warnings(name, parse_machines(name, spec)[1])
     if live:
         from ray_multicloud.pricing.show import live_overlay
 
@@ -184,6 +190,11 @@ def dry_run(
         out.notes.append(f"{stale} offer(s) carry stale prices (marked 'stale' below)")
     index = OfferIndex.build(offers)
     targets = check_node_types(config, index, settings.clouds)
+    budgets = parse_budgets(config)
+    if budgets.cluster is not None:
+        out.notes.append(f"cluster {budgets.cluster.describe()}")
+    for node_type, budget in budgets.pools.items():
+        out.notes.append(f"{node_type}: {budget.describe()}")
     head = config.get("head_node_type")
     types = config["available_node_types"]
     for node_type, target in targets.items():

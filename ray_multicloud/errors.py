@@ -57,10 +57,10 @@ class LaunchFailed(MultiCloudError):
 
     def __init__(self, pool: str, request_id: str, causes: list[CloudError]) -> None:
         tried = "; ".join(str(c) for c in causes) or "no offer was tried"
-        super().__init__(
-            f"pool {pool!r}: could not launch node for request {request_id}: {tried}. "
-            "Widen the pool's clouds/regions/capacity_types or raise max_price_per_hour."
-        )
+        budget = bool(causes) and all(c.cloud == "budget" for c in causes)  # a budget refused it
+        advice = ("Raise the budget named above, or let a running node end." if budget else
+                  "Widen the pool's clouds/regions/capacity_types or raise max_price_per_hour.")
+        super().__init__(f"pool {pool!r}: could not launch node for request {request_id}: {tried}. {advice}")
         self.pool = pool
         self.request_id = request_id
         self.causes = causes

@@ -9,7 +9,9 @@ Gauges (tag ``cluster``; the per-hour ones also ``cloud``, with ``cloud="all"`` 
 the names they have on a node's Prometheus endpoint (``http://<node>:<metrics-export-port>/metrics``):
 ``ray_multicloud_cost_per_hour_usd``, ``ray_multicloud_ondemand_cost_per_hour_usd`` (what the
 running nodes would cost on on-demand), ``ray_multicloud_spend_usd`` and
-``ray_multicloud_ondemand_spend_usd`` (to date), ``ray_multicloud_savings_fraction`` (to date).
+``ray_multicloud_ondemand_spend_usd`` (to date), ``ray_multicloud_savings_fraction`` (to date),
+``ray_multicloud_budget_used_fraction`` (tags ``cluster``, ``scope``, ``limit``: set by
+``publish_budgets``, see ``budget_guard``).
 Ray's metrics agent exports every ``ray.util.metrics`` metric under the ``ray_`` namespace, so the
 gauges are created as ``multicloud_*`` (one created as ``ray_multicloud_*`` shows up as
 ``ray_ray_multicloud_*``). Ray adds its own labels (``Component``, ``NodeAddress``,
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ray_multicloud.ledger import Ledger, SpendRow
+from ray_multicloud.policy.budget import BudgetStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +98,12 @@ class CostMetrics:
             "savings": Gauge(
                 "multicloud_savings_fraction", "1 - spend / on-demand spend, to date", ("cluster",)
             ),
+            "budget": Gauge(
+                "multicloud_budget_used_fraction",
+                "share of a budget used: running $/h over the cap (limit=per_hour), this month's spend "
+                "over the monthly budget (limit=monthly); 1 or more is over",
+                ("cluster", "scope", "limit"),
+            ),
         }
 
     def publish(self, ledger: Ledger, *, now: float) -> CostFigures:
@@ -121,3 +130,17 @@ class CostMetrics:
         g["od_spend"].set(figures.ondemand_spend_usd, tags=base)
         g["savings"].set(figures.savings_fraction, tags=base)
         return figures
+
+    def publish_budgets(self, statuses: Sequence[BudgetStatus]) -> None:
+        """Set ``ray_multicloud_budget_used_fraction`` for each budget limit (tags ``scope``: the pool
+        or ``cluster``; ``limit``: ``per_hour`` or ``monthly``). Nothing outside a Ray process."""
+        if self._gauges is None:
+            self._gauges = self._make_gauges()
+        if self._gauges is None:
+            return
+        for s in statuses:
+            for limit, used in (("per_hour", s.hourly_fraction), ("monthly", s.monthly_fraction)):
+                if used is not None:
+                    self._gauges["budget"].set(
+                        used, tags={"cluster": self.cluster, "scope": s.budget.scope, "limit": limit}
+                    )

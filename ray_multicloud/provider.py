@@ -39,6 +39,7 @@ from ray.autoscaler.tags import (
     TAG_RAY_USER_NODE_TYPE,
 )
 
+from ray_multicloud.budget_guard import BudgetGuard
 from ray_multicloud.clouds import make_clouds
 from ray_multicloud.clouds.base import (
     LABEL_CLOUD,
@@ -56,6 +57,7 @@ from ray_multicloud.clouds.base import (
     RayBootstrap,
     SellsFixedOffers,
 )
+from ray_multicloud.cluster_config.budget import parse_cluster_budget, parse_pool_budget
 from ray_multicloud.cluster_config.cluster import check_cluster
 from ray_multicloud.cluster_config.migration import parse_migration
 from ray_multicloud.cluster_config.pools import fill_pool_defaults, parse_offer, parse_pool
@@ -69,6 +71,7 @@ from ray_multicloud.errors import (
 )
 from ray_multicloud.ledger import Ledger, LedgerError
 from ray_multicloud.policy import OfferIndex, matching_offers, place
+from ray_multicloud.policy.budget import Budget
 from ray_multicloud.pricing import load_catalog
 from ray_multicloud.pricing.board import PriceBoard, apply_board
 from ray_multicloud.pricing.feeds import build_feeds, drivers_of, endpoints_from_clouds
@@ -176,6 +179,11 @@ class MultiCloudNodeProvider(NodeProvider):
         self._targets: dict[str, PoolSpec | Offer] = {}
         self._priced: dict[str, float] = {}  # the last price the ledger holds for each live node
         self._ledger = _open_ledger(self.settings.ledger_path)
+        # Budgets (cluster_config/budget.py): the cluster's from this section, each pool's from its
+        # node_config at its first launch; checked before every worker launch (_launch_one).
+        self._cluster_budget = parse_cluster_budget(provider_config)
+        self._pool_budgets: dict[str, Budget | None] = {}
+        self.budget = BudgetGuard(cluster_name, self._ledger)
 
     # -- fleet --------------------------------------------------------------------------------
 
@@ -312,11 +320,13 @@ class MultiCloudNodeProvider(NodeProvider):
             raise ConfigError("tags", f"the autoscaler gave no {TAG_RAY_USER_NODE_TYPE} tag; "
                               "define the node under available_node_types")
         target = self._target(node_type, node_config)
+        head = tags.get(TAG_RAY_NODE_KIND) == NODE_KIND_HEAD
+        budgets = () if head else self._budgets(node_type, node_config)
         base_request = tags.get(TAG_RAY_LAUNCH_REQUEST) or uuid.uuid4().hex[:12]
         created: dict[str, Any] = {}
         for i in range(count):
             request_id = RequestId(f"{base_request}-{i}" if count > 1 else base_request)
-            inst = self._launch_one(node_type, target, tags, resources, labels, request_id)
+            inst = self._launch_one(node_type, target, tags, resources, labels, request_id, budgets=budgets)
             created[inst.instance_id] = inst
         return created
 
@@ -364,6 +374,14 @@ class MultiCloudNodeProvider(NodeProvider):
             self._targets[node_type] = target
         return target
 
+    def _budgets(self, node_type: str, node_config: Mapping[str, Any]) -> tuple[Budget, ...]:
+        """The budgets a new worker of ``node_type`` must fit: its pool's, then the cluster's."""
+        with self._lock:
+            if node_type not in self._pool_budgets:
+                self._pool_budgets[node_type] = parse_pool_budget(node_type, node_config)
+            pool = self._pool_budgets[node_type]
+        return tuple(b for b in (pool, self._cluster_budget) if b is not None)
+
     def _launch_one(
         self,
         node_type: str,
@@ -372,9 +390,25 @@ class MultiCloudNodeProvider(NodeProvider):
         resources: Mapping[str, float],
         labels: Mapping[str, str],
         request_id: RequestId,
+        *,
+        budgets: tuple[Budget, ...] = (),
     ) -> Instance:
+        """Launch one node. ``budgets``: checked first (a node the autoscaler adds; a move's
+        replacement and the head are not checked here): a spent budget refuses the launch, a $/h
+        cap bounds the price of the offers tried (cheaper capacity within the cap, or a refusal)."""
         now = time.time()
+        limit: float | None = None
+        budget_why: tuple[str, ...] = ()
+        if budgets:
+            verdict = self.budget.verdict(budgets, self.fleet(), now)
+            if not verdict.allowed:
+                raise LaunchFailed(node_type, request_id, [CloudError("budget", "; ".join(verdict.reasons))])
+            limit, budget_why = verdict.max_price_per_hour, verdict.reasons
         if isinstance(target, Offer):
+            if limit is not None and target.price_per_hour > limit:
+                raise LaunchFailed(node_type, request_id, [CloudError(
+                    "budget", f"{target.offer_id} costs ${target.price_per_hour:.4f}/h; "
+                    + "; ".join(budget_why))])
             candidates: tuple[Offer, ...] = (target,)
             reasons: tuple[str, ...] = (f"node type {node_type!r} is pinned to {target.offer_id}",)
         else:
@@ -387,18 +421,34 @@ class MultiCloudNodeProvider(NodeProvider):
                     request_id,
                     [CloudError("policy", f"{advice}: waiting for spot to come back; the launch is retried")],
                 )
+            unbounded = pool
+            if limit is not None:
+                cap = min(limit, pool.max_price_per_hour if pool.max_price_per_hour is not None else limit)
+                pool = replace(pool, max_price_per_hour=cap)
+                if ahead is not None and ahead.price_per_hour > cap:
+                    ahead = None
             fleet = self.fleet()
             # A private machine kind with every machine in use is skipped, not tried and cooled down.
             cooldowns.update({oid: math.inf for oid in self.full_offers(fleet)})
             decision = place(pool, 1, self.offers.index(), fleet, now=now, cooldowns=cooldowns)
             if isinstance(decision, Infeasible):
-                raise LaunchFailed(node_type, request_id, [CloudError("policy", "; ".join(decision.reasons))])
+                said = "; ".join(decision.reasons)
+                if limit is None:
+                    raise LaunchFailed(node_type, request_id, [CloudError("policy", said)])
+                # Is it the budget that stops it, or would the pool's policy refuse anyway?
+                plain = place(unbounded, 1, self.offers.index(), fleet, now=now, cooldowns=cooldowns)
+                if isinstance(plain, Infeasible):
+                    why = "; ".join(plain.reasons)
+                    raise LaunchFailed(node_type, request_id, [CloudError("policy", why)])
+                why = "; ".join((*budget_why, f"no offer the pool admits costs that little ({said})"))
+                raise LaunchFailed(node_type, request_id, [CloudError("budget", why)])
             placement = decision.placements[0]
             candidates, reasons = placement.candidates, placement.reasons
             if ahead is not None:
                 candidates = (ahead, *(c for c in candidates if c.offer_id != ahead.offer_id))
             if advice:
                 reasons = (advice, *reasons)
+            reasons = (*budget_why, *reasons)
         kind = tags.get(TAG_RAY_NODE_KIND, NODE_KIND_WORKER)
         causes: list[CloudError] = []
         for offer in candidates:

@@ -1,5 +1,6 @@
 """The whole cluster YAML checked before anything launches: the provider section, then every node
-type's pool or pinned offer and its ``migration:`` section, against the offers the clouds sell.
+type's pool or pinned offer and its ``migration:`` and ``budget:`` sections (and ``provider.budget``),
+against the offers the clouds sell.
 
 ``check_cluster`` raises ``ConfigError`` on the first problem, naming its YAML key; ``ray up``
 calls it (``MultiCloudNodeProvider.bootstrap_config``), and so does the controller at start.
@@ -12,6 +13,7 @@ from typing import Any
 
 from ray_multicloud.clouds import make_clouds
 from ray_multicloud.clouds.base import Cloud
+from ray_multicloud.cluster_config.budget import check_pool_budget, parse_budgets
 from ray_multicloud.cluster_config.migration import parse_migration
 from ray_multicloud.cluster_config.pools import node_type_max_workers, parse_offer, parse_pool
 from ray_multicloud.cluster_config.provider_section import load_settings
@@ -123,4 +125,12 @@ def check_node_types(
                     f"[{market}] so every node of this type really is {market}",
                 )
         targets[node_type] = target
+    budgets = parse_budgets(cluster_config)
+    for node_type, target in targets.items():
+        if isinstance(target, PoolSpec):
+            spec = types[node_type]
+            minimum = spec.get("min_workers", 0) if isinstance(spec, Mapping) else 0
+            for budget in budgets.for_pool(str(node_type)):
+                check_pool_budget(budget, target, index,
+                                  min_workers=minimum if isinstance(minimum, int) else 0)
     return targets

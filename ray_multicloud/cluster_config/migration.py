@@ -13,7 +13,11 @@ Every setting of the controller on the head lives here, per pool, next to the po
             min_saving: 0.10              # ... and save at least this share of the current price
             min_net_saving_usd: 0         # ... and this much net over the horizon
             hysteresis_seconds: 1800      # no move of a node launched or moved more recently
-            blackouts: ["22:00-02:00", {start: 2026-12-24T00:00:00Z, end: 2026-12-27T00:00:00Z}]
+            blackouts:                    # no price move inside any of these windows
+              - "22:00-02:00"             # every day, UTC (or "22:00-02:00 Europe/Berlin")
+              - {start: 2026-12-24T00:00:00Z, end: 2026-12-27T00:00:00Z}   # once (tz: for naive times)
+              - {days: [mon-fri], from: "09:00", to: "18:00", tz: Europe/Berlin}  # business hours
+            blackouts_ical: /etc/ray_multicloud/freeze.ics   # or {path: ..., tz: Europe/Berlin}
             egress_usd_per_gb: {inter_cloud: 0.09, inter_region: 0.02, "aws->gcp": 0.12}
             checkpoint_gb: 20             # state a move carries, or "measure" (the job's newest checkpoint)
             checkpoint_seconds: 60        # persisting it
@@ -23,7 +27,21 @@ Every setting of the controller on the head lives here, per pool, next to the po
             drain_deadline_seconds: 30    # the notice a moved node's workload gets
             up_timeout_seconds: 300       # a replacement not up by then is rolled back
 
-Contract: ``parse_migration`` is pure (no file, clock or logging). Every problem raises
+Business calendars: a weekly window (``days``, ``from``, ``to``, ``tz``) is ``policy.calendar.
+WeeklyWindow``: ``days`` lists mon..sun or ranges ("mon-fri", "mon..fri"; default every day),
+``from``/``to`` are local times in ``tz`` (an IANA zone, default UTC; daylight saving time follows
+the zone), and a window whose ``to`` is not after ``from`` runs past midnight. Quote the times
+("09:00"): YAML reads an unquoted 09:00 as the number 540, which is taken as minutes after midnight.
+``blackouts_ical`` is an iCalendar (RFC 5545) file read with ``icalendar``: every VEVENT (DTSTART with
+DTEND or DURATION; an all-day event lasts its days) is a window; RRULE recurrences (less EXDATE) are
+expanded from a year before the file is read to two years after; floating times and all-day dates
+are in ``tz`` (default UTC). The file is read where the YAML is checked (``ray up``, ``plan``) and
+again by the controller on the head: give an absolute path and put the file there with ``ray up``'s
+``file_mounts``. A calendar that cannot be read, does not parse or holds no event is a
+``ConfigError`` naming the key and the file.
+
+Contract: ``parse_migration`` is pure (no clock or logging; no file but ``blackouts_ical``'s,
+read with the clock for the expansion horizon unless ``now`` is given). Every problem raises
 ``ConfigError(key, message)`` with the full YAML key (``available_node_types.t4_spot.node_config.
 migration.blackouts[0]``) and what to change: a wrong type, an unknown key (with close matches), a
 value out of range, an unknown policy, a blackout that never ends (no ``end``, or a daily window of
@@ -49,6 +67,7 @@ from ray_multicloud.cluster_config.pools import (
     node_config_key,
 )
 from ray_multicloud.errors import ConfigError
+from ray_multicloud.policy.calendar import DAY_NAMES, CalendarWindows, WeeklyWindow
 from ray_multicloud.policy.deadline import POLICIES
 from ray_multicloud.policy.rebalance import Blackout, DailyWindow, RebalanceConfig, Window
 
@@ -60,6 +79,7 @@ MIGRATION_KEYS: tuple[str, ...] = (
     "min_net_saving_usd",
     "hysteresis_seconds",
     "blackouts",
+    "blackouts_ical",
     "egress_usd_per_gb",
     "checkpoint_gb",
     "checkpoint_seconds",
@@ -108,7 +128,8 @@ class Migration:
             return "never moved (migration.enabled: false)"
         c = self.rebalance
         size = "measured" if self.checkpoint_gb is None else f"{self.checkpoint_gb:g} GB"
-        blackouts = f", {len(c.blackouts)} blackout window(s)" if c.blackouts else ""
+        blackouts = (f", {len(c.blackouts)} blackout window(s): {'; '.join(str(b) for b in c.blackouts)}"
+                     if c.blackouts else "")
         return (
             f"moved by the controller: policy {c.deadline_policy}, a move must save "
             f"{c.min_relative_saving:.0%} and pay back within {c.horizon_hours:g} h, hysteresis "
@@ -127,8 +148,11 @@ def migration_key(node_type: str) -> str:
     return f"{node_config_key(node_type)}.migration"
 
 
-def parse_migration(node_type: str, node_config: Mapping[str, Any]) -> Migration:
-    """The ``Migration`` of a node type; a missing section means the defaults (enabled)."""
+def parse_migration(
+    node_type: str, node_config: Mapping[str, Any], *, now: float | None = None
+) -> Migration:
+    """The ``Migration`` of a node type; a missing section means the defaults (enabled). ``now``:
+    the instant ``blackouts_ical`` recurrences are expanded around (default: the clock)."""
     key = migration_key(node_type)
     raw = node_config.get("migration") if isinstance(node_config, Mapping) else None
     if raw is None:
@@ -176,7 +200,8 @@ def parse_migration(node_type: str, node_config: Mapping[str, Any]) -> Migration
         ),
         min_net_saving_usd=num("min_net_saving_usd", _DEFAULTS.min_net_saving_usd),
         min_interval_s=num("hysteresis_seconds", _DEFAULTS.min_interval_s),
-        blackouts=_blackouts(f"{key}.blackouts", raw.get("blackouts", [])),
+        blackouts=_blackouts(f"{key}.blackouts", raw.get("blackouts", []))
+        + _ical(f"{key}.blackouts_ical", raw.get("blackouts_ical"), now),
         deadline_policy=policy,
     )
     return Migration(
@@ -249,11 +274,14 @@ def _blackouts(key: str, value: object) -> tuple[Blackout, ...]:
 
 
 def _blackout(key: str, value: object) -> Blackout:
-    """``"22:00-02:00"`` (every day, UTC) or ``{start: ISO-8601, end: ISO-8601}`` (once)."""
+    """``"22:00-02:00"`` (every day, UTC; ``"22:00-02:00 Europe/Berlin"`` in that zone),
+    ``{start: ISO-8601, end: ISO-8601, tz: ...}`` (once) or ``{days, from, to, tz}`` (weekly)."""
     if isinstance(value, str):
-        start, sep, end = value.partition("-")
+        text, _, tz_name = value.strip().partition(" ")
+        start, sep, end = text.partition("-")
         if not sep:
-            raise ConfigError(key, f"{value!r}: a daily window reads 'HH:MM-HH:MM' (UTC), e.g. '22:00-02:00'")
+            raise ConfigError(key, f"{value!r}: a daily window reads 'HH:MM-HH:MM' (UTC), e.g. "
+                              "'22:00-02:00', or 'HH:MM-HH:MM Europe/Berlin'")
         a, b = _hour(key, start), _hour(key, end)
         if a % 24 == b % 24:
             raise ConfigError(
@@ -261,9 +289,14 @@ def _blackout(key: str, value: object) -> Blackout:
                 f"{value!r} covers the whole day, so it never ends; to stop moves of this pool set "
                 "migration.enabled: false",
             )
+        if tz_name.strip():
+            zone = _zone(key, tz_name.strip())
+            return WeeklyWindow(frozenset(range(7)), round(a * 60), round(b * 60), zone)
         return DailyWindow(a, b)
     if isinstance(value, Mapping):
-        _check_keys(key, value, ("start", "end"))
+        if any(k in value for k in ("days", "from", "to")):
+            return _weekly(key, value)
+        _check_keys(key, value, ("start", "end", "tz"))
         if "end" not in value or value.get("end") is None:
             raise ConfigError(
                 f"{key}.end", "missing: a one-off window needs an end (ISO-8601 with a time zone)"
@@ -272,13 +305,171 @@ def _blackout(key: str, value: object) -> Blackout:
             raise ConfigError(
                 f"{key}.start", "missing: a one-off window needs a start (ISO-8601 with a time zone)"
             )
-        start_s, end_s = _instant(f"{key}.start", value["start"]), _instant(f"{key}.end", value["end"])
+        tz = _zone(f"{key}.tz", value["tz"]) if value.get("tz") is not None else None
+        start_s = _instant(f"{key}.start", value["start"], tz)
+        end_s = _instant(f"{key}.end", value["end"], tz)
         if end_s <= start_s:
             raise ConfigError(f"{key}.end", "is not after start; the window would never open")
         return Window(start_s, end_s)
     raise ConfigError(
-        key, f"must be 'HH:MM-HH:MM' or {{start: ..., end: ...}}, got {_type_name(value)} {value!r}"
+        key,
+        f"must be 'HH:MM-HH:MM', {{start: ..., end: ...}} or {{days: [mon-fri], from: '09:00', to: '18:00', "
+        f"tz: Europe/Berlin}}, got {_type_name(value)} {value!r}",
     )
+
+
+def _zone(key: str, name: object) -> str:
+    from ray_multicloud.policy.calendar import zone
+
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(key, f"must be an IANA time zone name such as Europe/Berlin, got {name!r}")
+    try:
+        zone(name.strip())
+    except ValueError as exc:
+        raise ConfigError(key, str(exc)) from None
+    return name.strip()
+
+
+def _weekly(key: str, value: Mapping[str, Any]) -> WeeklyWindow:
+    """``{days: [mon-fri], from: "09:00", to: "18:00", tz: Europe/Berlin}`` (module docstring)."""
+    _check_keys(key, value, ("days", "from", "to", "tz"))
+    for name in ("from", "to"):
+        if value.get(name) is None:
+            raise ConfigError(f"{key}.{name}", "missing: a weekly window needs from and to, e.g. '09:00'")
+    days = _days(f"{key}.days", value.get("days", ["mon-sun"]))
+    start = _minute(f"{key}.from", value["from"])
+    end = _minute(f"{key}.to", value["to"])
+    tz = _zone(f"{key}.tz", value.get("tz", "UTC"))
+    if start % 1440 == end % 1440 and len(days) == 7:
+        raise ConfigError(key, "covers the whole week, so it never ends; to stop moves of this pool set "
+                          "migration.enabled: false")
+    return WeeklyWindow(days, start, end, tz)
+
+
+def _days(key: str, value: object) -> frozenset[int]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items:
+        raise ConfigError(key, f"must be a list of days, e.g. [mon-fri] or [sat, sun], got {value!r}")
+    out: set[int] = set()
+    for i, item in enumerate(items):
+        text = str(item).strip().lower()
+        first, sep, last = text.replace("..", "-").partition("-")
+        a, b = _day(f"{key}[{i}]", first), _day(f"{key}[{i}]", last if sep else first)
+        out.update((a + k) % 7 for k in range((b - a) % 7 + 1))
+    return frozenset(out)
+
+
+def _day(key: str, text: str) -> int:
+    name = text.strip().lower()[:3]
+    if name not in DAY_NAMES or len(text.strip()) < 3:
+        raise ConfigError(key, f"{text!r} is not a day: use {', '.join(DAY_NAMES)} or a range like mon-fri")
+    return DAY_NAMES.index(name)
+
+
+def _minute(key: str, value: object) -> int:
+    # YAML 1.1 reads an unquoted 09:00 as the sexagesimal number 540: minutes after midnight.
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not (value == 0 or 60 <= value <= 1440):
+            raise ConfigError(key, f"{value!r}: quote the time, e.g. '00:45' (a bare number is read as "
+                              "minutes after midnight, as YAML reads an unquoted HH:MM)")
+        return value
+    if not isinstance(value, str):
+        raise ConfigError(key, f"must be a time of day 'HH:MM', got {_type_name(value)} {value!r}")
+    return round(_hour(key, value) * 60)
+
+
+def _ical(key: str, value: object, now: float | None) -> tuple[Blackout, ...]:
+    """``blackouts_ical: PATH`` or ``{path: PATH, tz: ZONE}`` (module docstring)."""
+    if value is None:
+        return ()
+    if isinstance(value, Mapping):
+        _check_keys(key, value, ("path", "tz"))
+        path, tz = value.get("path"), _zone(f"{key}.tz", value.get("tz", "UTC"))
+    else:
+        path, tz = value, "UTC"
+    if not isinstance(path, str) or not path.strip():
+        raise ConfigError(key, f"must be the path of an iCalendar (.ics) file, got {path!r}")
+    return (read_ical(key, path.strip(), tz=tz, now=now),)
+
+
+ICAL_PAST_DAYS = 366
+ICAL_FUTURE_DAYS = 731
+
+
+def read_ical(key: str, path: str, *, tz: str = "UTC", now: float | None = None) -> CalendarWindows:
+    """The windows of the iCalendar file at ``path`` (module docstring); ``ConfigError(key, ...)``
+    naming the file when it cannot be read, does not parse, or holds no event."""
+    import time
+    from datetime import date, timedelta
+    from pathlib import Path
+    from zoneinfo import ZoneInfo
+
+    def bad(problem: str) -> ConfigError:
+        return ConfigError(key, f"calendar {path}: {problem}")
+
+    try:
+        import icalendar
+        from dateutil.rrule import rrulestr
+    except ImportError:
+        raise bad("reading it needs the icalendar package: pip install 'ray_multicloud[calendar]'") from None
+    try:
+        data = Path(path).expanduser().read_bytes()
+    except (OSError, RuntimeError, ValueError) as exc:  # RuntimeError: "~user" of no such user
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise bad(f"cannot be read ({why}); give an absolute path, and on the head put the file there "
+                  "with file_mounts") from None
+    try:
+        calendar = icalendar.Calendar.from_ical(data)
+    except (ValueError, KeyError, IndexError) as exc:
+        raise bad(f"is not an iCalendar (RFC 5545) file: {exc}") from None
+    zone = ZoneInfo(tz)
+    at = time.time() if now is None else now
+    lo = datetime.fromtimestamp(at, zone) - timedelta(days=ICAL_PAST_DAYS)
+    hi = datetime.fromtimestamp(at, zone) + timedelta(days=ICAL_FUTURE_DAYS)
+
+    def moment(value: object, what: str) -> datetime:
+        if isinstance(value, datetime):
+            return value if value.tzinfo is not None else value.replace(tzinfo=zone)
+        if isinstance(value, date):
+            return datetime(value.year, value.month, value.day, tzinfo=zone)
+        raise ValueError(f"{what} is not a date or a date-time")
+
+    intervals: list[tuple[float, float]] = []
+    events = list(calendar.walk("VEVENT"))
+    for n, event in enumerate(events, 1):
+        name = f"event {n} ({event.get('SUMMARY', 'no summary')})"
+        try:
+            if "DTSTART" not in event:
+                raise ValueError("has no DTSTART")
+            raw_start = event.decoded("DTSTART")
+            start = moment(raw_start, "DTSTART")
+            if "DTEND" in event:
+                length = moment(event.decoded("DTEND"), "DTEND") - start
+            elif "DURATION" in event:
+                length = event.decoded("DURATION")
+            elif not isinstance(raw_start, datetime):
+                length = timedelta(days=1)  # RFC 5545: an all-day event without an end lasts its day
+            else:
+                raise ValueError("has neither DTEND nor DURATION")
+            if not isinstance(length, timedelta) or length <= timedelta(0):
+                raise ValueError("ends at or before it starts")
+            starts = [start]
+            if "RRULE" in event:
+                text = event["RRULE"].to_ical()
+                rule = rrulestr(text.decode() if isinstance(text, bytes) else str(text), dtstart=start)
+                exdates = event.get("EXDATE") or []
+                excluded: set[float] = {
+                    moment(d.dt, "EXDATE").timestamp()
+                    for entry in (exdates if isinstance(exdates, list) else [exdates])
+                    for d in entry.dts
+                }
+                starts = [s for s in rule.between(lo - length, hi, inc=True) if s.timestamp() not in excluded]
+        except (ValueError, TypeError, KeyError) as exc:
+            raise bad(f"{name}: {exc}") from None
+        intervals += [(s.timestamp(), (s + length).timestamp()) for s in starts]
+    if not events:
+        raise bad("holds no VEVENT: add the blackout windows as events, or drop blackouts_ical")
+    return CalendarWindows.from_intervals(Path(path).name, intervals)
 
 
 def _hour(key: str, text: str) -> float:
@@ -292,7 +483,7 @@ def _hour(key: str, text: str) -> float:
     return h + m / 60.0
 
 
-def _instant(key: str, value: object) -> float:
+def _instant(key: str, value: object, tz: str | None = None) -> float:
     # YAML reads an unquoted timestamp as a datetime already.
     if isinstance(value, datetime):
         when = value
@@ -304,5 +495,10 @@ def _instant(key: str, value: object) -> float:
     else:
         raise ConfigError(key, f"must be an ISO-8601 time, got {_type_name(value)} {value!r}")
     if when.tzinfo is None:
-        raise ConfigError(key, f"{value!s} has no time zone; end it with Z for UTC")
+        if tz is None:
+            raise ConfigError(key, f"{value!s} has no time zone; end it with Z for UTC, or give the "
+                              "window a tz (e.g. tz: Europe/Berlin)")
+        from zoneinfo import ZoneInfo
+
+        when = when.replace(tzinfo=ZoneInfo(tz))
     return when.timestamp()

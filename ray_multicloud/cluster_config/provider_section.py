@@ -12,6 +12,7 @@ Keys (besides Ray's own ``type``, ``module``, ``disable_node_updaters``, ...)::
       ledger: /tmp/ray_multicloud/demo/ledger.db   # optional SQLite ledger of spend
       max_price_age_seconds: 3600      # a live price older than this is flagged in every decision
       price_ttl_seconds: 300           # how often live price feeds (aws/gcp/azure drivers) are fetched
+      budget: {max_usd_per_hour: 40, monthly_usd: 20000}   # the whole cluster (cluster_config/budget.py)
       start_controller: true           # false: `ray up` does not start the controller on the head
                                        # (a harness that moves nodes itself); pools opt out with
                                        # migration: {enabled: false}
@@ -42,7 +43,8 @@ _RAY_KEYS = frozenset({
     "foreground_node_launch", "use_internal_ips", "head_ip", "worker_ips", "cache_stopped_nodes",
 })
 _OUR_KEYS = frozenset({"gcs_address", "state_dir", "catalog", "cooldown_seconds", "ledger", "clouds",
-                       "max_price_age_seconds", "price_ttl_seconds", "train_storage", "start_controller"})
+                       "max_price_age_seconds", "price_ttl_seconds", "train_storage", "start_controller",
+                       "budget"})  # budget: cluster_config/budget.py
 
 
 @dataclass(frozen=True, slots=True)

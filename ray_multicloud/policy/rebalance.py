@@ -10,7 +10,8 @@ Ray Train restores from its last checkpoint and Ray Serve re-places replicas), t
 accelerator, clouds, regions, capacity types, price cap) with the largest *net saving* when all
 of these hold, checked in this order (the notes of ``plan`` name the first one that failed):
 
-1. ``now`` is in no blackout window (``RebalanceConfig.blackouts``);
+1. ``now`` is in no blackout window (``RebalanceConfig.blackouts``: one-off intervals, daily UTC
+   hours, weekly hours in a time zone, an iCalendar file's events; ``Blackout``);
 2. hysteresis: the node has not been moved (``last_moved``) and was not launched within the last
    ``min_interval_s`` seconds;
 3. the target is not less preferred than the current offer under the pool's
@@ -83,6 +84,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+from ray_multicloud.policy.calendar import CalendarWindows, WeeklyWindow
 from ray_multicloud.policy.deadline import (
     ON_DEMAND,
     POLICIES,
@@ -157,7 +159,8 @@ class DailyWindow:
         return f"daily blackout {_hhmm(self.start_hour)}-{_hhmm(self.end_hour)} UTC"
 
 
-Blackout = Window | DailyWindow
+# A business calendar's windows (time zones, weekdays, iCalendar events): ``policy.calendar``.
+Blackout = Window | DailyWindow | WeeklyWindow | CalendarWindows
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,8 +6,9 @@ dir; ``ray up`` also starts the controller on the head), runs a workload that ne
 capacity —, makes the training node's spot price jump mid-run so that the cluster's own controller
 moves the job (replacement up, drain, restore from the checkpoint), checks the final weights against
 an uninterrupted run, tears the cluster down, and returns, from the cluster's ledger, where every
-node went, the move, and what it all cost against the on-demand price of the same machine hours.
-The CLI prints it.
+node went, the move, and what it all cost against the on-demand price of the same machine hours
+(``savings.BASELINE``), with and without the private pool's machines (charged at their amortised
+price). The CLI prints it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 from ray_multicloud.clouds.base import Instance
 from ray_multicloud.errors import MultiCloudError
 from ray_multicloud.ledger import Ledger, SpendRow
+from ray_multicloud.savings import SavingsSplit, describe, private_clouds_of, split_savings
 from ray_multicloud.scenarios.local_cluster import REPO_CONFIG, LocalCluster
 
 logger = logging.getLogger(__name__)
@@ -38,6 +40,17 @@ class DemoResult:
     workload: dict[str, object]
     wall_seconds: float
     moves: tuple[tuple[str, str, str, float], ...] = ()
+    private_clouds: tuple[str, ...] = ()
+
+    @property
+    def savings(self) -> SavingsSplit:
+        """The run's saving against ``savings.BASELINE``, with and without the private machines."""
+        return split_savings(self.rows, self.private_clouds)
+
+    def summary(self) -> list[str]:
+        """The summary lines the CLI prints: what the figure compares against, the figure with
+        and without private machines, and the wall time."""
+        return [*describe(self.savings), f"wall time {self.wall_seconds:.0f}s"]
 
     @property
     def cost(self) -> float:
@@ -177,4 +190,5 @@ def run_demo(
         workload=workload,
         wall_seconds=time.monotonic() - started,
         moves=moves,
+        private_clouds=private_clouds_of(cluster.settings.clouds),
     )
