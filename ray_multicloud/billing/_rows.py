@@ -50,6 +50,8 @@ def read_rows(path: str | Path) -> Iterator[tuple[int, Mapping[str, Any]]]:
     if not reader.fieldnames:
         raise BillError(f"{p}: empty file; expected a CSV header")
     for i, row in enumerate(reader, start=2):
+        if None in row:  # csv's restkey: more cells than the header has columns
+            raise BillError(f"{p}: row {i} has more cells than the header's {len(reader.fieldnames)} columns")
         yield i, row
 
 
