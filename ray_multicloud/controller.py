@@ -73,6 +73,8 @@ from pathlib import Path
 from typing import Any
 
 from ray_multicloud.attribution import ActorSeen, attribute
+from ray_multicloud.budget_guard import BudgetGuard
+from ray_multicloud.cluster_config.budget import parse_budgets
 from ray_multicloud.cluster_config.migration import DisruptionBudget, Migration, parse_migration
 from ray_multicloud.cluster_config.provider_section import load_cluster_yaml
 from ray_multicloud.directives import Directive, LaunchDirectives
@@ -584,6 +586,9 @@ class Controller:
         # gauges exist only while this process is connected to Ray (``main`` connects).
         self.metrics = CostMetrics(self.cluster_name)
         self.figures: CostFigures | None = None
+        # Budgets (``budget:`` sections): graded every tick, and a move to dearer offers is checked.
+        self.budgets = parse_budgets(cluster_config)
+        self.budget_guard = BudgetGuard(self.cluster_name, self.ledger, metrics=self.metrics)
 
     @property
     def config(self) -> RebalanceConfig:
@@ -697,7 +702,7 @@ class Controller:
                 or not ((n := ray_view.get(str(m.instance_id))) is not None and n.alive and not n.busy)
             )
             moving.update(m.instance_id for m in group)
-            full = self._no_room(move.pool, fleet, len(group))
+            full = self._no_room(move.pool, fleet, len(group)) or self._over_budget(group, fleet)
             if full:
                 logger.warning("move of %s skipped: %s", [str(m.instance_id) for m in group], full)
                 continue
@@ -720,7 +725,26 @@ class Controller:
         if self.ledger is not None:
             self.attribute(fleet, at)
             self.figures = self.metrics.publish(self.ledger, now=time.time())
+        if self.budgets.all():
+            # Alerts and the gauge even while nothing launches (the provider checks at launches).
+            self.budget_guard.statuses(self.budgets.all(), self.provider.fleet(), time.time())
         return done
+
+    def _over_budget(self, group: Sequence[Move], fleet: Sequence[FleetNode]) -> str:
+        """Why a move group to dearer offers would break a budget (the provider does not check the
+        replacements a move launches), or "" when it would not."""
+        dearer = [m for m in group if m.to_offer.price_per_hour > m.from_offer.price_per_hour]
+        budgets = self.budgets.for_pool(group[0].pool) if dearer else ()
+        if not budgets:
+            return ""
+        now = time.time()
+        for m in dearer:
+            verdict = self.budget_guard.verdict(budgets, fleet, now, replacing=str(m.instance_id))
+            limit = verdict.max_price_per_hour
+            if not verdict.allowed or (limit is not None and m.to_offer.price_per_hour > limit):
+                price = m.to_offer.price_per_hour
+                return "; ".join(verdict.reasons) or f"the budget leaves less than ${price:.4f}/h"
+        return ""
 
     def attribute(self, fleet: Sequence[FleetNode], at: float) -> dict[str, str]:
         """Write to the ledger which workload each node ran (``attribution``), at most every

@@ -83,3 +83,4 @@ def test_an_unreadable_state_api_is_skipped(tmp_path: Path) -> None:
 
         controller = Controller(cluster, provider=provider, nodes=lambda _: {}, actors=broken)
         assert controller.attribute(provider.fleet(), 1000.0) == {}
+
