@@ -174,6 +174,7 @@ class MultiCloudNodeProvider(NodeProvider):
         self._cooldowns: dict[OfferId, float] = {}
         self._targets: dict[str, PoolSpec | Offer] = {}
         self._priced: dict[str, float] = {}  # the last price the ledger holds for each live node
+        self._claims = LaunchClaims()
         self._ledger = _open_ledger(self.settings.ledger_path)
 
     # -- fleet --------------------------------------------------------------------------------
@@ -296,11 +297,19 @@ class MultiCloudNodeProvider(NodeProvider):
                               "define the node under available_node_types")
         target = self._target(node_type, node_config)
         base_request = tags.get(TAG_RAY_LAUNCH_REQUEST) or uuid.uuid4().hex[:12]
+        indices = self._claims.claim(base_request, node_type, count)
         created: dict[str, Any] = {}
-        for i in range(count):
-            request_id = RequestId(f"{base_request}-{i}" if count > 1 else base_request)
-            inst = self._launch_one(node_type, target, tags, resources, labels, request_id)
-            created[inst.instance_id] = inst
+        try:
+            for i in indices:
+                request_id = node_key(base_request, node_type, i)
+                inst = self._launch_one(node_type, target, tags, resources, labels, request_id)
+                if inst.instance_id in created:
+                    again = f"returned {inst.instance_id} again for key {request_id}; not counted twice"
+                    raise LaunchFailed(node_type, request_id, [CloudError(inst.cloud, again)])
+                created[inst.instance_id] = inst
+        except BaseException:
+            self._claims.release(base_request, node_type, indices)
+            raise
         return created
 
     def launch_on_offer(
@@ -406,6 +415,15 @@ class MultiCloudNodeProvider(NodeProvider):
             except CloudError as exc:
                 logger.warning("launch of %s failed: %s; trying the next offer", offer.offer_id, exc)
                 causes.append(exc)
+                continue
+            wrong = _not_ours(inst, node_type)
+            if wrong:
+                # A driver's dedupe answered with another node (another pool's, or another key's):
+                # counting it would launch fewer nodes than asked, silently.
+                logger.error("launch of %s for pool %s (key %s) returned %s, which %s; not counted",
+                             offer.offer_id, node_type, request_id, inst.instance_id, wrong)
+                causes.append(CloudError(offer.cloud, f"returned {inst.instance_id}, which {wrong}; "
+                                         "not counted", offer_id=offer.offer_id))
                 continue
             logger.info("launched %s for pool %s on %s: %s", inst.instance_id, node_type, offer.offer_id,
                         "; ".join(reasons))
@@ -528,6 +546,68 @@ class MultiCloudNodeProvider(NodeProvider):
             return LocalCommandRunner(log_prefix, cast(LocalCloud, cloud), InstanceId(node_id))
         return super().get_command_runner(log_prefix, node_id, auth_config, cluster_name,
                                           process_runner, use_internal_ip, docker_config)
+
+
+CLAIM_TTL_S = 6 * 3600.0  # a request's claimed node indices are forgotten this long after its last launch
+
+
+def node_key(request: str, node_type: str, index: int) -> RequestId:
+    """The idempotency key of one node: the autoscaler's request id, the node type, and the node's
+    index among that request's nodes of that type. Every driver dedupes launches on it, so two
+    nodes of one request never share it (Ray's ``NodeProviderAdapter`` splits one request into
+    several ``create_node`` calls: one per node type, and per batch of at most
+    ``AUTOSCALER_MAX_LAUNCH_BATCH`` nodes, all under the same request id), and a retry of a
+    failed launch derives the same keys again."""
+    return RequestId(f"{request}-{node_type}-{index}")
+
+
+class LaunchClaims:
+    """Which node indices of each (request, node type) a ``create_node`` call of this process holds.
+
+    A call claims the lowest ``count`` indices no other call of the same request and type holds,
+    so the adapter's batches (concurrent or not) get disjoint keys: batches of 5 and 2 of one
+    request are indices 0-4 and 5-6. A call that fails releases its indices, so the request's
+    retry reuses them and the clouds' dedupe returns whatever the failed attempt did create (a
+    create that timed out, say) instead of launching it twice. A call that succeeded keeps them:
+    Ray v2 re-launches a request under the same id only for nodes it never saw come up, which
+    must be new nodes. A restarted provider starts with no claims, so a request repeated after a
+    restart derives the keys 0, 1, ... again and finds what its predecessor launched.
+    """
+
+    def __init__(self, ttl_s: float = CLAIM_TTL_S) -> None:
+        self._lock = threading.Lock()
+        self._held: dict[tuple[str, str], tuple[set[int], float]] = {}
+        self._ttl_s = ttl_s
+
+    def claim(self, request: str, node_type: str, count: int) -> list[int]:
+        now = time.monotonic()
+        with self._lock:
+            for key in [k for k, (_, at) in self._held.items() if now - at > self._ttl_s]:
+                del self._held[key]
+            held, _ = self._held.get((request, node_type), (set(), now))
+            out: list[int] = []
+            i = 0
+            while len(out) < count:
+                if i not in held:
+                    out.append(i)
+                i += 1
+            self._held[(request, node_type)] = (held | set(out), now)
+            return out
+
+    def release(self, request: str, node_type: str, indices: list[int]) -> None:
+        with self._lock:
+            held, at = self._held.get((request, node_type), (set(), 0.0))
+            self._held[(request, node_type)] = (held - set(indices), at)
+
+
+def _not_ours(inst: Instance, node_type: str) -> str:
+    """Why a driver's answer to a launch of ``node_type`` is not a node of it ("" if it is): its
+    pool tag names another pool. (Key tags are not compared: a driver may hand back a tag
+    re-encoded for its cloud's label rules, and the key's node type is the pool anyway.)"""
+    pool = inst.tags.get(TAG_POOL)
+    if pool is not None and pool != node_type:
+        return f"belongs to pool {pool!r}"
+    return ""
 
 
 CONTROLLER_MODULE = "ray_multicloud.controller"
