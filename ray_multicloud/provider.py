@@ -175,6 +175,13 @@ class MultiCloudNodeProvider(NodeProvider):
         self._targets: dict[str, PoolSpec | Offer] = {}
         self._priced: dict[str, float] = {}  # the last price the ledger holds for each live node
         self._claims = LaunchClaims()
+        # The ledger's view of the fleet (see _account): nodes it holds as running, and for those
+        # missing from the clouds' listings, how many listings in a row and since when.
+        self._open: set[str] = set()
+        self._missing: dict[str, tuple[int, float]] = {}
+        self._seeded = False
+        self.missing_lists_to_end = MISSING_LISTS_TO_END
+        self.missing_grace_s = MISSING_GRACE_S
         self._ledger = _open_ledger(self.settings.ledger_path)
 
     # -- fleet --------------------------------------------------------------------------------
@@ -185,31 +192,74 @@ class MultiCloudNodeProvider(NodeProvider):
             for inst in cloud.list(self.cluster_name):
                 fresh[inst.instance_id] = inst
         with self._lock:
-            gone = [i for i in self._instances if i not in fresh]
             self._instances = fresh
         if self._ledger is not None:
-            self._account(fresh, gone)
+            self._account(fresh)
         return fresh
 
-    def _account(self, live: Mapping[str, Instance], gone: list[str]) -> None:
-        """Tell the ledger what changed without us: nodes that ended on their own (a spot VM taken
-        back, a lost cloud) and price changes of running nodes (spot prices move)."""
+    def _account(self, live: Mapping[str, Instance]) -> None:
+        """Tell the ledger what changed without us, from one complete listing of the clouds.
+
+        - A live node the ledger does not hold (a launch whose call failed after the cloud created
+          the node, or one launched by another process) is recorded from its tags.
+        - A running node whose price changed (spot prices move) gets the new price.
+        - A node the ledger holds as running that is missing from the listing is ended only once it
+          has been missing from ``missing_lists_to_end`` listings in a row and for at least
+          ``missing_grace_s`` (a cloud's listing can lag a launch by seconds); it ends at the first
+          listing that missed it. A node that reappears is forgiven.
+        A restarted provider takes the ledger's running nodes of this cluster as its start.
+        """
         ledger, now = self._ledger, time.time()
         if ledger is None:
             return
-        for node_id in gone:
-            _record(ledger.record_end, node_id, now, "ended outside the provider (preempted or lost)")
+        if not self._seeded:
+            self._seeded = True
+            try:
+                seed = ledger.open_instances(self.cluster_name)
+            except Exception as exc:  # noqa: BLE001 - a ledger failure never stops the provider
+                _ledger_failed(exc)
+                seed = []
             with self._lock:
-                self._priced.pop(node_id, None)
+                self._open.update(seed)
         for node_id, inst in live.items():
             offer = self.offers.get(inst.tags.get(TAG_OFFER, ""))
+            with self._lock:
+                self._missing.pop(node_id, None)
+                known = node_id in self._open
+                last = self._priced.get(node_id)
             if offer is None:
                 continue
+            if not known:
+                recorded = _record(
+                    ledger.record_launch, node_id, self.cluster_name, inst.tags.get(TAG_POOL, ""), offer,
+                    inst.tags.get(TAG_REQUEST, ""), inst.launched_at or now,
+                )
+                if recorded:
+                    with self._lock:
+                        self._open.add(node_id)
+                        self._priced[node_id] = offer.price_per_hour
+                continue
             with self._lock:
-                known = self._priced.get(node_id)
                 self._priced[node_id] = offer.price_per_hour
-            if known is not None and known != offer.price_per_hour:
+            if last is not None and last != offer.price_per_hour:
                 _record(ledger.record_price, node_id, offer.price_per_hour, now)
+        with self._lock:
+            absent = sorted(self._open - set(live))
+        for node_id in absent:
+            with self._lock:
+                count, first = self._missing.get(node_id, (0, now))
+                count += 1
+                self._missing[node_id] = (count, first)
+            if count < self.missing_lists_to_end or now - first < self.missing_grace_s:
+                continue
+            ended = _record(ledger.record_end, node_id, first,
+                            f"ended outside the provider (preempted or lost): missing from {count} listings "
+                            f"in a row since {first:.0f}")
+            if ended:
+                with self._lock:
+                    self._open.discard(node_id)
+                    self._missing.pop(node_id, None)
+                    self._priced.pop(node_id, None)
 
     def _instance(self, node_id: str) -> Instance | None:
         with self._lock:
@@ -416,6 +466,20 @@ class MultiCloudNodeProvider(NodeProvider):
                 logger.warning("launch of %s failed: %s; trying the next offer", offer.offer_id, exc)
                 causes.append(exc)
                 continue
+            except Exception as exc:
+                # Not a cloud's answer (an operation wait that timed out, a driver bug, a bad
+                # setting): the node may exist. Find it by its key; count and record it if it does.
+                found = self._find_by_key(cloud, request_id)
+                if found is None:
+                    logger.error("launch of %s raised %s: %s; no node with key %s found; not trying "
+                                 "other offers (the launch is retried)", offer.offer_id,
+                                 type(exc).__name__, exc, request_id)
+                    unexpected = CloudError(offer.cloud, f"unexpected {type(exc).__name__}: {exc}",
+                                            offer_id=offer.offer_id)
+                    raise LaunchFailed(node_type, request_id, [*causes, unexpected]) from exc
+                logger.warning("launch of %s raised %s: %s; but its node %s exists: counted",
+                               offer.offer_id, type(exc).__name__, exc, found.instance_id)
+                inst = found
             wrong = _not_ours(inst, node_type)
             if wrong:
                 # A driver's dedupe answered with another node (another pool's, or another key's):
@@ -429,13 +493,24 @@ class MultiCloudNodeProvider(NodeProvider):
                         "; ".join(reasons))
             with self._lock:
                 self._instances[inst.instance_id] = inst
-            if self._ledger is not None:
-                _record(self._ledger.record_launch, inst.instance_id, self.cluster_name, node_type, offer,
-                        request_id, time.time())
+            ledger = self._ledger
+            if ledger is not None and _record(ledger.record_launch, inst.instance_id, self.cluster_name,
+                                              node_type, offer, request_id, time.time()):
                 with self._lock:
+                    self._open.add(inst.instance_id)
                     self._priced[inst.instance_id] = offer.price_per_hour
             return inst
         raise LaunchFailed(node_type, request_id, causes)
+
+    def _find_by_key(self, cloud: Cloud, request_id: str) -> Instance | None:
+        """The live node of this cluster on ``cloud`` carrying launch key ``request_id``, if any."""
+        try:
+            for inst in cloud.list(self.cluster_name):
+                if inst.tags.get(TAG_REQUEST) == request_id:
+                    return inst
+        except Exception as exc:  # noqa: BLE001 - the launch already failed; say why this did not help
+            logger.warning("could not list %s to look for key %s: %s", cloud.name, request_id, exc)
+        return None
 
     def _directed(
         self, pool: PoolSpec, now: float, cooldowns: Mapping[OfferId, float]
@@ -507,6 +582,8 @@ class MultiCloudNodeProvider(NodeProvider):
         with self._lock:
             self._instances.pop(node_id, None)
             self._priced.pop(node_id, None)
+            self._open.discard(node_id)
+            self._missing.pop(node_id, None)
         return None
 
     def terminate_nodes(self, node_ids: list[str]) -> dict[str, Any] | None:
@@ -644,13 +721,45 @@ def movable_pools(cluster_config: Mapping[str, Any]) -> list[str]:
     return out
 
 
+MISSING_LISTS_TO_END = 3  # listings in a row a node must be missing from before the ledger ends it
+MISSING_GRACE_S = 60.0  # ... and for at least this long (a cloud's listing can lag its launch)
+
+_LEDGER_SAID: set[str] = set()
+
+
+def _ledger_failed(exc: BaseException) -> None:
+    """Log a failed ledger write: the first of each kind at error level, saying what it costs; the
+    rest at warning level. Never raises."""
+    kind = type(exc).__name__
+    if kind in _LEDGER_SAID:
+        logger.warning("ledger write failed: %s", exc)
+        return
+    _LEDGER_SAID.add(kind)
+    logger.error("ledger write failed: %s (%s). Nodes keep launching and ending; their spend is not "
+                 "recorded until the ledger works again. Check provider.ledger's file and its "
+                 "directory (writable, a SQLite ledger, disk space).", exc, kind)
+
+
 def _open_ledger(path: str | None) -> Ledger | None:
-    return Ledger(path) if path else None
+    """The ledger at ``path`` (None when unset); a file that cannot be used is said once, at error
+    level, and the provider runs without a ledger: ledger failures never stop launches."""
+    if not path:
+        return None
+    try:
+        return Ledger(path)
+    except (LedgerError, OSError, sqlite3.Error) as exc:
+        logger.error("cannot open the ledger %s: %s. The provider runs without it: nodes launch and end, "
+                     "their spend is not recorded. Fix or move the file named by provider.ledger (a "
+                     "writable SQLite ledger) and restart the monitor.", path, exc)
+        return None
 
 
-def _record(write: Callable[..., object], *args: Any) -> None:
-    """``write(*args)`` to the ledger; a failure is logged and never fails a launch or a termination."""
+def _record(write: Callable[..., object], *args: Any) -> bool:
+    """``write(*args)`` to the ledger; True if it returned. A failure of any kind is logged and
+    never fails a launch or a termination."""
     try:
         write(*args)
-    except (LedgerError, OSError, sqlite3.Error) as exc:
-        logger.warning("ledger write failed: %s", exc)
+    except Exception as exc:  # noqa: BLE001 - a ledger failure never fails a launch or a termination
+        _ledger_failed(exc)
+        return False
+    return True
