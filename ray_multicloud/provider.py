@@ -573,12 +573,15 @@ class MultiCloudNodeProvider(NodeProvider):
     def terminate_node(self, node_id: str) -> dict[str, Any] | None:
         cloud = self._cloud_of(node_id)
         if cloud is not None:
-            # The ledger first: terminating can take seconds, and whoever called us (the monitor on a
-            # head being torn down) may be gone before it returns. Billing stops at this request.
-            if self._ledger is not None:
-                _record(self._ledger.record_end, node_id, time.time(),
-                        "terminated by the provider (scale-down or teardown)")
+            # The ledger ends the node once the cloud accepted the terminate (a refused one raises
+            # and the node, still running, stays open), at the time it was asked: billing stops
+            # there. If this process dies mid-call, the node goes missing from the listings and
+            # the next provider ends it (_account).
+            asked = time.time()
             cloud.terminate(InstanceId(node_id))
+            if self._ledger is not None:
+                _record(self._ledger.record_end, node_id, asked,
+                        "terminated by the provider (scale-down or teardown)")
         with self._lock:
             self._instances.pop(node_id, None)
             self._priced.pop(node_id, None)

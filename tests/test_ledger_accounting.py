@@ -200,3 +200,26 @@ def test_a_read_only_ledger_refuses_writes(tmp_path: Path) -> None:
     _ledger_file(path, wal=False)
     with Ledger(path, create=False) as led, pytest.raises(LedgerError, match="read-only"):
         led.record_end(InstanceId("i-1"), at=3 * H, reason="x")
+
+
+def test_a_refused_terminate_leaves_the_node_running_in_the_ledger(
+    memory: tuple[dict[str, Any], MemoryWorld],
+) -> None:
+    from ray_multicloud.errors import CloudError
+
+    config, world = memory
+    provider = memory_provider(config, world)
+    (node,) = launch_workers(provider, config)
+    cloud = provider.clouds[node.cloud]
+    real = cloud.terminate
+
+    def refuse(instance_id: Any) -> None:
+        raise CloudError(node.cloud, "UnauthorizedOperation")
+
+    cloud.terminate = refuse
+    with pytest.raises(CloudError):
+        provider.terminate_node(node.instance_id)
+    assert rows(config)[node.instance_id].ended_at is None  # it still runs, and is billed
+    cloud.terminate = real
+    provider.terminate_node(node.instance_id)
+    assert rows(config)[node.instance_id].end_reason == "terminated by the provider (scale-down or teardown)"

@@ -204,3 +204,29 @@ def _t4_spot_offers(config: dict[str, Any], world: MemoryWorld) -> list[str]:
     from ray_multicloud.policy import matching_offers
 
     return [o.offer_id for o in matching_offers(target, provider.offers.index(), now=time.time())]
+
+
+def test_terminate_failure_is_one_error_naming_node_and_request(
+    memory: tuple[dict[str, Any], MemoryWorld],
+) -> None:
+    """Ray's ``test_terminate_node_failure``: a refused terminate is a ``TerminateNodeError`` for
+    that node and request, and the node is still listed."""
+    from ray.autoscaler.v2.instance_manager.node_provider import TerminateNodeError
+
+    config, world = memory
+    provider = memory_provider(config, world)
+    adapter = NodeProviderAdapter(provider, DictConfigReader(config))
+    adapter.launch(shape={"t4_spot": 1}, request_id="launch1")
+    wait_for(lambda: len(workers(adapter)) == 1, "one worker")
+    (node_id,) = workers(adapter)
+
+    def refuse(instance_id: Any) -> None:
+        raise CloudError("aws", "failed to terminate node")
+
+    provider.clouds["aws"].terminate = refuse  # type: ignore[method-assign]
+    adapter.terminate(ids=[node_id], request_id="terminate1")
+    errors: list[Any] = []
+    wait_for(lambda: bool(errors.extend(adapter.poll_errors()) or errors), "a terminate error")
+    assert len(errors) == 1 and isinstance(errors[0], TerminateNodeError)
+    assert errors[0].cloud_instance_id == node_id and errors[0].request_id == "terminate1"
+    assert list(workers(adapter)) == [node_id]
