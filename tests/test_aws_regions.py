@@ -56,7 +56,7 @@ def test_a_restarted_driver_lists_and_ends_instances_in_any_region(
 ) -> None:
     first = aws(endpoint, regions)
     a = launch_in(first, "eu-west-1", "eu-west-1a", "req-eu")
-    b = launch_in(first, "ap-southeast-2", "ap-southeast-2a", "req-ap")
+    b = launch_in(first, "eu-west-1", "eu-west-1b", "req-eu-b")
     cluster = CLUSTER
     assert live_ids(first, cluster) == {a, b}
     assert first.list_regions() == sorted(ENABLED_REGIONS)  # the account's regions (cloud_factories)
