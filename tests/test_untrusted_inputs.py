@@ -314,3 +314,28 @@ def test_any_retail_prices_page_never_breaks_the_cache(page: Any) -> None:
     for q in cache.quotes():
         assert math.isfinite(q.price_per_hour) and 0 < q.price_per_hour <= MAX_QUOTE_PRICE
     assert status.error == "" or status.stale
+
+
+# --------------------------------------------------------------------------- the price board file
+
+
+@PROPERTY
+@given(board=JSON)
+def test_any_price_board_file_is_read_sanely(tmp_path: Path, board: Any) -> None:
+    from ray_multicloud.pricing.board import PriceBoard
+
+    (tmp_path / "prices.json").write_text(json.dumps(board))
+    for price, as_of in PriceBoard(tmp_path).read().values():
+        assert math.isfinite(price) and 0 < price <= MAX_QUOTE_PRICE and math.isfinite(as_of)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"aws/x": 5}', '{"aws/x": {"price": NaN, "as_of": 1}}', '{"aws/x": {"price": 1e308, "as_of": 1}}',
+     '{"aws/x": {"price": "cheap", "as_of": 1}}', "[1, 2]", '{"aws/x": {"price": 1.5}}'],
+)
+def test_a_bad_price_board_entry_is_left_out(tmp_path: Path, text: str) -> None:
+    from ray_multicloud.pricing.board import PriceBoard
+
+    (tmp_path / "prices.json").write_text(text)
+    assert PriceBoard(tmp_path).read() == {}
