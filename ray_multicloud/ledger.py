@@ -220,7 +220,7 @@ class Ledger:
                 f"{self.path} has ledger schema {version}; this version reads up to {_VERSION}: "
                 "upgrade ray_multicloud"
             )
-        missing = {"instances", "prices", "moves", "move_journal", "preemptions"} - tables
+        missing = {"instances", "prices"} - tables  # what spend needs; older ledgers may lack the rest
         if missing:
             self._db.close()
             raise LedgerError(
