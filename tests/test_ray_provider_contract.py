@@ -34,7 +34,7 @@ from ray.autoscaler.v2.instance_manager.node_provider import (
 from ray_multicloud.clouds.base import TAG_POOL, TAG_REQUEST
 from ray_multicloud.errors import CloudError
 
-TIMEOUT_S = 10.0
+TIMEOUT_S = 30.0  # generous for a loaded CI machine; a passing wait returns as soon as it holds
 
 
 class DictConfigReader(IConfigReader):
@@ -97,7 +97,8 @@ def settle(adapter: NodeProviderAdapter, world: MemoryWorld, expected: Counter[s
     """Wait until the adapter's launch threads are idle and the fleet holds ``expected``; then
     wait a little more and check again, so a later surplus node cannot hide."""
     wait_for(lambda: by_type(adapter) == expected, f"{dict(expected)}", lambda: dict(by_type(adapter)))
-    adapter._node_launcher_executors.shutdown(wait=True)  # every batch has returned
+    adapter._main_executor.shutdown(wait=True)  # every batch is submitted ...
+    adapter._node_launcher_executors.shutdown(wait=True)  # ... and has returned
     assert by_type(adapter) == expected
     assert adapter.poll_errors() == []
 
@@ -186,6 +187,7 @@ def test_retried_request_is_idempotent(memory: tuple[dict[str, Any], MemoryWorld
 
     adapter.launch(shape={"t4_spot": 4}, request_id="r-retry")  # the retry of the whole request
     wait_for(lambda: by_type(adapter) == Counter({"t4_spot": 4}), "4 workers")
+    adapter._main_executor.shutdown(wait=True)
     adapter._node_launcher_executors.shutdown(wait=True)
     assert by_type(adapter) == Counter({"t4_spot": 4})
     assert adapter.poll_errors() == []
