@@ -1038,7 +1038,14 @@ class JobFeed:
         except Exception:  # discovery never raises by contract; a bug here must not stop the loop
             logger.exception("deadline job discovery failed")
         for pool, watch in list(self.watches.items()):
-            reading = watch.read(at)
+            try:
+                reading = watch.read(at)
+            except Exception as exc:  # noqa: BLE001 - read never raises by contract; a bug must not stop the loop
+                line = (f"deadline job of {pool}: cannot read its checkpoints ({type(exc).__name__}: {exc}); "
+                        "the pool moves on price alone")
+                self._once(logging.ERROR, line, key=f"read:{pool}")
+                self.controller.set_job(pool, None)
+                continue
             self.controller.set_job(pool, reading.progress)
             if reading.checkpoint_gb is not None:
                 self.controller.set_checkpoint_size(pool, reading.checkpoint_gb)

@@ -8,6 +8,10 @@ Contract
 * Safe to share: one :class:`Ledger` may be used from many threads (calls are serialised by a
   lock), and several processes may open the same file (the ``ray up`` client and the autoscaler
   monitor both write); SQLite's file locks order them, and a busy file is waited for (30 s).
+* Readers never write: ``Ledger(path, create=False)`` (what ``ray-multicloud report`` opens) opens
+  the file read-only (SQLite ``mode=ro``): no schema, no journal mode, nothing written into the
+  file it reads, which may be a copy, on a read-only mount, or not a ledger at all (then
+  ``LedgerError`` says so).
 * Idempotent where the provider retries: ``record_launch`` of a known instance id and
   ``record_end`` of an ended instance change nothing and return False.
 * Times are POSIX seconds passed in by the caller; prices are USD per hour per node.
@@ -162,17 +166,24 @@ def group_spend(rows: Sequence[SpendRow], group_by: str) -> list[SpendGroup]:
 
 
 class Ledger:
-    """The ledger file at ``path`` (created with its parent directory unless ``create`` is False)."""
+    """The ledger file at ``path``: created with its parent directory and opened for writing, or,
+    with ``create=False``, an existing ledger opened read-only (writes raise ``LedgerError``)."""
 
     def __init__(self, path: str | Path, *, create: bool = True) -> None:
         self.path = Path(path)
-        if not create and not self.path.exists():
+        self.read_only = not create
+        if not create and not self.path.is_file():
             raise LedgerError(
                 f"no ledger at {self.path}; the provider writes it at the path set in the cluster config"
             )
-        if create:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        if self.read_only:
+            self._open_read_only()
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LedgerError(f"{self.path}: cannot create its directory ({exc})") from exc
         try:
             self._db = sqlite3.connect(
                 str(self.path), timeout=30.0, isolation_level=None, check_same_thread=False
@@ -190,6 +201,32 @@ class Ledger:
             self._create_schema()
         except sqlite3.DatabaseError as exc:
             raise LedgerError(f"{self.path}: not a usable SQLite ledger ({exc})") from exc
+
+    def _open_read_only(self) -> None:
+        """Open for reading only: the file must already be a ledger of a schema this version reads."""
+        try:
+            self._db = sqlite3.connect(
+                f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0,
+                isolation_level=None, check_same_thread=False,
+            )
+            self._db.execute("PRAGMA busy_timeout = 30000")
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.DatabaseError as exc:
+            raise LedgerError(f"{self.path}: not a readable SQLite ledger ({exc})") from exc
+        if version > _VERSION:
+            self._db.close()
+            raise LedgerError(
+                f"{self.path} has ledger schema {version}; this version reads up to {_VERSION}: "
+                "upgrade ray_multicloud"
+            )
+        missing = {"instances", "prices"} - tables  # what spend needs; older ledgers may lack the rest
+        if missing:
+            self._db.close()
+            raise LedgerError(
+                f"{self.path} is not a ray_multicloud ledger (no {', '.join(sorted(missing))} table); "
+                "pass the file named by the cluster config's provider.ledger"
+            )
 
     def _create_schema(self) -> None:
         with self._write() as db:
@@ -211,6 +248,9 @@ class Ledger:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, committed before the block's caller returns."""
+        if self.read_only:
+            raise LedgerError(f"{self.path} was opened read-only (create=False); open it with create=True "
+                              "to write")
         with self._lock:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
@@ -355,6 +395,16 @@ class Ledger:
             for r in rows
         ]
         return [m for m in out if not m.state.final] if open_only else out
+
+    def open_instances(self, cluster: str) -> list[str]:
+        """Ids of ``cluster``'s instances the ledger holds as running (launched, not ended)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT instance_id FROM instances WHERE cluster = ? AND ended_at IS NULL"
+                " ORDER BY instance_id",
+                (cluster,),
+            ).fetchall()
+        return [str(r[0]) for r in rows]
 
     def moves_of(self, instance_id: str) -> int:
         """How many moves of ``instance_id`` the journal holds (any state)."""

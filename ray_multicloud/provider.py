@@ -178,6 +178,14 @@ class MultiCloudNodeProvider(NodeProvider):
         self._cooldowns: dict[OfferId, float] = {}
         self._targets: dict[str, PoolSpec | Offer] = {}
         self._priced: dict[str, float] = {}  # the last price the ledger holds for each live node
+        self._claims = LaunchClaims()
+        # The ledger's view of the fleet (see _account): nodes it holds as running, and for those
+        # missing from the clouds' listings, how many listings in a row and since when.
+        self._open: set[str] = set()
+        self._missing: dict[str, tuple[int, float]] = {}
+        self._seeded = False
+        self.missing_lists_to_end = MISSING_LISTS_TO_END
+        self.missing_grace_s = MISSING_GRACE_S
         self._ledger = _open_ledger(self.settings.ledger_path)
         # Budgets (cluster_config/budget.py): the cluster's from this section, each pool's from its
         # node_config at its first launch; checked before every worker launch (_launch_one).
@@ -193,31 +201,74 @@ class MultiCloudNodeProvider(NodeProvider):
             for inst in cloud.list(self.cluster_name):
                 fresh[inst.instance_id] = inst
         with self._lock:
-            gone = [i for i in self._instances if i not in fresh]
             self._instances = fresh
         if self._ledger is not None:
-            self._account(fresh, gone)
+            self._account(fresh)
         return fresh
 
-    def _account(self, live: Mapping[str, Instance], gone: list[str]) -> None:
-        """Tell the ledger what changed without us: nodes that ended on their own (a spot VM taken
-        back, a lost cloud) and price changes of running nodes (spot prices move)."""
+    def _account(self, live: Mapping[str, Instance]) -> None:
+        """Tell the ledger what changed without us, from one complete listing of the clouds.
+
+        - A live node the ledger does not hold (a launch whose call failed after the cloud created
+          the node, or one launched by another process) is recorded from its tags.
+        - A running node whose price changed (spot prices move) gets the new price.
+        - A node the ledger holds as running that is missing from the listing is ended only once it
+          has been missing from ``missing_lists_to_end`` listings in a row and for at least
+          ``missing_grace_s`` (a cloud's listing can lag a launch by seconds); it ends at the first
+          listing that missed it. A node that reappears is forgiven.
+        A restarted provider takes the ledger's running nodes of this cluster as its start.
+        """
         ledger, now = self._ledger, time.time()
         if ledger is None:
             return
-        for node_id in gone:
-            _record(ledger.record_end, node_id, now, "ended outside the provider (preempted or lost)")
+        if not self._seeded:
+            self._seeded = True
+            try:
+                seed = ledger.open_instances(self.cluster_name)
+            except Exception as exc:  # noqa: BLE001 - a ledger failure never stops the provider
+                _ledger_failed(exc)
+                seed = []
             with self._lock:
-                self._priced.pop(node_id, None)
+                self._open.update(seed)
         for node_id, inst in live.items():
             offer = self.offers.get(inst.tags.get(TAG_OFFER, ""))
+            with self._lock:
+                self._missing.pop(node_id, None)
+                known = node_id in self._open
+                last = self._priced.get(node_id)
             if offer is None:
                 continue
+            if not known:
+                recorded = _record(
+                    ledger.record_launch, node_id, self.cluster_name, inst.tags.get(TAG_POOL, ""), offer,
+                    inst.tags.get(TAG_REQUEST, ""), inst.launched_at or now,
+                )
+                if recorded:
+                    with self._lock:
+                        self._open.add(node_id)
+                        self._priced[node_id] = offer.price_per_hour
+                continue
             with self._lock:
-                known = self._priced.get(node_id)
                 self._priced[node_id] = offer.price_per_hour
-            if known is not None and known != offer.price_per_hour:
+            if last is not None and last != offer.price_per_hour:
                 _record(ledger.record_price, node_id, offer.price_per_hour, now)
+        with self._lock:
+            absent = sorted(self._open - set(live))
+        for node_id in absent:
+            with self._lock:
+                count, first = self._missing.get(node_id, (0, now))
+                count += 1
+                self._missing[node_id] = (count, first)
+            if count < self.missing_lists_to_end or now - first < self.missing_grace_s:
+                continue
+            ended = _record(ledger.record_end, node_id, first,
+                            f"ended outside the provider (preempted or lost): missing from {count} listings "
+                            f"in a row since {first:.0f}")
+            if ended:
+                with self._lock:
+                    self._open.discard(node_id)
+                    self._missing.pop(node_id, None)
+                    self._priced.pop(node_id, None)
 
     def _instance(self, node_id: str) -> Instance | None:
         with self._lock:
@@ -323,11 +374,21 @@ class MultiCloudNodeProvider(NodeProvider):
         head = tags.get(TAG_RAY_NODE_KIND) == NODE_KIND_HEAD
         budgets = () if head else self._budgets(node_type, node_config)
         base_request = tags.get(TAG_RAY_LAUNCH_REQUEST) or uuid.uuid4().hex[:12]
+        indices = self._claims.claim(base_request, node_type, count)
         created: dict[str, Any] = {}
-        for i in range(count):
-            request_id = RequestId(f"{base_request}-{i}" if count > 1 else base_request)
-            inst = self._launch_one(node_type, target, tags, resources, labels, request_id, budgets=budgets)
-            created[inst.instance_id] = inst
+        try:
+            for i in indices:
+                request_id = node_key(base_request, node_type, i)
+                inst = self._launch_one(
+                    node_type, target, tags, resources, labels, request_id, budgets=budgets
+                )
+                if inst.instance_id in created:
+                    again = f"returned {inst.instance_id} again for key {request_id}; not counted twice"
+                    raise LaunchFailed(node_type, request_id, [CloudError(inst.cloud, again)])
+                created[inst.instance_id] = inst
+        except BaseException:
+            self._claims.release(base_request, node_type, indices)
+            raise
         return created
 
     def launch_on_offer(
@@ -477,17 +538,51 @@ class MultiCloudNodeProvider(NodeProvider):
                 logger.warning("launch of %s failed: %s; trying the next offer", offer.offer_id, exc)
                 causes.append(exc)
                 continue
+            except Exception as exc:
+                # Not a cloud's answer (an operation wait that timed out, a driver bug, a bad
+                # setting): the node may exist. Find it by its key; count and record it if it does.
+                found = self._find_by_key(cloud, request_id)
+                if found is None:
+                    logger.error("launch of %s raised %s: %s; no node with key %s found; not trying "
+                                 "other offers (the launch is retried)", offer.offer_id,
+                                 type(exc).__name__, exc, request_id)
+                    unexpected = CloudError(offer.cloud, f"unexpected {type(exc).__name__}: {exc}",
+                                            offer_id=offer.offer_id)
+                    raise LaunchFailed(node_type, request_id, [*causes, unexpected]) from exc
+                logger.warning("launch of %s raised %s: %s; but its node %s exists: counted",
+                               offer.offer_id, type(exc).__name__, exc, found.instance_id)
+                inst = found
+            wrong = _not_ours(inst, node_type)
+            if wrong:
+                # A driver's dedupe answered with another node (another pool's, or another key's):
+                # counting it would launch fewer nodes than asked, silently.
+                logger.error("launch of %s for pool %s (key %s) returned %s, which %s; not counted",
+                             offer.offer_id, node_type, request_id, inst.instance_id, wrong)
+                causes.append(CloudError(offer.cloud, f"returned {inst.instance_id}, which {wrong}; "
+                                         "not counted", offer_id=offer.offer_id))
+                continue
             logger.info("launched %s for pool %s on %s: %s", inst.instance_id, node_type, offer.offer_id,
                         "; ".join(reasons))
             with self._lock:
                 self._instances[inst.instance_id] = inst
-            if self._ledger is not None:
-                _record(self._ledger.record_launch, inst.instance_id, self.cluster_name, node_type, offer,
-                        request_id, time.time())
+            ledger = self._ledger
+            if ledger is not None and _record(ledger.record_launch, inst.instance_id, self.cluster_name,
+                                              node_type, offer, request_id, time.time()):
                 with self._lock:
+                    self._open.add(inst.instance_id)
                     self._priced[inst.instance_id] = offer.price_per_hour
             return inst
         raise LaunchFailed(node_type, request_id, causes)
+
+    def _find_by_key(self, cloud: Cloud, request_id: str) -> Instance | None:
+        """The live node of this cluster on ``cloud`` carrying launch key ``request_id``, if any."""
+        try:
+            for inst in cloud.list(self.cluster_name):
+                if inst.tags.get(TAG_REQUEST) == request_id:
+                    return inst
+        except Exception as exc:  # noqa: BLE001 - the launch already failed; say why this did not help
+            logger.warning("could not list %s to look for key %s: %s", cloud.name, request_id, exc)
+        return None
 
     def _directed(
         self, pool: PoolSpec, now: float, cooldowns: Mapping[OfferId, float]
@@ -550,15 +645,20 @@ class MultiCloudNodeProvider(NodeProvider):
     def terminate_node(self, node_id: str) -> dict[str, Any] | None:
         cloud = self._cloud_of(node_id)
         if cloud is not None:
-            # The ledger first: terminating can take seconds, and whoever called us (the monitor on a
-            # head being torn down) may be gone before it returns. Billing stops at this request.
-            if self._ledger is not None:
-                _record(self._ledger.record_end, node_id, time.time(),
-                        "terminated by the provider (scale-down or teardown)")
+            # The ledger ends the node once the cloud accepted the terminate (a refused one raises
+            # and the node, still running, stays open), at the time it was asked: billing stops
+            # there. If this process dies mid-call, the node goes missing from the listings and
+            # the next provider ends it (_account).
+            asked = time.time()
             cloud.terminate(InstanceId(node_id))
+            if self._ledger is not None:
+                _record(self._ledger.record_end, node_id, asked,
+                        "terminated by the provider (scale-down or teardown)")
         with self._lock:
             self._instances.pop(node_id, None)
             self._priced.pop(node_id, None)
+            self._open.discard(node_id)
+            self._missing.pop(node_id, None)
         return None
 
     def terminate_nodes(self, node_ids: list[str]) -> dict[str, Any] | None:
@@ -603,6 +703,68 @@ class MultiCloudNodeProvider(NodeProvider):
                                           process_runner, use_internal_ip, docker_config)
 
 
+CLAIM_TTL_S = 6 * 3600.0  # a request's claimed node indices are forgotten this long after its last launch
+
+
+def node_key(request: str, node_type: str, index: int) -> RequestId:
+    """The idempotency key of one node: the autoscaler's request id, the node type, and the node's
+    index among that request's nodes of that type. Every driver dedupes launches on it, so two
+    nodes of one request never share it (Ray's ``NodeProviderAdapter`` splits one request into
+    several ``create_node`` calls: one per node type, and per batch of at most
+    ``AUTOSCALER_MAX_LAUNCH_BATCH`` nodes, all under the same request id), and a retry of a
+    failed launch derives the same keys again."""
+    return RequestId(f"{request}-{node_type}-{index}")
+
+
+class LaunchClaims:
+    """Which node indices of each (request, node type) a ``create_node`` call of this process holds.
+
+    A call claims the lowest ``count`` indices no other call of the same request and type holds,
+    so the adapter's batches (concurrent or not) get disjoint keys: batches of 5 and 2 of one
+    request are indices 0-4 and 5-6. A call that fails releases its indices, so the request's
+    retry reuses them and the clouds' dedupe returns whatever the failed attempt did create (a
+    create that timed out, say) instead of launching it twice. A call that succeeded keeps them:
+    Ray v2 re-launches a request under the same id only for nodes it never saw come up, which
+    must be new nodes. A restarted provider starts with no claims, so a request repeated after a
+    restart derives the keys 0, 1, ... again and finds what its predecessor launched.
+    """
+
+    def __init__(self, ttl_s: float = CLAIM_TTL_S) -> None:
+        self._lock = threading.Lock()
+        self._held: dict[tuple[str, str], tuple[set[int], float]] = {}
+        self._ttl_s = ttl_s
+
+    def claim(self, request: str, node_type: str, count: int) -> list[int]:
+        now = time.monotonic()
+        with self._lock:
+            for key in [k for k, (_, at) in self._held.items() if now - at > self._ttl_s]:
+                del self._held[key]
+            held, _ = self._held.get((request, node_type), (set(), now))
+            out: list[int] = []
+            i = 0
+            while len(out) < count:
+                if i not in held:
+                    out.append(i)
+                i += 1
+            self._held[(request, node_type)] = (held | set(out), now)
+            return out
+
+    def release(self, request: str, node_type: str, indices: list[int]) -> None:
+        with self._lock:
+            held, at = self._held.get((request, node_type), (set(), 0.0))
+            self._held[(request, node_type)] = (held - set(indices), at)
+
+
+def _not_ours(inst: Instance, node_type: str) -> str:
+    """Why a driver's answer to a launch of ``node_type`` is not a node of it ("" if it is): its
+    pool tag names another pool. (Key tags are not compared: a driver may hand back a tag
+    re-encoded for its cloud's label rules, and the key's node type is the pool anyway.)"""
+    pool = inst.tags.get(TAG_POOL)
+    if pool is not None and pool != node_type:
+        return f"belongs to pool {pool!r}"
+    return ""
+
+
 CONTROLLER_MODULE = "ray_multicloud.controller"
 CONTROLLER_LOG = "~/ray_multicloud_controller.log"
 
@@ -637,13 +799,45 @@ def movable_pools(cluster_config: Mapping[str, Any]) -> list[str]:
     return out
 
 
+MISSING_LISTS_TO_END = 3  # listings in a row a node must be missing from before the ledger ends it
+MISSING_GRACE_S = 60.0  # ... and for at least this long (a cloud's listing can lag its launch)
+
+_LEDGER_SAID: set[str] = set()
+
+
+def _ledger_failed(exc: BaseException) -> None:
+    """Log a failed ledger write: the first of each kind at error level, saying what it costs; the
+    rest at warning level. Never raises."""
+    kind = type(exc).__name__
+    if kind in _LEDGER_SAID:
+        logger.warning("ledger write failed: %s", exc)
+        return
+    _LEDGER_SAID.add(kind)
+    logger.error("ledger write failed: %s (%s). Nodes keep launching and ending; their spend is not "
+                 "recorded until the ledger works again. Check provider.ledger's file and its "
+                 "directory (writable, a SQLite ledger, disk space).", exc, kind)
+
+
 def _open_ledger(path: str | None) -> Ledger | None:
-    return Ledger(path) if path else None
+    """The ledger at ``path`` (None when unset); a file that cannot be used is said once, at error
+    level, and the provider runs without a ledger: ledger failures never stop launches."""
+    if not path:
+        return None
+    try:
+        return Ledger(path)
+    except (LedgerError, OSError, sqlite3.Error) as exc:
+        logger.error("cannot open the ledger %s: %s. The provider runs without it: nodes launch and end, "
+                     "their spend is not recorded. Fix or move the file named by provider.ledger (a "
+                     "writable SQLite ledger) and restart the monitor.", path, exc)
+        return None
 
 
-def _record(write: Callable[..., object], *args: Any) -> None:
-    """``write(*args)`` to the ledger; a failure is logged and never fails a launch or a termination."""
+def _record(write: Callable[..., object], *args: Any) -> bool:
+    """``write(*args)`` to the ledger; True if it returned. A failure of any kind is logged and
+    never fails a launch or a termination."""
     try:
         write(*args)
-    except (LedgerError, OSError, sqlite3.Error) as exc:
-        logger.warning("ledger write failed: %s", exc)
+    except Exception as exc:  # noqa: BLE001 - a ledger failure never fails a launch or a termination
+        _ledger_failed(exc)
+        return False
+    return True

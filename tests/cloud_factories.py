@@ -122,6 +122,17 @@ def moto_server() -> Iterator[str]:
 _BOTO_LOADER: list[Any] = []
 
 
+# The account's enabled regions, as DescribeRegions answers them to every test-built session.
+# moto answers every region it knows (30+), and each region it is first asked about costs it
+# seconds to set up; the AWS driver lists every enabled region, so an account with these two
+# enabled keeps the tests fast and is the same case for the driver.
+ENABLED_REGIONS = ("eu-west-1", "us-east-1")
+
+
+def _enabled_regions_only(parsed: dict[str, Any], **_: Any) -> None:
+    parsed["Regions"] = [r for r in parsed.get("Regions", []) if r.get("RegionName") in ENABLED_REGIONS]
+
+
 def aws_session(faults: Ec2Faults | None = None, *, secret: str = "testing") -> Any:
     import boto3
 
@@ -131,6 +142,7 @@ def aws_session(faults: Ec2Faults | None = None, *, secret: str = "testing") -> 
         aws_secret_access_key=secret,
         region_name="us-east-1",
     )
+    session.events.register("after-call.ec2.DescribeRegions", _enabled_regions_only)
     if faults is not None:
         faults.install(session)
     return session

@@ -13,6 +13,13 @@
   role); ``profile`` names a profile of that chain, never a key. Error messages carry the EC2 error
   code and message only, never request parameters.
 
+- **Listing covers every region.** ``list(cluster)`` asks every region enabled for the account
+  (``DescribeRegions``, cached for ``REGIONS_TTL_S``) as well as ``regions`` and every region this
+  process launched into, whatever ``regions`` says: a restarted provider or ``ray down`` must see
+  every instance tagged with the cluster, wherever an earlier process put it. Regions are asked in
+  parallel. If ``DescribeRegions`` is refused (no ``ec2:DescribeRegions`` permission) the driver
+  says so once, at error level, and lists ``regions`` plus the regions it launched into.
+
 Events: ``us-east-1/use1-az1 p3.2xlarge spot (InsufficientInstanceCapacity) -> CapacityError``,
 ``(RequestLimitExceeded) -> retried with backoff``.
 """
@@ -20,9 +27,12 @@ Events: ``us-east-1/use1-az1 p3.2xlarge spot (InsufficientInstanceCapacity) -> C
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ray_multicloud.clouds._retry import Backoff, retry_throttled
@@ -43,6 +53,12 @@ from ray_multicloud.errors import (
     ThrottledError,
 )
 from ray_multicloud.types import CapacityType, InstanceId, NodeState, Offer
+
+logger = logging.getLogger(__name__)
+
+REGIONS_TTL_S = 3600.0  # how long the account's enabled-region list (DescribeRegions) is reused
+LIST_PARALLELISM = 8  # regions asked at once by list()
+DEFAULT_REGION = "us-east-1"  # where DescribeRegions is asked when nothing else names a region
 
 CAPACITY_CODES = frozenset(
     {
@@ -177,6 +193,9 @@ class AwsCloud:
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._seen_regions: set[str] = set()
+        self._account_regions: tuple[str, ...] = ()
+        self._account_regions_at: float | None = None
+        self._regions_refused = False
 
     @classmethod
     def from_config(cls, name: str, spec: Mapping[str, Any], *, state_dir: str) -> AwsCloud:
@@ -401,19 +420,56 @@ class AwsCloud:
         live = [i for i in found if i.state is not NodeState.TERMINATED]
         return live[0] if live else None
 
-    def list(self, cluster: str) -> list[Instance]:
-        found: list[Instance] = []
+    def enabled_regions(self) -> tuple[str, ...]:
+        """The regions enabled for the account (``DescribeRegions``), cached for ``REGIONS_TTL_S``.
+
+        Empty when EC2 refuses the call (logged once at error level, naming the permission)."""
+        now = time.monotonic()
         with self._lock:
-            regions = sorted(set(self.regions) | self._seen_regions)
-        for region in regions:
-            found += self._describe(
-                region,
-                Filters=[
-                    {"Name": f"tag:{TAG_CLUSTER}", "Values": [cluster]},
-                    {"Name": "instance-state-name", "Values": _LIVE_STATES},
-                ],
-            )
-        return found
+            at = self._account_regions_at
+            if at is not None and now - at < REGIONS_TTL_S:
+                return self._account_regions
+            seed = (*self.regions, *sorted(self._seen_regions))
+        home = seed[0] if seed else (getattr(self._session, "region_name", None) or DEFAULT_REGION)
+        try:
+            reply = self._call(home, "describe_regions")
+        except CloudError as exc:
+            with self._lock:
+                first = not self._regions_refused
+                self._regions_refused = True
+            if first:
+                logger.error(
+                    "aws cloud %r: DescribeRegions failed (%s); list and ray down only see regions %s and "
+                    "the regions this process launched into, so instances elsewhere are not found. Grant "
+                    "ec2:DescribeRegions, or set provider.clouds.%s.regions to every region the cluster "
+                    "can launch into.", self.name, exc, list(self.regions), self.name)
+            return ()
+        regions = tuple(sorted(str(r["RegionName"]) for r in reply.get("Regions", []) if r.get("RegionName")))
+        with self._lock:
+            self._account_regions, self._account_regions_at = regions, now
+        return regions
+
+    def list_regions(self) -> list[str]:
+        """Every region ``list`` asks: the account's enabled regions, ``regions``, and the regions
+        this process launched into."""
+        account = self.enabled_regions()
+        with self._lock:
+            return sorted(set(account) | set(self.regions) | self._seen_regions)
+
+    def list(self, cluster: str) -> list[Instance]:
+        """Live instances tagged with ``cluster`` in every region of ``list_regions`` (asked in
+        parallel). A region that cannot be read fails the whole call: a partial list would look
+        like nodes that ended."""
+        filters = [
+            {"Name": f"tag:{TAG_CLUSTER}", "Values": [cluster]},
+            {"Name": "instance-state-name", "Values": _LIVE_STATES},
+        ]
+        regions = self.list_regions()
+        if len(regions) <= 1:
+            return [i for r in regions for i in self._describe(r, Filters=filters)]
+        with ThreadPoolExecutor(max_workers=min(LIST_PARALLELISM, len(regions))) as pool:
+            pages = list(pool.map(lambda r: self._describe(r, Filters=filters), regions))
+        return [i for page in pages for i in page]
 
     def set_tags(self, instance_id: InstanceId, tags: Mapping[str, str]) -> None:
         region, ec2_id = split_id(instance_id)

@@ -9,6 +9,7 @@ regional (zone ""), as Azure prices are.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from urllib.parse import quote
 
@@ -28,9 +29,10 @@ def quote_of(item: dict[str, object], cloud: str, now: float) -> PriceQuote | No
         return None
     if str(item.get("unitOfMeasure", "")) != "1 Hour":
         return None
-    price = float(item.get("retailPrice", 0) or 0)  # type: ignore[arg-type]
+    raw = item.get("retailPrice")
+    price = float(raw) if isinstance(raw, int | float) and not isinstance(raw, bool) else 0.0
     region = str(item.get("armRegionName", ""))
-    if price <= 0 or not region:
+    if not math.isfinite(price) or price <= 0 or not region or not item.get("armSkuName"):
         return None
     capacity = CapacityType.SPOT if sku.endswith(" Spot") else CapacityType.ON_DEMAND
     return PriceQuote(

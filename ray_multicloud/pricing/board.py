@@ -9,13 +9,18 @@ either the old board or the new one, never half of it. Unknown offer ids are kep
 from __future__ import annotations
 
 import json
+import logging
+import math
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
 from ray_multicloud._files import replace_json
+from ray_multicloud.pricing.live import MAX_QUOTE_PRICE
 from ray_multicloud.types import Offer
+
+logger = logging.getLogger(__name__)
 
 BOARD_FILE = "prices.json"
 
@@ -27,12 +32,26 @@ class PriceBoard:
         self.path = Path(state_dir).expanduser() / BOARD_FILE
 
     def read(self) -> dict[str, tuple[float, float]]:
-        """offer_id -> (price_per_hour, as_of). An absent or unreadable board is empty."""
+        """offer_id -> (price_per_hour, as_of). An absent or unreadable board is empty; an entry
+        that is not ``{"price": P, "as_of": T}`` with P a finite USD/h in (0, ``MAX_QUOTE_PRICE``]
+        and T a finite time is left out (logged once per entry), never applied and never a crash."""
         try:
-            raw = json.loads(self.path.read_text())
-        except (OSError, ValueError):
+            raw = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):
             return {}
-        return {str(k): (float(v["price"]), float(v["as_of"])) for k, v in raw.items()}
+        if not isinstance(raw, dict):
+            _say_once(f"{self.path}: not a JSON object; the price board is ignored")
+            return {}
+        out: dict[str, tuple[float, float]] = {}
+        for key, entry in raw.items():
+            price = entry.get("price") if isinstance(entry, dict) else None
+            as_of = entry.get("as_of") if isinstance(entry, dict) else None
+            if _number(price) and _number(as_of) and 0 < float(price) <= MAX_QUOTE_PRICE:  # type: ignore[arg-type]
+                out[str(key)] = (float(price), float(as_of))  # type: ignore[arg-type]
+            else:
+                _say_once(f"{self.path}: entry {key!r} is {entry!r}, not {{\"price\": USD/h in (0, "
+                          f"{MAX_QUOTE_PRICE:g}], \"as_of\": POSIX time}}; left out")
+        return out
 
     def version(self) -> float:
         """Changes whenever the board is rewritten (its mtime); 0 when there is none."""
@@ -45,13 +64,27 @@ class PriceBoard:
         at = time.time() if now is None else now
         board = {k: {"price": p, "as_of": a} for k, (p, a) in self.read().items()}
         for offer_id, price in prices.items():
-            if price <= 0:
-                raise ValueError(f"price for {offer_id} must be positive, got {price}")
+            if not (math.isfinite(price) and 0 < price <= MAX_QUOTE_PRICE):
+                raise ValueError(f"price for {offer_id} must be a USD/h in (0, {MAX_QUOTE_PRICE:g}], "
+                                 f"got {price}")
             board[offer_id] = {"price": float(price), "as_of": at}
         replace_json(self.path, board)
 
     def set(self, offer_id: str, price: float, *, now: float | None = None) -> None:
         self.set_many({offer_id: price}, now=now)
+
+
+_SAID: set[str] = set()
+
+
+def _say_once(line: str) -> None:
+    if line not in _SAID:
+        _SAID.add(line)
+        logger.warning(line)
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def apply_board(offers: Iterable[Offer], board: Mapping[str, tuple[float, float]]) -> list[Offer]:

@@ -12,6 +12,12 @@
   ``ttl_s``, each under ``timeout_s``. A feed that fails or times out keeps its last quotes, marked
   stale; its status says what failed.
 
+- A quote is used only if its price is a finite number above 0 and at most ``MAX_QUOTE_PRICE``
+  USD per hour and its time is finite (``usable``): a feed's NaN, Infinity or 1e308 never reaches
+  an offer; the cache drops such quotes and says how many, with an example, once per fetch. A
+  feed whose reply had an unexpected shape (``KeyError``, ``AttributeError``, ...) fails like any
+  other feed failure, with a message that says the reply was not the price list.
+
 Events: ``aws feed ok (412 quotes) -> offers priced live``; ``gcp feed timed out -> last prices
 kept, stale=True``; ``azure quote 3 h old > max_age 1 h -> stale=True, note``.
 """
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import math
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -30,6 +37,8 @@ from ray_multicloud.types import CapacityType, Offer
 logger = logging.getLogger(__name__)
 
 QuoteKey = tuple[str, str, str, str, CapacityType]
+MAX_QUOTE_PRICE = 10_000.0  # USD per hour; the dearest GPU VMs cost about 100
+_SHAPE_ERRORS = (KeyError, AttributeError, TypeError, IndexError, ValueError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +58,16 @@ class PriceQuote:
     @property
     def key(self) -> QuoteKey:
         return (self.cloud, self.region, self.zone, self.instance_type, self.capacity)
+
+
+def usable(quote: PriceQuote) -> bool:
+    """Whether ``quote`` may price an offer: a finite price above 0 and at most ``MAX_QUOTE_PRICE``,
+    at a finite time."""
+    price = quote.price_per_hour
+    return (
+        isinstance(price, int | float) and math.isfinite(price) and 0 < price <= MAX_QUOTE_PRICE
+        and isinstance(quote.as_of, int | float) and math.isfinite(quote.as_of)
+    )
 
 
 class PriceFeed(Protocol):
@@ -82,7 +101,7 @@ def merge(
     """Overlay ``quotes`` on ``offers`` (pure; see the module docstring)."""
     by_key: dict[QuoteKey, PriceQuote] = {}
     for observed in quotes:
-        if observed.price_per_hour <= 0:
+        if not usable(observed):
             continue
         held = by_key.get(observed.key)
         if held is None or observed.as_of > held.as_of:
@@ -168,8 +187,13 @@ class LivePrices:
                     quotes = future.result(timeout=self.timeout_s)
                 except concurrent.futures.TimeoutError:
                     error = f"timed out after {self.timeout_s:g}s"
+                except _SHAPE_ERRORS as exc:
+                    error = (f"the reply did not have the price API's shape ({type(exc).__name__}: {exc}); "
+                             "check the feed's endpoint")
                 except Exception as exc:  # noqa: BLE001 - a feed may fail any way; keep the last prices
                     error = f"{type(exc).__name__}: {exc}"
+                if quotes is not None:
+                    quotes = self._usable(state.feed.name, quotes)
                 with self._lock:
                     state.tried_at = now
                     if quotes is not None:
@@ -183,6 +207,19 @@ class LivePrices:
                         )
             pool.shutdown(wait=False, cancel_futures=True)
         return self.status()
+
+    @staticmethod
+    def _usable(name: str, quotes: Sequence[PriceQuote]) -> list[PriceQuote]:
+        kept = [q for q in quotes if usable(q)]
+        dropped = [q for q in quotes if not usable(q)]
+        if dropped:
+            q = dropped[0]
+            logger.warning(
+                "price feed %s: dropped %d quote(s) with an unusable price (first: %s %s %s %s at %r $/h); "
+                "those offers keep their other prices", name, len(dropped), q.cloud, q.region or "-",
+                q.instance_type, q.capacity.value, q.price_per_hour,
+            )
+        return kept
 
     def status(self) -> list[FeedStatus]:
         with self._lock:

@@ -73,51 +73,91 @@ class Demand:
         return len(self.rps) * self.step_seconds / 3600.0
 
 
+MAX_MINUTES = 10 * 366 * 24 * 60  # a per-minute demand trace spans at most ten years
+MAX_SECONDS = 31 * 24 * 3600  # a per-second one at most 31 days (one float per second in memory)
+MAX_COUNT = 1e12  # requests in one row (the MAF trace's busiest minute: 1.8e8)
+
+
 def load_demand(path: str | Path) -> Demand:
     """Read a demand CSV: ``Time (min),Requests`` (per-minute counts, the SpotHedge MAF trace) or
-    ``second,requests,...`` (per-second counts with timestamps; missing seconds are 0).
+    ``second,requests,...`` (per-second counts with ISO timestamps; missing seconds are 0).
 
-    Minutes must be >= 0 and counts finite and >= 0; anything else, an unreadable file or an
-    unknown header raises :class:`TraceError` naming the file.
+    The file must be UTF-8; minutes whole numbers from 0 to ``MAX_MINUTES``; timestamps all with a
+    time zone or all without, spanning at most ``MAX_SECONDS``; each minute or second given once
+    (a repeated one is an error, never summed); counts finite, from 0 to ``MAX_COUNT``. Anything
+    else, an unreadable file or an unknown header raises :class:`TraceError` naming the file and
+    the row.
     """
     p = Path(path)
     try:
-        with p.open(newline="") as fh:
+        with p.open(newline="", encoding="utf-8") as fh:
             rows = list(csv.reader(fh))
     except OSError as exc:
         raise TraceError(f"{p}: cannot read demand trace ({exc.strerror or exc})") from exc
-    body = [r for r in rows[1:] if r]
-    if not body:
+    except UnicodeDecodeError as exc:
+        raise TraceError(f"{p}: demand trace is not UTF-8 text (bad byte at offset {exc.start})") from None
+    except csv.Error as exc:
+        raise TraceError(f"{p}: demand trace is not CSV ({exc})") from None
+    numbered = [(i, r) for i, r in enumerate(rows[1:], start=2) if r]
+    if not numbered:
         raise TraceError(f"{p}: demand trace has no rows; expected a header and one row per minute or second")
     header = [h.strip().lower() for h in rows[0]]
+    line = 0
     try:
         if header[:2] == ["time (min)", "requests"]:
-            minutes = [int(float(r[0])) for r in body]
-            if min(minutes) < 0:  # a negative index would silently land at the end of the array
-                raise ValueError(f"minute {min(minutes)} is negative")
-            counts = np.zeros(max(minutes) + 1)
-            for m, r in zip(minutes, body, strict=True):
-                counts[m] += _count(r[1])
+            per_minute: dict[int, tuple[int, float]] = {}
+            for line, r in numbered:
+                minute = _whole(r[0], "minute", MAX_MINUTES)
+                if minute in per_minute:
+                    first = per_minute[minute][0]
+                    raise ValueError(f"minute {minute} again (first on line {first}); give each once")
+                per_minute[minute] = (line, _count(r[1]))
+            counts = np.zeros(max(per_minute) + 1)
+            for minute, (_, count) in per_minute.items():
+                counts[minute] = count
             return Demand(60.0, counts / 60.0, str(p))
         if header[:2] == ["second", "requests"]:
-            stamps = [datetime.fromisoformat(r[0]) for r in body]
-            t0 = min(stamps)
-            secs = [int((s - t0).total_seconds()) for s in stamps]
-            counts = np.zeros(max(secs) + 1)
-            for s, r in zip(secs, body, strict=True):
-                counts[s] += _count(r[1])
+            stamped: list[tuple[int, datetime, float]] = []
+            for line, r in numbered:
+                stamp = datetime.fromisoformat(r[0].strip())
+                if stamped and (stamp.tzinfo is None) != (stamped[0][1].tzinfo is None):
+                    raise ValueError("timestamps mix ones with a time zone and ones without; write all alike")
+                stamped.append((line, stamp, _count(r[1])))
+            t0 = min(s for _, s, _ in stamped)
+            per_second: dict[int, tuple[int, float]] = {}
+            for line, stamp, count in stamped:
+                offset = (stamp - t0).total_seconds()
+                if offset > MAX_SECONDS:
+                    days = MAX_SECONDS // 86400
+                    raise ValueError(f"{stamp.isoformat()} is more than {days} days after the first "
+                                     f"timestamp {t0.isoformat()}; split the trace")
+                sec = int(offset)
+                if sec in per_second:
+                    first = per_second[sec][0]
+                    raise ValueError(f"second {stamp.isoformat()} again (first on line {first}); once each")
+                per_second[sec] = (line, count)
+            counts = np.zeros(max(per_second) + 1)
+            for sec, (_, count) in per_second.items():
+                counts[sec] = count
             return Demand(1.0, counts, str(p))
-    except (ValueError, IndexError) as exc:
-        raise TraceError(f"{p}: bad demand row ({exc})") from exc
+    except (ValueError, IndexError, OverflowError) as exc:
+        raise TraceError(f"{p}: line {line}: bad demand row ({exc})") from None
     raise TraceError(
         f"{p}: unknown demand header {rows[0]!r}; use 'Time (min),Requests' or 'second,requests'"
     )
 
 
+def _whole(text: str, what: str, most: int) -> int:
+    value = float(text)
+    if not (math.isfinite(value) and value.is_integer() and 0 <= value <= most):
+        raise ValueError(f"{what} {text!r} is not a whole number from 0 to {most}")
+    return int(value)
+
+
 def _count(text: str) -> float:
     value = float(text)
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"request count {text!r} is not a number >= 0")
+    if not (math.isfinite(value) and 0 <= value <= MAX_COUNT):
+        raise ValueError(f"request count {text!r} is not a number from 0 to {MAX_COUNT:g}")
     return value
 
 

@@ -18,6 +18,9 @@ Contract
   ``us-east-1a``); where two files would share a name the full file stem is used, and where
   several directories would, the directory name is prefixed.
 * A zone without ``prices`` takes ``default_spot_price``; if that is None too, loading fails.
+* Limits (a value outside them is a ``TraceError`` naming the file, never a crash or a silent
+  figure): UTF-8 JSON; ``gap_seconds`` from ``MIN_GAP_S`` to ``MAX_GAP_S``; counts whole numbers
+  from 0 to ``MAX_COUNT``; prices finite, above 0 and at most ``MAX_PRICE`` USD per hour.
 """
 
 from __future__ import annotations
@@ -40,6 +43,10 @@ class TraceError(MultiCloudError):
 
 
 _FORMAT = '{"metadata": {"gap_seconds": N}, "data": [int, ...], "prices": [float, ...] (optional)}'
+MIN_GAP_S = 1.0  # a tick shorter than a second is no spot trace (SkyPilot's: 30 s to 10 min)
+MAX_GAP_S = 86_400.0
+MAX_COUNT = 1_000_000  # spot VMs obtainable in one zone in one tick
+MAX_PRICE = 10_000.0  # USD per VM-hour; the dearest GPU VMs cost about 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,35 +94,47 @@ def _fail(path: Path, what: str) -> TraceError:
 def read_zone_file(path: Path) -> _ZoneFile:
     """Parse and validate one zone file."""
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise TraceError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    except UnicodeDecodeError as exc:
+        bad = exc.object[exc.start]
+        raise _fail(path, f"not UTF-8 text (byte {bad:#04x} at offset {exc.start})") from None
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         raise _fail(path, f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from exc
+    except RecursionError:
+        raise _fail(path, "JSON nested too deeply") from None
+    except ValueError as exc:  # an integer of more than 4300 digits
+        raise _fail(path, f"not usable JSON ({exc})") from None
     if not isinstance(obj, dict):
         raise _fail(path, f"top level is a {type(obj).__name__}, not an object")
     meta = obj.get("metadata")
     if not isinstance(meta, dict) or "gap_seconds" not in meta:
         raise _fail(path, 'missing "metadata": {"gap_seconds": N}')
     gap = meta["gap_seconds"]
-    if isinstance(gap, bool) or not isinstance(gap, int | float) or not math.isfinite(gap) or gap <= 0:
-        raise _fail(path, f"metadata.gap_seconds must be a positive number of seconds, got {gap!r}")
+    if (isinstance(gap, bool) or not isinstance(gap, int | float) or not math.isfinite(gap)
+            or not MIN_GAP_S <= gap <= MAX_GAP_S):
+        raise _fail(path, f"metadata.gap_seconds must be a positive number of seconds from {MIN_GAP_S:g} to "
+                          f"{MAX_GAP_S:g}, got {gap!r}")
     data = obj.get("data")
     if not isinstance(data, list) or not data:
         raise _fail(path, 'missing or empty "data" list')
     for i, v in enumerate(data):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise _fail(path, f"data[{i}] is {v!r}; each tick must be a count of spot VMs (int >= 0)")
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_COUNT:
+            raise _fail(path, f"data[{i}] is {v!r}; each tick must be a count of spot VMs "
+                              f"(a whole number from 0 to {MAX_COUNT})")
     prices = obj.get("prices")
     if prices is not None:
         if not isinstance(prices, list) or len(prices) != len(data):
             n = len(prices) if isinstance(prices, list) else type(prices).__name__
             raise _fail(path, f'"prices" must be a list as long as "data" ({len(data)}), got {n}')
         for i, p in enumerate(prices):
-            if isinstance(p, bool) or not isinstance(p, int | float) or not math.isfinite(p) or p <= 0:
-                raise _fail(path, f"prices[{i}] is {p!r}; prices are positive USD per hour")
+            if (isinstance(p, bool) or not isinstance(p, int | float) or not math.isfinite(p)
+                    or not 0 < p <= MAX_PRICE):
+                raise _fail(path, f"prices[{i}] is {p!r}; prices are USD per hour above 0 and at most "
+                                  f"{MAX_PRICE:g}")
     return _ZoneFile(path, float(gap), data, [float(p) for p in prices] if prices is not None else None)
 
 
@@ -144,8 +163,11 @@ def load_traces(
     """
     if not directories:
         raise TraceError("no trace directory given: pass --traces DIR (one JSON file per zone)")
-    if default_spot_price is not None and not (math.isfinite(default_spot_price) and default_spot_price > 0):
-        raise TraceError(f"default spot price must be a positive USD/h, got {default_spot_price}")
+    if default_spot_price is not None and not (
+        math.isfinite(default_spot_price) and 0 < default_spot_price <= MAX_PRICE
+    ):
+        raise TraceError(f"default spot price must be a USD/h above 0 and at most {MAX_PRICE:g}, "
+                         f"got {default_spot_price}")
     loaded: list[tuple[Path, _ZoneFile]] = []
     for d in directories:
         root = Path(d)

@@ -10,7 +10,12 @@ Contract
 * ``verify_checkpoint(path)`` returns the manifest when every file it lists is present with the
   recorded size and sha256, and raises ``CheckpointCorrupt`` (saying what is wrong) otherwise —
   missing manifest (half-written, or copied without it), missing or truncated file, flipped bytes.
-  Files not listed in the manifest are ignored (storage layers add their own).
+  Files not listed in the manifest are ignored (storage layers add their own). A manifest that is
+  not exactly what ``write_checkpoint`` writes is corrupt, never trusted and never a crash: it
+  must list at least one file, each under a plain relative path inside the checkpoint (no ``..``,
+  no absolute path, no empty or ``.`` component, no backslash: nothing outside the checkpoint is
+  ever read), with a whole size >= 0 and a 64-hex-digit sha256; ``created_at`` a finite time >= 0;
+  ``metadata`` a JSON object; no NaN or Infinity anywhere.
 * ``newest_complete(dirs)`` walks candidates newest first and returns the first that verifies, with
   the reasons the newer ones were skipped: a corrupted checkpoint is never restored, the previous
   complete one is.
@@ -45,7 +50,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -109,6 +116,35 @@ def _fsync_path(path: Path) -> None:
         os.close(fd)
 
 
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def unsafe_entry(rel: str) -> str:
+    """Why ``rel`` is not a plain relative path inside a checkpoint ("" if it is one)."""
+    if not rel:
+        return "an empty path"
+    if "\\" in rel or "\x00" in rel:
+        return "a backslash or NUL in the path"
+    if rel.startswith("/") or re.match(r"^[A-Za-z]:", rel):
+        return "an absolute path"
+    parts = rel.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        return "a '..', '.' or empty path component"
+    if rel == MANIFEST:
+        return f"the {MANIFEST} itself"
+    return ""
+
+
+def _checkpoint_name(name: str) -> str:
+    """``write_checkpoint``'s ``name``: one plain, visible directory name, or ValueError."""
+    if not name or any(c in name for c in "/\\\x00") or name.startswith("."):
+        raise ValueError(
+            f"write_checkpoint(name={name!r}): the name must be one plain directory name under the parent "
+            "(no '/', no '..', not hidden), e.g. 'checkpoint-000100'"
+        )
+    return name
+
+
 def _files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and p.name != MANIFEST)
 
@@ -122,10 +158,14 @@ def write_checkpoint(
 ) -> Path:
     """Write a checkpoint atomically under ``parent`` and return its final directory.
 
-    ``name`` defaults to ``checkpoint-<ms>-<random>``. Raises ``FileExistsError`` if ``parent/name``
-    exists (a checkpoint is never overwritten in place). If ``writer`` raises, nothing appears
-    under the final name and the temporary directory is removed.
+    ``name`` defaults to ``checkpoint-<ms>-<random>``; one given must be a single plain directory
+    name (``ValueError`` otherwise: a checkpoint never lands outside ``parent``). Raises
+    ``FileExistsError`` if ``parent/name`` exists (a checkpoint is never overwritten in place) and
+    ``ValueError`` if ``writer`` wrote no file (an empty checkpoint restores nothing). If
+    ``writer`` raises, nothing appears under the final name and the temporary directory is removed.
     """
+    if name is not None:
+        _checkpoint_name(name)
     base = Path(parent)
     base.mkdir(parents=True, exist_ok=True)
     final = base / (name or f"checkpoint-{int(time.time() * 1000)}-{uuid.uuid4().hex[:6]}")
@@ -134,6 +174,8 @@ def write_checkpoint(
     tmp = Path(tempfile.mkdtemp(dir=base, prefix=".tmp-"))
     try:
         writer(tmp)
+        if not _files(tmp):
+            raise ValueError(f"write_checkpoint: the writer left no file in {tmp}; nothing to checkpoint")
         files: dict[str, dict[str, Any]] = {}
         for path in _files(tmp):
             _fsync_path(path)
@@ -172,18 +214,43 @@ def read_manifest(path: str | Path) -> Manifest:
 
 def parse_manifest_text(root: str | Path, text: str) -> Manifest:
     """A ``MANIFEST.json``'s text as a ``Manifest``; ``CheckpointCorrupt`` (naming ``root``) if malformed."""
+    def no_constants(token: str) -> Any:
+        raise ValueError(f"{token} is not a number JSON allows")
+
     try:
-        raw = json.loads(text)
+        raw = json.loads(text, parse_constant=no_constants)
     except (ValueError, RecursionError) as exc:
         raise CheckpointCorrupt(root, f"unreadable {MANIFEST}: {exc}") from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT or not isinstance(raw.get("files"), dict):
         raise CheckpointCorrupt(root, f"{MANIFEST} is not a {FORMAT} manifest")
+    if not raw["files"]:
+        raise CheckpointCorrupt(root, f"{MANIFEST} lists no files")
+    files: dict[str, tuple[int, str]] = {}
+    for rel, entry in raw["files"].items():
+        why = unsafe_entry(rel)
+        if why:
+            raise CheckpointCorrupt(root, f"{MANIFEST} entry {rel!r} is {why}, not a file in the checkpoint")
+        size = entry.get("size") if isinstance(entry, dict) else None
+        digest = entry.get("sha256") if isinstance(entry, dict) else None
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise CheckpointCorrupt(root, f"{MANIFEST} entry {rel!r}: size {size!r} is not an integer >= 0")
+        if not isinstance(digest, str) or not _SHA256.match(digest):
+            raise CheckpointCorrupt(root, f"{MANIFEST} entry {rel!r}: sha256 {digest!r} is not 64 hex digits")
+        files[rel] = (size, digest)
+    created = raw.get("created_at", 0)
     try:
-        files = {str(k): (int(v["size"]), str(v["sha256"])) for k, v in raw["files"].items()}
-        created_at = float(raw.get("created_at", 0))
-        metadata = dict(raw.get("metadata") or {})
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointCorrupt(root, f"malformed {MANIFEST} entry: {exc}") from None
+        number = isinstance(created, int | float) and not isinstance(created, bool)
+        created_at = float(created) if number else -1.0
+    except OverflowError:
+        created_at = math.inf
+    if not math.isfinite(created_at) or created_at < 0:
+        raise CheckpointCorrupt(root, f"{MANIFEST} created_at {created!r} is not a finite POSIX time >= 0")
+    metadata = raw.get("metadata", {})
+    if metadata is None:
+        metadata = {}
+    if not isinstance(metadata, dict):
+        kind = type(metadata).__name__
+        raise CheckpointCorrupt(root, f"{MANIFEST} metadata is a {kind}, not a JSON object")
     return Manifest(files=files, metadata=metadata, created_at=created_at)
 
 
@@ -200,8 +267,11 @@ def verify_checkpoint(
         return _verify_in_storage(filesystem, str(path).rstrip("/"), check_hashes=check_hashes)
     root = Path(path)
     manifest = read_manifest(root)
+    inside = root.resolve()
     for rel, (size, digest) in sorted(manifest.files.items()):
         target = root / rel
+        if not target.resolve().is_relative_to(inside):
+            raise CheckpointCorrupt(root, f"{rel} leads outside the checkpoint (a link?)")
         try:
             actual = target.stat().st_size
         except FileNotFoundError:

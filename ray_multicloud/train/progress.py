@@ -233,6 +233,9 @@ def _scan_entries(
         except errors as exc:  # unreadable file (permissions, storage hiccup): try again next scan
             skipped.append(f"{entry.label}: cannot read: {exc}")
             continue
+        except Exception as exc:  # noqa: BLE001 - one bad checkpoint never stops the scan (nor the controller)
+            skipped.append(f"{entry.label}: cannot verify: {type(exc).__name__}: {exc}")
+            continue
         step = manifest.metadata.get("step")
         if isinstance(step, bool) or not isinstance(step, int) or step < 0:
             skipped.append(

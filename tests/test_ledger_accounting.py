@@ -1,0 +1,225 @@
+"""The ledger never under-reports (issue 13, finding 5).
+
+- A node missing from one listing (a cloud's listing lags its launch) stays running in the ledger;
+  it ends only after ``missing_lists_to_end`` listings in a row, at the first listing that missed it.
+- A launch whose driver raised something other than ``CloudError`` after the cloud created the node
+  (an operation wait that timed out) still counts and records that node; a node the ledger never
+  heard of (launched by another process) is recorded from its tags.
+- An unusable ledger file does not stop the provider, and launches go on (one clear log line).
+- ``report`` (``Ledger(create=False)``) opens the file read-only: nothing is written into it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cloud_factories import priced_offer
+from fakes.memory_cloud import MemoryWorld, launch_workers, memory_cluster, memory_provider
+
+from ray_multicloud import cli
+from ray_multicloud.errors import LaunchFailed
+from ray_multicloud.ledger import Ledger, LedgerError
+from ray_multicloud.types import InstanceId
+
+H = 3600.0
+
+
+@pytest.fixture
+def memory(tmp_path: Path) -> Iterator[tuple[dict[str, Any], MemoryWorld]]:
+    with memory_cluster(tmp_path) as (config, world):
+        config["provider"]["ledger"] = str(tmp_path / "ledger.db")
+        yield config, world
+
+
+def rows(config: dict[str, Any]) -> dict[str, Any]:
+    with Ledger(config["provider"]["ledger"], create=False) as led:
+        return {r.instance_id: r for r in led.spend()}
+
+
+def test_a_node_missing_from_one_listing_is_not_ended(memory: tuple[dict[str, Any], MemoryWorld]) -> None:
+    config, world = memory
+    provider = memory_provider(config, world)
+    provider.missing_grace_s = 0.0
+    (node,) = launch_workers(provider, config)
+    held = world.instances.pop(node.instance_id)  # the listing lags: the node is not in it
+    provider.non_terminated_nodes({})
+    assert rows(config)[node.instance_id].ended_at is None
+    world.instances[node.instance_id] = held  # back in the next listing: forgiven
+    provider.non_terminated_nodes({})
+    del world.instances[node.instance_id]
+    provider.non_terminated_nodes({})
+    provider.non_terminated_nodes({})
+    assert rows(config)[node.instance_id].ended_at is None  # missing twice in a row: still running
+    provider.non_terminated_nodes({})
+    row = rows(config)[node.instance_id]
+    assert row.ended_at is not None and "missing from 3 listings in a row" in (row.end_reason or "")
+
+
+def test_the_grace_time_holds_too(memory: tuple[dict[str, Any], MemoryWorld]) -> None:
+    config, world = memory
+    provider = memory_provider(config, world)  # default grace: 60 s
+    (node,) = launch_workers(provider, config)
+    del world.instances[node.instance_id]
+    for _ in range(5):
+        provider.non_terminated_nodes({})
+    assert rows(config)[node.instance_id].ended_at is None
+
+
+def test_a_restarted_provider_ends_what_ended_while_it_was_down(
+    memory: tuple[dict[str, Any], MemoryWorld],
+) -> None:
+    config, world = memory
+    (node,) = launch_workers(memory_provider(config, world), config)
+    del world.instances[node.instance_id]  # preempted while no provider ran
+    restarted = memory_provider(config, world)
+    restarted.missing_grace_s = 0.0
+    for _ in range(3):
+        restarted.non_terminated_nodes({})
+    assert rows(config)[node.instance_id].ended_at is not None
+
+
+def test_a_launch_that_raised_after_creating_counts_and_records_the_node(
+    memory: tuple[dict[str, Any], MemoryWorld],
+) -> None:
+    config, world = memory
+    provider = memory_provider(config, world)
+    for cloud in provider.clouds.values():
+        real = cloud.launch
+
+        def created_then_timed_out(request: Any, real: Any = real) -> Any:
+            real(request)
+            raise TimeoutError("operation did not finish in 300 s")
+
+        cloud.launch = created_then_timed_out
+    (node,) = launch_workers(provider, config)
+    assert set(world.instances) == {node.instance_id}
+    assert rows(config)[node.instance_id].ended_at is None
+
+
+def test_a_launch_that_raised_before_creating_fails_typed(
+    memory: tuple[dict[str, Any], MemoryWorld],
+) -> None:
+    config, world = memory
+    provider = memory_provider(config, world)
+
+    def bad_setting(request: Any) -> Any:
+        raise ValueError("could not convert string to float: 'cheap'")
+
+    for cloud in provider.clouds.values():
+        cloud.launch = bad_setting
+    with pytest.raises(LaunchFailed, match="unexpected ValueError"):
+        launch_workers(provider, config)
+    assert world.instances == {} and rows(config) == {}
+
+
+def test_a_node_the_ledger_never_heard_of_is_recorded(memory: tuple[dict[str, Any], MemoryWorld]) -> None:
+    config, world = memory
+    other = memory_provider({**config, "provider": {**config["provider"], "ledger": None}}, world)
+    (node,) = launch_workers(other, config)  # another process, no ledger
+    assert not Path(config["provider"]["ledger"]).exists()
+    memory_provider(config, world).non_terminated_nodes({})
+    assert rows(config)[node.instance_id].pool == "t4_spot"
+
+
+@pytest.mark.parametrize("kind", ["directory", "garbage", "newer-schema"])
+def test_an_unusable_ledger_does_not_stop_the_provider(
+    memory: tuple[dict[str, Any], MemoryWorld], tmp_path: Path, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    config, world = memory
+    path = tmp_path / "bad-ledger"
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "garbage":
+        path.write_bytes(b"<html>not a database</html>" * 100)
+    else:
+        db = sqlite3.connect(path)
+        db.execute("PRAGMA user_version = 99")
+        db.close()
+    config["provider"]["ledger"] = str(path)
+    with caplog.at_level(logging.ERROR, logger="ray_multicloud.provider"):
+        provider = memory_provider(config, world)
+        (node,) = launch_workers(provider, config)
+    assert node.instance_id in world.instances
+    said = [r for r in caplog.records if r.levelno >= logging.ERROR and str(path) in r.getMessage()]
+    assert len(said) == 1, [r.getMessage() for r in caplog.records]
+
+
+def test_ledger_writes_that_fail_never_fail_a_launch(memory: tuple[dict[str, Any], MemoryWorld]) -> None:
+    config, world = memory
+    provider = memory_provider(config, world)
+
+    def broken(*args: Any) -> bool:
+        raise RuntimeError("disk on fire")
+
+    provider._ledger.record_launch = broken
+    (node,) = launch_workers(provider, config)
+    provider.terminate_node(node.instance_id)
+    assert world.instances == {}
+
+
+def _ledger_file(path: Path, wal: bool) -> None:
+    with Ledger(path) as led:
+        led.record_launch("i-1", "c", "gpu", priced_offer(price=1.0, od=3.0), "r1", at=0.0)
+        led.record_end("i-1", at=2 * H, reason="scale-down")
+    if not wal:
+        db = sqlite3.connect(path)
+        db.execute("PRAGMA journal_mode = DELETE")
+        db.close()
+
+
+@pytest.mark.parametrize("wal", [False, True], ids=["rollback-journal", "wal"])
+def test_report_writes_nothing_into_the_file_it_reads(tmp_path: Path, wal: bool) -> None:
+    path = tmp_path / "copy.db"
+    _ledger_file(path, wal)
+    before = path.read_bytes()
+    assert cli.main(["report", "--ledger", str(path), "--until", str(4 * H)]) == 0
+    assert path.read_bytes() == before  # no schema, no journal-mode change, no record
+    if not wal:  # a WAL ledger's reader uses SQLite's -shm/-wal side files; a rollback one has none
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.db"]
+
+
+def test_reading_a_database_that_is_not_a_ledger_leaves_it_alone(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE notes (x TEXT)")
+    db.close()
+    before = path.read_bytes()
+    with pytest.raises(LedgerError, match="not a ray_multicloud ledger"):
+        Ledger(path, create=False)
+    assert path.read_bytes() == before
+    assert cli.main(["report", "--ledger", str(path)]) == 2
+
+
+def test_a_read_only_ledger_refuses_writes(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    _ledger_file(path, wal=False)
+    with Ledger(path, create=False) as led, pytest.raises(LedgerError, match="read-only"):
+        led.record_end(InstanceId("i-1"), at=3 * H, reason="x")
+
+
+def test_a_refused_terminate_leaves_the_node_running_in_the_ledger(
+    memory: tuple[dict[str, Any], MemoryWorld],
+) -> None:
+    from ray_multicloud.errors import CloudError
+
+    config, world = memory
+    provider = memory_provider(config, world)
+    (node,) = launch_workers(provider, config)
+    cloud = provider.clouds[node.cloud]
+    real = cloud.terminate
+
+    def refuse(instance_id: Any) -> None:
+        raise CloudError(node.cloud, "UnauthorizedOperation")
+
+    cloud.terminate = refuse
+    with pytest.raises(CloudError):
+        provider.terminate_node(node.instance_id)
+    assert rows(config)[node.instance_id].ended_at is None  # it still runs, and is billed
+    cloud.terminate = real
+    provider.terminate_node(node.instance_id)
+    assert rows(config)[node.instance_id].end_reason == "terminated by the provider (scale-down or teardown)"
