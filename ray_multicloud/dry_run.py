@@ -88,7 +88,8 @@ def check_cloud_entry(name: str, spec: Mapping[str, Any]) -> list[str]:
     where = f"provider.clouds.{name}"
     if driver == "aws":
         if not spec.get("regions"):
-            warnings.append(f"{where}.regions: unset; list and reconciliation only see regions launched into")
+            warnings.append(f"{where}.regions: unset; launches may go to any region, and listing asks every "
+                            "region enabled for the account (the role needs ec2:DescribeRegions)")
         if not spec.get("image_id"):
             raise ConfigError(
                 f"{where}.image_id", "set an AMI (or region -> AMI) with Ray and this package installed"
