@@ -395,7 +395,10 @@ def test_ray_states_from_a_real_gcs(tmp_path: Path) -> None:
         "    ray.shutdown()\n"
     )
     env = {**os.environ, "RAY_CLOUD_INSTANCE_ID": "i-head-1", "PYTHONPATH": str(Path(__file__).parent.parent),
-           "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_ADDRESS": ""}
+           "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_ADDRESS": "",
+           # Its own HOME: a local ray.init writes ~/.ray/auth_token (Ray 2.60 turns token auth on
+           # for local clusters), which must not be left in the machine user's home.
+           "HOME": str(tmp_path)}
     line = None
     for _attempt in range(2):  # Ray gives its raylet a fixed 30 s to register: a loaded machine may miss it
         out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
