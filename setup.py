@@ -10,6 +10,8 @@ EXTRAS = {
     "azure": ["azure-mgmt-compute>=30.0", "azure-mgmt-network>=25.0", "azure-identity>=1.15"],
     "train": ["torch==2.13.0"],
     "serve": [],
+    # The ssh driver runs the system's OpenSSH client (`ssh`, `ssh-keyscan`): no Python package.
+    "ssh": [],
     "dev": [
         "pytest>=8",
         "ruff==0.17.6",
