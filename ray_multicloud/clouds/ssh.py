@@ -76,6 +76,7 @@ import hashlib
 import ipaddress
 import json
 import logging
+import math
 import os
 import re
 import shlex
@@ -163,7 +164,7 @@ class SshSettings:
 
 
 def _number(key: str, value: Any, *, minimum: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ConfigError(key, f"must be a number, got {value!r}")
     if value < minimum:
         raise ConfigError(key, f"must be at least {minimum:g}, got {value!r}")
