@@ -81,7 +81,8 @@ def test_hosts_of_different_kinds_are_different_offers() -> None:
         (spec("10.0.0.11"), "provider.clouds.dc1.hosts[0]", "each host is a mapping"),
     ],
     ids=["no-hosts", "unknown-cloud-key", "typo-host-key", "no-user", "port-range", "port-string",
-         "half-gpu", "gpus-without-model", "vcpus-text", "memory-nan", "md5-fingerprint", "args-string", "duplicate",
+         "half-gpu", "gpus-without-model", "vcpus-text", "memory-nan", "md5-fingerprint", "args-string",
+         "duplicate",
          "same-type-other-hardware", "head-without-port", "host-as-string"],
 )
 def test_bad_entries_name_the_key_and_the_fix(entry: dict[str, Any], key: str, fix: str) -> None:

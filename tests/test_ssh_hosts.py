@@ -263,3 +263,44 @@ def group_members(pgid: int) -> Iterator[int]:
             continue
         if fields[0] != "Z" and int(fields[2]) == pgid:
             yield int(entry)
+
+
+def test_plan_check_hosts_names_the_host_that_cannot_be_used(
+    tmp_path: Path, farm: SshdFarm, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import yaml
+
+    from ray_multicloud.cli import main
+
+    hosts = host_dicts(farm)[:2]
+    closed = _free_port()
+    hosts[1]["port"] = closed
+    dc1 = ssh_cloud_spec(farm, ray="ray-is-not-here")
+    dc1["hosts"] = hosts
+    right_ray = dict(dc1, ray=str(fake_ray(tmp_path / "fake-ray")))
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "cluster_configs" /
+                             "local-multicloud.yaml").read_text())
+    config["provider"]["state_dir"] = str(tmp_path / "state")
+    config["provider"]["clouds"] = {"aws": {"driver": "local", "prices_from": "aws"}, "dc1": dc1}
+    config["available_node_types"] = {
+        "head": config["available_node_types"]["head"],
+        "v100_private": {"resources": {"CPU": 1, "GPU": 1}, "min_workers": 1, "max_workers": 2,
+                         "node_config": {"pool": {"accelerator": "V100", "accelerator_count": 1,
+                                                  "capacity_types": ["on-demand"], "clouds": ["dc1"]}}},
+    }
+    path = tmp_path / "cluster.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["plan", str(path)]) == 0  # offline: the ssh pool's offers are placeable
+    out = capsys.readouterr().out
+    assert "dc1/dc1/-/v100-a/on-demand" in out
+    assert main(["plan", str(path), "--check-hosts"]) == 1
+    out = capsys.readouterr().out
+    assert "`ray-is-not-here` is not installed" in out  # the ray command the hosts would run
+    config["provider"]["clouds"]["dc1"] = right_ray
+    path.write_text(yaml.safe_dump(config))
+    assert main(["plan", str(path), "--check-hosts"]) == 1
+    out = capsys.readouterr().out
+    assert f"@127.0.0.1:{farm.hosts[0].port}: ok" in out
+    assert f"@127.0.0.1:{closed}: NOT USABLE" in out
+    assert f"nothing listens on 127.0.0.1:{closed}" in out
+    assert "no nvidia-smi" in out  # declared GPUs that could not be verified are said so

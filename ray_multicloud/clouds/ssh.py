@@ -518,7 +518,8 @@ class SshCloud:
         self._inventory: dict[str, builtins.list[str] | None] = {}  # host slug -> nvidia-smi's GPU names
         # One multiplexed connection per host (ssh's ControlMaster), so the autoscaler's frequent
         # listing costs a round trip, not a key exchange; closed by ``close()`` or after idling.
-        self._control_dir = tempfile.mkdtemp(prefix="rmc-ssh-")
+        # Its socket directory is made on first use (building the driver touches nothing).
+        self._control_dir: str | None = None
 
     @classmethod
     def from_config(cls, name: str, spec: Mapping[str, Any], *, state_dir: str) -> SshCloud:
@@ -636,9 +637,17 @@ class SshCloud:
         with ThreadPoolExecutor(max_workers=min(16, len(self.hosts))) as pool:
             return builtins.list(pool.map(self.check_host, self.hosts))
 
+    def _control_root(self) -> str:
+        with self._lock:
+            if self._control_dir is None:
+                self._control_dir = tempfile.mkdtemp(prefix="rmc-ssh-")  # short: a socket path
+            return self._control_dir
+
     def close(self) -> None:
         """Close the multiplexed connections to every host (they also close after idling
         ``CONTROL_PERSIST_S``). The driver stays usable: the next call opens a new one."""
+        if self._control_dir is None:
+            return
         for host in self.hosts:
             if host.host_key_fingerprint and not (self.local_dir / f"known_hosts-{host.slug}").exists():
                 continue
@@ -822,7 +831,7 @@ class SshCloud:
             "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={known}",
             "-o", "IdentitiesOnly=yes", "-o", f"ConnectTimeout={int(self.settings.connect_timeout_s)}",
             "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3", "-o", "LogLevel=ERROR",
-            "-o", "ControlMaster=auto", "-o", f"ControlPath={self._control_dir}/%C",
+            "-o", "ControlMaster=auto", "-o", f"ControlPath={self._control_root()}/%C",
             "-o", f"ControlPersist={CONTROL_PERSIST_S}",
             "-i", os.path.expanduser(host.ssh_private_key), "-p", str(host.port),
             f"{host.user}@{host.address}",
