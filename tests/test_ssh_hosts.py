@@ -304,3 +304,41 @@ def test_plan_check_hosts_names_the_host_that_cannot_be_used(
     assert f"@127.0.0.1:{closed}: NOT USABLE" in out
     assert f"nothing listens on 127.0.0.1:{closed}" in out
     assert "no nvidia-smi" in out  # declared GPUs that could not be verified are said so
+
+
+def test_private_first_then_burst_to_the_cheapest_public_offer_then_back(
+    tmp_path: Path, farm: SshdFarm
+) -> None:
+    """``source_preference: [onprem]`` with one SSH host: the first node takes the host, the second
+    bursts to a public on-demand A100 (the host answers PoolFull and cools down), and once the host
+    is free and the cool-down over, the next node is on the host again."""
+    import time
+
+    from fakes.memory_cloud import launch_workers, memory_cluster, memory_provider
+
+    with memory_cluster(tmp_path / "state") as (config, world):
+        host = dict(host_dicts(farm)[0], accelerator="A100", instance_type="dgx-a100-slice",
+                    ondemand_equivalent_per_hour=3.67)
+        onprem = ssh_cloud_spec(farm, ray=str(fake_ray(tmp_path / "fake-ray")))
+        onprem["hosts"] = [host]
+        config["provider"]["clouds"]["onprem"] = onprem
+        config["provider"]["cooldown_seconds"] = 3
+        provider = memory_provider(config, world)
+        ssh = provider.clouds["onprem"]
+        try:
+            (first,) = launch_workers(provider, config, node_type="a100_ondemand", request="r1")
+            assert first.cloud == "onprem"
+            (second,) = launch_workers(provider, config, node_type="a100_ondemand", request="r2")
+            assert second.cloud != "onprem" and second.tags["rmc-capacity"] == "on-demand"
+            public = [o for o in provider.offers._base_offers()
+                      if o.accelerator == "A100" and o.accelerator_count == 1
+                      and o.capacity.value == "on-demand" and o.cloud in ("aws", "gcp", "azure")]
+            assert second.tags["rmc-offer"] == min(public, key=lambda o: o.price_per_hour).offer_id
+            provider.terminate_node(first.instance_id)
+            (third,) = launch_workers(provider, config, node_type="a100_ondemand", request="r3")
+            assert third.cloud != "onprem"  # the host's offer is still cooling down after PoolFull
+            time.sleep(3.5)
+            (fourth,) = launch_workers(provider, config, node_type="a100_ondemand", request="r4")
+            assert fourth.cloud == "onprem"
+        finally:
+            sweep(ssh)

@@ -558,6 +558,7 @@ class SshCloud:
                 continue
             if inst is not None:
                 return inst
+            skipped.append(f"host {host.where} is in use")
         raise CapacityError(
             self.name, f"no free {request.offer.instance_type} host: " + "; ".join(skipped),
             offer_id=request.offer.offer_id, code="PoolFull",
