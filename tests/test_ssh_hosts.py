@@ -342,3 +342,47 @@ def test_private_first_then_burst_to_the_cheapest_public_offer_then_back(
             assert fourth.cloud == "onprem"
         finally:
             sweep(ssh)
+
+
+def test_a_freed_host_draws_a_price_move_back_from_the_public_cloud(tmp_path: Path, farm: SshdFarm) -> None:
+    """The decision half of "come back": with the only SSH host held by another cluster, a node
+    bursts to a public on-demand A100; once the host frees, ``rebalance.plan`` proposes moving that
+    node onto the private offer (0 $/h), and the replacement the controller launches for the move
+    (``launch_on_offer``, make-before-break) lands on the host. The drain and the Train restore of a
+    real move are not exercised here."""
+    import time
+
+    from fakes.memory_cloud import launch_workers, memory_cluster, memory_provider
+
+    from ray_multicloud.policy.rebalance import RebalanceConfig, plan
+
+    with memory_cluster(tmp_path / "state") as (config, world):
+        host = dict(host_dicts(farm)[0], accelerator="A100", instance_type="dgx-a100-slice")
+        onprem = ssh_cloud_spec(farm, ray=str(fake_ray(tmp_path / "fake-ray")))
+        onprem["hosts"] = [host]
+        config["provider"]["clouds"]["onprem"] = onprem
+        provider = memory_provider(config, world)
+        ssh = provider.clouds["onprem"]
+        private = next(o for o in ssh.offers())
+        try:
+            theirs = request(ssh, "theirs", cluster="another-team", instance_type="dgx-a100-slice")
+            other = ssh.launch(theirs)
+            (burst,) = launch_workers(provider, config, node_type="a100_ondemand", request="r1")
+            assert burst.cloud != "onprem"
+            node_config = config["available_node_types"]["a100_ondemand"]["node_config"]
+            pool = provider._target("a100_ondemand", node_config)
+            rules = RebalanceConfig(min_interval_s=0.0, state_gb=0.01, checkpoint_s=5, restart_s=20,
+                                    launch_s=10)
+            ssh.terminate(other.instance_id)  # the other team's job ends: the host is free
+            now = time.time()
+            moves = plan(provider.fleet(), provider.offers.index(), {"a100_ondemand": pool}, now=now,
+                         config=rules, last_moved={}).moves
+            assert [(m.instance_id, m.to_offer.offer_id) for m in moves] == [
+                (burst.instance_id, private.offer_id)]
+            replacement = provider.launch_on_offer("a100_ondemand", moves[0].to_offer,
+                                                   resources={"CPU": 1, "GPU": 1}, labels={})
+            assert replacement.cloud == "onprem"
+            provider.terminate_node(burst.instance_id)
+            assert {i.cloud for i in provider.clouds["onprem"].list(provider.cluster_name)} == {"onprem"}
+        finally:
+            sweep(ssh)
