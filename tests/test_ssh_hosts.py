@@ -386,3 +386,30 @@ def test_a_freed_host_draws_a_price_move_back_from_the_public_cloud(tmp_path: Pa
             assert {i.cloud for i in provider.clouds["onprem"].list(provider.cluster_name)} == {"onprem"}
         finally:
             sweep(ssh)
+
+
+def test_a_failed_ray_start_takes_the_host_out_instead_of_relaunching_there(
+    tmp_path: Path, farm: SshdFarm
+) -> None:
+    import time
+
+    broken = tmp_path / "broken-ray"
+    broken.write_text("#!/bin/bash\necho 'ray: cannot reach the head' >&2\nexit 3\n")
+    broken.chmod(0o755)
+    cloud = SshCloud.from_config("dc1", ssh_cloud_spec(farm, ray=str(broken)), state_dir=str(tmp_path / "s"))
+    try:
+        inst = cloud.launch(request(cloud, "r1"))
+        port = int(inst.instance_id.split("-")[2])
+        deadline = time.monotonic() + 30
+        while cloud.get(inst.instance_id) is not None and time.monotonic() < deadline:
+            cloud._cache.clear()
+            time.sleep(0.5)
+        assert cloud.get(inst.instance_id) is None  # the node is gone: ray start exited 3
+        reason = cloud._unavailable(next(h for h in cloud.hosts if h.port == port))
+        assert reason is not None and "ray start failed (exit 3)" in reason and "node.log" in reason
+        again = cloud.launch(request(cloud, "r2"))
+        assert int(again.instance_id.split("-")[2]) != port
+        log = (next(h for h in farm.hosts if h.port == port).dir / "home" / ".ray_multicloud" / "node.log")
+        assert "cannot reach the head" in log.read_text()
+    finally:
+        sweep(cloud)

@@ -710,6 +710,10 @@ class SshCloud:
             with self._lock:
                 return self._known.get(host.slug)
         state = host_state(facts)
+        if facts.start_rc is not None and facts.start_rc != 0 and not self._unavailable(host):
+            # The same script would fail the same way: no relaunch here until the cool-down ends.
+            self._mark_down(host, f"host {host.where}: ray start failed (exit {facts.start_rc}) for node "
+                            f"{facts.instance_id}; see {host.state_dir}/node.log on the host")
         if facts.instance_id is None or state in (None, NodeState.TERMINATED):
             with self._lock:
                 self._known.pop(host.slug, None)
