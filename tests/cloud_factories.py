@@ -414,6 +414,7 @@ def ssh_case(tmp_path: Path) -> Iterator[CloudTarget]:
         finally:
             for inst in cloud._all_nodes():
                 cloud.terminate(inst.instance_id)
+            cloud.close()
 
 
 CLOUDS["ssh"] = CloudCase(ssh_case)

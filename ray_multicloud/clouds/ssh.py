@@ -80,11 +80,13 @@ import math
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import tempfile
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -642,20 +644,25 @@ class SshCloud:
         with self._lock:
             if self._control_dir is None:
                 self._control_dir = tempfile.mkdtemp(prefix="rmc-ssh-")  # short: a socket path
+                # Gone with the driver or the process, even when nobody calls close().
+                weakref.finalize(self, shutil.rmtree, self._control_dir, True)
             return self._control_dir
 
     def close(self) -> None:
         """Close the multiplexed connections to every host (they also close after idling
         ``CONTROL_PERSIST_S``). The driver stays usable: the next call opens a new one."""
-        if self._control_dir is None:
+        with self._lock:
+            control, self._control_dir = self._control_dir, None
+        if control is None:
             return
         for host in self.hosts:
             if host.host_key_fingerprint and not (self.local_dir / f"known_hosts-{host.slug}").exists():
                 continue
+            argv = [*self.ssh_command(host, control=control)]
             with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-                subprocess.run([*self.ssh_command(host)[:-1], "-O", "exit", self.ssh_command(host)[-1]],
-                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, timeout=10, check=False)
+                subprocess.run([*argv[:-1], "-O", "exit", argv[-1]], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10, check=False)
+        shutil.rmtree(control, ignore_errors=True)
 
     # -- internals ------------------------------------------------------------------------------
 
@@ -825,8 +832,9 @@ class SshCloud:
         tmp.replace(path)
         return str(path)
 
-    def ssh_command(self, host: SshHost) -> builtins.list[str]:
-        """The ``ssh`` argv (up to the destination) every call to ``host`` uses."""
+    def ssh_command(self, host: SshHost, *, control: str | None = None) -> builtins.list[str]:
+        """The ``ssh`` argv (up to the destination) every call to ``host`` uses (``control``: the
+        multiplexing socket directory, by default this driver's)."""
         known = (self._pinned_known_hosts(host) if host.host_key_fingerprint
                  else os.path.expanduser(self.settings.known_hosts))
         argv = ["ssh"]
@@ -836,7 +844,7 @@ class SshCloud:
             "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={known}",
             "-o", "IdentitiesOnly=yes", "-o", f"ConnectTimeout={int(self.settings.connect_timeout_s)}",
             "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3", "-o", "LogLevel=ERROR",
-            "-o", "ControlMaster=auto", "-o", f"ControlPath={self._control_root()}/%C",
+            "-o", "ControlMaster=auto", "-o", f"ControlPath={control or self._control_root()}/%C",
             "-o", f"ControlPersist={CONTROL_PERSIST_S}",
             "-i", os.path.expanduser(host.ssh_private_key), "-p", str(host.port),
             f"{host.user}@{host.address}",
