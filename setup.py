@@ -13,6 +13,8 @@ EXTRAS = {
     # Business calendars: a pool's migration.blackouts_ical is an iCalendar (RFC 5545) file, read
     # with icalendar (it brings python-dateutil, whose rrule expands recurring events).
     "calendar": ["icalendar>=6,<8"],
+    # The ssh driver runs the system's OpenSSH client (`ssh`, `ssh-keyscan`): no Python package.
+    "ssh": [],
     "dev": [
         "pytest>=8",
         "ruff==0.17.6",

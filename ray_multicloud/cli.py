@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from ray_multicloud.errors import MultiCloudError
 
@@ -142,6 +143,8 @@ def _add_plan(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--live", action="store_true", help="overlay live prices first (calls the price APIs)")
     p.add_argument("--feed-endpoint", action="append", default=[], metavar="CLOUD=URL",
                    help="with --live: a price API base URL for a cloud (aws, gcp, azure)")
+    p.add_argument("--check-hosts", action="store_true",
+                   help="log in to every host of the ssh pools: reachable, host key, key, tools, GPUs")
     p.set_defaults(handler=_cmd_plan)
 
 
@@ -177,7 +180,34 @@ def _cmd_plan(args: argparse.Namespace) -> int:
                 print(f"    if no capacity: {describe_offer(fallback)}")
             if len(fallbacks) > args.fallbacks:
                 print(f"    ... and {len(fallbacks) - args.fallbacks} more fallback(s)")
-    return 0 if plan.feasible else 1
+    hosts_ok = _check_hosts(config) if args.check_hosts else True
+    return 0 if plan.feasible and hosts_ok else 1
+
+
+def _check_hosts(config: Mapping[str, Any]) -> bool:
+    """``plan --check-hosts``: every ssh pool's hosts, checked over SSH; True when all are usable."""
+    from ray_multicloud.clouds import make_cloud
+    from ray_multicloud.clouds.ssh import SshCloud
+    from ray_multicloud.cluster_config.provider_section import load_settings
+
+    settings = load_settings(config["provider"], str(config.get("cluster_name") or "default"))
+    ok = True
+    for name, spec in settings.clouds.items():
+        cloud = make_cloud(name, spec, state_dir=str(settings.state_dir))
+        if not isinstance(cloud, SshCloud):
+            continue
+        print(f"\n[hosts of {name}]")
+        try:
+            for check in cloud.check_hosts():
+                print(f"  {check.host.where}: {'ok' if check.ok else 'NOT USABLE'}")
+                for problem in check.problems:
+                    print(f"    problem: {problem}")
+                for note in check.notes:
+                    print(f"    note: {note}")
+                ok = ok and check.ok
+        finally:
+            cloud.close()
+    return ok
 
 
 # --- simulate ---------------------------------------------------------------------------------

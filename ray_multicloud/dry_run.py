@@ -121,6 +121,10 @@ def check_cloud_entry(name: str, spec: Mapping[str, Any]) -> list[str]:
     return warnings
 
 
+# Drivers whose offers come from their own config entry (a fixed pool), built offline.
+FIXED_POOL_DRIVERS = ("private", "ssh")
+
+
 def _offers(settings: Any, catalog_path: str | None) -> list[Offer]:
     from ray_multicloud.clouds import make_cloud
 
@@ -128,7 +132,7 @@ def _offers(settings: Any, catalog_path: str | None) -> list[Offer]:
     fixed = {
         name: make_cloud(name, spec, state_dir=str(settings.state_dir)).offers()  # type: ignore[attr-defined]
         for name, spec in settings.clouds.items()
-        if str(spec.get("driver", name)) == "private"
+        if str(spec.get("driver", name)) in FIXED_POOL_DRIVERS
     }
     return offers_of_clouds(settings, load_catalog(catalog_path).offers, fixed)
 

@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fakes.aws_faults import Ec2Faults
 
-from ray_multicloud.clouds.base import Cloud
+from ray_multicloud.clouds.base import Cloud, RayBootstrap
 from ray_multicloud.types import CapacityType, InstanceId, Offer
 
 
@@ -389,3 +390,43 @@ def azure_case(tmp_path: Path) -> Iterator[CloudTarget]:
 
 
 CLOUDS["azure"] = CloudCase(azure_case)
+
+
+@contextlib.contextmanager
+def ssh_case(tmp_path: Path) -> Iterator[CloudTarget]:
+    """Four real sshd "hosts" on loopback (three of one kind, one of another); ``ray start`` is a
+    stand-in that leaves one process in the node's group (the e2e test runs real Ray)."""
+    from fakes.sshd import fake_ray, ssh_cloud_spec, sshd_available, sshd_farm
+
+    from ray_multicloud.clouds.ssh import SshCloud
+
+    if not sshd_available():
+        pytest.skip("OpenSSH's sshd is not installed (apt-get install openssh-server)")
+    with sshd_farm(tmp_path / "sshd", 4) as farm:
+        spec = ssh_cloud_spec(farm, kinds={3: "v100-b"}, ray=str(fake_ray(tmp_path / "fake-ray")))
+        cloud = SshCloud.from_config("dc1", spec, state_dir=str(tmp_path / "state"))
+        offer = next(o for o in cloud.offers() if o.instance_type == "v100-a")
+        other = next(o for o in cloud.offers() if o.instance_type == "v100-b")
+
+        def exhaust(offer: Offer) -> None:
+            from ray_multicloud.clouds.base import LaunchRequest
+            from ray_multicloud.types import RequestId
+
+            boot = RayBootstrap(gcs_address="127.0.0.1:1", node_type="x")
+            for i, host in enumerate(cloud.hosts):
+                if host.instance_type == offer.instance_type:
+                    tags = {"rmc-cluster": "someone-else", "rmc-request-id": f"filler-{i}"}
+                    rid = RequestId(f"filler-{i}")
+                    cloud.launch(LaunchRequest(rid, "someone-else", "x", offer, tags, boot))
+
+        try:
+            yield CloudTarget(cloud=cloud, offer=offer, other_offer=other,
+                              unknown_id=InstanceId(f"dc1-{cloud.hosts[0].slug}-0000000000"),
+                              exhaust=exhaust, extras={"farm": farm})
+        finally:
+            for inst in cloud._all_nodes():
+                cloud.terminate(inst.instance_id)
+            cloud.close()
+
+
+CLOUDS["ssh"] = CloudCase(ssh_case)

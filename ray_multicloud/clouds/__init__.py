@@ -16,6 +16,7 @@ from ray_multicloud.errors import ConfigError
 DRIVERS: dict[str, str] = {
     "local": "ray_multicloud.clouds.local:LocalCloud",
     "private": "ray_multicloud.clouds.private:PrivateCloud",
+    "ssh": "ray_multicloud.clouds.ssh:SshCloud",
     "aws": "ray_multicloud.clouds.aws:AwsCloud",
     "gcp": "ray_multicloud.clouds.gcp:GcpCloud",
     "azure": "ray_multicloud.clouds.azure:AzureCloud",

@@ -19,6 +19,9 @@ from ray_multicloud.types import Offer
 
 WATCHER_LOCK = "/tmp/rmc-watcher.lock"
 WATCHER_LOG = "/tmp/rmc-watcher.log"
+# Ray's predefined resources and the ``ray start`` flag each must be given through.
+_PREDEFINED = {"CPU": "--num-cpus", "GPU": "--num-gpus", "memory": "--memory",
+               "object_store_memory": "--object-store-memory"}
 
 
 def ray_env(bootstrap: RayBootstrap, offer: Offer) -> dict[str, str]:
@@ -73,11 +76,17 @@ def render_startup_script(
     instance_id_lines: Sequence[str],
     ray: str = "ray",
     python: str = "python3",
+    extra_args: Sequence[str] = (),
+    watcher: bool = True,
 ) -> str:
     """A bash script that joins this instance to the cluster.
 
     ``instance_id_lines`` are shell lines that set ``RMC_INSTANCE_ID`` (a literal where the driver
-    names the instance itself, an IMDS lookup where the cloud assigns the id).
+    names the instance itself, an IMDS lookup where the cloud assigns the id). ``extra_args`` are
+    appended to ``ray start`` (a host's own flags, e.g. ``--node-ip-address``); ``watcher`` False
+    leaves out the interruption watcher (machines nobody takes back, such as a private pool's).
+    Ray's predefined resources go through their own flags (``ray start`` refuses ``CPU``, ``GPU``,
+    ``memory`` and ``object_store_memory`` inside ``--resources``).
     """
     env = ray_env(bootstrap, offer)
     lines = [
@@ -88,17 +97,19 @@ def render_startup_script(
         'export RAY_CLOUD_INSTANCE_ID="$RMC_INSTANCE_ID"',
     ]
     lines += [f"export {key}={shlex.quote(value)}" for key, value in sorted(env.items())]
-    start = [
-        ray,
-        "start",
-        f"--address={bootstrap.gcs_address}",
-        f"--resources={json.dumps(dict(sorted(bootstrap.resources.items())))}",
-    ]
+    custom = dict(sorted(bootstrap.resources.items()))
+    start = [ray, "start", f"--address={bootstrap.gcs_address}"]
+    for resource, flag in _PREDEFINED.items():
+        if resource in custom:
+            start.append(f"{flag}={int(custom.pop(resource))}")
+    start.append(f"--resources={json.dumps(custom)}")
     if bootstrap.labels:
         start.append(f"--labels={labels_arg(bootstrap.labels)}")
     start.append("--disable-usage-stats")
+    start.extend(extra_args)
     lines.append(" ".join(shlex.quote(part) for part in start))
-    lines.append(watcher_command(watcher_cloud, bootstrap.gcs_address, python=python))
+    if watcher:
+        lines.append(watcher_command(watcher_cloud, bootstrap.gcs_address, python=python))
     return "\n".join(lines) + "\n"
 
 
