@@ -314,7 +314,7 @@ class MultiCloudNodeProvider(NodeProvider):
             slots = getattr(cloud, "slots", None) if cloud.features.fixed_capacity else None
             if slots is None:
                 continue
-            full.update(OfferId(oid) for oid, n in slots().items() if used.get(oid, 0) >= n)
+            full.update(OfferId(oid) for oid, n in slots(self.cluster_name).items() if used.get(oid, 0) >= n)
         return frozenset(full)
 
     # -- NodeProvider: queries ---------------------------------------------------------------------

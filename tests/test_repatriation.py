@@ -55,7 +55,7 @@ def test_private_pool_slots_are_its_machines(tmp_path: Path) -> None:
 
     cloud = PrivateCloud("dc", tmp_path, region="dc1", machines=[
         Machine("big", "A100", 8, 96, 1024, count=2), Machine("small", "T4", 1, 8, 32, count=5)])
-    assert cloud.slots() == {"dc/dc1/-/big/on-demand": 2, "dc/dc1/-/small/on-demand": 5}
+    assert cloud.slots("any") == {"dc/dc1/-/big/on-demand": 2, "dc/dc1/-/small/on-demand": 5}
 
 
 def test_a_full_private_kind_is_skipped_at_launch_without_a_failed_call(tmp_path: Path) -> None:

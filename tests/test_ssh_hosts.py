@@ -310,9 +310,8 @@ def test_private_first_then_burst_to_the_cheapest_public_offer_then_back(
     tmp_path: Path, farm: SshdFarm
 ) -> None:
     """``source_preference: [onprem]`` with one SSH host: the first node takes the host, the second
-    bursts to a public on-demand A100 (the host answers PoolFull and cools down), and once the host
-    is free and the cool-down over, the next node is on the host again."""
-    import time
+    bursts to a public on-demand A100 (the host's offer is full, ``provider.full_offers``, so it is
+    not even tried, and nothing cools down), and once the host is free the next node is on it again."""
 
     from fakes.memory_cloud import launch_workers, memory_cluster, memory_provider
 
@@ -334,19 +333,18 @@ def test_private_first_then_burst_to_the_cheapest_public_offer_then_back(
                       if o.accelerator == "A100" and o.accelerator_count == 1
                       and o.capacity.value == "on-demand" and o.cloud in ("aws", "gcp", "azure")]
             assert second.tags["rmc-offer"] == min(public, key=lambda o: o.price_per_hour).offer_id
+            assert provider._cooldowns == {}  # the full host was skipped, not tried and cooled down
             provider.terminate_node(first.instance_id)
             (third,) = launch_workers(provider, config, node_type="a100_ondemand", request="r3")
-            assert third.cloud != "onprem"  # the host's offer is still cooling down after PoolFull
-            time.sleep(3.5)
-            (fourth,) = launch_workers(provider, config, node_type="a100_ondemand", request="r4")
-            assert fourth.cloud == "onprem"
+            assert third.cloud == "onprem"
         finally:
             sweep(ssh)
 
 
 def test_a_freed_host_draws_a_price_move_back_from_the_public_cloud(tmp_path: Path, farm: SshdFarm) -> None:
     """The decision half of "come back": with the only SSH host held by another cluster, a node
-    bursts to a public on-demand A100; once the host frees, ``rebalance.plan`` proposes moving that
+    bursts to a public on-demand A100, and the host's offer is full (``provider.full_offers``, read
+    from the hosts' markers), so nothing is planned onto it; once the host frees, ``rebalance.plan`` proposes moving that
     node onto the private offer (0 $/h), and the replacement the controller launches for the move
     (``launch_on_offer``, make-before-break) lands on the host. The drain and the Train restore of a
     real move are not exercised here."""
@@ -373,8 +371,16 @@ def test_a_freed_host_draws_a_price_move_back_from_the_public_cloud(tmp_path: Pa
             pool = provider._target("a100_ondemand", node_config)
             rules = RebalanceConfig(min_interval_s=0.0, state_gb=0.01, checkpoint_s=5, restart_s=20,
                                     launch_s=10)
-            ssh.terminate(other.instance_id)  # the other team's job ends: the host is free
             now = time.time()
+            # While the other team holds the host, the offer is full (as the controller passes it):
+            # no move is planned onto it, and no launch is tried there.
+            full = provider.full_offers()
+            assert full == {private.offer_id}
+            held = plan(provider.fleet(), provider.offers.index(), {"a100_ondemand": pool}, now=now,
+                        config=rules, last_moved={}, cooldowns=dict.fromkeys(full, float("inf")))
+            assert held.moves == ()
+            ssh.terminate(other.instance_id)  # the other team's job ends: the host is free
+            assert provider.full_offers() == frozenset()
             moves = plan(provider.fleet(), provider.offers.index(), {"a100_ondemand": pool}, now=now,
                          config=rules, last_moved={}).moves
             assert [(m.instance_id, m.to_offer.offer_id) for m in moves] == [

@@ -116,10 +116,11 @@ class SellsFixedOffers(Protocol):
         """Every offer this cloud sells, at its own prices."""
         ...
 
-    def slots(self) -> Mapping[str, int]:
-        """How many instances each of its offers (by offer id) can hold at once: the machines of
-        that kind. An offer with as many live instances as slots is full (no launch or move targets
-        it); an offer not listed is unlimited."""
+    def slots(self, cluster: str) -> Mapping[str, int]:
+        """How many instances of ``cluster`` each of its offers (by offer id) can hold at once: the
+        machines of that kind, less those another cluster holds. An offer with as many live
+        instances of the cluster as slots is full (no launch or move targets it); an offer not
+        listed is unlimited."""
         ...
 
 

@@ -283,8 +283,8 @@ class PrivateCloud(LocalCloud):
         """The pool's offers (see ``machine_offers``)."""
         return machine_offers(self.name, self.region, list(self.machines.values()))
 
-    def slots(self) -> dict[str, int]:
-        """Machines per offer: an offer with that many live nodes is full."""
+    def slots(self, cluster: str) -> dict[str, int]:
+        """Machines per offer (``SellsFixedOffers.slots``); the local pool serves one cluster."""
         return machine_slots(self.offers(), self.machines)
 
     def launch(self, request: LaunchRequest) -> Instance:

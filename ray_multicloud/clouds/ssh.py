@@ -94,7 +94,7 @@ from pathlib import Path
 from typing import Any
 
 from ray_multicloud.clouds._startup import literal_instance_id, render_startup_script
-from ray_multicloud.clouds.base import CloudFeatures, Instance, LaunchRequest
+from ray_multicloud.clouds.base import TAG_CLUSTER, CloudFeatures, Instance, LaunchRequest
 from ray_multicloud.errors import CapacityError, CloudError, ConfigError, InstanceNotFound
 from ray_multicloud.types import CapacityType, InstanceId, NodeState, Offer
 
@@ -531,6 +531,17 @@ class SshCloud:
         """The pool's offers (see ``host_offers``)."""
         return host_offers(self.name, self.region, self.hosts)
 
+    def slots(self, cluster: str) -> dict[str, int]:
+        """Hosts per offer that ``cluster`` may use (``SellsFixedOffers.slots``): all of that kind but
+        those a node of another cluster holds (read from the hosts' markers). An offer with that
+        many live nodes of ``cluster`` is full, so no launch or move targets it until a host frees."""
+        per_type: dict[str, int] = {}
+        for host, node in zip(self.hosts, self._nodes_by_host(), strict=True):
+            if node is not None and node.tags.get(TAG_CLUSTER, cluster) != cluster:
+                continue
+            per_type[host.instance_type] = per_type.get(host.instance_type, 0) + 1
+        return {o.offer_id: per_type.get(o.instance_type, 0) for o in self.offers()}
+
     # -- the Cloud protocol ---------------------------------------------------------------------
 
     def launch(self, request: LaunchRequest) -> Instance:
@@ -679,8 +690,11 @@ class SshCloud:
         return None
 
     def _all_nodes(self) -> builtins.list[Instance]:
+        return [i for i in self._nodes_by_host() if i is not None]
+
+    def _nodes_by_host(self) -> builtins.list[Instance | None]:
         with ThreadPoolExecutor(max_workers=min(16, len(self.hosts))) as pool:
-            return [i for i in pool.map(self._node_on, self.hosts) if i is not None]
+            return builtins.list(pool.map(self._node_on, self.hosts))
 
     def _unavailable(self, host: SshHost) -> str | None:
         with self._lock:

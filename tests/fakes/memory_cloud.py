@@ -174,7 +174,7 @@ class MemoryPrivateCloud(MemoryCloud):
 
         return machine_offers(self.name, self.region, list(self.machines.values()))
 
-    def slots(self) -> dict[str, int]:
+    def slots(self, cluster: str) -> dict[str, int]:
         from ray_multicloud.clouds.private import machine_slots
 
         return machine_slots(self.offers(), self.machines)
