@@ -111,9 +111,11 @@ CASES = [
     # Can't Be Late's Greedy (W=10, D=20, d=0.2, tick 0.1): idle without spot; on-demand once one
     # more tick of waiting leaves less than work + d: at t=9.7, 10.2 <= 10.3 - 0.1; at t=9.8 not.
     ("greedy: no spot -> idle", Greedy("us-east-1a"), view(zs=zones(EAST_A_DOWN, WEST_A_UP)), Memory(), WAIT),
-    ("greedy: last tick of waiting", Greedy("us-east-1a"), view(t=9.7, zs=zones(EAST_A_DOWN)), Memory(), WAIT),
+    ("greedy: last tick of waiting",
+     Greedy("us-east-1a"), view(t=9.7, zs=zones(EAST_A_DOWN)), Memory(), WAIT),
     ("greedy: safety net", Greedy("us-east-1a"), view(t=9.8, zs=zones(EAST_A_DOWN)), Memory(), ON_DEMAND),
-    ("greedy: net beats idle spot", Greedy("us-east-1a"), view(t=9.8, zs=zones(EAST_A_UP)), Memory(), ON_DEMAND),
+    ("greedy: net beats idle spot",
+     Greedy("us-east-1a"), view(t=9.8, zs=zones(EAST_A_UP)), Memory(), ON_DEMAND),
     (
         "greedy: net keeps a working spot node",
         Greedy("us-east-1a"),
@@ -178,11 +180,14 @@ CASES = [
         spot("us-east-1c"),
     ),
     # Can't Be Late's Uniform Progress (W=10, D=20: C t / D = t/2; d = 0.2, tick 0.1)
-    ("UP: spot whenever available", UniformProgress("us-east-1a"), view(t=8, done=1, zs=zones(EAST_A_UP)), Memory(),
+    ("UP: spot whenever available",
+     UniformProgress("us-east-1a"), view(t=8, done=1, zs=zones(EAST_A_UP)), Memory(),
      spot("us-east-1a")),
-    ("UP: idle and behind -> on-demand", UniformProgress("us-east-1a"), view(t=4, done=1, zs=zones(EAST_A_DOWN)),
+    ("UP: idle and behind -> on-demand",
+     UniformProgress("us-east-1a"), view(t=4, done=1, zs=zones(EAST_A_DOWN)),
      Memory(), ON_DEMAND),
-    ("UP: idle and ahead -> wait", UniformProgress("us-east-1a"), view(t=4, done=3, zs=zones(EAST_A_DOWN)), Memory(),
+    ("UP: idle and ahead -> wait",
+     UniformProgress("us-east-1a"), view(t=4, done=3, zs=zones(EAST_A_DOWN)), Memory(),
      WAIT),
     # 2.1 < (4 + 0.4) / 2: hysteresis holds on-demand although spot is up.
     ("UP: hysteresis holds on-demand", UniformProgress("us-east-1a"),
@@ -196,16 +201,20 @@ CASES = [
     ("UP: on-demand -> spot waits for the checkpoint", UniformProgress("us-east-1a"),
      view(t=4, done=2.5, ckpt=2.0, current=ON_DEMAND, zs=zones(EAST_A_UP)), Memory(), ON_DEMAND),
     # 2d net when idle: t=9.6 leaves 10.4 = 10 + 2d (not less); t=9.7 leaves 10.3 < 10.4.
-    ("UP: no 2d net at the boundary", UniformProgress("us-east-1a"), view(t=9.6, zs=zones(EAST_A_UP)), Memory(),
+    ("UP: no 2d net at the boundary",
+     UniformProgress("us-east-1a"), view(t=9.6, zs=zones(EAST_A_UP)), Memory(),
      spot("us-east-1a")),
-    ("UP: 2d net, idle -> on-demand", UniformProgress("us-east-1a"), view(t=9.7, zs=zones(EAST_A_UP)), Memory(),
+    ("UP: 2d net, idle -> on-demand",
+     UniformProgress("us-east-1a"), view(t=9.7, zs=zones(EAST_A_UP)), Memory(),
      ON_DEMAND),
     # Net fires (5 left < 5.5 + 0.2 + a tick) but a working spot node is kept until preempted;
     # up-eager leaves it for on-demand.
     ("UP: net keeps a working spot node", UniformProgress("us-east-1a"),
-     view(t=15, done=4.9, ckpt=4.5, current=spot("us-east-1a"), zs=zones(EAST_A_UP)), Memory(), spot("us-east-1a")),
+     view(t=15, done=4.9, ckpt=4.5, current=spot("us-east-1a"), zs=zones(EAST_A_UP)), Memory(),
+     spot("us-east-1a")),
     ("UP: net leaves a restarting spot node", UniformProgress("us-east-1a"),
-     view(t=15, done=4.5, current=spot("us-east-1a"), overhead=0.1, zs=zones(EAST_A_UP)), Memory(), ON_DEMAND),
+     view(t=15, done=4.5, current=spot("us-east-1a"), overhead=0.1, zs=zones(EAST_A_UP)), Memory(),
+     ON_DEMAND),
     ("UP: net keeps on-demand with spot up", UniformProgress("us-east-1a"),
      view(t=15, done=4.5, current=ON_DEMAND, zs=zones(EAST_A_UP)), Memory(), ON_DEMAND),
     # up-eager (W=10, D=20: ep(t) = t/2; d = 0.2)

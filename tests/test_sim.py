@@ -302,7 +302,8 @@ def test_cli_json_has_the_stable_keys(
     obj = json.loads(out)  # exactly one JSON object on stdout
     assert obj.keys() >= JSON_KEYS
     assert obj["finished"] is True and obj["met_deadline"] is True
-    assert obj["ondemand_cost_usd"] == pytest.approx(3.0 * (3 + 10 / 60))  # 3 h work + a 10-minute restart, exactly
+    # 3 h of work and a 10-minute restart, exactly
+    assert obj["ondemand_cost_usd"] == pytest.approx(3.0 * (3 + 10 / 60))
     assert obj["savings_fraction"] == pytest.approx(1 - obj["cost_usd"] / obj["ondemand_cost_usd"], abs=1e-5)
     assert obj["zones"] == ["us-east-1a", "us-west-2a"]
 

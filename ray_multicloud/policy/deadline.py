@@ -480,7 +480,7 @@ class UniformProgress:
         t, d, cp = view.elapsed_hours, view.restart_hours, view.work_done_hours
         rate = view.work_total_hours / deadline
         behind = cp < t * rate - _EPS
-        choice, why = (spot(home), f"{home} spot available") if spot_ok else (WAIT, "no spot, on the line: idle")
+        choice, why = (spot(home), f"{home} spot available") if spot_ok else (WAIT, "no spot, not behind")
         if behind and not spot_ok:
             choice, why = ON_DEMAND, "no spot and c(t) < C t / D: on-demand"
         if cur.kind is Kind.ON_DEMAND and (not spot_ok or cp < (t + 2 * d) * rate - _EPS):

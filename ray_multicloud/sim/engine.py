@@ -27,18 +27,19 @@ A job with ``checkpoint_on_notice`` saves a checkpoint when it is told it is abo
 node — a spot interruption notice, or the drain with reason PREEMPTION that precedes every move
 (``ray.train.get_preemption_info()`` in the worker; ``ray_multicloud.scenarios.train_migration`` does it) —
 so a preemption or a release keeps all the work done (the checkpoint is the work done; ``M`` is
-reported as 1 tick, and a policy's view carries a 1-tick checkpoint interval). It assumes the state saves within the notice (AWS gives 2 minutes, GCP and
-Azure 30 s; RAY_NOTES.md: a 7B job's state needs ~110 s to persist, so large jobs do not qualify
-unless they snapshot to host memory first). The time a periodic checkpoint takes is not modelled.
+reported as 1 tick, and a policy's view carries a 1-tick checkpoint interval). It assumes the
+state saves within the notice (AWS gives 2 minutes, GCP and Azure 30 s; RAY_NOTES.md: a 7B
+job's state needs ~110 s to persist, so large jobs do not qualify unless they snapshot to host
+memory first). The time a periodic checkpoint takes is not modelled.
 
 What saving on notice still costs is measured, not assumed: ``notice_loss_minutes`` charges, at
 every preemption and every release of a node that had finished its restart, the time the real loop
 spends between its last useful step and the node's end (the save, and the idle rest of the notice
 once no further step fits: ``ray_multicloud.train.notice``). ``benchmarks/bench_train_migration.py``
-measures it ("last useful step -> node gone"). It is charged exactly as lost work: each
-such interruption takes ``notice_loss_minutes`` of work off the job (no more than the work done). The default 0 charges
-nothing (the figures published before it existed). The offline optimum does not charge it, so it
-stays a lower bound.
+measures it ("last useful step -> node gone"). It is charged exactly as lost work: each such
+interruption takes ``notice_loss_minutes`` of work off the job (no more than the work done). The
+default 0 charges nothing (the figures published before it existed). The offline optimum does
+not charge it, so it stays a lower bound.
 
 The deadline is met when the job finishes within ``D`` ticks of its start. ``ondemand_cost_usd``
 is what the job would cost on on-demand alone (``W + R`` ticks), the baseline for savings.
