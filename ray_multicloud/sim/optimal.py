@@ -140,6 +140,17 @@ def _dp(
     kM = np.arange(K) * M
     entry = kM + e0  # work (units) when the restart from level k is over
 
+    # Running sums of each placement's tick costs (0 where it cannot be held) and of the ticks it
+    # cannot be held: a restart on p over ticks s..t costs cum[p, t+1] - cum[p, s], if p can be
+    # held throughout. A restart is never cut short in a cheapest schedule (not starting it costs
+    # less), so a start at s from checkpoint k is simply work at k + e0 after tick s + Rc - 1.
+    tick_cost = np.vstack([np.where(avail, spot_cost, 0.0), np.full((1, horizon), od_cost)])
+    blocked_ticks = np.vstack([~avail, np.zeros((1, horizon), dtype=bool)]).astype(np.int64)
+    zeros = np.zeros((P, 1))
+    cum = np.concatenate([zeros, np.cumsum(tick_cost, axis=1)], axis=1)
+    bad = np.concatenate([zeros.astype(np.int64), np.cumsum(blocked_ticks, axis=1)], axis=1)
+    hist = np.full((max(Rc, 1), K), inf)  # pools of the last Rc ticks (a ring)
+
     idle = np.full(K, inf)
     idle[0] = 0.0
     # Working states in diagonal coordinates: run[p, w + q * (H - t)] is the least cost of being
@@ -147,7 +158,6 @@ def _dp(
     # column is the work it would have at the horizon), so a tick of work is an in-place add.
     H = horizon
     run = np.full((P, W + q * H + 1), inf)
-    ov = np.full((max(Rc, 1), P, K), inf)  # ov[i, p, k]: on p, at checkpoint k, i+1 overhead ticks left
     best = inf
     best_at: float | None = None
     cost_col = np.empty(P)
@@ -168,15 +178,15 @@ def _dp(
         cost_col[:Z] = np.where(a, spot_cost[:, t], inf)  # inf = cannot be held during t
         cost_col[Z] = od_cost
         c2 = cost_col[:, None]
-        finite = np.where(np.isfinite(cost_col), cost_col, 0.0)[:, None]
         # Released or preempted states fall back to their checkpoint, then wait or start.
-        pool = idle.copy()
+        pool = idle
         k_lo = lo // M
         if hi >= lo:
             seg = run[:, lo + shift : hi + shift + 1]
             k_hi = hi // M
             bounds = np.maximum(kM[k_lo : k_hi + 1], lo) - lo
-            grouped = np.minimum.reduceat(seg.min(axis=0), bounds)
+            lowest = seg.min(axis=0)
+            grouped = lowest if M == 1 else np.minimum.reduceat(lowest, bounds)
             np.minimum(pool[k_lo : k_hi + 1], grouped, out=pool[k_lo : k_hi + 1])
             # States that finish during t on p pay the used share of the tick.
             f_lo = max(lo, W - q)
@@ -191,33 +201,34 @@ def _dp(
                 tail[:] = inf
             # Keep working on p (only while p can be held during t): w -> w + q, in place.
             np.add(seg, c2, out=seg)
-        if Rc > 0:
-            np.minimum(pool, ov.reshape(-1, K).min(axis=0), out=pool)
         pool[:k_lo] = inf
-        starts = pool[None, :] + c2  # (P, K): start p from checkpoint k, tick t paid
-        if Rc == 0:
-            done = starts
+        top = min(K - 1, max(k_lo, hi // M if hi >= 0 else 0))  # no level above this is reached yet
+        hist[t % max(Rc, 1)] = pool
+        s0 = t - max(Rc, 1) + 1  # the start tick of restarts that end with tick t (Rc 0: t itself)
+        if s0 < 0:
+            done = None
         else:
-            ovc = ov + c2  # (Rc, P, K) + (P, 1)
-            if Rc >= 2:
-                done = ovc[0]
-                ov[:-1] = ovc[1:]
-                ov[Rc - 2] = starts
-            else:
-                done = starts
+            ok = bad[:, t + 1] == bad[:, s0]
+            window = np.where(ok, cum[:, t + 1] - cum[:, s0], inf)[:, None]
+            done = hist[s0 % max(Rc, 1), k_lo : top + 1][None, :] + window  # (P, levels)
         # ``done``: tick t was the last (or only) tick of the restart; e0 units of work done in it
         # (Rc == 0: the whole tick was work).
-        gained = entry if Rc > 0 else kM + q
-        inside = gained < W
-        if inside.any():
-            cols = gained[inside] + q * (H - t - 1)
-            run[:, cols] = np.minimum(run[:, cols], done[:, inside])
-        if (~inside).any():
-            over = (gained[~inside] - W) / q  # unused share of tick t
-            total = done[:, ~inside] - over[None, :] * finite
-            if np.isfinite(total).any():
-                i = np.unravel_index(np.argmin(total), total.shape)
-                offer(float(total[i]), t + 1 - float(over[i[1]]))
+        if done is not None:
+            ks = slice(k_lo, top + 1)
+            gained = entry[ks] if Rc > 0 else kM[ks] + q
+            inside = gained < W
+            n_in = int(inside.sum())  # gained rises with k: the inside ones come first
+            if n_in:
+                c0 = int(gained[0]) + q * (H - t - 1)
+                cols = slice(c0, c0 + M * (n_in - 1) + 1, M)  # strided: levels are M units apart
+                np.minimum(run[:, cols], done[:, :n_in], out=run[:, cols])
+            if (~inside).any():
+                over = (gained[~inside] - W) / q  # unused share of tick t
+                finite = np.where(np.isfinite(cost_col), cost_col, 0.0)[:, None]
+                total = done[:, ~inside] - over[None, :] * finite
+                if np.isfinite(total).any():
+                    i = np.unravel_index(np.argmin(total), total.shape)
+                    offer(float(total[i]), t + 1 - float(over[i[1]]))
         idle = pool
         if progress is not None and t % report_every == 0:
             progress(t / horizon)
