@@ -589,8 +589,9 @@ class MultiCloud:
     back tends to flap).
     """
 
-    # Chosen on the first half (in time) of the shared traces, both job models of
-    # benchmarks/bench_policies.py; benchmarks/bench_policy_limits.py reports the held-out half.
+    # Tuned on the shared traces of benchmarks/bench_policies.py, both job models — most of them on
+    # all of the traces, before benchmarks/bench_policy_limits.py split them into a first half (in
+    # time) and a held-out second half; that script evaluates these values on both halves.
     keep_share: float = 0.6
     wait_reserves: float = 1.5
     back_reserves: float = 0.0
