@@ -558,7 +558,9 @@ def test_cli_notice_loss_minutes(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 
 @pytest.mark.parametrize("policy", ["greedy-ondemand", "up-eager"])
-def test_cli_runs_the_earlier_variants(tmp_path: Path, capsys: pytest.CaptureFixture[str], policy: str) -> None:
+def test_cli_runs_the_earlier_variants(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], policy: str
+) -> None:
     write_zone(tmp_path, "us-east-1a", [1, 1, 0, 1, 1, 1, 1, 1] * 3, gap=1800)
     args = ["simulate", "--traces", str(tmp_path), "--job-hours", "3", "--deadline-hours", "6",
             "--checkpoint-minutes", "60", "--restart-minutes", "10", "--policy", policy, "--json"]
