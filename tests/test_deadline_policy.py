@@ -200,6 +200,9 @@ CASES = [
     # Leaving on-demand mid-interval would throw 0.5 h away; up-eager goes to spot here.
     ("UP: on-demand -> spot waits for the checkpoint", UniformProgress("us-east-1a"),
      view(t=4, done=2.5, ckpt=2.0, current=ON_DEMAND, zs=zones(EAST_A_UP)), Memory(), ON_DEMAND),
+    # A checkpoint landed within the last tick (0.05 h unsaved < a 0.1 h tick): the first chance.
+    ("UP: on-demand -> spot in the tick after a checkpoint", UniformProgress("us-east-1a"),
+     view(t=4, done=2.55, ckpt=2.5, current=ON_DEMAND, zs=zones(EAST_A_UP)), Memory(), spot("us-east-1a")),
     # 2d net when idle: t=9.6 leaves 10.4 = 10 + 2d (not less); t=9.7 leaves 10.3 < 10.4.
     ("UP: no 2d net at the boundary",
      UniformProgress("us-east-1a"), view(t=9.6, zs=zones(EAST_A_UP)), Memory(),

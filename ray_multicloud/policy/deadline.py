@@ -317,6 +317,13 @@ def _net_fires(view: JobView, restarts: float) -> bool:
     return need > time_left - view.tick_hours + _EPS
 
 
+def _checkpoint_within_tick(view: JobView) -> bool:
+    """True at the first decision after a checkpoint: less than a tick of work is unsaved (work
+    moves in fractions of a tick after a fractional restart, so a checkpoint rarely lands exactly on
+    a decision; this is the least work a release can lose)."""
+    return view.work_done_hours - view.checkpointed_hours < view.tick_hours - _EPS
+
+
 def _working_spot(view: JobView) -> bool:
     return view.current.kind is Kind.SPOT and view.overhead_left_hours <= _EPS
 
@@ -455,8 +462,8 @@ class UniformProgress:
        a working spot node is kept until it is preempted.
 
     Adaptation to this project's job model (the paper's loses no work at a switch): on-demand is
-    left for spot only at a checkpoint boundary, so the switch throws no unsaved work away (with
-    checkpoints on notice that is every tick, i.e. the paper's rule unchanged). The 2d net counts
+    left for spot only at the first decision after a checkpoint (less than a tick of work unsaved),
+    never mid-interval (with checkpoints on notice that is every tick: the paper's rule unchanged). The 2d net counts
     the work left from where the job would restart (its checkpoint off on-demand).
     Without a deadline it is "spot when available, else wait".
     """
@@ -494,7 +501,7 @@ class UniformProgress:
                 choice, why = spot(home), "safety net, no restart cost: spot"
             else:
                 choice, why = ON_DEMAND, "safety net: time left < work left + d: on-demand"
-        if cur.kind is Kind.ON_DEMAND and choice.kind is Kind.SPOT and not at_checkpoint(view):
+        if cur.kind is Kind.ON_DEMAND and choice.kind is Kind.SPOT and not _checkpoint_within_tick(view):
             choice, why = ON_DEMAND, "on-demand until its next checkpoint (leaving now loses work)"
         return Step(choice, (why,), mem)
 
