@@ -463,8 +463,8 @@ class UniformProgress:
 
     Adaptation to this project's job model (the paper's loses no work at a switch): on-demand is
     left for spot only at the first decision after a checkpoint (less than a tick of work unsaved),
-    never mid-interval (with checkpoints on notice that is every tick: the paper's rule unchanged). The 2d net counts
-    the work left from where the job would restart (its checkpoint off on-demand).
+    never mid-interval (with checkpoints on notice that is every tick: the paper's rule unchanged).
+    The 2d net counts the work left from where the job would restart (its checkpoint off on-demand).
     Without a deadline it is "spot when available, else wait".
     """
 
