@@ -212,7 +212,10 @@ def _check_hosts(config: Mapping[str, Any]) -> bool:
 
 # --- simulate ---------------------------------------------------------------------------------
 
-SIM_POLICY_NAMES = ("ondemand", "greedy", "eager-next-region", "uniform-progress", "multicloud", "optimal")
+SIM_POLICY_NAMES = (
+    "ondemand", "greedy", "eager-next-region", "uniform-progress", "multicloud", "optimal",
+    "greedy-ondemand", "up-eager",  # policy.deadline.VARIANTS: not the papers' rules
+)
 
 
 def _add_simulate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -230,7 +233,9 @@ def _add_simulate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--deadline-hours", type=float, required=True, help="deadline, hours after the start")
     p.add_argument("--checkpoint-minutes", type=float, required=True, help="checkpoint interval, minutes")
     p.add_argument("--restart-minutes", type=float, required=True, help="overhead of every (re)start or move")
-    p.add_argument("--policy", required=True, choices=SIM_POLICY_NAMES)
+    p.add_argument("--policy", required=True, choices=SIM_POLICY_NAMES,
+                   help="greedy and uniform-progress follow Can't Be Late (NSDI '24); greedy-ondemand and "
+                   "up-eager are this project's earlier variants of them")
     p.add_argument("--spot-price", type=float, default=0.918,
                    help="USD/h for zones without a prices array "
                    "(default 0.918, p3.2xlarge spot in the traces)")
@@ -285,7 +290,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     import json
     import math
 
-    from ray_multicloud.policy.deadline import POLICIES
+    from ray_multicloud.policy.deadline import POLICIES, VARIANTS
     from ray_multicloud.sim import JobSpec, load_traces, optimal_cost, simulate
 
     traces = load_traces(args.traces, default_spot_price=args.spot_price)
@@ -310,7 +315,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         result = simulate(
             traces,
             spec,
-            POLICIES[args.policy],
+            {**POLICIES, **VARIANTS}[args.policy],
             ondemand_price=args.ondemand_price,
             start_tick=start,
             progress=bar,
@@ -329,8 +334,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     rows: list[list[str | int | float | None]] = [
         ["policy", result.policy],
         ["zones", f"{len(traces.names)} ({', '.join(traces.names)})"],
-        ["tick", (f"{traces.gap_seconds:g} s; work {result.work_ticks}, restart {result.restart_ticks}, "
-                  f"checkpoint {result.checkpoint_ticks} ticks"
+        ["tick", (f"{traces.gap_seconds:g} s; work {result.work_ticks:.4g}, "
+                  f"restart {result.restart_ticks:.4g}, checkpoint {result.checkpoint_ticks:.4g} ticks"
                   + (" (on notice: every release keeps its work)" if args.checkpoint_on_notice else ""))],
         ["cost", f"{result.cost_usd:.2f} USD"],
         ["on-demand cost", f"{result.ondemand_cost_usd:.2f} USD"],

@@ -225,11 +225,11 @@ def offers_sorted_as_trace(case: Case, offers: tuple[Offer, ...]) -> bool:
 
 
 # Every case of test_decision_parity, reproduced tick for tick through the live path:
-# aws-04-19-2023 from tick 12067 (824 ticks of 34 s, 3 zones at real prices: preemptions, a
-# spot->spot move by the controller, a fall back to on-demand) and from tick 0 (785 ticks: on-demand
-# back to spot; the relaunch at tick 562 needs the directive answered as of the next tick),
-# aws-04-22-2023 (614 ticks: waits, on-demand bridges and a move back to spot), aws-02-15-2023 (143
-# ticks of 195 s, 9 zones at one price) and the same with checkpoints on notice (140 ticks: every
+# aws-04-19-2023 from tick 12106 (3 zones at real prices, 34-s ticks, an 8-minute restart:
+# preemptions, a spot->spot move by the controller, a fall back to on-demand) and from tick 104
+# (on-demand back to spot),
+# aws-04-22-2023 (614 ticks: waits, on-demand bridges and a move back to spot), aws-02-15-2023 (from
+# tick 52, 195-s ticks, 9 zones at one price) and the same with checkpoints on notice (140 ticks: every
 # zone down at once, the policy waits; the provider refuses the autoscaler's relaunch meanwhile).
 LIVE_CASES = tuple(CASES)
 

@@ -411,3 +411,32 @@ def test_real_catalog_spread_covers_three_clouds(real: OfferIndex) -> None:
     placements = decide(pool, 3, real).placements
     assert {p.offer.cloud for p in placements} == {"aws", "gcp", "azure"}
     assert all(len(p.fallbacks) == 8 for p in placements)
+
+
+# --- boundaries of the price cap and of region names (issue 12, item 5) ------------------------
+
+GCP_EW1 = mk("gcp", "europe-west1", "europe-west1-b", 1.4)
+GCP_EW10 = mk("gcp", "europe-west10", "europe-west10-a", 0.9)
+
+
+def test_offer_priced_exactly_at_the_cap_is_admitted() -> None:
+    pool = PoolSpec("p", "A100", 1, max_price_per_hour=1.0)  # AWS_E1A costs exactly 1.0
+    offers = [AWS_E1A, AWS_W2A, GCP_C1]
+    assert [p.offer for p in decide(pool, 1, offers).placements] == [AWS_E1A]
+    assert matching_offers(pool, offers) == [AWS_E1A]
+    assert check_pool(pool, offers) == []  # the diagnosis path admits it too
+    below = PoolSpec("p", "A100", 1, max_price_per_hour=0.99)
+    assert [p.key for p in check_pool(below, offers)] == ["max_price_per_hour"]
+
+
+def test_region_names_match_whole_not_as_prefixes() -> None:
+    # europe-west1 must not admit europe-west10 (cheaper here); a trailing * is the only prefix form.
+    offers = [GCP_EW1, GCP_EW10]
+    exact = PoolSpec("p", "A100", 1, regions=("europe-west1",))
+    assert [p.offer for p in decide(exact, 1, offers).placements] == [GCP_EW1]
+    assert matching_offers(exact, offers) == [GCP_EW1]
+    only_10 = [GCP_EW10]
+    assert [p.key for p in check_pool(exact, only_10)] == ["regions"]
+    assert matching_offers(PoolSpec("p", "A100", 1, regions=("europe-west10",)), offers) == [GCP_EW10]
+    glob = PoolSpec("p", "A100", 1, regions=("europe-west1*",))
+    assert matching_offers(glob, offers) == [GCP_EW10, GCP_EW1]

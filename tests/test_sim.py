@@ -17,6 +17,7 @@ from ray_multicloud.cli import main
 from ray_multicloud.policy.deadline import (
     ON_DEMAND,
     POLICIES,
+    VARIANTS,
     WAIT,
     Choice,
     JobView,
@@ -80,15 +81,20 @@ def test_waiting_for_a_long_spot_run_is_cheapest(tmp_path: Path) -> None:
     # t:      0 1 2 3 4 5 6
     # spot:   1 1 0 1 1 1 1
     # optimum: wait 3 ticks, then restart + 3 work on spot = 4 USD, done at 7 h.
-    # greedy:  spot 0-1 (restart, work 1), preempted at 2 -> on-demand restart (3 USD),
+    # greedy-ondemand: spot 0-1 (restart, work 1), preempted at 2 -> on-demand restart (3 USD),
     #          back to spot at 3: restart, work 2, work 3 -> 2 + 3 + 3 = 8 USD, done at 6 h.
+    # greedy (Can't Be Late's): spot 0-1, preempted at 2 -> idle (3 h of slack are left), spot at 3:
+    #          restart, work 2, work 3 -> 2 + 3 = 5 USD, done at 6 h.
     ts = hourly(tmp_path, {"us-east-1a": [1, 1, 0, 1, 1, 1, 1]})
     spec = JobSpec(work_hours=3, deadline_hours=7, checkpoint_minutes=60, restart_minutes=60)
     opt = optimal_cost(ts, spec, ondemand_price=3.0)
     assert opt.cost_usd == pytest.approx(4.0)
     assert opt.hours_elapsed == pytest.approx(7.0)
-    g = simulate(ts, spec, POLICIES["greedy"], ondemand_price=3.0)
+    g = simulate(ts, spec, VARIANTS["greedy-ondemand"], ondemand_price=3.0)
     assert g.cost_usd == pytest.approx(8.0)
+    assert (g.hours_elapsed, g.preemptions, g.met_deadline) == (6.0, 1, True)
+    g = simulate(ts, spec, POLICIES["greedy"], ondemand_price=3.0)
+    assert g.cost_usd == pytest.approx(5.0)
     assert (g.hours_elapsed, g.preemptions, g.met_deadline) == (6.0, 1, True)
 
 
@@ -296,7 +302,8 @@ def test_cli_json_has_the_stable_keys(
     obj = json.loads(out)  # exactly one JSON object on stdout
     assert obj.keys() >= JSON_KEYS
     assert obj["finished"] is True and obj["met_deadline"] is True
-    assert obj["ondemand_cost_usd"] == pytest.approx(3.0 * 3.5)  # 6 work + 1 restart half-hour ticks
+    # 3 h of work and a 10-minute restart, exactly
+    assert obj["ondemand_cost_usd"] == pytest.approx(3.0 * (3 + 10 / 60))
     assert obj["savings_fraction"] == pytest.approx(1 - obj["cost_usd"] / obj["ondemand_cost_usd"], abs=1e-5)
     assert obj["zones"] == ["us-east-1a", "us-west-2a"]
 
@@ -310,7 +317,9 @@ def test_cli_checkpoint_on_notice(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main([*args, "--checkpoint-on-notice"]) == 0
     notice = json.loads(capsys.readouterr().out)
     assert (periodic["checkpoint_on_notice"], notice["checkpoint_on_notice"]) == (False, True)
-    assert periodic["lost_work_hours"] == pytest.approx(0.5)  # preempted at t2 after 1 tick of work
+    # 10-minute restart on 30-minute ticks: t0 pays it and works 20 minutes, t1 works 30; preempted
+    # at t2 before the first (60-minute) checkpoint: 50 minutes lost.
+    assert periodic["lost_work_hours"] == pytest.approx(50 / 60)
     assert notice["lost_work_hours"] == 0.0 and notice["checkpoint_ticks"] == 1
     assert notice["cost_usd"] < periodic["cost_usd"]
 
@@ -481,11 +490,10 @@ def test_notice_loss_charges_whole_ticks_at_a_preemption(tmp_path: Path) -> None
     assert (free.hours_elapsed, free.lost_work_hours, free.cost_usd) == (7.0, 0.0, pytest.approx(6.0))
 
 
-def test_notice_loss_below_a_tick_accumulates(tmp_path: Path) -> None:
-    # Half an hour per preemption on 1-hour ticks: the first preemption (t3) charges nothing
-    # (0.5 owed), the second (t7) charges one tick (1.0 owed).
-    # t0 restart, t1 w1, t2 w2, t3 preempted (w2); t4 restart, t5 w3, t6 w4, t7 preempted -> w3;
-    # t8 restart, t9 w4, t10 w5, t11 w6: done at 12 h, 10 paid ticks. Without the loss: 11 h, 9.
+def test_notice_loss_below_a_tick_is_charged_exactly(tmp_path: Path) -> None:
+    # Half an hour per preemption on 1-hour ticks, charged exactly (not in whole ticks):
+    # t0 restart, t1 w1, t2 w2, t3 preempted -> w1.5; t4 restart, t5 w2.5, t6 w3.5, t7 preempted
+    # -> w3; t8 restart, t9 w4, t10 w5, t11 w6: done at 12 h, 10 paid ticks. Without the loss: 11 h, 9.
     ts = hourly(tmp_path, {"us-east-1a": [1, 1, 1, 0, 1, 1, 1, 0] + [1] * 6})
     s = spot("us-east-1a")
     script = Scripted((s, s, s, WAIT, s, s, s, WAIT) + (s,) * 6)
@@ -543,7 +551,18 @@ def test_cli_notice_loss_minutes(tmp_path: Path, capsys: pytest.CaptureFixture[s
             "--checkpoint-minutes", "60", "--restart-minutes", "10", "--policy", "greedy", "--json"]
     assert main([*args, "--checkpoint-on-notice", "--notice-loss-minutes", "30"]) == 0
     lossy = json.loads(capsys.readouterr().out)
-    # Preempted at t2 after 1 tick of work (half an hour): that tick is lost again, as without a save.
+    # Preempted at t2 after 50 minutes of work: the save costs 30 of them.
     assert lossy["notice_loss_minutes"] == 30.0 and lossy["lost_work_hours"] == pytest.approx(0.5)
     assert main([*args, "--notice-loss-minutes", "30"]) == 2
     assert "checkpoint_on_notice" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("policy", ["greedy-ondemand", "up-eager"])
+def test_cli_runs_the_earlier_variants(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], policy: str
+) -> None:
+    write_zone(tmp_path, "us-east-1a", [1, 1, 0, 1, 1, 1, 1, 1] * 3, gap=1800)
+    args = ["simulate", "--traces", str(tmp_path), "--job-hours", "3", "--deadline-hours", "6",
+            "--checkpoint-minutes", "60", "--restart-minutes", "10", "--policy", policy, "--json"]
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["policy"] == policy

@@ -19,14 +19,20 @@ Contract
 * Deadline guard ("can an on-demand rescue still make it?"): a decision that leaves the job off
   on-demand for the next tick is *safe* when, if the job were then preempted at the worst
   moment, starting on-demand at the next tick from the checkpoint it would still have finishes
-  by the deadline. ``multicloud`` and ``uniform-progress`` only take safe decisions, so with
-  on-demand always available they never miss a deadline that was feasible at submission.
+  by the deadline. ``multicloud`` and ``up-eager`` only take safe decisions, so with
+  on-demand always available they never miss a deadline that was feasible at submission. The
+  paper's ``greedy`` and ``uniform-progress`` keep a working spot node until it is preempted, as in
+  the paper, whose model loses no work at a preemption; with periodic checkpoints they can miss.
 
 Policies (CLI name -> class), each described with short event sequences:
 
 * ``ondemand`` (:class:`OnDemandOnly`): ``on-demand (done)``.
-* ``greedy`` (:class:`GreedySingleZone`): one home zone; spot there when available, else
-  on-demand, back to spot as soon as it returns: ``1a spot (preempted) -> on-demand -> 1a spot``.
+* ``greedy`` (:class:`Greedy`): Can't Be Late's Greedy policy (Wu et al., NSDI '24: the Thrifty
+  and Safety Net rules) in one home zone: spot whenever available, kept until preempted; with no
+  spot, *idle*; on-demand only once waiting one more tick would miss the deadline, and then to the
+  end: ``1a spot (preempted) -> wait -> 1a spot -> ... -> [slack gone] on-demand (done)``.
+* ``greedy-ondemand`` (:class:`GreedySingleZone`, not the paper's; in :data:`VARIANTS`): spot in
+  the home zone when available, else on-demand, back to spot as soon as it returns; deadline-unaware.
 * ``eager-next-region`` (:class:`EagerNextRegion`): SkyPilot managed jobs' default recovery
   strategy (``EAGER_NEXT_REGION``, sky/jobs/recovery_strategy.py): on preemption relaunch
   immediately in the cheapest spot location outside the preempted *region*; if none launches,
@@ -36,14 +42,11 @@ Policies (CLI name -> class), each described with short event sequences:
   ``us-east-1a spot (preempted) -> us-west-2 spot (ok)``;
   ``us-east-1a spot (preempted) -> [no spot anywhere] -> on-demand (done)``.
   Deadline-unaware.
-* ``uniform-progress`` (:class:`UniformProgress`): "Can't Be Late" (Wu et al., NSDI'24) in one
-  home zone. Expected progress ep(t) = W * t / D, current progress cp(t), d = restart overhead.
-  (1) idle and cp < ep -> on-demand; (2) spot whenever available, kept until preempted;
-  (3) on on-demand stay until cp >= ep(t + 2d); (4) safety net: when the time left is less
-  than the work left plus 2d, on-demand until the end. Adaptations to this model, where a
-  release loses un-checkpointed work: the safety net counts work from the last checkpoint and
-  is checked on spot as well as when idle; a hysteresis release from on-demand to *idle* waits
-  for a checkpoint boundary.
+* ``uniform-progress`` (:class:`UniformProgress`): Can't Be Late's Uniform Progress in one home
+  zone, rules as the paper states them (see the class).
+* ``up-eager`` (:class:`UniformProgressEager`, not the paper's; in :data:`VARIANTS`): this
+  project's earlier adaptation of it, which also leaves on-demand for *idle* when ahead, abandons
+  a working spot node when its safety net fires, and may return to spot mid-checkpoint-interval.
 * ``multicloud`` (:class:`MultiCloud`, ours): every zone of every cloud. Keeps its spot node
   while safe; on preemption moves to the cheapest available spot zone (ties: the zone that has
   been up longest); with no spot anywhere, waits while the slack exceeds what it keeps for the
@@ -294,15 +297,91 @@ class OnDemandOnly:
         return Step(ON_DEMAND, ("on-demand only",), memory)
 
 
+def _work_left_from(view: JobView) -> float:
+    """Work left if the job continues from where it would stand on its next placement: on-demand
+    keeps its work; anything else restarts from the last checkpoint."""
+    done = view.work_done_hours if view.current.kind is Kind.ON_DEMAND else view.checkpointed_hours
+    return max(0.0, view.work_total_hours - done)
+
+
+def _net_fires(view: JobView, restarts: float) -> bool:
+    """True when on-demand must start now: after one more tick off it, ``restarts`` restarts plus
+    the work left would no longer fit before the deadline (Can't Be Late's Safety Net rule, taken at
+    the trace's ticks as the authors' simulator takes it)."""
+    if view.deadline_hours is None:
+        return False
+    time_left = view.deadline_hours - view.elapsed_hours
+    need = _work_left_from(view) + restarts * view.restart_hours
+    if restarts >= 2:  # the 2d net: on-demand while the time left cannot hold two more restarts
+        return need > time_left + _EPS
+    return need > time_left - view.tick_hours + _EPS
+
+
+def _checkpoint_within_tick(view: JobView) -> bool:
+    """True at the first decision after a checkpoint: less than a tick of work is unsaved (work
+    moves in fractions of a tick after a fractional restart, so a checkpoint rarely lands exactly on
+    a decision; this is the least work a release can lose)."""
+    return view.work_done_hours - view.checkpointed_hours < view.tick_hours - _EPS
+
+
+def _working_spot(view: JobView) -> bool:
+    return view.current.kind is Kind.SPOT and view.overhead_left_hours <= _EPS
+
+
+@dataclass(frozen=True, slots=True)
+class Greedy:
+    """Can't Be Late's Greedy (Wu et al., "Can't Be Late: Optimizing Spot Instance Savings under
+    Deadlines", NSDI '24; its Thrifty and Safety Net rules, restated in SkyNomad's §3.1) in one
+    home zone.
+
+    * Spot in the home zone whenever it is available; a spot node is kept until it is preempted.
+    * No spot: *idle* (the Thrifty rule: pay nothing while the slack allows).
+    * Safety net: when waiting one more tick would leave less than the work left (from the last
+      checkpoint) plus one restart ``d`` before the deadline, on-demand — to the end. A spot node
+      that is already working is kept (it makes progress as fast as on-demand would).
+
+    ``home_zone`` "" picks the cheapest zone available at the first decision (list order on ties).
+    Without a deadline: spot when available, else idle.
+    """
+
+    home_zone: str = ""
+    name: str = "greedy"
+
+    def decide(self, view: JobView, memory: Memory) -> Step:
+        if _finished(view):
+            return Step(WAIT, ("job finished",), memory)
+        home = memory.home_zone or self.home_zone or _pick_home(view)
+        mem = memory if memory.home_zone == home else replace(memory, home_zone=home)
+        if mem.locked_ondemand:
+            return Step(ON_DEMAND, ("safety net: on-demand to the end",), mem)
+        opt = _option(view, home)
+        spot_ok = opt is not None and opt.available
+        if _net_fires(view, 1):
+            if _working_spot(view) and spot_ok:
+                return Step(view.current, ("safety net: keep the working spot node until preempted",), mem)
+            if view.restart_hours <= _EPS and spot_ok:
+                return Step(spot(home), ("safety net, no restart cost: spot",), mem)
+            return Step(
+                ON_DEMAND,
+                ("safety net: time left < work left + a restart: on-demand to the end",),
+                replace(mem, locked_ondemand=True),
+            )
+        if spot_ok:
+            return Step(spot(home), (f"{home} spot available",), mem)
+        return Step(WAIT, ("no spot: idle (Thrifty rule)",), mem)
+
+
 @dataclass(frozen=True, slots=True)
 class GreedySingleZone:
     """Spot in one home zone whenever it is available, else on-demand; deadline-unaware.
+
+    Not Can't Be Late's Greedy (:class:`Greedy` is): that one idles when there is no spot.
 
     ``home_zone`` "" picks the cheapest zone available at the first decision (list order on ties).
     """
 
     home_zone: str = ""
-    name: str = "greedy"
+    name: str = "greedy-ondemand"
 
     def decide(self, view: JobView, memory: Memory) -> Step:
         if _finished(view):
@@ -370,13 +449,73 @@ def _region_of_zone(view: JobView, zone: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class UniformProgress:
-    """Uniform Progress ("Can't Be Late", NSDI'24) in one home zone; see the module docstring.
+    """Uniform Progress (Wu et al., "Can't Be Late: Optimizing Spot Instance Savings under
+    Deadlines", NSDI '24) in one home zone, with the rules as the paper and its authors' simulator
+    state them. ``C`` work, ``D`` deadline, ``c(t)`` progress, ``d`` the restart overhead:
+
+    1. Spot in the home zone whenever available; a spot node is kept until it is preempted.
+    2. No spot and behind the uniform line (``c(t) < C t / D``): on-demand; else idle.
+    3. On on-demand, stay while there is no spot or while ``c(t) < C (t + 2d) / D`` (the
+       hysteresis): on-demand is left *only for spot*, never for idle.
+    4. Safety nets: idle or on-demand while the time left is less than the work left plus ``2d``:
+       on-demand; when even one restart no longer fits after another tick: on-demand, except that
+       a working spot node is kept until it is preempted.
+
+    Adaptation to this project's job model (the paper's loses no work at a switch): on-demand is
+    left for spot only at the first decision after a checkpoint (less than a tick of work unsaved),
+    never mid-interval (with checkpoints on notice that is every tick: the paper's rule unchanged).
+    The 2d net counts the work left from where the job would restart (its checkpoint off on-demand).
+    Without a deadline it is "spot when available, else wait".
+    """
+
+    home_zone: str = ""
+    name: str = "uniform-progress"
+
+    def decide(self, view: JobView, memory: Memory) -> Step:
+        if _finished(view):
+            return Step(WAIT, ("job finished",), memory)
+        home = memory.home_zone or self.home_zone or _pick_home(view)
+        mem = memory if memory.home_zone == home else replace(memory, home_zone=home)
+        opt = _option(view, home)
+        spot_ok = opt is not None and opt.available
+        cur = view.current
+        deadline = view.deadline_hours
+        if deadline is None or deadline <= 0:
+            if spot_ok:
+                return Step(spot(home), (f"{home} spot available",), mem)
+            return Step(WAIT, ("no deadline: wait for spot",), mem)
+        t, d, cp = view.elapsed_hours, view.restart_hours, view.work_done_hours
+        rate = view.work_total_hours / deadline
+        behind = cp < t * rate - _EPS
+        choice, why = (spot(home), f"{home} spot available") if spot_ok else (WAIT, "no spot, not behind")
+        if behind and not spot_ok:
+            choice, why = ON_DEMAND, "no spot and c(t) < C t / D: on-demand"
+        if cur.kind is Kind.ON_DEMAND and (not spot_ok or cp < (t + 2 * d) * rate - _EPS):
+            choice, why = ON_DEMAND, "hysteresis: on-demand until spot and c(t) >= C (t + 2d) / D"
+        if cur.kind is not Kind.SPOT and _net_fires(view, 2):
+            choice, why = ON_DEMAND, "safety net: time left < work left + 2d: on-demand"
+        if _net_fires(view, 1):
+            if _working_spot(view) and spot_ok:
+                choice, why = cur, "safety net: keep the working spot node until preempted"
+            elif d <= _EPS and spot_ok:
+                choice, why = spot(home), "safety net, no restart cost: spot"
+            else:
+                choice, why = ON_DEMAND, "safety net: time left < work left + d: on-demand"
+        if cur.kind is Kind.ON_DEMAND and choice.kind is Kind.SPOT and not _checkpoint_within_tick(view):
+            choice, why = ON_DEMAND, "on-demand until its next checkpoint (leaving now loses work)"
+        return Step(choice, (why,), mem)
+
+
+@dataclass(frozen=True, slots=True)
+class UniformProgressEager:
+    """This project's earlier adaptation of Uniform Progress (not the paper's rules; see the
+    module docstring, ``up-eager``). Kept as a deadline-safe single-zone variant.
 
     Without a deadline it degenerates to "spot when available, else wait".
     """
 
     home_zone: str = ""
-    name: str = "uniform-progress"
+    name: str = "up-eager"
 
     def decide(self, view: JobView, memory: Memory) -> Step:
         if _finished(view):
@@ -457,8 +596,9 @@ class MultiCloud:
     back tends to flap).
     """
 
-    # Chosen on the first half (in time) of the shared traces, both job models of
-    # benchmarks/bench_policies.py; benchmarks/bench_policy_limits.py reports the held-out half.
+    # Tuned on the shared traces of benchmarks/bench_policies.py, both job models — most of them on
+    # all of the traces, before benchmarks/bench_policy_limits.py split them into a first half (in
+    # time) and a held-out second half; that script evaluates these values on both halves.
     keep_share: float = 0.6
     wait_reserves: float = 1.5
     back_reserves: float = 0.0
@@ -611,10 +751,17 @@ def _best_spot(
 
 POLICIES: Mapping[str, DeadlinePolicy] = {
     "ondemand": OnDemandOnly(),
-    "greedy": GreedySingleZone(),
+    "greedy": Greedy(),
     "eager-next-region": EagerNextRegion(),
     "uniform-progress": UniformProgress(),
     "multicloud": MultiCloud(),
 }
 """Online policies by CLI name. (``optimal`` is not a policy: it is computed offline by
 ``ray_multicloud.sim.optimal`` with knowledge of the whole trace.)"""
+
+VARIANTS: Mapping[str, DeadlinePolicy] = {
+    "greedy-ondemand": GreedySingleZone(),
+    "up-eager": UniformProgressEager(),
+}
+"""Variants of the papers' baselines that are not the papers' (for comparison; not selectable as
+a pool's deadline policy)."""

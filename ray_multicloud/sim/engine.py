@@ -2,44 +2,48 @@
 
 The job model (shared, tick for tick, with :mod:`ray_multicloud.sim.optimal`)
 --------------------------------------------------------------------------------
-Time advances in the traces' ticks (``gap_seconds``). A job is converted to ticks once
-(:class:`TickJob`): work ``W = ceil(hours / tick)``, restart overhead ``R = ceil(minutes / tick)``
-(never understated), checkpoint interval ``M = max(1, round(minutes / tick))``, deadline
-``D = floor(hours / tick)``. At each tick ``t``:
+Time advances in the traces' ticks (``gap_seconds``); decisions and preemptions happen at tick
+boundaries. A job is converted to ticks once (:class:`TickJob`), exactly: work
+``W = hours / tick``, restart overhead ``R = minutes / tick`` and checkpoint interval
+``M = minutes / tick`` are real numbers of ticks (a 0.2 h restart on 10-minute ticks is 1.2 ticks,
+not 2); only the deadline is rounded, down, to ``D = floor(hours / tick)`` ticks (a policy decides
+once a tick, so a deadline inside a tick is the one before it). At each tick ``t``:
 
 1. Availability of every zone during ``t`` is revealed. A job on spot in a zone that is
    unavailable is *preempted*: it loses its node and rolls back to its last checkpoint.
 2. The policy chooses spot in a zone available now, on-demand, or wait. A choice other than the
    current placement releases the current node (rolling back to the last checkpoint — Ray Train
    restores from its latest checkpoint on every restart) and starts the new one, which first
-   spends ``R`` paid ticks of restart overhead. Spot in an unavailable zone fails to launch and
+   spends ``R`` ticks of paid restart overhead. Spot in an unavailable zone fails to launch and
    the tick is spent waiting.
 3. The tick is paid at the placement's price (spot: the zone's price for that tick; on-demand:
-   the on-demand price) times ``nodes``; it is either an overhead tick or one tick of work.
-   Checkpoints exist at every multiple of ``M`` ticks of work; the job finishes when its work
-   reaches ``W`` and then holds nothing.
+   the on-demand price) times ``nodes``. Its first ``min(1, overhead left)`` is overhead, the rest
+   is work (a 1.2-tick restart: one tick of overhead, then a tick of 0.2 overhead and 0.8 work).
+   Checkpoints exist at every multiple of ``M`` of work; the job finishes the moment its work
+   reaches ``W``, holds nothing from then on, and pays only the used share of its last tick
+   (clouds bill by the second).
 
 A job with ``checkpoint_on_notice`` saves a checkpoint when it is told it is about to lose its
 node — a spot interruption notice, or the drain with reason PREEMPTION that precedes every move
 (``ray.train.get_preemption_info()`` in the worker; ``ray_multicloud.scenarios.train_migration`` does it) —
-so a preemption or a release keeps all the work done: the model expresses this as a checkpoint
-every tick (``M = 1``). It assumes the state saves within the notice (AWS gives 2 minutes, GCP and
-Azure 30 s; RAY_NOTES.md: a 7B job's state needs ~110 s to persist, so large jobs do not qualify
-unless they snapshot to host memory first). The time a periodic checkpoint takes is not modelled.
+so a preemption or a release keeps all the work done (the checkpoint is the work done; ``M`` is
+reported as 1 tick, and a policy's view carries a 1-tick checkpoint interval). It assumes the
+state saves within the notice (AWS gives 2 minutes, GCP and Azure 30 s; RAY_NOTES.md: a 7B
+job's state needs ~110 s to persist, so large jobs do not qualify unless they snapshot to host
+memory first). The time a periodic checkpoint takes is not modelled.
 
 What saving on notice still costs is measured, not assumed: ``notice_loss_minutes`` charges, at
 every preemption and every release of a node that had finished its restart, the time the real loop
 spends between its last useful step and the node's end (the save, and the idle rest of the notice
 once no further step fits: ``ray_multicloud.train.notice``). ``benchmarks/bench_train_migration.py``
-measures it ("last useful step -> node gone"). It is charged as lost work in whole ticks: each
-interruption adds ``notice_loss_minutes`` to a running debt, and the debt's whole ticks (no more than
-the work done) are taken off the job's work at once, the fraction carried to the next interruption,
-so the total charged never falls more than one tick short of the total loss. The default 0 charges
-nothing (the figures published before it existed). The offline optimum does not charge it, so it
-stays a lower bound.
+measures it ("last useful step -> node gone"). It is charged exactly as lost work: each such
+interruption takes ``notice_loss_minutes`` of work off the job (no more than the work done). The
+default 0 charges nothing (the figures published before it existed). The offline optimum does
+not charge it, so it stays a lower bound.
 
 The deadline is met when the job finishes within ``D`` ticks of its start. ``ondemand_cost_usd``
 is what the job would cost on on-demand alone (``W + R`` ticks), the baseline for savings.
+Work, restart and checkpoint figures in :class:`SimResult` (``*_ticks``) are real numbers of ticks.
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ from ray_multicloud.policy.deadline import (
 )
 from ray_multicloud.sim.traces import TraceSet
 
+_EPS = 1e-9
 Progress = Callable[[float], None]
 
 
@@ -104,15 +109,17 @@ class JobSpec:
 
 @dataclass(frozen=True, slots=True)
 class TickJob:
-    """A :class:`JobSpec` in whole ticks of one trace (see the module docstring for rounding)."""
+    """A :class:`JobSpec` in ticks of one trace: exact real numbers, the deadline rounded down
+    (see the module docstring)."""
 
     tick_seconds: float
-    work: int
-    restart: int
-    checkpoint: int
+    work: float
+    restart: float
+    checkpoint: float  # ticks of work between checkpoints; 1.0 (reported only) when on notice
     deadline: int | None
     nodes: int
-    notice_loss: float = 0.0  # ticks (fractional) lost per interruption by a job saving on notice
+    notice_loss: float = 0.0  # ticks of work lost per interruption by a job saving on notice
+    on_notice: bool = False  # the checkpoint is all the work done
 
     @classmethod
     def from_spec(cls, spec: JobSpec, tick_seconds: float) -> TickJob:
@@ -121,24 +128,26 @@ class TickJob:
         eps = 1e-9
         return cls(
             tick_seconds=tick_seconds,
-            work=max(1, math.ceil(spec.work_hours * per_hour - eps)),
-            restart=max(0, math.ceil(spec.restart_minutes * 60.0 / tick_seconds - eps)),
-            checkpoint=1
-            if spec.checkpoint_on_notice
-            else max(1, round(spec.checkpoint_minutes * 60.0 / tick_seconds)),
+            work=spec.work_hours * per_hour,
+            restart=spec.restart_minutes * 60.0 / tick_seconds,
+            checkpoint=1.0 if spec.checkpoint_on_notice else spec.checkpoint_minutes * 60.0 / tick_seconds,
             deadline=None
             if spec.deadline_hours is None
             else math.floor(spec.deadline_hours * per_hour + eps),
             nodes=spec.nodes,
             notice_loss=spec.notice_loss_minutes * 60.0 / tick_seconds if spec.checkpoint_on_notice else 0.0,
+            on_notice=spec.checkpoint_on_notice,
         )
 
     @property
     def tick_hours(self) -> float:
         return self.tick_seconds / 3600.0
 
-    def checkpointed(self, work: int) -> int:
-        return (work // self.checkpoint) * self.checkpoint
+    def checkpointed(self, work: float) -> float:
+        """The last checkpoint at or below ``work`` (ticks)."""
+        if self.on_notice:
+            return work
+        return math.floor(work / self.checkpoint + _EPS) * self.checkpoint
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,9 +168,9 @@ class SimResult:
     lost_work_hours: float
     start_tick: int
     tick_seconds: float
-    work_ticks: int
-    restart_ticks: int
-    checkpoint_ticks: int
+    work_ticks: float
+    restart_ticks: float
+    checkpoint_ticks: float
     deadline_ticks: int | None
 
     @property
@@ -228,10 +237,13 @@ def interruption_rates(
     return rates
 
 
-def _charge(work: int, debt: float) -> tuple[int, float]:
-    """Take the whole ticks of ``debt`` off ``work`` (never below 0): the work left and the debt left."""
-    whole = min(work, math.floor(debt + 1e-9))
-    return work - whole, max(0.0, debt - whole)
+def _rollback(job: TickJob, work: float, overhead: float) -> float:
+    """The work (ticks) a job keeps when its node goes: its last checkpoint, less the measured
+    notice loss when it saves on notice and its node had finished restarting (never below 0)."""
+    ck = job.checkpointed(work)
+    if job.notice_loss > 0 and overhead <= _EPS:
+        ck = max(0.0, ck - job.notice_loss)
+    return ck
 
 
 def simulate(
@@ -272,14 +284,13 @@ def simulate(
 
     place: Choice = WAIT
     zone_i = -1
-    w = 0
-    overhead = 0
+    w = 0.0  # work done, ticks
+    overhead = 0.0  # restart overhead left on the current placement, ticks
     cost = 0.0
     preemptions = moves = 0
-    spot_t = od_t = over_t = lost_t = 0
+    spot_t = od_t = over_t = lost_t = 0.0
     memory = Memory()
-    loss_debt = 0.0  # notice losses not yet charged, in ticks (module docstring)
-    finished_at: int | None = None
+    finished_at: float | None = None
     horizon = len(avail_rows)
     report_every = max(1, horizon // 200)
 
@@ -291,11 +302,9 @@ def simulate(
         if place.kind is Kind.SPOT and not avail[zone_i]:
             preempted, lost_zone = True, place.zone
             preemptions += 1
-            ck = (w // M) * M
-            if job.notice_loss > 0 and overhead == 0:
-                ck, loss_debt = _charge(ck, loss_debt + job.notice_loss)
+            ck = _rollback(job, w, overhead)
             lost_t += w - ck
-            w, overhead, place, zone_i = ck, 0, WAIT, -1
+            w, overhead, place, zone_i = ck, 0.0, WAIT, -1
         rates = no_rates if rate_rows is None else rate_rows[rel]
         zones = tuple(
             SpotOption(names[z], regions[z], avail[z], prices[z], rates[z]) for z in range(len(names))
@@ -303,7 +312,7 @@ def simulate(
         view = JobView(
             elapsed_hours=rel * th,
             work_done_hours=w * th,
-            checkpointed_hours=((w // M) * M) * th,
+            checkpointed_hours=job.checkpointed(w) * th,
             work_total_hours=W * th,
             deadline_hours=deadline_h,
             restart_hours=R * th,
@@ -325,39 +334,43 @@ def simulate(
                 choice = WAIT  # launch fails: spot is not obtainable there now
         if choice != place:
             if place.kind is not Kind.WAIT:
-                ck = (w // M) * M
-                if job.notice_loss > 0 and overhead == 0:
-                    ck, loss_debt = _charge(ck, loss_debt + job.notice_loss)
+                ck = _rollback(job, w, overhead)
                 lost_t += w - ck
                 w = ck
                 if choice.kind is not Kind.WAIT:
                     moves += 1
             place = choice
-            overhead = R if choice.kind is not Kind.WAIT else 0
+            overhead = R if choice.kind is not Kind.WAIT else 0.0
             zone_i = index[choice.zone] if choice.kind is Kind.SPOT else -1
-        if place.kind is Kind.WAIT:
-            pass
-        else:
+        if place.kind is not Kind.WAIT:
+            used = 1.0  # share of the tick held (less in the tick the job finishes)
+            paid_over = min(1.0, overhead)
+            overhead -= paid_over
+            if overhead <= _EPS:
+                overhead = 0.0
+            worked = 1.0 - paid_over
+            done = worked > _EPS and w + worked >= W - _EPS
+            if done:
+                used = paid_over + max(0.0, W - w)
+                w = W
+            else:
+                w += worked
+            over_t += paid_over
+            price = prices[zone_i] if place.kind is Kind.SPOT else ondemand_price
+            cost += price * node_factor * used
             if place.kind is Kind.SPOT:
-                cost += prices[zone_i] * node_factor
-                spot_t += 1
+                spot_t += used
             else:
-                cost += ondemand_price * node_factor
-                od_t += 1
-            if overhead > 0:
-                overhead -= 1
-                over_t += 1
-            else:
-                w += 1
-                if w >= W:
-                    finished_at = rel + 1
-                    break
+                od_t += used
+            if done:
+                finished_at = rel + used
+                break
         if progress is not None and rel % report_every == 0:
             progress(rel / horizon)
     if progress is not None:
         progress(1.0)
-    elapsed = finished_at if finished_at is not None else horizon
-    met = finished_at is not None and (job.deadline is None or finished_at <= job.deadline)
+    elapsed = finished_at if finished_at is not None else float(horizon)
+    met = finished_at is not None and (job.deadline is None or finished_at <= job.deadline + _EPS)
     return SimResult(
         policy=policy.name,
         cost_usd=cost,

@@ -2,12 +2,24 @@
 
 What it optimises
 -----------------
-Exactly the model of :mod:`ray_multicloud.sim.engine` (read its docstring): ticks of the trace;
-placements = spot in any zone available during the tick, on-demand (always available), or
-nothing; every start or change of placement costs ``R`` paid overhead ticks and rolls back to the
-last checkpoint (every ``M`` ticks of work); a preemption is a forced release; prices per zone per
-tick and one on-demand price; the job must reach ``W`` ticks of work within ``D`` ticks of its
-start (or before the trace ends when there is no deadline).
+Exactly the model of :mod:`ray_multicloud.sim.engine` (read its docstring): decisions at the
+trace's ticks; placements = spot in any zone available during the tick, on-demand (always
+available), or nothing; every start or change of placement costs ``R`` ticks of paid overhead and
+rolls back to the last checkpoint (every ``M`` of work, or all the work when saving on notice); a
+preemption is a forced release; prices per zone per tick and one on-demand price, times
+``job.nodes``; the job must reach ``W`` of work within ``D`` ticks of its start (or before the trace
+ends when there is no deadline), and pays only the used share of the tick it finishes in.
+
+Fractional restart, checkpoint and work. ``R``, ``M`` and ``W`` are real numbers of ticks. Time
+stays in whole ticks (decisions are taken at ticks) while work is counted in units of ``1/q``
+tick, with ``q`` the smallest integer up to :data:`MAX_UNITS_PER_TICK` that makes ``R * q``,
+``M * q`` and ``W * q`` whole (within 1e-6): then the optimum is *exact* (a 0.2 h restart on
+10-minute ticks: ``q = 5``; 6 minutes on 195-second ticks: ``q = 13``). When no such ``q`` exists,
+``q = MAX_UNITS_PER_TICK`` and ``R``, ``M`` and ``W`` are each rounded *down* to a multiple of
+``1/q`` tick: the result is then the exact optimum of a job whose restart, checkpoint interval and
+work are each shorter by less than ``1/q`` tick — still a lower bound for every online policy on
+the real job, and no further below the real optimum than that job's is.
+(``tests/test_optimal_fractional.py`` holds both cases against a brute-force search.)
 
 Algorithm: exact dynamic programme over (tick, placement, overhead ticks left, work done), the
 value being the least cost of reaching that state. Its transitions are a superset of every
@@ -17,7 +29,7 @@ before the trace ends), under the same cost model. Among cheapest schedules it r
 earliest finish. Preemptions are reported as 0: some cheapest schedule never suffers one
 (releasing a spot node at its last checkpoint before the preemption costs no more).
 
-Cost: ``O(D * placements * (W + R * W / M))`` array work, vectorised over work with numpy.
+Cost: ``O(D * placements * q * (W + R * W / M))`` array work, vectorised over work with numpy.
 """
 
 from __future__ import annotations
@@ -38,6 +50,22 @@ from ray_multicloud.sim.engine import (
 from ray_multicloud.sim.traces import TraceSet
 
 Progress = Callable[[float], None]
+
+MAX_UNITS_PER_TICK = 60
+"""The finest work unit the optimum uses: 1/60 of a tick (see the module docstring)."""
+
+
+def work_units(job: TickJob) -> tuple[int, int, int, int, bool]:
+    """``(q, W, R, M, exact)``: units per tick, then work, restart and checkpoint interval in units
+    (``M`` is 1 unit when the job saves on notice), and whether they are exact (module docstring)."""
+    values = [job.work, job.restart] + ([] if job.on_notice else [job.checkpoint])
+    for q in range(1, MAX_UNITS_PER_TICK + 1):
+        if all(abs(v * q - round(v * q)) <= 1e-6 for v in values):
+            ck = 1 if job.on_notice else max(1, round(job.checkpoint * q))
+            return q, max(1, round(job.work * q)), round(job.restart * q), ck, True
+    q = MAX_UNITS_PER_TICK
+    ck = 1 if job.on_notice else max(1, math.floor(job.checkpoint * q + 1e-9))
+    return q, max(1, math.floor(job.work * q + 1e-9)), math.floor(job.restart * q + 1e-9), ck, False
 
 
 def optimal_cost(
@@ -97,8 +125,10 @@ def _dp(
     start: int,
     horizon: int,
     progress: Progress | None,
-) -> tuple[float, int | None]:
-    W, R, M = job.work, job.restart, job.checkpoint
+) -> tuple[float, float | None]:
+    q, W, Ru, M, _ = work_units(job)
+    Rc = -(-Ru // q)  # ticks a start spends before work runs at full speed
+    e0 = Rc * q - Ru  # units of work done in the last of them
     Z = len(traces.names)
     P = Z + 1  # placements: zones 0..Z-1, then on-demand
     K = -(-W // M)  # checkpoint levels k*M < W
@@ -108,69 +138,97 @@ def _dp(
     spot_cost = traces.spot_prices[:, start : start + horizon] * per_tick
     od_cost = ondemand_price * per_tick
     kM = np.arange(K) * M
+    entry = kM + e0  # work (units) when the restart from level k is over
+
+    # Running sums of each placement's tick costs (0 where it cannot be held) and of the ticks it
+    # cannot be held: a restart on p over ticks s..t costs cum[p, t+1] - cum[p, s], if p can be
+    # held throughout. A restart is never cut short in a cheapest schedule (not starting it costs
+    # less), so a start at s from checkpoint k is simply work at k + e0 after tick s + Rc - 1.
+    tick_cost = np.vstack([np.where(avail, spot_cost, 0.0), np.full((1, horizon), od_cost)])
+    blocked_ticks = np.vstack([~avail, np.zeros((1, horizon), dtype=bool)]).astype(np.int64)
+    zeros = np.zeros((P, 1))
+    cum = np.concatenate([zeros, np.cumsum(tick_cost, axis=1)], axis=1)
+    bad = np.concatenate([zeros.astype(np.int64), np.cumsum(blocked_ticks, axis=1)], axis=1)
+    hist = np.full((max(Rc, 1), K), inf)  # pools of the last Rc ticks (a ring)
 
     idle = np.full(K, inf)
     idle[0] = 0.0
-    # Working states in diagonal coordinates: run[p, w - t + H] is the least cost of being on
-    # placement p at the start of tick t with w ticks of work done and no overhead left, so
-    # that a tick of work (w + 1 at t + 1) stays in the same column and is an in-place add.
+    # Working states in diagonal coordinates: run[p, w + q * (H - t)] is the least cost of being
+    # on placement p at the start of tick t with w units of work done and no overhead left (the
+    # column is the work it would have at the horizon), so a tick of work is an in-place add.
     H = horizon
-    run = np.full((P, W + H + 2), inf)
-    ov = np.full((max(R, 1), P, K), inf)  # ov[i, p, k]: on p, at checkpoint k, i+1 overhead ticks left
+    run = np.full((P, W + q * H + 1), inf)
     best = inf
-    best_at: int | None = None
+    best_at: float | None = None
     cost_col = np.empty(P)
     report_every = max(1, horizon // 200)
+
+    def offer(cost: float, at: float) -> None:
+        nonlocal best, best_at
+        if cost < best - 1e-12 or (cost <= best + 1e-12 and best_at is not None and at < best_at - 1e-12):
+            best, best_at = cost, at
 
     for t in range(horizon):
         # Only states that can still finish within the horizon matter (lo); none has more
         # work than ticks elapsed (hi). Columns that leave the band never re-enter it.
-        lo = max(0, W - (horizon - t))
-        hi = min(t, W - 1)
+        lo = max(0, W - q * (horizon - t))
+        hi = min(q * t, W - 1)
+        shift = q * (H - t)
         a = avail[:, t]
         cost_col[:Z] = np.where(a, spot_cost[:, t], inf)  # inf = cannot be held during t
         cost_col[Z] = od_cost
         c2 = cost_col[:, None]
         # Released or preempted states fall back to their checkpoint, then wait or start.
-        pool = idle.copy()
+        pool = idle
         k_lo = lo // M
-        fin = inf
         if hi >= lo:
-            seg = run[:, lo - t + H : hi - t + H + 1]
+            seg = run[:, lo + shift : hi + shift + 1]
             k_hi = hi // M
             bounds = np.maximum(kM[k_lo : k_hi + 1], lo) - lo
-            grouped = np.minimum.reduceat(seg.min(axis=0), bounds)
+            lowest = seg.min(axis=0)
+            grouped = lowest if M == 1 else np.minimum.reduceat(lowest, bounds)
             np.minimum(pool[k_lo : k_hi + 1], grouped, out=pool[k_lo : k_hi + 1])
-            # Keep working on p (only while p can be held during t): w -> w + 1, in place.
+            # States that finish during t on p pay the used share of the tick.
+            f_lo = max(lo, W - q)
+            if hi >= f_lo:
+                ws = np.arange(f_lo, hi + 1)
+                share = (W - ws) / q
+                tail = seg[:, f_lo - lo :]
+                total = tail + share[None, :] * c2
+                if np.isfinite(total).any():
+                    i = np.unravel_index(np.argmin(total), total.shape)
+                    offer(float(total[i]), t + float(share[i[1]]))
+                tail[:] = inf
+            # Keep working on p (only while p can be held during t): w -> w + q, in place.
             np.add(seg, c2, out=seg)
-            if hi == W - 1:
-                jw = W - 1 - t + H
-                fin = float(run[:, jw].min())
-                run[:, jw] = inf
-        if R > 0:
-            np.minimum(pool, ov.reshape(-1, K).min(axis=0), out=pool)
         pool[:k_lo] = inf
-        starts = pool[None, :] + c2  # (P, K): start p from checkpoint k, first tick paid
-        if R == 0:
-            w1 = kM + 1  # work starts in the first tick
-            inside = w1 < W
-            if inside.any():
-                cols = w1[inside] - (t + 1) + H
-                run[:, cols] = np.minimum(run[:, cols], starts[:, inside])
-            if (~inside).any():
-                fin = min(fin, float(starts[:, ~inside].min()))
+        top = min(K - 1, max(k_lo, hi // M if hi >= 0 else 0))  # no level above this is reached yet
+        hist[t % max(Rc, 1)] = pool
+        s0 = t - max(Rc, 1) + 1  # the start tick of restarts that end with tick t (Rc 0: t itself)
+        if s0 < 0:
+            done = None
         else:
-            ovc = ov + c2  # (R, P, K) + (P, 1)
-            if R >= 2:
-                done = ovc[0]
-                ov[:-1] = ovc[1:]
-                ov[R - 2] = starts
-            else:
-                done = np.minimum(ovc[0], starts)
-            cols = kM - (t + 1) + H
-            run[:, cols] = np.minimum(run[:, cols], done)
-        if fin < best - 1e-12:
-            best, best_at = fin, t + 1
+            ok = bad[:, t + 1] == bad[:, s0]
+            window = np.where(ok, cum[:, t + 1] - cum[:, s0], inf)[:, None]
+            done = hist[s0 % max(Rc, 1), k_lo : top + 1][None, :] + window  # (P, levels)
+        # ``done``: tick t was the last (or only) tick of the restart; e0 units of work done in it
+        # (Rc == 0: the whole tick was work).
+        if done is not None:
+            ks = slice(k_lo, top + 1)
+            gained = entry[ks] if Rc > 0 else kM[ks] + q
+            inside = gained < W
+            n_in = int(inside.sum())  # gained rises with k: the inside ones come first
+            if n_in:
+                c0 = int(gained[0]) + q * (H - t - 1)
+                cols = slice(c0, c0 + M * (n_in - 1) + 1, M)  # strided: levels are M units apart
+                np.minimum(run[:, cols], done[:, :n_in], out=run[:, cols])
+            if (~inside).any():
+                over = (gained[~inside] - W) / q  # unused share of tick t
+                finite = np.where(np.isfinite(cost_col), cost_col, 0.0)[:, None]
+                total = done[:, ~inside] - over[None, :] * finite
+                if np.isfinite(total).any():
+                    i = np.unravel_index(np.argmin(total), total.shape)
+                    offer(float(total[i]), t + 1 - float(over[i[1]]))
         idle = pool
         if progress is not None and t % report_every == 0:
             progress(t / horizon)
