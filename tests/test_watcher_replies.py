@@ -218,7 +218,7 @@ BODY = st.one_of(
     st.text(max_size=60),
     st.builds(lambda e: json.dumps({"Events": e}), st.lists(EVENT, max_size=3) | JSON),
     st.builds(
-        lambda d: json.dumps(d), st.dictionaries(st.sampled_from(["action", "time", "noticeTime"]), JSON)
+        json.dumps, st.dictionaries(st.sampled_from(["action", "time", "noticeTime"]), JSON)
     ),
     st.sampled_from(["TRUE", "FALSE", "NONE", "TERMINATE_ON_HOST_MAINTENANCE", "true\n", ""]),
 )

@@ -28,11 +28,11 @@ import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from ray_multicloud.clouds._retry import Backoff, retry_throttled
 from ray_multicloud.clouds._startup import literal_instance_id, render_startup_script
 from ray_multicloud.clouds.base import TAG_CLUSTER, CloudFeatures, Instance, LaunchRequest
+from ray_multicloud.endpoints import is_plain_http, require_https
 from ray_multicloud.errors import (
     CapacityError,
     CloudError,
@@ -187,13 +187,8 @@ class AzureCloud:
         kwargs: dict[str, Any] = {}
         if base_url:
             kwargs["base_url"] = base_url
-            parts = urlsplit(base_url)
-            if parts.scheme == "http":
-                if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
-                    raise ConfigError(
-                        f"provider.clouds.{name}.base_url",
-                        "plain http is allowed only on loopback (a test endpoint); use https",
-                    )
+            require_https(base_url, key=f"provider.clouds.{name}.base_url")
+            if is_plain_http(base_url):  # loopback only (a test endpoint), checked just above
                 kwargs["per_call_policies"] = [_allow_http_policy()]
         if sdk_retry_total is not None:
             kwargs["retry_total"] = sdk_retry_total
