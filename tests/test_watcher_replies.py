@@ -258,3 +258,14 @@ def test_any_metadata_reply_is_a_notice_or_none_never_a_crash(cloud: str, replie
     except (ValueError, OSError):
         got = None
     assert got is None or isinstance(got, Notice)
+
+
+def test_azure_started_preempt_with_blank_not_before_drains_now() -> None:
+    """scheduled-events.md: NotBefore "Will be blank if the event after the event starts";
+    EventStatus "Started": "This event has started." — the eviction is under way."""
+    event = dict(example("azure/imds-scheduled-events-preempt.json")["Events"][0])
+    event.update({"EventStatus": "Started", "NotBefore": ""})
+    with FakeScheduledEvents() as fake:
+        fake.events = [event]
+        notice = watcher_for(AzureSource(urllib_http(), fake.url, vm_name="vm-spot"), Recorder()).step()
+    assert notice is not None and notice.deadline == NOW

@@ -279,7 +279,10 @@ class AzureSource:
             resources = [str(r) for r in resources] if isinstance(resources, list) else []
             if self._vm and resources and self._vm not in resources:
                 continue
-            deadline = _rfc1123(event.get("NotBefore"), fallback=now + AZURE_MIN_NOTICE_S)
+            # NotBefore "Will be blank if the event ... starts" (scheduled-events.md): a Started
+            # eviction is under way now; a blank one otherwise gets Preempt's minimum notice.
+            started = str(event.get("EventStatus", "")).lower() == "started"
+            deadline = _rfc1123(event.get("NotBefore"), fallback=now if started else now + AZURE_MIN_NOTICE_S)
             return Notice(
                 "azure",
                 "Preempt",
