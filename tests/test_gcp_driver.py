@@ -337,6 +337,9 @@ def test_api_endpoint_over_plain_http_off_loopback_is_refused(url: str) -> None:
     assert info.value.key == "provider.clouds.gcp.api_endpoint"
     with pytest.raises(ConfigError):
         make_cloud("gcp", {"project": "p", "api_endpoint": url}, state_dir="/tmp")
+    with pytest.raises(ConfigError) as feed:  # refused when the driver is built (ray up), not later
+        make_cloud("gcp", {"project": "p", "prices_endpoint": url}, state_dir="/tmp")
+    assert feed.value.key == "provider.clouds.gcp.prices_endpoint"
 
 
 def test_https_and_loopback_endpoints_are_accepted() -> None:

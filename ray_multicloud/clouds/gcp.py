@@ -302,6 +302,8 @@ class GcpCloud:
                     "credentials do not belong in the cluster YAML; use Application Default "
                     "Credentials (gcloud auth application-default login, or the VM's service account)",
                 )
+        if spec.get("prices_endpoint"):  # the price feed sends the same ADC token there
+            require_https(str(spec["prices_endpoint"]), key=f"provider.clouds.{name}.prices_endpoint")
         return cls(
             name,
             project=str(spec.get("project", "")),
