@@ -242,6 +242,24 @@ def test_http_error_details_are_read() -> None:
     assert type(got) is CapacityError and got.code == "STOCKOUT"
 
 
+def test_documented_403_quota_and_rate_quota_answers(gcp: tuple[GcpCloud, FakeGcp]) -> None:
+    """capacity-errors.json (quotas/troubleshoot): "Google Cloud typically returns an HTTP 403
+    QUOTA_EXCEEDED status code ... If the quota is a rate quota, then 403 RATE_LIMIT_EXCEEDED"."""
+    documented = json.loads((EXAMPLES / "capacity-errors.json").read_text())["quota_errors"][
+        "documented_text"
+    ]
+    assert "403 QUOTA_EXCEEDED" in documented and "403 RATE_LIMIT_EXCEEDED" in documented
+    cloud, fake = gcp
+    offer = gpu_offer("gcp", "us-central1", "us-central1-a", "n1-standard-8+V100")
+    fake.quota_http_zones.add("us-central1-a")
+    with pytest.raises(QuotaError) as info:
+        cloud.launch(request_for(offer))
+    assert info.value.code == "QUOTA_EXCEEDED"
+    fake.quota_http_zones.clear()
+    fake.rate_quota_403, fake.throttle_next = True, 2
+    assert cloud.launch(request_for(offer)).state in (NodeState.PENDING, NodeState.RUNNING)  # retried
+
+
 # -- issue 13 finding 3: instance_termination_action STOP leaks nothing -------------------------------
 
 

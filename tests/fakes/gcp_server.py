@@ -17,7 +17,11 @@ v1 discovery document (``tests/data/api_examples/gcp/compute-v1-instance-schemas
 - ``http_error_fields``: whether failed operations carry ``httpErrorStatusCode`` /
   ``httpErrorMessage`` (the discovery doc marks both optional output; default False, so callers
   cannot lean on them);
-- ``throttle_next``: the next N requests answer HTTP 429 ``rateLimitExceeded``;
+- ``throttle_next``: the next N requests answer HTTP 429 ``rateLimitExceeded``; with
+  ``rate_quota_403`` they answer as a rate quota does instead ("If the quota is a rate quota,
+  then 403 RATE_LIMIT_EXCEEDED is returned", quotas/troubleshoot, in capacity-errors.json);
+- ``quota_http_zones``: inserts there are refused at once with HTTP 403 ``QUOTA_EXCEEDED`` ("Google
+  Cloud typically returns an HTTP 403 QUOTA_EXCEEDED status code", same source);
 - ``preempt(zone, name)``: a spot VM's preemption, as its ``instanceTerminationAction`` says:
   STOP leaves it ``TERMINATED`` with its disks, DELETE removes it and its auto-delete disks.
 
@@ -84,6 +88,8 @@ class FakeGcp(FakeApi):
         self.exhausted_zones: set[str] = set()
         self.quota_zones: set[str] = set()
         self.throttle_next = 0
+        self.rate_quota_403 = False
+        self.quota_http_zones: set[str] = set()
         self.operation_polls = 1
         self.http_error_fields = False
         self.disks: dict[tuple[str, str], dict[str, Any]] = {}
@@ -98,6 +104,8 @@ class FakeGcp(FakeApi):
     ) -> Reply:
         if self.throttle_next > 0:
             self.throttle_next -= 1
+            if self.rate_quota_403:
+                return error(403, "Rate Limit Exceeded", "RATE_LIMIT_EXCEEDED", "usageLimits")
             return error(429, "Rate Limit Exceeded", "rateLimitExceeded", "usageLimits")
         for verb, pattern, name in ROUTES:
             match = pattern.match(path)
@@ -254,6 +262,11 @@ class FakeGcp(FakeApi):
                     "httpErrorStatusCode": 503,
                     "httpErrorMessage": "SERVICE UNAVAILABLE",
                 },
+            )
+        if zone in self.quota_http_zones:
+            region = zone.rsplit("-", 1)[0]
+            return error(
+                403, f"Quota 'NVIDIA_V100_GPUS' exceeded.  Limit: 0.0 in region {region}.", "QUOTA_EXCEEDED"
             )
         if zone in self.quota_zones:
             region = zone.rsplit("-", 1)[0]
