@@ -26,7 +26,7 @@ from test_cloud_contract import make_request
 
 from ray_multicloud.clouds.azure import AzureCloud, classify_chain, rest_dict
 from ray_multicloud.clouds.base import TAG_CLUSTER
-from ray_multicloud.errors import CapacityError, CloudError, QuotaError
+from ray_multicloud.errors import CapacityError, CloudError, QuotaError, ThrottledError
 from ray_multicloud.types import NodeState
 
 EXAMPLES = Path(__file__).parent / "data" / "api_examples" / "azure"
@@ -403,3 +403,31 @@ def test_fake_error_bodies_follow_the_cloud_error_definition(azure: tuple[AzureC
             doc = json.loads(exc.read())
         assert set(doc["error"]) <= api_error
         assert all(set(d) <= base for d in doc["error"].get("details", []))
+
+
+# -- property: any ARM error body is typed, never a crash ---------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=12),
+    lambda c: (
+        st.lists(c, max_size=3)
+        | st.dictionaries(st.sampled_from(["code", "message", "details", "error", "x"]), c, max_size=4)
+    ),
+    max_leaves=15,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=_JSON, status=st.sampled_from([0, 400, 404, 409, 429, 500]))
+def test_any_error_body_is_typed(body: Any, status: int) -> None:
+    from ray_multicloud.clouds.azure import _error_chain
+
+    chain = _error_chain(body)
+    assert all(isinstance(code, str) and isinstance(msg, str) for code, msg in chain)
+    got = classify_chain(chain or [("", "")], status=status)
+    assert isinstance(got, CloudError)
+    if status == 429 and not any(c.lower() in {"allocationfailed", "skunotavailable"} for c, _ in chain):
+        assert type(got) in (CapacityError, QuotaError, ThrottledError)

@@ -221,6 +221,25 @@ def test_operation_error_codes_are_read_from_nested_details(
     assert type(got) is error and got.code == code and got.offer_id == "o"
 
 
+def test_nested_codes_are_read_from_the_sdk_proto_messages() -> None:
+    """What ``_wait`` hands over: google-cloud-compute's own Operation.error.errors messages."""
+    from google.cloud import compute_v1
+
+    detail = compute_v1.ErrorDetails(error_info=compute_v1.ErrorInfo(reason="ZONE_RESOURCE_POOL_EXHAUSTED"))
+    quota = compute_v1.ErrorDetails(quota_info=compute_v1.QuotaExceededInfo(limit_name="GPUS-per-region"))
+    op = compute_v1.Operation(
+        error=compute_v1.Error(
+            errors=[compute_v1.Errors(code="UNKNOWN", message="m", error_details=[detail])]
+        )
+    )
+    got = map_api_error(OperationError(list(op.error.errors), 0, ""))
+    assert type(got) is CapacityError and got.code == "ZONE_RESOURCE_POOL_EXHAUSTED"
+    op = compute_v1.Operation(
+        error=compute_v1.Error(errors=[compute_v1.Errors(code="X", error_details=[quota])])
+    )
+    assert type(map_api_error(OperationError(list(op.error.errors), 0, ""))) is QuotaError
+
+
 def test_http_error_details_are_read() -> None:
     """An HTTP error whose google.rpc.ErrorInfo detail names the capacity code (api_core parses the
     REST ``error.details`` into ``exc.details`` / ``exc.reason``)."""
@@ -402,3 +421,29 @@ def test_on_demand_vm_and_request_tags_survive_the_polling_path(gcp: tuple[GcpCl
     cloud.set_tags(inst.instance_id, {"extra": "v"})
     got = cloud.get(inst.instance_id)
     assert got is not None and got.tags["extra"] == "v" and got.tags[TAG_REQUEST] == request.request_id
+
+
+# -- property: any operation error is typed, never a crash -------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=12),
+    lambda c: (
+        st.lists(c, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(["code", "message", "reason", "errorDetails", "errorInfo", "quotaInfo", "x"]),
+            c,
+            max_size=4,
+        )
+    ),
+    max_leaves=15,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(errors=st.lists(_JSON, max_size=3), http=st.sampled_from([0, 400, 403, 404, 429, 503]))
+def test_any_operation_error_is_typed(errors: list[Any], http: int) -> None:
+    got = map_api_error(OperationError(errors, http, ""))
+    assert isinstance(got, CloudError) and isinstance(got.code, str)

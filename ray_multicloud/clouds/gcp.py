@@ -27,7 +27,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -149,12 +149,19 @@ def _field(obj: Any, *names: str) -> Any:
     return None
 
 
+def _items(value: Any) -> list[Any]:
+    """The elements of a JSON array or a repeated proto field; nothing for anything else."""
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence):
+        return []
+    return list(value)
+
+
 def _detail_codes(details: Any) -> list[str]:
     """Codes nested in error details: ``errorDetails[].errorInfo.reason`` of an operation error,
     a ``google.rpc.ErrorInfo``'s ``reason`` in an HTTP error's ``details``, and ``QUOTA_EXCEEDED``
     for a ``quotaInfo`` (QuotaExceededInfo is only sent with that code, per the discovery doc)."""
     codes: list[str] = []
-    for detail in details or []:
+    for detail in _items(details):
         info = _field(detail, "errorInfo", "error_info")
         reason = _field(info, "reason") if info is not None else _field(detail, "reason")
         if reason:
@@ -169,7 +176,7 @@ def _error_details(exc: Any) -> tuple[list[str], str]:
     operation's ``error.errors``."""
     codes: list[str] = []
     messages: list[str] = []
-    for err in getattr(exc, "errors", None) or []:
+    for err in _items(getattr(exc, "errors", None)):
         code = _field(err, "reason", "code")
         msg = _field(err, "message")
         if code:
@@ -180,8 +187,7 @@ def _error_details(exc: Any) -> tuple[list[str], str]:
     reason = getattr(exc, "reason", None)
     if reason:
         codes.append(str(reason))
-    details = getattr(exc, "details", None)
-    codes += _detail_codes(details if isinstance(details, (list, tuple)) else [])
+    codes += _detail_codes(getattr(exc, "details", None))
     message = "; ".join(messages) or str(getattr(exc, "message", "") or "") or type(exc).__name__
     return codes, message
 
@@ -361,7 +367,9 @@ class GcpCloud:
         if errors:
             status = int(operation.http_error_status_code or 0)
             raise map_api_error(
-                OperationError(errors, status, str(operation.http_error_message or "")),
+                OperationError(
+                    errors, status, str(operation.http_error_message or f"operation {operation.name} failed")
+                ),
                 offer_id=offer_id,
             )
 
