@@ -431,3 +431,17 @@ def test_any_error_body_is_typed(body: Any, status: int) -> None:
     assert isinstance(got, CloudError)
     if status == 429 and not any(c.lower() in {"allocationfailed", "skunotavailable"} for c, _ in chain):
         assert type(got) in (CapacityError, QuotaError, ThrottledError)
+
+
+def test_vm_delete_is_polled_through_its_location_monitor(azure: tuple[AzureCloud, FakeAzure]) -> None:
+    """vm-delete-force.example.json: DELETE answers 202 with a ``Location`` (monitor) header."""
+    documented = example("vm-delete-force.example.json")["responses"]
+    assert (
+        "Location" in documented["202"]["headers"]
+        and "monitor=true" in documented["202"]["headers"]["Location"]
+    )
+    cloud, fake = azure
+    inst = cloud.launch(request_for(gpu_offer("azure", "eastus", "", "Standard_NC6s_v3")))
+    cloud.terminate(inst.instance_id)
+    assert fake.vms == {} and fake.nics == {}
+    assert any(r.method == "GET" and r.query.get("monitor") == "true" for r in fake.requests)

@@ -129,6 +129,8 @@ class FakeAzure(FakeApi):
             op = self.operations.get(match.group(4))
             if op is None:
                 return arm_error(404, "NotFound", "The operation was not found.")
+            if query.get("monitor") == "true":  # a Location monitor: 202 while running, then 200
+                return (202, None, {"Retry-After": "0"}) if op["status"] == "InProgress" else (200, None, {})
             return 200, op, {}
         for pattern, handler in ((VM_ROUTE, self._vm), (VM_LIST, self._vm_list), (NIC_ROUTE, self._nic)):
             match = pattern.match(path)
@@ -335,7 +337,10 @@ class FakeAzure(FakeApi):
             if vm is None:
                 return 204, None, {}
             del self.vms[name]
-            return 202, None, self._async("Compute", vm["location"], "Succeeded")
+            # vm-delete-force.example.json: 202 with a Location header (a monitor URL), not
+            # Azure-AsyncOperation.
+            url = self._async("Compute", vm["location"], "Succeeded")["Azure-AsyncOperation"]
+            return 202, None, {"Location": f"{url}&monitor=true", "Retry-After": "0"}
         if method == "PATCH":
             if vm is None:
                 return not_found
