@@ -134,7 +134,13 @@ def _enabled_regions_only(parsed: dict[str, Any], **_: Any) -> None:
     parsed["Regions"] = [r for r in parsed.get("Regions", []) if r.get("RegionName") in ENABLED_REGIONS]
 
 
-def aws_session(faults: Ec2Faults | None = None, *, secret: str = "testing") -> Any:
+def aws_session(
+    faults: Ec2Faults | None = None, *, secret: str = "testing", botocore_max_attempts: int | None = 1
+) -> Any:
+    """A boto3 session for tests. ``botocore_max_attempts`` is the session's ``max_attempts``
+    setting (what ``AWS_MAX_ATTEMPTS`` sets): 1 by default, so each driver call is one HTTP
+    request and the driver's own retry counts stay visible and fast; ``None`` keeps botocore's
+    default retry behaviour (``test_aws_faults.py`` measures it)."""
     import boto3
 
     # Test credentials handed to a test-built session (the driver itself only uses boto3's chain).
@@ -144,6 +150,8 @@ def aws_session(faults: Ec2Faults | None = None, *, secret: str = "testing") -> 
         region_name="us-east-1",
     )
     session.events.register("after-call.ec2.DescribeRegions", _enabled_regions_only)
+    if botocore_max_attempts is not None:
+        session._session.set_config_variable("max_attempts", botocore_max_attempts)
     if faults is not None:
         faults.install(session)
     return session

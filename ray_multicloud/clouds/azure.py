@@ -28,11 +28,11 @@ import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from ray_multicloud.clouds._retry import Backoff, retry_throttled
 from ray_multicloud.clouds._startup import literal_instance_id, render_startup_script
 from ray_multicloud.clouds.base import TAG_CLUSTER, CloudFeatures, Instance, LaunchRequest
+from ray_multicloud.endpoints import is_plain_http, require_https
 from ray_multicloud.errors import (
     CapacityError,
     CloudError,
@@ -43,14 +43,17 @@ from ray_multicloud.errors import (
 )
 from ray_multicloud.types import CapacityType, InstanceId, NodeState, Offer
 
+# Codes as Microsoft documents them (azure/capacity-error-codes.json in the vendor examples); ARM's
+# spelling varies (OverConstrained vs Overconstrained), so every comparison ignores case.
 CAPACITY_CODES = frozenset(
     {
-        "SkuNotAvailable",
+        "SkuNotAvailable",  # also: no Spot capacity in this location (error-codes-spot.md)
         "AllocationFailed",
         "ZonalAllocationFailed",
-        "OverconstrainedAllocationRequest",
-        "OverconstrainedZonalAllocationRequest",
-        "SpotMaxPriceTooLow",  # Azure's wording is "MaxPriceTooLow"-ish; kept for symmetry
+        "OverConstrainedAllocationRequest",
+        "OverconstrainedZonalAllocationRequest",  # seen in the wild, not in Microsoft's docs
+        "SpotPriceGreaterThanProvidedMaxPrice",  # the Spot price is above billingProfile.maxPrice
+        "AzureSpotIsNotSupportedForThisVMSize",  # this size has no Spot: try another offer
     }
 )
 QUOTA_CODES = frozenset({"OperationNotAllowed", "QuotaExceeded"})
@@ -72,6 +75,10 @@ _STATES = {
     "Deleting": NodeState.TERMINATED,
 }
 _FAILED_STATUS = re.compile(r"^ProvisioningState/failed/(\w+)$")
+_CAPACITY = frozenset(c.lower() for c in CAPACITY_CODES)
+_QUOTA = frozenset(c.lower() for c in QUOTA_CODES)
+_THROTTLE = frozenset(c.lower() for c in THROTTLE_CODES)
+_NOT_FOUND = frozenset(c.lower() for c in NOT_FOUND_CODES)
 
 
 def vm_name(request_id: str) -> str:
@@ -81,34 +88,69 @@ def vm_name(request_id: str) -> str:
     return f"rmc-{stem}-{digest}" if stem else f"rmc-{digest}"
 
 
+def _error_chain(error: Any) -> list[tuple[str, str]]:
+    """``(code, message)`` of an ARM error and of every nested ``details`` entry, innermost first
+    (Microsoft: "Normally, the most inner level of error message is the root failure"). Reads
+    azure-core's ``ODataV4Format`` (``.code``/``.message``/``.details``) and plain JSON alike."""
+
+    def get(obj: Any, key: str) -> Any:
+        return obj.get(key) if isinstance(obj, Mapping) else getattr(obj, key, None)
+
+    if error is None:
+        return []
+    if isinstance(error, Mapping) and isinstance(error.get("error"), Mapping):
+        error = error["error"]
+    inner: list[tuple[str, str]] = []
+    details = get(error, "details")
+    for detail in details if isinstance(details, (list, tuple)) else []:
+        inner += _error_chain(detail)
+    code, message = get(error, "code"), get(error, "message")
+    return [*inner, (str(code or ""), str(message or ""))]
+
+
 def map_http_error(exc: Exception, *, offer_id: str = "") -> CloudError:
-    """Turn an azure-core ``HttpResponseError`` into a typed error (ARM code and message only)."""
-    error = getattr(exc, "error", None)
-    code = str(getattr(error, "code", "") or "")
-    message = str(getattr(error, "message", "") or "")
+    """Turn an azure-core ``HttpResponseError`` into a typed error (ARM code and message only),
+    nested ``error.details`` codes included."""
+    chain = _error_chain(getattr(exc, "error", None))
     status = int(getattr(exc, "status_code", 0) or 0)
-    if not message:
-        message = str(getattr(exc, "reason", "") or "") or type(exc).__name__
-    return classify(code, message, status=status, offer_id=offer_id)
+    if not any(message for _, message in chain):
+        chain.append(("", str(getattr(exc, "reason", "") or "") or type(exc).__name__))
+    return classify_chain(chain, status=status, offer_id=offer_id)
 
 
 def classify(code: str, message: str, *, status: int = 0, offer_id: str = "") -> CloudError:
-    if code in QUOTA_CODES and ("quota" in message.lower() or code == "QuotaExceeded"):
-        return QuotaError(
-            "azure",
-            f"{message}; request a quota increase or try another region",
-            offer_id=offer_id,
-            code=code,
-        )
-    if code in CAPACITY_CODES:
-        return CapacityError(
-            "azure", f"{message}; try another region, zone or size", offer_id=offer_id, code=code
-        )
-    if status == 429 or code in THROTTLE_CODES:
-        return ThrottledError("azure", f"{message}; retry later", offer_id=offer_id, code=code or "429")
-    if status == 404 or code in NOT_FOUND_CODES:
-        return InstanceNotFound("azure", message, offer_id=offer_id, code=code or "404")
-    return CloudError("azure", message, offer_id=offer_id, code=code or str(status or ""))
+    return classify_chain([(code, message)], status=status, offer_id=offer_id)
+
+
+def classify_chain(chain: list[tuple[str, str]], *, status: int = 0, offer_id: str = "") -> CloudError:
+    """Type an error from its ``(code, message)`` chain, innermost first; codes ignore case. The
+    error names the first code that decided it; its message joins the distinct messages."""
+    messages: list[str] = []
+    for _, msg in chain:
+        if msg and msg not in messages:
+            messages.append(msg)
+    message = "; ".join(messages)
+    for code, msg in chain:
+        low = code.lower()
+        if low in _QUOTA and ("quota" in msg.lower() or low == "quotaexceeded"):
+            return QuotaError(
+                "azure",
+                f"{message}; request a quota increase or try another region",
+                offer_id=offer_id,
+                code=code,
+            )
+    for code, _ in chain:
+        if code.lower() in _CAPACITY:
+            return CapacityError(
+                "azure", f"{message}; try another region, zone or size", offer_id=offer_id, code=code
+            )
+    codes = [code for code, _ in chain if code]
+    top = codes[-1] if codes else ""
+    if status == 429 or any(c.lower() in _THROTTLE for c in codes):
+        return ThrottledError("azure", f"{message}; retry later", offer_id=offer_id, code=top or "429")
+    if status == 404 or any(c.lower() in _NOT_FOUND for c in codes):
+        return InstanceNotFound("azure", message, offer_id=offer_id, code=top or "404")
+    return CloudError("azure", message, offer_id=offer_id, code=top or str(status or ""))
 
 
 def _timestamp(text: str) -> float:
@@ -118,12 +160,23 @@ def _timestamp(text: str) -> float:
         return 0.0
 
 
-def _as_dict(obj: Any) -> dict[str, Any]:
+def rest_dict(obj: Any) -> dict[str, Any]:
+    """An SDK model (or a dict) as its REST JSON body, whatever the SDK generation.
+
+    azure-mgmt-compute >= 38 / azure-mgmt-network >= 31 models are mappings over the REST JSON
+    (``as_dict()`` gives ``properties.provisioningState``); older (msrest-style) models'
+    ``as_dict()`` gives Python attribute names (``provisioning_state``, flattened), and only
+    ``serialize(keep_readonly=True)`` gives the REST body. Read-only fields (provisioningState,
+    timeCreated, privateIPAddress) must be kept, hence ``keep_readonly``."""
     if obj is None:
         return {}
-    if hasattr(obj, "as_dict"):
-        return dict(obj.as_dict())
-    return dict(obj)
+    if isinstance(obj, Mapping):
+        as_dict = getattr(obj, "as_dict", None)
+        return dict(as_dict()) if callable(as_dict) else dict(obj)
+    serialize = getattr(obj, "serialize", None)
+    if callable(serialize):
+        return dict(serialize(keep_readonly=True))
+    raise TypeError(f"cannot read {type(obj).__name__} as an ARM JSON body")
 
 
 class AzureCloud:
@@ -187,13 +240,8 @@ class AzureCloud:
         kwargs: dict[str, Any] = {}
         if base_url:
             kwargs["base_url"] = base_url
-            parts = urlsplit(base_url)
-            if parts.scheme == "http":
-                if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
-                    raise ConfigError(
-                        f"provider.clouds.{name}.base_url",
-                        "plain http is allowed only on loopback (a test endpoint); use https",
-                    )
+            require_https(base_url, key=f"provider.clouds.{name}.base_url")
+            if is_plain_http(base_url):  # loopback only (a test endpoint), checked just above
                 kwargs["per_call_policies"] = [_allow_http_policy()]
         if sdk_retry_total is not None:
             kwargs["retry_total"] = sdk_retry_total
@@ -276,7 +324,7 @@ class AzureCloud:
             return ""
         nic_name = str(nics[0].get("id", "")).rsplit("/", 1)[-1]
         try:
-            nic = _as_dict(
+            nic = rest_dict(
                 self._call(lambda: self._network.network_interfaces.get(self.resource_group, nic_name))
             )
         except InstanceNotFound:
@@ -286,8 +334,10 @@ class AzureCloud:
 
     def _instance(self, vm: Mapping[str, Any]) -> Instance:
         state = str(vm.get("properties", {}).get("provisioningState", "Creating"))
+        # ``name`` is read-only output that the spec's minimal list example omits; the id ends with it.
+        name = str(vm.get("name") or str(vm.get("id", "")).rsplit("/", 1)[-1])
         return Instance(
-            instance_id=InstanceId(str(vm["name"])),
+            instance_id=InstanceId(name),
             cloud=self.name,
             state=_STATES.get(state, NodeState.PENDING),
             tags=dict(vm.get("tags") or {}),
@@ -299,7 +349,7 @@ class AzureCloud:
     def _get_vm(self, name: str, *, expand: bool = False) -> dict[str, Any] | None:
         kwargs: dict[str, Any] = {"expand": "instanceView"} if expand else {}
         try:
-            return _as_dict(
+            return rest_dict(
                 self._call(lambda: self._compute.virtual_machines.get(self.resource_group, name, **kwargs))
             )
         except InstanceNotFound:
@@ -425,7 +475,7 @@ class AzureCloud:
             if cause is not None:
                 raise cause from None
             raise exc from None
-        return self._instance(_as_dict(created))
+        return self._instance(rest_dict(created))
 
     def _failure_cause(self, vm: Mapping[str, Any], offer_id: str) -> CloudError | None:
         statuses = vm.get("properties", {}).get("instanceView", {}).get("statuses", [])
@@ -463,7 +513,7 @@ class AzureCloud:
 
     def list(self, cluster: str) -> list[Instance]:
         vms = self._call(
-            lambda: [_as_dict(vm) for vm in self._compute.virtual_machines.list(self.resource_group)]
+            lambda: [rest_dict(vm) for vm in self._compute.virtual_machines.list(self.resource_group)]
         )
         found = []
         for vm in vms:

@@ -20,18 +20,21 @@ Events: ``us-central1-a a2-highgpu-1g spot (ZONE_RESOURCE_POOL_EXHAUSTED) -> Cap
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
 import threading
+import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from ray_multicloud.clouds._retry import Backoff, retry_throttled
 from ray_multicloud.clouds._startup import literal_instance_id, render_startup_script
 from ray_multicloud.clouds.base import TAG_CLUSTER, CloudFeatures, Instance, LaunchRequest
+from ray_multicloud.endpoints import require_https
 from ray_multicloud.errors import (
     CapacityError,
     CloudError,
@@ -53,6 +56,9 @@ CAPACITY_CODES = frozenset(
 )
 QUOTA_CODES = frozenset({"QUOTA_EXCEEDED", "quotaExceeded", "QUOTA_LIMIT"})
 THROTTLE_CODES = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "RATE_LIMIT_EXCEEDED"})
+_CAPACITY = frozenset(c.upper() for c in CAPACITY_CODES)
+_QUOTA = frozenset(c.upper() for c in QUOTA_CODES)
+_THROTTLE = frozenset(c.upper() for c in THROTTLE_CODES)
 TAGS_METADATA_KEY = "rmc-tags"
 DEFAULT_IMAGE = "projects/deeplearning-platform-release/global/images/family/common-cu124"
 
@@ -68,16 +74,24 @@ ACCELERATOR_TYPES = {
     "A100-80GB": "nvidia-a100-80gb",
     "H100": "nvidia-h100-80gb",
 }
+# Every status of the discovery document's Instance.status enum (compute v1, revision 20261106).
+# Nothing maps to TERMINATED: a GCE instance that exists still holds (and bills for) its disks and
+# IP, so whatever its status it stays visible to get/list until it is deleted. The statuses of a
+# VM halted or on its way down (stopped by ``instanceTerminationAction: STOP``, suspended, being
+# deprovisioned) are DRAINING: not running, listed, and deleted by ``terminate`` / ``ray down``.
 _STATES = {
+    "PENDING": NodeState.PENDING,  # flex-start: waiting for capacity from DWS
     "PROVISIONING": NodeState.PENDING,
     "STAGING": NodeState.PENDING,
     "RUNNING": NodeState.RUNNING,
     "REPAIRING": NodeState.RUNNING,
-    "STOPPING": NodeState.TERMINATED,
-    "SUSPENDING": NodeState.TERMINATED,
-    "SUSPENDED": NodeState.TERMINATED,
-    "STOPPED": NodeState.TERMINATED,
-    "TERMINATED": NodeState.TERMINATED,  # GCE's word for "stopped"
+    "PENDING_STOP": NodeState.DRAINING,  # gracefully shutting down
+    "STOPPING": NodeState.DRAINING,
+    "SUSPENDING": NodeState.DRAINING,
+    "SUSPENDED": NodeState.DRAINING,
+    "STOPPED": NodeState.DRAINING,
+    "TERMINATED": NodeState.DRAINING,  # GCE's word for "stopped": the disks are still there
+    "DEPROVISIONING": NodeState.DRAINING,  # halted, tear-down under way
 }
 _LABEL_OK = re.compile(r"[^a-z0-9_-]")
 
@@ -125,30 +139,80 @@ def split_id(instance_id: str) -> tuple[str, str]:
     return (zone, name) if sep and zone and name else ("", "")
 
 
+def _field(obj: Any, *names: str) -> Any:
+    """The first of ``names`` set on ``obj``: a JSON mapping (camelCase keys) or a proto-plus /
+    protobuf message (snake_case attributes)."""
+    for name in names:
+        value = obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
+        if value:
+            return value
+    return None
+
+
+def _items(value: Any) -> list[Any]:
+    """The elements of a JSON array or a repeated proto field; nothing for anything else."""
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence):
+        return []
+    return list(value)
+
+
+def _detail_codes(details: Any) -> list[str]:
+    """Codes nested in error details: ``errorDetails[].errorInfo.reason`` of an operation error,
+    a ``google.rpc.ErrorInfo``'s ``reason`` in an HTTP error's ``details``, and ``QUOTA_EXCEEDED``
+    for a ``quotaInfo`` (QuotaExceededInfo is only sent with that code, per the discovery doc)."""
+    codes: list[str] = []
+    for detail in _items(details):
+        info = _field(detail, "errorInfo", "error_info")
+        reason = _field(info, "reason") if info is not None else _field(detail, "reason")
+        if reason:
+            codes.append(str(reason))
+        if _field(detail, "quotaInfo", "quota_info") is not None:
+            codes.append("QUOTA_EXCEEDED")
+    return codes
+
+
 def _error_details(exc: Any) -> tuple[list[str], str]:
-    """The error codes/reasons and messages of an HTTP error body or a failed operation."""
+    """The error codes/reasons (nested details included) and messages of an HTTP error or a failed
+    operation's ``error.errors``."""
     codes: list[str] = []
     messages: list[str] = []
-    for err in getattr(exc, "errors", None) or []:
-        if isinstance(err, Mapping):
-            code, msg = err.get("reason") or err.get("code"), err.get("message")
-        else:
-            code = getattr(err, "code", "") or getattr(err, "reason", "")
-            msg = getattr(err, "message", "")
+    for err in _items(getattr(exc, "errors", None)):
+        code = _field(err, "reason", "code")
+        msg = _field(err, "message")
         if code:
             codes.append(str(code))
+        codes += _detail_codes(_field(err, "errorDetails", "error_details"))
         if msg and str(msg) not in messages:
             messages.append(str(msg))
+    reason = getattr(exc, "reason", None)
+    if reason:
+        codes.append(str(reason))
+    codes += _detail_codes(getattr(exc, "details", None))
     message = "; ".join(messages) or str(getattr(exc, "message", "") or "") or type(exc).__name__
     return codes, message
 
 
+class OperationError(Exception):
+    """A Compute Engine operation that finished with ``error``: what ``map_api_error`` reads
+    (``errors`` and, when the operation carries it, ``code`` = ``httpErrorStatusCode``)."""
+
+    def __init__(self, errors: list[Any], code: int, message: str) -> None:
+        super().__init__(message)
+        self.errors = errors
+        self.code = code
+        self.message = message
+
+
 def map_api_error(exc: Exception, *, offer_id: str = "") -> CloudError:
-    """Turn a google-api-core error (an HTTP error or a failed operation) into a typed error."""
+    """Turn a google-api-core error (an HTTP error) or an ``OperationError`` into a typed error.
+
+    Codes are compared case-insensitively and include nested details (``errorDetails[].errorInfo
+    .reason``, ``quotaInfo``, an HTTP error's ``google.rpc.ErrorInfo``), so a capacity or quota
+    code anywhere in the body is seen."""
     codes, message = _error_details(exc)
     http = int(getattr(exc, "code", 0) or 0)
-    quota = next((c for c in codes if c in QUOTA_CODES), "")
-    capacity = next((c for c in codes if c in CAPACITY_CODES), "")
+    quota = next((c for c in codes if c.upper() in _QUOTA), "")
+    capacity = next((c for c in codes if c.upper() in _CAPACITY), "")
     if quota:
         return QuotaError(
             "gcp",
@@ -161,7 +225,7 @@ def map_api_error(exc: Exception, *, offer_id: str = "") -> CloudError:
             "gcp", f"{message}; try another zone or capacity type", offer_id=offer_id, code=capacity
         )
     code = codes[0] if codes else str(http or "")
-    if http == 429 or any(c in THROTTLE_CODES for c in codes):
+    if http == 429 or any(c.upper() in _THROTTLE for c in codes):
         return ThrottledError("gcp", f"{message}; retry later", offer_id=offer_id, code=code)
     if http == 404:
         return InstanceNotFound("gcp", message, offer_id=offer_id, code=code)
@@ -219,10 +283,15 @@ class GcpCloud:
         if api_endpoint:
             from google.api_core.client_options import ClientOptions
 
+            require_https(str(api_endpoint), key=f"provider.clouds.{name}.api_endpoint")
             kwargs["client_options"] = ClientOptions(api_endpoint=api_endpoint)
         if credentials is not None:
             kwargs["credentials"] = credentials
         self._client = compute_v1.InstancesClient(transport="rest", **kwargs)
+        # Operations are polled by this driver through its own client on the same endpoint: the
+        # ExtendedOperation that InstancesClient.insert() returns polls through a ZoneOperations
+        # client built without client_options, i.e. the public endpoint, whatever api_endpoint says.
+        self._operations = compute_v1.ZoneOperationsClient(transport="rest", **kwargs)
         self._compute = compute_v1
         self._lock = threading.Lock()
 
@@ -239,6 +308,8 @@ class GcpCloud:
                     "credentials do not belong in the cluster YAML; use Application Default "
                     "Credentials (gcloud auth application-default login, or the VM's service account)",
                 )
+        if spec.get("prices_endpoint"):  # the price feed sends the same ADC token there
+            require_https(str(spec["prices_endpoint"]), key=f"provider.clouds.{name}.prices_endpoint")
         return cls(
             name,
             project=str(spec.get("project", "")),
@@ -273,8 +344,34 @@ class GcpCloud:
             kwargs["sleep"] = self._sleep
         return retry_throttled(once, **kwargs)
 
-    def _wait(self, operation: Any) -> None:
-        operation.result(timeout=self._op_timeout)
+    def _wait(self, operation: Any, zone: str, *, offer_id: str = "") -> None:
+        """Poll a zonal operation (``zoneOperations.wait``, which returns when it is DONE or after
+        about two minutes) until DONE; raise its error, typed, if it finished with one."""
+        done = self._compute.Operation.Status.DONE
+        deadline = time.monotonic() + self._op_timeout
+        while operation.status != done:
+            if time.monotonic() > deadline:
+                raise CloudError(
+                    "gcp",
+                    f"operation {operation.name} in {zone} not DONE after {self._op_timeout:.0f} s",
+                    offer_id=offer_id,
+                    code="OPERATION_TIMEOUT",
+                )
+            operation = self._call(
+                functools.partial(
+                    self._operations.wait, project=self.project, zone=zone, operation=operation.name
+                ),
+                offer_id=offer_id,
+            )
+        errors = list(operation.error.errors) if operation.error else []
+        if errors:
+            status = int(operation.http_error_status_code or 0)
+            raise map_api_error(
+                OperationError(
+                    errors, status, str(operation.http_error_message or f"operation {operation.name} failed")
+                ),
+                offer_id=offer_id,
+            )
 
     def zones_for(self, offer: Offer) -> list[str]:
         """The zones a launch of ``offer`` may use, in order: its own zone, or for an offer priced
@@ -387,8 +484,13 @@ class GcpCloud:
         zones = self.zones_for(request.offer)
         for zone in zones:
             existing = self._get_raw(zone, name)
-            if existing is not None and _STATES.get(str(existing.status)) is not NodeState.TERMINATED:
+            if existing is None:
+                continue
+            if _STATES.get(str(existing.status), NodeState.PENDING) is not NodeState.DRAINING:
                 return self._instance(existing)
+            # This request's VM was stopped (instanceTerminationAction STOP) or is going down: it
+            # holds the name and its disks bill; delete it, then create the VM afresh.
+            self._delete(zone, name, offer_id=request.offer.offer_id)
         last: CapacityError | None = None
         for zone in zones:
             try:
@@ -409,14 +511,14 @@ class GcpCloud:
         rid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"rmc:{request.request_id}:{zone}"))
         try:
             operation = self._call(
-                lambda: self._client.insert(
+                lambda: self._client.insert_unary(
                     request=self._compute.InsertInstanceRequest(
                         project=self.project, zone=zone, instance_resource=resource, request_id=rid
                     )
                 ),
                 offer_id=offer_id,
             )
-            self._call(lambda: self._wait(operation), offer_id=offer_id)
+            self._wait(operation, zone, offer_id=offer_id)
         except CloudError as exc:
             if exc.code != "alreadyExists":
                 raise
@@ -427,26 +529,31 @@ class GcpCloud:
             )
         return self._instance(raw)
 
-    def terminate(self, instance_id: InstanceId) -> None:
-        zone, name = split_id(instance_id)
-        if not zone:
-            return
+    def _delete(self, zone: str, name: str, *, offer_id: str = "") -> None:
+        """Delete the instance (boot and other ``autoDelete`` disks go with it); gone is fine."""
         try:
             operation = self._call(
-                lambda: self._client.delete(project=self.project, zone=zone, instance=name)
+                lambda: self._client.delete_unary(project=self.project, zone=zone, instance=name),
+                offer_id=offer_id,
             )
-            self._call(lambda: self._wait(operation))
+            self._wait(operation, zone, offer_id=offer_id)
         except InstanceNotFound:
             return
 
+    def terminate(self, instance_id: InstanceId) -> None:
+        """Delete the instance whatever its status: a stopped or suspended VM (``STOP``
+        termination action) is deleted too, with its auto-delete disks."""
+        zone, name = split_id(instance_id)
+        if zone:
+            self._delete(zone, name)
+
     def get(self, instance_id: InstanceId) -> Instance | None:
+        """The instance, stopped ones included (DRAINING); None only when it no longer exists."""
         zone, name = split_id(instance_id)
         if not zone:
             return None
         raw = self._get_raw(zone, name)
-        if raw is None or _STATES.get(str(raw.status)) is NodeState.TERMINATED:
-            return None
-        return self._instance(raw)
+        return None if raw is None else self._instance(raw)
 
     def list(self, cluster: str) -> list[Instance]:
         request = self._compute.AggregatedListInstancesRequest(
@@ -457,15 +564,15 @@ class GcpCloud:
         found = []
         for _scope, scoped in pages:
             for raw in scoped.instances:
-                inst = self._instance(raw)
-                if inst.state is not NodeState.TERMINATED and inst.tags.get(TAG_CLUSTER) == cluster:
+                inst = self._instance(raw)  # stopped VMs included: they exist and must be deleted
+                if inst.tags.get(TAG_CLUSTER) == cluster:
                     found.append(inst)
         return found
 
     def set_tags(self, instance_id: InstanceId, tags: Mapping[str, str]) -> None:
         zone, name = split_id(instance_id)
         raw = self._get_raw(zone, name) if zone else None
-        if raw is None or _STATES.get(str(raw.status)) is NodeState.TERMINATED:
+        if raw is None:
             raise InstanceNotFound("gcp", f"instance {instance_id} does not exist")
         merged = {**self._instance(raw).tags, **tags}
         labels = {**dict(raw.labels), **{label_key(k): label_value(v) for k, v in tags.items()}}
@@ -480,19 +587,20 @@ class GcpCloud:
             label_fingerprint=raw.label_fingerprint, labels=labels
         )
         self._apply(
-            lambda: self._client.set_metadata(
+            zone,
+            lambda: self._client.set_metadata_unary(
                 project=self.project, zone=zone, instance=name, metadata_resource=metadata
-            )
+            ),
         )
         self._apply(
-            lambda: self._client.set_labels(
+            zone,
+            lambda: self._client.set_labels_unary(
                 project=self.project,
                 zone=zone,
                 instance=name,
                 instances_set_labels_request_resource=set_labels,
-            )
+            ),
         )
 
-    def _apply(self, start: Callable[[], Any]) -> None:
-        operation = self._call(start)
-        self._call(lambda: self._wait(operation))
+    def _apply(self, zone: str, start: Callable[[], Any]) -> None:
+        self._wait(self._call(start), zone)

@@ -8,6 +8,8 @@ it: ``vCPUs x core SKU + GiB x RAM SKU`` of its machine family (N1, A2, A3, G2) 
 parts are not all priced in its region gets no quote (the catalog price stays).
 
 Credentials: Application Default Credentials (a bearer token), or an injected ``token`` callable.
+The token is sent only over https (plain http only to a loopback test server): an ``endpoint``
+(``prices_endpoint`` / ``--feed-endpoint``) of ``http://`` elsewhere is a ``ConfigError``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import re
 from collections.abc import Callable, Iterable
 from urllib.parse import urlencode
 
+from ray_multicloud.endpoints import require_https
 from ray_multicloud.pricing._http import GetJson, urllib_get_json
 from ray_multicloud.pricing.live import PriceQuote
 from ray_multicloud.types import CapacityType, Offer
@@ -91,6 +94,9 @@ class GcpPriceFeed:
         max_pages: int = 200,
         name: str = "gcp",
     ) -> None:
+        require_https(
+            endpoint, key=f"provider.clouds.{name}.prices_endpoint (or --feed-endpoint {name}=URL)"
+        )
         self.name = name
         self.offers = tuple(o for o in offers if o.instance_type)
         self.endpoint = endpoint.rstrip("/")

@@ -12,8 +12,13 @@ What each cloud says, and what the watcher does:
   ``/latest/meta-data/events/recommendations/rebalance`` -> ``{"noticeTime": ...}``, an elevated risk
   of interruption: drain with ``rebalance_grace_s`` (default 120 s) as the deadline, so work moves
   before the two-minute notice would even arrive (``--ignore-rebalance`` turns this off).
-- **GCP**: ``/computeMetadata/v1/instance/preempted`` (header ``Metadata-Flavor: Google``) turns
-  ``TRUE`` when preemption starts; spot VMs get 30 s: drain with now + 30 s.
+- **GCP** (header ``Metadata-Flavor: Google``): ``/computeMetadata/v1/instance/preempted`` turns
+  ``TRUE`` when preemption starts; spot VMs get 30 s: drain with now + 30 s. GPU VMs run with
+  ``onHostMaintenance: TERMINATE``, so ``/computeMetadata/v1/instance/maintenance-event`` turning
+  ``TERMINATE_ON_HOST_MAINTENANCE`` (or the older ``SHUTDOWN_ON_HOST_MAINTENANCE``) means the VM
+  will be stopped for host maintenance: drain with now + 30 s too, as Google's own GKE termination
+  handler treats both signals alike. ``NONE`` and ``MIGRATE_ON_HOST_MAINTENANCE`` are no notice; a
+  503 (which the metadata server answers during maintenance) is retried at the next poll.
 - **Azure** Scheduled Events: ``/metadata/scheduledevents?api-version=2020-07-01`` (header
   ``Metadata: true``) lists events; a ``Preempt`` event naming this VM has ``NotBefore`` (at least
   30 s ahead): drain with that deadline, then acknowledge the event (``StartRequests``) shortly
@@ -21,6 +26,10 @@ What each cloud says, and what the watcher does:
 
 Everything the watcher touches is injected: the metadata base URL, the HTTP getter, the drain
 function (``drain(notice) -> None``; tests pass a recorder), the clock and the sleep.
+
+A reply of an unexpected shape (``{"Events": null}``, ``[]``, HTML from a proxy, a time that does
+not parse) is logged and treated as "no notice yet": the watcher keeps polling, it never dies
+on what a metadata service answers.
 """
 
 from __future__ import annotations
@@ -97,6 +106,23 @@ def _iso(text: str) -> float:
     return datetime.fromisoformat(text).timestamp()
 
 
+class UnexpectedReply(ValueError):
+    """A metadata reply whose shape the watcher does not know; logged, then polling goes on."""
+
+
+def _json_object(reply: Response, what: str) -> dict[str, object]:
+    """The reply's body as a JSON object, or ``UnexpectedReply`` naming ``what`` was read."""
+    try:
+        doc = json.loads(reply.body)
+    except ValueError:
+        raise UnexpectedReply(f"{what}: not JSON: {reply.body[:80]!r}") from None
+    if not isinstance(doc, dict):
+        raise UnexpectedReply(
+            f"{what}: expected a JSON object, got {type(doc).__name__}: {reply.body[:80]!r}"
+        )
+    return doc
+
+
 class AwsSource:
     """EC2 instance metadata (IMDSv2). See the module docstring."""
 
@@ -142,17 +168,24 @@ class AwsSource:
     def poll(self, now: float) -> Notice | None:
         reply = self._read("/latest/meta-data/spot/instance-action", now)
         if reply.status == 200:
-            doc = json.loads(reply.body)
+            doc = _json_object(reply, "spot/instance-action")
+            action = doc.get("action")
+            try:
+                deadline = _iso(str(doc["time"]))
+            except (KeyError, ValueError, TypeError):
+                raise UnexpectedReply(
+                    f"spot/instance-action: no ISO-8601 time in {reply.body[:80]!r}"
+                ) from None
             return Notice(
                 "aws",
-                f"spot-{doc.get('action', 'terminate')}",
-                _iso(str(doc["time"])),
+                f"spot-{action if isinstance(action, str) and action else 'terminate'}",
+                deadline,
                 detail=reply.body.strip(),
             )
         if self._rebalance:
             reply = self._read("/latest/meta-data/events/recommendations/rebalance", now)
             if reply.status == 200:
-                doc = json.loads(reply.body)
+                doc = _json_object(reply, "events/recommendations/rebalance")
                 return Notice(
                     "aws",
                     "rebalance-recommendation",
@@ -163,22 +196,57 @@ class AwsSource:
         return None
 
 
+GCP_TERMINATING_MAINTENANCE = frozenset({"TERMINATE_ON_HOST_MAINTENANCE", "SHUTDOWN_ON_HOST_MAINTENANCE"})
+
+
 class GcpSource:
-    """GCE metadata server ``instance/preempted``."""
+    """GCE metadata server: ``instance/preempted`` and ``instance/maintenance-event``."""
 
     cloud = "gcp"
 
-    def __init__(self, http: Http, base_url: str = DEFAULT_BASE["gcp"]) -> None:
+    def __init__(self, http: Http, base_url: str = DEFAULT_BASE["gcp"], *, maintenance: bool = True) -> None:
         self._http = http
         self._base = base_url.rstrip("/")
+        self._maintenance = maintenance
+
+    def _get(self, item: str) -> Response:
+        return self._http(
+            "GET", f"{self._base}/computeMetadata/v1/instance/{item}", {"Metadata-Flavor": "Google"}
+        )
 
     def poll(self, now: float) -> Notice | None:
-        reply = self._http(
-            "GET", f"{self._base}/computeMetadata/v1/instance/preempted", {"Metadata-Flavor": "Google"}
-        )
+        reply = self._get("preempted")
         if reply.status == 200 and reply.body.strip().upper() == "TRUE":
             return Notice("gcp", "preempted", now + GCP_NOTICE_S, detail="instance/preempted is TRUE")
+        if not self._maintenance:
+            return None
+        reply = self._get("maintenance-event")
+        event = reply.body.strip().upper() if reply.status == 200 else ""
+        if event in GCP_TERMINATING_MAINTENANCE:
+            return Notice(
+                "gcp",
+                "maintenance-terminate",
+                now + GCP_NOTICE_S,
+                detail=f"instance/maintenance-event is {event}",
+                event_id=event,
+            )
+        if reply.status == 200 and event not in ("NONE", "MIGRATE_ON_HOST_MAINTENANCE"):
+            logger.warning("gcp instance/maintenance-event: unknown value %r (not draining)", reply.body[:80])
         return None
+
+
+def _rfc1123(value: object, *, fallback: float) -> float:
+    """An Azure ``NotBefore`` (``Mon, 19 Sep 2016 18:29:47 GMT``) in POSIX seconds; ``fallback``
+    when it is empty (the event has started) or does not parse (logged)."""
+    if not isinstance(value, str) or not value.strip():
+        return fallback
+    try:
+        return email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        logger.warning(
+            "azure scheduled event: NotBefore %r does not parse; assuming the minimum notice", value[:80]
+        )
+        return fallback
 
 
 class AzureSource:
@@ -199,18 +267,22 @@ class AzureSource:
         reply = self._http("GET", self._url, {"Metadata": "true"})
         if reply.status != 200:
             return None
-        for event in json.loads(reply.body).get("Events", []):
-            if event.get("EventType") != "Preempt":
+        events = _json_object(reply, "scheduledevents").get("Events")
+        if events is None:
+            return None  # {"Events": null}: nothing scheduled
+        if not isinstance(events, list):
+            raise UnexpectedReply(f"scheduledevents: Events is {type(events).__name__}, not a list")
+        for event in events:
+            if not isinstance(event, dict) or event.get("EventType") != "Preempt":
                 continue
-            resources = event.get("Resources") or []
+            resources = event.get("Resources")
+            resources = [str(r) for r in resources] if isinstance(resources, list) else []
             if self._vm and resources and self._vm not in resources:
                 continue
-            not_before = str(event.get("NotBefore") or "")
-            deadline = (
-                email.utils.parsedate_to_datetime(not_before).timestamp()
-                if not_before
-                else now + AZURE_MIN_NOTICE_S
-            )
+            # NotBefore "Will be blank if the event ... starts" (scheduled-events.md): a Started
+            # eviction is under way now; a blank one otherwise gets Preempt's minimum notice.
+            started = str(event.get("EventStatus", "")).lower() == "started"
+            deadline = _rfc1123(event.get("NotBefore"), fallback=now if started else now + AZURE_MIN_NOTICE_S)
             return Notice(
                 "azure",
                 "Preempt",
@@ -265,8 +337,10 @@ class Watcher:
         now = self.clock() if now is None else now
         try:
             notice = self.source.poll(now)
-        except (OSError, ValueError, KeyError) as exc:
-            logger.warning("%s metadata poll failed: %s", self.source.cloud, exc)
+        except Exception as exc:  # noqa: BLE001 - whatever a metadata service answers: log, poll again
+            logger.warning(
+                "%s metadata poll failed (%s: %s); polling again", self.source.cloud, type(exc).__name__, exc
+            )
             return None
         if notice is None or notice.key in {n.key for n in self.handled}:
             return None
@@ -287,7 +361,10 @@ class Watcher:
             wait = notice.deadline - self.ack_margin_s - self.clock()
             if wait > 0:
                 self.sleep(wait)
-            acknowledge(notice)
+            try:
+                acknowledge(notice)
+            except Exception as exc:  # noqa: BLE001 - the drain is done; the ack is a courtesy
+                logger.warning("acknowledging %s failed: %s", notice.kind, exc)
         return notice
 
     def run(self, stop: Callable[[], bool] = lambda: False) -> Notice | None:

@@ -10,15 +10,24 @@ bodies. Fields a test sets (per region):
 - ``allocation_failed``: the PUT is accepted, the async operation fails with ``AllocationFailed``,
   and the VM is left in provisioning state Failed (as ARM leaves it);
 - ``quota_exceeded``: 409 ``OperationNotAllowed`` with ARM's quota message;
+- ``capacity_errors``: region -> a documented capacity/Spot code (``OverConstrainedAllocationRequest``,
+  ``SpotPriceGreaterThanProvidedMaxPrice``, ...): the VM PUT answers 409 with that code and its
+  documented message (``tests/data/api_examples/azure/capacity-error-codes.json``);
+- ``nested_errors``: error bodies take the documented VM error-response format, the code under
+  ``error.details[]`` and a wrapper code on top (``{"status", "error": {code, message, details}}``);
 - ``throttle_next``: the next N requests answer 429 ``TooManyRequests``.
+
+Error bodies follow the ``CloudError``/``ApiError`` definitions (azure/cloud-error.schema.json).
 """
 
 from __future__ import annotations
 
 import copy
 import itertools
+import json
 import re
 import secrets
+from pathlib import Path
 from typing import Any
 
 from fakes._http import FakeApi, Reply
@@ -33,8 +42,36 @@ OP_ROUTE = re.compile(
 )
 
 
+EXAMPLES = Path(__file__).resolve().parent.parent / "data" / "api_examples" / "azure"
+
+
+def documented_messages() -> dict[str, str]:
+    """Microsoft's documented message per capacity/Spot error code (first one listed per code)."""
+    doc = json.loads((EXAMPLES / "capacity-error-codes.json").read_text())
+    out: dict[str, str] = {}
+    for entry in [*doc["capacity_errors"], *doc["spot_errors"]]:
+        for code in re.findall(r"[A-Z][A-Za-z]+", entry["code"].split("(")[0]):
+            if code != "or":
+                out.setdefault(code, entry["documented_message"].strip('"').replace(":\\//", "://"))
+    return out
+
+
 def arm_error(status: int, code: str, message: str) -> Reply:
     return status, {"error": {"code": code, "message": message}}, {}
+
+
+def nest(error: dict[str, Any], status: int) -> dict[str, Any]:
+    """The documented VM error-response format (error-messages.md): a top-level code and message,
+    the failing code under ``details`` ("the most inner level of error message is the root
+    failure")."""
+    return {
+        "status": str(status),
+        "error": {
+            "code": "DeploymentFailed" if status >= 500 else "BadRequest",
+            "message": "At least one resource deployment operation failed.",
+            "details": [{"code": error["code"], "message": error["message"]}],
+        },
+    }
 
 
 class FakeAzure(FakeApi):
@@ -50,12 +87,22 @@ class FakeAzure(FakeApi):
         self.sku_not_available: set[str] = set()
         self.allocation_failed: set[str] = set()
         self.quota_exceeded: set[str] = set()
+        self.capacity_errors: dict[str, str] = {}
+        self.nested_errors = False
         self.throttle_next = 0
         self.vm_puts: list[dict[str, Any]] = []
         self._ips = itertools.count(4)
 
     # -- routing ----------------------------------------------------------------------------
     def handle(
+        self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: Any
+    ) -> Reply:
+        status, payload, extra = self._route(method, path, query, headers, body)
+        if self.nested_errors and status >= 400 and isinstance(payload, dict) and "error" in payload:
+            payload = nest(payload["error"], status)
+        return status, payload, extra
+
+    def _route(
         self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: Any
     ) -> Reply:
         if not API_VERSION.match(query.get("api-version", "")):
@@ -82,6 +129,8 @@ class FakeAzure(FakeApi):
             op = self.operations.get(match.group(4))
             if op is None:
                 return arm_error(404, "NotFound", "The operation was not found.")
+            if query.get("monitor") == "true":  # a Location monitor: 202 while running, then 200
+                return (202, None, {"Retry-After": "0"}) if op["status"] == "InProgress" else (200, None, {})
             return 200, op, {}
         for pattern, handler in ((VM_ROUTE, self._vm), (VM_LIST, self._vm_list), (NIC_ROUTE, self._nic)):
             match = pattern.match(path)
@@ -115,7 +164,7 @@ class FakeAzure(FakeApi):
         if status != "InProgress":
             doc["endTime"] = "2026-11-28T04:00:05.0000000+00:00"
         if error is not None:
-            doc["error"] = error
+            doc["error"] = nest(error, 500)["error"] if self.nested_errors else error
         self.operations[op_id] = doc
         url = (
             f"{self.url}/subscriptions/{self.subscription}/providers/Microsoft.{provider}"
@@ -288,7 +337,10 @@ class FakeAzure(FakeApi):
             if vm is None:
                 return 204, None, {}
             del self.vms[name]
-            return 202, None, self._async("Compute", vm["location"], "Succeeded")
+            # vm-delete-force.example.json: 202 with a Location header (a monitor URL), not
+            # Azure-AsyncOperation.
+            url = self._async("Compute", vm["location"], "Succeeded")["Azure-AsyncOperation"]
+            return 202, None, {"Location": f"{url}&monitor=true", "Retry-After": "0"}
         if method == "PATCH":
             if vm is None:
                 return not_found
@@ -304,15 +356,19 @@ class FakeAzure(FakeApi):
         location = body["location"]
         size = body["properties"]["hardwareProfile"]["vmSize"]
         if location in self.sku_not_available:
+            # The documented template (error-sku-not-available.md), placeholders filled in.
+            zones = ",".join(body.get("zones") or [])
             return arm_error(
                 409,
                 "SkuNotAvailable",
-                "The requested VM size for resource 'Following SKUs have failed for Capacity "
-                f"Restrictions: {size}' is "
-                f"currently not available in location '{location}'. Please try another size or deploy "
-                "to a different "
-                "location or zones. See https://aka.ms/azureskunotavailable for details.",
+                f"The requested size for resource '{vm_id}' is currently not available in location "
+                f"'{location}'\nzones '{zones}' for subscription '{self.subscription}'.\nPlease try "
+                "another size or deploy to a different location or zones.",
             )
+        if location in self.capacity_errors:
+            code = self.capacity_errors[location]
+            message = documented_messages()[code]
+            return arm_error(409, code, message.replace("{0}", size).replace("{3}", size))
         if location in self.quota_exceeded:
             return arm_error(
                 409,
@@ -344,11 +400,7 @@ class FakeAzure(FakeApi):
         record["properties"].get("osProfile", {}).pop("customData", None)  # ARM never returns customData
         self.vms[name] = record
         if location in self.allocation_failed:
-            message = (
-                "Allocation failed. We do not have sufficient capacity for the requested VM size in "
-                "this region. "
-                "Read more about improving likelihood of allocation success at http://aka.ms/allocation-guidance"
-            )
+            message = documented_messages()["AllocationFailed"]
             record["properties"]["provisioningState"] = "Failed"
             record["_instanceView"] = {
                 "statuses": [

@@ -3,12 +3,29 @@
 It checks what the real API checks for the calls the driver makes (path shape, project, a valid
 instance name, required body fields, label syntax, GPUs need ``onHostMaintenance: TERMINATE``,
 fingerprints on setLabels/setMetadata) and answers with the real shapes: ``compute#instance``,
-``compute#operation`` (DONE at once), and the real error bodies. Fields a test sets:
+``compute#operation`` and the real error bodies. Field names and nesting are held to the Compute
+v1 discovery document (``tests/data/api_examples/gcp/compute-v1-instance-schemas.json``, see
+``test_vendor_examples.py``). Fields a test sets:
 
+- ``operation_polls``: how many ``zoneOperations.get``/``wait`` calls an operation answers
+  RUNNING before it is DONE (default 1: every operation starts RUNNING, so callers must poll, and
+  must poll *this* server);
 - ``exhausted_zones``: inserts there finish with a failed operation, error
-  ``ZONE_RESOURCE_POOL_EXHAUSTED`` (httpErrorStatusCode 503), as GCE answers a stockout;
-- ``quota_zones``: inserts there fail with ``QUOTA_EXCEEDED`` (403) in the operation;
-- ``throttle_next``: the next N requests answer HTTP 429 ``rateLimitExceeded``.
+  ``ZONE_RESOURCE_POOL_EXHAUSTED`` and the documented message template, as GCE answers a stockout;
+- ``quota_zones``: inserts there fail with ``QUOTA_EXCEEDED`` in the operation, with the
+  ``errorDetails[].quotaInfo`` (QuotaExceededInfo) the discovery doc says comes with that code;
+- ``http_error_fields``: whether failed operations carry ``httpErrorStatusCode`` /
+  ``httpErrorMessage`` (the discovery doc marks both optional output; default False, so callers
+  cannot lean on them);
+- ``throttle_next``: the next N requests answer HTTP 429 ``rateLimitExceeded``; with
+  ``rate_quota_403`` they answer as a rate quota does instead ("If the quota is a rate quota,
+  then 403 RATE_LIMIT_EXCEEDED is returned", quotas/troubleshoot, in capacity-errors.json);
+- ``quota_http_zones``: inserts there are refused at once with HTTP 403 ``QUOTA_EXCEEDED`` ("Google
+  Cloud typically returns an HTTP 403 QUOTA_EXCEEDED status code", same source);
+- ``preempt(zone, name)``: a spot VM's preemption, as its ``instanceTerminationAction`` says:
+  STOP leaves it ``TERMINATED`` with its disks, DELETE removes it and its auto-delete disks.
+
+``disks`` holds the persistent disks (boot disks are created with their instance).
 """
 
 from __future__ import annotations
@@ -41,6 +58,7 @@ ROUTES = [
     ),
     ("GET", re.compile(r"^/compute/v1/projects/([^/]+)/aggregated/instances$"), "aggregated"),
     ("GET", re.compile(r"^/compute/v1/projects/([^/]+)/zones/([^/]+)/operations/([^/]+)$"), "op"),
+    ("POST", re.compile(r"^/compute/v1/projects/([^/]+)/zones/([^/]+)/operations/([^/]+)/wait$"), "op"),
 ]
 
 
@@ -70,7 +88,13 @@ class FakeGcp(FakeApi):
         self.exhausted_zones: set[str] = set()
         self.quota_zones: set[str] = set()
         self.throttle_next = 0
+        self.rate_quota_403 = False
+        self.quota_http_zones: set[str] = set()
+        self.operation_polls = 1
+        self.http_error_fields = False
+        self.disks: dict[tuple[str, str], dict[str, Any]] = {}
         self.inserted_bodies: list[dict[str, Any]] = []
+        self._pending_polls: dict[str, int] = {}
         self._ids = itertools.count(4_000_000_000_000_000_001)
         self._ips = itertools.count(2)
 
@@ -80,6 +104,8 @@ class FakeGcp(FakeApi):
     ) -> Reply:
         if self.throttle_next > 0:
             self.throttle_next -= 1
+            if self.rate_quota_403:
+                return error(403, "Rate Limit Exceeded", "RATE_LIMIT_EXCEEDED", "usageLimits")
             return error(429, "Rate Limit Exceeded", "rateLimitExceeded", "usageLimits")
         for verb, pattern, name in ROUTES:
             match = pattern.match(path)
@@ -101,6 +127,7 @@ class FakeGcp(FakeApi):
         return f"{BASE}/projects/{self.project}/zones/{zone}"
 
     def _operation(self, zone: str, kind: str, target: str, err: dict[str, Any] | None = None) -> Reply:
+        """A new operation; RUNNING (no ``error`` yet) for ``operation_polls`` polls, then DONE."""
         name = f"operation-{next(self._ids)}-{secrets.token_hex(6)}"
         op: dict[str, Any] = {
             "kind": "compute#operation",
@@ -118,9 +145,31 @@ class FakeGcp(FakeApi):
             "selfLink": f"{self._zone_url(zone)}/operations/{name}",
         }
         if err is not None:
+            if not self.http_error_fields:
+                err = {k: v for k, v in err.items() if not k.startswith("httpError")}
             op.update(err)
         self.operations[name] = op
-        return 200, op, {}
+        self._pending_polls[name] = self.operation_polls
+        return 200, self._op_view(name), {}
+
+    def _op_view(self, name: str) -> dict[str, Any]:
+        op = self.operations[name]
+        if self._pending_polls.get(name, 0) <= 0:
+            return dict(op)
+        running = {k: v for k, v in op.items() if k not in ("error", "endTime") and not k.startswith("http")}
+        running.update({"status": "RUNNING", "progress": 0})
+        return running
+
+    def _zonal_url(self, url: str, zone: str, collection: str) -> bool:
+        """A full or partial URL of a zonal resource, as AcceleratorConfig.acceleratorType documents
+        ("Full or partial URL ... For example: projects/my-project/zones/us-central1-c/
+        acceleratorTypes/nvidia-tesla-p100"): ``[https://.../compute/v1/][projects/P/]zones/Z/C/N``."""
+        for prefix in (f"{BASE}/projects/{self.project}/", f"projects/{self.project}/", ""):
+            if url.startswith(prefix):
+                rest = url[len(prefix) :]
+                if re.fullmatch(rf"zones/{re.escape(zone)}/{collection}/[a-z0-9][-a-z0-9+]*", rest):
+                    return True
+        return False
 
     def _validate_insert(self, zone: str, body: Any) -> Reply | None:
         if not isinstance(body, dict):
@@ -133,9 +182,7 @@ class FakeGcp(FakeApi):
                 "'(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?)'",
                 "invalid",
             )
-        if not str(body.get("machineType", "")).startswith(f"zones/{zone}/machineTypes/") and not str(
-            body.get("machineType", "")
-        ).startswith(f"{self._zone_url(zone)}/machineTypes/"):
+        if not self._zonal_url(str(body.get("machineType", "")), zone, "machineTypes"):
             return error(400, "Invalid value for field 'resource.machineType'", "invalid")
         disks = body.get("disks") or []
         if not any(d.get("boot") for d in disks):
@@ -166,7 +213,7 @@ class FakeGcp(FakeApi):
                 400, "Instances with guest accelerators do not support live migration.", "badRequest"
             )
         for accel in body.get("guestAccelerators", []):
-            if not str(accel.get("acceleratorType", "")).startswith(f"zones/{zone}/acceleratorTypes/"):
+            if not self._zonal_url(str(accel.get("acceleratorType", "")), zone, "acceleratorTypes"):
                 return error(
                     400, "Invalid value for field 'resource.guestAccelerators[0].acceleratorType'", "invalid"
                 )
@@ -201,9 +248,10 @@ class FakeGcp(FakeApi):
                 "alreadyExists",
             )
         if zone in self.exhausted_zones:
+            # The documented template (capacity-errors.json): a newline before "Try", not spaces.
             message = (
                 f"The zone 'projects/{self.project}/zones/{zone}' does not have enough resources available "
-                "to fulfill the request.  Try a different zone, or try again later."
+                "to fulfill the request.\nTry a different zone, or try again later."
             )
             return self._operation(
                 zone,
@@ -215,6 +263,11 @@ class FakeGcp(FakeApi):
                     "httpErrorMessage": "SERVICE UNAVAILABLE",
                 },
             )
+        if zone in self.quota_http_zones:
+            region = zone.rsplit("-", 1)[0]
+            return error(
+                403, f"Quota 'NVIDIA_V100_GPUS' exceeded.  Limit: 0.0 in region {region}.", "QUOTA_EXCEEDED"
+            )
         if zone in self.quota_zones:
             region = zone.rsplit("-", 1)[0]
             message = f"Quota 'NVIDIA_V100_GPUS' exceeded.  Limit: 0.0 in region {region}."
@@ -223,7 +276,24 @@ class FakeGcp(FakeApi):
                 "insert",
                 name,
                 {
-                    "error": {"errors": [{"code": "QUOTA_EXCEEDED", "message": message}]},
+                    "error": {
+                        "errors": [
+                            {
+                                "code": "QUOTA_EXCEEDED",
+                                "message": message,
+                                "errorDetails": [
+                                    {
+                                        "quotaInfo": {
+                                            "metricName": "compute.googleapis.com/nvidia_v100_gpus",
+                                            "limitName": "NVIDIA-V100-GPUS-per-project-region",
+                                            "dimensions": {"region": region},
+                                            "limit": 0,
+                                        }
+                                    }
+                                ],
+                            }
+                        ]
+                    },
                     "httpErrorStatusCode": 403,
                     "httpErrorMessage": "FORBIDDEN",
                 },
@@ -247,9 +317,13 @@ class FakeGcp(FakeApi):
             "disks": [
                 {
                     "kind": "compute#attachedDisk",
+                    "type": "PERSISTENT",
+                    "mode": "READ_WRITE",
+                    "source": f"{self._zone_url(zone)}/disks/{name}",
                     "boot": True,
-                    "autoDelete": True,
+                    "autoDelete": bool(body["disks"][0].get("autoDelete", False)),
                     "deviceName": "persistent-disk-0",
+                    "index": 0,
                 }
             ],
             "metadata": {
@@ -268,6 +342,8 @@ class FakeGcp(FakeApi):
             "selfLink": f"{self._zone_url(zone)}/instances/{name}",
         }
         self.instances[(zone, name)] = instance
+        size = str(body["disks"][0].get("initializeParams", {}).get("diskSizeGb", "10"))
+        self.disks[(zone, name)] = {"name": name, "sizeGb": size, "users": [instance["selfLink"]]}
         return self._operation(zone, "insert", name)
 
     def _get(self, zone: str, name: str, *, query: dict[str, str], body: Any) -> Reply:
@@ -286,7 +362,9 @@ class FakeGcp(FakeApi):
         return 200, reply, {}
 
     def _delete(self, zone: str, name: str, *, query: dict[str, str], body: Any) -> Reply:
-        if self.instances.pop((zone, name), None) is None:
+        if (zone, name) in self.instances:
+            self._remove(zone, name)
+        else:
             return error(
                 404,
                 f"The resource 'projects/{self.project}/zones/{zone}/instances/{name}' was not found",
@@ -382,14 +460,31 @@ class FakeGcp(FakeApi):
         )
 
     def _op(self, zone: str, name: str, *, query: dict[str, str], body: Any) -> Reply:
+        """``zoneOperations.get`` and ``.wait``: each poll moves a RUNNING operation one step on."""
         op = self.operations.get(name)
-        if op is None:
+        if op is None or not op["zone"].endswith(f"/zones/{zone}"):
             return error(
                 404,
                 f"The resource 'projects/{self.project}/zones/{zone}/operations/{name}' was not found",
                 "notFound",
             )
-        return 200, op, {}
+        self._pending_polls[name] = self._pending_polls.get(name, 0) - 1
+        return 200, self._op_view(name), {}
+
+    def preempt(self, zone: str, name: str) -> None:
+        """Preempt a VM as GCE does, by its ``scheduling.instanceTerminationAction``."""
+        with self.lock:
+            instance = self.instances[(zone, name)]
+            if instance.get("scheduling", {}).get("instanceTerminationAction") == "STOP":
+                instance["status"] = "TERMINATED"  # GCE's "stopped": disks kept (and billed)
+            else:
+                self._remove(zone, name)
+
+    def _remove(self, zone: str, name: str) -> None:
+        instance = self.instances.pop((zone, name))
+        for disk in instance.get("disks", []):
+            if disk.get("autoDelete"):
+                self.disks.pop((zone, str(disk["source"]).rsplit("/", 1)[-1]), None)
 
     @staticmethod
     def _matches(instance: dict[str, Any], expression: str) -> bool:

@@ -26,6 +26,7 @@ class LoopbackGcp(GcpCloud):
             project=str(spec["project"]),
             zones=spec.get("zones"),
             api_endpoint=str(spec["api_endpoint"]),
+            instance_termination_action=str(spec.get("instance_termination_action", "DELETE")),
             credentials=AnonymousCredentials(),
             sleep=lambda _s: None,
         )
