@@ -201,7 +201,9 @@ class MultiCloudNodeProvider(NodeProvider):
             for inst in cloud.list(self.cluster_name):
                 fresh[inst.instance_id] = inst
         with self._lock:
-            self._instances = fresh
+            # The provider's own copy: launches in other threads add to it while a caller iterates
+            # the listing it was handed.
+            self._instances = dict(fresh)
         if self._ledger is not None:
             self._account(fresh)
         return fresh
