@@ -43,7 +43,7 @@ def seed(region: str, value: str, name: str = AWS_DLAMI_PARAMETER) -> None:
     ssm_backends[DEFAULT_ACCOUNT_ID][region]._parameters[name].append(
         Parameter(account_id=DEFAULT_ACCOUNT_ID, name=name, value=value, parameter_type="String",
                   description=None, allowed_pattern=None, keyid=None,
-                  last_modified_date=datetime.datetime.now(datetime.timezone.utc), version=1, data_type="text")
+                  last_modified_date=datetime.datetime.now(datetime.UTC), version=1, data_type="text")
     )
 
 
@@ -108,8 +108,8 @@ def test_aws_image_ssm_parameter_and_pip_install_come_from_the_cloud_entry(ssm: 
     arm = "/aws/service/deeplearning/ami/arm64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id"
     seed("us-east-1", "ami-0arm", name=arm)
     # from_config builds boto3's default chain: under mock_aws that is moto's fake credentials.
-    cloud = AwsCloud.from_config("aws", {"image_ssm_parameter": arm, "pip_install": ["ray==2.60.0", "./w.whl"]},
-                                 state_dir="/tmp")
+    spec = {"image_ssm_parameter": arm, "pip_install": ["ray==2.60.0", "./w.whl"]}
+    cloud = AwsCloud.from_config("aws", spec, state_dir="/tmp")
     choice = cloud.image_for("us-east-1")
     assert choice.image == "ami-0arm" and choice.pip_install == ("ray==2.60.0", "./w.whl")
 
@@ -153,7 +153,8 @@ def test_plan_with_ssm_names_the_ami_and_a_given_image_wins(ssm: Any) -> None:
     config = example()
     config["provider"]["clouds"]["gcp"]["image"] = "projects/p/global/images/family/mine"
     notes = "\n".join(dry_run(config, now=0.0, ssm=ssm_lookup(ssm)).notes)
-    assert f"aws us-east-1: default image {SEEDED['us-east-1']} (SSM parameter {AWS_DLAMI_PARAMETER})" in notes
+    east = SEEDED["us-east-1"]
+    assert f"aws us-east-1: default image {east} (SSM parameter {AWS_DLAMI_PARAMETER})" in notes
     assert "gcp (all regions): image projects/p/global/images/family/mine (from the cluster YAML)" in notes
 
 
@@ -176,7 +177,8 @@ def test_gcp_default_is_a_dlvm_family_and_a_given_image_wins() -> None:
 
     assert gcp_image("").image == "projects/deeplearning-platform-release/global/images/family/" \
         "common-cu128-ubuntu-2204-nvidia-570"
-    default = GcpCloud("gcp", project="p", api_endpoint="http://127.0.0.1:9", credentials=AnonymousCredentials())
+    default = GcpCloud("gcp", project="p", api_endpoint="http://127.0.0.1:9",
+                       credentials=AnonymousCredentials())
     body = default.instance_body(request("gcp", "us-central1", "us-central1-a", "g2-standard-4"))
     assert body["disks"][0]["initializeParams"]["sourceImage"] == GCP_DEFAULT_IMAGE
     script = next(i["value"] for i in body["metadata"]["items"] if i["key"] == "startup-script")
@@ -185,7 +187,8 @@ def test_gcp_default_is_a_dlvm_family_and_a_given_image_wins() -> None:
                     credentials=AnonymousCredentials())
     given = mine.instance_body(request("gcp", "us-central1", "us-central1-a", "g2-standard-4"))
     assert given["disks"][0]["initializeParams"]["sourceImage"] == "projects/x/global/images/y"
-    assert "pip install" not in next(i["value"] for i in given["metadata"]["items"] if i["key"] == "startup-script")
+    items = {i["key"]: i["value"] for i in given["metadata"]["items"]}
+    assert "pip install" not in items["startup-script"]
     assert mine.image.default is False
     assert mine.image.image == "projects/x/global/images/y"
 

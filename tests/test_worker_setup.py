@@ -69,8 +69,8 @@ def test_setup_commands_merge_as_rays_updater_does() -> None:
     config["available_node_types"]["cpu"]["worker_setup_commands"] = ["own"]
     assert worker_setup(config, "gpu", merged=False).setup_commands == ("a", "b")
     # After Ray's prepare_config (bootstrap_config), worker_setup_commands already start with setup_commands.
-    assert worker_setup({**config, "worker_setup_commands": ["a", "b"]}, "gpu", merged=True).setup_commands == (
-        "a", "b")
+    prepared = {**config, "worker_setup_commands": ["a", "b"]}
+    assert worker_setup(prepared, "gpu", merged=True).setup_commands == ("a", "b")
     # A node type's own list replaces both, as Ray's _get_node_type_specific_fields does.
     assert worker_setup(config, "cpu", merged=False).setup_commands == ("own",)
     assert worker_setup(config, "gpu", merged=False).initialization_commands == ("i",)
@@ -169,7 +169,8 @@ def test_any_image_text_is_accepted_or_named(image: str) -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.dictionaries(st.text(max_size=12), st.one_of(st.text(max_size=12), st.integers(), st.none()), max_size=3))
+@given(st.dictionaries(st.text(max_size=12), st.one_of(st.text(max_size=12), st.integers(), st.none()),
+                       max_size=3))
 def test_any_file_mounts_mapping_is_accepted_or_named(mounts: dict[str, Any]) -> None:
     try:
         worker_setup(cluster(file_mounts=mounts), "gpu", merged=False, base_dir=Path("/nonexistent-rmc"))
@@ -214,7 +215,8 @@ def test_script_mounts_files_and_runs_setup_before_the_start_line(tmp_path: Path
 
 def test_a_failing_setup_command_names_it_and_never_reaches_ray_start(tmp_path: Path) -> None:
     setup = WorkerSetup(setup_commands=("true", "exit 3", "touch ~/after"))
-    script = render_startup_script(boot(setup), OFFER, watcher_cloud="aws", instance_id_lines=["RMC_INSTANCE_ID=i"],
+    script = render_startup_script(boot(setup), OFFER, watcher_cloud="aws",
+                                   instance_id_lines=["RMC_INSTANCE_ID=i"],
                                    start_lines=["touch ~/started"], on_failure="touch ~/failed-hook")
     done = run_script(script, tmp_path)
     assert done.returncode == 1
@@ -238,7 +240,8 @@ def test_docker_runs_ray_in_the_container_with_gpus_on_gpu_nodes() -> None:
     start = next(i for i, line in enumerate(lines) if " ray start " in line)
     assert pull < run < setup_at < start
     assert lines[setup_at].split("timeout 1800 ", 1)[1].startswith("docker exec ")
-    assert lines[start].startswith("docker exec -e RAY_CLOUD_INSTANCE_ID") and "ray_container ray start" in lines[start]
+    assert lines[start].startswith("docker exec -e RAY_CLOUD_INSTANCE_ID")
+    assert "ray_container ray start" in lines[start]
     cpu = render_startup_script(boot(setup, gpus=0), OFFER, watcher_cloud="aws", instance_id_lines=["X=1"])
     assert "--gpus" not in cpu
     given = WorkerSetup(docker_image="img", docker_run_options=("--runtime=nvidia",))
@@ -351,7 +354,7 @@ def test_local_node_with_a_failing_setup_ends_without_starting_ray(tmp_path: Pat
     cloud = LocalCloud("aws", tmp_path / "state")
     inst = cloud.launch(local_request(WorkerSetup(setup_commands=("exit 7",))))
     try:
-        assert wait_for(lambda: cloud.get(inst.instance_id) is None, 20), "a failed setup must end the instance"
+        assert wait_for(lambda: cloud.get(inst.instance_id) is None, 20), "a failed setup ends the instance"
         assert cloud.ray_node_id(inst.instance_id) is None
         log = (cloud.state.node_home(inst.instance_id) / "instance.log").read_text()
         assert "worker setup failed at worker_setup_commands[0]" in log
@@ -391,4 +394,5 @@ def test_plan_says_what_each_worker_setup_does(tmp_path: Path) -> None:
                   docker={"image": "rayproject/ray:2.60.0-gpu"})
     notes = "\n".join(dry_run(config, now=0.0).notes)
     assert "l4_spot worker setup: 1 setup command(s); file_mounts inlined" in notes
-    assert "/data <- s3://bkt/data/" in notes and "Ray runs in docker image rayproject/ray:2.60.0-gpu" in notes
+    assert "/data <- s3://bkt/data/" in notes
+    assert "Ray runs in docker image rayproject/ray:2.60.0-gpu" in notes
