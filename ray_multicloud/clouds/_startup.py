@@ -195,6 +195,8 @@ def render_startup_script(
     for target, uri in setup.remote_files:
         lines.append(_fetch(target, uri))
     in_container = docker and bool(setup.docker_image)
+    if setup.docker_image and not docker:
+        lines.append(f"echo {shlex.quote('docker: ' + setup.docker_image + ' skipped (no containers here)')}")
     exec_prefix = ""
     if in_container:
         gpus = float(bootstrap.resources.get("GPU", 0) or 0) > 0
@@ -208,8 +210,11 @@ def render_startup_script(
                 f"{python} -m pip --version >/dev/null 2>&1 || {{ apt-get update -y && "
                 f"apt-get install -y python3-pip; }} || rmc_fail 'pip (installing python3-pip)'"
             )
+        # PIP_BREAK_SYSTEM_PACKAGES: an image newer than the defaults' Ubuntu 22.04 marks its Python
+        # externally managed (PEP 668); the machine exists to run Ray, so install into it anyway.
+        pip = f"{exec_prefix}{python} -m pip install -q {specs}"
         lines.append(
-            f"timeout {STEP_TIMEOUT_S} {exec_prefix}{python} -m pip install -q {specs} "
+            f"PIP_BREAK_SYSTEM_PACKAGES=1 timeout {STEP_TIMEOUT_S} {pip} "
             f"|| rmc_fail {shlex.quote('pip install ' + ' '.join(pip_install))}"
         )
     for i, command in enumerate(setup.setup_commands):
