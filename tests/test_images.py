@@ -231,3 +231,24 @@ def test_boot_install_pins_the_heads_ray() -> None:
     setup_py = (Path(__file__).resolve().parent.parent / "setup.py").read_text()
     pin = re.search(r'RAY = "([^"]+)"', setup_py)
     assert pin is not None and BOOT_INSTALL[0] == pin.group(1)
+
+
+def test_aws_launch_through_moto_boots_the_ssm_ami_end_to_end() -> None:
+    """The whole AWS path on moto's server: SSM lookup at the driver's endpoint, then RunInstances
+    with that AMI (moto knows the image), and the instance carries it."""
+    from cloud_factories import aws_session, moto_server
+
+    from ray_multicloud.clouds.aws import AwsCloud
+
+    with moto_server() as endpoint:
+        session = aws_session()
+        ec2 = session.client("ec2", region_name="us-east-1", endpoint_url=endpoint)
+        ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+        seed("us-east-1", ami)
+        cloud = AwsCloud("aws", regions=("us-east-1",), endpoint_url=endpoint, session=session,
+                         sleep=lambda _s: None)
+        inst = cloud.launch(request("aws", "us-east-1", "us-east-1a", "g5.xlarge"))
+        ec2_id = inst.instance_id.split(".", 1)[1]
+        described = ec2.describe_instances(InstanceIds=[ec2_id])["Reservations"][0]["Instances"][0]
+        assert described["ImageId"] == ami
+        cloud.terminate(inst.instance_id)
