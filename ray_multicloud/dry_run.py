@@ -7,8 +7,12 @@ credentials that do not belong in a YAML) without building an SDK client, every 
 or pinned offer is parsed with ``cluster_config.pools.parse_pool`` / ``parse_offer`` against the offers the
 configured clouds sell (the catalog snapshot, narrowed by each cloud's ``regions``; a private
 pool's own machines), and ``policy.place`` ranks them. ``live=True`` overlays live prices first
-(that one step goes to the clouds' public price APIs). Nothing here prints: ``dry_run``
-returns a ``DryRun`` the CLI renders.
+(that one step goes to the clouds' public price APIs) and reads the default AWS AMI's SSM
+parameter in each region (with the caller's AWS credentials). Notes say which image each public
+cloud boots per region (``clouds/images.py``) and what each worker node type's setup does
+(``cluster_config/worker_setup.py``); a ``file_mounts`` source that does not exist, a malformed
+docker image or an SSM parameter absent in a region is a ``ConfigError`` naming the key, region and
+fix. Nothing here prints: ``dry_run`` returns a ``DryRun`` the CLI renders.
 """
 
 from __future__ import annotations
@@ -20,11 +24,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ray_multicloud.clouds import DRIVERS
+from ray_multicloud.clouds.images import (
+    AWS_DLAMI_PARAMETER,
+    SsmLookup,
+    aws_image,
+    azure_image,
+    boot_install,
+    configured_aws_image,
+    gcp_image,
+)
 from ray_multicloud.cluster_config.budget import parse_budgets
 from ray_multicloud.cluster_config.cluster import check_node_types, check_ray_schema
 from ray_multicloud.cluster_config.migration import parse_migration
 from ray_multicloud.cluster_config.provider_section import load_settings, offers_of_clouds
-from ray_multicloud.errors import ConfigError
+from ray_multicloud.cluster_config.worker_setup import INLINE_LIMIT_BYTES, worker_setups
+from ray_multicloud.errors import CloudError, ConfigError
 from ray_multicloud.policy import OfferIndex, place
 from ray_multicloud.policy.place import describe_offer
 from ray_multicloud.pricing import load_catalog
@@ -90,10 +104,6 @@ def check_cloud_entry(name: str, spec: Mapping[str, Any]) -> list[str]:
         if not spec.get("regions"):
             warnings.append(f"{where}.regions: unset; launches may go to any region, and listing asks every "
                             "region enabled for the account (the role needs ec2:DescribeRegions)")
-        if not spec.get("image_id"):
-            raise ConfigError(
-                f"{where}.image_id", "set an AMI (or region -> AMI) with Ray and this package installed"
-            )
         if not spec.get("security_group_ids"):
             warnings.append(
                 f"{where}.security_group_ids: unset; workers get the VPC's default group (see "
@@ -125,6 +135,62 @@ def check_cloud_entry(name: str, spec: Mapping[str, Any]) -> list[str]:
 FIXED_POOL_DRIVERS = ("private", "ssh")
 
 
+def image_notes(name: str, spec: Mapping[str, Any], regions: list[str], ssm: SsmLookup | None) -> list[str]:
+    """Which image each region of a public cloud entry boots (``clouds/images.py``). ``ssm``: read
+    the default AMI's parameter now (``ConfigError`` if absent in a region); None: say it is read
+    at launch."""
+    driver = str(spec.get("driver", name))
+    where = f"provider.clouds.{name}"
+    install = boot_install(spec, where)
+    notes: list[str] = []
+    if driver == "aws":
+        parameter = str(spec.get("image_ssm_parameter") or AWS_DLAMI_PARAMETER)
+        for region in regions or ["(each region launched into)"]:
+            image_id = spec.get("image_id") or ""
+            if configured_aws_image(image_id, region):
+                notes.append(aws_image(image_id, region, lambda r, p: None, cloud=name).describe())
+            elif ssm is not None and not region.startswith("("):
+                notes.append(aws_image(image_id, region, ssm, parameter=parameter, pip_install=install,
+                                       cloud=name).describe())
+            else:
+                notes.append(
+                    f"{name} {region}: default image = SSM parameter {parameter} (the Deep Learning AMI; "
+                    f"read at launch, `plan --live` checks it); installs {', '.join(install)} at boot"
+                )
+    elif driver == "gcp":
+        notes.append(gcp_image(str(spec.get("image") or ""), pip_install=install, cloud=name,
+                               region="(all regions)").describe())
+    elif driver == "azure":
+        image = spec.get("image")
+        notes.append(azure_image(image if isinstance(image, Mapping) else None, pip_install=install,
+                                 cloud=name, region="(all regions)")[1].describe())
+    return notes
+
+
+def setup_notes(config: Mapping[str, Any]) -> list[str]:
+    """What each worker node type's startup script will do beyond ``ray start``; ``ConfigError`` for a
+    missing ``file_mounts`` source, a malformed docker image, or inlined mounts over the cap."""
+    notes = []
+    for node_type, setup in worker_setups(config, merged=False).items():
+        if setup.empty:
+            continue
+        parts = []
+        if setup.initialization_commands:
+            parts.append(f"{len(setup.initialization_commands)} initialization command(s)")
+        if setup.setup_commands:
+            parts.append(f"{len(setup.setup_commands)} setup command(s)")
+        if setup.inline_files:
+            size = sum(len(b) * 3 // 4 for _, b in setup.inline_files)
+            parts.append(f"file_mounts inlined into the startup script ({size} of {INLINE_LIMIT_BYTES} "
+                         "bytes gzipped): " + ", ".join(t for t, _ in setup.inline_files))
+        if setup.remote_files:
+            parts.append("fetched at boot: " + ", ".join(f"{t} <- {u}" for t, u in setup.remote_files))
+        if setup.docker_image:
+            parts.append(f"Ray runs in docker image {setup.docker_image}")
+        notes.append(f"{node_type} worker setup: " + "; ".join(parts))
+    return notes
+
+
 def _offers(settings: Any, catalog_path: str | None) -> list[Offer]:
     from ray_multicloud.clouds import make_cloud
 
@@ -137,6 +203,16 @@ def _offers(settings: Any, catalog_path: str | None) -> list[Offer]:
     return offers_of_clouds(settings, load_catalog(catalog_path).offers, fixed)
 
 
+def _default_ssm() -> SsmLookup | None:
+    try:
+        import boto3
+    except ImportError:
+        return None
+    from ray_multicloud.clouds.images import ssm_lookup
+
+    return ssm_lookup(boto3.Session())
+
+
 def dry_run(
     config: Mapping[str, Any],
     *,
@@ -144,9 +220,11 @@ def dry_run(
     live: bool = False,
     endpoints: Mapping[str, str] | None = None,
     max_age_s: float | None = None,
+    ssm: SsmLookup | None = None,
 ) -> DryRun:
     """Validate ``config`` (a parsed cluster YAML) and place each pool's first nodes. ``ConfigError``
-    names the first invalid key."""
+    names the first invalid key. ``ssm``: how to read AWS SSM parameters (default with ``live``: the
+    caller's boto3 credentials; offline: not read)."""
     now = time.time() if now is None else now
     cluster = str(config.get("cluster_name") or "default")
     provider = config.get("provider")
@@ -167,6 +245,16 @@ def dry_run(
     public = [n for n, s in settings.clouds.items() if str(s.get("driver", n)) in ("aws", "gcp", "azure")]
     for name in public:
         out.warnings += check_cloud_entry(name, settings.clouds[name])
+    if ssm is None and live and any(str(settings.clouds[n].get("driver", n)) == "aws" for n in public):
+        ssm = _default_ssm()
+    for name in public:
+        spec = settings.clouds[name]
+        try:
+            out.notes += image_notes(name, spec, list(spec.get("regions") or []), ssm)
+        except CloudError as exc:  # no credentials or network: say so, do not fail the plan
+            out.notes += image_notes(name, spec, list(spec.get("regions") or []), None)
+            out.notes.append(f"{name}: could not read SSM now ({exc})")
+    out.notes += setup_notes(config)
     if public and settings.gcs_address.startswith(LOOPBACK):
         out.warnings.append(
             f"provider.gcs_address {settings.gcs_address} is loopback: workers on {', '.join(public)} "

@@ -62,6 +62,7 @@ from ray_multicloud.cluster_config.cluster import check_cluster
 from ray_multicloud.cluster_config.migration import parse_migration
 from ray_multicloud.cluster_config.pools import fill_pool_defaults, parse_offer, parse_pool
 from ray_multicloud.cluster_config.provider_section import ProviderSettings, load_settings, offers_of_clouds
+from ray_multicloud.cluster_config.worker_setup import setup_of, write_into_provider
 from ray_multicloud.directives import LaunchDirectives
 from ray_multicloud.errors import (
     CapacityError,
@@ -640,6 +641,7 @@ class MultiCloudNodeProvider(NodeProvider):
                 "RAY_NODE_REGION": offer.region,
                 "RAY_NODE_ZONE": offer.zone or offer.region,
             },
+            setup=setup_of(self.provider_config, node_type),
         )
 
     # -- NodeProvider: terminate ------------------------------------------------------------------
@@ -679,9 +681,14 @@ class MultiCloudNodeProvider(NodeProvider):
         """Check every node type's policy and ``migration:`` section before anything launches, spell
         out each pool's defaulted ``colocate`` (``fill_pool_defaults``: the autoscaler's provider sees
         a node type's ``node_config`` only), and have the head start the controller
-        (``controller_start_command``) when a pool is movable."""
+        (``controller_start_command``) when a pool is movable. Each worker node type's setup
+        sections (``setup_commands``, ``worker_setup_commands``, ``file_mounts``, ``docker``) go into
+        ``provider._worker_setup`` (``cluster_config/worker_setup.py``), since no updater runs on a
+        worker: the drivers render them into its startup script. Ray's ``prepare_config`` has run
+        before this hook, so ``worker_setup_commands`` already begin with ``setup_commands``."""
         check_cluster(cluster_config)
         fill_pool_defaults(cluster_config)
+        write_into_provider(cluster_config, merged=True)
         cluster_config.setdefault("auth", {}).setdefault("ssh_user", "ray")
         name = str(cluster_config.get("cluster_name") or "default")
         settings = load_settings(cluster_config["provider"], name)

@@ -36,13 +36,21 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ray_multicloud.clouds._retry import Backoff, retry_throttled
-from ray_multicloud.clouds._startup import render_startup_script
+from ray_multicloud.clouds._startup import check_size, render_startup_script
 from ray_multicloud.clouds.base import (
     TAG_CLUSTER,
     TAG_REQUEST,
     CloudFeatures,
     Instance,
     LaunchRequest,
+)
+from ray_multicloud.clouds.images import (
+    AWS_DLAMI_PARAMETER,
+    BOOT_INSTALL,
+    ImageChoice,
+    aws_image,
+    boot_install,
+    ssm_lookup,
 )
 from ray_multicloud.errors import (
     CapacityError,
@@ -168,6 +176,8 @@ class AwsCloud:
         session: Any | None = None,
         backoff: Backoff | None = None,
         sleep: Callable[[float], None] | None = None,
+        image_ssm_parameter: str = AWS_DLAMI_PARAMETER,
+        pip_install: tuple[str, ...] = BOOT_INSTALL,
     ) -> None:
         try:
             import boto3  # lazily: `import ray_multicloud` works without it
@@ -196,11 +206,17 @@ class AwsCloud:
         self._account_regions: tuple[str, ...] = ()
         self._account_regions_at: float | None = None
         self._regions_refused = False
+        self._image_parameter = image_ssm_parameter
+        self._pip_install = tuple(pip_install)
+        self._images: dict[str, ImageChoice] = {}
+        self._ssm = ssm_lookup(self._session, endpoint_url=endpoint_url)
 
     @classmethod
     def from_config(cls, name: str, spec: Mapping[str, Any], *, state_dir: str) -> AwsCloud:
         """Build from a ``provider.clouds.<name>`` entry. Keys: regions, image_id (str or
-        region -> AMI), subnet_ids (zone or region -> subnet), security_group_ids (list or region ->
+        region -> AMI; unset: the Deep Learning AMI of ``image_ssm_parameter``, see clouds/images.py),
+        pip_install (what a default image installs at boot), subnet_ids (zone or region -> subnet),
+        security_group_ids (list or region ->
         list), key_name, iam_instance_profile, disk_gib, endpoint_url, profile, spot_max_price."""
         _ = state_dir
         for forbidden in (
@@ -226,6 +242,8 @@ class AwsCloud:
             endpoint_url=spec.get("endpoint_url"),
             profile=spec.get("profile"),
             spot_max_price=spec.get("spot_max_price", "ondemand"),
+            image_ssm_parameter=str(spec.get("image_ssm_parameter") or AWS_DLAMI_PARAMETER),
+            pip_install=boot_install(spec, f"provider.clouds.{name}"),
         )
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -288,11 +306,22 @@ class AwsCloud:
             if not token:
                 return found
 
-    def _image(self, region: str, offer_id: str) -> str:
-        image = self._image_id.get(region, "") if isinstance(self._image_id, Mapping) else self._image_id
-        if not image:
-            raise CloudError("aws", f"no image_id configured for region {region}", offer_id=offer_id)
-        return str(image)
+    def image_for(self, region: str, offer_id: str = "") -> ImageChoice:
+        """The AMI a worker in ``region`` boots: ``image_id``'s, else the default GPU AMI read
+        once per region from SSM; ``CloudError`` (code ParameterNotFound) naming the region and
+        parameter when it does not exist there."""
+        with self._lock:
+            cached = self._images.get(region)
+        if cached is not None:
+            return cached
+        try:
+            choice = aws_image(self._image_id, region, self._ssm, parameter=self._image_parameter,
+                               pip_install=self._pip_install, cloud=self.name)
+        except ConfigError as exc:
+            raise CloudError("aws", str(exc), offer_id=offer_id, code="ParameterNotFound") from None
+        with self._lock:
+            self._images[region] = choice
+        return choice
 
     def _security_groups(self, region: str) -> list[str]:
         groups = self._security_group_ids
@@ -317,8 +346,9 @@ class AwsCloud:
         tags = [{"Key": k, "Value": v} for k, v in sorted(request.tags.items())]
         if "Name" not in request.tags:
             tags.append({"Key": "Name", "Value": f"rmc-{request.cluster}-{request.pool}"})
+        image = self.image_for(region, offer.offer_id)
         params: dict[str, Any] = {
-            "ImageId": self._image(region, offer.offer_id),
+            "ImageId": image.image,
             "InstanceType": offer.instance_type,
             "MinCount": 1,
             "MaxCount": 1,
@@ -374,8 +404,10 @@ class AwsCloud:
                     *IMDS_INSTANCE_ID_LINES,
                     f'RMC_INSTANCE_ID="{region}.$EC2_ID"',
                 ],
+                pip_install=image.pip_install,
             )
-            params["UserData"] = script  # boto3 base64-encodes RunInstances UserData itself
+            # boto3 base64-encodes RunInstances UserData itself
+            params["UserData"] = check_size(script, "aws", offer_id=offer.offer_id)
         return params
 
     def _find_request(self, region: str, request: LaunchRequest) -> Instance | None:

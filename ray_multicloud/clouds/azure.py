@@ -30,8 +30,9 @@ from datetime import datetime
 from typing import Any
 
 from ray_multicloud.clouds._retry import Backoff, retry_throttled
-from ray_multicloud.clouds._startup import literal_instance_id, render_startup_script
+from ray_multicloud.clouds._startup import check_size, literal_instance_id, render_startup_script
 from ray_multicloud.clouds.base import TAG_CLUSTER, CloudFeatures, Instance, LaunchRequest
+from ray_multicloud.clouds.images import AZURE_DEFAULT_IMAGE, BOOT_INSTALL, azure_image, boot_install
 from ray_multicloud.endpoints import is_plain_http, require_https
 from ray_multicloud.errors import (
     CapacityError,
@@ -59,12 +60,7 @@ CAPACITY_CODES = frozenset(
 QUOTA_CODES = frozenset({"OperationNotAllowed", "QuotaExceeded"})
 THROTTLE_CODES = frozenset({"TooManyRequests", "RetryableError", "SubscriptionRequestsThrottled"})
 NOT_FOUND_CODES = frozenset({"ResourceNotFound", "NotFound", "ResourceGroupNotFound"})
-DEFAULT_IMAGE = {
-    "publisher": "microsoft-dsvm",
-    "offer": "ubuntu-hpc",
-    "sku": "2204",
-    "version": "latest",
-}
+DEFAULT_IMAGE = dict(AZURE_DEFAULT_IMAGE)  # clouds/images.py: Ubuntu HPC (DSVM)
 _STATES = {
     "Creating": NodeState.PENDING,
     "Updating": NodeState.RUNNING,
@@ -203,6 +199,7 @@ class AzureCloud:
         sleep: Callable[[float], None] | None = None,
         polling_interval_s: float = 5.0,
         sdk_retry_total: int | None = None,
+        pip_install: tuple[str, ...] = BOOT_INSTALL,
     ) -> None:
         try:
             from azure.mgmt.compute import ComputeManagementClient  # lazily
@@ -226,7 +223,7 @@ class AzureCloud:
         self._subnet_ids = dict(subnet_ids)
         self._nsg_ids = dict(network_security_group_ids or {})
         self._ssh_public_key = ssh_public_key
-        self._image = dict(image or DEFAULT_IMAGE)
+        self._image_ref, self.image = azure_image(image, pip_install=pip_install, cloud=name)
         self._admin = admin_username
         self._disk_gib = disk_gib
         self._spot_max_price = spot_max_price
@@ -255,7 +252,8 @@ class AzureCloud:
     def from_config(cls, name: str, spec: Mapping[str, Any], *, state_dir: str) -> AzureCloud:
         """Keys: subscription_id (or env AZURE_SUBSCRIPTION_ID), resource_group, subnet_ids
         (region -> subnet resource id), network_security_group_ids (region -> NSG id),
-        ssh_public_key, image (publisher/offer/sku/version or id), admin_username, disk_gib,
+        ssh_public_key, image (publisher/offer/sku/version or id; unset: Ubuntu HPC, clouds/images.py),
+        pip_install, admin_username, disk_gib,
         spot_max_price, base_url. Credentials: DefaultAzureCredential only."""
         import os
 
@@ -279,6 +277,7 @@ class AzureCloud:
             disk_gib=int(spec.get("disk_gib", 200)),
             spot_max_price=spec.get("spot_max_price", "ondemand"),
             base_url=spec.get("base_url"),
+            pip_install=boot_install(spec, f"provider.clouds.{name}"),
         )
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -386,11 +385,7 @@ class AzureCloud:
     def vm_body(self, request: LaunchRequest) -> dict[str, Any]:
         offer = request.offer
         name = vm_name(request.request_id)
-        image = (
-            {"id": self._image["id"]}
-            if "id" in self._image
-            else {k: self._image[k] for k in ("publisher", "offer", "sku", "version")}
-        )
+        image = dict(self._image_ref)
         properties: dict[str, Any] = {
             "hardwareProfile": {"vmSize": offer.instance_type},
             "storageProfile": {
@@ -431,8 +426,10 @@ class AzureCloud:
             properties["priority"] = "Regular"
         if request.bootstrap is not None:
             script = render_startup_script(
-                request.bootstrap, offer, watcher_cloud="azure", instance_id_lines=literal_instance_id(name)
+                request.bootstrap, offer, watcher_cloud="azure", instance_id_lines=literal_instance_id(name),
+                pip_install=self.image.pip_install,
             )
+            check_size(script, "azure", offer_id=offer.offer_id)
             properties["osProfile"]["customData"] = base64.b64encode(script.encode()).decode()
         body: dict[str, Any] = {
             "location": offer.region,

@@ -67,12 +67,40 @@ class CloudFeatures:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkerSetup:
+    """A node type's share of the cluster YAML's setup, as the startup script applies it before
+    ``ray start`` (``ray up``'s ``bootstrap_config`` reads it from the YAML:
+    ``cluster_config/worker_setup.py``; ``clouds/_startup.py`` renders it).
+
+    ``initialization_commands`` run on the host first; ``inline_files`` are ``(remote path, base64
+    of a gzipped tar)`` of small local ``file_mounts`` sources; ``remote_files`` are ``(remote path,
+    s3:// or gs:// URI)`` fetched at boot; ``setup_commands`` are the node type's worker setup
+    commands (Ray's ``setup_commands`` + ``worker_setup_commands``, or the node type's own), run
+    inside the container when ``docker_image`` is set, where Ray then runs too.
+    """
+
+    initialization_commands: tuple[str, ...] = ()
+    setup_commands: tuple[str, ...] = ()
+    inline_files: tuple[tuple[str, str], ...] = ()
+    remote_files: tuple[tuple[str, str], ...] = ()
+    docker_image: str = ""
+    docker_run_options: tuple[str, ...] = ()
+    container_name: str = "ray_container"
+
+    @property
+    def empty(self) -> bool:
+        return not (self.initialization_commands or self.setup_commands or self.inline_files
+                    or self.remote_files or self.docker_image)
+
+
+@dataclass(frozen=True, slots=True)
 class RayBootstrap:
     """How a new worker instance joins the Ray cluster.
 
     ``resources`` and ``labels`` are what the Ray node must advertise (the YAML's node type plus
     the project's labels); ``env`` is exported before ``ray start`` (the driver adds
-    ``RAY_CLOUD_INSTANCE_ID`` with the id it assigns, which autoscaler v2 matches instances by).
+    ``RAY_CLOUD_INSTANCE_ID`` with the id it assigns, which autoscaler v2 matches instances by);
+    ``setup`` is the node type's worker setup from the cluster YAML (None: none).
     """
 
     gcs_address: str
@@ -80,6 +108,7 @@ class RayBootstrap:
     resources: Mapping[str, float] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=dict)
+    setup: WorkerSetup | None = None
 
 
 @dataclass(frozen=True, slots=True)

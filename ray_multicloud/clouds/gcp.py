@@ -32,8 +32,9 @@ from datetime import datetime
 from typing import Any
 
 from ray_multicloud.clouds._retry import Backoff, retry_throttled
-from ray_multicloud.clouds._startup import literal_instance_id, render_startup_script
+from ray_multicloud.clouds._startup import check_size, literal_instance_id, render_startup_script
 from ray_multicloud.clouds.base import TAG_CLUSTER, CloudFeatures, Instance, LaunchRequest
+from ray_multicloud.clouds.images import BOOT_INSTALL, GCP_DEFAULT_IMAGE, boot_install, gcp_image
 from ray_multicloud.endpoints import require_https
 from ray_multicloud.errors import (
     CapacityError,
@@ -60,7 +61,7 @@ _CAPACITY = frozenset(c.upper() for c in CAPACITY_CODES)
 _QUOTA = frozenset(c.upper() for c in QUOTA_CODES)
 _THROTTLE = frozenset(c.upper() for c in THROTTLE_CODES)
 TAGS_METADATA_KEY = "rmc-tags"
-DEFAULT_IMAGE = "projects/deeplearning-platform-release/global/images/family/common-cu124"
+DEFAULT_IMAGE = GCP_DEFAULT_IMAGE  # clouds/images.py: a Deep Learning VM family
 
 # Catalog accelerator names -> GCE accelerator types (for N1 hosts, which take guest accelerators).
 ACCELERATOR_TYPES = {
@@ -243,7 +244,7 @@ class GcpCloud:
         *,
         project: str,
         zones: Mapping[str, list[str]] | None = None,
-        image: str = DEFAULT_IMAGE,
+        image: str = "",
         network: str = "global/networks/default",
         subnetwork: str = "",
         network_tags: tuple[str, ...] = (),
@@ -255,6 +256,7 @@ class GcpCloud:
         backoff: Backoff | None = None,
         sleep: Callable[[float], None] | None = None,
         operation_timeout_s: float = 600.0,
+        pip_install: tuple[str, ...] = BOOT_INSTALL,
     ) -> None:
         try:
             from google.cloud import compute_v1  # lazily: `import ray_multicloud` works without it
@@ -269,7 +271,7 @@ class GcpCloud:
         self.name = name
         self.project = project
         self._zones = {k: list(v) for k, v in (zones or {}).items()}
-        self._image = image
+        self.image = gcp_image(image, pip_install=pip_install, cloud=name)  # "": the DLVM default
         self._network = network
         self._subnetwork = subnetwork
         self._network_tags = tuple(network_tags)
@@ -297,7 +299,8 @@ class GcpCloud:
 
     @classmethod
     def from_config(cls, name: str, spec: Mapping[str, Any], *, state_dir: str) -> GcpCloud:
-        """Keys: project, zones (region -> zones, for regional offers), image, network,
+        """Keys: project, zones (region -> zones, for regional offers), image (unset: a Deep
+        Learning VM family, clouds/images.py), pip_install, network,
         subnetwork, network_tags, service_account, disk_gib, instance_termination_action,
         api_endpoint. Credentials: Application Default Credentials only."""
         _ = state_dir
@@ -314,7 +317,7 @@ class GcpCloud:
             name,
             project=str(spec.get("project", "")),
             zones=spec.get("zones"),
-            image=str(spec.get("image", DEFAULT_IMAGE)),
+            image=str(spec.get("image") or ""),
             network=str(spec.get("network", "global/networks/default")),
             subnetwork=str(spec.get("subnetwork", "")),
             network_tags=tuple(spec.get("network_tags", ())),
@@ -322,6 +325,7 @@ class GcpCloud:
             disk_gib=int(spec.get("disk_gib", 200)),
             instance_termination_action=str(spec.get("instance_termination_action", "DELETE")),
             api_endpoint=spec.get("api_endpoint"),
+            pip_install=boot_install(spec, f"provider.clouds.{name}"),
         )
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -437,7 +441,7 @@ class GcpCloud:
                 {
                     "boot": True,
                     "autoDelete": True,
-                    "initializeParams": {"sourceImage": self._image, "diskSizeGb": str(self._disk_gib)},
+                    "initializeParams": {"sourceImage": self.image.image, "diskSizeGb": str(self._disk_gib)},
                 }
             ],
             "networkInterfaces": [
@@ -475,7 +479,9 @@ class GcpCloud:
                 offer,
                 watcher_cloud="gcp",
                 instance_id_lines=literal_instance_id(f"{zone}.{body['name']}"),
+                pip_install=self.image.pip_install,
             )
+            check_size(script, "gcp", offer_id=offer.offer_id)
             body["metadata"]["items"].append({"key": "startup-script", "value": script})
         return body
 

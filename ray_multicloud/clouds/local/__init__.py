@@ -10,6 +10,13 @@ and marks itself running -> ``terminate`` (SIGTERM to its process group, SIGKILL
 ``preempt`` (a notice: the instance drains its own Ray node with reason PREEMPTION and the
 notice's deadline, then dies at the deadline, as a spot VM does).
 
+A worker instance boots like a cloud VM: its process is ``bash`` running the startup script every
+driver renders (``clouds/_startup.py``: the cluster YAML's initialization and worker setup
+commands, inlined ``file_mounts``, with ``$HOME`` the instance's own directory), whose last line
+``exec``s the instance process below in its place (same pid, same process group). ``docker:`` is
+skipped here (the local cloud runs no containers) and a failed setup step ends the instance, so a
+launch never hangs on it.
+
 A head instance (no ``RayBootstrap``) is a placeholder process leading its own process group in
 the caller's session; ``LocalCommandRunner`` runs ``ray up``'s head commands inside that group, so
 terminating the instance ends the head's Ray processes and nothing else on the machine.
@@ -24,6 +31,7 @@ import builtins
 import contextlib
 import json
 import os
+import shlex
 import signal
 import sqlite3
 import subprocess
@@ -37,6 +45,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from ray_multicloud.clouds._startup import literal_instance_id, render_startup_script
 from ray_multicloud.clouds.base import (
     CloudFeatures,
     Instance,
@@ -272,7 +281,7 @@ class LocalCloud:
                 }
             )
             try:
-                pid = self._spawn(instance_id, head=request.bootstrap is None)
+                pid = self._spawn(instance_id, head=request.bootstrap is None, request=request)
             except OSError as exc:
                 self.state.update(instance_id, state=NodeState.TERMINATED.value, end_reason=f"spawn: {exc}")
                 raise CloudError(self.name, f"could not start instance process: {exc}",
@@ -385,12 +394,39 @@ class LocalCloud:
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _spawn(self, instance_id: str, *, head: bool) -> int:
+    def startup_script(self, instance_id: str, request: LaunchRequest) -> str:
+        """The script a worker instance boots with: the drivers' own (``render_startup_script``),
+        ending in an ``exec`` of this instance's process instead of ``ray start``."""
+        assert request.bootstrap is not None
+        node = [sys.executable, "-m", "ray_multicloud.clouds.local.node", "--state-dir", str(self.state.dir),
+                "--instance-id", instance_id, "--object-store-bytes", str(self.object_store_bytes)]
+        home = os.environ.get("HOME", "")
+        return render_startup_script(
+            request.bootstrap,
+            request.offer,
+            watcher_cloud=self.name,
+            instance_id_lines=literal_instance_id(instance_id),
+            python=shlex.quote(sys.executable),
+            start_lines=[
+                f"export HOME={shlex.quote(home)}" if home else "unset HOME",
+                "exec " + " ".join(shlex.quote(part) for part in node),
+            ],
+            docker=False,
+            on_failure=":",  # the instance process ends: _refresh marks the instance gone
+        )
+
+    def _spawn(self, instance_id: str, *, head: bool, request: LaunchRequest | None = None) -> int:
         home = self.state.node_home(instance_id)
         cmd = [sys.executable, "-m", "ray_multicloud.clouds.local.node", "--state-dir", str(self.state.dir),
                "--instance-id", instance_id, "--object-store-bytes", str(self.object_store_bytes)]
+        env: dict[str, str] | None = None
         if head:
             cmd.append("--hold")
+        elif request is not None and request.bootstrap is not None:
+            script = home / "startup.sh"
+            script.write_text(self.startup_script(instance_id, request), encoding="utf-8")
+            cmd = ["bash", str(script)]
+            env = {**os.environ, "HOME": str(home)}
         log = open(home / "instance.log", "ab")  # noqa: SIM115 - handed to the child
         try:
             # A head placeholder leads a new group in *our* session so that our command runner can
@@ -400,7 +436,7 @@ class LocalCloud:
                                         cwd=home, process_group=0)
             else:
                 proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                        cwd=home, start_new_session=True)
+                                        cwd=home, start_new_session=True, env=env)
         finally:
             log.close()
         return proc.pid
