@@ -174,7 +174,8 @@ def render_startup_script(
     pip requirement specs installed before the setup commands (the driver booted a default image
     without Ray). ``start_lines`` replace ``ray start`` and the watcher (the local cloud starts its
     Ray node from Python); ``docker=False`` ignores ``docker:`` (the local cloud runs no
-    containers). ``on_failure`` runs after a failed step is logged (default: power off).
+    containers). ``on_failure`` runs after a failed step is logged (default: power off; the script
+    then exits with the failed step's status).
     """
     setup = bootstrap.setup or WorkerSetup()
     env = ray_env(bootstrap, offer)
@@ -184,9 +185,10 @@ def render_startup_script(
         "set -euo pipefail",
         'export HOME="${HOME:-/root}"',
         "rmc_fail() {",
-        '  echo "ray_multicloud: worker setup failed at $1" >&2',
+        "  rc=$?; [ \"$rc\" -ne 0 ] || rc=1",  # the failed step's own exit status
+        '  echo "ray_multicloud: worker setup failed at $1 (exit $rc)" >&2',
         f"  {on_failure}",
-        "  exit 1",
+        '  exit "$rc"',
         "}",
         *instance_id_lines,
         'export RAY_CLOUD_INSTANCE_ID="$RMC_INSTANCE_ID"',

@@ -794,7 +794,10 @@ class SshCloud:
         extra = ([f"--node-ip-address={host.node_ip}"] if host.node_ip else []) + list(host.ray_start_args)
         script = render_startup_script(boot, request.offer, watcher_cloud=self.name,
                                        instance_id_lines=literal_instance_id(instance_id),
-                                       ray=self.settings.ray, extra_args=extra, watcher=False)
+                                       ray=self.settings.ray, extra_args=extra, watcher=False,
+                                       # A team's own server: a failed step ends this node's script,
+                                       # never the machine (the cloud drivers power theirs off).
+                                       on_failure=":")
         try:
             out = self._remote(host, "launch", instance_id, facts.instance_id or "-",
                                _b64(json.dumps(marker)), _b64(script), ok=(0, 3))
