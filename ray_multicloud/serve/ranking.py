@@ -8,10 +8,18 @@ The rule, for one request from ``client_region``:
 2. A replica *keeps the SLO* when that estimate is at most ``slo.target_ms``.
 3. Replicas that keep the SLO come first, cheapest first: by
    ``weights.price * price_per_hour + weights.latency * estimated_ms`` (with the default weights, price
-   alone), ties broken by the estimate, then by id. A replica whose price is unknown goes after every
-   priced one.
-4. Replicas that miss the SLO follow, fastest first. So when no replica keeps the SLO, the first one
-   is the fastest.
+   alone); ties broken by locality (``ReplicaView.locality``: the router's prefer-same-node /
+   prefer-same-zone options, lower is closer), then by the estimate, then by ``tie_break``, then by id.
+   A replica whose price is unknown goes after every priced one.
+4. Replicas that miss the SLO follow, fastest first; ties broken by locality, then price, ``tie_break``,
+   id. So when no replica keeps the SLO, the first one is the fastest.
+
+Locality never outranks price or the SLO: a same-node replica that costs more, or misses the SLO, still
+ranks after a cheaper remote one that keeps it.
+
+A replica whose queue length is unknown (``queue_known=False``) is not counted as empty: the caller
+passes a pessimistic ``queue_len`` (the router passes the replica's ``max_ongoing_requests``, a full
+queue), and the reason says so.
 
 Examples (SLO 200 ms, 20 ms per request)::
 
@@ -41,13 +49,22 @@ RTT_TABLE_RESOURCE = "region_rtt.json"
 
 @dataclass(frozen=True, slots=True)
 class ReplicaView:
-    """What the ranking needs to know about one replica: where it runs, what its node costs, its queue."""
+    """What the ranking needs to know about one replica: where it runs, what its node costs, its queue.
+
+    ``queue_known=False``: ``queue_len`` is the caller's pessimistic stand-in, not a measurement.
+    ``locality``: 0 same node as the router, 1 same zone, 2 elsewhere (only the order matters).
+    ``tie_break``: orders replicas equal in everything else (the router draws it at random, so equal
+    replicas share the load instead of the one with the smallest id taking it all).
+    """
 
     replica_id: str
     cloud: str
     region: str
     price_per_hour: float | None
     queue_len: int = 0
+    queue_known: bool = True
+    locality: int = 0
+    tie_break: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,8 +191,8 @@ def rank_replicas(
     weights: Weights = Weights(),
 ) -> tuple[Ranked, ...]:
     """Order ``replicas`` best first for a request from ``client_region`` (see the module docstring)."""
-    keep: list[tuple[tuple[float, float, float, str], Ranked]] = []
-    miss: list[tuple[tuple[float, float, float, str], Ranked]] = []
+    keep: list[tuple[tuple[float, float, int, float, int, str], Ranked]] = []
+    miss: list[tuple[tuple[float, int, float, float, int, str], Ranked]] = []
     for r in replicas:
         est = estimate_ms(r, client_region, table, slo)
         priced = r.price_per_hour is not None and math.isfinite(r.price_per_hour)
@@ -190,15 +207,16 @@ def rank_replicas(
             net = f"no RTT for {client_region}->{r.region}"
         else:
             net = f"RTT {client_region}->{r.region} {table.rtt(client_region, r.region):g} ms"
+        queued = f"{r.queue_len} queued" if r.queue_known else f"queue unknown, counted as {r.queue_len}"
         if est <= slo.target_ms:
             reason = (f"{where} {price_text}: keeps SLO {slo.target_ms:g} ms "
-                      f"(est {est:.0f} ms = {net} + {r.queue_len} queued)")
-            keep.append(((0.0 if priced else 1.0, score, est, r.replica_id),
+                      f"(est {est:.0f} ms = {net} + {queued})")
+            keep.append(((0.0 if priced else 1.0, score, r.locality, est, r.tie_break, r.replica_id),
                          Ranked(r, est, True, score, reason)))
         else:
             reason = (f"{where} {price_text}: misses SLO {slo.target_ms:g} ms "
-                      f"(est {est:.0f} ms = {net} + {r.queue_len} queued); ranked by speed")
-            miss.append(((est, 0.0 if priced else 1.0, price, r.replica_id),
+                      f"(est {est:.0f} ms = {net} + {queued}); ranked by speed")
+            miss.append(((est, r.locality, 0.0 if priced else 1.0, price, r.tie_break, r.replica_id),
                          Ranked(r, est, False, score, reason)))
     keep.sort(key=lambda kv: kv[0])
     miss.sort(key=lambda kv: kv[0])
