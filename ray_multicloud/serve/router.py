@@ -55,8 +55,8 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections import deque
-from collections.abc import Mapping, Sequence
+from collections import Counter, deque
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,6 +111,29 @@ class RoutingDecision:
     model_id: str = ""
 
 
+class RankedReplicas(list[list[RunningReplica]]):
+    """The ranks of one routing iteration, best first: a plain list, except how Serve walks it.
+
+    Serve's routing task walks the ranks in order and, when the replica it found goes to an *earlier*
+    request (FIFO) instead of its own, keeps walking. With one replica per rank that would send the next
+    request to the next-best replica while the best one still has room. So, walked, a rank is offered
+    again for as long as its replica keeps being handed out (``taken`` counts hand-outs per replica);
+    a refusal moves on. Every repeat needs a hand-out to a pending request, so the walk ends.
+    """
+
+    def __init__(self, ranks: list[list[RunningReplica]], taken: Mapping[ReplicaID, int]) -> None:
+        super().__init__(ranks)
+        self._taken = taken
+
+    def __iter__(self) -> Iterator[list[RunningReplica]]:
+        for rank in list.__iter__(self):
+            while True:
+                before = sum(self._taken.get(r.replica_id, 0) for r in rank)
+                yield rank
+                if sum(self._taken.get(r.replica_id, 0) for r in rank) == before:
+                    break
+
+
 class CostLatencyRouter(FIFOMixin, LocalityMixin, MultiplexMixin, RequestRouter):
     """Ray Serve request router over ``ray_multicloud.serve.ranking``. See the module docstring.
 
@@ -161,6 +184,7 @@ class CostLatencyRouter(FIFOMixin, LocalityMixin, MultiplexMixin, RequestRouter)
         )
         self.decisions: deque[RoutingDecision] = deque(maxlen=max(1, int(keep_decisions)))
         self._probing: set[ReplicaID] = set()
+        self._taken: Counter[ReplicaID] = Counter()
         self._tie_rng = random.Random()
         self.cluster_state.start()
 
@@ -219,6 +243,17 @@ class CostLatencyRouter(FIFOMixin, LocalityMixin, MultiplexMixin, RequestRouter)
         task = self._event_loop.create_task(self._probe_queue_lens(todo, 0))
         task.add_done_callback(lambda _t: self._probing.difference_update(ids))
 
+    def _fulfill_next_pending_request(self, replica: RunningReplica, request_metadata: Any = None) -> None:
+        # Serve's FIFO hand-out, counted per replica for ``RankedReplicas``.
+        super()._fulfill_next_pending_request(replica, request_metadata)
+        self._taken[replica.replica_id] += 1
+
+    def update_replicas(self, replicas: list[RunningReplica]) -> None:
+        super().update_replicas(replicas)
+        live = {r.replica_id for r in replicas}
+        for gone in [k for k in self._taken if k not in live]:
+            del self._taken[gone]
+
     # -- the RequestRouter hook ---------------------------------------------------------------------
 
     async def choose_replicas(
@@ -227,7 +262,7 @@ class CostLatencyRouter(FIFOMixin, LocalityMixin, MultiplexMixin, RequestRouter)
         pending_request: PendingRequest | None = None,
     ) -> list[list[RunningReplica]]:
         # Deliberately no await: FIFO holds only if one request's routing cannot stall on I/O.
-        return self.rank(candidate_replicas, pending_request)
+        return RankedReplicas(self.rank(candidate_replicas, pending_request), self._taken)
 
     def rank(
         self,
@@ -262,11 +297,13 @@ class CostLatencyRouter(FIFOMixin, LocalityMixin, MultiplexMixin, RequestRouter)
             self.replica_views(group, snapshot), region, self._table, self._slo, self._weights))
         by_id = {r.replica_id.unique_id: r for r in pool}
         order = [by_id[entry.replica.replica_id] for entry in ranked]
-        # The base class probes the first rank itself if its queue is unknown; the others, in the
-        # background, so a replica counted as full for want of a probe is not passed over for long.
-        unknown = [r for r, entry in zip(order[1:], ranked[1:], strict=True) if not entry.replica.queue_known]
-        if unknown:
-            self._probe_in_background(unknown)
+        # The base class probes the first rank itself when its queue is unknown or full; the others,
+        # in the background, so a replica counted as full (for want of a probe, or from a probe that
+        # has aged) is not passed over for long.
+        stale_queue = [r for r, entry in zip(order[1:], ranked[1:], strict=True)
+                       if not entry.replica.queue_known or entry.replica.queue_len >= r.max_ongoing_requests]
+        if stale_queue:
+            self._probe_in_background(stale_queue)
         self.decisions.append(RoutingDecision(time.time(), region, ranked, len(leaving),
                                               snapshot.age_s(now), stale, model_id))
         return [[r] for r in order]
