@@ -503,7 +503,7 @@ def test_a_slow_or_failing_gcs_never_holds_a_request(fault: str) -> None:
         gcs.hold()
     else:
         gcs.failing = True
-    router = build_router(gcs=gcs, wait_for_state=False, drain_refresh_s=0.01)
+    router = build_router(gcs=gcs, wait_for_state=False, drain_refresh_s=0.01, node_refresh_s=0.01)
 
     async def body() -> None:
         cheap = FakeReplica("z-cheap", node_id="cheap-1")
