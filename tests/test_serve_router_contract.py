@@ -39,7 +39,7 @@ WAIT_S = 5.0  # a router that breaks the contract fails here instead of hanging
 
 CHEAP = "aws/us-east-1/-/cheap/spot"
 DEAR = "aws/us-east-1/-/dear/on-demand"
-PRICES = {CHEAP: 0.10, DEAR: 1.00}
+PRICES = {CHEAP: 0.10, DEAR: 1.00, "aws/eu-west-1/-/cheap/spot": 0.10, "aws/us-west-2/-/cheap/spot": 0.10}
 # Nodes the fake GCS knows: one cheap and one dear node per place the router may prefer.
 NODES = {
     ROUTER_NODE: NodeFacts("aws", "us-east-1", DEAR),
@@ -47,6 +47,8 @@ NODES = {
     "cheap-2": NodeFacts("aws", "us-east-1", CHEAP),
     "dear-1": NodeFacts("aws", "us-east-1", DEAR),
     "dear-2": NodeFacts("aws", "us-east-1", DEAR),
+    "eu": NodeFacts("aws", "eu-west-1", "aws/eu-west-1/-/cheap/spot"),
+    "us-west": NodeFacts("aws", "us-west-2", "aws/us-west-2/-/cheap/spot"),
 }
 
 
@@ -260,6 +262,31 @@ def test_requests_are_routed_first_in_first_out(options: dict[str, bool], gcs_ha
         router.update_replicas([replica])  # type: ignore[list-item]
         await until(lambda: replica.waiting_for_answer, "the first probe to take its answer")
         await release_in_order(tasks, lambda: replica.answer(0))
+
+    run(router, body)
+
+
+def test_a_free_replica_goes_to_the_oldest_request_whoever_found_it() -> None:
+    # Two requests from two continents, SLO 100 ms, shipped RTT eu-west-1 <-> us-west-2 125 ms: each
+    # request's own best replica is the one in its region. The older (EU) request's replica is slow to
+    # answer; the newer (US) request's routing finds the US replica at once. FIFO: the US replica goes
+    # to the EU request, the older one; the US request waits for the next free replica.
+    router = build_router()
+    router.queue_len_response_deadline_s = 100.0
+    router.max_queue_len_response_deadline_s = 100.0
+
+    async def body() -> None:
+        eu = FakeReplica("eu", node_id="eu", one_answer_each=True)
+        us = FakeReplica("us", node_id="us-west")
+        eu.answer(0)
+        us.answer(0)
+        router.update_replicas([eu, us])  # type: ignore[list-item]
+        await until(lambda: eu.waiting_for_answer and router.replica_queue_len_cache.get(us.replica_id) == 0,
+                    "the joining probes")
+        older = route(router, request(session_id="eu-west-1"))
+        newer = route(router, request(session_id="us-west-2"))
+        assert await asyncio.wait_for(older, WAIT_S) is us
+        assert await asyncio.wait_for(newer, WAIT_S) in {us, eu}
 
     run(router, body)
 
