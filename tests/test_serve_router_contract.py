@@ -224,9 +224,12 @@ def run(router: ContractRouter, body: Callable[[], Awaitable[None]]) -> None:
     pending. The cluster-state thread is stopped in any case."""
 
     async def main() -> None:
-        await body()
-        await until(lambda: router.curr_num_routing_tasks == 0, "routing tasks to end")
-        assert router.num_pending_requests == 0
+        try:
+            await body()
+            await until(lambda: router.curr_num_routing_tasks == 0, "routing tasks to end")
+            assert router.num_pending_requests == 0
+        finally:
+            router.gcs.release()  # before the loop closes: it waits for any thread still reading
 
     try:
         asyncio.run(main())
