@@ -18,6 +18,7 @@ router, with expected replicas worked out from the prices and the SLO by hand.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import threading
 import time
@@ -166,25 +167,26 @@ def build_router(*, prefer_node: bool = False, prefer_az: bool = False, zone: st
 
 
 def request(*, model_id: str = "", session_id: str = "", created_at: float | None = None) -> PendingRequest:
-    global _request_count
-    _request_count += 1
-    metadata = RequestMetadata(request_id=f"req-{_request_count}", internal_request_id=f"int-{_request_count}",
+    n = next(_request_ids)
+    metadata = RequestMetadata(request_id=f"req-{n}", internal_request_id=f"int-{n}",
                                multiplexed_model_id=model_id, session_id=session_id)
     if created_at is None:
         return PendingRequest(args=[], kwargs={}, metadata=metadata)
     return PendingRequest(args=[], kwargs={}, metadata=metadata, created_at=created_at)
 
 
-_request_count = 0
+_request_ids = itertools.count(1)
 
 
 def route(router: ContractRouter, pending: PendingRequest, *, is_retry: bool = False) -> asyncio.Task[Any]:
-    return asyncio.get_running_loop().create_task(router._choose_replica_for_request(pending, is_retry=is_retry))
+    loop = asyncio.get_running_loop()
+    return loop.create_task(router._choose_replica_for_request(pending, is_retry=is_retry))
 
 
 async def routed(router: ContractRouter, n: int, **kw: Any) -> list[Any]:
     """Route ``n`` concurrent requests and return the replica each one got."""
-    return list(await asyncio.wait_for(asyncio.gather(*(route(router, request(**kw)) for _ in range(n))), WAIT_S))
+    tasks = [route(router, request(**kw)) for _ in range(n)]
+    return list(await asyncio.wait_for(asyncio.gather(*tasks), WAIT_S))
 
 
 async def until(condition: Callable[[], bool], what: str) -> None:
@@ -512,7 +514,8 @@ def test_a_replica_with_unknown_queue_length_is_not_taken_for_empty() -> None:
         router.update_replicas([silent, known])  # type: ignore[list-item]
         assert set(await routed(router, 5)) == {known}
         view = {e.replica.replica_id: e for e in router.decisions[-1].ranked}["cheap"]
-        assert (view.replica.queue_known, view.replica.queue_len, view.keeps_slo) == (False, MAX_ONGOING, False)
+        assert (view.replica.queue_known, view.replica.queue_len) == (False, MAX_ONGOING)
+        assert not view.keeps_slo
         assert "queue unknown" in view.reason
         # It was probed in the background meanwhile; once it answers, the cheap replica wins.
         assert silent.probes >= 2  # the probe when it joined, and the router's background probe
