@@ -114,7 +114,7 @@ class RttTable:
     """Symmetric region-to-region round-trip times in ms. ``rtt(a, a)`` is ``same_region_ms``."""
 
     def __init__(self, pairs: Mapping[tuple[str, str], float], *, same_region_ms: float = 1.0,
-                 source: str = "") -> None:
+                 source: str = "", origin: str = "") -> None:
         self._ms: dict[frozenset[str], float] = {}
         for (a, b), ms in pairs.items():
             if a == b:
@@ -124,6 +124,7 @@ class RttTable:
             self._ms[frozenset((a, b))] = float(ms)
         self.same_region_ms = float(same_region_ms)
         self.source = source
+        self.origin = origin
         self.regions = frozenset(r for pair in self._ms for r in pair)
 
     def rtt(self, a: str, b: str) -> float | None:
@@ -132,34 +133,61 @@ class RttTable:
             return self.same_region_ms
         return self._ms.get(frozenset((a, b)))
 
+    def missing_pair(self, a: str, b: str) -> str:
+        """The message for a pair this table lacks: which pair, and what to add where."""
+        where = f" ({self.origin})" if self.origin else ""
+        return (f"the RTT table{where} has no round-trip time for {a} <-> {b}: add [{a!r}, {b!r}, ms] to its "
+                f"'pairs', with its source and date")
+
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> RttTable:
+    def from_json(cls, data: Mapping[str, Any], *, origin: str = "") -> RttTable:
         """Build from the ``region_rtt.json`` layout: ``{"pairs": [[a, b, ms], ...], "same_region_ms": 1}``.
 
-        A pair listed twice (in either order) is refused. ``source`` is kept as ``self.source``; every other
-        key (``what``, ``caveat``, ``regions``, and the per-pair provenance ``sources`` / ``pair_provenance``
-        of the shipped file) is documentation for people and is ignored here.
+        A pair listed twice (in either order) is refused. When the file lists its ``regions`` (a list, or
+        a mapping region -> description), every pair of them must be in ``pairs`` and no pair may name
+        another region: a missing pair is an error naming it, never a silent default. ``source`` is kept
+        as ``self.source``; every other key (``what``, ``caveat``, the per-pair provenance ``sources`` /
+        ``pair_provenance`` of the shipped file) is documentation for people and is ignored here.
         """
+        where = f"{origin}: " if origin else ""
         pairs: dict[tuple[str, str], float] = {}
         for i, entry in enumerate(data.get("pairs", ())):
             if not (isinstance(entry, Sequence) and len(entry) == 3):
-                raise ValueError(f"pairs[{i}] must be [region_a, region_b, ms], got {entry!r}")
+                raise ValueError(f"{where}pairs[{i}] must be [region_a, region_b, ms], got {entry!r}")
             a, b, ms = entry
             key = (str(a), str(b))
             if key in pairs or (key[1], key[0]) in pairs:
-                raise ValueError(f"pairs[{i}]: {a}-{b} is listed twice")
+                raise ValueError(f"{where}pairs[{i}]: {a}-{b} is listed twice")
             pairs[key] = float(ms)
-        return cls(pairs, same_region_ms=float(data.get("same_region_ms", 1.0)),
-                   source=str(data.get("source", "")))
+        table = cls(pairs, same_region_ms=float(data.get("same_region_ms", 1.0)),
+                    source=str(data.get("source", "")), origin=origin)
+        listed = data.get("regions")
+        if listed is not None:
+            regions = sorted(str(r) for r in listed)
+            strangers = sorted(table.regions - set(regions))
+            if strangers:
+                raise ValueError(f"{where}pairs name regions missing from 'regions': {strangers}; "
+                                 f"add them to 'regions' (with every pair they need) or drop their pairs")
+            missing = [(a, b) for i, a in enumerate(regions) for b in regions[i + 1:]
+                       if table.rtt(a, b) is None]
+            if missing:
+                shown = ", ".join(f"{a} <-> {b}" for a, b in missing[:5])
+                more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+                raise ValueError(f"{where}the RTT table lists {len(regions)} regions but has no round-trip "
+                                 f"time for {shown}{more}: add each as [region_a, region_b, ms] to 'pairs', "
+                                 f"with its source and date, or drop the region from 'regions'")
+        return table
 
 
 def load_rtt_table(path: str | Path | None = None) -> RttTable:
     """Read an RTT table: ``path``, or the one shipped in ``ray_multicloud/data/region_rtt.json``."""
     if path is None:
         text = resources.files("ray_multicloud.data").joinpath(RTT_TABLE_RESOURCE).read_text()
+        origin = f"ray_multicloud/data/{RTT_TABLE_RESOURCE}"
     else:
         text = Path(path).read_text()
-    return RttTable.from_json(json.loads(text))
+        origin = str(path)
+    return RttTable.from_json(json.loads(text), origin=origin)
 
 
 def client_region_from_key(key: str | None, known: Iterable[str]) -> str | None:

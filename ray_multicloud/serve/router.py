@@ -185,6 +185,7 @@ class CostLatencyRouter(FIFOMixin, LocalityMixin, MultiplexMixin, RequestRouter)
         self.decisions: deque[RoutingDecision] = deque(maxlen=max(1, int(keep_decisions)))
         self._probing: set[ReplicaID] = set()
         self._taken: Counter[ReplicaID] = Counter()
+        self._missing_pairs_logged: set[tuple[str, str]] = set()
         self._tie_rng = random.Random()
         self.cluster_state.start()
 
@@ -231,6 +232,17 @@ class CostLatencyRouter(FIFOMixin, LocalityMixin, MultiplexMixin, RequestRouter)
                 tie_break=self._tie_rng.getrandbits(31),
             ))
         return views
+
+    def _log_missing_pairs(self, region: str, ranked: Sequence[Ranked]) -> None:
+        """A replica in a region the RTT table does not pair with the client's ranks last (it cannot be
+        shown to keep the SLO); say so, naming the pair, once per pair."""
+        for entry in ranked:
+            there = entry.replica.region
+            known = self._table.rtt(region, there) is not None
+            if there and not known and (region, there) not in self._missing_pairs_logged:
+                self._missing_pairs_logged.add((region, there))
+                logger.error("%s; until then replicas in %s rank last for clients in %s",
+                             self._table.missing_pair(region, there), there, region)
 
     def _probe_in_background(self, replicas: Sequence[RunningReplica]) -> None:
         """Fill the queue-length cache for ``replicas`` without holding the request (one probe in flight
@@ -295,6 +307,8 @@ class CostLatencyRouter(FIFOMixin, LocalityMixin, MultiplexMixin, RequestRouter)
         region = self.client_region(pending_request)
         ranked = tuple(entry for group in (staying, leaving) for entry in rank_replicas(
             self.replica_views(group, snapshot), region, self._table, self._slo, self._weights))
+        if region is not None:
+            self._log_missing_pairs(region, ranked)
         by_id = {r.replica_id.unique_id: r for r in pool}
         order = [by_id[entry.replica.replica_id] for entry in ranked]
         # The base class probes the first rank itself when its queue is unknown or full; the others,
