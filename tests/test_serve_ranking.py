@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -179,3 +181,47 @@ def test_shipped_table_names_its_source_and_covers_the_serving_regions() -> None
                       table.rtt("us-east-1", "eastus"))
     assert far is not None and mid is not None and near is not None
     assert far > mid > near
+
+
+@pytest.mark.parametrize(
+    ("data", "named"),
+    [
+        # Three regions listed, b-c never measured: the error names exactly that pair.
+        ({"regions": ["a", "b", "c"], "pairs": [["a", "b", 10], ["a", "c", 20]]}, ["b <-> c"]),
+        # A mapping of region -> description, as the shipped file has; two pairs missing.
+        ({"regions": {"a": "x", "b": "y", "c": "z"}, "pairs": [["a", "b", 10]]}, ["a <-> c", "b <-> c"]),
+        # A region listed with no pair at all.
+        ({"regions": ["a", "b", "ap-east-1"], "pairs": [["a", "b", 10]]},
+         ["a <-> ap-east-1", "ap-east-1 <-> b"]),
+    ],
+)
+def test_rtt_table_missing_a_pair_is_an_error_naming_it(data: dict[str, object], named: list[str],
+                                                        tmp_path: Path) -> None:
+    path = tmp_path / "rtt.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError) as err:
+        load_rtt_table(path)
+    message = str(err.value)
+    assert str(path) in message and "add each as [region_a, region_b, ms]" in message
+    for pair in named:
+        assert pair in message
+    assert f"no round-trip time for {', '.join(named)}:" in message
+
+
+def test_rtt_table_pairs_must_name_listed_regions() -> None:
+    with pytest.raises(ValueError, match=r"missing from 'regions': \['c'\]"):
+        RttTable.from_json({"regions": ["a", "b"], "pairs": [["a", "b", 1], ["a", "c", 2]]})
+
+
+def test_rtt_table_without_a_region_list_is_taken_as_given() -> None:
+    table = RttTable.from_json({"pairs": [["a", "b", 1], ["b", "c", 2]]})
+    assert table.rtt("a", "c") is None
+    assert "a <-> c" in table.missing_pair("a", "c")
+
+
+def test_shipped_table_pairs_every_region_it_lists() -> None:
+    data = json.loads((Path(__file__).parents[1] / "ray_multicloud" / "data" / "region_rtt.json").read_text())
+    table = load_rtt_table()
+    assert set(data["regions"]) == table.regions
+    n = len(table.regions)
+    assert len(data["pairs"]) == n * (n - 1) // 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -15,6 +16,7 @@ from ray.serve.request_router import PendingRequest
 
 from ray_multicloud.pricing.board import PriceBoard
 from ray_multicloud.scenarios.loadtest import Sample, percentile, summarise
+from ray_multicloud.serve.cluster_state import NODE_RETRY_S
 from ray_multicloud.serve.ranking import Slo, Weights
 from ray_multicloud.serve.router import CostLatencyRouter, NodeFacts, PriceSource, offer_id_from_labels
 from ray_multicloud.serve.spread import multicloud_deployment_options, router_config, serving_pool_node_type
@@ -73,6 +75,8 @@ class FakeReplica:
     replica_id: ReplicaID
     node_id: str
     max_ongoing_requests: int = 8
+    availability_zone: str | None = None
+    multiplexed_model_ids: frozenset[str] = frozenset()
 
 
 class TableRouter(CostLatencyRouter):
@@ -91,9 +95,12 @@ class TableRouter(CostLatencyRouter):
 
 
 def make_router(**kwargs: object) -> TableRouter:
+    """A router whose cluster state the test refreshes itself (``refresh``), its thread stopped."""
     router = TableRouter(deployment_id=DEPLOYMENT, handle_source=DeploymentHandleSource.UNKNOWN)
     router.initialize_state(**{"slo_ms": 100, "service_ms": 10, "use_catalog": False, "drain_refresh_s": 0.0,
                                "prices": {AWS_OD: 0.526, AZ_SPOT: 0.0616}, **kwargs})
+    router.cluster_state.stop()
+    router.cluster_state.refresh()
     return router
 
 
@@ -111,6 +118,10 @@ TableRouter.nodes = {
 
 
 def choose(router: TableRouter, replicas: list[FakeReplica], session: str | None) -> list[list[str]]:
+    for r in replicas:  # a known, empty queue unless the test set one (unknown counts as full)
+        if router.replica_queue_len_cache.get(r.replica_id) is None:
+            router.replica_queue_len_cache.update(r.replica_id, 0)
+
     async def go() -> list[list[str]]:
         request = PendingRequest(args=[], kwargs={}, metadata=RequestMetadata(
             request_id="r", internal_request_id="i", session_id=session or ""))
@@ -154,29 +165,58 @@ def test_router_follows_the_price_board(tmp_path: Path) -> None:
     router = make_router(state_dir=str(tmp_path), price_refresh_s=0.0)
     assert choose(router, [EAST, WEST], "us-east-1") == [["west"], ["east"]]
     PriceBoard(tmp_path).set(AZ_SPOT, 3.0)
+    assert choose(router, [EAST, WEST], "us-east-1") == [["west"], ["east"]]  # not read on the request path
+    router.cluster_state.refresh()
     assert choose(router, [EAST, WEST], "us-east-1") == [["east"], ["west"]]
 
 
-def test_router_skips_replicas_on_dead_nodes_and_looks_up_new_nodes_once() -> None:
-    TableRouter.reads = 0
+def test_router_skips_replicas_on_dead_nodes() -> None:
     router = make_router()
     ghost = replica("ghost", "n-dead")
     assert choose(router, [ghost, EAST], "eu-west-1") == [["east"]]
-    assert choose(router, [ghost, EAST], "eu-west-1") == [["east"]]
-    assert TableRouter.reads == 1  # every node known after the first read
     only_dead = choose(router, [ghost], "eu-west-1")
     assert only_dead == [["ghost"]]  # nothing else to try: Serve's own error handling takes over
+
+
+def test_router_never_reads_the_gcs_and_asks_for_unknown_nodes() -> None:
+    saved = dict(TableRouter.nodes)
+    try:
+        router = make_router(node_refresh_s=3600.0)
+        clock = [time.monotonic() + 1000.0]
+        router.cluster_state.clock = lambda: clock[0]
+        router.cluster_state.want_nodes()
+        router.cluster_state.refresh()  # the node table read at the fake clock's now
+        TableRouter.reads = 0
+        newcomer = replica("new", "n-new")
+        TableRouter.nodes = {**saved, "n-new": NodeFacts("aws", "us-east-1", AWS_OD, alive=False)}
+        assert choose(router, [newcomer, WEST], "us-west-2") == [["west"], ["new"]]  # unknown: unpriced
+        assert choose(router, [newcomer, WEST], "us-west-2") == [["west"], ["new"]]
+        assert TableRouter.reads == 0  # the request path read nothing
+        router.cluster_state.refresh()
+        assert TableRouter.reads == 0  # asked for, but the last read is under NODE_RETRY_S old
+        clock[0] += NODE_RETRY_S
+        router.cluster_state.refresh()  # the thread's next pass: asked for, so read before node_refresh_s
+        assert TableRouter.reads == 1
+        assert choose(router, [newcomer, WEST], "us-west-2") == [["west"]]  # now known dead
+        clock[0] += NODE_RETRY_S
+        router.cluster_state.refresh()
+        assert TableRouter.reads == 1  # known nodes ask for nothing
+    finally:
+        TableRouter.nodes = saved
 
 
 def test_router_ranks_replicas_on_draining_nodes_last() -> None:
     router = make_router()
     try:
         TableRouter.draining = {"n-azure"}
+        router.cluster_state.refresh()
         assert choose(router, [EAST, WEST], "us-west-2") == [["east"], ["west"]]
         assert router.decisions[-1].draining == 1
         TableRouter.draining = {"n-azure", "n-aws"}  # everything drains: the usual order among them
+        router.cluster_state.refresh()
         assert choose(router, [EAST, WEST], "us-west-2") == [["west"], ["east"]]
         TableRouter.draining = set()  # the drain was cancelled
+        router.cluster_state.refresh()
         assert choose(router, [EAST, WEST], "us-west-2") == [["west"], ["east"]]
     finally:
         TableRouter.draining = set()
@@ -254,3 +294,19 @@ def test_summarise_counts_failures_and_where_requests_were_served() -> None:
     assert a.served_by == {"aws/r": 1, "azure/r": 1}
     assert a.failed_pct == pytest.approx(100 / 3)
     assert (b.sent, b.failed, c.sent, c.failed_pct) == (1, 0, 0, 0.0)
+
+
+def test_router_names_a_region_pair_the_rtt_table_lacks_once(caplog: pytest.LogCaptureFixture) -> None:
+    saved = dict(TableRouter.nodes)
+    try:
+        TableRouter.nodes = {**saved, "n-tokyo": NodeFacts("aws", "ap-northeast-1", None)}
+        router = make_router()
+        tokyo = replica("tokyo", "n-tokyo")
+        with caplog.at_level("ERROR", logger="ray_multicloud.serve.router"):
+            assert choose(router, [tokyo, EAST], "eu-west-1") == [["east"], ["tokyo"]]
+            assert choose(router, [tokyo, EAST], "eu-west-1") == [["east"], ["tokyo"]]
+        errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+        assert len(errors) == 1
+        assert "eu-west-1 <-> ap-northeast-1" in errors[0] and "region_rtt.json" in errors[0]
+    finally:
+        TableRouter.nodes = saved

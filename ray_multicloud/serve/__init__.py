@@ -3,6 +3,8 @@
 - ``ranking``: the pure rule that orders replicas for one request (cheapest that keeps the SLO, else fastest).
 - ``router``: ``CostLatencyRouter``, the Ray Serve ``RequestRouter`` that applies it (imported by path,
   ``ray_multicloud.serve.router.CostLatencyRouter``, so this package does not import Ray Serve).
+- ``cluster_state``: the node table, draining nodes and prices the router reads per request, refreshed
+  by a background thread so that no request waits on the GCS.
 - ``spread``: deployment options and a pool node type that keep replicas on at least two clouds.
 """
 

@@ -8,10 +8,18 @@ The rule, for one request from ``client_region``:
 2. A replica *keeps the SLO* when that estimate is at most ``slo.target_ms``.
 3. Replicas that keep the SLO come first, cheapest first: by
    ``weights.price * price_per_hour + weights.latency * estimated_ms`` (with the default weights, price
-   alone), ties broken by the estimate, then by id. A replica whose price is unknown goes after every
-   priced one.
-4. Replicas that miss the SLO follow, fastest first. So when no replica keeps the SLO, the first one
-   is the fastest.
+   alone); ties broken by locality (``ReplicaView.locality``: the router's prefer-same-node /
+   prefer-same-zone options, lower is closer), then by the estimate, then by ``tie_break``, then by id.
+   A replica whose price is unknown goes after every priced one.
+4. Replicas that miss the SLO follow, fastest first; ties broken by locality, then price, ``tie_break``,
+   id. So when no replica keeps the SLO, the first one is the fastest.
+
+Locality never outranks price or the SLO: a same-node replica that costs more, or misses the SLO, still
+ranks after a cheaper remote one that keeps it.
+
+A replica whose queue length is unknown (``queue_known=False``) is not counted as empty: the caller
+passes a pessimistic ``queue_len`` (the router passes the replica's ``max_ongoing_requests``, a full
+queue), and the reason says so.
 
 Examples (SLO 200 ms, 20 ms per request)::
 
@@ -41,13 +49,22 @@ RTT_TABLE_RESOURCE = "region_rtt.json"
 
 @dataclass(frozen=True, slots=True)
 class ReplicaView:
-    """What the ranking needs to know about one replica: where it runs, what its node costs, its queue."""
+    """What the ranking needs to know about one replica: where it runs, what its node costs, its queue.
+
+    ``queue_known=False``: ``queue_len`` is the caller's pessimistic stand-in, not a measurement.
+    ``locality``: 0 same node as the router, 1 same zone, 2 elsewhere (only the order matters).
+    ``tie_break``: orders replicas equal in everything else (the router draws it at random, so equal
+    replicas share the load instead of the one with the smallest id taking it all).
+    """
 
     replica_id: str
     cloud: str
     region: str
     price_per_hour: float | None
     queue_len: int = 0
+    queue_known: bool = True
+    locality: int = 0
+    tie_break: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +114,7 @@ class RttTable:
     """Symmetric region-to-region round-trip times in ms. ``rtt(a, a)`` is ``same_region_ms``."""
 
     def __init__(self, pairs: Mapping[tuple[str, str], float], *, same_region_ms: float = 1.0,
-                 source: str = "") -> None:
+                 source: str = "", origin: str = "") -> None:
         self._ms: dict[frozenset[str], float] = {}
         for (a, b), ms in pairs.items():
             if a == b:
@@ -107,6 +124,7 @@ class RttTable:
             self._ms[frozenset((a, b))] = float(ms)
         self.same_region_ms = float(same_region_ms)
         self.source = source
+        self.origin = origin
         self.regions = frozenset(r for pair in self._ms for r in pair)
 
     def rtt(self, a: str, b: str) -> float | None:
@@ -115,34 +133,61 @@ class RttTable:
             return self.same_region_ms
         return self._ms.get(frozenset((a, b)))
 
+    def missing_pair(self, a: str, b: str) -> str:
+        """The message for a pair this table lacks: which pair, and what to add where."""
+        where = f" ({self.origin})" if self.origin else ""
+        return (f"the RTT table{where} has no round-trip time for {a} <-> {b}: add [{a!r}, {b!r}, ms] to its "
+                f"'pairs', with its source and date")
+
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> RttTable:
+    def from_json(cls, data: Mapping[str, Any], *, origin: str = "") -> RttTable:
         """Build from the ``region_rtt.json`` layout: ``{"pairs": [[a, b, ms], ...], "same_region_ms": 1}``.
 
-        A pair listed twice (in either order) is refused. ``source`` is kept as ``self.source``; every other
-        key (``what``, ``caveat``, ``regions``, and the per-pair provenance ``sources`` / ``pair_provenance``
-        of the shipped file) is documentation for people and is ignored here.
+        A pair listed twice (in either order) is refused. When the file lists its ``regions`` (a list, or
+        a mapping region -> description), every pair of them must be in ``pairs`` and no pair may name
+        another region: a missing pair is an error naming it, never a silent default. ``source`` is kept
+        as ``self.source``; every other key (``what``, ``caveat``, the per-pair provenance ``sources`` /
+        ``pair_provenance`` of the shipped file) is documentation for people and is ignored here.
         """
+        where = f"{origin}: " if origin else ""
         pairs: dict[tuple[str, str], float] = {}
         for i, entry in enumerate(data.get("pairs", ())):
             if not (isinstance(entry, Sequence) and len(entry) == 3):
-                raise ValueError(f"pairs[{i}] must be [region_a, region_b, ms], got {entry!r}")
+                raise ValueError(f"{where}pairs[{i}] must be [region_a, region_b, ms], got {entry!r}")
             a, b, ms = entry
             key = (str(a), str(b))
             if key in pairs or (key[1], key[0]) in pairs:
-                raise ValueError(f"pairs[{i}]: {a}-{b} is listed twice")
+                raise ValueError(f"{where}pairs[{i}]: {a}-{b} is listed twice")
             pairs[key] = float(ms)
-        return cls(pairs, same_region_ms=float(data.get("same_region_ms", 1.0)),
-                   source=str(data.get("source", "")))
+        table = cls(pairs, same_region_ms=float(data.get("same_region_ms", 1.0)),
+                    source=str(data.get("source", "")), origin=origin)
+        listed = data.get("regions")
+        if listed is not None:
+            regions = sorted(str(r) for r in listed)
+            strangers = sorted(table.regions - set(regions))
+            if strangers:
+                raise ValueError(f"{where}pairs name regions missing from 'regions': {strangers}; "
+                                 f"add them to 'regions' (with every pair they need) or drop their pairs")
+            missing = [(a, b) for i, a in enumerate(regions) for b in regions[i + 1:]
+                       if table.rtt(a, b) is None]
+            if missing:
+                shown = ", ".join(f"{a} <-> {b}" for a, b in missing[:5])
+                more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+                raise ValueError(f"{where}the RTT table lists {len(regions)} regions but has no round-trip "
+                                 f"time for {shown}{more}: add each as [region_a, region_b, ms] to 'pairs', "
+                                 f"with its source and date, or drop the region from 'regions'")
+        return table
 
 
 def load_rtt_table(path: str | Path | None = None) -> RttTable:
     """Read an RTT table: ``path``, or the one shipped in ``ray_multicloud/data/region_rtt.json``."""
     if path is None:
         text = resources.files("ray_multicloud.data").joinpath(RTT_TABLE_RESOURCE).read_text()
+        origin = f"ray_multicloud/data/{RTT_TABLE_RESOURCE}"
     else:
         text = Path(path).read_text()
-    return RttTable.from_json(json.loads(text))
+        origin = str(path)
+    return RttTable.from_json(json.loads(text), origin=origin)
 
 
 def client_region_from_key(key: str | None, known: Iterable[str]) -> str | None:
@@ -174,8 +219,8 @@ def rank_replicas(
     weights: Weights = Weights(),
 ) -> tuple[Ranked, ...]:
     """Order ``replicas`` best first for a request from ``client_region`` (see the module docstring)."""
-    keep: list[tuple[tuple[float, float, float, str], Ranked]] = []
-    miss: list[tuple[tuple[float, float, float, str], Ranked]] = []
+    keep: list[tuple[tuple[float, float, int, float, int, str], Ranked]] = []
+    miss: list[tuple[tuple[float, int, float, float, int, str], Ranked]] = []
     for r in replicas:
         est = estimate_ms(r, client_region, table, slo)
         priced = r.price_per_hour is not None and math.isfinite(r.price_per_hour)
@@ -190,15 +235,16 @@ def rank_replicas(
             net = f"no RTT for {client_region}->{r.region}"
         else:
             net = f"RTT {client_region}->{r.region} {table.rtt(client_region, r.region):g} ms"
+        queued = f"{r.queue_len} queued" if r.queue_known else f"queue unknown, counted as {r.queue_len}"
         if est <= slo.target_ms:
             reason = (f"{where} {price_text}: keeps SLO {slo.target_ms:g} ms "
-                      f"(est {est:.0f} ms = {net} + {r.queue_len} queued)")
-            keep.append(((0.0 if priced else 1.0, score, est, r.replica_id),
+                      f"(est {est:.0f} ms = {net} + {queued})")
+            keep.append(((0.0 if priced else 1.0, score, r.locality, est, r.tie_break, r.replica_id),
                          Ranked(r, est, True, score, reason)))
         else:
             reason = (f"{where} {price_text}: misses SLO {slo.target_ms:g} ms "
-                      f"(est {est:.0f} ms = {net} + {r.queue_len} queued); ranked by speed")
-            miss.append(((est, 0.0 if priced else 1.0, price, r.replica_id),
+                      f"(est {est:.0f} ms = {net} + {queued}); ranked by speed")
+            miss.append(((est, r.locality, 0.0 if priced else 1.0, price, r.tie_break, r.replica_id),
                          Ranked(r, est, False, score, reason)))
     keep.sort(key=lambda kv: kv[0])
     miss.sort(key=lambda kv: kv[0])

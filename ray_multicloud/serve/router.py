@@ -14,36 +14,70 @@ Where the inputs come from:
 - **client region**: the request's session id, i.e. the ``x-session-id`` HTTP header (or
   ``handle.options(session_id=...)``), read as ``<region>`` or ``<region>/<anything>``; otherwise
   ``default_client_region``; otherwise none (ranking by price and queue only).
-- **replica region and cloud**: the Ray labels of the replica's node (``ray.io/availability-region``,
-  ``rmc/cloud``), read once per node from the GCS node table.
-- **node price** ($/h) of the node's offer (rebuilt from its labels: cloud, region, zone, instance type,
-  market type), looked up in order: the cluster's price board (``state_dir``; live on the local cloud),
-  the ``prices`` kwarg (offer id -> $/h), the shipped catalog snapshot. Re-read when the board changes.
-- **queue length**: Serve's own per-replica queue-length cache (0 when unknown).
+- **replica region, cloud, node price, alive, draining**: a ``ClusterSnapshot``
+  (``ray_multicloud.serve.cluster_state``) that a background thread refreshes from the GCS node table
+  (the node's Ray labels ``ray.io/availability-region``, ``rmc/cloud``, ...), the GCS draining-node list
+  and the prices (the cluster's price board in ``state_dir``, live on the local cloud; the ``prices``
+  kwarg, offer id -> $/h; the shipped catalog). The request path only reads the snapshot: it never
+  waits on the GCS or a file, so a slow or unreachable GCS delays no request (it only ages the
+  snapshot; see ``cluster_state`` for the staleness rule).
+- **queue length**: Serve's own per-replica queue-length cache, which the base class fills by probing
+  replicas. A replica whose length is unknown counts as full (its ``max_ongoing_requests``), never as
+  empty, and is probed in the background so the next request knows it.
 - **RTT**: ``rtt_table`` (a JSON path) or the shipped ``ray_multicloud/data/region_rtt.json``.
+
+Serve's contract, kept as its power-of-two router keeps it:
+
+- **First in, first out.** The router composes Serve's ``FIFOMixin``: whichever routing task finds a
+  replica hands it to the oldest pending request (by model id first, for multiplexed requests), and
+  ``choose_replicas`` does not await anything, so no request waits on another's lookups. The number of
+  routing tasks is the base class's (``min(2 * replicas, max_num_routing_tasks_cap)``).
+- **Model multiplexing.** A request with a ``multiplexed_model_id`` is routed among the replicas that
+  have the model loaded (``MultiplexMixin.apply_multiplex_routing``): if none has it, or they refuse, the
+  replicas with the fewest models, then, after Serve's matching timeout, all replicas. The cost/latency
+  ranking orders the replicas within that set.
+- **Locality.** With Serve's prefer-same-node / prefer-same-zone options (on by default in proxies),
+  a replica on the router's node, then one in its zone, wins ties of the cost/latency ranking: between
+  replicas of equal price (and both keeping the SLO, or equally fast when none does). It never makes a
+  dearer replica win over a cheaper one.
 
 Each routing iteration returns one singleton rank per replica, best first: Serve tries the best
 replica and, if it refuses (full queue) or is gone, the next. The router sets ``should_backoff`` so a
-round in which every replica refuses backs off instead of spinning. A request is never sent to a replica
-on a node the GCS reports dead, and replicas on nodes being drained (a preemption notice, a price move)
-rank after all others, so traffic leaves a node before its deadline even while Serve is still starting
-the replacement replica.
+round in which every replica refuses backs off instead of spinning. Replicas equal in everything are
+ordered at random, so they share the load. A request is never sent to a replica on a node the GCS
+reports dead (unless no other replica is left), and replicas on nodes being drained (a preemption
+notice, a price move) rank after all others, so traffic leaves a node before its deadline even while
+Serve is still starting the replacement replica.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import math
+import random
 import time
-from collections import deque
-from collections.abc import Mapping, Sequence
+from collections import Counter, deque
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ray.serve._private.common import ReplicaID
+from ray.serve._private.request_router.request_router import FIFOMixin, LocalityMixin, MultiplexMixin
 from ray.serve.request_router import PendingRequest, RequestRouter, RunningReplica
 
+from ray_multicloud.serve.cluster_state import (
+    DRAIN_REFRESH_S,
+    MAX_AGE_S,
+    NODE_REFRESH_S,
+    PRICE_REFRESH_S,
+    ClusterSnapshot,
+    ClusterState,
+    NodeFacts,
+    PriceSource,
+    offer_id_from_labels,
+    read_gcs_draining_nodes,
+    read_gcs_node_table,
+)
 from ray_multicloud.serve.ranking import (
     Ranked,
     ReplicaView,
@@ -57,117 +91,55 @@ from ray_multicloud.serve.ranking import (
 
 logger = logging.getLogger(__name__)
 
-LABEL_CLOUD = "rmc/cloud"
-LABEL_INSTANCE_TYPE = "rmc/instance-type"
-LABEL_MARKET = "ray.io/market-type"
-LABEL_REGION = "ray.io/availability-region"
-LABEL_ZONE = "ray.io/availability-zone"
-NODE_LOOKUP_TIMEOUT_S = 2.0
-NODE_RETRY_S = 5.0
-DRAIN_REFRESH_S = 1.0
-PRICE_REFRESH_S = 2.0
+__all__ = ["CostLatencyRouter", "NodeFacts", "PriceSource", "RoutingDecision", "offer_id_from_labels"]
 
-
-@dataclass(frozen=True, slots=True)
-class NodeFacts:
-    """Where a node runs and which offer it was bought on (None where its labels do not say)."""
-
-    cloud: str
-    region: str
-    offer_id: str | None
-    alive: bool = True
-
-
-def offer_id_from_labels(labels: Mapping[str, str]) -> str | None:
-    """The project's offer id (``cloud/region/zone-or-'-'/instance_type/market``) from a node's labels.
-
-    The provider sets the zone label to the region for regionally priced offers, so zone == region
-    means "no zone". None when a label is missing (a node the provider did not launch, e.g. the head).
-    """
-    keys = (LABEL_CLOUD, LABEL_REGION, LABEL_ZONE, LABEL_INSTANCE_TYPE, LABEL_MARKET)
-    cloud, region, zone, itype, market = (labels.get(k, "") for k in keys)
-    if not (cloud and region and itype and market):
-        return None
-    return f"{cloud}/{region}/{zone if zone and zone != region else '-'}/{itype}/{market}"
-
-
-class PriceSource:
-    """$/h of an offer id: price board (live) > ``prices`` table > shipped catalog (module docstring)."""
-
-    def __init__(self, *, prices: Mapping[str, float] | None = None, state_dir: str | None = None,
-                 use_catalog: bool = True, refresh_s: float = PRICE_REFRESH_S) -> None:
-        self._table = {str(k): float(v) for k, v in (prices or {}).items()}
-        self._state_dir = state_dir
-        self._use_catalog = use_catalog
-        self._catalog: dict[str, float] | None = None
-        self._board: dict[str, float] = {}
-        self._board_version = -1.0
-        self._checked_at = -math.inf
-        self._refresh_s = refresh_s
-
-    def _catalog_prices(self) -> dict[str, float]:
-        if self._catalog is None:
-            self._catalog = {}
-            if self._use_catalog:
-                from ray_multicloud.pricing import load_catalog
-
-                try:
-                    self._catalog = {o.offer_id: o.price_per_hour for o in load_catalog().offers}
-                except Exception:  # a router without a catalog still routes, by the other sources
-                    logger.exception("could not load the shipped catalog; "
-                                     "prices come from the board and the table only")
-        return self._catalog
-
-    def _refresh_board(self, now: float) -> None:
-        if self._state_dir is None or now - self._checked_at < self._refresh_s:
-            return
-        self._checked_at = now
-        from ray_multicloud.pricing.board import PriceBoard
-
-        board = PriceBoard(self._state_dir)
-        version = board.version()
-        if version != self._board_version:
-            self._board = {k: price for k, (price, _as_of) in board.read().items()}
-            self._board_version = version
-
-    def price(self, offer_id: str | None, *, now: float) -> float | None:
-        if offer_id is None:
-            return None
-        self._refresh_board(now)
-        for source in (self._board, self._table):
-            if offer_id in source:
-                return source[offer_id]
-        return self._catalog_prices().get(offer_id)
-
-
-def _node_table() -> dict[str, NodeFacts]:
-    import ray
-
-    out: dict[str, NodeFacts] = {}
-    for node in ray.nodes():
-        labels = {str(k): str(v) for k, v in (node.get("Labels") or {}).items()}
-        out[str(node["NodeID"])] = NodeFacts(
-            cloud=labels.get(LABEL_CLOUD, ""),
-            region=labels.get(LABEL_REGION, ""),
-            offer_id=offer_id_from_labels(labels),
-            alive=bool(node.get("Alive", True)),
-        )
-    return out
+_UNKNOWN_NODE = NodeFacts("", "", None)
+SAME_NODE, SAME_ZONE, ELSEWHERE = 0, 1, 2
 
 
 @dataclass(frozen=True, slots=True)
 class RoutingDecision:
-    """One routing iteration, kept for inspection: the client region, the replicas in rank order, and how
-    many of them (the last ones) are on draining nodes."""
+    """One routing iteration, kept for inspection: the client region, the replicas in rank order, how
+    many of them (the last ones) are on draining nodes, and how old the cluster state was."""
 
     at: float
     client_region: str | None
     ranked: tuple[Ranked, ...]
     draining: int = 0
+    state_age_s: float = 0.0
+    stale: bool = False
+    model_id: str = ""
 
 
-class CostLatencyRouter(RequestRouter):
-    """Ray Serve request router over ``ray_multicloud.serve.ranking``. See the module docstring."""
+class RankedReplicas(list[list[RunningReplica]]):
+    """The ranks of one routing iteration, best first: a plain list, except how Serve walks it.
+
+    Serve's routing task walks the ranks in order and, when the replica it found goes to an *earlier*
+    request (FIFO) instead of its own, keeps walking. With one replica per rank that would send the next
+    request to the next-best replica while the best one still has room. So, walked, a rank is offered
+    again for as long as its replica keeps being handed out (``taken`` counts hand-outs per replica);
+    a refusal moves on. Every repeat needs a hand-out to a pending request, so the walk ends.
+    """
+
+    def __init__(self, ranks: list[list[RunningReplica]], taken: Mapping[ReplicaID, int]) -> None:
+        super().__init__(ranks)
+        self._taken = taken
+
+    def __iter__(self) -> Iterator[list[RunningReplica]]:
+        for rank in list.__iter__(self):
+            while True:
+                before = sum(self._taken.get(r.replica_id, 0) for r in rank)
+                yield rank
+                if sum(self._taken.get(r.replica_id, 0) for r in rank) == before:
+                    break
+
+
+class CostLatencyRouter(FIFOMixin, LocalityMixin, MultiplexMixin, RequestRouter):
+    """Ray Serve request router over ``ray_multicloud.serve.ranking``. See the module docstring.
+
+    The mixins are Serve's own, in the order its power-of-two router composes them: FIFO fulfilment,
+    the colocated-replica sets for locality, the model-id -> replicas index for multiplexing.
+    """
 
     def initialize_state(
         self,
@@ -182,10 +154,15 @@ class CostLatencyRouter(RequestRouter):
         use_catalog: bool = True,
         price_refresh_s: float = PRICE_REFRESH_S,
         drain_refresh_s: float = DRAIN_REFRESH_S,
+        node_refresh_s: float = NODE_REFRESH_S,
+        state_max_age_s: float = MAX_AGE_S,
         keep_decisions: int = 64,
         **unknown: Any,
     ) -> None:
-        """Called by Serve with ``RequestRouterConfig.request_router_kwargs``; unknown keys are refused."""
+        """Called by Serve with ``RequestRouterConfig.request_router_kwargs``; unknown keys are refused.
+
+        Starts the cluster-state thread (``cluster_state``); it reads the GCS, so nothing here blocks.
+        """
         if unknown:
             raise TypeError(f"CostLatencyRouter: unknown request_router_kwargs {sorted(unknown)}")
         self._slo = Slo(target_ms=float(slo_ms), service_ms=float(service_ms))
@@ -195,79 +172,99 @@ class CostLatencyRouter(RequestRouter):
             raise ValueError(f"default_client_region {default_client_region!r} is not in the RTT table "
                              f"({sorted(self._table.regions)})")
         self._default_region = default_client_region
-        self._prices = PriceSource(prices=prices, state_dir=state_dir, use_catalog=use_catalog,
-                                   refresh_s=float(price_refresh_s))
-        self._nodes: dict[str, NodeFacts] = {}
-        self._nodes_fetched_at = -math.inf
-        self._draining: frozenset[str] = frozenset()
-        self._draining_at = -math.inf
-        self._drain_refresh_s = float(drain_refresh_s)
+        self.cluster_state = ClusterState(
+            read_nodes=self.read_node_table,
+            read_draining=self.read_draining_nodes,
+            prices=PriceSource(prices=prices, state_dir=state_dir, use_catalog=use_catalog,
+                               refresh_s=float(price_refresh_s)),
+            node_refresh_s=float(node_refresh_s),
+            drain_refresh_s=float(drain_refresh_s),
+            price_refresh_s=float(price_refresh_s),
+            max_age_s=float(state_max_age_s),
+        )
         self.decisions: deque[RoutingDecision] = deque(maxlen=max(1, int(keep_decisions)))
+        self._probing: set[ReplicaID] = set()
+        self._taken: Counter[ReplicaID] = Counter()
+        self._missing_pairs_logged: set[tuple[str, str]] = set()
+        self._tie_rng = random.Random()
+        self.cluster_state.start()
 
-    # -- inputs -------------------------------------------------------------------------------------
+    # -- inputs (the two GCS reads run on the cluster-state thread, never on the request path) -----------
+
+    def read_node_table(self) -> Mapping[str, NodeFacts]:
+        """Facts of every node the GCS knows (blocking)."""
+        return read_gcs_node_table()
+
+    def read_draining_nodes(self) -> set[str]:
+        """Hex ids of the nodes the GCS is draining (blocking)."""
+        return read_gcs_draining_nodes()
 
     def client_region(self, pending_request: PendingRequest | None) -> str | None:
         key = pending_request.metadata.session_id if pending_request is not None else None
         return client_region_from_key(key, self._table.regions) or self._default_region
 
-    async def _node_facts(self, node_ids: Sequence[str | None]) -> dict[str, NodeFacts]:
-        """Facts for the given nodes; the GCS node table is read again when an unknown node shows up
-        (at most every ``NODE_RETRY_S``), off the event loop and with a timeout."""
-        missing = any(n and n not in self._nodes for n in node_ids)
-        now = time.monotonic()
-        if missing and now - self._nodes_fetched_at >= NODE_RETRY_S:
-            self._nodes_fetched_at = now
-            loop = asyncio.get_running_loop()
-            try:
-                fresh = await asyncio.wait_for(loop.run_in_executor(None, self.read_node_table),
-                                               NODE_LOOKUP_TIMEOUT_S)
-            except Exception:  # keep routing with what is known; unknown nodes rank by price "unknown"
-                logger.warning("node table lookup failed; routing with cached node facts", exc_info=True)
-            else:
-                self._nodes.update(fresh)
-        return self._nodes
-
-    def read_node_table(self) -> dict[str, NodeFacts]:
-        """Facts of every node the GCS knows (blocking; called off the event loop)."""
-        return _node_table()
-
-    async def _draining_nodes(self) -> frozenset[str]:
-        """Ids of the nodes being drained (a preemption notice, a price move, an idle scale-down), read
-        from the GCS at most every ``drain_refresh_s``, off the event loop; the last answer on failure."""
-        now = time.monotonic()
-        if now - self._draining_at >= self._drain_refresh_s:
-            self._draining_at = now
-            loop = asyncio.get_running_loop()
-            try:
-                fresh = await asyncio.wait_for(loop.run_in_executor(None, self.read_draining_nodes),
-                                               NODE_LOOKUP_TIMEOUT_S)
-            except Exception:
-                logger.warning("draining-node lookup failed; using the last answer", exc_info=True)
-            else:
-                self._draining = frozenset(fresh)
-        return self._draining
-
-    def read_draining_nodes(self) -> set[str]:
-        """Hex ids of the nodes the GCS is draining (blocking; called off the event loop)."""
-        from ray._private.state import state
-
-        return {str(k) for k in state.get_draining_nodes()}
+    def locality(self, replica: RunningReplica) -> int:
+        """``SAME_NODE`` / ``SAME_ZONE`` / ``ELSEWHERE`` under the prefer-local options Serve passed;
+        ``ELSEWHERE`` for every replica when an option is off."""
+        if self._prefer_local_node_routing and self._self_node_id is not None \
+                and replica.node_id == self._self_node_id:
+            return SAME_NODE
+        if self._prefer_local_az_routing and self._self_availability_zone is not None \
+                and replica.availability_zone == self._self_availability_zone:
+            return SAME_ZONE
+        return ELSEWHERE
 
     def replica_views(self, replicas: Sequence[RunningReplica],
-                      nodes: Mapping[str, NodeFacts]) -> list[ReplicaView]:
-        now = time.time()
+                      snapshot: ClusterSnapshot) -> list[ReplicaView]:
         views = []
         for r in replicas:
-            facts = nodes.get(r.node_id or "")
+            facts = snapshot.nodes.get(r.node_id or "")
             queue = self.replica_queue_len_cache.get(r.replica_id)
             views.append(ReplicaView(
                 replica_id=r.replica_id.unique_id,
                 cloud=facts.cloud if facts else "",
                 region=facts.region if facts else "",
-                price_per_hour=self._prices.price(facts.offer_id if facts else None, now=now),
-                queue_len=int(queue or 0),
+                price_per_hour=snapshot.node_prices.get(r.node_id or ""),
+                # Unknown is not empty: count a full queue until a probe says otherwise.
+                queue_len=int(queue) if queue is not None else int(r.max_ongoing_requests),
+                queue_known=queue is not None,
+                locality=self.locality(r),
+                tie_break=self._tie_rng.getrandbits(31),
             ))
         return views
+
+    def _log_missing_pairs(self, region: str, ranked: Sequence[Ranked]) -> None:
+        """A replica in a region the RTT table does not pair with the client's ranks last (it cannot be
+        shown to keep the SLO); say so, naming the pair, once per pair."""
+        for entry in ranked:
+            there = entry.replica.region
+            known = self._table.rtt(region, there) is not None
+            if there and not known and (region, there) not in self._missing_pairs_logged:
+                self._missing_pairs_logged.add((region, there))
+                logger.error("%s; until then replicas in %s rank last for clients in %s",
+                             self._table.missing_pair(region, there), there, region)
+
+    def _probe_in_background(self, replicas: Sequence[RunningReplica]) -> None:
+        """Fill the queue-length cache for ``replicas`` without holding the request (one probe in flight
+        per replica; the base class's ``_probe_queue_lens``, as its own background probing does)."""
+        todo = [r for r in replicas if r.replica_id not in self._probing]
+        if not todo:
+            return
+        ids = {r.replica_id for r in todo}
+        self._probing |= ids
+        task = self._event_loop.create_task(self._probe_queue_lens(todo, 0))
+        task.add_done_callback(lambda _t: self._probing.difference_update(ids))
+
+    def _fulfill_next_pending_request(self, replica: RunningReplica, request_metadata: Any = None) -> None:
+        # Serve's FIFO hand-out, counted per replica for ``RankedReplicas``.
+        super()._fulfill_next_pending_request(replica, request_metadata)
+        self._taken[replica.replica_id] += 1
+
+    def update_replicas(self, replicas: list[RunningReplica]) -> None:
+        super().update_replicas(replicas)
+        live = {r.replica_id for r in replicas}
+        for gone in [k for k in self._taken if k not in live]:
+            del self._taken[gone]
 
     # -- the RequestRouter hook ---------------------------------------------------------------------
 
@@ -276,22 +273,52 @@ class CostLatencyRouter(RequestRouter):
         candidate_replicas: list[RunningReplica],
         pending_request: PendingRequest | None = None,
     ) -> list[list[RunningReplica]]:
+        # Deliberately no await: FIFO holds only if one request's routing cannot stall on I/O.
+        return RankedReplicas(self.rank(candidate_replicas, pending_request), self._taken)
+
+    def rank(
+        self,
+        candidate_replicas: Sequence[RunningReplica],
+        pending_request: PendingRequest | None = None,
+    ) -> list[list[RunningReplica]]:
+        """One routing iteration (synchronous): the candidates as singleton ranks, best first."""
+        model_id = pending_request.metadata.multiplexed_model_id if pending_request is not None else ""
         if pending_request is not None:
-            # Back off between full rounds when every replica refuses (Serve spins otherwise).
+            # Every round offers every allowed replica: back off between full rounds that all refuse.
             pending_request.routing_context.should_backoff = True
-        if not candidate_replicas:
+        candidates = list(candidate_replicas)
+        if model_id:
+            allowed = self.apply_multiplex_routing(pending_request=pending_request)
+            candidates = [r for r in candidates if r.replica_id in allowed]
+        if not candidates:
             return []
-        nodes = await self._node_facts([r.node_id for r in candidate_replicas])
-        draining = await self._draining_nodes()
-        live = [r for r in candidate_replicas if nodes.get(r.node_id or "", NodeFacts("", "", None)).alive]
-        pool = live or candidate_replicas
+        state = self.cluster_state
+        snapshot = state.snapshot
+        now = state.clock()
+        stale = state.is_stale(snapshot, now)
+        if any(r.node_id and r.node_id not in snapshot.nodes for r in candidates):
+            state.want_nodes()
+        live = [r for r in candidates if snapshot.nodes.get(r.node_id or "", _UNKNOWN_NODE).alive]
+        pool = live or candidates
         # A replica on a draining node is about to go (its node dies at the drain deadline): rank it
         # after every other replica, so requests stop landing there and none is in flight at the end.
-        staying = [r for r in pool if (r.node_id or "") not in draining]
-        leaving = [r for r in pool if (r.node_id or "") in draining]
+        staying = [r for r in pool if (r.node_id or "") not in snapshot.draining]
+        leaving = [r for r in pool if (r.node_id or "") in snapshot.draining]
         region = self.client_region(pending_request)
         ranked = tuple(entry for group in (staying, leaving) for entry in rank_replicas(
-            self.replica_views(group, nodes), region, self._table, self._slo, self._weights))
-        self.decisions.append(RoutingDecision(time.time(), region, ranked, len(leaving)))
+            self.replica_views(group, snapshot), region, self._table, self._slo, self._weights))
+        if region is not None:
+            self._log_missing_pairs(region, ranked)
         by_id = {r.replica_id.unique_id: r for r in pool}
-        return [[by_id[entry.replica.replica_id]] for entry in ranked]
+        order = [by_id[entry.replica.replica_id] for entry in ranked]
+        # The base class probes the first rank itself when its queue is unknown or full; the others,
+        # in the background, so a replica counted as full (for want of a probe, or from a probe that
+        # has aged) is not passed over for long.
+        stale_queue = [r for r, entry in zip(order[1:], ranked[1:], strict=True)
+                       if not entry.replica.queue_known or entry.replica.queue_len >= r.max_ongoing_requests]
+        if stale_queue:
+            self._probe_in_background(stale_queue)
+        self.decisions.append(RoutingDecision(time.time(), region, ranked, len(leaving),
+                                              snapshot.age_s(now), stale, model_id))
+        return [[r] for r in order]
+
