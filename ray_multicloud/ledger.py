@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS instances (
     offer_id TEXT NOT NULL,
     ondemand_price REAL NOT NULL,
     launched_at REAL NOT NULL,
+    launch_reason TEXT,
     ended_at REAL,
     end_reason TEXT
 );
@@ -233,6 +234,10 @@ class Ledger:
             for stmt in _SCHEMA.split(";"):
                 if stmt.strip():
                     db.execute(stmt)
+            # A ledger written before launches kept their reasons gains the column (NULL there).
+            columns = {row[1] for row in db.execute("PRAGMA table_info(instances)")}
+            if "launch_reason" not in columns:
+                db.execute("ALTER TABLE instances ADD COLUMN launch_reason TEXT")
             db.execute(f"PRAGMA user_version = {_VERSION}")
 
     def close(self) -> None:
@@ -272,13 +277,15 @@ class Ledger:
         request_id: str,
         at: float,
         job: str | None = None,
+        reason: str = "",
     ) -> bool:
-        """Record a launched node at ``offer.price_per_hour`` from ``at``. False if already known."""
+        """Record a launched node at ``offer.price_per_hour`` from ``at``, and why the policy chose its
+        offer (``reason``, the placement's reasons; the dashboard shows them). False if already known."""
         with self._write() as db:
             cur = db.execute(
                 "INSERT INTO instances (instance_id, cluster, pool, request_id, job, cloud, region, zone,"
-                " instance_type, capacity, offer_id, ondemand_price, launched_at)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(instance_id) DO NOTHING",
+                " instance_type, capacity, offer_id, ondemand_price, launched_at, launch_reason)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(instance_id) DO NOTHING",
                 (
                     instance_id,
                     cluster,
@@ -293,6 +300,7 @@ class Ledger:
                     str(offer.offer_id),
                     offer.ondemand_price_per_hour,
                     at,
+                    reason or None,
                 ),
             )
             if cur.rowcount == 0:

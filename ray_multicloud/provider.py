@@ -19,6 +19,7 @@ project's (``rmc/cloud``, ``rmc/pool``, ``rmc/instance-type``).
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import sqlite3
@@ -569,8 +570,10 @@ class MultiCloudNodeProvider(NodeProvider):
             with self._lock:
                 self._instances[inst.instance_id] = inst
             ledger = self._ledger
-            if ledger is not None and _record(ledger.record_launch, inst.instance_id, self.cluster_name,
-                                              node_type, offer, request_id, time.time()):
+            if ledger is not None and _record(
+                functools.partial(ledger.record_launch, reason="; ".join(reasons)),
+                inst.instance_id, self.cluster_name, node_type, offer, request_id, time.time(),
+            ):
                 with self._lock:
                     self._open.add(inst.instance_id)
                     self._priced[inst.instance_id] = offer.price_per_hour

@@ -223,3 +223,34 @@ def test_a_refused_terminate_leaves_the_node_running_in_the_ledger(
     cloud.terminate = real
     provider.terminate_node(node.instance_id)
     assert rows(config)[node.instance_id].end_reason == "terminated by the provider (scale-down or teardown)"
+
+
+def test_a_launch_records_why_its_offer_was_chosen(tmp_path: Path) -> None:
+    """The placement's reasons reach the ledger (the dashboard's decisions show them), and a ledger
+    written before the column existed gains it when opened for writing."""
+    import sqlite3
+
+    from fakes import memory_cloud
+
+    from ray_multicloud.dashboard.ledger_view import LedgerView
+
+    old = tmp_path / "old.db"
+    db = sqlite3.connect(old)
+    db.execute("CREATE TABLE instances (instance_id TEXT PRIMARY KEY, cluster TEXT NOT NULL, pool TEXT NOT NULL,"
+               " request_id TEXT NOT NULL, job TEXT, cloud TEXT NOT NULL, region TEXT NOT NULL, zone TEXT NOT NULL,"
+               " instance_type TEXT NOT NULL, capacity TEXT NOT NULL, offer_id TEXT NOT NULL,"
+               " ondemand_price REAL NOT NULL, launched_at REAL NOT NULL, ended_at REAL, end_reason TEXT)")
+    db.commit()
+    db.close()
+    with Ledger(old):
+        pass
+    assert "launch_reason" in {r[1] for r in sqlite3.connect(old).execute("PRAGMA table_info(instances)")}
+
+    with memory_cloud.memory_cluster(tmp_path / "state") as (cluster, world):
+        cluster["provider"]["ledger"] = str(tmp_path / "ledger.db")
+        provider = memory_cloud.memory_provider(cluster, world)
+        (inst,) = memory_cloud.launch_workers(provider, cluster)
+    row = sqlite3.connect(tmp_path / "ledger.db").execute(
+        "SELECT launch_reason FROM instances WHERE instance_id = ?", (inst.instance_id,)).fetchone()
+    assert row is not None and "cheapest" in row[0]
+    assert LedgerView is not None
