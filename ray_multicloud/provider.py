@@ -700,6 +700,11 @@ class MultiCloudNodeProvider(NodeProvider):
             if not any(CONTROLLER_MODULE in str(c) for c in commands):
                 commands.append(controller_start_command())
             cluster_config["head_start_ray_commands"] = commands
+        if settings.dashboard_port is not None:
+            commands = list(cluster_config.get("head_start_ray_commands") or [])
+            if not any(DASHBOARD_COMMAND in str(c) for c in commands):
+                commands.append(dashboard_start_command(settings.dashboard_port))
+            cluster_config["head_start_ray_commands"] = commands
         return cluster_config
 
     def get_command_runner(self, log_prefix: str, node_id: str, auth_config: dict[str, Any],
@@ -796,6 +801,20 @@ def controller_start_command(config_path: str = "~/ray_bootstrap_config.yaml") -
     return (
         f"nohup python -m {CONTROLLER_MODULE} --config {config_path} "
         f">> {CONTROLLER_LOG} 2>&1 < /dev/null &"
+    )
+
+
+DASHBOARD_COMMAND = "ray_multicloud.cli dashboard"
+DASHBOARD_LOG = "~/ray_multicloud_dashboard.log"
+
+
+def dashboard_start_command(port: int, config_path: str = "~/ray_bootstrap_config.yaml") -> str:
+    """The head command that serves the read-only dashboard (``provider.dashboard_port``) in the
+    background on 127.0.0.1:``port``, token-protected (the token is written to
+    ``<state_dir>/dashboard.token`` on the head); a user reaches it through an SSH tunnel."""
+    return (
+        f"nohup python -m {DASHBOARD_COMMAND} {config_path} --port {int(port)} "
+        f">> {DASHBOARD_LOG} 2>&1 < /dev/null &"
     )
 
 

@@ -228,6 +228,26 @@ def test_ray_up_starts_the_controller_once_unless_opted_out() -> None:
     assert not any(CONTROLLER_MODULE in c for c in boot["head_start_ray_commands"])
 
 
+def test_ray_up_serves_the_dashboard_from_the_head_when_a_port_is_given() -> None:
+    from ray_multicloud.errors import ConfigError
+    from ray_multicloud.provider import DASHBOARD_COMMAND
+
+    raw = load_cluster_yaml(REPO_YAML)
+    plain = MultiCloudNodeProvider.bootstrap_config(copy.deepcopy(raw))
+    assert not any(DASHBOARD_COMMAND in c for c in plain["head_start_ray_commands"])
+    raw["provider"]["dashboard_port"] = 8470
+    done = MultiCloudNodeProvider.bootstrap_config(copy.deepcopy(raw))
+    served = [c for c in done["head_start_ray_commands"] if DASHBOARD_COMMAND in c]
+    assert len(served) == 1 and "--port 8470" in served[0] and served[0].endswith("&")
+    again = MultiCloudNodeProvider.bootstrap_config(copy.deepcopy(done))
+    assert again["head_start_ray_commands"] == done["head_start_ray_commands"]
+    for bad in (0, 70000, "8470", True):
+        raw["provider"]["dashboard_port"] = bad
+        with pytest.raises(ConfigError) as err:
+            MultiCloudNodeProvider.bootstrap_config(copy.deepcopy(raw))
+        assert err.value.key == "provider.dashboard_port"
+
+
 def test_ray_up_refuses_a_bad_migration_section_and_one_on_the_pinned_head() -> None:
     raw = load_cluster_yaml(REPO_YAML)
     bad = copy.deepcopy(raw)

@@ -13,6 +13,8 @@ Keys (besides Ray's own ``type``, ``module``, ``disable_node_updaters``, ...)::
       max_price_age_seconds: 3600      # a live price older than this is flagged in every decision
       price_ttl_seconds: 300           # how often live price feeds (aws/gcp/azure drivers) are fetched
       budget: {max_usd_per_hour: 40, monthly_usd: 20000}   # the whole cluster (cluster_config/budget.py)
+      dashboard_port: 8470             # optional: `ray up` starts the read-only dashboard on the head,
+                                       # on 127.0.0.1:PORT (reach it through an SSH tunnel)
       start_controller: true           # false: `ray up` does not start the controller on the head
                                        # (a harness that moves nodes itself); pools opt out with
                                        # migration: {enabled: false}
@@ -44,6 +46,7 @@ _RAY_KEYS = frozenset({
 })
 _OUR_KEYS = frozenset({"gcs_address", "state_dir", "catalog", "cooldown_seconds", "ledger", "clouds",
                        "max_price_age_seconds", "price_ttl_seconds", "train_storage", "start_controller",
+                       "dashboard_port",
                        "budget"})  # budget: cluster_config/budget.py
 
 
@@ -60,6 +63,7 @@ class ProviderSettings:
     price_ttl_s: float = 300.0
     train_storage: str | None = None
     start_controller: bool = True
+    dashboard_port: int | None = None
 
 
 def load_cluster_yaml(path: str | Path) -> dict[str, Any]:
@@ -107,6 +111,11 @@ def load_settings(provider_config: Mapping[str, Any], cluster_name: str) -> Prov
     start_controller = provider_config.get("start_controller", True)
     if not isinstance(start_controller, bool):
         raise ConfigError("provider.start_controller", f"must be true or false, got {start_controller!r}")
+    dashboard_port = provider_config.get("dashboard_port")
+    is_port = isinstance(dashboard_port, int) and not isinstance(dashboard_port, bool)
+    if dashboard_port is not None and not (is_port and 1 <= dashboard_port <= 65535):
+        raise ConfigError("provider.dashboard_port",
+                          f"must be a TCP port in 1..65535 (or left out: none), got {dashboard_port!r}")
     return ProviderSettings(
         cluster_name=cluster_name,
         gcs_address=gcs,
@@ -119,6 +128,7 @@ def load_settings(provider_config: Mapping[str, Any], cluster_name: str) -> Prov
         price_ttl_s=ttl,
         train_storage=train_storage.strip() if isinstance(train_storage, str) else None,
         start_controller=start_controller,
+        dashboard_port=dashboard_port,
     )
 
 
