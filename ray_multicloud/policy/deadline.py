@@ -277,6 +277,15 @@ def _pick_home(view: JobView) -> str:
     return view.zones[ranked[0]].zone
 
 
+def _home(view: JobView, memory: Memory, configured: str) -> tuple[str, Memory, bool]:
+    """A single-zone policy's home zone (remembered, else ``configured``, else ``_pick_home``), the
+    memory that remembers it, and whether spot is available there now."""
+    home = memory.home_zone or configured or _pick_home(view)
+    mem = memory if memory.home_zone == home else replace(memory, home_zone=home)
+    opt = _option(view, home)
+    return home, mem, opt is not None and opt.available
+
+
 def _finished(view: JobView) -> bool:
     return view.work_done_hours >= view.work_total_hours - _EPS
 
@@ -350,12 +359,9 @@ class Greedy:
     def decide(self, view: JobView, memory: Memory) -> Step:
         if _finished(view):
             return Step(WAIT, ("job finished",), memory)
-        home = memory.home_zone or self.home_zone or _pick_home(view)
-        mem = memory if memory.home_zone == home else replace(memory, home_zone=home)
+        home, mem, spot_ok = _home(view, memory, self.home_zone)
         if mem.locked_ondemand:
             return Step(ON_DEMAND, ("safety net: on-demand to the end",), mem)
-        opt = _option(view, home)
-        spot_ok = opt is not None and opt.available
         if _net_fires(view, 1):
             if _working_spot(view) and spot_ok:
                 return Step(view.current, ("safety net: keep the working spot node until preempted",), mem)
@@ -386,10 +392,8 @@ class GreedySingleZone:
     def decide(self, view: JobView, memory: Memory) -> Step:
         if _finished(view):
             return Step(WAIT, ("job finished",), memory)
-        home = memory.home_zone or self.home_zone or _pick_home(view)
-        mem = memory if memory.home_zone == home else replace(memory, home_zone=home)
-        opt = _option(view, home)
-        if opt is not None and opt.available:
+        home, mem, spot_ok = _home(view, memory, self.home_zone)
+        if spot_ok:
             return Step(spot(home), (f"{home} spot available",), mem)
         return Step(ON_DEMAND, (f"{home} spot unavailable: on-demand",), mem)
 
@@ -474,10 +478,7 @@ class UniformProgress:
     def decide(self, view: JobView, memory: Memory) -> Step:
         if _finished(view):
             return Step(WAIT, ("job finished",), memory)
-        home = memory.home_zone or self.home_zone or _pick_home(view)
-        mem = memory if memory.home_zone == home else replace(memory, home_zone=home)
-        opt = _option(view, home)
-        spot_ok = opt is not None and opt.available
+        home, mem, spot_ok = _home(view, memory, self.home_zone)
         cur = view.current
         deadline = view.deadline_hours
         if deadline is None or deadline <= 0:
@@ -520,10 +521,7 @@ class UniformProgressEager:
     def decide(self, view: JobView, memory: Memory) -> Step:
         if _finished(view):
             return Step(WAIT, ("job finished",), memory)
-        home = memory.home_zone or self.home_zone or _pick_home(view)
-        mem = memory if memory.home_zone == home else replace(memory, home_zone=home)
-        opt = _option(view, home)
-        spot_ok = opt is not None and opt.available
+        home, mem, spot_ok = _home(view, memory, self.home_zone)
         cur = view.current
         d = view.restart_hours
         t = view.elapsed_hours
