@@ -98,16 +98,18 @@ def test_status_lists_every_cloud_from_the_drivers_with_price_age_pool_and_ray_s
         assert row.price_per_hour == pytest.approx(float(cat["spot_usd_per_hour"]))
         assert row.ondemand_price_per_hour == pytest.approx(float(cat["ondemand_usd_per_hour"]))
         assert row.price_source == "offer book" and row.pool == "t4_spot" and row.kind == "worker"
-    # The private pool comes first for the on-demand A100 pool: the YAML's onprem machine, 0 $/h.
+    # The private pool comes first for the on-demand A100 pool: the YAML's onprem machine at its
+    # amortised price: capex $24,875 over 4 years of 8,760 h, plus 0.8125 kW x PUE 1.58 x $0.13/kWh.
+    amortised = 24875 / (4 * 8760) + 0.8125 * 1.58 * 0.13
     row = by_id[a100.instance_id]
     assert (row.cloud, row.region, row.instance_type, row.capacity) == (
         "onprem", "onprem-dc1", "dgx-a100-slice", "on-demand")
-    assert row.price_per_hour == 0.0 and row.ondemand_price_per_hour == pytest.approx(3.67)
+    assert row.price_per_hour == pytest.approx(amortised) and row.ondemand_price_per_hour == pytest.approx(3.67)
     assert [by_id[i.instance_id].age_s for i in (*spot, a100)] == [42.0, 11100.0, 187200.0]
     assert [format_age(by_id[i.instance_id].age_s) for i in (*spot, a100)] == ["42s", "3h05m", "2d04h"]
     assert [by_id[i.instance_id].ray_state for i in (*spot, a100)] == ["RUNNING", NOT_IN_GCS, "IDLE"]
     spot_prices = [float(catalog_row(i.tags[TAG_OFFER])["spot_usd_per_hour"]) for i in spot]
-    assert status.cost_per_hour == pytest.approx(sum(spot_prices))
+    assert status.cost_per_hour == pytest.approx(sum(spot_prices) + amortised)
 
 
 def test_price_now_follows_the_price_board_not_the_launch_price(

@@ -217,6 +217,12 @@ class CostLatencyRouter(FIFOMixin, LocalityMixin, MultiplexMixin, RequestRouter)
     def replica_views(self, replicas: Sequence[RunningReplica],
                       snapshot: ClusterSnapshot) -> list[ReplicaView]:
         views = []
+        # Unknown counts as full only beside a replica whose queue is known: when no queue is known
+        # yet (a router that just started), counting every replica as full would flatten the ranking
+        # to price alone; equal queues keep it on cost and latency, and the first rank is probed
+        # before a request goes there.
+        any_known = any(self.replica_queue_len_cache.get(r.replica_id) is not None for r in replicas)
+        full_if_unknown = 1 if any_known else 0
         for r in replicas:
             facts = snapshot.nodes.get(r.node_id or "")
             queue = self.replica_queue_len_cache.get(r.replica_id)
@@ -226,7 +232,7 @@ class CostLatencyRouter(FIFOMixin, LocalityMixin, MultiplexMixin, RequestRouter)
                 region=facts.region if facts else "",
                 price_per_hour=snapshot.node_prices.get(r.node_id or ""),
                 # Unknown is not empty: count a full queue until a probe says otherwise.
-                queue_len=int(queue) if queue is not None else int(r.max_ongoing_requests),
+                queue_len=int(queue) if queue is not None else full_if_unknown * int(r.max_ongoing_requests),
                 queue_known=queue is not None,
                 locality=self.locality(r),
                 tie_break=self._tie_rng.getrandbits(31),
