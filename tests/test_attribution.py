@@ -8,7 +8,7 @@ from pathlib import Path
 from fakes import memory_cloud
 
 from ray_multicloud.attribution import ActorSeen, attribute, workload
-from ray_multicloud.controller import Controller, RayNode
+from ray_multicloud.controller import Controller
 from ray_multicloud.ledger import Ledger, group_spend
 
 
@@ -48,13 +48,10 @@ def test_the_controller_writes_attributions_to_the_ledger(tmp_path: Path) -> Non
         seen = [actor("RayTrainWorker", f"node-{a.instance_id}"),
                 actor("ServeReplica:chat:LLM", f"node-{b.instance_id}", name="SERVE_REPLICA::chat#LLM#1")]
 
-        def gcs(_: str) -> dict[str, RayNode]:
-            return {i.instance_id: RayNode(f"node-{i.instance_id}", i.instance_id, "RUNNING", {}, {})
-                    for i in provider.fleet()}
-
         t = [1000.0]
-        controller = Controller(cluster, provider=provider, nodes=gcs, drain=lambda *x, **k: (True, ""),
-                                clock=lambda: t[0], actors=lambda _: seen, attribute_every_s=60)
+        controller = memory_cloud.memory_controller(
+            cluster, provider, t, nodes=memory_cloud.running_gcs(provider, lambda iid: f"node-{iid}"),
+            actors=lambda _: seen, attribute_every_s=60)
         controller.train_runs["t4_spot"] = "resnet"
         controller.tick()
         with Ledger(tmp_path / "ledger.db", create=False) as led:

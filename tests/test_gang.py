@@ -261,7 +261,6 @@ def test_a_restarted_controller_resumes_a_gang_move_as_one_group(tmp_path: Any) 
 
     from fakes import memory_cloud
 
-    from ray_multicloud.controller import Controller
     from ray_multicloud.ledger import Ledger
     from ray_multicloud.moves import MoveState, new_record
 
@@ -294,22 +293,11 @@ def test_a_restarted_controller_resumes_a_gang_move_as_one_group(tmp_path: Any) 
         drains: list[tuple[str, float]] = []
         t = [2000.0]
 
-        def gcs(_: str) -> dict[str, RayNode]:
-            return {
-                i.instance_id: RayNode(i.instance_id, i.instance_id, "RUNNING", {}, {})
-                for i in provider.fleet()
-            }
-
         def drain(_: str, node_id: str, *, deadline_s: float, reason: str, message: str) -> tuple[bool, str]:
             drains.append((node_id, deadline_s))
             return True, ""
 
-        def sleep(s: float) -> None:
-            t[0] += s
-
-        controller = Controller(
-            cluster, provider=provider, nodes=gcs, drain=drain, clock=lambda: t[0], sleep=sleep
-        )
+        controller = memory_cloud.memory_controller(cluster, provider, t, drain=drain)
         results = controller.resume()
         assert [r.status for r in results] == ["moved", "moved"]
         assert sorted(n for n, _ in drains) == sorted(n.instance_id for n in old)
@@ -443,7 +431,8 @@ def test_ray_up_writes_the_default_where_the_autoscaler_reads_it() -> None:
                                                                  "source_preference": ["aws"]}}},
             "single": {"max_workers": 1, "node_config": {"pool": {"accelerator": "A100"}}},
             "inherits": {"node_config": {"pool": {"accelerator": "A100"}}},  # the cluster's max_workers
-            "mine": {"max_workers": 3, "node_config": {"pool": {"accelerator": "A100", "colocate": "region"}}},
+            "mine": {"max_workers": 3,
+                     "node_config": {"pool": {"accelerator": "A100", "colocate": "region"}}},
         },
     }
     fill_pool_defaults(config)
@@ -454,4 +443,5 @@ def test_ray_up_writes_the_default_where_the_autoscaler_reads_it() -> None:
     targets = check_node_types(config, OfferIndex.build(OFFERS), {"aws", "gcp"})
     by_node_config_alone = {name: parse_pool(name, config["available_node_types"][name]["node_config"],
                                              OfferIndex.build(OFFERS)).colocate for name in pools}
-    assert {name: t.colocate for name, t in targets.items() if isinstance(t, PoolSpec)} == by_node_config_alone
+    resolved = {name: t.colocate for name, t in targets.items() if isinstance(t, PoolSpec)}
+    assert resolved == by_node_config_alone

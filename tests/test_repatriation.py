@@ -5,24 +5,10 @@ machine once one frees (make-before-break, like any move)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from fakes import memory_cloud
 
-from ray_multicloud.controller import Controller, RayNode
-
 POOL = "a100_ondemand"
-
-
-def controller_for(cluster: dict[str, Any], provider: Any, t: list[float]) -> Controller:
-    def gcs(_: str) -> dict[str, RayNode]:
-        return {i.instance_id: RayNode(i.instance_id, i.instance_id, "RUNNING", {}, {}) for i in provider.fleet()}
-
-    def sleep(s: float) -> None:
-        t[0] += s
-
-    return Controller(cluster, provider=provider, nodes=gcs, drain=lambda *a, **k: (True, ""),
-                      clock=lambda: t[0], sleep=sleep)
 
 
 def test_a_burst_node_comes_back_when_a_private_machine_frees(tmp_path: Path) -> None:
@@ -35,10 +21,11 @@ def test_a_burst_node_comes_back_when_a_private_machine_frees(tmp_path: Path) ->
         assert offers[private.instance_id].cloud == "onprem"
         assert offers[public.instance_id].cloud != "onprem"  # the private pool was full: burst
         t = [max(n.launched_at for n in provider.fleet()) + 3600.0]
-        controller = controller_for(cluster, provider, t)
+        controller = memory_cloud.memory_controller(cluster, provider, t)
         assert controller.tick() == []  # the private machine is taken: nothing to come back to
         assert controller.last_plan is not None and not controller.last_plan.moves
-        assert any("cooling down or full" in note for note in controller.last_plan.notes), controller.last_plan
+        notes = controller.last_plan.notes
+        assert any("cooling down or full" in note for note in notes), notes
         launches = len(world.launch_calls)
         provider.terminate_node(private.instance_id)  # its job ended; the machine is free
         assert len(world.launch_calls) == launches  # nothing was tried on the full machine

@@ -11,7 +11,6 @@ from typing import Any
 
 from fakes import memory_cloud
 
-from ray_multicloud.controller import Controller, RayNode
 from ray_multicloud.errors import LaunchFailed
 from ray_multicloud.types import CapacityType
 
@@ -72,15 +71,7 @@ def test_spot_goes_to_on_demand_and_comes_back(tmp_path: Path) -> None:
         world.exhausted.clear()
         t = [time.time() + 3600.0]  # the provider's cool-downs are on the wall clock
 
-        def gcs(_: str) -> dict[str, RayNode]:
-            return {i.instance_id: RayNode(i.instance_id, i.instance_id, "RUNNING", {}, {})
-                    for i in provider.fleet()}
-
-        def sleep(s: float) -> None:
-            t[0] += s
-
-        controller = Controller(cluster, provider=provider, nodes=gcs, drain=lambda *a, **k: (True, ""),
-                                clock=lambda: t[0], sleep=sleep)
+        controller = memory_cloud.memory_controller(cluster, provider, t)
         first = controller.tick()
         assert [r.status for r in first] == ["moved"], controller.last_plan
         assert first[0].move.to_offer.capacity is CapacityType.SPOT

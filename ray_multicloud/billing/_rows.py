@@ -93,6 +93,13 @@ def day_of(path: str | Path, row: int, column: str, value: Any) -> date:
     return moment.astimezone(UTC).date()
 
 
+def require_usd(path: str | Path, row: int, value: Any) -> None:
+    """``BillError`` naming the row unless its currency is USD (an empty cell counts as USD)."""
+    currency = str(value or "USD")
+    if currency != "USD":
+        raise BillError(f"{path}: row {row}: currency {currency!r}; only USD bills are reconciled")
+
+
 def require(path: str | Path, have: list[str], needed: tuple[str, ...], fmt: str, spec: str) -> None:
     """``BillError`` naming the missing columns, when ``have`` lacks any of ``needed``."""
     missing = [c for c in needed if c not in have]

@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ray_multicloud.billing import CLUSTER_TAG, BillError, BillLine, Category
-from ray_multicloud.billing._rows import day_of, number, read_rows, require
+from ray_multicloud.billing import CLUSTER_TAG, BillLine, Category
+from ray_multicloud.billing._rows import day_of, number, read_rows, require, require_usd
 
 LEGACY = {
     "start": "lineItem/UsageStartDate",
@@ -79,9 +79,7 @@ def read(path: str | Path) -> list[BillLine]:
             names = CUR2 if CUR2["resource"] in have else LEGACY
             require(path, have, tuple(names[k] for k in ("start", "resource", "cost", "usage_type")),
                     "AWS Cost and Usage Report", SPEC)
-        currency = str(row.get(names["currency"]) or "USD")
-        if currency != "USD":
-            raise BillError(f"{path}: row {i}: currency {currency!r}; only USD bills are reconciled")
+        require_usd(path, i, row.get(names["currency"]))
         usage = str(row.get(names["usage_type"]) or "")
         out.append(BillLine(
             cloud="aws",

@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ray_multicloud.billing import CLUSTER_TAG, BillError, BillLine, Category
-from ray_multicloud.billing._rows import day_of, number, read_rows, require
+from ray_multicloud.billing import CLUSTER_TAG, BillLine, Category
+from ray_multicloud.billing._rows import day_of, number, read_rows, require, require_usd
 
 SPEC = "Cost Management's cost details (Date, ResourceId, CostInBillingCurrency, MeterCategory, Tags)"
 
@@ -53,9 +53,7 @@ def read(path: str | Path) -> list[BillLine]:
             require(path, list(row), ("Date", "ResourceId", "CostInBillingCurrency", "MeterCategory"),
                     "Azure cost details", SPEC)
             checked = True
-        currency = str(row.get("BillingCurrency") or "USD")
-        if currency != "USD":
-            raise BillError(f"{path}: row {i}: currency {currency!r}; only USD bills are reconciled")
+        require_usd(path, i, row.get("BillingCurrency"))
         resource = str(row.get("ResourceId") or "")
         kind = category(str(row.get("MeterCategory") or ""), str(row.get("MeterSubCategory") or ""), resource)
         name = resource.rstrip("/").rsplit("/", 1)[-1]

@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ray_multicloud.billing import CLUSTER_TAG, BillError, BillLine, Category
-from ray_multicloud.billing._rows import day_of, number, read_rows, require
+from ray_multicloud.billing import CLUSTER_TAG, BillLine, Category
+from ray_multicloud.billing._rows import day_of, number, read_rows, require, require_usd
 
 SPEC = "Cloud Billing's BigQuery export (usage_start_time, cost, sku.description, resource.name, ...)"
 
@@ -72,9 +72,7 @@ def read(path: str | Path) -> list[BillLine]:
             have = [*row, *nested]
             require(path, have, ("usage_start_time", "cost", "sku.description"), "GCP billing", SPEC)
             checked = True
-        currency = str(row.get("currency") or "USD")
-        if currency != "USD":
-            raise BillError(f"{path}: row {i}: currency {currency!r}; only USD bills are reconciled")
+        require_usd(path, i, row.get("currency"))
         service = str(_field(row, "service.description") or "")
         sku = str(_field(row, "sku.description") or "")
         name = str(_field(row, "resource.name") or "")

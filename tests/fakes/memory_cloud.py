@@ -245,3 +245,28 @@ def launch_workers(
         spec["node_config"], tags, count, spec["resources"], {}
     )
     return list(created.values())
+
+
+def running_gcs(provider: Any, node_id: Any = lambda iid: iid) -> Any:
+    """A stand-in for ``controller.ray_nodes``: every node of ``provider``'s fleet is a RUNNING Ray
+    node, its Ray node id ``node_id(instance id)``."""
+    from ray_multicloud.controller import RayNode
+
+    def nodes(_gcs_address: str) -> dict[str, Any]:
+        return {i.instance_id: RayNode(node_id(i.instance_id), i.instance_id, "RUNNING", {}, {})
+                for i in provider.fleet()}
+
+    return nodes
+
+
+def memory_controller(cluster: Mapping[str, Any], provider: Any, t: list[float], **kwargs: Any) -> Any:
+    """A ``Controller`` over ``provider`` whose moves see every node RUNNING (``running_gcs``), drain
+    at once, and tell time by ``t[0]``, which its sleeps advance (no waiting)."""
+    from ray_multicloud.controller import Controller
+
+    def sleep(s: float) -> None:
+        t[0] += s
+
+    kwargs.setdefault("nodes", running_gcs(provider))
+    kwargs.setdefault("drain", lambda *a, **k: (True, ""))
+    return Controller(cluster, provider=provider, clock=lambda: t[0], sleep=sleep, **kwargs)
