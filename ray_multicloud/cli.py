@@ -492,7 +492,7 @@ def _cmd_simulate_serving(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- report -----------------------------------------------------------------------------------
+# --- reconcile --------------------------------------------------------------------------------
 
 
 def _add_reconcile(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -581,6 +581,9 @@ def _cmd_reconcile(args: argparse.Namespace) -> int:
     print(f"\ncluster {cluster}: ledger {result.ledger_usd:.2f} USD, bill {result.bill_usd:.2f} USD "
           f"({cats}); {result.ignored_usd:.2f} USD of other resources ignored")
     return 0
+
+
+# --- report -----------------------------------------------------------------------------------
 
 
 def _add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
