@@ -83,6 +83,7 @@ from ray_multicloud.ledger import LedgerError
 from ray_multicloud.metrics import CostFigures, CostMetrics
 from ray_multicloud.moves import MoveRecord, MoveState, new_record
 from ray_multicloud.policy.deadline import Kind, Memory, checkpoint_after_tick
+from ray_multicloud.policy.notices import notice_moves
 from ray_multicloud.policy.rebalance import (
     DailyWindow,
     JobProgress,
@@ -154,6 +155,15 @@ def ray_nodes(gcs_address: str) -> dict[str, RayNode]:
         if prev is None or (node.alive and not prev.alive):
             out[n.instance_id] = node
     return out
+
+
+def draining_deadlines(gcs_address: str) -> dict[str, float]:
+    """The Ray nodes being drained, by node id (hex), with their drain deadline (POSIX seconds; 0
+    when the drain gave none). Reads the GCS directly; needs no driver connection."""
+    from ray._private.internal_api import get_state_from_address
+
+    state = get_state_from_address(gcs_address)
+    return {str(k): float(v) / 1000.0 for k, v in state.get_draining_nodes().items()}
 
 
 def live_actors(gcs_address: str) -> list[ActorSeen]:
@@ -254,6 +264,7 @@ def move_group(
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
     records: Sequence[MoveRecord] | None = None,
+    not_after: float | None = None,
 ) -> list[MoveResult]:
     """Move every node of ``moves`` (the members of one gang: the nodes of one Ray Train worker
     group) together, make-before-break: all replacements up first, then all old nodes drained with
@@ -278,6 +289,10 @@ def move_group(
     failed move). A member whose drain the GCS rejects keeps its old node and loses its
     replacement. Never raises for a cloud or GCS failure: the results say what happened.
     ``ledger``, when given, gets ``record_move`` per member moved.
+
+    ``not_after`` (POSIX s): the old nodes' drain deadline is never later than this — the deadline
+    of the interruption notice a move on notice answers (``Controller.answer_notices``): the drain
+    then only brings that deadline forward, to ``drain_deadline_s`` after the replacements are up.
     """
     from ray_multicloud.errors import LaunchFailed
 
@@ -386,6 +401,8 @@ def move_group(
 
     # 2. Drain every old node (one deadline for the group), unless already draining.
     deadline = clock() + drain_deadline_s
+    if not_after is not None:
+        deadline = min(deadline, not_after)
     current = read()
     for i, rec in enumerate(recs):
         if rec.state is not MoveState.REPLACEMENT_UP:
@@ -519,12 +536,21 @@ class Controller:
         sleep: Callable[[float], None] = time.sleep,
         actors: Callable[[str], Sequence[ActorSeen]] | None = None,
         attribute_every_s: float = 60.0,
+        draining: Callable[[str], Mapping[str, float]] = draining_deadlines,
+        notice_poll_s: float = 1.0,
     ) -> None:
         from ray_multicloud.cluster_config.cluster import check_cluster
         from ray_multicloud.provider import MultiCloudNodeProvider
 
         # The GCS reads, the drain call and the time source of every move (fakes in tests).
         self._io: dict[str, Any] = {"nodes": nodes, "drain": drain, "clock": clock, "sleep": sleep}
+        # Interruption notices (``answer_notices``): which nodes are draining, and the instances a
+        # move of this controller holds (a tick's move or a notice's), so neither takes them twice.
+        self._draining = draining
+        self.notice_poll_s = notice_poll_s
+        self._claimed: set[InstanceId] = set()
+        self._answered: set[InstanceId] = set()  # noticed nodes already given a replacement
+        self._notice_threads: list[threading.Thread] = []
         # Which workload used each node (``attribution``), for the ledger's job column: the live
         # actors are read through ``actors`` (default: Ray's state API, when connected) at most
         # every ``attribute_every_s``; the Train run name of a pool comes from ``train_runs``.
@@ -706,19 +732,26 @@ class Controller:
             if full:
                 logger.warning("move of %s skipped: %s", [str(m.instance_id) for m in group], full)
                 continue
+            if not self._claim(group):
+                held = [str(m.instance_id) for m in group]
+                logger.info("move of %s skipped: a notice's move holds it", held)
+                continue
             for m in group:
                 logger.info("move %s: %s", m.instance_id, " | ".join(m.reasons))
             migration = self.migrations[move.pool]
-            results = move_group(
-                self.provider,
-                group,
-                spec=self.specs.get(move.pool, NodeTypeSpec()),
-                gcs_address=self.gcs_address,
-                drain_deadline_s=migration.drain_deadline_s,
-                up_timeout_s=migration.up_timeout_s,
-                ledger=self.ledger,
-                **self._io,
-            )
+            try:
+                results = move_group(
+                    self.provider,
+                    group,
+                    spec=self.specs.get(move.pool, NodeTypeSpec()),
+                    gcs_address=self.gcs_address,
+                    drain_deadline_s=migration.drain_deadline_s,
+                    up_timeout_s=migration.up_timeout_s,
+                    ledger=self.ledger,
+                    **self._io,
+                )
+            finally:
+                self._release(group)
             for m, result in zip(group, results, strict=True):
                 self._moved(m, result)
                 done.append(result)
@@ -729,6 +762,114 @@ class Controller:
             # Alerts and the gauge even while nothing launches (the provider checks at launches).
             self.budget_guard.statuses(self.budgets.all(), self.provider.fleet(), time.time())
         return done
+
+    def _claim(self, group: Sequence[Move]) -> bool:
+        """Hold the group's nodes for one move (False, holding nothing, if one is held already)."""
+        ids = {m.instance_id for m in group}
+        with self._lock:
+            if ids & self._claimed:
+                return False
+            self._claimed |= ids
+            return True
+
+    def _release(self, group: Sequence[Move]) -> None:
+        with self._lock:
+            self._claimed -= {m.instance_id for m in group}
+
+    def answer_notices(self, now: float | None = None, *, block: bool = False) -> list[Move]:
+        """Answer interruption notices before the node is gone (``policy.notices``).
+
+        Reads which Ray nodes are draining (``draining``) and which are busy (``nodes``); every busy
+        draining node of a movable pool whose ``migration.replace_on_notice`` is on, and that no move
+        of this controller holds (its own moves drain too), gets a replacement where the autoscaler
+        would place it, through ``move_group`` with the notice's deadline as ``not_after``: once
+        the replacement is up, the drain is brought forward to ``drain_deadline_seconds`` from then,
+        so the job restarts onto it while the noticed node still runs. The noticed nodes of one pool
+        move as one group, in a thread of their own (``block``: in this one, for tests); returns
+        the moves started. A pool at ``max_workers`` is skipped with one line (the autoscaler
+        replaces the node once it is gone). Never raises for a GCS or cloud failure.
+        """
+        at = self._io["clock"]() if now is None else now
+        pools = {k: v for k, v in self.pools.items() if self.migrations[k].replace_on_notice}
+        if not pools:
+            return []
+        try:
+            draining = dict(self._draining(self.gcs_address))
+        except Exception:
+            logger.debug("draining nodes cannot be read", exc_info=True)
+            return []
+        if not draining:
+            return []
+        ray_view = nodes_or_none(self._io["nodes"], self.gcs_address) or {}
+        with self._lock:
+            claimed = self._claimed | self._answered
+        noticed: dict[InstanceId, float] = {}
+        for instance, node in ray_view.items():
+            deadline = draining.get(node.node_id)
+            if deadline is None or not node.alive or not node.busy or InstanceId(instance) in claimed:
+                continue
+            # A drain without a deadline is nobody's notice (an operator's drain): no replacement.
+            if deadline > 0:
+                noticed[InstanceId(instance)] = deadline
+        if not noticed:
+            return []
+        fleet = self.provider.fleet()
+        cooldowns = dict(getattr(self.provider, "_cooldowns", {}))
+        cooldowns.update({oid: math.inf for oid in self.provider.full_offers(fleet)})
+        index = self.provider.offers.index()
+        moves, notes = notice_moves(pools, fleet, noticed, index, now=at, cooldowns=cooldowns)
+        for note in notes:
+            logger.info("notice: %s", note)
+        started: list[Move] = []
+        by_pool: dict[str, list[Move]] = {}
+        for move in moves:
+            by_pool.setdefault(move.pool, []).append(move)
+        for pool, group in by_pool.items():
+            full = self._no_room(pool, fleet, len(group))
+            if full:
+                held = [str(m.instance_id) for m in group]
+                logger.warning("no replacement on notice for %s: %s", held, full)
+                continue
+            if not self._claim(group):
+                continue
+            with self._lock:
+                self._answered.update(m.instance_id for m in group)
+            for m in group:
+                logger.info("notice: move %s: %s", m.instance_id, " | ".join(m.reasons))
+            not_after = min(noticed[m.instance_id] for m in group)
+            work = threading.Thread(
+                target=self._notice_move, args=(pool, tuple(group), not_after), name=f"notice-{pool}",
+                daemon=True,
+            )
+            started.extend(group)
+            if block:
+                work.run()
+            else:
+                work.start()
+                with self._lock:
+                    self._notice_threads = [t for t in self._notice_threads if t.is_alive()] + [work]
+        return started
+
+    def _notice_move(self, pool: str, group: tuple[Move, ...], not_after: float) -> None:
+        migration = self.migrations[pool]
+        try:
+            results = move_group(
+                self.provider,
+                group,
+                spec=self.specs.get(pool, NodeTypeSpec()),
+                gcs_address=self.gcs_address,
+                drain_deadline_s=migration.drain_deadline_s,
+                up_timeout_s=migration.up_timeout_s,
+                ledger=self.ledger,
+                not_after=not_after,
+                **self._io,
+            )
+            for m, result in zip(group, results, strict=True):
+                self._moved(m, result)
+        except Exception:
+            logger.exception("move on notice of %s failed", [str(m.instance_id) for m in group])
+        finally:
+            self._release(group)
 
     def _over_budget(self, group: Sequence[Move], fleet: Sequence[FleetNode]) -> str:
         """Why a move group to dearer offers would break a budget (the provider does not check the
@@ -943,18 +1084,35 @@ class Controller:
             self.resume()
         except Exception:
             logger.exception("resuming open moves failed")
+        done = threading.Event()
+        watcher = threading.Thread(target=self.watch_notices, args=(done,), name="notices", daemon=True)
+        watcher.start()
         ticks = 0
-        while not stop.is_set():
+        try:
+            while not stop.is_set():
+                try:
+                    if before_tick is not None:
+                        before_tick()
+                    self.tick()
+                except Exception:
+                    logger.exception("controller tick failed")
+                ticks += 1
+                if max_ticks is not None and ticks >= max_ticks:
+                    return
+                stop.wait(every)
+        finally:
+            done.set()
+            watcher.join(timeout=5)
+
+    def watch_notices(self, stop: threading.Event, poll_s: float | None = None) -> None:
+        """``answer_notices`` every ``poll_s`` (default ``notice_poll_s``) until ``stop`` is set: a
+        notice can be 30 s long, so it is answered between ticks. Never raises."""
+        every = self.notice_poll_s if poll_s is None else poll_s
+        while not stop.wait(every):
             try:
-                if before_tick is not None:
-                    before_tick()
-                self.tick()
+                self.answer_notices()
             except Exception:
-                logger.exception("controller tick failed")
-            ticks += 1
-            if max_ticks is not None and ticks >= max_ticks:
-                return
-            stop.wait(every)
+                logger.exception("answering notices failed")
 
 
 class JobFeed:

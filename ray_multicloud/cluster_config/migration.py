@@ -26,6 +26,8 @@ Every setting of the controller on the head lives here, per pool, next to the po
             max_disrupted: 1              # nodes of the pool moved at once: a count or "25%"
             drain_deadline_seconds: 30    # the notice a moved node's workload gets
             up_timeout_seconds: 300       # a replacement not up by then is rolled back
+            replace_on_notice: true       # on a spot notice, launch the replacement at once and
+                                          # restart the job onto it before the node is gone
 
 Business calendars: a weekly window (``days``, ``from``, ``to``, ``tz``) is ``policy.calendar.
 WeeklyWindow``: ``days`` lists mon..sun or ranges ("mon-fri", "mon..fri"; default every day),
@@ -88,6 +90,7 @@ MIGRATION_KEYS: tuple[str, ...] = (
     "max_disrupted",
     "drain_deadline_seconds",
     "up_timeout_seconds",
+    "replace_on_notice",
 )
 MEASURE = "measure"
 _DEFAULTS = RebalanceConfig()
@@ -121,6 +124,7 @@ class Migration:
     budget: DisruptionBudget = DisruptionBudget()
     drain_deadline_s: float = 30.0
     up_timeout_s: float = 300.0
+    replace_on_notice: bool = True
 
     def describe(self) -> str:
         """One line for logs and ``ray-multicloud plan``."""
@@ -134,6 +138,7 @@ class Migration:
             f"moved by the controller: policy {c.deadline_policy}, a move must save "
             f"{c.min_relative_saving:.0%} and pay back within {c.horizon_hours:g} h, hysteresis "
             f"{c.min_interval_s:.0f} s, checkpoint {size}, at most {self.budget} node(s) at once{blackouts}"
+            + ("" if self.replace_on_notice else "; not replaced on a notice")
         )
 
     def config_for(self, *, measured_gb: float | None = None) -> RebalanceConfig:
@@ -164,6 +169,11 @@ def parse_migration(
     enabled = raw.get("enabled", True)
     if not isinstance(enabled, bool):
         raise ConfigError(f"{key}.enabled", f"must be true or false, got {_type_name(enabled)} {enabled!r}")
+    on_notice = raw.get("replace_on_notice", True)
+    if not isinstance(on_notice, bool):
+        raise ConfigError(
+            f"{key}.replace_on_notice", f"must be true or false, got {_type_name(on_notice)} {on_notice!r}"
+        )
     policy = _string(f"{key}.policy", raw.get("policy", _DEFAULTS.deadline_policy))
     if policy not in POLICIES:
         names = tuple(POLICIES)
@@ -211,6 +221,7 @@ def parse_migration(
         budget=_budget(f"{key}.max_disrupted", raw.get("max_disrupted", 1)),
         drain_deadline_s=num("drain_deadline_seconds", 30.0, strict=True),
         up_timeout_s=num("up_timeout_seconds", 300.0, strict=True),
+        replace_on_notice=on_notice,
     )
 
 

@@ -647,6 +647,13 @@ def run_scenario(
                 return max(1.0, end_by - time.monotonic())
 
             controller = Controller(cluster.config)  # settings: the pool's migration section
+            # The controller `ray up` starts answers notices between its ticks (``Controller.run``);
+            # this harness ticks by hand, so it runs that part itself.
+            notices_done = threading.Event()
+            notices = threading.Thread(
+                target=controller.watch_notices, args=(notices_done,), kwargs={"poll_s": 0.5}, daemon=True
+            )
+            notices.start()
             resumed = 0
             measured: list[tuple[str, Restart, float | None]] = []
             for cycle in range(cycles):
@@ -705,6 +712,7 @@ def run_scenario(
                 resumed = restart.restored
 
             fitter.join(left())
+            notices_done.set()
             if fitter.is_alive():
                 raise TimeoutError("scenario: training did not finish in time")
             if "error" in outcome:
@@ -714,10 +722,13 @@ def run_scenario(
             for kind, restart, gone_at in measured:
                 # Ray Train's restart for it: the one decided after the node was gone (a second of
                 # clock skew allowed) and before the new attempt started.
+                # A notice answered early (``Controller.answer_notices``) restarts the job at the
+                # drain it brought forward, before the node is gone.
+                anchor = min(t for t in (gone_at, restart.deadline) if t is not None) if gone_at else None
                 ray_restart = (
                     None
-                    if gone_at is None
-                    else next((r for r in restarts if gone_at - 1.0 <= r[0] <= restart.start_t), None)
+                    if anchor is None
+                    else next((r for r in restarts if anchor - 1.0 <= r[0] <= restart.start_t), None)
                 )
                 (report.preemptions if kind == "preempt" else report.moves).append(
                     Interruption.of(restart, gone_at, ray_restart)
