@@ -219,6 +219,27 @@ def test_rtt_table_without_a_region_list_is_taken_as_given() -> None:
     assert "a <-> c" in table.missing_pair("a", "c")
 
 
+def test_shipped_table_covers_apac_with_the_sources_figures() -> None:
+    table = load_rtt_table()
+    # Same-cloud pairs are the sources' own figures (mean of both directions, rounded): cloudping's
+    # p50 matrix has us-east-1 <-> ap-northeast-1 at 149.4 / 149.2 ms and ap-northeast-1 <->
+    # ap-southeast-1 at 70.5 / 70.7 ms; Azure's P95 table has East US <-> Japan East at 165 / 165 ms;
+    # Google's dashboard has asia-northeast1 -> us-east4 at 143 ms.
+    assert table.rtt("us-east-1", "ap-northeast-1") == 149
+    assert table.rtt("ap-southeast-1", "ap-northeast-1") == 71
+    assert table.rtt("eastus", "japaneast") == 165
+    assert table.rtt("asia-northeast1", "us-east4") == 143
+    # Cross-cloud Tokyo -> Virginia: the mean of the three clouds' own Tokyo <-> Virginia figures
+    # ((149.3 + 165 + 143) / 3 = 152.4).
+    assert table.rtt("ap-northeast-1", "eastus") == 152
+    # A client in Tokyo is nearest to a Tokyo replica of any cloud, then Singapore, then the US west coast.
+    for tokyo in ("ap-northeast-1", "japaneast", "asia-northeast1"):
+        near, mid, far = (table.rtt("ap-northeast-1", tokyo) if tokyo != "ap-northeast-1" else 1.0,
+                          table.rtt(tokyo, "ap-southeast-1"), table.rtt(tokyo, "us-west-2"))
+        assert near is not None and mid is not None and far is not None
+        assert near < mid < far
+
+
 def test_shipped_table_pairs_every_region_it_lists() -> None:
     data = json.loads((Path(__file__).parents[1] / "ray_multicloud" / "data" / "region_rtt.json").read_text())
     table = load_rtt_table()

@@ -299,7 +299,7 @@ def test_summarise_counts_failures_and_where_requests_were_served() -> None:
 def test_router_names_a_region_pair_the_rtt_table_lacks_once(caplog: pytest.LogCaptureFixture) -> None:
     saved = dict(TableRouter.nodes)
     try:
-        TableRouter.nodes = {**saved, "n-tokyo": NodeFacts("aws", "ap-northeast-1", None)}
+        TableRouter.nodes = {**saved, "n-tokyo": NodeFacts("aws", "ap-south-1", None)}  # Mumbai: not in the table
         router = make_router()
         tokyo = replica("tokyo", "n-tokyo")
         with caplog.at_level("ERROR", logger="ray_multicloud.serve.router"):
@@ -307,6 +307,6 @@ def test_router_names_a_region_pair_the_rtt_table_lacks_once(caplog: pytest.LogC
             assert choose(router, [tokyo, EAST], "eu-west-1") == [["east"], ["tokyo"]]
         errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
         assert len(errors) == 1
-        assert "eu-west-1 <-> ap-northeast-1" in errors[0] and "region_rtt.json" in errors[0]
+        assert "eu-west-1 <-> ap-south-1" in errors[0] and "region_rtt.json" in errors[0]
     finally:
         TableRouter.nodes = saved
