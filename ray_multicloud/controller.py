@@ -780,17 +780,19 @@ class Controller:
         """Answer interruption notices before the node is gone (``policy.notices``).
 
         Reads which Ray nodes are draining (``draining``) and which are busy (``nodes``); every busy
-        draining node of a movable pool whose ``migration.replace_on_notice`` is on, and that no move
-        of this controller holds (its own moves drain too), gets a replacement where the autoscaler
-        would place it, through ``move_group`` with the notice's deadline as ``not_after``: once
-        the replacement is up, the drain is brought forward to ``drain_deadline_seconds`` from then,
-        so the job restarts onto it while the noticed node still runs. The noticed nodes of one pool
+        draining node of a movable pool whose ``migration.replace_on_notice`` is not "off", and that
+        no move of this controller holds (its own moves drain too), gets a replacement where the
+        autoscaler would place it, through ``move_group`` with the notice's deadline as
+        ``not_after``: once the replacement is up, "restart" brings the drain forward to
+        ``drain_deadline_seconds`` from then, so the job restarts onto it while the noticed node
+        still runs; "launch" keeps the notice's deadline (Serve moves replicas off a draining node
+        by itself once there is room). The noticed nodes of one pool
         move as one group, in a thread of their own (``block``: in this one, for tests); returns
         the moves started. A pool at ``max_workers`` is skipped with one line (the autoscaler
         replaces the node once it is gone). Never raises for a GCS or cloud failure.
         """
         at = self._io["clock"]() if now is None else now
-        pools = {k: v for k, v in self.pools.items() if self.migrations[k].replace_on_notice}
+        pools = {k: v for k, v in self.pools.items() if self.migrations[k].replace_on_notice != "off"}
         if not pools:
             return []
         try:
@@ -852,13 +854,15 @@ class Controller:
 
     def _notice_move(self, pool: str, group: tuple[Move, ...], not_after: float) -> None:
         migration = self.migrations[pool]
+        # "launch": the notice's own deadline stands (the drain is not brought forward).
+        forward = migration.replace_on_notice == "restart"
         try:
             results = move_group(
                 self.provider,
                 group,
                 spec=self.specs.get(pool, NodeTypeSpec()),
                 gcs_address=self.gcs_address,
-                drain_deadline_s=migration.drain_deadline_s,
+                drain_deadline_s=migration.drain_deadline_s if forward else math.inf,
                 up_timeout_s=migration.up_timeout_s,
                 ledger=self.ledger,
                 not_after=not_after,

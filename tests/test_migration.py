@@ -123,6 +123,8 @@ def test_measure_takes_the_measured_size_and_falls_back_to_the_default() -> None
         ({"max_disrupted": "150%"}, f"{KEY}.max_disrupted", "0%..100%"),
         ({"max_disrupted": "two"}, f"{KEY}.max_disrupted", "whole number"),
         ({"max_disrupted": -1}, f"{KEY}.max_disrupted", ">= 0"),
+        ({"replace_on_notice": "yes"}, f"{KEY}.replace_on_notice", '"restart" or "launch"'),
+        ({"replace_on_notice": 1}, f"{KEY}.replace_on_notice", "got 1"),
     ],
     ids=lambda v: str(v)[:40] if not isinstance(v, str) else None,
 )
@@ -164,6 +166,15 @@ def test_any_section_parses_or_raises_a_config_error_naming_a_migration_key(raw:
         assert exc.key.startswith(KEY)
     else:
         assert m.rebalance.horizon_hours > 0 and m.budget.allowed(4) >= 0
+
+
+@pytest.mark.parametrize(
+    ("value", "mode"),
+    [(None, "restart"), (True, "restart"), (False, "off"), ("restart", "restart"), ("launch", "launch"), ("off", "off")],
+)
+def test_replace_on_notice_modes(value: object, mode: str) -> None:
+    raw = {} if value is None else {"replace_on_notice": value}
+    assert parse_migration("t4", section(**raw)).replace_on_notice == mode
 
 
 def test_egress_pairs_win_region_pair_first() -> None:

@@ -182,3 +182,25 @@ def test_unreadable_drain_state_is_no_notice(tmp_path: Path) -> None:
 
         controller = memory_cloud.memory_controller(cluster, provider, t, nodes=busy_gcs(provider), draining=broken)
         assert controller.answer_notices(block=True) == []
+
+
+def test_launch_mode_keeps_the_notices_deadline(tmp_path: Path) -> None:
+    with memory_cloud.memory_cluster(tmp_path / "state") as (cluster, world):
+        cluster["available_node_types"]["t4_spot"]["node_config"].setdefault("migration", {})[
+            "replace_on_notice"] = "launch"
+        provider = memory_cloud.memory_provider(cluster, world)
+        old = memory_cloud.launch_workers(provider, cluster, request="r1")[0]
+        t = [time.time()]
+        notice_deadline = t[0] + 60.0  # far beyond drain_deadline_s: "restart" would bring it forward
+        drains: list[float] = []
+
+        def drain(_gcs: str, _node: str, *, deadline_s: float, **_: Any) -> tuple[bool, str]:
+            drains.append(deadline_s)
+            return True, ""
+
+        controller = memory_cloud.memory_controller(
+            cluster, provider, t, nodes=busy_gcs(provider), drain=drain,
+            draining=lambda _g: {old.instance_id: notice_deadline})
+        assert [m.instance_id for m in controller.answer_notices(block=True)] == [old.instance_id]
+        assert drains == [notice_deadline]
+        assert controller.results[-1].status == "moved"

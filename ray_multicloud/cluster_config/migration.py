@@ -26,8 +26,11 @@ Every setting of the controller on the head lives here, per pool, next to the po
             max_disrupted: 1              # nodes of the pool moved at once: a count or "25%"
             drain_deadline_seconds: 30    # the notice a moved node's workload gets
             up_timeout_seconds: 300       # a replacement not up by then is rolled back
-            replace_on_notice: true       # on a spot notice, launch the replacement at once and
-                                          # restart the job onto it before the node is gone
+            replace_on_notice: restart    # on a spot notice: launch the replacement at once, then
+                                          # bring the drain forward so the job restarts onto it
+                                          # (true); "launch": the replacement only, the notice's
+                                          # own deadline kept (Serve moves its replicas off a
+                                          # draining node by itself, model load included); false: off
 
 Business calendars: a weekly window (``days``, ``from``, ``to``, ``tz``) is ``policy.calendar.
 WeeklyWindow``: ``days`` lists mon..sun or ranges ("mon-fri", "mon..fri"; default every day),
@@ -93,6 +96,7 @@ MIGRATION_KEYS: tuple[str, ...] = (
     "replace_on_notice",
 )
 MEASURE = "measure"
+NOTICE_MODES: tuple[str, ...] = ("restart", "launch", "off")
 _DEFAULTS = RebalanceConfig()
 
 
@@ -124,7 +128,7 @@ class Migration:
     budget: DisruptionBudget = DisruptionBudget()
     drain_deadline_s: float = 30.0
     up_timeout_s: float = 300.0
-    replace_on_notice: bool = True
+    replace_on_notice: str = "restart"  # "restart", "launch" or "off" (module docstring)
 
     def describe(self) -> str:
         """One line for logs and ``ray-multicloud plan``."""
@@ -138,7 +142,8 @@ class Migration:
             f"moved by the controller: policy {c.deadline_policy}, a move must save "
             f"{c.min_relative_saving:.0%} and pay back within {c.horizon_hours:g} h, hysteresis "
             f"{c.min_interval_s:.0f} s, checkpoint {size}, at most {self.budget} node(s) at once{blackouts}"
-            + ("" if self.replace_on_notice else "; not replaced on a notice")
+            + {"restart": "", "launch": "; on a notice, replacement launched (drain deadline kept)",
+               "off": "; not replaced on a notice"}[self.replace_on_notice]
         )
 
     def config_for(self, *, measured_gb: float | None = None) -> RebalanceConfig:
@@ -170,9 +175,12 @@ def parse_migration(
     if not isinstance(enabled, bool):
         raise ConfigError(f"{key}.enabled", f"must be true or false, got {_type_name(enabled)} {enabled!r}")
     on_notice = raw.get("replace_on_notice", True)
-    if not isinstance(on_notice, bool):
+    if isinstance(on_notice, bool):
+        on_notice = "restart" if on_notice else "off"
+    if on_notice not in NOTICE_MODES:
         raise ConfigError(
-            f"{key}.replace_on_notice", f"must be true or false, got {_type_name(on_notice)} {on_notice!r}"
+            f"{key}.replace_on_notice",
+            f'must be true (= "restart"), false (= "off"), "restart" or "launch", got {on_notice!r}',
         )
     policy = _string(f"{key}.policy", raw.get("policy", _DEFAULTS.deadline_policy))
     if policy not in POLICIES:
