@@ -105,6 +105,8 @@ class SpotOption:
     ``interruptions_per_hour``, when the caller knows it, is the zone's recently observed rate
     of interruptions per hour of availability (its past only: a trailing window of the price
     and availability feed, or a cloud's interruption-frequency figure); None when unknown.
+    ``egress_usd`` is what starting a node here now would pay to carry the job's checkpoint from
+    the region it lives in (0 in that region, or with nothing saved yet).
     """
 
     zone: str
@@ -112,6 +114,7 @@ class SpotOption:
     available: bool
     price_per_hour: float
     interruptions_per_hour: float | None = None
+    egress_usd: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -642,7 +645,7 @@ class MultiCloud:
                     and _up_for(view, mem, best.zone) >= self.move_min_uptime_hours
                 ):
                     gain = (opt.price_per_hour - best.price_per_hour) * remaining_work(view)
-                    cost = view.restart_hours * best.price_per_hour
+                    cost = view.restart_hours * best.price_per_hour + best.egress_usd
                     if (
                         gain > 0
                         and gain > self.min_payback * cost + _EPS
@@ -651,7 +654,10 @@ class MultiCloud:
                     ):
                         return Step(
                             spot(best.zone),
-                            (f"{best.zone} spot cheaper by {gain:.2f} USD over the job: move",),
+                            (
+                                f"{best.zone} spot cheaper by {gain:.2f} USD over the job"
+                                f"{_egress_note(best)}: move",
+                            ),
                             mem,
                         )
                 return Step(cur, (f"{cur.zone} spot running, slack {slack:.2f}h",), mem)
@@ -659,7 +665,7 @@ class MultiCloud:
             if best is None or not at_checkpoint(view):
                 return Step(ON_DEMAND, ("stay on-demand until spot and a checkpoint",), mem)
             gain = (view.ondemand_price_per_hour - best.price_per_hour) * remaining_work(view)
-            cost = view.restart_hours * best.price_per_hour
+            cost = view.restart_hours * best.price_per_hour + best.egress_usd
             if (
                 slack - view.restart_hours >= self.back_reserves * reserve - _EPS
                 and gain > self.min_payback * cost
@@ -669,14 +675,23 @@ class MultiCloud:
             ):
                 return Step(
                     spot(best.zone),
-                    (f"slack {slack:.2f}h allows it and {best.zone} spot pays: back to spot",),
+                    (
+                        f"slack {slack:.2f}h allows it and {best.zone} spot pays"
+                        f"{_egress_note(best)}: back to spot",
+                    ),
                     mem,
                 )
             return Step(ON_DEMAND, (f"slack {slack:.2f}h: stay on-demand",), mem)
         # Idle or just preempted.
         lost = f"{view.preempted_zone} preempted; " if view.preempted else ""
+        if best is not None and best.egress_usd > 0 and (
+            (view.ondemand_price_per_hour - best.price_per_hour) * remaining_work(view)
+            <= best.egress_usd + view.restart_hours * best.price_per_hour
+        ):
+            best = None  # carrying the checkpoint there costs more than on-demand here would
         if best is not None and off_ondemand_is_safe(view, keep=False) and spot_run_viable(view, keep=False):
-            return Step(spot(best.zone), (f"{lost}cheapest available spot: {best.zone}",), mem)
+            why = f"{lost}cheapest available spot: {best.zone}{_egress_note(best)}"
+            return Step(spot(best.zone), (why,), mem)
         if best is None and off_ondemand_is_safe(view, keep=False):
             keep = max(
                 self.wait_reserves * reserve,
@@ -688,6 +703,10 @@ class MultiCloud:
                     WAIT, (f"{lost}no spot anywhere, slack {slack:.2f}h > {keep:.2f}h kept: wait",), mem
                 )
         return Step(ON_DEMAND, (f"{lost}slack {slack:.2f}h too low to wait for spot: on-demand",), mem)
+
+
+def _egress_note(opt: SpotOption) -> str:
+    return f" (egress {opt.egress_usd:.2f} USD to carry the checkpoint)" if opt.egress_usd > 0 else ""
 
 
 def _up_for(view: JobView, memory: Memory, zone: str) -> float:
@@ -728,7 +747,8 @@ def _best_spot(
 
     With ``hazard_weight`` w > 0 a zone's price is scaled by ``1 + w * rate * (restart +
     checkpoint / 2)``: what a useful hour costs once the expected preemptions (``rate``: its
-    ``interruptions_per_hour``) and their restarts and lost work are paid for.
+    ``interruptions_per_hour``) and their restarts and lost work are paid for. A zone whose start
+    pays egress (``egress_usd``) adds it spread over the work left.
     """
     best: SpotOption | None = None
     best_key: tuple[float, float, int] | None = None
@@ -741,6 +761,8 @@ def _best_spot(
         price = opt.price_per_hour
         if hazard_weight > 0 and opt.interruptions_per_hour is not None:
             price *= 1.0 + hazard_weight * opt.interruptions_per_hour * loss
+        if opt.egress_usd > 0:  # the move's egress, spread over the work it would run
+            price += opt.egress_usd / max(remaining_work(view), view.tick_hours)
         key = (round(price, 9), -since if newest else since, i)
         if best_key is None or key < best_key:
             best, best_key = opt, key
