@@ -304,3 +304,36 @@ def test_multicloud_does_not_carry_a_checkpoint_that_costs_more_than_on_demand()
     far = SpotOption("us-central1-a", "us-central1", True, 0.9, None, 25.0)
     step = MultiCloud().decide(_view((far,)), Memory())
     assert step.choice != spot("us-central1-a")
+
+
+# --- the CLI --------------------------------------------------------------------------------------
+
+
+def _cli_args(tmp_path: Path, policy: str) -> list[str]:
+    traces(tmp_path, {"us-east-1a": A, "us-central1-a": B})
+    return ["simulate", "--traces", str(tmp_path), "--job-hours", "3", "--checkpoint-minutes", "60",
+            "--deadline-hours", "4", "--restart-minutes", "0", "--checkpoint-on-notice",
+            "--ondemand-price", "3.0", "--policy", policy, "--json"]
+
+
+def test_cli_checkpoint_gb(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from ray_multicloud.cli import main
+
+    args = _cli_args(tmp_path, "optimal")
+    assert main(args) == 0
+    free = json.loads(capsys.readouterr().out)
+    assert main([*args, "--checkpoint-gb", "10"]) == 0
+    paid = json.loads(capsys.readouterr().out)
+    # the hand-computed optimum above: 3.5 without egress, 4.40 with 10 GB (0.09 USD/GB aws->gcp)
+    assert (free["cost_usd"], paid["cost_usd"]) == (pytest.approx(3.5), pytest.approx(4.4))
+    assert paid["checkpoint_gb"] == 10 and sorted(paid["clouds"]) == ["aws", "gcp"]
+
+
+def test_cli_names_a_missing_pair(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from ray_multicloud.cli import main
+
+    table = tmp_path.parent / f"{tmp_path.name}-t.json"
+    table.write_text(json.dumps({"aws->aws": 0.02, "gcp->gcp": 0.02, "aws->gcp": 0.09}))
+    rc = main([*_cli_args(tmp_path, "multicloud"), "--checkpoint-gb", "5", "--egress-table", str(table)])
+    assert rc == 2
+    assert "gcp->aws" in capsys.readouterr().err
