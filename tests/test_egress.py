@@ -337,3 +337,12 @@ def test_cli_names_a_missing_pair(tmp_path: Path, capsys: pytest.CaptureFixture[
     rc = main([*_cli_args(tmp_path, "multicloud"), "--checkpoint-gb", "5", "--egress-table", str(table)])
     assert rc == 2
     assert "gcp->aws" in capsys.readouterr().err
+
+
+def test_a_job_starting_on_demand_runs_it_where_it_goes_first(tmp_path: Path) -> None:
+    ts = traces(tmp_path, {"us-east-1a": A, "us-central1-a": B})
+    script = Scripted((Choice(Kind.ON_DEMAND), spot("us-east-1a"), spot("us-central1-a")))
+    r = simulate(ts, ON_NOTICE, script, ondemand_price=3.0, checkpoint_gb=10)
+    # on-demand, then us-east-1a (the state's first region: free), then GCP with 2 h saved: 0.90
+    assert r.egress_usd == pytest.approx(0.90) and r.egress_moves == 1
+    assert r.cost_usd == pytest.approx(3.0 + 1.0 + 1.5 + 0.90)

@@ -41,17 +41,18 @@ interruption takes ``notice_loss_minutes`` of work off the job (no more than the
 default 0 charges nothing (the figures published before it existed). The offline optimum does
 not charge it, so it stays a lower bound.
 
-Egress (``checkpoint_gb`` > 0). The job's state lives in the region of the node that last held it
-(on-demand runs in that region; before the job has held a node, in the region of the trace set's
-first zone). Every start of a node in another region — a move, or a restart after a preemption —
-while the job has saved work (its checkpoint after the rollback is above 0) pays
-``checkpoint_gb`` times the egress rate from the old region's cloud to the new one's
-(:mod:`ray_multicloud.pricing.egress`: within a region free, between two regions of one cloud that
-cloud's inter-region rate, between clouds the source cloud's internet rate), once per move, not
-per node (the checkpoint is the job's). Every zone must have a known cloud
-(``TraceSet.clouds``) and the table every pair of them, else :class:`SimulationError` /
-``EgressError`` names what is missing. Each :class:`SpotOption` carries in ``egress_usd`` what
-starting there would pay now. ``checkpoint_gb`` 0 charges nothing (the behaviour before egress).
+Egress (``checkpoint_gb`` > 0). The job's state lives in the region of the node that last held
+it (on-demand runs in that region; a job that starts on on-demand runs it in the region of the
+first spot zone it goes to — a single-zone policy's home — so that first move pays nothing).
+Every start of a node in another region — a move, or a restart after a preemption — while the job
+has saved work (its checkpoint after the rollback is above 0) pays ``checkpoint_gb`` times the
+egress rate from the old region's cloud to the new one's (:mod:`ray_multicloud.pricing.egress`:
+within a region free, between two regions of one cloud that cloud's inter-region rate, between
+clouds the source cloud's internet rate), once per move, not per node (the checkpoint is the
+job's). Every zone must have a known cloud (``TraceSet.clouds``) and the table every pair of
+them, else :class:`SimulationError` / ``EgressError`` names what is missing. Each
+:class:`SpotOption` carries in ``egress_usd`` what starting there would pay now.
+``checkpoint_gb`` 0 charges nothing (the behaviour before egress).
 
 The deadline is met when the job finishes within ``D`` ticks of its start. ``ondemand_cost_usd``
 is what the job would cost on on-demand alone (``W + R`` ticks), the baseline for savings.
@@ -413,7 +414,7 @@ def simulate(
             overhead = R if choice.kind is not Kind.WAIT else 0.0
             zone_i = index[choice.zone] if choice.kind is Kind.SPOT else -1
             if choice.kind is not Kind.WAIT:
-                to = where.zone_loc[zone_i] if zone_i >= 0 else (loc if loc >= 0 else where.zone_loc[0])
+                to = where.zone_loc[zone_i] if zone_i >= 0 else loc
                 if charge and loc >= 0 and to != loc and w > _EPS:
                     egress_usd += where.usd[loc][to]
                     egress_moves += 1
