@@ -67,6 +67,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+from ray_multicloud.policy.risk import useful_hour_cost
+
 _EPS = 1e-9
 
 
@@ -753,14 +755,14 @@ def _best_spot(
     best: SpotOption | None = None
     best_key: tuple[float, float, int] | None = None
     ups = memory.up_since
-    loss = view.restart_hours + view.checkpoint_hours / 2
     for i, opt in enumerate(view.zones):
         if not opt.available:
             continue
         since = ups[i] if i < len(ups) else view.elapsed_hours
         price = opt.price_per_hour
-        if hazard_weight > 0 and opt.interruptions_per_hour is not None:
-            price *= 1.0 + hazard_weight * opt.interruptions_per_hour * loss
+        if hazard_weight > 0:  # policy.risk: the availability model launch placement uses too
+            price = useful_hour_cost(price, opt.interruptions_per_hour, view.restart_hours,
+                                     view.checkpoint_hours, hazard_weight)
         if opt.egress_usd > 0:  # the move's egress, spread over the work it would run
             price += opt.egress_usd / max(remaining_work(view), view.tick_hours)
         key = (round(price, 9), -since if newest else since, i)
