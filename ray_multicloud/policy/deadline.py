@@ -646,7 +646,7 @@ class MultiCloud:
                     and at_checkpoint(view)
                     and _up_for(view, mem, best.zone) >= self.move_min_uptime_hours
                 ):
-                    gain = (opt.price_per_hour - best.price_per_hour) * remaining_work(view)
+                    gain = (opt.price_per_hour - best.price_per_hour) * _stay_hours(view, best)
                     cost = view.restart_hours * best.price_per_hour + best.egress_usd
                     if (
                         gain > 0
@@ -687,7 +687,7 @@ class MultiCloud:
         # Idle or just preempted.
         lost = f"{view.preempted_zone} preempted; " if view.preempted else ""
         if best is not None and best.egress_usd > 0 and (
-            (view.ondemand_price_per_hour - best.price_per_hour) * remaining_work(view)
+            (view.ondemand_price_per_hour - best.price_per_hour) * _stay_hours(view, best)
             <= best.egress_usd + view.restart_hours * best.price_per_hour
         ):
             best = None  # carrying the checkpoint there costs more than on-demand here would
@@ -705,6 +705,18 @@ class MultiCloud:
                     WAIT, (f"{lost}no spot anywhere, slack {slack:.2f}h > {keep:.2f}h kept: wait",), mem
                 )
         return Step(ON_DEMAND, (f"{lost}slack {slack:.2f}h too low to wait for spot: on-demand",), mem)
+
+
+def _stay_hours(view: JobView, opt: SpotOption) -> float:
+    """Hours of work the job can expect to run on ``opt`` before it leaves: the work left, or less
+    when the zone's observed interruption rate says it will be preempted sooner (``1 / rate``) and
+    the move pays egress: that move's egress and restart are paid back over this, not over the
+    whole job. (Without egress: the work left, the rule the parameters were tuned with.)"""
+    left = remaining_work(view)
+    rate = opt.interruptions_per_hour
+    if opt.egress_usd > 0 and rate is not None and rate > 0:
+        return min(left, 1.0 / rate)
+    return left
 
 
 def _egress_note(opt: SpotOption) -> str:
@@ -763,8 +775,8 @@ def _best_spot(
         if hazard_weight > 0:  # policy.risk: the availability model launch placement uses too
             price = useful_hour_cost(price, opt.interruptions_per_hour, view.restart_hours,
                                      view.checkpoint_hours, hazard_weight)
-        if opt.egress_usd > 0:  # the move's egress, spread over the work it would run
-            price += opt.egress_usd / max(remaining_work(view), view.tick_hours)
+        if opt.egress_usd > 0:  # the move's egress, spread over the work it would run there
+            price += opt.egress_usd / max(_stay_hours(view, opt), view.tick_hours)
         key = (round(price, 9), -since if newest else since, i)
         if best_key is None or key < best_key:
             best, best_key = opt, key
