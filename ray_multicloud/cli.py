@@ -214,7 +214,7 @@ def _check_hosts(config: Mapping[str, Any]) -> bool:
 
 SIM_POLICY_NAMES = (
     "ondemand", "greedy", "eager-next-region", "uniform-progress", "multicloud", "optimal",
-    "greedy-ondemand", "up-eager",  # policy.deadline.VARIANTS: not the papers' rules
+    "greedy-ondemand", "up-eager", "skynomad",  # policy.deadline.VARIANTS: comparison baselines
 )
 
 
@@ -257,6 +257,9 @@ def _add_simulate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--egress-table", metavar="FILE", default=None,
                    help='with --checkpoint-gb: JSON {"aws->gcp": USD_PER_GB, "aws->aws": ..., ...} instead '
                    "of the published rates; a pair the zones need and the file lacks is an error naming it")
+    p.add_argument("--rate-window-hours", type=float, default=24.0, metavar="H",
+                   help="each zone's interruption rate over the trailing H hours of the trace is shown to "
+                   "the policies (multicloud weighs it with egress; skynomad's lifetimes; default 24)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.set_defaults(handler=_cmd_simulate)
 
@@ -332,6 +335,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
             progress=bar,
             checkpoint_gb=args.checkpoint_gb,
             egress=table,
+            rate_window_hours=args.rate_window_hours,
         )
     out = result.as_dict()
     out["zones"] = list(traces.names)

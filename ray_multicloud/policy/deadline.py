@@ -783,6 +783,91 @@ def _best_spot(
     return best
 
 
+@dataclass(frozen=True, slots=True)
+class SkyNomad:
+    """SkyNomad's scheduling policy (NSDI '27, "SkyNomad: On Using Multi-Region Spot Instances to
+    Minimize AI Batch Job Cost"; its artifact's paper.txt, titled SkyVoyager), written from the
+    paper's §3 (no code of the artifact used):
+
+    * Progress value (§3.3, eq. 8): ``V = C_od * theta / theta~`` with ``theta = (P - p) / (T - t)``
+      (work left per time left) and ``theta~ = p / t`` (average progress rate); ``V = C_od`` at
+      ``t = 0``; capped at ``1000 C_od`` (``p = 0`` after the start makes it infinite).
+    * Utility of each action (§3.2, eq. 6): ``U = V * eta - C - E / L``: spot in an available zone
+      with predicted lifetime ``L``, effectiveness ``eta = (L - d)+ / L`` (``d`` the cold start),
+      price ``C`` and egress ``E`` from the checkpoint's region (``SpotOption.egress_usd``);
+      on-demand ``V - C_od`` (never preempted: ``eta = 1``, egress amortised away); idle 0. The
+      current placement is scored with the cold start it still has to pay and no egress.
+    * Decision (§3.5, Algorithm 1): the candidate of highest utility if it beats the current
+      placement's, else keep it. Safety net (§3.1): when idle and the time left after this tick is
+      less than the work left plus a cold start, on-demand until completion. Thrifty: idle once done.
+    * Lifetime (§3.4), simplified here: the paper predicts each zone's remaining spot lifetime by
+      survival analysis (Nelson-Aalen, conditioned on the current age, with a volatility
+      adjustment) from probes every two hours. Here ``L = 1 / rate`` with ``rate`` the zone's
+      observed interruptions per available hour (``SpotOption.interruptions_per_hour``, the
+      simulator's ``rate_window_hours``): memoryless, from the trace's own past. Unknown rate:
+      ``L`` infinite (``eta = 1``).
+    """
+
+    name: str = "skynomad"
+
+    def decide(self, view: JobView, memory: Memory) -> Step:
+        mem = _track_uptime(view, memory)
+        if _finished(view):
+            return Step(WAIT, ("job finished (thrifty rule)",), mem)
+        if mem.locked_ondemand:
+            return Step(ON_DEMAND, ("safety net: on-demand until completion",), mem)
+        cur = view.current
+        cod = view.ondemand_price_per_hour
+        if cur.kind is Kind.WAIT and _net_fires(view, 1):
+            return Step(ON_DEMAND, ("safety net: time left < work left + d: on-demand until completion",),
+                        replace(mem, locked_ondemand=True))
+        v = _progress_value(view)
+        d = view.restart_hours
+
+        def spot_utility(opt: SpotOption, cold: float, egress: float) -> float:
+            rate = opt.interruptions_per_hour
+            if rate is None or rate <= 0:
+                return v - opt.price_per_hour
+            life = 1.0 / rate
+            return v * max(0.0, life - cold) / life - opt.price_per_hour - egress / life
+
+        current = 0.0
+        if cur.kind is Kind.ON_DEMAND:
+            current = v - cod
+        elif cur.kind is Kind.SPOT:
+            opt = _option(view, cur.zone)
+            if opt is not None and opt.available:
+                current = spot_utility(opt, view.overhead_left_hours, 0.0)
+        best: tuple[float, Choice] = (current, cur)
+        for opt in view.zones:
+            if opt.available and not (cur.kind is Kind.SPOT and opt.zone == cur.zone):
+                u = spot_utility(opt, d, opt.egress_usd)
+                if u > best[0] + _EPS:
+                    best = (u, spot(opt.zone))
+        if cur.kind is not Kind.ON_DEMAND and v - cod > best[0] + _EPS:
+            best = (v - cod, ON_DEMAND)
+        if best[0] < -_EPS:  # idle (utility 0) beats every option
+            best = (0.0, WAIT)
+        choice = best[1]
+        why = f"V={v:.2f} USD/h of progress: {choice} has the highest utility ({best[0]:.2f})"
+        return Step(choice, (why,), mem)
+
+
+def _progress_value(view: JobView) -> float:
+    """SkyNomad's shadow price of progress (its eq. 8), capped at 1000 on-demand hours' price."""
+    cod = view.ondemand_price_per_hour
+    cap = 1000.0 * cod
+    if view.deadline_hours is None:
+        return cod
+    t, p = view.elapsed_hours, view.work_done_hours
+    left = view.deadline_hours - t
+    if t <= _EPS:
+        return cod
+    if p <= _EPS or left <= _EPS:
+        return cap
+    return min(cap, cod * ((view.work_total_hours - p) / left) / (p / t))
+
+
 POLICIES: Mapping[str, DeadlinePolicy] = {
     "ondemand": OnDemandOnly(),
     "greedy": Greedy(),
@@ -796,6 +881,8 @@ POLICIES: Mapping[str, DeadlinePolicy] = {
 VARIANTS: Mapping[str, DeadlinePolicy] = {
     "greedy-ondemand": GreedySingleZone(),
     "up-eager": UniformProgressEager(),
+    "skynomad": SkyNomad(),
 }
-"""Variants of the papers' baselines that are not the papers' (for comparison; not selectable as
-a pool's deadline policy)."""
+"""Baselines for comparison only, not selectable as a pool's deadline policy: variants of the papers'
+baselines that are not the papers' (``greedy-ondemand``, ``up-eager``), and ``skynomad`` (SkyNomad's
+policy from its paper's text, with a simplified lifetime model: see the class)."""
