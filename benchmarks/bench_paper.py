@@ -130,7 +130,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--starts", type=int, default=100, help="start offsets per trace file (default 100)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--no-readme", action="store_true")
+    ap.add_argument("--skynomad", action="store_true",
+                    help="run SkyNomad's V100 evaluation setting instead (benchmarks/bench_skynomad.py)")
     args = ap.parse_args(argv)
+    if args.skynomad:
+        import bench_skynomad
+
+        return bench_skynomad.main([])
     t0 = time.perf_counter()
     tasks = make_tasks(args.starts)
     with multiprocessing.Pool(args.workers) as pool:

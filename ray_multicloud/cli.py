@@ -214,7 +214,7 @@ def _check_hosts(config: Mapping[str, Any]) -> bool:
 
 SIM_POLICY_NAMES = (
     "ondemand", "greedy", "eager-next-region", "uniform-progress", "multicloud", "optimal",
-    "greedy-ondemand", "up-eager",  # policy.deadline.VARIANTS: not the papers' rules
+    "greedy-ondemand", "up-eager", "skynomad",  # policy.deadline.VARIANTS: comparison baselines
 )
 
 
@@ -250,6 +250,16 @@ def _add_simulate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                    help="with --checkpoint-on-notice: work lost at each preemption or move all the same "
                    "(the last useful step -> node gone time that benchmarks/bench_train_migration.py "
                    "measures; default 0)")
+    p.add_argument("--checkpoint-gb", type=float, default=0.0, metavar="G",
+                   help="the job's checkpoint size: every start in another region pays G GB of egress at "
+                   "the published rate for the two zones' clouds (ray_multicloud.pricing.egress; "
+                   "default 0: no egress, the behaviour before this option)")
+    p.add_argument("--egress-table", metavar="FILE", default=None,
+                   help='with --checkpoint-gb: JSON {"aws->gcp": USD_PER_GB, "aws->aws": ..., ...} instead '
+                   "of the published rates; a pair the zones need and the file lacks is an error naming it")
+    p.add_argument("--rate-window-hours", type=float, default=24.0, metavar="H",
+                   help="each zone's interruption rate over the trailing H hours of the trace is shown to "
+                   "the policies (multicloud weighs it with egress; skynomad's lifetimes; default 24)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.set_defaults(handler=_cmd_simulate)
 
@@ -306,10 +316,14 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         notice_loss_minutes=args.notice_loss_minutes,
     )
     start = round(args.start_hours * 3600.0 / traces.gap_seconds)
+    from ray_multicloud.pricing.egress import load_egress_table
+
+    table = None if args.egress_table is None else load_egress_table(args.egress_table)
     bar = _ProgressBar(f"simulate {args.policy}")
     if args.policy == "optimal":
         result = optimal_cost(
-            traces, spec, ondemand_price=args.ondemand_price, start_tick=start, progress=bar
+            traces, spec, ondemand_price=args.ondemand_price, start_tick=start, progress=bar,
+            checkpoint_gb=args.checkpoint_gb, egress=table,
         )
     else:
         result = simulate(
@@ -319,12 +333,17 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
             ondemand_price=args.ondemand_price,
             start_tick=start,
             progress=bar,
+            checkpoint_gb=args.checkpoint_gb,
+            egress=table,
+            rate_window_hours=args.rate_window_hours,
         )
     out = result.as_dict()
     out["zones"] = list(traces.names)
     out["trace_hours"] = round(traces.hours, 6)
     out["checkpoint_on_notice"] = args.checkpoint_on_notice
     out["notice_loss_minutes"] = args.notice_loss_minutes
+    out["checkpoint_gb"] = args.checkpoint_gb
+    out["clouds"] = [traces.cloud_of(z) for z in range(len(traces.names))]
     if args.json:
         clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in out.items()}
         print(json.dumps(clean))
@@ -345,6 +364,10 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         ["hours elapsed", f"{result.hours_elapsed:.2f}"],
         ["preemptions", result.preemptions],
     ]
+    if args.checkpoint_gb > 0:
+        rates = f"rates: {args.egress_table}" if args.egress_table else "published rates"
+        rows.append(["egress", (f"{result.egress_usd:.2f} USD over {result.egress_moves} move(s) of "
+                                f"{args.checkpoint_gb:g} GB (included in cost; {rates})")])
     print(format_table(["simulate", "result"], rows, align="ll"))
     return 0
 

@@ -22,6 +22,19 @@ the "infeasible" reasons use to say which limit removed the last candidates):
 come after all listed ones; then cheaper first; ``offer_id`` breaks ties so the answer is
 deterministic.
 
+**Risk-weighted ranking** (optional: ``place(..., risk=PlacementRisk(...))``). Like AWS's
+price-capacity-optimized allocation, the price is not the whole cost: a spot offer that is
+interrupted often pays again for every restart and for the work redone since the last checkpoint.
+With a :class:`PlacementRisk`, ``price`` in the ranking is replaced by the *expected cost per hour
+of useful work* of :func:`ray_multicloud.policy.risk.useful_hour_cost` — the availability model the
+deadline policy uses: the offer's zone's interruptions per hour (``PlacementRisk.rates`` by
+``Offer.location``, estimated from the zone's own history with
+:func:`ray_multicloud.policy.risk.interruptions_per_hour`; else the offer's
+``interruption_rate_per_hour``; else unknown, ranked at its price, and the reasons say so), times
+the job's restart plus half its checkpoint interval. On-demand offers are never interrupted. The
+chosen node's reasons state the rate, the loss per interruption and the expected cost, and the
+cheapest-by-price offer it was preferred to. Without ``risk`` the ranking is by price, as before.
+
 **Per node.** Every new node takes the best-ranked matching offer, except while a constraint of
 the pool is still unmet by the pool's live fleet (pending or running nodes; draining and
 terminated ones do not count) plus the nodes already placed in this call:
@@ -58,6 +71,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from ray_multicloud.policy.risk import useful_hour_cost
 from ray_multicloud.types import (
     CapacityType,
     Colocate,
@@ -362,6 +376,59 @@ def _hint(key: str, remaining: Sequence[Offer], pool: PoolSpec) -> str:
     return ""
 
 
+# --------------------------------------------------------------------------- risk
+
+
+@dataclass(frozen=True, slots=True)
+class PlacementRisk:
+    """What a pool's job loses per interruption, and the zones' observed interruption rates.
+
+    ``rates``: interruptions per hour by ``Offer.location`` (``"aws:us-east-1a"``), estimated from
+    each zone's own history (``policy.risk.interruptions_per_hour``); a location absent here falls
+    back to the offer's ``interruption_rate_per_hour``. ``checkpoint_hours`` 0 for a job that
+    saves on notice (it loses only restarts).
+    """
+
+    restart_hours: float
+    checkpoint_hours: float
+    rates: Mapping[str, float] = field(default_factory=dict)
+    source: str = "zone history"
+
+    def rate(self, o: Offer) -> float | None:
+        if o.capacity is CapacityType.ON_DEMAND:
+            return 0.0
+        r = self.rates.get(o.location)
+        return r if r is not None else o.interruption_rate_per_hour
+
+    def cost(self, o: Offer) -> float:
+        """Expected cost per hour of useful work on ``o``."""
+        return useful_hour_cost(o.price_per_hour, self.rate(o), self.restart_hours, self.checkpoint_hours)
+
+    def explain(self, o: Offer, cheapest: Offer) -> str:
+        rate = self.rate(o)
+        loss = self.restart_hours + self.checkpoint_hours / 2
+        if o.capacity is CapacityType.ON_DEMAND:
+            text = f"risk: on-demand is not interrupted: {money(o.price_per_hour)} per useful hour"
+        elif rate is None:
+            text = "risk: interruption rate unknown for this zone: ranked at its price"
+        else:
+            half = self.checkpoint_hours / 2
+            text = (f"risk: {rate:.3g} interruptions/h ({self.source}) x {loss:.2f} h lost each (restart "
+                    f"{self.restart_hours:.2f} h + half a checkpoint interval {half:.2f} h): "
+                    f"{money(self.cost(o))} per useful hour")
+        if cheapest.offer_id != o.offer_id:
+            where = cheapest.zone or cheapest.region
+            text += (f"; preferred to the cheapest by price, {cheapest.cloud} {where} "
+                     f"at {money(cheapest.price_per_hour)}/h = {money(self.cost(cheapest))} per useful hour")
+        return text
+
+
+def _risk_order(ranked: list[Offer], risk: PlacementRisk) -> list[Offer]:
+    """``ranked`` by expected cost per useful hour (stable: ties keep the price order), source
+    preference still first."""
+    return sorted(ranked, key=lambda o: (round(risk.cost(o), 12), o.price_per_hour, o.offer_id))
+
+
 # --------------------------------------------------------------------------- public API
 
 
@@ -434,8 +501,10 @@ def place(
     now: float,
     cooldowns: Mapping[OfferId, float] | None = None,
     max_fallbacks: int = 8,
+    risk: PlacementRisk | None = None,
 ) -> Decision | Infeasible:
-    """Choose an offer for each of ``count`` new nodes of ``pool`` (see the module docstring).
+    """Choose an offer for each of ``count`` new nodes of ``pool`` (see the module docstring);
+    with ``risk``, ranked by expected cost per useful hour instead of price.
 
     ``fleet`` may hold nodes of any pool; only live nodes of this pool count towards its
     ``min_clouds`` and ``min_on_demand``. Returns ``Infeasible`` (reasons name the limit that
@@ -451,7 +520,8 @@ def place(
         return Decision(pool=pool.name, placements=())
     group = index._group(pool.accelerator)
     blocked = _blocked(cooldowns, now)
-    ranked = _rank_order(pool, _matching(pool, group, blocked))
+    by_price = _matching(pool, group, blocked)
+    ranked = _rank_order(pool, _risk_order(by_price, risk) if risk is not None and by_price else by_price)
     if not ranked:
         problems = _diagnose(pool, index, now=now, cooldowns=cooldowns)
         why = tuple(f"pool {pool.name!r}: {p}" for p in problems) or (
@@ -474,11 +544,15 @@ def place(
         chosen, notes = _choose(ranked, covered, need_od, need_spread, pool)
         kind = "on-demand" if chosen.capacity is CapacityType.ON_DEMAND else "spot"
         head = "best" if pool.source_preference else "cheapest"
+        if risk is not None:
+            head = "lowest expected cost per useful hour:" if not pool.source_preference else "best"
         if notes:
             head = f"{head} eligible"
         reasons = [
             f"{head} {kind} {_what(pool)} matching pool {pool.name!r}{preferred}: {describe_offer(chosen)}"
         ]
+        if risk is not None:
+            reasons.append(risk.explain(chosen, by_price[0]))
         reasons.extend(notes)
         if together:
             reasons.append(together)

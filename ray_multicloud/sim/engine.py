@@ -41,6 +41,19 @@ interruption takes ``notice_loss_minutes`` of work off the job (no more than the
 default 0 charges nothing (the figures published before it existed). The offline optimum does
 not charge it, so it stays a lower bound.
 
+Egress (``checkpoint_gb`` > 0). The job's state lives in the region of the node that last held
+it (on-demand runs in that region; a job that starts on on-demand runs it in the region of the
+first spot zone it goes to — a single-zone policy's home — so that first move pays nothing).
+Every start of a node in another region — a move, or a restart after a preemption — while the job
+has saved work (its checkpoint after the rollback is above 0) pays ``checkpoint_gb`` times the
+egress rate from the old region's cloud to the new one's (:mod:`ray_multicloud.pricing.egress`:
+within a region free, between two regions of one cloud that cloud's inter-region rate, between
+clouds the source cloud's internet rate), once per move, not per node (the checkpoint is the
+job's). Every zone must have a known cloud (``TraceSet.clouds``) and the table every pair of
+them, else :class:`SimulationError` / ``EgressError`` names what is missing. Each
+:class:`SpotOption` carries in ``egress_usd`` what starting there would pay now.
+``checkpoint_gb`` 0 charges nothing (the behaviour before egress).
+
 The deadline is met when the job finishes within ``D`` ticks of its start. ``ondemand_cost_usd``
 is what the job would cost on on-demand alone (``W + R`` ticks), the baseline for savings.
 Work, restart and checkpoint figures in :class:`SimResult` (``*_ticks``) are real numbers of ticks.
@@ -65,6 +78,7 @@ from ray_multicloud.policy.deadline import (
     Memory,
     SpotOption,
 )
+from ray_multicloud.pricing.egress import PUBLISHED, EgressTable, egress_usd_per_gb
 from ray_multicloud.sim.traces import TraceSet
 
 _EPS = 1e-9
@@ -172,6 +186,8 @@ class SimResult:
     restart_ticks: float
     checkpoint_ticks: float
     deadline_ticks: int | None
+    egress_usd: float = 0.0  # included in cost_usd
+    egress_moves: int = 0  # starts that carried the checkpoint to another region
 
     @property
     def savings_fraction(self) -> float:
@@ -198,6 +214,8 @@ class SimResult:
             "restart_ticks": self.restart_ticks,
             "checkpoint_ticks": self.checkpoint_ticks,
             "deadline_ticks": self.deadline_ticks,
+            "egress_usd": round(self.egress_usd, 6),
+            "egress_moves": self.egress_moves,
         }
 
 
@@ -237,6 +255,42 @@ def interruption_rates(
     return rates
 
 
+@dataclass(frozen=True, slots=True)
+class Locations:
+    """Where each zone is, for egress: ``zone_loc[z]`` indexes ``locs`` (``(cloud, region)``), and
+    ``usd[a][b]`` is what carrying the job's checkpoint from ``locs[a]`` to ``locs[b]`` costs."""
+
+    locs: tuple[tuple[str, str], ...]
+    zone_loc: tuple[int, ...]
+    usd: tuple[tuple[float, ...], ...]
+
+
+def locations(traces: TraceSet, checkpoint_gb: float, egress: EgressTable | None = None) -> Locations:
+    """The egress costs of moving ``checkpoint_gb`` between the trace set's regions (module
+    docstring). Raises :class:`SimulationError` for a zone of unknown cloud, ``EgressError`` for a
+    cloud pair the table lacks."""
+    if not (math.isfinite(checkpoint_gb) and checkpoint_gb >= 0):
+        raise SimulationError(f"checkpoint GB must be >= 0, got {checkpoint_gb}")
+    table = PUBLISHED if egress is None else egress
+    clouds = [traces.cloud_of(z) for z in range(len(traces.names))]
+    unknown = [f"{traces.names[z]} ({traces.files[z]})" for z, c in enumerate(clouds) if not c]
+    if checkpoint_gb > 0 and unknown:
+        raise SimulationError(
+            f"cannot tell the cloud of zone(s) {', '.join(unknown)}: egress needs each zone's cloud; put "
+            "the trace files in a directory named aws-*, gcp-* or azure-*"
+        )
+    if checkpoint_gb > 0:
+        table.require(clouds)
+    pairs = [(c, r) for c, r in zip(clouds, traces.regions, strict=True)]
+    locs = tuple(dict.fromkeys(pairs))
+    idx = {loc: i for i, loc in enumerate(locs)}
+    usd = tuple(
+        tuple(0.0 if checkpoint_gb == 0 else checkpoint_gb * egress_usd_per_gb(table, a, b) for b in locs)
+        for a in locs
+    )
+    return Locations(locs, tuple(idx[p] for p in pairs), usd)
+
+
 def _rollback(job: TickJob, work: float, overhead: float) -> float:
     """The work (ticks) a job keeps when its node goes: its last checkpoint, less the measured
     notice loss when it saves on notice and its node had finished restarting (never below 0)."""
@@ -255,8 +309,13 @@ def simulate(
     start_tick: int = 0,
     progress: Progress | None = None,
     rate_window_hours: float | None = None,
+    checkpoint_gb: float = 0.0,
+    egress: EgressTable | None = None,
 ) -> SimResult:
     """Run ``policy`` on the job from ``start_tick`` until it finishes or the trace ends.
+
+    ``checkpoint_gb`` > 0 charges egress for every move between regions at ``egress``'s rates
+    (default :data:`~ray_multicloud.pricing.egress.PUBLISHED`; module docstring).
 
     With ``rate_window_hours``, each zone's :class:`SpotOption` carries its interruption rate
     over that trailing window of the trace (ticks before the start included: that is the
@@ -281,6 +340,11 @@ def simulate(
     W, R, M = job.work, job.restart, job.checkpoint
     deadline_h = None if job.deadline is None else job.deadline * th
     node_factor = th * job.nodes
+    where = locations(traces, checkpoint_gb, egress)
+    charge = checkpoint_gb > 0
+    loc = -1  # where the job's state lives (index into where.locs); -1: nowhere yet
+    egress_usd = 0.0
+    egress_moves = 0
 
     place: Choice = WAIT
     zone_i = -1
@@ -306,9 +370,16 @@ def simulate(
             lost_t += w - ck
             w, overhead, place, zone_i = ck, 0.0, WAIT, -1
         rates = no_rates if rate_rows is None else rate_rows[rel]
-        zones = tuple(
-            SpotOption(names[z], regions[z], avail[z], prices[z], rates[z]) for z in range(len(names))
-        )
+        if charge and loc >= 0 and job.checkpointed(w) > _EPS:
+            row = where.usd[loc]
+            zones = tuple(
+                SpotOption(names[z], regions[z], avail[z], prices[z], rates[z], row[where.zone_loc[z]])
+                for z in range(len(names))
+            )
+        else:
+            zones = tuple(
+                SpotOption(names[z], regions[z], avail[z], prices[z], rates[z]) for z in range(len(names))
+            )
         view = JobView(
             elapsed_hours=rel * th,
             work_done_hours=w * th,
@@ -342,6 +413,12 @@ def simulate(
             place = choice
             overhead = R if choice.kind is not Kind.WAIT else 0.0
             zone_i = index[choice.zone] if choice.kind is Kind.SPOT else -1
+            if choice.kind is not Kind.WAIT:
+                to = where.zone_loc[zone_i] if zone_i >= 0 else loc
+                if charge and loc >= 0 and to != loc and w > _EPS:
+                    egress_usd += where.usd[loc][to]
+                    egress_moves += 1
+                loc = to
         if place.kind is not Kind.WAIT:
             used = 1.0  # share of the tick held (less in the tick the job finishes)
             paid_over = min(1.0, overhead)
@@ -373,7 +450,7 @@ def simulate(
     met = finished_at is not None and (job.deadline is None or finished_at <= job.deadline + _EPS)
     return SimResult(
         policy=policy.name,
-        cost_usd=cost,
+        cost_usd=cost + egress_usd,
         ondemand_cost_usd=ondemand_cost(job, ondemand_price),
         finished=finished_at is not None,
         met_deadline=met,
@@ -390,4 +467,6 @@ def simulate(
         restart_ticks=R,
         checkpoint_ticks=M,
         deadline_ticks=job.deadline,
+        egress_usd=egress_usd,
+        egress_moves=egress_moves,
     )

@@ -29,7 +29,15 @@ before the trace ends), under the same cost model. Among cheapest schedules it r
 earliest finish. Preemptions are reported as 0: some cheapest schedule never suffers one
 (releasing a spot node at its last checkpoint before the preemption costs no more).
 
-Cost: ``O(D * placements * q * (W + R * W / M))`` array work, vectorised over work with numpy.
+Egress (``checkpoint_gb`` > 0, the engine's model). On-demand becomes one placement per
+region (on-demand in the region the state lives in, or in another one, paying egress to get
+there: a superset of the engine's rule, so still a lower bound); the idle states remember the
+region of the node that last held the job's state, and a start at a placement in another region
+from a saved checkpoint (level above 0) pays ``checkpoint_gb`` times the rate for the pair. With
+``checkpoint_gb`` 0 there is one location and one on-demand placement, as before.
+
+Cost: ``O(D * placements * q * (W + R * W / M))`` array work, vectorised over work with numpy
+(with egress, ``O(D * regions * placements * K)`` more for the starts).
 """
 
 from __future__ import annotations
@@ -39,12 +47,15 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ray_multicloud.pricing.egress import EgressTable
 from ray_multicloud.sim.engine import (
     JobSpec,
+    Locations,
     SimResult,
     SimulationError,
     TickJob,
     check_window,
+    locations,
     ondemand_cost,
 )
 from ray_multicloud.sim.traces import TraceSet
@@ -75,8 +86,11 @@ def optimal_cost(
     ondemand_price: float,
     start_tick: int = 0,
     progress: Progress | None = None,
+    checkpoint_gb: float = 0.0,
+    egress: EgressTable | None = None,
 ) -> SimResult:
-    """The cheapest schedule's cost and finish time (see the module docstring).
+    """The cheapest schedule's cost and finish time (see the module docstring); with
+    ``checkpoint_gb`` > 0, egress included at ``egress``'s rates (default: the published ones).
 
     If the deadline cannot be met even on on-demand from the start, the cheapest schedule that
     finishes before the trace ends is returned with ``met_deadline`` false. Raises
@@ -86,10 +100,11 @@ def optimal_cost(
     job = TickJob.from_spec(spec, traces.gap_seconds)
     remaining = traces.ticks - start_tick
     horizon = remaining if job.deadline is None else min(job.deadline, remaining)
-    cost, finish = _dp(traces, job, ondemand_price, start_tick, horizon, progress)
+    where = locations(traces, checkpoint_gb, egress) if checkpoint_gb > 0 else None
+    cost, finish = _dp(traces, job, ondemand_price, start_tick, horizon, progress, where)
     met = finish is not None
     if finish is None and horizon < remaining:
-        cost, finish = _dp(traces, job, ondemand_price, start_tick, remaining, progress)
+        cost, finish = _dp(traces, job, ondemand_price, start_tick, remaining, progress, where)
     if finish is None:
         raise SimulationError(
             f"no schedule finishes the job before the trace ends: {remaining} ticks "
@@ -125,13 +140,20 @@ def _dp(
     start: int,
     horizon: int,
     progress: Progress | None,
+    where: Locations | None = None,
 ) -> tuple[float, float | None]:
     q, W, Ru, M, _ = work_units(job)
     Rc = -(-Ru // q)  # ticks a start spends before work runs at full speed
     e0 = Rc * q - Ru  # units of work done in the last of them
     Z = len(traces.names)
-    P = Z + 1  # placements: zones 0..Z-1, then on-demand
+    L = 1 if where is None else len(where.locs)  # locations the job's state can be in
+    P = Z + L  # placements: zones 0..Z-1, then on-demand in each location
     K = -(-W // M)  # checkpoint levels k*M < W
+    loc_of = np.array(([0] * Z if where is None else list(where.zone_loc)) + list(range(L)))
+    by_loc = [np.flatnonzero(loc_of == g) for g in range(L)]
+    # egress[g, p, k]: carrying level k's checkpoint from location g to placement p (none at k 0)
+    moved = np.zeros((L, L)) if where is None else np.array(where.usd)
+    egress = moved[:, loc_of][:, :, None] * (np.arange(K) > 0)[None, None, :]
     inf = math.inf
     per_tick = job.tick_hours * job.nodes
     avail = traces.available(job.nodes)[:, start : start + horizon]
@@ -144,15 +166,15 @@ def _dp(
     # cannot be held: a restart on p over ticks s..t costs cum[p, t+1] - cum[p, s], if p can be
     # held throughout. A restart is never cut short in a cheapest schedule (not starting it costs
     # less), so a start at s from checkpoint k is simply work at k + e0 after tick s + Rc - 1.
-    tick_cost = np.vstack([np.where(avail, spot_cost, 0.0), np.full((1, horizon), od_cost)])
-    blocked_ticks = np.vstack([~avail, np.zeros((1, horizon), dtype=bool)]).astype(np.int64)
+    tick_cost = np.vstack([np.where(avail, spot_cost, 0.0), np.full((L, horizon), od_cost)])
+    blocked_ticks = np.vstack([~avail, np.zeros((L, horizon), dtype=bool)]).astype(np.int64)
     zeros = np.zeros((P, 1))
     cum = np.concatenate([zeros, np.cumsum(tick_cost, axis=1)], axis=1)
     bad = np.concatenate([zeros.astype(np.int64), np.cumsum(blocked_ticks, axis=1)], axis=1)
-    hist = np.full((max(Rc, 1), K), inf)  # pools of the last Rc ticks (a ring)
+    hist = np.full((max(Rc, 1), P, K), inf)  # start costs of the last Rc ticks (a ring)
 
-    idle = np.full(K, inf)
-    idle[0] = 0.0
+    idle = np.full((L, K), inf)  # [location of the state, checkpoint level]
+    idle[:, 0] = 0.0
     # Working states in diagonal coordinates: run[p, w + q * (H - t)] is the least cost of being
     # on placement p at the start of tick t with w units of work done and no overhead left (the
     # column is the work it would have at the horizon), so a tick of work is an in-place add.
@@ -176,7 +198,7 @@ def _dp(
         shift = q * (H - t)
         a = avail[:, t]
         cost_col[:Z] = np.where(a, spot_cost[:, t], inf)  # inf = cannot be held during t
-        cost_col[Z] = od_cost
+        cost_col[Z:] = od_cost
         c2 = cost_col[:, None]
         # Released or preempted states fall back to their checkpoint, then wait or start.
         pool = idle
@@ -185,9 +207,9 @@ def _dp(
             seg = run[:, lo + shift : hi + shift + 1]
             k_hi = hi // M
             bounds = np.maximum(kM[k_lo : k_hi + 1], lo) - lo
-            lowest = seg.min(axis=0)
-            grouped = lowest if M == 1 else np.minimum.reduceat(lowest, bounds)
-            np.minimum(pool[k_lo : k_hi + 1], grouped, out=pool[k_lo : k_hi + 1])
+            lowest = np.stack([seg[rows].min(axis=0) for rows in by_loc])  # (L, work)
+            grouped = lowest if M == 1 else np.minimum.reduceat(lowest, bounds, axis=1)
+            np.minimum(pool[:, k_lo : k_hi + 1], grouped, out=pool[:, k_lo : k_hi + 1])
             # States that finish during t on p pay the used share of the tick.
             f_lo = max(lo, W - q)
             if hi >= f_lo:
@@ -201,16 +223,19 @@ def _dp(
                 tail[:] = inf
             # Keep working on p (only while p can be held during t): w -> w + q, in place.
             np.add(seg, c2, out=seg)
-        pool[:k_lo] = inf
+        pool[:, :k_lo] = inf
         top = min(K - 1, max(k_lo, hi // M if hi >= 0 else 0))  # no level above this is reached yet
-        hist[t % max(Rc, 1)] = pool
+        if L == 1:
+            hist[t % max(Rc, 1)] = pool[0][None, :]
+        else:  # a start on p from the cheapest location, egress paid
+            hist[t % max(Rc, 1)] = (pool[:, None, :] + egress).min(axis=0)
         s0 = t - max(Rc, 1) + 1  # the start tick of restarts that end with tick t (Rc 0: t itself)
         if s0 < 0:
             done = None
         else:
             ok = bad[:, t + 1] == bad[:, s0]
             window = np.where(ok, cum[:, t + 1] - cum[:, s0], inf)[:, None]
-            done = hist[s0 % max(Rc, 1), k_lo : top + 1][None, :] + window  # (P, levels)
+            done = hist[s0 % max(Rc, 1), :, k_lo : top + 1] + window  # (P, levels)
         # ``done``: tick t was the last (or only) tick of the restart; e0 units of work done in it
         # (Rc == 0: the whole tick was work).
         if done is not None:

@@ -65,6 +65,11 @@ class TraceSet:
     spot_prices: npt.NDArray[np.float64]
     priced_by_file: tuple[bool, ...]
     notes: tuple[str, ...] = ()
+    clouds: tuple[str, ...] = ()  # per zone: "aws", "gcp", "azure", or "" when unknown
+
+    def cloud_of(self, z: int) -> str:
+        """Zone ``z``'s cloud ("" when unknown)."""
+        return self.clouds[z] if z < len(self.clouds) else ""
 
     @property
     def ticks(self) -> int:
@@ -209,7 +214,30 @@ def load_traces(
         spot_prices=prices,
         priced_by_file=tuple(priced),
         notes=tuple(notes),
+        clouds=tuple(cloud_of_trace(z.path) for _, z in loaded),
     )
+
+
+_CLOUDS = ("aws", "gcp", "azure")
+
+
+def cloud_of_trace(path: Path) -> str:
+    """A zone file's cloud: the first of its path's directory names (nearest first) that starts
+    with ``aws``, ``gcp`` or ``azure`` (SkyPilot's trace folders: ``aws-02-15-2023``), else the
+    shape of its region name (``us-east-1``: AWS; ``us-central1``: GCP; ``eastus``: Azure), else ""."""
+    for part in reversed(path.parent.parts):
+        head = part.split("-", 1)[0].lower()
+        if head in _CLOUDS:
+            return head
+    region = region_of(path.stem.split("_", 1)[0])
+    last = region.rsplit("-", 1)[-1]
+    if "-" in region and last.isdigit():
+        return "aws"
+    if "-" in region and last[-1:].isdigit():
+        return "gcp"
+    if region.isalpha() and region.islower():
+        return "azure"
+    return ""
 
 
 def _zone_names(paths: list[tuple[Path, Path]]) -> list[str]:

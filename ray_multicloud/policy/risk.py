@@ -1,0 +1,55 @@
+"""The availability model shared by launch placement (``policy.place``) and the deadline policy
+(``policy.deadline.MultiCloud``): a zone's interruption rate, estimated from its own history, and
+what an hour of *useful* work costs there once interruptions are paid for.
+
+Pure: no I/O, no clock.
+
+* :func:`interruptions_per_hour`: over the trailing ``window_hours`` of a zone's availability
+  history (one bool per tick, oldest first, ending now), the number of interruptions (a tick
+  available followed by one unavailable) per available hour. A zone not available in any tick of
+  the window gets one interruption per tick of it (the rate of a zone that cannot be held). The same
+  estimate, vectorised over every tick of a trace, is ``ray_multicloud.sim.engine.interruption_rates``
+  (the simulator's ``rate_window_hours``); a test holds the two equal.
+* :func:`useful_hour_cost`: ``price * (1 + rate * (restart + checkpoint / 2))``. Each interruption
+  costs, on average, a restart and half a checkpoint interval of work redone, both paid at the
+  zone's price; per hour held that is ``rate * (restart + checkpoint / 2)`` hours of paid time that
+  buys no progress (first order in ``rate``: the figure is exact while interruptions are rare
+  against an hour). A job that saves on notice loses no work: pass ``checkpoint_hours`` 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+
+def interruptions_per_hour(available: Sequence[bool], tick_hours: float, window_hours: float = 24.0) -> float:
+    """Interruptions per available hour over the last ``window_hours`` of ``available`` (module
+    docstring). Raises ``ValueError`` on an empty history or a non-positive tick."""
+    if not available:
+        raise ValueError("availability history is empty: give at least one tick")
+    if not (math.isfinite(tick_hours) and tick_hours > 0):
+        raise ValueError(f"tick hours must be > 0, got {tick_hours}")
+    win = max(1, round(window_hours / tick_hours))
+    n = len(available)
+    lo = max(0, n - win)
+    events = sum(1 for t in range(max(1, lo), n) if available[t - 1] and not available[t])
+    up_hours = sum(1 for t in range(lo, n) if available[t]) * tick_hours
+    if up_hours < tick_hours:
+        events = max(events, 1)
+    return events / max(up_hours, tick_hours)
+
+
+def useful_hour_cost(
+    price_per_hour: float,
+    interruptions: float | None,
+    restart_hours: float,
+    checkpoint_hours: float,
+    weight: float = 1.0,
+) -> float:
+    """What an hour of useful work costs on an offer at ``price_per_hour`` that is interrupted
+    ``interruptions`` times per hour (None: unknown, counted as 0), each interruption costing a
+    restart plus half a checkpoint interval (module docstring); ``weight`` scales the risk term."""
+    if interruptions is None or interruptions <= 0 or weight <= 0:
+        return price_per_hour
+    return price_per_hour * (1.0 + weight * interruptions * (restart_hours + checkpoint_hours / 2.0))
