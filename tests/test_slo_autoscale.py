@@ -146,3 +146,15 @@ def test_policy_removes_the_dearest_after_the_delay_by_draining_it(tmp_path: Pat
         target, state = p(Ctx([Rid("a"), Rid("b")], m, 2, t, policy_state=state))
         assert target == expected, t
     assert drained == ["a"]  # once, the $1/h replica; then held while Serve stops it
+
+
+def test_policy_adds_on_live_prices_from_the_price_board(tmp_path: Path) -> None:
+    from ray_multicloud.pricing.board import PriceBoard
+
+    p = policy(tmp_path)
+    PriceBoard(tmp_path).set(EAST.offer_id, 5.0)  # a price move: eastus now $5/h, westus2 $1/h
+    ctx = Ctx([], {}, 1, 1000.0)  # no replica yet: below min_replicas -> add
+    target, _ = p(ctx)
+    assert target == 1
+    directive = json.loads((tmp_path / "directives.json").read_text())["c"]["serve_pool"]
+    assert directive["offer_id"] == WEST.offer_id  # both keep p95 300 ms for us-east-1 (120, 55 ms)

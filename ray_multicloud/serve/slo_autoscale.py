@@ -292,6 +292,23 @@ class SloAutoscalingPolicy:
         self.table = load_rtt_table(rtt_table)
         self.regions = region_index(self.table)
         self._last_reason = ""
+        self._prices: Any = None
+        if state_dir:
+            from ray_multicloud.serve.cluster_state import PriceSource
+
+            # The price board (a price move) first, then the prices the offers came with.
+            self._prices = PriceSource(prices={o.offer_id: o.price_per_hour for o in self.offers},
+                                       state_dir=state_dir, use_catalog=False)
+
+    def live_offers(self, now: float) -> list[CapacityOption]:
+        """The pool's offers at their current prices (price board > the prices they came with)."""
+        if self._prices is None:
+            return list(self.offers)
+        out = []
+        for o in self.offers:
+            price = self._prices.price(o.offer_id, now=now)
+            out.append(CapacityOption(o.offer_id, o.region, o.price_per_hour if price is None else price))
+        return out
 
     def __call__(self, ctx: Any) -> tuple[int, dict[str, Any]]:
         state = dict(ctx.policy_state or {})
@@ -304,14 +321,15 @@ class SloAutoscalingPolicy:
             if any(r.replica_id == pending.get("replica") for r in loads) and now - pending["at"] < 60:
                 return int(pending["target"]), state  # the drained replica is still being stopped
             state.pop(STATE_PENDING, None)
-        decision = decide(self.slo, loads, self.offers, mix or self.clients, self.table.rtt,
+        offers = self.live_offers(time.time())
+        decision = decide(self.slo, loads, offers, mix or self.clients, self.table.rtt,
                           min_replicas=int(ctx.capacity_adjusted_min_replicas),
                           max_replicas=int(ctx.capacity_adjusted_max_replicas))
         self._log(decision.action, decision.replicas, decision.reasons)
         if decision.action == "add":
             state.pop("rmc_slo_remove_since", None)
             if decision.add is not None:
-                self._direct(decision.add, decision.reasons, now)
+                self._direct(decision.add, offers, decision.reasons)
             return max(current, len(loads) + 1), state
         if decision.action == "remove" and decision.remove is not None:
             since = float(state.setdefault("rmc_slo_remove_since", now))
@@ -333,13 +351,14 @@ class SloAutoscalingPolicy:
             logger.info("SLO autoscaling: %s", "; ".join(reasons))
         self._last_reason = key
 
-    def _direct(self, offer: CapacityOption, reasons: Sequence[str], now: float) -> None:
+    def _direct(self, offer: CapacityOption, offers: Sequence[CapacityOption],
+                reasons: Sequence[str]) -> None:
         """Publish a launch directive so the pool's next node is bought on ``offer`` (best effort)."""
         if not (self.state_dir and self.cluster_name and self.pool):
             return
         from ray_multicloud.directives import Directive, LaunchDirectives
 
-        others = sorted((o for o in self.offers if o.offer_id != offer.offer_id),
+        others = sorted((o for o in offers if o.offer_id != offer.offer_id),
                         key=lambda o: (o.price_per_hour, o.offer_id))
         try:
             LaunchDirectives(self.state_dir).publish(self.cluster_name, {self.pool: Directive(
