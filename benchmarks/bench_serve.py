@@ -14,7 +14,9 @@ ISCA'24; CC-BY-4.0; ``shared/data/demand/azure_llm_inference_2023/<trace>_reques
 the trace's mean rate (requests / seconds spanned) times ``--scale``. Client regions rotate over
 us-east-1, us-west-2, eu-west-1 and "none" (the trace has no regions). No client-side retry (Locust's
 ``max_retries`` 0): a request that does not get a 200 counts as failed. Latency is Locust's response
-time, on loopback (the RTT table steers routing; it is not added to the wire).
+time, on loopback (the RTT table steers routing; it is not added to the wire). In front of the model,
+``serve.retry.RetryingGateway`` (on the head) sends a GET that was in flight on a lost replica to another
+one (safe: GET is a safe method); ``--no-retry`` removes it, to see what a client gets without it.
 
 Phases (each from its event until the deployment is back to two RUNNING replicas, plus ``--settle-s``,
 and then on until the phase holds ``--min-requests`` requests, so that 0 failures bounds the failure
@@ -36,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import os
 import platform
 import sys
@@ -91,6 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="each phase runs on until it holds this many requests")
     parser.add_argument("--ramp-to", type=float, default=2.0, help="phase d ends at this x the rate")
     parser.add_argument("--ramp-s", type=float, default=60.0)
+    parser.add_argument("--no-retry", dest="retry", action="store_false",
+                        help="no RetryingGateway: a request in flight on a lost replica fails (500)")
     parser.add_argument("--workdir", default=None, help="keep the cluster's files here (default: a temp dir)")
     parser.add_argument("--write-readme", action="store_true")
     args = parser.parse_args(argv)
@@ -101,7 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         (f"load: {args.trace} trace mean {rate:.2f} req/s ({requests} requests over {span:.0f} s) "
         f"x {args.scale:g} = {target_rate:.2f} req/s steady (Locust, headless), no client retry; "
         f"work {args.work_ms:g} ms/request; "
-        f"SLO {args.slo_ms:g} ms; clients {', '.join(r or 'none' for r in CLIENT_REGIONS)}"),
+        f"SLO {args.slo_ms:g} ms; clients {', '.join(r or 'none' for r in CLIENT_REGIONS)}; "
+        + ("safe requests (GET) in flight on a lost replica retried by serve.retry.RetryingGateway"
+           if args.retry else "no server-side retry")),
     ]
     print(header[0], flush=True)
     if args.workdir:  # kept afterwards, with every node's logs
@@ -132,10 +139,11 @@ def run(args: argparse.Namespace, rate: float, workdir: Path) -> tuple[list[str]
         price_move,
         serve_start,
         serving_nodes,
-        wait_steady,
         where_am_i_deployment,
     )
+    from ray_multicloud.scenarios.serve_migration import wait_steady as wait_steady_all
     from ray_multicloud.serve.ranking import Slo
+    from ray_multicloud.serve.retry import retrying_gateway
     from ray_multicloud.serve.spread import multicloud_deployment_options
 
     events: list[str] = []
@@ -156,7 +164,9 @@ def run(args: argparse.Namespace, rate: float, workdir: Path) -> tuple[list[str]
             serve_start(port)
             options = multicloud_deployment_options(
                 replicas=2, slo=Slo(args.slo_ms, args.work_ms), state_dir=str(cluster.state_dir))
-            serve.run(where_am_i_deployment(options, work_ms=args.work_ms), route_prefix="/")
+            model = where_am_i_deployment(options, work_ms=args.work_ms)
+            serve.run(retrying_gateway(model) if args.retry else model, route_prefix="/")
+            wait_steady = functools.partial(wait_steady_all, deployment="WhereAmI")
             wait_steady(2, timeout_s=90)
             note("serving nodes: " + ", ".join(n.offer_id for n in serving_nodes(cluster)))
             per_phase = args.min_requests / rate
@@ -307,8 +317,9 @@ def write_readme(lines: Sequence[str], machine: str, args: argparse.Namespace) -
         "notice, (c) the loss of the whole azure cloud at once (`--outages` rounds pooled), (d) a demand "
         "ramp to `--ramp-to` times the rate. Each phase runs on until it holds `--min-requests` requests "
         "(3,000: 0 failures then bound the failure rate below 0.1% at 95% confidence). Routing by "
-        "`ray_multicloud.serve.router.CostLatencyRouter`. Latency is Locust's response time on "
-        "loopback.\n\n"
+        "`ray_multicloud.serve.router.CostLatencyRouter`; GETs in flight on a lost replica are retried on "
+        "another by `ray_multicloud.serve.retry.RetryingGateway` (safe and idempotent methods, or an "
+        "`Idempotency-Key`; never a POST without one). Latency is Locust's response time on loopback.\n\n"
         f"Command: `{COMMAND}`"
         + (f" (run with --scale {args.scale:g} --notice-s {args.notice_s:g} --slo-ms {args.slo_ms:g} "
            f"--outages {args.outages} --min-requests {args.min_requests})"
