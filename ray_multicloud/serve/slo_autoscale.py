@@ -30,6 +30,8 @@ turns those into ``policy.slo.ReplicaLoad``s and asks ``policy.slo.decide`` each
   expensive) is drained through the GCS with a deadline, and the target drops by one in the same tick:
   Serve's next loop sees the drain and the lower target together and stops the replica on the drained
   node, not the newest one (its default pick); the node, idle, is then reclaimed by the autoscaler.
+  A node that is the head or hosts another replica of the deployment is not drained (that would move
+  those too): Serve then picks which replica stops, and the log says so.
 
 Use ``slo_autoscaling_config(...)`` for ``serve.deployment(autoscaling_config=...)`` and make the
 deployment a ``SloMeasured`` (wrap each request in ``self.slo_measure(request)``).
@@ -49,7 +51,8 @@ from typing import Any
 from ray_multicloud.policy.slo import CapacityOption, ReplicaLoad, SloTarget, decide
 from ray_multicloud.serve.ranking import RttTable, client_region_from_key, load_rtt_table
 
-logger = logging.getLogger(__name__)
+# A child of Serve's own logger, so the lines land in the Serve controller's log next to its decisions.
+logger = logging.getLogger("ray.serve.rmc_slo")
 
 POLICY_PATH = "ray_multicloud.serve.slo_autoscale:SloAutoscalingPolicy"
 CLIENT_PREFIX = "slo_client:"
@@ -368,16 +371,31 @@ class SloAutoscalingPolicy:
             logger.warning("SLO autoscaling: could not publish the launch directive: %s", exc)
 
     def _drain(self, ctx: Any, replica_id: str) -> bool:
-        """Drain the node of ``replica_id`` (PREEMPTION, 60 s deadline) so Serve stops that replica."""
+        """Drain the node of ``replica_id`` (PREEMPTION, 60 s deadline) so Serve stops that replica.
+
+        Not when the node is the head or hosts another replica of the deployment (a drain would move
+        those too): then Serve picks which replica stops, and the log says so.
+        """
         try:
             import ray
             from ray._private.state import state as gcs_state
 
             from ray_multicloud.worker.drain import deadline_after, drain_node
 
-            rid = next(r for r in ctx.running_replicas if str(r.unique_id) == replica_id)
-            handle = ray.get_actor(rid.to_full_id_str(), namespace="serve")
-            node = gcs_state.actor_table(handle._actor_id.hex())["Address"]["NodeID"]
+            def node_of(rid: Any) -> str:
+                handle = ray.get_actor(rid.to_full_id_str(), namespace="serve")
+                return str(gcs_state.actor_table(handle._actor_id.hex())["Address"]["NodeID"])
+
+            nodes = {str(r.unique_id): node_of(r) for r in ctx.running_replicas}
+            node = nodes[replica_id]
+            shared = [r for r, n in nodes.items() if n == node and r != replica_id]
+            head = any(n.get("NodeID") == node and "node:__internal_head__" in (n.get("Resources") or {})
+                       for n in ray.nodes())
+            if shared or head:
+                logger.info("SLO autoscaling: not draining node %s for replica %s (%s); Serve picks which "
+                            "replica stops", node[:12], replica_id,
+                            "the head node" if head else f"it also hosts {', '.join(shared)}")
+                return False
             accepted, why = drain_node(ray.get_runtime_context().gcs_address, node,
                                        deadline_s=deadline_after(60.0),
                                        message=f"SLO autoscaling removes replica {replica_id}")
