@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -17,10 +18,10 @@ from ray_multicloud.scenarios.locust_load import LocustLoad, users_for
 
 
 class Handler(BaseHTTPRequestHandler):
-    hits: list[str] = []
+    hits: ClassVar[list[str]] = []
     fail_every = 0
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         Handler.hits.append(self.headers.get("x-session-id") or "")
         if Handler.fail_every and len(Handler.hits) % Handler.fail_every == 0:
             self.send_response(500)
