@@ -359,13 +359,14 @@ class SloAutoscalingPolicy:
         """Publish a launch directive so the pool's next node is bought on ``offer`` (best effort)."""
         if not (self.state_dir and self.cluster_name and self.pool):
             return
-        from ray_multicloud.directives import Directive, LaunchDirectives
+        from ray_multicloud.directives import SLO_DIRECTIVE_PREFIX, Directive, LaunchDirectives
 
         others = sorted((o for o in offers if o.offer_id != offer.offer_id),
                         key=lambda o: (o.price_per_hour, o.offer_id))
         try:
             LaunchDirectives(self.state_dir).publish(self.cluster_name, {self.pool: Directive(
-                kind="spot", offer_id=offer.offer_id, at=time.time(), reason="slo: " + reasons[-1],
+                kind="spot", offer_id=offer.offer_id, at=time.time(),
+                reason=SLO_DIRECTIVE_PREFIX + reasons[-1],
                 then=tuple(o.offer_id for o in others))})
         except OSError as exc:
             logger.warning("SLO autoscaling: could not publish the launch directive: %s", exc)
