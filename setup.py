@@ -10,6 +10,9 @@ EXTRAS = {
     "azure": ["azure-mgmt-compute>=30.0", "azure-mgmt-network>=25.0", "azure-identity>=1.15"],
     "train": ["torch==2.13.0"],
     "serve": [],
+    # benchmarks/bench_serve.py drives Serve with Locust (headless, as a library, in its own process:
+    # it runs on gevent, which must not patch a Ray driver) instead of a home-made load generator.
+    "bench": ["locust>=2.20,<3"],
     # Business calendars: a pool's migration.blackouts_ical is an iCalendar (RFC 5545) file, read
     # with icalendar (it brings python-dateutil, whose rrule expands recurring events).
     "calendar": ["icalendar>=6,<8"],
@@ -25,6 +28,8 @@ EXTRAS = {
         # The dashboard's browser test drives Debian's chromium (/usr/bin/chromium, installed by
         # .ci/run) through playwright's client; `playwright install` is never run.
         "playwright>=1.40",
+        # tests/test_locust_load.py runs the benchmark's Locust load against a loopback server.
+        "locust>=2.20,<3",
     ],
 }
 EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})

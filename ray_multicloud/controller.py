@@ -77,7 +77,7 @@ from ray_multicloud.budget_guard import BudgetGuard
 from ray_multicloud.cluster_config.budget import parse_budgets
 from ray_multicloud.cluster_config.migration import DisruptionBudget, Migration, parse_migration
 from ray_multicloud.cluster_config.provider_section import load_cluster_yaml
-from ray_multicloud.directives import Directive, LaunchDirectives
+from ray_multicloud.directives import SLO_DIRECTIVE_PREFIX, Directive, LaunchDirectives
 from ray_multicloud.errors import MultiCloudError
 from ray_multicloud.ledger import LedgerError
 from ray_multicloud.metrics import CostFigures, CostMetrics
@@ -701,7 +701,8 @@ class Controller:
                 if regrouped:
                     moves.append(regrouped[0])
         try:
-            LaunchDirectives(self.provider.settings.state_dir).publish(self.cluster_name, directives)
+            LaunchDirectives(self.provider.settings.state_dir).publish(
+                self.cluster_name, directives, keep_reasons=(SLO_DIRECTIVE_PREFIX,))
         except OSError:
             logger.warning("cannot write launch directives", exc_info=True)
         with self._lock:

@@ -18,7 +18,9 @@ answer here; the provider reads it when it launches a node of that pool:
   come back, and an on-demand node now is what the policy avoids); the autoscaler retries, and the
   controller's next directive lets it through once spot is back or the slack runs low.
 
-A directive older than ``max_age_s`` (a controller that stopped) is ignored. The file
+The SLO autoscaler of a serving pool (``serve.slo_autoscale``) publishes ``spot`` directives too (reason
+``"slo: ..."``: the offer its next replica's node should be bought on); the controller's own ticks keep
+them. A directive older than ``max_age_s`` (a controller that stopped) is ignored. The file
 (``<state_dir>/directives.json``) is replaced atomically, as the price board is, so a reader sees
 the old set or the new one. Pure parts: ``Directive``; I/O: ``LaunchDirectives``.
 """
@@ -32,6 +34,7 @@ from pathlib import Path
 from ray_multicloud._files import replace_json
 
 DIRECTIVES_FILE = "directives.json"
+SLO_DIRECTIVE_PREFIX = "slo: "  # the reason prefix of the SLO autoscaler's directives
 KINDS = ("spot", "on-demand", "wait")
 
 
@@ -88,13 +91,19 @@ class LaunchDirectives:
             return None
         return directive if now - directive.at <= max_age_s else None
 
-    def publish(self, cluster: str, directives: dict[str, Directive | None]) -> None:
-        """Replace the cluster's directives of the given pools (None removes a pool's)."""
+    def publish(self, cluster: str, directives: dict[str, Directive | None], *,
+                keep_reasons: tuple[str, ...] = ()) -> None:
+        """Replace the cluster's directives of the given pools (None removes a pool's, except one whose
+        reason starts with one of ``keep_reasons``: another author's, e.g. the SLO autoscaler's
+        ``"slo: "``, which ages out by itself)."""
         everything = self._read_all()
         mine = dict(everything.get(cluster, {}))
         for pool, d in directives.items():
             if d is None:
-                mine.pop(pool, None)
+                old = mine.get(pool)
+                reason = str(old.get("reason", "")) if isinstance(old, dict) else ""
+                if not (keep_reasons and reason.startswith(keep_reasons)):
+                    mine.pop(pool, None)
             else:
                 mine[pool] = {
                     "kind": d.kind,

@@ -37,11 +37,13 @@ from ray_multicloud.cluster_config.budget import parse_budgets
 from ray_multicloud.cluster_config.cluster import check_node_types, check_ray_schema
 from ray_multicloud.cluster_config.migration import parse_migration
 from ray_multicloud.cluster_config.provider_section import load_settings, offers_of_clouds
+from ray_multicloud.cluster_config.slo import best_network_p95, parse_slo
 from ray_multicloud.cluster_config.worker_setup import INLINE_LIMIT_BYTES, worker_setups
 from ray_multicloud.errors import CloudError, ConfigError
 from ray_multicloud.policy import OfferIndex, place
 from ray_multicloud.policy.place import describe_offer
 from ray_multicloud.pricing import load_catalog
+from ray_multicloud.serve.ranking import load_rtt_table
 from ray_multicloud.types import Decision, Offer, PoolSpec
 
 CREDENTIAL_KEYS = frozenset(
@@ -300,6 +302,9 @@ def dry_run(
         count = max(1, int(types[node_type].get("min_workers", 0) or 0)) if node_type != head else 1
         node_config = types[node_type]["node_config"]
         out.notes.append(f"{node_type}: {parse_migration(str(node_type), node_config).describe()}")
+        slo = parse_slo(str(node_type), node_config)
+        if slo is not None:
+            out.notes.append(f"{node_type}: {best_network_p95(slo, pool, index, load_rtt_table())}")
         decision = place(pool, count, index, (), now=now)
         if isinstance(decision, Decision):
             out.pools.append(

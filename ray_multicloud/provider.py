@@ -64,7 +64,7 @@ from ray_multicloud.cluster_config.migration import parse_migration
 from ray_multicloud.cluster_config.pools import fill_pool_defaults, parse_offer, parse_pool
 from ray_multicloud.cluster_config.provider_section import ProviderSettings, load_settings, offers_of_clouds
 from ray_multicloud.cluster_config.worker_setup import setup_of, write_into_provider
-from ray_multicloud.directives import LaunchDirectives
+from ray_multicloud.directives import SLO_DIRECTIVE_PREFIX, LaunchDirectives
 from ray_multicloud.errors import (
     CapacityError,
     CloudError,
@@ -602,7 +602,8 @@ class MultiCloudNodeProvider(NodeProvider):
         )
         if directive is None:
             return pool, None, "", False
-        why = f"deadline policy: {directive.reason or directive.kind}"
+        why = (directive.reason if directive.reason.startswith(SLO_DIRECTIVE_PREFIX)
+               else f"deadline policy: {directive.reason or directive.kind}")
         kind = directive.kind
         if kind == "spot":
             admitted = matching_offers(pool, self.offers.index(), now=now)

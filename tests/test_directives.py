@@ -166,3 +166,17 @@ def index_get(controller: Controller, offer_id: str) -> Any:
     offer = controller.provider.offers.get(offer_id)
     assert offer is not None
     return offer
+
+
+def test_a_controller_tick_keeps_the_slo_autoscalers_directive(tmp_path: Path) -> None:
+    board = LaunchDirectives(tmp_path)
+    now = time.time()
+    slo = Directive("spot", "azure/eastus/-/x/spot", now, reason="slo: cheapest keeping")
+    board.publish("c", {"serve": slo, "train": Directive("on-demand", "", now, reason="deadline")})
+    # the controller's tick: no deadline job in either pool -> None for both
+    board.publish("c", {"serve": None, "train": None}, keep_reasons=("slo: ",))
+    kept = board.get("c", "serve", now=now, max_age_s=60)
+    assert kept is not None and kept.offer_id == "azure/eastus/-/x/spot"
+    assert board.get("c", "train", now=now, max_age_s=60) is None
+    board.publish("c", {"serve": None})  # without keep_reasons a None removes it, as before
+    assert board.get("c", "serve", now=now, max_age_s=60) is None

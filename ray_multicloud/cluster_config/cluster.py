@@ -1,6 +1,6 @@
 """The whole cluster YAML checked before anything launches: the provider section, then every node
-type's pool or pinned offer and its ``migration:`` and ``budget:`` sections (and ``provider.budget``),
-against the offers the clouds sell.
+type's pool or pinned offer and its ``migration:``, ``slo:`` and ``budget:`` sections (and
+``provider.budget``), against the offers the clouds sell.
 
 ``check_cluster`` raises ``ConfigError`` on the first problem, naming its YAML key; ``ray up``
 calls it (``MultiCloudNodeProvider.bootstrap_config``), and so does the controller at start.
@@ -17,6 +17,7 @@ from ray_multicloud.cluster_config.budget import check_pool_budget, parse_budget
 from ray_multicloud.cluster_config.migration import parse_migration
 from ray_multicloud.cluster_config.pools import node_type_max_workers, parse_offer, parse_pool
 from ray_multicloud.cluster_config.provider_section import load_settings
+from ray_multicloud.cluster_config.slo import check_pool_slo, parse_slo
 from ray_multicloud.errors import ConfigError
 from ray_multicloud.policy import OfferIndex
 from ray_multicloud.types import Offer, PoolSpec
@@ -101,6 +102,11 @@ def check_node_types(
                     f"available_node_types.{node_type}.node_config.migration",
                     "a node type pinned to one `offer:` is never moved; drop this section",
                 )
+            if "slo" in node_config:
+                raise ConfigError(
+                    f"available_node_types.{node_type}.node_config.slo",
+                    "an SLO scales a serving pool; give this node type a `pool:`, not a pinned `offer:`",
+                )
             target = parse_offer(node_type, node_config)
             if target.cloud not in cloud_names:
                 raise ConfigError(
@@ -116,6 +122,11 @@ def check_node_types(
             target = parse_pool(node_type, node_config, index,
                                 max_workers=node_type_max_workers(cluster_config, str(node_type)))
             parse_migration(str(node_type), node_config)
+            slo = parse_slo(str(node_type), node_config)
+            if slo is not None:
+                from ray_multicloud.serve.ranking import load_rtt_table
+
+                check_pool_slo(str(node_type), slo, target, index, load_rtt_table())
             market = (spec.get("labels") or {}).get(MARKET_LABEL)
             allowed = {c.value for c in target.capacity_types}
             if market is not None and allowed != {str(market)}:

@@ -80,8 +80,9 @@ def serve_start(port: int) -> None:
     serve.start(http_options={"host": "127.0.0.1", "port": port}, proxy_location="HeadOnly")
 
 
-def replica_states(app: str = "default") -> dict[str, int]:
-    """Replica counts by state of every deployment of ``app`` (summed), from ``serve.status()``."""
+def replica_states(app: str = "default", deployment: str | None = None) -> dict[str, int]:
+    """Replica counts by state of every deployment of ``app`` (summed; only ``deployment`` when
+    given), from ``serve.status()``."""
     from ray import serve
 
     status = serve.status()
@@ -89,18 +90,22 @@ def replica_states(app: str = "default") -> dict[str, int]:
     application = status.applications.get(app)
     if application is None:
         return out
-    for deployment in application.deployments.values():
-        for state, n in deployment.replica_states.items():
+    for name, status_of in application.deployments.items():
+        if deployment is not None and name != deployment:
+            continue
+        for state, n in status_of.replica_states.items():
             key = str(getattr(state, "value", state))
             out[key] = out.get(key, 0) + int(n)
     return out
 
 
-def wait_steady(replicas: int, *, timeout_s: float, app: str = "default") -> float:
-    """Wait until ``app`` has exactly ``replicas`` RUNNING replicas and no other; seconds waited."""
+def wait_steady(replicas: int, *, timeout_s: float, app: str = "default",
+                deployment: str | None = None) -> float:
+    """Wait until ``app`` (its ``deployment`` when given) has exactly ``replicas`` RUNNING replicas and
+    no other; seconds waited."""
     start = time.monotonic()
     while True:
-        states = replica_states(app)
+        states = replica_states(app, deployment)
         if states.get("RUNNING", 0) == replicas and sum(states.values()) == replicas:
             return time.monotonic() - start
         if time.monotonic() - start > timeout_s:

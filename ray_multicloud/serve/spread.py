@@ -97,6 +97,7 @@ def multicloud_deployment_options(
     state_dir: str | None = None,
     max_ongoing_requests: int = 8,
     graceful_shutdown_timeout_s: float = 20.0,
+    autoscaling_config: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Options for ``serve.deployment(**options)``: one replica per serving-pool node, cost/latency routed.
 
@@ -104,7 +105,11 @@ def multicloud_deployment_options(
     replicas over three clouds) and must match the pool's node type. ``slo=None`` keeps Serve's
     default router. The graceful shutdown timeout bounds how long a draining replica finishes its
     in-flight requests; keep it below the shortest interruption notice you expect.
+    ``autoscaling_config`` (e.g. ``serve.slo_autoscale.slo_autoscaling_config``) replaces the fixed
+    count: ``replicas`` is then its ``min_replicas``.
     """
+    if autoscaling_config is not None:
+        replicas = int(autoscaling_config.get("min_replicas", replicas) or 1)
     _check(replicas=replicas, min_clouds=min_clouds, min_on_demand=min_on_demand)
     options: dict[str, Any] = {
         "num_replicas": replicas,
@@ -112,6 +117,9 @@ def multicloud_deployment_options(
         "graceful_shutdown_timeout_s": graceful_shutdown_timeout_s,
         "ray_actor_options": {"num_cpus": 0, "resources": {slot_resource: 1}},
     }
+    if autoscaling_config is not None:
+        del options["num_replicas"]
+        options["autoscaling_config"] = dict(autoscaling_config)
     if slo is not None:
         options["request_router_config"] = router_config(
             slo, weights, default_client_region=default_client_region, state_dir=state_dir)
