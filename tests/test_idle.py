@@ -199,7 +199,8 @@ def test_bad_sections_name_their_key(tmp_path: Path) -> None:
     # hibernate before (or with) the downsize
     e = _error(with_idle(base, downsize_after="2h", hibernate_after="1h"))
     assert e.key == "provider.idle.hibernate_after" and "before" in str(e)
-    assert _error(with_idle(base, downsize_after="1h", hibernate_after="60m")).key == "provider.idle.hibernate_after"
+    equal = with_idle(base, downsize_after="1h", hibernate_after="60m")
+    assert _error(equal).key == "provider.idle.hibernate_after"
     # bad durations
     assert _error(with_idle(base, downsize_after="4 hours")).key == f"{POOL}.downsize_after"
     assert _error(with_idle(base, hibernate_after=-1)).key == "provider.idle.hibernate_after"
@@ -240,7 +241,8 @@ def test_plan_check_rejects_a_bad_section(tmp_path: Path) -> None:
         good = with_idle(cluster)
         assert "cpu_worker" in check_cluster(good, clouds=provider.clouds)
         with pytest.raises(ConfigError) as err:
-            check_cluster(with_idle(cluster, downsize_after="5m", hibernate_after="5m"), clouds=provider.clouds)
+            bad = with_idle(cluster, downsize_after="5m", hibernate_after="5m")
+            check_cluster(bad, clouds=provider.clouds)
     assert err.value.key == "provider.idle.hibernate_after"
 
 
@@ -345,7 +347,8 @@ def test_a_cpu_node_that_does_not_come_up_leaves_the_gpu_node_alone(tmp_path: Pa
         (gpu,) = memory_cloud.launch_workers(provider, cluster)
 
         def nodes(_: str) -> dict[str, Any]:  # the CPU node never shows up in the GCS
-            return {str(gpu.instance_id): _ray_node(str(gpu.instance_id), gpus=1, gpu_used=False, cpu_used=True)}
+            iid = str(gpu.instance_id)
+            return {iid: _ray_node(iid, gpus=1, gpu_used=False, cpu_used=True)}
 
         t = [0.0]
         controller = memory_cloud.memory_controller(cluster, provider, t, nodes=nodes)
