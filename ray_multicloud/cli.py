@@ -923,9 +923,6 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
 
 # --------------------------------------------------------------------------- restore
 
@@ -967,3 +964,7 @@ def _cmd_restore(args: argparse.Namespace) -> int:
     for run in done["train_runs"]:
         print(f"  Train run {run['run_dir']}: resumes from {run['checkpoint']}")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

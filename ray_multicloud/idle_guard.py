@@ -223,7 +223,10 @@ def serve_deploy(client: Any, configs: Sequence[Mapping[str, Any]]) -> list[str]
         current[str(cfg["name"])] = dict(cfg)
     if not current:
         return []
-    client.deploy_apps(ServeDeploySchema(applications=list(current.values())))
+    # Keep the running instance's proxies and HTTP options (Serve refuses to change them in place).
+    details = client.get_serve_details() or {}
+    instance = {k: details[k] for k in ("proxy_location", "http_options") if details.get(k) is not None}
+    client.deploy_apps(ServeDeploySchema(applications=list(current.values()), **instance))
     return sorted(str(c["name"]) for c in configs)
 
 
