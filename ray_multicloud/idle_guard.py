@@ -309,6 +309,8 @@ class IdleGuard:
 
         state = read_state(self.provider_settings)
         if state is not None and state.get("status") == HIBERNATED:
+            # Forget the clocks: a restored cluster starts afresh, not hibernated again at once.
+            self.memory = IdleMemory()
             return []
         view = nodes_or_none(self.controller._io["nodes"], self.controller.gcs_address)
         if view is None:

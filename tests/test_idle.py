@@ -336,6 +336,9 @@ def test_downsize_then_hibernate_then_restore_over_memory_clouds(tmp_path: Path)
         after = read_state(provider.settings)
         assert after is not None and after["status"] == "restored" and after["resources_requested"]
         assert memory_cloud.launch_workers(provider, cluster, request="back")  # launches allowed again
+        # The clocks restart at the restore: no hibernation again until hibernate_after from now.
+        assert guard.tick(3000.0) == [] and guard.tick(3019.0) == []
+        assert guard.memory.cluster_gpu_at == 3000.0
         with pytest.raises(MultiCloudError, match="not hibernated"):
             restore(provider.settings, connect=False, request=asked.append)
 
