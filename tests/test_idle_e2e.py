@@ -105,8 +105,11 @@ def test_idle_gpu_node_downsized_cluster_hibernated_and_restored(tmp_path: Path)
         assert state is None  # not hibernated yet: the downsize came first
 
         # Hibernate: no GPU in use for 50 s -> state kept, Serve app deleted, every worker released.
-        state = cluster.wait_for(lambda: (s := read_state(cluster.settings)) and s.get("status") == "hibernated"
-                                 and s, timeout_s=90)
+        def hibernated() -> dict[str, Any] | None:
+            s = read_state(cluster.settings)
+            return s if s is not None and s.get("status") == "hibernated" else None
+
+        state = cluster.wait_for(hibernated, timeout_s=90)
         assert state["nodes"] == {"cpu_worker": 1}
         assert [a["name"] for a in state["serve_apps"]] == [APP] and state["serve_apps"][0]["config"]
         cluster.wait_for(lambda: node_types(cluster) == [], timeout_s=60)

@@ -19,4 +19,4 @@ class WhereAmI:
         return str(ray.get_runtime_context().get_node_id())
 
 
-app = WhereAmI.bind()
+app = WhereAmI.bind()  # type: ignore[attr-defined]  # serve.deployment's wrapper
