@@ -167,6 +167,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         print(f"warning: {warning}")
     for note in plan.notes:
         print(f"note: {note}")
+    for line in _idle_lines(config):
+        print(f"idle: {line}")
     for pool in plan.pools:
         kind = "pinned" if pool.pinned else f"{pool.count} node(s) now"
         print(f"\n[{pool.node_type}] {kind}")
@@ -183,6 +185,20 @@ def _cmd_plan(args: argparse.Namespace) -> int:
                 print(f"    ... and {len(fallbacks) - args.fallbacks} more fallback(s)")
     hosts_ok = _check_hosts(config) if args.check_hosts else True
     return 0 if plan.feasible and hosts_ok else 1
+
+
+def _idle_lines(config: Mapping[str, Any]) -> list[str]:
+    """What idle governance will do (``idle:`` sections, already checked by ``dry_run``)."""
+    from ray_multicloud.cluster_config.idle import parse_idle
+    from ray_multicloud.policy.idle import human
+
+    idle = parse_idle(config)
+    lines = [f"{r.node_type}: a node whose GPUs are idle {human(r.downsize_after_s)} while other work runs "
+             f"on it is replaced by a {r.downsize_to} node" for r in idle.pools.values()]
+    if idle.hibernate_after_s is not None:
+        lines.append(f"the cluster hibernates after {human(idle.hibernate_after_s)} with no GPU in use "
+                     f"(GPU use by {idle.gpu_signal}); `ray-multicloud restore CONFIG` brings it back")
+    return lines
 
 
 def _check_hosts(config: Mapping[str, Any]) -> bool:

@@ -360,3 +360,25 @@ def test_a_cpu_node_that_does_not_come_up_leaves_the_gpu_node_alone(tmp_path: Pa
         controller.idle.tick(30.0)
         assert [n.instance_id for n in provider.fleet()] == [gpu.instance_id]
         assert controller.idle.history[-1][2].startswith("not-up")
+
+
+def test_plan_prints_the_rules_and_names_the_key_of_a_bad_one(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    import yaml
+
+    from ray_multicloud.cli import main
+    from ray_multicloud.scenarios.local_cluster import REPO_CONFIG
+
+    base = yaml.safe_load(REPO_CONFIG.read_text())
+    base["provider"]["state_dir"] = str(tmp_path / "state")
+    base["provider"]["ledger"] = str(tmp_path / "state" / "ledger.db")
+    good = with_idle(base, downsize_after="4h", hibernate_after="12h")
+    (tmp_path / "good.yaml").write_text(yaml.safe_dump(good))
+    assert main(["plan", str(tmp_path / "good.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "idle: t4_spot: a node whose GPUs are idle 4h" in out and "cpu_worker node" in out
+    assert "the cluster hibernates after 12h" in out
+    bad = with_idle(base, downsize_after="4h", hibernate_after="2h")
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
+    assert main(["plan", str(tmp_path / "bad.yaml")]) == 2
+    assert "provider.idle.hibernate_after: 2h is not longer than" in capsys.readouterr().err
