@@ -382,3 +382,36 @@ def test_plan_prints_the_rules_and_names_the_key_of_a_bad_one(tmp_path: Path,
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
     assert main(["plan", str(tmp_path / "bad.yaml")]) == 2
     assert "provider.idle.hibernate_after: 2h is not longer than" in capsys.readouterr().err
+
+
+def test_utilisation_is_scraped_from_each_nodes_metrics_endpoint() -> None:
+    """``scrape_utilisation`` over a loopback HTTP server answering /metrics as a Ray metrics agent
+    does; a node whose endpoint does not answer is left out (judged by allocation)."""
+    import http.server
+    import threading
+
+    from ray_multicloud.idle_guard import scrape_utilisation
+
+    body = (b'ray_node_gpus_utilization{GpuIndex="0",ip="127.0.0.1"} 63.5\n'
+            b'ray_node_gpus_utilization{GpuIndex="1",ip="127.0.0.1"} 2.0\n')
+
+    class Metrics(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == "/metrics" else 404)
+            self.end_headers()
+            self.wfile.write(body if self.path == "/metrics" else b"")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Metrics)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        from ray_multicloud.scenarios.local_cluster import free_port
+
+        port = server.server_address[1]
+        got = scrape_utilisation({"n1": f"127.0.0.1:{port}", "n2": f"127.0.0.1:{free_port()}"}, timeout_s=2)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert got == {"n1": [63.5, 2.0]}
