@@ -2,8 +2,9 @@
 
 ``ray up`` the local multi-cloud YAML with a pinned CPU node type, ``t4_spot`` declaring
 ``idle: {downsize_after: 10s, downsize_to: cpu_worker}`` and ``provider.idle.hibernate_after:
-50s``; the controller runs with a 2 s tick. A GPU task brings a T4 node up and ends; a Serve app
-(one CPU replica, deployed from a config) then keeps that node busy while its GPU idles. The
+80s``; the controller runs with a 2 s tick; the head has no CPU for the workload. A GPU task
+brings a T4 node up and ends; a Serve app (one CPU replica, deployed from a config) then keeps
+that node busy while its GPU idles. The
 controller replaces the T4 node by a CPU node (the replica follows), then hibernates the cluster
 (state file written, the Serve app deleted, every worker released); ``ray-multicloud restore``
 brings the CPU node and the Serve app back.
@@ -35,8 +36,11 @@ CPU_OFFER = {"cloud": "aws", "region": "us-east-1", "zone": "use1-az1", "instanc
 OVERRIDES: dict[str, Any] = {
     # Longer than a downsize's drain: the CPU node waits, idle, for the work it takes over.
     "idle_timeout_minutes": 1,
-    "provider": {"start_controller": False, "idle": {"hibernate_after": "50s"}},
+    "provider": {"start_controller": False, "idle": {"hibernate_after": "80s"}},
     "available_node_types": {
+        # The YAML's resources are what `ray up` gives the head (RAY_OVERRIDE_RESOURCES): none here,
+        # so the replica can only run on a worker.
+        "head": {"resources": {"CPU": 0}},
         "t4_spot": {"max_workers": 2, "node_config": {
             "idle": {"downsize_after": "10s", "downsize_to": "cpu_worker"},
             "migration": {"drain_deadline_seconds": 8, "hysteresis_seconds": 3600}}},
@@ -50,6 +54,17 @@ def node_types(cluster: LocalCluster) -> list[str]:
     from ray.autoscaler.tags import TAG_RAY_USER_NODE_TYPE
 
     return sorted(i.tags.get(TAG_RAY_USER_NODE_TYPE, "") for i in cluster.workers())
+
+
+def worker_kind(node_id: str) -> str:
+    """``gpu``, ``cpu`` or ``head`` for a live Ray node id (from its resources), "" if unknown."""
+    import ray
+
+    for n in ray.nodes():
+        if n["NodeID"] == node_id and n["Alive"]:
+            res = n["Resources"]
+            return "head" if "node:__internal_head__" in res else "gpu" if res.get("GPU") else "cpu"
+    return ""
 
 
 def app_answers(timeout_s: float = 5.0) -> str:
@@ -97,7 +112,7 @@ def test_idle_gpu_node_downsized_cluster_hibernated_and_restored(tmp_path: Path)
             return str(ray.get_runtime_context().get_node_id())
 
         gpu_node = ray.get(train_a_bit.remote(), timeout=120)
-        assert node_types(cluster) == ["t4_spot"]
+        assert node_types(cluster) == ["t4_spot"] and worker_kind(gpu_node) == "gpu"
 
         # A Serve app from a config: its one CPU replica lands on the T4 node (the only CPU there is).
         serve_start(proxy_location="Disabled")
@@ -108,12 +123,11 @@ def test_idle_gpu_node_downsized_cluster_hibernated_and_restored(tmp_path: Path)
 
         # Downsize: the T4 node (GPU idle 10 s, replica still on it) becomes a CPU node.
         cluster.wait_for(lambda: node_types(cluster) == ["cpu_worker"], timeout_s=90)
-        cpu_node = cluster.wait_for(app_answers, timeout_s=60)
+        cpu_node = cluster.wait_for(lambda: (n := app_answers()) and worker_kind(n) == "cpu" and n,
+                                    timeout_s=60)
         assert cpu_node != gpu_node
-        state = read_state(cluster.settings)
-        assert state is None  # not hibernated yet: the downsize came first
 
-        # Hibernate: no GPU in use for 50 s -> state kept, Serve app deleted, every worker released.
+        # Hibernate: no GPU in use for 80 s -> state kept, Serve app deleted, every worker released.
         def hibernated() -> dict[str, Any] | None:
             s = read_state(cluster.settings)
             return s if s is not None and s.get("status") == "hibernated" else None
@@ -132,14 +146,16 @@ def test_idle_gpu_node_downsized_cluster_hibernated_and_restored(tmp_path: Path)
         )
         assert restored.returncode == 0, restored.stderr[-2000:]
         assert "1 x cpu_worker" in restored.stdout and APP in restored.stdout
-        cluster.wait_for(lambda: node_types(cluster) == ["cpu_worker"], timeout_s=90)
-        assert cluster.wait_for(app_answers, timeout_s=90)
+        cluster.wait_for(lambda: node_types(cluster) == ["cpu_worker"], timeout_s=120)
+        back = cluster.wait_for(lambda: (n := app_answers()) and worker_kind(n) == "cpu" and n, timeout_s=120)
+        assert back != cpu_node  # a new CPU node, the same app
         after = read_state(cluster.settings)
         assert after is not None and after["status"] == "restored"
         print(f"\nidle e2e: hibernated at +{hibernated_at - started:.0f} s, restored and answering at "
               f"+{time.monotonic() - started:.0f} s")
         text = log.read_text(errors="replace")
-        assert "idle downsize of" in text and "idle hibernate: state written" in text
+        # The downsize finished before the hibernation began.
+        assert 0 <= text.index(") done") < text.index("idle hibernate: state written")
     finally:
         with_ray = ray.is_initialized()
         if with_ray:
