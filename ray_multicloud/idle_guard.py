@@ -481,6 +481,15 @@ class IdleGuard:
         path = write_state(self.provider_settings, state)
         logger.info("idle hibernate: state written to %s (nodes %s, %d Serve app(s))",
                     path, counts, len(apps))
+        # Launches are refused from here on; a node the autoscaler launched since the decision is
+        # released with the others (and counted, so restore brings it back too).
+        for iid, node_type in self.workers().items():
+            if iid not in ids:
+                ids.add(iid)
+                counts[node_type] = counts.get(node_type, 0) + 1
+                state["nodes"] = counts
+                state["resources"] = {t: self._spec(t)[1] for t in counts}
+                write_state(self.provider_settings, state)
         declarative = [a["name"] for a in apps if a.get("config")]
         kept = [a["name"] for a in apps if not a.get("config")]
         if declarative and client is not None:
@@ -495,6 +504,7 @@ class IdleGuard:
                            "config: kept; their replicas wait for nodes until restore", kept)
         drain_s = max((self._timeouts(t)[0] for t in counts), default=30.0)
         deadline = io["clock"]() + drain_s
+        view = nodes_or_none(io["nodes"], gcs) or view
         for iid in sorted(ids):
             node = view.get(iid)
             if node is None or not node.alive:

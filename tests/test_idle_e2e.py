@@ -34,8 +34,8 @@ APP = "idle-demo"
 CPU_OFFER = {"cloud": "aws", "region": "us-east-1", "zone": "use1-az1", "instance_type": "m5.xlarge",
              "capacity": "on-demand", "price_per_hour": 0.192, "vcpus": 4, "memory_gib": 16}
 OVERRIDES: dict[str, Any] = {
-    # Longer than a downsize's drain: the CPU node waits, idle, for the work it takes over.
-    "idle_timeout_minutes": 1,
+    # Ray's own idle scale-down stays out of the way (a loaded machine makes every step slow).
+    "idle_timeout_minutes": 5,
     "provider": {"start_controller": False, "idle": {"hibernate_after": "80s"}},
     "available_node_types": {
         # The YAML's resources are what `ray up` gives the head (RAY_OVERRIDE_RESOURCES): none here,
