@@ -399,23 +399,39 @@ class IdleGuard:
             TAG_RAY_NODE_STATUS: STATUS_UP_TO_DATE,
             TAG_RAY_LAUNCH_REQUEST: f"idle-{uuid.uuid4().hex[:12]}",
         }
-        try:
-            created = provider.create_node_with_resources_and_labels(node_config, tags, 1, resources, labels)
-        except MultiCloudError as exc:
-            logger.warning("idle downsize of %s: no %s node: %s", old, action.to_node_type, exc)
-            return DownsizeResult(old, "", "launch-failed", str(exc))
-        new = str(next(iter(created)))
-        logger.info("idle downsize of %s: %s node %s launched", old, action.to_node_type, new)
         up_by = io["clock"]() + up_s
-        while True:
-            seen = nodes_or_none(io["nodes"], gcs) or {}
-            n = seen.get(new)
+        request, new = tags[TAG_RAY_LAUNCH_REQUEST], ""
+        seen: Mapping[str, Any] = {}
+        for attempt in (1, 2):  # a CPU node whose instance dies while starting is launched once more
+            try:
+                attempt_tags = {**tags, TAG_RAY_LAUNCH_REQUEST: f"{request}-{attempt}"}
+                created = provider.create_node_with_resources_and_labels(
+                    node_config, attempt_tags, 1, resources, labels
+                )
+            except MultiCloudError as exc:
+                logger.warning("idle downsize of %s: no %s node: %s", old, action.to_node_type, exc)
+                return DownsizeResult(old, "", "launch-failed", str(exc))
+            new = str(next(iter(created)))
+            logger.info("idle downsize of %s: %s node %s launched", old, action.to_node_type, new)
+            while True:
+                seen = nodes_or_none(io["nodes"], gcs) or {}
+                n = seen.get(new)
+                if n is not None and n.status in ("RUNNING", "IDLE"):
+                    break
+                if io["clock"]() >= up_by:
+                    provider.terminate_node(new)
+                    why = f"{new} not up within {up_s:.0f} s; GPU node kept"
+                    logger.warning("idle downsize of %s: %s", old, why)
+                    return DownsizeResult(old, new, "not-up", why)
+                if provider.is_terminated(new):
+                    break  # the instance is gone (its Ray node failed to start)
+                io["sleep"](0.5)
             if n is not None and n.status in ("RUNNING", "IDLE"):
                 break
-            if io["clock"]() >= up_by:
-                provider.terminate_node(new)
-                return DownsizeResult(old, new, "not-up", f"{new} not up within {up_s:.0f} s; GPU node kept")
-            io["sleep"](0.5)
+            logger.warning("idle downsize of %s: %s ended while starting%s", old, new,
+                           "; launching another" if attempt == 1 else "; GPU node kept")
+        else:
+            return DownsizeResult(old, new, "not-up", f"{new} ended while starting twice; GPU node kept")
         node = seen.get(old)
         if node is not None and node.alive:
             deadline = io["clock"]() + drain_s

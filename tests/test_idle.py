@@ -415,3 +415,36 @@ def test_utilisation_is_scraped_from_each_nodes_metrics_endpoint() -> None:
         server.shutdown()
         server.server_close()
     assert got == {"n1": [63.5, 2.0]}
+
+
+def test_a_cpu_node_that_dies_while_starting_is_launched_once_more(tmp_path: Path) -> None:
+    """On a loaded machine a local instance's Ray node can miss Ray's startup window and end; the
+    downsize then launches another CPU node instead of waiting out its whole up timeout."""
+    with memory_cloud.memory_cluster(tmp_path / "state") as (base, world):
+        cluster = with_idle(base, hibernate_after=None)
+        provider = memory_cloud.memory_provider(cluster, world)
+        (gpu,) = memory_cloud.launch_workers(provider, cluster)
+        killed: list[str] = []
+
+        def nodes(_: str) -> dict[str, Any]:
+            assert controller.idle is not None
+            out = {}
+            for iid, node_type in controller.idle.workers().items():
+                if node_type == "cpu_worker" and not killed:  # the first CPU node dies unseen
+                    killed.append(iid)
+                    provider.terminate_node(iid)
+                    continue
+                out[iid] = _ray_node(iid, gpus=1.0 if node_type == "t4_spot" else 0.0, gpu_used=False,
+                                     cpu_used=True)
+            return out
+
+        t = [0.0]
+        controller = memory_cloud.memory_controller(cluster, provider, t, nodes=nodes)
+        assert controller.idle is not None
+        controller.idle.tick(0.0)
+        (action,) = controller.idle.tick(30.0)
+        assert action.kind is ActionKind.DOWNSIZE
+        assert len(killed) == 1 and controller.idle.history[-1][2] == "downsized"
+        workers = controller.idle.workers()
+        assert list(workers.values()) == ["cpu_worker"] and killed[0] not in workers
+        assert gpu.instance_id not in workers
