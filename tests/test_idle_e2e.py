@@ -88,15 +88,16 @@ def test_idle_gpu_node_downsized_cluster_hibernated_and_restored(tmp_path: Path)
     controller: subprocess.Popen[bytes] | None = None
     log = tmp_path / "controller.log"
     try:
-        try:
-            cluster.up()
-        except MultiCloudError as exc:
-            # Ray gives a head's raylet 30 s to register (hard-coded); on a loaded 2-core machine
-            # that can pass. Once more, on fresh ports (up() has already torn the first one down).
-            if "timed out during startup" not in str(exc):
-                raise
-            cluster = LocalCluster(workdir=tmp_path / "again", overrides=OVERRIDES, head_cpus=0)
-            cluster.up()
+        for attempt in range(2, 5):
+            try:
+                cluster.up()
+                break
+            except MultiCloudError as exc:
+                # Ray gives a head's raylet 30 s to register (hard-coded); on a loaded 2-core machine
+                # that can pass. Again, on fresh ports (up() has already torn the failed one down).
+                if "timed out during startup" not in str(exc) or attempt == 4:
+                    raise
+                cluster = LocalCluster(workdir=tmp_path / f"try{attempt}", overrides=OVERRIDES, head_cpus=0)
         with open(log, "wb") as out:
             controller = subprocess.Popen(
                 [sys.executable, "-m", "ray_multicloud.controller", "--config", str(cluster.config_path),
