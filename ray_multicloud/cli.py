@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_simulate_serving(sub)
     _add_report(sub)
     _add_reconcile(sub)
+    _add_restore(sub)
     _ = sub
     return parser
 
@@ -166,6 +167,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         print(f"warning: {warning}")
     for note in plan.notes:
         print(f"note: {note}")
+    for line in _idle_lines(config):
+        print(f"idle: {line}")
     for pool in plan.pools:
         kind = "pinned" if pool.pinned else f"{pool.count} node(s) now"
         print(f"\n[{pool.node_type}] {kind}")
@@ -182,6 +185,20 @@ def _cmd_plan(args: argparse.Namespace) -> int:
                 print(f"    ... and {len(fallbacks) - args.fallbacks} more fallback(s)")
     hosts_ok = _check_hosts(config) if args.check_hosts else True
     return 0 if plan.feasible and hosts_ok else 1
+
+
+def _idle_lines(config: Mapping[str, Any]) -> list[str]:
+    """What idle governance will do (``idle:`` sections, already checked by ``dry_run``)."""
+    from ray_multicloud.cluster_config.idle import parse_idle
+    from ray_multicloud.policy.idle import human
+
+    idle = parse_idle(config)
+    lines = [f"{r.node_type}: a node whose GPUs are idle {human(r.downsize_after_s)} while other work runs "
+             f"on it is replaced by a {r.downsize_to} node" for r in idle.pools.values()]
+    if idle.hibernate_after_s is not None:
+        lines.append(f"the cluster hibernates after {human(idle.hibernate_after_s)} with no GPU in use "
+                     f"(GPU use by {idle.gpu_signal}); `ray-multicloud restore CONFIG` brings it back")
+    return lines
 
 
 def _check_hosts(config: Mapping[str, Any]) -> bool:
@@ -942,6 +959,49 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
     if path is not None:
         print(f"token file: {path}", flush=True)
     web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
+    return 0
+
+
+
+# --------------------------------------------------------------------------- restore
+
+
+def _add_restore(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "restore", help="bring a hibernated cluster back: its node types and counts, its Serve apps",
+        description="Reads the hibernation state the controller recorded (hibernation-<cluster>.json next to "
+        "the ledger, see provider.idle.hibernate_after), allows worker launches again, asks the autoscaler "
+        "for the recorded node shapes (ray.autoscaler.sdk.request_resources; the request stands until the "
+        "idle policy next acts) and deploys the recorded Serve apps again. Run it where the ledger is (the "
+        "head, or this machine for the local cloud). Exit status 2 when the cluster is not hibernated.")
+    p.add_argument("config", help="the cluster YAML given to ray up")
+    p.add_argument("--json", action="store_true", help="print what was done as one JSON object")
+    p.set_defaults(handler=_cmd_restore)
+
+
+def _cmd_restore(args: argparse.Namespace) -> int:
+    import json
+    import os
+
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # loopback clusters (RAY_NOTES.md)
+    from ray_multicloud.cluster_config.provider_section import load_cluster_yaml, load_settings
+    from ray_multicloud.idle_guard import restore, state_path
+
+    config = load_cluster_yaml(args.config)
+    name = str(config.get("cluster_name") or "default")
+    settings = load_settings(config.get("provider") or {}, name)
+    done = restore(settings)
+    if args.json:
+        print(json.dumps(done, indent=2, sort_keys=True))
+        return 0
+    nodes = ", ".join(f"{count} x {t}" for t, count in sorted(done["nodes"].items())) or "none"
+    print(f"cluster {name} restored (state: {state_path(settings)})")
+    print(f"  nodes asked of the autoscaler: {nodes}")
+    print(f"  Serve apps deployed again: {', '.join(done['serve_apps']) or 'none'}")
+    if done["kept_apps"]:
+        print(f"  Serve apps kept through hibernation (deployed from Python): {', '.join(done['kept_apps'])}")
+    for run in done["train_runs"]:
+        print(f"  Train run {run['run_dir']}: resumes from {run['checkpoint']}")
     return 0
 
 

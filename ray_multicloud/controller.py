@@ -75,10 +75,12 @@ from typing import Any
 from ray_multicloud.attribution import ActorSeen, attribute
 from ray_multicloud.budget_guard import BudgetGuard
 from ray_multicloud.cluster_config.budget import parse_budgets
+from ray_multicloud.cluster_config.idle import parse_idle
 from ray_multicloud.cluster_config.migration import DisruptionBudget, Migration, parse_migration
 from ray_multicloud.cluster_config.provider_section import load_cluster_yaml
 from ray_multicloud.directives import SLO_DIRECTIVE_PREFIX, Directive, LaunchDirectives
 from ray_multicloud.errors import MultiCloudError
+from ray_multicloud.idle_guard import IdleGuard, is_hibernated, restore
 from ray_multicloud.ledger import LedgerError
 from ray_multicloud.metrics import CostFigures, CostMetrics
 from ray_multicloud.moves import MoveRecord, MoveState, new_record
@@ -615,6 +617,9 @@ class Controller:
         # Budgets (``budget:`` sections): graded every tick, and a move to dearer offers is checked.
         self.budgets = parse_budgets(cluster_config)
         self.budget_guard = BudgetGuard(self.cluster_name, self.ledger, metrics=self.metrics)
+        # Idle governance (``idle:`` sections, ``idle_guard``): downsize idle GPU nodes, hibernate.
+        idle = parse_idle(cluster_config)
+        self.idle: IdleGuard | None = IdleGuard(self, idle) if idle.active else None
 
     @property
     def config(self) -> RebalanceConfig:
@@ -762,6 +767,12 @@ class Controller:
         if self.budgets.all():
             # Alerts and the gauge even while nothing launches (the provider checks at launches).
             self.budget_guard.statuses(self.budgets.all(), self.provider.fleet(), time.time())
+        if self.idle is not None:
+            # After the moves: a node just moved is read afresh next tick.
+            try:
+                self.idle.tick(at)
+            except Exception:
+                logger.exception("idle governance failed this tick")
         return done
 
     def _claim(self, group: Sequence[Move]) -> bool:
@@ -1454,9 +1465,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if lock is None:
         logger.info("another controller of %s holds %s; exiting", controller.cluster_name, lock_path)
         return 0
-    if not controller.pools:
+    if not controller.pools and controller.idle is None:
         logger.info(
-            "no pool of %s is movable (migration.enabled: false everywhere); exiting", controller.cluster_name
+            "no pool of %s is movable (migration.enabled: false everywhere) and no idle: section; exiting",
+            controller.cluster_name,
         )
         return 0
     logger.info(
@@ -1469,6 +1481,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         import ray
 
         ray.init(controller.gcs_address, log_to_driver=False)
+    if controller.idle is not None and is_hibernated(controller.provider.settings):
+        # A controller starts with `ray up`: `ray up` again on a hibernated cluster brings it back.
+        if args.no_metrics:
+            logger.warning("the cluster is hibernated; `ray-multicloud restore CONFIG` brings it back "
+                           "(this controller runs with --no-metrics and does not connect to Ray)")
+        else:
+            try:
+                done = restore(controller.provider.settings)
+                logger.info("the cluster was hibernated; restored: %s", done)
+            except Exception:
+                logger.exception("restore at start failed; run `ray-multicloud restore CONFIG`")
     stop = threading.Event()
     replayer = None
     if args.replay:

@@ -58,7 +58,9 @@ class LaunchFailed(MultiCloudError):
     def __init__(self, pool: str, request_id: str, causes: list[CloudError]) -> None:
         tried = "; ".join(str(c) for c in causes) or "no offer was tried"
         budget = bool(causes) and all(c.cloud == "budget" for c in causes)  # a budget refused it
+        hibernated = bool(causes) and all(c.cloud == "hibernated" for c in causes)  # idle governance
         advice = ("Raise the budget named above, or let a running node end." if budget else
+                  "Run `ray-multicloud restore CONFIG` to bring the cluster back." if hibernated else
                   "Widen the pool's clouds/regions/capacity_types or raise max_price_per_hour.")
         super().__init__(f"pool {pool!r}: could not launch node for request {request_id}: {tried}. {advice}")
         self.pool = pool

@@ -60,6 +60,7 @@ from ray_multicloud.clouds.base import (
 )
 from ray_multicloud.cluster_config.budget import parse_cluster_budget, parse_pool_budget
 from ray_multicloud.cluster_config.cluster import check_cluster
+from ray_multicloud.cluster_config.idle import parse_idle
 from ray_multicloud.cluster_config.migration import parse_migration
 from ray_multicloud.cluster_config.pools import fill_pool_defaults, parse_offer, parse_pool
 from ray_multicloud.cluster_config.provider_section import ProviderSettings, load_settings, offers_of_clouds
@@ -71,6 +72,7 @@ from ray_multicloud.errors import (
     ConfigError,
     LaunchFailed,
 )
+from ray_multicloud.idle_guard import is_hibernated, state_path
 from ray_multicloud.ledger import Ledger, LedgerError
 from ray_multicloud.policy import OfferIndex, matching_offers, place
 from ray_multicloud.policy.budget import Budget
@@ -378,6 +380,10 @@ class MultiCloudNodeProvider(NodeProvider):
         head = tags.get(TAG_RAY_NODE_KIND) == NODE_KIND_HEAD
         budgets = () if head else self._budgets(node_type, node_config)
         base_request = tags.get(TAG_RAY_LAUNCH_REQUEST) or uuid.uuid4().hex[:12]
+        if not head and is_hibernated(self.settings):
+            raise LaunchFailed(node_type, base_request, [CloudError(
+                "hibernated", f"cluster {self.cluster_name!r} is hibernated (idle governance, state in "
+                f"{state_path(self.settings)}); no worker launches until it is restored")])
         indices = self._claims.claim(base_request, node_type, count)
         created: dict[str, Any] = {}
         try:
@@ -696,7 +702,7 @@ class MultiCloudNodeProvider(NodeProvider):
         cluster_config.setdefault("auth", {}).setdefault("ssh_user", "ray")
         name = str(cluster_config.get("cluster_name") or "default")
         settings = load_settings(cluster_config["provider"], name)
-        if settings.start_controller and movable_pools(cluster_config):
+        if settings.start_controller and (movable_pools(cluster_config) or parse_idle(cluster_config).active):
             commands = list(cluster_config.get("head_start_ray_commands") or [])
             if not any(CONTROLLER_MODULE in str(c) for c in commands):
                 commands.append(controller_start_command())

@@ -1,6 +1,6 @@
 """The whole cluster YAML checked before anything launches: the provider section, then every node
-type's pool or pinned offer and its ``migration:``, ``slo:`` and ``budget:`` sections (and
-``provider.budget``), against the offers the clouds sell.
+type's pool or pinned offer and its ``migration:``, ``slo:``, ``budget:`` and ``idle:`` sections
+(and ``provider.budget``, ``provider.idle``), against the offers the clouds sell.
 
 ``check_cluster`` raises ``ConfigError`` on the first problem, naming its YAML key; ``ray up``
 calls it (``MultiCloudNodeProvider.bootstrap_config``), and so does the controller at start.
@@ -14,6 +14,7 @@ from typing import Any
 from ray_multicloud.clouds import make_clouds
 from ray_multicloud.clouds.base import Cloud
 from ray_multicloud.cluster_config.budget import check_pool_budget, parse_budgets
+from ray_multicloud.cluster_config.idle import parse_idle
 from ray_multicloud.cluster_config.migration import parse_migration
 from ray_multicloud.cluster_config.pools import node_type_max_workers, parse_offer, parse_pool
 from ray_multicloud.cluster_config.provider_section import load_settings
@@ -144,4 +145,5 @@ def check_node_types(
             for budget in budgets.for_pool(str(node_type)):
                 check_pool_budget(budget, target, index,
                                   min_workers=minimum if isinstance(minimum, int) else 0)
+    parse_idle(cluster_config)  # idle: sections and provider.idle (cluster_config/idle.py)
     return targets

@@ -47,7 +47,8 @@ _RAY_KEYS = frozenset({
 _OUR_KEYS = frozenset({"gcs_address", "state_dir", "catalog", "cooldown_seconds", "ledger", "clouds",
                        "max_price_age_seconds", "price_ttl_seconds", "train_storage", "start_controller",
                        "dashboard_port",
-                       "budget"})  # budget: cluster_config/budget.py
+                       "budget",  # cluster_config/budget.py
+                       "idle"})  # cluster_config/idle.py
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,11 @@ def _serve_worker(state: LocalState, instance_id: str, object_store_bytes: int) 
     import ray._private.parameter
     from ray._private import ray_constants
 
+    # The instance process inherits the environment of whoever launched it: the autoscaler's monitor
+    # on the head, which `ray up` starts with RAY_OVERRIDE_RESOURCES set to the *head's* YAML
+    # resources. Ray lets that variable override num_cpus/num_gpus below, so a head declared with
+    # {CPU: 0} gave every worker 0 CPUs. This instance's resources are its own.
+    os.environ.pop(ray_constants.RESOURCES_ENVIRONMENT_VARIABLE, None)
     resources = {str(k): float(v) for k, v in boot["resources"].items()}
     num_cpus = resources.pop("CPU", 1.0)
     num_gpus = resources.pop("GPU", 0.0)
