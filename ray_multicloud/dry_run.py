@@ -191,7 +191,7 @@ def setup_notes(config: Mapping[str, Any]) -> list[str]:
     return notes
 
 
-def _offers(settings: Any, catalog_path: str | None) -> list[Offer]:
+def _offers(settings: Any, catalog_path: str | None, now: float | None = None) -> list[Offer]:
     from ray_multicloud.clouds import make_cloud
 
     # Offline: only private pools are built (from their own machine lists); no cloud API is called.
@@ -200,7 +200,7 @@ def _offers(settings: Any, catalog_path: str | None) -> list[Offer]:
         for name, spec in settings.clouds.items()
         if str(spec.get("driver", name)) in FIXED_POOL_DRIVERS
     }
-    return offers_of_clouds(settings, load_catalog(catalog_path).offers, fixed)
+    return offers_of_clouds(settings, load_catalog(catalog_path).offers, fixed, now=now)
 
 
 def _default_ssm() -> SsmLookup | None:
@@ -260,7 +260,7 @@ def dry_run(
             f"provider.gcs_address {settings.gcs_address} is loopback: workers on {', '.join(public)} "
             "cannot reach it; use the head's overlay or peered-network address (docs/networking.md)"
         )
-    offers = _offers(settings, settings.catalog_path)
+    offers = _offers(settings, settings.catalog_path, now)
     for name, spec in settings.clouds.items():
         if str(spec.get("driver", name)) == "private":
             from ray_multicloud.clouds.private import parse_machines, unpriced_warnings

@@ -36,6 +36,7 @@ POOL_KEYS: tuple[str, ...] = (
     "min_clouds",
     "min_on_demand",
     "colocate",
+    "team",
 )
 OFFER_REQUIRED: tuple[str, ...] = ("cloud", "region", "zone", "instance_type", "capacity", "price_per_hour")
 OFFER_OPTIONAL: tuple[str, ...] = (
@@ -218,6 +219,7 @@ def parse_pool(
                 "drop one (a training gang wants colocate, a serving pool min_clouds)",
             )
 
+    pool_team(node_type, node_config)  # checked here; the provider tags nodes with it
     pool = PoolSpec(
         name=node_type,
         accelerator=accelerator,
@@ -238,6 +240,20 @@ def parse_pool(
         first = problems[0]
         raise ConfigError(f"{key}.{first.key}", first.message)
     return pool
+
+
+def pool_team(node_type: str, node_config: Mapping[str, Any]) -> str:
+    """The team a node type's spend is charged to: its ``pool.team`` (a non-empty string of at most
+    64 characters, no control characters), "" when unset or the node type has no pool."""
+    pool = node_config.get("pool") if isinstance(node_config, Mapping) else None
+    if not isinstance(pool, Mapping) or pool.get("team") is None:
+        return ""
+    key = f"{node_config_key(node_type)}.pool.team"
+    team = _string(key, pool["team"])
+    if len(team) > 64 or any(ord(c) < 32 or c == "\x7f" for c in team):
+        raise ConfigError(key, f"{team[:70]!r}: a team label is at most 64 printable characters, "
+                          "e.g. ml-research")
+    return team
 
 
 def default_colocate(
@@ -309,6 +325,9 @@ def parse_offer(node_type: str, node_config: Mapping[str, Any]) -> Offer:
         capacity = CapacityType.parse(_string(f"{key}.capacity", raw["capacity"]))
     except ValueError as exc:
         raise ConfigError(f"{key}.capacity", str(exc)) from None
+    if capacity is CapacityType.RESERVED:
+        raise ConfigError(f"{key}.capacity", "a pinned offer is 'spot' or 'on-demand'; declare a commitment "
+                          "under provider.reservations and let a pool use it")
     price = _number(f"{key}.price_per_hour", raw["price_per_hour"], minimum=0)
     ondemand = price
     if raw.get("ondemand_price_per_hour") is not None:
