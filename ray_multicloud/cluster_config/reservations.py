@@ -22,9 +22,15 @@ on-demand offer of that machine in that place (the first zone of the region by n
 ``zone`` names one), with ``price_per_hour`` 0 (sunk: what every decision sees),
 ``term_price_per_hour`` (what the ledger records as paid) and ``reserved_count`` slots
 (``policy.place`` fills them first while they are free). A node on it is launched on the cloud's
-ordinary on-demand path: a standard AWS Reserved Instance (and a Savings Plan) applies
-automatically to matching on-demand usage, so no launch parameter is needed; an AWS On-Demand
-Capacity Reservation (``CapacityReservationSpecification``) is not implemented.
+ordinary on-demand path: a Reserved Instance is a billing discount AWS applies automatically to
+running on-demand instances that match its attributes (instance type, platform, tenancy, and its
+region, or its zone for a zonal one), with no launch parameter (EC2 User Guide, "How Reserved
+Instance discounts are applied", https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/apply_ri.html);
+Azure applies a reservation to matching VMs the same way ("How the Azure reservation discount is
+applied to virtual machines", learn.microsoft.com cost-management-billing/manage/
+understand-vm-reservation-charges), and a GCP committed-use discount applies to matching usage in
+its region. An AWS On-Demand Capacity Reservation targeted at launch
+(``CapacityReservationSpecification``) is not implemented: the matching is the cloud's billing.
 
 Errors are ``ConfigError`` naming the key (``provider.reservations[1].instance_type``); a
 reservation that matches no on-demand offer of the configured clouds is one of them.
