@@ -35,6 +35,7 @@ from ray_multicloud.types import (
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL = yaml.safe_load((ROOT / "cluster_configs" / "local-multicloud.yaml").read_text())
 H = 3600.0
+KEY = "provider.reservations[0]"
 
 
 def od(zone: str, itype: str = "g4dn.xlarge", price: float = 0.526, region: str = "us-east-1") -> Offer:
@@ -85,7 +86,8 @@ def test_absent_means_none() -> None:
         (declared(count=1.5), "provider.reservations[0].count", "whole number"),
         (declared(term_price_per_hour=-1), "provider.reservations[0].term_price_per_hour", ">= 0"),
         (declared(term_price_per_hour="1.95"), "provider.reservations[0].term_price_per_hour", "number"),
-        (declared(term_price_per_hour=float("nan")), "provider.reservations[0].term_price_per_hour", "finite"),
+        (declared(term_price_per_hour=float("nan")), "provider.reservations[0].term_price_per_hour",
+         "finite"),
         (declared(ends="next year"), "provider.reservations[0].ends", "YYYY-MM-DD"),
         (declared(starts=dt.date(2027, 1, 1), ends=dt.date(2026, 1, 1)), "provider.reservations[0].ends",
          "not after starts"),
@@ -148,14 +150,16 @@ def test_a_zonal_reservation_keeps_its_zone() -> None:
 @pytest.mark.parametrize(
     ("changes", "key", "fragment"),
     [
-        ({"instance_type": "p3.2xlarge"}, "provider.reservations[0].instance_type", "'p3.2xlarge' matches no"),
-        ({"instance_type": "g4dn.xlargee"}, "provider.reservations[0].instance_type", "did you mean 'g4dn.xlarge'"),
+        ({"instance_type": "p3.2xlarge"}, f"{KEY}.instance_type", "'p3.2xlarge' matches no"),
+        ({"instance_type": "g4dn.xlargee"}, f"{KEY}.instance_type", "did you mean 'g4dn.xlarge'"),
         ({"region": "eu-west-1"}, "provider.reservations[0].region", "us-east-1, us-west-2"),
         ({"cloud": "gcp"}, "provider.reservations[0].cloud", "offered: aws"),
         ({"zone": "use1-az9"}, "provider.reservations[0].zone", "use1-az1, use1-az2"),
     ],
 )
-def test_a_reservation_matching_no_offer_names_its_key(changes: dict[str, Any], key: str, fragment: str) -> None:
+def test_a_reservation_matching_no_offer_names_its_key(
+    changes: dict[str, Any], key: str, fragment: str
+) -> None:
     (r,) = parse_reservations({"reservations": [declared(**changes)]})
     with pytest.raises(ConfigError) as err:
         reserved_offers([r], CATALOGUE)
@@ -193,7 +197,9 @@ def test_reserved_slots_are_filled_first_then_the_cheapest_spot() -> None:
     assert isinstance(decision, Decision)
     ids = [p.offer.offer_id for p in decision.placements]
     # two reserved slots at $0 marginal, then spot use1-az2 at $0.20 (cheaper than az1's $0.2158)
-    assert ids == ["aws/us-east-1/use1-az1/g4dn.xlarge/reserved"] * 2 + ["aws/us-east-1/use1-az2/g4dn.xlarge/spot"]
+    reserved = "aws/us-east-1/use1-az1/g4dn.xlarge/reserved"
+    cheapest_spot = "aws/us-east-1/use1-az2/g4dn.xlarge/spot"
+    assert ids == [reserved, reserved, cheapest_spot]
     assert "reserved slot 1 of 2" in " ".join(decision.placements[0].reasons)
     assert "reserved slot 2 of 2" in " ".join(decision.placements[1].reasons)
     assert all(o.capacity is not CapacityType.RESERVED for o in decision.placements[2].fallbacks)
