@@ -2,6 +2,8 @@
 
 Pure over ledger rows (``Ledger.spend``) and the declared reservations; no I/O, no clock. Per group:
 
+- ``instances`` and ``hours``: the group's nodes and their hours (an unused reserved hour counts
+  as an hour, of no node);
 - ``spend_usd``: what was paid: the ledger's cost of the group's nodes (a reserved node at its
   term price), plus the reserved hours no node used (a commitment is paid whether used or not);
 - ``ondemand_usd``: the on-demand list price of the node hours that ran (``savings.BASELINE``);

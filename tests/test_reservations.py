@@ -272,3 +272,30 @@ def test_plan_refuses_a_reservation_matching_no_offer() -> None:
     with pytest.raises(ConfigError) as err:
         dry_run(_local_with_reservation(instance_type="p3.2xlarge"))
     assert err.value.key == "provider.reservations[0].instance_type"
+
+
+# --------------------------------------------------------------------------- the provider
+
+
+def test_provider_fills_the_reservation_then_spot_and_records_term_price_and_team(tmp_path: Path) -> None:
+    from fakes.memory_cloud import launch_workers, memory_cluster, memory_provider
+
+    from ray_multicloud.provider import TAG_TEAM
+
+    with memory_cluster(tmp_path) as (cluster, world):
+        cluster["provider"]["ledger"] = str(tmp_path / "ledger.db")
+        cluster["provider"]["reservations"] = [declared(count=1)]
+        pool = cluster["available_node_types"]["t4_spot"]["node_config"]["pool"]
+        pool["capacity_types"] = ["spot", "reserved"]
+        pool["team"] = "ml"
+        provider = memory_provider(cluster, world)
+        first = launch_workers(provider, cluster, request="r1")[0]
+        second = launch_workers(provider, cluster, request="r2")[0]
+        assert first.tags["rmc-offer"] == "aws/us-east-1/use1-az1/g4dn.xlarge/reserved"
+        assert first.tags[TAG_TEAM] == "ml"
+        assert second.tags["rmc-offer"].endswith("/spot")  # the one slot is taken
+        with Ledger(tmp_path / "ledger.db", create=False) as led:
+            rows = {r.instance_id: r for r in led.spend()}
+    row = rows[first.instance_id]
+    assert (row.capacity, row.team, row.price_per_hour) == ("reserved", "ml", 0.33)
+    assert rows[second.instance_id].team == "ml"
