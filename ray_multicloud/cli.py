@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_simulate_serving(sub)
     _add_report(sub)
     _add_reconcile(sub)
+    _add_assess(sub)
     _ = sub
     return parser
 
@@ -710,6 +711,98 @@ def _report_reservations(uses: Sequence[Any], start: float, until: float) -> Non
     print(f"\nreservations ({window}; the ledger's first launch to the report's end)")
     print(format_table(["reservation", "team", "term price", "committed_h", "used_h", "used", "paid",
                         "idle"], table, align="llrrrrrr"))
+
+
+# --- assess -----------------------------------------------------------------------------------
+
+
+def _add_assess(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "assess",
+        help="rank the cluster's pools and jobs by what handing them to the policy would save",
+        description="For each pool and job of the ledger: what the pool's policy would have paid for its "
+        "recorded hours (replayed over spot traces), the egress its moves would pay, how hard it is to "
+        "move (restart time, measured from the move journal when it has moves, and checkpoint size) and "
+        "its declared criticality (pool.criticality); ranked so a team picks the next workload to run "
+        "hands-off (migration.enabled) on evidence. See ray_multicloud/policy/assess.py for the score.",
+    )
+    p.add_argument("config", help="the cluster YAML given to ray up")
+    p.add_argument("--traces", action="append", required=True, metavar="DIR",
+                   help="spot traces to replay over, one JSON file per zone (repeat); the shared ones, "
+                   "e.g. data/preemption/skypilot-spot-traces/..., or your own")
+    p.add_argument("--ledger", help="the ledger's SQLite file (default: the config's provider.ledger)")
+    p.add_argument("--until", type=float, help="POSIX time to count recorded hours up to (default: now)")
+    p.add_argument("--checkpoint-minutes", type=float, default=30.0,
+                   help="checkpoint interval of the replayed work (default 30)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=_cmd_assess)
+
+
+def _cmd_assess(args: argparse.Namespace) -> int:
+    import json
+    import sqlite3
+
+    from ray_multicloud.cluster_config.pools import node_type_max_workers, parse_pool
+    from ray_multicloud.cluster_config.provider_section import load_cluster_yaml, load_settings
+    from ray_multicloud.dry_run import _offers
+    from ray_multicloud.handover import candidates, pool_facts
+    from ray_multicloud.ledger import Ledger
+    from ray_multicloud.policy import OfferIndex, matching_offers
+    from ray_multicloud.policy.assess import rank
+    from ray_multicloud.table import format_table
+    from ray_multicloud.types import CapacityType
+
+    config = load_cluster_yaml(args.config)
+    settings = load_settings(config.get("provider") or {}, str(config.get("cluster_name") or "default"))
+    ledger_path = args.ledger or settings.ledger_path
+    if not ledger_path:
+        print("ray-multicloud assess: give --ledger, or a config with provider.ledger set", file=sys.stderr)
+        return 2
+    index = OfferIndex.build(_offers(settings, settings.catalog_path))
+    spot: dict[str, float | None] = {}
+    for node_type, spec in (config.get("available_node_types") or {}).items():
+        node_config = spec.get("node_config") if isinstance(spec, Mapping) else None
+        if not isinstance(node_config, Mapping) or "pool" not in node_config:
+            continue
+        pool = parse_pool(str(node_type), node_config, index,
+                          max_workers=node_type_max_workers(config, str(node_type)))
+        prices = [o.price_per_hour for o in matching_offers(pool, index) if o.capacity is CapacityType.SPOT]
+        spot[str(node_type)] = min(prices) if prices else None
+    with Ledger(ledger_path, create=False) as ledger:
+        rows = [r for r in ledger.spend(args.until) if r.cluster == settings.cluster_name]
+        try:
+            journal = ledger.journal()
+        except sqlite3.Error:  # an older ledger has no move journal
+            journal = []
+    facts = pool_facts(config, journal, spot, controller=settings.start_controller)
+    ranked = rank(candidates(rows, facts, args.traces, checkpoint_minutes=args.checkpoint_minutes))
+    if args.json:
+        print(json.dumps([{
+            "rank": i + 1, "kind": a.candidate.kind, "name": a.candidate.name, "pool": a.candidate.pool,
+            "hours": a.candidate.hours, "recorded_usd": a.candidate.cost_usd,
+            "policy_usd": a.candidate.policy_cost_usd, "saving_usd": a.saving_usd,
+            "egress_usd": a.egress_usd, "net_saving_usd": a.net_saving_usd, "difficulty": a.difficulty,
+            "criticality": a.candidate.criticality.value, "hands_off": a.candidate.hands_off,
+            "score": a.score, "why": a.reasons(),
+        } for i, a in enumerate(ranked)]))
+        return 0
+
+    def usd(x: float | None) -> str:
+        return "-" if x is None else f"{x:,.2f}"
+
+    table: list[list[str | int | float | None]] = [
+        [i + 1, a.candidate.kind, a.candidate.name, f"{a.candidate.hours:.1f}", usd(a.candidate.cost_usd),
+         usd(a.candidate.policy_cost_usd), usd(a.net_saving_usd), a.difficulty,
+         a.candidate.criticality.value, "yes" if a.candidate.hands_off else "no", usd(a.score)]
+        for i, a in enumerate(ranked)
+    ]
+    print(format_table(["rank", "kind", "name", "hours", "recorded_usd", "policy_usd", "net_saving_usd",
+                        "difficulty", "criticality", "hands_off", "score"], table, align="rllrrrrlllr"))
+    print("score = net saving x difficulty weight (easy 1, moderate 0.75, hard 0.5) x criticality weight "
+          "(low 1, medium 0.5, high 0.25); hands-off pools (migration.enabled) are listed last")
+    for i, a in enumerate(ranked):
+        print(f"{i + 1}. {a.candidate.kind} {a.candidate.name}: {a.reasons()}")
+    return 0
 
 
 def _report_budgets(config: dict[str, object], ledger_path: str, until: float | None) -> None:

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ray_multicloud.errors import ConfigError
+from ray_multicloud.policy.assess import Criticality
 from ray_multicloud.policy.place import OfferIndex, check_pool
 from ray_multicloud.types import CapacityType, Colocate, Offer, PoolSpec
 
@@ -37,6 +38,7 @@ POOL_KEYS: tuple[str, ...] = (
     "min_on_demand",
     "colocate",
     "team",
+    "criticality",
 )
 OFFER_REQUIRED: tuple[str, ...] = ("cloud", "region", "zone", "instance_type", "capacity", "price_per_hour")
 OFFER_OPTIONAL: tuple[str, ...] = (
@@ -220,6 +222,7 @@ def parse_pool(
             )
 
     pool_team(node_type, node_config)  # checked here; the provider tags nodes with it
+    pool_criticality(node_type, node_config)  # checked here; `ray-multicloud assess` reads it
     pool = PoolSpec(
         name=node_type,
         accelerator=accelerator,
@@ -254,6 +257,20 @@ def pool_team(node_type: str, node_config: Mapping[str, Any]) -> str:
         raise ConfigError(key, f"{team[:70]!r}: a team label is at most 64 printable characters, "
                           "e.g. ml-research")
     return team
+
+
+def pool_criticality(node_type: str, node_config: Mapping[str, Any]) -> Criticality:
+    """A node type's declared ``pool.criticality`` (low, medium, high; default medium), which
+    ``ray-multicloud assess`` weighs when it ranks workloads to hand over to the policy."""
+    pool = node_config.get("pool") if isinstance(node_config, Mapping) else None
+    if not isinstance(pool, Mapping) or pool.get("criticality") is None:
+        return Criticality.MEDIUM
+    key = f"{node_config_key(node_type)}.pool.criticality"
+    text = _string(key, pool["criticality"]).lower()
+    names = tuple(c.value for c in Criticality)
+    if text not in names:
+        raise ConfigError(key, f"{text!r} is not one of {', '.join(names)}{_suggest(text, names)}")
+    return Criticality(text)
 
 
 def default_colocate(

@@ -700,6 +700,9 @@ def _policy_move(
     said = "; ".join(step.reasons)
     who = f"deadline policy {config.deadline_policy}"
     choice = step.choice
+    if node.offer.capacity is CapacityType.RESERVED:
+        # Never preempted, and paid whether used or not: nothing a deadline policy chooses is cheaper.
+        return None, f"{who}: keep: {node.instance_id} is on a reserved slot ($0/h marginal, not preemptible)"
     if choice == current_choice(node):
         return None, f"{who}: keep ({said})"
     if choice.kind is Kind.WAIT:
