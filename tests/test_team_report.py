@@ -170,3 +170,41 @@ def test_any_team_value_is_a_label_or_a_config_error_naming_the_key(value: Any) 
         return
     assert team == "" if value is None else (0 < len(team) <= 64 and team == team.strip())
     assert all(ord(c) >= 32 and c != "\x7f" for c in team)
+
+
+# --------------------------------------------------------------------------- teams from jobs' metadata
+
+
+def test_teams_come_from_the_jobs_whose_workload_actors_ran_on_a_node() -> None:
+    from ray_multicloud.attribution import ActorSeen, teams
+
+    actors = [
+        ActorSeen("RayTrainWorker", None, "01000000", "n1"),
+        ActorSeen("MyActor", None, "02000000", "n1"),
+        ActorSeen("ServeController", None, "03000000", "n2"),  # a system actor charges nobody
+        ActorSeen("MyActor", None, "04000000", "n3"),  # its job names no team
+    ]
+    got = teams(actors, {"n1": "i-1", "n2": "i-2", "n3": "i-3"},
+                {"01000000": "search", "02000000": "ml", "03000000": "platform"})
+    assert got == {"i-1": "ml, search"}
+
+
+def test_the_controller_charges_nodes_to_their_jobs_team(tmp_path: Path) -> None:
+    from fakes import memory_cloud
+
+    from ray_multicloud.attribution import ActorSeen
+
+    with memory_cloud.memory_cluster(tmp_path / "state") as (cluster, world):
+        cluster["provider"]["ledger"] = str(tmp_path / "ledger.db")
+        cluster["available_node_types"]["t4_spot"]["node_config"]["pool"]["team"] = "ml"
+        provider = memory_cloud.memory_provider(cluster, world)
+        a, b = memory_cloud.launch_workers(provider, cluster, count=2)
+        seen = [ActorSeen("RayTrainWorker", None, "01000000", f"node-{a.instance_id}")]
+        controller = memory_cloud.memory_controller(
+            cluster, provider, [1000.0], nodes=memory_cloud.running_gcs(provider, lambda iid: f"node-{iid}"),
+            actors=lambda _: seen, job_teams=lambda _: {"01000000": "search"})
+        controller.tick()
+        with Ledger(tmp_path / "ledger.db", create=False) as led:
+            got = {r.instance_id: r.team for r in led.spend()}
+    # a ran search's job: charged to search; b ran nothing: its pool's team stands
+    assert got == {a.instance_id: "search", b.instance_id: "ml"}
