@@ -677,6 +677,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
               "no node used (paid whether used or not)")
         for line in describe(split_savings(rows, private)):
             print(line)
+        unused = sum(u.idle_usd for u in uses)
+        if unused > 0:
+            t = total(groups)
+            print(f"with the reserved hours no node used (${unused:,.2f}, paid whether used or not) counted "
+                  f"as spent: saved {t.savings_fraction:.1%} (${t.spend_usd:,.2f} against "
+                  f"${t.ondemand_usd:,.2f}), the table's TOTAL")
         if uses:
             _report_reservations(uses, start, until)
         if config is not None:
@@ -734,6 +740,9 @@ def _add_assess(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--until", type=float, help="POSIX time to count recorded hours up to (default: now)")
     p.add_argument("--checkpoint-minutes", type=float, default=30.0,
                    help="checkpoint interval of the replayed work (default 30)")
+    p.add_argument("--spot-price", type=float, metavar="USD_PER_HOUR",
+                   help="spot $/h for a pool whose machines have no spot offer in the catalogue, when the "
+                   "traces carry no prices (default: such a pool is not replayed)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_cmd_assess)
 
@@ -741,6 +750,7 @@ def _add_assess(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 def _cmd_assess(args: argparse.Namespace) -> int:
     import json
     import sqlite3
+    from dataclasses import replace
 
     from ray_multicloud.cluster_config.pools import node_type_max_workers, parse_pool
     from ray_multicloud.cluster_config.provider_section import load_cluster_yaml, load_settings
@@ -766,8 +776,10 @@ def _cmd_assess(args: argparse.Namespace) -> int:
             continue
         pool = parse_pool(str(node_type), node_config, index,
                           max_workers=node_type_max_workers(config, str(node_type)))
-        prices = [o.price_per_hour for o in matching_offers(pool, index) if o.capacity is CapacityType.SPOT]
-        spot[str(node_type)] = min(prices) if prices else None
+        # What the policy would buy if handed the pool: its machines on spot, whatever its capacity_types.
+        widened = replace(pool, capacity_types=(CapacityType.SPOT,), max_price_per_hour=None)
+        prices = [o.price_per_hour for o in matching_offers(widened, index)]
+        spot[str(node_type)] = min(prices) if prices else args.spot_price
     with Ledger(ledger_path, create=False) as ledger:
         rows = [r for r in ledger.spend(args.until) if r.cluster == settings.cluster_name]
         try:

@@ -7,7 +7,8 @@ in), from the ledger up to ``until``:
 - *replayed*: the same ``H`` hours of work as a one-node job with no deadline, under the pool's
   ``migration.policy`` (default ``multicloud``), through the simulator (``sim.simulate``) over the
   given spot traces: spot at the traces' prices (a trace file without prices: the cheapest spot
-  offer the pool admits in the catalogue), on-demand at the recorded on-demand $/h (``OD / H``),
+  offer of the pool's machines in the catalogue, whatever its ``capacity_types``: what the policy
+  would buy if handed the pool), on-demand at the recorded on-demand $/h (``OD / H``),
   restarts of ``restart_minutes``, checkpoints every ``checkpoint_minutes``. When ``H`` is longer
   than half the traces, half the traces' hours are replayed and the cost and moves are scaled to
   ``H`` (the note says so). The replay's preemptions and moves are the moves counted for egress.
