@@ -299,3 +299,59 @@ def test_provider_fills_the_reservation_then_spot_and_records_term_price_and_tea
     row = rows[first.instance_id]
     assert (row.capacity, row.team, row.price_per_hour) == ("reserved", "ml", 0.33)
     assert rows[second.instance_id].team == "ml"
+
+
+# --------------------------------------------------------------------------- moves
+
+
+def test_price_moves_fill_a_free_reservation_and_never_leave_one() -> None:
+    from ray_multicloud.policy.rebalance import RebalanceConfig, plan
+
+    reserved = _reserved(1)
+    pool = PoolSpec("t4", accelerator="T4", accelerator_count=1)
+    config = RebalanceConfig(state_gb=0.0, min_interval_s=0)
+    offers = [*CATALOGUE, reserved]
+    # A spot node at $0.2158/h: the free reserved slot ($0/h marginal, the same zone) saves all of it.
+    on_spot = plan([_node(1, CATALOGUE[4], pool="t4")], offers, {"t4": pool}, now=1e9, config=config,
+                   last_moved={})
+    assert [m.to_offer.offer_id for m in on_spot.moves] == [reserved.offer_id]
+    # A node on the reservation: nothing is cheaper than $0, so it stays.
+    on_reserved = plan([_node(2, reserved, pool="t4")], offers, {"t4": pool}, now=1e9, config=config,
+                       last_moved={})
+    assert on_reserved.moves == ()
+
+
+def test_a_deadline_policy_keeps_a_node_on_a_reserved_slot() -> None:
+    from dataclasses import replace
+
+    from ray_multicloud.policy.rebalance import JobProgress, RebalanceConfig, plan
+
+    reserved = _reserved(1)
+    pool = PoolSpec("t4", accelerator="T4", accelerator_count=1)
+    # Plenty of slack: on an on-demand node the policy would go to the cheapest spot zone.
+    job = JobProgress(submitted_at=1e9 - 3600, deadline_at=1e9 + 20 * H, work_total_hours=6.0,
+                      work_done_hours=1.0, checkpointed_hours=1.0, checkpoint_hours=0.5)
+    config = replace(RebalanceConfig(state_gb=0.0, min_interval_s=0), jobs={"t4": job})
+    got = plan([_node(1, reserved, pool="t4")], [*CATALOGUE, reserved], {"t4": pool}, now=1e9,
+               config=config, last_moved={})
+    assert got.moves == ()
+    assert any("reserved slot" in n for n in got.notes)
+
+
+def test_one_free_slot_takes_one_move_and_a_full_reservation_none() -> None:
+    from ray_multicloud.policy.rebalance import RebalanceConfig, plan
+
+    reserved = _reserved(2)
+    pool = PoolSpec("t4", accelerator="T4", accelerator_count=1)
+    config = RebalanceConfig(state_gb=0.0, min_interval_s=0, max_moves=5)
+    spot_az1 = CATALOGUE[4]
+    # 2 slots, one held by another pool's node: of two spot nodes, one moves onto the free slot.
+    fleet = [_node(1, spot_az1, pool="t4"), _node(2, spot_az1, pool="t4"), _node(3, reserved)]
+    got = plan(fleet, [*CATALOGUE, reserved], {"t4": pool}, now=1e9, config=config, last_moved={})
+    assert [(m.instance_id, m.to_offer.offer_id) for m in got.moves] == [("i-1", reserved.offer_id)]
+    taken = f"i-2: the reserved slots of {reserved.offer_id} are taken by this tick's other moves"
+    assert got.notes == (taken,)
+    # Both slots held: no move targets the reservation.
+    full = [*fleet[:2], _node(3, reserved), _node(4, reserved)]
+    got = plan(full, [*CATALOGUE, reserved], {"t4": pool}, now=1e9, config=config, last_moved={})
+    assert all(m.to_offer.offer_id != reserved.offer_id for m in got.moves)
