@@ -637,7 +637,7 @@ class MultiCloudNodeProvider(NodeProvider):
             TAG_REQUEST: request_id,
             TAG_CLOUD: offer.cloud,
             TAG_CAPACITY: offer.capacity.value,
-            TAG_PRICE: f"{offer.price_per_hour:.6g}",
+            TAG_PRICE: f"{offer.paid_price_per_hour:.6g}",  # what it is paid (reserved: term)
             **({TAG_TEAM: team} if (team := self._teams.get(node_type)) else {}),
         }
 

@@ -293,6 +293,7 @@ def test_provider_fills_the_reservation_then_spot_and_records_term_price_and_tea
         second = launch_workers(provider, cluster, request="r2")[0]
         assert first.tags["rmc-offer"] == "aws/us-east-1/use1-az1/g4dn.xlarge/reserved"
         assert first.tags[TAG_TEAM] == "ml"
+        assert first.tags["rmc-price"] == "0.33"  # what it is paid, not the $0 the decision saw
         assert second.tags["rmc-offer"].endswith("/spot")  # the one slot is taken
         with Ledger(tmp_path / "ledger.db", create=False) as led:
             rows = {r.instance_id: r for r in led.spend()}
