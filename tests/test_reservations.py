@@ -356,3 +356,29 @@ def test_one_free_slot_takes_one_move_and_a_full_reservation_none() -> None:
     full = [*fleet[:2], _node(3, reserved), _node(4, reserved)]
     got = plan(full, [*CATALOGUE, reserved], {"t4": pool}, now=1e9, config=config, last_moved={})
     assert all(m.to_offer.offer_id != reserved.offer_id for m in got.moves)
+
+
+def test_aws_launches_a_reserved_node_on_the_on_demand_path() -> None:
+    """A Reserved Instance is a billing discount on matching on-demand usage: the launch is a plain
+    on-demand RunInstances (no InstanceMarketOptions), and Ray's market-type label says on-demand."""
+    import boto3
+    from moto import mock_aws
+
+    from ray_multicloud.clouds.aws import AwsCloud
+    from ray_multicloud.clouds.base import LaunchRequest, RayBootstrap
+
+    offer = _reserved(1)
+    request = LaunchRequest(
+        request_id="r-1", cluster="c", pool="t4", offer=offer,
+        tags={"rmc-cluster": "c", "rmc-pool": "t4", "rmc-offer": offer.offer_id, "rmc-request-id": "r-1"},
+        bootstrap=RayBootstrap(gcs_address="10.0.0.1:6379", node_type="t4", resources={"GPU": 1}),
+    )
+    with mock_aws():
+        session = boto3.Session(aws_access_key_id="AKIATESTING", aws_secret_access_key="testing",
+                                region_name="us-east-1")
+        params = AwsCloud("aws", image_id={"us-east-1": "ami-mine"}, session=session).run_instances_params(
+            request)
+    assert "InstanceMarketOptions" not in params
+    assert params["InstanceType"] == "g4dn.xlarge"
+    assert params["Placement"] == {"AvailabilityZoneId": "use1-az1"}
+    assert "RAY_NODE_MARKET_TYPE=on-demand" in params["UserData"].replace("'", "").replace('"', "")
