@@ -118,7 +118,7 @@ class OfferBook:
             catalog = load_catalog(self._settings.catalog_path)
             own = [(n, c) for n, c in self._clouds.items() if c.features.own_offers]
             fixed = {n: cast(SellsFixedOffers, c).offers() for n, c in own}
-            offers = offers_of_clouds(self._settings, catalog.offers, fixed, now=time.time())
+            offers = offers_of_clouds(self._settings, catalog.offers, fixed)  # every reservation
             self._base = offers
             # Public clouds (driver aws/gcp/azure) get live price feeds over their catalog offers.
             feeds = build_feeds(offers, endpoints_from_clouds(self._settings.clouds),
@@ -143,11 +143,16 @@ class OfferBook:
             if self._live is not None:
                 statuses = self._live.refresh(now)
                 feeds = tuple(s.fetched_at or 0.0 for s in statuses) + tuple(float(s.stale) for s in statuses)
-            version = (self._board.version(), *feeds)
+            # A reservation is placed on only while it runs (its starts/ends); its offer stays known by
+            # id either way, so a node launched on it is still recognised after it ended.
+            running = tuple(r.active(now) for r in self._settings.reservations)
+            version = (self._board.version(), *feeds, *running)
             if version != self._version:
                 offers = list(base) if self._live is None else list(self._live.overlay(base, now).offers)
                 offers = apply_board(offers, self._board.read())
-                self._index = OfferIndex.build(offers)
+                ended = {r.key for r in self._settings.reservations if not r.active(now)}
+                self._index = OfferIndex.build(
+                    o for o in offers if not (o.capacity is CapacityType.RESERVED and o.source in ended))
                 self._by_id = {o.offer_id: o for o in offers}
                 self._version = version
             return self._index

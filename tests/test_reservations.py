@@ -382,3 +382,17 @@ def test_aws_launches_a_reserved_node_on_the_on_demand_path() -> None:
     assert params["InstanceType"] == "g4dn.xlarge"
     assert params["Placement"] == {"AvailabilityZoneId": "use1-az1"}
     assert "RAY_NODE_MARKET_TYPE=on-demand" in params["UserData"].replace("'", "").replace('"', "")
+
+
+def test_an_ended_reservation_is_not_placed_on_but_its_offer_stays_known(tmp_path: Path) -> None:
+    from fakes.memory_cloud import launch_workers, memory_cluster, memory_provider
+
+    with memory_cluster(tmp_path) as (cluster, world):
+        cluster["provider"]["reservations"] = [declared(count=1, ends=dt.date(2020, 1, 1))]
+        pool = cluster["available_node_types"]["t4_spot"]["node_config"]["pool"]
+        pool["capacity_types"] = ["spot", "reserved"]
+        provider = memory_provider(cluster, world)
+        (node,) = launch_workers(provider, cluster)
+        assert node.tags["rmc-offer"].endswith("/spot")
+        assert provider.offers.get("aws/us-east-1/use1-az1/g4dn.xlarge/reserved") is not None
+        assert provider.offers.index().reserved() == ()
