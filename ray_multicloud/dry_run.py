@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +39,7 @@ from ray_multicloud.cluster_config.migration import parse_migration
 from ray_multicloud.cluster_config.provider_section import load_settings, offers_of_clouds
 from ray_multicloud.cluster_config.worker_setup import INLINE_LIMIT_BYTES, worker_setups
 from ray_multicloud.errors import CloudError, ConfigError
-from ray_multicloud.policy import OfferIndex, place
+from ray_multicloud.policy import OfferIndex, matching_offers, place
 from ray_multicloud.policy.place import describe_offer
 from ray_multicloud.pricing import load_catalog
 from ray_multicloud.types import Decision, Offer, PoolSpec
@@ -312,4 +312,17 @@ def dry_run(
             )
         else:
             out.pools.append(PoolDryRun(node_type, count, False, infeasible=decision.reasons))
+    out.warnings += unusable_reservations(index, [t for t in targets.values() if isinstance(t, PoolSpec)])
     return out
+
+
+def unusable_reservations(index: OfferIndex, pools: Sequence[PoolSpec]) -> list[str]:
+    """A warning per running reservation no pool can place a node on (its accelerator, limits or
+    ``capacity_types`` exclude it): it is paid whether used or not, so it would be paid for nothing."""
+    used = {o.offer_id for pool in pools for o in matching_offers(pool, index)}
+    return [
+        f"{o.source}: no pool can use the reservation {o.offer_id} (add 'reserved' to a matching pool's "
+        f"capacity_types); its {o.reserved_count} node(s) at ${o.paid_price_per_hour:g}/h are paid whether "
+        "used or not"
+        for o in index.reserved() if o.offer_id not in used
+    ]

@@ -396,3 +396,13 @@ def test_an_ended_reservation_is_not_placed_on_but_its_offer_stays_known(tmp_pat
         assert node.tags["rmc-offer"].endswith("/spot")
         assert provider.offers.get("aws/us-east-1/use1-az1/g4dn.xlarge/reserved") is not None
         assert provider.offers.index().reserved() == ()
+
+
+def test_plan_warns_of_a_reservation_no_pool_can_use() -> None:
+    config = copy.deepcopy(LOCAL)
+    config["provider"]["reservations"] = [declared(count=2)]  # the t4 pool lists [spot] only
+    result = dry_run(config, now=calendar.timegm((2026, 11, 29, 0, 0, 0)))
+    head = "provider.reservations[0]: no pool can use the reservation"
+    assert any(w.startswith(head) and "2 node(s) at $0.33/h" in w for w in result.warnings)
+    used = dry_run(_local_with_reservation(), now=calendar.timegm((2026, 11, 29, 0, 0, 0)))
+    assert not any("no pool can use" in w for w in used.warnings)
