@@ -406,3 +406,11 @@ def test_plan_warns_of_a_reservation_no_pool_can_use() -> None:
     assert any(w.startswith(head) and "2 node(s) at $0.33/h" in w for w in result.warnings)
     used = dry_run(_local_with_reservation(), now=calendar.timegm((2026, 11, 29, 0, 0, 0)))
     assert not any("no pool can use" in w for w in used.warnings)
+
+
+def test_a_pool_that_sets_no_capacity_types_uses_the_reservation() -> None:
+    config = _local_with_reservation()
+    del config["available_node_types"]["t4_spot"]["node_config"]["pool"]["capacity_types"]
+    result = dry_run(config, now=calendar.timegm((2026, 11, 29, 0, 0, 0)))
+    (pool,) = [p for p in result.pools if p.node_type == "t4_spot"]
+    assert pool.placements[0][0].capacity is CapacityType.RESERVED

@@ -173,11 +173,12 @@ def parse_pool(
                 f"{key}.regions[{i}]", f"{region!r}: '*' is allowed only at the end (e.g. 'eu-*')"
             )
 
-    capacity: tuple[CapacityType, ...] = (CapacityType.SPOT, CapacityType.ON_DEMAND)
+    # Unset: any, a declared reservation included (a cloud applies a commitment to matching usage).
+    capacity: tuple[CapacityType, ...] = (CapacityType.SPOT, CapacityType.ON_DEMAND, CapacityType.RESERVED)
     if "capacity_types" in raw:
         names = _strings(f"{key}.capacity_types", raw["capacity_types"])
         if not names:
-            raise ConfigError(f"{key}.capacity_types", "is empty; allow at least one of 'spot', 'on-demand'")
+            raise ConfigError(f"{key}.capacity_types", "is empty; allow at least one of 'spot', 'on-demand', 'reserved'")
         parsed: list[CapacityType] = []
         for i, text in enumerate(names):
             try:
