@@ -178,7 +178,8 @@ def parse_pool(
     if "capacity_types" in raw:
         names = _strings(f"{key}.capacity_types", raw["capacity_types"])
         if not names:
-            raise ConfigError(f"{key}.capacity_types", "is empty; allow at least one of 'spot', 'on-demand', 'reserved'")
+            raise ConfigError(f"{key}.capacity_types",
+                              "is empty; allow at least one of 'spot', 'on-demand', 'reserved'")
         parsed: list[CapacityType] = []
         for i, text in enumerate(names):
             try:
