@@ -60,7 +60,7 @@ def test_defaults(index: OfferIndex) -> None:
     pool = pool_of(index, accelerator="T4")
     assert (pool.accelerator_count, pool.capacity_types, pool.min_clouds, pool.max_price_per_hour) == (
         1.0,
-        (CapacityType.SPOT, CapacityType.ON_DEMAND),
+        (CapacityType.SPOT, CapacityType.ON_DEMAND, CapacityType.RESERVED),  # unset: any, reserved too
         1,
         None,
     )
