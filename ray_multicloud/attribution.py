@@ -15,6 +15,11 @@ instance. The controller fills it: every ``attribute_every_s`` it lists the clus
 
 A node that ran several workloads gets them all, sorted, joined by ``", "``. Pure: no Ray import,
 no I/O; the controller passes the actors, which instance each Ray node is, and the pools' jobs.
+
+**Teams.** A node's team is its pool's ``team:`` (the provider records it at launch). A Ray job may
+name its own in its metadata (``ray job submit --metadata-json '{"team": "ml-research"}'``, or
+``ray.init(job_config=JobConfig(metadata={"team": ...}))``); then :func:`teams` charges the nodes
+its workload actors ran on to that team instead (several: sorted, joined by ``", "``).
 """
 
 from __future__ import annotations
@@ -74,3 +79,21 @@ def attribute(
         if label is not None:
             found.setdefault(instance, set()).add(label)
     return {iid: ", ".join(sorted(labels)) for iid, labels in found.items()}
+
+
+TEAM_METADATA_KEY = "team"
+
+
+def teams(
+    actors: Iterable[ActorSeen], instance_of_node: Mapping[str, str], team_of_job: Mapping[str, str]
+) -> dict[str, str]:
+    """Instance id -> the teams (from ``team_of_job``: Ray job id -> its metadata's team) of the jobs
+    whose workload actors (not system actors) live on it; instances with no such job are absent."""
+    found: dict[str, set[str]] = {}
+    for actor in actors:
+        instance = instance_of_node.get(actor.node_id or "")
+        team = team_of_job.get(actor.job_id, "").strip()
+        if instance is None or not team or workload(actor) is None:
+            continue
+        found.setdefault(instance, set()).add(team)
+    return {iid: ", ".join(sorted(names)) for iid, names in found.items()}

@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report(sub)
     _add_reconcile(sub)
     _add_restore(sub)
+    _add_assess(sub)
     _ = sub
     return parser
 
@@ -629,71 +630,230 @@ def _cmd_reconcile(args: argparse.Namespace) -> int:
 def _add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "report",
-        help="spend vs the on-demand price of the same instance hours, from the ledger",
-        description="Per group: node hours, spend, what the same hours cost on on-demand, and the saving; "
-        "then the total saving with and without private machines (charged at their amortised $/h) and, "
-        "with --config, each budget's use this month.",
+        help="spend, savings and idle cost per job, team, pool or cloud, from the ledger",
+        description="Per group: nodes, node hours, spend (reserved nodes at their term price, plus the "
+        "reserved hours no node used), what the same hours cost on on-demand, the saving, and the idle "
+        "cost (nodes no workload was seen on, unused reserved hours); then the total saving with and "
+        "without private machines (charged at their amortised $/h) and, with --config, each "
+        "reservation's use and each budget's use this month.",
     )
     p.add_argument("--ledger", help="the ledger's SQLite file (default: the --config's provider.ledger)")
-    p.add_argument("--config", help="the cluster YAML: names the private clouds and the budgets")
+    p.add_argument("--config", help="the cluster YAML: names the private clouds, the pools' teams, the "
+                   "reservations and the budgets")
     p.add_argument("--private", action="append", default=[], metavar="CLOUD",
                    help="a cloud of the ledger that is a private pool (repeat; --config finds them itself)")
-    p.add_argument("--by", choices=["cloud", "pool", "job"], default="cloud", help="grouping (default cloud)")
+    p.add_argument("--by", choices=["cloud", "pool", "job", "team", "region", "capacity"], default="cloud",
+                   help="grouping (default cloud)")
     p.add_argument("--until", type=float, help="POSIX time to report up to (default: now)")
+    p.add_argument("--format", choices=["table", "csv"], default="table",
+                   help="what to print: the table and summaries (default), or the groups as CSV only")
     p.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
-    p.add_argument("--png", metavar="FILE", help="also write a bar chart (spend vs on-demand) as PNG")
+    p.add_argument("--png", metavar="FILE", help="also write a bar chart (spend, on-demand, idle) as PNG")
     p.set_defaults(handler=_cmd_report)
+
+
+REPORT_HEADER = ("instances", "hours", "spend_usd", "ondemand_usd", "saved_usd", "savings", "idle_usd")
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
     import csv
+    import time
+    from dataclasses import replace
 
-    from ray_multicloud.ledger import Ledger, group_spend
+    from ray_multicloud.ledger import Ledger
     from ray_multicloud.savings import describe, private_clouds_of, split_savings
+    from ray_multicloud.spend_report import report_groups, reservation_use, total
     from ray_multicloud.table import format_table
+    from ray_multicloud.types import Reservation
 
     config = None
     private: set[str] | None = set(args.private) if args.private else None
     ledger_path = args.ledger
+    reservations: tuple[Reservation, ...] = ()
+    teams: dict[str, str] = {}
     if args.config:
+        from ray_multicloud.cluster_config.pools import pool_team
         from ray_multicloud.cluster_config.provider_section import load_cluster_yaml, load_settings
 
         config = load_cluster_yaml(args.config)
         settings = load_settings(config.get("provider") or {}, str(config.get("cluster_name") or "default"))
         private = (private or set()) | set(private_clouds_of(settings.clouds))
         ledger_path = ledger_path or settings.ledger_path
+        reservations = settings.reservations
+        for node_type, spec in (config.get("available_node_types") or {}).items():
+            node_config = spec.get("node_config") if isinstance(spec, Mapping) else None
+            if isinstance(node_config, Mapping) and pool_team(str(node_type), node_config):
+                teams[str(node_type)] = pool_team(str(node_type), node_config)
     if not ledger_path:
         print("ray-multicloud report: give --ledger, or a --config with provider.ledger set", file=sys.stderr)
         return 2
+    until = time.time() if args.until is None else args.until
     with Ledger(ledger_path, create=False) as ledger:
-        rows = ledger.spend(args.until)
-    groups = group_spend(rows, args.by)
-    header = [args.by, "instances", "hours", "spend_usd", "ondemand_usd", "saved_usd", "savings"]
-    total_cost = sum(g.cost_usd for g in groups)
-    total_od = sum(g.ondemand_cost_usd for g in groups)
-    total = ("TOTAL", sum(g.instances for g in groups), sum(g.hours for g in groups), total_cost, total_od)
-    records = [(g.key, g.instances, g.hours, g.cost_usd, g.ondemand_cost_usd) for g in groups] + [total]
+        rows = ledger.spend(until)
+    # Nodes recorded without a team (older ledgers, moves) take their pool's team from the config.
+    rows = [replace(r, team=teams[r.pool]) if not r.team and r.pool in teams else r for r in rows]
+    start = min((r.launched_at for r in rows), default=until)
+    uses = reservation_use(reservations, rows, start, until)
+    groups = report_groups(rows, args.by, uses)
+    lines = [*groups, total(groups)]
+    header = [args.by, *REPORT_HEADER]
 
-    def saving(cost: float, od: float) -> float:
-        return 1.0 - cost / od if od > 0 else 0.0
+    def csv_rows() -> list[list[str | int]]:
+        return [[g.key, g.instances, f"{g.hours:.6f}", f"{g.spend_usd:.6f}", f"{g.ondemand_usd:.6f}",
+                 f"{g.saved_usd:.6f}", f"{g.savings_fraction:.6f}", f"{g.idle_usd:.6f}"] for g in lines]
 
-    table: list[list[str | int | float | None]] = [
-        [k, n, f"{h:.2f}", f"{c:.2f}", f"{o:.2f}", f"{o - c:.2f}", f"{saving(c, o):.1%}"]
-        for k, n, h, c, o in records
-    ]
-    print(format_table(header, table, align="lrrrrrr"))
-    for line in describe(split_savings(rows, private)):
-        print(line)
-    if config is not None:
-        _report_budgets(config, ledger_path, args.until)
+    if args.format == "csv":
+        w = csv.writer(sys.stdout)
+        w.writerow(header)
+        w.writerows(csv_rows())
+    else:
+        table: list[list[str | int | float | None]] = [
+            [g.key, g.instances, f"{g.hours:.2f}", f"{g.spend_usd:.2f}", f"{g.ondemand_usd:.2f}",
+             f"{g.saved_usd:.2f}", f"{g.savings_fraction:.1%}", f"{g.idle_usd:.2f}"]
+            for g in lines
+        ]
+        print(format_table(header, table, align="lrrrrrrr"))
+        print("idle_usd: nodes no Train run, Serve deployment or Ray job was seen on, and reserved hours "
+              "no node used (paid whether used or not)")
+        for line in describe(split_savings(rows, private)):
+            print(line)
+        unused = sum(u.idle_usd for u in uses)
+        if unused > 0:
+            t = total(groups)
+            print(f"with the reserved hours no node used (${unused:,.2f}, paid whether used or not) counted "
+                  f"as spent: saved {t.savings_fraction:.1%} (${t.spend_usd:,.2f} against "
+                  f"${t.ondemand_usd:,.2f}), the table's TOTAL")
+        if uses:
+            _report_reservations(uses, start, until)
+        if config is not None:
+            _report_budgets(config, ledger_path, args.until)
     if args.csv:
         with open(args.csv, "w", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(header)
-            for k, n, h, c, o in records:
-                w.writerow([k, n, f"{h:.6f}", f"{c:.6f}", f"{o:.6f}", f"{o - c:.6f}", f"{saving(c, o):.6f}"])
+            w.writerows(csv_rows())
     if args.png:
-        _report_png(args.png, args.by, records[:-1], saving(total_cost, total_od))
+        _report_png(args.png, args.by, groups, total(groups).savings_fraction)
+    return 0
+
+
+def _report_reservations(uses: Sequence[Any], start: float, until: float) -> None:
+    """Each reservation's committed hours over the report's window, how many nodes used, what it was
+    paid and what of that bought nothing."""
+    import time
+
+    from ray_multicloud.table import format_table
+
+    table: list[list[str | int | float | None]] = []
+    for u in uses:
+        r = u.reservation
+        table.append([
+            f"{r.cloud} {r.zone or r.region} {r.instance_type} x{r.count}", r.team or "-",
+            f"${r.term_price_per_hour:,.4f}/h", f"{u.committed_hours:.2f}", f"{u.used_hours:.2f}",
+            f"{u.utilisation:.0%}", f"${u.paid_usd:,.2f}", f"${u.idle_usd:,.2f}",
+        ])
+    window = f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(start))} to " \
+             f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(until))} UTC"
+    print(f"\nreservations ({window}; the ledger's first launch to the report's end)")
+    print(format_table(["reservation", "team", "term price", "committed_h", "used_h", "used", "paid",
+                        "idle"], table, align="llrrrrrr"))
+
+
+# --- assess -----------------------------------------------------------------------------------
+
+
+def _add_assess(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "assess",
+        help="rank the cluster's pools and jobs by what handing them to the policy would save",
+        description="For each pool and job of the ledger: what the pool's policy would have paid for its "
+        "recorded hours (replayed over spot traces), the egress its moves would pay, how hard it is to "
+        "move (restart time, measured from the move journal when it has moves, and checkpoint size) and "
+        "its declared criticality (pool.criticality); ranked so a team picks the next workload to run "
+        "hands-off (migration.enabled) on evidence. See ray_multicloud/policy/assess.py for the score.",
+    )
+    p.add_argument("config", help="the cluster YAML given to ray up")
+    p.add_argument("--traces", action="append", required=True, metavar="DIR",
+                   help="spot traces to replay over, one JSON file per zone (repeat); the shared ones, "
+                   "e.g. data/preemption/skypilot-spot-traces/..., or your own")
+    p.add_argument("--ledger", help="the ledger's SQLite file (default: the config's provider.ledger)")
+    p.add_argument("--until", type=float, help="POSIX time to count recorded hours up to (default: now)")
+    p.add_argument("--checkpoint-minutes", type=float, default=30.0,
+                   help="checkpoint interval of the replayed work (default 30)")
+    p.add_argument("--spot-price", type=float, metavar="USD_PER_HOUR",
+                   help="spot $/h for a pool whose machines have no spot offer in the catalogue, when the "
+                   "traces carry no prices (default: such a pool is not replayed)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=_cmd_assess)
+
+
+def _cmd_assess(args: argparse.Namespace) -> int:
+    import json
+    import sqlite3
+    from dataclasses import replace
+
+    from ray_multicloud.cluster_config.pools import node_type_max_workers, parse_pool
+    from ray_multicloud.cluster_config.provider_section import load_cluster_yaml, load_settings
+    from ray_multicloud.dry_run import _offers
+    from ray_multicloud.handover import candidates, pool_facts
+    from ray_multicloud.ledger import Ledger
+    from ray_multicloud.policy import OfferIndex, matching_offers
+    from ray_multicloud.policy.assess import rank
+    from ray_multicloud.table import format_table
+    from ray_multicloud.types import CapacityType
+
+    config = load_cluster_yaml(args.config)
+    settings = load_settings(config.get("provider") or {}, str(config.get("cluster_name") or "default"))
+    ledger_path = args.ledger or settings.ledger_path
+    if not ledger_path:
+        print("ray-multicloud assess: give --ledger, or a config with provider.ledger set", file=sys.stderr)
+        return 2
+    index = OfferIndex.build(_offers(settings, settings.catalog_path))
+    spot: dict[str, float | None] = {}
+    for node_type, spec in (config.get("available_node_types") or {}).items():
+        node_config = spec.get("node_config") if isinstance(spec, Mapping) else None
+        if not isinstance(node_config, Mapping) or "pool" not in node_config:
+            continue
+        pool = parse_pool(str(node_type), node_config, index,
+                          max_workers=node_type_max_workers(config, str(node_type)))
+        # What the policy would buy if handed the pool: its machines on spot, whatever its capacity_types.
+        widened = replace(pool, capacity_types=(CapacityType.SPOT,), max_price_per_hour=None)
+        prices = [o.price_per_hour for o in matching_offers(widened, index)]
+        spot[str(node_type)] = min(prices) if prices else args.spot_price
+    with Ledger(ledger_path, create=False) as ledger:
+        rows = [r for r in ledger.spend(args.until) if r.cluster == settings.cluster_name]
+        try:
+            journal = ledger.journal()
+        except sqlite3.Error:  # an older ledger has no move journal
+            journal = []
+    facts = pool_facts(config, journal, spot, controller=settings.start_controller)
+    ranked = rank(candidates(rows, facts, args.traces, checkpoint_minutes=args.checkpoint_minutes))
+    if args.json:
+        print(json.dumps([{
+            "rank": i + 1, "kind": a.candidate.kind, "name": a.candidate.name, "pool": a.candidate.pool,
+            "hours": a.candidate.hours, "recorded_usd": a.candidate.cost_usd,
+            "policy_usd": a.candidate.policy_cost_usd, "saving_usd": a.saving_usd,
+            "egress_usd": a.egress_usd, "net_saving_usd": a.net_saving_usd, "difficulty": a.difficulty,
+            "criticality": a.candidate.criticality.value, "hands_off": a.candidate.hands_off,
+            "score": a.score, "why": a.reasons(),
+        } for i, a in enumerate(ranked)]))
+        return 0
+
+    def usd(x: float | None) -> str:
+        return "-" if x is None else f"{x:,.2f}"
+
+    table: list[list[str | int | float | None]] = [
+        [i + 1, a.candidate.kind, a.candidate.name, f"{a.candidate.hours:.1f}", usd(a.candidate.cost_usd),
+         usd(a.candidate.policy_cost_usd), usd(a.net_saving_usd), a.difficulty,
+         a.candidate.criticality.value, "yes" if a.candidate.hands_off else "no", usd(a.score)]
+        for i, a in enumerate(ranked)
+    ]
+    print(format_table(["rank", "kind", "name", "hours", "recorded_usd", "policy_usd", "net_saving_usd",
+                        "difficulty", "criticality", "hands_off", "score"], table, align="rllrrrrlllr"))
+    print("score = net saving x difficulty weight (easy 1, moderate 0.75, hard 0.5) x criticality weight "
+          "(low 1, medium 0.5, high 0.25); hands-off pools (migration.enabled) are listed last")
+    for i, a in enumerate(ranked):
+        print(f"{i + 1}. {a.candidate.kind} {a.candidate.name}: {a.reasons()}")
     return 0
 
 
@@ -736,24 +896,22 @@ def _report_budgets(config: dict[str, object], ledger_path: str, until: float | 
                        table, align="lrrrl"))
 
 
-def _report_png(
-    path: str, by: str, records: list[tuple[str, int, float, float, float]], total: float
-) -> None:
+def _report_png(path: str, by: str, groups: Sequence[Any], total: float) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = [r[0] for r in records]
+    keys = [g.key for g in groups]
     xs = range(len(keys))
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(keys) + 2), 4))
-    ax.bar(
-        [x - 0.2 for x in xs], [r[4] for r in records], width=0.4, label="on-demand price of the same hours"
-    )
-    ax.bar([x + 0.2 for x in xs], [r[3] for r in records], width=0.4, label="spend")
-    for x, r in zip(xs, records, strict=True):
-        if r[4] > 0:
-            ax.annotate(f"-{1 - r[3] / r[4]:.0%}", (x + 0.2, r[3]), ha="center", va="bottom", fontsize=8)
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.4 * len(keys) + 2), 4))
+    ax.bar([x - 0.27 for x in xs], [g.ondemand_usd for g in groups], width=0.27,
+           label="on-demand price of the same hours")
+    ax.bar(list(xs), [g.spend_usd for g in groups], width=0.27, label="spend")
+    ax.bar([x + 0.27 for x in xs], [g.idle_usd for g in groups], width=0.27, label="idle (of the spend)")
+    for x, g in zip(xs, groups, strict=True):
+        if g.ondemand_usd > 0:
+            ax.annotate(f"-{g.savings_fraction:.0%}", (x, g.spend_usd), ha="center", va="bottom", fontsize=8)
     ax.set_xticks(list(xs), keys, rotation=20, ha="right")
     ax.set_ylabel("USD")
     ax.set_title(f"Spend vs on-demand by {by} (total saving {total:.0%})")

@@ -72,7 +72,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ray_multicloud.attribution import ActorSeen, attribute
+from ray_multicloud.attribution import TEAM_METADATA_KEY, ActorSeen, attribute, teams
 from ray_multicloud.budget_guard import BudgetGuard
 from ray_multicloud.cluster_config.budget import parse_budgets
 from ray_multicloud.cluster_config.idle import parse_idle
@@ -176,6 +176,19 @@ def live_actors(gcs_address: str) -> list[ActorSeen]:
     rows = list_actors(filters=[("state", "=", "ALIVE")], limit=100_000, raise_on_missing_output=False)
     return [ActorSeen(class_name=str(a.class_name), name=a.name, job_id=str(a.job_id), node_id=a.node_id)
             for a in rows]
+
+
+def live_job_teams(gcs_address: str) -> dict[str, str]:
+    """Ray job id -> the team its metadata names (``attribution``, "Teams"), for the jobs that name one."""
+    from ray.util.state import list_jobs
+
+    out: dict[str, str] = {}
+    for job in list_jobs(limit=10_000, raise_on_missing_output=False):
+        team = (getattr(job, "metadata", None) or {}).get(TEAM_METADATA_KEY)
+        job_id = getattr(job, "job_id", None)
+        if job_id and isinstance(team, str) and team.strip():
+            out[str(job_id)] = team.strip()
+    return out
 
 
 # --------------------------------------------------------------------------- one move
@@ -540,6 +553,7 @@ class Controller:
         attribute_every_s: float = 60.0,
         draining: Callable[[str], Mapping[str, float]] = draining_deadlines,
         notice_poll_s: float = 1.0,
+        job_teams: Callable[[str], Mapping[str, str]] | None = None,
     ) -> None:
         from ray_multicloud.cluster_config.cluster import check_cluster
         from ray_multicloud.provider import MultiCloudNodeProvider
@@ -557,6 +571,9 @@ class Controller:
         # actors are read through ``actors`` (default: Ray's state API, when connected) at most
         # every ``attribute_every_s``; the Train run name of a pool comes from ``train_runs``.
         self._actors = actors
+        # Teams named by jobs' metadata (default: Ray's state API, when connected), read with the actors.
+        self._job_teams = job_teams
+        self._teamed: dict[str, str] = {}
         self.attribute_every_s = attribute_every_s
         self._attributed_at = -math.inf
         self._attributed: dict[str, str] = {}
@@ -920,9 +937,10 @@ class Controller:
             logger.warning("workload attribution skipped: %s", exc)
             return {}
         mine = {n.instance_id for n in fleet}
+        node_instance = {rn.node_id: iid for iid, rn in ray_nodes_now.items() if iid in mine}
         labels = attribute(
             actors,
-            {rn.node_id: iid for iid, rn in ray_nodes_now.items() if iid in mine},
+            node_instance,
             pool_of_instance={n.instance_id: n.pool for n in fleet},
             train_run_of_pool=self.train_runs,
         )
@@ -934,7 +952,29 @@ class Controller:
                 logger.warning("could not record the workload of %s: %s", iid, exc)
                 continue
             self._attributed[iid] = label
+        self._attribute_teams(actors, node_instance)
         return changed
+
+    def _attribute_teams(self, actors: Sequence[ActorSeen], node_instance: Mapping[str, str]) -> None:
+        """Charge nodes to the teams their jobs' metadata names (``attribution.teams``); a node whose
+        jobs name none keeps its pool's team. A state API that cannot be read is logged and skipped."""
+        read = self._job_teams or (live_job_teams if self._actors is None else None)
+        if read is None or self.ledger is None:
+            return
+        try:
+            team_of_job = read(self.gcs_address)
+        except Exception as exc:  # noqa: BLE001 - state API down: the pools' teams stand
+            logger.warning("job teams skipped: %s", exc)
+            return
+        for iid, team in teams(actors, node_instance, team_of_job).items():
+            if self._teamed.get(iid) == team:
+                continue
+            try:
+                self.ledger.set_team(iid, team)
+            except (LedgerError, OSError, sqlite3.Error) as exc:
+                logger.warning("could not record the team of %s: %s", iid, exc)
+                continue
+            self._teamed[iid] = team
 
     def _directive(
         self,

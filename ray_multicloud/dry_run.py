@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +40,7 @@ from ray_multicloud.cluster_config.provider_section import load_settings, offers
 from ray_multicloud.cluster_config.slo import best_network_p95, parse_slo
 from ray_multicloud.cluster_config.worker_setup import INLINE_LIMIT_BYTES, worker_setups
 from ray_multicloud.errors import CloudError, ConfigError
-from ray_multicloud.policy import OfferIndex, place
+from ray_multicloud.policy import OfferIndex, matching_offers, place
 from ray_multicloud.policy.place import describe_offer
 from ray_multicloud.pricing import load_catalog
 from ray_multicloud.serve.ranking import load_rtt_table
@@ -193,7 +193,7 @@ def setup_notes(config: Mapping[str, Any]) -> list[str]:
     return notes
 
 
-def _offers(settings: Any, catalog_path: str | None) -> list[Offer]:
+def _offers(settings: Any, catalog_path: str | None, now: float | None = None) -> list[Offer]:
     from ray_multicloud.clouds import make_cloud
 
     # Offline: only private pools are built (from their own machine lists); no cloud API is called.
@@ -202,7 +202,7 @@ def _offers(settings: Any, catalog_path: str | None) -> list[Offer]:
         for name, spec in settings.clouds.items()
         if str(spec.get("driver", name)) in FIXED_POOL_DRIVERS
     }
-    return offers_of_clouds(settings, load_catalog(catalog_path).offers, fixed)
+    return offers_of_clouds(settings, load_catalog(catalog_path).offers, fixed, now=now)
 
 
 def _default_ssm() -> SsmLookup | None:
@@ -262,7 +262,7 @@ def dry_run(
             f"provider.gcs_address {settings.gcs_address} is loopback: workers on {', '.join(public)} "
             "cannot reach it; use the head's overlay or peered-network address (docs/networking.md)"
         )
-    offers = _offers(settings, settings.catalog_path)
+    offers = _offers(settings, settings.catalog_path, now)
     for name, spec in settings.clouds.items():
         if str(spec.get("driver", name)) == "private":
             from ray_multicloud.clouds.private import parse_machines, unpriced_warnings
@@ -317,4 +317,17 @@ def dry_run(
             )
         else:
             out.pools.append(PoolDryRun(node_type, count, False, infeasible=decision.reasons))
+    out.warnings += unusable_reservations(index, [t for t in targets.values() if isinstance(t, PoolSpec)])
     return out
+
+
+def unusable_reservations(index: OfferIndex, pools: Sequence[PoolSpec]) -> list[str]:
+    """A warning per running reservation no pool can place a node on (its accelerator, limits or
+    ``capacity_types`` exclude it): it is paid whether used or not, so it would be paid for nothing."""
+    used = {o.offer_id for pool in pools for o in matching_offers(pool, index)}
+    return [
+        f"{o.source}: no pool can use the reservation {o.offer_id} (add 'reserved' to a matching pool's "
+        f"capacity_types); its {o.reserved_count} node(s) at ${o.paid_price_per_hour:g}/h are paid whether "
+        "used or not"
+        for o in index.reserved() if o.offer_id not in used
+    ]

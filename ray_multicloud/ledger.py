@@ -35,8 +35,8 @@ from ray_multicloud.errors import MultiCloudError
 from ray_multicloud.moves import TRANSITIONS, MoveRecord, MoveState
 from ray_multicloud.types import Offer
 
-GroupBy = Literal["cloud", "pool", "job", "cluster", "capacity", "region", "instance"]
-GROUP_KEYS: tuple[str, ...] = ("cloud", "pool", "job", "cluster", "capacity", "region", "instance")
+GroupBy = Literal["cloud", "pool", "job", "team", "cluster", "capacity", "region", "instance"]
+GROUP_KEYS: tuple[str, ...] = ("cloud", "pool", "job", "team", "cluster", "capacity", "region", "instance")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS instances (
@@ -55,7 +55,8 @@ CREATE TABLE IF NOT EXISTS instances (
     launched_at REAL NOT NULL,
     launch_reason TEXT,
     ended_at REAL,
-    end_reason TEXT
+    end_reason TEXT,
+    team TEXT
 );
 CREATE TABLE IF NOT EXISTS prices (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -120,6 +121,7 @@ class SpendRow:
     ondemand_cost_usd: float
     price_per_hour: float
     ondemand_price_per_hour: float
+    team: str = ""
 
     @property
     def saved_usd(self) -> float:
@@ -238,6 +240,9 @@ class Ledger:
             columns = {row[1] for row in db.execute("PRAGMA table_info(instances)")}
             if "launch_reason" not in columns:
                 db.execute("ALTER TABLE instances ADD COLUMN launch_reason TEXT")
+            # A ledger written before nodes carried a team label gains the column (NULL there).
+            if "team" not in columns:
+                db.execute("ALTER TABLE instances ADD COLUMN team TEXT")
             db.execute(f"PRAGMA user_version = {_VERSION}")
 
     def close(self) -> None:
@@ -278,14 +283,17 @@ class Ledger:
         at: float,
         job: str | None = None,
         reason: str = "",
+        team: str = "",
     ) -> bool:
-        """Record a launched node at ``offer.price_per_hour`` from ``at``, and why the policy chose its
-        offer (``reason``, the placement's reasons; the dashboard shows them). False if already known."""
+        """Record a launched node at ``offer.paid_price_per_hour`` from ``at`` (a reserved node: its
+        term price, paid whether used or not; the $0 its decisions saw is not what it costs), why the
+        policy chose its offer (``reason``, the placement's reasons; the dashboard shows them) and the
+        team it is charged to (``team``, its pool's label; "" none). False if already known."""
         with self._write() as db:
             cur = db.execute(
                 "INSERT INTO instances (instance_id, cluster, pool, request_id, job, cloud, region, zone,"
-                " instance_type, capacity, offer_id, ondemand_price, launched_at, launch_reason)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(instance_id) DO NOTHING",
+                " instance_type, capacity, offer_id, ondemand_price, launched_at, launch_reason, team)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(instance_id) DO NOTHING",
                 (
                     instance_id,
                     cluster,
@@ -301,13 +309,14 @@ class Ledger:
                     offer.ondemand_price_per_hour,
                     at,
                     reason or None,
+                    team or None,
                 ),
             )
             if cur.rowcount == 0:
                 return False
             db.execute(
                 "INSERT INTO prices (instance_id, at, price) VALUES (?,?,?)",
-                (instance_id, at, offer.price_per_hour),
+                (instance_id, at, offer.paid_price_per_hour),
             )
             return True
 
@@ -430,6 +439,12 @@ class Ledger:
                 (instance_id, at, deadline),
             )
 
+    def set_team(self, instance_id: str, team: str | None) -> None:
+        """Charge the node's spend to ``team`` (None: no team)."""
+        with self._write() as db:
+            self._require(db, instance_id)
+            db.execute("UPDATE instances SET team = ? WHERE instance_id = ?", (team or None, instance_id))
+
     def set_job(self, instance_id: str, job: str | None) -> None:
         """Attribute the node's spend to ``job`` (a training run or a Serve deployment)."""
         with self._write() as db:
@@ -447,9 +462,12 @@ class Ledger:
         """Per instance launched before ``until`` (default: now), its spend up to ``until``."""
         end = time.time() if until is None else until
         with self._lock:
+            # A read-only ledger written before the team column existed reads as no team.
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(instances)")}
+            team = "COALESCE(team, '')" if "team" in columns else "''"
             inst = self._db.execute(
                 "SELECT instance_id, cluster, pool, COALESCE(job, ''), cloud, region, zone, instance_type,"
-                " capacity, ondemand_price, launched_at, ended_at, end_reason FROM instances"
+                f" capacity, ondemand_price, launched_at, ended_at, end_reason, {team} FROM instances"
                 " WHERE launched_at <= ? ORDER BY launched_at, instance_id",
                 (end,),
             ).fetchall()
@@ -460,7 +478,7 @@ class Ledger:
         for iid, at, price in price_rows:
             prices.setdefault(iid, []).append((float(at), float(price)))
         out: list[SpendRow] = []
-        for iid, cluster, pool, job, cloud, region, zone, itype, cap, od, launched, ended, reason in inst:
+        for iid, cluster, pool, job, cloud, region, zone, itype, cap, od, launched, ended, reason, tm in inst:
             stop = end if ended is None else min(float(ended), end)
             stop = max(stop, float(launched))
             hours = (stop - launched) / 3600.0
@@ -486,12 +504,13 @@ class Ledger:
                     ondemand_cost_usd=hours * float(od),
                     price_per_hour=current,
                     ondemand_price_per_hour=float(od),
+                    team=str(tm),
                 )
             )
         return out
 
     def summary(self, group_by: str = "cloud", until: float | None = None) -> list[SpendGroup]:
-        """:meth:`spend` summed per cloud, pool, job (or cluster, capacity, region, instance)."""
+        """:meth:`spend` summed per cloud, pool, job, team (or cluster, capacity, region, instance)."""
         return group_spend(self.spend(until), group_by)
 
     def moves(self) -> list[tuple[str, str, str, float]]:

@@ -62,7 +62,7 @@ from ray_multicloud.cluster_config.budget import parse_cluster_budget, parse_poo
 from ray_multicloud.cluster_config.cluster import check_cluster
 from ray_multicloud.cluster_config.idle import parse_idle
 from ray_multicloud.cluster_config.migration import parse_migration
-from ray_multicloud.cluster_config.pools import fill_pool_defaults, parse_offer, parse_pool
+from ray_multicloud.cluster_config.pools import fill_pool_defaults, parse_offer, parse_pool, pool_team
 from ray_multicloud.cluster_config.provider_section import ProviderSettings, load_settings, offers_of_clouds
 from ray_multicloud.cluster_config.worker_setup import setup_of, write_into_provider
 from ray_multicloud.directives import SLO_DIRECTIVE_PREFIX, LaunchDirectives
@@ -76,6 +76,7 @@ from ray_multicloud.idle_guard import is_hibernated, state_path
 from ray_multicloud.ledger import Ledger, LedgerError
 from ray_multicloud.policy import OfferIndex, matching_offers, place
 from ray_multicloud.policy.budget import Budget
+from ray_multicloud.policy.place import full_reservations
 from ray_multicloud.pricing import load_catalog
 from ray_multicloud.pricing.board import PriceBoard, apply_board
 from ray_multicloud.pricing.feeds import build_feeds, drivers_of, endpoints_from_clouds
@@ -95,6 +96,7 @@ from ray_multicloud.types import (
 logger = logging.getLogger(__name__)
 
 TAG_PRICE = "rmc-price"
+TAG_TEAM = "rmc-team"  # the team the node's spend is charged to (its pool's `team:`), when set
 DIRECTIVE_MAX_AGE_S = 120.0  # a launch directive older than this (a stopped controller) is ignored
 RAY_LABEL_PREFIX = "ray.io/"
 
@@ -118,7 +120,7 @@ class OfferBook:
             catalog = load_catalog(self._settings.catalog_path)
             own = [(n, c) for n, c in self._clouds.items() if c.features.own_offers]
             fixed = {n: cast(SellsFixedOffers, c).offers() for n, c in own}
-            offers = offers_of_clouds(self._settings, catalog.offers, fixed)
+            offers = offers_of_clouds(self._settings, catalog.offers, fixed)  # every reservation
             self._base = offers
             # Public clouds (driver aws/gcp/azure) get live price feeds over their catalog offers.
             feeds = build_feeds(offers, endpoints_from_clouds(self._settings.clouds),
@@ -143,11 +145,16 @@ class OfferBook:
             if self._live is not None:
                 statuses = self._live.refresh(now)
                 feeds = tuple(s.fetched_at or 0.0 for s in statuses) + tuple(float(s.stale) for s in statuses)
-            version = (self._board.version(), *feeds)
+            # A reservation is placed on only while it runs (its starts/ends); its offer stays known by
+            # id either way, so a node launched on it is still recognised after it ended.
+            running = tuple(r.active(now) for r in self._settings.reservations)
+            version = (self._board.version(), *feeds, *running)
             if version != self._version:
                 offers = list(base) if self._live is None else list(self._live.overlay(base, now).offers)
                 offers = apply_board(offers, self._board.read())
-                self._index = OfferIndex.build(offers)
+                ended = {r.key for r in self._settings.reservations if not r.active(now)}
+                self._index = OfferIndex.build(
+                    o for o in offers if not (o.capacity is CapacityType.RESERVED and o.source in ended))
                 self._by_id = {o.offer_id: o for o in offers}
                 self._version = version
             return self._index
@@ -181,6 +188,7 @@ class MultiCloudNodeProvider(NodeProvider):
         self._instances: dict[str, Instance] = {}
         self._cooldowns: dict[OfferId, float] = {}
         self._targets: dict[str, PoolSpec | Offer] = {}
+        self._teams: dict[str, str] = {}  # node type -> its pool's team, learnt from its node_config
         self._priced: dict[str, float] = {}  # the last price the ledger holds for each live node
         self._claims = LaunchClaims()
         # The ledger's view of the fleet (see _account): nodes it holds as running, and for those
@@ -246,18 +254,19 @@ class MultiCloudNodeProvider(NodeProvider):
                 continue
             if not known:
                 recorded = _record(
-                    ledger.record_launch, node_id, self.cluster_name, inst.tags.get(TAG_POOL, ""), offer,
+                    functools.partial(ledger.record_launch, team=inst.tags.get(TAG_TEAM, "")),
+                    node_id, self.cluster_name, inst.tags.get(TAG_POOL, ""), offer,
                     inst.tags.get(TAG_REQUEST, ""), inst.launched_at or now,
                 )
                 if recorded:
                     with self._lock:
                         self._open.add(node_id)
-                        self._priced[node_id] = offer.price_per_hour
+                        self._priced[node_id] = offer.paid_price_per_hour
                 continue
             with self._lock:
-                self._priced[node_id] = offer.price_per_hour
-            if last is not None and last != offer.price_per_hour:
-                _record(ledger.record_price, node_id, offer.price_per_hour, now)
+                self._priced[node_id] = offer.paid_price_per_hour
+            if last is not None and last != offer.paid_price_per_hour:
+                _record(ledger.record_price, node_id, offer.paid_price_per_hour, now)
         with self._lock:
             absent = sorted(self._open - set(live))
         for node_id in absent:
@@ -308,8 +317,9 @@ class MultiCloudNodeProvider(NodeProvider):
         return out
 
     def full_offers(self, fleet: Sequence[FleetNode] | None = None) -> frozenset[OfferId]:
-        """Offers of fixed-capacity clouds (private machines) whose every slot holds a live node of
-        ``fleet`` (default: the fleet now): no launch or move can land there until one frees."""
+        """Offers of fixed-capacity clouds (private machines), and reserved offers (declared
+        commitments), whose every slot holds a live node of ``fleet`` (default: the fleet now): no
+        launch or move can land there until one frees."""
         fleet = self.fleet() if fleet is None else fleet
         used: dict[str, int] = {}
         for node in fleet:
@@ -321,6 +331,8 @@ class MultiCloudNodeProvider(NodeProvider):
             if slots is None:
                 continue
             full.update(OfferId(oid) for oid, n in slots(self.cluster_name).items() if used.get(oid, 0) >= n)
+        # Reserved offers (declared commitments) whose every slot holds a live node.
+        full.update(full_reservations(self.offers.index().reserved(), fleet))
         return frozenset(full)
 
     # -- NodeProvider: queries ---------------------------------------------------------------------
@@ -441,8 +453,11 @@ class MultiCloudNodeProvider(NodeProvider):
             target = parse_offer(node_type, node_config)
         else:
             target = parse_pool(node_type, node_config, self.offers.index())
+        team = pool_team(node_type, node_config)
         with self._lock:
             self._targets[node_type] = target
+            if team:
+                self._teams[node_type] = team
         return target
 
     def _budgets(self, node_type: str, node_config: Mapping[str, Any]) -> tuple[Budget, ...]:
@@ -577,12 +592,13 @@ class MultiCloudNodeProvider(NodeProvider):
                 self._instances[inst.instance_id] = inst
             ledger = self._ledger
             if ledger is not None and _record(
-                functools.partial(ledger.record_launch, reason="; ".join(reasons)),
+                functools.partial(ledger.record_launch, reason="; ".join(reasons),
+                                  team=self._teams.get(node_type, "")),
                 inst.instance_id, self.cluster_name, node_type, offer, request_id, time.time(),
             ):
                 with self._lock:
                     self._open.add(inst.instance_id)
-                    self._priced[inst.instance_id] = offer.price_per_hour
+                    self._priced[inst.instance_id] = offer.paid_price_per_hour
             return inst
         raise LaunchFailed(node_type, request_id, causes)
 
@@ -633,7 +649,8 @@ class MultiCloudNodeProvider(NodeProvider):
             TAG_REQUEST: request_id,
             TAG_CLOUD: offer.cloud,
             TAG_CAPACITY: offer.capacity.value,
-            TAG_PRICE: f"{offer.price_per_hour:.6g}",
+            TAG_PRICE: f"{offer.paid_price_per_hour:.6g}",  # what it is paid (reserved: term)
+            **({TAG_TEAM: team} if (team := self._teams.get(node_type)) else {}),
         }
 
     def _bootstrap(self, node_type: str, offer: Offer, resources: Mapping[str, float],
@@ -647,7 +664,7 @@ class MultiCloudNodeProvider(NodeProvider):
             resources=dict(resources),
             labels=custom,
             env={
-                "RAY_NODE_MARKET_TYPE": offer.capacity.value,
+                "RAY_NODE_MARKET_TYPE": offer.capacity.market,
                 "RAY_NODE_REGION": offer.region,
                 "RAY_NODE_ZONE": offer.zone or offer.region,
             },

@@ -60,7 +60,7 @@ def test_defaults(index: OfferIndex) -> None:
     pool = pool_of(index, accelerator="T4")
     assert (pool.accelerator_count, pool.capacity_types, pool.min_clouds, pool.max_price_per_hour) == (
         1.0,
-        (CapacityType.SPOT, CapacityType.ON_DEMAND),
+        (CapacityType.SPOT, CapacityType.ON_DEMAND, CapacityType.RESERVED),  # unset: any, reserved too
         1,
         None,
     )
@@ -83,7 +83,7 @@ def test_defaults(index: OfferIndex) -> None:
         ({"accelerator": "A100", "min_clouds": 1.5}, f"{KEY}.min_clouds", ["must be an integer"]),
         ({"accelerator": "A100", "min_on_demand": -1}, f"{KEY}.min_on_demand", [">= 0"]),
         ({"accelerator": "A100", "min_vcpus": -2}, f"{KEY}.min_vcpus", [">= 0"]),
-        ({"accelerator": "A100", "capacity_types": ["cheap"]}, f"{KEY}.capacity_types[0]", ["use 'spot' or 'on-demand'"]),
+        ({"accelerator": "A100", "capacity_types": ["cheap"]}, f"{KEY}.capacity_types[0]", ["use 'spot', 'on-demand' or 'reserved'"]),
         ({"accelerator": 100}, f"{KEY}.accelerator", ["must be a non-empty string"]),
         ({"accelerator_count": 1}, f"{KEY}.accelerator_count", ["name the accelerator"]),
         # unknown accelerator / cloud
@@ -203,7 +203,7 @@ def test_pinned_offer_parses() -> None:
     ("change", "key", "fragment"),
     [
         ({"cloud": None}, f"{OFFER_KEY}.cloud", "missing"),
-        ({"capacity": "cheap"}, f"{OFFER_KEY}.capacity", "use 'spot' or 'on-demand'"),
+        ({"capacity": "cheap"}, f"{OFFER_KEY}.capacity", "use 'spot', 'on-demand'"),
         ({"price_per_hour": -1}, f"{OFFER_KEY}.price_per_hour", ">= 0"),
         ({"price_per_hour": 5, "ondemand_price_per_hour": 3}, f"{OFFER_KEY}.price_per_hour", "cannot exceed"),
         ({"zone": 3}, f"{OFFER_KEY}.zone", "must be a string"),

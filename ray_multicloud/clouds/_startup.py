@@ -55,7 +55,7 @@ def ray_env(bootstrap: RayBootstrap, offer: Offer) -> dict[str, str]:
     variables (which become Ray's own ``ray.io/market-type`` / ``availability-region`` / ``-zone``
     labels). ``RAY_CLOUD_INSTANCE_ID`` is exported separately by the script."""
     env = dict(bootstrap.env)
-    env.setdefault("RAY_NODE_MARKET_TYPE", offer.capacity.value)
+    env.setdefault("RAY_NODE_MARKET_TYPE", offer.capacity.market)
     env.setdefault("RAY_NODE_REGION", offer.region)
     if offer.zone:
         env.setdefault("RAY_NODE_ZONE", offer.zone)

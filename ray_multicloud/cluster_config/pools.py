@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ray_multicloud.errors import ConfigError
+from ray_multicloud.policy.assess import Criticality
 from ray_multicloud.policy.place import OfferIndex, check_pool
 from ray_multicloud.types import CapacityType, Colocate, Offer, PoolSpec
 
@@ -36,6 +37,8 @@ POOL_KEYS: tuple[str, ...] = (
     "min_clouds",
     "min_on_demand",
     "colocate",
+    "team",
+    "criticality",
 )
 OFFER_REQUIRED: tuple[str, ...] = ("cloud", "region", "zone", "instance_type", "capacity", "price_per_hour")
 OFFER_OPTIONAL: tuple[str, ...] = (
@@ -170,11 +173,13 @@ def parse_pool(
                 f"{key}.regions[{i}]", f"{region!r}: '*' is allowed only at the end (e.g. 'eu-*')"
             )
 
-    capacity: tuple[CapacityType, ...] = (CapacityType.SPOT, CapacityType.ON_DEMAND)
+    # Unset: any, a declared reservation included (a cloud applies a commitment to matching usage).
+    capacity: tuple[CapacityType, ...] = (CapacityType.SPOT, CapacityType.ON_DEMAND, CapacityType.RESERVED)
     if "capacity_types" in raw:
         names = _strings(f"{key}.capacity_types", raw["capacity_types"])
         if not names:
-            raise ConfigError(f"{key}.capacity_types", "is empty; allow at least one of 'spot', 'on-demand'")
+            raise ConfigError(f"{key}.capacity_types",
+                              "is empty; allow at least one of 'spot', 'on-demand', 'reserved'")
         parsed: list[CapacityType] = []
         for i, text in enumerate(names):
             try:
@@ -218,6 +223,8 @@ def parse_pool(
                 "drop one (a training gang wants colocate, a serving pool min_clouds)",
             )
 
+    pool_team(node_type, node_config)  # checked here; the provider tags nodes with it
+    pool_criticality(node_type, node_config)  # checked here; `ray-multicloud assess` reads it
     pool = PoolSpec(
         name=node_type,
         accelerator=accelerator,
@@ -238,6 +245,34 @@ def parse_pool(
         first = problems[0]
         raise ConfigError(f"{key}.{first.key}", first.message)
     return pool
+
+
+def pool_team(node_type: str, node_config: Mapping[str, Any]) -> str:
+    """The team a node type's spend is charged to: its ``pool.team`` (a non-empty string of at most
+    64 characters, no control characters), "" when unset or the node type has no pool."""
+    pool = node_config.get("pool") if isinstance(node_config, Mapping) else None
+    if not isinstance(pool, Mapping) or pool.get("team") is None:
+        return ""
+    key = f"{node_config_key(node_type)}.pool.team"
+    team = _string(key, pool["team"])
+    if len(team) > 64 or any(ord(c) < 32 or c == "\x7f" for c in team):
+        raise ConfigError(key, f"{team[:70]!r}: a team label is at most 64 printable characters, "
+                          "e.g. ml-research")
+    return team
+
+
+def pool_criticality(node_type: str, node_config: Mapping[str, Any]) -> Criticality:
+    """A node type's declared ``pool.criticality`` (low, medium, high; default medium), which
+    ``ray-multicloud assess`` weighs when it ranks workloads to hand over to the policy."""
+    pool = node_config.get("pool") if isinstance(node_config, Mapping) else None
+    if not isinstance(pool, Mapping) or pool.get("criticality") is None:
+        return Criticality.MEDIUM
+    key = f"{node_config_key(node_type)}.pool.criticality"
+    text = _string(key, pool["criticality"]).lower()
+    names = tuple(c.value for c in Criticality)
+    if text not in names:
+        raise ConfigError(key, f"{text!r} is not one of {', '.join(names)}{_suggest(text, names)}")
+    return Criticality(text)
 
 
 def default_colocate(
@@ -309,6 +344,9 @@ def parse_offer(node_type: str, node_config: Mapping[str, Any]) -> Offer:
         capacity = CapacityType.parse(_string(f"{key}.capacity", raw["capacity"]))
     except ValueError as exc:
         raise ConfigError(f"{key}.capacity", str(exc)) from None
+    if capacity is CapacityType.RESERVED:
+        raise ConfigError(f"{key}.capacity", "a pinned offer is 'spot' or 'on-demand'; declare a commitment "
+                          "under provider.reservations and let a pool use it")
     price = _number(f"{key}.price_per_hour", raw["price_per_hour"], minimum=0)
     ondemand = price
     if raw.get("ondemand_price_per_hour") is not None:

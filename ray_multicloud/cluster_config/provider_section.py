@@ -36,8 +36,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ray_multicloud.cluster_config.reservations import parse_reservations, reserved_offers
 from ray_multicloud.errors import ConfigError
-from ray_multicloud.types import Offer
+from ray_multicloud.types import Offer, Reservation
 
 # Keys Ray itself reads or writes in the provider section.
 _RAY_KEYS = frozenset({
@@ -48,7 +49,8 @@ _OUR_KEYS = frozenset({"gcs_address", "state_dir", "catalog", "cooldown_seconds"
                        "max_price_age_seconds", "price_ttl_seconds", "train_storage", "start_controller",
                        "dashboard_port",
                        "budget",  # cluster_config/budget.py
-                       "idle"})  # cluster_config/idle.py
+                       "idle",  # cluster_config/idle.py
+                       "reservations"})  # cluster_config/reservations.py
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,7 @@ class ProviderSettings:
     train_storage: str | None = None
     start_controller: bool = True
     dashboard_port: int | None = None
+    reservations: tuple[Reservation, ...] = ()
 
 
 def load_cluster_yaml(path: str | Path) -> dict[str, Any]:
@@ -130,6 +133,7 @@ def load_settings(provider_config: Mapping[str, Any], cluster_name: str) -> Prov
         train_storage=train_storage.strip() if isinstance(train_storage, str) else None,
         start_controller=start_controller,
         dashboard_port=dashboard_port,
+        reservations=parse_reservations(provider_config),
     )
 
 
@@ -207,12 +211,17 @@ def catalog_offers_for(name: str, spec: Mapping[str, Any], catalog: Iterable[Off
 
 
 def offers_of_clouds(
-    settings: ProviderSettings, catalog: Sequence[Offer], fixed: Mapping[str, Sequence[Offer]]
+    settings: ProviderSettings, catalog: Sequence[Offer], fixed: Mapping[str, Sequence[Offer]],
+    *, now: float | None = None,
 ) -> list[Offer]:
     """Every offer the configured clouds sell: a cloud with its own offers (a private pool, given in
-    ``fixed`` by name) sells those; every other entry sells its catalog offers (``catalog_offers_for``)."""
+    ``fixed`` by name) sells those; every other entry sells its catalog offers (``catalog_offers_for``);
+    plus one reserved offer per ``provider.reservations`` entry active at ``now`` (None: all of them;
+    ``ConfigError`` when one matches no offer)."""
     offers: list[Offer] = []
     for name, spec in settings.clouds.items():
         own = fixed.get(name)
         offers.extend(own if own is not None else catalog_offers_for(name, spec, catalog))
+    if settings.reservations:
+        offers.extend(reserved_offers(settings.reservations, offers, now=now))
     return offers

@@ -144,7 +144,8 @@ def fleet_rows(
             capacity = tags.get(TAG_CAPACITY, "")
         price: float | None
         if offer is not None:
-            price, od, source = offer.price_per_hour, offer.ondemand_price_per_hour, "offer book"
+            # What the machine is paid (a reserved one: its term price, not the $0 decisions see).
+            price, od, source = offer.paid_price_per_hour, offer.ondemand_price_per_hour, "offer book"
         else:
             price, od = _float(tags.get(TAG_PRICE)), None
             source = "launch tag" if price is not None else ""

@@ -53,6 +53,12 @@ empty pool, or of this call, chooses as usual and anchors the rest); fallbacks s
 nothing matches there any more, the node is placed apart with a reason saying so, and the
 controller's next move of the pool moves the whole gang (``policy.rebalance``, "Gangs").
 
+**Reserved capacity.** A reserved offer (a declared commitment, ``Offer.reserved_count`` slots,
+``price_per_hour`` 0 because its cost is sunk) ranks as a $0 offer, so it is taken first while it
+has a free slot: a slot is free while fewer live nodes of the fleet (any pool) plus the nodes
+placed in this call are on that offer than its ``reserved_count``. A full reservation is not a
+candidate, nor a fallback.
+
 **Failover order.** ``Placement.fallbacks`` holds up to ``max_fallbacks`` distinct matching offers
 other than the chosen one, in three tiers, each tier in ranking order:
 
@@ -153,6 +159,10 @@ class OfferIndex:
         """The offers of one accelerator (case-insensitive exact name), cheapest first."""
         return self.groups.get(_accelerator_key(accelerator), _EMPTY_GROUP).offers
 
+    def reserved(self) -> tuple[Offer, ...]:
+        """The reserved offers (declared commitments) of every accelerator."""
+        return tuple(o for g in self.groups.values() for o in g.offers if o.capacity is CapacityType.RESERVED)
+
     def accelerators(self) -> tuple[str, ...]:
         """Known accelerator names as the catalog spells them (CPU-only excluded), sorted."""
         return tuple(sorted((n for k, n in self.names.items() if k), key=str.lower))
@@ -200,6 +210,10 @@ def _what(pool: PoolSpec) -> str:
 def describe_offer(o: Offer) -> str:
     """``aws us-east-1a p3.2xlarge $0.92/h (on-demand $3.06/h, 70% off)``."""
     where = o.zone or o.region
+    if o.capacity is CapacityType.RESERVED:
+        term = money(o.paid_price_per_hour)
+        return (f"{o.cloud} {where} {o.instance_type} reserved ({o.reserved_count} committed at {term}/h, "
+                f"paid whether used or not: $0/h marginal; on-demand {money(o.ondemand_price_per_hour)}/h)")
     text = f"{o.cloud} {where} {o.instance_type} {money(o.price_per_hour)}/h"
     if o.capacity is CapacityType.SPOT:
         text += f" (on-demand {money(o.ondemand_price_per_hour)}/h, {o.discount:.0%} off)"
@@ -529,6 +543,15 @@ def place(
         )
         return Infeasible(pool=pool.name, reasons=why)
 
+    reserved_used = reserved_in_use(fleet)
+    full = {o.offer_id for o in ranked if _reservation_full(o, reserved_used)}
+    if full:
+        ranked = [o for o in ranked if o.offer_id not in full]
+        if not ranked:
+            return Infeasible(pool=pool.name, reasons=(
+                f"pool {pool.name!r}: capacity_types: every slot of the matching reservation(s) "
+                f"{', '.join(sorted(full))} is in use; allow 'on-demand' or 'spot' to go beyond them",
+            ))
     mine = [n for n in fleet if n.pool == pool.name and n.state in _LIVE_STATES]
     together = ""
     if pool.colocate is not Colocate.NONE and mine:
@@ -539,10 +562,16 @@ def place(
     fallbacks_memo: dict[OfferId, tuple[tuple[Offer, ...], str]] = {}
     placements: list[Placement] = []
     for _ in range(count):
+        if not ranked:  # a reservation this call filled was the last candidate
+            return Infeasible(pool=pool.name, reasons=(
+                f"pool {pool.name!r}: capacity_types: every slot of the matching reservation(s) "
+                f"{', '.join(sorted(full))} is taken by this request; allow 'on-demand' or 'spot' "
+                "to go beyond them",
+            ))
         need_od = on_demand < pool.min_on_demand
         need_spread = pool.min_clouds > 1 and len(covered) < pool.min_clouds
         chosen, notes = _choose(ranked, covered, need_od, need_spread, pool)
-        kind = "on-demand" if chosen.capacity is CapacityType.ON_DEMAND else "spot"
+        kind = chosen.capacity.value
         head = "best" if pool.source_preference else "cheapest"
         if risk is not None:
             head = "lowest expected cost per useful hour:" if not pool.source_preference else "best"
@@ -565,6 +594,15 @@ def place(
             where = pool.colocate.key(chosen)
             fallbacks = tuple(o for o in fallbacks if pool.colocate.key(o) == where)
             summary = f"fallbacks: {len(fallbacks)} within {'/'.join(where)}" if fallbacks else ""
+        if full:
+            fallbacks = tuple(o for o in fallbacks if o.offer_id not in full)
+        if chosen.capacity is CapacityType.RESERVED:
+            used = reserved_used.get(oid, 0) + 1
+            reserved_used[oid] = used
+            reasons.append(f"reserved slot {used} of {chosen.reserved_count} on {oid}")
+            if used >= chosen.reserved_count:
+                full.add(oid)
+                ranked = [o for o in ranked if o.offer_id != oid]
         if summary:
             reasons.append(summary)
         placements.append(Placement(offer=chosen, fallbacks=fallbacks, reasons=tuple(reasons)))
@@ -575,6 +613,27 @@ def place(
             # The first node of a gang sets where the rest of this call goes.
             ranked, together = _colocated(pool, ranked, [chosen])
     return Decision(pool=pool.name, placements=tuple(placements))
+
+
+def reserved_in_use(fleet: Iterable[FleetNode]) -> dict[OfferId, int]:
+    """Live nodes (pending or running, any pool) per reserved offer id."""
+    used: dict[OfferId, int] = {}
+    for n in fleet:
+        if n.state in _LIVE_STATES and n.offer.capacity is CapacityType.RESERVED:
+            used[n.offer.offer_id] = used.get(n.offer.offer_id, 0) + 1
+    return used
+
+
+def _reservation_full(offer: Offer, used: Mapping[OfferId, int]) -> bool:
+    return offer.capacity is CapacityType.RESERVED and used.get(offer.offer_id, 0) >= offer.reserved_count
+
+
+def full_reservations(offers: Iterable[Offer], fleet: Iterable[FleetNode]) -> frozenset[OfferId]:
+    """The reserved offers among ``offers`` whose every slot holds a live node of ``fleet``: no
+    launch or move may land there (the provider and the controller block them like full private
+    machines)."""
+    used = reserved_in_use(fleet)
+    return frozenset(o.offer_id for o in offers if _reservation_full(o, used))
 
 
 def _colocated(pool: PoolSpec, ranked: list[Offer], live: Sequence[Offer]) -> tuple[list[Offer], str]:

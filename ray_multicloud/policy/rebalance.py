@@ -97,7 +97,14 @@ from ray_multicloud.policy.deadline import (
     Step,
     spot,
 )
-from ray_multicloud.policy.place import OfferIndex, describe_offer, matching_offers, money
+from ray_multicloud.policy.place import (
+    OfferIndex,
+    describe_offer,
+    full_reservations,
+    matching_offers,
+    money,
+    reserved_in_use,
+)
 from ray_multicloud.types import (
     CapacityType,
     Colocate,
@@ -312,6 +319,10 @@ def plan(
     blackout = next((b for b in config.blackouts if b.contains(now)), None)
     live = [n for n in fleet if n.state in (NodeState.PENDING, NodeState.RUNNING)]
     mems = dict(memories or {})
+    # Reserved offers: a full one is no target; a free one takes no more moves than its free slots.
+    full = full_reservations(index.reserved(), live)
+    used = reserved_in_use(live)
+    free = {o.offer_id: o.reserved_count - used.get(o.offer_id, 0) for o in index.reserved()}
     candidates: list[tuple[int, float, str, Move]] = []
     notes: list[str] = []
     for node in sorted(fleet, key=lambda n: n.instance_id):
@@ -345,16 +356,26 @@ def plan(
                 f"< min_interval_s {config.min_interval_s:.0f} s"
             )
             continue
-        move, why = _price_move(node, pool, index, config, now, live, cooling(cooldowns, now))
+        move, why = _price_move(node, pool, index, config, now, live, cooling(cooldowns, now) | full)
         if move is None:
             notes.append(f"{node.instance_id}: {why}")
             continue
         net = move.saving_per_hour * config.horizon_hours - move.move_cost_usd
         candidates.append((2, -net, node.instance_id, move))
     candidates.sort(key=lambda c: (c[0], c[1], c[2]))
-    chosen = tuple(c[3] for c in candidates[: config.max_moves])
-    for _, _, iid, _ in candidates[config.max_moves :]:
-        notes.append(f"{iid}: max_moves={config.max_moves} reached this tick")
+    picked: list[Move] = []
+    for _, _, iid, move in candidates:
+        target = move.to_offer.offer_id
+        if target in free and free[target] <= 0:
+            notes.append(f"{iid}: the reserved slots of {target} are taken by this tick's other moves")
+            continue
+        if len(picked) >= config.max_moves:
+            notes.append(f"{iid}: max_moves={config.max_moves} reached this tick")
+            continue
+        if target in free:
+            free[target] -= 1
+        picked.append(move)
+    chosen = tuple(picked)
     return MovePlan(moves=chosen, notes=tuple(notes), memories=mems)
 
 
@@ -700,6 +721,9 @@ def _policy_move(
     said = "; ".join(step.reasons)
     who = f"deadline policy {config.deadline_policy}"
     choice = step.choice
+    if node.offer.capacity is CapacityType.RESERVED:
+        # Never preempted, and paid whether used or not: nothing a deadline policy chooses is cheaper.
+        return None, f"{who}: keep: {node.instance_id} is on a reserved slot ($0/h marginal, not preemptible)"
     if choice == current_choice(node):
         return None, f"{who}: keep ({said})"
     if choice.kind is Kind.WAIT:
