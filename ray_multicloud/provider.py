@@ -180,6 +180,7 @@ class MultiCloudNodeProvider(NodeProvider):
         super().__init__(provider_config, cluster_name)
         self.settings = load_settings(provider_config, cluster_name)
         self.auth = parse_auth(provider_config)
+        self._secrets_ready = False
         self.clouds: dict[str, Cloud] = (
             dict(clouds) if clouds is not None
             else make_clouds(self.settings.clouds, state_dir=str(self.settings.state_dir))
@@ -389,7 +390,7 @@ class MultiCloudNodeProvider(NodeProvider):
         if head:
             # `ray up` creating the head: the cluster's token (and TLS material) is made now and put
             # into every cloud's secret store, before any node could need it.
-            ensure_cluster_secrets(self.secret_stores(), self.cluster_name, self.auth)
+            self._ensure_secrets()
         budgets = () if head else self._budgets(node_type, node_config)
         base_request = tags.get(TAG_RAY_LAUNCH_REQUEST) or uuid.uuid4().hex[:12]
         indices = self._claims.claim(base_request, node_type, count)
@@ -529,6 +530,8 @@ class MultiCloudNodeProvider(NodeProvider):
                 reasons = (advice, *reasons)
             reasons = (*budget_why, *reasons)
         kind = tags.get(TAG_RAY_NODE_KIND, NODE_KIND_WORKER)
+        if kind != NODE_KIND_HEAD:
+            self._ensure_secrets()  # once per process: a store added since `ray up` gets them too
         causes: list[CloudError] = []
         for offer in candidates:
             cloud = self.clouds.get(offer.cloud)
@@ -661,6 +664,16 @@ class MultiCloudNodeProvider(NodeProvider):
             setup=setup_of(self.provider_config, node_type),
             auth=bootstrap_auth(self.auth, self.cluster_name),
         )
+
+    def _ensure_secrets(self) -> None:
+        """``ensure_cluster_secrets`` over every store, once per provider process (the head's
+        creation, or the first worker launch of a monitor): the secrets ``ray up`` made are kept and
+        copied to any store that lacks them; made here only when no store has them."""
+        with self._lock:
+            if self._secrets_ready:
+                return
+            ensure_cluster_secrets(self.secret_stores(), self.cluster_name, self.auth)
+            self._secrets_ready = True
 
     def secret_stores(self) -> list[SecretStore]:
         """The secret store of every configured cloud whose driver has one, each store once (the

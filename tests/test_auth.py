@@ -288,3 +288,133 @@ def test_aws_token_lives_in_ssm_never_in_user_data_and_goes_with_the_head(tmp_pa
         provider.terminate_node(next(iter(created)))
         left = ssm.get_parameters(Names=[ssm_parameter_name(token_secret("prod"))])
         assert left["Parameters"] == [] and left["InvalidParameters"] == [ssm_parameter_name(token_secret("prod"))]
+
+
+# -- GCP Secret Manager and Azure Key Vault, against loopback fakes ---------------------------------
+
+
+def run_fetch(lines: list[str], home: Path) -> subprocess.CompletedProcess[str]:
+    """A worker's auth step as its startup script runs it (bash, set -euo pipefail, rmc_fail)."""
+    script = "\n".join(["set -euo pipefail", 'rmc_fail() { echo "FAIL $1"; exit 9; }', *lines,
+                        'echo "$RAY_AUTH_MODE $RAY_AUTH_TOKEN_PATH"'])
+    return subprocess.run(["bash", "-c", script], env={"HOME": str(home), "PATH": "/usr/bin:/bin"},
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_gcp_secret_manager_store_and_the_workers_fetch(tmp_path: Path) -> None:
+    from fakes.gcp_server import FakeGcp
+    from fakes.secret_servers import INSTANCE_TOKEN, FakeSecretManager
+    from google.auth.credentials import AnonymousCredentials
+
+    from ray_multicloud.clouds.gcp import GcpCloud
+
+    with FakeGcp(zones=("us-central1-a",)) as compute, FakeSecretManager("rmc-test") as fake:
+        cloud = GcpCloud("gcp", project="rmc-test", zones={"us-central1": ["us-central1-a"]},
+                         image="projects/debian-cloud/global/images/family/debian-12", api_endpoint=compute.url,
+                         credentials=AnonymousCredentials(), sleep=lambda _s: None, secrets_endpoint=fake.url,
+                         metadata_token_url=fake.metadata_token_url, service_account="w@rmc-test.iam")
+        store = cloud.secret_store("c")
+        assert store.get(token_secret("c")) is None
+        ensure_cluster_secrets([store], "c", AuthSettings())
+        token = fake.value(token_secret("c"))
+        assert token is not None and len(token) == 64 and store.get(token_secret("c")) == token
+        ensure_cluster_secrets([store], "c", AuthSettings())  # a second `ray up`: kept, no new version
+        assert fake.secrets[token_secret("c")] == [token]
+
+        offer = gpu_offer("gcp", "us-central1", "us-central1-a", "n1-standard-8+V100")
+        request = LaunchRequest(request_id=RequestId("r-0"), cluster="c", pool="t4", offer=offer,
+                                tags={"rmc-cluster": "c"}, bootstrap=boot(bootstrap_auth(AuthSettings(), "c")))
+        body = cloud.instance_body(request, "us-central1-a")
+        script = next(i["value"] for i in body["metadata"]["items"] if i["key"] == "startup-script")
+        assert token not in str(body)
+        # The script's own fetch, run here: the instance's metadata token reads the secret.
+        lines = script.splitlines()
+        start = next(i for i, line in enumerate(lines) if line.startswith("RMC_AUTH_DIR="))
+        end = next(i for i, line in enumerate(lines) if line.startswith("export RAY_AUTH_MODE="))
+        home = tmp_path / "vm"
+        home.mkdir()
+        before = len(fake.tokens_seen)
+        out = run_fetch(lines[start:end + 1], home)
+        assert out.returncode == 0, out.stdout + out.stderr
+        copy_path = home / ".ray_multicloud" / "auth_token"
+        assert copy_path.read_text() == token and mode(copy_path) == 0o600
+        assert fake.tokens_seen[before:] == [INSTANCE_TOKEN]  # the instance's identity, not the operator's
+
+        delete_cluster_secrets([store], "c")
+        assert token_secret("c") not in fake.secrets
+        failed = run_fetch(lines[start:end + 1], home)
+        assert failed.returncode == 9 and "FAIL secret rmc-c-auth-token (Secret Manager" in failed.stdout
+
+
+def test_azure_key_vault_store_purges_so_the_next_ray_up_can_reuse_the_name(tmp_path: Path) -> None:
+    from fakes.azure_server import FakeAzure, FakeAzureCredential
+    from fakes.secret_servers import INSTANCE_TOKEN, FakeKeyVault
+
+    from ray_multicloud.clouds.azure import AzureCloud
+
+    with FakeAzure() as arm, FakeKeyVault() as vault:
+        subnet = (f"/subscriptions/{arm.subscription}/resourceGroups/{arm.resource_group}"
+                  "/providers/Microsoft.Network/virtualNetworks/rmc-vnet/subnets/workers")
+        identity = (f"/subscriptions/{arm.subscription}/resourceGroups/{arm.resource_group}"
+                    "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/rmc-workers")
+        cloud = AzureCloud("azure", subscription_id=arm.subscription, resource_group=arm.resource_group,
+                           subnet_ids={"eastus": subnet}, ssh_public_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA rmc",
+                           base_url=arm.url, credential=FakeAzureCredential("operator-token"),
+                           sleep=lambda _s: None, polling_interval_s=0, sdk_retry_total=0,
+                           key_vault=vault.url, managed_identity_id=identity,
+                           metadata_token_url=vault.metadata_token_url)
+        store = cloud.secret_store("c")
+        assert store is not None
+        ensure_cluster_secrets([store], "c", AuthSettings())
+        token = vault.secrets[token_secret("c")]
+        assert vault.tokens_seen and set(vault.tokens_seen) == {"operator-token"}
+
+        offer = gpu_offer("azure", "eastus", "", "Standard_NC6s_v3")
+        request = LaunchRequest(request_id=RequestId("r-0"), cluster="c", pool="t4", offer=offer,
+                                tags={"rmc-cluster": "c"}, bootstrap=boot(bootstrap_auth(AuthSettings(), "c")))
+        body = cloud.vm_body(request)
+        assert body["identity"] == {"type": "UserAssigned", "userAssignedIdentities": {identity: {}}}
+        import base64
+
+        script = base64.b64decode(body["properties"]["osProfile"]["customData"]).decode()
+        assert token not in script and token not in str(body)
+        lines = script.splitlines()
+        start = next(i for i, line in enumerate(lines) if line.startswith("RMC_AUTH_DIR="))
+        end = next(i for i, line in enumerate(lines) if line.startswith("export RAY_AUTH_MODE="))
+        home = tmp_path / "vm"
+        home.mkdir()
+        out = run_fetch(lines[start:end + 1], home)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert (home / ".ray_multicloud" / "auth_token").read_text() == token
+        assert vault.tokens_seen[-1] == INSTANCE_TOKEN
+
+        delete_cluster_secrets([store], "c")  # `ray down`: deleted and purged
+        assert not vault.secrets and not vault.deleted
+        ensure_cluster_secrets([store], "c", AuthSettings())  # the next `ray up` of the same cluster name
+        assert vault.secrets[token_secret("c")] != token
+
+
+def test_azure_without_a_key_vault_refuses_to_start_locked_out_workers() -> None:
+    from fakes.azure_server import FakeAzure, FakeAzureCredential
+
+    from ray_multicloud.clouds.azure import AzureCloud
+
+    with FakeAzure() as arm:
+        cloud = AzureCloud("azure", subscription_id=arm.subscription, resource_group=arm.resource_group,
+                           subnet_ids={"eastus": "/x"}, ssh_public_key="ssh-ed25519 AAAA rmc",
+                           base_url=arm.url, credential=FakeAzureCredential(), sleep=lambda _s: None)
+        assert cloud.secret_store("c") is None
+        request = LaunchRequest(request_id=RequestId("r-0"), cluster="c", pool="t4",
+                                offer=gpu_offer("azure", "eastus", "", "Standard_NC6s_v3"), tags={},
+                                bootstrap=boot(bootstrap_auth(AuthSettings(), "c")))
+        with pytest.raises(ConfigError, match="provider.auth_mode"):
+            cloud.vm_body(request)
+
+
+def test_a_secret_store_on_plain_http_elsewhere_is_refused() -> None:
+    from ray_multicloud.auth.rest_stores import AzureKeyVaultStore, GcpSecretStore
+
+    with pytest.raises(ConfigError, match="secrets_endpoint"):
+        GcpSecretStore("p", lambda: "t", endpoint="http://secrets.example.com")
+    with pytest.raises(ConfigError, match="key_vault"):
+        AzureKeyVaultStore("http://vault.example.com", lambda: "t")

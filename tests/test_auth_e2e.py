@@ -38,6 +38,13 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
+@pytest.fixture(autouse=True)
+def patient_raylets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a loaded machine a node's dashboard agent can take over the raylet's default wait to start
+    (seen here: 33 s); the nodes these tests start (inheriting this environment) wait longer."""
+    monkeypatch.setenv("RAY_agent_register_timeout_ms", "120000")
+
+
 def test_token_auth_on_by_default(tmp_path: Path) -> None:
     import ray
 
@@ -86,6 +93,33 @@ def test_token_auth_on_by_default(tmp_path: Path) -> None:
         cluster.down()
         assert cluster.down_returncode == 0
         assert not secret.exists()  # `ray down` deleted the cluster's secrets
+    finally:
+        ray.shutdown()
+        cluster.down()
+
+
+def test_tls_is_one_yaml_switch(tmp_path: Path) -> None:
+    import ray
+
+    cluster = LocalCluster(workdir=tmp_path, overrides={"provider": {"start_controller": False, "tls": True}})
+    try:
+        cluster.up()
+        env = cluster.client_env()
+        assert env["RAY_USE_TLS"] == "1" and Path(env["RAY_TLS_CA_CERT"]).read_text().startswith("-----BEGIN")
+        ray.init(cluster.address, log_to_driver=False)
+
+        @ray.remote(num_gpus=1, resources={"accelerator_type:T4": 1})
+        def on_worker() -> tuple[str, str]:
+            return str(os.environ.get("RAY_USE_TLS")), str(os.environ.get("RAY_AUTH_MODE"))
+
+        assert ray.get(on_worker.remote(), timeout=150) == ("1", "token")
+        # A client with the token but without TLS cannot talk to the GCS.
+        plain = {**ray_env(), "HOME": str(tmp_path), "RAY_AUTH_MODE": "token",
+                 "RAY_AUTH_TOKEN_PATH": env["RAY_AUTH_TOKEN_PATH"]}
+        refused = probe(cluster.address, plain)
+        assert refused.returncode != 0 and "NODES" not in refused.stdout
+        ok = probe(cluster.address, {**ray_env(), "HOME": str(tmp_path), **env})
+        assert ok.returncode == 0 and "NODES" in ok.stdout, ok.stderr[-2000:]
     finally:
         ray.shutdown()
         cluster.down()

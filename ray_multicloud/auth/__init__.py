@@ -183,8 +183,9 @@ def startup_lines(auth: AuthBootstrap, store: SecretStore | None, *, cloud: str)
     if store is None:
         raise ConfigError(
             "provider.auth_mode",
-            f"cloud {cloud!r}'s driver cannot deliver the cluster's auth token to its workers yet; "
-            "set provider.auth_mode: disabled (and run Ray only on a private, encrypted network)",
+            f"cloud {cloud!r}'s workers have no secret store to fetch the cluster's auth token from "
+            "(an azure cloud needs key_vault and managed_identity_id); configure it, or set "
+            "provider.auth_mode: disabled (and run Ray only on a private, encrypted network)",
         )
     lines = ['RMC_AUTH_DIR="$HOME/' + NODE_DIR + '"',
              'mkdir -p "$RMC_AUTH_DIR" && chmod 700 "$RMC_AUTH_DIR"']
