@@ -38,13 +38,6 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-@pytest.fixture(autouse=True)
-def patient_raylets(monkeypatch: pytest.MonkeyPatch) -> None:
-    """On a loaded machine a node's dashboard agent can take over the raylet's default wait to start
-    (seen here: 33 s); the nodes these tests start (inheriting this environment) wait longer."""
-    monkeypatch.setenv("RAY_agent_register_timeout_ms", "120000")
-
-
 def test_token_auth_on_by_default(tmp_path: Path) -> None:
     import ray
 

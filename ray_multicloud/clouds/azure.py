@@ -450,7 +450,7 @@ class AzureCloud:
             script = render_startup_script(
                 request.bootstrap, offer, watcher_cloud="azure", instance_id_lines=literal_instance_id(name),
                 pip_install=self.image.pip_install,
-                secret_store=self._secrets if request.bootstrap.auth else None,
+                secret_store=self.secret_store(request.cluster) if request.bootstrap.auth else None,
             )
             check_size(script, "azure", offer_id=offer.offer_id)
             properties["osProfile"]["customData"] = base64.b64encode(script.encode()).decode()

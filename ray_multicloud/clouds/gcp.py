@@ -509,7 +509,7 @@ class GcpCloud:
                 watcher_cloud="gcp",
                 instance_id_lines=literal_instance_id(f"{zone}.{body['name']}"),
                 pip_install=self.image.pip_install,
-                secret_store=self._secrets if request.bootstrap.auth else None,
+                secret_store=self.secret_store(request.cluster) if request.bootstrap.auth else None,
             )
             check_size(script, "gcp", offer_id=offer.offer_id)
             body["metadata"]["items"].append({"key": "startup-script", "value": script})
