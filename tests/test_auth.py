@@ -418,3 +418,42 @@ def test_a_secret_store_on_plain_http_elsewhere_is_refused() -> None:
         GcpSecretStore("p", lambda: "t", endpoint="http://secrets.example.com")
     with pytest.raises(ConfigError, match="key_vault"):
         AzureKeyVaultStore("http://vault.example.com", lambda: "t")
+
+
+# -- SSH hosts: the token over ssh's stdin, never a command line -------------------------------------
+
+
+def test_ssh_hosts_get_the_token_over_stdin_and_lose_it_with_the_node(tmp_path: Path) -> None:
+    from fakes.sshd import SshdFarm, fake_ray, ssh_cloud_spec, sshd_available
+
+    from ray_multicloud.clouds.ssh import SshCloud
+
+    if not sshd_available():
+        pytest.skip("OpenSSH's sshd is not installed")
+    with SshdFarm(tmp_path / "sshd", 1) as farm:
+        spec = ssh_cloud_spec(farm, ray=str(fake_ray(tmp_path / "fake-ray")))
+        cloud = SshCloud.from_config("dc1", spec, state_dir=str(tmp_path / "state"))
+        try:
+            store = cloud.secret_store("c1")
+            assert store.root == tmp_path / "state" / "secrets" / "c1"
+            ensure_cluster_secrets([store], "c1", AuthSettings())
+            token = store.get(token_secret("c1"))
+            assert token is not None
+            offer = cloud.offers()[0]
+            boot_ = RayBootstrap(gcs_address="127.0.0.1:1", node_type="gpu", resources={"CPU": 1, "GPU": 1},
+                                 auth=bootstrap_auth(AuthSettings(), "c1"))
+            tags = {"rmc-cluster": "c1", "rmc-request-id": "r1", "rmc-pool": "gpu", "rmc-offer": offer.offer_id}
+            inst = cloud.launch(LaunchRequest(RequestId("r1"), "c1", "gpu", offer, tags, boot_))
+            host_state = farm.hosts[0].dir / "home" / ".ray_multicloud"
+            pushed = host_state / "secrets" / token_secret("c1")
+            assert pushed.read_text() == token and mode(pushed) == 0o600 and mode(pushed.parent) == 0o700
+            start = (host_state / "start.sh").read_text()
+            assert token not in start and "secrets/rmc-c1-auth-token" in start
+            for log in host_state.rglob("*.log"):
+                assert token not in log.read_text(errors="replace")
+            cloud.terminate(inst.instance_id)
+            assert not pushed.exists()  # the node's end takes the host's copy with it
+        finally:
+            for node in cloud._all_nodes():
+                cloud.terminate(node.instance_id)
+            cloud.close()
