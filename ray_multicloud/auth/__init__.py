@@ -31,6 +31,7 @@ A client on the operator's machine (the e2e tests, ``ray-multicloud demo``) conn
 from __future__ import annotations
 
 import logging
+import os
 import re
 import secrets as _secrets
 from collections.abc import Iterable, Mapping, Sequence
@@ -274,6 +275,29 @@ def client_env(provider_config: Mapping[str, Any], cluster: str, state_dir: str 
         env["RAY_USE_TLS"] = "1"
         env.update({var: str(store.path(n)) for var, n in zip(TLS_ENV, tls_secrets(cluster), strict=True)})
     return env
+
+
+def use_cluster_token(provider_config: Mapping[str, Any], cluster: str, state_dir: str | Path,
+                      environ: dict[str, str] | None = None) -> str | None:
+    """Point this process's Ray at the cluster's token, for a CLI command that reads the GCS (``status``):
+    the local store's file (a local cluster, or the ``ray up`` machine of one), else the head's own
+    copy (``~/.ray_multicloud/auth_token``, the command run on the head). Leaves an environment that
+    already sets ``RAY_AUTH_MODE`` alone. Returns the token file used (None: none found, or auth
+    disabled: then ``RAY_AUTH_MODE=disabled``)."""
+    env = os.environ if environ is None else environ
+    if "RAY_AUTH_MODE" in env:
+        return env.get("RAY_AUTH_TOKEN_PATH")
+    if not parse_auth(provider_config).token:
+        env["RAY_AUTH_MODE"] = "disabled"
+        return None
+    candidates = (local_store(state_dir, cluster).path(token_secret(cluster)),
+                  Path.home() / NODE_DIR / TOKEN_FILE)
+    for path in candidates:
+        if path.is_file():
+            env["RAY_AUTH_MODE"] = "token"
+            env["RAY_AUTH_TOKEN_PATH"] = str(path)
+            return str(path)
+    return None
 
 
 def local_store(state_dir: str | Path, cluster: str) -> FileSecretStore:
