@@ -32,8 +32,14 @@ print("NODES", len(nodes))
 
 
 def probe(address: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", PROBE, address], env=env, capture_output=True, text=True,
-                          timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-c", PROBE, address],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def mode(path: Path) -> int:
@@ -63,8 +69,11 @@ def test_token_auth_on_by_default(tmp_path: Path) -> None:
     home = tmp_path / "home"  # Ray writes ~/.ray/auth_token for local clusters: never the real home
     home.mkdir()
     runs = iter(range(10))
-    cluster = up(lambda: LocalCluster(workdir=tmp_path / f"run{next(runs)}",
-                                      overrides={"provider": {"start_controller": False}}))
+    cluster = up(
+        lambda: LocalCluster(
+            workdir=tmp_path / f"run{next(runs)}", overrides={"provider": {"start_controller": False}}
+        )
+    )
     store = local_store(cluster.state_dir, cluster.cluster_name)
     secret = store.path(token_secret(cluster.cluster_name))
     try:
@@ -115,8 +124,12 @@ def test_tls_is_one_yaml_switch(tmp_path: Path) -> None:
     import ray
 
     runs = iter(range(10))
-    cluster = up(lambda: LocalCluster(workdir=tmp_path / f"run{next(runs)}",
-                                      overrides={"provider": {"start_controller": False, "tls": True}}))
+    cluster = up(
+        lambda: LocalCluster(
+            workdir=tmp_path / f"run{next(runs)}",
+            overrides={"provider": {"start_controller": False, "tls": True}},
+        )
+    )
     try:
         env = cluster.client_env()
         assert env["RAY_USE_TLS"] == "1" and Path(env["RAY_TLS_CA_CERT"]).read_text().startswith("-----BEGIN")
@@ -128,8 +141,12 @@ def test_tls_is_one_yaml_switch(tmp_path: Path) -> None:
 
         assert ray.get(on_worker.remote(), timeout=150) == ("1", "token")
         # A client with the token but without TLS cannot talk to the GCS.
-        plain = {**ray_env(), "HOME": str(tmp_path), "RAY_AUTH_MODE": "token",
-                 "RAY_AUTH_TOKEN_PATH": env["RAY_AUTH_TOKEN_PATH"]}
+        plain = {
+            **ray_env(),
+            "HOME": str(tmp_path),
+            "RAY_AUTH_MODE": "token",
+            "RAY_AUTH_TOKEN_PATH": env["RAY_AUTH_TOKEN_PATH"],
+        }
         refused = probe(cluster.address, plain)
         assert refused.returncode != 0 and "NODES" not in refused.stdout
         ok = probe(cluster.address, {**ray_env(), "HOME": str(tmp_path), **env})

@@ -39,7 +39,9 @@ class FakeSecretManager(FakeApi):
     def metadata_token_url(self) -> str:
         return f"{self.url}/computeMetadata/v1/instance/service-accounts/default/token"
 
-    def handle(self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: Any) -> Reply:
+    def handle(
+        self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: Any
+    ) -> Reply:
         lower = {k.lower(): v for k, v in headers.items()}
         if path.startswith("/computeMetadata/"):
             if lower.get("metadata-flavor") != "Google":
@@ -47,20 +49,25 @@ class FakeSecretManager(FakeApi):
             return 200, {"access_token": INSTANCE_TOKEN, "expires_in": 3599, "token_type": "Bearer"}, {}
         auth = lower.get("authorization", "")
         if not auth.startswith("Bearer "):
-            return _gcp_error(401, "UNAUTHENTICATED", "Request is missing required authentication credential.")
-        self.tokens_seen.append(auth[len("Bearer "):])
+            return _gcp_error(
+                401, "UNAUTHENTICATED", "Request is missing required authentication credential."
+            )
+        self.tokens_seen.append(auth[len("Bearer ") :])
         prefix = f"/v1/projects/{self.project}/secrets"
         if not path.startswith(prefix):
             return _gcp_error(404, "NOT_FOUND", f"no route {path}")
-        rest = path[len(prefix):]
+        rest = path[len(prefix) :]
         with self.lock:
             if method == "POST" and rest == "":
                 sid = query.get("secretId", "")
                 if not GCP_ID.match(sid):
                     return _gcp_error(400, "INVALID_ARGUMENT", f"invalid secret id {sid!r}")
                 if sid in self.secrets:
-                    return _gcp_error(409, "ALREADY_EXISTS", f"Secret [projects/{self.project}/secrets/{sid}] "
-                                      "already exists.")
+                    return _gcp_error(
+                        409,
+                        "ALREADY_EXISTS",
+                        f"Secret [projects/{self.project}/secrets/{sid}] already exists.",
+                    )
                 if not isinstance(body, dict) or "replication" not in body:
                     return _gcp_error(400, "INVALID_ARGUMENT", "Secret.replication is required")
                 self.secrets[sid] = []
@@ -70,20 +77,34 @@ class FakeSecretManager(FakeApi):
                 return _gcp_error(404, "NOT_FOUND", f"no route {path}")
             sid, op = match.group(1), match.group(2) or ""
             if sid not in self.secrets:
-                return _gcp_error(404, "NOT_FOUND", f"Secret [projects/{self.project}/secrets/{sid}] not found")
+                return _gcp_error(
+                    404, "NOT_FOUND", f"Secret [projects/{self.project}/secrets/{sid}] not found"
+                )
             if method == "POST" and op == ":addVersion":
                 data = (body or {}).get("payload", {}).get("data")
                 if not isinstance(data, str):
                     return _gcp_error(400, "INVALID_ARGUMENT", "payload.data is required")
                 self.secrets[sid].append(base64.b64decode(data).decode())
-                return 200, {"name": f"projects/{self.project}/secrets/{sid}/versions/{len(self.secrets[sid])}",
-                             "state": "ENABLED"}, {}
+                return (
+                    200,
+                    {
+                        "name": f"projects/{self.project}/secrets/{sid}/versions/{len(self.secrets[sid])}",
+                        "state": "ENABLED",
+                    },
+                    {},
+                )
             if method == "GET" and op == "/versions/latest:access":
                 if not self.secrets[sid]:
                     return _gcp_error(404, "NOT_FOUND", f"Secret [{sid}] has no versions")
                 data = base64.b64encode(self.secrets[sid][-1].encode()).decode()
-                return 200, {"name": f"projects/{self.project}/secrets/{sid}/versions/{len(self.secrets[sid])}",
-                             "payload": {"data": data}}, {}
+                return (
+                    200,
+                    {
+                        "name": f"projects/{self.project}/secrets/{sid}/versions/{len(self.secrets[sid])}",
+                        "payload": {"data": data},
+                    },
+                    {},
+                )
             if method == "DELETE" and op == "":
                 del self.secrets[sid]
                 return 200, {}, {}
@@ -109,21 +130,39 @@ class FakeKeyVault(FakeApi):
 
     @property
     def metadata_token_url(self) -> str:
-        return (f"{self.url}/metadata/identity/oauth2/token?api-version=2018-02-01"
-                "&resource=https%3A%2F%2Fvault.azure.net")
+        return (
+            f"{self.url}/metadata/identity/oauth2/token?api-version=2018-02-01"
+            "&resource=https%3A%2F%2Fvault.azure.net"
+        )
 
-    def handle(self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: Any) -> Reply:
+    def handle(
+        self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: Any
+    ) -> Reply:
         lower = {k.lower(): v for k, v in headers.items()}
         if path == "/metadata/identity/oauth2/token":
             if lower.get("metadata") != "true" or query.get("resource") != "https://vault.azure.net":
-                return 400, {"error": "invalid_request", "error_description": "Required metadata header not "
-                             "specified or resource not vault.azure.net"}, {}
-            return 200, {"access_token": INSTANCE_TOKEN, "resource": "https://vault.azure.net",
-                         "token_type": "Bearer"}, {}
+                return (
+                    400,
+                    {
+                        "error": "invalid_request",
+                        "error_description": "Required metadata header not "
+                        "specified or resource not vault.azure.net",
+                    },
+                    {},
+                )
+            return (
+                200,
+                {
+                    "access_token": INSTANCE_TOKEN,
+                    "resource": "https://vault.azure.net",
+                    "token_type": "Bearer",
+                },
+                {},
+            )
         auth = lower.get("authorization", "")
         if not auth.startswith("Bearer "):
             return _kv_error(401, "Unauthorized", "AKV10000: Request is missing a Bearer or PoP token.")
-        self.tokens_seen.append(auth[len("Bearer "):])
+        self.tokens_seen.append(auth[len("Bearer ") :])
         if query.get("api-version") != "7.4":
             return _kv_error(400, "BadParameter", "The specified version is not supported")
         match = re.match(r"^/(secrets|deletedsecrets)/([^/]+)$", path)
@@ -140,16 +179,21 @@ class FakeKeyVault(FakeApi):
                 return _kv_error(404, "SecretNotFound", f"Deleted Secret not found: {name}")
             if method == "PUT":
                 if name in self.deleted:
-                    return _kv_error(409, "Conflict", f"Secret {name} is currently in a deleted but recoverable "
-                                     "state, and its name cannot be reused; in this state, the secret can only "
-                                     "be recovered or purged.")
+                    return _kv_error(
+                        409,
+                        "Conflict",
+                        f"Secret {name} is currently in a deleted but recoverable "
+                        "state, and its name cannot be reused; in this state, the secret can only "
+                        "be recovered or purged.",
+                    )
                 if not isinstance(body, dict) or not isinstance(body.get("value"), str):
                     return _kv_error(400, "BadParameter", "value is required")
                 self.secrets[name] = body["value"]
                 return 200, {"value": body["value"], "id": f"{self.url}/secrets/{name}/1"}, {}
             if name not in self.secrets:
-                return _kv_error(404, "SecretNotFound", f"A secret with (name/id) {name} was not found in "
-                                 "this key vault.")
+                return _kv_error(
+                    404, "SecretNotFound", f"A secret with (name/id) {name} was not found in this key vault."
+                )
             if method == "GET":
                 return 200, {"value": self.secrets[name], "id": f"{self.url}/secrets/{name}/1"}, {}
             if method == "DELETE":
