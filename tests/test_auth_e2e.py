@@ -49,16 +49,17 @@ def mode(path: Path) -> int:
 def up(make: Any, attempts: int = 3) -> LocalCluster:
     """A cluster ``make()`` builds, up. On a loaded machine a node's raylet can give up waiting for its
     dashboard agent (a fixed wait in Ray 2.60; seen here: the agent started 0.5 s too late) and
-    ``ray up`` fails "timed out during startup": that, and only that, is retried with a fresh cluster."""
+    ``ray up`` fails "timed out during startup", or runs past its time: that, and only that, is
+    retried with a fresh cluster (the failed one torn down first)."""
     for attempt in range(attempts):
         cluster = make()
         try:
             cluster.up()
             return cluster  # type: ignore[no-any-return]
-        except MultiCloudError as exc:
-            if "timed out during startup" not in str(exc) and "TimeoutExpired" not in str(exc):
-                raise
-            if attempt == attempts - 1:
+        except (MultiCloudError, subprocess.TimeoutExpired) as exc:
+            cluster.down()  # idempotent; ends whatever the failed `ray up` started
+            slow = isinstance(exc, subprocess.TimeoutExpired) or "timed out during startup" in str(exc)
+            if not slow or attempt == attempts - 1:
                 raise
     raise AssertionError("unreachable")
 
