@@ -90,7 +90,7 @@ def test_token_auth_on_by_default(tmp_path: Path) -> None:
         def on_worker() -> str:
             return str(os.environ.get("RAY_AUTH_MODE"))
 
-        assert ray.get(on_worker.remote(), timeout=150) == "token"
+        assert ray.get(on_worker.remote(), timeout=300) == "token"
         worker = cluster.workers()[0]
         node_home = cluster.state_dir / "nodes" / worker.instance_id
         worker_copy = node_home / NODE_DIR / TOKEN_FILE
@@ -140,7 +140,7 @@ def test_tls_is_one_yaml_switch(tmp_path: Path) -> None:
         def on_worker() -> tuple[str, str]:
             return str(os.environ.get("RAY_USE_TLS")), str(os.environ.get("RAY_AUTH_MODE"))
 
-        assert ray.get(on_worker.remote(), timeout=150) == ("1", "token")
+        assert ray.get(on_worker.remote(), timeout=300) == ("1", "token")
         # A client with the token but without TLS cannot talk to the GCS.
         plain = {
             **ray_env(),
