@@ -1024,6 +1024,23 @@ def _ended_rows(settings: object) -> list[dict[str, object]]:
     return out
 
 
+def _use_cluster_token(config: dict[str, object]) -> None:
+    """Before this process's Ray reads the cluster's GCS: the cluster's token (``auth.use_cluster_token``),
+    when this machine holds it; a bad provider section is left for the command to report."""
+    from ray_multicloud.auth import use_cluster_token
+    from ray_multicloud.cluster_config.provider_section import load_settings
+    from ray_multicloud.errors import ConfigError
+
+    provider = config.get("provider")
+    if not isinstance(provider, dict):
+        return
+    cluster = str(config.get("cluster_name") or "default")
+    try:
+        use_cluster_token(provider, cluster, load_settings(provider, cluster).state_dir)
+    except ConfigError:
+        return
+
+
 def _cmd_status(args: argparse.Namespace) -> int:
     import json
     import time
@@ -1033,6 +1050,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from ray_multicloud.table import format_table
 
     config = load_cluster_yaml(args.config)
+    _use_cluster_token(config)
     status = collect_status(config, gcs_timeout_s=args.gcs_timeout)
     ended: list[dict[str, object]] = []
     if args.ended:

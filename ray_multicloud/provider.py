@@ -40,6 +40,15 @@ from ray.autoscaler.tags import (
     TAG_RAY_USER_NODE_TYPE,
 )
 
+from ray_multicloud.auth import (
+    bootstrap_auth,
+    delete_cluster_secrets,
+    ensure_cluster_secrets,
+    head_commands,
+    parse_auth,
+    store_of,
+)
+from ray_multicloud.auth.secrets import SecretStore
 from ray_multicloud.budget_guard import BudgetGuard
 from ray_multicloud.clouds import make_clouds
 from ray_multicloud.clouds.base import (
@@ -179,6 +188,8 @@ class MultiCloudNodeProvider(NodeProvider):
         The autoscaler calls this with the first two arguments only."""
         super().__init__(provider_config, cluster_name)
         self.settings = load_settings(provider_config, cluster_name)
+        self.auth = parse_auth(provider_config)
+        self._secrets_ready = False
         self.clouds: dict[str, Cloud] = (
             dict(clouds) if clouds is not None
             else make_clouds(self.settings.clouds, state_dir=str(self.settings.state_dir))
@@ -390,6 +401,10 @@ class MultiCloudNodeProvider(NodeProvider):
                               "define the node under available_node_types")
         target = self._target(node_type, node_config)
         head = tags.get(TAG_RAY_NODE_KIND) == NODE_KIND_HEAD
+        if head:
+            # `ray up` creating the head: the cluster's token (and TLS material) is made now and put
+            # into every cloud's secret store, before any node could need it.
+            self._ensure_secrets()
         budgets = () if head else self._budgets(node_type, node_config)
         base_request = tags.get(TAG_RAY_LAUNCH_REQUEST) or uuid.uuid4().hex[:12]
         if not head and is_hibernated(self.settings):
@@ -536,6 +551,8 @@ class MultiCloudNodeProvider(NodeProvider):
                 reasons = (advice, *reasons)
             reasons = (*budget_why, *reasons)
         kind = tags.get(TAG_RAY_NODE_KIND, NODE_KIND_WORKER)
+        if kind != NODE_KIND_HEAD:
+            self._ensure_secrets()  # once per process: a store added since `ray up` gets them too
         causes: list[CloudError] = []
         for offer in candidates:
             cloud = self.clouds.get(offer.cloud)
@@ -669,12 +686,39 @@ class MultiCloudNodeProvider(NodeProvider):
                 "RAY_NODE_ZONE": offer.zone or offer.region,
             },
             setup=setup_of(self.provider_config, node_type),
+            auth=bootstrap_auth(self.auth, self.cluster_name),
         )
+
+    def _ensure_secrets(self) -> None:
+        """``ensure_cluster_secrets`` over every store, once per provider process (the head's
+        creation, or the first worker launch of a monitor): the secrets ``ray up`` made are kept and
+        copied to any store that lacks them; made here only when no store has them."""
+        with self._lock:
+            if self._secrets_ready:
+                return
+            ensure_cluster_secrets(self.secret_stores(), self.cluster_name, self.auth)
+            self._secrets_ready = True
+
+    def secret_stores(self) -> list[SecretStore]:
+        """The secret store of every configured cloud whose driver has one, each store once (the
+        local and private clouds of one state directory share theirs)."""
+        out: list[SecretStore] = []
+        seen: set[object] = set()
+        for cloud in self.clouds.values():
+            store = store_of(cloud, self.cluster_name)
+            if store is None:
+                continue
+            key = getattr(store, "root", None) or id(store)
+            if key not in seen:
+                seen.add(key)
+                out.append(store)
+        return out
 
     # -- NodeProvider: terminate ------------------------------------------------------------------
 
     def terminate_node(self, node_id: str) -> dict[str, Any] | None:
         cloud = self._cloud_of(node_id)
+        inst = self._instance(node_id) if cloud is not None else None
         if cloud is not None:
             # The ledger ends the node once the cloud accepted the terminate (a refused one raises
             # and the node, still running, stays open), at the time it was asked: billing stops
@@ -685,6 +729,9 @@ class MultiCloudNodeProvider(NodeProvider):
             if self._ledger is not None:
                 _record(self._ledger.record_end, node_id, asked,
                         "terminated by the provider (scale-down or teardown)")
+            if inst is not None and inst.tags.get(TAG_RAY_NODE_KIND) == NODE_KIND_HEAD:
+                # The head goes (`ray down`): the cluster's secrets go with it, from every store.
+                delete_cluster_secrets(self.secret_stores(), self.cluster_name)
         with self._lock:
             self._instances.pop(node_id, None)
             self._priced.pop(node_id, None)
@@ -729,6 +776,11 @@ class MultiCloudNodeProvider(NodeProvider):
             if not any(DASHBOARD_COMMAND in str(c) for c in commands):
                 commands.append(dashboard_start_command(settings.dashboard_port))
             cluster_config["head_start_ray_commands"] = commands
+        # Every head command runs with the cluster's Ray auth (and TLS) settings, after one that
+        # copies the secrets from the head's cloud onto the head (ray_multicloud/auth).
+        cluster_config["head_start_ray_commands"] = head_commands(
+            list(cluster_config.get("head_start_ray_commands") or []), parse_auth(cluster_config["provider"])
+        )
         return cluster_config
 
     def get_command_runner(self, log_prefix: str, node_id: str, auth_config: dict[str, Any],

@@ -221,7 +221,9 @@ def test_ray_up_starts_the_controller_once_unless_opted_out() -> None:
     done = MultiCloudNodeProvider.bootstrap_config(copy.deepcopy(raw))
     starts = [c for c in done["head_start_ray_commands"] if CONTROLLER_MODULE in c]
     assert len(starts) == 1 and "~/ray_bootstrap_config.yaml" in starts[0] and starts[0].endswith("&")
-    assert done["head_start_ray_commands"][0].startswith("ray start --head")  # after the head is up
+    commands = done["head_start_ray_commands"]
+    head_start = next(i for i, c in enumerate(commands) if "ray start --head" in c)
+    assert head_start < commands.index(starts[0])  # after the head is up
     again = MultiCloudNodeProvider.bootstrap_config(copy.deepcopy(done))
     assert again["head_start_ray_commands"] == done["head_start_ray_commands"]
 

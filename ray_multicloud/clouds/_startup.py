@@ -25,7 +25,10 @@ terminates it, ``InstanceInitiatedShutdownBehavior``; GCP stops it, which the dr
 gone), so a broken setup never leaves a launch hanging; every network step runs under ``timeout``.
 
 Every value is shell-quoted; the script never carries a credential (clouds hand those to the
-instance through their own instance identity, not through user data).
+instance through their own instance identity, not through user data). The cluster's Ray auth token
+(and TLS material) is fetched first, from the driver's secret store with that identity, into 0600
+files under ``$HOME/.ray_multicloud`` (``ray_multicloud.auth``); every later step runs with
+``RAY_AUTH_MODE`` / ``RAY_AUTH_TOKEN_PATH`` exported.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ import re
 import shlex
 from collections.abc import Mapping, Sequence
 
+from ray_multicloud.auth import exported_names, startup_lines
+from ray_multicloud.auth.secrets import SecretStore
 from ray_multicloud.clouds.base import RayBootstrap, WorkerSetup
 from ray_multicloud.errors import CloudError
 from ray_multicloud.types import Offer
@@ -131,12 +136,14 @@ def _fetch(target: str, uri: str) -> str:
     return f"{{ {cli}; }} && {parent} && timeout {STEP_TIMEOUT_S} {copy} || rmc_fail {what}"
 
 
-def _docker_run(setup: WorkerSetup, *, gpus: bool) -> list[str]:
+def _docker_run(setup: WorkerSetup, *, gpus: bool, auth_dir: bool = False) -> list[str]:
     options = list(setup.docker_run_options)
     if gpus and not any(o.startswith(("--gpus", "--runtime")) for o in options):
         options = ["--gpus all", *options]
     mounts = [*(t for t, _ in setup.inline_files), *(t for t, _ in setup.remote_files)]
     volumes = [f"-v {shell_path(m)}:{shell_path(m)}" for m in sorted(set(mounts))]
+    if auth_dir:  # the node's copies of the cluster's secrets, read-only inside the container
+        volumes.append('-v "$RMC_AUTH_DIR":"$RMC_AUTH_DIR":ro')
     name, image = shlex.quote(setup.container_name), shlex.quote(setup.docker_image)
     run = " ".join(["docker run -d --name", name, "--network host --ipc host", *volumes, *options, image,
                     "sleep infinity"])
@@ -162,6 +169,7 @@ def render_startup_script(
     start_lines: Sequence[str] | None = None,
     docker: bool = True,
     on_failure: str = POWER_OFF,
+    secret_store: SecretStore | None = None,
 ) -> str:
     """A bash script that sets this instance up (``bootstrap.setup``) and joins it to the cluster.
 
@@ -175,7 +183,10 @@ def render_startup_script(
     without Ray). ``start_lines`` replace ``ray start`` and the watcher (the local cloud starts its
     Ray node from Python); ``docker=False`` ignores ``docker:`` (the local cloud runs no
     containers). ``on_failure`` runs after a failed step is logged (default: power off; the script
-    then exits with the failed step's status).
+    then exits with the failed step's status). ``secret_store``: the driver's store, from which
+    the script fetches the cluster's secrets named by ``bootstrap.auth`` with the instance's own
+    identity, first of all steps (``ray_multicloud.auth.startup_lines``; a ``ConfigError`` if auth
+    is wanted and there is no store).
     """
     setup = bootstrap.setup or WorkerSetup()
     env = ray_env(bootstrap, offer)
@@ -195,6 +206,10 @@ def render_startup_script(
     ]
     lines += [f"export {key}={shlex.quote(value)}" for key, value in sorted(env.items())]
     lines.append(f"export RAY_HEAD_IP={shlex.quote(_gcs_host(bootstrap.gcs_address))}")
+    if bootstrap.auth is not None:
+        lines += startup_lines(bootstrap.auth, secret_store, cloud=watcher_cloud)
+    auth_env = exported_names(bootstrap.auth)
+    auth_dir = bootstrap.auth is not None and (bootstrap.auth.token or bool(bootstrap.auth.tls_secrets))
     for i, command in enumerate(setup.initialization_commands):
         lines.append(_step(command, f"initialization_commands[{i}]"))
     for target, blob in setup.inline_files:
@@ -211,8 +226,9 @@ def render_startup_script(
     exec_prefix = ""
     if in_container:
         gpus = float(bootstrap.resources.get("GPU", 0) or 0) > 0
-        lines += _docker_run(setup, gpus=gpus)
-        passed = " ".join(f"-e {k}" for k in ["RAY_CLOUD_INSTANCE_ID", "RAY_HEAD_IP", *sorted(env)])
+        lines += _docker_run(setup, gpus=gpus, auth_dir=auth_dir)
+        names = ["RAY_CLOUD_INSTANCE_ID", "RAY_HEAD_IP", *sorted(env), *auth_env]
+        passed = " ".join(f"-e {k}" for k in names)
         exec_prefix = f"docker exec {passed} {shlex.quote(setup.container_name)} "
     if pip_install:
         specs = " ".join(shlex.quote(s) for s in pip_install)
@@ -254,7 +270,8 @@ def render_startup_script(
         watch = watcher_command(watcher_cloud, bootstrap.gcs_address, python=python)
         if in_container:
             lines.append(
-                f"docker exec -d -e RAY_CLOUD_INSTANCE_ID {shlex.quote(setup.container_name)} "
+                f"docker exec -d {' '.join(f'-e {k}' for k in ['RAY_CLOUD_INSTANCE_ID', *auth_env])} "
+                f"{shlex.quote(setup.container_name)} "
                 f"bash -c {shlex.quote(watch)}"
             )
         else:

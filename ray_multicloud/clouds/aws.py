@@ -35,6 +35,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from ray_multicloud.auth.secrets import SsmSecretStore
 from ray_multicloud.clouds._retry import Backoff, retry_throttled
 from ray_multicloud.clouds._startup import check_size, render_startup_script
 from ray_multicloud.clouds.base import (
@@ -210,6 +211,7 @@ class AwsCloud:
         self._pip_install = tuple(pip_install)
         self._images: dict[str, ImageChoice] = {}
         self._ssm = ssm_lookup(self._session, endpoint_url=endpoint_url)
+        self._secret_stores: dict[str, SsmSecretStore] = {}
 
     @classmethod
     def from_config(cls, name: str, spec: Mapping[str, Any], *, state_dir: str) -> AwsCloud:
@@ -405,6 +407,7 @@ class AwsCloud:
                     f'RMC_INSTANCE_ID="{region}.$EC2_ID"',
                 ],
                 pip_install=image.pip_install,
+                secret_store=self.secret_store(request.cluster) if request.bootstrap.auth else None,
             )
             # boto3 base64-encodes RunInstances UserData itself
             params["UserData"] = check_size(script, "aws", offer_id=offer.offer_id)
@@ -431,6 +434,20 @@ class AwsCloud:
         params = self.run_instances_params(request)
         reply = self._call(region, "run_instances", offer_id=request.offer.offer_id, **params)
         return self._instance(region, reply["Instances"][0])
+
+    def secret_store(self, cluster: str) -> SsmSecretStore:
+        """The cluster's secrets: SSM Parameter Store ``SecureString`` parameters in the cloud's home
+        region (its first configured region, else the session's, else us-east-1), which workers in
+        every region read with their instance profile (``auth/secrets.py`` says which rights)."""
+        _ = cluster  # the parameter names carry the cluster
+        home = (self.regions[0] if self.regions
+                else getattr(self._session, "region_name", None) or DEFAULT_REGION)
+        with self._lock:
+            store = self._secret_stores.get(home)
+            if store is None:
+                store = SsmSecretStore(self._session, home, endpoint_url=self._endpoint_url)
+                self._secret_stores[home] = store
+        return store
 
     def terminate(self, instance_id: InstanceId) -> None:
         region, ec2_id = split_id(instance_id)

@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from ray_multicloud.auth.rest_stores import AZURE_IMDS_TOKEN, AzureKeyVaultStore
 from ray_multicloud.clouds._retry import Backoff, retry_throttled
 from ray_multicloud.clouds._startup import check_size, literal_instance_id, render_startup_script
 from ray_multicloud.clouds.base import TAG_CLUSTER, CloudFeatures, Instance, LaunchRequest
@@ -195,6 +196,9 @@ class AzureCloud:
         spot_max_price: str | float = "ondemand",
         base_url: str | None = None,
         credential: Any | None = None,
+        key_vault: str = "",
+        managed_identity_id: str = "",
+        metadata_token_url: str = AZURE_IMDS_TOKEN,
         backoff: Backoff | None = None,
         sleep: Callable[[float], None] | None = None,
         polling_interval_s: float = 5.0,
@@ -244,6 +248,11 @@ class AzureCloud:
             kwargs["retry_total"] = sdk_retry_total
         # Typed Any: the REST-shaped dict bodies are what ARM receives; the SDK's overloads only
         # name its model classes.
+        self._credential = credential
+        self._identity = managed_identity_id
+        self._secrets = (AzureKeyVaultStore(key_vault, self._vault_token,
+                                            metadata_token_url=metadata_token_url, cloud=name)
+                         if key_vault else None)
         self._compute: Any = ComputeManagementClient(credential, subscription_id, **kwargs)
         self._network: Any = NetworkManagementClient(credential, subscription_id, **kwargs)
         self._lock = threading.Lock()
@@ -278,7 +287,20 @@ class AzureCloud:
             spot_max_price=spec.get("spot_max_price", "ondemand"),
             base_url=spec.get("base_url"),
             pip_install=boot_install(spec, f"provider.clouds.{name}"),
+            key_vault=_vault_url(name, spec.get("key_vault")),
+            managed_identity_id=str(spec.get("managed_identity_id", "")),
         )
+
+    def secret_store(self, cluster: str) -> AzureKeyVaultStore | None:
+        """The cluster's secrets: the Key Vault named by ``key_vault``, read by workers with the
+        managed identity ``managed_identity_id`` attached to them (it needs "Key Vault Secrets
+        User"). None without ``key_vault``: a cluster with token auth then refuses to start Azure
+        workers, naming the key."""
+        _ = cluster  # the secret names carry the cluster
+        return self._secrets
+
+    def _vault_token(self) -> str:
+        return str(self._credential.get_token("https://vault.azure.net/.default").token)
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -428,6 +450,7 @@ class AzureCloud:
             script = render_startup_script(
                 request.bootstrap, offer, watcher_cloud="azure", instance_id_lines=literal_instance_id(name),
                 pip_install=self.image.pip_install,
+                secret_store=self.secret_store(request.cluster) if request.bootstrap.auth else None,
             )
             check_size(script, "azure", offer_id=offer.offer_id)
             properties["osProfile"]["customData"] = base64.b64encode(script.encode()).decode()
@@ -436,6 +459,8 @@ class AzureCloud:
             "tags": dict(request.tags),
             "properties": properties,
         }
+        if self._identity:  # the identity the worker reads the cluster's Key Vault secrets with
+            body["identity"] = {"type": "UserAssigned", "userAssignedIdentities": {self._identity: {}}}
         if offer.zone:
             body["zones"] = [offer.zone.rsplit("-", 1)[-1]]
         return body
@@ -549,3 +574,14 @@ def _allow_http_policy() -> Any:
             request.context.options["enforce_https"] = False
 
     return AllowLoopbackHttp()
+
+
+def _vault_url(name: str, value: object) -> str:
+    """``key_vault``: a vault name (``rmc-vault``) or its URL; "" when unset."""
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"provider.clouds.{name}.key_vault",
+                          f"must be a Key Vault name or https URL, got {value!r}")
+    text = value.strip()
+    return text if "://" in text else f"https://{text}.vault.azure.net"

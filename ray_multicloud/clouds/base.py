@@ -94,13 +94,31 @@ class WorkerSetup:
 
 
 @dataclass(frozen=True, slots=True)
+class AuthBootstrap:
+    """How a new worker's Ray authenticates (``ray_multicloud.auth``). Never a secret itself: the
+    names of the cluster's secrets in the driver's secret store, which the startup script fetches
+    with the instance's own identity into 0600 files before anything else runs.
+
+    ``token``: Ray token auth on (``RAY_AUTH_MODE=token``); False exports ``RAY_AUTH_MODE=disabled``,
+    so a stray ``~/.ray/auth_token`` on the machine cannot turn it on. ``token_secret``: the token's
+    secret name. ``tls_secrets``: (CA certificate, node certificate, node key) secret names; empty
+    for no TLS."""
+
+    token: bool = True
+    token_secret: str = ""
+    tls_secrets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class RayBootstrap:
     """How a new worker instance joins the Ray cluster.
 
     ``resources`` and ``labels`` are what the Ray node must advertise (the YAML's node type plus
     the project's labels); ``env`` is exported before ``ray start`` (the driver adds
     ``RAY_CLOUD_INSTANCE_ID`` with the id it assigns, which autoscaler v2 matches instances by);
-    ``setup`` is the node type's worker setup from the cluster YAML (None: none).
+    ``setup`` is the node type's worker setup from the cluster YAML (None: none); ``auth``: how its
+    Ray authenticates (None: the script leaves Ray's auth settings alone, as before the provider
+    set them).
     """
 
     gcs_address: str
@@ -109,6 +127,7 @@ class RayBootstrap:
     labels: Mapping[str, str] = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=dict)
     setup: WorkerSetup | None = None
+    auth: AuthBootstrap | None = None
 
 
 @dataclass(frozen=True, slots=True)

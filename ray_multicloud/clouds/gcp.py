@@ -31,6 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from ray_multicloud.auth.rest_stores import GCP_METADATA_TOKEN, GCP_SECRETS, GcpSecretStore
 from ray_multicloud.clouds._retry import Backoff, retry_throttled
 from ray_multicloud.clouds._startup import check_size, literal_instance_id, render_startup_script
 from ray_multicloud.clouds.base import TAG_CLUSTER, CloudFeatures, Instance, LaunchRequest
@@ -257,6 +258,8 @@ class GcpCloud:
         sleep: Callable[[float], None] | None = None,
         operation_timeout_s: float = 600.0,
         pip_install: tuple[str, ...] = BOOT_INSTALL,
+        secrets_endpoint: str = GCP_SECRETS,
+        metadata_token_url: str = GCP_METADATA_TOKEN,
     ) -> None:
         try:
             from google.cloud import compute_v1  # lazily: `import ray_multicloud` works without it
@@ -296,6 +299,9 @@ class GcpCloud:
         self._operations = compute_v1.ZoneOperationsClient(transport="rest", **kwargs)
         self._compute = compute_v1
         self._lock = threading.Lock()
+        self._credentials = credentials
+        self._secrets = GcpSecretStore(project, self._access_token, endpoint=secrets_endpoint,
+                                       metadata_token_url=metadata_token_url, cloud=name)
 
     @classmethod
     def from_config(cls, name: str, spec: Mapping[str, Any], *, state_dir: str) -> GcpCloud:
@@ -326,7 +332,30 @@ class GcpCloud:
             instance_termination_action=str(spec.get("instance_termination_action", "DELETE")),
             api_endpoint=spec.get("api_endpoint"),
             pip_install=boot_install(spec, f"provider.clouds.{name}"),
+            secrets_endpoint=str(spec.get("secrets_endpoint") or GCP_SECRETS),
         )
+
+    def secret_store(self, cluster: str) -> GcpSecretStore:
+        """The cluster's secrets: Secret Manager in the cloud's project, read by workers with their
+        service account (``service_account``; it needs ``roles/secretmanager.secretAccessor``)."""
+        _ = cluster  # the secret names carry the cluster
+        return self._secrets
+
+    def _access_token(self) -> str:
+        """A bearer token of this driver's credentials (injected, else Application Default
+        Credentials), refreshed when it has expired."""
+        with self._lock:
+            if self._credentials is None:
+                import google.auth
+
+                self._credentials, _ = google.auth.default(
+                    scopes=["https://www.googleapis.com/auth/cloud-platform"])
+            creds = self._credentials
+            if not getattr(creds, "valid", False):
+                from google.auth.transport.requests import Request
+
+                creds.refresh(Request())
+            return str(getattr(creds, "token", None) or "")
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -480,6 +509,7 @@ class GcpCloud:
                 watcher_cloud="gcp",
                 instance_id_lines=literal_instance_id(f"{zone}.{body['name']}"),
                 pip_install=self.image.pip_install,
+                secret_store=self.secret_store(request.cluster) if request.bootstrap.auth else None,
             )
             check_size(script, "gcp", offer_id=offer.offer_id)
             body["metadata"]["items"].append({"key": "startup-script", "value": script})

@@ -93,7 +93,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ray_multicloud.clouds._startup import literal_instance_id, render_startup_script
+from ray_multicloud.auth.secrets import FileSecretStore
+from ray_multicloud.clouds._startup import literal_instance_id, render_startup_script, shell_path
 from ray_multicloud.clouds.base import TAG_CLUSTER, CloudFeatures, Instance, LaunchRequest
 from ray_multicloud.errors import CapacityError, CloudError, ConfigError, InstanceNotFound
 from ray_multicloud.types import CapacityType, InstanceId, NodeState, Offer
@@ -468,7 +469,15 @@ tags)  # tags ID MARKER64
 stop)  # stop ID
   [ "$cur" = "$1" ] || { echo "gone"; exit 0; }
   end_group "$1"
+  rm -rf "$D/secrets"
   echo "stopped"
+  ;;
+secret)  # secret NAME: the cluster's secret, read from RMC_SECRET (set in the program text this
+         # reads from stdin, never in argv), into $D/secrets/NAME with mode 0600
+  mkdir -p "$D/secrets" && chmod 700 "$D/secrets"
+  ( umask 077 && printf '%s' "${RMC_SECRET:-}" > "$D/secrets/$1.tmp" ) \
+    && mv -f "$D/secrets/$1.tmp" "$D/secrets/$1"
+  echo "ok"
   ;;
 gpus)
   if command -v nvidia-smi >/dev/null 2>&1; then
@@ -485,6 +494,20 @@ check)  # what plan --check-hosts reports: tools, ray, GPUs
 *) echo "ERR unknown op $op"; exit 2 ;;
 esac
 '''
+
+
+class _HostSecrets(FileSecretStore):
+    """The copies of the cluster's secrets on a host (``<host state_dir>/secrets/``), as a worker's
+    startup script there reads them; ``~`` is the host user's home."""
+
+    def __init__(self, host_state_dir: str) -> None:
+        super().__init__(Path(host_state_dir) / "secrets")
+        self.host_state_dir = host_state_dir
+
+    def fetch_lines(self, name: str, dest: str) -> list[str]:
+        src = shell_path(f"{self.host_state_dir.rstrip('/')}/secrets/{name}")
+        what = shlex.quote(f"secret {name} ({self.host_state_dir}/secrets/{name})")
+        return [f"( umask 077 && cp -- {src} {dest} && chmod 600 {dest} ) || rmc_fail {what}"]
 
 
 class HostUnreachable(CloudError):
@@ -792,12 +815,13 @@ class SshCloud:
         boot = replace(request.bootstrap, env={**self.settings.env, **request.bootstrap.env},
                        gcs_address=self.settings.head_address or request.bootstrap.gcs_address)
         extra = ([f"--node-ip-address={host.node_ip}"] if host.node_ip else []) + list(host.ray_start_args)
+        host_store = self._push_secrets(host, request)
         script = render_startup_script(boot, request.offer, watcher_cloud=self.name,
                                        instance_id_lines=literal_instance_id(instance_id),
                                        ray=self.settings.ray, extra_args=extra, watcher=False,
                                        # A team's own server: a failed step ends this node's script,
                                        # never the machine (the cloud drivers power theirs off).
-                                       on_failure=":")
+                                       on_failure=":", secret_store=host_store)
         try:
             out = self._remote(host, "launch", instance_id, facts.instance_id or "-",
                                _b64(json.dumps(marker)), _b64(script), ok=(0, 3))
@@ -816,6 +840,34 @@ class SshCloud:
         return Instance(instance_id=instance_id, cloud=self.name, state=NodeState.PENDING,
                         tags=dict(request.tags), internal_ip=host.node_ip or host.address,
                         external_ip=host.address, launched_at=launched_at)
+
+    def secret_store(self, cluster: str) -> FileSecretStore:
+        """The cluster's secrets on the provider's machine (the head): 0600 files under
+        ``<state_dir>/secrets/<cluster>/``, shared with the local clouds of the same state_dir.
+        A launch copies them to the host over SSH (``_push_secrets``)."""
+        from ray_multicloud.auth import local_store
+
+        return local_store(self.local_dir.parent, cluster)
+
+    def _push_secrets(self, host: SshHost, request: LaunchRequest) -> FileSecretStore | None:
+        """Copy the secrets the node needs (``request.bootstrap.auth``) to ``host``'s
+        ``<state_dir>/secrets/`` (0700, files 0600) through ssh's stdin; the store the startup script
+        copies them from on the host (None when the node needs none). The ``stop`` operation
+        removes them with the node."""
+        auth = request.bootstrap.auth if request.bootstrap is not None else None
+        if auth is None:
+            return None
+        names = ([auth.token_secret] if auth.token else []) + list(auth.tls_secrets)
+        if not names:
+            return None
+        mine = self.secret_store(request.cluster)
+        for name in names:
+            value = mine.get(name)
+            if value is None:
+                raise CloudError(self.name, f"the cluster's secret {name} is not in {mine.root}; it is made "
+                                 "when `ray up` creates the head: re-run `ray up`", code="NoSecret")
+            self._remote(host, "secret", name, secret=value)
+        return _HostSecrets(host.state_dir)
 
     def _pinned_known_hosts(self, host: SshHost) -> str:
         """A known_hosts file holding only the host keys whose fingerprint is the declared one
@@ -871,12 +923,16 @@ class SshCloud:
         return argv
 
     def _remote(self, host: SshHost, op: str, *args: str, ok: Sequence[int] = (0,),
-                timeout: float = 60.0) -> str:
+                timeout: float = 60.0, secret: str | None = None) -> str:
         """Run one operation of the remote program on ``host``; its stdout. ``HostUnreachable`` when
-        ssh itself fails, ``CloudError`` when the operation exits with a code not in ``ok``."""
+        ssh itself fails, ``CloudError`` when the operation exits with a code not in ``ok``.
+        ``secret``: a value the operation reads as ``RMC_SECRET``, sent inside the program text on
+        ssh's stdin (never on a command line, where ``ps`` on the host would show it)."""
         remote = " ".join(shlex.quote(a) for a in ("bash", "-s", "--", host.state_dir, op, *args))
         # GRACE reaches the program as its first line, so the program text stays one constant.
         program = f"GRACE={TERMINATE_GRACE_S}\n{_REMOTE}"
+        if secret is not None:
+            program = f"RMC_SECRET={shlex.quote(secret)}\n{program}"
         argv = [*self.ssh_command(host), remote]
         # Files, not pipes: an ssh that leaves a helper behind (a ControlPersist master from the
         # user's ssh config) would hold a pipe open and hang the call.

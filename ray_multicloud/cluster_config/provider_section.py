@@ -20,6 +20,9 @@ Keys (besides Ray's own ``type``, ``module``, ``disable_node_updaters``, ...)::
                                        # migration: {enabled: false}
       train_storage: s3://bucket/train # where Train runs keep checkpoints (default on embedded clouds:
                                        # <state_dir>/train); the controller finds deadline jobs there
+      auth_mode: token                 # the default: Ray token auth on every node (ray_multicloud/auth);
+                                       # `disabled` turns it off
+      tls: false                       # true: mutual TLS between nodes (local/private clouds only)
       clouds:
         aws:   {driver: local, prices_from: aws, regions: [us-east-1, us-west-2]}
         onprem: {driver: private, region: onprem-dc1, machines: [...]}
@@ -50,7 +53,8 @@ _OUR_KEYS = frozenset({"gcs_address", "state_dir", "catalog", "cooldown_seconds"
                        "dashboard_port",
                        "budget",  # cluster_config/budget.py
                        "idle",  # cluster_config/idle.py
-                       "reservations"})  # cluster_config/reservations.py
+                       "reservations",  # cluster_config/reservations.py
+                       "auth_mode", "tls"})  # ray_multicloud/auth
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +119,9 @@ def load_settings(provider_config: Mapping[str, Any], cluster_name: str) -> Prov
     start_controller = provider_config.get("start_controller", True)
     if not isinstance(start_controller, bool):
         raise ConfigError("provider.start_controller", f"must be true or false, got {start_controller!r}")
+    from ray_multicloud.auth import parse_auth
+
+    parse_auth(provider_config)  # ConfigError on a bad auth_mode / tls
     dashboard_port = provider_config.get("dashboard_port")
     is_port = isinstance(dashboard_port, int) and not isinstance(dashboard_port, bool)
     if dashboard_port is not None and not (is_port and 1 <= dashboard_port <= 65535):

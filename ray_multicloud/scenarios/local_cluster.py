@@ -48,13 +48,31 @@ def free_port() -> int:
         return port
 
 
+AUTH_VARS = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_USE_TLS", "RAY_TLS_SERVER_CERT",
+             "RAY_TLS_SERVER_KEY", "RAY_TLS_CA_CERT")
+
+
 def ray_env() -> dict[str, str]:
-    """The environment every Ray CLI call here runs with: loopback only (see RAY_NOTES.md)."""
-    env = dict(os.environ)
+    """The environment every Ray CLI call here runs with: loopback only (see RAY_NOTES.md), and no
+    Ray auth or TLS settings of this process (a cluster's own head commands export its own, and a
+    bare ``ray start`` here must not turn token auth on because ``~/.ray/auth_token`` exists)."""
+    env = {k: v for k, v in os.environ.items() if k not in AUTH_VARS}
+    env["RAY_AUTH_MODE"] = "disabled"
     env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     env.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     return env
+
+
+def _refresh_ray_auth() -> None:
+    """Make a Ray already imported in this process read its auth/TLS variables again (Ray caches
+    them in its config and its token loader). Not needed, and skipped, before Ray is imported."""
+    if "ray._raylet" not in sys.modules:
+        return
+    from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]
+
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
 
 
 def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
@@ -108,6 +126,7 @@ class LocalCluster:
         self.settings: ProviderSettings = load_settings(provider, name)
         self._up = False
         self.down_returncode: int | None = None  # of the last `ray down`; the sweep below runs anyway
+        self._saved_env: dict[str, str | None] | None = None
 
     @property
     def address(self) -> str:
@@ -167,6 +186,36 @@ class LocalCluster:
             tail = log.read_text(errors="replace")[-3000:]
             self.down()
             raise MultiCloudError(f"ray up failed (exit {proc.returncode}); see {log}:\n{tail}")
+        self._use_client_env()
+
+    def client_env(self) -> dict[str, str]:
+        """Ray's auth (and TLS) variables a driver on this machine connects to this cluster with
+        (``ray_multicloud.auth.client_env``: the token file of the cluster's local secret store)."""
+        from ray_multicloud.auth import client_env
+
+        return client_env(self.config["provider"], self.cluster_name, self.state_dir)
+
+    def _use_client_env(self) -> None:
+        """Put ``client_env`` into this process's environment (``down`` restores it), so that a
+        ``ray.init(cluster.address)`` here authenticates; Ray's cached config is refreshed."""
+        env = self.client_env()
+        if self._saved_env is None:
+            self._saved_env = {k: os.environ.get(k) for k in AUTH_VARS}
+        for key in AUTH_VARS:
+            os.environ.pop(key, None)
+        os.environ.update(env)
+        _refresh_ray_auth()
+
+    def _restore_env(self) -> None:
+        if self._saved_env is None:
+            return
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env = None
+        _refresh_ray_auth()
 
     def down(self) -> None:
         """``ray down -y``, then terminate anything of this cluster still alive (a safety net: after a
@@ -184,6 +233,7 @@ class LocalCluster:
         for cloud in self.clouds().values():
             for inst in cloud.list(self.cluster_name):
                 cloud.terminate(inst.instance_id)
+        self._restore_env()
 
     def wait_for(self, predicate: Any, *, timeout_s: float, interval_s: float = 0.5) -> Any:
         """Poll ``predicate()`` until it returns something truthy; ``TimeoutError`` after ``timeout_s``."""

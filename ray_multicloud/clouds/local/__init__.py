@@ -45,6 +45,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from ray_multicloud.auth.secrets import FileSecretStore
 from ray_multicloud.clouds._startup import literal_instance_id, render_startup_script
 from ray_multicloud.clouds.base import (
     CloudFeatures,
@@ -413,7 +414,15 @@ class LocalCloud:
             ],
             docker=False,
             on_failure=":",  # the instance process ends: _refresh marks the instance gone
+            secret_store=self.secret_store(request.cluster),
         )
+
+    def secret_store(self, cluster: str) -> FileSecretStore:
+        """The cluster's secrets: 0600 files under ``<state_dir>/secrets/<cluster>/``, which a worker
+        instance (a process of this machine) copies into its own home at boot."""
+        from ray_multicloud.auth import local_store
+
+        return local_store(self.state.dir, cluster)
 
     def _spawn(self, instance_id: str, *, head: bool, request: LaunchRequest | None = None) -> int:
         home = self.state.node_home(instance_id)
