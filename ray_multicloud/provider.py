@@ -60,6 +60,7 @@ from ray_multicloud.clouds.base import (
 )
 from ray_multicloud.cluster_config.budget import parse_cluster_budget, parse_pool_budget
 from ray_multicloud.cluster_config.cluster import check_cluster
+from ray_multicloud.cluster_config.gcs_ft import head_commands, worker_env
 from ray_multicloud.cluster_config.migration import parse_migration
 from ray_multicloud.cluster_config.pools import fill_pool_defaults, parse_offer, parse_pool
 from ray_multicloud.cluster_config.provider_section import ProviderSettings, load_settings, offers_of_clouds
@@ -643,6 +644,8 @@ class MultiCloudNodeProvider(NodeProvider):
                 "RAY_NODE_MARKET_TYPE": offer.capacity.value,
                 "RAY_NODE_REGION": offer.region,
                 "RAY_NODE_ZONE": offer.zone or offer.region,
+                # With an external Redis the head can fall: the worker waits for it to come back.
+                **(worker_env(self.settings.gcs_ft) if self.settings.gcs_ft is not None else {}),
             },
             setup=setup_of(self.provider_config, node_type),
         )
@@ -705,6 +708,9 @@ class MultiCloudNodeProvider(NodeProvider):
             if not any(DASHBOARD_COMMAND in str(c) for c in commands):
                 commands.append(dashboard_start_command(settings.dashboard_port))
             cluster_config["head_start_ray_commands"] = commands
+        if settings.gcs_ft is not None:
+            cluster_config["head_start_ray_commands"] = head_commands(
+                list(cluster_config.get("head_start_ray_commands") or []), settings.gcs_ft)
         return cluster_config
 
     def get_command_runner(self, log_prefix: str, node_id: str, auth_config: dict[str, Any],

@@ -18,6 +18,8 @@ Keys (besides Ray's own ``type``, ``module``, ``disable_node_updaters``, ...)::
       start_controller: true           # false: `ray up` does not start the controller on the head
                                        # (a harness that moves nodes itself); pools opt out with
                                        # migration: {enabled: false}
+      gcs_fault_tolerance:             # optional: the GCS keeps its tables in an external Redis, so
+        redis_address: 10.0.0.5:6379   # the head can fall and come back (cluster_config/gcs_ft.py)
       train_storage: s3://bucket/train # where Train runs keep checkpoints (default on embedded clouds:
                                        # <state_dir>/train); the controller finds deadline jobs there
       clouds:
@@ -36,6 +38,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ray_multicloud.cluster_config.gcs_ft import GcsFaultTolerance, parse_gcs_ft
 from ray_multicloud.errors import ConfigError
 from ray_multicloud.types import Offer
 
@@ -46,7 +49,7 @@ _RAY_KEYS = frozenset({
 })
 _OUR_KEYS = frozenset({"gcs_address", "state_dir", "catalog", "cooldown_seconds", "ledger", "clouds",
                        "max_price_age_seconds", "price_ttl_seconds", "train_storage", "start_controller",
-                       "dashboard_port",
+                       "dashboard_port", "gcs_fault_tolerance",
                        "budget"})  # budget: cluster_config/budget.py
 
 
@@ -64,6 +67,7 @@ class ProviderSettings:
     train_storage: str | None = None
     start_controller: bool = True
     dashboard_port: int | None = None
+    gcs_ft: GcsFaultTolerance | None = None  # provider.gcs_fault_tolerance (cluster_config/gcs_ft.py)
 
 
 def load_cluster_yaml(path: str | Path) -> dict[str, Any]:
@@ -129,6 +133,7 @@ def load_settings(provider_config: Mapping[str, Any], cluster_name: str) -> Prov
         train_storage=train_storage.strip() if isinstance(train_storage, str) else None,
         start_controller=start_controller,
         dashboard_port=dashboard_port,
+        gcs_ft=parse_gcs_ft(provider_config.get("gcs_fault_tolerance"), cluster_name),
     )
 
 
