@@ -165,7 +165,8 @@ def test_ray_up_bootstrap_puts_the_environment_on_the_head_start(tmp_path: Path)
     done = MultiCloudNodeProvider.bootstrap_config(copy.deepcopy(config))
     heads = [c for c in done["head_start_ray_commands"] if "ray start --head" in c]
     assert len(heads) == 1
-    assert heads[0].startswith("RAY_REDIS_ADDRESS=127.0.0.1:7000 RAY_external_storage_namespace=ns1 ray start")
+    assert heads[0].startswith(
+        "RAY_REDIS_ADDRESS=127.0.0.1:7000 RAY_external_storage_namespace=ns1 ray start")
     again = MultiCloudNodeProvider.bootstrap_config(copy.deepcopy(done))
     assert again["head_start_ray_commands"] == done["head_start_ray_commands"]
 
