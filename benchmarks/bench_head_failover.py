@@ -47,7 +47,8 @@ from ray_multicloud.scenarios.local_cluster import LocalCluster  # noqa: E402
 
 def one_run(workdir: Path, interval_s: float) -> tuple[FailoverResult, int]:
     with RedisServer(workdir / "redis") as redis, \
-            LocalCluster(workdir=workdir / "cluster", overrides=failover_overrides(redis.address)) as cluster:
+            LocalCluster(workdir=workdir / "cluster", overrides=failover_overrides(redis.address),
+                         up_timeout_s=300) as cluster:
         result = run_failover(cluster, interval_s=interval_s, log=lambda m: print("  " + m, flush=True))
         keys = redis.dbsize()
     return result, keys
