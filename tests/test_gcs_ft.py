@@ -230,3 +230,17 @@ def test_a_launched_worker_gets_the_reconnect_timeout_only_with_fault_tolerance(
         else:
             assert env["RAY_gcs_rpc_server_reconnect_timeout_s"] == "900"
         assert "RAY_REDIS_ADDRESS" not in env  # only the head talks to Redis
+
+
+def test_probe_stats_count_failures_and_the_longest_silence_in_the_window() -> None:
+    from ray_multicloud.scenarios.head_failover import ProbeStats, probe_stats
+
+    # (sent, answered, ok): answers at 10.1, 10.6 and 13.2; a failure sent at 11.0; one sample before
+    # the window (9.0) and one after it (20.0) are not counted.
+    samples = [(9.0, 9.1, True), (10.0, 10.1, True), (10.5, 10.6, True), (11.0, 13.0, False),
+               (13.1, 13.2, True), (20.0, 20.1, True)]
+    got = probe_stats(samples, 10.0, 14.0)
+    # silences: 10.0-10.1, 10.1-10.6, 10.6-13.2 (2.6 s), 13.2-14.0
+    assert got.sent == 4 and got.failed == 1
+    assert abs(got.longest_gap_s - 2.6) < 1e-9
+    assert probe_stats([], 10.0, 12.5) == ProbeStats(0, 0, 2.5)  # nothing answered: all silence
