@@ -35,7 +35,7 @@ from ray_multicloud.errors import ConfigError
 from ray_multicloud.provider import MultiCloudNodeProvider
 
 LOCAL_YAML = Path(__file__).resolve().parents[1] / "cluster_configs" / "local-multicloud.yaml"
-FT = GcsFaultTolerance("10.0.0.5:6379", "prod-a", 600.0)
+FT = GcsFaultTolerance("10.0.0.5:6379", "prod-a", 600.0)  # namespace given: used as it is
 
 
 def test_absent_section_is_off() -> None:
@@ -44,7 +44,18 @@ def test_absent_section_is_off() -> None:
 
 def test_minimal_section_defaults_namespace_to_the_cluster_and_ten_minutes_for_workers() -> None:
     assert parse_gcs_ft({"redis_address": "10.0.0.5:6379"}, "rmc-prod") == GcsFaultTolerance(
-        "10.0.0.5:6379", "rmc-prod", 600.0, None)
+        "10.0.0.5:6379", "rmc-prod", 600.0, None, per_head=True)
+
+
+def test_default_namespace_is_per_head_instance(tmp_path: Path) -> None:
+    # The head's Ray processes restarting keep the tables (same instance id); a new `ray up` of the
+    # same cluster name (a new head instance) starts clean; without the id (autoscaler v1) "-head".
+    ft = parse_gcs_ft({"redis_address": "10.0.0.5:6379"}, "rmc prod@1")
+    assert ft is not None
+    [cmd] = head_commands(["ray start --head --port=1"], ft)
+    got = _run_with_fake_ray(tmp_path, cmd, {"RAY_CLOUD_INSTANCE_ID": "i-0abc"})
+    assert got == "addr=10.0.0.5:6379 ns=rmc-prod-1-i-0abc args=start --head --port=1"
+    assert _run_with_fake_ray(tmp_path, cmd).startswith("addr=10.0.0.5:6379 ns=rmc-prod-1-head ")
 
 
 @pytest.mark.parametrize("address", ["10.0.0.5:6379", "redis.internal:6380", "rediss://cache.example:6379",
@@ -165,8 +176,7 @@ def test_ray_up_bootstrap_puts_the_environment_on_the_head_start(tmp_path: Path)
     done = MultiCloudNodeProvider.bootstrap_config(copy.deepcopy(config))
     heads = [c for c in done["head_start_ray_commands"] if "ray start --head" in c]
     assert len(heads) == 1
-    assert heads[0].startswith(
-        "RAY_REDIS_ADDRESS=127.0.0.1:7000 RAY_external_storage_namespace=ns1 ray start")
+    assert "RAY_REDIS_ADDRESS=127.0.0.1:7000 RAY_external_storage_namespace=ns1 ray start --head" in heads[0]
     again = MultiCloudNodeProvider.bootstrap_config(copy.deepcopy(done))
     assert again["head_start_ray_commands"] == done["head_start_ray_commands"]
 
@@ -197,7 +207,7 @@ def test_plan_names_a_bad_redis_address(tmp_path: Path) -> None:
 def test_settings_carry_the_section(tmp_path: Path) -> None:
     config = _local_config(tmp_path, {"redis_address": "127.0.0.1:7000"})
     settings_ = load_settings(config["provider"], "c9")
-    assert settings_.gcs_ft == GcsFaultTolerance("127.0.0.1:7000", "c9", 600.0, None)
+    assert settings_.gcs_ft == GcsFaultTolerance("127.0.0.1:7000", "c9", 600.0, None, per_head=True)
 
 
 class _Recording:

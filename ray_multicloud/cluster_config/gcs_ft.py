@@ -12,7 +12,7 @@ replaced), so workers get a longer one here.
     provider:
       gcs_fault_tolerance:
         redis_address: 10.0.0.5:6379        # host:port (redis://... or rediss://... for TLS)
-        namespace: my-cluster               # default: the cluster name
+        namespace: my-cluster               # default: <cluster name>-<the head's instance id>
         reconnect_timeout_seconds: 600      # how long workers wait for a fallen head; default 600
         redis_password_env: RMC_REDIS_PASSWORD   # optional: the head reads the password from this
                                                  # environment variable at start (never the YAML)
@@ -56,6 +56,10 @@ class GcsFaultTolerance:
     namespace: str
     reconnect_timeout_s: float = DEFAULT_RECONNECT_TIMEOUT_S
     redis_password_env: str | None = None
+    # True when ``namespace`` was not given: the head's instance id is appended at start, so the
+    # tables live as long as the head instance (its Ray processes may die and come back) and a new
+    # cluster of the same name (``ray down`` then ``ray up``) never loads a previous one's tables.
+    per_head: bool = False
 
 
 def parse_gcs_ft(raw: object, cluster_name: str) -> GcsFaultTolerance | None:
@@ -69,7 +73,10 @@ def parse_gcs_ft(raw: object, cluster_name: str) -> GcsFaultTolerance | None:
     if unknown:
         raise ConfigError(f"{KEY}.{unknown[0]}", f"unknown key; this section reads {sorted(_KEYS)}")
     address = check_redis_address(raw.get("redis_address"))
+    per_head = "namespace" not in raw
     namespace = raw.get("namespace", cluster_name)
+    if per_head and not _NAMESPACE.match(str(namespace)):  # a cluster name with odd characters
+        namespace = re.sub(r"[^A-Za-z0-9_.-]", "-", str(namespace))[:96] or "ray"
     if not isinstance(namespace, str) or not _NAMESPACE.match(namespace):
         raise ConfigError(f"{KEY}.namespace",
                           f"{namespace!r}: 1-128 of letters, digits, '_', '.', '-' (Ray refuses '@'); "
@@ -84,7 +91,7 @@ def parse_gcs_ft(raw: object, cluster_name: str) -> GcsFaultTolerance | None:
         raise ConfigError(f"{KEY}.redis_password_env",
                           f"must name an environment variable (e.g. RMC_REDIS_PASSWORD), got "
                           f"{password_env!r}; the password itself never goes in the YAML")
-    return GcsFaultTolerance(address, namespace, float(timeout), password_env)
+    return GcsFaultTolerance(address, namespace, float(timeout), password_env, per_head)
 
 
 def check_redis_address(value: object) -> str:
@@ -113,8 +120,14 @@ def check_redis_address(value: object) -> str:
 
 
 def head_env(ft: GcsFaultTolerance) -> dict[str, str]:
-    """The environment ``ray start --head`` needs for its GCS to keep its tables in Redis."""
-    return {REDIS_ADDRESS_ENV: ft.redis_address, NAMESPACE_ENV: ft.namespace}
+    """The environment ``ray start --head`` needs for its GCS to keep its tables in Redis, as shell
+    words (already quoted). A per-head namespace ends in ``$RAY_CLOUD_INSTANCE_ID``, which ``ray up``
+    exports to the head's start commands under autoscaler v2 (Ray's ``commands.py``); under v1 it
+    is unset and the namespace ends in ``-head`` (then it outlives ``ray down``: clear it, or name
+    the namespace yourself)."""
+    namespace = (f'"{ft.namespace}-${{RAY_CLOUD_INSTANCE_ID:-head}}"' if ft.per_head
+                 else shlex.quote(ft.namespace))
+    return {REDIS_ADDRESS_ENV: shlex.quote(ft.redis_address), NAMESPACE_ENV: namespace}
 
 
 def worker_env(ft: GcsFaultTolerance) -> dict[str, str]:
@@ -127,7 +140,7 @@ def head_commands(commands: Sequence[str], ft: GcsFaultTolerance) -> list[str]:
     ``ray start --head`` (and ``--redis-password`` from ``redis_password_env`` when given).
     Idempotent: a command that already sets ``RAY_REDIS_ADDRESS`` is left as it is. ``ConfigError``
     when no command starts the head (there would be nothing to make fault tolerant)."""
-    prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in head_env(ft).items())
+    prefix = " ".join(f"{k}={v}" for k, v in head_env(ft).items())
     password = (f' --redis-password="${{{ft.redis_password_env}:?set {ft.redis_password_env} on the head}}"'
                 if ft.redis_password_env else "")
     out: list[str] = []
