@@ -297,7 +297,6 @@ class FailoverResult:
     worker_alive_after: bool = False
     replica_before: str = ""
     replica_after: str = ""
-    redis_keys: int = 0
     ledger_open_before: list[str] = field(default_factory=list)
     ledger_open_after: list[str] = field(default_factory=list)
     controller_starts: int = 0
@@ -432,7 +431,6 @@ def _run_failover(cluster: LocalCluster, *, interval_s: float, settle_s: float, 
     result.worker_node_after = now_worker[1] if now_worker else ""
     result.worker_alive_after = result.worker_node_after in alive_ray_nodes()
     result.replica_after = ",".join(replica_actor_ids())
-    result.redis_keys = 0
     result.ledger_open_after = open_ledger_nodes(cluster)
     with contextlib.suppress(TimeoutError):
         cluster.wait_for(lambda: controller_starts(cluster) >= 2, timeout_s=60)
