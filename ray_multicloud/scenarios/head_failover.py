@@ -205,6 +205,7 @@ def restart_head(cluster: LocalCluster, *, timeout_s: float = 300.0, attempts: i
     """Run the head's start commands again (``ray up --restart-only``); seconds it took. On a loaded
     machine ``ray start --head`` can give up waiting for its own raylet (Ray's fixed 30 s): then
     what it left running is killed and it is tried again, up to ``attempts`` times."""
+    _allow_head_restart_beside_workers(cluster)
     start = time.monotonic()
     for attempt in range(1, attempts + 1):
         log = cluster.workdir / f"ray-up-restart-{attempt}.log"
@@ -222,6 +223,27 @@ def restart_head(cluster: LocalCluster, *, timeout_s: float = 300.0, attempts: i
                                   f"{log.read_text(errors='replace')[-3000:]}")
         kill_head(cluster, require_gcs=False)
     raise AssertionError("unreachable")
+
+
+def _allow_head_restart_beside_workers(cluster: LocalCluster) -> None:
+    """Make the head's ``ray start --head`` name its Redis with ``--address`` too (the form Ray 2.60
+    still accepts, deprecated, for an external Redis; with it the GCS reads the same store as with
+    ``RAY_REDIS_ADDRESS``), in this local cluster's YAML only.
+
+    Why: ``ray start --head`` refuses to start when a process on this host carries
+    ``--gcs-address=<its address>`` and the host's last-started-cluster file names that address (a
+    guard against starting a head twice, ``ray/scripts/scripts.py``). On a real cluster, after the
+    head's processes died, no such process is left on the head's host; here the worker nodes share
+    the host, and their raylets carry that flag. ``--address`` skips the guard."""
+    ft = cluster.config["provider"]["gcs_fault_tolerance"]
+    commands = [str(c) for c in cluster.config["head_start_ray_commands"]]
+    flag = f" --address={ft['redis_address']}"
+    changed = [c + flag if "ray start --head" in c and flag not in c else c for c in commands]
+    if changed != commands:
+        import yaml
+
+        cluster.config["head_start_ray_commands"] = changed
+        cluster.config_path.write_text(yaml.safe_dump(cluster.config, sort_keys=False))
 
 
 def probe_class() -> Any:
