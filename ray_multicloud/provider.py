@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 import sqlite3
 import threading
 import time
@@ -92,6 +93,9 @@ from ray_multicloud.types import (
 )
 
 logger = logging.getLogger(__name__)
+# Ray's name for the cloud instance a node runs on, in the environment of its `ray start` (and so of
+# the head's autoscaler monitor and of the controller): `ray up` exports it for the head's commands.
+OWN_INSTANCE_ENV = "RAY_CLOUD_INSTANCE_ID"
 
 TAG_PRICE = "rmc-price"
 DIRECTIVE_MAX_AGE_S = 120.0  # a launch directive older than this (a stopped controller) is ignored
@@ -653,6 +657,15 @@ class MultiCloudNodeProvider(NodeProvider):
     # -- NodeProvider: terminate ------------------------------------------------------------------
 
     def terminate_node(self, node_id: str) -> dict[str, Any] | None:
+        if node_id == os.environ.get(OWN_INSTANCE_ENV):
+            # Never the instance this process runs on. After the head's Ray processes restart with
+            # GCS fault tolerance (docs/head-fault-tolerance.md), the new autoscaler monitor finds
+            # the head's previous Ray node dead in the reloaded tables and asks to terminate its
+            # cloud instance: that instance is the head itself, alive, running this monitor. `ray
+            # down` runs elsewhere (its client has no such variable) and still ends the head.
+            logger.warning("not terminating %s: it is the instance this process runs on (%s); "
+                           "its previous Ray node is gone, the instance is not", node_id, OWN_INSTANCE_ENV)
+            return None
         cloud = self._cloud_of(node_id)
         if cloud is not None:
             # The ledger ends the node once the cloud accepted the terminate (a refused one raises

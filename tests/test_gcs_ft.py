@@ -254,3 +254,19 @@ def test_probe_stats_count_failures_and_the_longest_silence_in_the_window() -> N
     assert got.sent == 4 and got.failed == 1
     assert abs(got.longest_gap_s - 2.6) < 1e-9
     assert probe_stats([], 10.0, 12.5) == ProbeStats(0, 0, 2.5)  # nothing answered: all silence
+
+
+def test_the_provider_never_terminates_the_instance_it_runs_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Seen live: after the head's Ray processes restarted, autoscaler v2 found the head's previous
+    # Ray node dead in the reloaded tables and terminated its cloud instance: the head itself.
+    with memory_cluster(tmp_path) as (config, world):
+        provider = MultiCloudNodeProvider(copy.deepcopy(config["provider"]), config["cluster_name"],
+                                          clouds=world.clouds(config))
+        [me, other] = launch_workers(provider, config, node_type="t4_spot", count=2)
+        monkeypatch.setenv("RAY_CLOUD_INSTANCE_ID", me.instance_id)
+        provider.terminate_nodes([me.instance_id, other.instance_id])
+        assert provider.non_terminated_nodes({}) == [me.instance_id]
+        monkeypatch.delenv("RAY_CLOUD_INSTANCE_ID")  # `ray down`'s client runs elsewhere
+        provider.terminate_node(me.instance_id)
+        assert provider.non_terminated_nodes({}) == []
