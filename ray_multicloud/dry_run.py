@@ -35,6 +35,7 @@ from ray_multicloud.clouds.images import (
 )
 from ray_multicloud.cluster_config.budget import parse_budgets
 from ray_multicloud.cluster_config.cluster import check_node_types, check_ray_schema
+from ray_multicloud.cluster_config.gcs_ft import check_head_commands
 from ray_multicloud.cluster_config.migration import parse_migration
 from ray_multicloud.cluster_config.provider_section import load_settings, offers_of_clouds
 from ray_multicloud.cluster_config.slo import best_network_p95, parse_slo
@@ -236,6 +237,7 @@ def dry_run(
         raise ConfigError("provider.module", "must be ray_multicloud.provider.MultiCloudNodeProvider")
     check_ray_schema(config)
     settings = load_settings(provider, cluster)
+    check_head_commands(config, settings.gcs_ft)
     out = DryRun(cluster)
     for name, spec in settings.clouds.items():
         driver = str(spec.get("driver", name))

@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 import sqlite3
 import threading
 import time
@@ -69,6 +70,8 @@ from ray_multicloud.clouds.base import (
 )
 from ray_multicloud.cluster_config.budget import parse_cluster_budget, parse_pool_budget
 from ray_multicloud.cluster_config.cluster import check_cluster
+from ray_multicloud.cluster_config.gcs_ft import head_commands as gcs_head_commands
+from ray_multicloud.cluster_config.gcs_ft import worker_env
 from ray_multicloud.cluster_config.idle import parse_idle
 from ray_multicloud.cluster_config.migration import parse_migration
 from ray_multicloud.cluster_config.pools import fill_pool_defaults, parse_offer, parse_pool, pool_team
@@ -103,6 +106,9 @@ from ray_multicloud.types import (
 )
 
 logger = logging.getLogger(__name__)
+# Ray's name for the cloud instance a node runs on, in the environment of its `ray start` (and so of
+# the head's autoscaler monitor and of the controller): `ray up` exports it for the head's commands.
+OWN_INSTANCE_ENV = "RAY_CLOUD_INSTANCE_ID"
 
 TAG_PRICE = "rmc-price"
 TAG_TEAM = "rmc-team"  # the team the node's spend is charged to (its pool's `team:`), when set
@@ -684,6 +690,8 @@ class MultiCloudNodeProvider(NodeProvider):
                 "RAY_NODE_MARKET_TYPE": offer.capacity.market,
                 "RAY_NODE_REGION": offer.region,
                 "RAY_NODE_ZONE": offer.zone or offer.region,
+                # With an external Redis the head can fall: the worker waits for it to come back.
+                **(worker_env(self.settings.gcs_ft) if self.settings.gcs_ft is not None else {}),
             },
             setup=setup_of(self.provider_config, node_type),
             auth=bootstrap_auth(self.auth, self.cluster_name),
@@ -717,6 +725,15 @@ class MultiCloudNodeProvider(NodeProvider):
     # -- NodeProvider: terminate ------------------------------------------------------------------
 
     def terminate_node(self, node_id: str) -> dict[str, Any] | None:
+        if node_id == os.environ.get(OWN_INSTANCE_ENV):
+            # Never the instance this process runs on. After the head's Ray processes restart with
+            # GCS fault tolerance (docs/head-fault-tolerance.md), the new autoscaler monitor finds
+            # the head's previous Ray node dead in the reloaded tables and asks to terminate its
+            # cloud instance: that instance is the head itself, alive, running this monitor. `ray
+            # down` runs elsewhere (its client has no such variable) and still ends the head.
+            logger.warning("not terminating %s: it is the instance this process runs on (%s); "
+                           "its previous Ray node is gone, the instance is not", node_id, OWN_INSTANCE_ENV)
+            return None
         cloud = self._cloud_of(node_id)
         inst = self._instance(node_id) if cloud is not None else None
         if cloud is not None:
@@ -776,6 +793,9 @@ class MultiCloudNodeProvider(NodeProvider):
             if not any(DASHBOARD_COMMAND in str(c) for c in commands):
                 commands.append(dashboard_start_command(settings.dashboard_port))
             cluster_config["head_start_ray_commands"] = commands
+        if settings.gcs_ft is not None:
+            cluster_config["head_start_ray_commands"] = gcs_head_commands(
+                list(cluster_config.get("head_start_ray_commands") or []), settings.gcs_ft)
         # Every head command runs with the cluster's Ray auth (and TLS) settings, after one that
         # copies the secrets from the head's cloud onto the head (ray_multicloud/auth).
         cluster_config["head_start_ray_commands"] = head_commands(

@@ -14,6 +14,7 @@ from typing import Any
 from ray_multicloud.clouds import make_clouds
 from ray_multicloud.clouds.base import Cloud
 from ray_multicloud.cluster_config.budget import check_pool_budget, parse_budgets
+from ray_multicloud.cluster_config.gcs_ft import check_head_commands
 from ray_multicloud.cluster_config.idle import parse_idle
 from ray_multicloud.cluster_config.migration import parse_migration
 from ray_multicloud.cluster_config.pools import node_type_max_workers, parse_offer, parse_pool
@@ -69,6 +70,7 @@ def check_cluster(
         raise ConfigError("provider", "missing; see cluster_configs/local-multicloud.yaml")
     check_ray_schema(cluster_config)
     settings = load_settings(provider, cluster_name)
+    check_head_commands(cluster_config, settings.gcs_ft)
     if clouds is None:
         clouds = make_clouds(settings.clouds, state_dir=str(settings.state_dir))
     book = OfferBook(settings, clouds)

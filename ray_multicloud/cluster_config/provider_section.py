@@ -18,6 +18,8 @@ Keys (besides Ray's own ``type``, ``module``, ``disable_node_updaters``, ...)::
       start_controller: true           # false: `ray up` does not start the controller on the head
                                        # (a harness that moves nodes itself); pools opt out with
                                        # migration: {enabled: false}
+      gcs_fault_tolerance:             # optional: the GCS keeps its tables in an external Redis, so
+        redis_address: 10.0.0.5:6379   # the head can fall and come back (cluster_config/gcs_ft.py)
       train_storage: s3://bucket/train # where Train runs keep checkpoints (default on embedded clouds:
                                        # <state_dir>/train); the controller finds deadline jobs there
       auth_mode: token                 # the default: Ray token auth on every node (ray_multicloud/auth);
@@ -39,6 +41,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ray_multicloud.cluster_config.gcs_ft import GcsFaultTolerance, parse_gcs_ft
 from ray_multicloud.cluster_config.reservations import parse_reservations, reserved_offers
 from ray_multicloud.errors import ConfigError
 from ray_multicloud.types import Offer, Reservation
@@ -50,7 +53,7 @@ _RAY_KEYS = frozenset({
 })
 _OUR_KEYS = frozenset({"gcs_address", "state_dir", "catalog", "cooldown_seconds", "ledger", "clouds",
                        "max_price_age_seconds", "price_ttl_seconds", "train_storage", "start_controller",
-                       "dashboard_port",
+                       "dashboard_port", "gcs_fault_tolerance",
                        "budget",  # cluster_config/budget.py
                        "idle",  # cluster_config/idle.py
                        "reservations",  # cluster_config/reservations.py
@@ -72,6 +75,7 @@ class ProviderSettings:
     start_controller: bool = True
     dashboard_port: int | None = None
     reservations: tuple[Reservation, ...] = ()
+    gcs_ft: GcsFaultTolerance | None = None  # provider.gcs_fault_tolerance (cluster_config/gcs_ft.py)
 
 
 def load_cluster_yaml(path: str | Path) -> dict[str, Any]:
@@ -141,6 +145,7 @@ def load_settings(provider_config: Mapping[str, Any], cluster_name: str) -> Prov
         start_controller=start_controller,
         dashboard_port=dashboard_port,
         reservations=parse_reservations(provider_config),
+        gcs_ft=parse_gcs_ft(provider_config.get("gcs_fault_tolerance"), cluster_name),
     )
 
 

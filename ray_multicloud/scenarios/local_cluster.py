@@ -174,14 +174,18 @@ class LocalCluster:
     def up(self) -> None:
         """``ray up -y`` this cluster; raises ``MultiCloudError`` with the CLI's output if it fails."""
         log = self.workdir / "ray-up.log"
-        with open(log, "wb") as out:
-            proc = subprocess.run(
-                [os.path.join(os.path.dirname(sys.executable), "ray"), "up", "-y", "--no-config-cache",
-                 str(self.config_path)],
-                stdout=out, stderr=subprocess.STDOUT, env=ray_env(), timeout=self.up_timeout_s,
-                cwd=self.workdir, check=False,
-            )
-        self._up = True
+        self._up = True  # from here on the head may exist: down() must run whatever happens
+        try:
+            with open(log, "wb") as out:
+                proc = subprocess.run(
+                    [os.path.join(os.path.dirname(sys.executable), "ray"), "up", "-y", "--no-config-cache",
+                     str(self.config_path)],
+                    stdout=out, stderr=subprocess.STDOUT, env=ray_env(), timeout=self.up_timeout_s,
+                    cwd=self.workdir, check=False,
+                )
+        except subprocess.TimeoutExpired as exc:
+            self.down()  # a `ray up` cut short has launched the head: do not leave it running
+            raise MultiCloudError(f"ray up took over {self.up_timeout_s:.0f}s; see {log}") from exc
         if proc.returncode != 0:
             tail = log.read_text(errors="replace")[-3000:]
             self.down()
