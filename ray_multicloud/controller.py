@@ -160,11 +160,13 @@ def ray_nodes(gcs_address: str) -> dict[str, RayNode]:
 
 
 def live_actors(gcs_address: str) -> list[ActorSeen]:
-    """The cluster's live actors as ``attribution`` reads them (Ray's state API; this process must
-    be connected to the cluster, as ``main`` is)."""
+    """The cluster's live actors as ``attribution`` reads them (Ray's state API, reached through
+    this cluster's GCS at ``gcs_address``: left to find a cluster by itself, the state API takes the
+    newest Ray instance on the machine, which on a shared test machine is another cluster's)."""
     from ray.util.state import list_actors
 
-    rows = list_actors(filters=[("state", "=", "ALIVE")], limit=100_000, raise_on_missing_output=False)
+    rows = list_actors(address=gcs_address, filters=[("state", "=", "ALIVE")], limit=100_000,
+                       raise_on_missing_output=False)
     return [ActorSeen(class_name=str(a.class_name), name=a.name, job_id=str(a.job_id), node_id=a.node_id)
             for a in rows]
 

@@ -367,3 +367,29 @@ def test_a_replacement_missing_from_one_listing_is_still_waited_for() -> None:
     result = run(provider, script)
     assert result.ok, result
     assert provider.asked[:2] == [pytest.approx(5.0), pytest.approx(10.0)]
+
+
+def test_live_actors_asks_this_clusters_gcs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The state API is pointed at the controller's own cluster, never left to pick the newest Ray
+    instance on the machine (seen on a shared machine: "Found multiple active Ray instances")."""
+    import ray.util.state
+
+    from ray_multicloud.controller import live_actors
+
+    seen: dict[str, Any] = {}
+
+    @dataclass
+    class Row:
+        class_name: str = "RayTrainWorker"
+        name: str = ""
+        job_id: str = "01000000"
+        node_id: str = "aa"
+
+    def fake(**kwargs: Any) -> list[Row]:
+        seen.update(kwargs)
+        return [Row()]
+
+    monkeypatch.setattr(ray.util.state, "list_actors", fake)
+    (actor,) = live_actors("127.0.0.1:6390")
+    assert seen["address"] == "127.0.0.1:6390"
+    assert (actor.class_name, actor.node_id) == ("RayTrainWorker", "aa")
