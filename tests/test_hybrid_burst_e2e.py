@@ -169,6 +169,23 @@ def cluster_yaml(tmp: Path, farm: SshdFarm, bucket: str) -> Path:
     return path
 
 
+def sweep(cloud: SshCloud) -> None:
+    """End every node on the cloud's hosts (a safety net: nothing is left when the test passed)."""
+    for inst in cloud._all_nodes():
+        cloud.terminate(inst.instance_id)
+    cloud.close()
+
+
+@pytest.fixture
+def held_host(tmp_path: Path, farm: SshdFarm) -> Iterator[tuple[SshCloud, str]]:
+    """Another team's node on the host (``hold_host``), ended after the test whatever happened."""
+    theirs, node = hold_host(tmp_path, farm)
+    try:
+        yield theirs, node
+    finally:
+        sweep(theirs)
+
+
 def hold_host(tmp: Path, farm: SshdFarm) -> tuple[SshCloud, str]:
     """Another team's node on the host: a claim made through the SSH driver by another cluster, whose
     ``ray`` is a stand-in (one sleeping process in the node's group)."""
@@ -229,7 +246,8 @@ def tail(path: Path, n: int = 4000) -> str:
 
 
 def test_a_burst_train_job_comes_back_to_the_private_host_with_equal_weights(
-    tmp_path: Path, farm: SshdFarm, s3_bucket: tuple[str, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, farm: SshdFarm, s3_bucket: tuple[str, dict[str, str]],
+    held_host: tuple[SshCloud, str], monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
     import ray
     import torch
@@ -247,10 +265,11 @@ def test_a_burst_train_job_comes_back_to_the_private_host_with_equal_weights(
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
-    theirs, their_node = hold_host(tmp_path, farm)
+    theirs, their_node = held_host
     config = cluster_yaml(tmp_path, farm, bucket)
     cluster = LocalCluster(config, workdir=tmp_path / "cluster")
     ours = SshCloud.from_config("dc1", cluster.settings.clouds["dc1"], state_dir=str(tmp_path / "check"))
+    request.addfinalizer(lambda: sweep(ours))
     assert ours.slots(cluster.cluster_name) == {theirs.offers()[0].offer_id: 0}  # the host is taken
     # The job holds before step 10 while the hold file exists (``JobSpec.hold_at_step``): it is a long
     # job whose length is whatever the move takes on this machine, and it has steps left to do on
@@ -373,16 +392,10 @@ def test_a_burst_train_job_comes_back_to_the_private_host_with_equal_weights(
         ray.shutdown()
         cluster.down()
     assert cluster.down_returncode == 0
-    prefix = "dc1-127.0.0.1-"
+    prefix = f"dc1-127.0.0.1-{farm.hosts[0].port}-"  # this run's host only (other tests may run beside)
     deadline = time.monotonic() + 30
     while node_processes(prefix) and time.monotonic() < deadline:
         time.sleep(0.5)
-    try:
-        assert node_processes(prefix) == {}, "Ray processes of the cluster outlived ray down"
-        assert not (farm.hosts[0].dir / "home" / ".ray_multicloud" / "instance_id").exists()
-        assert ours.list(cluster.cluster_name) == []
-    finally:
-        for cloud in (ours, theirs):  # a safety net: nothing is left when the asserts hold
-            for inst in cloud._all_nodes():
-                cloud.terminate(inst.instance_id)
-            cloud.close()
+    assert node_processes(prefix) == {}, "Ray processes of the cluster outlived ray down"
+    assert not (farm.hosts[0].dir / "home" / ".ray_multicloud" / "instance_id").exists()
+    assert ours.list(cluster.cluster_name) == []
