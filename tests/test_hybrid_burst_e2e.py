@@ -25,7 +25,8 @@ What is not real here: the "host" is this machine (a real sshd, a real Ray node,
 GPU is a logical resource), and the other team's node is a stand-in ``ray`` (one sleeping process
 holding the host's claim). The host's Ray node runs its dashboard agent as a minimal ``ray`` package
 does (``loopback_ray(minimal_agent=True)``): Ray's raylet gives the agent 15 s to report its ports,
-which a loaded 2-core test machine missed again and again with the full agent.
+which a loaded 2-core test machine missed again and again with the full agent (the minimal one
+still misses it at a load average near 20; each miss costs the move one retry of the controller).
 Run with ``pytest -m e2e tests/test_hybrid_burst_e2e.py``.
 """
 

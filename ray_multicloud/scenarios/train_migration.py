@@ -230,7 +230,7 @@ def train_loop(config: dict[str, Any]) -> None:
             while broadcast_from_rank_zero(os.path.exists(spec.hold_file) if rank == 0 else None):
                 if ray.train.get_preemption_info() is not None:
                     break
-                time.sleep(0.2)
+                time.sleep(1.0)
         began = time.time()
         x, y = _batch(spec, step, rank)
         opt.zero_grad()
