@@ -33,7 +33,9 @@ draining -> done``, or ``rolled-back``), so a restarted controller finishes or u
    request id, tagged like any autoscaler-launched worker of the pool, so autoscaler v2 adopts it);
 2. wait until its Ray node is alive in the cluster (the GCS lists a node whose cloud instance id is
    the replacement's) — on failure or timeout the replacement is terminated and the old node is
-   left alone (``MoveResult.status`` says why);
+   left alone (``MoveResult.status`` says why); a replacement its cloud stops listing before its
+   Ray node is up (a ``ray start`` that failed on an SSH host) fails the move at once, not at the
+   timeout (``_GoneWatch``: gone at two checks in a row, ``GONE_CHECK_S`` apart);
 3. drain the old node through the GCS with reason PREEMPTION and a deadline ``drain_deadline_s``
    ahead: Ray Train's preemption watcher tells the workers (``ray.train.get_preemption_info``; they
    may take a just-in-time checkpoint) and restarts the worker group from the latest checkpoint at
@@ -104,6 +106,7 @@ from ray_multicloud.worker.drain import PREEMPTION, drain_node
 
 logger = logging.getLogger(__name__)
 DIRECTIVE_CHAIN = 8  # spot offers a launch directive lists at most, in the policy's order
+GONE_CHECK_S = 5.0  # a move asks the cloud this often whether a replacement not yet up has ended
 
 
 # --------------------------------------------------------------------------- cluster view
@@ -169,11 +172,13 @@ def draining_deadlines(gcs_address: str) -> dict[str, float]:
 
 
 def live_actors(gcs_address: str) -> list[ActorSeen]:
-    """The cluster's live actors as ``attribution`` reads them (Ray's state API; this process must
-    be connected to the cluster, as ``main`` is)."""
+    """The cluster's live actors as ``attribution`` reads them (Ray's state API, reached through
+    this cluster's GCS at ``gcs_address``: left to find a cluster by itself, the state API takes the
+    newest Ray instance on the machine, which on a shared test machine is another cluster's)."""
     from ray.util.state import list_actors
 
-    rows = list_actors(filters=[("state", "=", "ALIVE")], limit=100_000, raise_on_missing_output=False)
+    rows = list_actors(address=gcs_address, filters=[("state", "=", "ALIVE")], limit=100_000,
+                       raise_on_missing_output=False)
     return [ActorSeen(class_name=str(a.class_name), name=a.name, job_id=str(a.job_id), node_id=a.node_id)
             for a in rows]
 
@@ -383,6 +388,7 @@ def move_group(
         status = "launch-failed" if failure else ""
         if not failure:
             up_by = clock() + up_timeout_s
+            gone = _GoneWatch(provider, clock)
             while True:
                 seen = read()
                 if all(
@@ -390,6 +396,15 @@ def move_group(
                     for new in launched.values()
                 ):
                     up_s = since()
+                    break
+                ended = gone.ended([new for new in launched.values() if new not in seen])
+                if ended:
+                    failure, status = f"replacement {ended} ended before its Ray node came up", "not-up"
+                    logger.warning(
+                        "move of %s: %s (its cloud lists it no more: a failed start); rolling back",
+                        [str(m.instance_id) for m in moves],
+                        failure,
+                    )
                     break
                 if clock() >= up_by:
                     failure, status = f"replacement not up within {up_timeout_s:.0f} s", "not-up"
@@ -504,6 +519,38 @@ def move_group(
         r if r is not None else MoveResult(moves[i], "moved", recs[i].new_instance, start)
         for i, r in enumerate(results)
     ]
+
+
+class _GoneWatch:
+    """Whether a replacement still waited for has ended before its Ray node came up (a ``ray start``
+    that failed on an SSH host, a VM the cloud stopped): then waiting out ``up_timeout_s`` is
+    pointless. The provider is asked (``is_terminated``) at most every ``every_s`` seconds, and
+    an instance counts as ended only when two checks in a row, ``every_s`` apart, find it gone (a
+    cloud's listing may lag a launch for a moment). A provider without ``is_terminated``, or one
+    whose answer raises, never ends a wait early."""
+
+    def __init__(self, provider: Any, clock: Callable[[], float], every_s: float = GONE_CHECK_S) -> None:
+        self._ask = getattr(provider, "is_terminated", None)
+        self._clock = clock
+        self._every_s = every_s
+        self._next = clock() + every_s
+        self._gone_before: set[str] = set()
+
+    def ended(self, waiting: Sequence[str]) -> str:
+        """The first of ``waiting`` found gone twice in a row, or ""."""
+        if self._ask is None or not waiting or self._clock() < self._next:
+            return ""
+        self._next = self._clock() + self._every_s
+        gone: set[str] = set()
+        for instance_id in waiting:
+            try:
+                if self._ask(instance_id):
+                    gone.add(instance_id)
+            except Exception:  # a cloud hiccup is no verdict; the timeout still holds
+                logger.debug("is_terminated(%s) failed", instance_id, exc_info=True)
+        twice = sorted(gone & self._gone_before)
+        self._gone_before = gone
+        return twice[0] if twice else ""
 
 
 def nodes_or_none(

@@ -462,7 +462,8 @@ class MultiCloudNodeProvider(NodeProvider):
             TAG_RAY_NODE_STATUS: STATUS_UP_TO_DATE,
         }
         rid = RequestId(request_id or f"move-{uuid.uuid4().hex[:12]}")
-        return self._launch_one(node_type, offer, tags, resources, labels, rid)
+        return self._launch_one(node_type, offer, tags, resources, labels, rid,
+                                why=f"replacement of a move onto {offer.offer_id}")
 
     def _target(self, node_type: str, node_config: Mapping[str, Any]) -> PoolSpec | Offer:
         with self._lock:
@@ -499,10 +500,13 @@ class MultiCloudNodeProvider(NodeProvider):
         request_id: RequestId,
         *,
         budgets: tuple[Budget, ...] = (),
+        why: str = "",
     ) -> Instance:
         """Launch one node. ``budgets``: checked first (a node the autoscaler adds; a move's
         replacement and the head are not checked here): a spent budget refuses the launch, a $/h
-        cap bounds the price of the offers tried (cheaper capacity within the cap, or a refusal)."""
+        cap bounds the price of the offers tried (cheaper capacity within the cap, or a refusal).
+        ``why``: the launch's reason (logged, and kept in the ledger) for a launch on one given
+        offer; default: the node type is pinned to it."""
         now = time.time()
         limit: float | None = None
         budget_why: tuple[str, ...] = ()
@@ -517,7 +521,7 @@ class MultiCloudNodeProvider(NodeProvider):
                     "budget", f"{target.offer_id} costs ${target.price_per_hour:.4f}/h; "
                     + "; ".join(budget_why))])
             candidates: tuple[Offer, ...] = (target,)
-            reasons: tuple[str, ...] = (f"node type {node_type!r} is pinned to {target.offer_id}",)
+            reasons: tuple[str, ...] = (why or f"node type {node_type!r} is pinned to {target.offer_id}",)
         else:
             with self._lock:
                 cooldowns = dict(self._cooldowns)

@@ -329,3 +329,67 @@ REAL = Path(
 def test_load_real_trace() -> None:
     trace = load_trace(REAL)
     assert len(trace.prices) > 1000 and len(set(trace.prices)) > 1
+
+
+@dataclass
+class EndingProvider(FakeProvider):
+    """A provider whose cloud stops listing the replacement ``gone_after`` seconds of the script's
+    clock after the launch (a ``ray start`` that failed), or lists it missing only at ``blips``."""
+
+    script: Script | None = None
+    gone_after: float | None = None
+    blips: tuple[float, ...] = ()
+    asked: list[float] = field(default_factory=list)
+
+    def is_terminated(self, node_id: str) -> bool:
+        assert self.script is not None and node_id == "new-1"
+        el = self.script.t - self.script.start
+        self.asked.append(el)
+        if self.gone_after is not None and el >= self.gone_after:
+            return True
+        return any(abs(el - b) < 0.5 for b in self.blips)
+
+
+def test_a_replacement_that_ends_before_it_is_up_fails_the_move_early() -> None:
+    script = Script(up_at=None, free_at=None)
+    provider = EndingProvider(script=script, gone_after=3)
+    result = run(provider, script)  # up_timeout_s 30
+    assert result.status == "not-up" and "ended before its Ray node came up" in result.detail
+    # Checked every 5 s: gone at 5 s and again at 10 s -> given up at 10 s, not at the 30 s timeout.
+    assert script.t - script.start == pytest.approx(10.0, abs=1.01)
+    assert provider.calls == ["launch t4 gcp ['CPU', 'GPU']", "terminate new-1"]
+    assert script.drains == []
+
+
+def test_a_replacement_missing_from_one_listing_is_still_waited_for() -> None:
+    script = Script(up_at=12, free_at=1)
+    provider = EndingProvider(script=script, blips=(5.0,))  # a lagging listing, once
+    result = run(provider, script)
+    assert result.ok, result
+    assert provider.asked[:2] == [pytest.approx(5.0), pytest.approx(10.0)]
+
+
+def test_live_actors_asks_this_clusters_gcs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The state API is pointed at the controller's own cluster, never left to pick the newest Ray
+    instance on the machine (seen on a shared machine: "Found multiple active Ray instances")."""
+    import ray.util.state
+
+    from ray_multicloud.controller import live_actors
+
+    seen: dict[str, Any] = {}
+
+    @dataclass
+    class Row:
+        class_name: str = "RayTrainWorker"
+        name: str = ""
+        job_id: str = "01000000"
+        node_id: str = "aa"
+
+    def fake(**kwargs: Any) -> list[Row]:
+        seen.update(kwargs)
+        return [Row()]
+
+    monkeypatch.setattr(ray.util.state, "list_actors", fake)
+    (actor,) = live_actors("127.0.0.1:6390")
+    assert seen["address"] == "127.0.0.1:6390"
+    assert (actor.class_name, actor.node_id) == ("RayTrainWorker", "aa")

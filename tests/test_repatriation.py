@@ -4,14 +4,18 @@ machine once one frees (make-before-break, like any move)."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+import pytest
 from fakes import memory_cloud
 
 POOL = "a100_ondemand"
 
 
-def test_a_burst_node_comes_back_when_a_private_machine_frees(tmp_path: Path) -> None:
+def test_a_burst_node_comes_back_when_a_private_machine_frees(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     with memory_cloud.memory_cluster(tmp_path / "state") as (cluster, world):
         cluster["available_node_types"][POOL]["max_workers"] = 3  # room for make-before-break
         provider = memory_cloud.memory_provider(cluster, world)
@@ -29,9 +33,14 @@ def test_a_burst_node_comes_back_when_a_private_machine_frees(tmp_path: Path) ->
         launches = len(world.launch_calls)
         provider.terminate_node(private.instance_id)  # its job ended; the machine is free
         assert len(world.launch_calls) == launches  # nothing was tried on the full machine
-        results = controller.tick()
+        with caplog.at_level(logging.INFO, logger="ray_multicloud.provider"):
+            results = controller.tick()
         assert [r.status for r in results] == ["moved"], controller.last_plan
         assert results[0].move.to_offer.cloud == "onprem"
+        # The replacement's launch says what it is (the ledger keeps the same reason).
+        target = results[0].move.to_offer.offer_id
+        assert f"replacement of a move onto {target}" in caplog.text
+        assert "is pinned to" not in caplog.text
         fleet = provider.fleet()
         assert [n.offer.cloud for n in fleet] == ["onprem"]
         assert public.instance_id not in {n.instance_id for n in fleet}

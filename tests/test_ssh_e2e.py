@@ -21,7 +21,7 @@ import yaml
 
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 
-from fakes.sshd import SshdFarm, loopback_ray, ssh_cloud_spec, sshd_available
+from fakes.sshd import SshdFarm, loopback_ray, node_processes, ssh_cloud_spec, sshd_available
 
 from ray_multicloud.clouds.ssh import SshCloud
 from ray_multicloud.scenarios.local_cluster import LocalCluster
@@ -30,27 +30,6 @@ pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(not sshd_available(), reason="OpenSSH's sshd is not installed")]
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def node_processes(prefix: str) -> dict[int, str]:
-    """Live (not zombie) processes of this machine whose environment carries a
-    ``RAY_CLOUD_INSTANCE_ID`` starting with ``prefix``: pid -> that id."""
-    found: dict[int, str] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                if fh.read().rsplit(")", 1)[1].split()[0] == "Z":
-                    continue
-            with open(f"/proc/{entry}/environ", "rb") as fh:
-                env = fh.read().split(b"\0")
-        except OSError:
-            continue
-        for var in env:
-            if var.startswith(b"RAY_CLOUD_INSTANCE_ID=" + prefix.encode()):
-                found[int(entry)] = var.split(b"=", 1)[1].decode()
-    return found
 
 
 @pytest.fixture

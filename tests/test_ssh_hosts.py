@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes.sshd import SshdFarm, _free_port, fake_ray, keygen, ssh_cloud_spec, sshd_available
+from fakes.sshd import (
+    SshdFarm,
+    _free_port,
+    fake_ray,
+    keygen,
+    node_processes,
+    ssh_cloud_spec,
+    sshd_available,
+)
 
 from ray_multicloud.clouds.base import LaunchRequest, RayBootstrap
 from ray_multicloud.clouds.ssh import SshCloud
@@ -400,7 +408,9 @@ def test_a_failed_ray_start_takes_the_host_out_instead_of_relaunching_there(
     import time
 
     broken = tmp_path / "broken-ray"
-    broken.write_text("#!/bin/bash\necho 'ray: cannot reach the head' >&2\nexit 3\n")
+    # As a real failed `ray start` can: something of the node is left running (Ray's log monitor).
+    broken.write_text("#!/bin/bash\nnohup sleep 100000 >/dev/null 2>&1 &\n"
+                      "echo 'ray: cannot reach the head' >&2\nexit 3\n")
     broken.chmod(0o755)
     cloud = SshCloud.from_config("dc1", ssh_cloud_spec(farm, ray=str(broken)), state_dir=str(tmp_path / "s"))
     try:
@@ -412,10 +422,17 @@ def test_a_failed_ray_start_takes_the_host_out_instead_of_relaunching_there(
             time.sleep(0.5)
         assert cloud.get(inst.instance_id) is None  # the node is gone: ray start exited 3
         reason = cloud._unavailable(next(h for h in cloud.hosts if h.port == port))
-        assert reason is not None and "ray start failed (exit 3)" in reason and "node.log" in reason
+        assert reason is not None and "ray start failed (exit 3)" in reason and "node.log.prev" in reason
+        # What the failed start left is ended at once (nobody would list, so terminate, it again),
+        # and the host's claim is gone; its output is kept.
+        deadline = time.monotonic() + 30
+        while node_processes(inst.instance_id) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert node_processes(inst.instance_id) == {}
+        state = next(h for h in farm.hosts if h.port == port).dir / "home" / ".ray_multicloud"
+        assert not (state / "instance_id").exists()
+        assert "cannot reach the head" in (state / "node.log.prev").read_text()
         again = cloud.launch(request(cloud, "r2"))
         assert int(again.instance_id.split("-")[2]) != port
-        log = (next(h for h in farm.hosts if h.port == port).dir / "home" / ".ray_multicloud" / "node.log")
-        assert "cannot reach the head" in log.read_text()
     finally:
         sweep(cloud)

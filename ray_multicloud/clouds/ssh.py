@@ -26,7 +26,9 @@ Life cycle (``status`` of a host, decided by ``host_state`` from what the host r
 ``claim`` (pending) -> ``ray start`` returned 0 (running) -> ``terminate`` (group signalled, files
 removed: free). A group that died on its own, a ``ray start`` that failed, or a claim that never
 got a process group within ``STALE_CLAIM_S`` reads as terminated; the next launch reclaims the host
-(ending whatever is left of that group first).
+(ending whatever is left of that group first). A ``ray start`` that failed is ended as soon as a
+listing sees it (what it left running is stopped, its output kept as ``node.log.prev``), and its
+host is taken out for ``unavailable_seconds``.
 
 Failures: a host that does not answer (connection refused or timed out, key refused, host key
 unknown or changed) is marked unavailable with the reason (logged once) and not tried again for
@@ -757,7 +759,16 @@ class SshCloud:
         if facts.start_rc is not None and facts.start_rc != 0 and not self._unavailable(host):
             # The same script would fail the same way: no relaunch here until the cool-down ends.
             self._mark_down(host, f"host {host.where}: ray start failed (exit {facts.start_rc}) for node "
-                            f"{facts.instance_id}; see {host.state_dir}/node.log on the host")
+                            f"{facts.instance_id}; see {host.state_dir}/node.log.prev on the host")
+            # What the failed start left running (Ray's log monitor, an agent) is ended now, not at
+            # the host's next launch: nobody lists this node again, so `ray down` would not end it.
+            try:
+                self._remote(host, "stop", str(facts.instance_id), timeout=TERMINATE_GRACE_S + 30)
+            except CloudError as exc:
+                logger.warning("[%s] could not clean up failed node %s on host %s: %s", self.name,
+                               facts.instance_id, host.where, exc)
+            with self._lock:
+                self._cache.pop(host.slug, None)
         if facts.instance_id is None or state in (None, NodeState.TERMINATED):
             with self._lock:
                 self._known.pop(host.slug, None)

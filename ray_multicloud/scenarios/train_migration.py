@@ -48,7 +48,14 @@ HIDDEN = 32
 class JobSpec:
     """The deterministic job: ``total_steps`` steps, a checkpoint every ``steps_per_epoch``;
     ``notice_margin_s``: the slack the notice's save keeps before the deadline (``NoticeSaver``;
-    None: ``ray_train_margin_s()``, Ray Train's poll interval + 0.5 s)."""
+    None: ``ray_train_margin_s()``, Ray Train's poll interval + 0.5 s).
+
+    ``hold_at_step`` and ``hold_file`` pace the job from outside, for a harness that needs the job
+    still running when something slow has happened (a move whose duration the machine's load
+    decides): before each step from ``hold_at_step`` on, the loop waits while ``hold_file``
+    exists, until a notice arrives (the step then runs and the notice is handled as after any
+    step). A held job is a long job that does no work meanwhile; the steps and so the final
+    weights do not change (``reference_state`` ignores both)."""
 
     seed: int = 1234
     total_steps: int = 120
@@ -58,6 +65,8 @@ class JobSpec:
     step_sleep_s: float = 0.25
     world: int = 2
     notice_margin_s: float | None = None
+    hold_at_step: int | None = None
+    hold_file: str = ""
 
 
 def _model(seed: int) -> Any:
@@ -216,6 +225,12 @@ def train_loop(config: dict[str, Any]) -> None:
         )
 
     for step in range(start, spec.total_steps):
+        if spec.hold_at_step is not None and step >= spec.hold_at_step and spec.hold_file:
+            # Collective calls only (rank 0 decides), so every rank waits the same number of rounds.
+            while broadcast_from_rank_zero(os.path.exists(spec.hold_file) if rank == 0 else None):
+                if ray.train.get_preemption_info() is not None:
+                    break
+                time.sleep(1.0)
         began = time.time()
         x, y = _batch(spec, step, rank)
         opt.zero_grad()

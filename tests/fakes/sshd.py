@@ -219,22 +219,54 @@ def ssh_cloud_spec(farm: SshdFarm, *, kinds: Mapping[int, str] | None = None, ra
 LOOPBACK_RAY = """#!/bin/bash
 # The real `ray` CLI, for SSH "hosts" that are this machine: Ray deliberately turns a 127.0.0.1
 # --address into the machine's other address (so remote nodes can reach the head), and nothing here
-# listens there. This undoes that one translation; everything else is the real `ray start`.
+# listens there. This undoes that one translation; everything else is the real `ray start`.{minimal_note}
 exec {python} -c '
 import sys
 import ray._private.services as services
-services.resolve_ip_for_localhost = lambda host: host
+services.resolve_ip_for_localhost = lambda host: host{minimal}
 from ray.scripts.scripts import main
 sys.argv[0] = "ray"
 sys.exit(main())
 ' "$@"
 """
 
+_MINIMAL_NOTE = """
+# The node's dashboard agent runs as on a host with the minimal `ray` package (fewer imports): the
+# raylet gives it 15 s to report its ports and dies otherwise, which a loaded test machine misses."""
+_MINIMAL = (
+    "\nimport ray._private.utils as utils"
+    "\nutils.get_dashboard_dependency_error = lambda: \"minimal agent (fakes.sshd.loopback_ray)\""
+)
 
-def loopback_ray(path: Path) -> Path:
-    """Write ``LOOPBACK_RAY`` (for this Python) to ``path``, executable, and return it."""
+
+def loopback_ray(path: Path, *, minimal_agent: bool = False) -> Path:
+    """Write ``LOOPBACK_RAY`` (for this Python) to ``path``, executable, and return it.
+    ``minimal_agent``: the node's dashboard agent starts as with the minimal ``ray`` package."""
     import sys
 
-    path.write_text(LOOPBACK_RAY.format(python=sys.executable))
+    path.write_text(LOOPBACK_RAY.format(python=sys.executable,
+                                        minimal_note=_MINIMAL_NOTE if minimal_agent else "",
+                                        minimal=_MINIMAL if minimal_agent else ""))
     path.chmod(0o755)
     return path
+
+
+def node_processes(prefix: str) -> dict[int, str]:
+    """Live (not zombie) processes of this machine whose environment carries a
+    ``RAY_CLOUD_INSTANCE_ID`` starting with ``prefix``: pid -> that id."""
+    found: dict[int, str] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                if fh.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    continue
+            with open(f"/proc/{entry}/environ", "rb") as fh:
+                env = fh.read().split(b"\0")
+        except OSError:
+            continue
+        for var in env:
+            if var.startswith(b"RAY_CLOUD_INSTANCE_ID=" + prefix.encode()):
+                found[int(entry)] = var.split(b"=", 1)[1].decode()
+    return found
