@@ -20,6 +20,13 @@
   parallel. If ``DescribeRegions`` is refused (no ``ec2:DescribeRegions`` permission) the driver
   says so once, at error level, and lists ``regions`` plus the regions it launched into.
 
+- **Capacity answers reach the driver at once.** ``RunInstances`` goes through a client of its own
+  with botocore's retries off (``total_max_attempts: 1``): botocore's standard and legacy modes
+  retry an ``InsufficientInstanceCapacity`` (an HTTP 500) two to four times, with waits, before the
+  driver could try the next zone. The driver retries that client's throttling, transient server
+  errors (``TRANSIENT_CODES``) and lost connections itself (``retry_throttled``), which is safe
+  because ``ClientToken`` makes a repeated ``RunInstances`` return the instance already created.
+
 Events: ``us-east-1/use1-az1 p3.2xlarge spot (InsufficientInstanceCapacity) -> CapacityError``,
 ``(RequestLimitExceeded) -> retried with backoff``.
 """
@@ -86,6 +93,9 @@ THROTTLE_CODES = frozenset(
         "TooManyRequestsException",
     }
 )
+# Server-side failures worth the same call again (EC2 error reference, "Server error codes").
+TRANSIENT_CODES = frozenset({"InternalError", "InternalFailure", "ServiceUnavailable", "Unavailable"})
+NO_RETRY_CONFIG = {"total_max_attempts": 1}  # botocore retries for the RunInstances client: none
 NOT_FOUND_CODES = frozenset({"InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"})
 
 _STATES = {
@@ -248,25 +258,50 @@ class AwsCloud:
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    def _client(self, region: str) -> Any:
+    def _client(self, region: str, *, launch: bool = False) -> Any:
+        """The region's EC2 client; ``launch``: the one ``RunInstances`` goes through, with
+        botocore's retries off (the module docstring says why)."""
+        key = f"{region}#launch" if launch else region
         with self._lock:
-            client = self._clients.get(region)
+            client = self._clients.get(key)
             if client is None:
-                client = self._session.client("ec2", region_name=region, endpoint_url=self._endpoint_url)
-                self._clients[region] = client
+                config = None
+                if launch:
+                    from botocore.config import Config
+
+                    config = Config(retries=dict(NO_RETRY_CONFIG))
+                client = self._session.client(
+                    "ec2", region_name=region, endpoint_url=self._endpoint_url, config=config
+                )
+                self._clients[key] = client
             return client
 
     def _call(self, region: str, op: str, *, offer_id: str = "", **params: Any) -> Any:
         from botocore.exceptions import (
             BotoCoreError,
             ClientError,
+            ConnectionError as BotoConnectionError,
+            HTTPClientError,
         )
+
+        launch = op == "run_instances"
 
         def once() -> Any:
             try:
-                return getattr(self._client(region), op)(**params)
+                return getattr(self._client(region, launch=launch), op)(**params)
             except ClientError as exc:
-                raise map_client_error(exc, offer_id=offer_id) from None
+                mapped = map_client_error(exc, offer_id=offer_id)
+                if launch and mapped.code in TRANSIENT_CODES:
+                    # botocore does not retry this client; ClientToken makes the repeat safe.
+                    raise ThrottledError("aws", f"{mapped}; retried", offer_id=offer_id,
+                                         code=mapped.code) from None
+                raise mapped from None
+            except (BotoConnectionError, HTTPClientError) as exc:
+                if not launch:
+                    raise CloudError("aws", f"{op} in {region} failed: {type(exc).__name__}",
+                                     offer_id=offer_id) from None
+                raise ThrottledError("aws", f"{op} in {region}: {type(exc).__name__}; retried",
+                                     offer_id=offer_id) from None
             except BotoCoreError as exc:
                 raise CloudError(
                     "aws",
