@@ -280,8 +280,10 @@ class AwsCloud:
         from botocore.exceptions import (
             BotoCoreError,
             ClientError,
-            ConnectionError as BotoConnectionError,
             HTTPClientError,
+        )
+        from botocore.exceptions import (
+            ConnectionError as BotoConnectionError,
         )
 
         launch = op == "run_instances"
