@@ -215,9 +215,16 @@ def nothing_left(found: dict[str, list[str]]) -> bool:
     return not any(found.values())
 
 
-def run_step(tmp_path: Path, backend: Backend, step: int | None, request: str) -> tuple[bool, list[str]]:
-    """One crash step (``None``: after the driver returned). Returns whether the provider died there
-    and what the restarted provider ended."""
+@dataclass
+class Step:
+    step: int | None  # killed before API call step+1; None: after the driver returned
+    died: bool
+    created: dict[str, list[str]]  # what of the cluster existed after the kill, by kind
+    ended: list[str]  # the nodes the restarted provider ended
+
+
+def run_step(tmp_path: Path, backend: Backend, step: int | None, request: str) -> Step:
+    """One crash step, then the restarted provider's ``ray down``, checked."""
     config = provider_config(tmp_path, backend)
     cloud = backend.crashing()
     crashed = crash_at_call(cloud, step) if step is not None else None
@@ -247,24 +254,23 @@ def run_step(tmp_path: Path, backend: Backend, step: int | None, request: str) -
         assert ledger.open_instances(CLUSTER) == []
         recorded = {row.instance_id for row in ledger.spend()}
     assert set(ended) <= recorded, (ended, recorded)
-    return died, ended
+    return Step(step, died, created, ended)
 
 
-def every_step(tmp_path: Path, backend: Backend) -> list[tuple[int | None, list[str]]]:
-    steps: list[tuple[int | None, list[str]]] = []
+def every_step(tmp_path: Path, backend: Backend) -> list[Step]:
+    steps: list[Step] = []
     for step in range(MAX_STEPS):
         assert nothing_left(backend.leftovers())
-        died, ended = run_step(tmp_path / f"s{step}", backend, step, f"crash{step}")
-        if not died:  # the launch needed no more than `step` calls: every call boundary was tried
-            assert len(ended) == 1
+        done = run_step(tmp_path / f"s{step}", backend, step, f"crash{step}")
+        if not done.died:  # the launch needed no more than `step` calls: every call boundary was tried
+            assert len(done.ended) == 1
             break
-        steps.append((step, ended))
+        steps.append(done)
     else:
         raise AssertionError(f"a launch made more than {MAX_STEPS} API calls")
-    died, ended = run_step(tmp_path / "after", backend, None, "crash-after")
-    assert died and len(ended) == 1
-    steps.append((None, ended))
-    return steps
+    after = run_step(tmp_path / "after", backend, None, "crash-after")
+    assert after.died and len(after.ended) == 1
+    return [*steps, after]
 
 
 def test_aws_crash_at_every_step_leaks_nothing(tmp_path: Path) -> None:
@@ -272,23 +278,26 @@ def test_aws_crash_at_every_step_leaks_nothing(tmp_path: Path) -> None:
         steps = every_step(tmp_path, backend)
     # RunInstances is the launch's last call: the kill that follows it is the one after the driver
     # returned, and the steps before it created nothing.
-    assert [bool(ended) for _, ended in steps] == [False] * (len(steps) - 1) + [True]
+    assert [bool(s.ended) for s in steps] == [False] * (len(steps) - 1) + [True]
     assert len(steps) >= 3
 
 
 def test_gcp_crash_at_every_step_leaks_nothing(tmp_path: Path) -> None:
     with gcp_backend(tmp_path) as backend:
         steps = every_step(tmp_path, backend)
-    print([(step, ended) for step, ended in steps])
-    assert any(ended for _, ended in steps[:-1])  # kills between the create call and the return
+    # Kills after the insert, before the driver returned (waiting on the operation, reading the VM
+    # back) left a VM and its boot disk, which the restarted provider found and ended.
+    assert any(s.created["instances"] and s.created["disks"] for s in steps[:-1])
     assert len(steps) >= 3
 
 
 def test_azure_crash_at_every_step_leaks_nothing(tmp_path: Path) -> None:
     with azure_backend(tmp_path) as backend:
         steps = every_step(tmp_path, backend)
-    print([(step, ended) for step, ended in steps])
-    assert any(ended for _, ended in steps[:-1])  # kills between the create call and the return
+    # The kill between the NIC's PUT and the VM's left a NIC no VM holds, which the restarted
+    # provider's listing deleted; the kill after the VM PUT left a VM, its OS disk and its NIC.
+    assert any(s.created["nics"] and not s.created["vms"] for s in steps)
+    assert steps[-1].created["vms"] and steps[-1].created["disks"] and steps[-1].created["nics"]
     assert len(steps) >= 3
 
 

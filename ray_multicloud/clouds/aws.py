@@ -20,6 +20,9 @@
   parallel. If ``DescribeRegions`` is refused (no ``ec2:DescribeRegions`` permission) the driver
   says so once, at error level, and lists ``regions`` plus the regions it launched into.
 
+- **A launch right after a listing asks nothing first.** ``launch`` looks its request id up in the
+  last ``list(cluster)`` when that is younger than one autoscaler tick (``clouds/_recent.py``)
+  instead of a ``DescribeInstances`` per launch; ``ClientToken`` still dedupes what it missed.
 - **Capacity answers reach the driver at once.** ``RunInstances`` goes through a client of its own
   with botocore's retries off (``total_max_attempts: 1``): botocore's standard and legacy modes
   retry an ``InsufficientInstanceCapacity`` (an HTTP 500) two to four times, with waits, before the
@@ -42,6 +45,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from ray_multicloud.clouds._recent import RecentListing
 from ray_multicloud.clouds._retry import Backoff, retry_throttled
 from ray_multicloud.clouds._startup import check_size, render_startup_script
 from ray_multicloud.clouds.base import (
@@ -219,6 +223,7 @@ class AwsCloud:
         self._image_parameter = image_ssm_parameter
         self._pip_install = tuple(pip_install)
         self._images: dict[str, ImageChoice] = {}
+        self.recent = RecentListing()  # the last list(cluster), reused by launch (clouds/_recent.py)
         self._ssm = ssm_lookup(self._session, endpoint_url=endpoint_url)
 
     @classmethod
@@ -462,7 +467,8 @@ class AwsCloud:
         region = request.offer.region
         with self._lock:
             self._seen_regions.add(region)
-        existing = self._find_request(region, request)
+        fresh, listed = self.recent.lookup(request.cluster, request.request_id)
+        existing = listed if fresh else self._find_request(region, request)
         if existing is not None:
             return existing
         params = self.run_instances_params(request)
@@ -473,6 +479,7 @@ class AwsCloud:
         region, ec2_id = split_id(instance_id)
         if not region:
             return
+        self.recent.drop(instance_id)
         try:
             self._call(region, "terminate_instances", InstanceIds=[ec2_id])
         except InstanceNotFound:
@@ -533,12 +540,16 @@ class AwsCloud:
             {"Name": f"tag:{TAG_CLUSTER}", "Values": [cluster]},
             {"Name": "instance-state-name", "Values": _LIVE_STATES},
         ]
+        started = self.recent.now()
         regions = self.list_regions()
         if len(regions) <= 1:
-            return [i for r in regions for i in self._describe(r, Filters=filters)]
-        with ThreadPoolExecutor(max_workers=min(LIST_PARALLELISM, len(regions))) as pool:
-            pages = list(pool.map(lambda r: self._describe(r, Filters=filters), regions))
-        return [i for page in pages for i in page]
+            found = [i for r in regions for i in self._describe(r, Filters=filters)]
+        else:
+            with ThreadPoolExecutor(max_workers=min(LIST_PARALLELISM, len(regions))) as pool:
+                pages = list(pool.map(lambda r: self._describe(r, Filters=filters), regions))
+            found = [i for page in pages for i in page]
+        self.recent.store(cluster, found, at=started)
+        return found
 
     def set_tags(self, instance_id: InstanceId, tags: Mapping[str, str]) -> None:
         region, ec2_id = split_id(instance_id)

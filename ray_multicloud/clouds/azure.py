@@ -16,6 +16,9 @@
   the cluster whose VM does not exist once it is ``orphan_grace_s`` old (default 120 s, far above
   the seconds between the two PUTs, and no launch of this process is using it), so a restarted
   provider or ``ray down`` ends it.
+- **A launch right after a listing skips its VM GET** when the listing (younger than one autoscaler
+  tick, ``clouds/_recent.py``) had no VM for its request; the VM PUT is create-or-update by name,
+  so a VM created since is updated, not duplicated. Its private IP comes from the NIC PUT's reply.
 - **Listing is two reads whatever the fleet's size:** the resource group's VMs and its NICs (for
   the private IPs), each one paged ``list`` call, instead of one NIC ``GET`` per VM.
 - **Credentials** come only from ``DefaultAzureCredential`` (environment, managed identity, Azure
@@ -39,6 +42,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from ray_multicloud.clouds._recent import RecentListing
 from ray_multicloud.clouds._retry import Backoff, retry_throttled
 from ray_multicloud.clouds._startup import check_size, literal_instance_id, render_startup_script
 from ray_multicloud.clouds.base import TAG_CLUSTER, CloudFeatures, Instance, LaunchRequest
@@ -248,6 +252,7 @@ class AzureCloud:
         self.orphan_grace_s = orphan_grace_s
         self._clock = clock
         self._launching: set[str] = set()  # VM names whose launch is under way in this process
+        self.recent = RecentListing()  # the last list(cluster), reused by launch (clouds/_recent.py)
         if credential is None:
             from azure.identity import DefaultAzureCredential
 
@@ -473,18 +478,21 @@ class AzureCloud:
 
     def _launch(self, request: LaunchRequest, name: str) -> Instance:
         offer_id = request.offer.offer_id
-        existing = self._get_vm(name)
+        fresh, listed = self.recent.lookup(request.cluster, request.request_id)
+        # A listing of a moment ago without this request's VM spares the GET; one with it does not
+        # (it cannot tell a Failed VM, which must be replaced, from a live one).
+        existing = None if fresh and listed is None else self._get_vm(name)
         state = (existing or {}).get("properties", {}).get("provisioningState", "")
         if existing is not None and state not in ("Deleting", "Failed"):
             return self._instance(existing)
         nic = self.nic_body(request)
         vm = self.vm_body(request)
-        self._call(
+        made = rest_dict(self._call(
             lambda: self._network.network_interfaces.begin_create_or_update(
                 self.resource_group, self._nic_name(name), nic, polling_interval=self._poll
             ).result(),
             offer_id=offer_id,
-        )
+        ))
         try:
             created = self._call(
                 lambda: self._compute.virtual_machines.begin_create_or_update(
@@ -500,7 +508,8 @@ class AzureCloud:
             if cause is not None:
                 raise cause from None
             raise exc from None
-        return self._instance(rest_dict(created))
+        # The NIC's PUT answered with its private IP: no NIC GET for it.
+        return self._instance(rest_dict(created), {self._nic_id(name).lower(): _nic_ip(made)})
 
     def _failure_cause(self, vm: Mapping[str, Any], offer_id: str) -> CloudError | None:
         statuses = vm.get("properties", {}).get("instanceView", {}).get("statuses", [])
@@ -534,6 +543,7 @@ class AzureCloud:
             return
 
     def terminate(self, instance_id: InstanceId) -> None:
+        self.recent.drop(instance_id)
         self._delete(str(instance_id))
 
     def get(self, instance_id: InstanceId) -> Instance | None:
@@ -545,6 +555,7 @@ class AzureCloud:
 
     def list(self, cluster: str) -> list[Instance]:
         """The cluster's VMs (two paged list calls: VMs, NICs); sweeps the cluster's orphan NICs."""
+        started = self.recent.now()
         vms = self._call(
             lambda: [rest_dict(vm) for vm in self._compute.virtual_machines.list(self.resource_group)]
         )
@@ -560,6 +571,7 @@ class AzureCloud:
             if inst.state is not NodeState.TERMINATED:
                 found.append(inst)
         self._sweep_orphan_nics(cluster, vms, nics)
+        self.recent.store(cluster, found, at=started)
         return found
 
     def orphan_nics(self, cluster: str, vms: Sequence[Mapping[str, Any]],

@@ -11,6 +11,9 @@
 - **Spot** is ``scheduling.provisioningModel = SPOT`` with ``instanceTerminationAction`` (DELETE by
   default, so a preempted VM leaves nothing behind). GPUs of N1 hosts are ``guestAccelerators``
   (catalog instance types ``n1-standard-4+T4``); A2/A3/G2 machine types carry their GPUs.
+- **A launch right after a listing asks nothing first**: it looks its request up in the last
+  ``list(cluster)`` while that is younger than one autoscaler tick (``clouds/_recent.py``) instead
+  of an ``instances.get`` per zone; the name collision (409) still dedupes what it missed.
 - **Credentials** come only from Application Default Credentials; ``credentials`` may be injected
   (tests pass anonymous ones). Errors carry the GCE error code and message only.
 
@@ -31,6 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from ray_multicloud.clouds._recent import RecentListing
 from ray_multicloud.clouds._retry import Backoff, retry_throttled
 from ray_multicloud.clouds._startup import check_size, literal_instance_id, render_startup_script
 from ray_multicloud.clouds.base import TAG_CLUSTER, CloudFeatures, Instance, LaunchRequest
@@ -296,6 +300,7 @@ class GcpCloud:
         self._operations = compute_v1.ZoneOperationsClient(transport="rest", **kwargs)
         self._compute = compute_v1
         self._lock = threading.Lock()
+        self.recent = RecentListing()  # the last list(cluster), reused by launch (clouds/_recent.py)
 
     @classmethod
     def from_config(cls, name: str, spec: Mapping[str, Any], *, state_dir: str) -> GcpCloud:
@@ -488,7 +493,12 @@ class GcpCloud:
     def launch(self, request: LaunchRequest) -> Instance:
         name = instance_name(request.request_id)
         zones = self.zones_for(request.offer)
+        fresh, listed = self.recent.lookup(request.cluster, request.request_id)
+        if fresh and listed is not None and listed.state is not NodeState.DRAINING:
+            return listed
         for zone in zones:
+            if fresh and (listed is None or listed.instance_id != f"{zone}.{name}"):
+                continue  # the listing of a moment ago has no VM of this request in this zone
             existing = self._get_raw(zone, name)
             if existing is None:
                 continue
@@ -550,6 +560,7 @@ class GcpCloud:
         """Delete the instance whatever its status: a stopped or suspended VM (``STOP``
         termination action) is deleted too, with its auto-delete disks."""
         zone, name = split_id(instance_id)
+        self.recent.drop(instance_id)
         if zone:
             self._delete(zone, name)
 
@@ -566,6 +577,7 @@ class GcpCloud:
             project=self.project,
             filter=f"labels.{TAG_CLUSTER} = {label_value(cluster)}",
         )
+        started = self.recent.now()
         pages = self._call(lambda: list(self._client.aggregated_list(request=request)))
         found = []
         for _scope, scoped in pages:
@@ -573,6 +585,7 @@ class GcpCloud:
                 inst = self._instance(raw)  # stopped VMs included: they exist and must be deleted
                 if inst.tags.get(TAG_CLUSTER) == cluster:
                     found.append(inst)
+        self.recent.store(cluster, found, at=started)
         return found
 
     def set_tags(self, instance_id: InstanceId, tags: Mapping[str, str]) -> None:
