@@ -203,8 +203,14 @@ class MultiCloudNodeProvider(NodeProvider):
     def _refresh(self) -> dict[str, Instance]:
         fresh: dict[str, Instance] = {}
         started = time.monotonic()
-        for cloud in self.clouds.values():
-            for inst in cloud.list(self.cluster_name):
+        clouds = list(self.clouds.values())
+        if len(clouds) <= 1:
+            listings = [c.list(self.cluster_name) for c in clouds]
+        else:  # the clouds are asked at once: a listing takes the slowest cloud's time, not the sum
+            with ThreadPoolExecutor(max_workers=len(clouds)) as pool:
+                listings = list(pool.map(lambda c: c.list(self.cluster_name), clouds))
+        for listing in listings:
+            for inst in listing:
                 fresh[inst.instance_id] = inst
         with self._lock:
             # The provider's own copy: launches in other threads add to it while a caller iterates

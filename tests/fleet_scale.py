@@ -221,3 +221,66 @@ def burst(provider: MultiCloudNodeProvider, requests: list[Launch], *,
 def spread(prefix: str, total: int) -> list[Launch]:
     """``total`` one-node requests spread round-robin over the three clouds."""
     return [Launch(f"{prefix}{i:04d}", CLOUDS[i % len(CLOUDS)]) for i in range(total)]
+
+
+OFFERS = {
+    "aws": "aws/us-east-1/us-east-1a/p3.2xlarge/spot",
+    "gcp": "gcp/us-central1/us-central1-a/n1-standard-8+V100/spot",
+    "azure": "azure/eastus/-/Standard_NC6s_v3/spot",
+}
+
+
+def seed(world: Fleet, total: int) -> dict[str, int]:
+    """Put ``total`` nodes of the cluster into the fakes directly (a third per cloud), shaped and
+    tagged exactly as the drivers launch them, without going through the provider (fast: a
+    benchmark's fleet of 1,000). EC2's come from one ``RunInstances`` of many (they share one
+    request-id tag); GCP's and Azure's are handed to the fakes' own request handlers in-process."""
+    from ray.autoscaler.tags import TAG_RAY_LAUNCH_REQUEST, TAG_RAY_NODE_KIND, TAG_RAY_USER_NODE_TYPE
+
+    from ray_multicloud.clouds.azure import vm_name
+    from ray_multicloud.clouds.base import LaunchRequest
+    from ray_multicloud.types import RequestId
+
+    provider = world.provider()
+    drivers = provider.clouds
+    per = {c: total // 3 + (1 if i < total % 3 else 0) for i, c in enumerate(CLOUDS)}
+
+    def request(cloud: str, rid: str) -> LaunchRequest:
+        offer = provider.offers.get(OFFERS[cloud])
+        assert offer is not None, OFFERS[cloud]
+        ray_tags = {TAG_RAY_NODE_KIND: "worker", TAG_RAY_USER_NODE_TYPE: NODE_TYPES[cloud],
+                    TAG_RAY_LAUNCH_REQUEST: "seed"}
+        tags = provider._tags(ray_tags, NODE_TYPES[cloud], offer, rid)
+        return LaunchRequest(RequestId(rid), CLUSTER, NODE_TYPES[cloud], offer, tags, None)
+
+    aws = drivers["aws"]
+    assert isinstance(aws, AwsCloud)
+    if per["aws"]:
+        params = aws.run_instances_params(request("aws", "seed-aws"))
+        params.update(MinCount=per["aws"], MaxCount=per["aws"], ClientToken="seed-aws")
+        ec2 = aws_session().client("ec2", region_name="us-east-1", endpoint_url=world.endpoint)
+        ec2.run_instances(**params)
+    gcp, az = drivers["gcp"], drivers["azure"]
+    assert isinstance(gcp, LoopbackGcp) and isinstance(az, LoopbackAzure)
+    base = f"/compute/v1/projects/{world.gcp.project}/zones/us-central1-a/instances"
+    group = f"/subscriptions/{world.azure.subscription}/resourceGroups/{world.azure.resource_group}/providers"
+    auth = {"authorization": "Bearer seed"}
+    for i in range(per["gcp"]):
+        body = gcp.instance_body(request("gcp", f"seed-gcp-{i}"), "us-central1-a")
+        with world.gcp.lock:
+            status, _, _ = world.gcp.handle("POST", base, {}, auth, body)
+        assert status == 200, status
+    for i in range(per["azure"]):
+        req = request("azure", f"seed-azure-{i}")
+        name = vm_name(req.request_id)
+        with world.azure.lock:
+            status, _, _ = world.azure.handle(
+                "PUT", f"{group}/Microsoft.Network/networkInterfaces/{name}-nic", {"api-version": "2024-05-01"},
+                auth, az.nic_body(req))
+            assert status in (200, 201), status
+            status, _, _ = world.azure.handle(
+                "PUT", f"{group}/Microsoft.Compute/virtualMachines/{name}", {"api-version": "2024-07-01"},
+                auth, az.vm_body(req))
+            assert status in (200, 201), status
+    world.reset_counts()
+    return per
