@@ -178,6 +178,8 @@ class MultiCloudNodeProvider(NodeProvider):
         self._lock = threading.RLock()
         self._instances: dict[str, Instance] = {}
         self._listed_at: float | None = None  # time.monotonic() when the last full listing began
+        self._listed_done: float | None = None  # ... and when it finished
+        self._fleet_refresh = threading.Lock()  # concurrent launches share one new listing
         self.fleet_reuse_s = FLEET_REUSE_S
         self._cooldowns: dict[OfferId, float] = {}
         self._targets: dict[str, PoolSpec | Offer] = {}
@@ -218,6 +220,7 @@ class MultiCloudNodeProvider(NodeProvider):
             launched = {k: v for k, v in self._instances.items() if k in self._launched_since(started)}
             self._instances = {**launched, **fresh}
             self._listed_at = started
+            self._listed_done = time.monotonic()
             self._launch_times = {k: t for k, t in self._launch_times.items() if t >= started}
         if self._ledger is not None:
             self._account(fresh)
@@ -309,17 +312,24 @@ class MultiCloudNodeProvider(NodeProvider):
         return {k for k, at in self._launch_times.items() if at >= started}
 
     def launch_fleet(self) -> list[FleetNode]:
-        """The fleet a launch decides on: the last full listing when it began less than
+        """The fleet a launch decides on: the last full listing when it finished less than
         ``fleet_reuse_s`` ago (the autoscaler lists at the start of each tick, then launches a
         burst), with this process's launches and terminations since applied; else a new listing.
         Without it, each node of a burst of N listed every cloud again: N listings per tick."""
-        with self._lock:
-            at = self._listed_at
-            reuse = at is not None and time.monotonic() - at <= self.fleet_reuse_s
-            cached = list(self._instances.values()) if reuse else None
+        cached = self._reusable()
         if cached is None:
-            return self.fleet()
+            with self._fleet_refresh:  # one listing for the launches waiting on it, not one each
+                cached = self._reusable()
+                if cached is None:
+                    return self.fleet()
         return self._fleet_of(cached)
+
+    def _reusable(self) -> list[Instance] | None:
+        with self._lock:
+            done = self._listed_done
+            if done is None or time.monotonic() - done > self.fleet_reuse_s:
+                return None
+            return list(self._instances.values())
 
     def fleet(self) -> list[FleetNode]:
         """The project's nodes as the policy sees them, rebuilt from tags (a new listing)."""

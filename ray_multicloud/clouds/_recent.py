@@ -30,10 +30,11 @@ class RecentListing:
         self._lock = threading.Lock()
         self._by_cluster: dict[str, tuple[float, dict[str, Instance]]] = {}
 
-    def store(self, cluster: str, instances: Iterable[Instance], *, at: float | None = None) -> None:
-        """Remember a complete listing of ``cluster`` taken at ``at`` (default: now; pass the time
-        the listing started, so a launch that finished while it ran is not taken as absent)."""
-        when = self._clock() if at is None else at
+    def store(self, cluster: str, instances: Iterable[Instance]) -> None:
+        """Remember a complete listing of ``cluster``, aged from now (when it finished: a listing
+        of a large fleet can take seconds). A launch that finished while it ran may be missing from
+        it; that is safe, the create calls being idempotent (module docstring)."""
+        when = self._clock()
         by_request = {i.tags[TAG_REQUEST]: i for i in instances if i.tags.get(TAG_REQUEST)}
         with self._lock:
             self._by_cluster[cluster] = (when, by_request)

@@ -540,7 +540,6 @@ class AwsCloud:
             {"Name": f"tag:{TAG_CLUSTER}", "Values": [cluster]},
             {"Name": "instance-state-name", "Values": _LIVE_STATES},
         ]
-        started = self.recent.now()
         regions = self.list_regions()
         if len(regions) <= 1:
             found = [i for r in regions for i in self._describe(r, Filters=filters)]
@@ -548,7 +547,7 @@ class AwsCloud:
             with ThreadPoolExecutor(max_workers=min(LIST_PARALLELISM, len(regions))) as pool:
                 pages = list(pool.map(lambda r: self._describe(r, Filters=filters), regions))
             found = [i for page in pages for i in page]
-        self.recent.store(cluster, found, at=started)
+        self.recent.store(cluster, found)
         return found
 
     def set_tags(self, instance_id: InstanceId, tags: Mapping[str, str]) -> None:

@@ -555,7 +555,6 @@ class AzureCloud:
 
     def list(self, cluster: str) -> list[Instance]:
         """The cluster's VMs (two paged list calls: VMs, NICs); sweeps the cluster's orphan NICs."""
-        started = self.recent.now()
         vms = self._call(
             lambda: [rest_dict(vm) for vm in self._compute.virtual_machines.list(self.resource_group)]
         )
@@ -571,7 +570,7 @@ class AzureCloud:
             if inst.state is not NodeState.TERMINATED:
                 found.append(inst)
         self._sweep_orphan_nics(cluster, vms, nics)
-        self.recent.store(cluster, found, at=started)
+        self.recent.store(cluster, found)
         return found
 
     def orphan_nics(self, cluster: str, vms: Sequence[Mapping[str, Any]],

@@ -577,7 +577,6 @@ class GcpCloud:
             project=self.project,
             filter=f"labels.{TAG_CLUSTER} = {label_value(cluster)}",
         )
-        started = self.recent.now()
         pages = self._call(lambda: list(self._client.aggregated_list(request=request)))
         found = []
         for _scope, scoped in pages:
@@ -585,7 +584,7 @@ class GcpCloud:
                 inst = self._instance(raw)  # stopped VMs included: they exist and must be deleted
                 if inst.tags.get(TAG_CLUSTER) == cluster:
                     found.append(inst)
-        self.recent.store(cluster, found, at=started)
+        self.recent.store(cluster, found)
         return found
 
     def set_tags(self, instance_id: InstanceId, tags: Mapping[str, str]) -> None:
