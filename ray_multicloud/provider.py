@@ -27,7 +27,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, cast
@@ -203,10 +203,15 @@ class MultiCloudNodeProvider(NodeProvider):
         self.offers = OfferBook(self.settings, self.clouds)
         self._lock = threading.RLock()
         self._instances: dict[str, Instance] = {}
+        self._listed_at: float | None = None  # time.monotonic() when the last full listing began
+        self._listed_done: float | None = None  # ... and when it finished
+        self._fleet_refresh = threading.Lock()  # concurrent launches share one new listing
+        self.fleet_reuse_s = FLEET_REUSE_S
         self._cooldowns: dict[OfferId, float] = {}
         self._targets: dict[str, PoolSpec | Offer] = {}
         self._teams: dict[str, str] = {}  # node type -> its pool's team, learnt from its node_config
         self._priced: dict[str, float] = {}  # the last price the ledger holds for each live node
+        self._launch_times: dict[str, float] = {}  # node -> time.monotonic() this process launched it
         self._claims = LaunchClaims()
         # The ledger's view of the fleet (see _account): nodes it holds as running, and for those
         # missing from the clouds' listings, how many listings in a row and since when.
@@ -226,13 +231,24 @@ class MultiCloudNodeProvider(NodeProvider):
 
     def _refresh(self) -> dict[str, Instance]:
         fresh: dict[str, Instance] = {}
-        for cloud in self.clouds.values():
-            for inst in cloud.list(self.cluster_name):
+        started = time.monotonic()
+        clouds = list(self.clouds.values())
+        if len(clouds) <= 1:
+            listings = [c.list(self.cluster_name) for c in clouds]
+        else:  # the clouds are asked at once: a listing takes the slowest cloud's time, not the sum
+            with ThreadPoolExecutor(max_workers=len(clouds)) as pool:
+                listings = list(pool.map(lambda c: c.list(self.cluster_name), clouds))
+        for listing in listings:
+            for inst in listing:
                 fresh[inst.instance_id] = inst
         with self._lock:
             # The provider's own copy: launches in other threads add to it while a caller iterates
-            # the listing it was handed.
-            self._instances = dict(fresh)
+            # the listing it was handed. Launches that finished while the listing ran stay in it.
+            launched = {k: v for k, v in self._instances.items() if k in self._launched_since(started)}
+            self._instances = {**launched, **fresh}
+            self._listed_at = started
+            self._listed_done = time.monotonic()
+            self._launch_times = {k: t for k, t in self._launch_times.items() if t >= started}
         if self._ledger is not None:
             self._account(fresh)
         return fresh
@@ -319,10 +335,37 @@ class MultiCloudNodeProvider(NodeProvider):
         inst = self._instance(node_id)
         return None if inst is None else self.clouds.get(inst.cloud)
 
+    def _launched_since(self, started: float) -> set[str]:
+        """Nodes this process launched after ``started`` (time.monotonic()); call with the lock."""
+        return {k for k, at in self._launch_times.items() if at >= started}
+
+    def launch_fleet(self) -> list[FleetNode]:
+        """The fleet a launch decides on: the last full listing when it finished less than
+        ``fleet_reuse_s`` ago (the autoscaler lists at the start of each tick, then launches a
+        burst), with this process's launches and terminations since applied; else a new listing.
+        Without it, each node of a burst of N listed every cloud again: N listings per tick."""
+        cached = self._reusable()
+        if cached is None:
+            with self._fleet_refresh:  # one listing for the launches waiting on it, not one each
+                cached = self._reusable()
+                if cached is None:
+                    return self.fleet()
+        return self._fleet_of(cached)
+
+    def _reusable(self) -> list[Instance] | None:
+        with self._lock:
+            done = self._listed_done
+            if done is None or time.monotonic() - done > self.fleet_reuse_s:
+                return None
+            return list(self._instances.values())
+
     def fleet(self) -> list[FleetNode]:
-        """The project's nodes as the policy sees them, rebuilt from tags."""
+        """The project's nodes as the policy sees them, rebuilt from tags (a new listing)."""
+        return self._fleet_of(self._refresh().values())
+
+    def _fleet_of(self, instances: Iterable[Instance]) -> list[FleetNode]:
         out = []
-        for inst in self._refresh().values():
+        for inst in instances:
             offer = self.offers.get(inst.tags.get(TAG_OFFER, ""))
             if offer is None:
                 continue
@@ -511,7 +554,7 @@ class MultiCloudNodeProvider(NodeProvider):
         limit: float | None = None
         budget_why: tuple[str, ...] = ()
         if budgets:
-            verdict = self.budget.verdict(budgets, self.fleet(), now)
+            verdict = self.budget.verdict(budgets, self.launch_fleet(), now)
             if not verdict.allowed:
                 raise LaunchFailed(node_type, request_id, [CloudError("budget", "; ".join(verdict.reasons))])
             limit, budget_why = verdict.max_price_per_hour, verdict.reasons
@@ -538,7 +581,7 @@ class MultiCloudNodeProvider(NodeProvider):
                 pool = replace(pool, max_price_per_hour=cap)
                 if ahead is not None and ahead.price_per_hour > cap:
                     ahead = None
-            fleet = self.fleet()
+            fleet = self.launch_fleet()
             # A private machine kind with every machine in use is skipped, not tried and cooled down.
             cooldowns.update({oid: math.inf for oid in self.full_offers(fleet)})
             decision = place(pool, 1, self.offers.index(), fleet, now=now, cooldowns=cooldowns)
@@ -587,9 +630,19 @@ class MultiCloudNodeProvider(NodeProvider):
                 causes.append(exc)
                 continue
             except CloudError as exc:
-                logger.warning("launch of %s failed: %s; trying the next offer", offer.offer_id, exc)
-                causes.append(exc)
-                continue
+                # Not a refusal (capacity and quota are CapacityError): the cloud may have created
+                # the node before the call failed (a lost reply, throttling on a retry of a create
+                # that went through). Launching again on the next offer would make a second node
+                # under the same key.
+                found = self._find_by_key(cloud, request_id)
+                if found is None:
+                    logger.warning("launch of %s failed: %s; no node with key %s; trying the next offer",
+                                   offer.offer_id, exc, request_id)
+                    causes.append(exc)
+                    continue
+                logger.warning("launch of %s failed: %s; but its node %s exists: counted",
+                               offer.offer_id, exc, found.instance_id)
+                inst = found
             except Exception as exc:
                 # Not a cloud's answer (an operation wait that timed out, a driver bug, a bad
                 # setting): the node may exist. Find it by its key; count and record it if it does.
@@ -617,6 +670,7 @@ class MultiCloudNodeProvider(NodeProvider):
                         "; ".join(reasons))
             with self._lock:
                 self._instances[inst.instance_id] = inst
+                self._launch_times[inst.instance_id] = time.monotonic()
             ledger = self._ledger
             if ledger is not None and _record(
                 functools.partial(ledger.record_launch, reason="; ".join(reasons),
@@ -755,6 +809,7 @@ class MultiCloudNodeProvider(NodeProvider):
                 delete_cluster_secrets(self.secret_stores(), self.cluster_name)
         with self._lock:
             self._instances.pop(node_id, None)
+            self._launch_times.pop(node_id, None)
             self._priced.pop(node_id, None)
             self._open.discard(node_id)
             self._missing.pop(node_id, None)
@@ -930,6 +985,7 @@ def movable_pools(cluster_config: Mapping[str, Any]) -> list[str]:
     return out
 
 
+FLEET_REUSE_S = 5.0  # a launch reuses a fleet listing this young (Ray's autoscaler update interval)
 MISSING_LISTS_TO_END = 3  # listings in a row a node must be missing from before the ledger ends it
 MISSING_GRACE_S = 60.0  # ... and for at least this long (a cloud's listing can lag its launch)
 

@@ -1,9 +1,9 @@
 """The EC2 fault fake answers as EC2 does, over botocore's HTTP path (issue 16 item 3): the error
 envelope of the vendor example ``tests/data/api_examples/aws/ec2-query-api-error-response
 .doc-example.xml`` with the code's HTTP status, parsed by botocore and seen by its retry handler.
-What it shows about the driver: with botocore's default retry settings, an
-``InsufficientInstanceCapacity`` is retried by botocore itself, with its random exponential waits,
-before the driver can fall back to another zone."""
+What it shows about the driver: capacity answers reach it after one HTTP request (its RunInstances
+client has botocore's retries off), so it can fall back to another zone at once; throttling is
+still retried, by the driver."""
 
 from __future__ import annotations
 
@@ -59,30 +59,47 @@ def test_capacity_error_is_parsed_by_botocore_from_the_http_reply() -> None:
     assert faults.http_attempts == [("use1-az1", "InsufficientInstanceCapacity")]
 
 
-def test_botocore_default_retries_run_on_insufficient_capacity(monkeypatch: pytest.MonkeyPatch) -> None:
-    """With botocore's defaults, a 500 InsufficientInstanceCapacity is retried by botocore (its
-    retry handler, not the driver's) before the driver sees the error and may fall back."""
+@pytest.mark.parametrize("mode", ["standard", "legacy"])
+def test_insufficient_capacity_is_not_retried_by_botocore(monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
+    """Issue 13: with botocore's own retry settings (standard: 3 attempts, legacy: 5), a 500
+    InsufficientInstanceCapacity used to be sent 3 or 5 times, with waits, before the driver could
+    try another zone. The driver's RunInstances client has botocore's retries off: one HTTP
+    request, then CapacityError, and no wait."""
     import botocore.endpoint
 
     waits: list[float] = []
     monkeypatch.setattr(botocore.endpoint, "time", types.SimpleNamespace(sleep=waits.append))
+    monkeypatch.setenv("AWS_RETRY_MODE", mode)
     faults = Ec2Faults(zones={"use1-az1": "InsufficientInstanceCapacity"})
+    driver_sleeps: list[float] = []
     with moto_server() as endpoint:
         session = aws_session(faults, botocore_max_attempts=None)
-        retries = session.client("ec2", region_name="us-east-1", endpoint_url=endpoint).meta.config.retries
-        # botocore's defaults: 3 attempts in "standard" mode, 5 in "legacy" (retries/standard.py,
-        # data/_retry.json), unless the config says otherwise.
-        default = 5 if retries.get("mode") == "legacy" else 3
-        attempts = int(retries.get("total_max_attempts") or default)
-        cloud = AwsCloud(
-            image_id="ami-12345678", endpoint_url=endpoint, session=session, sleep=lambda _s: None
-        )
+        # The session's other clients keep botocore's retries (what the old behaviour came from).
+        other = session.client("ec2", region_name="us-east-1", endpoint_url=endpoint).meta.config.retries
+        assert int(other.get("total_max_attempts") or (3 if mode == "standard" else 5)) >= 2
+        cloud = AwsCloud(image_id="ami-12345678", endpoint_url=endpoint, session=session,
+                         sleep=driver_sleeps.append)
         with pytest.raises(CapacityError):
             cloud.launch(request_for(gpu_offer("aws", "us-east-1", "use1-az1", "p3.2xlarge")))
-    assert attempts >= 2
-    assert len(faults.run_instances_calls) == 1  # one driver call ...
-    assert faults.http_attempts == [("use1-az1", "InsufficientInstanceCapacity")] * attempts  # ... retried
-    assert len(waits) == attempts - 1 and all(w >= 0 for w in waits)
-    # Both modes wait at most rand(0, 1) * 2**i s before retry i+1 (standard: 0.05 * 2**i for a
-    # non-throttling error; legacy: "rand" base, growth factor 2).
-    assert all(w <= 2**i for i, w in enumerate(waits))
+    assert len(faults.run_instances_calls) == 1
+    assert faults.http_attempts == [("use1-az1", "InsufficientInstanceCapacity")]
+    assert waits == [] and driver_sleeps == []
+
+
+def test_throttled_run_instances_is_still_retried_and_creates_one_instance() -> None:
+    """Throttling on the no-retry client is retried by the driver (two 503 RequestLimitExceeded,
+    then success: three HTTP requests, two driver waits) and, the ClientToken being the same, one
+    instance exists."""
+    faults = Ec2Faults(throttle_next=2)
+    sleeps: list[float] = []
+    with moto_server() as endpoint:
+        session = aws_session(faults, botocore_max_attempts=None)
+        cloud = AwsCloud(image_id="ami-12345678", endpoint_url=endpoint, session=session, sleep=sleeps.append)
+        inst = cloud.launch(request_for(gpu_offer("aws", "us-east-1", "use1-az1", "p3.2xlarge")))
+        client = session.client("ec2", region_name="us-east-1", endpoint_url=endpoint)
+        reservations = client.describe_instances()["Reservations"]
+    assert [z for z, _ in faults.http_attempts] == ["use1-az1"] * 3
+    assert [c for _, c in faults.http_attempts] == ["RequestLimitExceeded", "RequestLimitExceeded", ""]
+    assert len(sleeps) == 2
+    ids = [i["InstanceId"] for r in reservations for i in r["Instances"]]
+    assert ids == [str(inst.instance_id).split(".", 1)[1]]

@@ -135,6 +135,8 @@ class CannedArm(FakeApi):
         assert method == "GET" and query.get("api-version")
         if "/networkInterfaces/" in path:
             return 200, self.nic, {}
+        if path.endswith("/networkInterfaces"):  # NetworkInterfaceListResult: value (+ nextLink)
+            return 200, {"value": [self.nic]}, {}
         if path.endswith("/virtualMachines"):
             return 200, {"value": self.vms}, {}
         if "/virtualMachines/" in path:

@@ -20,6 +20,16 @@
   parallel. If ``DescribeRegions`` is refused (no ``ec2:DescribeRegions`` permission) the driver
   says so once, at error level, and lists ``regions`` plus the regions it launched into.
 
+- **A launch right after a listing asks nothing first.** ``launch`` looks its request id up in the
+  last ``list(cluster)`` when that is younger than one autoscaler tick (``clouds/_recent.py``)
+  instead of a ``DescribeInstances`` per launch; ``ClientToken`` still dedupes what it missed.
+- **Capacity answers reach the driver at once.** ``RunInstances`` goes through a client of its own
+  with botocore's retries off (``total_max_attempts: 1``): botocore's standard and legacy modes
+  retry an ``InsufficientInstanceCapacity`` (an HTTP 500) two to four times, with waits, before the
+  driver could try the next zone. The driver retries that client's throttling, transient server
+  errors (``TRANSIENT_CODES``) and lost connections itself (``retry_throttled``), which is safe
+  because ``ClientToken`` makes a repeated ``RunInstances`` return the instance already created.
+
 Events: ``us-east-1/use1-az1 p3.2xlarge spot (InsufficientInstanceCapacity) -> CapacityError``,
 ``(RequestLimitExceeded) -> retried with backoff``.
 """
@@ -36,6 +46,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ray_multicloud.auth.secrets import SsmSecretStore
+from ray_multicloud.clouds._recent import RecentListing
 from ray_multicloud.clouds._retry import Backoff, retry_throttled
 from ray_multicloud.clouds._startup import check_size, render_startup_script
 from ray_multicloud.clouds.base import (
@@ -87,6 +98,9 @@ THROTTLE_CODES = frozenset(
         "TooManyRequestsException",
     }
 )
+# Server-side failures worth the same call again (EC2 error reference, "Server error codes").
+TRANSIENT_CODES = frozenset({"InternalError", "InternalFailure", "ServiceUnavailable", "Unavailable"})
+NO_RETRY_CONFIG = {"total_max_attempts": 1}  # botocore retries for the RunInstances client: none
 NOT_FOUND_CODES = frozenset({"InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"})
 
 _STATES = {
@@ -210,6 +224,7 @@ class AwsCloud:
         self._image_parameter = image_ssm_parameter
         self._pip_install = tuple(pip_install)
         self._images: dict[str, ImageChoice] = {}
+        self.recent = RecentListing()  # the last list(cluster), reused by launch (clouds/_recent.py)
         self._ssm = ssm_lookup(self._session, endpoint_url=endpoint_url)
         self._secret_stores: dict[str, SsmSecretStore] = {}
 
@@ -250,25 +265,52 @@ class AwsCloud:
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    def _client(self, region: str) -> Any:
+    def _client(self, region: str, *, launch: bool = False) -> Any:
+        """The region's EC2 client; ``launch``: the one ``RunInstances`` goes through, with
+        botocore's retries off (the module docstring says why)."""
+        key = f"{region}#launch" if launch else region
         with self._lock:
-            client = self._clients.get(region)
+            client = self._clients.get(key)
             if client is None:
-                client = self._session.client("ec2", region_name=region, endpoint_url=self._endpoint_url)
-                self._clients[region] = client
+                config = None
+                if launch:
+                    from botocore.config import Config
+
+                    config = Config(retries=dict(NO_RETRY_CONFIG))
+                client = self._session.client(
+                    "ec2", region_name=region, endpoint_url=self._endpoint_url, config=config
+                )
+                self._clients[key] = client
             return client
 
     def _call(self, region: str, op: str, *, offer_id: str = "", **params: Any) -> Any:
         from botocore.exceptions import (
             BotoCoreError,
             ClientError,
+            HTTPClientError,
         )
+        from botocore.exceptions import (
+            ConnectionError as BotoConnectionError,
+        )
+
+        launch = op == "run_instances"
 
         def once() -> Any:
             try:
-                return getattr(self._client(region), op)(**params)
+                return getattr(self._client(region, launch=launch), op)(**params)
             except ClientError as exc:
-                raise map_client_error(exc, offer_id=offer_id) from None
+                mapped = map_client_error(exc, offer_id=offer_id)
+                if launch and mapped.code in TRANSIENT_CODES:
+                    # botocore does not retry this client; ClientToken makes the repeat safe.
+                    raise ThrottledError("aws", f"{mapped}; retried", offer_id=offer_id,
+                                         code=mapped.code) from None
+                raise mapped from None
+            except (BotoConnectionError, HTTPClientError) as exc:
+                if not launch:
+                    raise CloudError("aws", f"{op} in {region} failed: {type(exc).__name__}",
+                                     offer_id=offer_id) from None
+                raise ThrottledError("aws", f"{op} in {region}: {type(exc).__name__}; retried",
+                                     offer_id=offer_id) from None
             except BotoCoreError as exc:
                 raise CloudError(
                     "aws",
@@ -428,7 +470,8 @@ class AwsCloud:
         region = request.offer.region
         with self._lock:
             self._seen_regions.add(region)
-        existing = self._find_request(region, request)
+        fresh, listed = self.recent.lookup(request.cluster, request.request_id)
+        existing = listed if fresh else self._find_request(region, request)
         if existing is not None:
             return existing
         params = self.run_instances_params(request)
@@ -453,6 +496,7 @@ class AwsCloud:
         region, ec2_id = split_id(instance_id)
         if not region:
             return
+        self.recent.drop(instance_id)
         try:
             self._call(region, "terminate_instances", InstanceIds=[ec2_id])
         except InstanceNotFound:
@@ -515,10 +559,13 @@ class AwsCloud:
         ]
         regions = self.list_regions()
         if len(regions) <= 1:
-            return [i for r in regions for i in self._describe(r, Filters=filters)]
-        with ThreadPoolExecutor(max_workers=min(LIST_PARALLELISM, len(regions))) as pool:
-            pages = list(pool.map(lambda r: self._describe(r, Filters=filters), regions))
-        return [i for page in pages for i in page]
+            found = [i for r in regions for i in self._describe(r, Filters=filters)]
+        else:
+            with ThreadPoolExecutor(max_workers=min(LIST_PARALLELISM, len(regions))) as pool:
+                pages = list(pool.map(lambda r: self._describe(r, Filters=filters), regions))
+            found = [i for page in pages for i in page]
+        self.recent.store(cluster, found)
+        return found
 
     def set_tags(self, instance_id: InstanceId, tags: Mapping[str, str]) -> None:
         region, ec2_id = split_id(instance_id)

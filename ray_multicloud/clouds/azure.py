@@ -10,6 +10,17 @@
   ``deleteOption: Delete``, so deleting or evicting the VM leaves nothing billable behind.
 - **Failed allocations leak nothing.** ARM leaves a VM whose allocation failed in provisioning
   state Failed; the driver deletes it and its NIC before raising ``CapacityError``.
+- **Orphan NICs are swept.** The NIC is created before its VM (two PUTs), so a provider that dies
+  between them, or between the VM's delete and the NIC's, leaves a NIC no VM holds. Each NIC
+  carries the cluster's tags and ``rmc-nic-created`` (epoch seconds); ``list`` deletes a NIC of
+  the cluster whose VM does not exist once it is ``orphan_grace_s`` old (default 120 s, far above
+  the seconds between the two PUTs, and no launch of this process is using it), so a restarted
+  provider or ``ray down`` ends it.
+- **A launch right after a listing skips its VM GET** when the listing (younger than one autoscaler
+  tick, ``clouds/_recent.py``) had no VM for its request; the VM PUT is create-or-update by name,
+  so a VM created since is updated, not duplicated. Its private IP comes from the NIC PUT's reply.
+- **Listing is two reads whatever the fleet's size:** the resource group's VMs and its NICs (for
+  the private IPs), each one paged ``list`` call, instead of one NIC ``GET`` per VM.
 - **Credentials** come only from ``DefaultAzureCredential`` (environment, managed identity, Azure
   CLI login); ``credential`` may be injected. Plain-http endpoints are accepted only on loopback
   (tests). Errors carry the ARM error code and message only.
@@ -23,13 +34,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import re
 import threading
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from ray_multicloud.auth.rest_stores import AZURE_IMDS_TOKEN, AzureKeyVaultStore
+from ray_multicloud.clouds._recent import RecentListing
 from ray_multicloud.clouds._retry import Backoff, retry_throttled
 from ray_multicloud.clouds._startup import check_size, literal_instance_id, render_startup_script
 from ray_multicloud.clouds.base import TAG_CLUSTER, CloudFeatures, Instance, LaunchRequest
@@ -62,6 +76,9 @@ QUOTA_CODES = frozenset({"OperationNotAllowed", "QuotaExceeded"})
 THROTTLE_CODES = frozenset({"TooManyRequests", "RetryableError", "SubscriptionRequestsThrottled"})
 NOT_FOUND_CODES = frozenset({"ResourceNotFound", "NotFound", "ResourceGroupNotFound"})
 DEFAULT_IMAGE = dict(AZURE_DEFAULT_IMAGE)  # clouds/images.py: Ubuntu HPC (DSVM)
+logger = logging.getLogger(__name__)
+TAG_NIC_CREATED = "rmc-nic-created"  # on each NIC: when it was PUT (epoch seconds), for the sweep
+ORPHAN_GRACE_S = 120.0  # a NIC of the cluster with no VM is deleted by list() once this old
 _STATES = {
     "Creating": NodeState.PENDING,
     "Updating": NodeState.RUNNING,
@@ -204,6 +221,8 @@ class AzureCloud:
         polling_interval_s: float = 5.0,
         sdk_retry_total: int | None = None,
         pip_install: tuple[str, ...] = BOOT_INSTALL,
+        orphan_grace_s: float = ORPHAN_GRACE_S,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         try:
             from azure.mgmt.compute import ComputeManagementClient  # lazily
@@ -234,6 +253,10 @@ class AzureCloud:
         self._backoff = backoff
         self._sleep = sleep
         self._poll = polling_interval_s
+        self.orphan_grace_s = orphan_grace_s
+        self._clock = clock
+        self._launching: set[str] = set()  # VM names whose launch is under way in this process
+        self.recent = RecentListing()  # the last list(cluster), reused by launch (clouds/_recent.py)
         if credential is None:
             from azure.identity import DefaultAzureCredential
 
@@ -353,7 +376,8 @@ class AzureCloud:
         configs = nic.get("properties", {}).get("ipConfigurations", [])
         return str(configs[0].get("properties", {}).get("privateIPAddress", "")) if configs else ""
 
-    def _instance(self, vm: Mapping[str, Any]) -> Instance:
+    def _instance(self, vm: Mapping[str, Any], ips: Mapping[str, str] | None = None) -> Instance:
+        """``ips``: private IP by lower-cased NIC id (from one NIC listing); else the NIC is read."""
         state = str(vm.get("properties", {}).get("provisioningState", "Creating"))
         # ``name`` is read-only output that the spec's minimal list example omits; the id ends with it.
         name = str(vm.get("name") or str(vm.get("id", "")).rsplit("/", 1)[-1])
@@ -362,7 +386,7 @@ class AzureCloud:
             cloud=self.name,
             state=_STATES.get(state, NodeState.PENDING),
             tags=dict(vm.get("tags") or {}),
-            internal_ip=self._private_ip(vm),
+            internal_ip=self._private_ip(vm) if ips is None else _listed_ip(vm, ips),
             external_ip=None,
             launched_at=_timestamp(str(vm.get("properties", {}).get("timeCreated", ""))),
         )
@@ -389,7 +413,7 @@ class AzureCloud:
             )
         body: dict[str, Any] = {
             "location": region,
-            "tags": dict(request.tags),
+            "tags": {**request.tags, TAG_NIC_CREATED: str(int(self._clock()))},
             "properties": {
                 "ipConfigurations": [
                     {
@@ -468,20 +492,32 @@ class AzureCloud:
     # -- the Cloud protocol -----------------------------------------------------------------
 
     def launch(self, request: LaunchRequest) -> Instance:
-        offer_id = request.offer.offer_id
         name = vm_name(request.request_id)
-        existing = self._get_vm(name)
+        with self._lock:
+            self._launching.add(name)
+        try:
+            return self._launch(request, name)
+        finally:
+            with self._lock:
+                self._launching.discard(name)
+
+    def _launch(self, request: LaunchRequest, name: str) -> Instance:
+        offer_id = request.offer.offer_id
+        fresh, listed = self.recent.lookup(request.cluster, request.request_id)
+        # A listing of a moment ago without this request's VM spares the GET; one with it does not
+        # (it cannot tell a Failed VM, which must be replaced, from a live one).
+        existing = None if fresh and listed is None else self._get_vm(name)
         state = (existing or {}).get("properties", {}).get("provisioningState", "")
         if existing is not None and state not in ("Deleting", "Failed"):
             return self._instance(existing)
         nic = self.nic_body(request)
         vm = self.vm_body(request)
-        self._call(
+        made = rest_dict(self._call(
             lambda: self._network.network_interfaces.begin_create_or_update(
                 self.resource_group, self._nic_name(name), nic, polling_interval=self._poll
             ).result(),
             offer_id=offer_id,
-        )
+        ))
         try:
             created = self._call(
                 lambda: self._compute.virtual_machines.begin_create_or_update(
@@ -497,7 +533,8 @@ class AzureCloud:
             if cause is not None:
                 raise cause from None
             raise exc from None
-        return self._instance(rest_dict(created))
+        # The NIC's PUT answered with its private IP: no NIC GET for it.
+        return self._instance(rest_dict(created), {self._nic_id(name).lower(): _nic_ip(made)})
 
     def _failure_cause(self, vm: Mapping[str, Any], offer_id: str) -> CloudError | None:
         statuses = vm.get("properties", {}).get("instanceView", {}).get("statuses", [])
@@ -523,7 +560,15 @@ class AzureCloud:
             except InstanceNotFound:
                 continue
 
+    def _delete_nic(self, nic_name: str) -> None:
+        try:
+            self._call(lambda: self._network.network_interfaces.begin_delete(
+                self.resource_group, nic_name, polling_interval=self._poll).result())
+        except InstanceNotFound:
+            return
+
     def terminate(self, instance_id: InstanceId) -> None:
+        self.recent.drop(instance_id)
         self._delete(str(instance_id))
 
     def get(self, instance_id: InstanceId) -> Instance | None:
@@ -534,17 +579,63 @@ class AzureCloud:
         return None if inst.state is NodeState.TERMINATED else inst
 
     def list(self, cluster: str) -> list[Instance]:
+        """The cluster's VMs (two paged list calls: VMs, NICs); sweeps the cluster's orphan NICs."""
         vms = self._call(
             lambda: [rest_dict(vm) for vm in self._compute.virtual_machines.list(self.resource_group)]
         )
+        nics = self._call(
+            lambda: [rest_dict(nic) for nic in self._network.network_interfaces.list(self.resource_group)]
+        )
+        ips = {str(nic.get("id", "")).lower(): _nic_ip(nic) for nic in nics}
         found = []
         for vm in vms:
             if (vm.get("tags") or {}).get(TAG_CLUSTER) != cluster:
                 continue
-            inst = self._instance(vm)
+            inst = self._instance(vm, ips)
             if inst.state is not NodeState.TERMINATED:
                 found.append(inst)
+        self._sweep_orphan_nics(cluster, vms, nics)
+        self.recent.store(cluster, found)
         return found
+
+    def orphan_nics(self, cluster: str, vms: Sequence[Mapping[str, Any]],
+                    nics: Sequence[Mapping[str, Any]]) -> Sequence[str]:
+        """Names of ``cluster``'s NICs that no VM holds, older than ``orphan_grace_s``, and not
+        part of a launch under way in this process (a NIC without the created tag counts as old)."""
+        vm_names = {str(vm.get("name") or str(vm.get("id", "")).rsplit("/", 1)[-1]) for vm in vms}
+        held = {str(ref.get("id", "")).lower() for vm in vms
+                for ref in vm.get("properties", {}).get("networkProfile", {}).get("networkInterfaces", [])}
+        now = self._clock()
+        with self._lock:
+            launching = set(self._launching)
+        out = []
+        for nic in nics:
+            tags = nic.get("tags") or {}
+            name = str(nic.get("name") or str(nic.get("id", "")).rsplit("/", 1)[-1])
+            if tags.get(TAG_CLUSTER) != cluster or str(nic.get("id", "")).lower() in held:
+                continue
+            if nic.get("properties", {}).get("virtualMachine"):
+                continue
+            owner = name.removesuffix("-nic")
+            if owner in vm_names or owner in launching:
+                continue
+            try:
+                created = float(tags.get(TAG_NIC_CREATED, "0"))
+            except ValueError:
+                created = 0.0
+            if now - created >= self.orphan_grace_s:
+                out.append(name)
+        return out
+
+    def _sweep_orphan_nics(self, cluster: str, vms: Sequence[Mapping[str, Any]],
+                          nics: Sequence[Mapping[str, Any]]) -> None:
+        for name in self.orphan_nics(cluster, vms, nics):
+            logger.warning("azure cloud %r: NIC %s of cluster %r has no VM (a launch or delete that did not "
+                           "finish); deleting it", self.name, name, cluster)
+            try:
+                self._delete_nic(name)
+            except CloudError as exc:  # the next listing tries again
+                logger.warning("azure cloud %r: could not delete orphan NIC %s: %s", self.name, name, exc)
 
     def set_tags(self, instance_id: InstanceId, tags: Mapping[str, str]) -> None:
         name = str(instance_id)
@@ -563,6 +654,17 @@ class AzureCloud:
             )
         except InstanceNotFound:
             raise InstanceNotFound("azure", f"instance {instance_id} does not exist") from None
+
+
+def _nic_ip(nic: Mapping[str, Any]) -> str:
+    configs = nic.get("properties", {}).get("ipConfigurations", [])
+    return str(configs[0].get("properties", {}).get("privateIPAddress", "")) if configs else ""
+
+
+def _listed_ip(vm: Mapping[str, Any], ips: Mapping[str, str]) -> str:
+    """The VM's first NIC's private IP from a NIC listing (``ips``: by lower-cased NIC id)."""
+    nics = vm.get("properties", {}).get("networkProfile", {}).get("networkInterfaces", [])
+    return ips.get(str(nics[0].get("id", "")).lower(), "") if nics else ""
 
 
 def _allow_http_policy() -> Any:

@@ -11,6 +11,9 @@
 - **Spot** is ``scheduling.provisioningModel = SPOT`` with ``instanceTerminationAction`` (DELETE by
   default, so a preempted VM leaves nothing behind). GPUs of N1 hosts are ``guestAccelerators``
   (catalog instance types ``n1-standard-4+T4``); A2/A3/G2 machine types carry their GPUs.
+- **A launch right after a listing asks nothing first**: it looks its request up in the last
+  ``list(cluster)`` while that is younger than one autoscaler tick (``clouds/_recent.py``) instead
+  of an ``instances.get`` per zone; the name collision (409) still dedupes what it missed.
 - **Credentials** come only from Application Default Credentials; ``credentials`` may be injected
   (tests pass anonymous ones). Errors carry the GCE error code and message only.
 
@@ -32,6 +35,7 @@ from datetime import datetime
 from typing import Any
 
 from ray_multicloud.auth.rest_stores import GCP_METADATA_TOKEN, GCP_SECRETS, GcpSecretStore
+from ray_multicloud.clouds._recent import RecentListing
 from ray_multicloud.clouds._retry import Backoff, retry_throttled
 from ray_multicloud.clouds._startup import check_size, literal_instance_id, render_startup_script
 from ray_multicloud.clouds.base import TAG_CLUSTER, CloudFeatures, Instance, LaunchRequest
@@ -302,6 +306,7 @@ class GcpCloud:
         self._credentials = credentials
         self._secrets = GcpSecretStore(project, self._access_token, endpoint=secrets_endpoint,
                                        metadata_token_url=metadata_token_url, cloud=name)
+        self.recent = RecentListing()  # the last list(cluster), reused by launch (clouds/_recent.py)
 
     @classmethod
     def from_config(cls, name: str, spec: Mapping[str, Any], *, state_dir: str) -> GcpCloud:
@@ -518,7 +523,12 @@ class GcpCloud:
     def launch(self, request: LaunchRequest) -> Instance:
         name = instance_name(request.request_id)
         zones = self.zones_for(request.offer)
+        fresh, listed = self.recent.lookup(request.cluster, request.request_id)
+        if fresh and listed is not None and listed.state is not NodeState.DRAINING:
+            return listed
         for zone in zones:
+            if fresh and (listed is None or listed.instance_id != f"{zone}.{name}"):
+                continue  # the listing of a moment ago has no VM of this request in this zone
             existing = self._get_raw(zone, name)
             if existing is None:
                 continue
@@ -580,6 +590,7 @@ class GcpCloud:
         """Delete the instance whatever its status: a stopped or suspended VM (``STOP``
         termination action) is deleted too, with its auto-delete disks."""
         zone, name = split_id(instance_id)
+        self.recent.drop(instance_id)
         if zone:
             self._delete(zone, name)
 
@@ -603,6 +614,7 @@ class GcpCloud:
                 inst = self._instance(raw)  # stopped VMs included: they exist and must be deleted
                 if inst.tags.get(TAG_CLUSTER) == cluster:
                     found.append(inst)
+        self.recent.store(cluster, found)
         return found
 
     def set_tags(self, instance_id: InstanceId, tags: Mapping[str, str]) -> None:

@@ -17,6 +17,12 @@ bodies. Fields a test sets (per region):
   ``error.details[]`` and a wrapper code on top (``{"status", "error": {code, message, details}}``);
 - ``throttle_next``: the next N requests answer 429 ``TooManyRequests``.
 
+``disks`` holds the managed OS disks, created with their VM (named ``<vm>_OsDisk_1_<hex>``, the
+VM's ``storageProfile.osDisk.name`` / ``managedDisk.id`` as in vm-get.example.json). Deleting a
+VM deletes its OS disk and NICs whose ``deleteOption`` is ``Delete`` and keeps the others, as ARM
+does; a NIC held by a VM shows it in ``properties.virtualMachine.id`` and cannot be deleted.
+``GET .../networkInterfaces`` lists the resource group's NICs (``{"value": [...]}``).
+
 Error bodies follow the ``CloudError``/``ApiError`` definitions (azure/cloud-error.schema.json).
 """
 
@@ -37,6 +43,7 @@ RG = r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/"
 VM_ROUTE = re.compile(RG + r"Microsoft\.Compute/virtualMachines/([^/]+)$")
 VM_LIST = re.compile(RG + r"Microsoft\.Compute/virtualMachines$")
 NIC_ROUTE = re.compile(RG + r"Microsoft\.Network/networkInterfaces/([^/]+)$")
+NIC_LIST = re.compile(RG + r"Microsoft\.Network/networkInterfaces$")
 OP_ROUTE = re.compile(
     r"^/subscriptions/([^/]+)/providers/Microsoft\.(Compute|Network)/locations/([^/]+)/operations/([^/]+)$"
 )
@@ -83,6 +90,7 @@ class FakeAzure(FakeApi):
         self.resource_group = resource_group
         self.vms: dict[str, dict[str, Any]] = {}
         self.nics: dict[str, dict[str, Any]] = {}
+        self.disks: dict[str, dict[str, Any]] = {}
         self.operations: dict[str, dict[str, Any]] = {}
         self.sku_not_available: set[str] = set()
         self.allocation_failed: set[str] = set()
@@ -132,7 +140,8 @@ class FakeAzure(FakeApi):
             if query.get("monitor") == "true":  # a Location monitor: 202 while running, then 200
                 return (202, None, {"Retry-After": "0"}) if op["status"] == "InProgress" else (200, None, {})
             return 200, op, {}
-        for pattern, handler in ((VM_ROUTE, self._vm), (VM_LIST, self._vm_list), (NIC_ROUTE, self._nic)):
+        for pattern, handler in ((VM_ROUTE, self._vm), (VM_LIST, self._vm_list), (NIC_ROUTE, self._nic),
+                                 (NIC_LIST, self._nic_list)):
             match = pattern.match(path)
             if match:
                 sub, rg = match.group(1), match.group(2)
@@ -173,6 +182,11 @@ class FakeAzure(FakeApi):
         return {"Azure-AsyncOperation": url, "Retry-After": "0"}
 
     # -- NICs -------------------------------------------------------------------------------
+    def _nic_list(self, method: str, *, query: dict[str, str], body: Any) -> Reply:
+        if method != "GET":
+            return arm_error(405, "MethodNotAllowed", f"{method} is not allowed")
+        return 200, {"value": [nic for _, nic in sorted(self.nics.items())]}, {}
+
     def _nic(self, method: str, name: str, *, query: dict[str, str], body: Any) -> Reply:
         nic_id = self._id("Microsoft.Network/networkInterfaces", name)
         if method == "GET":
@@ -337,6 +351,7 @@ class FakeAzure(FakeApi):
             if vm is None:
                 return 204, None, {}
             del self.vms[name]
+            self._release(vm)
             # vm-delete-force.example.json: 202 with a Location header (a monitor URL), not
             # Azure-AsyncOperation.
             url = self._async("Compute", vm["location"], "Succeeded")["Azure-AsyncOperation"]
@@ -398,6 +413,14 @@ class FakeAzure(FakeApi):
         if "zones" in body:
             record["zones"] = list(body["zones"])
         record["properties"].get("osProfile", {}).pop("customData", None)  # ARM never returns customData
+        if existed:
+            record["properties"]["storageProfile"]["osDisk"] = vm["properties"]["storageProfile"]["osDisk"]
+        else:
+            self._create_os_disk(name, record)
+        for ref in record["properties"]["networkProfile"]["networkInterfaces"]:
+            nic = self.nics.get(str(ref.get("id", "")).rsplit("/", 1)[-1])
+            if nic is not None:
+                nic["properties"]["virtualMachine"] = {"id": vm_id}
         self.vms[name] = record
         if location in self.allocation_failed:
             message = documented_messages()["AllocationFailed"]
@@ -419,6 +442,34 @@ class FakeAzure(FakeApi):
         record["_instanceView"] = {"statuses": [{"code": "ProvisioningState/succeeded", "level": "Info"}]}
         headers = self._async("Compute", location, "Succeeded")
         return (200 if existed else 201), self._public(record), headers
+
+
+    def _create_os_disk(self, vm_name: str, record: dict[str, Any]) -> None:
+        os_disk = record["properties"]["storageProfile"].setdefault("osDisk", {})
+        disk_name = f"{vm_name}_OsDisk_1_{secrets.token_hex(16)}"
+        disk_id = self._id("Microsoft.Compute/disks", disk_name)
+        os_disk["name"] = disk_name
+        os_disk.setdefault("managedDisk", {})["id"] = disk_id
+        self.disks[disk_name] = {
+            "name": disk_name, "id": disk_id, "location": record["location"],
+            "managedBy": record["id"], "properties": {"diskSizeGB": os_disk.get("diskSizeGB", 30)},
+        }
+
+    def _release(self, vm: dict[str, Any]) -> None:
+        """What ARM does to a deleted VM's OS disk and NICs, by their ``deleteOption``."""
+        os_disk = vm["properties"]["storageProfile"].get("osDisk", {})
+        disk = self.disks.get(str(os_disk.get("name", "")))
+        if disk is not None:
+            if os_disk.get("deleteOption") == "Delete":
+                del self.disks[disk["name"]]
+            else:
+                disk["managedBy"] = None
+        for ref in vm["properties"]["networkProfile"]["networkInterfaces"]:
+            nic_name = str(ref.get("id", "")).rsplit("/", 1)[-1]
+            if (ref.get("properties") or {}).get("deleteOption") == "Delete":
+                self.nics.pop(nic_name, None)
+            elif nic_name in self.nics:
+                self.nics[nic_name]["properties"].pop("virtualMachine", None)
 
 
 class FakeAzureCredential:
