@@ -102,7 +102,7 @@ from ray_multicloud.policy.rebalance import (
 )
 from ray_multicloud.train.progress import DeadlineJob, RunWatch
 from ray_multicloud.types import FleetNode, InstanceId, Move, NodeState, OfferId, PoolSpec
-from ray_multicloud.worker.drain import PREEMPTION, drain_node
+from ray_multicloud.worker.drain import OWN_DRAIN_PREFIX, PREEMPTION, drain_messages, drain_node
 
 logger = logging.getLogger(__name__)
 DIRECTIVE_CHAIN = 8  # spot offers a launch directive lists at most, in the policy's order
@@ -599,6 +599,7 @@ class Controller:
         actors: Callable[[str], Sequence[ActorSeen]] | None = None,
         attribute_every_s: float = 60.0,
         draining: Callable[[str], Mapping[str, float]] = draining_deadlines,
+        drain_messages: Callable[[str, list[str]], Mapping[str, str]] = drain_messages,
         notice_poll_s: float = 1.0,
         job_teams: Callable[[str], Mapping[str, str]] | None = None,
     ) -> None:
@@ -610,6 +611,7 @@ class Controller:
         # Interruption notices (``answer_notices``): which nodes are draining, and the instances a
         # move of this controller holds (a tick's move or a notice's), so neither takes them twice.
         self._draining = draining
+        self._drain_messages = drain_messages
         self.notice_poll_s = notice_poll_s
         self._claimed: set[InstanceId] = set()
         self._answered: set[InstanceId] = set()  # noticed nodes already given a replacement
@@ -889,6 +891,18 @@ class Controller:
             # A drain without a deadline is nobody's notice (an operator's drain): no replacement.
             if deadline > 0:
                 noticed[InstanceId(instance)] = deadline
+        if not noticed:
+            return []
+        # This package's own drains (a move, an idle downsize, an SLO scale-down) are no notice.
+        by_node = {ray_view[str(i)].node_id: i for i in noticed}
+        try:
+            messages = self._drain_messages(self.gcs_address, sorted(by_node))
+        except Exception:
+            logger.debug("drain messages cannot be read", exc_info=True)
+            return []
+        for node_id, message in messages.items():
+            if message.startswith(OWN_DRAIN_PREFIX):
+                noticed.pop(by_node[node_id], None)
         if not noticed:
             return []
         fleet = self.provider.fleet()

@@ -204,3 +204,25 @@ def test_launch_mode_keeps_the_notices_deadline(tmp_path: Path) -> None:
         assert [m.instance_id for m in controller.answer_notices(block=True)] == [old.instance_id]
         assert drains == [notice_deadline]
         assert controller.results[-1].status == "moved"
+
+
+def test_the_packages_own_drains_are_no_notice(tmp_path: Path) -> None:
+    """A move's, an idle downsize's or an SLO scale-down's drain (message "rmc ...") gets no
+    replacement; a cloud's notice (the watcher's or the local cloud's message) does."""
+    with memory_cloud.memory_cluster(tmp_path / "state") as (cluster, world):
+        provider = memory_cloud.memory_provider(cluster, world)
+        a, b = (memory_cloud.launch_workers(provider, cluster, request=f"r{i}")[0] for i in range(2))
+        t = [time.time()]
+        messages = {a.instance_id: "rmc idle downsize x -> y", b.instance_id: "spot preemption of b"}
+        asked: list[list[str]] = []
+
+        def read(_gcs: str, nodes: list[str]) -> dict[str, str]:
+            asked.append(nodes)
+            return {n: messages[n] for n in nodes}
+
+        controller = memory_cloud.memory_controller(
+            cluster, provider, t, nodes=busy_gcs(provider), drain_messages=read,
+            draining=lambda _g: {a.instance_id: t[0] + 30, b.instance_id: t[0] + 30})
+        started = controller.answer_notices(block=True)
+        assert [m.instance_id for m in started] == [b.instance_id]
+        assert sorted(asked[0]) == sorted([a.instance_id, b.instance_id])

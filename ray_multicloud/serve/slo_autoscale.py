@@ -399,7 +399,7 @@ class SloAutoscalingPolicy:
                 return False
             accepted, why = drain_node(ray.get_runtime_context().gcs_address, node,
                                        deadline_s=deadline_after(60.0),
-                                       message=f"SLO autoscaling removes replica {replica_id}")
+                                       message=f"rmc slo: autoscaling removes replica {replica_id}")
             logger.info("SLO autoscaling: drain of node %s for replica %s: %s", node[:12], replica_id,
                         "accepted" if accepted else f"rejected ({why})")
             return bool(accepted)

@@ -8,6 +8,7 @@ that (the local cloud kills the instance's process group; a real cloud takes the
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 PREEMPTION = "DRAIN_NODE_REASON_PREEMPTION"
@@ -37,7 +38,34 @@ def drain_node(
         message,
         int(deadline_s * 1000),
     )
+    if accepted:
+        # Who drained it, for ``drain_messages`` (the GCS keeps a drain's message to itself).
+        with contextlib.suppress(Exception):  # the drain stands either way
+            client.internal_kv_put(_kv_key(node_id_hex), message.encode(), True, KV_NAMESPACE)
     return bool(accepted), str(rejection or "")
+
+
+KV_NAMESPACE = b"ray_multicloud"
+OWN_DRAIN_PREFIX = "rmc "  # the message of every drain this package makes on purpose (a move, idle, SLO)
+
+
+def _kv_key(node_id_hex: str) -> bytes:
+    return f"drain:{node_id_hex}".encode()
+
+
+def drain_messages(gcs_address: str, node_ids_hex: list[str]) -> dict[str, str]:
+    """The message of the last drain ``drain_node`` made of each node (nodes without one are left
+    out). A message starting with ``OWN_DRAIN_PREFIX`` is one of this package's own drains (a move,
+    an idle downsize, an SLO scale-down), not a cloud's interruption notice."""
+    import ray._raylet
+
+    client = ray._raylet.GcsClient(address=gcs_address)  # type: ignore[attr-defined]
+    out: dict[str, str] = {}
+    for node in node_ids_hex:
+        value = client.internal_kv_get(_kv_key(node), KV_NAMESPACE)
+        if value is not None:
+            out[node] = bytes(value).decode(errors="replace")
+    return out
 
 
 def deadline_after(seconds: float, *, now: float | None = None) -> float:

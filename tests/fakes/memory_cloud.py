@@ -269,4 +269,5 @@ def memory_controller(cluster: Mapping[str, Any], provider: Any, t: list[float],
 
     kwargs.setdefault("nodes", running_gcs(provider))
     kwargs.setdefault("drain", lambda *a, **k: (True, ""))
+    kwargs.setdefault("drain_messages", lambda _gcs, _nodes: {})  # no drain is the package's own
     return Controller(cluster, provider=provider, clock=lambda: t[0], sleep=sleep, **kwargs)
