@@ -810,23 +810,10 @@ class Controller:
                 continue
             for m in group:
                 logger.info("move %s: %s", m.instance_id, " | ".join(m.reasons))
-            migration = self.migrations[move.pool]
             try:
-                results = move_group(
-                    self.provider,
-                    group,
-                    spec=self.specs.get(move.pool, NodeTypeSpec()),
-                    gcs_address=self.gcs_address,
-                    drain_deadline_s=migration.drain_deadline_s,
-                    up_timeout_s=migration.up_timeout_s,
-                    ledger=self.ledger,
-                    **self._io,
-                )
+                done.extend(self._move_group(move.pool, group))
             finally:
                 self._release(group)
-            for m, result in zip(group, results, strict=True):
-                self._moved(m, result)
-                done.append(result)
         if self.ledger is not None:
             self.attribute(fleet, at)
             self.figures = self.metrics.publish(self.ledger, now=time.time())
@@ -943,27 +930,36 @@ class Controller:
         return started
 
     def _notice_move(self, pool: str, group: tuple[Move, ...], not_after: float) -> None:
-        migration = self.migrations[pool]
         # "launch": the notice's own deadline stands (the drain is not brought forward).
-        forward = migration.replace_on_notice == "restart"
+        forward = self.migrations[pool].replace_on_notice == "restart"
         try:
-            results = move_group(
-                self.provider,
-                group,
-                spec=self.specs.get(pool, NodeTypeSpec()),
-                gcs_address=self.gcs_address,
-                drain_deadline_s=migration.drain_deadline_s if forward else math.inf,
-                up_timeout_s=migration.up_timeout_s,
-                ledger=self.ledger,
-                not_after=not_after,
-                **self._io,
-            )
-            for m, result in zip(group, results, strict=True):
-                self._moved(m, result)
+            self._move_group(pool, group, not_after=not_after, drain_deadline_s=None if forward else math.inf)
         except Exception:
             logger.exception("move on notice of %s failed", [str(m.instance_id) for m in group])
         finally:
             self._release(group)
+
+    def _move_group(
+        self, pool: str, group: Sequence[Move], *, drain_deadline_s: float | None = None, **extra: Any
+    ) -> list[MoveResult]:
+        """``move_group`` of ``group`` with ``pool``'s ``migration:`` section (its drain deadline
+        unless ``drain_deadline_s`` is given) and this controller's ledger and I/O; every result is
+        remembered (``_moved``). ``extra``: ``records`` (a resumed move), ``not_after`` (a notice's)."""
+        migration = self.migrations[pool]
+        results = move_group(
+            self.provider,
+            group,
+            spec=self.specs.get(pool, NodeTypeSpec()),
+            gcs_address=self.gcs_address,
+            drain_deadline_s=migration.drain_deadline_s if drain_deadline_s is None else drain_deadline_s,
+            up_timeout_s=migration.up_timeout_s,
+            ledger=self.ledger,
+            **extra,
+            **self._io,
+        )
+        for m, result in zip(group, results, strict=True):
+            self._moved(m, result)
+        return results
 
     def _over_budget(self, group: Sequence[Move], fleet: Sequence[FleetNode]) -> str:
         """Why a move group to dearer offers would break a budget (the provider does not check the
@@ -1166,21 +1162,7 @@ class Controller:
             logger.info(
                 "resuming %s", ", ".join(f"move {r.move_id} from {r.state.value}" for _, r in members)
             )
-            migration = self.migrations[pool]
-            results = move_group(
-                self.provider,
-                [m for m, _ in members],
-                spec=self.specs.get(pool, NodeTypeSpec()),
-                gcs_address=self.gcs_address,
-                drain_deadline_s=migration.drain_deadline_s,
-                up_timeout_s=migration.up_timeout_s,
-                ledger=self.ledger,
-                records=[r for _, r in members],
-                **self._io,
-            )
-            for (move, _), result in zip(members, results, strict=True):
-                self._moved(move, result)
-                done.append(result)
+            done.extend(self._move_group(pool, [m for m, _ in members], records=[r for _, r in members]))
         return done
 
     def run(
