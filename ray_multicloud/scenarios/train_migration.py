@@ -24,6 +24,7 @@ import dataclasses
 import datetime
 import json
 import logging
+import math
 import os
 import re
 import statistics
@@ -607,9 +608,10 @@ def run_scenario(
     from ray_multicloud.train.checkpoint import verify_checkpoint
     from ray_multicloud.train.runconfig import run_config
 
-    # Each cycle takes ~85 steps (preemption at +10, ~15 during the notice, the move at +10, ~45
-    # while the replacement comes up and the drain runs); the job must outlast the last restart.
-    spec = spec or JobSpec(total_steps=60 + 100 * cycles)
+    # Each cycle takes the preemption at +10 steps, ~4 steps a second of notice (a step is ~0.27 s),
+    # the move at +10 and up to ~250 while the replacement comes up and the drain runs on a loaded
+    # machine; the job must outlast the last restart.
+    spec = spec or JobSpec(total_steps=60 + cycles * (270 + 4 * math.ceil(notice_s)))
     report = Report()
     began = time.time()
     work = Path(workdir)
