@@ -273,6 +273,7 @@ class IdleGuard:
         self.history: list[tuple[float, IdleAction, str]] = []
         self._utilisation = utilisation
         self._said: set[str] = set()
+        self._restore_seen: object = None  # the state's restored_at of the last restore acted on
         self.types: Mapping[str, Any] = controller.cluster_config.get("available_node_types") or {}
 
     @property
@@ -312,6 +313,12 @@ class IdleGuard:
             # Forget the clocks: a restored cluster starts afresh, not hibernated again at once.
             self.memory = IdleMemory()
             return []
+        restored_at = state.get("restored_at") if state is not None else None
+        if state is not None and state.get("status") == RESTORED and restored_at != self._restore_seen:
+            # A restore this guard has not seen (perhaps between two ticks, so no tick saw the cluster
+            # hibernated): GPU idleness before it must not count again.
+            self._restore_seen = restored_at
+            self.memory = IdleMemory()
         view = nodes_or_none(self.controller._io["nodes"], self.controller.gcs_address)
         if view is None:
             return []
@@ -327,6 +334,7 @@ class IdleGuard:
             self._withdraw_restore_request(state)
             if action.kind is ActionKind.HIBERNATE:
                 path = self.hibernate(action, workers, view)
+                self.memory = IdleMemory()
                 self.history.append((now, action, f"hibernated; state in {path}"))
             else:
                 result = self.downsize(action, view, from_node_type=workers.get(action.instance_ids[0], ""))

@@ -7,6 +7,7 @@ Expected values are hand-computed from the rules' text, never read back from the
 from __future__ import annotations
 
 import copy
+import time
 from pathlib import Path
 from typing import Any
 
@@ -341,6 +342,42 @@ def test_downsize_then_hibernate_then_restore_over_memory_clouds(tmp_path: Path)
         assert guard.memory.cluster_gpu_at == 3000.0
         with pytest.raises(MultiCloudError, match="not hibernated"):
             restore(provider.settings, connect=False, request=asked.append)
+
+
+def test_a_restore_between_two_ticks_does_not_hibernate_the_cluster_again(tmp_path: Path) -> None:
+    """Found by the idle e2e: the hibernation ended, ``restore`` ran before the controller's next tick,
+    and that tick still held the GPU idle clock from before the hibernation, so the restored cluster
+    was hibernated again at once. The clocks now restart at the hibernation, and at a restore seen
+    in the state (for a guard that kept clocks from before it, as after a controller restart)."""
+    from ray_multicloud.idle_guard import read_state, restore
+    from ray_multicloud.policy.idle import IdleMemory
+
+    with memory_cloud.memory_cluster(tmp_path / "state") as (base, world):
+        cluster = with_idle(base)
+        provider = memory_cloud.memory_provider(cluster, world)
+        memory_cloud.launch_workers(provider, cluster, node_type="cpu_worker")
+
+        def nodes(_: str) -> dict[str, Any]:
+            assert controller.idle is not None
+            return {iid: _ray_node(iid, gpus=0.0, gpu_used=False, cpu_used=True)
+                    for iid in controller.idle.workers()}
+
+        t0 = time.time() - 1000.0  # wall clock, as the controller's: the restore stamps time.time()
+        controller = memory_cloud.memory_controller(cluster, provider, [t0], nodes=nodes)
+        guard = controller.idle
+        assert guard is not None
+        assert guard.tick(t0) == []
+        (hib,) = guard.tick(t0 + 60.0)  # hibernate_after 60 s with no GPU in use
+        assert hib.kind is ActionKind.HIBERNATE
+        assert guard.memory == IdleMemory()  # the clocks restart with the hibernation
+        restore(provider.settings, connect=False, request=lambda bundles: None)
+        memory_cloud.launch_workers(provider, cluster, request="back", node_type="cpu_worker")
+        # A guard still holding the idle clock from before the hibernation (no tick saw it).
+        guard.memory = IdleMemory(cluster_gpu_at=t0)
+        assert guard.tick(t0 + 62.0) == []  # before: "no GPU in use for 62 s": hibernated again
+        assert guard.memory.cluster_gpu_at == t0 + 62.0
+        state = read_state(provider.settings)
+        assert state is not None and state["status"] == "restored"
 
 
 def test_a_cpu_node_that_does_not_come_up_leaves_the_gpu_node_alone(tmp_path: Path) -> None:
