@@ -59,6 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--path", default="/", help="the route every request asks for")
     parser.add_argument("--regions", default="none", help="comma-separated client regions; 'none': no header")
     parser.add_argument("--control", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
@@ -86,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         def ask(self) -> None:
             region = next(turn)
             headers = {"x-session-id": region} if region else {}
-            self.client.get("/", headers=headers, name=region or "none")
+            self.client.get(args.path, headers=headers, name=region or "none")
 
     out = args.out.open("a", buffering=1)
 
@@ -138,11 +139,12 @@ class LocustLoad:
     """
 
     def __init__(self, port: int, *, workdir: Path, rate_per_s: float, client_regions: Sequence[str | None],
-                 per_user_rate: float = 0.5, max_users: int = 200, duration_s: float = 3600.0) -> None:
+                 per_user_rate: float = 0.5, max_users: int = 200, duration_s: float = 3600.0,
+                 path: str = "/", name: str = "locust") -> None:
         import subprocess
 
-        self.control = workdir / "locust_control.json"
-        self.out = workdir / "locust_requests.jsonl"
+        self.control = workdir / f"{name}_control.json"
+        self.out = workdir / f"{name}_requests.jsonl"
         self.out.write_text("")
         write_control(self.control, rate=rate_per_s)
         self.rate = rate_per_s
@@ -152,10 +154,10 @@ class LocustLoad:
         regions = ",".join(r or "none" for r in client_regions)
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "ray_multicloud.scenarios.locust_load", "--port", str(port),
-             "--regions", regions, "--control", str(self.control), "--out", str(self.out),
+             "--path", path, "--regions", regions, "--control", str(self.control), "--out", str(self.out),
              "--per-user-rate", str(per_user_rate), "--max-users", str(max_users),
              "--duration-s", str(duration_s)],
-            stdout=(workdir / "locust.log").open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+            stdout=(workdir / f"{name}.log").open("w"), stderr=subprocess.STDOUT, start_new_session=True)
 
     def set_rate(self, rate_per_s: float) -> None:
         self.rate = rate_per_s
