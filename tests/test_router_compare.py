@@ -32,6 +32,8 @@ def test_figures_by_hand() -> None:
     text = "\n".join(format_comparison([f], slo_ms=100))
     assert "| x | all | 4 | 1 | 51 | 120 | 50.0% | $0.008667 |" in text
     assert "x: answered from a 33%, b 67%" in text
+    assert f.routes == {"a": {"a": 1, "b": 1}, "b": {"b": 1}}
+    assert "  clients in a: a 50%, b 50%" in text
 
 
 def test_nearest_rank_percentile() -> None:

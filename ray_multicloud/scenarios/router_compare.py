@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ray_multicloud.serve.ranking import RttTable
 
@@ -57,6 +57,7 @@ class RouterFigures:
     cost_per_1000_usd: float
     regions: tuple[RegionFigures, ...]  # "all" first, then each client region, sorted
     served_by: Mapping[str, int]  # replica region -> answered requests
+    routes: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # client -> replica region -> n
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -105,13 +106,17 @@ def router_figures(
     figures = [_region_figures("all", rows, table, slo_ms)]
     figures += [_region_figures(r, [s for s in rows if s.client_region == r], table, slo_ms) for r in regions]
     served: dict[str, int] = {}
+    routes: dict[str, dict[str, int]] = {}
     for s in answered:
         served[s.replica_region] = served.get(s.replica_region, 0) + 1
+        to = routes.setdefault(s.client_region, {})
+        to[s.replica_region] = to.get(s.replica_region, 0) + 1
     return RouterFigures(
         router=router,
         cost_per_1000_usd=per_1000,
         regions=tuple(figures),
         served_by=dict(sorted(served.items())),
+        routes={c: dict(sorted(to.items())) for c, to in sorted(routes.items())},
     )
 
 
@@ -134,4 +139,8 @@ def format_comparison(figures: Sequence[RouterFigures], *, slo_ms: float) -> lis
         total = sum(f.served_by.values()) or 1
         shares = ", ".join(f"{region} {100 * n / total:.0f}%" for region, n in f.served_by.items())
         lines.append(f"{f.router}: answered from {shares}")
+        for client, to in f.routes.items():
+            n = sum(to.values()) or 1
+            where = ", ".join(f"{region} {100 * k / n:.0f}%" for region, k in to.items())
+            lines.append(f"  clients in {client}: {where}")
     return lines
