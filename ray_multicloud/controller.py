@@ -615,6 +615,7 @@ class Controller:
         self.notice_poll_s = notice_poll_s
         self._claimed: set[InstanceId] = set()
         self._answered: set[InstanceId] = set()  # noticed nodes already given a replacement
+        self._notices_recorded: set[InstanceId] = set()  # notices already in the ledger
         self._notice_threads: list[threading.Thread] = []
         # Which workload used each node (``attribution``), for the ledger's job column: the live
         # actors are read through ``actors`` (default: Ray's state API, when connected) at most
@@ -841,6 +842,21 @@ class Controller:
         with self._lock:
             self._claimed -= {m.instance_id for m in group}
 
+    def _record_notices(self, noticed: Mapping[InstanceId, float], at: float) -> None:
+        """Each notice once in the ledger's preemptions: launch placement weighs them
+        (``provider.placement_risk``) even though this controller, not the cloud, ends the node."""
+        if self.ledger is None:
+            return
+        for instance, deadline in noticed.items():
+            if instance in self._notices_recorded:
+                continue
+            try:
+                self.ledger.record_preemption(str(instance), at, deadline)
+            except Exception:
+                logger.warning("ledger record of the notice to %s failed", instance, exc_info=True)
+                continue
+            self._notices_recorded.add(instance)
+
     def answer_notices(self, now: float | None = None, *, block: bool = False) -> list[Move]:
         """Answer interruption notices before the node is gone (``policy.notices``).
 
@@ -892,6 +908,7 @@ class Controller:
                 noticed.pop(by_node[node_id], None)
         if not noticed:
             return []
+        self._record_notices(noticed, at)
         fleet = self.provider.fleet()
         cooldowns = dict(getattr(self.provider, "_cooldowns", {}))
         cooldowns.update({oid: math.inf for oid in self.provider.full_offers(fleet)})

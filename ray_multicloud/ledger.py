@@ -94,6 +94,8 @@ CREATE TABLE IF NOT EXISTS preemptions (
 );
 """
 _VERSION = 1
+# How end_reason starts for a node the cloud took (missing from the listings: provider._account).
+ENDED_OUTSIDE = "ended outside the provider"
 
 
 class LedgerError(MultiCloudError):
@@ -518,6 +520,23 @@ class Ledger:
         with self._lock:
             rows = self._db.execute("SELECT instance_id, to_instance_id, reason, at FROM moves ORDER BY seq")
             return [(str(a), str(b), str(c), float(d)) for a, b, c, d in rows.fetchall()]
+
+    def spot_lives(self, since: float) -> list[tuple[str, float, float | None, bool]]:
+        """Every spot node held at or after ``since``: ``(location, launched_at, ended_at, preempted)``,
+        the location as ``Offer.location`` (``cloud:zone``, ``cloud:region`` where priced by region).
+        ``preempted``: a notice was recorded for it (``record_preemption``), or it ended outside the
+        provider (the cloud took it: missing from the listings, see ``provider._account``)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT cloud, region, zone, launched_at, ended_at, COALESCE(end_reason, ''),"
+                " EXISTS (SELECT 1 FROM preemptions p WHERE p.instance_id = i.instance_id)"
+                " FROM instances i WHERE capacity = 'spot' AND (ended_at IS NULL OR ended_at >= ?)"
+                " ORDER BY launched_at, instance_id",
+                (since,),
+            ).fetchall()
+        return [(f"{cloud}:{zone or region}", float(start), None if end is None else float(end),
+                 bool(noticed) or str(reason).startswith(ENDED_OUTSIDE))
+                for cloud, region, zone, start, end, reason, noticed in rows]
 
     def preemptions(self) -> list[tuple[str, float, float | None]]:
         """(instance, notice at, effective deadline) in the order they were recorded."""

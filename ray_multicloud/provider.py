@@ -85,10 +85,12 @@ from ray_multicloud.errors import (
     LaunchFailed,
 )
 from ray_multicloud.idle_guard import is_hibernated, state_path
-from ray_multicloud.ledger import Ledger, LedgerError
+from ray_multicloud.ledger import ENDED_OUTSIDE, Ledger, LedgerError
 from ray_multicloud.policy import OfferIndex, matching_offers, place
 from ray_multicloud.policy.budget import Budget
-from ray_multicloud.policy.place import full_reservations
+from ray_multicloud.policy.place import PlacementRisk, full_reservations
+from ray_multicloud.policy.rebalance import RebalanceConfig
+from ray_multicloud.policy.risk import observed_interruption_rates
 from ray_multicloud.pricing import load_catalog
 from ray_multicloud.pricing.board import PriceBoard, apply_board
 from ray_multicloud.pricing.feeds import build_feeds, drivers_of, endpoints_from_clouds
@@ -221,6 +223,7 @@ class MultiCloudNodeProvider(NodeProvider):
         self.missing_lists_to_end = MISSING_LISTS_TO_END
         self.missing_grace_s = MISSING_GRACE_S
         self._ledger = _open_ledger(self.settings.ledger_path)
+        self._risk_rates: tuple[float, dict[str, float]] | None = None  # (read at, rates) for placement
         # Budgets (cluster_config/budget.py): the cluster's from this section, each pool's from its
         # node_config at its first launch; checked before every worker launch (_launch_one).
         self._cluster_budget = parse_cluster_budget(provider_config)
@@ -310,7 +313,7 @@ class MultiCloudNodeProvider(NodeProvider):
             if count < self.missing_lists_to_end or now - first < self.missing_grace_s:
                 continue
             ended = _record(ledger.record_end, node_id, first,
-                            f"ended outside the provider (preempted or lost): missing from {count} listings "
+                            f"{ENDED_OUTSIDE} (preempted or lost): missing from {count} listings "
                             f"in a row since {first:.0f}")
             if ended:
                 with self._lock:
@@ -466,7 +469,8 @@ class MultiCloudNodeProvider(NodeProvider):
             for i in indices:
                 request_id = node_key(base_request, node_type, i)
                 inst = self._launch_one(
-                    node_type, target, tags, resources, labels, request_id, budgets=budgets
+                    node_type, target, tags, resources, labels, request_id, budgets=budgets,
+                    risk=None if head else self.placement_risk(node_type, node_config),
                 )
                 if inst.instance_id in created:
                     again = f"returned {inst.instance_id} again for key {request_id}; not counted twice"
@@ -533,6 +537,40 @@ class MultiCloudNodeProvider(NodeProvider):
             pool = self._pool_budgets[node_type]
         return tuple(b for b in (pool, self._cluster_budget) if b is not None)
 
+    def placement_risk(self, node_type: str, node_config: Mapping[str, Any]) -> PlacementRisk | None:
+        """What an interruption costs a new node of ``node_type``, and the interruption rates this
+        cluster has seen per location: each spot location's preemptions per node-hour held over the
+        last ``RISK_WINDOW_HOURS``, from the ledger (``policy.risk.observed_interruption_rates``).
+        An interruption costs the pool's ``migration.restart_seconds``; no lost work, since the
+        Train loop saves on a notice (``train.notice``). None (price-only ranking, as before any
+        history) while no location has had an interruption, without a ledger, or when it fails.
+        The rates are read at most every ``RISK_REFRESH_S``."""
+        ledger = self._ledger
+        if ledger is None:
+            return None
+        now = time.time()
+        with self._lock:
+            cached = self._risk_rates
+        if cached is not None and now - cached[0] < RISK_REFRESH_S:
+            rates = cached[1]
+        else:
+            try:
+                lives = ledger.spot_lives(now - RISK_WINDOW_HOURS * 3600.0)
+                rates = observed_interruption_rates(lives, now=now, window_hours=RISK_WINDOW_HOURS)
+            except Exception as exc:  # noqa: BLE001 - a ledger failure never stops a launch
+                _ledger_failed(exc)
+                rates = {}
+            with self._lock:
+                self._risk_rates = (now, rates)
+        if not any(r > 0 for r in rates.values()):
+            return None
+        try:
+            restart_s = parse_migration(node_type, node_config).rebalance.restart_s
+        except ConfigError:  # checked at `ray up`; a launch never fails on it
+            restart_s = RebalanceConfig().restart_s
+        return PlacementRisk(restart_hours=restart_s / 3600.0, checkpoint_hours=0.0, rates=rates,
+                             source=f"this cluster's last {RISK_WINDOW_HOURS:g} h")
+
     def _launch_one(
         self,
         node_type: str,
@@ -544,10 +582,12 @@ class MultiCloudNodeProvider(NodeProvider):
         *,
         budgets: tuple[Budget, ...] = (),
         why: str = "",
+        risk: PlacementRisk | None = None,
     ) -> Instance:
         """Launch one node. ``budgets``: checked first (a node the autoscaler adds; a move's
         replacement and the head are not checked here): a spent budget refuses the launch, a $/h
         cap bounds the price of the offers tried (cheaper capacity within the cap, or a refusal).
+        ``risk``: rank the pool's offers by expected cost per useful hour (``placement_risk``).
         ``why``: the launch's reason (logged, and kept in the ledger) for a launch on one given
         offer; default: the node type is pinned to it."""
         now = time.time()
@@ -584,13 +624,14 @@ class MultiCloudNodeProvider(NodeProvider):
             fleet = self.launch_fleet()
             # A private machine kind with every machine in use is skipped, not tried and cooled down.
             cooldowns.update({oid: math.inf for oid in self.full_offers(fleet)})
-            decision = place(pool, 1, self.offers.index(), fleet, now=now, cooldowns=cooldowns)
+            decision = place(pool, 1, self.offers.index(), fleet, now=now, cooldowns=cooldowns, risk=risk)
             if isinstance(decision, Infeasible):
                 said = "; ".join(decision.reasons)
                 if limit is None:
                     raise LaunchFailed(node_type, request_id, [CloudError("policy", said)])
                 # Is it the budget that stops it, or would the pool's policy refuse anyway?
-                plain = place(unbounded, 1, self.offers.index(), fleet, now=now, cooldowns=cooldowns)
+                plain = place(unbounded, 1, self.offers.index(), fleet, now=now, cooldowns=cooldowns,
+                              risk=risk)
                 if isinstance(plain, Infeasible):
                     why = "; ".join(plain.reasons)
                     raise LaunchFailed(node_type, request_id, [CloudError("policy", why)])
@@ -985,6 +1026,8 @@ def movable_pools(cluster_config: Mapping[str, Any]) -> list[str]:
     return out
 
 
+RISK_WINDOW_HOURS = 168.0  # the interruption history launch placement weighs (placement_risk)
+RISK_REFRESH_S = 60.0  # ... read from the ledger at most this often
 FLEET_REUSE_S = 5.0  # a launch reuses a fleet listing this young (Ray's autoscaler update interval)
 MISSING_LISTS_TO_END = 3  # listings in a row a node must be missing from before the ledger ends it
 MISSING_GRACE_S = 60.0  # ... and for at least this long (a cloud's listing can lag its launch)

@@ -226,3 +226,23 @@ def test_the_packages_own_drains_are_no_notice(tmp_path: Path) -> None:
         started = controller.answer_notices(block=True)
         assert [m.instance_id for m in started] == [b.instance_id]
         assert sorted(asked[0]) == sorted([a.instance_id, b.instance_id])
+
+
+def test_each_notice_is_recorded_once_in_the_ledger(tmp_path: Path) -> None:
+    """Launch placement weighs the notices (``provider.placement_risk``), so the ledger must hold
+    them even though the controller, not the cloud, ends the noticed node."""
+    with memory_cloud.memory_cluster(tmp_path / "state") as (cluster, world):
+        cluster["provider"]["ledger"] = str(tmp_path / "state" / "ledger.db")
+        provider = memory_cloud.memory_provider(cluster, world)
+        old = memory_cloud.launch_workers(provider, cluster, request="r1")[0]
+        t = [time.time()]
+        draining = {old.instance_id: t[0] + 30.0}
+        controller = memory_cloud.memory_controller(
+            cluster, provider, t, nodes=busy_gcs(provider), draining=lambda _g: draining)
+        assert controller.ledger is not None
+        controller.answer_notices(block=True)
+        controller.answer_notices(block=True)
+        recorded = [(i, d) for i, _at, d in controller.ledger.preemptions()]
+        assert recorded == [(old.instance_id, draining[old.instance_id])]
+        (life,) = [life for life in controller.ledger.spot_lives(0.0) if life[3]]
+        assert life[2] is not None  # the noticed node ended (moved), and counts as interrupted

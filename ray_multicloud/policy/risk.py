@@ -20,7 +20,7 @@ Pure: no I/O, no clock.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 
 def interruptions_per_hour(available: Sequence[bool], tick_hours: float, window_hours: float = 24.0) -> float:
@@ -53,3 +53,36 @@ def useful_hour_cost(
     if interruptions is None or interruptions <= 0 or weight <= 0:
         return price_per_hour
     return price_per_hour * (1.0 + weight * interruptions * (restart_hours + checkpoint_hours / 2.0))
+
+
+def observed_interruption_rates(
+    lives: Iterable[tuple[str, float, float | None, bool]],
+    *,
+    now: float,
+    window_hours: float = 168.0,
+    min_hours: float = 1.0 / 60.0,
+) -> dict[str, float]:
+    """Interruptions per hour held, by location, from a cluster's own spot nodes (the live
+    counterpart of :func:`interruptions_per_hour`, which reads a zone's availability trace).
+
+    ``lives``: one ``(location, started, ended, preempted)`` per spot node (POSIX seconds; ``ended``
+    None while it runs; ``preempted`` when the cloud took it back). Over the trailing
+    ``window_hours`` before ``now``: the preemptions that ended a node inside the window, divided by
+    the node-hours held there inside the window (at least ``min_hours``, so one preemption of a node
+    held a few seconds counts as a high rate, not a division by zero). A location with no node
+    inside the window is absent: its rate is unknown, not zero.
+    """
+    if not (math.isfinite(window_hours) and window_hours > 0):
+        raise ValueError(f"window_hours must be > 0, got {window_hours}")
+    since = now - window_hours * 3600.0
+    hours: dict[str, float] = {}
+    events: dict[str, int] = {}
+    for location, started, ended, preempted in lives:
+        end = now if ended is None else min(ended, now)
+        held = max(0.0, end - max(started, since)) / 3600.0
+        if end < since:
+            continue
+        hours[location] = hours.get(location, 0.0) + held
+        if preempted and ended is not None and since <= ended <= now:
+            events[location] = events.get(location, 0) + 1
+    return {loc: events.get(loc, 0) / max(h, min_hours) for loc, h in hours.items()}
