@@ -464,13 +464,14 @@ class MultiCloudNodeProvider(NodeProvider):
                 "hibernated", f"cluster {self.cluster_name!r} is hibernated (idle governance, state in "
                 f"{state_path(self.settings)}); no worker launches until it is restored")])
         indices = self._claims.claim(base_request, node_type, count)
+        pooled = isinstance(target, PoolSpec) and not head  # a pinned offer has nothing to rank
         created: dict[str, Any] = {}
         try:
             for i in indices:
                 request_id = node_key(base_request, node_type, i)
                 inst = self._launch_one(
                     node_type, target, tags, resources, labels, request_id, budgets=budgets,
-                    risk=None if head else self.placement_risk(node_type, node_config),
+                    risk=self.placement_risk(node_type, node_config) if pooled else None,
                 )
                 if inst.instance_id in created:
                     again = f"returned {inst.instance_id} again for key {request_id}; not counted twice"
