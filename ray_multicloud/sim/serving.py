@@ -32,9 +32,13 @@ Fleet policies (:data:`FLEET_POLICIES`):
   is chosen by a backtest on the ticks before ``held_out_from`` (on the whole trace when that is 0:
   in-sample, and said so): each candidate drives this policy over that history, and the one with
   the fewest SLO-violation ticks among those costing at most ``1 + max_extra_cost`` times
-  ``spot-hedge`` on the same history wins (cost breaks ties). With less than two days of history,
-  or no candidate within the cost bound, there is no forecaster and the policy is ``spot-hedge``
-  (the result's ``note`` says which).
+  ``spot-hedge`` on the same history wins (cost breaks ties). The pool is every base forecaster
+  of ``forecast.candidates`` with each headroom of ``HEADROOM_REPLICAS`` (``+k`` replicas' worth of
+  requests added to the forecast: ordered ahead, on spot where spot has room), so how much
+  headroom to buy is chosen by the same backtest. With a
+  history ``forecast.too_short`` to forecast (fewer than the start-up lead plus
+  ``forecast.MIN_SCORED_TICKS`` ticks), or no candidate within the cost bound, there is no
+  forecaster and the policy is ``spot-hedge`` (the result's ``note`` says which, in one line).
 
 The on-demand baseline is the ``ondemand`` policy's cost on the same traces. With
 ``held_out_from = h > 0`` every figure (cost, violations, unserved, replicas) counts only ticks
@@ -54,10 +58,22 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from ray_multicloud.policy.forecast import Candidate, Choice, Score, choose, forecast_series
+from ray_multicloud.policy.forecast import (
+    MIN_SCORED_TICKS,
+    Candidate,
+    Choice,
+    Score,
+    candidates,
+    choose,
+    forecast_series,
+    sized,
+    too_short,
+)
 from ray_multicloud.sim.traces import TraceError, TraceSet
 
 FLEET_POLICIES = ("ondemand", "spot-one-zone", "spot-hedge", "predictive")
+HEADROOM_REPLICAS = (0, 1, 2, 4, 8)
+"""``predictive``'s backtest offers every forecaster with this many replicas of headroom on top."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,12 +255,17 @@ def simulate_fleet(
         past = dataclasses.replace(
             traces, counts=traces.counts[:, :end], spot_prices=traces.spot_prices[:, :end]
         )
-        chosen = choose(history, traces.gap_seconds, startup,
-                        score=_backtest(past, history, fleet, ondemand_price))
         hours = len(history) * traces.gap_seconds / 3600
-        if chosen is None and hours < 48:
-            note = (f"demand history of {hours:.1f} h is too short to forecast (needs 2 days): "
-                    "scaled reactively, as spot-hedge")
+        short = too_short(len(history), startup)
+        if not short:
+            pool = sized(candidates(traces.gap_seconds, len(history), startup),
+                         pluses=[k * fleet.replica_rps for k in HEADROOM_REPLICAS])
+            chosen = choose(history, traces.gap_seconds, startup, pool=pool,
+                            score=_backtest(past, history, fleet, ondemand_price))
+        if short:
+            note = (f"demand history of {len(history)} ticks ({hours:.2f} h) is too short to forecast "
+                    f"{startup} ticks ahead (needs {startup + MIN_SCORED_TICKS}: the start-up lead plus "
+                    f"{MIN_SCORED_TICKS} ticks to score forecasters on): scaled reactively, as spot-hedge")
         elif chosen is None:
             note = (f"no forecaster kept the fleet within {fleet.max_extra_cost:.0%} of spot-hedge's cost on "
                     f"the {hours:.1f} h of history: scaled reactively, as spot-hedge")
