@@ -198,7 +198,8 @@ def test_predictive_buys_headroom_against_bursts_no_season_foresees() -> None:
     Held out: ticks 360..719 hold the 28 bursts 367, 380, ..., 718 -> 28 / 360 violation ticks,
     (360 + 28 * 21) / 6 = 948 / 6 USD. A forecast with 1 replica of headroom (every forecast >= 1)
     orders 2 or 3 replicas at every tick, so none violates (demand never needs more than 2), at
-    2 * 60 h * $1 = 120 USD or more; 2 replicas of headroom cost 3 * 60 = 180 or more."""
+    2 * 60 h * $1 = 120 USD or more; 2 replicas of headroom cost 3 * 60 = 180 or more. The headroom
+    is spot only: on-demand covers the forecast without it, which spot always covers here."""
     rps = np.where(np.arange(N) % 13 == 3, 2.0, 1.0)
     demand = Demand(TICK, rps, "bursts every 130 min")
     fleet = FleetSpec(replica_rps=1.0, startup_minutes=10, min_replicas=1, extra_spot=0, downscale_minutes=10)
@@ -207,7 +208,7 @@ def test_predictive_buys_headroom_against_bursts_no_season_foresees() -> None:
     assert hedge.slo_violation_fraction == pytest.approx(28 / 360)
     assert hedge.cost_usd == pytest.approx(948 / 6)
     assert pred.slo_violation_fraction == 0.0
-    assert pred.forecaster is not None and pred.forecaster.endswith(" +1"), pred.forecaster
+    assert pred.forecaster is not None and pred.forecaster.endswith(" +1 spot"), pred.forecaster
     assert 120.0 - 1e-9 <= pred.cost_usd < 180.0
 
 
@@ -223,3 +224,24 @@ def test_held_out_start_is_checked() -> None:
     with pytest.raises(TraceError, match="fraction in"):
         simulate_fleet(one_zone(), hourly_bursts(), FLEET, "spot-hedge", ondemand_price=3.0,
                        held_out_from=1.0)
+
+
+def test_headroom_is_bought_on_spot_only() -> None:
+    """A flat forecast of 1 request/s with 2 requests/s of headroom (replica: 1 request/s), no extra
+    spot, no start-up: with spot there, 1 + 2 = 3 spot replicas at $1/h, 3 USD per hour; with spot
+    gone, on-demand covers the forecast alone: 1 replica at $3/h, 3 USD per hour, not 9."""
+    from ray_multicloud.sim.serving import _run
+
+    n = 6
+    fleet = FleetSpec(replica_rps=1.0, startup_minutes=0, min_replicas=1, extra_spot=0, downscale_minutes=0)
+    rate = np.ones(n)
+
+    def zone(up: int) -> TraceSet:
+        return TraceSet(names=("z",), regions=("r",), files=("f",), gap_seconds=3600.0,
+                        counts=np.full((1, n), up, dtype=np.int64), spot_prices=np.ones((1, n)),
+                        priced_by_file=(True,))
+
+    cost, violations, _, _, replica_ticks = _run(zone(1), rate, fleet, "predictive", 3.0, rate, 0, 2.0)
+    assert (cost, violations, replica_ticks) == (pytest.approx(18.0), 0, 18)
+    cost, violations, _, _, replica_ticks = _run(zone(0), rate, fleet, "predictive", 3.0, rate, 0, 2.0)
+    assert (cost, violations, replica_ticks) == (pytest.approx(18.0), 0, 6)

@@ -33,9 +33,10 @@ Fleet policies (:data:`FLEET_POLICIES`):
   in-sample, and said so): each candidate drives this policy over that history, and the one with
   the fewest SLO-violation ticks among those costing at most ``1 + max_extra_cost`` times
   ``spot-hedge`` on the same history wins (cost breaks ties). The pool is every base forecaster
-  of ``forecast.candidates`` with each headroom of ``HEADROOM_REPLICAS`` (``+k`` replicas' worth of
-  requests added to the forecast: ordered ahead, on spot where spot has room), so how much
-  headroom to buy is chosen by the same backtest. With a
+  of ``forecast.candidates`` with each headroom of ``HEADROOM_REPLICAS`` (``+k spot``: ``k``
+  replicas' worth of requests added to the forecast for the spot replicas only, like spot-hedge's
+  extra spot replicas; on-demand never covers headroom), so how much headroom to buy is chosen by
+  the same backtest. With a
   history ``forecast.too_short`` to forecast (fewer than the start-up lead plus
   ``forecast.MIN_SCORED_TICKS`` ticks), or no candidate within the cost bound, there is no
   forecaster and the policy is ``spot-hedge`` (the result's ``note`` says which, in one line).
@@ -246,6 +247,7 @@ def simulate_fleet(
     if start >= len(rate):
         raise TraceError(f"nothing left to evaluate after the first {held_out_from:.0%} of {len(rate)} ticks")
     forecast: npt.NDArray[np.float64] | None = None
+    headroom = 0.0
     chosen: Choice | None = None
     note = ""
     if policy == "predictive":
@@ -270,8 +272,9 @@ def simulate_fleet(
             note = (f"no forecaster kept the fleet within {fleet.max_extra_cost:.0%} of spot-hedge's cost on "
                     f"the {hours:.1f} h of history: scaled reactively, as spot-hedge")
         else:
-            forecast = forecast_series(rate, chosen.best, startup)
-    run = _run(traces, rate, fleet, policy, ondemand_price, forecast, start)
+            forecast = forecast_series(rate, dataclasses.replace(chosen.best, plus=0.0), startup)
+            headroom = chosen.best.plus
+    run = _run(traces, rate, fleet, policy, ondemand_price, forecast, start, headroom)
     base = run if policy == "ondemand" else _run(traces, rate, fleet, "ondemand", ondemand_price, None, start)
     cost, violations, unserved, pre, replicas = run
     counted = len(rate) - start
@@ -285,7 +288,7 @@ def simulate_fleet(
         unserved_fraction=unserved / total if total > 0 else 0.0,
         preemptions=pre,
         mean_replicas=replicas / counted,
-        forecaster=chosen.best.name if chosen is not None else None,
+        forecaster=_label(chosen.best, fleet.replica_rps) if chosen is not None else None,
         in_sample=start == 0,
         note=note,
     )
@@ -300,16 +303,24 @@ def _backtest(
     more than that."""
     reference: dict[int, float] = {}
 
-    def score(_c: Candidate, series: npt.NDArray[np.float64], first: int, _last: int) -> float | None:
+    def score(c: Candidate, series: npt.NDArray[np.float64], first: int, _last: int) -> float | None:
         if first not in reference:
             reference[first] = _run(traces, rate, fleet, "spot-hedge", od_price, None, first)[0]
-        cost, violations, *_ = _run(traces, rate, fleet, "predictive", od_price, series, first)
+        base_series = series - c.plus  # on-demand covers the forecast, spot also the headroom
+        cost, violations, *_ = _run(traces, rate, fleet, "predictive", od_price, base_series, first, c.plus)
         base = reference[first]
         if base > 0 and cost > (1.0 + fleet.max_extra_cost) * base:
             return None
         return violations + (cost / base if base > 0 else 0.0) / (2.0 + fleet.max_extra_cost)
 
     return score
+
+
+def _label(c: Candidate, replica_rps: float) -> str:
+    """``c``'s name with its headroom in replicas (``+2 spot``) instead of requests per second."""
+    name = dataclasses.replace(c, plus=0.0).name
+    k = round(c.plus / replica_rps)
+    return f"{name} +{k} spot" if k else name
 
 
 def _ticks(minutes: float, tick_seconds: float) -> int:
@@ -362,10 +373,12 @@ def _run(
     od_price: float,
     forecast: npt.NDArray[np.float64] | None,
     start: int,
+    headroom: float = 0.0,
 ) -> tuple[float, int, float, int, int]:
     """Simulate every tick; figures (cost, violations, unserved, preemptions, replica-ticks) are
     summed over ticks ``>= start``. ``forecast[t]``: the rate predicted at ``t`` for ``t + startup``
-    (``predictive`` only; ``None`` makes it ``spot-hedge``)."""
+    (``predictive`` only; ``None`` makes it ``spot-hedge``); ``headroom``: a rate added to the
+    forecast for the spot replicas only (on-demand covers the forecast without it)."""
     tick_h = traces.gap_seconds / 3600.0
     startup = _ticks(fleet.startup_minutes, traces.gap_seconds)
     window = max(1, _ticks(fleet.downscale_minutes, traces.gap_seconds))
@@ -377,10 +390,12 @@ def _run(
     spot = [_Group() for _ in range(Z)]
     od = _Group()
     needs = np.maximum(fleet.min_replicas, np.ceil(rate / fleet.replica_rps - 1e-9)).astype(np.int64)
-    ahead = None
+    ahead = spot_ahead = None
     if forecast is not None:
         wanted = np.ceil(np.maximum(forecast, 0.0) / fleet.replica_rps - 1e-9)
         ahead = np.maximum(fleet.min_replicas, wanted).astype(np.int64)
+        wanted = np.ceil(np.maximum(forecast + headroom, 0.0) / fleet.replica_rps - 1e-9)
+        spot_ahead = np.maximum(fleet.min_replicas, wanted).astype(np.int64)
     hedged = policy in ("spot-hedge", "predictive")
     cost = unserved = 0.0
     violations = preemptions = replica_ticks = 0
@@ -389,14 +404,16 @@ def _run(
         need = int(needs[t])
         # Scale down only after demand stayed lower for the downscale window.
         target_need = int(needs[max(0, t - window + 1) : t + 1].max())
-        plan_need = target_need
-        if ahead is not None:
+        plan_need = spot_plan = target_need
+        if ahead is not None and spot_ahead is not None:
             # What to have at t + startup is the forecast need, and what was ordered for a forecast
             # tick still to come (forecasts of the last ``startup`` ticks) is kept until that tick.
             # The forecast replaces the reactive sizing: a replica ordered now serves only from
             # t + startup, so sizing it for the demand now is a forecast too (``persistence``).
             plan_need = int(ahead[max(0, t - startup) : t + 1].max())
             target_need = min(target_need, plan_need)
+            # Headroom is bought on spot alone, like spot-hedge's extra spot replicas.
+            spot_plan = int(spot_ahead[max(0, t - startup) : t + 1].max())
         for z in range(Z):
             g = spot[z]
             g.advance(t)
@@ -409,7 +426,7 @@ def _run(
             od.shrink(od.total - target_need)
             od.grow(target_need - od.total, t + startup)
         else:
-            target = plan_need + (fleet.extra_spot if hedged else 0)
+            target = spot_plan + (fleet.extra_spot if hedged else 0)
             order = (
                 [cheapest] if policy == "spot-one-zone" else sorted(range(Z), key=lambda z: (prices[z, t], z))
             )
