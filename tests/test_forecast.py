@@ -245,3 +245,27 @@ def test_headroom_is_bought_on_spot_only() -> None:
     assert (cost, violations, replica_ticks) == (pytest.approx(18.0), 0, 18)
     cost, violations, _, _, replica_ticks = _run(zone(0), rate, fleet, "predictive", 3.0, rate, 0, 2.0)
     assert (cost, violations, replica_ticks) == (pytest.approx(18.0), 0, 6)
+
+
+def test_backtest_holds_a_candidate_to_the_cost_bound_in_each_half_of_the_history() -> None:
+    """One zone whose spot is gone for the first 180 of 360 hourly ticks ($1/h spot, $30/h
+    on-demand), 1 request/s flat, 1 h start-up, no extra spot.
+
+    spot-hedge: on-demand for ticks 0..179 (180 * 30 = 5400); at 180 a spot replica starts while
+    the on-demand one stays (31), then spot alone (179 * 1): halves 5400 + 210 = 5610 USD, one
+    violation (tick 0, nothing ready yet). persistence +1 spot: the same first half (headroom is
+    spot only, and there is none), then 2 spot starting next to the on-demand one (32) and
+    2 spot (179 * 2): 5400 + 390 = 5790. Over the whole history that is 1.032x spot-hedge,
+    within 5%; in the second half 390 / 210 = 1.86x: ruled out. persistence alone is spot-hedge:
+    score 1 violation + (5610 / 5610) / 2.05."""
+    from ray_multicloud.sim.serving import _backtest
+
+    n = 360
+    counts = np.where(np.arange(n) < 180, 0, 1).astype(np.int64)[None, :]
+    ts = TraceSet(names=("z",), regions=("r",), files=("f",), gap_seconds=3600.0, counts=counts,
+                  spot_prices=np.ones((1, n)), priced_by_file=(True,))
+    rate = np.ones(n)
+    fleet = FleetSpec(replica_rps=1.0, startup_minutes=60, min_replicas=1, extra_spot=0, downscale_minutes=60)
+    score = _backtest(ts, rate, fleet, 30.0)
+    assert score(Candidate("persistence"), rate, 0, n - 1) == pytest.approx(1 + 1 / 2.05)
+    assert score(Candidate("persistence", plus=1.0), rate + 1.0, 0, n - 1) is None

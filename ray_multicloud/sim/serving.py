@@ -32,7 +32,8 @@ Fleet policies (:data:`FLEET_POLICIES`):
   is chosen by a backtest on the ticks before ``held_out_from`` (on the whole trace when that is 0:
   in-sample, and said so): each candidate drives this policy over that history, and the one with
   the fewest SLO-violation ticks among those costing at most ``1 + max_extra_cost`` times
-  ``spot-hedge`` on the same history wins (cost breaks ties). The pool is every base forecaster
+  ``spot-hedge`` on the same history, in each half of it (``BACKTEST_FOLDS``), wins (cost breaks
+  ties). The pool is every base forecaster
   of ``forecast.candidates`` with each headroom of ``HEADROOM_REPLICAS`` (``+k spot``: ``k``
   replicas' worth of requests added to the forecast for the spot replicas only, like spot-hedge's
   extra spot replicas; on-demand never covers headroom), so how much headroom to buy is chosen by
@@ -50,6 +51,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -73,8 +75,11 @@ from ray_multicloud.policy.forecast import (
 from ray_multicloud.sim.traces import TraceError, TraceSet
 
 FLEET_POLICIES = ("ondemand", "spot-one-zone", "spot-hedge", "predictive")
-HEADROOM_REPLICAS = (0, 1, 2, 4, 8)
+HEADROOM_REPLICAS = (0, 1, 2, 4, 8, 16, 32)
 """``predictive``'s backtest offers every forecaster with this many replicas of headroom on top."""
+BACKTEST_FOLDS = 2
+"""``predictive``'s backtest holds a candidate to the cost bound in each of this many parts of the
+history, not only over all of it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,17 +305,28 @@ def _backtest(
     """A ``forecast.choose`` score: a candidate's SLO-violation ticks when its forecast drives
     ``predictive`` over the history (``traces``, ``rate``), plus its cost as a fraction of
     ``spot-hedge``'s (below 1 + ``max_extra_cost``, so it only breaks ties); ``None`` when it costs
-    more than that."""
-    reference: dict[int, float] = {}
+    more than that in any of the ``BACKTEST_FOLDS`` consecutive, equal parts of the scored ticks
+    (a candidate within the bound on the whole history only thanks to one cheap stretch, e.g.
+    spot too scarce to place its headroom, is ruled out)."""
+    reference: dict[int, list[float]] = {}
+
+    def folds(costs: list[float]) -> list[float]:
+        edges = np.linspace(0, len(costs), BACKTEST_FOLDS + 1).round().astype(int)
+        return [sum(costs[a:b]) for a, b in itertools.pairwise(edges.tolist())]
 
     def score(c: Candidate, series: npt.NDArray[np.float64], first: int, _last: int) -> float | None:
         if first not in reference:
-            reference[first] = _run(traces, rate, fleet, "spot-hedge", od_price, None, first)[0]
+            hedge: list[float] = []
+            _run(traces, rate, fleet, "spot-hedge", od_price, None, first, tick_costs=hedge)
+            reference[first] = hedge
         base_series = series - c.plus  # on-demand covers the forecast, spot also the headroom
-        cost, violations, *_ = _run(traces, rate, fleet, "predictive", od_price, base_series, first, c.plus)
-        base = reference[first]
-        if base > 0 and cost > (1.0 + fleet.max_extra_cost) * base:
+        costs: list[float] = []
+        cost, violations, *_ = _run(traces, rate, fleet, "predictive", od_price, base_series, first, c.plus,
+                                    tick_costs=costs)
+        bound = 1.0 + fleet.max_extra_cost
+        if any(mine > bound * ref for mine, ref in zip(folds(costs), folds(reference[first]), strict=True)):
             return None
+        base = sum(reference[first])
         return violations + (cost / base if base > 0 else 0.0) / (2.0 + fleet.max_extra_cost)
 
     return score
@@ -374,11 +390,14 @@ def _run(
     forecast: npt.NDArray[np.float64] | None,
     start: int,
     headroom: float = 0.0,
+    *,
+    tick_costs: list[float] | None = None,
 ) -> tuple[float, int, float, int, int]:
     """Simulate every tick; figures (cost, violations, unserved, preemptions, replica-ticks) are
     summed over ticks ``>= start``. ``forecast[t]``: the rate predicted at ``t`` for ``t + startup``
     (``predictive`` only; ``None`` makes it ``spot-hedge``); ``headroom``: a rate added to the
-    forecast for the spot replicas only (on-demand covers the forecast without it)."""
+    forecast for the spot replicas only (on-demand covers the forecast without it); ``tick_costs``,
+    when given, gets each counted tick's cost appended."""
     tick_h = traces.gap_seconds / 3600.0
     startup = _ticks(fleet.startup_minutes, traces.gap_seconds)
     window = max(1, _ticks(fleet.downscale_minutes, traces.gap_seconds))
@@ -446,11 +465,14 @@ def _run(
         if ready < need:
             violations += 1
         unserved += max(0.0, float(rate[t]) - ready * fleet.replica_rps)
+        tick_cost = od.total * od_price * tick_h
         for z in range(Z):
             n = spot[z].total
-            cost += n * float(prices[z, t]) * tick_h
+            tick_cost += n * float(prices[z, t]) * tick_h
             replica_ticks += n
-        cost += od.total * od_price * tick_h
+        cost += tick_cost
+        if tick_costs is not None:
+            tick_costs.append(tick_cost)
         replica_ticks += od.total
     return cost, violations, unserved, preemptions, replica_ticks
 
