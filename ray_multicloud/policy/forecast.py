@@ -22,10 +22,10 @@ forecast that buys headroom against the bursts no baseline foresees); how much i
 rest, by the backtest.
 
 **Choice by backtest** (:func:`choose`): every candidate is scored on the history, over the ticks
-where the longest season already has history; the lowest loss wins (ties: the earlier candidate,
-i.e. the simpler one). The default loss is the pinball (quantile) loss at ``quantile`` (0.9) of the
-forecast against the rate ``lead`` ticks later: it charges an under-forecast nine times an
-over-forecast of the same size (a missed ramp is an SLO violation, a replica too many is a few
+where the longest look-back of the pool already has history; the lowest loss wins (ties: the earlier
+candidate, i.e. the simpler one). The default loss is the pinball (quantile) loss at ``quantile``
+(0.9) of the forecast against the rate ``lead`` ticks later: it charges an under-forecast nine times
+an over-forecast of the same size (a missed ramp is an SLO violation, a replica too many is a few
 minutes of cost). A caller that can replay what the forecast drives passes its own ``score``: the
 serving simulator scores each candidate by the SLO violations and cost of the fleet it would have
 run on the history (``ray_multicloud.sim.serving``).
