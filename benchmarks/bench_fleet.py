@@ -295,10 +295,13 @@ def render(
         "the aws-10-26 sets a 5 min start-up takes a whole tick, so every scale-up misses one. "
         "`predictive` orders replicas for the demand it forecasts one start-up ahead and keeps them only "
         "until that tick has passed, instead of chasing each burst after it arrived and holding the fleet "
-        "for the scale-down window: on MAF that is cheaper than spot-hedge with fewer SLO-violation ticks "
-        "in most sets (its hourly and daily seasons are what the backtest picks), but it does not halve "
-        "them, and on one set (p2.8xl) the forecaster chosen on the first half costs more on the second. "
-        "The one-hour Azure traces are too short to forecast, so there it is spot-hedge.",
+        "for the scale-down window, and buys the spot headroom its backtest found worth its cost against "
+        "the bursts no forecast sees. Its choice is made on the first half and only as good as the first "
+        "half is like the second: the cost bound is checked on the history, so held out it can land on "
+        "either side of 1.05x spot-hedge. Where the history is too short (the one-hour Azure traces on "
+        "ticks of 195 s or more) it is spot-hedge; there, and on the sets whose spot-hedge violations "
+        "come from preemptions rather than demand (on-demand alone has none on Azure LLM code), a "
+        "forecast of demand has nothing to act on.",
         "",
     ]
     return "\n".join(parts)
