@@ -109,14 +109,14 @@ def test_a_periodic_demand_is_forecast_by_its_season() -> None:
 
 @settings(max_examples=50, deadline=None)
 @given(st.lists(st.floats(min_value=0, max_value=1e6), min_size=1, max_size=60), st.integers(0, 5),
-       st.sampled_from(["persistence", "seasonal-naive", "seasonal-mean", "seasonal-max"]),
-       st.integers(1, 6), st.integers(1, 3))
+       st.sampled_from(["persistence", "seasonal-naive", "seasonal-mean", "seasonal-max", "recent-max"]),
+       st.integers(1, 6), st.integers(1, 3), st.sampled_from([1.0, 1.5]), st.sampled_from([0.0, 2.0]))
 def test_a_forecast_uses_only_the_past(
-    values: list[float], lead: int, kind: str, season: int, k: int
+    values: list[float], lead: int, kind: str, season: int, k: int, margin: float, plus: float
 ) -> None:
-    """Changing the future never changes a forecast already made."""
+    """Changing the future never changes a forecast already made (sized or not)."""
     rate = np.array(values)
-    c = Candidate(kind, 0 if kind == "persistence" else season, k)
+    c = Candidate(kind, 0 if kind == "persistence" else season, k, margin, plus)
     f = forecast_series(rate, c, lead)
     cut = len(rate) // 2
     changed = rate.copy()
