@@ -528,7 +528,7 @@ def _cmd_simulate_serving(args: argparse.Namespace) -> int:
          else f"the ticks after the first {args.held_out_from:.0%} (held out)"],
     ]
     if result.policy == "predictive":
-        rows.append(["forecaster", result.forecaster or "none (reactive: history too short)"])
+        rows.append(["forecaster", result.forecaster or "none (reactive, as spot-hedge: see the note)"])
     print(format_table(["simulate-serving", "result"], rows, align="ll"))
     return 0
 

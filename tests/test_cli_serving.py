@@ -201,3 +201,22 @@ def test_bad_input_is_one_line_naming_the_flag_and_exit_2(
     assert err.startswith("ray-multicloud simulate-serving: " + needle), err
     if "--demand" in change or "--traces" in change:
         assert str(tmp_path / next(iter(change.values()))) in err  # names the file too
+
+
+def test_predictive_on_too_short_a_history_scales_reactively_with_one_note_line(
+    files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 4 one-hour ticks; a 5 min start-up is a lead of 1 tick, so a forecast needs 1 + 20 = 21 ticks.
+    traces, demand = files
+    rc, out, err = run(capsys, *base_args(traces, demand, "predictive"), "--json")
+    assert rc == 0, err
+    assert err.splitlines() == [
+        "ray-multicloud simulate-serving: note: demand history of 4 ticks (4.00 h) is too short to "
+        "forecast 1 ticks ahead (needs 21: the start-up lead plus 20 ticks to score forecasters on): "
+        "scaled reactively, as spot-hedge"
+    ]
+    pred = json.loads(out)
+    hedge = run_json(capsys, *base_args(traces, demand, "spot-hedge"))
+    assert pred["forecaster"] is None
+    for key in ("cost_usd", "slo_violation_fraction"):
+        assert pred[key] == hedge[key]

@@ -32,9 +32,15 @@ Fleet policies (:data:`FLEET_POLICIES`):
   is chosen by a backtest on the ticks before ``held_out_from`` (on the whole trace when that is 0:
   in-sample, and said so): each candidate drives this policy over that history, and the one with
   the fewest SLO-violation ticks among those costing at most ``1 + max_extra_cost`` times
-  ``spot-hedge`` on the same history wins (cost breaks ties). With less than two days of history,
-  or no candidate within the cost bound, there is no forecaster and the policy is ``spot-hedge``
-  (the result's ``note`` says which).
+  ``spot-hedge`` on the same history, in each half of it (``BACKTEST_FOLDS``), wins (cost breaks
+  ties). The pool is every base forecaster
+  of ``forecast.candidates`` with each headroom of ``HEADROOM_REPLICAS`` (``+k spot``: ``k``
+  replicas' worth of requests added to the forecast for the spot replicas only, like spot-hedge's
+  extra spot replicas; on-demand never covers headroom), so how much headroom to buy is chosen by
+  the same backtest. With a
+  history ``forecast.too_short`` to forecast (fewer than the start-up lead plus
+  ``forecast.MIN_SCORED_TICKS`` ticks), or no candidate within the cost bound, there is no
+  forecaster and the policy is ``spot-hedge`` (the result's ``note`` says which, in one line).
 
 The on-demand baseline is the ``ondemand`` policy's cost on the same traces. With
 ``held_out_from = h > 0`` every figure (cost, violations, unserved, replicas) counts only ticks
@@ -45,6 +51,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -54,10 +61,25 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from ray_multicloud.policy.forecast import Candidate, Choice, Score, choose, forecast_series
+from ray_multicloud.policy.forecast import (
+    MIN_SCORED_TICKS,
+    Candidate,
+    Choice,
+    Score,
+    candidates,
+    choose,
+    forecast_series,
+    sized,
+    too_short,
+)
 from ray_multicloud.sim.traces import TraceError, TraceSet
 
 FLEET_POLICIES = ("ondemand", "spot-one-zone", "spot-hedge", "predictive")
+HEADROOM_REPLICAS = (0, 1, 2, 4, 8, 16, 32)
+"""``predictive``'s backtest offers every forecaster with this many replicas of headroom on top."""
+BACKTEST_FOLDS = 2
+"""``predictive``'s backtest holds a candidate to the cost bound in each of this many parts of the
+history, not only over all of it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +252,7 @@ def simulate_fleet(
     if start >= len(rate):
         raise TraceError(f"nothing left to evaluate after the first {held_out_from:.0%} of {len(rate)} ticks")
     forecast: npt.NDArray[np.float64] | None = None
+    headroom = 0.0
     chosen: Choice | None = None
     note = ""
     if policy == "predictive":
@@ -239,18 +262,24 @@ def simulate_fleet(
         past = dataclasses.replace(
             traces, counts=traces.counts[:, :end], spot_prices=traces.spot_prices[:, :end]
         )
-        chosen = choose(history, traces.gap_seconds, startup,
-                        score=_backtest(past, history, fleet, ondemand_price))
         hours = len(history) * traces.gap_seconds / 3600
-        if chosen is None and hours < 48:
-            note = (f"demand history of {hours:.1f} h is too short to forecast (needs 2 days): "
-                    "scaled reactively, as spot-hedge")
+        short = too_short(len(history), startup)
+        if not short:
+            pool = sized(candidates(traces.gap_seconds, len(history), startup),
+                         pluses=[k * fleet.replica_rps for k in HEADROOM_REPLICAS])
+            chosen = choose(history, traces.gap_seconds, startup, pool=pool,
+                            score=_backtest(past, history, fleet, ondemand_price))
+        if short:
+            note = (f"demand history of {len(history)} ticks ({hours:.2f} h) is too short to forecast "
+                    f"{startup} ticks ahead (needs {startup + MIN_SCORED_TICKS}: the start-up lead plus "
+                    f"{MIN_SCORED_TICKS} ticks to score forecasters on): scaled reactively, as spot-hedge")
         elif chosen is None:
             note = (f"no forecaster kept the fleet within {fleet.max_extra_cost:.0%} of spot-hedge's cost on "
                     f"the {hours:.1f} h of history: scaled reactively, as spot-hedge")
         else:
-            forecast = forecast_series(rate, chosen.best, startup)
-    run = _run(traces, rate, fleet, policy, ondemand_price, forecast, start)
+            forecast = forecast_series(rate, dataclasses.replace(chosen.best, plus=0.0), startup)
+            headroom = chosen.best.plus
+    run = _run(traces, rate, fleet, policy, ondemand_price, forecast, start, headroom)
     base = run if policy == "ondemand" else _run(traces, rate, fleet, "ondemand", ondemand_price, None, start)
     cost, violations, unserved, pre, replicas = run
     counted = len(rate) - start
@@ -264,7 +293,7 @@ def simulate_fleet(
         unserved_fraction=unserved / total if total > 0 else 0.0,
         preemptions=pre,
         mean_replicas=replicas / counted,
-        forecaster=chosen.best.name if chosen is not None else None,
+        forecaster=_label(chosen.best, fleet.replica_rps) if chosen is not None else None,
         in_sample=start == 0,
         note=note,
     )
@@ -276,19 +305,38 @@ def _backtest(
     """A ``forecast.choose`` score: a candidate's SLO-violation ticks when its forecast drives
     ``predictive`` over the history (``traces``, ``rate``), plus its cost as a fraction of
     ``spot-hedge``'s (below 1 + ``max_extra_cost``, so it only breaks ties); ``None`` when it costs
-    more than that."""
-    reference: dict[int, float] = {}
+    more than that in any of the ``BACKTEST_FOLDS`` consecutive, equal parts of the scored ticks
+    (a candidate within the bound on the whole history only thanks to one cheap stretch, e.g.
+    spot too scarce to place its headroom, is ruled out)."""
+    reference: dict[int, list[float]] = {}
 
-    def score(_c: Candidate, series: npt.NDArray[np.float64], first: int, _last: int) -> float | None:
+    def folds(costs: list[float]) -> list[float]:
+        edges = np.linspace(0, len(costs), BACKTEST_FOLDS + 1).round().astype(int)
+        return [sum(costs[a:b]) for a, b in itertools.pairwise(edges.tolist())]
+
+    def score(c: Candidate, series: npt.NDArray[np.float64], first: int, _last: int) -> float | None:
         if first not in reference:
-            reference[first] = _run(traces, rate, fleet, "spot-hedge", od_price, None, first)[0]
-        cost, violations, *_ = _run(traces, rate, fleet, "predictive", od_price, series, first)
-        base = reference[first]
-        if base > 0 and cost > (1.0 + fleet.max_extra_cost) * base:
+            hedge: list[float] = []
+            _run(traces, rate, fleet, "spot-hedge", od_price, None, first, tick_costs=hedge)
+            reference[first] = hedge
+        base_series = series - c.plus  # on-demand covers the forecast, spot also the headroom
+        costs: list[float] = []
+        cost, violations, *_ = _run(traces, rate, fleet, "predictive", od_price, base_series, first, c.plus,
+                                    tick_costs=costs)
+        bound = 1.0 + fleet.max_extra_cost
+        if any(mine > bound * ref for mine, ref in zip(folds(costs), folds(reference[first]), strict=True)):
             return None
+        base = sum(reference[first])
         return violations + (cost / base if base > 0 else 0.0) / (2.0 + fleet.max_extra_cost)
 
     return score
+
+
+def _label(c: Candidate, replica_rps: float) -> str:
+    """``c``'s name with its headroom in replicas (``+2 spot``) instead of requests per second."""
+    name = dataclasses.replace(c, plus=0.0).name
+    k = round(c.plus / replica_rps)
+    return f"{name} +{k} spot" if k else name
 
 
 def _ticks(minutes: float, tick_seconds: float) -> int:
@@ -341,10 +389,15 @@ def _run(
     od_price: float,
     forecast: npt.NDArray[np.float64] | None,
     start: int,
+    headroom: float = 0.0,
+    *,
+    tick_costs: list[float] | None = None,
 ) -> tuple[float, int, float, int, int]:
     """Simulate every tick; figures (cost, violations, unserved, preemptions, replica-ticks) are
     summed over ticks ``>= start``. ``forecast[t]``: the rate predicted at ``t`` for ``t + startup``
-    (``predictive`` only; ``None`` makes it ``spot-hedge``)."""
+    (``predictive`` only; ``None`` makes it ``spot-hedge``); ``headroom``: a rate added to the
+    forecast for the spot replicas only (on-demand covers the forecast without it); ``tick_costs``,
+    when given, gets each counted tick's cost appended."""
     tick_h = traces.gap_seconds / 3600.0
     startup = _ticks(fleet.startup_minutes, traces.gap_seconds)
     window = max(1, _ticks(fleet.downscale_minutes, traces.gap_seconds))
@@ -356,10 +409,12 @@ def _run(
     spot = [_Group() for _ in range(Z)]
     od = _Group()
     needs = np.maximum(fleet.min_replicas, np.ceil(rate / fleet.replica_rps - 1e-9)).astype(np.int64)
-    ahead = None
+    ahead = spot_ahead = None
     if forecast is not None:
         wanted = np.ceil(np.maximum(forecast, 0.0) / fleet.replica_rps - 1e-9)
         ahead = np.maximum(fleet.min_replicas, wanted).astype(np.int64)
+        wanted = np.ceil(np.maximum(forecast + headroom, 0.0) / fleet.replica_rps - 1e-9)
+        spot_ahead = np.maximum(fleet.min_replicas, wanted).astype(np.int64)
     hedged = policy in ("spot-hedge", "predictive")
     cost = unserved = 0.0
     violations = preemptions = replica_ticks = 0
@@ -368,14 +423,16 @@ def _run(
         need = int(needs[t])
         # Scale down only after demand stayed lower for the downscale window.
         target_need = int(needs[max(0, t - window + 1) : t + 1].max())
-        plan_need = target_need
-        if ahead is not None:
+        plan_need = spot_plan = target_need
+        if ahead is not None and spot_ahead is not None:
             # What to have at t + startup is the forecast need, and what was ordered for a forecast
             # tick still to come (forecasts of the last ``startup`` ticks) is kept until that tick.
             # The forecast replaces the reactive sizing: a replica ordered now serves only from
             # t + startup, so sizing it for the demand now is a forecast too (``persistence``).
             plan_need = int(ahead[max(0, t - startup) : t + 1].max())
             target_need = min(target_need, plan_need)
+            # Headroom is bought on spot alone, like spot-hedge's extra spot replicas.
+            spot_plan = int(spot_ahead[max(0, t - startup) : t + 1].max())
         for z in range(Z):
             g = spot[z]
             g.advance(t)
@@ -388,7 +445,7 @@ def _run(
             od.shrink(od.total - target_need)
             od.grow(target_need - od.total, t + startup)
         else:
-            target = plan_need + (fleet.extra_spot if hedged else 0)
+            target = spot_plan + (fleet.extra_spot if hedged else 0)
             order = (
                 [cheapest] if policy == "spot-one-zone" else sorted(range(Z), key=lambda z: (prices[z, t], z))
             )
@@ -408,11 +465,14 @@ def _run(
         if ready < need:
             violations += 1
         unserved += max(0.0, float(rate[t]) - ready * fleet.replica_rps)
+        tick_cost = od.total * od_price * tick_h
         for z in range(Z):
             n = spot[z].total
-            cost += n * float(prices[z, t]) * tick_h
+            tick_cost += n * float(prices[z, t]) * tick_h
             replica_ticks += n
-        cost += od.total * od_price * tick_h
+        cost += tick_cost
+        if tick_costs is not None:
+            tick_costs.append(tick_cost)
         replica_ticks += od.total
     return cost, violations, unserved, preemptions, replica_ticks
 
