@@ -41,9 +41,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ray_multicloud.clouds import check_cloud_section
 from ray_multicloud.cluster_config.gcs_ft import GcsFaultTolerance, parse_gcs_ft
 from ray_multicloud.cluster_config.reservations import parse_reservations, reserved_offers
 from ray_multicloud.errors import ConfigError
+from ray_multicloud.schema import check_keys
 from ray_multicloud.types import Offer, Reservation
 
 # Keys Ray itself reads or writes in the provider section.
@@ -93,24 +95,15 @@ def load_cluster_yaml(path: str | Path) -> dict[str, Any]:
 
 def load_settings(provider_config: Mapping[str, Any], cluster_name: str) -> ProviderSettings:
     """Parse and check ``provider_config``; raises ``ConfigError`` naming the bad key."""
-    unknown = {k for k in provider_config if not str(k).startswith("_")} - _RAY_KEYS - _OUR_KEYS
-    if unknown:
-        raise ConfigError(
-            "provider", f"unknown keys {sorted(unknown)}; this provider reads {sorted(_OUR_KEYS)}"
-        )
+    # Ray's keys and ours; "_"-prefixed keys are YAML anchors' scratch space.
+    check_keys("provider", {k: v for k, v in provider_config.items() if not str(k).startswith("_")},
+               sorted(_OUR_KEYS) + sorted(_RAY_KEYS))
     gcs = check_gcs_address(provider_config.get("gcs_address"))
     clouds = provider_config.get("clouds")
     if not isinstance(clouds, Mapping) or not clouds:
         raise ConfigError("provider.clouds", "name at least one cloud, e.g. {aws: {driver: local}}")
     for name, spec in clouds.items():
-        if not isinstance(spec, Mapping):
-            raise ConfigError(f"provider.clouds.{name}", "must be a mapping with at least a driver key")
-        regions = spec.get("regions")
-        if regions is not None and (
-            not isinstance(regions, list) or not all(isinstance(r, str) and r.strip() for r in regions)
-        ):
-            raise ConfigError(f"provider.clouds.{name}.regions",
-                              f"must be a list of region names, e.g. [us-east-1], got {regions!r}")
+        check_cloud_section(str(name), spec)  # its driver's schema, before the driver reads it
     state_dir = _path_or_none(provider_config, "state_dir") or f"/tmp/ray_multicloud/{cluster_name}"
     cooldown = _seconds(provider_config, "cooldown_seconds", 300)
     ledger = _path_or_none(provider_config, "ledger")
