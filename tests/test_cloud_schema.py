@@ -152,7 +152,8 @@ ACCEPTS: dict[str, dict[str, set[str]]] = {
               "disk_gib": {"int"}, "spot_max_price": {"int", "float"}, "base_url": {"str", "none"},
               "key_vault": {"str", "none"}, "managed_identity_id": {"str"}},
     "private": {"region": {"str"}},
-    "ssh": {"region": {"str"}, "known_hosts": {"str"}, "ray": {"str"}, "env": {"map_str", "map_list", "map_int"},
+    "ssh": {"region": {"str"}, "known_hosts": {"str"}, "ray": {"str"},
+            "env": {"map_str", "map_list", "map_int"},
             "unavailable_seconds": {"int", "float"}, "connect_timeout_seconds": {"int", "float"},
             "ssh_config": {"str", "none"}, "head_address": {"str", "none"}},
 }
