@@ -216,3 +216,36 @@ def test_a_wrong_type_in_any_driver_section_names_its_key(case: tuple[str, str, 
     with pytest.raises(ConfigError) as err:
         load_settings(provider_with("c1", section), "t")
     assert err.value.key.startswith(f"provider.clouds.c1.{key}"), (case, err.value)
+
+
+# -- issue 13, item 8: values that were read wrongly or crashed later --------------------------
+
+
+@pytest.mark.parametrize("cloud", ["aws", "gcp", "azure"])
+def test_a_disk_size_that_is_not_a_number_is_refused_by_plan(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], cloud: str
+) -> None:
+    config = example()
+    config["provider"]["clouds"][cloud]["disk_gib"] = "big"  # was a ValueError traceback at ray up
+    path = tmp_path / "cluster.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["plan", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"provider.clouds.{cloud}.disk_gib" in err and "'big'" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("count", 1.9),  # was read as 1 machine
+    ("count", "two"),
+    ("vcpus", -4),  # was accepted
+    ("memory_gib", float("nan")),
+    ("accelerator_count", -1),
+])
+def test_a_private_machine_with_impossible_hardware_names_the_key(key: str, value: object) -> None:
+    from ray_multicloud.clouds.private import parse_machines
+
+    machine = {**BASE["private"]["machines"][0], key: value}
+    with pytest.raises(ConfigError) as err:
+        parse_machines("onprem", {**BASE["private"], "machines": [machine]})
+    assert err.value.key == f"provider.clouds.onprem.machines[0].{key}"

@@ -58,6 +58,7 @@ from typing import Any
 
 from ray_multicloud.clouds.base import CloudFeatures, Instance, LaunchRequest
 from ray_multicloud.clouds.local import LocalCloud
+from ray_multicloud.clouds.schemas import MACHINE as MACHINE_SCHEMA
 from ray_multicloud.clouds.schemas import PRIVATE as PRIVATE_SCHEMA
 from ray_multicloud.errors import CapacityError, ConfigError
 from ray_multicloud.schema import Field, check_section
@@ -79,11 +80,7 @@ class CostDefaults:
 
 DEFAULT_COST = CostDefaults()
 COST_KEYS: tuple[str, ...] = ("lifetime_years", "pue", "usd_per_kwh", "overhead_per_hour")
-MACHINE_KEYS: tuple[str, ...] = (
-    "instance_type", "accelerator", "accelerator_count", "vcpus", "memory_gib", "count",
-    "ondemand_equivalent_per_hour", "amortised_per_hour", "amortized_per_hour", "capex_usd",
-    "power_kw", *COST_KEYS,
-)
+MACHINE_KEYS: tuple[str, ...] = MACHINE_SCHEMA.keys()  # clouds/schemas.py
 POOL_KEYS: tuple[str, ...] = PRIVATE_SCHEMA.keys()  # the entry's keys (clouds/schemas.py)
 
 
@@ -182,12 +179,11 @@ def parse_machine(key: str, item: object, defaults: CostDefaults = DEFAULT_COST,
                   *, extra_keys: Collection[str] = ()) -> Machine:
     """One ``machines[i]`` entry; ``extra_keys``: further keys a driver reusing this parser reads
     itself (e.g. a host list). ``ConfigError`` names the bad key."""
-    item = check_section(key, item, (*MACHINE_KEYS, *extra_keys),
-                         example="{instance_type: a100x8, accelerator: A100, accelerator_count: 8, count: 2}")
+    item = check_section(key, item, MACHINE_SCHEMA.with_fields({k: Field() for k in extra_keys}))
     try:
         machine = Machine(
             instance_type=str(item["instance_type"]),
-            accelerator=str(item.get("accelerator", "")),
+            accelerator=str(item.get("accelerator") or ""),
             accelerator_count=float(item.get("accelerator_count", 0)),
             vcpus=float(item.get("vcpus", 1)),
             memory_gib=float(item.get("memory_gib", 1)),

@@ -12,6 +12,7 @@ range); a driver keeps its deeper checks (an https endpoint, a Key Vault URL, a 
 
 from __future__ import annotations
 
+from ray_multicloud.errors import ConfigError
 from ray_multicloud.schema import Field, Section, choice, either, mapping_of, number, text, texts
 
 _CREDENTIALS_AWS = ("credentials do not belong in the cluster YAML; use the environment, "
@@ -132,6 +133,31 @@ AZURE = Section(
             "subnet_ids: {eastus: /subscriptions/...}}",
     forbidden={k: _CREDENTIALS_AZURE for k in ("client_secret", "client_id", "tenant_id", "password",
                                                 "access_token")},
+)
+
+def _any_string(key: str, value: object) -> None:
+    if not isinstance(value, str):
+        raise ConfigError(key, f"must be a string (the GPU model, e.g. A100; \"\" for none), got {value!r}")
+
+
+# One ``machines[i]`` entry of a private pool: its hardware and how many (issue 13: ``count: 1.9``
+# was read as 1 and negative vCPUs were accepted). Its price keys are checked by
+# ``clouds/private.machine_price`` (which of them go together); here they may hold anything.
+MACHINE = Section(
+    {
+        "instance_type": Field(text("a machine kind name, e.g. a100x8"), required=True),
+        "accelerator": Field(_any_string, nullable=True),
+        "accelerator_count": Field(number(what="a finite number of GPUs >= 0")),
+        "vcpus": Field(number(strict=True, what="a finite number of vCPUs > 0")),
+        "memory_gib": Field(number(strict=True, what="a finite number of GiB > 0")),
+        "count": Field(number(minimum=1, integer=True, what="a whole number of machines >= 1"), required=True,
+                       doc="how many machines of this kind the pool has"),
+        **{k: Field(None) for k in ("ondemand_equivalent_per_hour", "amortised_per_hour",
+                                     "amortized_per_hour", "capex_usd", "power_kw", "lifetime_years", "pue",
+                                     "usd_per_kwh", "overhead_per_hour")},
+    },
+    example="{instance_type: a100x8, accelerator: A100, accelerator_count: 8, vcpus: 96, memory_gib: 1024, "
+            "count: 2}",
 )
 
 PRIVATE = Section(
