@@ -8,7 +8,10 @@ read from the schema under test."""
 from __future__ import annotations
 
 import copy
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -249,3 +252,19 @@ def test_a_private_machine_with_impossible_hardware_names_the_key(key: str, valu
     with pytest.raises(ConfigError) as err:
         parse_machines("onprem", {**BASE["private"], "machines": [machine]})
     assert err.value.key == f"provider.clouds.onprem.machines[0].{key}"
+
+
+def test_every_registered_driver_has_a_schema_and_checking_one_imports_no_sdk() -> None:
+    from ray_multicloud.clouds import DRIVERS, SCHEMAS
+
+    assert set(SCHEMAS) == set(DRIVERS)
+    code = ("import sys\n"
+            "from ray_multicloud.cluster_config.provider_section import load_settings\n"
+            "load_settings({'gcs_address': '10.0.0.1:6379', 'clouds': {'aws': {'regions': ['us-east-1']},"
+            " 'gcp': {'project': 'p'}, 'azure': {'resource_group': 'rg'}}}, 't')\n"
+            "sdks = ('boto3', 'botocore', 'google.cloud', 'azure.mgmt.compute')\n"
+            "loaded = [m for m in sdks if m in sys.modules]\n"
+            "assert not loaded, loaded\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
