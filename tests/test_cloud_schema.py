@@ -266,5 +266,5 @@ def test_every_registered_driver_has_a_schema_and_checking_one_imports_no_sdk() 
             "loaded = [m for m in sdks if m in sys.modules]\n"
             "assert not loaded, loaded\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                          check=False, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr
