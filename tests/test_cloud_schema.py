@@ -268,3 +268,12 @@ def test_every_registered_driver_has_a_schema_and_checking_one_imports_no_sdk() 
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           check=False, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr
+
+
+def test_a_misspelt_provider_key_names_itself_and_its_close_match() -> None:
+    config = example()
+    config["provider"]["cooldown_second"] = 60
+    with pytest.raises(ConfigError) as err:
+        load_settings(config["provider"], config["cluster_name"])
+    assert err.value.key == "provider.cooldown_second"
+    assert "did you mean 'cooldown_seconds'" in str(err.value)
