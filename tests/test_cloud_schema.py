@@ -156,7 +156,7 @@ ACCEPTS: dict[str, dict[str, set[str]]] = {
               "key_vault": {"str", "none"}, "managed_identity_id": {"str"}},
     "private": {"region": {"str"}},
     "ssh": {"region": {"str"}, "known_hosts": {"str"}, "ray": {"str"},
-            "env": {"map_str", "map_list", "map_int"},
+            "env": {"map_str", "map_int", "map_scalar"},
             "unavailable_seconds": {"int", "float"}, "connect_timeout_seconds": {"int", "float"},
             "ssh_config": {"str", "none"}, "head_address": {"str", "none"}},
 }
@@ -202,23 +202,73 @@ def test_an_unknown_key_in_any_driver_section_names_itself(driver: str, key: str
     assert "unknown key" in str(err.value)
 
 
-wrong_types = st.sampled_from(sorted(
+WRONG_TYPES = sorted(
     (driver, key, kind)
     for driver, accepts in ACCEPTS.items()
     for key, ok in accepts.items()
     for kind in VALUES
     if kind not in ok
-))
+)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(case=wrong_types)
-def test_a_wrong_type_in_any_driver_section_names_its_key(case: tuple[str, str, str]) -> None:
-    driver, key, kind = case
+@pytest.mark.parametrize(("driver", "key", "kind"), WRONG_TYPES, ids=["-".join(c) for c in WRONG_TYPES])
+def test_a_wrong_type_in_any_driver_section_names_its_key(driver: str, key: str, kind: str) -> None:
     section = {**copy.deepcopy(BASE[driver]), key: copy.deepcopy(VALUES[kind])}
     with pytest.raises(ConfigError) as err:
         load_settings(provider_with("c1", section), "t")
-    assert err.value.key.startswith(f"provider.clouds.c1.{key}"), (case, err.value)
+    assert err.value.key.startswith(f"provider.clouds.c1.{key}"), err.value
+
+
+def kind_of(value: Any) -> str:
+    """The shape of a YAML value, in the table's words (independent of the schema under test)."""
+    if value is None or isinstance(value, bool):
+        return "none" if value is None else "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "str" if value.strip() else "blank"
+    if isinstance(value, list):
+        return "list_str" if all(isinstance(v, str) and v.strip() for v in value) else "list_other"
+    if isinstance(value, dict):
+        if all(isinstance(v, str) and v.strip() for v in value.values()):
+            return "map_str" if value else "map_empty"
+        if all(kind_of(v) == "list_str" for v in value.values()):
+            return "map_list"
+        if all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in value.values()):
+            return "map_scalar"
+        return "map_other"
+    return "other"
+
+
+yaml_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-10, 10**6) | st.floats() | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(min_size=1, max_size=8), inner,
+                                                                max_size=3),
+    max_leaves=8,
+)
+KEYS = sorted((driver, key) for driver, accepts in ACCEPTS.items() for key in accepts)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(where=st.sampled_from(KEYS), value=yaml_values)
+def test_any_value_in_any_driver_key_is_accepted_or_named(where: tuple[str, str], value: Any) -> None:
+    """Whatever YAML value lands in a driver key: a ConfigError naming that key, or acceptance only
+    when its shape is one the key takes (an accepted shape may still be out of range)."""
+    driver, key = where
+    accepts = set(ACCEPTS[driver][key])
+    if accepts & {"map_str", "map_list"}:
+        accepts.add("map_empty")
+    if "list_str" in accepts:
+        accepts.add("list_str")  # [] is a list of strings
+    section = {**copy.deepcopy(BASE[driver]), key: value}
+    try:
+        load_settings(provider_with("c1", section), "t")
+    except ConfigError as exc:
+        assert exc.key.startswith(f"provider.clouds.c1.{key}"), exc
+        return
+    assert kind_of(value) in accepts, (driver, key, value)
 
 
 # -- issue 13, item 8: values that were read wrongly or crashed later --------------------------

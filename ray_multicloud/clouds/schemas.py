@@ -170,6 +170,12 @@ PRIVATE = Section(
     example="{driver: private, region: onprem-dc1, machines: [{instance_type: a100x8, count: 2}]}",
 )
 
+def _env_value(key: str, value: object) -> None:
+    # An environment variable's value: a string or a number (``null`` would be exported as "None").
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ConfigError(key, f"must be a string or a number (the variable's value), got {value!r}")
+
+
 SSH = Section(
     {
         "driver": COMMON["driver"],
@@ -177,7 +183,7 @@ SSH = Section(
         "hosts": Field(None, doc="the pool's machines (clouds/ssh.py)"),
         "known_hosts": Field(text("a file path")),
         "ray": Field(text("the ray command on the hosts")),
-        "env": Field(mapping_of(lambda key, value: None, "a mapping of environment variables for ray start")),
+        "env": Field(mapping_of(_env_value, "a mapping of environment variables for ray start")),
         "unavailable_seconds": Field(number(what="a finite number of seconds >= 0")),
         "connect_timeout_seconds": Field(number(minimum=1, what="a finite number of seconds >= 1")),
         "ssh_config": Field(text("a file path"), nullable=True),
