@@ -58,6 +58,19 @@ def check_cloud_section(name: str, spec: object) -> Mapping[str, Any]:
     return check_section(key, raw, schema)
 
 
+def driver_of(name: str, spec: Mapping[str, Any]) -> str:
+    """The registered driver of entry ``name`` (its ``driver``, default: the name); ``ConfigError``
+    naming ``provider.clouds.<name>.driver``, with close matches, for one the registry lacks."""
+    driver = str(spec.get("driver", name))
+    if driver not in DRIVERS:
+        raise ConfigError(
+            f"provider.clouds.{name}.driver",
+            f"unknown driver {driver!r}{suggestion(driver, sorted(DRIVERS))}; "
+            f"choose one of {', '.join(sorted(DRIVERS))}",
+        )
+    return driver
+
+
 def make_cloud(name: str, spec: Mapping[str, Any], *, state_dir: str) -> Cloud:
     """Build the driver for cloud ``name`` from its config entry.
 
@@ -65,14 +78,8 @@ def make_cloud(name: str, spec: Mapping[str, Any], *, state_dir: str) -> Cloud:
     (``check_cloud_section``), naming ``provider.clouds.<name>.driver`` for an unknown driver, or when
     the driver's SDK is not installed (with the pip extra that brings it).
     """
-    driver = str(check_cloud_section(name, spec).get("driver", name))
-    target = DRIVERS.get(driver)
-    if target is None:
-        raise ConfigError(
-            f"provider.clouds.{name}.driver",
-            f"unknown driver {driver!r}{suggestion(driver, sorted(DRIVERS))}; "
-            f"choose one of {', '.join(sorted(DRIVERS))}",
-        )
+    driver = driver_of(name, check_cloud_section(name, spec))
+    target = DRIVERS[driver]
     module_name, _, class_name = target.partition(":")
     try:
         module = importlib.import_module(module_name)
