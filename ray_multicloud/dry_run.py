@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ray_multicloud.clouds import DRIVERS
+from ray_multicloud.clouds import driver_of
 from ray_multicloud.clouds.images import (
     AWS_DLAMI_PARAMETER,
     SsmLookup,
@@ -47,22 +47,6 @@ from ray_multicloud.pricing import load_catalog
 from ray_multicloud.serve.ranking import load_rtt_table
 from ray_multicloud.types import Decision, Offer, PoolSpec
 
-CREDENTIAL_KEYS = frozenset(
-    {
-        "aws_access_key_id",
-        "aws_secret_access_key",
-        "aws_session_token",
-        "credentials",
-        "credentials_file",
-        "service_account_key",
-        "private_key",
-        "client_secret",
-        "client_id",
-        "tenant_id",
-        "password",
-        "access_token",
-    }
-)
 LOOPBACK = ("127.", "localhost", "::1")
 
 
@@ -88,19 +72,9 @@ class DryRun:
 
 
 def check_cloud_entry(name: str, spec: Mapping[str, Any]) -> list[str]:
-    """What a public cloud entry lacks for its driver (as warnings); ``ConfigError`` for credentials."""
-    for key in spec:
-        if key in CREDENTIAL_KEYS:
-            raise ConfigError(
-                f"provider.clouds.{name}.{key}",
-                "credentials do not belong in the cluster YAML; use each cloud SDK's standard chain "
-                "(environment, profile, managed identity / Application Default Credentials)",
-            )
-    driver = str(spec.get("driver", name))
-    if driver not in DRIVERS:
-        raise ConfigError(
-            f"provider.clouds.{name}.driver", f"unknown driver {driver!r}; choose one of {sorted(DRIVERS)}"
-        )
+    """What a public cloud entry lacks for its driver (as warnings). Credentials, unknown keys and
+    wrong shapes were refused before, by its driver's schema (``load_settings``)."""
+    driver = driver_of(name, spec)
     warnings: list[str] = []
     where = f"provider.clouds.{name}"
     if driver == "aws":
@@ -240,12 +214,7 @@ def dry_run(
     check_head_commands(config, settings.gcs_ft)
     out = DryRun(cluster)
     for name, spec in settings.clouds.items():
-        driver = str(spec.get("driver", name))
-        if driver not in DRIVERS:
-            raise ConfigError(
-                f"provider.clouds.{name}.driver",
-                f"unknown driver {driver!r}; choose one of {sorted(DRIVERS)}",
-            )
+        driver_of(name, spec)  # ConfigError for a driver the registry lacks (with close matches)
     public = [n for n, s in settings.clouds.items() if str(s.get("driver", n)) in ("aws", "gcp", "azure")]
     for name in public:
         out.warnings += check_cloud_entry(name, settings.clouds[name])

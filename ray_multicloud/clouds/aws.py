@@ -64,6 +64,7 @@ from ray_multicloud.clouds.images import (
     boot_install,
     ssm_lookup,
 )
+from ray_multicloud.clouds.schemas import AWS as AWS_SCHEMA
 from ray_multicloud.errors import (
     CapacityError,
     CloudError,
@@ -72,6 +73,7 @@ from ray_multicloud.errors import (
     QuotaError,
     ThrottledError,
 )
+from ray_multicloud.schema import check_section
 from ray_multicloud.types import CapacityType, InstanceId, NodeState, Offer
 
 logger = logging.getLogger(__name__)
@@ -236,17 +238,8 @@ class AwsCloud:
         security_group_ids (list or region ->
         list), key_name, iam_instance_profile, disk_gib, endpoint_url, profile, spot_max_price."""
         _ = state_dir
-        for forbidden in (
-            "aws_access_key_id",
-            "aws_secret_access_key",
-            "aws_session_token",
-        ):
-            if forbidden in spec:
-                raise ConfigError(
-                    f"provider.clouds.{name}.{forbidden}",
-                    "credentials do not belong in the cluster YAML; use the environment, "
-                    "a shared profile (`profile:`) or an instance role",
-                )
+        # Its schema first (clouds/schemas.py): credentials refused, misspelt keys named.
+        check_section(f"provider.clouds.{name}", spec, AWS_SCHEMA)
         return cls(
             name,
             regions=tuple(spec.get("regions", ())),

@@ -48,6 +48,7 @@ from ray_multicloud.clouds._retry import Backoff, retry_throttled
 from ray_multicloud.clouds._startup import check_size, literal_instance_id, render_startup_script
 from ray_multicloud.clouds.base import TAG_CLUSTER, CloudFeatures, Instance, LaunchRequest
 from ray_multicloud.clouds.images import AZURE_DEFAULT_IMAGE, BOOT_INSTALL, azure_image, boot_install
+from ray_multicloud.clouds.schemas import AZURE as AZURE_SCHEMA
 from ray_multicloud.endpoints import is_plain_http, require_https
 from ray_multicloud.errors import (
     CapacityError,
@@ -57,6 +58,7 @@ from ray_multicloud.errors import (
     QuotaError,
     ThrottledError,
 )
+from ray_multicloud.schema import check_section
 from ray_multicloud.types import CapacityType, InstanceId, NodeState, Offer
 
 # Codes as Microsoft documents them (azure/capacity-error-codes.json in the vendor examples); ARM's
@@ -290,13 +292,8 @@ class AzureCloud:
         import os
 
         _ = state_dir
-        for forbidden in ("client_secret", "client_id", "tenant_id", "password", "access_token"):
-            if forbidden in spec:
-                raise ConfigError(
-                    f"provider.clouds.{name}.{forbidden}",
-                    "credentials do not belong in the cluster YAML; use DefaultAzureCredential "
-                    "(AZURE_* environment variables, a managed identity, or `az login`)",
-                )
+        # Its schema first (clouds/schemas.py): credentials refused, misspelt keys named.
+        check_section(f"provider.clouds.{name}", spec, AZURE_SCHEMA)
         return cls(
             name,
             subscription_id=str(spec.get("subscription_id") or os.environ.get("AZURE_SUBSCRIPTION_ID", "")),

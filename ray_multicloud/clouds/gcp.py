@@ -40,6 +40,7 @@ from ray_multicloud.clouds._retry import Backoff, retry_throttled
 from ray_multicloud.clouds._startup import check_size, literal_instance_id, render_startup_script
 from ray_multicloud.clouds.base import TAG_CLUSTER, CloudFeatures, Instance, LaunchRequest
 from ray_multicloud.clouds.images import BOOT_INSTALL, GCP_DEFAULT_IMAGE, boot_install, gcp_image
+from ray_multicloud.clouds.schemas import GCP as GCP_SCHEMA
 from ray_multicloud.endpoints import require_https
 from ray_multicloud.errors import (
     CapacityError,
@@ -49,6 +50,7 @@ from ray_multicloud.errors import (
     QuotaError,
     ThrottledError,
 )
+from ray_multicloud.schema import check_section
 from ray_multicloud.types import CapacityType, InstanceId, NodeState, Offer
 
 CAPACITY_CODES = frozenset(
@@ -315,13 +317,8 @@ class GcpCloud:
         subnetwork, network_tags, service_account, disk_gib, instance_termination_action,
         api_endpoint. Credentials: Application Default Credentials only."""
         _ = state_dir
-        for forbidden in ("credentials", "credentials_file", "service_account_key", "private_key"):
-            if forbidden in spec:
-                raise ConfigError(
-                    f"provider.clouds.{name}.{forbidden}",
-                    "credentials do not belong in the cluster YAML; use Application Default "
-                    "Credentials (gcloud auth application-default login, or the VM's service account)",
-                )
+        # Its schema first (clouds/schemas.py): credentials refused, misspelt keys named.
+        check_section(f"provider.clouds.{name}", spec, GCP_SCHEMA)
         if spec.get("prices_endpoint"):  # the price feed sends the same ADC token there
             require_https(str(spec["prices_endpoint"]), key=f"provider.clouds.{name}.prices_endpoint")
         return cls(

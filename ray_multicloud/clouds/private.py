@@ -58,7 +58,10 @@ from typing import Any
 
 from ray_multicloud.clouds.base import CloudFeatures, Instance, LaunchRequest
 from ray_multicloud.clouds.local import LocalCloud
+from ray_multicloud.clouds.schemas import MACHINE as MACHINE_SCHEMA
+from ray_multicloud.clouds.schemas import PRIVATE as PRIVATE_SCHEMA
 from ray_multicloud.errors import CapacityError, ConfigError
+from ray_multicloud.schema import Field, check_section
 from ray_multicloud.types import CapacityType, NodeState, Offer
 
 HOURS_PER_YEAR = 8760.0
@@ -77,12 +80,8 @@ class CostDefaults:
 
 DEFAULT_COST = CostDefaults()
 COST_KEYS: tuple[str, ...] = ("lifetime_years", "pue", "usd_per_kwh", "overhead_per_hour")
-MACHINE_KEYS: tuple[str, ...] = (
-    "instance_type", "accelerator", "accelerator_count", "vcpus", "memory_gib", "count",
-    "ondemand_equivalent_per_hour", "amortised_per_hour", "amortized_per_hour", "capex_usd",
-    "power_kw", *COST_KEYS,
-)
-POOL_KEYS: tuple[str, ...] = ("driver", "region", "machines", "cost")
+MACHINE_KEYS: tuple[str, ...] = MACHINE_SCHEMA.keys()  # clouds/schemas.py
+POOL_KEYS: tuple[str, ...] = PRIVATE_SCHEMA.keys()  # the entry's keys (clouds/schemas.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,11 +129,7 @@ def parse_cost_defaults(key: str, raw: object) -> CostDefaults:
     """A pool's ``cost:`` mapping (pool-wide amortisation inputs) over ``DEFAULT_COST``."""
     if raw is None:
         return DEFAULT_COST
-    if not isinstance(raw, Mapping):
-        raise ConfigError(key, f"must be a mapping of {', '.join(COST_KEYS)}, got {type(raw).__name__}")
-    unknown = sorted(str(k) for k in raw if k not in COST_KEYS)
-    if unknown:
-        raise ConfigError(f"{key}.{unknown[0]}", f"unknown key; allowed: {', '.join(COST_KEYS)}")
+    raw = check_section(key, raw, COST_KEYS, example="{lifetime_years: 4, pue: 1.4, usd_per_kwh: 0.12}")
     return CostDefaults(
         lifetime_years=_num(f"{key}.lifetime_years", raw.get("lifetime_years", DEFAULT_COST.lifetime_years),
                             positive=True),
@@ -184,15 +179,11 @@ def parse_machine(key: str, item: object, defaults: CostDefaults = DEFAULT_COST,
                   *, extra_keys: Collection[str] = ()) -> Machine:
     """One ``machines[i]`` entry; ``extra_keys``: further keys a driver reusing this parser reads
     itself (e.g. a host list). ``ConfigError`` names the bad key."""
-    if not isinstance(item, Mapping):
-        raise ConfigError(key, f"must be a mapping with instance_type and count, got {type(item).__name__}")
-    unknown = sorted(str(k) for k in item if k not in MACHINE_KEYS and k not in extra_keys)
-    if unknown:
-        raise ConfigError(f"{key}.{unknown[0]}", f"unknown key; allowed: {', '.join(MACHINE_KEYS)}")
+    item = check_section(key, item, MACHINE_SCHEMA.with_fields({k: Field() for k in extra_keys}))
     try:
         machine = Machine(
             instance_type=str(item["instance_type"]),
-            accelerator=str(item.get("accelerator", "")),
+            accelerator=str(item.get("accelerator") or ""),
             accelerator_count=float(item.get("accelerator_count", 0)),
             vcpus=float(item.get("vcpus", 1)),
             memory_gib=float(item.get("memory_gib", 1)),
@@ -220,10 +211,7 @@ def parse_machines(name: str, spec: Mapping[str, Any], *, extra_keys: Collection
     ``extra_keys`` / ``extra_machine_keys``: keys of the entry / of each machine that a driver
     reusing this parser reads itself."""
     key = f"provider.clouds.{name}"
-    allowed = (*POOL_KEYS, *extra_keys)
-    unknown = set(spec) - set(allowed)
-    if unknown:
-        raise ConfigError(key, f"unknown keys {sorted(unknown)}; allowed: {', '.join(allowed)}")
+    check_section(key, spec, PRIVATE_SCHEMA.with_fields({k: Field() for k in extra_keys}))
     raw = spec.get("machines")
     if not isinstance(raw, list) or not raw:
         raise ConfigError(f"{key}.machines", "list the pool's machines, each with instance_type, "

@@ -98,7 +98,9 @@ from typing import Any
 from ray_multicloud.auth.secrets import FileSecretStore
 from ray_multicloud.clouds._startup import literal_instance_id, render_startup_script, shell_path
 from ray_multicloud.clouds.base import TAG_CLUSTER, CloudFeatures, Instance, LaunchRequest
+from ray_multicloud.clouds.schemas import SSH as SSH_SCHEMA
 from ray_multicloud.errors import CapacityError, CloudError, ConfigError, InstanceNotFound
+from ray_multicloud.schema import check_section
 from ray_multicloud.types import CapacityType, InstanceId, NodeState, Offer
 
 logger = logging.getLogger(__name__)
@@ -109,13 +111,11 @@ TERMINATE_GRACE_S = 10  # SIGTERM, then SIGKILL to whatever of the group is left
 DEFAULT_STATE_DIR = "~/.ray_multicloud"
 CONTROL_PERSIST_S = 60  # an idle multiplexed connection to a host closes after this long
 
-_HOST_KEYS = {
+_HOST_KEYS = (
     "address", "port", "user", "ssh_private_key", "accelerator", "accelerator_count", "vcpus",
     "memory_gib", "host_key_fingerprint", "instance_type", "ondemand_equivalent_per_hour", "node_ip",
     "state_dir", "ray_start_args",
-}
-_CLOUD_KEYS = {"driver", "region", "hosts", "known_hosts", "ray", "env", "unavailable_seconds",
-               "connect_timeout_seconds", "ssh_config", "head_address"}
+)
 _FINGERPRINT = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}$")
 _SLUG_BAD = re.compile(r"[^A-Za-z0-9.]")
 
@@ -184,13 +184,9 @@ def _text(key: str, value: Any, what: str) -> str:
 
 def parse_host(key: str, item: Any) -> SshHost:
     """One ``hosts[i]`` entry; ``ConfigError`` names the key under ``key`` and what to write."""
-    if not isinstance(item, Mapping):
-        raise ConfigError(key, "each host is a mapping such as {address: 10.0.0.11, user: ray, "
-                          "ssh_private_key: ~/.ssh/dc1, accelerator: A100, accelerator_count: 8, "
-                          "vcpus: 96, memory_gib: 1024}")
-    unknown = set(item) - _HOST_KEYS
-    if unknown:
-        raise ConfigError(key, f"unknown keys {sorted(unknown)}; allowed: {', '.join(sorted(_HOST_KEYS))}")
+    item = check_section(key, item, _HOST_KEYS,
+                         example="{address: 10.0.0.11, user: ray, ssh_private_key: ~/.ssh/dc1, "
+                                 "accelerator: A100, accelerator_count: 8, vcpus: 96, memory_gib: 1024}")
     for required in ("address", "user", "ssh_private_key"):
         if required not in item:
             raise ConfigError(f"{key}.{required}", "is required (the host's address, the login user "
@@ -238,10 +234,7 @@ def parse_host(key: str, item: Any) -> SshHost:
 def parse_settings(name: str, spec: Mapping[str, Any]) -> SshSettings:
     """A ``driver: ssh`` cloud entry, checked without touching the disk or the network."""
     key = f"provider.clouds.{name}"
-    unknown = set(spec) - _CLOUD_KEYS
-    if unknown:
-        raise ConfigError(key, f"unknown keys {sorted(unknown)} for the ssh driver; "
-                          f"allowed: {', '.join(sorted(_CLOUD_KEYS))}")
+    check_section(key, spec, SSH_SCHEMA)  # clouds/schemas.py
     raw = spec.get("hosts")
     if not isinstance(raw, list) or not raw:
         raise ConfigError(f"{key}.hosts", "list the pool's machines, each with address, user, "

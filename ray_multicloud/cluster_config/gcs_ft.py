@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ray_multicloud.errors import ConfigError
+from ray_multicloud.schema import check_section
 
 KEY = "provider.gcs_fault_tolerance"
 DEFAULT_RECONNECT_TIMEOUT_S = 600.0
@@ -67,11 +68,7 @@ def parse_gcs_ft(raw: object, cluster_name: str) -> GcsFaultTolerance | None:
     tables in memory: a fallen head ends the cluster). ``ConfigError`` naming the key otherwise."""
     if raw is None:
         return None
-    if not isinstance(raw, Mapping):
-        raise ConfigError(KEY, f"must be a mapping like {{redis_address: 10.0.0.5:6379}}, got {raw!r}")
-    unknown = sorted(str(k) for k in raw if k not in _KEYS)
-    if unknown:
-        raise ConfigError(f"{KEY}.{unknown[0]}", f"unknown key; this section reads {sorted(_KEYS)}")
+    raw = check_section(KEY, raw, sorted(_KEYS), example="{redis_address: 10.0.0.5:6379}")
     address = check_redis_address(raw.get("redis_address"))
     per_head = "namespace" not in raw
     namespace = raw.get("namespace", cluster_name)

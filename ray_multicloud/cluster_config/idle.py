@@ -38,9 +38,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ray_multicloud.cluster_config.pools import _check_keys, _number, _suggest, _type_name, node_config_key
+from ray_multicloud.cluster_config.pools import _number, _suggest, _type_name, node_config_key
 from ray_multicloud.errors import ConfigError
 from ray_multicloud.policy.idle import IdleSettings, PoolIdle, human
+from ray_multicloud.schema import check_section
 
 POOL_KEYS: tuple[str, ...] = ("downsize_after", "downsize_to")
 CLUSTER_KEYS: tuple[str, ...] = ("hibernate_after", "gpu_busy_percent", "gpu_signal")
@@ -93,10 +94,7 @@ def parse_pool_idle(node_type: str, spec: Mapping[str, Any], types: Mapping[str,
     if raw is None:
         return None
     key = idle_key(node_type)
-    if not isinstance(raw, Mapping):
-        raise ConfigError(key, f"must be a mapping such as {{downsize_after: 4h, downsize_to: cpu_worker}}, "
-                          f"got {_type_name(raw)}")
-    _check_keys(key, raw, POOL_KEYS)
+    raw = check_section(key, raw, POOL_KEYS, example="{downsize_after: 4h, downsize_to: cpu_worker}")
     if node_type == head:
         raise ConfigError(key, "the head is never downsized; put idle: on a GPU worker node type")
     if "downsize_after" not in raw or "downsize_to" not in raw:
@@ -149,10 +147,7 @@ def parse_idle(cluster_config: Mapping[str, Any]) -> IdleSettings:
     raw = provider.get("idle")
     if raw is None:
         return IdleSettings(pools=pools)
-    if not isinstance(raw, Mapping):
-        raise ConfigError(CLUSTER_KEY, "must be a mapping such as {hibernate_after: 12h}, "
-                          f"got {_type_name(raw)}")
-    _check_keys(CLUSTER_KEY, raw, CLUSTER_KEYS)
+    raw = check_section(CLUSTER_KEY, raw, CLUSTER_KEYS, example="{hibernate_after: 12h}")
     hibernate = None
     if raw.get("hibernate_after") is not None:
         hibernate = parse_duration(f"{CLUSTER_KEY}.hibernate_after", raw["hibernate_after"])

@@ -14,7 +14,6 @@ node type is pinned to one offer, e.g. the CPU head node on the local cloud).
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 from ray_multicloud.errors import ConfigError
 from ray_multicloud.policy.assess import Criticality
 from ray_multicloud.policy.place import OfferIndex, check_pool
+from ray_multicloud.schema import check_keys, suggestion
 from ray_multicloud.types import CapacityType, Colocate, Offer, PoolSpec
 
 POOL_KEYS: tuple[str, ...] = (
@@ -59,10 +59,7 @@ def _type_name(value: object) -> str:
 
 
 def _suggest(word: str, choices: tuple[str, ...] | list[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=3, cutoff=0.6)
-    if not close:
-        close = difflib.get_close_matches(word.lower(), [c.lower() for c in choices], n=3, cutoff=0.6)
-    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    return suggestion(word, choices)
 
 
 def _section(node_type: str, node_config: object, name: str) -> tuple[str, Mapping[str, Any]]:
@@ -79,10 +76,7 @@ def _section(node_type: str, node_config: object, name: str) -> tuple[str, Mappi
 
 
 def _check_keys(key: str, section: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
-    for name in section:
-        if not isinstance(name, str) or name not in allowed:
-            hint = _suggest(str(name), allowed)
-            raise ConfigError(f"{key}.{name}", f"unknown key{hint} (allowed: {', '.join(allowed)})")
+    check_keys(key, section, allowed)  # the one unknown-key check (ray_multicloud/schema.py)
 
 
 def _number(key: str, value: object, *, minimum: float, strict: bool = False) -> float:

@@ -41,9 +41,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ray_multicloud.clouds import check_cloud_section
 from ray_multicloud.cluster_config.gcs_ft import GcsFaultTolerance, parse_gcs_ft
 from ray_multicloud.cluster_config.reservations import parse_reservations, reserved_offers
 from ray_multicloud.errors import ConfigError
+from ray_multicloud.schema import Field, Section, check_section
 from ray_multicloud.types import Offer, Reservation
 
 # Keys Ray itself reads or writes in the provider section.
@@ -51,13 +53,29 @@ _RAY_KEYS = frozenset({
     "type", "module", "disable_node_updaters", "disable_launch_config_check",
     "foreground_node_launch", "use_internal_ips", "head_ip", "worker_ips", "cache_stopped_nodes",
 })
-_OUR_KEYS = frozenset({"gcs_address", "state_dir", "catalog", "cooldown_seconds", "ledger", "clouds",
-                       "max_price_age_seconds", "price_ttl_seconds", "train_storage", "start_controller",
-                       "dashboard_port", "gcs_fault_tolerance",
-                       "budget",  # cluster_config/budget.py
-                       "idle",  # cluster_config/idle.py
-                       "reservations",  # cluster_config/reservations.py
-                       "auth_mode", "tls"})  # ray_multicloud/auth
+# The keys this project reads, as data (ray_multicloud/schema.py). Their values are checked by
+# load_settings below and by the section readers named in each doc, which word the errors.
+PROVIDER = Section({
+    "gcs_address": Field(doc="where workers join the head's Ray, host:port (check_gcs_address)"),
+    "state_dir": Field(doc="local clouds' shared state and the price board"),
+    "catalog": Field(doc="a catalog CSV; default: the snapshot shipped with the package"),
+    "cooldown_seconds": Field(doc="how long an offer that answered 'no capacity' is skipped"),
+    "ledger": Field(doc="the SQLite ledger of spend"),
+    "clouds": Field(doc="name -> a driver's section (clouds/schemas.py)"),
+    "max_price_age_seconds": Field(doc="a live price older than this is flagged"),
+    "price_ttl_seconds": Field(doc="how often live price feeds are fetched"),
+    "train_storage": Field(doc="where Train runs keep checkpoints"),
+    "start_controller": Field(doc="false: ray up does not start the controller"),
+    "dashboard_port": Field(doc="ray up starts the read-only dashboard on 127.0.0.1:PORT"),
+    "gcs_fault_tolerance": Field(doc="the head's external Redis (cluster_config/gcs_ft.py)"),
+    "budget": Field(doc="the whole cluster's budget (cluster_config/budget.py)"),
+    "idle": Field(doc="cluster-wide idle governance (cluster_config/idle.py)"),
+    "reservations": Field(doc="declared commitments (cluster_config/reservations.py)"),
+    "auth_mode": Field(doc="token (default) or disabled (ray_multicloud/auth)"),
+    "tls": Field(doc="mutual TLS between nodes (ray_multicloud/auth)"),
+    **{k: Field(doc="Ray's own") for k in sorted(_RAY_KEYS)},
+})
+_OUR_KEYS = frozenset(PROVIDER.fields) - _RAY_KEYS
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,24 +111,15 @@ def load_cluster_yaml(path: str | Path) -> dict[str, Any]:
 
 def load_settings(provider_config: Mapping[str, Any], cluster_name: str) -> ProviderSettings:
     """Parse and check ``provider_config``; raises ``ConfigError`` naming the bad key."""
-    unknown = {k for k in provider_config if not str(k).startswith("_")} - _RAY_KEYS - _OUR_KEYS
-    if unknown:
-        raise ConfigError(
-            "provider", f"unknown keys {sorted(unknown)}; this provider reads {sorted(_OUR_KEYS)}"
-        )
+    # Ray's keys and ours; "_"-prefixed keys are YAML anchors' scratch space.
+    check_section("provider", {k: v for k, v in provider_config.items() if not str(k).startswith("_")},
+                  PROVIDER)
     gcs = check_gcs_address(provider_config.get("gcs_address"))
     clouds = provider_config.get("clouds")
     if not isinstance(clouds, Mapping) or not clouds:
         raise ConfigError("provider.clouds", "name at least one cloud, e.g. {aws: {driver: local}}")
     for name, spec in clouds.items():
-        if not isinstance(spec, Mapping):
-            raise ConfigError(f"provider.clouds.{name}", "must be a mapping with at least a driver key")
-        regions = spec.get("regions")
-        if regions is not None and (
-            not isinstance(regions, list) or not all(isinstance(r, str) and r.strip() for r in regions)
-        ):
-            raise ConfigError(f"provider.clouds.{name}.regions",
-                              f"must be a list of region names, e.g. [us-east-1], got {regions!r}")
+        check_cloud_section(str(name), spec)  # its driver's schema, before the driver reads it
     state_dir = _path_or_none(provider_config, "state_dir") or f"/tmp/ray_multicloud/{cluster_name}"
     cooldown = _seconds(provider_config, "cooldown_seconds", 300)
     ledger = _path_or_none(provider_config, "ledger")

@@ -45,6 +45,7 @@ from dataclasses import replace
 from typing import Any
 
 from ray_multicloud.errors import ConfigError
+from ray_multicloud.schema import check_section
 from ray_multicloud.types import CapacityType, Offer, Reservation
 
 KEY = "provider.reservations"
@@ -82,14 +83,10 @@ def parse_reservations(provider_config: Mapping[str, Any]) -> tuple[Reservation,
         raise ConfigError(KEY, f"must be a list of commitments (cloud, instance_type, region, count, "
                                f"term_price_per_hour), got {type(raw).__name__}")
     out: list[Reservation] = []
-    for i, item in enumerate(raw):
+    for i, entry in enumerate(raw):
         key = f"{KEY}[{i}]"
-        if not isinstance(item, Mapping):
-            raise ConfigError(key, f"must be a mapping with {', '.join(REQUIRED)}, got {item!r}")
-        for name in item:
-            if name not in REQUIRED + OPTIONAL:
-                raise ConfigError(f"{key}.{name}",
-                                  f"unknown key (allowed: {', '.join(REQUIRED + OPTIONAL)})")
+        item = check_section(key, entry, REQUIRED + OPTIONAL,
+                             example=f"{{{': ..., '.join(REQUIRED)}: ...}}")
         for name in REQUIRED:
             if name not in item:
                 raise ConfigError(f"{key}.{name}", f"missing: a reservation needs {', '.join(REQUIRED)}")

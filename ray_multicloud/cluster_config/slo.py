@@ -27,6 +27,7 @@ from typing import Any
 from ray_multicloud.errors import ConfigError
 from ray_multicloud.policy.place import OfferIndex, matching_offers
 from ray_multicloud.policy.slo import CapacityOption, SloTarget, impossible, network_p95_ms
+from ray_multicloud.schema import check_section
 from ray_multicloud.types import PoolSpec
 
 SLO_KEYS = ("p95_ms", "service_ms", "clients", "scale_in_below", "max_busy_after_scale_in")
@@ -56,11 +57,7 @@ def parse_slo(node_type: str, node_config: Mapping[str, Any]) -> PoolSlo | None:
     section = node_config.get("slo")
     if section is None:
         return None
-    if not isinstance(section, Mapping):
-        raise ConfigError(key, f"must be a mapping like {{p95_ms: 200}}, got {type(section).__name__}")
-    unknown = sorted(str(k) for k in section if k not in SLO_KEYS)
-    if unknown:
-        raise ConfigError(f"{key}.{unknown[0]}", f"unknown key; allowed: {', '.join(SLO_KEYS)}")
+    section = check_section(key, section, SLO_KEYS, example="{p95_ms: 200}")
     if "p95_ms" not in section:
         raise ConfigError(f"{key}.p95_ms", "missing: the latency target in ms, e.g. p95_ms: 200")
     values = {k: _number(f"{key}.{k}", section[k]) for k in SLO_KEYS if k != "clients" and k in section}

@@ -53,7 +53,9 @@ from ray_multicloud.clouds.base import (
     LaunchRequest,
     RayBootstrap,
 )
-from ray_multicloud.errors import CapacityError, CloudError, ConfigError, InstanceNotFound, QuotaError
+from ray_multicloud.clouds.schemas import LOCAL as LOCAL_SCHEMA
+from ray_multicloud.errors import CapacityError, CloudError, InstanceNotFound, QuotaError
+from ray_multicloud.schema import check_section
 from ray_multicloud.types import InstanceId, NodeState
 
 STATE_FILE = "local-cloud.db"
@@ -226,13 +228,7 @@ class LocalCloud:
 
     @classmethod
     def from_config(cls, name: str, spec: Mapping[str, Any], *, state_dir: str) -> LocalCloud:
-        known = {"driver", "prices_from", "regions", "max_instances", "exhausted_offers", "price_trace"}
-        unknown = set(spec) - known
-        if unknown:
-            raise ConfigError(
-                f"provider.clouds.{name}",
-                f"unknown keys {sorted(unknown)} for the local driver; allowed: {sorted(known)}",
-            )
+        check_section(f"provider.clouds.{name}", spec, LOCAL_SCHEMA)  # clouds/schemas.py
         max_instances = spec.get("max_instances")
         return cls(
             name,
