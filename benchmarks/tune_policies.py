@@ -158,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(f"| {label} | {model or 'both'} | {cell(train, kw, model)} | {cell(test, kw, model)} |")
     diff = {k: (shipped[k], v) for k, v in chosen.items() if v != shipped[k]}
     command = ".venv/bin/python benchmarks/tune_policies.py" + (" --quick" if args.quick else "") + (
+        f" --passes {args.passes}" if args.passes is not None else "") + (
         f" --checkpoint-gb {gb:g}" if gb > 0 else "")
     stem = "tune_policies" + (f"_{gb:g}gb" if gb > 0 else "")
     egress = (f" Egress charged: {gb:g} GB checkpoints, every move between regions pays it (policy and "

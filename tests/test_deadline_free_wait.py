@@ -23,6 +23,9 @@ from ray_multicloud.policy.deadline import (
 from ray_multicloud.sim import JobSpec, load_traces, simulate
 
 TICK = 0.1
+# The hand computations below use these parameters (the defaults before tune_policies' egress run),
+# pinned so that a change of the shipped defaults does not move them.
+P = {"keep_share": 0.6, "keep_per_work": 0.25, "wait_reserves": 1.5, "back_reserves": 0.0, "hazard_weight": 0.0}
 HOME_DOWN = SpotOption("us-east-1a", "us-east-1", False, 1.0, 0.25, 0.0)
 HOME_UP = SpotOption("us-east-1a", "us-east-1", True, 1.0, 0.25, 0.0)
 AWAY_UP = SpotOption("us-west-2a", "us-west-2", True, 0.9, 0.1, 1.0)
@@ -59,7 +62,7 @@ def test_patience_by_hand() -> None:
 # keep) / 3. t = 2.0: (9.8 - 5.292) / 3 = 1.5027; t = 2.9: (8.9 - 5.0274) / 3 = 1.2909;
 # t = 3.2: (8.6 - 4.9392) / 3 = 1.2203.
 def test_waits_for_the_checkpoints_region_then_moves_when_patience_is_spent() -> None:
-    p = MultiCloud(free_wait_share=1.0)
+    p = MultiCloud(free_wait_share=1.0, **P)
     step = p.decide(view(2.0, (HOME_DOWN, AWAY_UP), preempted=True), Memory())
     assert step.choice == WAIT
     assert step.memory.idle_since == 2.0
@@ -71,10 +74,10 @@ def test_waits_for_the_checkpoints_region_then_moves_when_patience_is_spent() ->
 
 
 def test_moves_at_once_without_the_rule_or_without_egress_or_with_home_up() -> None:
-    assert MultiCloud().decide(view(2.0, (HOME_DOWN, AWAY_UP), preempted=True), Memory()).choice == spot(
-        "us-west-2a")
+    at_once = MultiCloud(free_wait_share=0.0, **P)
+    assert at_once.decide(view(2.0, (HOME_DOWN, AWAY_UP), preempted=True), Memory()).choice == spot("us-west-2a")
     free_away = SpotOption("us-west-2a", "us-west-2", True, 0.9, 0.1, 0.0)
-    p = MultiCloud(free_wait_share=1.0)
+    p = MultiCloud(free_wait_share=1.0, **P)
     assert p.decide(view(2.0, (HOME_DOWN, free_away), preempted=True), Memory()).choice == spot("us-west-2a")
     # Home back: 1.0 there against 0.9 + 1.0 / 8 h (egress spread over the work left) away.
     assert p.decide(view(2.0, (HOME_UP, AWAY_UP), preempted=True), Memory()).choice == spot("us-east-1a")
@@ -83,14 +86,14 @@ def test_moves_at_once_without_the_rule_or_without_egress_or_with_home_up() -> N
 def test_no_wait_when_the_slack_is_spent() -> None:
     # t = 10: slack 1.8 < keep 5.88 * 0.5 = 2.94: no spare slack, no wait; a spot run is still safe
     # (time left after a tick 9.9 >= 0.2 + 8) and viable (1.8 - 0.2 - 0.5 + 0.1 >= 0): it moves.
-    p = MultiCloud(free_wait_share=4.0)
+    p = MultiCloud(free_wait_share=4.0, **P)
     assert p.decide(view(10.0, (HOME_DOWN, AWAY_UP), preempted=True), Memory()).choice == spot("us-west-2a")
     # t = 11.8: not even safe to leave on-demand off for a tick: on-demand.
     assert p.decide(view(11.8, (HOME_DOWN, AWAY_UP), preempted=True), Memory()).choice == ON_DEMAND
 
 
 def test_idle_clock_resets_on_a_node() -> None:
-    p = MultiCloud(free_wait_share=1.0)
+    p = MultiCloud(free_wait_share=1.0, **P)
     mem = Memory(idle_since=2.0)
     running = view(3.0, (HOME_UP, AWAY_UP), current=spot("us-east-1a"))
     assert p.decide(running, mem).memory.idle_since == math.inf
@@ -111,12 +114,13 @@ def test_simulated_job_saves_the_egress(tmp_path: Path) -> None:
                    checkpoint_on_notice=True)
     # Without the rule: hours 0-1 in us-east-1a, preempted at 2, moves (50 GB between AWS regions:
     # 1.00 USD), finishes at 5: 5 h at 1.0 + 1.00 = 6.00.
-    r0 = simulate(ts, spec, MultiCloud(), ondemand_price=3.0, checkpoint_gb=50)  # type: ignore[arg-type]
+    r0 = simulate(ts, spec, MultiCloud(free_wait_share=0.0, **P), ondemand_price=3.0,  # type: ignore[arg-type]
+                  checkpoint_gb=50)
     assert (r0.cost_usd, r0.egress_usd, r0.hours_elapsed) == (pytest.approx(6.0), pytest.approx(1.0), 5.0)
     # With it: at t = 2 slack 10 - 2 - 3 = 5, keep max(1.5 * 1, 0.6 * 5 * 0.8, 0.25 * 3) = 2.4,
     # patience (no rates known: N = 0) 2.6 h: waits hour 2, back in us-east-1a at 3, done at 6:
     # 5 h at 1.0, no egress, deadline met.
-    r1 = simulate(ts, spec, MultiCloud(free_wait_share=1.0), ondemand_price=3.0,  # type: ignore[arg-type]
+    r1 = simulate(ts, spec, MultiCloud(free_wait_share=1.0, **P), ondemand_price=3.0,  # type: ignore[arg-type]
                   checkpoint_gb=50)
     assert (r1.cost_usd, r1.egress_usd, r1.hours_elapsed) == (pytest.approx(5.0), 0.0, 6.0)
     assert r1.met_deadline
