@@ -124,3 +124,49 @@ def test_simulated_job_saves_the_egress(tmp_path: Path) -> None:
                   checkpoint_gb=50)
     assert (r1.cost_usd, r1.egress_usd, r1.hours_elapsed) == (pytest.approx(5.0), 0.0, 6.0)
     assert r1.met_deadline
+
+
+# --- leaving on-demand (or a spot zone) within the first tick after a checkpoint ----------------
+
+
+def od_view(done: float, zone: SpotOption) -> JobView:
+    """On on-demand at t = 4 with ``done`` h of a 10 h job done, checkpoint at 2.0 h."""
+    return JobView(
+        elapsed_hours=4.0, work_done_hours=done, checkpointed_hours=2.0, work_total_hours=10.0,
+        deadline_hours=20.0, restart_hours=0.2, checkpoint_hours=0.5, tick_hours=TICK, current=ON_DEMAND,
+        overhead_left_hours=0.0, zones=(zone,), ondemand_price_per_hour=3.0,
+    )
+
+
+def test_on_demand_returns_to_spot_within_a_tick_after_a_checkpoint() -> None:
+    west = SpotOption("us-west-2a", "us-west-2", True, 0.9, 0.1, 0.0)
+    # 0.05 h unsaved < a 0.1 h tick. slack 20 - 4 - (0.2 + 8) = 7.8; 7.8 - 0.2 >= 0.5 * 0.7 reserves;
+    # gain (3 - 0.9) * 7.95 = 16.70 > 2 * (0.2 + 0.05) * 0.9 = 0.45: back to spot.
+    assert MultiCloud().decide(od_view(2.05, west), Memory()).choice == spot("us-west-2a")
+    # 0.15 h unsaved: more than a tick's work would be thrown away: wait for the next checkpoint.
+    assert MultiCloud().decide(od_view(2.15, west), Memory()).choice == ON_DEMAND
+
+
+def test_switch_cost_by_hand() -> None:
+    from ray_multicloud.policy.deadline import _switch_cost
+
+    # (restart 0.2 + unsaved 0.05) * 0.9 + egress 1.0
+    assert _switch_cost(od_view(2.05, AWAY_UP), AWAY_UP) == pytest.approx(1.225)
+    assert _switch_cost(od_view(2.0, HOME_UP), HOME_UP) == pytest.approx(0.2)
+
+
+def test_periodic_job_leaves_on_demand_once_spot_returns(tmp_path: Path) -> None:
+    # 10-minute ticks, 6-minute restart, 30-minute checkpoints: the restart leaves the work 4 minutes
+    # off the ticks, so no decision ever lands exactly on a checkpoint. Spot is down for the first
+    # 2 h, then up at 1.0 USD/h to the end; a 3 h job, 4 h deadline: slack is too low to wait, the
+    # job starts on on-demand; spot comes back at 2 h, and it leaves on-demand within a tick of
+    # its next checkpoint (before: on-demand to the end, 3.1 h of it).
+    data = [0] * 12 + [1] * 24
+    obj = {"metadata": {"gap_seconds": 600.0}, "data": data, "prices": [1.0] * len(data)}
+    (tmp_path / "us-east-1a_v100_1.json").write_text(json.dumps(obj))
+    ts = load_traces([tmp_path])
+    spec = JobSpec(work_hours=3, deadline_hours=4, checkpoint_minutes=30, restart_minutes=6)
+    r = simulate(ts, spec, MultiCloud(), ondemand_price=3.0)
+    assert r.met_deadline
+    assert r.spot_hours > 0.5
+    assert r.ondemand_hours < 3.1 - 0.5
