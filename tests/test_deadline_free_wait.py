@@ -25,7 +25,8 @@ from ray_multicloud.sim import JobSpec, load_traces, simulate
 TICK = 0.1
 # The hand computations below use these parameters (the defaults before tune_policies' egress run),
 # pinned so that a change of the shipped defaults does not move them.
-P = {"keep_share": 0.6, "keep_per_work": 0.25, "wait_reserves": 1.5, "back_reserves": 0.0, "hazard_weight": 0.0}
+P = {"keep_share": 0.6, "keep_per_work": 0.25, "wait_reserves": 1.5, "back_reserves": 0.0,
+     "hazard_weight": 0.0}
 HOME_DOWN = SpotOption("us-east-1a", "us-east-1", False, 1.0, 0.25, 0.0)
 HOME_UP = SpotOption("us-east-1a", "us-east-1", True, 1.0, 0.25, 0.0)
 AWAY_UP = SpotOption("us-west-2a", "us-west-2", True, 0.9, 0.1, 1.0)
@@ -75,7 +76,8 @@ def test_waits_for_the_checkpoints_region_then_moves_when_patience_is_spent() ->
 
 def test_moves_at_once_without_the_rule_or_without_egress_or_with_home_up() -> None:
     at_once = MultiCloud(free_wait_share=0.0, **P)
-    assert at_once.decide(view(2.0, (HOME_DOWN, AWAY_UP), preempted=True), Memory()).choice == spot("us-west-2a")
+    preempted = view(2.0, (HOME_DOWN, AWAY_UP), preempted=True)
+    assert at_once.decide(preempted, Memory()).choice == spot("us-west-2a")
     free_away = SpotOption("us-west-2a", "us-west-2", True, 0.9, 0.1, 0.0)
     p = MultiCloud(free_wait_share=1.0, **P)
     assert p.decide(view(2.0, (HOME_DOWN, free_away), preempted=True), Memory()).choice == spot("us-west-2a")
