@@ -604,8 +604,8 @@ def test_deadline_moves_go_before_price_moves() -> None:
         ),
         # No spot anywhere; slack 9.95 h > kept max(1.5 x 0.55, 0.6 x 9.95 x 0.75, 0.25 x 5) = 4.48 h: wait.
         ("no spot, slack to wait", 10.0, [AWS_1A, AZ_OD], POOL_ANY, {AWS_1A.offer_id: NOW + 60}, WAIT),
-        # Slack 0.65 h < kept 0.75 h (multicloud's keep_per_work 0.15 h per hour of the 5 h of work
-        # left): on-demand.
+        # Slack 0.65 h < kept 0.825 h (1.5 reserves of a 0.05 h restart + a 0.5 h checkpoint; more
+        # than 0.15 h per hour of the 5 h of work left, 0.75 h): on-demand.
         ("no spot, slack low", 0.7, [AWS_1A, AZ_OD], POOL_ANY, {AWS_1A.offer_id: NOW + 60}, ON_DEMAND),
         # Spot available but a run could not reach its checkpoint before the guard: on-demand.
         ("spot, slack too low for a run", 0.5, [AWS_1A, AWS_1B, AZ_OD], POOL_ANY, {}, ON_DEMAND),
