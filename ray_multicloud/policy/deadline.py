@@ -53,7 +53,7 @@ Policies (CLI name -> class), each described with short event sequences:
   rest of the job (``wait_reserves`` preemption reserves — a reserve = one restart plus one
   checkpoint interval of lost work —, a share of the uniform slack line, and a share of the work
   left), else on-demand; goes on-demand when the slack could not absorb another preemption and restart;
-  returns from on-demand to spot at a checkpoint boundary once the slack again exceeds
+  returns from on-demand to spot within a tick after a checkpoint once the slack again exceeds
   ``back_reserves`` reserves and the remaining work makes the switch pay:
   ``us-east-1a spot (preempted) -> us-west-2b spot (preempted) -> [none, slack low] ->
   on-demand -> us-east-2a spot (ok)``. When a move would carry the checkpoint to another region
