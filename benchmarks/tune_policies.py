@@ -3,6 +3,7 @@ second half, held out (issue 12 item 4).
 
     .venv/bin/python benchmarks/tune_policies.py --quick   # the committed run: 4 h and 12 h jobs, 1.5x, 1 pass
     .venv/bin/python benchmarks/tune_policies.py           # bench_policies' full grid (slow on 2 cores)
+    .venv/bin/python benchmarks/tune_policies.py --quick --checkpoint-gb 50   # egress charged (issue 12 item 6)
 
 Scenarios are ``benchmarks/bench_policies.py``'s (every shared trace set x job length x deadline
 factor x four starts spread over the trace, both job models: 30-minute periodic checkpoints, and
@@ -15,12 +16,18 @@ The search uses *train scenarios only*. Objective: fewest deadline misses, then 
 to the offline optimum (cost / optimum - 1), over both job models at once (the policy ships one set
 of defaults). Method: coordinate descent from the shipped defaults over every ``MultiCloud``
 parameter (``keep_share``, ``wait_reserves``, ``back_reserves``, ``min_payback``, ``prefer``,
-``hazard_weight``, ``move_min_uptime_hours``, ``back_min_uptime_hours``, ``keep_per_work``), each
+``hazard_weight``, ``move_min_uptime_hours``, ``back_min_uptime_hours``, ``keep_per_work``,
+``free_wait_share``), each
 over the candidate values in :data:`CANDIDATES`, two passes (one with ``--quick``), a change kept only if it improves the
 objective by more than 1e-4. Zones' interruption rates are given to the policy over a trailing 24 h
 (``simulate(rate_window_hours=24)``) so that ``hazard_weight`` can matter. Then the shipped defaults
 and the chosen setting are evaluated on train (in-sample) and test (held out), side by side. Writes
 ``results/tune_policies.md`` and ``.json``.
+
+``--checkpoint-gb G`` > 0 charges egress for every move between regions (``simulate(checkpoint_gb=G)``,
+published rates of ``pricing/egress.py``; the trace sets that span regions are aws-02-15, aws-08-27,
+aws-04-22, gcp-04-30 and aws-08-03) in the policy's runs and in the optimum alike (then computed
+afresh, not read from ``results/policies.json``), and writes ``results/tune_policies_<G>gb.md`` / ``.json``.
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ CANDIDATES: dict[str, tuple[object, ...]] = {
     "move_min_uptime_hours": (0.0, 0.25, 0.5, 1.0),
     "back_min_uptime_hours": (0.0, 0.25, 0.5),
     "keep_per_work": (0.0, 0.15, 0.25, 0.4),
+    "free_wait_share": (0.0, 0.5, 1.0, 2.0, 4.0),
 }
 QUICK = {"hours": (4.0, 12.0), "factors": (1.5,), "starts": 4}
 RATE_WINDOW_H = 24.0
@@ -62,18 +70,18 @@ def defaults() -> dict[str, object]:
 class Bench:
     """The scenarios of one half, their optima, and a memo of (setting -> per-scenario results)."""
 
-    def __init__(self, scenarios: Sequence[bpl.Scenario]) -> None:
+    def __init__(self, scenarios: Sequence[bpl.Scenario], checkpoint_gb: float = 0.0) -> None:
         self.scenarios = list(scenarios)
+        self.checkpoint_gb = checkpoint_gb
         self.optima = [self._optimum(sc) for sc in self.scenarios]
         self.memo: dict[tuple[tuple[str, object], ...], list[tuple[float, bool]]] = {}
 
-    @staticmethod
-    def _optimum(sc: bpl.Scenario) -> float:
-        if sc.optimal is not None:
+    def _optimum(self, sc: bpl.Scenario) -> float:
+        if sc.optimal is not None and self.checkpoint_gb == 0:
             return sc.optimal
         s = bp.SETS[sc.task.set_index]
         return optimal_cost(bp._traces(s), bp.job_spec(sc.task), ondemand_price=s.ondemand,
-                            start_tick=sc.task.start).cost_usd
+                            start_tick=sc.task.start, checkpoint_gb=self.checkpoint_gb).cost_usd
 
     def run(self, kw: dict[str, object]) -> list[tuple[float, bool]]:
         key = tuple(sorted(kw.items()))
@@ -83,7 +91,8 @@ class Bench:
             for sc in self.scenarios:
                 s = bp.SETS[sc.task.set_index]
                 r = simulate(bp._traces(s), bp.job_spec(sc.task), policy, ondemand_price=s.ondemand,
-                             start_tick=sc.task.start, rate_window_hours=RATE_WINDOW_H)
+                             start_tick=sc.task.start, rate_window_hours=RATE_WINDOW_H,
+                             checkpoint_gb=self.checkpoint_gb)
                 out.append((r.cost_usd, r.met_deadline))
             self.memo[key] = out
         return self.memo[key]
@@ -122,15 +131,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true",
                     help="job lengths 4 and 12 h, deadline 1.5x, one pass of the search")
     ap.add_argument("--passes", type=int, default=None, help="coordinate-descent passes (default 2; 1 with --quick)")
+    ap.add_argument("--checkpoint-gb", type=float, default=0.0,
+                    help="charge egress for this checkpoint size on every move between regions (default 0)")
     args = ap.parse_args(argv)
+    gb = args.checkpoint_gb
     passes = args.passes if args.passes is not None else (1 if args.quick else 2)
     t0 = time.monotonic()
     grid = QUICK if args.quick else bp.FULL
     tasks = {(t.set_index, t.hours, t.factor, t.start, t.model) for t in bp.make_tasks(grid)}
     every = [sc for sc in bpl.scenarios(bp.MODELS)
              if (sc.task.set_index, sc.task.hours, sc.task.factor, sc.task.start, sc.task.model) in tasks]
-    train = Bench([sc for sc in every if sc.half == "train"])
-    test = Bench([sc for sc in every if sc.half == "test"])
+    train = Bench([sc for sc in every if sc.half == "train"], gb)
+    test = Bench([sc for sc in every if sc.half == "test"], gb)
     chosen, log = tune(train, passes)
     shipped = defaults()
     secs = time.monotonic() - t0
@@ -145,18 +157,23 @@ def main(argv: list[str] | None = None) -> int:
         for model in (*bp.MODELS, None):
             lines.append(f"| {label} | {model or 'both'} | {cell(train, kw, model)} | {cell(test, kw, model)} |")
     diff = {k: (shipped[k], v) for k, v in chosen.items() if v != shipped[k]}
-    command = ".venv/bin/python benchmarks/tune_policies.py" + (" --quick" if args.quick else "")
+    command = ".venv/bin/python benchmarks/tune_policies.py" + (" --quick" if args.quick else "") + (
+        f" --passes {args.passes}" if args.passes is not None else "") + (
+        f" --checkpoint-gb {gb:g}" if gb > 0 else "")
+    stem = "tune_policies" + (f"_{gb:g}gb" if gb > 0 else "")
+    egress = (f" Egress charged: {gb:g} GB checkpoints, every move between regions pays it (policy and "
+              "optimum alike)." if gb > 0 else " No egress charged.")
     body = (f"# multicloud tuned on the first half, evaluated on the second\n\n`{command}` ({secs:.0f} s; "
             f"{len(train.scenarios)} train and {len(test.scenarios)} test scenarios"
             f"{'; a --quick grid: 4 h and 12 h jobs, deadline 1.5x' if args.quick else ''}; {passes} pass(es); "
             f"{sum(len(v) for v in train.memo.values())} train simulations). Interruption rates over the "
-            f"trailing {RATE_WINDOW_H:g} h are given to the policy.\n\n" + "\n".join(lines) + "\n\n"
+            f"trailing {RATE_WINDOW_H:g} h are given to the policy.{egress}\n\n" + "\n".join(lines) + "\n\n"
             f"Chosen on train: `{json.dumps(chosen)}`\n\nChanged from the shipped defaults: "
             + (", ".join(f"{k} {a} -> {b}" for k, (a, b) in diff.items()) or "none") + "\n\nSearch log:\n\n"
             + "\n".join(f"- {x}" for x in log) + "\n")
     bp.RESULTS.mkdir(exist_ok=True)
-    (bp.RESULTS / "tune_policies.md").write_text(body)
-    (bp.RESULTS / "tune_policies.json").write_text(json.dumps(
+    (bp.RESULTS / f"{stem}.md").write_text(body)
+    (bp.RESULTS / f"{stem}.json").write_text(json.dumps(
         {"command": command, "chosen": chosen, "shipped": shipped, "log": log,
          "train": {m or "both": train.score(kw, m) for kw in (chosen,) for m in (*bp.MODELS, None)},
          "test": {m or "both": test.score(kw, m) for kw in (chosen,) for m in (*bp.MODELS, None)},

@@ -229,7 +229,7 @@ def offers_sorted_as_trace(case: Case, offers: tuple[Offer, ...]) -> bool:
 # preemptions, a spot->spot move by the controller, a fall back to on-demand) and from tick 104
 # (on-demand back to spot),
 # aws-04-22-2023 (614 ticks: waits, on-demand bridges and a move back to spot), aws-02-15-2023 (from
-# tick 52, 195-s ticks, 9 zones at one price) and the same with checkpoints on notice (140 ticks: every
+# tick 42, 195-s ticks, 9 zones at one price) and the same with checkpoints on notice (140 ticks: every
 # zone down at once, the policy waits; the provider refuses the autoscaler's relaunch meanwhile).
 LIVE_CASES = tuple(CASES)
 

@@ -115,7 +115,7 @@ CASES = (
         3.06,
         4,
         6,
-        12475,
+        12467,  # 12475 until multicloud's defaults came from tune_policies (egress run); re-picked
         frozenset({"wait->on-demand", "on-demand->spot", "preempted->on-demand"}),
     ),
     # p3.2xlarge, 9 zones at one price: ties broken by uptime, then zone order.
@@ -125,7 +125,7 @@ CASES = (
         3.06,
         6,
         8,
-        52,
+        42,  # 52 until multicloud's defaults came from tune_policies (egress run); re-picked
         frozenset({"preempted->spot", "preempted->on-demand", "on-demand->spot"}),
     ),
     Case(

@@ -604,8 +604,9 @@ def test_deadline_moves_go_before_price_moves() -> None:
         ),
         # No spot anywhere; slack 9.95 h > kept max(1.5 x 0.55, 0.6 x 9.95 x 0.75, 0.25 x 5) = 4.48 h: wait.
         ("no spot, slack to wait", 10.0, [AWS_1A, AZ_OD], POOL_ANY, {AWS_1A.offer_id: NOW + 60}, WAIT),
-        # Slack 0.95 h < kept 1.25 h (a quarter of the 5 h of work left): on-demand.
-        ("no spot, slack low", 1.0, [AWS_1A, AZ_OD], POOL_ANY, {AWS_1A.offer_id: NOW + 60}, ON_DEMAND),
+        # Slack 0.65 h < kept 0.825 h (1.5 reserves of a 0.05 h restart + a 0.5 h checkpoint; more
+        # than 0.15 h per hour of the 5 h of work left, 0.75 h): on-demand.
+        ("no spot, slack low", 0.7, [AWS_1A, AZ_OD], POOL_ANY, {AWS_1A.offer_id: NOW + 60}, ON_DEMAND),
         # Spot available but a run could not reach its checkpoint before the guard: on-demand.
         ("spot, slack too low for a run", 0.5, [AWS_1A, AWS_1B, AZ_OD], POOL_ANY, {}, ON_DEMAND),
         # The cooldown has expired: us-east-1b is available again.
@@ -645,7 +646,7 @@ def test_idle_step_after_a_preemption_says_so() -> None:
     )
     assert step.choice == spot(AWS_1B.offer_id)
     assert step.reasons == (f"{AWS_1A.offer_id} preempted; cheapest available spot: {AWS_1B.offer_id}",)
-    assert step.memory == Memory(up_since=(math.inf, 5.0))
+    assert step.memory == Memory(up_since=(math.inf, 5.0), idle_since=5.0)  # idle since the preemption
 
 
 def test_idle_step_in_a_spot_only_pool_says_what_to_change() -> None:
