@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import statistics
 import sys
 import time
@@ -45,6 +44,7 @@ import numpy as np
 from ray_multicloud.policy.deadline import POLICIES, DeadlinePolicy, Greedy, UniformProgress
 from ray_multicloud.sim import JobSpec, TraceSet, load_traces, optimal_cost, simulate
 from ray_multicloud.sim.mix import combine, relabel, tile
+from ray_multicloud.sim.sweep import map_tasks
 
 DATA = Path(__file__).resolve().parents[2] / "shared/data"
 if not DATA.exists():
@@ -167,18 +167,16 @@ def table(rows: list[dict[str, object]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="2 starts per job (default 4)")
-    ap.add_argument("--workers", type=int, default=1, help="processes (default 1: the machine is shared)")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="CPUs of the local Ray the sweep starts (default 1: the machine is shared)")
+    ap.add_argument("--address", help="run the scenarios as tasks on this Ray cluster (host:port or 'auto')")
     ap.add_argument("--half", choices=("first", "second"), default="second",
                     help="starts in the first half (for developing the policy) or the held-out second (default)")
     args = ap.parse_args(argv)
     t0 = time.monotonic()
     ts = _ts()
     tasks = make_tasks(2 if args.quick else 4, args.half)
-    if args.workers > 1:
-        with multiprocessing.get_context("fork").Pool(args.workers) as pool:
-            rows = pool.map(run_task, tasks)
-    else:
-        rows = [run_task(t) for t in tasks]
+    rows = map_tasks(run_task, tasks, address=args.address, workers=args.workers)
     secs = time.monotonic() - t0
     command = ".venv/bin/python benchmarks/bench_crosscloud.py" + (" --quick" if args.quick else "")
     if args.half == "first":

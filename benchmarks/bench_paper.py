@@ -25,7 +25,6 @@ from the paper itself.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import statistics
 import sys
 import time
@@ -36,6 +35,7 @@ from _readme import replace_section
 
 from ray_multicloud.policy.deadline import DeadlinePolicy, Greedy, UniformProgress, UniformProgressEager
 from ray_multicloud.sim import JobSpec, TraceSet, load_traces, optimal_cost, simulate
+from ray_multicloud.sim.sweep import run_tasks
 
 SHARED = Path(__file__).resolve().parents[2] / "shared/data/preemption/skypilot-spot-traces"
 if not SHARED.exists():
@@ -128,7 +128,8 @@ def table(rows: list[dict[str, object]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--starts", type=int, default=100, help="start offsets per trace file (default 100)")
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=2, help="CPUs of the local Ray the sweep starts")
+    ap.add_argument("--address", help="run the scenarios as tasks on this Ray cluster (host:port or 'auto')")
     ap.add_argument("--no-readme", action="store_true")
     ap.add_argument("--skynomad", action="store_true",
                     help="run SkyNomad's V100 evaluation setting instead (benchmarks/bench_skynomad.py)")
@@ -139,8 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         return bench_skynomad.main([])
     t0 = time.perf_counter()
     tasks = make_tasks(args.starts)
-    with multiprocessing.Pool(args.workers) as pool:
-        rows = list(pool.imap_unordered(run_task, tasks, chunksize=4))
+    rows = list(run_tasks(run_task, tasks, address=args.address, workers=args.workers))
     rows.sort(key=lambda r: (str(r["file"]), int(str(r["start"]))))
     seconds = time.perf_counter() - t0
     command = ".venv/bin/python benchmarks/bench_paper.py" + (

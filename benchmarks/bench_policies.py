@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import multiprocessing
 import os
 import statistics
 import sys
@@ -47,6 +46,7 @@ from ray_multicloud.policy.deadline import (
     UniformProgressEager,
 )
 from ray_multicloud.sim import JobSpec, TraceSet, load_traces, optimal_cost, simulate
+from ray_multicloud.sim.sweep import run_tasks
 
 SHARED = Path(__file__).resolve().parents[2] / "shared/data/preemption/skypilot-spot-traces"
 if not SHARED.exists():
@@ -383,7 +383,9 @@ def write_plots(rows: list[dict[str, object]], out: Path, suffix: str = "") -> l
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="smaller grid (2 lengths x 2 deadlines x 2 starts)")
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=2, help="CPUs of the local Ray the sweep starts")
+    ap.add_argument("--address", help="run the scenarios as tasks on this Ray cluster (host:port or 'auto') "
+                    "instead of a local Ray of --workers CPUs")
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--no-readme", action="store_true", help="do not update benchmarks/README.md")
     ap.add_argument("--from-json", type=Path, help="re-render tables and plots from a previous policies.json")
@@ -395,18 +397,18 @@ def main(argv: list[str] | None = None) -> int:
         return _render(saved["rows"], args, saved["command"], float(saved["seconds"]))
     t0 = time.perf_counter()
     tasks = make_tasks(QUICK if args.quick else FULL)
-    print(f"{len(tasks)} scenarios on {args.workers} workers", file=sys.stderr)
+    where = args.address or f"a local Ray of {args.workers} CPUs"
+    print(f"{len(tasks)} scenarios as Ray tasks on {where}", file=sys.stderr)
     rows: list[dict[str, object]] = []
-    with multiprocessing.Pool(args.workers) as pool:
-        for i, r in enumerate(pool.imap_unordered(run_task, tasks, chunksize=1)):
-            rows.append(r)
-            if sys.stderr.isatty() or (i + 1) % max(1, len(tasks) // 10) == 0:
-                print(
-                    f"\r{i + 1}/{len(tasks)} scenarios",
-                    end="" if sys.stderr.isatty() else "\n",
-                    file=sys.stderr,
-                    flush=True,
-                )
+    for i, r in enumerate(run_tasks(run_task, tasks, address=args.address, workers=args.workers)):
+        rows.append(r)
+        if sys.stderr.isatty() or (i + 1) % max(1, len(tasks) // 10) == 0:
+            print(
+                f"\r{i + 1}/{len(tasks)} scenarios",
+                end="" if sys.stderr.isatty() else "\n",
+                file=sys.stderr,
+                flush=True,
+            )
     print(file=sys.stderr)
     rows.sort(
         key=lambda r: (

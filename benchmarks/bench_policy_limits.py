@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import multiprocessing
 import statistics
 import sys
 import time
@@ -42,6 +41,7 @@ from _readme import replace_section
 
 from ray_multicloud.policy.deadline import JobView, Kind, Memory, MultiCloud, Step
 from ray_multicloud.sim import SimResult, optimal_cost, simulate
+from ray_multicloud.sim.sweep import map_tasks
 
 FULL_GRID = {
     "keep_share": (0.3, 0.6, 0.9),
@@ -216,7 +216,8 @@ def _kw(kw: dict[str, float]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="two grid settings, for a smoke run")
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=2, help="CPUs of the local Ray the sweep starts")
+    ap.add_argument("--address", help="run the scenarios as tasks on this Ray cluster (host:port or 'auto')")
     ap.add_argument(
         "--write-readme", action="store_true", help="replace this section of benchmarks/README.md"
     )
@@ -232,8 +233,8 @@ def main(argv: list[str] | None = None) -> int:
         todo = scenarios(bp.MODELS if args.model == "all" else (args.model,))
         t0 = time.perf_counter()
         print(f"{len(todo)} scenarios x {len(settings)} settings on {args.workers} workers", file=sys.stderr)
-        with multiprocessing.Pool(args.workers) as pool:
-            rows = pool.map(run_scenario, [(sc, settings) for sc in todo], chunksize=4)
+        rows = map_tasks(run_scenario, [(sc, settings) for sc in todo], address=args.address,
+                         workers=args.workers)
         seconds = time.perf_counter() - t0
         command = ".venv/bin/python benchmarks/bench_policy_limits.py" + (" --quick" if args.quick else "")
         command += "" if args.model == "all" else f" --model '{args.model}'"
