@@ -14,10 +14,11 @@ same rate and the same rotation of client regions (us-east-1, eu-west-1, ap-nort
 
 The cluster is on loopback, so the figures add the distance from the shipped RTT table
 (``ray_multicloud/data/region_rtt.json``, sourced per pair): modelled latency = measured response time
-+ RTT(client region, serving replica's region); cost per 1,000 requests = the requests' response time
-x the serving node's hourly price. See ``ray_multicloud/scenarios/router_compare.py``. Left out: the
-nodes' idle time (both apps keep all three nodes up, so it is the same for both), egress of the
-responses, TLS and connection set-up over a real WAN.
++ RTT(client region, serving replica's region); cost per 1,000 requests = each request's time on its
+replica (measured inside the replica) x the serving node's hourly price. See
+``ray_multicloud/scenarios/router_compare.py``. Left out: the nodes' idle time (both apps keep all
+three nodes up, so it is the same for both), egress of the responses, TLS and connection set-up over
+a real WAN.
 """
 
 from __future__ import annotations
@@ -85,8 +86,8 @@ README_TEXT = (
     "The cluster is on loopback: latency is the measured response time plus the shipped RTT table's "
     "round trip between the client's and the serving replica's region (the same table the router "
     "ranks with, so this measures what the router does with the table, not the table's accuracy); "
-    "cost is response time x the serving node's price. Left out: idle node time (equal for both), "
-    "response egress, WAN connection set-up."
+    "cost is each request's time on its replica (measured inside the replica) x the serving node's "
+    "price. Left out: idle node time (equal for both), response egress, WAN connection set-up."
 )
 
 
@@ -229,6 +230,7 @@ def run(args: argparse.Namespace, workdir: Path, load_avg: list[float]) -> list[
                             ok=s.ok,
                             response_s=s.latency_s,
                             replica_region=region_of.get(cloud, ""),
+                        replica_s=float(s.body["ms"]) / 1000.0 if s.body.get("ms") else None,
                             price_per_hour=price_of.get((cloud, region_of.get(cloud, "")), 0.0),
                         )
                     )

@@ -45,3 +45,9 @@ def test_nearest_rank_percentile() -> None:
 def test_missing_pair_is_an_error_naming_it() -> None:
     with pytest.raises(ValueError, match="a <-> c"):
         router_figures("x", [Answered("a", True, 0.01, "c", 1.0)], TABLE, slo_ms=100)
+
+
+def test_cost_uses_the_replicas_own_time_when_it_said() -> None:
+    # 0.5 s in the client's view, 0.02 s on the replica at $3.6/h: 0.02 x 3.6 / 3600 = $0.00002.
+    f = router_figures("x", [Answered("a", True, 0.5, "a", 3.6, replica_s=0.02)], TABLE, slo_ms=100)
+    assert f.cost_per_1000_usd == pytest.approx(1000 * 0.00002)

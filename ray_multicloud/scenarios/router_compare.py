@@ -8,9 +8,9 @@ on loopback, so a request's wire time holds no distance; the figures add it from
   RTT between the client's region and the serving replica's region (one round trip per request; no TLS
   or TCP setup, as on a kept-alive connection);
 - **SLO attainment** = the share of requests whose modelled latency is <= the SLO;
-- **cost per 1,000 requests** = the replica-seconds the requests held (their measured response time, an
-  upper bound on the replica's own time, since it includes the proxy) x the hourly price of the replica
-  that served each, per 1,000 requests.
+- **cost per 1,000 requests** = the replica-seconds the requests held (each request's time on its
+  replica, measured inside the replica; the response time when the replica did not say) x the hourly
+  price of the replica that served it, per 1,000 requests.
 
 A failed request (no answer) has no serving replica: it counts against attainment and is left out of the
 latency percentiles and the cost, and the failures are reported beside them.
@@ -28,13 +28,15 @@ from ray_multicloud.serve.ranking import RttTable
 @dataclass(frozen=True, slots=True)
 class Answered:
     """One request as the comparison sees it: sent from ``client_region``; ``ok`` when it was answered,
-    by a replica in ``replica_region`` whose node costs ``price_per_hour``, after ``response_s``."""
+    by a replica in ``replica_region`` whose node costs ``price_per_hour``, after ``response_s``, of
+    which ``replica_s`` on the replica."""
 
     client_region: str
     ok: bool
     response_s: float
     replica_region: str = ""
     price_per_hour: float = 0.0
+    replica_s: float | None = None  # the replica's own time on it; None: unknown (response_s is used)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +102,8 @@ def router_figures(
     """The comparison's figures for one router's samples (module docstring)."""
     rows = list(samples)
     answered = [s for s in rows if s.ok]
-    cost = sum(s.response_s * s.price_per_hour / 3600.0 for s in answered)
+    held = [s.response_s if s.replica_s is None else s.replica_s for s in answered]
+    cost = sum(h * s.price_per_hour / 3600.0 for h, s in zip(held, answered, strict=True))
     per_1000 = 1000.0 * cost / len(answered) if answered else math.nan
     regions = sorted({s.client_region for s in rows})
     figures = [_region_figures("all", rows, table, slo_ms)]

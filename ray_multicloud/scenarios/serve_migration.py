@@ -4,7 +4,7 @@ the three events a multi-cloud deployment must survive, as the end-to-end test a
 - ``cluster_overrides``: a ``LocalCluster`` override adding the ``serve_pool`` node type (T4 nodes on
   aws and azure, >= 2 clouds, >= 1 on-demand, one Serve slot per node).
 - ``WhereAmI``: a deployment that answers ``{"cloud", "region", "market", "node"}`` of its node after
-  ``work_ms`` of simulated work.
+  ``work_ms`` of simulated work, and ``"ms"``, the replica's own time on the request.
 - ``price_move``: a price spike on one node's offer -> ``policy.place`` picks the replacement offer under
   the pool's policy (the node leaving does not count) -> ``controller.move_node``: replacement up first,
   then a PREEMPTION drain of the old node (Serve starts the new replica before stopping the old one),
@@ -66,9 +66,12 @@ def where_am_i_deployment(options: Mapping[str, Any], *, work_ms: float = 5.0) -
         async def __call__(self, request: Any) -> dict[str, str]:
             import asyncio
 
+            began = time.perf_counter()
             if work_ms > 0:
                 await asyncio.sleep(work_ms / 1000.0)
-            return self.where
+            # "ms": this replica's own time on the request (what it costs; the client's time adds
+            # the proxy, the router and queueing).
+            return {**self.where, "ms": f"{(time.perf_counter() - began) * 1000.0:.3f}"}
 
     return WhereAmI.bind()  # type: ignore[attr-defined]
 
