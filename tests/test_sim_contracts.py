@@ -75,3 +75,20 @@ def test_progress_is_reported_about_200_times_then_done(tmp_path: Path, ticks: i
     r = simulate(ts, spec, AlwaysWait(), ondemand_price=3.0, progress=seen.append)
     assert not r.finished
     assert seen == pytest.approx(expected_reports(ticks, every))
+
+
+def test_optimum_refunds_the_unused_share_of_a_restarts_last_tick(tmp_path: Path) -> None:
+    # Hourly ticks, no restart, 1.5 h of work, a checkpoint every hour. Two zones up at t0,
+    # down at t1, up again from t2; us-east-1a costs 2 USD/h, us-east-1b 1 USD/h; on-demand 3.
+    # Cheapest: us-east-1b at t0 (1 h of work, saved: 1 USD), the preemption keeps it; us-east-1b
+    # again at t2 for the last half hour (0.5 USD): 1.5 USD, done at 2.5 h. (On-demand at t1
+    # for the half hour would cost 1 + 1.5 = 2.5 USD.)
+    for name, price in (("us-east-1a", 2.0), ("us-east-1b", 1.0)):
+        obj = {"metadata": {"gap_seconds": 3600.0}, "data": [1, 0, 1, 1, 1], "prices": [price] * 5}
+        (tmp_path / f"{name}_v100_1.json").write_text(json.dumps(obj))
+    ts = load_traces([tmp_path], default_spot_price=1.0)
+    spec = JobSpec(work_hours=1.5, deadline_hours=5, checkpoint_minutes=60, restart_minutes=0)
+    opt = optimal_cost(ts, spec, ondemand_price=3.0)
+    assert opt.cost_usd == pytest.approx(1.5)
+    assert opt.hours_elapsed == pytest.approx(2.5)
+    assert opt.met_deadline
