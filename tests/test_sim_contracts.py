@@ -92,3 +92,15 @@ def test_optimum_refunds_the_unused_share_of_a_restarts_last_tick(tmp_path: Path
     assert opt.cost_usd == pytest.approx(1.5)
     assert opt.hours_elapsed == pytest.approx(2.5)
     assert opt.met_deadline
+
+
+def test_optimum_counts_the_ticks_left_after_the_start(tmp_path: Path) -> None:
+    # 5 hourly ticks, start at tick 2: 3 ticks left. 3 h of work (no restart) fit exactly, on
+    # spot at 1 USD/h: 3 USD, done 3 h after the start; 4 h of work do not fit.
+    ts = hourly(tmp_path, [1] * 5)
+    fits = JobSpec(work_hours=3, deadline_hours=None, checkpoint_minutes=60, restart_minutes=0)
+    opt = optimal_cost(ts, fits, ondemand_price=3.0, start_tick=2)
+    assert (opt.cost_usd, opt.hours_elapsed) == (pytest.approx(3.0), pytest.approx(3.0))
+    too_long = JobSpec(work_hours=4, deadline_hours=None, checkpoint_minutes=60, restart_minutes=0)
+    with pytest.raises(SimulationError, match="3 ticks"):
+        optimal_cost(ts, too_long, ondemand_price=3.0, start_tick=2)
