@@ -53,6 +53,7 @@ def test_optimum_of_a_one_unit_job(tmp_path: Path) -> None:
     opt = optimal_cost(ts, spec, ondemand_price=3.0)
     assert opt.cost_usd == pytest.approx(1.0)
     assert opt.hours_elapsed == pytest.approx(1.0)
+    assert (opt.policy, opt.preemptions, opt.moves) == ("optimal", 0, 0)
 
 
 def expected_reports(ticks: int, every: int) -> list[float]:
@@ -104,3 +105,15 @@ def test_optimum_counts_the_ticks_left_after_the_start(tmp_path: Path) -> None:
     too_long = JobSpec(work_hours=4, deadline_hours=None, checkpoint_minutes=60, restart_minutes=0)
     with pytest.raises(SimulationError, match="3 ticks"):
         optimal_cost(ts, too_long, ondemand_price=3.0, start_tick=2)
+
+
+def test_optimum_error_states_ticks_and_hours(tmp_path: Path) -> None:
+    # 30-minute ticks, 6 of them, start at tick 2: 4 ticks (2.00 h) left. 2 h of work and a
+    # 30-minute restart need 4 + 1 = 5 ticks (2.50 h).
+    obj = {"metadata": {"gap_seconds": 1800.0}, "data": [1] * 6, "prices": [1.0] * 6}
+    (tmp_path / "us-east-1a_v100_1.json").write_text(json.dumps(obj))
+    ts = load_traces([tmp_path], default_spot_price=1.0)
+    spec = JobSpec(work_hours=2, deadline_hours=None, checkpoint_minutes=30, restart_minutes=30)
+    with pytest.raises(SimulationError) as err:
+        optimal_cost(ts, spec, ondemand_price=3.0, start_tick=2)
+    assert "4 ticks (2.00 h) left after the start, the job needs at least 5.0 ticks (2.50 h)" in str(err.value)
