@@ -117,3 +117,18 @@ def test_optimum_error_states_ticks_and_hours(tmp_path: Path) -> None:
     with pytest.raises(SimulationError) as err:
         optimal_cost(ts, spec, ondemand_price=3.0, start_tick=2)
     assert "4 ticks (2.00 h) left after the start, the job needs at least 5.0 ticks (2.50 h)" in str(err.value)
+
+
+def test_optimum_result_fields(tmp_path: Path) -> None:
+    # 30-minute ticks at 1 USD/h, start at tick 1: a 30-minute restart and 1 h of work on spot,
+    # 3 ticks = 1.5 h, 1.5 USD. In ticks: work 2, restart 1, checkpoint 1, deadline 2 h = 4.
+    obj = {"metadata": {"gap_seconds": 1800.0}, "data": [1] * 8, "prices": [1.0] * 8}
+    (tmp_path / "us-east-1a_v100_1.json").write_text(json.dumps(obj))
+    ts = load_traces([tmp_path], default_spot_price=1.0)
+    spec = JobSpec(work_hours=1, deadline_hours=2, checkpoint_minutes=30, restart_minutes=30)
+    opt = optimal_cost(ts, spec, ondemand_price=3.0, start_tick=1)
+    assert opt.cost_usd == pytest.approx(1.5)
+    assert opt.hours_elapsed == pytest.approx(1.5)
+    assert (opt.policy, opt.preemptions, opt.moves, opt.lost_work_hours) == ("optimal", 0, 0, 0.0)
+    assert (opt.start_tick, opt.tick_seconds, opt.deadline_ticks) == (1, 1800.0, 4)
+    assert (opt.work_ticks, opt.restart_ticks, opt.checkpoint_ticks) == (2.0, 1.0, 1.0)
