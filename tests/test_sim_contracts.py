@@ -132,3 +132,25 @@ def test_optimum_result_fields(tmp_path: Path) -> None:
     assert (opt.policy, opt.preemptions, opt.moves, opt.lost_work_hours) == ("optimal", 0, 0, 0.0)
     assert (opt.start_tick, opt.tick_seconds, opt.deadline_ticks) == (1, 1800.0, 4)
     assert (opt.work_ticks, opt.restart_ticks, opt.checkpoint_ticks) == (2.0, 1.0, 1.0)
+
+
+def test_result_as_dict_names_every_field_rounded_to_6_places() -> None:
+    # Found by mutmut: the JSON form (``simulate --json``, the benchmarks' records) was unpinned.
+    from ray_multicloud.sim.engine import SimResult
+
+    r = SimResult(
+        policy="p", cost_usd=1.23456789, ondemand_cost_usd=3.0, finished=True, met_deadline=False,
+        hours_elapsed=3.1234567, preemptions=2, moves=3, spot_hours=1.1111111, ondemand_hours=2.2222222,
+        overhead_hours=0.3333333, lost_work_hours=0.4444444, start_tick=5, tick_seconds=600.0,
+        work_ticks=6.5, restart_ticks=1.2, checkpoint_ticks=3.0, deadline_ticks=9,
+        egress_usd=0.5555557, egress_moves=1,
+    )
+    assert r.as_dict() == {
+        "policy": "p", "cost_usd": 1.234568, "ondemand_cost_usd": 3.0,
+        "savings_fraction": 0.588477,  # 1 - 1.23456789 / 3 = 0.58847737
+        "finished": True, "met_deadline": False, "hours_elapsed": 3.123457, "preemptions": 2, "moves": 3,
+        "spot_hours": 1.111111, "ondemand_hours": 2.222222, "overhead_hours": 0.333333,
+        "lost_work_hours": 0.444444, "start_tick": 5, "tick_seconds": 600.0, "work_ticks": 6.5,
+        "restart_ticks": 1.2, "checkpoint_ticks": 3.0, "deadline_ticks": 9, "egress_usd": 0.555556,
+        "egress_moves": 1,
+    }
