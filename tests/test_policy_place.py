@@ -440,3 +440,24 @@ def test_region_names_match_whole_not_as_prefixes() -> None:
     assert matching_offers(PoolSpec("p", "A100", 1, regions=("europe-west10",)), offers) == [GCP_EW10]
     glob = PoolSpec("p", "A100", 1, regions=("europe-west1*",))
     assert matching_offers(glob, offers) == [GCP_EW10, GCP_EW1]
+
+
+def test_infeasible_hints_name_what_the_candidates_offer() -> None:
+    # Found by mutmut: each hint's text, by hand from the offers below.
+    from ray_multicloud.policy.place import _hint
+
+    pool = PoolSpec("p", "A100", 1)
+    rem = [mk("aws", "us-east-1", "us-east-1a", 1.0, vcpus=8, mem=64),
+           mk("gcp", "us-central1", "", 2.0, vcpus=96, mem=1152.5, cap=OD)]
+    assert _hint("min_vcpus", rem, pool) == " (largest: 96)"
+    assert _hint("min_memory_gib", rem, pool) == " (largest: 1152.5 GiB)"
+    assert _hint("clouds", rem, pool) == " (clouds with offers: aws, gcp)"
+    assert _hint("capacity_types", rem, pool) == " (available: on-demand, spot)"
+    assert _hint("regions", rem, pool) == " (regions with offers: us-central1, us-east-1)"
+    assert _hint("cooldown", rem, pool) == ""
+    # more than 8 regions: the first 8 by name, then how many more (r0..r9: 10, so 2 more)
+    many = [mk("aws", f"r{i}", f"r{i}a", 1.0) for i in range(10)]
+    assert _hint("regions", many, pool) == " (regions with offers: r0, r1, r2, r3, r4, r5, r6, r7, ... 2 more)"
+    assert _hint("regions", many[:9], pool) == " (regions with offers: r0, r1, r2, r3, r4, r5, r6, r7, ... 1 more)"
+    # exactly 8: all of them, nothing more
+    assert _hint("regions", many[:8], pool) == " (regions with offers: r0, r1, r2, r3, r4, r5, r6, r7)"
