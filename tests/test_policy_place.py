@@ -461,3 +461,21 @@ def test_infeasible_hints_name_what_the_candidates_offer() -> None:
     assert _hint("regions", many[:9], pool) == " (regions with offers: r0, r1, r2, r3, r4, r5, r6, r7, ... 1 more)"
     # exactly 8: all of them, nothing more
     assert _hint("regions", many[:8], pool) == " (regions with offers: r0, r1, r2, r3, r4, r5, r6, r7)"
+
+
+def test_gang_anchor_is_the_place_with_most_live_nodes_then_the_best_ranked() -> None:
+    # Found by mutmut: the anchor's two rules, on clouds. Ranked: aws (1.0) before gcp (2.0).
+    from ray_multicloud.policy.place import _colocated
+    from ray_multicloud.types import Colocate
+
+    pool = PoolSpec("p", "A100", 1, colocate=Colocate.CLOUD)
+    aws, gcp = mk("aws", "us-east-1", "us-east-1a", 1.0), mk("gcp", "us-central1", "", 2.0)
+    ranked = [aws, gcp]
+    # most live nodes wins even though it ranks second (2 on gcp, 1 on aws)
+    here, why = _colocated(pool, ranked, [aws, gcp, gcp])
+    assert (here, why) == ([gcp], "colocate=cloud: with the pool's other node(s) in gcp")
+    # a tie (1 and 1): the place whose offer ranks first, whatever order the live nodes come in
+    assert _colocated(pool, ranked, [gcp, aws])[0] == [aws]
+    # a place not in the ranking loses a tie to one that is (azure: no offer left)
+    azure = mk("azure", "eastus", "", 1.5)
+    assert _colocated(pool, ranked, [azure, gcp])[0] == [gcp]
