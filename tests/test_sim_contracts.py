@@ -154,3 +154,33 @@ def test_result_as_dict_names_every_field_rounded_to_6_places() -> None:
         "restart_ticks": 1.2, "checkpoint_ticks": 3.0, "deadline_ticks": 9, "egress_usd": 0.555556,
         "egress_moves": 1,
     }
+
+
+class SpotAlways:
+    name = "spot-always"
+
+    def decide(self, view: JobView, memory: Memory) -> Step:
+        from ray_multicloud.policy.deadline import spot
+
+        return Step(spot("us-east-1a"), ("spot",), memory)
+
+
+def test_notice_loss_is_not_charged_during_a_restart(tmp_path: Path) -> None:
+    # Hourly ticks, 4 h of work saved on notice with a 1 h notice loss, restart 2 h; spot is down
+    # at t4 and t6. t0-t1 restart, t2-t3 work (w 2); t4 preempted: w 2 - 1 = 1 (1 h lost).
+    # t5 restart; t6 preempted while still restarting: no work since the last save, nothing lost
+    # (w stays 1). t7-t8 restart, t9-t11 work (w 4): done at 12 h; paid t0-t3, t5, t7-t11 = 10 USD.
+    ts = hourly(tmp_path, [1, 1, 1, 1, 0, 1, 0] + [1] * 8)
+    spec = JobSpec(work_hours=4, deadline_hours=None, checkpoint_minutes=60, restart_minutes=120,
+                   checkpoint_on_notice=True, notice_loss_minutes=60)
+    r = simulate(ts, spec, SpotAlways(), ondemand_price=3.0)
+    assert (r.preemptions, r.lost_work_hours, r.hours_elapsed) == (2, 1.0, 12.0)
+    assert r.cost_usd == pytest.approx(10.0)
+
+
+@pytest.mark.parametrize("price", [0.0, -1.0, float("nan"), float("inf")])
+def test_simulate_refuses_a_bad_ondemand_price(tmp_path: Path, price: float) -> None:
+    ts = hourly(tmp_path, [1, 1, 1])
+    spec = JobSpec(work_hours=1, deadline_hours=None, checkpoint_minutes=60, restart_minutes=0)
+    with pytest.raises(SimulationError, match="on-demand price must be a positive USD/h, got"):
+        simulate(ts, spec, AlwaysWait(), ondemand_price=price)
