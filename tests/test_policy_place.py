@@ -479,3 +479,7 @@ def test_gang_anchor_is_the_place_with_most_live_nodes_then_the_best_ranked() ->
     # a place not in the ranking loses a tie to one that is (azure: no offer left)
     azure = mk("azure", "eastus", "", 1.5)
     assert _colocated(pool, ranked, [azure, gcp])[0] == [gcp]
+
+
+def test_offers_for_an_unknown_accelerator_is_empty() -> None:
+    assert OfferIndex.build(LITERAL).offers_for("B200") == ()
