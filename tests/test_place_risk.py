@@ -110,7 +110,8 @@ def test_risk_reasons_state_each_figure_by_hand() -> None:
     assert (risk.rate(OD), risk.cost(OD)) == (0.0, 3.06)
     assert risk.explain(OD, OD) == "risk: on-demand is not interrupted: $3.06 per useful hour"
     unknown = mk("eu-west-1a", 0.80)  # no history, no published rate
-    assert risk.explain(unknown, unknown) == "risk: interruption rate unknown for this zone: ranked at its price"
+    unknown_text = "risk: interruption rate unknown for this zone: ranked at its price"
+    assert risk.explain(unknown, unknown) == unknown_text
 
 
 def test_known_accelerators_sort_case_insensitively() -> None:

@@ -457,8 +457,9 @@ def test_infeasible_hints_name_what_the_candidates_offer() -> None:
     assert _hint("cooldown", rem, pool) == ""
     # more than 8 regions: the first 8 by name, then how many more (r0..r9: 10, so 2 more)
     many = [mk("aws", f"r{i}", f"r{i}a", 1.0) for i in range(10)]
-    assert _hint("regions", many, pool) == " (regions with offers: r0, r1, r2, r3, r4, r5, r6, r7, ... 2 more)"
-    assert _hint("regions", many[:9], pool) == " (regions with offers: r0, r1, r2, r3, r4, r5, r6, r7, ... 1 more)"
+    first8 = " (regions with offers: r0, r1, r2, r3, r4, r5, r6, r7"
+    assert _hint("regions", many, pool) == first8 + ", ... 2 more)"
+    assert _hint("regions", many[:9], pool) == first8 + ", ... 1 more)"
     # exactly 8: all of them, nothing more
     assert _hint("regions", many[:8], pool) == " (regions with offers: r0, r1, r2, r3, r4, r5, r6, r7)"
 

@@ -116,7 +116,8 @@ def test_optimum_error_states_ticks_and_hours(tmp_path: Path) -> None:
     spec = JobSpec(work_hours=2, deadline_hours=None, checkpoint_minutes=30, restart_minutes=30)
     with pytest.raises(SimulationError) as err:
         optimal_cost(ts, spec, ondemand_price=3.0, start_tick=2)
-    assert "4 ticks (2.00 h) left after the start, the job needs at least 5.0 ticks (2.50 h)" in str(err.value)
+    expect = "4 ticks (2.00 h) left after the start, the job needs at least 5.0 ticks (2.50 h)"
+    assert expect in str(err.value)
 
 
 def test_optimum_result_fields(tmp_path: Path) -> None:
