@@ -140,7 +140,7 @@ def test_result_as_dict_names_every_field_rounded_to_6_places() -> None:
     from ray_multicloud.sim.engine import SimResult
 
     r = SimResult(
-        policy="p", cost_usd=1.23456789, ondemand_cost_usd=3.0, finished=True, met_deadline=False,
+        policy="p", cost_usd=1.23456789, ondemand_cost_usd=3.0000004, finished=True, met_deadline=False,
         hours_elapsed=3.1234567, preemptions=2, moves=3, spot_hours=1.1111111, ondemand_hours=2.2222222,
         overhead_hours=0.3333333, lost_work_hours=0.4444444, start_tick=5, tick_seconds=600.0,
         work_ticks=6.5, restart_ticks=1.2, checkpoint_ticks=3.0, deadline_ticks=9,
@@ -148,7 +148,7 @@ def test_result_as_dict_names_every_field_rounded_to_6_places() -> None:
     )
     assert r.as_dict() == {
         "policy": "p", "cost_usd": 1.234568, "ondemand_cost_usd": 3.0,
-        "savings_fraction": 0.588477,  # 1 - 1.23456789 / 3 = 0.58847737
+        "savings_fraction": 0.588477,  # 1 - 1.23456789 / 3.0000004 = 0.58847742
         "finished": True, "met_deadline": False, "hours_elapsed": 3.123457, "preemptions": 2, "moves": 3,
         "spot_hours": 1.111111, "ondemand_hours": 2.222222, "overhead_hours": 0.333333,
         "lost_work_hours": 0.444444, "start_tick": 5, "tick_seconds": 600.0, "work_ticks": 6.5,
