@@ -212,3 +212,41 @@ def test_optimum_rounding_is_bounded_as_documented(tmp_path: Path) -> None:
     exact_real = brute_force(COUNTS, PRICES, 3.0, restart=100 / 61, **common)  # type: ignore[arg-type]
     assert opt == pytest.approx(shorter, abs=1e-9)
     assert opt <= exact_real + 1e-9
+
+
+# --- the work unit the optimum picks (found by mutmut: each row pins one boundary) ---------------
+
+
+@pytest.mark.parametrize(
+    ("work_h", "checkpoint_min", "restart_min", "on_notice", "expect"),
+    [
+        # whole ticks (10-minute ticks): q = 1, a 1-tick checkpoint and a 1-tick job stay 1 unit
+        (3 / 6, 10.0, 10.0, False, (1, 3, 1, 1, True)),
+        (1 / 6, 10.0, 10.0, False, (1, 1, 1, 1, True)),
+        # a 1.5-tick checkpoint alone needs half ticks: q = 2, W 6, R 2, M 3
+        (3 / 6, 15.0, 10.0, False, (2, 6, 2, 3, True)),
+        # a 10-second restart (1/60 tick) is exact at the finest unit, q = 60
+        (3 / 6, 20.0, 10 / 60, False, (60, 180, 1, 120, True)),
+        # a restart of 100/61 tick needs q = 61 > 60: rounded down to 98/60 tick, not exact
+        (3 / 6, 20.0, 1000 / 61, False, (60, 180, 98, 120, False)),
+        # the same on notice: the checkpoint is 1 unit whatever q is
+        (3 / 6, 20.0, 1000 / 61, True, (60, 180, 98, 1, False)),
+        # not exact, with a 1-unit job and a 1-unit checkpoint (10 s each): never below 1 unit
+        (1 / 360, 10 / 60, 1000 / 61, False, (60, 1, 98, 1, False)),
+        # not exact because of the work (100/61 tick -> 98 units); the 1-tick restart stays 60 units
+        (100 / 61 / 6, 20.0, 10.0, False, (60, 98, 60, 120, False)),
+    ],
+    ids=["whole", "one-unit-job", "half-tick-ckpt", "finest-exact", "q61-rounded", "q61-on-notice",
+         "rounded-one-unit", "rounded-work"],
+)
+def test_work_units_pick_the_smallest_exact_unit(
+    work_h: float, checkpoint_min: float, restart_min: float, on_notice: bool, expect: tuple[object, ...]
+) -> None:
+    spec = JobSpec(
+        work_hours=work_h,
+        deadline_hours=2.0,
+        checkpoint_minutes=checkpoint_min,
+        restart_minutes=restart_min,
+        checkpoint_on_notice=on_notice,
+    )
+    assert work_units(TickJob.from_spec(spec, TEN_MIN)) == expect

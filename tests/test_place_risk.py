@@ -96,3 +96,29 @@ def test_the_same_estimate_as_the_simulator(hist: list[bool], window_ticks: int)
     window_h = window_ticks * gap / 3600
     engine = interruption_rates(ts, 1, window_h)[0, -1]
     assert interruptions_per_hour(hist, gap / 3600, window_h) == pytest.approx(engine)
+
+
+def test_risk_reasons_state_each_figure_by_hand() -> None:
+    # Found by mutmut: the reasons' figures were not pinned. restart 0.1 h, checkpoint 0.5 h:
+    # 0.1 + 0.25 = 0.35 h lost per interruption; 0.90 x (1 + 0.5 x 0.35) = 1.0575 per useful hour.
+    risk = PlacementRisk(0.1, 0.5, {CHEAP.location: 0.5})
+    assert risk.explain(CHEAP, CHEAP) == (
+        "risk: 0.5 interruptions/h (zone history) x 0.35 h lost each (restart 0.10 h + half a "
+        "checkpoint interval 0.25 h): $1.06 per useful hour"
+    )
+    # on-demand is never interrupted: its rate is 0 and its useful hour costs its price
+    assert (risk.rate(OD), risk.cost(OD)) == (0.0, 3.06)
+    assert risk.explain(OD, OD) == "risk: on-demand is not interrupted: $3.06 per useful hour"
+    unknown = mk("eu-west-1a", 0.80)  # no history, no published rate
+    unknown_text = "risk: interruption rate unknown for this zone: ranked at its price"
+    assert risk.explain(unknown, unknown) == unknown_text
+
+
+def test_known_accelerators_sort_case_insensitively() -> None:
+    from dataclasses import replace
+
+    from ray_multicloud.policy.place import OfferIndex
+
+    offers = [replace(CHEAP, accelerator=a, instance_type=f"i-{a}") for a in ("V100", "a10g", "H100")]
+    # by lower case: a10g < h100 < v100 (a plain sort would put "H100" and "V100" before "a10g")
+    assert OfferIndex.build(offers).accelerators() == ("a10g", "H100", "V100")

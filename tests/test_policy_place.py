@@ -440,3 +440,47 @@ def test_region_names_match_whole_not_as_prefixes() -> None:
     assert matching_offers(PoolSpec("p", "A100", 1, regions=("europe-west10",)), offers) == [GCP_EW10]
     glob = PoolSpec("p", "A100", 1, regions=("europe-west1*",))
     assert matching_offers(glob, offers) == [GCP_EW10, GCP_EW1]
+
+
+def test_infeasible_hints_name_what_the_candidates_offer() -> None:
+    # Found by mutmut: each hint's text, by hand from the offers below.
+    from ray_multicloud.policy.place import _hint
+
+    pool = PoolSpec("p", "A100", 1)
+    rem = [mk("aws", "us-east-1", "us-east-1a", 1.0, vcpus=8, mem=64),
+           mk("gcp", "us-central1", "", 2.0, vcpus=96, mem=1152.5, cap=OD)]
+    assert _hint("min_vcpus", rem, pool) == " (largest: 96)"
+    assert _hint("min_memory_gib", rem, pool) == " (largest: 1152.5 GiB)"
+    assert _hint("clouds", rem, pool) == " (clouds with offers: aws, gcp)"
+    assert _hint("capacity_types", rem, pool) == " (available: on-demand, spot)"
+    assert _hint("regions", rem, pool) == " (regions with offers: us-central1, us-east-1)"
+    assert _hint("cooldown", rem, pool) == ""
+    # more than 8 regions: the first 8 by name, then how many more (r0..r9: 10, so 2 more)
+    many = [mk("aws", f"r{i}", f"r{i}a", 1.0) for i in range(10)]
+    first8 = " (regions with offers: r0, r1, r2, r3, r4, r5, r6, r7"
+    assert _hint("regions", many, pool) == first8 + ", ... 2 more)"
+    assert _hint("regions", many[:9], pool) == first8 + ", ... 1 more)"
+    # exactly 8: all of them, nothing more
+    assert _hint("regions", many[:8], pool) == " (regions with offers: r0, r1, r2, r3, r4, r5, r6, r7)"
+
+
+def test_gang_anchor_is_the_place_with_most_live_nodes_then_the_best_ranked() -> None:
+    # Found by mutmut: the anchor's two rules, on clouds. Ranked: aws (1.0) before gcp (2.0).
+    from ray_multicloud.policy.place import _colocated
+    from ray_multicloud.types import Colocate
+
+    pool = PoolSpec("p", "A100", 1, colocate=Colocate.CLOUD)
+    aws, gcp = mk("aws", "us-east-1", "us-east-1a", 1.0), mk("gcp", "us-central1", "", 2.0)
+    ranked = [aws, gcp]
+    # most live nodes wins even though it ranks second (2 on gcp, 1 on aws)
+    here, why = _colocated(pool, ranked, [aws, gcp, gcp])
+    assert (here, why) == ([gcp], "colocate=cloud: with the pool's other node(s) in gcp")
+    # a tie (1 and 1): the place whose offer ranks first, whatever order the live nodes come in
+    assert _colocated(pool, ranked, [gcp, aws])[0] == [aws]
+    # a place not in the ranking loses a tie to one that is (azure: no offer left)
+    azure = mk("azure", "eastus", "", 1.5)
+    assert _colocated(pool, ranked, [azure, gcp])[0] == [gcp]
+
+
+def test_offers_for_an_unknown_accelerator_is_empty() -> None:
+    assert OfferIndex.build(LITERAL).offers_for("B200") == ()
