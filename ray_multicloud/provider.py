@@ -463,15 +463,16 @@ class MultiCloudNodeProvider(NodeProvider):
             raise LaunchFailed(node_type, base_request, [CloudError(
                 "hibernated", f"cluster {self.cluster_name!r} is hibernated (idle governance, state in "
                 f"{state_path(self.settings)}); no worker launches until it is restored")])
+        # One risk model for the whole request (a pinned offer has nothing to rank).
+        pooled = isinstance(target, PoolSpec) and not head
+        risk = self.placement_risk(node_type, node_config) if pooled else None
         indices = self._claims.claim(base_request, node_type, count)
-        pooled = isinstance(target, PoolSpec) and not head  # a pinned offer has nothing to rank
         created: dict[str, Any] = {}
         try:
             for i in indices:
                 request_id = node_key(base_request, node_type, i)
                 inst = self._launch_one(
-                    node_type, target, tags, resources, labels, request_id, budgets=budgets,
-                    risk=self.placement_risk(node_type, node_config) if pooled else None,
+                    node_type, target, tags, resources, labels, request_id, budgets=budgets, risk=risk
                 )
                 if inst.instance_id in created:
                     again = f"returned {inst.instance_id} again for key {request_id}; not counted twice"
