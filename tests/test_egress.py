@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from fakes.policies import Scripted
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,7 +21,6 @@ from ray_multicloud.policy.deadline import (
     Memory,
     MultiCloud,
     SpotOption,
-    Step,
     spot,
 )
 from ray_multicloud.pricing.egress import (
@@ -43,15 +42,6 @@ def traces(tmp_path: Path, zones: dict[str, tuple[list[int], list[float]]], gap:
         (tmp_path / f"{name}_v100_1.json").write_text(json.dumps(obj))
     return load_traces([tmp_path])
 
-
-@dataclass(frozen=True, slots=True)
-class Scripted:
-    script: tuple[Choice, ...]
-    name: str = "scripted"
-
-    def decide(self, view: JobView, memory: Memory) -> Step:
-        i = round(view.elapsed_hours / view.tick_hours)
-        return Step(self.script[i] if i < len(self.script) else WAIT, ("script",), memory)
 
 
 # --- the table ----------------------------------------------------------------------------------

@@ -56,6 +56,7 @@ from ray_multicloud.clouds.ssh import SshCloud
 from ray_multicloud.errors import MultiCloudError
 from ray_multicloud.ledger import Ledger
 from ray_multicloud.scenarios.local_cluster import LocalCluster
+from ray_multicloud.scenarios.train_migration import read_log
 from ray_multicloud.types import RequestId
 
 pytestmark = [pytest.mark.e2e,
@@ -199,18 +200,6 @@ def hold_host(tmp: Path, farm: SshdFarm) -> tuple[SshCloud, str]:
     boot = RayBootstrap(gcs_address="127.0.0.1:1", node_type="gpu", resources={"CPU": 1, "GPU": 1})
     inst = theirs.launch(LaunchRequest(RequestId("theirs"), "another-team", "gpu", offer, tags, boot))
     return theirs, str(inst.instance_id)
-
-
-def read_log(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            continue  # a line being written right now
-    return out
 
 
 def wait(pred: Any, timeout_s: float, what: str, alive: Any = lambda: True) -> Any:

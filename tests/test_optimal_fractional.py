@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from fakes.policies import Scripted
 
-from ray_multicloud.policy.deadline import ON_DEMAND, POLICIES, WAIT, Choice, JobView, Memory, Step, spot
+from ray_multicloud.policy.deadline import ON_DEMAND, POLICIES, spot
 from ray_multicloud.sim import JobSpec, load_traces, optimal_cost, simulate
 from ray_multicloud.sim.engine import TickJob
 from ray_multicloud.sim.optimal import MAX_UNITS_PER_TICK, work_units
@@ -30,15 +30,6 @@ def traces(
         (tmp_path / f"{name}_v100_1.json").write_text(json.dumps(obj))
     return load_traces([tmp_path], default_spot_price=1.0)
 
-
-@dataclass(frozen=True, slots=True)
-class Scripted:
-    script: tuple[Choice, ...]
-    name: str = "scripted"
-
-    def decide(self, view: JobView, memory: Memory) -> Step:
-        i = round(view.elapsed_hours / view.tick_hours)
-        return Step(self.script[i] if i < len(self.script) else WAIT, ("script",), memory)
 
 
 # --- hand-computed: 10-minute ticks, a 12-minute restart (1.2 ticks) ---------------------------

@@ -8,10 +8,11 @@ import json
 import math
 import random
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from fakes.policies import Scripted
 
 from ray_multicloud.cli import main
 from ray_multicloud.policy.deadline import (
@@ -19,11 +20,7 @@ from ray_multicloud.policy.deadline import (
     POLICIES,
     VARIANTS,
     WAIT,
-    Choice,
-    JobView,
     Kind,
-    Memory,
-    Step,
     spot,
 )
 from ray_multicloud.sim import JobSpec, TraceError, load_traces, optimal_cost, simulate
@@ -42,17 +39,6 @@ def write_zone(
         obj["prices"] = prices
     (d / f"{name}_v100_1.json").write_text(json.dumps(obj))
 
-
-@dataclass(frozen=True, slots=True)
-class Scripted:
-    """Replays a fixed list of choices, one per tick (tests only)."""
-
-    script: tuple[Choice, ...]
-    name: str = "scripted"
-
-    def decide(self, view: JobView, memory: Memory) -> Step:
-        i = round(view.elapsed_hours / view.tick_hours)
-        return Step(self.script[i] if i < len(self.script) else WAIT, ("script",), memory)
 
 
 # --- hand-computed cases (1-hour ticks, spot 1 USD/h, on-demand 3 USD/h) ----------------------

@@ -402,7 +402,8 @@ class Report:
         return [i.lost_steps for i in self.moves]
 
 
-def _read_log(path: Path) -> list[dict[str, Any]]:
+def read_log(path: Path) -> list[dict[str, Any]]:
+    """The job's progress events (one JSON object a line); a line still being written is skipped."""
     if not path.exists():
         return []
     out = []
@@ -676,19 +677,19 @@ def run_scenario(
             for cycle in range(cycles):
                 # 1. Preempt the node of training worker rank 1 (a notice, then death at its deadline).
                 _wait(
-                    lambda r=resumed: _max_step(_read_log(log)) >= r + preempt_at_step,
+                    lambda r=resumed: _max_step(read_log(log)) >= r + preempt_at_step,
                     left(),
                     "progress",
                     alive=fitter.is_alive,
                 )
-                starts = [e for e in _read_log(log) if e["ev"] == "start" and e["rank"] == 1]
+                starts = [e for e in read_log(log) if e["ev"] == "start" and e["rank"] == 1]
                 victim_id = starts[-1]["instance"]
                 victim = next(i for i in cluster.workers() if i.instance_id == victim_id)
                 preempted_at = time.time()
                 gone = cluster.clouds()[victim.cloud].preempt(victim.instance_id, notice_s=notice_s)
                 report.events.append(f"cycle {cycle}: preempted {victim_id} ({victim.tags.get('rmc-offer')})")
                 restart = _wait(
-                    lambda t=preempted_at: _restart_after(_read_log(log), t),
+                    lambda t=preempted_at: _restart_after(read_log(log), t),
                     left(),
                     "recovery after the preemption",
                     alive=fitter.is_alive,
@@ -699,7 +700,7 @@ def run_scenario(
 
                 # 2. Another offer gets much cheaper; the controller moves one node there.
                 _wait(
-                    lambda r=resumed: _max_step(_read_log(log)) >= r + move_after_steps,
+                    lambda r=resumed: _max_step(read_log(log)) >= r + move_after_steps,
                     left(),
                     "progress",
                     alive=fitter.is_alive,
@@ -718,7 +719,7 @@ def run_scenario(
                 report.move_up_s.append(float(move.up_s or 0.0))
                 report.move_drained_s.append(float(move.drained_s or 0.0))
                 restart = _wait(
-                    lambda t=move.started_at: _restart_after(_read_log(log), t),
+                    lambda t=move.started_at: _restart_after(read_log(log), t),
                     left(),
                     "resume after the move",
                     alive=fitter.is_alive,
@@ -755,7 +756,7 @@ def run_scenario(
             final = torch.load(Path(final_dir) / "state.pt", weights_only=True)
             ref = reference_state(spec)
             report.max_abs_diff = max(float((final["model"][k] - ref[k]).abs().max()) for k in ref)
-            events = _read_log(log)
+            events = read_log(log)
             report.attempts = len({e["attempt"] for e in events if e["ev"] == "start" and e["rank"] == 0})
             report.sources = sorted({e["source"] for e in events if e["ev"] == "start" and e["source"]})
             report.skipped = [s for e in events if e["ev"] == "start" for s in e["skipped"]]
