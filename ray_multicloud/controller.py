@@ -1452,6 +1452,25 @@ _OVERRIDES = {
 }
 
 
+def _number(*, positive: bool, upper: float | None = None) -> Callable[[str], float]:
+    """An argparse ``type``: a finite number, above zero (``positive``) or at least zero, at most
+    ``upper``; anything else is a usage error that argparse prints with the flag's name."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r}: must be a finite number")
+        if value < 0 or (positive and value == 0):
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: must be {'above zero' if positive else 'zero or more'}")
+        if upper is not None and value > upper:
+            raise argparse.ArgumentTypeError(f"{text!r}: must be at most {upper:g}")
+        return value
+    return parse
+
+
 def hold_lock(path: Path) -> Any:
     """An exclusive lock on ``path`` for this process's lifetime (the open file), or None when another
     process holds it. The kernel drops it when the process ends, however it ends."""
@@ -1477,21 +1496,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         "override them for every pool.",
     )
     parser.add_argument("--config", required=True, help="the cluster YAML `ray up` used")
-    parser.add_argument("--interval", type=float, default=10.0, help="seconds between ticks")
+    parser.add_argument("--interval", type=_number(positive=True), default=10.0, help="seconds between ticks")
     parser.add_argument("--once", action="store_true", help="one tick, then exit")
-    parser.add_argument("--horizon-hours", type=float, default=None)
-    parser.add_argument("--checkpoint-s", type=float, default=None)
-    parser.add_argument("--restart-s", type=float, default=None)
-    parser.add_argument("--state-gb", type=float, default=None)
-    parser.add_argument("--min-relative-saving", type=float, default=None)
-    parser.add_argument("--min-interval-s", type=float, default=None, help="hysteresis (seconds)")
+    parser.add_argument("--horizon-hours", type=_number(positive=True), default=None)
+    parser.add_argument("--checkpoint-s", type=_number(positive=False), default=None)
+    parser.add_argument("--restart-s", type=_number(positive=False), default=None)
+    parser.add_argument("--state-gb", type=_number(positive=False), default=None)
+    parser.add_argument("--min-relative-saving", type=_number(positive=False, upper=1.0),
+                        default=None)
+    parser.add_argument("--min-interval-s", type=_number(positive=False), default=None,
+                        help="hysteresis (seconds)")
     parser.add_argument(
         "--blackout",
         action="append",
         default=[],
         help="no moves inside: 22-02 (daily, UTC hours) or START:END (POSIX seconds); replaces the YAML's",
     )
-    parser.add_argument("--drain-deadline-s", type=float, default=None)
+    parser.add_argument("--drain-deadline-s", type=_number(positive=True), default=None)
     parser.add_argument(
         "--deadline-job",
         action="append",
@@ -1507,8 +1528,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="OFFER_ID=TRACE",
         help="replay a spot-price trace onto the local price board (repeatable)",
     )
-    parser.add_argument("--speedup", type=float, default=60.0, help="trace seconds per wall second")
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--speedup", type=_number(positive=True), default=60.0,
+                        help="trace seconds per wall second")
+    parser.add_argument("--log-level", default="INFO", type=str.upper,
+                        choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
     parser.add_argument(
         "--no-metrics", action="store_true", help="do not connect to Ray to export cost/savings gauges"
     )

@@ -281,6 +281,7 @@ class AwsCloud:
             BotoCoreError,
             ClientError,
             HTTPClientError,
+            NoCredentialsError,
         )
         from botocore.exceptions import (
             ConnectionError as BotoConnectionError,
@@ -304,6 +305,14 @@ class AwsCloud:
                                      offer_id=offer_id) from None
                 raise ThrottledError("aws", f"{op} in {region}: {type(exc).__name__}; retried",
                                      offer_id=offer_id) from None
+            except NoCredentialsError:
+                raise CloudError(
+                    "aws",
+                    f"{op} in {region}: no AWS credentials found; on EC2 give the head an instance "
+                    "profile, elsewhere set AWS_PROFILE or run `aws configure` (keys are never read "
+                    "from the YAML)",
+                    offer_id=offer_id,
+                ) from None
             except BotoCoreError as exc:
                 raise CloudError(
                     "aws",

@@ -211,6 +211,21 @@ class OperationError(Exception):
         self.message = message
 
 
+NO_ADC = (
+    "no Google credentials found (Application Default Credentials): on a GCP VM give it a service "
+    "account; elsewhere run `gcloud auth application-default login` or set "
+    "GOOGLE_APPLICATION_CREDENTIALS to a key file's path (keys are never read from the YAML)"
+)
+
+
+def auth_failed(exc: Exception) -> str:
+    """A failed credential refresh (expired, revoked, unreachable token endpoint), said plainly.
+    The exception's text may quote the token endpoint's reply; it never holds the token itself."""
+    return (f"Google credentials were refused or could not be refreshed ({type(exc).__name__}: "
+            f"{str(exc)[:200]}); renew them (`gcloud auth application-default login`) or check "
+            "the service account")
+
+
 def map_api_error(exc: Exception, *, offer_id: str = "") -> CloudError:
     """Turn a google-api-core error (an HTTP error) or an ``OperationError`` into a typed error.
 
@@ -298,11 +313,17 @@ class GcpCloud:
             kwargs["client_options"] = ClientOptions(api_endpoint=api_endpoint)
         if credentials is not None:
             kwargs["credentials"] = credentials
-        self._client = compute_v1.InstancesClient(transport="rest", **kwargs)
-        # Operations are polled by this driver through its own client on the same endpoint: the
-        # ExtendedOperation that InstancesClient.insert() returns polls through a ZoneOperations
-        # client built without client_options, i.e. the public endpoint, whatever api_endpoint says.
-        self._operations = compute_v1.ZoneOperationsClient(transport="rest", **kwargs)
+        from google.auth.exceptions import DefaultCredentialsError
+
+        try:
+            self._client = compute_v1.InstancesClient(transport="rest", **kwargs)
+            # Operations are polled by this driver through its own client on the same endpoint:
+            # the ExtendedOperation that InstancesClient.insert() returns polls through a
+            # ZoneOperations client built without client_options, i.e. the public endpoint,
+            # whatever api_endpoint says.
+            self._operations = compute_v1.ZoneOperationsClient(transport="rest", **kwargs)
+        except DefaultCredentialsError:
+            raise ConfigError(f"provider.clouds.{name}", NO_ADC) from None
         self._compute = compute_v1
         self._lock = threading.Lock()
         self._credentials = credentials
@@ -347,28 +368,37 @@ class GcpCloud:
         """A bearer token of this driver's credentials (injected, else Application Default
         Credentials), refreshed when it has expired."""
         with self._lock:
-            if self._credentials is None:
-                import google.auth
+            import google.auth
+            from google.auth.exceptions import DefaultCredentialsError, GoogleAuthError
 
-                self._credentials, _ = google.auth.default(
-                    scopes=["https://www.googleapis.com/auth/cloud-platform"])
-            creds = self._credentials
-            if not getattr(creds, "valid", False):
-                from google.auth.transport.requests import Request
+            try:
+                if self._credentials is None:
+                    self._credentials, _ = google.auth.default(
+                        scopes=["https://www.googleapis.com/auth/cloud-platform"])
+                creds = self._credentials
+                if not getattr(creds, "valid", False):
+                    from google.auth.transport.requests import Request
 
-                creds.refresh(Request())
+                    creds.refresh(Request())
+            except DefaultCredentialsError:
+                raise ConfigError(f"provider.clouds.{self.name}", NO_ADC) from None
+            except GoogleAuthError as exc:
+                raise CloudError(self.name, auth_failed(exc)) from None
             return str(getattr(creds, "token", None) or "")
 
     # -- plumbing ---------------------------------------------------------------------------
 
     def _call(self, fn: Callable[[], Any], *, offer_id: str = "") -> Any:
         from google.api_core import exceptions as gexc
+        from google.auth.exceptions import GoogleAuthError
 
         def once() -> Any:
             try:
                 return fn()
             except gexc.GoogleAPICallError as exc:
                 raise map_api_error(exc, offer_id=offer_id) from None
+            except GoogleAuthError as exc:  # an expired or revoked credential: refresh failed
+                raise CloudError(self.name, auth_failed(exc), offer_id=offer_id) from None
             except gexc.GoogleAPIError as exc:
                 raise CloudError(
                     "gcp", f"Compute Engine call failed: {type(exc).__name__}", offer_id=offer_id
