@@ -209,6 +209,11 @@ class MultiCloudNodeProvider(NodeProvider):
         self._listed_done: float | None = None  # ... and when it finished
         self._fleet_refresh = threading.Lock()  # concurrent launches share one new listing
         self.fleet_reuse_s = FLEET_REUSE_S
+        self.slow_listing_s = SLOW_LISTING_S
+        self.max_listing_age_s = MAX_LISTING_AGE_S
+        self._background: threading.Thread | None = None  # the listing non_terminated_nodes started
+        self._terminated_times: dict[str, float] = {}  # node -> time.monotonic() this process ended it
+        self.answered_from: float | None = None  # set by each non_terminated_nodes (see _listing)
         self._cooldowns: dict[OfferId, float] = {}
         self._targets: dict[str, PoolSpec | Offer] = {}
         self._teams: dict[str, str] = {}  # node type -> its pool's team, learnt from its node_config
@@ -241,17 +246,24 @@ class MultiCloudNodeProvider(NodeProvider):
         else:  # the clouds are asked at once: a listing takes the slowest cloud's time, not the sum
             with ThreadPoolExecutor(max_workers=len(clouds)) as pool:
                 listings = list(pool.map(lambda c: c.list(self.cluster_name), clouds))
+        with self._lock:
+            # A node this process terminated while the listing ran may still be in it (the cloud
+            # listed it first): it stays gone.
+            ended = {k for k, at in self._terminated_times.items() if at >= started}
         for listing in listings:
             for inst in listing:
-                fresh[inst.instance_id] = inst
+                if inst.instance_id not in ended:
+                    fresh[inst.instance_id] = inst
         with self._lock:
             # The provider's own copy: launches in other threads add to it while a caller iterates
             # the listing it was handed. Launches that finished while the listing ran stay in it.
             launched = {k: v for k, v in self._instances.items() if k in self._launched_since(started)}
-            self._instances = {**launched, **fresh}
-            self._listed_at = started
-            self._listed_done = time.monotonic()
+            if self._listed_at is None or started >= self._listed_at:  # never replace a newer one
+                self._instances = {**launched, **fresh}
+                self._listed_at = started
+                self._listed_done = time.monotonic()
             self._launch_times = {k: t for k, t in self._launch_times.items() if t >= started}
+            self._terminated_times = {k: t for k, t in self._terminated_times.items() if t >= started}
         if self._ledger is not None:
             self._account(fresh)
         return fresh
@@ -271,15 +283,7 @@ class MultiCloudNodeProvider(NodeProvider):
         ledger, now = self._ledger, time.time()
         if ledger is None:
             return
-        if not self._seeded:
-            self._seeded = True
-            try:
-                seed = ledger.open_instances(self.cluster_name)
-            except Exception as exc:  # noqa: BLE001 - a ledger failure never stops the provider
-                _ledger_failed(exc)
-                seed = []
-            with self._lock:
-                self._open.update(seed)
+        self._seed_open()
         for node_id, inst in live.items():
             offer = self.offers.get(inst.tags.get(TAG_OFFER, ""))
             with self._lock:
@@ -316,6 +320,48 @@ class MultiCloudNodeProvider(NodeProvider):
                             f"{ENDED_OUTSIDE} (preempted or lost): missing from {count} listings "
                             f"in a row since {first:.0f}")
             if ended:
+                with self._lock:
+                    self._open.discard(node_id)
+                    self._missing.pop(node_id, None)
+                    self._priced.pop(node_id, None)
+
+    def _seed_open(self) -> None:
+        """Once: take the ledger's running nodes of this cluster as the start of ``_open``."""
+        if self._seeded or self._ledger is None:
+            return
+        self._seeded = True
+        try:
+            seed = self._ledger.open_instances(self.cluster_name)
+        except Exception as exc:  # noqa: BLE001 - a ledger failure never stops the provider
+            _ledger_failed(exc)
+            seed = []
+        with self._lock:
+            self._open.update(seed)
+
+    def _end_gone_at_teardown(self, now: float, *, head: str) -> None:
+        """At ``ray down`` (the head terminated): end in the ledger every node it holds as running
+        that no cloud has any more (each cloud's ``get`` says so: a listing's lag is not enough),
+        at the first listing that missed it, else ``now``. Such a node ended between the last
+        listing of the head's autoscaler and teardown (an idle scale-down whose ledger write the
+        teardown cut short); ``_account``'s three listings over a minute will not come. Its
+        reason does not begin with ``ENDED_OUTSIDE``: it is not counted as an interruption."""
+        if self._ledger is None:
+            return
+        self._seed_open()
+        with self._lock:
+            candidates = sorted(self._open - {head})  # the head: ended by the caller
+            missing = dict(self._missing)
+        for node_id in candidates:
+            try:
+                gone = all(cloud.get(InstanceId(node_id)) is None for cloud in self.clouds.values())
+            except CloudError as exc:
+                logger.warning("teardown: could not check %s: %s", node_id, exc)
+                continue
+            if not gone:
+                continue
+            at = missing.get(node_id, (0, now))[1]
+            if _record(self._ledger.record_end, node_id, at,
+                       "gone at teardown: no cloud has it (ended before `ray down`)"):
                 with self._lock:
                     self._open.discard(node_id)
                     self._missing.pop(node_id, None)
@@ -401,10 +447,52 @@ class MultiCloudNodeProvider(NodeProvider):
     # -- NodeProvider: queries ---------------------------------------------------------------------
 
     def non_terminated_nodes(self, tag_filters: dict[str, str]) -> list[str]:
+        """The cluster's live nodes whose tags match ``tag_filters`` (what the autoscaler asks at
+        the start of every tick).
+
+        A listing of the clouds answers it, and it waits for one, unless the last one took at
+        least ``slow_listing_s`` (a fleet of a thousand nodes; a slow cloud API): then it answers
+        at once from that last listing, with this process's launches and terminations since
+        applied, and starts the next listing in the background (at most one at a time). So with
+        slow listings a node that the cloud ended by itself (a preemption) drops out one call
+        later. An answer is never older than ``max_listing_age_s`` (when the listing began):
+        past that — the background listings failing, or no call for a while — it lists and
+        waits, and a failing cloud's error reaches the caller as before."""
         return [
-            node_id for node_id, inst in self._refresh().items()
+            node_id for node_id, inst in self._listing().items()
             if all(inst.tags.get(k) == v for k, v in tag_filters.items())
         ]
+
+    def _listing(self) -> dict[str, Instance]:
+        """The instances ``non_terminated_nodes`` answers from (see there)."""
+        with self._lock:
+            began, done = self._listed_at, self._listed_done
+            slow = began is not None and done is not None and done - began >= self.slow_listing_s
+            young = began is not None and time.monotonic() - began <= self.max_listing_age_s
+            snapshot = dict(self._instances) if slow and young else None
+            self.answered_from = began  # time.monotonic() the answer's listing began (benchmarks)
+        if snapshot is None:
+            listing = self._refresh()
+            with self._lock:
+                self.answered_from = self._listed_at
+            return listing
+        self._list_in_background()
+        return snapshot
+
+    def _list_in_background(self) -> None:
+        """Start one listing on a daemon thread, unless one is running."""
+        with self._lock:
+            if self._background is not None and self._background.is_alive():
+                return
+            thread = threading.Thread(target=self._background_listing, name="rmc-listing", daemon=True)
+            self._background = thread
+        thread.start()
+
+    def _background_listing(self) -> None:
+        try:
+            self._refresh()
+        except Exception as exc:  # noqa: BLE001 - the next call tries again, or lists and raises
+            logger.warning("background listing of %s failed: %s", self.cluster_name, exc)
 
     def is_running(self, node_id: str) -> bool:
         inst = self._instance(node_id)
@@ -848,11 +936,14 @@ class MultiCloudNodeProvider(NodeProvider):
                 _record(self._ledger.record_end, node_id, asked,
                         "terminated by the provider (scale-down or teardown)")
             if inst is not None and inst.tags.get(TAG_RAY_NODE_KIND) == NODE_KIND_HEAD:
-                # The head goes (`ray down`): the cluster's secrets go with it, from every store.
+                # The head goes (`ray down`): the cluster's secrets go with it, from every store,
+                # and no provider will list this cluster again to end what is already gone.
                 delete_cluster_secrets(self.secret_stores(), self.cluster_name)
+                self._end_gone_at_teardown(asked, head=node_id)
         with self._lock:
             self._instances.pop(node_id, None)
             self._launch_times.pop(node_id, None)
+            self._terminated_times[node_id] = time.monotonic()
             self._priced.pop(node_id, None)
             self._open.discard(node_id)
             self._missing.pop(node_id, None)
@@ -1031,6 +1122,8 @@ def movable_pools(cluster_config: Mapping[str, Any]) -> list[str]:
 RISK_WINDOW_HOURS = 168.0  # the interruption history launch placement weighs (placement_risk)
 RISK_REFRESH_S = 60.0  # ... read from the ledger at most this often
 FLEET_REUSE_S = 5.0  # a launch reuses a fleet listing this young (Ray's autoscaler update interval)
+SLOW_LISTING_S = 0.5  # a listing at least this slow is answered from the last one (non_terminated_nodes)
+MAX_LISTING_AGE_S = 60.0  # ... unless that one began longer ago than this: then list and wait
 MISSING_LISTS_TO_END = 3  # listings in a row a node must be missing from before the ledger ends it
 MISSING_GRACE_S = 60.0  # ... and for at least this long (a cloud's listing can lag its launch)
 
