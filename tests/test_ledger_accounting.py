@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Iterator
+import time
 from pathlib import Path
 from typing import Any
 
@@ -254,3 +255,35 @@ def test_a_launch_records_why_its_offer_was_chosen(tmp_path: Path) -> None:
         "SELECT launch_reason FROM instances WHERE instance_id = ?", (inst.instance_id,)).fetchone()
     assert row is not None and "cheapest" in row[0]
     assert LedgerView is not None
+
+
+def test_ray_down_ends_a_node_that_was_gone_before_it(memory: tuple[dict[str, Any], MemoryWorld]) -> None:
+    """The demo's last spot node: the head's autoscaler terminated it (idle scale-down) and `ray
+    down` killed that monitor before its ledger write. `ray down`'s provider, terminating the head,
+    ends it at the first listing that missed it, not as an interruption; a node some cloud still
+    has stays open until it is terminated."""
+    from ray.autoscaler.tags import NODE_KIND_HEAD, TAG_RAY_NODE_KIND, TAG_RAY_USER_NODE_TYPE
+
+    config, world = memory
+    monitor = memory_provider(config, world)  # the head's autoscaler
+    head_type = config["available_node_types"]["head"]
+    (head,) = monitor.create_node(
+        head_type["node_config"], {TAG_RAY_NODE_KIND: NODE_KIND_HEAD, TAG_RAY_USER_NODE_TYPE: "head"}, 1)
+    (gone,) = launch_workers(monitor, config, request="r1")
+    (kept,) = launch_workers(monitor, config, request="r2")
+    del world.instances[gone.instance_id]  # terminated; the monitor died before recording it
+
+    down = memory_provider(config, world)  # `ray down`'s provider
+    before = time.time()
+    assert sorted(down.non_terminated_nodes({})) == sorted([head, kept.instance_id])
+    after = time.time()
+    down.terminate_node(head)
+    ledger = rows(config)
+    assert ledger[head].ended_at is not None
+    assert ledger[kept.instance_id].ended_at is None  # its cloud still has it: `ray down` ends it next
+    ended = ledger[gone.instance_id]
+    assert ended.ended_at is not None and before <= ended.ended_at <= after
+    assert (ended.end_reason or "").startswith("gone at teardown")
+    with Ledger(config["provider"]["ledger"], create=False) as led:
+        lives = {loc_start[1]: loc_start[3] for loc_start in led.spot_lives(0.0)}
+    assert lives[ended.launched_at] is False  # not counted as an interruption
