@@ -116,7 +116,7 @@ def moto_server() -> Iterator[str]:
         _MOTO["endpoint"] = f"http://{host}:{port}"
         atexit.register(server.stop)
     endpoint: str = _MOTO["endpoint"]
-    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10)
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=60)
     yield endpoint
 
 
