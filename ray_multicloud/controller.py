@@ -736,7 +736,7 @@ class Controller:
         at = self._io["clock"]() if now is None else now
         fleet = self.provider.fleet()
         index = self.provider.offers.index()
-        cooldowns = dict(getattr(self.provider, "_cooldowns", {}))
+        cooldowns = _cooldowns_of(self.provider, at)
         # Private machine kinds with every machine in use are no target this tick; one that frees
         # is, so a node that burst to a public cloud comes back (a price move onto the private pool).
         cooldowns.update({oid: math.inf for oid in self.provider.full_offers(fleet)})
@@ -910,7 +910,7 @@ class Controller:
             return []
         self._record_notices(noticed, at)
         fleet = self.provider.fleet()
-        cooldowns = dict(getattr(self.provider, "_cooldowns", {}))
+        cooldowns = _cooldowns_of(self.provider, at)
         cooldowns.update({oid: math.inf for oid in self.provider.full_offers(fleet)})
         index = self.provider.offers.index()
         moves, notes = notice_moves(pools, fleet, noticed, index, now=at, cooldowns=cooldowns)
@@ -1450,6 +1450,16 @@ _OVERRIDES = {
     "min_relative_saving": "min_relative_saving",
     "min_interval_s": "min_interval_s",
 }
+
+
+def _cooldowns_of(provider: Any, now: float) -> dict[OfferId, float]:
+    """The offers placement skips now: the provider's own cooldowns and the ones the autoscaler's
+    provider shared (``MultiCloudNodeProvider.cooldowns``), so a move does not try again an offer the
+    autoscaler has just found without capacity (during a spot shortage, every tick)."""
+    shared = getattr(provider, "cooldowns", None)
+    if callable(shared):
+        return dict(shared(now))
+    return dict(getattr(provider, "_cooldowns", {}))
 
 
 def hold_lock(path: Path) -> Any:
