@@ -87,7 +87,7 @@ def test_spot_goes_on_demand_fills_in_spot_returns_and_serve_keeps_answering(tmp
             # 2. Spot comes back: the controller retires the on-demand nodes beyond min_on_demand.
             load.set_phase("spot-back")
             give_back_spot(cluster)
-            cluster.wait_for(hedged, timeout_s=360, interval_s=1)
+            cluster.wait_for(hedged, timeout_s=600, interval_s=1)
             wait_steady(3, timeout_s=120)
             marks["back on spot"] = time.monotonic() - began
             load.set_phase("after")
