@@ -47,7 +47,8 @@ def test_a_malformed_board_reads_as_no_cooldown(tmp_path_factory: pytest.TempPat
     assert CooldownBoard(state).others(now=0.0)["x"] == 10.0
 
 
-def test_an_offer_the_other_process_found_full_is_skipped_and_a_refusal_here_is_shared(tmp_path: Path) -> None:
+def test_an_offer_the_other_process_found_full_is_skipped_and_a_refusal_here_is_shared(
+        tmp_path: Path) -> None:
     with memory_cloud.memory_cluster(tmp_path / "state") as (cluster, world):
         provider = memory_cloud.memory_provider(cluster, world)
         # What this pool places first when nothing is cooling down (on a provider of its own).
@@ -71,3 +72,34 @@ def test_an_offer_the_other_process_found_full_is_skipped_and_a_refusal_here_is_
         assert refused
         seen_by_other = CooldownBoard(tmp_path / "state", writer=OTHER).others(now=time.time())
         assert refused <= set(seen_by_other), (refused, seen_by_other)
+
+
+def test_the_controller_skips_the_offers_the_autoscaler_found_full(tmp_path: Path) -> None:
+    from test_spot_hedge_live import POOL, SERVE_TYPE, capacities
+
+    from ray_multicloud.types import CapacityType
+
+    with memory_cloud.memory_cluster(tmp_path / "state") as (cluster, world):
+        cluster["available_node_types"][POOL] = SERVE_TYPE
+        cluster["max_workers"] = 8
+        provider = memory_cloud.memory_provider(cluster, world)
+        spot = [o.offer_id for o in provider.offers.index().offers_for("T4")
+                if o.capacity is CapacityType.SPOT]
+        world.exhausted.update(spot)
+        for i in range(3):  # spot is gone: every node lands on on-demand (each launch retried)
+            for attempt in range(30):
+                try:
+                    memory_cloud.launch_workers(provider, cluster, node_type=POOL, request=f"r{i}-{attempt}")
+                    break
+                except LaunchFailed:
+                    continue
+        assert capacities(provider) == ["on-demand"] * 3
+        world.exhausted.clear()
+        provider._cooldowns.clear()  # this process's cooldowns run out ...
+        t = [time.time() + 3600.0]
+        # ... but the autoscaler's process has just found every spot offer full again.
+        CooldownBoard(tmp_path / "state", writer=OTHER).add({o: t[0] + 600 for o in spot}, now=time.time())
+        controller = memory_cloud.memory_controller(cluster, provider, t)
+        assert controller.tick() == []  # no move onto an offer the autoscaler was refused
+        t[0] += 700.0  # their cooldowns run out: the price moves back onto spot go ahead
+        assert [r.status for r in controller.tick()] == ["moved"]
