@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ray_multicloud.scenarios.serve_migration import POOL, serving_nodes
+from ray_multicloud.clouds.base import TAG_CAPACITY, TAG_POOL
+from ray_multicloud.scenarios.serve_migration import POOL
+from ray_multicloud.types import NodeState
 
 CONFIG = Path(__file__).resolve().parents[2] / "cluster_configs" / "local-spot-hedge.yaml"
 MIN_ON_DEMAND = 1
@@ -38,12 +40,14 @@ class Mix:
 
 
 def pool_mix(cluster: Any) -> Mix:
-    """The serving pool's mix now (from the local clouds' state, as the provider sees it)."""
-    nodes = serving_nodes(cluster)
-    up = [n for n in nodes if n.ray_node_id]
-    spot = [n for n in up if n.offer_id.endswith("/spot")]
-    return Mix(on_demand=sum(1 for n in up if n.offer_id.endswith("/on-demand")), spot=len(spot),
-               spot_clouds=frozenset(n.cloud for n in spot), starting=len(nodes) - len(up))
+    """The serving pool's mix now, from the local clouds' state as the provider sees it: a node is
+    up once its instance is ``running`` (the instance process marks it so when its Ray node has
+    started; a noticed node stays up until its deadline)."""
+    nodes = [i for i in cluster.workers() if i.tags.get(TAG_POOL) == POOL]
+    up = [i for i in nodes if i.state is NodeState.RUNNING]
+    spot = [i for i in up if i.tags.get(TAG_CAPACITY) == "spot"]
+    return Mix(on_demand=sum(1 for i in up if i.tags.get(TAG_CAPACITY) == "on-demand"), spot=len(spot),
+               spot_clouds=frozenset(i.cloud for i in spot), starting=len(nodes) - len(up))
 
 
 def withdraw_spot(cluster: Any, *, notice_s: float) -> list[str]:
