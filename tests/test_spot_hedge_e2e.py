@@ -11,7 +11,9 @@ us-west4 spot ($0.187/h): 1 on-demand + 2 spot on 2 clouds.
 2. spot comes back: the controller moves the 2 on-demand nodes beyond min_on_demand back onto spot,
    one per tick -> 1 on-demand + 2 spot on 2 clouds again; never fewer than 1 on-demand node up.
 A bounded loopback client (4 req/s) runs throughout: no request may fail.
-Timeouts are generous: on a loaded machine a node's Ray start can take tens of seconds.
+Timeouts are generous: on a loaded machine a node's Ray start can take tens of seconds. It took 222-521 s
+here (276 s at load 6-16 with every fix in; docs/serving.md has the figures), over the ~120 s an e2e
+test should take: two moves back to spot, one per controller tick, are most of it.
 """
 
 from __future__ import annotations
