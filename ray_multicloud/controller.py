@@ -101,12 +101,18 @@ from ray_multicloud.policy.rebalance import (
     regroup,
 )
 from ray_multicloud.train.progress import DeadlineJob, RunWatch
-from ray_multicloud.types import FleetNode, InstanceId, Move, NodeState, OfferId, PoolSpec
+from ray_multicloud.types import CapacityType, FleetNode, InstanceId, Move, NodeState, OfferId, PoolSpec
 from ray_multicloud.worker.drain import OWN_DRAIN_PREFIX, PREEMPTION, drain_messages, drain_node
 
 logger = logging.getLogger(__name__)
 DIRECTIVE_CHAIN = 8  # spot offers a launch directive lists at most, in the policy's order
 GONE_CHECK_S = 5.0  # a move asks the cloud this often whether a replacement not yet up has ended
+# A notice's replacements are planned at most NOTICE_ATTEMPTS times while the notice runs: a launch
+# refused for capacity cools its offer down and the group is planned again; from attempt
+# NOTICE_ON_DEMAND_FROM on, on on-demand only (a pool that allows it), as SkyServe's SpotHedge falls
+# back when spot is gone; the price moves bring such a node back to spot once spot launches again.
+NOTICE_ATTEMPTS = 4
+NOTICE_ON_DEMAND_FROM = 3
 
 
 # --------------------------------------------------------------------------- cluster view
@@ -736,7 +742,7 @@ class Controller:
         at = self._io["clock"]() if now is None else now
         fleet = self.provider.fleet()
         index = self.provider.offers.index()
-        cooldowns = dict(getattr(self.provider, "_cooldowns", {}))
+        cooldowns = _cooldowns_of(self.provider, at)
         # Private machine kinds with every machine in use are no target this tick; one that frees
         # is, so a node that burst to a public cloud comes back (a price move onto the private pool).
         cooldowns.update({oid: math.inf for oid in self.provider.full_offers(fleet)})
@@ -910,7 +916,7 @@ class Controller:
             return []
         self._record_notices(noticed, at)
         fleet = self.provider.fleet()
-        cooldowns = dict(getattr(self.provider, "_cooldowns", {}))
+        cooldowns = _cooldowns_of(self.provider, at)
         cooldowns.update({oid: math.inf for oid in self.provider.full_offers(fleet)})
         index = self.provider.offers.index()
         moves, notes = notice_moves(pools, fleet, noticed, index, now=at, cooldowns=cooldowns)
@@ -947,14 +953,49 @@ class Controller:
         return started
 
     def _notice_move(self, pool: str, group: tuple[Move, ...], not_after: float) -> None:
+        """Move ``group`` on its notice; a replacement refused for capacity is planned again (see
+        ``NOTICE_ATTEMPTS``), on on-demand only from ``NOTICE_ON_DEMAND_FROM`` on, while the notice
+        runs: during a spot shortage the replacement lands on on-demand before the node is gone,
+        not after, when the autoscaler would start over from the cheapest spot offer."""
         # "launch": the notice's own deadline stands (the drain is not brought forward).
         forward = self.migrations[pool].replace_on_notice == "restart"
+        moves = group
         try:
-            self._move_group(pool, group, not_after=not_after, drain_deadline_s=None if forward else math.inf)
+            for attempt in range(1, NOTICE_ATTEMPTS + 1):
+                results = self._move_group(pool, moves, not_after=not_after,
+                                           drain_deadline_s=None if forward else math.inf)
+                if attempt == NOTICE_ATTEMPTS or all(r.status != "launch-failed" for r in results):
+                    return
+                moves = self._replan_notice(pool, moves, not_after,
+                                            on_demand_only=attempt + 1 >= NOTICE_ON_DEMAND_FROM)
+                if not moves:
+                    return
+                logger.info("notice: replacement refused; attempt %d of %d: %s", attempt + 1, NOTICE_ATTEMPTS,
+                            ", ".join(f"{m.instance_id} -> {m.to_offer.offer_id}" for m in moves))
         except Exception:
             logger.exception("move on notice of %s failed", [str(m.instance_id) for m in group])
         finally:
             self._release(group)
+
+    def _replan_notice(self, pool: str, group: Sequence[Move], not_after: float, *,
+                       on_demand_only: bool) -> tuple[Move, ...]:
+        """``group``'s replacements planned again now (the refused offers are cooling down), on
+        on-demand only when asked and the pool allows it; empty once the notice has run out."""
+        at = self._io["clock"]()
+        if at >= not_after:
+            return ()
+        spec = self.pools[pool]
+        if on_demand_only and CapacityType.ON_DEMAND in spec.capacity_types:
+            spec = replace(spec, capacity_types=(CapacityType.ON_DEMAND,))
+        fleet = self.provider.fleet()
+        cooldowns = _cooldowns_of(self.provider, at)
+        cooldowns.update({oid: math.inf for oid in self.provider.full_offers(fleet)})
+        noticed = {m.instance_id: not_after for m in group}
+        moves, notes = notice_moves({pool: spec}, fleet, noticed, self.provider.offers.index(), now=at,
+                                    cooldowns=cooldowns)
+        for note in notes:
+            logger.info("notice: %s", note)
+        return tuple(moves)
 
     def _move_group(
         self, pool: str, group: Sequence[Move], *, drain_deadline_s: float | None = None, **extra: Any
@@ -1469,6 +1510,16 @@ def _number(*, positive: bool, upper: float | None = None) -> Callable[[str], fl
             raise argparse.ArgumentTypeError(f"{text!r}: must be at most {upper:g}")
         return value
     return parse
+
+
+def _cooldowns_of(provider: Any, now: float) -> dict[OfferId, float]:
+    """The offers placement skips now: the provider's own cooldowns and the ones the autoscaler's
+    provider shared (``MultiCloudNodeProvider.cooldowns``), so a move does not try again an offer the
+    autoscaler has just found without capacity (during a spot shortage, every tick)."""
+    shared = getattr(provider, "cooldowns", None)
+    if callable(shared):
+        return dict(shared(now))
+    return dict(getattr(provider, "_cooldowns", {}))
 
 
 def hold_lock(path: Path) -> Any:

@@ -93,6 +93,7 @@ from ray_multicloud.policy.rebalance import RebalanceConfig
 from ray_multicloud.policy.risk import observed_interruption_rates
 from ray_multicloud.pricing import load_catalog
 from ray_multicloud.pricing.board import PriceBoard, apply_board
+from ray_multicloud.pricing.cooldowns import CooldownBoard
 from ray_multicloud.pricing.feeds import build_feeds, drivers_of, endpoints_from_clouds
 from ray_multicloud.pricing.live import LivePrices
 from ray_multicloud.types import (
@@ -214,7 +215,8 @@ class MultiCloudNodeProvider(NodeProvider):
         self._background: threading.Thread | None = None  # the listing non_terminated_nodes started
         self._terminated_times: dict[str, float] = {}  # node -> time.monotonic() this process ended it
         self.answered_from: float | None = None  # set by each non_terminated_nodes (see _listing)
-        self._cooldowns: dict[OfferId, float] = {}
+        self._cooldowns: dict[OfferId, float] = {}  # this process's; cooldowns() adds the others'
+        self._cooldown_board = CooldownBoard(self.settings.state_dir)
         self._targets: dict[str, PoolSpec | Offer] = {}
         self._teams: dict[str, str] = {}  # node type -> its pool's team, learnt from its node_config
         self._priced: dict[str, float] = {}  # the last price the ledger holds for each live node
@@ -696,8 +698,7 @@ class MultiCloudNodeProvider(NodeProvider):
             candidates: tuple[Offer, ...] = (target,)
             reasons: tuple[str, ...] = (why or f"node type {node_type!r} is pinned to {target.offer_id}",)
         else:
-            with self._lock:
-                cooldowns = dict(self._cooldowns)
+            cooldowns = self.cooldowns(now)
             pool, ahead, advice, wait = self._directed(target, now, cooldowns)
             if wait:
                 raise LaunchFailed(
@@ -756,8 +757,10 @@ class MultiCloudNodeProvider(NodeProvider):
             except CapacityError as exc:
                 logger.warning("no capacity for %s (%s); cooling it down for %.0fs and trying the next offer",
                                offer.offer_id, exc, self.settings.cooldown_s)
+                until = time.time() + self.settings.cooldown_s
                 with self._lock:
-                    self._cooldowns[offer.offer_id] = time.time() + self.settings.cooldown_s
+                    self._cooldowns[offer.offer_id] = until
+                self._share_cooldown(offer.offer_id, until)
                 causes.append(exc)
                 continue
             except CloudError as exc:
@@ -813,6 +816,27 @@ class MultiCloudNodeProvider(NodeProvider):
                     self._priced[inst.instance_id] = offer.paid_price_per_hour
             return inst
         raise LaunchFailed(node_type, request_id, causes)
+
+    def cooldowns(self, now: float | None = None) -> dict[OfferId, float]:
+        """Offers placement skips now, offer id -> until (POSIX s): the ones that refused this
+        process's launches, and those the cluster's other processes (the autoscaler's provider, the
+        controller's) recorded on the shared board (``pricing.cooldowns``) that still run at ``now``;
+        the later ``until`` where both have one."""
+        at = time.time() if now is None else now
+        with self._lock:
+            out = dict(self._cooldowns)
+        for offer_id, until in self._cooldown_board.others(at).items():
+            out[offer_id] = max(until, out.get(offer_id, 0.0))
+        return out
+
+    def _share_cooldown(self, offer_id: OfferId, until: float) -> None:
+        """Put a cooldown on the shared board; a board that cannot be written only costs the other
+        processes one refused launch each, so it is logged, never raised."""
+        try:
+            self._cooldown_board.add({offer_id: until}, now=time.time())
+        except OSError as exc:
+            logger.warning("could not share the cooldown of %s on %s: %s", offer_id,
+                           self._cooldown_board.path, exc)
 
     def _find_by_key(self, cloud: Cloud, request_id: str) -> Instance | None:
         """The live node of this cluster on ``cloud`` carrying launch key ``request_id``, if any."""

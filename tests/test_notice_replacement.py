@@ -246,3 +246,43 @@ def test_each_notice_is_recorded_once_in_the_ledger(tmp_path: Path) -> None:
         assert recorded == [(old.instance_id, draining[old.instance_id])]
         (life,) = [life for life in controller.ledger.spot_lives(0.0) if life[3]]
         assert life[2] is not None  # the noticed node ended (moved), and counts as interrupted
+
+
+HEDGED = {  # a serving pool that may fall back to on-demand (tests/test_spot_hedge_live.py's)
+    "resources": {"CPU": 1, "GPU": 1, "accelerator_type:T4": 1},
+    "min_workers": 0,
+    "max_workers": 4,
+    "node_config": {
+        "pool": {"accelerator": "T4", "accelerator_count": 1, "capacity_types": ["spot", "on-demand"],
+                 "clouds": ["aws", "gcp", "azure"]},
+        "migration": {"hysteresis_seconds": 60, "max_disrupted": 1, "checkpoint_gb": 0.0,
+                      "replace_on_notice": "launch"},
+    },
+}
+
+
+def test_a_notice_in_a_spot_shortage_falls_back_to_on_demand_before_the_node_is_gone(tmp_path: Path) -> None:
+    from ray_multicloud.controller import NOTICE_ON_DEMAND_FROM
+
+    with memory_cloud.memory_cluster(tmp_path / "state") as (cluster, world):
+        cluster["available_node_types"]["hedged"] = HEDGED
+        provider = memory_cloud.memory_provider(cluster, world)
+        old = memory_cloud.launch_workers(provider, cluster, node_type="hedged", request="r1")[0]
+        assert old.tags["rmc-capacity"] == "spot"
+        # Spot is gone everywhere, and the node has its notice.
+        world.exhausted.update(o.offer_id for o in provider.offers.index().offers_for("T4")
+                               if o.capacity is CapacityType.SPOT)
+        t = [time.time()]
+        draining = {old.instance_id: t[0] + 30.0}
+        before = len(world.launch_calls)
+        controller = memory_cloud.memory_controller(
+            cluster, provider, t, nodes=busy_gcs(provider), draining=lambda _g: draining)
+        controller.answer_notices(block=True)
+        tried = world.launch_calls[before:]
+        # spot offers planned (each refused, cooled down) by the first NOTICE_ON_DEMAND_FROM - 1
+        # attempts, then on-demand: launched, the move done while the noticed node still ran.
+        assert [o.endswith("/spot") for o in tried] == [True] * (NOTICE_ON_DEMAND_FROM - 1) + [False], tried
+        result = controller.results[-1]
+        assert result.status == "moved", result
+        live = {n.instance_id: n.offer.capacity for n in provider.fleet()}
+        assert live == {InstanceId(result.new_instance_id): CapacityType.ON_DEMAND}

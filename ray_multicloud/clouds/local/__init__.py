@@ -22,7 +22,9 @@ the caller's session; ``LocalCommandRunner`` runs ``ray up``'s head commands ins
 terminating the instance ends the head's Ray processes and nothing else on the machine.
 
 Faults are configured as data (``exhausted_offers``, ``max_instances``) or recorded in the shared
-state (``outage(down_s=...)``: the whole cloud refuses launches for a while), never patched in.
+state (``outage(down_s=...)``: the whole cloud refuses launches for a while; ``withdraw("spot")``:
+the cloud's spot market empties, its spot instances are preempted and spot launches refused until
+``give_back("spot")``), never patched in.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import json
+import math
 import os
 import shlex
 import signal
@@ -48,6 +51,8 @@ from typing import Any
 from ray_multicloud.auth.secrets import FileSecretStore
 from ray_multicloud.clouds._startup import literal_instance_id, render_startup_script
 from ray_multicloud.clouds.base import (
+    TAG_CAPACITY,
+    TAG_OFFER,
     CloudFeatures,
     Instance,
     LaunchRequest,
@@ -83,6 +88,12 @@ CREATE INDEX IF NOT EXISTS by_cluster ON instances (cluster, state);
 CREATE TABLE IF NOT EXISTS outages (
     cloud TEXT PRIMARY KEY,
     down_until REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS withdrawn (
+    cloud TEXT NOT NULL,
+    capacity TEXT NOT NULL,
+    until REAL NOT NULL,
+    PRIMARY KEY (cloud, capacity)
 );
 """
 
@@ -174,6 +185,26 @@ class LocalState:
             row = conn.execute("SELECT down_until FROM outages WHERE cloud = ?", (cloud,)).fetchone()
             return None if row is None else float(row["down_until"])
 
+    def set_withdrawn_until(self, cloud: str, capacity: str, until: float | None) -> None:
+        """Record that ``cloud`` sells no ``capacity`` (a capacity type's value, e.g. ``"spot"``)
+        until the epoch time ``until`` (None: it sells it again)."""
+        with self._conn() as conn:
+            if until is None:
+                conn.execute("DELETE FROM withdrawn WHERE cloud = ? AND capacity = ?", (cloud, capacity))
+            else:
+                conn.execute(
+                    "INSERT INTO withdrawn (cloud, capacity, until) VALUES (?, ?, ?) "
+                    "ON CONFLICT(cloud, capacity) DO UPDATE SET until = excluded.until",
+                    (cloud, capacity, until),
+                )
+
+    def withdrawn_until(self, cloud: str, capacity: str) -> float | None:
+        """The epoch time until which ``cloud`` sells no ``capacity``, None when none was recorded."""
+        with self._conn() as conn:
+            row = conn.execute("SELECT until FROM withdrawn WHERE cloud = ? AND capacity = ?",
+                               (cloud, capacity)).fetchone()
+            return None if row is None else float(row["until"])
+
     def node_home(self, instance_id: str) -> Path:
         """The instance's own "disk": its HOME for commands run on it, and where its logs go."""
         home = self.dir / "nodes" / instance_id
@@ -251,6 +282,14 @@ class LocalCloud:
                     self.name, f"the cloud is down (simulated outage) for another "
                     f"{down_until - time.time():.0f} s",
                     offer_id=offer_id, code="ServiceUnavailable",
+                )
+            capacity = request.offer.capacity.value
+            withdrawn_until = self.state.withdrawn_until(self.name, capacity)
+            if withdrawn_until is not None and time.time() < withdrawn_until:
+                raise CapacityError(
+                    self.name, f"no {capacity} capacity left on the cloud (simulated shortage) for "
+                    f"another {withdrawn_until - time.time():.0f} s",
+                    offer_id=offer_id, code="InsufficientInstanceCapacity",
                 )
             if offer_id in self.exhausted_offers:
                 raise CapacityError(
@@ -376,6 +415,30 @@ class LocalCloud:
         """End a simulated outage: launches on this cloud succeed again."""
         self.state.set_down_until(self.name, None)
 
+    def withdraw(
+        self, cluster: str, capacity: str = "spot", *, notice_s: float = 30.0, down_s: float = math.inf
+    ) -> builtins.list[InstanceId]:
+        """The cloud runs out of ``capacity`` (a capacity type's value: ``"spot"``, ``"on-demand"``):
+        every live instance of ``cluster`` of that capacity is preempted (a notice now, gone
+        ``notice_s`` later, as :meth:`preempt`), and for ``down_s`` seconds from now (default: until
+        :meth:`give_back`) every launch of that capacity on this cloud, from any process sharing the
+        state directory, fails with a :class:`CapacityError` (``InsufficientInstanceCapacity``),
+        while launches of other capacity types succeed. That is how a spot market empties: the
+        provider cools the refused offers down and falls back to what the pool allows next.
+        Returns the preempted instances' ids."""
+        if not down_s > 0:
+            raise ValueError(f"down_s must be > 0, got {down_s}")
+        self.state.set_withdrawn_until(self.name, capacity, time.time() + down_s)
+        ids = [i.instance_id for i in self.list(cluster) if _capacity_of(i) == capacity]
+        for instance_id in ids:
+            with contextlib.suppress(InstanceNotFound):
+                self.preempt(instance_id, notice_s=notice_s)
+        return ids
+
+    def give_back(self, capacity: str = "spot") -> None:
+        """End a :meth:`withdraw`: launches of ``capacity`` on this cloud succeed again."""
+        self.state.set_withdrawn_until(self.name, capacity, None)
+
     def ray_node_id(self, instance_id: InstanceId) -> str | None:
         """The Ray node id the instance's node registered with (None until it is up)."""
         row = self.state.get(instance_id)
@@ -468,6 +531,14 @@ class LocalCloud:
             external_ip="127.0.0.1",
             launched_at=float(row["launched_at"]),
         )
+
+
+def _capacity_of(inst: Instance) -> str:
+    """An instance's capacity type's value: its ``rmc-capacity`` tag, else its offer id's last part."""
+    tagged = inst.tags.get(TAG_CAPACITY)
+    if tagged:
+        return tagged
+    return inst.tags.get(TAG_OFFER, "").rsplit("/", 1)[-1]
 
 
 def _bootstrap_json(boot: RayBootstrap) -> dict[str, Any]:
