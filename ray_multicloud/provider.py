@@ -327,6 +327,20 @@ class MultiCloudNodeProvider(NodeProvider):
                     self._missing.pop(node_id, None)
                     self._priced.pop(node_id, None)
 
+    def _teardown_clouds(self) -> None:
+        """At ``ray down`` (the head terminated): each cloud that leaves more than instances behind
+        a killed launch sweeps it now, without the grace its listings give launches under way
+        (``teardown(cluster)``, optional: the Azure driver's NICs). A failure is logged; the
+        cloud's next listing of the cluster, if any, sweeps again."""
+        for cloud in self.clouds.values():
+            teardown = getattr(cloud, "teardown", None)
+            if teardown is None:
+                continue
+            try:
+                teardown(self.cluster_name)
+            except CloudError as exc:
+                logger.warning("teardown of %s on %s: %s", self.cluster_name, cloud.name, exc)
+
     def _seed_open(self) -> None:
         """Once: take the ledger's running nodes of this cluster as the start of ``_open``."""
         if self._seeded or self._ledger is None:
@@ -964,6 +978,7 @@ class MultiCloudNodeProvider(NodeProvider):
                 # and no provider will list this cluster again to end what is already gone.
                 delete_cluster_secrets(self.secret_stores(), self.cluster_name)
                 self._end_gone_at_teardown(asked, head=node_id)
+                self._teardown_clouds()
         with self._lock:
             self._instances.pop(node_id, None)
             self._launch_times.pop(node_id, None)

@@ -337,3 +337,37 @@ def test_azure_orphan_nic_sweep_waits_for_its_grace_and_spares_launches_under_wa
         assert fresh.list(CLUSTER) == [] and backend.leftovers()["nics"] == [f"{name}-nic"]
         fresh._launching.clear()
         assert fresh.list(CLUSTER) == [] and backend.leftovers()["nics"] == []  # old, no VM: deleted
+
+
+def test_ray_down_right_after_a_crash_leaves_no_azure_nic(tmp_path: Path) -> None:
+    """Killed between a worker's NIC PUT and its VM PUT, then `ray down` at once, well inside
+    ``orphan_grace_s``: no listing after it would sweep that NIC; terminating the head does."""
+    from ray.autoscaler.tags import NODE_KIND_HEAD
+
+    head_config = {"offer": {"cloud": "azure", "region": "eastus", "zone": "",
+                             "instance_type": "Standard_NC6s_v3", "capacity": "on-demand",
+                             "price_per_hour": 3.06, "vcpus": 6, "memory_gib": 112}}
+    with azure_backend(tmp_path) as backend:
+        config = {**provider_config(tmp_path, backend), "auth_mode": "disabled"}
+        monitor = MultiCloudNodeProvider(config, CLUSTER, clouds={"azure": backend.crashing()})
+        (head,) = monitor.create_node(
+            head_config, {TAG_RAY_NODE_KIND: NODE_KIND_HEAD, TAG_RAY_USER_NODE_TYPE: "head"}, 1)
+        cloud = backend.crashing()
+        real = cloud._call  # type: ignore[attr-defined]
+
+        def call(*args: Any, **kwargs: Any) -> Any:  # killed at the first call after the NIC PUT
+            if len(backend.leftovers()["nics"]) == 2:
+                raise Crash("killed between the NIC PUT and the VM PUT")
+            return real(*args, **kwargs)
+
+        cloud._call = call  # type: ignore[attr-defined]
+        dying = MultiCloudNodeProvider(config, CLUSTER, clouds={"azure": cloud})
+        tags = {TAG_RAY_NODE_KIND: "worker", TAG_RAY_USER_NODE_TYPE: "v100", TAG_RAY_LAUNCH_REQUEST: "late"}
+        with pytest.raises(Crash):
+            dying.create_node_with_resources_and_labels(NODE_CONFIG, tags, 1, {"GPU": 1.0}, {})
+        assert len(backend.leftovers()["nics"]) == 2  # the head's and the orphan
+
+        down = MultiCloudNodeProvider(config, CLUSTER, clouds={"azure": backend.crashing()})
+        assert down.clouds["azure"].orphan_grace_s == 120.0  # the default: the orphan is 0 s old
+        assert ray_down(down) == [head]
+        assert nothing_left(backend.leftovers()), backend.leftovers()

@@ -15,7 +15,8 @@
   carries the cluster's tags and ``rmc-nic-created`` (epoch seconds); ``list`` deletes a NIC of
   the cluster whose VM does not exist once it is ``orphan_grace_s`` old (default 120 s, far above
   the seconds between the two PUTs, and no launch of this process is using it), so a restarted
-  provider or ``ray down`` ends it.
+  provider or ``ray down`` ends it; terminating the head (``ray down``) sweeps them at any age
+  (``teardown``).
 - **A launch right after a listing skips its VM GET** when the listing (younger than one autoscaler
   tick, ``clouds/_recent.py``) had no VM for its request; the VM PUT is create-or-update by name,
   so a VM created since is updated, not duplicated. Its private IP comes from the NIC PUT's reply.
@@ -595,10 +596,25 @@ class AzureCloud:
         self.recent.store(cluster, found)
         return found
 
+    def teardown(self, cluster: str) -> None:
+        """``ray down`` is ending ``cluster`` (its head is terminated: no process of it launches
+        any more): delete every NIC of the cluster that no VM holds, whatever its age. A provider
+        killed between a NIC PUT and its VM PUT less than ``orphan_grace_s`` before ``ray down``
+        would otherwise leave that NIC, since no listing of the cluster comes after."""
+        vms = self._call(
+            lambda: [rest_dict(vm) for vm in self._compute.virtual_machines.list(self.resource_group)]
+        )
+        nics = self._call(
+            lambda: [rest_dict(nic) for nic in self._network.network_interfaces.list(self.resource_group)]
+        )
+        self._sweep_orphan_nics(cluster, vms, nics, grace_s=0.0)
+
     def orphan_nics(self, cluster: str, vms: Sequence[Mapping[str, Any]],
-                    nics: Sequence[Mapping[str, Any]]) -> Sequence[str]:
-        """Names of ``cluster``'s NICs that no VM holds, older than ``orphan_grace_s``, and not
-        part of a launch under way in this process (a NIC without the created tag counts as old)."""
+                    nics: Sequence[Mapping[str, Any]], *, grace_s: float | None = None) -> Sequence[str]:
+        """Names of ``cluster``'s NICs that no VM holds, older than ``grace_s`` (default
+        ``orphan_grace_s``), and not part of a launch under way in this process (a NIC without the
+        created tag counts as old)."""
+        grace = self.orphan_grace_s if grace_s is None else grace_s
         vm_names = {str(vm.get("name") or str(vm.get("id", "")).rsplit("/", 1)[-1]) for vm in vms}
         held = {str(ref.get("id", "")).lower() for vm in vms
                 for ref in vm.get("properties", {}).get("networkProfile", {}).get("networkInterfaces", [])}
@@ -620,13 +636,13 @@ class AzureCloud:
                 created = float(tags.get(TAG_NIC_CREATED, "0"))
             except ValueError:
                 created = 0.0
-            if now - created >= self.orphan_grace_s:
+            if now - created >= grace:
                 out.append(name)
         return out
 
     def _sweep_orphan_nics(self, cluster: str, vms: Sequence[Mapping[str, Any]],
-                          nics: Sequence[Mapping[str, Any]]) -> None:
-        for name in self.orphan_nics(cluster, vms, nics):
+                          nics: Sequence[Mapping[str, Any]], *, grace_s: float | None = None) -> None:
+        for name in self.orphan_nics(cluster, vms, nics, grace_s=grace_s):
             logger.warning("azure cloud %r: NIC %s of cluster %r has no VM (a launch or delete that did not "
                            "finish); deleting it", self.name, name, cluster)
             try:
