@@ -278,3 +278,27 @@ def test_reader_refuses_any_bad_input_with_a_config_error(section: Any) -> None:
     if found is not None:
         assert found.spec.replica_rps > 0 and found.spec.tick_s <= found.spec.lead_s
         assert math.isfinite(found.history_s)
+
+
+def test_the_controller_ticks_the_predictive_step_for_a_serving_pool(tmp_path: Path) -> None:
+    # The local cluster's t4_spot pool with a predictive: section; the rate log says 9 req/s, the
+    # history is one tick (too short): reactive, ceil(9 / 4) = 3 nodes of t4_spot's resources.
+    from fakes import memory_cloud
+
+    from ray_multicloud.predictive_guard import PredictiveGuard
+
+    with memory_cloud.memory_cluster(tmp_path / "state") as (cluster, world):
+        t4 = cluster["available_node_types"]["t4_spot"]
+        t4["node_config"]["predictive"] = {"replica_rps": 4, "lead": "2m", "tick": "30s"}
+        provider = memory_cloud.memory_provider(cluster, world)
+        t = [1_000_000.0]
+        controller = memory_cloud.memory_controller(cluster, provider, t)
+        guard = controller.predictive
+        assert isinstance(guard, PredictiveGuard) and set(guard.pools) == {"t4_spot"}
+        request = FakeRequest()
+        guard._request = request  # no Ray here: the fake stands for request_resources
+        append_rate(rate_log_path(tmp_path / "state", cluster["cluster_name"], "t4_spot"), t[0] - 40, 9.0)
+        controller.tick()
+        shape = {k: float(v) for k, v in t4["resources"].items() if float(v) > 0}
+        assert request.calls == [[shape] * 3]
+        assert guard.plans["t4_spot"].mode == "reactive"
