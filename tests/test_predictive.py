@@ -6,11 +6,13 @@ Expected values are worked out by hand in the comments."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -302,3 +304,64 @@ def test_the_controller_ticks_the_predictive_step_for_a_serving_pool(tmp_path: P
         shape = {k: float(v) for k, v in t4["resources"].items() if float(v) > 0}
         assert request.calls == [[shape] * 3]
         assert guard.plans["t4_spot"].mode == "reactive"
+
+
+# -- known peaks in the simulator ----------------------------------------------------------------
+
+
+def test_simulator_orders_a_known_peak_ahead(tmp_path: Path) -> None:
+    """One zone, spot always there at $1/h, on-demand $3/h, ticks of 10 min over Monday 2024-01-01
+    (tick 0 = 00:00 UTC, the default trace start). Demand 1 req/s, 10 req/s from 10:00 to 11:00
+    (ticks 60..65); replicas serve 1 req/s and are ready one tick after launch. Tick 0 violates for
+    every policy (nothing is ready yet); there spot-hedge also orders 1 on-demand replica beside its
+    spot one (the spot one is not ready), released at tick 1: 3 $-ticks more.
+
+    spot-hedge without peaks: at tick 60 one replica is ready (a violation); it orders 9 spot and 9
+    on-demand, ready at 61, where the on-demand ones go. Replica-ticks: spot 60 (ticks 0-59) + 10
+    (tick 60) + 50 (61-65) + 78 (66-143) = 198, on-demand 9 + 1 -> (198 + 30) / 6 = 38 USD, 2 violations.
+
+    With the peak (mon 10:00-11:00, 10 replicas): at tick 59 (09:50) the peak opens within the 10-min
+    start-up, so 9 spot replicas are ordered then, ready at 60: 1 violation; replica-ticks 59 + 70
+    (59-65) + 78 = 207, on-demand 1 -> (207 + 3) / 6 = 35 USD. ondemand with the peak: the same 207 replica-ticks at $3/h = 103.5."""
+    from ray_multicloud.cluster_config.predictive import read_peaks_file
+    from ray_multicloud.sim.serving import Demand, FleetSpec, simulate_fleet
+    from ray_multicloud.sim.traces import TraceSet
+
+    n = 144
+    zone = TraceSet(names=("z",), regions=("r",), files=("f",), gap_seconds=600.0,
+                    counts=np.ones((1, n), dtype=np.int64), spot_prices=np.ones((1, n)),
+                    priced_by_file=(True,))
+    rps = np.ones(n)
+    rps[60:66] = 10.0
+    demand = Demand(600.0, rps, "monday peak")
+    peaks_file = tmp_path / "peaks.yaml"
+    peaks_file.write_text("peaks:\n  - {days: [mon], from: '10:00', to: '11:00', tz: UTC, replicas: 10}\n")
+    start, peaks = read_peaks_file(str(peaks_file))
+    assert start is None and [p.replicas for p in peaks] == [10]
+    base = FleetSpec(replica_rps=1.0, startup_minutes=10, min_replicas=1, extra_spot=0, downscale_minutes=10)
+    with_peaks = dataclasses.replace(base, peaks=peaks)
+
+    plain = simulate_fleet(zone, demand, base, "spot-hedge", ondemand_price=3.0)
+    assert plain.slo_violation_fraction == pytest.approx(2 / n) and plain.cost_usd == pytest.approx(38.0)
+    ahead = simulate_fleet(zone, demand, with_peaks, "spot-hedge", ondemand_price=3.0)
+    assert ahead.slo_violation_fraction == pytest.approx(1 / n) and ahead.cost_usd == pytest.approx(35.0)
+    od = simulate_fleet(zone, demand, with_peaks, "ondemand", ondemand_price=3.0)
+    assert od.slo_violation_fraction == pytest.approx(1 / n) and od.cost_usd == pytest.approx(103.5)
+    # The same peak a day later (trace_start on Sunday): tick 60 is Sunday 10:00, no peak.
+    sunday = dataclasses.replace(with_peaks, trace_start=1704067200.0 - 86400.0)
+    late = simulate_fleet(zone, demand, sunday, "spot-hedge", ondemand_price=3.0)
+    assert late.cost_usd == pytest.approx(38.0)
+
+
+def test_peaks_file_errors_name_the_file(tmp_path: Path) -> None:
+    from ray_multicloud.cluster_config.predictive import read_peaks_file
+
+    bad = tmp_path / "p.yaml"
+    bad.write_text("peaks: []\n")
+    with pytest.raises(ConfigError, match="holds no peak"):
+        read_peaks_file(str(bad))
+    bad.write_text("peak: []\n")
+    with pytest.raises(ConfigError, match="did you mean 'peaks'"):
+        read_peaks_file(str(bad))
+    with pytest.raises(ConfigError, match="cannot read"):
+        read_peaks_file(str(tmp_path / "none.yaml"))

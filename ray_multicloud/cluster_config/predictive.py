@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ray_multicloud.cluster_config.idle import parse_duration
-from ray_multicloud.cluster_config.migration import _blackout, _check_keys, _zone, read_ical
+from ray_multicloud.cluster_config.migration import _blackout, _check_keys, _instant, _zone, read_ical
 from ray_multicloud.cluster_config.pools import node_config_key
 from ray_multicloud.errors import ConfigError
 from ray_multicloud.policy.predictive import Peak, PredictiveSpec
@@ -201,3 +201,33 @@ def parse_all_predictive(cluster_config: Mapping[str, Any], *,
             if found is not None:
                 out[str(name)] = found
     return out
+
+
+PEAKS_FILE_KEYS = ("peaks", "peaks_ical", "trace_start")
+
+
+def read_peaks_file(path: str, *, now: float | None = None) -> tuple[float | None, tuple[Peak, ...]]:
+    """``simulate-serving --peaks FILE``: a YAML mapping with a pool section's ``peaks:`` and
+    ``peaks_ical:`` and, optionally, ``trace_start`` (ISO-8601 with a time zone: the wall-clock time
+    of the traces' first tick). Returns (trace_start or None, the peaks); ``ConfigError`` naming the
+    file and key on a problem."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            raw = yaml.safe_load(fh)
+    except OSError as exc:
+        raise ConfigError(path, f"cannot read the peaks file ({exc.strerror or exc})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(path, f"is not YAML: {exc}") from None
+    raw = check_section(path, raw, PEAKS_FILE_KEYS,
+                        example="{peaks: [{days: [mon-fri], from: '09:00', to: '11:00', replicas: 8}]}")
+    items = raw.get("peaks") or []
+    _list(f"{path}.peaks", items)
+    peaks = [_peak(f"{path}.peaks[{i}]", item) for i, item in enumerate(items)]
+    if raw.get("peaks_ical") is not None:
+        peaks.append(_ical_peak(f"{path}.peaks_ical", raw["peaks_ical"], now))
+    if not peaks:
+        raise ConfigError(path, "holds no peak: give peaks: [...] or peaks_ical: {...}")
+    start = None if raw.get("trace_start") is None else _instant(f"{path}.trace_start", raw["trace_start"])
+    return start, tuple(peaks)

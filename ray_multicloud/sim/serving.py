@@ -42,6 +42,14 @@ Fleet policies (:data:`FLEET_POLICIES`):
   ``forecast.MIN_SCORED_TICKS`` ticks), or no candidate within the cost bound, there is no
   forecaster and the policy is ``spot-hedge`` (the result's ``note`` says which, in one line).
 
+Known peaks (``FleetSpec.peaks``, ``policy.predictive.Peak``: the ``peaks:`` of a pool's
+``predictive:`` section, or ``simulate-serving --peaks FILE``): tick ``t`` is at wall-clock time
+``trace_start + t * tick`` (the traces carry no dates); a peak open at any instant from there to
+``startup`` later asks for its replicas at tick ``t``, so they are ordered ``startup`` ahead and are
+ready when it opens. Every policy honours them, like ``min_replicas``: ``ondemand`` and
+``spot-one-zone`` size their fleet to at least the peak; ``spot-hedge`` and ``predictive`` order the
+peak's replicas on spot (on-demand covers only what spot, ready or starting, does not).
+
 The on-demand baseline is the ``ondemand`` policy's cost on the same traces. With
 ``held_out_from = h > 0`` every figure (cost, violations, unserved, replicas) counts only ticks
 ``>= h``; the fleet is simulated from tick 0 so it enters the held-out part warm.
@@ -72,8 +80,11 @@ from ray_multicloud.policy.forecast import (
     sized,
     too_short,
 )
+from ray_multicloud.policy.predictive import Peak, open_within
 from ray_multicloud.sim.traces import TraceError, TraceSet
 
+TRACE_START = 1704067200.0
+"""The wall-clock time of tick 0 when none is given: 2024-01-01T00:00:00Z, a Monday at midnight UTC."""
 FLEET_POLICIES = ("ondemand", "spot-one-zone", "spot-hedge", "predictive")
 HEADROOM_REPLICAS = (0, 1, 2, 4, 8, 16, 32)
 """``predictive``'s backtest offers every forecaster with this many replicas of headroom on top."""
@@ -192,6 +203,8 @@ class FleetSpec:
     downscale_minutes: float = 10.0
     peak: bool = False
     max_extra_cost: float = 0.05
+    peaks: tuple[Peak, ...] = ()
+    trace_start: float = TRACE_START
 
 
 @dataclass(frozen=True, slots=True)
@@ -416,6 +429,7 @@ def _run(
         wanted = np.ceil(np.maximum(forecast + headroom, 0.0) / fleet.replica_rps - 1e-9)
         spot_ahead = np.maximum(fleet.min_replicas, wanted).astype(np.int64)
     hedged = policy in ("spot-hedge", "predictive")
+    peak_need = peak_needs(fleet, len(rate), traces.gap_seconds)
     cost = unserved = 0.0
     violations = preemptions = replica_ticks = 0
     for t in range(len(rate)):
@@ -433,6 +447,13 @@ def _run(
             target_need = min(target_need, plan_need)
             # Headroom is bought on spot alone, like spot-hedge's extra spot replicas.
             spot_plan = int(spot_ahead[max(0, t - startup) : t + 1].max())
+        if peak_need is not None and peak_need[t] > 0:
+            # A known peak opening within the start-up time: its replicas are ordered now (on spot
+            # for the hedged policies; on-demand covers only what spot does not).
+            floor = int(peak_need[t])
+            plan_need, spot_plan = max(plan_need, floor), max(spot_plan, floor)
+            if not hedged:
+                target_need = max(target_need, floor)
         for z in range(Z):
             g = spot[z]
             g.advance(t)
@@ -475,6 +496,19 @@ def _run(
             tick_costs.append(tick_cost)
         replica_ticks += od.total
     return cost, violations, unserved, preemptions, replica_ticks
+
+
+def peak_needs(fleet: FleetSpec, ticks: int, tick_seconds: float) -> npt.NDArray[np.int64] | None:
+    """Per tick, the most replicas a peak of ``fleet.peaks`` asks for, open at some instant from the
+    tick's time to ``startup`` later (None without peaks)."""
+    if not fleet.peaks:
+        return None
+    lead = fleet.startup_minutes * 60.0
+    out = np.zeros(ticks, dtype=np.int64)
+    for t in range(ticks):
+        at = fleet.trace_start + t * tick_seconds
+        out[t] = max((p.replicas for p in fleet.peaks if open_within(p.window, at, at + lead)), default=0)
+    return out
 
 
 def _place_spot(
