@@ -322,7 +322,8 @@ def test_simulator_orders_a_known_peak_ahead(tmp_path: Path) -> None:
 
     With the peak (mon 10:00-11:00, 10 replicas): at tick 59 (09:50) the peak opens within the 10-min
     start-up, so 9 spot replicas are ordered then, ready at 60: 1 violation; replica-ticks 59 + 70
-    (59-65) + 78 = 207, on-demand 1 -> (207 + 3) / 6 = 35 USD. ondemand with the peak: the same 207 replica-ticks at $3/h = 103.5."""
+    (59-65) + 78 = 207, on-demand 1 -> (207 + 3) / 6 = 35 USD. ondemand with the peak: the same 207
+    replica-ticks at $3/h = 103.5."""
     from ray_multicloud.cluster_config.predictive import read_peaks_file
     from ray_multicloud.sim.serving import Demand, FleetSpec, simulate_fleet
     from ray_multicloud.sim.traces import TraceSet
