@@ -213,7 +213,7 @@ def test_reader_defaults_and_peaks() -> None:
         {"start": "2026-11-27T00:00:00Z", "end": "2026-11-28T00:00:00Z", "replicas": 16}]})
     spec = found.spec
     assert (spec.replica_rps, spec.lead_s, spec.tick_s, spec.replicas_per_node) == (12.0, 360.0, 30.0, 1)
-    assert (spec.min_replicas, spec.max_replicas, found.history_s, found.refit_s) == (0, 16, 691200.0, 3600.0)
+    assert (spec.min_replicas, spec.max_replicas, found.history_s, found.refit_s) == (0, 16, 15 * 86400.0, 3600.0)
     assert [p.replicas for p in found.peaks] == [8, 16]
     # 2026-11-30 is a Monday; 09:30 in Berlin (UTC+1 in winter) is 08:30 UTC.
     monday = 1796027400.0  # 2026-11-30T08:30:00Z

@@ -11,7 +11,8 @@
             replicas_per_node: 1   # replicas one node of this type holds (default 1)
             lead: 6m               # node start + replica ready (default 5m)
             tick: 30s              # one sample of the rate history (default 30s)
-            history: 8d            # history kept and backtested on (default 8d: a week and a day)
+            history: 15d           # history kept and backtested on (default 15d: two weeks, the
+                                   # least a weekly season is offered with)
             refit: 1h              # choose the forecaster again this often (default 1h)
             quantile: 0.9          # of the backtest's pinball loss (default 0.9)
             min_replicas: 1        # never ask for fewer (default 0)
@@ -50,7 +51,7 @@ from ray_multicloud.schema import Field, Section, boolean, check_section, number
 
 DEFAULT_LEAD_S = 300.0
 DEFAULT_TICK_S = 30.0
-DEFAULT_HISTORY_S = 8 * 86_400.0
+DEFAULT_HISTORY_S = 15 * 86_400.0
 DEFAULT_REFIT_S = 3600.0
 
 

@@ -6,8 +6,8 @@ controller), so they meet in ``provider.state_dir`` as the launch directives do:
 - ``rates-<cluster>-<pool>.csv``: the deployment's measured request rate, one ``time,rate`` line
   per sample (POSIX seconds, requests per second over the meter's window), appended by
   ``SloAutoscalingPolicy`` at most every ``rate_every_s``. When the file passes ``max_bytes`` the
-  writer rewrites it with its newest half (atomically), so it holds about a week at one sample every
-  10 s and never grows without bound. Read by ``predictive_guard``, which keeps what it needs.
+  writer rewrites it with its newest half (atomically), so it holds two to four weeks at one sample
+  every 10 s and never grows without bound. Read by ``predictive_guard``, which keeps what it needs.
 - ``predicted-<cluster>.json``: ``{pool: {"replicas": n, "at": time, "reason": text}}``, the replica
   floor the predictive step asks for, replaced atomically each tick; the Serve policy keeps at least
   that many replicas while the entry is younger than its ``max_age_s``.
@@ -27,8 +27,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-MAX_BYTES = 4_000_000
-"""A rate log past this size is cut to its newest half (about 24 bytes a line: ~80,000 samples)."""
+MAX_BYTES = 6_000_000
+"""A rate log past this size is cut to its newest half (about 24 bytes a line: 250,000 samples, four
+weeks at one every 10 s; cut, it keeps two, the ``predictive:`` default history of 15 days)."""
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
