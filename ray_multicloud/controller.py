@@ -842,6 +842,7 @@ class Controller:
                 logger.exception("idle governance failed this tick")
         if self.predictive is not None:
             try:
+                self.predictive.observe(fleet, nodes_or_none(self._io["nodes"], self.gcs_address), at)
                 self.predictive.tick(at)
             except Exception:
                 logger.exception("predictive capacity failed this tick")

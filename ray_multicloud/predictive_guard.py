@@ -20,6 +20,14 @@ Each controller tick, for every serving pool with a ``predictive:`` section
    the pool's Serve autoscaling policy keeps at least that many replicas while the floor is fresh,
    so the replicas start on the nodes as they come up, not after the demand arrives.
 
+**The lead.** A pool whose section gives no ``lead:`` has it measured: ``observe`` (called by the
+controller each tick with the provider's fleet and the GCS's node table) records, for each node of
+the pool launched while the controller watches, the time from its launch (``FleetNode.launched_at``,
+the provider's tag) to the first tick its Ray node is alive (an upper bound, one tick coarse); from the
+third such start on, the lead is their median (of the last ``KEEP_STARTS``) plus ``replica_ready``
+(``policy.predictive.lead_from_starts``). The starts live in this process: a restarted controller
+uses the configured default until it has measured three again.
+
 A pool whose section says ``enabled: false`` asks for nothing. While the cluster is hibernated
 (``idle_guard``) this step asks for nothing either and leaves Ray's standing request alone (a
 restore's request stands until the next plan replaces it).
@@ -30,6 +38,7 @@ fakes; the defaults are the rate log, Ray's ``request_resources`` and the floors
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -39,12 +48,14 @@ from typing import Any
 
 from ray_multicloud.cluster_config.predictive import PoolPredictive
 from ray_multicloud.policy.forecast import Candidate
-from ray_multicloud.policy.predictive import CapacityPlan, bucket, plan_capacity
+from ray_multicloud.policy.predictive import CapacityPlan, bucket, lead_from_starts, plan_capacity
 from ray_multicloud.serve.rate_log import floor_path, publish_floors, rate_log_path, read_rates
 
 logger = logging.getLogger(__name__)
 
 Bundles = list[dict[str, float]]
+KEEP_STARTS = 20
+"""Node starts kept per pool for the measured lead."""
 
 
 def ray_request(bundles: Bundles) -> None:
@@ -59,6 +70,7 @@ class _Fit:
     candidate: Candidate | None = None
     at: float = float("-inf")
     mode: str = ""
+    lead_s: float = 0.0
 
 
 class PredictiveGuard:
@@ -96,19 +108,56 @@ class PredictiveGuard:
         self._fits: dict[str, _Fit] = {name: _Fit() for name in self.pools}
         self._requested: Bundles | None = None
         self.plans: dict[str, CapacityPlan] = {}
+        self.starts: dict[str, list[float]] = {name: [] for name in self.pools}
+        self._seen: set[str] = set()
+        self._watching_since: float | None = None
+
+    def observe(self, fleet: Sequence[Any], ray_nodes: Mapping[str, Any] | None, now: float) -> None:
+        """Record node starts (module docstring): ``fleet``, the provider's ``FleetNode``s;
+        ``ray_nodes``, the GCS's nodes by instance id (``controller.ray_nodes``; None: unreadable)."""
+        if ray_nodes is None:
+            return
+        if self._watching_since is None:
+            self._watching_since = now
+        for node in fleet:
+            iid = str(node.instance_id)
+            if node.pool not in self.pools or iid in self._seen:
+                continue
+            ray_node = ray_nodes.get(iid)
+            if ray_node is None or not ray_node.alive:
+                continue
+            self._seen.add(iid)
+            if node.launched_at >= self._watching_since and now >= node.launched_at:
+                starts = self.starts[node.pool]
+                starts.append(now - float(node.launched_at))
+                del starts[:-KEEP_STARTS]
+                logger.info("predictive %s: node %s started in %.0f s (launch to Ray node alive)",
+                            node.pool, iid, now - float(node.launched_at))
+
+    def lead_s(self, pool: str) -> float:
+        """The pool's lead now: configured, or measured (module docstring)."""
+        cfg = self.pools[pool]
+        if cfg.lead_measured:
+            measured = lead_from_starts(self.starts[pool], cfg.replica_ready_s)
+            if measured is not None:
+                return max(cfg.spec.tick_s, measured)
+        return cfg.spec.lead_s
 
     def plan(self, pool: str, now: float) -> CapacityPlan:
         """This tick's plan for ``pool`` (reads its history; re-chooses the forecaster when due)."""
         cfg = self.pools[pool]
         spec = cfg.spec
+        lead = self.lead_s(pool)
+        if lead != spec.lead_s:
+            spec = dataclasses.replace(spec, lead_s=lead)
         samples = self._read(pool, now - cfg.history_s - spec.tick_s)
         history = bucket(samples, tick_s=spec.tick_s, now=now, keep_s=cfg.history_s)
         fit = self._fits[pool]
-        due = fit.candidate is None or now - fit.at >= cfg.refit_s
+        due = fit.candidate is None or now - fit.at >= cfg.refit_s or fit.lead_s != spec.lead_s
         result = plan_capacity(history, spec, now=now, peaks=cfg.peaks,
                                candidate=None if due else fit.candidate)
         if due and result.forecaster is not None:
-            fit.candidate, fit.at = result.forecaster, now
+            fit.candidate, fit.at, fit.lead_s = result.forecaster, now, spec.lead_s
             logger.info("predictive %s: forecaster %s chosen by backtest on %d ticks", pool,
                         result.forecaster.name, len(history))
         if result.mode != fit.mode:

@@ -213,7 +213,8 @@ def test_reader_defaults_and_peaks() -> None:
         {"start": "2026-11-27T00:00:00Z", "end": "2026-11-28T00:00:00Z", "replicas": 16}]})
     spec = found.spec
     assert (spec.replica_rps, spec.lead_s, spec.tick_s, spec.replicas_per_node) == (12.0, 360.0, 30.0, 1)
-    assert (spec.min_replicas, spec.max_replicas, found.history_s, found.refit_s) == (0, 16, 15 * 86400.0, 3600.0)
+    assert (spec.min_replicas, spec.max_replicas) == (0, 16)
+    assert (found.history_s, found.refit_s, found.lead_measured) == (15 * 86400.0, 3600.0, False)
     assert [p.replicas for p in found.peaks] == [8, 16]
     # 2026-11-30 is a Monday; 09:30 in Berlin (UTC+1 in winter) is 08:30 UTC.
     monday = 1796027400.0  # 2026-11-30T08:30:00Z
@@ -366,3 +367,32 @@ def test_peaks_file_errors_name_the_file(tmp_path: Path) -> None:
         read_peaks_file(str(bad))
     with pytest.raises(ConfigError, match="cannot read"):
         read_peaks_file(str(tmp_path / "none.yaml"))
+
+
+def test_guard_measures_the_lead_from_node_starts(tmp_path: Path) -> None:
+    # No lead: written -> measured. The controller first watches at t = 1000. Node "old" was launched
+    # before (skipped: its start was not seen). a, b, c launch at 1000, 1010, 1020 and are first seen
+    # alive at 1200, 1260, 1250: starts 200, 250, 230; median 230 + replica_ready 45 s = 275 s.
+    from types import SimpleNamespace as NS
+
+    cfg = parse_predictive("serve_pool", {"predictive": {"replica_rps": 5, "replica_ready": "45s"}})
+    assert cfg is not None and cfg.lead_measured and cfg.spec.lead_s == 300.0
+    guard = PredictiveGuard("c", tmp_path, {"serve_pool": cfg}, {"serve_pool": {"GPU": 1}},
+                            read=lambda pool, since: [], request=FakeRequest(), publish=lambda f: None)
+    alive, pending = NS(alive=True), NS(alive=False)
+
+    def node(iid: str, at: float, pool: str = "serve_pool") -> Any:
+        return NS(instance_id=iid, pool=pool, launched_at=at)
+
+    fleet = [node("old", 500.0), node("a", 1000.0), node("b", 1010.0), node("c", 1020.0),
+             node("x", 1000.0, "cpu")]
+    guard.observe(fleet, {"old": alive, "a": pending, "b": pending, "x": alive}, 1000.0)
+    guard.observe(fleet, {"old": alive, "a": alive, "b": pending, "c": pending}, 1200.0)
+    assert guard.lead_s("serve_pool") == 300.0  # one start: the configured default
+    guard.observe(fleet, {"a": alive, "b": pending, "c": alive}, 1250.0)
+    guard.observe(fleet, {"a": alive, "b": alive, "c": alive}, 1260.0)
+    guard.observe(fleet, None, 1270.0)  # an unreadable GCS changes nothing
+    assert guard.starts["serve_pool"] == [200.0, 230.0, 250.0]
+    assert guard.lead_s("serve_pool") == 275.0
+    fixed = parse_predictive("serve_pool", {"predictive": {"replica_rps": 5, "lead": "6m"}})
+    assert fixed is not None and not fixed.lead_measured

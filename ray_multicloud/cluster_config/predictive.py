@@ -9,7 +9,8 @@
           predictive:
             replica_rps: 12        # requests/s one replica serves within the SLO (required)
             replicas_per_node: 1   # replicas one node of this type holds (default 1)
-            lead: 6m               # node start + replica ready (default 5m)
+            lead: 6m               # node start + replica ready; without it: measured (below)
+            replica_ready: 60s     # replica start + model load, added to measured node starts
             tick: 30s              # one sample of the rate history (default 30s)
             history: 15d           # history kept and backtested on (default 15d: two weeks, the
                                    # least a weekly season is offered with)
@@ -26,6 +27,10 @@
 A peak window is written as a ``migration.blackouts`` window (``cluster_config.migration``: a weekly
 ``{days, from, to, tz}`` or a one-off ``{start, end, tz}``) plus ``replicas``; ``peaks_ical`` reads
 an iCalendar file's events as ``migration.blackouts_ical`` does, each event a peak of ``replicas``.
+The lead: a ``lead:`` given is used as written. Without one, the controller measures the pool's node
+starts (launch to its Ray node alive, as it sees them; ``predictive_guard``) and, from the third on,
+uses their median plus ``replica_ready`` (default 60 s); until then 5 minutes.
+
 Durations are a number of seconds or ``20s`` / ``30m`` / ``4h`` / ``1d`` (``cluster_config.idle``).
 
 Contract: pure but for ``peaks_ical``'s file (read with the clock for the recurrence horizon
@@ -53,6 +58,7 @@ DEFAULT_LEAD_S = 300.0
 DEFAULT_TICK_S = 30.0
 DEFAULT_HISTORY_S = 15 * 86_400.0
 DEFAULT_REFIT_S = 3600.0
+DEFAULT_REPLICA_READY_S = 60.0
 
 
 def _duration(key: str, value: Any) -> None:
@@ -72,6 +78,7 @@ SECTION = Section(
                              doc="requests/s one replica serves within the SLO, e.g. replica_rps: 12"),
         "replicas_per_node": Field(number(minimum=1, integer=True)),
         "lead": Field(_duration),
+        "replica_ready": Field(_duration),
         "tick": Field(_duration),
         "history": Field(_duration),
         "refit": Field(_duration),
@@ -96,6 +103,8 @@ class PoolPredictive:
     history_s: float = DEFAULT_HISTORY_S
     refit_s: float = DEFAULT_REFIT_S
     enabled: bool = True
+    lead_measured: bool = False  # no ``lead:`` written: measured node starts + replica_ready_s
+    replica_ready_s: float = DEFAULT_REPLICA_READY_S
 
     def describe(self) -> str:
         s = self.spec
@@ -121,6 +130,8 @@ def parse_predictive(node_type: str, node_config: Mapping[str, Any], *,
     tick = parse_duration(f"{key}.tick", raw["tick"]) if "tick" in raw else DEFAULT_TICK_S
     history = parse_duration(f"{key}.history", raw["history"]) if "history" in raw else DEFAULT_HISTORY_S
     refit = parse_duration(f"{key}.refit", raw["refit"]) if "refit" in raw else DEFAULT_REFIT_S
+    ready = (parse_duration(f"{key}.replica_ready", raw["replica_ready"]) if "replica_ready" in raw
+             else DEFAULT_REPLICA_READY_S)
     if tick > lead:
         raise ConfigError(f"{key}.tick", f"{tick:g} s is longer than lead ({lead:g} s): a forecast one "
                           "tick ahead would come too late; make tick at most the lead")
@@ -149,7 +160,8 @@ def parse_predictive(node_type: str, node_config: Mapping[str, Any], *,
                                   else f"{key}.peaks_ical.replicas",
                                   f"{p.replicas} is above max_replicas ({maximum}); raise max_replicas "
                                   "or ask the peak for fewer")
-    return PoolPredictive(str(node_type), spec, tuple(peaks), history, refit, bool(raw.get("enabled", True)))
+    return PoolPredictive(str(node_type), spec, tuple(peaks), history, refit, bool(raw.get("enabled", True)),
+                          lead_measured="lead" not in raw, replica_ready_s=ready)
 
 
 def _replicas(key: str, value: object) -> int:

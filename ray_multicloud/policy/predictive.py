@@ -116,6 +116,22 @@ class CapacityPlan:
     reason: str
 
 
+MIN_STARTS = 3
+"""The fewest node starts measured before a measured lead replaces the configured one."""
+
+
+def lead_from_starts(starts: Sequence[float], replica_ready_s: float) -> float | None:
+    """The lead measured on this cluster: the median of the pool's node starts (launch to Ray node
+    alive, seconds) plus ``replica_ready_s`` (replica start and model load, configured); None with
+    fewer than ``MIN_STARTS`` starts."""
+    if len(starts) < MIN_STARTS:
+        return None
+    ordered = sorted(float(s) for s in starts)
+    mid = len(ordered) // 2
+    median = ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2.0
+    return median + replica_ready_s
+
+
 def replicas_for(rate: float, replica_rps: float) -> int:
     """Replicas that serve ``rate`` requests/s at ``replica_rps`` each (0 for no demand)."""
     return max(0, math.ceil(max(0.0, rate) / replica_rps - 1e-9))
