@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -49,7 +50,7 @@ from typing import Any
 from ray_multicloud.cluster_config.predictive import PoolPredictive
 from ray_multicloud.policy.forecast import Candidate
 from ray_multicloud.policy.predictive import CapacityPlan, bucket, lead_from_starts, plan_capacity
-from ray_multicloud.serve.rate_log import floor_path, publish_floors, rate_log_path, read_rates
+from ray_multicloud.serve.rate_log import RateTail, floor_path, publish_floors, rate_log_path
 
 logger = logging.getLogger(__name__)
 
@@ -98,8 +99,8 @@ class PredictiveGuard:
             if not self.shapes.get(name):
                 raise ValueError(f"node type {name!r} has a predictive: section but no resources to ask "
                                  "for; give it resources: (e.g. {CPU: 4, GPU: 1})")
-        self._read = read or (lambda pool, since: read_rates(
-            rate_log_path(self.state_dir, cluster_name, pool), since=since))
+        tails = {name: RateTail(rate_log_path(self.state_dir, cluster_name, name)) for name in self.pools}
+        self._read = read or (lambda pool, since: tails[pool].samples(since))
         self._request = request
         self._publish = publish or (lambda floors: publish_floors(
             floor_path(self.state_dir, cluster_name), floors))
@@ -109,6 +110,7 @@ class PredictiveGuard:
         self._requested: Bundles | None = None
         self.plans: dict[str, CapacityPlan] = {}
         self.starts: dict[str, list[float]] = {name: [] for name in self.pools}
+        self._history: dict[str, tuple[int, list[float]]] = {}
         self._seen: set[str] = set()
         self._watching_since: float | None = None
 
@@ -144,14 +146,22 @@ class PredictiveGuard:
         return cfg.spec.lead_s
 
     def plan(self, pool: str, now: float) -> CapacityPlan:
-        """This tick's plan for ``pool`` (reads its history; re-chooses the forecaster when due)."""
+        """This tick's plan for ``pool`` (re-chooses the forecaster when due). The history is read
+        once per history ``tick`` (until the next one completes it cannot change); peaks and the
+        forecast are judged at every call."""
         cfg = self.pools[pool]
         spec = cfg.spec
         lead = self.lead_s(pool)
         if lead != spec.lead_s:
             spec = dataclasses.replace(spec, lead_s=lead)
-        samples = self._read(pool, now - cfg.history_s - spec.tick_s)
-        history = bucket(samples, tick_s=spec.tick_s, now=now, keep_s=cfg.history_s)
+        tick = math.floor(now / spec.tick_s)
+        cached = self._history.get(pool)
+        if cached is not None and cached[0] == tick:
+            history = cached[1]  # no tick of history completed since: not read again
+        else:
+            samples = self._read(pool, now - cfg.history_s - spec.tick_s)
+            history = bucket(samples, tick_s=spec.tick_s, now=now, keep_s=cfg.history_s)
+            self._history[pool] = (tick, history)
         fit = self._fits[pool]
         due = fit.candidate is None or now - fit.at >= cfg.refit_s or fit.lead_s != spec.lead_s
         result = plan_capacity(history, spec, now=now, peaks=cfg.peaks,

@@ -396,3 +396,23 @@ def test_guard_measures_the_lead_from_node_starts(tmp_path: Path) -> None:
     assert guard.lead_s("serve_pool") == 275.0
     fixed = parse_predictive("serve_pool", {"predictive": {"replica_rps": 5, "lead": "6m"}})
     assert fixed is not None and not fixed.lead_measured
+
+
+def test_rate_tail_reads_only_what_was_appended(tmp_path: Path) -> None:
+    from ray_multicloud.serve.rate_log import RateTail
+
+    log = tmp_path / "r.csv"
+    tail = RateTail(log)
+    assert tail.samples(0.0) == []  # no file yet
+    append_rate(log, 1.0, 2.0)
+    append_rate(log, 2.0, 3.0)
+    assert tail.samples(0.0) == [(1.0, 2.0), (2.0, 3.0)]
+    with log.open("a") as fh:
+        fh.write("3.000,4\n4.0")  # the last line is still being written
+    assert tail.samples(1.5) == [(2.0, 3.0), (3.0, 4.0)]  # older than since: dropped
+    with log.open("a") as fh:
+        fh.write("00,5\n")
+    assert tail.samples(1.5) == [(2.0, 3.0), (3.0, 4.0), (4.0, 5.0)]
+    log.unlink()  # rewritten (cut) by the writer: read afresh
+    append_rate(log, 9.0, 1.0)
+    assert tail.samples(0.0) == [(9.0, 1.0)]

@@ -228,19 +228,23 @@ def bucket(samples: Sequence[tuple[float, float]], *, tick_s: float, now: float,
         raise ValueError(f"tick_s and keep_s must be > 0, got {tick_s}, {keep_s}")
     end = math.floor(now / tick_s)  # the running tick's index; ticks [first, end) are complete
     first = end - math.floor(keep_s / tick_s)
-    sums: dict[int, float] = {}
-    counts: dict[int, int] = {}
-    for at, value in samples:
-        i = math.floor(at / tick_s)
-        if first <= i < end and math.isfinite(value):
-            sums[i] = sums.get(i, 0.0) + max(0.0, value)
-            counts[i] = counts.get(i, 0) + 1
-    if not counts:
+    if not samples:
         return []
+    data = np.asarray(samples, dtype=np.float64).reshape(-1, 2)
+    index = np.floor(data[:, 0] / tick_s)
+    keep = (index >= first) & (index < end) & np.isfinite(data[:, 1])
+    if not keep.any():
+        return []
+    index = (index[keep] - first).astype(np.int64)
+    values = np.maximum(data[keep, 1], 0.0)
+    span = end - first
+    sums = np.bincount(index, weights=values, minlength=span)
+    counts = np.bincount(index, minlength=span)
+    start = int(index.min())  # history starts at the first tick that has a sample
     out: list[float] = []
     last = 0.0
-    for i in range(min(counts), end):  # history starts at the first tick that has a sample
-        if i in counts:
-            last = sums[i] / counts[i]
+    for i in range(start, span):
+        if counts[i]:
+            last = float(sums[i] / counts[i])
         out.append(last)
     return out

@@ -78,6 +78,47 @@ def read_rates(path: str | Path, *, since: float = -math.inf) -> list[tuple[floa
         text = Path(path).read_text(encoding="utf-8", errors="replace")
     except OSError:
         return []
+    return _parse(text, since)
+
+
+class RateTail:
+    """An incremental reader of one rate log: ``samples(since)`` reads only what was appended since
+    the last call (the whole file again when it was rewritten or cut) and keeps the samples at or
+    after ``since``. For the controller, which asks every tick."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._key: tuple[int, int] | None = None  # (inode, device) of the file read
+        self._offset = 0
+        self._samples: list[tuple[float, float]] = []
+
+    def samples(self, since: float) -> list[tuple[float, float]]:
+        try:
+            st = self.path.stat()
+        except OSError:
+            self._key, self._offset, self._samples = None, 0, []
+            return []
+        key = (st.st_ino, st.st_dev)
+        if key != self._key or st.st_size < self._offset:
+            self._key, self._offset, self._samples = key, 0, []
+        if st.st_size > self._offset:
+            try:
+                with self.path.open("rb") as fh:
+                    fh.seek(self._offset)
+                    chunk = fh.read(st.st_size - self._offset)
+            except OSError:
+                return [s for s in self._samples if s[0] >= since]
+            complete = chunk.rfind(b"\n") + 1  # a line still being written waits for the next call
+            self._offset += complete
+            self._samples.extend(_parse(chunk[:complete].decode("utf-8", errors="replace"), -math.inf))
+        cut = 0
+        while cut < len(self._samples) and self._samples[cut][0] < since:
+            cut += 1
+        del self._samples[:cut]
+        return list(self._samples)
+
+
+def _parse(text: str, since: float) -> list[tuple[float, float]]:
     out: list[tuple[float, float]] = []
     for line in text.splitlines():
         at_text, sep, rate_text = line.partition(",")
