@@ -126,9 +126,10 @@ def start_ticks(ts: TraceSet, demand: Demand, n: int) -> list[int]:
 
 
 def run_case(
-    s: SetSpec, ts: TraceSet, d: DemandSpec, demand: Demand, n_starts: int, held_out_from: float
+    s: SetSpec, ts: TraceSet, d: DemandSpec, demand: Demand, n_starts: int, held_out_from: float,
+    margins: tuple[float, ...] = (1.0,),
 ) -> Case:
-    fleet = FleetSpec(replica_rps=float(demand.rps.mean()) / REPLICAS_AT_MEAN)
+    fleet = FleetSpec(replica_rps=float(demand.rps.mean()) / REPLICAS_AT_MEAN, margins=margins)
     starts = start_ticks(ts, demand, n_starts)
     runs: dict[str, list[tuple[float, float, float]]] = {p: [] for p in FLEET_POLICIES}
     forecasters: list[str] = []
@@ -333,11 +334,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--held-out-from", type=float, default=0.5, metavar="F",
                     help="count only the ticks after this fraction of each run; predictive chooses its "
                     "forecaster on the ticks before (default 0.5)")
+    ap.add_argument("--margins", default="1", metavar="M,M",
+                    help="predictive: forecast margins offered to the backtest besides the spot headroom "
+                    "(the margin's part is bought on spot only; default 1: none)")
     args = ap.parse_args(argv)
+    margins = tuple(float(m) for m in args.margins.split(","))
     n_starts = args.starts if args.starts is not None else (2 if args.quick else 8)
     command = ".venv/bin/python benchmarks/bench_fleet.py" + (" --quick" if args.quick else "")
     command += f" --starts {args.starts}" if args.starts is not None else ""
     command += f" --held-out-from {args.held_out_from:g}" if args.held_out_from != 0.5 else ""
+    command += f" --margins {args.margins}" if margins != (1.0,) else ""
     t0 = time.perf_counter()
     demands = [(d, load_demand(DEMAND_DIR / d.path)) for d in DEMANDS]
     sets = [SETS[i] for i in QUICK_SETS] if args.quick else list(SETS)
@@ -345,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     for s in sets:
         ts = load_traces([SHARED / s.folder], default_spot_price=SPOT_RATIO * s.ondemand, pattern=s.pattern)
         for d, demand in demands:
-            cases.append(run_case(s, ts, d, demand, n_starts, args.held_out_from))
+            cases.append(run_case(s, ts, d, demand, n_starts, args.held_out_from, margins))
             print(
                 f"{len(cases)}/{len(sets) * len(demands)} {s.label} x {d.label} "
                 f"({time.perf_counter() - t0:.0f} s)",

@@ -205,6 +205,7 @@ class FleetSpec:
     max_extra_cost: float = 0.05
     peaks: tuple[Peak, ...] = ()
     trace_start: float = TRACE_START
+    margins: tuple[float, ...] = (1.0,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,7 +266,7 @@ def simulate_fleet(
     if start >= len(rate):
         raise TraceError(f"nothing left to evaluate after the first {held_out_from:.0%} of {len(rate)} ticks")
     forecast: npt.NDArray[np.float64] | None = None
-    headroom = 0.0
+    headroom: float | npt.NDArray[np.float64] = 0.0
     chosen: Choice | None = None
     note = ""
     if policy == "predictive":
@@ -278,7 +279,7 @@ def simulate_fleet(
         hours = len(history) * traces.gap_seconds / 3600
         short = too_short(len(history), startup)
         if not short:
-            pool = sized(candidates(traces.gap_seconds, len(history), startup),
+            pool = sized(candidates(traces.gap_seconds, len(history), startup), margins=fleet.margins,
                          pluses=[k * fleet.replica_rps for k in HEADROOM_REPLICAS])
             chosen = choose(history, traces.gap_seconds, startup, pool=pool,
                             score=_backtest(past, history, fleet, ondemand_price))
@@ -290,8 +291,7 @@ def simulate_fleet(
             note = (f"no forecaster kept the fleet within {fleet.max_extra_cost:.0%} of spot-hedge's cost on "
                     f"the {hours:.1f} h of history: scaled reactively, as spot-hedge")
         else:
-            forecast = forecast_series(rate, dataclasses.replace(chosen.best, plus=0.0), startup)
-            headroom = chosen.best.plus
+            forecast, headroom = _split(rate, chosen.best, startup)
     run = _run(traces, rate, fleet, policy, ondemand_price, forecast, start, headroom)
     base = run if policy == "ondemand" else _run(traces, rate, fleet, "ondemand", ondemand_price, None, start)
     cost, violations, unserved, pre, replicas = run
@@ -332,9 +332,13 @@ def _backtest(
             hedge: list[float] = []
             _run(traces, rate, fleet, "spot-hedge", od_price, None, first, tick_costs=hedge)
             reference[first] = hedge
-        base_series = series - c.plus  # on-demand covers the forecast, spot also the headroom
+        # On-demand covers the base forecast; spot also the headroom (the plus, and the margin's part).
+        if c.margin == 1.0:
+            base_series, headroom = series - c.plus, c.plus
+        else:
+            base_series, headroom = _split(rate, c, _lead(fleet, traces))
         costs: list[float] = []
-        cost, violations, *_ = _run(traces, rate, fleet, "predictive", od_price, base_series, first, c.plus,
+        cost, violations, *_ = _run(traces, rate, fleet, "predictive", od_price, base_series, first, headroom,
                                     tick_costs=costs)
         bound = 1.0 + fleet.max_extra_cost
         if any(mine > bound * ref for mine, ref in zip(folds(costs), folds(reference[first]), strict=True)):
@@ -343,6 +347,20 @@ def _backtest(
         return violations + (cost / base if base > 0 else 0.0) / (2.0 + fleet.max_extra_cost)
 
     return score
+
+
+def _lead(fleet: FleetSpec, traces: TraceSet) -> int:
+    return _ticks(fleet.startup_minutes, traces.gap_seconds)
+
+
+def _split(rate: npt.NDArray[np.float64], c: Candidate,
+           lead: int) -> tuple[npt.NDArray[np.float64], float | npt.NDArray[np.float64]]:
+    """``c``'s forecast as (base forecast, spot-only headroom): the headroom is ``c.plus`` plus,
+    for a margin above 1, the part of the forecast the margin adds."""
+    base = forecast_series(rate, dataclasses.replace(c, margin=1.0, plus=0.0), lead)
+    if c.margin == 1.0:
+        return base, c.plus
+    return base, (c.margin - 1.0) * np.maximum(base, 0.0) + c.plus
 
 
 def _label(c: Candidate, replica_rps: float) -> str:
@@ -402,7 +420,7 @@ def _run(
     od_price: float,
     forecast: npt.NDArray[np.float64] | None,
     start: int,
-    headroom: float = 0.0,
+    headroom: float | npt.NDArray[np.float64] = 0.0,
     *,
     tick_costs: list[float] | None = None,
 ) -> tuple[float, int, float, int, int]:
