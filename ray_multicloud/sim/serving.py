@@ -333,6 +333,7 @@ def _backtest(
             _run(traces, rate, fleet, "spot-hedge", od_price, None, first, tick_costs=hedge)
             reference[first] = hedge
         # On-demand covers the base forecast; spot also the headroom (the plus, and the margin's part).
+        headroom: float | npt.NDArray[np.float64]
         if c.margin == 1.0:
             base_series, headroom = series - c.plus, c.plus
         else:
