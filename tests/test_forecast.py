@@ -280,3 +280,8 @@ def test_a_margin_above_one_is_spot_only_headroom() -> None:
     assert base.tolist() == [2.0, 4.0] and np.asarray(headroom).tolist() == [3.0, 4.0]
     base, headroom = _split(np.array([2.0, 4.0]), Candidate("persistence", plus=2.0), 1)
     assert base.tolist() == [2.0, 4.0] and headroom == 2.0
+
+
+def test_recent_max_on_a_history_shorter_than_its_window() -> None:
+    # recent-max/5 on 3 ticks [1, 3, 2]: the running max of what there is (hypothesis found the crash).
+    assert forecast_series(np.array([1.0, 3.0, 2.0]), Candidate("recent-max", 5), 0).tolist() == [1, 3, 3]
