@@ -416,3 +416,21 @@ def test_rate_tail_reads_only_what_was_appended(tmp_path: Path) -> None:
     log.unlink()  # rewritten (cut) by the writer: read afresh
     append_rate(log, 9.0, 1.0)
     assert tail.samples(0.0) == [(9.0, 1.0)]
+
+
+def test_plan_refuses_a_predictive_pool_without_resources(tmp_path: Path) -> None:
+    from fakes import memory_cloud
+
+    from ray_multicloud.cluster_config.cluster import check_cluster
+
+    with memory_cloud.memory_cluster(tmp_path / "state") as (cluster, world):
+        t4 = cluster["available_node_types"]["t4_spot"]
+        t4["node_config"]["predictive"] = {"replica_rps": 4}
+        t4["resources"] = {}
+        with pytest.raises(ConfigError) as err:
+            check_cluster(cluster, clouds=world.clouds(cluster))
+        assert err.value.key == "available_node_types.t4_spot.resources"
+        t4["resources"] = {"CPU": 1}
+        t4["node_config"]["predictive"] = {"replica_rps": 4, "lead": "1m", "tick": "5m"}
+        with pytest.raises(ConfigError, match=r"predictive\.tick"):
+            check_cluster(cluster, clouds=world.clouds(cluster))

@@ -133,7 +133,12 @@ def check_node_types(
                 from ray_multicloud.serve.ranking import load_rtt_table
 
                 check_pool_slo(str(node_type), slo, target, index, load_rtt_table())
-            parse_predictive(str(node_type), node_config)
+            predictive = parse_predictive(str(node_type), node_config)
+            if predictive is not None and not any(
+                    isinstance(v, int | float) and v > 0 for v in (spec.get("resources") or {}).values()):
+                raise ConfigError(f"available_node_types.{node_type}.resources",
+                                  "missing: `predictive:` asks the autoscaler for nodes of this shape; give "
+                                  "the node type its resources, e.g. {CPU: 4, GPU: 1}")
             market = (spec.get("labels") or {}).get(MARKET_LABEL)
             allowed = {c.value for c in target.capacity_types}
             if market is not None and allowed != {str(market)}:
