@@ -434,3 +434,35 @@ def test_plan_refuses_a_predictive_pool_without_resources(tmp_path: Path) -> Non
         t4["node_config"]["predictive"] = {"replica_rps": 4, "lead": "1m", "tick": "5m"}
         with pytest.raises(ConfigError, match=r"predictive\.tick"):
             check_cluster(cluster, clouds=world.clouds(cluster))
+
+
+_peak_items = st.dictionaries(
+    st.sampled_from(["days", "from", "to", "tz", "start", "end", "replicas", "other"]),
+    st.none() | st.booleans() | st.integers(-3, 2000) | st.sampled_from(
+        ["mon-fri", "09:00", "25:00", "Europe/Berlin", "Mars/Base", "2026-01-01T00:00:00Z", "x"])
+    | st.lists(st.sampled_from(["mon", "fri", "mon-fri", "funday", 3]), max_size=3),
+    max_size=6,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.sampled_from(["peaks", "peaks_ical", "trace_start", "other"]),
+                       st.lists(_peak_items, max_size=3) | _values, max_size=3) | _values)
+def test_peaks_file_reader_refuses_any_bad_input_with_a_config_error(content: Any) -> None:
+    # Whatever the --peaks YAML holds: peaks or a ConfigError naming the file, never another exception.
+    import tempfile
+
+    import yaml
+
+    from ray_multicloud.cluster_config.predictive import read_peaks_file
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "peaks.yaml"
+        path.write_text(yaml.safe_dump(content))
+        try:
+            start, peaks = read_peaks_file(str(path), now=1.7e9)
+        except ConfigError as exc:
+            assert str(path) in str(exc)
+            return
+        assert peaks and all(p.replicas >= 1 for p in peaks)
+        assert start is None or math.isfinite(start)
