@@ -201,3 +201,31 @@ def test_policy_keeps_the_published_predictive_floor(tmp_path: Path,
     for t in (1130.0, 1137.0):  # the floor is 130 s old: the SLO policy removes after its delay
         target, state = p(Ctx([Rid("a"), Rid("b")], two, 2, t, policy_state=state))
     assert target == 1
+
+
+def test_rate_log_to_controller_floor_to_serve_target_without_ray(tmp_path: Path) -> None:
+    # The whole predictive loop through its files: the Serve policy logs the deployment's rate (two
+    # replicas at 3 req/s each = 6/s) every 30 s for 40 ticks; the controller's step (fake
+    # request_resources) reads it: 40 ticks >= lead 2 + 20, a forecast of a flat 6/s -> ceil(6 / 2)
+    # = 3 replicas on 3 nodes; the Serve policy, with 2 quiet replicas, raises its target to 3.
+    from ray_multicloud.cluster_config.predictive import parse_predictive
+    from ray_multicloud.predictive_guard import PredictiveGuard
+
+    p = policy(tmp_path)
+    east = float(REGIONS.index("eastus"))
+    quiet = {"slo_p95_ms": 56, "slo_requests": 30, "slo_rps": 3.0, "slo_busy": 0.3, "slo_region": east,
+             "slo_price_per_hour": 0.06, "slo_client:us-east-1": 30}
+    two = metrics({"a": dict(quiet), "b": dict(quiet)})
+    t0 = 1_800_000_000.0  # a multiple of 30 s
+    for k in range(40):
+        p(Ctx([Rid("a"), Rid("b")], two, 2, t0 + 30 * k + 1, capacity_adjusted_max_replicas=4))
+    cfg = parse_predictive("serve_pool", {"predictive": {"replica_rps": 2, "lead": "1m", "tick": "30s",
+                                                         "history": "1h"}})
+    asked: list[list[dict[str, float]]] = []
+    guard = PredictiveGuard("c", tmp_path, {"serve_pool": cfg}, {"serve_pool": {"CPU": 1, "GPU": 1}},
+                            request=asked.append)
+    plan = guard.tick(t0 + 30 * 40 + 2)["serve_pool"]
+    assert plan.mode == "predictive" and plan.replicas == 3
+    assert asked == [[{"CPU": 1.0, "GPU": 1.0}] * 3]
+    target, _ = p(Ctx([Rid("a"), Rid("b")], two, 2, t0 + 30 * 40 + 10, capacity_adjusted_max_replicas=4))
+    assert target == 3
