@@ -109,8 +109,10 @@ class PoolPredictive:
     def describe(self) -> str:
         s = self.spec
         cap = f", at most {s.max_replicas}" if s.max_replicas is not None else ""
-        return (f"predictive: {s.replica_rps:g} req/s per replica, {s.replicas_per_node} per node, lead "
-                f"{s.lead_s:g} s, at least {s.min_replicas}{cap}, {len(self.peaks)} peak window(s)"
+        lead = (f"lead measured (node starts + {self.replica_ready_s:g} s; {s.lead_s:g} s until then)"
+                if self.lead_measured else f"lead {s.lead_s:g} s")
+        return (f"predictive: {s.replica_rps:g} req/s per replica, {s.replicas_per_node} per node, {lead}, "
+                f"at least {s.min_replicas}{cap}, {len(self.peaks)} peak window(s)"
                 + ("" if self.enabled else " (disabled)"))
 
 
