@@ -126,9 +126,10 @@ def start_ticks(ts: TraceSet, demand: Demand, n: int) -> list[int]:
 
 
 def run_case(
-    s: SetSpec, ts: TraceSet, d: DemandSpec, demand: Demand, n_starts: int, held_out_from: float
+    s: SetSpec, ts: TraceSet, d: DemandSpec, demand: Demand, n_starts: int, held_out_from: float,
+    margins: tuple[float, ...] = (1.0,),
 ) -> Case:
-    fleet = FleetSpec(replica_rps=float(demand.rps.mean()) / REPLICAS_AT_MEAN)
+    fleet = FleetSpec(replica_rps=float(demand.rps.mean()) / REPLICAS_AT_MEAN, margins=margins)
     starts = start_ticks(ts, demand, n_starts)
     runs: dict[str, list[tuple[float, float, float]]] = {p: [] for p in FLEET_POLICIES}
     forecasters: list[str] = []
@@ -209,11 +210,14 @@ def case_rows(cases: list[Case]) -> list[str]:
 
 def target_rows(cases: list[Case]) -> list[str]:
     """The issue's target, per demand trace with a forecast: predictive's SLO-violation ticks and
-    cost as multiples of spot-hedge's (means over its cases), and whether <= 0.5x at <= 1.05x held."""
+    cost as multiples of spot-hedge's (means over its cases), and whether <= 0.5x at <= 1.05x held.
+    "Floor": the violation multiple predictive would reach with no violation at all in the cases
+    where it forecast, i.e. the share of spot-hedge's violations in the cases where it had no
+    forecaster in any run (there it is spot-hedge, so those violations count on both sides)."""
     lines = [
         "| demand | cases | predictive / spot-hedge: SLO-violation ticks | cost "
-        "| target (<= 0.5x at <= 1.05x) |",
-        "|---|---:|---:|---:|---|",
+        "| target (<= 0.5x at <= 1.05x) | floor |",
+        "|---|---:|---:|---:|---|---:|",
     ]
     for d in DEMANDS:
         sub = [c for c in cases if c.demand == d.label]
@@ -226,7 +230,10 @@ def target_rows(cases: list[Case]) -> list[str]:
         slo_r = slo_p / slo_h if slo_h > 0 else math.nan
         cost_r = cost_p / cost_h if cost_h > 0 else math.nan
         met = "met" if slo_r <= 0.5 and cost_r <= 1.05 else "MISSED"
-        lines.append(f"| {d.label} | {len(sub)} | {slo_r:.2f}x | {cost_r:.2f}x | {met} |")
+        none = sum(c.figures["spot-hedge"].slo_violation for c in sub if c.forecasters == ("none",))
+        total = sum(c.figures["spot-hedge"].slo_violation for c in sub)
+        floor = none / total if total > 0 else math.nan
+        lines.append(f"| {d.label} | {len(sub)} | {slo_r:.2f}x | {cost_r:.2f}x | {met} | {floor:.2f}x |")
     return lines
 
 
@@ -315,6 +322,16 @@ def render(
         "of sample (p2.8xl: 1.26x), and the short Azure traces, where 7 of 10 sets are too short to "
         "forecast on their own ticks and spot-hedge's violations there follow preemptions.",
         "",
+        "Tried once more (2026-11-29, issue 14 item 2c), on `--quick` (held out as above): forecast "
+        "margins offered beside the spot headroom (`--margins 1,1.5`: the forecast x1.5, the margin's "
+        "part bought on spot only, chosen by the same backtest): MAF 0.71x SLO-violation ticks at 0.57x "
+        "cost, against 0.73x at 0.51x without (2 of the 4 sets chose x1.5); not adopted, the default "
+        "stays `--margins 1`. The floor column says why 0.5x is out of reach on the Azure traces as "
+        "this benchmark runs them: in the cases too short to forecast, predictive is spot-hedge, and "
+        "those cases alone hold most of spot-hedge's violations (Azure LLM conv: 0.90x even with no "
+        "violation at all wherever predictive forecasts). On MAF the floor is low: there the gap is "
+        "the bursts no forecast sees, which the cost bound keeps it from buying headroom against.",
+        "",
     ]
     return "\n".join(parts)
 
@@ -333,11 +350,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--held-out-from", type=float, default=0.5, metavar="F",
                     help="count only the ticks after this fraction of each run; predictive chooses its "
                     "forecaster on the ticks before (default 0.5)")
+    ap.add_argument("--margins", default="1", metavar="M,M",
+                    help="predictive: forecast margins offered to the backtest besides the spot headroom "
+                    "(the margin's part is bought on spot only; default 1: none)")
     args = ap.parse_args(argv)
+    margins = tuple(float(m) for m in args.margins.split(","))
     n_starts = args.starts if args.starts is not None else (2 if args.quick else 8)
     command = ".venv/bin/python benchmarks/bench_fleet.py" + (" --quick" if args.quick else "")
     command += f" --starts {args.starts}" if args.starts is not None else ""
     command += f" --held-out-from {args.held_out_from:g}" if args.held_out_from != 0.5 else ""
+    command += f" --margins {args.margins}" if margins != (1.0,) else ""
     t0 = time.perf_counter()
     demands = [(d, load_demand(DEMAND_DIR / d.path)) for d in DEMANDS]
     sets = [SETS[i] for i in QUICK_SETS] if args.quick else list(SETS)
@@ -345,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     for s in sets:
         ts = load_traces([SHARED / s.folder], default_spot_price=SPOT_RATIO * s.ondemand, pattern=s.pattern)
         for d, demand in demands:
-            cases.append(run_case(s, ts, d, demand, n_starts, args.held_out_from))
+            cases.append(run_case(s, ts, d, demand, n_starts, args.held_out_from, margins))
             print(
                 f"{len(cases)}/{len(sets) * len(demands)} {s.label} x {d.label} "
                 f"({time.perf_counter() - t0:.0f} s)",

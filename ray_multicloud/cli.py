@@ -434,6 +434,12 @@ def _add_simulate_serving(sub: argparse._SubParsersAction[argparse.ArgumentParse
                    help="report only the ticks after this fraction of the traces' overlap (0.5: the "
                    "second half); predictive chooses its forecaster on the ticks before it (default 0: "
                    "the whole trace, in-sample)")
+    p.add_argument("--peaks", metavar="YAML",
+                   help="known peaks: a YAML file with peaks: [{days: [mon-fri], from: '09:00', to: "
+                   "'11:00', tz: UTC, replicas: 8}, ...] and/or peaks_ical: {path: FILE.ics, replicas: N}, "
+                   "as a pool's predictive: section writes them, and optionally trace_start: ISO-8601 "
+                   "(the time of the first tick; default 2024-01-01T00:00:00Z, a Monday); each peak's "
+                   "replicas are ordered --startup-minutes before it opens, by every policy")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.set_defaults(handler=_cmd_simulate_serving)
 
@@ -480,11 +486,24 @@ def _cmd_simulate_serving(args: argparse.Namespace) -> int:
             demand = load_demand(args.demand)
         except TraceError as exc:
             problem = f"--demand: {exc}"
+    peaks: tuple[Any, ...] = ()
+    trace_start: float | None = None
+    if problem is None and args.peaks:
+        from ray_multicloud.cluster_config.predictive import read_peaks_file
+        from ray_multicloud.errors import ConfigError
+
+        try:
+            trace_start, peaks = read_peaks_file(args.peaks)
+        except ConfigError as exc:
+            problem = f"--peaks: {exc}"
     if problem is not None:
         print(f"{cmd}: {problem}", file=sys.stderr)
         return 2
     for note in traces.notes:
         print(f"{cmd}: note: {note}", file=sys.stderr)
+    extra: dict[str, Any] = {"peaks": peaks}
+    if trace_start is not None:
+        extra["trace_start"] = trace_start
     fleet = FleetSpec(
         replica_rps=args.replica_rps,
         startup_minutes=args.startup_minutes,
@@ -492,6 +511,7 @@ def _cmd_simulate_serving(args: argparse.Namespace) -> int:
         extra_spot=args.extra_spot,
         downscale_minutes=args.downscale_minutes,
         peak=args.peak,
+        **extra,
     )
     try:
         result = simulate_fleet(traces, demand, fleet, args.policy, ondemand_price=args.ondemand_price,

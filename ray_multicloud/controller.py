@@ -79,6 +79,7 @@ from ray_multicloud.budget_guard import BudgetGuard
 from ray_multicloud.cluster_config.budget import parse_budgets
 from ray_multicloud.cluster_config.idle import parse_idle
 from ray_multicloud.cluster_config.migration import DisruptionBudget, Migration, parse_migration
+from ray_multicloud.cluster_config.predictive import parse_all_predictive
 from ray_multicloud.cluster_config.provider_section import load_cluster_yaml
 from ray_multicloud.directives import SLO_DIRECTIVE_PREFIX, Directive, LaunchDirectives
 from ray_multicloud.errors import MultiCloudError
@@ -100,6 +101,7 @@ from ray_multicloud.policy.rebalance import (
     plan,
     regroup,
 )
+from ray_multicloud.predictive_guard import PredictiveGuard
 from ray_multicloud.train.progress import DeadlineJob, RunWatch
 from ray_multicloud.types import CapacityType, FleetNode, InstanceId, Move, NodeState, OfferId, PoolSpec
 from ray_multicloud.worker.drain import OWN_DRAIN_PREFIX, PREEMPTION, drain_messages, drain_node
@@ -693,6 +695,17 @@ class Controller:
         # Idle governance (``idle:`` sections, ``idle_guard``): downsize idle GPU nodes, hibernate.
         idle = parse_idle(cluster_config)
         self.idle: IdleGuard | None = IdleGuard(self, idle) if idle.active else None
+        # Predictive serving capacity (``predictive:`` sections, ``predictive_guard``): forecast each
+        # serving pool's request rate and ask the autoscaler for its nodes ``lead`` ahead.
+        self.predictive: PredictiveGuard | None = None
+        predictive = parse_all_predictive(cluster_config)
+        if predictive:
+            settings = self.provider.settings
+            self.predictive = PredictiveGuard(
+                self.cluster_name, settings.state_dir, predictive,
+                {name: {str(k): float(v) for k, v in (types[name].get("resources") or {}).items()}
+                 for name in predictive},
+                hibernated=lambda: is_hibernated(settings), clock=clock)
 
     @property
     def config(self) -> RebalanceConfig:
@@ -833,6 +846,12 @@ class Controller:
                 self.idle.tick(at)
             except Exception:
                 logger.exception("idle governance failed this tick")
+        if self.predictive is not None:
+            try:
+                self.predictive.observe(fleet, nodes_or_none(self._io["nodes"], self.gcs_address), at)
+                self.predictive.tick(at)
+            except Exception:
+                logger.exception("predictive capacity failed this tick")
         return done
 
     def _claim(self, group: Sequence[Move]) -> bool:

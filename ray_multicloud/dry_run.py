@@ -37,6 +37,7 @@ from ray_multicloud.cluster_config.budget import parse_budgets
 from ray_multicloud.cluster_config.cluster import check_node_types, check_ray_schema
 from ray_multicloud.cluster_config.gcs_ft import check_head_commands
 from ray_multicloud.cluster_config.migration import parse_migration
+from ray_multicloud.cluster_config.predictive import parse_predictive
 from ray_multicloud.cluster_config.provider_section import load_settings, offers_of_clouds
 from ray_multicloud.cluster_config.slo import best_network_p95, parse_slo
 from ray_multicloud.cluster_config.worker_setup import INLINE_LIMIT_BYTES, worker_setups
@@ -276,6 +277,9 @@ def dry_run(
         slo = parse_slo(str(node_type), node_config)
         if slo is not None:
             out.notes.append(f"{node_type}: {best_network_p95(slo, pool, index, load_rtt_table())}")
+        predictive = parse_predictive(str(node_type), node_config)
+        if predictive is not None:
+            out.notes.append(f"{node_type}: {predictive.describe()}")
         decision = place(pool, count, index, (), now=now)
         if isinstance(decision, Decision):
             out.pools.append(

@@ -220,3 +220,20 @@ def test_predictive_on_too_short_a_history_scales_reactively_with_one_note_line(
     assert pred["forecaster"] is None
     for key in ("cost_usd", "slo_violation_fraction"):
         assert pred[key] == hedge[key]
+
+
+def test_peaks_file_raises_the_fleet_for_its_window(
+    files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 2 replicas for 4 h at $3/h = 24 USD; a peak of 5 replicas from 01:00 to 02:00 on the default
+    # trace start (Monday 2024-01-01 00:00 UTC), start-up 0: tick 1 holds 5 -> (2 + 5 + 2 + 2) x 3 = 33.
+    peaks = tmp_path / "peaks.yaml"
+    peaks.write_text("peaks:\n  - {days: [mon], from: '01:00', to: '02:00', replicas: 5}\n")
+    obj = run_json(capsys, *base_args(*files, "ondemand", "--startup-minutes", "0", "--ondemand-price", "3",
+                                      "--peaks", str(peaks)))
+    assert obj.keys() == JSON_KEYS
+    assert obj["cost_usd"] == pytest.approx(33.0)
+    peaks.write_text("peaks:\n  - {days: [mon], from: '01:00', to: '02:00'}\n")
+    rc, out, err = run(capsys, *base_args(*files, "ondemand", "--peaks", str(peaks)))
+    assert rc == 2 and out == ""
+    assert err.strip().count("\n") == 0 and "--peaks:" in err and "peaks[0].replicas" in err

@@ -269,3 +269,19 @@ def test_backtest_holds_a_candidate_to_the_cost_bound_in_each_half_of_the_histor
     score = _backtest(ts, rate, fleet, 30.0)
     assert score(Candidate("persistence"), rate, 0, n - 1) == pytest.approx(1 + 1 / 2.05)
     assert score(Candidate("persistence", plus=1.0), rate + 1.0, 0, n - 1) is None
+
+
+def test_a_margin_above_one_is_spot_only_headroom() -> None:
+    """``_split``: persistence x1.5 +2 on rates [2, 4] -> base [2, 4] (what on-demand covers) and
+    headroom 0.5 x base + 2 = [3, 4] (bought on spot only); margin 1 keeps the scalar headroom."""
+    from ray_multicloud.sim.serving import _split
+
+    base, headroom = _split(np.array([2.0, 4.0]), Candidate("persistence", margin=1.5, plus=2.0), 1)
+    assert base.tolist() == [2.0, 4.0] and np.asarray(headroom).tolist() == [3.0, 4.0]
+    base, headroom = _split(np.array([2.0, 4.0]), Candidate("persistence", plus=2.0), 1)
+    assert base.tolist() == [2.0, 4.0] and headroom == 2.0
+
+
+def test_recent_max_on_a_history_shorter_than_its_window() -> None:
+    # recent-max/5 on 3 ticks [1, 3, 2]: the running max of what there is (hypothesis found the crash).
+    assert forecast_series(np.array([1.0, 3.0, 2.0]), Candidate("recent-max", 5), 0).tolist() == [1, 3, 3]

@@ -153,3 +153,17 @@ def test_plan_shows_each_pools_migration_and_names_a_bad_key(
     err = capsys.readouterr().err
     assert "available_node_types.a100_80gb_spot.node_config.migration.blackouts[0]" in err
     assert "never ends" in err and "migration.enabled: false" in err
+
+
+def test_plan_notes_a_predictive_pool(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = example()
+    node_config = config["available_node_types"]["t4_serve"]["node_config"]
+    peak = {"days": ["mon-fri"], "from": "09:00", "to": "11:00", "replicas": 6}
+    node_config["predictive"] = {"replica_rps": 12, "lead": "6m", "max_replicas": 8, "peaks": [peak]}
+    assert plan(tmp_path, config) == 0
+    out = capsys.readouterr().out
+    assert ("t4_serve: predictive: 12 req/s per replica, 1 per node, lead 360 s, at least 0, at most 8, "
+            "1 peak window(s)") in out
+    node_config["predictive"] = {"replica_rps": 12, "lead_s": 360}
+    assert plan(tmp_path, config) != 0
+    assert "t4_serve.node_config.predictive.lead_s" in capsys.readouterr().err

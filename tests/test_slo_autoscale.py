@@ -45,6 +45,7 @@ def test_meter_reports_client_seen_p95_busy_share_and_mix() -> None:
         clock.t += 0.3
     stats = meter.stats()
     assert stats["slo_requests"] == 21
+    assert stats["slo_rps"] == pytest.approx(2.1)  # 21 requests in the 10 s window
     # 21 values: twenty 120 ms and one 300 ms; nearest rank ceil(0.95 * 21) = 20 -> 120 ms
     assert stats["slo_p95_ms"] == pytest.approx(120.0)
     # busy 20 x 0.05 + 0.3 = 1.3 s of the 10 s window
@@ -158,3 +159,73 @@ def test_policy_adds_on_live_prices_from_the_price_board(tmp_path: Path) -> None
     assert target == 1
     directive = json.loads((tmp_path / "directives.json").read_text())["c"]["serve_pool"]
     assert directive["offer_id"] == WEST.offer_id  # both keep p95 300 ms for us-east-1 (120, 55 ms)
+
+
+def test_policy_logs_the_deployment_rate_for_the_predictive_step(tmp_path: Path) -> None:
+    # Two replicas report 3.5 and 1.5 requests/s: the deployment's rate is 5.0. Logged at most every
+    # rate_every_s (10 s): calls at 1000, 1004 and 1010 write two lines (1000 and 1010).
+    from ray_multicloud.serve.rate_log import rate_log_path, read_rates
+
+    p = policy(tmp_path)
+    m = metrics({"a": {"slo_rps": 3.5, "slo_requests": 35, "slo_busy": 0.2},
+                 "b": {"slo_rps": 1.5, "slo_requests": 15, "slo_busy": 0.1}})
+    for t in (1000.0, 1004.0, 1010.0):
+        p(Ctx([Rid("a"), Rid("b")], m, 2, t))
+    assert read_rates(rate_log_path(tmp_path, "c", "serve_pool")) == [(1000.0, 5.0), (1010.0, 5.0)]
+
+
+def test_policy_keeps_the_published_predictive_floor(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # The controller asks for 2 replicas ahead of a forecast ramp. With one replica idling (p95 well
+    # under the SLO: the SLO policy alone would hold 1), the target is raised to the floor; with two
+    # quiet replicas (p95 56 ms < half the 300 ms SLO) the SLO policy's removal is refused; once the
+    # floor is stale (120 s), it is gone.
+    from ray_multicloud.serve.rate_log import floor_path, publish_floors
+
+    p = policy(tmp_path)
+    monkeypatch.setattr(p, "_drain", lambda ctx, rid: True)
+    publish_floors(floor_path(tmp_path, "c"), {"serve_pool": {"replicas": 2, "at": 1000.0, "reason": "t"}})
+    east = float(REGIONS.index("eastus"))
+    one = metrics({"a": {"slo_p95_ms": 56, "slo_requests": 10, "slo_busy": 0.1, "slo_price_per_hour": 0.06,
+                         "slo_region": east, "slo_client:us-east-1": 10}})
+    target, _ = p(Ctx([Rid("a")], one, 1, 1000.0))
+    assert target == 2
+    quiet = {"slo_p95_ms": 56, "slo_requests": 5, "slo_busy": 0.05, "slo_region": east,
+             "slo_client:us-east-1": 5}
+    two = metrics({"a": {**quiet, "slo_price_per_hour": 1.0}, "b": {**quiet, "slo_price_per_hour": 0.06}})
+    state: dict[str, Any] = {}
+    for t in (1001.0, 1010.0, 1020.0):  # past the 6 s downscale delay: still 2
+        target, state = p(Ctx([Rid("a"), Rid("b")], two, 2, t, policy_state=state))
+        assert target == 2, t
+    state = {}
+    for t in (1130.0, 1137.0):  # the floor is 130 s old: the SLO policy removes after its delay
+        target, state = p(Ctx([Rid("a"), Rid("b")], two, 2, t, policy_state=state))
+    assert target == 1
+
+
+def test_rate_log_to_controller_floor_to_serve_target_without_ray(tmp_path: Path) -> None:
+    # The whole predictive loop through its files: the Serve policy logs the deployment's rate (two
+    # replicas at 3 req/s each = 6/s) every 30 s for 40 ticks; the controller's step (fake
+    # request_resources) reads it: 40 ticks >= lead 2 + 20, a forecast of a flat 6/s -> ceil(6 / 2)
+    # = 3 replicas on 3 nodes; the Serve policy, with 2 quiet replicas, raises its target to 3.
+    from ray_multicloud.cluster_config.predictive import parse_predictive
+    from ray_multicloud.predictive_guard import PredictiveGuard
+
+    p = policy(tmp_path)
+    east = float(REGIONS.index("eastus"))
+    quiet = {"slo_p95_ms": 56, "slo_requests": 30, "slo_rps": 3.0, "slo_busy": 0.3, "slo_region": east,
+             "slo_price_per_hour": 0.06, "slo_client:us-east-1": 30}
+    two = metrics({"a": dict(quiet), "b": dict(quiet)})
+    t0 = 1_800_000_000.0  # a multiple of 30 s
+    for k in range(40):
+        p(Ctx([Rid("a"), Rid("b")], two, 2, t0 + 30 * k + 1, capacity_adjusted_max_replicas=4))
+    cfg = parse_predictive("serve_pool", {"predictive": {"replica_rps": 2, "lead": "1m", "tick": "30s",
+                                                         "history": "1h"}})
+    asked: list[list[dict[str, float]]] = []
+    guard = PredictiveGuard("c", tmp_path, {"serve_pool": cfg}, {"serve_pool": {"CPU": 1, "GPU": 1}},
+                            request=asked.append)
+    plan = guard.tick(t0 + 30 * 40 + 2)["serve_pool"]
+    assert plan.mode == "predictive" and plan.replicas == 3
+    assert asked == [[{"CPU": 1.0, "GPU": 1.0}] * 3]
+    target, _ = p(Ctx([Rid("a"), Rid("b")], two, 2, t0 + 30 * 40 + 10, capacity_adjusted_max_replicas=4))
+    assert target == 3

@@ -1,6 +1,6 @@
 """The whole cluster YAML checked before anything launches: the provider section, then every node
-type's pool or pinned offer and its ``migration:``, ``slo:``, ``budget:`` and ``idle:`` sections
-(and ``provider.budget``, ``provider.idle``), against the offers the clouds sell.
+type's pool or pinned offer and its ``migration:``, ``slo:``, ``predictive:``, ``budget:`` and
+``idle:`` sections (and ``provider.budget``, ``provider.idle``), against the offers the clouds sell.
 
 ``check_cluster`` raises ``ConfigError`` on the first problem, naming its YAML key; ``ray up``
 calls it (``MultiCloudNodeProvider.bootstrap_config``), and so does the controller at start.
@@ -18,6 +18,7 @@ from ray_multicloud.cluster_config.gcs_ft import check_head_commands
 from ray_multicloud.cluster_config.idle import parse_idle
 from ray_multicloud.cluster_config.migration import parse_migration
 from ray_multicloud.cluster_config.pools import node_type_max_workers, parse_offer, parse_pool
+from ray_multicloud.cluster_config.predictive import parse_predictive
 from ray_multicloud.cluster_config.provider_section import load_settings
 from ray_multicloud.cluster_config.slo import check_pool_slo, parse_slo
 from ray_multicloud.errors import ConfigError
@@ -105,11 +106,13 @@ def check_node_types(
                     f"available_node_types.{node_type}.node_config.migration",
                     "a node type pinned to one `offer:` is never moved; drop this section",
                 )
-            if "slo" in node_config:
-                raise ConfigError(
-                    f"available_node_types.{node_type}.node_config.slo",
-                    "an SLO scales a serving pool; give this node type a `pool:`, not a pinned `offer:`",
-                )
+            for section in ("slo", "predictive"):
+                if section in node_config:
+                    raise ConfigError(
+                        f"available_node_types.{node_type}.node_config.{section}",
+                        f"`{section}:` scales a serving pool; give this node type a `pool:`, not a "
+                        "pinned `offer:`",
+                    )
             target = parse_offer(node_type, node_config)
             if target.cloud not in cloud_names:
                 raise ConfigError(
@@ -130,6 +133,12 @@ def check_node_types(
                 from ray_multicloud.serve.ranking import load_rtt_table
 
                 check_pool_slo(str(node_type), slo, target, index, load_rtt_table())
+            predictive = parse_predictive(str(node_type), node_config)
+            if predictive is not None and not any(
+                    isinstance(v, int | float) and v > 0 for v in (spec.get("resources") or {}).values()):
+                raise ConfigError(f"available_node_types.{node_type}.resources",
+                                  "missing: `predictive:` asks the autoscaler for nodes of this shape; give "
+                                  "the node type its resources, e.g. {CPU: 4, GPU: 1}")
             market = (spec.get("labels") or {}).get(MARKET_LABEL)
             allowed = {c.value for c in target.capacity_types}
             if market is not None and allowed != {str(market)}:

@@ -187,7 +187,7 @@ def _base_series(rate: Array, candidate: Candidate, lead: int) -> Array:
     if candidate.kind == "recent-max":
         w = max(1, candidate.season)
         out = persistence.copy()
-        for back in range(1, w):  # max of rate[t - w + 1 .. t]; the first ticks see what there is
+        for back in range(1, min(w, n)):  # max of rate[t - w + 1 .. t]; the first ticks see what there is
             out[back:] = np.maximum(out[back:], rate[: n - back])
         return out
     season = candidate.season

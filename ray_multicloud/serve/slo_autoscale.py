@@ -15,7 +15,8 @@ the policy runs, and a request waiting in a handle's queue is counted by Serve a
 requests`` anyway. What the replica reports (numbers only, as Serve requires):
 
 - ``slo_p95_ms``: p95 over ``window_s`` of processing ms + RTT(client region, replica region);
-- ``slo_requests``, ``slo_busy`` (the fraction of the window with a request in flight);
+- ``slo_requests``, ``slo_rps`` (requests per second over the window), ``slo_busy`` (the fraction of
+  the window with a request in flight);
 - ``slo_price_per_hour`` (its node's offer: price board > catalog; -1 unknown) and ``slo_region``
   (the index of its region in the RTT table's sorted regions; -1 unknown);
 - ``slo_client:<region>``: requests from each client region (the current client mix).
@@ -32,6 +33,13 @@ turns those into ``policy.slo.ReplicaLoad``s and asks ``policy.slo.decide`` each
   node, not the newest one (its default pick); the node, idle, is then reclaimed by the autoscaler.
   A node that is the head or hosts another replica of the deployment is not drained (that would move
   those too): Serve then picks which replica stops, and the log says so.
+
+Predictive capacity (``predictive_guard``, a pool's ``predictive:`` section): with ``state_dir``,
+``cluster_name`` and ``pool`` set, the policy appends the deployment's request rate (the sum of its
+replicas' ``slo_rps``) to the pool's rate log at most every ``rate_every_s`` (``serve.rate_log``),
+which the controller forecasts from; and it keeps at least the replica floor the controller
+publishes for the pool (while younger than ``floor_max_age_s``): no removal below it, and a target
+raised to it, so replicas start on the nodes requested ahead of a forecast ramp or a known peak.
 
 Use ``slo_autoscaling_config(...)`` for ``serve.deployment(autoscaling_config=...)`` and make the
 deployment a ``SloMeasured`` (wrap each request in ``self.slo_measure(request)``).
@@ -146,6 +154,7 @@ class SloMeter:
         price = self.price()
         out: dict[str, float] = {
             "slo_requests": float(len(done)),
+            "slo_rps": float(len(done)) / self.window_s if self.window_s > 0 else 0.0,
             "slo_busy": min(1.0, busy_s / self.window_s) if self.window_s > 0 else 0.0,
             "slo_price_per_hour": -1.0 if price is None else float(price),
             "slo_region": float(regions.index(self.region)) if self.region in regions else -1.0,
@@ -232,6 +241,13 @@ def loads_from_metrics(metrics: Mapping[str, Mapping[Any, float]], replicas: Seq
     return loads, mix
 
 
+def metrics_rate(metrics: Mapping[str, Mapping[Any, float]]) -> float | None:
+    """The deployment's request rate: the sum of its replicas' ``slo_rps`` (None: none reported)."""
+    per_replica = metrics.get("slo_rps") or {}
+    values = [float(v) for v in per_replica.values() if math.isfinite(float(v))]
+    return sum(max(0.0, v) for v in values) if values else None
+
+
 def slo_autoscaling_config(
     *,
     p95_ms: float,
@@ -249,6 +265,8 @@ def slo_autoscaling_config(
     upscale_delay_s: float = 5.0,
     downscale_delay_s: float = 20.0,
     look_back_period_s: float = 5.0,
+    rate_every_s: float = 10.0,
+    floor_max_age_s: float = 120.0,
 ) -> dict[str, Any]:
     """``autoscaling_config`` for ``serve.deployment``: the SLO policy and its arguments.
 
@@ -275,6 +293,7 @@ def slo_autoscaling_config(
                 "offers": [[o.offer_id, o.region, o.price_per_hour] for o in offers],
                 "cluster_name": cluster_name, "pool": pool, "state_dir": state_dir or "",
                 "downscale_delay_s": downscale_delay_s,
+                "rate_every_s": rate_every_s, "floor_max_age_s": floor_max_age_s,
             },
         },
     }
@@ -286,7 +305,8 @@ class SloAutoscalingPolicy:
     def __init__(self, *, p95_ms: float, service_ms: float = 20.0, scale_in_below: float = 0.5,
                  max_busy_after_scale_in: float = 0.6, clients: Mapping[str, float] | None = None,
                  offers: Sequence[Sequence[Any]] = (), cluster_name: str = "", pool: str = "",
-                 state_dir: str = "", downscale_delay_s: float = 20.0, rtt_table: str | None = None) -> None:
+                 state_dir: str = "", downscale_delay_s: float = 20.0, rtt_table: str | None = None,
+                 rate_every_s: float = 10.0, floor_max_age_s: float = 120.0) -> None:
         self.slo = SloTarget(p95_ms, service_ms, scale_in_below, max_busy_after_scale_in)
         self.clients = dict(clients or {})
         self.offers = [CapacityOption(str(o[0]), str(o[1]), float(o[2])) for o in offers]
@@ -296,6 +316,9 @@ class SloAutoscalingPolicy:
         self.regions = region_index(self.table)
         self._last_reason = ""
         self._prices: Any = None
+        self.rate_every_s, self.floor_max_age_s = float(rate_every_s), float(floor_max_age_s)
+        self._rate_at = -math.inf
+        self._floor: tuple[float, int | None] = (-math.inf, None)  # (read at, floor)
         if state_dir:
             from ray_multicloud.serve.cluster_state import PriceSource
 
@@ -319,6 +342,8 @@ class SloAutoscalingPolicy:
         loads, mix = loads_from_metrics(ctx.aggregated_metrics or {}, list(ctx.running_replicas),
                                         self.regions)
         current = int(ctx.target_num_replicas)
+        self._record_rate(now, metrics_rate(ctx.aggregated_metrics or {}))
+        floor = self.floor(now)
         pending = state.get(STATE_PENDING)
         if pending is not None:
             if any(r.replica_id == pending.get("replica") for r in loads) and now - pending["at"] < 60:
@@ -329,11 +354,20 @@ class SloAutoscalingPolicy:
                           min_replicas=int(ctx.capacity_adjusted_min_replicas),
                           max_replicas=int(ctx.capacity_adjusted_max_replicas))
         self._log(decision.action, decision.replicas, decision.reasons)
+        if floor is not None:
+            floor = min(floor, int(ctx.capacity_adjusted_max_replicas))
+            if decision.action == "remove" and len(loads) - 1 < floor:
+                state.pop("rmc_slo_remove_since", None)
+                return max(current, floor), state  # the predicted demand (or a peak) needs them
+            if decision.action != "add" and current < floor:
+                self._log("floor", floor, [f"predictive floor {floor} replicas (published by the "
+                                           "controller)"])
+                return floor, state
         if decision.action == "add":
             state.pop("rmc_slo_remove_since", None)
             if decision.add is not None:
                 self._direct(decision.add, offers, decision.reasons)
-            return max(current, len(loads) + 1), state
+            return max(current, len(loads) + 1, floor or 0), state
         if decision.action == "remove" and decision.remove is not None:
             since = float(state.setdefault("rmc_slo_remove_since", now))
             if now - since < self.downscale_delay_s:
@@ -346,6 +380,34 @@ class SloAutoscalingPolicy:
             return target, state
         state.pop("rmc_slo_remove_since", None)
         return current, state
+
+    def _record_rate(self, now: float, rate: float | None) -> None:
+        """Append the deployment's rate to the pool's rate log, at most every ``rate_every_s``."""
+        if rate is None or not (self.state_dir and self.cluster_name and self.pool):
+            return
+        if now - self._rate_at < self.rate_every_s:
+            return
+        self._rate_at = now
+        from ray_multicloud.serve.rate_log import append_rate, rate_log_path
+
+        try:
+            append_rate(rate_log_path(self.state_dir, self.cluster_name, self.pool), now, rate)
+        except OSError as exc:
+            logger.warning("SLO autoscaling: could not log the request rate: %s", exc)
+
+    def floor(self, now: float) -> int | None:
+        """The controller's predictive replica floor for this pool (re-read at most every 5 s)."""
+        if not (self.state_dir and self.cluster_name and self.pool):
+            return None
+        read_at, value = self._floor
+        if now - read_at < 5.0:
+            return value
+        from ray_multicloud.serve.rate_log import floor_path, read_floor
+
+        value = read_floor(floor_path(self.state_dir, self.cluster_name), self.pool, now=now,
+                           max_age_s=self.floor_max_age_s)
+        self._floor = (now, value)
+        return value
 
     def _log(self, action: str, target: int, reasons: Sequence[str]) -> None:
         """One log line per change of (action, target): the policy runs every control-loop tick."""

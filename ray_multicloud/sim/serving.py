@@ -42,6 +42,14 @@ Fleet policies (:data:`FLEET_POLICIES`):
   ``forecast.MIN_SCORED_TICKS`` ticks), or no candidate within the cost bound, there is no
   forecaster and the policy is ``spot-hedge`` (the result's ``note`` says which, in one line).
 
+Known peaks (``FleetSpec.peaks``, ``policy.predictive.Peak``: the ``peaks:`` of a pool's
+``predictive:`` section, or ``simulate-serving --peaks FILE``): tick ``t`` is at wall-clock time
+``trace_start + t * tick`` (the traces carry no dates); a peak open at any instant from there to
+``startup`` later asks for its replicas at tick ``t``, so they are ordered ``startup`` ahead and are
+ready when it opens. Every policy honours them, like ``min_replicas``: ``ondemand`` and
+``spot-one-zone`` size their fleet to at least the peak; ``spot-hedge`` and ``predictive`` order the
+peak's replicas on spot (on-demand covers only what spot, ready or starting, does not).
+
 The on-demand baseline is the ``ondemand`` policy's cost on the same traces. With
 ``held_out_from = h > 0`` every figure (cost, violations, unserved, replicas) counts only ticks
 ``>= h``; the fleet is simulated from tick 0 so it enters the held-out part warm.
@@ -72,8 +80,11 @@ from ray_multicloud.policy.forecast import (
     sized,
     too_short,
 )
+from ray_multicloud.policy.predictive import Peak, open_within
 from ray_multicloud.sim.traces import TraceError, TraceSet
 
+TRACE_START = 1704067200.0
+"""The wall-clock time of tick 0 when none is given: 2024-01-01T00:00:00Z, a Monday at midnight UTC."""
 FLEET_POLICIES = ("ondemand", "spot-one-zone", "spot-hedge", "predictive")
 HEADROOM_REPLICAS = (0, 1, 2, 4, 8, 16, 32)
 """``predictive``'s backtest offers every forecaster with this many replicas of headroom on top."""
@@ -192,6 +203,9 @@ class FleetSpec:
     downscale_minutes: float = 10.0
     peak: bool = False
     max_extra_cost: float = 0.05
+    peaks: tuple[Peak, ...] = ()
+    trace_start: float = TRACE_START
+    margins: tuple[float, ...] = (1.0,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,7 +266,7 @@ def simulate_fleet(
     if start >= len(rate):
         raise TraceError(f"nothing left to evaluate after the first {held_out_from:.0%} of {len(rate)} ticks")
     forecast: npt.NDArray[np.float64] | None = None
-    headroom = 0.0
+    headroom: float | npt.NDArray[np.float64] = 0.0
     chosen: Choice | None = None
     note = ""
     if policy == "predictive":
@@ -265,7 +279,7 @@ def simulate_fleet(
         hours = len(history) * traces.gap_seconds / 3600
         short = too_short(len(history), startup)
         if not short:
-            pool = sized(candidates(traces.gap_seconds, len(history), startup),
+            pool = sized(candidates(traces.gap_seconds, len(history), startup), margins=fleet.margins,
                          pluses=[k * fleet.replica_rps for k in HEADROOM_REPLICAS])
             chosen = choose(history, traces.gap_seconds, startup, pool=pool,
                             score=_backtest(past, history, fleet, ondemand_price))
@@ -277,8 +291,7 @@ def simulate_fleet(
             note = (f"no forecaster kept the fleet within {fleet.max_extra_cost:.0%} of spot-hedge's cost on "
                     f"the {hours:.1f} h of history: scaled reactively, as spot-hedge")
         else:
-            forecast = forecast_series(rate, dataclasses.replace(chosen.best, plus=0.0), startup)
-            headroom = chosen.best.plus
+            forecast, headroom = _split(rate, chosen.best, startup)
     run = _run(traces, rate, fleet, policy, ondemand_price, forecast, start, headroom)
     base = run if policy == "ondemand" else _run(traces, rate, fleet, "ondemand", ondemand_price, None, start)
     cost, violations, unserved, pre, replicas = run
@@ -319,9 +332,14 @@ def _backtest(
             hedge: list[float] = []
             _run(traces, rate, fleet, "spot-hedge", od_price, None, first, tick_costs=hedge)
             reference[first] = hedge
-        base_series = series - c.plus  # on-demand covers the forecast, spot also the headroom
+        # On-demand covers the base forecast; spot also the headroom (the plus, and the margin's part).
+        headroom: float | npt.NDArray[np.float64]
+        if c.margin == 1.0:
+            base_series, headroom = series - c.plus, c.plus
+        else:
+            base_series, headroom = _split(rate, c, _lead(fleet, traces))
         costs: list[float] = []
-        cost, violations, *_ = _run(traces, rate, fleet, "predictive", od_price, base_series, first, c.plus,
+        cost, violations, *_ = _run(traces, rate, fleet, "predictive", od_price, base_series, first, headroom,
                                     tick_costs=costs)
         bound = 1.0 + fleet.max_extra_cost
         if any(mine > bound * ref for mine, ref in zip(folds(costs), folds(reference[first]), strict=True)):
@@ -330,6 +348,20 @@ def _backtest(
         return violations + (cost / base if base > 0 else 0.0) / (2.0 + fleet.max_extra_cost)
 
     return score
+
+
+def _lead(fleet: FleetSpec, traces: TraceSet) -> int:
+    return _ticks(fleet.startup_minutes, traces.gap_seconds)
+
+
+def _split(rate: npt.NDArray[np.float64], c: Candidate,
+           lead: int) -> tuple[npt.NDArray[np.float64], float | npt.NDArray[np.float64]]:
+    """``c``'s forecast as (base forecast, spot-only headroom): the headroom is ``c.plus`` plus,
+    for a margin above 1, the part of the forecast the margin adds."""
+    base = forecast_series(rate, dataclasses.replace(c, margin=1.0, plus=0.0), lead)
+    if c.margin == 1.0:
+        return base, c.plus
+    return base, (c.margin - 1.0) * np.maximum(base, 0.0) + c.plus
 
 
 def _label(c: Candidate, replica_rps: float) -> str:
@@ -389,7 +421,7 @@ def _run(
     od_price: float,
     forecast: npt.NDArray[np.float64] | None,
     start: int,
-    headroom: float = 0.0,
+    headroom: float | npt.NDArray[np.float64] = 0.0,
     *,
     tick_costs: list[float] | None = None,
 ) -> tuple[float, int, float, int, int]:
@@ -416,6 +448,7 @@ def _run(
         wanted = np.ceil(np.maximum(forecast + headroom, 0.0) / fleet.replica_rps - 1e-9)
         spot_ahead = np.maximum(fleet.min_replicas, wanted).astype(np.int64)
     hedged = policy in ("spot-hedge", "predictive")
+    peak_need = peak_needs(fleet, len(rate), traces.gap_seconds)
     cost = unserved = 0.0
     violations = preemptions = replica_ticks = 0
     for t in range(len(rate)):
@@ -433,6 +466,13 @@ def _run(
             target_need = min(target_need, plan_need)
             # Headroom is bought on spot alone, like spot-hedge's extra spot replicas.
             spot_plan = int(spot_ahead[max(0, t - startup) : t + 1].max())
+        if peak_need is not None and peak_need[t] > 0:
+            # A known peak opening within the start-up time: its replicas are ordered now (on spot
+            # for the hedged policies; on-demand covers only what spot does not).
+            floor = int(peak_need[t])
+            plan_need, spot_plan = max(plan_need, floor), max(spot_plan, floor)
+            if not hedged:
+                target_need = max(target_need, floor)
         for z in range(Z):
             g = spot[z]
             g.advance(t)
@@ -475,6 +515,19 @@ def _run(
             tick_costs.append(tick_cost)
         replica_ticks += od.total
     return cost, violations, unserved, preemptions, replica_ticks
+
+
+def peak_needs(fleet: FleetSpec, ticks: int, tick_seconds: float) -> npt.NDArray[np.int64] | None:
+    """Per tick, the most replicas a peak of ``fleet.peaks`` asks for, open at some instant from the
+    tick's time to ``startup`` later (None without peaks)."""
+    if not fleet.peaks:
+        return None
+    lead = fleet.startup_minutes * 60.0
+    out = np.zeros(ticks, dtype=np.int64)
+    for t in range(ticks):
+        at = fleet.trace_start + t * tick_seconds
+        out[t] = max((p.replicas for p in fleet.peaks if open_within(p.window, at, at + lead)), default=0)
+    return out
 
 
 def _place_spot(
