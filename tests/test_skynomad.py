@@ -159,3 +159,29 @@ def test_a_proactive_move_away_is_censored() -> None:
     step = SkyNomad(delta=1.0).decide(view(10.0, 5.0, zs, current=spot("a1")), m)
     assert step.choice == spot("b1")
     assert step.memory.virtual[0].censored == (3.0,) and step.memory.virtual[0].failures == ()
+
+
+# Volatility (§A.3). Runs (0, 10), (10, 11), (11, 11.5) all failed, a run open since 11.5, now 11.6:
+# lifetimes 10, 1, 0.5: h(0.5) = 1/3, h(1) = 1/2, h(10) = 1; H(0.5) = 1/3, H(1) = 5/6, H(10) = 11/6.
+# From just before 11.5: 1 failure over h(0.5) = 1/3 (+ H(0.1) = 0 of the open run): 3. From just
+# before 11: 2 over 1/2 + 1/3 = 5/6: 2.4. From just before 10: 3 over 1 + 5/6 + 1/3: 1.385. Whole: 3
+# over 3: 1. gamma* = 3.
+BURST = VirtualInstance(up_since=11.5, failures=(10.0, 1.0, 0.5),
+                        runs=((0.0, 10.0, True), (10.0, 11.0, True), (11.0, 11.5, True)))
+
+
+def test_volatility_ratio_by_hand() -> None:
+    assert BURST.volatility(11.6) == pytest.approx(3.0)
+    calm = VirtualInstance(failures=(1.0, 2.0), runs=((0.0, 1.0, True), (1.0, 3.0, True)))
+    assert calm.volatility(3.0) == pytest.approx(1.0)  # the method's docstring example
+    assert VirtualInstance().volatility(5.0) == 1.0
+
+
+def test_volatility_shortens_the_predicted_lifetime() -> None:
+    # Age 0.1, up to the longest lifetime 10: with gamma 3, S = e^(-3 H): 0.4 + e^-1 x 0.5
+    # + e^-2.5 x 9 = 1.32271 h; with gamma 1: 0.4 + e^(-1/3) x 0.5 + e^(-5/6) x 9 = 4.66925 h.
+    f, c = BURST.failures, BURST.censored
+    assert expected_remaining_lifetime(f, c, 0.1, 3.0) == pytest.approx(0.4 + 0.5 * math.exp(-1) + 9 * math.exp(-2.5))
+    assert expected_remaining_lifetime(f, c, 0.1) == pytest.approx(
+        0.4 + 0.5 * math.exp(-1 / 3) + 9 * math.exp(-5 / 6))
+    assert expected_remaining_lifetime((1.0, 3.0), (), 0.0, 2.0) == pytest.approx(1 + 2 * math.exp(-1))

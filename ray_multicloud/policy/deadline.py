@@ -158,12 +158,14 @@ class VirtualInstance:
     ``up_since``: the elapsed hour the current virtual run began (``inf``: last seen down, or not
     observed since the policy left it). ``failures``: lifetimes (hours) that ended in an observed
     preemption or failed observation; ``censored``: lifetimes cut short by a proactive move away
-    (right-censored, §A.3).
+    (right-censored, §A.3). ``runs``: each completed run as ``(start, end, failed)`` in elapsed
+    hours, for the volatility ratio (:meth:`volatility`).
     """
 
     up_since: float = math.inf
     failures: tuple[float, ...] = ()
     censored: tuple[float, ...] = ()
+    runs: tuple[tuple[float, float, bool], ...] = ()
 
     def observe(self, now: float, available: bool) -> VirtualInstance:
         """The instance after an observation at ``now``: a success starts a run if none is open
@@ -171,56 +173,109 @@ class VirtualInstance:
         if available:
             return self if self.up_since < math.inf else replace(self, up_since=now)
         if self.up_since < math.inf:
-            return replace(self, up_since=math.inf, failures=(*self.failures, max(0.0, now - self.up_since)))
+            return replace(self, up_since=math.inf, failures=(*self.failures, max(0.0, now - self.up_since)),
+                           runs=(*self.runs, (self.up_since, now, True)))
         return self
 
     def censor(self, now: float) -> VirtualInstance:
         """The instance after the policy left the zone while it was up: the run is right-censored."""
         if self.up_since < math.inf:
-            return replace(self, up_since=math.inf, censored=(*self.censored, max(0.0, now - self.up_since)))
+            return replace(self, up_since=math.inf, censored=(*self.censored, max(0.0, now - self.up_since)),
+                           runs=(*self.runs, (self.up_since, now, False)))
         return self
+
+    def volatility(self, now: float) -> float:
+        """SkyNomad's volatility ratio ``gamma*`` at ``now`` (§A.3): over windows ``W`` ending now,
+        ``gamma_W = e_W / (sum over t in W of h(a(t)))`` — the failures observed in ``W`` over those
+        the hazard at the virtual instance's ages in ``W`` expects (its cumulative hazard gained in
+        ``W``) — and ``gamma* = max_W gamma_W``. ``e_W`` only grows at a failure, so the windows
+        that can be the maximum begin at a failure (just before it: it counts, with the hazard jump
+        at its age); the whole history is a window too. 1.0 without a failure in ``runs``.
+        Example: runs (0, 1) and (1, 3), both failed: lifetimes 1 and 2 h, ``h(1) = 1/2``,
+        ``h(2) = 1``. From just before 3 h: one failure over the jump ``h(2) = 1``: 1.0; from just
+        before 1 h: two over ``h(1) + H(2) = 0.5 + 1.5``: 1.0; the whole history likewise:
+        ``gamma* = 1``, no more failures than expected.
+        """
+        fails = [r for r in self.runs if r[2]]
+        if not fails:
+            return 1.0
+        knots = _hazard_knots(self.failures, self.censored)
+        segs = [(a, b) for a, b, _ in self.runs]
+        if self.up_since < math.inf:
+            segs.append((self.up_since, now))
+        best = 0.0
+        starts = [(a, b - a) for a, b, failed in self.runs if failed]
+        starts.append((min(a for a, _ in segs), -1.0))  # the whole history
+        for w, length in starts:
+            end_w = w + max(length, 0.0)  # a failure's window begins just before its end
+            if length >= 0:
+                count = sum(1 for a, b, failed in self.runs if failed and b >= end_w)
+                expected = _jump(knots, length) + sum(
+                    _cum_hazard(knots, b - a) for a, b in segs if a >= end_w
+                )
+            else:
+                count = len(fails)
+                expected = sum(_cum_hazard(knots, b - a) for a, b in segs)
+            if expected > _EPS:
+                best = max(best, count / expected)
+        return best if best > 0 else 1.0
+
+
+def _hazard_knots(failures: Sequence[float], censored: Sequence[float]) -> list[tuple[float, float, float]]:
+    """Nelson-Aalen (SkyNomad eq. 10): ``(l, h(l), H(l))`` at each distinct failure lifetime ``l``."""
+    samples = (*failures, *censored)
+    knots: list[tuple[float, float, float]] = []
+    cum = 0.0
+    for t in sorted(set(failures)):
+        h = sum(1 for f in failures if f == t) / sum(1 for x in samples if x >= t)
+        cum += h
+        knots.append((t, h, cum))
+    return knots
+
+
+def _cum_hazard(knots: Sequence[tuple[float, float, float]], x: float) -> float:
+    """``H(x)``: the sum of ``h(l)`` over failure lifetimes ``l <= x``."""
+    v = 0.0
+    for t, _, cum in knots:
+        if t > x:
+            break
+        v = cum
+    return v
+
+
+def _jump(knots: Sequence[tuple[float, float, float]], x: float) -> float:
+    """``h(x)``: the hazard jump at lifetime ``x`` (0 off the knots)."""
+    return next((h for t, h, _ in knots if t == x), 0.0)
 
 
 def expected_remaining_lifetime(
-    failures: Sequence[float], censored: Sequence[float], age: float
+    failures: Sequence[float], censored: Sequence[float], age: float, gamma: float = 1.0
 ) -> float | None:
     """SkyNomad's predicted remaining spot lifetime at ``age`` (its eq. 9 and 10, §A.3).
 
     Nelson-Aalen: at each distinct failure lifetime ``l`` the hazard is ``h(l) = e(l) / n(l)``,
     ``e(l)`` the failures at ``l`` and ``n(l)`` the samples (failures and censored) ``>= l``;
-    ``S(l) = exp(-sum of h(l_i) for l_i <= l)``. The expected remaining lifetime is
-    ``(1 / S(age)) * integral of S from age`` (eq. 9's sum read on a continuous axis), taken up to the
-    longest observed lifetime (beyond it the samples say nothing). None — unbounded, "no preemption
-    seen at this age" — when there is no failure, or ``age`` is at or beyond the longest sample.
-    Example: failures 1 h and 3 h, nothing censored, age 0: ``h(1) = 1/2``, ``h(3) = 1``;
-    ``S = 1`` on [0, 1), ``e^-0.5`` on [1, 3): ``L = 1 + 2 e^-0.5 = 2.213`` h; at age 2:
-    ``(1 * e^-0.5) / e^-0.5 = 1`` h.
+    ``S(l) = exp(-gamma * H(l))``, ``H(l)`` the sum of ``h(l_i)`` for ``l_i <= l`` and ``gamma`` the
+    volatility ratio (§A.3, :meth:`VirtualInstance.volatility`; 1: none). The expected remaining
+    lifetime is ``(1 / S(age)) * integral of S from age`` (eq. 9's sum read on a continuous axis),
+    taken up to the longest observed lifetime (beyond it the samples say nothing). None —
+    unbounded, "no preemption seen at this age" — when there is no failure, or ``age`` is at or
+    beyond the longest sample. Example: failures 1 h and 3 h, nothing censored, age 0:
+    ``h(1) = 1/2``, ``h(3) = 1``; ``S = 1`` on [0, 1), ``e^-0.5`` on [1, 3):
+    ``L = 1 + 2 e^-0.5 = 2.213`` h; at age 2: ``(1 * e^-0.5) / e^-0.5 = 1`` h; with ``gamma`` 2,
+    at age 0: ``1 + 2 e^-1 = 1.736`` h.
     """
     if not failures:
         return None
-    samples = sorted((*failures, *censored))
-    longest = samples[-1]
+    longest = max((*failures, *censored))
     if age >= longest:
         return None
-    times = sorted(set(failures))
-    knots: list[tuple[float, float]] = []  # (l, S(l)) just after each failure time
-    cum = 0.0
-    for t in times:
-        e = sum(1 for f in failures if f == t)
-        n = sum(1 for x in samples if x >= t)
-        cum += e / n
-        knots.append((t, math.exp(-cum)))
+    knots = _hazard_knots(failures, censored)
 
     def surv(x: float) -> float:
-        v = 1.0
-        for t, sv in knots:
-            if t <= x:
-                v = sv
-            else:
-                break
-        return v
+        return math.exp(-gamma * _cum_hazard(knots, x))
 
-    edges = sorted({age, longest, *(t for t, _ in knots if age < t < longest)})
+    edges = sorted({age, longest, *(t for t, _, _ in knots if age < t < longest)})
     area = sum(surv(a) * (b - a) for a, b in pairwise(edges))
     return area / surv(age)
 
@@ -968,9 +1023,10 @@ class SkyNomad:
       observes: a probe of every zone every ``probe_interval_hours`` (2 h, §3.4) and at the first
       step; each tick of its own spot node (its preemption is an observed failure); each launch it
       attempts (a failed launch is a virtual preemption, a successful one a virtual provisioning);
-      and its own proactive moves away (right-censored). Not modelled: the volatility adjustment
-      ``gamma*`` of §A.3, and the probes' cost (about a minute of spot per zone per probe, which
-      the engine does not charge: it favours this policy by roughly that much).
+      and its own proactive moves away (right-censored); the cumulative hazard scaled by the
+      volatility ratio ``gamma*`` (§A.3, :meth:`VirtualInstance.volatility`; ``volatility=False``
+      leaves it out). Not modelled: the probes' cost (about a minute of spot per zone per probe,
+      which the engine does not charge: it favours this policy by roughly that much).
     * Decision (§3.5, Algorithm 1, lines 7-17): every state's utility; the states better than the
       current one are attempted in descending order of utility, availability being known only by
       trying (a spot launch in a zone down now fails, and is an observation); the first that
@@ -987,6 +1043,7 @@ class SkyNomad:
     name: str = "skynomad"
     probe_interval_hours: float = 2.0
     delta: float = 1.0
+    volatility: bool = True
 
     def decide(self, view: JobView, memory: Memory) -> Step:
         mem = _track_uptime(view, memory)
@@ -1021,7 +1078,8 @@ class SkyNomad:
         def life(i: int) -> float | None:
             inst = virtual[i]
             age = now - inst.up_since if inst.up_since < math.inf else 0.0
-            return expected_remaining_lifetime(inst.failures, inst.censored, age)
+            gamma = inst.volatility(now) if self.volatility else 1.0
+            return expected_remaining_lifetime(inst.failures, inst.censored, age, gamma)
 
         def spot_utility(i: int, cold: float, egress: float) -> float:
             opt = view.zones[i]
