@@ -181,7 +181,8 @@ def test_volatility_shortens_the_predicted_lifetime() -> None:
     # Age 0.1, up to the longest lifetime 10: with gamma 3, S = e^(-3 H): 0.4 + e^-1 x 0.5
     # + e^-2.5 x 9 = 1.32271 h; with gamma 1: 0.4 + e^(-1/3) x 0.5 + e^(-5/6) x 9 = 4.66925 h.
     f, c = BURST.failures, BURST.censored
-    assert expected_remaining_lifetime(f, c, 0.1, 3.0) == pytest.approx(0.4 + 0.5 * math.exp(-1) + 9 * math.exp(-2.5))
+    want = 0.4 + 0.5 * math.exp(-1) + 9 * math.exp(-2.5)
+    assert expected_remaining_lifetime(f, c, 0.1, 3.0) == pytest.approx(want)
     assert expected_remaining_lifetime(f, c, 0.1) == pytest.approx(
         0.4 + 0.5 * math.exp(-1 / 3) + 9 * math.exp(-5 / 6))
     assert expected_remaining_lifetime((1.0, 3.0), (), 0.0, 2.0) == pytest.approx(1 + 2 * math.exp(-1))
