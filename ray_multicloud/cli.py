@@ -232,7 +232,7 @@ def _check_hosts(config: Mapping[str, Any]) -> bool:
 
 SIM_POLICY_NAMES = (
     "ondemand", "greedy", "eager-next-region", "uniform-progress", "multicloud", "optimal",
-    "greedy-ondemand", "up-eager", "skynomad",  # policy.deadline.VARIANTS: comparison baselines
+    "greedy-ondemand", "up-eager", "skynomad", "skynomad-rate",  # policy.deadline.VARIANTS: baselines
 )
 
 
@@ -277,7 +277,7 @@ def _add_simulate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                    "of the published rates; a pair the zones need and the file lacks is an error naming it")
     p.add_argument("--rate-window-hours", type=float, default=24.0, metavar="H",
                    help="each zone's interruption rate over the trailing H hours of the trace is shown to "
-                   "the policies (multicloud weighs it with egress; skynomad's lifetimes; default 24)")
+                   "the policies (multicloud weighs it with egress; skynomad-rate's lifetimes; default 24)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.set_defaults(handler=_cmd_simulate)
 

@@ -683,6 +683,9 @@ class Controller:
         self._jobs: dict[str, JobProgress] = {}
         self._memories: dict[str, Memory] = {}
         self._measured_gb: dict[str, float] = {}
+        # Per pool, "cloud/region" of the spot node that last ran its deadline job: where the job's
+        # checkpoint lives (JobProgress.checkpoint_region), for the egress its policy's view carries.
+        self._homes: dict[str, str] = {}
         self._lock = threading.Lock()
         self.ledger = _open_ledger(self.provider.settings.ledger_path)
         # Cost per hour and savings as Ray metrics (Prometheus, the dashboard), from the ledger; the
@@ -724,6 +727,9 @@ class Controller:
         with self._lock:
             job = self._jobs.get(pool)
             measured = self._measured_gb.get(pool)
+            home = self._homes.get(pool, "")
+        if job is not None and home and not job.checkpoint_region:
+            job = replace(job, checkpoint_region=home)
         return replace(
             migration.config_for(measured_gb=measured), jobs={pool: job} if job is not None else {}
         )
@@ -736,6 +742,17 @@ class Controller:
             else:
                 self._measured_gb[pool] = gb
 
+    def _note_home(self, pool: str, members: Sequence[FleetNode]) -> None:
+        """Record where the pool's deadline job's checkpoint lives: the region of its running spot
+        node (``JobProgress.checkpoint_region``; the simulator's model: on-demand never moves it)."""
+        spot_nodes = [
+            n for n in members if n.state is NodeState.RUNNING and n.offer.capacity is CapacityType.SPOT
+        ]
+        if spot_nodes:
+            with self._lock:
+                if pool in self._jobs:
+                    self._homes[pool] = f"{spot_nodes[0].offer.cloud}/{spot_nodes[0].offer.region}"
+
     def set_job(self, pool: str, progress: JobProgress | None) -> None:
         """Declare (or update, or clear with None) the deadline job running on ``pool``.
 
@@ -747,6 +764,7 @@ class Controller:
             if progress is None:
                 self._jobs.pop(pool, None)
                 self._memories.pop(pool, None)
+                self._homes.pop(pool, None)
             else:
                 self._jobs[pool] = progress
 
@@ -769,6 +787,7 @@ class Controller:
             members = [
                 n for n in fleet if n.pool == name and n.state in (NodeState.PENDING, NodeState.RUNNING)
             ]
+            self._note_home(name, members)
             budget = self.migrations[name].budget.allowed(len(members))
             config = replace(self.pool_config(name), max_moves=budget)
             answer = plan(

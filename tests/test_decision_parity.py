@@ -33,6 +33,7 @@ from pathlib import Path
 
 import pytest
 
+from ray_multicloud.cluster_config.migration import PUBLISHED_PAIRS
 from ray_multicloud.policy.deadline import WAIT, Choice, JobView, Kind, Memory, MultiCloud, Step, spot
 from ray_multicloud.policy.rebalance import (
     JobProgress,
@@ -78,11 +79,14 @@ class Case:
     checkpoint_on_notice: bool = False
     spot_price: float = 0.918  # for zone files without prices (bench_policies.py: 30% of on-demand)
     restart_minutes: float = 6.0  # a fraction of a tick on every trace here (the engine charges it exactly)
+    checkpoint_gb: float = 0.0  # > 0: egress charged per move between regions (simulate --checkpoint-gb)
+    expects_reason: str = ""  # a reason the replay must give at least once
 
     @property
     def id(self) -> str:
         notice = ",on-notice" if self.checkpoint_on_notice else ""
-        return f"{self.folder.rsplit('/', 1)[-1]}:{self.hours:g}h/{self.deadline:g}h@{self.start}{notice}"
+        gb = f",{self.checkpoint_gb:g}GB" if self.checkpoint_gb else ""
+        return f"{self.folder.rsplit('/', 1)[-1]}:{self.hours:g}h/{self.deadline:g}h@{self.start}{notice}{gb}"
 
 
 CASES = (
@@ -138,6 +142,21 @@ CASES = (
         frozenset({"preempted->spot"}),
         checkpoint_on_notice=True,
     ),
+    # The same 9 zones in 3 regions, 50 GB checkpoints (1 USD a move between regions at AWS's
+    # 0.02 USD/GB): after a preemption the only spot is in other regions while the checkpoint's own
+    # is down, so the policy waits for it (``free_wait_share``), then pays the egress once. Live,
+    # the view carries the same egress only if the controller knows where the checkpoint lives.
+    Case(
+        "availability/1-node/aws-02-15-2023",
+        "p3.2xlarge",
+        3.06,
+        6,
+        8,
+        370,
+        frozenset({"wait->spot"}),
+        checkpoint_gb=50.0,
+        expects_reason="wait for the checkpoint's region",
+    ),
 )
 
 
@@ -178,8 +197,10 @@ def engine_run(case: Case) -> tuple[tuple[JobView, Step], ...]:
         rec,
         ondemand_price=case.ondemand,
         start_tick=case.start,
+        checkpoint_gb=case.checkpoint_gb,
     )
     assert result.finished and result.met_deadline
+    assert (result.egress_usd > 0) == (case.checkpoint_gb > 0), result
     return tuple(rec.log)
 
 
@@ -257,9 +278,13 @@ def config_of(case: Case, progress: JobProgress) -> RebalanceConfig:
     ts = traces(case.folder, case.spot_price)
     job = TickJob.from_spec(spec_of(case), ts.gap_seconds)
     # The engine's restart is a whole number of ticks; the live stall is checkpoint_s + restart_s.
+    # Egress: the job's checkpoint size at the rates a pool without egress_usd_per_gb pays (the
+    # published table the simulator charges).
     return RebalanceConfig(
         checkpoint_s=0.0,
         restart_s=job.restart * ts.gap_seconds,
+        state_gb=case.checkpoint_gb,
+        egress_pairs=PUBLISHED_PAIRS,
         tick_s=ts.gap_seconds,
         jobs={POOL_NAME: progress},
         deadline_policy="multicloud",
@@ -274,6 +299,7 @@ class Live:
     offer: Offer | None = None
     launched_at: float = 0.0
     memory: Memory = field(default_factory=Memory)
+    home: str = ""  # "cloud/region" of the spot node that last held the job (Controller._note_home)
 
 
 def node_of(live: Live) -> FleetNode:
@@ -296,6 +322,10 @@ def offer_for(choice: Choice, offers: tuple[Offer, ...]) -> Offer:
 
 def live_step(live: Live, t: Tick, config: RebalanceConfig) -> tuple[Choice, JobView]:
     """One controller tick: the decision the live path takes, and the view the policy saw."""
+    if live.held.kind is Kind.SPOT and live.offer is not None:  # the controller saw it pending or running
+        live.home = f"{live.offer.cloud}/{live.offer.region}"
+    t = replace(t, job=replace(t.job, checkpoint_region=live.home))
+    config = replace(config, jobs={POOL_NAME: t.job})
     preempted = ""
     if live.held.kind is Kind.SPOT and live.held.zone in t.cooldowns:
         preempted, live.held, live.offer = live.held.zone, WAIT, None  # the cloud took the node
@@ -376,6 +406,7 @@ class Replay:
     live: tuple[str, ...]
     view_diffs: tuple[tuple[int, str], ...]
     transitions: frozenset[str]
+    reasons: frozenset[str] = frozenset()
 
 
 @functools.cache
@@ -387,7 +418,9 @@ def replay(case: Case) -> Replay:
     live_seq: list[str] = []
     diffs: list[tuple[int, str]] = []
     transitions: set[str] = set()
+    reasons: set[str] = set()
     for rel, (view, step) in enumerate(log):
+        reasons.update(step.reasons)
         t = live_tick(case, rel, view)
         choice, live_view = live_step(live, t, config_of(case, t.job))
         engine_seq.append(name_of(step.choice, ts))
@@ -396,7 +429,9 @@ def replay(case: Case) -> Replay:
         if step.choice != view.current:
             before = "preempted" if view.preempted else view.current.kind.value
             transitions.add(f"{before}->{step.choice.kind.value}")
-    return Replay(tuple(engine_seq), tuple(live_seq), tuple(diffs), frozenset(transitions))
+    return Replay(
+        tuple(engine_seq), tuple(live_seq), tuple(diffs), frozenset(transitions), frozenset(reasons)
+    )
 
 
 needs_traces = pytest.mark.skipif(not SHARED.exists(), reason="shared spot traces not present")
@@ -425,3 +460,5 @@ def test_live_view_is_the_simulators(case: Case) -> None:
 def test_case_covers_what_it_claims(case: Case) -> None:
     # Guards the test itself: a replay that never moves would prove nothing.
     assert case.expects <= replay(case).transitions, replay(case).transitions
+    if case.expects_reason:
+        assert any(case.expects_reason in r for r in replay(case).reasons), sorted(replay(case).reasons)

@@ -1,5 +1,6 @@
-"""SkyNomad's policy as its paper states it (policy/deadline.py:SkyNomad): hand-computed progress
-values and utilities."""
+"""``skynomad-rate`` (policy/deadline.py:SkyNomadRate), the earlier reading of SkyNomad's policy with
+memoryless lifetimes L = 1 / rate: hand-computed progress values and utilities. The paper's own
+lifetime model and Algorithm 1 (``skynomad``) are tested in test_skynomad.py."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from ray_multicloud.policy.deadline import (
     JobView,
     Memory,
     SkyNomad,
+    SkyNomadRate,
     SpotOption,
     _progress_value,
     spot,
@@ -38,21 +40,22 @@ def test_utility_weighs_lifetime_price_and_egress() -> None:
     # U = 2.7 - 1.0 = 1.7. Zone b: 0.8/h, L = 10 h, eta = 0.98, egress 5 USD: U = 2.94 - 0.8 - 0.5 = 1.64.
     a = SpotOption("us-east-1a", "us-east-1", True, 1.0, 0.5)
     b = SpotOption("us-west-2a", "us-west-2", True, 0.8, 0.1, 5.0)
-    assert SkyNomad().decide(view(8.0, 4.0, (a, b)), Memory()).choice == spot("us-east-1a")
+    assert SkyNomadRate().decide(view(8.0, 4.0, (a, b)), Memory()).choice == spot("us-east-1a")
     # with 3 USD of egress b scores 1.84 and wins
     b3 = SpotOption("us-west-2a", "us-west-2", True, 0.8, 0.1, 3.0)
-    assert SkyNomad().decide(view(8.0, 4.0, (a, b3)), Memory()).choice == spot("us-west-2a")
+    assert SkyNomadRate().decide(view(8.0, 4.0, (a, b3)), Memory()).choice == spot("us-west-2a")
 
 
 def test_on_demand_when_behind_idle_when_ahead() -> None:
     pricey = SpotOption("us-east-1a", "us-east-1", True, 2.9, 1.0)  # L 1 h: U = V * 0.8 - 2.9
     # behind, V = 8: on-demand U = 5 beats spot U = 3.5
-    assert SkyNomad().decide(view(8.0, 2.0, (pricey,)), Memory()).choice == ON_DEMAND
+    assert SkyNomadRate().decide(view(8.0, 2.0, (pricey,)), Memory()).choice == ON_DEMAND
     # ahead: theta = 2 / 12, theta~ = 8 / 8 -> V = 0.5: every option is negative: idle
-    assert SkyNomad().decide(view(8.0, 8.0, (pricey,)), Memory()).choice == WAIT
+    assert SkyNomadRate().decide(view(8.0, 8.0, (pricey,)), Memory()).choice == WAIT
 
 
 def test_safety_net_when_idle() -> None:
     # 12.0 h left, 11.8 h of work + 0.2 h restart: after this tick it no longer fits
-    step = SkyNomad().decide(view(8.0, 0.2, (), total=12.0), Memory())
-    assert step.choice == ON_DEMAND and step.memory.locked_ondemand
+    for policy in (SkyNomadRate(), SkyNomad()):
+        step = policy.decide(view(8.0, 0.2, (), total=12.0), Memory())
+        assert step.choice == ON_DEMAND and step.memory.locked_ondemand

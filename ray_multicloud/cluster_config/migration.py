@@ -75,6 +75,7 @@ from ray_multicloud.errors import ConfigError
 from ray_multicloud.policy.calendar import DAY_NAMES, CalendarWindows, WeeklyWindow
 from ray_multicloud.policy.deadline import POLICIES
 from ray_multicloud.policy.rebalance import Blackout, DailyWindow, RebalanceConfig, Window
+from ray_multicloud.pricing.egress import PUBLISHED
 
 MIGRATION_KEYS: tuple[str, ...] = (
     "enabled",
@@ -97,7 +98,13 @@ MIGRATION_KEYS: tuple[str, ...] = (
 )
 MEASURE = "measure"
 NOTICE_MODES: tuple[str, ...] = ("restart", "launch", "off")
-_DEFAULTS = RebalanceConfig()
+# Without an ``egress_usd_per_gb`` key a pool pays the published rates per ordered cloud pair
+# (``pricing.egress.PUBLISHED``) — the rates ``ray-multicloud simulate --checkpoint-gb`` charges — so
+# the policy that runs live sees the egress it was measured with.
+PUBLISHED_PAIRS: tuple[tuple[str, str, float], ...] = tuple(
+    (src, dst, usd) for (src, dst), usd in sorted(PUBLISHED.rates.items())
+)
+_DEFAULTS = replace(RebalanceConfig(), egress_pairs=PUBLISHED_PAIRS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,11 +265,12 @@ def _budget(key: str, value: object) -> DisruptionBudget:
 def _egress(key: str, value: object) -> tuple[float, float, tuple[tuple[str, str, float], ...]]:
     """``egress_usd_per_gb``: a number (between clouds; regions of one cloud keep the default) or a
     mapping of ``inter_cloud``, ``inter_region`` and ``"SRC->DST"`` pairs, where SRC and DST are a
-    cloud (``aws``) or a cloud region (``aws/us-east-1``)."""
+    cloud (``aws``) or a cloud region (``aws/us-east-1``). Absent: the published rates of every
+    ordered pair of aws, gcp and azure (``PUBLISHED_PAIRS``), the others at the defaults."""
     inter_cloud = _DEFAULTS.egress_usd_per_gb
     inter_region = _DEFAULTS.intra_cloud_egress_usd_per_gb
     if value is None:
-        return inter_cloud, inter_region, ()
+        return inter_cloud, inter_region, PUBLISHED_PAIRS
     if not isinstance(value, Mapping):
         return _number(key, value, minimum=0), inter_region, ()
     pairs: list[tuple[str, str, float]] = []

@@ -66,8 +66,9 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from itertools import pairwise
 from typing import Protocol
 
 from ray_multicloud.policy.risk import useful_hour_cost
@@ -149,6 +150,137 @@ class JobView:
 
 
 @dataclass(frozen=True, slots=True)
+class VirtualInstance:
+    """SkyNomad's virtual instance of one zone (its paper, §3.4 and §A.3): the zone's availability
+    as the policy has observed it — through probes, its own launches (a success starts a run, a
+    failure is a virtual preemption), preemptions of its own node, and its own proactive moves away.
+
+    ``up_since``: the elapsed hour the current virtual run began (``inf``: last seen down, or not
+    observed since the policy left it). ``failures``: lifetimes (hours) that ended in an observed
+    preemption or failed observation; ``censored``: lifetimes cut short by a proactive move away
+    (right-censored, §A.3). ``runs``: each completed run as ``(start, end, failed)`` in elapsed
+    hours, for the volatility ratio (:meth:`volatility`).
+    """
+
+    up_since: float = math.inf
+    failures: tuple[float, ...] = ()
+    censored: tuple[float, ...] = ()
+    runs: tuple[tuple[float, float, bool], ...] = ()
+
+    def observe(self, now: float, available: bool) -> VirtualInstance:
+        """The instance after an observation at ``now``: a success starts a run if none is open
+        (virtual provisioning); a failure ends an open run as a lifetime (virtual preemption)."""
+        if available:
+            return self if self.up_since < math.inf else replace(self, up_since=now)
+        if self.up_since < math.inf:
+            return replace(self, up_since=math.inf, failures=(*self.failures, max(0.0, now - self.up_since)),
+                           runs=(*self.runs, (self.up_since, now, True)))
+        return self
+
+    def censor(self, now: float) -> VirtualInstance:
+        """The instance after the policy left the zone while it was up: the run is right-censored."""
+        if self.up_since < math.inf:
+            return replace(self, up_since=math.inf, censored=(*self.censored, max(0.0, now - self.up_since)),
+                           runs=(*self.runs, (self.up_since, now, False)))
+        return self
+
+    def volatility(self, now: float) -> float:
+        """SkyNomad's volatility ratio ``gamma*`` at ``now`` (§A.3): over windows ``W`` ending now,
+        ``gamma_W = e_W / (sum over t in W of h(a(t)))`` — the failures observed in ``W`` over those
+        the hazard at the virtual instance's ages in ``W`` expects (its cumulative hazard gained in
+        ``W``) — and ``gamma* = max_W gamma_W``. ``e_W`` only grows at a failure, so the windows
+        that can be the maximum begin at a failure (just before it: it counts, with the hazard jump
+        at its age); the whole history is a window too. 1.0 without a failure in ``runs``.
+        Example: runs (0, 1) and (1, 3), both failed: lifetimes 1 and 2 h, ``h(1) = 1/2``,
+        ``h(2) = 1``. From just before 3 h: one failure over the jump ``h(2) = 1``: 1.0; from just
+        before 1 h: two over ``h(1) + H(2) = 0.5 + 1.5``: 1.0; the whole history likewise:
+        ``gamma* = 1``, no more failures than expected.
+        """
+        fails = [r for r in self.runs if r[2]]
+        if not fails:
+            return 1.0
+        knots = _hazard_knots(self.failures, self.censored)
+        segs = [(a, b) for a, b, _ in self.runs]
+        if self.up_since < math.inf:
+            segs.append((self.up_since, now))
+        best = 0.0
+        starts = [(a, b - a) for a, b, failed in self.runs if failed]
+        starts.append((min(a for a, _ in segs), -1.0))  # the whole history
+        for w, length in starts:
+            end_w = w + max(length, 0.0)  # a failure's window begins just before its end
+            if length >= 0:
+                count = sum(1 for a, b, failed in self.runs if failed and b >= end_w)
+                expected = _jump(knots, length) + sum(
+                    _cum_hazard(knots, b - a) for a, b in segs if a >= end_w
+                )
+            else:
+                count = len(fails)
+                expected = sum(_cum_hazard(knots, b - a) for a, b in segs)
+            if expected > _EPS:
+                best = max(best, count / expected)
+        return best if best > 0 else 1.0
+
+
+def _hazard_knots(failures: Sequence[float], censored: Sequence[float]) -> list[tuple[float, float, float]]:
+    """Nelson-Aalen (SkyNomad eq. 10): ``(l, h(l), H(l))`` at each distinct failure lifetime ``l``."""
+    samples = (*failures, *censored)
+    knots: list[tuple[float, float, float]] = []
+    cum = 0.0
+    for t in sorted(set(failures)):
+        h = sum(1 for f in failures if f == t) / sum(1 for x in samples if x >= t)
+        cum += h
+        knots.append((t, h, cum))
+    return knots
+
+
+def _cum_hazard(knots: Sequence[tuple[float, float, float]], x: float) -> float:
+    """``H(x)``: the sum of ``h(l)`` over failure lifetimes ``l <= x``."""
+    v = 0.0
+    for t, _, cum in knots:
+        if t > x:
+            break
+        v = cum
+    return v
+
+
+def _jump(knots: Sequence[tuple[float, float, float]], x: float) -> float:
+    """``h(x)``: the hazard jump at lifetime ``x`` (0 off the knots)."""
+    return next((h for t, h, _ in knots if t == x), 0.0)
+
+
+def expected_remaining_lifetime(
+    failures: Sequence[float], censored: Sequence[float], age: float, gamma: float = 1.0
+) -> float | None:
+    """SkyNomad's predicted remaining spot lifetime at ``age`` (its eq. 9 and 10, §A.3).
+
+    Nelson-Aalen: at each distinct failure lifetime ``l`` the hazard is ``h(l) = e(l) / n(l)``,
+    ``e(l)`` the failures at ``l`` and ``n(l)`` the samples (failures and censored) ``>= l``;
+    ``S(l) = exp(-gamma * H(l))``, ``H(l)`` the sum of ``h(l_i)`` for ``l_i <= l`` and ``gamma`` the
+    volatility ratio (§A.3, :meth:`VirtualInstance.volatility`; 1: none). The expected remaining
+    lifetime is ``(1 / S(age)) * integral of S from age`` (eq. 9's sum read on a continuous axis),
+    taken up to the longest observed lifetime (beyond it the samples say nothing). None —
+    unbounded, "no preemption seen at this age" — when there is no failure, or ``age`` is at or
+    beyond the longest sample. Example: failures 1 h and 3 h, nothing censored, age 0:
+    ``h(1) = 1/2``, ``h(3) = 1``; ``S = 1`` on [0, 1), ``e^-0.5`` on [1, 3):
+    ``L = 1 + 2 e^-0.5 = 2.213`` h; at age 2: ``(1 * e^-0.5) / e^-0.5 = 1`` h; with ``gamma`` 2,
+    at age 0: ``1 + 2 e^-1 = 1.736`` h.
+    """
+    if not failures:
+        return None
+    longest = max((*failures, *censored))
+    if age >= longest:
+        return None
+    knots = _hazard_knots(failures, censored)
+
+    def surv(x: float) -> float:
+        return math.exp(-gamma * _cum_hazard(knots, x))
+
+    edges = sorted({age, longest, *(t for t, _, _ in knots if age < t < longest)})
+    area = sum(surv(a) * (b - a) for a, b in pairwise(edges))
+    return area / surv(age)
+
+
+@dataclass(frozen=True, slots=True)
 class Memory:
     """What a policy carries from one decision to the next (all policies share this shape).
 
@@ -158,12 +290,16 @@ class Memory:
     continuously available (``inf`` while unavailable); empty until first seen.
     ``idle_since``: the elapsed hour since which the job has held nothing (``inf`` while it holds
     a node; kept by ``multicloud`` for its wait for an egress-free return).
+    ``virtual`` / ``probed_at``: ``skynomad``'s virtual instance per zone of ``JobView.zones`` and
+    the elapsed hour of its last probe round (:class:`VirtualInstance`).
     """
 
     home_zone: str = ""
     locked_ondemand: bool = False
     up_since: tuple[float, ...] = ()
     idle_since: float = math.inf
+    virtual: tuple[VirtualInstance, ...] = ()
+    probed_at: float = -math.inf
 
 
 @dataclass(frozen=True, slots=True)
@@ -863,6 +999,140 @@ def _best_spot(
 @dataclass(frozen=True, slots=True)
 class SkyNomad:
     """SkyNomad's scheduling policy (NSDI '27, "SkyNomad: On Using Multi-Region Spot Instances to
+    Minimize AI Batch Job Cost"; ``shared/data/skynomad/paper.txt``, titled SkyVoyager), written from
+    the paper's text (no code of the artifact used). Section numbers are the paper's.
+
+    * Thrifty rule (§3.1): idle once the work is done.
+    * Safety net (§3.1; Algorithm 1, lines 4-5: checked at every scheduling step): *when idle* with
+      ``T - t < P - p + d``, on-demand until completion. Taken at the trace's ticks: it fires when
+      one more idle tick would break it (as ``_net_fires``). A job on spot is not moved by it; a
+      preemption leaves the job idle, and the net is checked then. The fallback's region (eq. 2,
+      ``argmin C_od (P - p + d) + E``) is the checkpoint's here: every region has the same
+      on-demand price in the simulator, and on-demand runs where the checkpoint is, so ``E = 0``.
+    * Progress value (§3.3, eq. 8): ``V = C_od * theta / theta~`` with ``theta = (P - p) / (T - t)``
+      and ``theta~ = p / t``. Eq. 8 is undefined at ``t = 0`` and infinite at ``p = 0 < t`` (the
+      barrier of property 2); here ``V = C_od`` at ``t = 0`` (on schedule by definition) and ``V`` is
+      capped at ``1000 C_od``.
+    * Utility (§3.2, eq. 6): ``U = V * eta - C - E / L`` for spot in a zone with predicted remaining
+      lifetime ``L``, ``eta = (L - d)+ / L``, price ``C`` and egress ``E`` from the checkpoint's
+      region (``SpotOption.egress_usd``); on-demand ``V - C_od`` (``L`` infinite); idle 0. The
+      current placement is scored with the cold start it still has to pay and no egress; an unknown
+      (unbounded) lifetime gives ``eta = 1`` and no amortised egress.
+    * Lifetime (§3.4, eq. 9-10, §A.3): :func:`expected_remaining_lifetime` (Nelson-Aalen, conditioned
+      on the zone's current age) over the zone's :class:`VirtualInstance`, built from what the policy
+      observes: a probe of every zone every ``probe_interval_hours`` (2 h, §3.4) and at the first
+      step; each tick of its own spot node (its preemption is an observed failure); each launch it
+      attempts (a failed launch is a virtual preemption, a successful one a virtual provisioning);
+      and its own proactive moves away (right-censored); the cumulative hazard scaled by the
+      volatility ratio ``gamma*`` (§A.3, :meth:`VirtualInstance.volatility`; ``volatility=False``
+      leaves it out). Not modelled: the probes' cost (about a minute of spot per zone per probe,
+      which the engine does not charge: it favours this policy by roughly that much).
+    * Decision (§3.5, Algorithm 1, lines 7-17): every state's utility; the states better than the
+      current one are attempted in descending order of utility, availability being known only by
+      trying (a spot launch in a zone down now fails, and is an observation); the first that
+      succeeds is taken (idle and on-demand always succeed); none: keep the current state. Equal
+      utilities (the paper is silent) go to idle, then on-demand, then spot in zone order.
+    * Hysteresis (footnote 2): "the scheduler switches only when U(r,m) > U(r0,m0) + delta". The
+      paper gives no value for ``delta`` (USD/h). Without it (``delta=0``, Algorithm 1 as written)
+      the policy thrashes once the job is ahead of schedule (``V`` near the spot price: release spot
+      for idle, relaunch a few ticks later, a cold start each time). 1.0 USD/h was chosen by
+      ``benchmarks/tune_skynomad_delta.py`` on other zones of the same traces (never on SkyNomad's
+      evaluation zones): ``results/tune_skynomad_delta.md``.
+    """
+
+    name: str = "skynomad"
+    probe_interval_hours: float = 2.0
+    delta: float = 1.0
+    volatility: bool = True
+
+    def decide(self, view: JobView, memory: Memory) -> Step:
+        mem = _track_uptime(view, memory)
+        if _finished(view):
+            return Step(WAIT, ("job finished (thrifty rule)",), mem)
+        if mem.locked_ondemand:
+            return Step(ON_DEMAND, ("safety net: on-demand until completion",), mem)
+        now = view.elapsed_hours
+        virtual = list(mem.virtual) if len(mem.virtual) == len(view.zones) else [
+            VirtualInstance() for _ in view.zones
+        ]
+        index = {o.zone: i for i, o in enumerate(view.zones)}
+        cur = view.current
+        probed_at = mem.probed_at
+        if now - probed_at >= self.probe_interval_hours - _EPS:  # a probe round (§3.4)
+            virtual = [v.observe(now, o.available) for v, o in zip(virtual, view.zones, strict=True)]
+            probed_at = now
+        if view.preempted and view.preempted_zone in index:  # its own node's preemption
+            i = index[view.preempted_zone]
+            virtual[i] = virtual[i].observe(now, False)
+        if cur.kind is Kind.SPOT and cur.zone in index:  # its own node is watched every tick
+            i = index[cur.zone]
+            virtual[i] = virtual[i].observe(now, view.zones[i].available)
+        if cur.kind is Kind.WAIT and _net_fires(view, 1):
+            why = "safety net: idle and time left < work left + d: on-demand until completion"
+            return Step(ON_DEMAND, (why,), replace(mem, locked_ondemand=True, virtual=tuple(virtual),
+                                                   probed_at=probed_at))
+        v = _progress_value(view)
+        d = view.restart_hours
+        cod = view.ondemand_price_per_hour
+
+        def life(i: int) -> float | None:
+            inst = virtual[i]
+            age = now - inst.up_since if inst.up_since < math.inf else 0.0
+            gamma = inst.volatility(now) if self.volatility else 1.0
+            return expected_remaining_lifetime(inst.failures, inst.censored, age, gamma)
+
+        def spot_utility(i: int, cold: float, egress: float) -> float:
+            opt = view.zones[i]
+            lv = life(i)
+            if lv is None:
+                return v - opt.price_per_hour
+            if lv <= 0:
+                return -opt.price_per_hour - (math.inf if egress > 0 else 0.0)
+            return v * max(0.0, lv - cold) / lv - opt.price_per_hour - egress / lv
+
+        cur_i = index.get(cur.zone, -1) if cur.kind is Kind.SPOT else -1
+        cur_up = cur_i >= 0 and view.zones[cur_i].available  # its spot node runs
+        current = 0.0
+        if cur.kind is Kind.ON_DEMAND:
+            current = v - cod
+        elif cur_up:
+            current = spot_utility(cur_i, view.overhead_left_hours, 0.0)
+        candidates: list[tuple[float, int, Choice]] = []
+        for i, opt in enumerate(view.zones):
+            if not (cur.kind is Kind.SPOT and opt.zone == cur.zone):
+                candidates.append((spot_utility(i, d, opt.egress_usd), i, spot(opt.zone)))
+        if cur.kind is not Kind.WAIT:  # on a tie, idle (free) before on-demand, then spot in list order
+            candidates.append((0.0, -2, WAIT))
+        if cur.kind is not Kind.ON_DEMAND:
+            candidates.append((v - cod, -1, ON_DEMAND))
+        candidates.sort(key=lambda c: (-c[0], c[1]))
+        choice, score, tried = cur, current, 0
+        for u, i, cand in candidates:
+            if not u > current + self.delta + _EPS:
+                break
+            if cand.kind is Kind.SPOT:
+                tried += 1
+                up = view.zones[i].available
+                virtual[i] = virtual[i].observe(now, up)  # the launch attempt is an observation
+                if not up:
+                    continue
+            choice, score = cand, u
+            break
+        if choice != cur and cur_up:
+            virtual[cur_i] = virtual[cur_i].censor(now)  # a proactive move away: right-censored
+        if cur.kind is Kind.SPOT and choice == cur and not cur_up:
+            choice, score = WAIT, 0.0  # its node is gone and nothing better could be launched
+        mem = replace(mem, virtual=tuple(virtual), probed_at=probed_at)
+        why = (f"V={v:.2f} USD/h of progress: {choice} has the highest utility that launched ({score:.2f}; "
+               f"{tried} spot launch(es) tried)")
+        return Step(choice, (why,), mem)
+
+
+@dataclass(frozen=True, slots=True)
+class SkyNomadRate:
+    """``skynomad-rate``: the first, simplified reading of SkyNomad's scheduling policy, kept for
+    comparison beside :class:`SkyNomad` (which follows the paper's lifetime model and Algorithm 1).
+    SkyNomad's policy (NSDI '27, "SkyNomad: On Using Multi-Region Spot Instances to
     Minimize AI Batch Job Cost"; its artifact's paper.txt, titled SkyVoyager), written from the
     paper's §3 (no code of the artifact used):
 
@@ -877,6 +1147,8 @@ class SkyNomad:
     * Decision (§3.5, Algorithm 1): the candidate of highest utility if it beats the current
       placement's, else keep it. Safety net (§3.1): when idle and the time left after this tick is
       less than the work left plus a cold start, on-demand until completion. Thrifty: idle once done.
+    * Differs from the paper: every zone's availability is known each tick (no probes, no failed
+      launches), and the lifetime is memoryless:
     * Lifetime (§3.4), simplified here: the paper predicts each zone's remaining spot lifetime by
       survival analysis (Nelson-Aalen, conditioned on the current age, with a volatility
       adjustment) from probes every two hours. Here ``L = 1 / rate`` with ``rate`` the zone's
@@ -885,7 +1157,7 @@ class SkyNomad:
       ``L`` infinite (``eta = 1``).
     """
 
-    name: str = "skynomad"
+    name: str = "skynomad-rate"
 
     def decide(self, view: JobView, memory: Memory) -> Step:
         mem = _track_uptime(view, memory)
@@ -959,7 +1231,9 @@ VARIANTS: Mapping[str, DeadlinePolicy] = {
     "greedy-ondemand": GreedySingleZone(),
     "up-eager": UniformProgressEager(),
     "skynomad": SkyNomad(),
+    "skynomad-rate": SkyNomadRate(),
 }
 """Baselines for comparison only, not selectable as a pool's deadline policy: variants of the papers'
-baselines that are not the papers' (``greedy-ondemand``, ``up-eager``), and ``skynomad`` (SkyNomad's
-policy from its paper's text, with a simplified lifetime model: see the class)."""
+baselines that are not the papers' (``greedy-ondemand``, ``up-eager``), ``skynomad`` (SkyNomad's
+policy from its paper's text: see the class) and ``skynomad-rate`` (the earlier simplified reading of it:
+memoryless lifetimes from the trace's interruption rate, every zone's availability known each tick)."""

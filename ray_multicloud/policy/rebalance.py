@@ -52,6 +52,11 @@ payback and uptime rules). Each ``RUNNING`` node of the pool is asked about once
   down or not), sorted by offer id so that ``Memory.up_since`` lines up from one call to the next;
   ``zone`` is the offer id, ``available`` is "not cooling down" (``cooldowns``), the price is the
   offer's price now;
+  ``egress_usd`` is what the start would pay to carry ``state_gb`` of checkpoint from the region the
+  job's state lives in (``checkpoint_home``: the spot node running it or just lost, else
+  ``JobProgress.checkpoint_region``; none before anything is saved) at the pool's egress rates
+  (``egress_usd``) — the simulator's model of egress, so its rules on egress (``MultiCloud``'s
+  payback and ``free_wait_share``) act live as they were measured;
 - ``current``: ``spot(offer_id)`` or ``ON_DEMAND``; ``overhead_left_hours``: the restart still to
   pay, ``restart_hours`` less the time since the node launched (at least 0);
 - ``ondemand_price_per_hour``: the node's own price on on-demand, else the on-demand offer a move
@@ -175,7 +180,10 @@ class JobProgress:
     """Where the one deadline job of a pool stands (the controller fills it from the job's reports).
 
     Times are POSIX seconds; work is in hours of running on one placement. ``checkpoint_hours`` is
-    the work between two checkpoints.
+    the work between two checkpoints. ``checkpoint_region`` is where the job's state lives,
+    ``"cloud/region"`` (``"aws/us-east-1"``): the region of the spot node that last held the job
+    (the controller records it each tick); "" when not known yet. A spot node running the job, or
+    the spot node it just lost, says it directly (``checkpoint_home``).
     """
 
     submitted_at: float
@@ -184,6 +192,7 @@ class JobProgress:
     work_done_hours: float
     checkpointed_hours: float
     checkpoint_hours: float
+    checkpoint_region: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,17 +277,20 @@ def egress_usd(src: Offer, dst: Offer, config: RebalanceConfig) -> float:
     A pair in ``config.egress_pairs`` wins, the region pair before the cloud pair
     (``aws/us-east-1 -> gcp/us-central1`` before ``aws -> gcp``); within one region egress is free.
     """
-    if src.cloud == dst.cloud and src.region == dst.region:
+    return region_egress_usd((src.cloud, src.region), (dst.cloud, dst.region), config)
+
+
+def region_egress_usd(src: tuple[str, str], dst: tuple[str, str], config: RebalanceConfig) -> float:
+    """``egress_usd`` between two ``(cloud, region)`` places (the rules of ``egress_usd``)."""
+    if src == dst:
         return 0.0
     pairs = {(a, b): usd for a, b, usd in config.egress_pairs}
-    for key in ((f"{src.cloud}/{src.region}", f"{dst.cloud}/{dst.region}"), (src.cloud, dst.cloud)):
+    for key in ((f"{src[0]}/{src[1]}", f"{dst[0]}/{dst[1]}"), (src[0], dst[0])):
         if key in pairs:
             return config.state_gb * pairs[key]
-    if src.cloud != dst.cloud:
+    if src[0] != dst[0]:
         return config.state_gb * config.egress_usd_per_gb
-    if src.region != dst.region:
-        return config.state_gb * config.intra_cloud_egress_usd_per_gb
-    return 0.0
+    return config.state_gb * config.intra_cloud_egress_usd_per_gb
 
 
 def move_cost(src: Offer, dst: Offer, config: RebalanceConfig) -> float:
@@ -502,29 +514,58 @@ def spot_options(
     *,
     now: float,
     cooldowns: Mapping[OfferId, float] | None = None,
+    home: tuple[str, str] | None = None,
+    config: RebalanceConfig | None = None,
 ) -> tuple[SpotOption, ...]:
     """The ``JobView.zones`` of ``pool``: one option per spot offer it admits, sorted by offer id.
 
     An option's ``zone`` is the offer id and its ``region`` the offer's; it is available unless the
     offer is cooling down at ``now``. A cooling offer stays in the list, so each offer keeps its
     position (which ``Memory.up_since`` is indexed by) until the pool's offers themselves change.
+    With ``home`` (the ``(cloud, region)`` the job's checkpoint lives in, ``checkpoint_home``) and
+    ``config``, an option's ``egress_usd`` is what carrying ``config.state_gb`` from there to the
+    offer costs (``region_egress_usd``); else 0.
     """
     blocked = cooling(cooldowns, now)
     offers = sorted(
         (o for o in matching_offers(pool, index) if o.capacity is CapacityType.SPOT),
         key=lambda o: o.offer_id,
     )
-    return tuple(_spot_option(o, available=o.offer_id not in blocked) for o in offers)
+    def carry(o: Offer) -> float:
+        return 0.0 if home is None or config is None else region_egress_usd(home, (o.cloud, o.region), config)
+
+    return tuple(_spot_option(o, available=o.offer_id not in blocked, egress=carry(o)) for o in offers)
 
 
-def _spot_option(offer: Offer, *, available: bool) -> SpotOption:
+def _spot_option(offer: Offer, *, available: bool, egress: float = 0.0) -> SpotOption:
     return SpotOption(
         zone=offer.offer_id,
         region=offer.region,
         available=available,
         price_per_hour=offer.price_per_hour,
         interruptions_per_hour=offer.interruption_rate_per_hour,
+        egress_usd=egress,
     )
+
+
+def checkpoint_home(
+    job: JobProgress, holder: Offer | None, config: RebalanceConfig
+) -> tuple[str, str] | None:
+    """Where a start would carry the job's checkpoint from, as the simulator models it
+    (``sim.engine``, "Egress"): None — no egress in the view — when ``config.state_gb`` is 0 or the
+    job has saved nothing yet (``checkpointed_hours`` 0); else the region of ``holder`` when it is a
+    spot offer (the node running the job, or the spot node it just lost), else
+    ``job.checkpoint_region`` (an on-demand node runs in the checkpoint's region: it never moves
+    the state), else None (the job has not run on spot yet: its first spot start pays nothing).
+    """
+    if config.state_gb <= 0 or job.checkpointed_hours <= _EPS:
+        return None
+    if holder is not None and holder.capacity is CapacityType.SPOT:
+        return (holder.cloud, holder.region)
+    cloud, sep, region = job.checkpoint_region.partition("/")
+    if sep and cloud and region:
+        return (cloud, region)
+    return None
 
 
 def ondemand_offer(
@@ -602,12 +643,13 @@ def node_view(
     """The ``JobView`` of ``job`` at ``now`` as seen from ``node``, a running node of ``pool``."""
     idx = _as_index(index)
     target = ondemand_offer(pool, idx, now=now, cooldowns=cooldowns)
+    home = checkpoint_home(job, node.offer, config)
     return job_view(
         job,
         config,
         now=now,
         current=current_choice(node),
-        zones=spot_options(pool, idx, now=now, cooldowns=cooldowns),
+        zones=spot_options(pool, idx, now=now, cooldowns=cooldowns, home=home, config=config),
         ondemand_price_per_hour=_node_ondemand_price(node, target),
         overhead_left_hours=overhead_left(node, config, now),
     )
@@ -641,15 +683,20 @@ def idle_view(
     cooldowns: Mapping[OfferId, float] | None = None,
     preempted_offer: str = "",
 ) -> JobView:
-    """The ``JobView`` of ``job`` at ``now`` while its pool has no running node (``current`` WAIT)."""
+    """The ``JobView`` of ``job`` at ``now`` while its pool has no running node (``current`` WAIT).
+
+    The zones carry the egress of a start from the checkpoint's region (``checkpoint_home``: the
+    lost node's region after a preemption, else ``job.checkpoint_region``)."""
     idx = _as_index(index)
     target = ondemand_offer(pool, idx, now=now, cooldowns=cooldowns)
+    lost = _admitted(pool, idx, preempted_offer) if preempted_offer else None
+    home = checkpoint_home(job, lost, config)
     return job_view(
         job,
         config,
         now=now,
         current=WAIT,
-        zones=spot_options(pool, idx, now=now, cooldowns=cooldowns),
+        zones=spot_options(pool, idx, now=now, cooldowns=cooldowns, home=home, config=config),
         ondemand_price_per_hour=_idle_ondemand_price(pool, idx, target),
         preempted_offer=preempted_offer,
     )
