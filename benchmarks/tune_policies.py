@@ -160,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     command = ".venv/bin/python benchmarks/tune_policies.py" + (" --quick" if args.quick else "") + (
         f" --passes {args.passes}" if args.passes is not None else "") + (
         f" --checkpoint-gb {gb:g}" if gb > 0 else "")
-    stem = "tune_policies" + (f"_{gb:g}gb" if gb > 0 else "")
+    # The full grid's results go beside the --quick ones (which keep their names), not over them.
+    stem = "tune_policies" + ("" if args.quick else "_full") + (f"_{gb:g}gb" if gb > 0 else "")
     egress = (f" Egress charged: {gb:g} GB checkpoints, every move between regions pays it (policy and "
               "optimum alike)." if gb > 0 else " No egress charged.")
     body = (f"# multicloud tuned on the first half, evaluated on the second\n\n`{command}` ({secs:.0f} s; "
