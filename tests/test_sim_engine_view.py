@@ -1,0 +1,161 @@
+"""What the simulator shows a policy, tick by tick, and what it charges: every field of every
+``JobView`` (and its ``SpotOption``s) on a small hand-computed scenario. Mutation testing (mutmut,
+CONTRIBUTING.md) found these untested: no test policy read the interruption rates, the egress per
+option, ``preempted``/``preempted_zone``, or the hours fields on ticks other than an hour.
+
+Expected values are computed by hand in the comments, never read from the engine."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ray_multicloud.policy.deadline import (
+    ON_DEMAND,
+    WAIT,
+    Choice,
+    JobView,
+    Memory,
+    SpotOption,
+    Step,
+    spot,
+)
+from ray_multicloud.pricing.egress import EgressTable
+from ray_multicloud.sim import JobSpec, simulate
+from ray_multicloud.sim.engine import interruption_rates
+from ray_multicloud.sim.traces import TraceSet
+
+A, B = "us-east-1a", "us-west-2a"
+
+
+class Recorder:
+    """Plays ``script[i]`` at tick ``i`` (the last entry from then on) and keeps every view."""
+
+    name = "recorder"
+
+    def __init__(self, script: list[Choice]) -> None:
+        self.script = script
+        self.views: list[JobView] = []
+
+    def decide(self, view: JobView, memory: Memory) -> Step:
+        self.views.append(view)
+        i = round(view.elapsed_hours / view.tick_hours)
+        return Step(self.script[min(i, len(self.script) - 1)], ("script",), memory)
+
+
+def two_regions(counts_a: list[int], counts_b: list[int], gap: float = 1800.0) -> TraceSet:
+    """Zone A in aws us-east-1, zone B in aws us-west-2; A's price at tick t is 1.0 + 0.1 t,
+    B's 2.0 + 0.1 t (so a price read from the wrong tick or zone shows)."""
+    n = len(counts_a)
+    return TraceSet(
+        names=(A, B),
+        regions=("us-east-1", "us-west-2"),
+        files=("aws-x/us-east-1a_v100_2.json", "aws-x/us-west-2a_v100_2.json"),
+        gap_seconds=gap,
+        counts=np.array([counts_a, counts_b], dtype=np.int64),
+        spot_prices=np.array([[1.0 + 0.1 * t for t in range(n)], [2.0 + 0.1 * t for t in range(n)]]),
+        priced_by_file=(True, True),
+        clouds=("aws", "aws"),
+    )
+
+
+# 30-minute ticks (th = 0.5 h). A job of 2 nodes: A holds 2 VMs except at t3 (1 VM: not enough for
+# 2 nodes), B except at t1. Work 1.5 h = 3 ticks, restart 45 min = 1.5 ticks, checkpoint every
+# 30 min = 1 tick, deadline 5 h = 10 ticks. Egress aws->aws 0.1 USD/GB, 0.5 GB checkpoint: 0.05 USD
+# per move between the two regions. Rate window 1 h = 2 ticks.
+COUNTS_A = [2, 2, 2, 1, 2, 2, 2, 2, 2, 2]
+COUNTS_B = [2, 0, 2, 2, 2, 2, 2, 2, 2, 2]
+SPEC = JobSpec(work_hours=1.5, deadline_hours=5, checkpoint_minutes=30, restart_minutes=45, nodes=2)
+TABLE = EgressTable({("aws", "aws"): 0.1}, "test")
+SCRIPT = [spot(A), spot(A), spot(A), spot("nowhere"), spot(B), spot(B), spot(B), ON_DEMAND]
+
+
+def opt(zone: str, avail: bool, price: float, rate: float, egress: float = 0.0) -> SpotOption:
+    region = "us-east-1" if zone == A else "us-west-2"
+    return SpotOption(zone, region, avail, price, rate, egress)
+
+
+def view(t: int, work_t: float, ck_t: float, current: Choice, over_t: float,
+         zones: tuple[SpotOption, ...], preempted_zone: str = "") -> JobView:
+    return JobView(
+        elapsed_hours=t * 0.5, work_done_hours=work_t * 0.5, checkpointed_hours=ck_t * 0.5,
+        work_total_hours=1.5, deadline_hours=5.0, restart_hours=0.75, checkpoint_hours=0.5,
+        tick_hours=0.5, current=current, overhead_left_hours=over_t * 0.5, zones=zones,
+        ondemand_price_per_hour=3.0, preempted=bool(preempted_zone), preempted_zone=preempted_zone,
+    )
+
+
+def test_every_view_and_the_bill_on_a_hand_computed_run() -> None:
+    # Interruption rates (2-tick window, per available hour, floor 0.5 h): A loses its 2 VMs at
+    # t3, so at t3 and t4 the window holds 1 loss over 1 available tick (0.5 h): 2.0/h; B loses
+    # them at t1: 2.0/h at t1 and t2; 0.0 elsewhere.
+    #
+    # t0 spot A: restart 1.5 ticks; tick paid 1.0/h (overhead 1, 0.5 left).
+    # t1 A: overhead 0.5 then 0.5 work (w 0.5); 1.1/h.   t2 A: w 1.5; 1.2/h.
+    # t3 A down: preempted, back to checkpoint 1 (0.5 tick lost); egress now shown: checkpoint 1 > 0,
+    #    state in us-east-1: A 0.0, B 0.05. spot("nowhere") fails to launch: waits, unpaid.
+    # t4 spot B: a start in another region with saved work: egress 0.05 (no move counted: from
+    #    waiting); restart: overhead 1 (0.5 left); 2.4/h.
+    # t5 B: overhead 0.5, w 1.5; 2.5/h; options now priced from us-west-2: A 0.05, B 0.
+    # t6 B: w 2.5; 2.6/h.
+    # t7 on-demand: a move (1), back to checkpoint 2 (0.5 tick lost); on-demand runs in the state's
+    #    region: no egress; overhead 1 (0.5 left); 3.0/h.   t8: overhead 0.5, w 2.5; 3.0/h.
+    # t9: w 2.5 + 0.5 = 3: done half way through the tick: pays 0.5 tick; finished at 9.5 ticks.
+    rec = Recorder(SCRIPT)
+    r = simulate(two_regions(COUNTS_A, COUNTS_B), SPEC, rec, ondemand_price=3.0, rate_window_hours=1.0,
+                 checkpoint_gb=0.5, egress=TABLE)
+    sa, sb, od = spot(A), spot(B), ON_DEMAND
+    expected = [
+        view(0, 0.0, 0.0, WAIT, 0.0, (opt(A, True, 1.0, 0.0), opt(B, True, 2.0, 0.0))),
+        view(1, 0.0, 0.0, sa, 0.5, (opt(A, True, 1.1, 0.0), opt(B, False, 2.1, 2.0))),
+        view(2, 0.5, 0.0, sa, 0.0, (opt(A, True, 1.2, 0.0), opt(B, True, 2.2, 2.0))),
+        view(3, 1.0, 1.0, WAIT, 0.0, (opt(A, False, 1.3, 2.0, 0.0), opt(B, True, 2.3, 0.0, 0.05)),
+             preempted_zone=A),
+        view(4, 1.0, 1.0, WAIT, 0.0, (opt(A, True, 1.4, 2.0, 0.0), opt(B, True, 2.4, 0.0, 0.05))),
+        view(5, 1.0, 1.0, sb, 0.5, (opt(A, True, 1.5, 0.0, 0.05), opt(B, True, 2.5, 0.0, 0.0))),
+        view(6, 1.5, 1.0, sb, 0.0, (opt(A, True, 1.6, 0.0, 0.05), opt(B, True, 2.6, 0.0, 0.0))),
+        view(7, 2.5, 2.0, sb, 0.0, (opt(A, True, 1.7, 0.0, 0.05), opt(B, True, 2.7, 0.0, 0.0))),
+        view(8, 2.0, 2.0, od, 0.5, (opt(A, True, 1.8, 0.0, 0.05), opt(B, True, 2.8, 0.0, 0.0))),
+        view(9, 2.5, 2.0, od, 0.0, (opt(A, True, 1.9, 0.0, 0.05), opt(B, True, 2.9, 0.0, 0.0))),
+    ]
+    assert len(rec.views) == len(expected)
+    for t, (got, want) in enumerate(zip(rec.views, expected, strict=True)):
+        assert _same(got, want), f"tick {t}: {got} != {want}"
+    # Per node-hour paid, 0.5 h ticks: t0-t2 1.0 + 1.1 + 1.2, t4-t6 2.4 + 2.5 + 2.6, t7-t8 3.0 + 3.0,
+    # t9 half a tick at 3.0: (3.3 + 7.5 + 6.0 + 1.5) * 0.5 h * 2 nodes = 18.3, plus 0.05 egress.
+    assert r.cost_usd == pytest.approx(18.35)
+    assert r.egress_usd == pytest.approx(0.05)
+    assert r.egress_moves == 1
+    # on-demand alone: (3 + 1.5) ticks * 0.5 h * 3.0 * 2 nodes
+    assert r.ondemand_cost_usd == pytest.approx(13.5)
+    assert (r.finished, r.met_deadline, r.preemptions, r.moves) == (True, True, 1, 1)
+    assert r.hours_elapsed == pytest.approx(4.75)
+    assert r.spot_hours == pytest.approx(3.0)  # 6 ticks
+    assert r.ondemand_hours == pytest.approx(1.25)  # 2.5 ticks
+    assert r.overhead_hours == pytest.approx(2.25)  # 1 + 0.5 three times
+    assert r.lost_work_hours == pytest.approx(0.5)  # 0.5 tick at t3, 0.5 at t7
+    assert (r.work_ticks, r.restart_ticks, r.checkpoint_ticks, r.deadline_ticks) == (3.0, 1.5, 1.0, 10)
+    assert (r.start_tick, r.tick_seconds, r.policy) == (0, 1800.0, "recorder")
+
+
+def _same(a: JobView, b: JobView) -> bool:
+    """Field by field, floats to 1e-9 (None and strings exactly)."""
+    for name in JobView.__dataclass_fields__:
+        x, y = getattr(a, name), getattr(b, name)
+        if name == "zones":
+            if len(x) != len(y):
+                return False
+            for o, p in zip(x, y, strict=True):
+                for f in SpotOption.__dataclass_fields__:
+                    u, v = getattr(o, f), getattr(p, f)
+                    if isinstance(v, float) and not isinstance(u, bool):
+                        if u is None or abs(u - v) > 1e-9:
+                            return False
+                    elif u != v or type(u) is not type(v):
+                        return False
+        elif isinstance(y, float):
+            if x is None or isinstance(x, bool) or abs(x - y) > 1e-9:
+                return False
+        elif x != y or type(x) is not type(y):
+            return False
+    return True
