@@ -159,3 +159,49 @@ def _same(a: JobView, b: JobView) -> bool:
         elif x != y or type(x) is not type(y):
             return False
     return True
+
+
+def one_zone_hourly(counts: list[int]) -> TraceSet:
+    n = len(counts)
+    return TraceSet(
+        names=(A,), regions=("us-east-1",), files=("us-east-1a_v100_1.json",), gap_seconds=3600.0,
+        counts=np.array([counts], dtype=np.int64), spot_prices=np.ones((1, n)), priced_by_file=(True,),
+    )
+
+
+def test_interruption_rates_default_to_one_node_and_a_24_hour_window() -> None:
+    # Hourly, 1 VM except t1 (0): the loss is at t1. Defaults: 1 node, 24 h = 24 ticks.
+    # t0: window {t0}: 0 losses / 1 h = 0.   t1: {t0, t1}: 1 loss / 1 available h = 1.0.
+    # t2: {t0..t2}: 1 / 2 h = 0.5.   t24: {t1..t24}: 1 loss / 23 h.   t25: {t2..t25}: 0.
+    counts = [1] * 30
+    counts[1] = 0
+    rates = interruption_rates(one_zone_hourly(counts))
+    assert rates.shape == (1, 30)
+    assert rates[0, 0] == pytest.approx(0.0)
+    assert rates[0, 1] == pytest.approx(1.0)
+    assert rates[0, 2] == pytest.approx(0.5)
+    assert rates[0, 24] == pytest.approx(1 / 23)
+    assert rates[0, 25] == pytest.approx(0.0)
+    # 2 nodes: the zone never holds 2 VMs, no available hour in any window: never shown as safe.
+    assert (interruption_rates(one_zone_hourly(counts), nodes=2) > 0).all()
+    # 3-hour window on the same counts, 1 node: t3 {t1..t3}: 1 loss / 2 h; t4 {t2..t4}: 0.
+    short = interruption_rates(one_zone_hourly(counts), nodes=1, window_hours=3.0)
+    assert (short[0, 3], short[0, 4]) == (pytest.approx(0.5), pytest.approx(0.0))
+
+
+def test_rates_shown_from_a_later_start_count_the_ticks_before_it() -> None:
+    # Start at tick 2 of the hourly trace above with a 3 h window: the first view (t2) sees
+    # {t0..t2}: 1 loss (t1) / 2 available h = 0.5; the next (t3) {t1..t3}: 0.5; t4 {t2..t4}: 0.
+    counts = [1] * 30
+    counts[1] = 0
+    rec = Recorder([WAIT])
+    spec = JobSpec(work_hours=1, deadline_hours=None, checkpoint_minutes=60, restart_minutes=0)
+    r = simulate(one_zone_hourly(counts), spec, rec, ondemand_price=3.0, start_tick=2, rate_window_hours=3.0)
+    shown = [v.zones[0].interruptions_per_hour for v in rec.views[:3]]
+    assert shown == [pytest.approx(0.5), pytest.approx(0.5), pytest.approx(0.0)]
+    assert rec.views[0].elapsed_hours == 0.0  # elapsed counts from the start tick
+    assert not r.finished and r.hours_elapsed == pytest.approx(28.0)  # 28 ticks left, all waited
+    # without a window the rate is unknown
+    rec2 = Recorder([WAIT])
+    simulate(one_zone_hourly(counts), spec, rec2, ondemand_price=3.0, start_tick=2)
+    assert rec2.views[0].zones[0].interruptions_per_hour is None
