@@ -95,3 +95,43 @@ def test_a_tie_inside_one_tick_reports_the_earlier_finish() -> None:
     # the engine, run on the earlier schedule, agrees
     r = simulate(ts, spec, Script(["us-east-1a", "us-east-1b"]), ondemand_price=100.0)
     assert (r.cost_usd, r.hours_elapsed) == (pytest.approx(3.0), pytest.approx(2.5))
+
+
+def test_a_restart_finishing_earlier_than_a_running_finish_at_the_same_cost() -> None:
+    # Found by mutmut (``_dp``'s tie-break, mutants 158, 160, 163): hourly ticks, 1.75 h of work
+    # saved on notice, a 15-minute restart (work in quarter ticks), on-demand 50 USD/h. Four zones:
+    #   a up at t1 (4); b up at t0 (2), t1 (4); c up at t1 (2); d up at t1 (3), t2 (3), t3 (2).
+    # Two schedules cost 5 USD, both finishing in t3:
+    #   d from t2: 0.25 restart + 0.75 work (3), then the whole of t3 for the last 1.0 h (2):
+    #   5 USD, done at 4.0 h (a running state finishing: offered first);
+    #   b at t0 (0.25 + 0.75 work: 2), c at t1 (restart, w 1.5 h: 2), wait t2, d at t3 (0.25 restart
+    #   + the last 0.25 h: half the tick, 1): 5 USD, done at 3.5 h (a restart finishing).
+    # The brute force finds nothing cheaper; the optimum reports the earlier: 3.5 h.
+    counts = [[0, 1, 0, 0], [1, 1, 0, 0], [0, 1, 0, 0], [0, 1, 1, 1]]
+    prices = [[2.0, 4.0, 2.0, 2.0], [2.0, 4.0, 2.0, 2.0], [4.0, 2.0, 2.0, 4.0], [2.0, 3.0, 3.0, 2.0]]
+    assert brute_force_finish(counts, prices, 50.0, work=1.75, restart=0.25, horizon=4) == (
+        pytest.approx(5.0), pytest.approx(3.5))
+    spec = JobSpec(work_hours=1.75, deadline_hours=None, checkpoint_minutes=60, restart_minutes=15,
+                   checkpoint_on_notice=True)
+    opt = optimal_cost(hourly(counts, prices), spec, ondemand_price=50.0)
+    assert (opt.cost_usd, opt.hours_elapsed) == (pytest.approx(5.0), pytest.approx(3.5))
+    r = simulate(hourly(counts, prices), spec, Script(["us-east-1b", "us-east-1c", "x", "us-east-1d"]),
+                 ondemand_price=50.0)
+    assert (r.cost_usd, r.hours_elapsed) == (pytest.approx(5.0), pytest.approx(3.5))
+
+
+def test_an_earlier_finish_never_buys_a_dearer_schedule() -> None:
+    # Found by mutmut (mutant 159: a finish up to 1 USD dearer but earlier replaced the cheapest).
+    # Hourly ticks, 1.75 h of work saved on notice, 15-minute restart, on-demand 50 USD/h:
+    #   a up t0, t1, t5 (3, 3, -, -, -, 2); b up t0, t2, t4 (3, -, 1, -, 4, -);
+    #   c up t1, t2, t4, t5 (-, 3, 2, -, 1, 1). Nothing is up at t3.
+    # Cheapest: c at t4 (0.25 restart + 0.75 work, 1) and t5 (the last 1.0 h, 1): 2 USD, done at
+    # 6.0 h; b at t2 then c from t4 finishes earlier (5.25 h) but costs 1 + 1 + 0.25 = 2.25.
+    counts = [[1, 1, 0, 0, 0, 1], [1, 0, 1, 0, 1, 0], [0, 1, 1, 0, 1, 1]]
+    prices = [[3.0, 3.0, 2.0, 1.0, 3.0, 2.0], [3.0, 2.0, 1.0, 3.0, 4.0, 1.0], [4.0, 3.0, 2.0, 2.0, 1.0, 1.0]]
+    assert brute_force_finish(counts, prices, 50.0, work=1.75, restart=0.25, horizon=6) == (
+        pytest.approx(2.0), pytest.approx(6.0))
+    spec = JobSpec(work_hours=1.75, deadline_hours=None, checkpoint_minutes=60, restart_minutes=15,
+                   checkpoint_on_notice=True)
+    opt = optimal_cost(hourly(counts, prices), spec, ondemand_price=50.0)
+    assert (opt.cost_usd, opt.hours_elapsed) == (pytest.approx(2.0), pytest.approx(6.0))
