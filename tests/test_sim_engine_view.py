@@ -205,3 +205,29 @@ def test_rates_shown_from_a_later_start_count_the_ticks_before_it() -> None:
     rec2 = Recorder([WAIT])
     simulate(one_zone_hourly(counts), spec, rec2, ondemand_price=3.0, start_tick=2)
     assert rec2.views[0].zones[0].interruptions_per_hour is None
+
+
+def test_rates_shown_are_rounded_to_6_places_and_the_window_to_whole_ticks() -> None:
+    # Start at tick 4, 4 h window: t4 sees {t1..t4}: 1 loss over 3 available hours = 1/3, shown
+    # rounded to 6 decimal places (simulate's docstring): 0.333333.
+    counts = [1] * 30
+    counts[1] = 0
+    spec = JobSpec(work_hours=1, deadline_hours=None, checkpoint_minutes=60, restart_minutes=0)
+    rec = Recorder([WAIT])
+    simulate(one_zone_hourly(counts), spec, rec, ondemand_price=3.0, start_tick=4, rate_window_hours=4.0)
+    assert rec.views[0].zones[0].interruptions_per_hour == 0.333333
+    # A window of 2.4995 h on hourly ticks is the nearest whole number of ticks: 2. At t2 it
+    # holds {t1, t2}: 1 loss / 1 available hour = 1.0 (a 3-tick window would give 0.5).
+    rates = interruption_rates(one_zone_hourly(counts), window_hours=2.4995)
+    assert (rates[0, 2], rates[0, 3]) == (pytest.approx(1.0), pytest.approx(0.0))
+
+
+def test_no_egress_is_charged_or_counted_with_a_0_gb_checkpoint() -> None:
+    # The hand-computed run above with checkpoint_gb 0: the same bill less the 0.05 USD of egress,
+    # no egress move counted, every option's egress 0.
+    rec = Recorder(SCRIPT)
+    r = simulate(two_regions(COUNTS_A, COUNTS_B), SPEC, rec, ondemand_price=3.0, rate_window_hours=1.0,
+                 checkpoint_gb=0.0, egress=TABLE)
+    assert r.cost_usd == pytest.approx(18.3)
+    assert (r.egress_usd, r.egress_moves) == (0.0, 0)
+    assert all(o.egress_usd == 0.0 for v in rec.views for o in v.zones)
