@@ -231,3 +231,15 @@ def test_no_egress_is_charged_or_counted_with_a_0_gb_checkpoint() -> None:
     assert r.cost_usd == pytest.approx(18.3)
     assert (r.egress_usd, r.egress_moves) == (0.0, 0)
     assert all(o.egress_usd == 0.0 for v in rec.views for o in v.zones)
+
+
+def test_a_released_job_waits_with_no_restart_pending() -> None:
+    # Hourly, one zone always up, 2 h restart. t0 spot (restart: 1 h paid, 1 h left); t1 the
+    # policy releases it (wait): the next views show it waiting with no overhead left (the next
+    # start pays the whole restart again), and nothing is paid while waiting: 1 USD in all.
+    rec = Recorder([spot(A), WAIT])
+    spec = JobSpec(work_hours=1, deadline_hours=None, checkpoint_minutes=60, restart_minutes=120)
+    r = simulate(one_zone_hourly([1, 1, 1, 1]), spec, rec, ondemand_price=3.0)
+    assert [(v.current, v.overhead_left_hours) for v in rec.views] == [
+        (WAIT, 0.0), (spot(A), 1.0), (WAIT, 0.0), (WAIT, 0.0)]
+    assert (r.finished, r.cost_usd, r.overhead_hours, r.moves) == (False, pytest.approx(1.0), 1.0, 0)
