@@ -243,3 +243,16 @@ def test_a_released_job_waits_with_no_restart_pending() -> None:
     assert [(v.current, v.overhead_left_hours) for v in rec.views] == [
         (WAIT, 0.0), (spot(A), 1.0), (WAIT, 0.0), (WAIT, 0.0)]
     assert (r.finished, r.cost_usd, r.overhead_hours, r.moves) == (False, pytest.approx(1.0), 1.0, 0)
+
+
+def test_egress_accumulates_over_moves() -> None:
+    # Hourly (gap 3600 s), A in us-east-1 and B in us-west-2 always up, 1 VM each; 1 node, 4 h of
+    # work, a checkpoint every hour, no restart; 10 GB at 0.1 USD/GB = 1 USD per move between them.
+    # a t0 (w 1), b t1 (carries 1 h: 1 USD, w 2), a t2 (carries 2 h: 1 USD, w 3), a t3 (w 4, done).
+    # Spot: A 1.0 + 0.1 t, B 2.0 + 0.1 t per hour: 1.0 + 2.1 + 1.2 + 1.3 = 5.6, plus 2 USD egress.
+    ts = two_regions([1] * 5, [1] * 5, gap=3600.0)
+    spec = JobSpec(work_hours=4, deadline_hours=None, checkpoint_minutes=60, restart_minutes=0)
+    r = simulate(ts, spec, Recorder([spot(A), spot(B), spot(A)]), ondemand_price=9.0, checkpoint_gb=10.0,
+                 egress=TABLE)
+    assert (r.egress_usd, r.egress_moves, r.moves) == (pytest.approx(2.0), 2, 2)
+    assert r.cost_usd == pytest.approx(7.6)
