@@ -21,7 +21,7 @@ from ray_multicloud.policy.deadline import (
     spot,
 )
 from ray_multicloud.pricing.egress import EgressTable
-from ray_multicloud.sim import JobSpec, simulate
+from ray_multicloud.sim import JobSpec, SimulationError, simulate
 from ray_multicloud.sim.engine import interruption_rates
 from ray_multicloud.sim.traces import TraceSet
 
@@ -256,3 +256,17 @@ def test_egress_accumulates_over_moves() -> None:
                  egress=TABLE)
     assert (r.egress_usd, r.egress_moves, r.moves) == (pytest.approx(2.0), 2, 2)
     assert r.cost_usd == pytest.approx(7.6)
+
+
+def test_a_job_finishing_exactly_at_its_deadline_meets_it() -> None:
+    # Hourly, 2 h of work, no restart, deadline 2 h; spot up throughout: done at exactly 2.0 h.
+    spec = JobSpec(work_hours=2, deadline_hours=2, checkpoint_minutes=60, restart_minutes=0)
+    r = simulate(one_zone_hourly([1, 1, 1]), spec, Recorder([spot(A)]), ondemand_price=3.0)
+    assert (r.hours_elapsed, r.finished, r.met_deadline) == (2.0, True, True)
+
+
+@pytest.mark.parametrize("gb", [-1.0, float("inf"), float("nan")])
+def test_a_bad_checkpoint_size_is_refused_naming_it(gb: float) -> None:
+    spec = JobSpec(work_hours=1, deadline_hours=None, checkpoint_minutes=60, restart_minutes=0)
+    with pytest.raises(SimulationError, match=f"checkpoint GB must be >= 0, got {gb}"):
+        simulate(one_zone_hourly([1, 1]), spec, Recorder([WAIT]), ondemand_price=3.0, checkpoint_gb=gb)
