@@ -270,3 +270,35 @@ def test_a_bad_checkpoint_size_is_refused_naming_it(gb: float) -> None:
     spec = JobSpec(work_hours=1, deadline_hours=None, checkpoint_minutes=60, restart_minutes=0)
     with pytest.raises(SimulationError, match=f"checkpoint GB must be >= 0, got {gb}"):
         simulate(one_zone_hourly([1, 1]), spec, Recorder([WAIT]), ondemand_price=3.0, checkpoint_gb=gb)
+
+
+def test_egress_under_1_gb_still_needs_every_zones_cloud_and_every_pair() -> None:
+    # Found by mutmut (``locations`` 19, 22-24, 26: the checks were only tried with >= 1 GB).
+    from ray_multicloud.pricing.egress import EgressError
+    from ray_multicloud.sim.engine import locations
+
+    spec = JobSpec(work_hours=1, deadline_hours=None, checkpoint_minutes=60, restart_minutes=0)
+    unknown = TraceSet(
+        names=(A, B), regions=("us-east-1", "us-west-2"), files=("x/a.json", "x/b.json"), gap_seconds=3600.0,
+        counts=np.ones((2, 2), dtype=np.int64), spot_prices=np.ones((2, 2)), priced_by_file=(True, True),
+    )
+    with pytest.raises(SimulationError) as err:
+        simulate(unknown, spec, Recorder([WAIT]), ondemand_price=3.0, checkpoint_gb=0.5, egress=TABLE)
+    assert str(err.value) == (
+        f"cannot tell the cloud of zone(s) {A} (x/a.json), {B} (x/b.json): egress needs each zone's cloud; "
+        "put the trace files in a directory named aws-*, gcp-* or azure-*"
+    )
+    # aws and gcp zones; the table has both cross-cloud rates but not aws->aws nor gcp->gcp
+    two_clouds = TraceSet(
+        names=(A, "us-central1-a"), regions=("us-east-1", "us-central1"), files=("a", "b"), gap_seconds=3600.0,
+        counts=np.ones((2, 2), dtype=np.int64), spot_prices=np.ones((2, 2)), priced_by_file=(True, True),
+        clouds=("aws", "gcp"),
+    )
+    cross = EgressTable({("aws", "gcp"): 0.09, ("gcp", "aws"): 0.12}, "test")
+    with pytest.raises(EgressError, match="no rate for aws->aws"):
+        simulate(two_clouds, spec, Recorder([WAIT]), ondemand_price=3.0, checkpoint_gb=0.5, egress=cross)
+    # with 0 GB nothing is asked of the table, and every carry costs 0
+    assert locations(two_clouds, 0.0, cross).usd == ((0.0, 0.0), (0.0, 0.0))
+    # 0.5 GB: aws -> gcp 0.045, gcp -> aws 0.06 with a full table
+    full = EgressTable({**cross.rates, ("aws", "aws"): 0.02, ("gcp", "gcp"): 0.02}, "test")
+    assert locations(two_clouds, 0.5, full).usd == ((0.0, pytest.approx(0.045)), (pytest.approx(0.06), 0.0))
