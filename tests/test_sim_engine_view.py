@@ -290,7 +290,8 @@ def test_egress_under_1_gb_still_needs_every_zones_cloud_and_every_pair() -> Non
     )
     # aws and gcp zones; the table has both cross-cloud rates but not aws->aws nor gcp->gcp
     two_clouds = TraceSet(
-        names=(A, "us-central1-a"), regions=("us-east-1", "us-central1"), files=("a", "b"), gap_seconds=3600.0,
+        names=(A, "us-central1-a"), regions=("us-east-1", "us-central1"), files=("a", "b"),
+        gap_seconds=3600.0,
         counts=np.ones((2, 2), dtype=np.int64), spot_prices=np.ones((2, 2)), priced_by_file=(True, True),
         clouds=("aws", "gcp"),
     )
@@ -302,3 +303,42 @@ def test_egress_under_1_gb_still_needs_every_zones_cloud_and_every_pair() -> Non
     # 0.5 GB: aws -> gcp 0.045, gcp -> aws 0.06 with a full table
     full = EgressTable({**cross.rates, ("aws", "aws"): 0.02, ("gcp", "gcp"): 0.02}, "test")
     assert locations(two_clouds, 0.5, full).usd == ((0.0, pytest.approx(0.045)), (pytest.approx(0.06), 0.0))
+
+
+def _spec(**kw: object) -> JobSpec:
+    base: dict[str, object] = dict(work_hours=1.0, deadline_hours=2.0, checkpoint_minutes=60.0,
+                                   restart_minutes=0.0)
+    base.update(kw)
+    return JobSpec(**base)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"work_hours": 0.0}, "job hours must be > 0, got 0.0"),
+        ({"work_hours": float("inf")}, "job hours must be > 0, got inf"),
+        ({"deadline_hours": 0.0}, "deadline hours must be > 0, got 0.0"),
+        ({"checkpoint_minutes": 0.0}, "checkpoint minutes must be > 0, got 0.0"),
+        ({"restart_minutes": -1.0}, "restart minutes must be >= 0, got -1.0"),
+        ({"nodes": 0}, "nodes must be >= 1, got 0"),
+    ],
+)
+def test_a_bad_job_is_refused_with_its_limit(kw: dict[str, object], message: str) -> None:
+    # Found by mutmut (``JobSpec.validate``: the boundaries and the messages were untested).
+    with pytest.raises(SimulationError) as err:
+        _spec(**kw).validate()
+    assert str(err.value) == message
+
+
+def test_the_smallest_sensible_job_is_accepted() -> None:
+    # A deadline under an hour and a restart of 0 are fine.
+    _spec(deadline_hours=0.5, work_hours=0.25, restart_minutes=0.0).validate()
+
+
+def test_a_start_at_the_end_of_the_trace_is_refused() -> None:
+    spec = _spec()
+    with pytest.raises(SimulationError) as err:
+        simulate(one_zone_hourly([1, 1, 1]), spec, Recorder([WAIT]), ondemand_price=3.0, start_tick=3)
+    assert str(err.value) == "start tick 3 is outside the trace (3 ticks of 3600s)"
+    r = simulate(one_zone_hourly([1, 1, 1]), spec, Recorder([WAIT]), ondemand_price=3.0, start_tick=2)
+    assert r.hours_elapsed == 1.0  # the last tick, waited
