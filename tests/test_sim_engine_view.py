@@ -321,6 +321,9 @@ def _spec(**kw: object) -> JobSpec:
         ({"checkpoint_minutes": 0.0}, "checkpoint minutes must be > 0, got 0.0"),
         ({"restart_minutes": -1.0}, "restart minutes must be >= 0, got -1.0"),
         ({"nodes": 0}, "nodes must be >= 1, got 0"),
+        ({"notice_loss_minutes": 1.0},
+         "notice loss minutes apply to a job that checkpoints on notice; set checkpoint_on_notice "
+         "(a periodic job loses the work since its last checkpoint instead)"),
     ],
 )
 def test_a_bad_job_is_refused_with_its_limit(kw: dict[str, object], message: str) -> None:
