@@ -1,0 +1,97 @@
+"""Small contracts of ``policy.deadline`` that mutation testing (mutmut, CONTRIBUTING.md) found
+untested: a choice's text, a finished job's answer, and ``checkpoint_after_tick`` (the
+controller's question "what would a preemption at the end of this tick roll the job back to?").
+Expected values are computed by hand in the comments."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from ray_multicloud.policy.deadline import (
+    ON_DEMAND,
+    WAIT,
+    Choice,
+    GreedySingleZone,
+    JobView,
+    Memory,
+    SpotOption,
+    UniformProgressEager,
+    checkpoint_after_tick,
+    free_wait_patience,
+    spot,
+)
+
+
+def view(*, work: float = 0.0, saved: float = 0.0, total: float = 4.0, over: float = 0.0,
+         current: Choice = WAIT, tick: float = 0.5, ckpt: float = 1.0) -> JobView:
+    return JobView(
+        elapsed_hours=1.0, work_done_hours=work, checkpointed_hours=saved, work_total_hours=total,
+        deadline_hours=10.0, restart_hours=0.25, checkpoint_hours=ckpt, tick_hours=tick, current=current,
+        overhead_left_hours=over, zones=(SpotOption("us-east-1a", "us-east-1", True, 1.0),),
+        ondemand_price_per_hour=3.0,
+    )
+
+
+def test_a_choice_reads_as_its_zone_or_kind() -> None:
+    assert (str(spot("us-east-1a")), str(ON_DEMAND), str(WAIT)) == ("us-east-1a spot", "on-demand", "wait")
+
+
+@pytest.mark.parametrize("policy", [GreedySingleZone(), UniformProgressEager()], ids=lambda p: p.name)
+def test_a_finished_job_holds_nothing(policy: GreedySingleZone | UniformProgressEager) -> None:
+    step = policy.decide(view(work=4.0, saved=4.0, current=spot("us-east-1a")), Memory())
+    assert (step.choice, step.reasons, step.memory) == (WAIT, ("job finished",), Memory())
+
+
+def test_up_eager_keeps_its_configured_home_zone() -> None:
+    # Two zones up; us-east-1a is cheaper, but the home zone is configured as us-east-1b.
+    zones = (SpotOption("us-east-1a", "us-east-1", True, 1.0),
+             SpotOption("us-east-1b", "us-east-1", True, 2.0))
+    v = replace(view(), zones=zones)
+    step = UniformProgressEager(home_zone="us-east-1b").decide(v, Memory())
+    assert step.choice == spot("us-east-1b")
+    assert step.memory.home_zone == "us-east-1b"
+
+
+@pytest.mark.parametrize(
+    ("spare", "share", "rates", "expected"),
+    [
+        # the docstring's example: 7.9 h spare, lowest rate 0.15/h over 40 h of work left: N = 6
+        (7.9, 1.0, (0.15, None, 0.3), 7.9 / 7),
+        # under an hour of spare slack still earns a wait: 2 * 0.5 / (1 + 0) with no rate known
+        (0.5, 2.0, (None,), 1.0),
+        (0.0, 1.0, (0.1,), 0.0),
+        (-1.0, 1.0, (0.1,), 0.0),
+        (3.0, 0.0, (0.1,), 0.0),
+    ],
+)
+def test_free_wait_patience(
+    spare: float, share: float, rates: tuple[float | None, ...], expected: float
+) -> None:
+    home = [SpotOption(f"us-east-1{chr(97 + i)}", "us-east-1", False, 1.0, r) for i, r in enumerate(rates)]
+    v = view(total=40.0)  # 40 h of work left
+    assert free_wait_patience(v, home, spare=spare, share=share) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("kw", "keep", "expected"),
+    [
+        # a new node saves nothing in its first tick (it restarts first): the checkpoint stays
+        ({"work": 1.8, "saved": 1.0}, False, 1.0),
+        # kept, 0.5 h of work on top of 0.8 h since the checkpoint reaches the 1 h interval: 2.0
+        ({"work": 1.8, "saved": 1.0}, True, 2.0),
+        # kept, 0.3 h since + 0.5 h = 0.8 h: no new checkpoint
+        ({"work": 1.3, "saved": 1.0}, True, 1.0),
+        # exactly at the interval (0.5 + 0.5 = 1.0): a checkpoint lands
+        ({"work": 1.5, "saved": 1.0}, True, 2.0),
+        # still restarting for the whole tick (0.5 h of overhead left): no work, no checkpoint
+        ({"work": 1.8, "saved": 1.0, "over": 0.5}, True, 1.0),
+        # 0.2 h of restart left: 0.3 h of work, 0.8 + 0.3 >= 1: a checkpoint
+        ({"work": 1.8, "saved": 1.0, "over": 0.2}, True, 2.0),
+        # the next checkpoint is at most the job's end (total 1.9 h: min(1.9, 2.0))
+        ({"work": 1.8, "saved": 1.0, "total": 1.9}, True, 1.9),
+    ],
+)
+def test_checkpoint_after_tick(kw: dict[str, float], keep: bool, expected: float) -> None:
+    assert checkpoint_after_tick(view(**kw), keep=keep) == pytest.approx(expected)  # type: ignore[arg-type]
