@@ -13,10 +13,13 @@ from ray_multicloud.policy.deadline import (
     ON_DEMAND,
     WAIT,
     Choice,
+    EagerNextRegion,
     GreedySingleZone,
     JobView,
     Memory,
+    OnDemandOnly,
     SpotOption,
+    Step,
     UniformProgressEager,
     checkpoint_after_tick,
     free_wait_patience,
@@ -95,3 +98,50 @@ def test_free_wait_patience(
 )
 def test_checkpoint_after_tick(kw: dict[str, float], keep: bool, expected: float) -> None:
     assert checkpoint_after_tick(view(**kw), keep=keep) == pytest.approx(expected)  # type: ignore[arg-type]
+
+
+# --- eager-next-region and on-demand, every branch as an exact Step (mutmut survivors) -----------
+
+MEM = Memory(home_zone="kept")  # a memory the policies must hand back untouched
+
+
+def zview(zones: tuple[SpotOption, ...], *, current: Choice = WAIT, preempted: str = "",
+          work: float = 0.0) -> JobView:
+    return replace(view(work=work, saved=work, current=current), zones=zones,
+                   preempted=bool(preempted), preempted_zone=preempted)
+
+
+@pytest.mark.parametrize(
+    ("zones", "current", "preempted", "fallback", "expected"),
+    [
+        # running on-demand: kept
+        ((), ON_DEMAND, "", True, Step(ON_DEMAND, ("on-demand is never preempted: keep it",), MEM)),
+        # running spot: kept
+        ((SpotOption("z1", "r1", True, 1.0),), spot("z1"), "", True,
+         Step(spot("z1"), ("z1 spot running",), MEM)),
+        # preempted in r1 (the options' region, not the name's): z2 in r1 is cheaper, z3 in r2 wins
+        ((SpotOption("z1", "r1", False, 1.0), SpotOption("z2", "r1", True, 0.5),
+          SpotOption("z3", "r2", True, 0.9)),
+         WAIT, "z1", True, Step(spot("z3"), ("z1 preempted: next region, z3 spot",), MEM)),
+        # preempted, nothing elsewhere: any available location
+        ((SpotOption("z1", "r1", False, 1.0), SpotOption("z2", "r1", True, 0.5)),
+         WAIT, "z1", True, Step(spot("z2"), ("cheapest available spot: z2",), MEM)),
+        # no spot anywhere: on-demand fallback, or wait without it
+        ((SpotOption("z1", "r1", False, 1.0),), WAIT, "", True,
+         Step(ON_DEMAND, ("no spot location launches: on-demand fallback",), MEM)),
+        ((SpotOption("z1", "r1", False, 1.0),), WAIT, "", False,
+         Step(WAIT, ("no spot location launches: retry later",), MEM)),
+    ],
+    ids=["on-demand", "spot", "next-region", "same-region", "fallback", "no-fallback"],
+)
+def test_eager_next_region_steps(zones: tuple[SpotOption, ...], current: Choice, preempted: str,
+                                 fallback: bool, expected: Step) -> None:
+    v = zview(zones, current=current, preempted=preempted)
+    step = EagerNextRegion(ondemand_fallback=fallback).decide(v, MEM)
+    assert step == expected
+
+
+@pytest.mark.parametrize("policy", [EagerNextRegion(), OnDemandOnly()], ids=lambda p: p.name)
+def test_a_finished_job_holds_nothing_and_keeps_memory(policy: EagerNextRegion | OnDemandOnly) -> None:
+    step = policy.decide(zview((SpotOption("z1", "r1", True, 1.0),), work=4.0), MEM)
+    assert step == Step(WAIT, ("job finished",), MEM)
