@@ -145,3 +145,51 @@ def test_eager_next_region_steps(zones: tuple[SpotOption, ...], current: Choice,
 def test_a_finished_job_holds_nothing_and_keeps_memory(policy: EagerNextRegion | OnDemandOnly) -> None:
     step = policy.decide(zview((SpotOption("z1", "r1", True, 1.0),), work=4.0), MEM)
     assert step == Step(WAIT, ("job finished",), MEM)
+
+
+# --- helpers of multicloud and skynomad (mutmut survivors) --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rate", "egress", "expected"),
+    [
+        (0.5, 1.0, 2.0),  # egress and a rate: 1 / 0.5 = 2 h, under the 4 h of work left
+        (0.1, 1.0, 4.0),  # 1 / 0.1 = 10 h: the work left, 4 h
+        (None, 1.0, 4.0),  # no rate known: the work left
+        (0.0, 1.0, 4.0),  # never interrupted: the work left
+        (0.5, 0.0, 4.0),  # no egress: the work left (the rule the parameters were tuned with)
+    ],
+)
+def test_stay_hours(rate: float | None, egress: float, expected: float) -> None:
+    from ray_multicloud.policy.deadline import _stay_hours
+
+    o = SpotOption("z1", "r1", True, 1.0, rate, egress)
+    assert _stay_hours(view(total=4.0), o) == pytest.approx(expected)
+
+
+def test_up_for() -> None:
+    from ray_multicloud.policy.deadline import _up_for
+
+    zones = (SpotOption("z1", "r1", True, 1.0), SpotOption("z2", "r1", True, 1.0))
+    v = replace(view(), zones=zones)  # now t = 1.0
+    assert _up_for(v, Memory(up_since=(0.25, 1.0)), "z1") == pytest.approx(0.75)
+    assert _up_for(v, Memory(up_since=(0.25,)), "z2") == 0.0  # no record for z2
+    assert _up_for(v, Memory(up_since=(0.25, 1.0)), "z9") == 0.0  # unknown zone
+
+
+@pytest.mark.parametrize(
+    ("t", "p", "deadline", "expected"),
+    [
+        (0.0, 0.0, 10.0, 3.0),  # at the start: C_od
+        (1.0, 1.0, None, 3.0),  # no deadline: C_od
+        (1.0, 0.0, 10.0, 3000.0),  # no progress yet after the start: the cap, 1000 C_od
+        (10.0, 1.0, 10.0, 3000.0),  # no time left: the cap
+        (1.0, 1.0, 10.0, 1.0),  # 3 * (3 / 9) / (1 / 1)
+        (9.0, 0.001, 10.0, 3000.0),  # 3 * (3.999 / 1) / (0.001 / 9) = 107973: capped
+    ],
+)
+def test_skynomad_progress_value(t: float, p: float, deadline: float | None, expected: float) -> None:
+    from ray_multicloud.policy.deadline import _progress_value
+
+    v = replace(view(work=p, saved=p, total=4.0), elapsed_hours=t, deadline_hours=deadline)
+    assert _progress_value(v) == pytest.approx(expected)
