@@ -193,3 +193,60 @@ def test_skynomad_progress_value(t: float, p: float, deadline: float | None, exp
 
     v = replace(view(work=p, saved=p, total=4.0), elapsed_hours=t, deadline_hours=deadline)
     assert _progress_value(v) == pytest.approx(expected)
+
+
+# --- up-eager, every rule as an exact Step (mutmut survivors) ------------------------------------
+
+HOME = Memory(home_zone="us-east-1a")
+
+
+def uview(*, t: float = 2.0, p: float, saved: float | None = None, current: Choice = WAIT,
+          up: bool = True,
+          total: float = 4.0, deadline: float | None = 10.0, restart: float = 0.5) -> JobView:
+    """Half-hour ticks, checkpoints every hour, home zone us-east-1a (up or down)."""
+    return JobView(
+        elapsed_hours=t, work_done_hours=p, checkpointed_hours=p if saved is None else saved,
+        work_total_hours=total, deadline_hours=deadline, restart_hours=restart, checkpoint_hours=1.0,
+        tick_hours=0.5, current=current, overhead_left_hours=0.0,
+        zones=(SpotOption("us-east-1a", "us-east-1", up, 1.0),), ondemand_price_per_hour=3.0,
+    )
+
+
+LOCKED = replace(HOME, locked_ondemand=True)
+A1 = spot("us-east-1a")
+
+
+@pytest.mark.parametrize(
+    ("v", "memory", "expected"),
+    [
+        # At t = 2 of a 10 h deadline, 4 h of work, d = 0.5: ep(t) = 0.4 t: ep(2) = 0.8, ep(t + 2d) = 1.2.
+        # The net (7.5 h left after this tick vs at most 5 h needed) does not fire.
+        (uview(p=1.0, current=ON_DEMAND), HOME,
+         Step(ON_DEMAND, ("hysteresis: cp < ep(t+2d), stay on-demand",), HOME)),
+        # cp 1.3 >= 1.2 (but < ep(t + 3d) = 1.4): back to spot
+        (uview(p=1.3, current=ON_DEMAND), HOME, Step(A1, ("ahead of ep(t+2d): back to spot",), HOME)),
+        (uview(p=1.3, current=ON_DEMAND, up=False), HOME,
+         Step(WAIT, ("ahead of ep(t+2d), no spot: idle",), HOME)),
+        (uview(p=1.3, saved=1.0, current=ON_DEMAND, up=False), HOME,
+         Step(ON_DEMAND, ("ahead, no spot: on-demand until a checkpoint",), HOME)),
+        (uview(p=1.0), HOME, Step(A1, ("us-east-1a spot available",), HOME)),
+        # idle below the line (0.5 < 0.8): catch up; above it (1.0): wait
+        (uview(p=0.5, up=False), HOME,
+         Step(ON_DEMAND, ("idle and cp < ep(t): on-demand to catch up",), HOME)),
+        (uview(p=1.0, up=False), HOME, Step(WAIT, ("idle, ahead of the uniform line: wait for spot",), HOME)),
+        (uview(p=1.0), LOCKED, Step(ON_DEMAND, ("safety net: on-demand to the end",), LOCKED)),
+        (uview(p=1.0, deadline=None), HOME, Step(A1, ("us-east-1a spot available",), HOME)),
+        (uview(p=1.0, deadline=None, up=False), HOME, Step(WAIT, ("no deadline: wait for spot",), HOME)),
+        # t = 6: 3.5 h left after this tick. Kept spot, 1.5 h done, saved 1.0: after the tick the
+        # checkpoint is 2.0, so 4 - 2 + 2 * 0.5 = 3 h are needed: no net, spot kept.
+        (uview(t=6.0, p=1.5, saved=1.0, current=A1), HOME, Step(A1, ("us-east-1a spot available",), HOME)),
+        # idle with 1 h saved: 4 - 1 + 1 = 4 h > 3.5: the net fires and locks on-demand
+        (uview(t=6.0, p=1.0), HOME,
+         Step(ON_DEMAND, ("safety net: time left < work left + 2 restarts: on-demand to the end",), LOCKED)),
+        # a 1 h deadline: ep(0) = 0, nothing is behind at the start: wait for spot
+        (uview(t=0.0, p=0.0, up=False, total=0.1, deadline=1.0, restart=0.0), HOME,
+         Step(WAIT, ("idle, ahead of the uniform line: wait for spot",), HOME)),
+    ],
+)
+def test_up_eager_steps(v: JobView, memory: Memory, expected: Step) -> None:
+    assert UniformProgressEager().decide(v, memory) == expected
