@@ -250,3 +250,79 @@ A1 = spot("us-east-1a")
 )
 def test_up_eager_steps(v: JobView, memory: Memory, expected: Step) -> None:
     assert UniformProgressEager().decide(v, memory) == expected
+
+
+# --- the paper's greedy and uniform progress, every rule as an exact Step (mutmut survivors) ------
+
+
+@pytest.mark.parametrize(
+    ("v", "memory", "expected"),
+    [
+        (uview(p=4.0), HOME, Step(WAIT, ("job finished",), HOME)),
+        (uview(p=1.0), LOCKED, Step(ON_DEMAND, ("safety net: on-demand to the end",), LOCKED)),
+        (uview(p=1.0), HOME, Step(A1, ("us-east-1a spot available",), HOME)),
+        (uview(p=1.0, up=False), HOME, Step(WAIT, ("no spot: idle (Thrifty rule)",), HOME)),
+        # t = 6.5 of 10: 3.5 h left, 3.0 after this tick. 1 h saved of 4, d 0.5: 3.5 > 3.0 -> the net.
+        (uview(t=6.5, p=1.0, current=A1), HOME,
+         Step(A1, ("safety net: keep the working spot node until preempted",), HOME)),
+        (uview(t=6.5, p=0.9, restart=0.0), HOME, Step(A1, ("safety net, no restart cost: spot",), HOME)),
+        (uview(t=6.5, p=1.0), HOME,
+         Step(ON_DEMAND, ("safety net: time left < work left + a restart: on-demand to the end",), LOCKED)),
+        # the same with the home zone down: no spot to keep, on-demand
+        (uview(t=6.5, p=1.0, current=A1, up=False), HOME,
+         Step(ON_DEMAND, ("safety net: time left < work left + a restart: on-demand to the end",), LOCKED)),
+    ],
+)
+def test_greedy_steps(v: JobView, memory: Memory, expected: Step) -> None:
+    from ray_multicloud.policy.deadline import Greedy
+
+    assert Greedy().decide(v, memory) == expected
+
+
+HYST = "hysteresis: on-demand until spot and c(t) >= C (t + 2d) / D"
+
+
+@pytest.mark.parametrize(
+    ("v", "expected"),
+    [
+        (uview(p=4.0), (WAIT, "job finished")),
+        (uview(p=1.0, deadline=None), (A1, "us-east-1a spot available")),
+        (uview(p=1.0, deadline=None, up=False), (WAIT, "no deadline: wait for spot")),
+        # t = 2, C/D = 0.4: the line is 0.8, with 2d (1 h) ahead 1.2.
+        (uview(p=1.0), (A1, "us-east-1a spot available")),
+        (uview(p=1.0, up=False), (WAIT, "no spot, not behind")),
+        (uview(p=0.5, up=False), (ON_DEMAND, "no spot and c(t) < C t / D: on-demand")),
+        (uview(p=1.0, current=ON_DEMAND), (ON_DEMAND, HYST)),  # 1.0 < 1.2
+        (uview(p=1.3, current=ON_DEMAND, up=False), (ON_DEMAND, HYST)),  # no spot: stays
+        (uview(p=1.3, current=ON_DEMAND), (A1, "us-east-1a spot available")),  # saved within a tick
+        (uview(p=1.3, saved=0.5, current=ON_DEMAND),
+         (ON_DEMAND, "on-demand until its next checkpoint (leaving now loses work)")),  # 0.8 h unsaved
+        # the 2d net alone: d = 1, 7.25 h of work, 1 saved: 6.25 + 2 > 8 h left, but 6.25 + 1 <= 8 - 0.5
+        (uview(p=1.0, total=7.25, restart=1.0),
+         (ON_DEMAND, "safety net: time left < work left + 2d: on-demand")),
+        # ... and not yet: 5.5 h of work left from the checkpoint + 2 = 7.5 <= 8 h left: spot
+        (uview(p=1.0, total=6.5, restart=1.0), (A1, "us-east-1a spot available")),
+        # the 1d net at t = 6.5 (3.0 h left after this tick; 3 h of work left from the checkpoint)
+        (uview(t=6.5, p=1.0, current=A1), (A1, "safety net: keep the working spot node until preempted")),
+        (uview(t=6.5, p=0.9, restart=0.0), (A1, "safety net, no restart cost: spot")),
+        (uview(t=6.5, p=1.0), (ON_DEMAND, "safety net: time left < work left + d: on-demand")),
+    ],
+)
+def test_uniform_progress_steps(v: JobView, expected: tuple[Choice, str]) -> None:
+    from ray_multicloud.policy.deadline import UniformProgress
+
+    choice, why = expected
+    assert UniformProgress().decide(v, HOME) == Step(choice, (why,), HOME)
+
+
+def test_uniform_slack_and_egress_note() -> None:
+    from ray_multicloud.policy.deadline import _egress_note, _uniform_slack
+
+    # deadline 10, 4 h of work, d 0.5: 5.5 h of slack at the start; at t = 2, 80% of it is ahead
+    assert _uniform_slack(uview(p=1.0)) == pytest.approx(4.4)
+    assert _uniform_slack(uview(p=1.0, deadline=None)) == 0.0
+    assert _uniform_slack(uview(p=1.0, t=12.0)) == 0.0  # past the deadline
+    assert _uniform_slack(uview(p=1.0, deadline=4.0)) == 0.0  # no slack at all (4 - 4 - 0.5 < 0)
+    assert _egress_note(SpotOption("z", "r", True, 1.0, None, 0.0)) == ""
+    note = _egress_note(SpotOption("z", "r", True, 1.0, None, 0.5))
+    assert note == " (egress 0.50 USD to carry the checkpoint)"
