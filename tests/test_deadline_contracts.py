@@ -326,3 +326,15 @@ def test_uniform_slack_and_egress_note() -> None:
     assert _egress_note(SpotOption("z", "r", True, 1.0, None, 0.0)) == ""
     note = _egress_note(SpotOption("z", "r", True, 1.0, None, 0.5))
     assert note == " (egress 0.50 USD to carry the checkpoint)"
+
+
+def test_work_left_from_and_pick_home() -> None:
+    from ray_multicloud.policy.deadline import _pick_home, _work_left_from
+
+    # on-demand keeps its unsaved work (4 - 1.5); anything else restarts from the checkpoint (4 - 1)
+    assert _work_left_from(uview(p=1.5, saved=1.0, current=ON_DEMAND)) == pytest.approx(2.5)
+    assert _work_left_from(uview(p=1.5, saved=1.0, current=A1)) == pytest.approx(3.0)
+    # the cheapest zone available now (a is cheaper but down), else nothing
+    zones = (SpotOption("a", "r", False, 0.5), SpotOption("b", "r", True, 1.0), SpotOption("c", "r", True, 0.8))
+    assert _pick_home(replace(uview(p=0.0), zones=zones)) == "c"
+    assert _pick_home(replace(uview(p=0.0), zones=())) == ""
