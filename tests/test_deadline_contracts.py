@@ -335,6 +335,7 @@ def test_work_left_from_and_pick_home() -> None:
     assert _work_left_from(uview(p=1.5, saved=1.0, current=ON_DEMAND)) == pytest.approx(2.5)
     assert _work_left_from(uview(p=1.5, saved=1.0, current=A1)) == pytest.approx(3.0)
     # the cheapest zone available now (a is cheaper but down), else nothing
-    zones = (SpotOption("a", "r", False, 0.5), SpotOption("b", "r", True, 1.0), SpotOption("c", "r", True, 0.8))
+    zones = (SpotOption("a", "r", False, 0.5), SpotOption("b", "r", True, 1.0),
+             SpotOption("c", "r", True, 0.8))
     assert _pick_home(replace(uview(p=0.0), zones=zones)) == "c"
     assert _pick_home(replace(uview(p=0.0), zones=())) == ""
