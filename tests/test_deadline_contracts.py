@@ -339,3 +339,25 @@ def test_work_left_from_and_pick_home() -> None:
              SpotOption("c", "r", True, 0.8))
     assert _pick_home(replace(uview(p=0.0), zones=zones)) == "c"
     assert _pick_home(replace(uview(p=0.0), zones=())) == ""
+
+
+def test_a_single_zone_policy_remembers_its_home_zone() -> None:
+    zones = (SpotOption("us-east-1a", "us-east-1", True, 1.0),
+             SpotOption("us-east-1b", "us-east-1", True, 2.0))
+    v = replace(uview(p=1.0), zones=zones)
+    # first decision: the cheapest available zone becomes home, and the memory says so
+    first = GreedySingleZone().decide(v, Memory())
+    assert (first.choice, first.memory) == (spot("us-east-1a"), Memory(home_zone="us-east-1a"))
+    # a remembered home is kept even when another zone is cheaper
+    later = GreedySingleZone().decide(v, Memory(home_zone="us-east-1b"))
+    assert (later.choice, later.memory) == (spot("us-east-1b"), Memory(home_zone="us-east-1b"))
+
+
+def test_nets_never_fire_without_a_deadline_and_a_whole_tick_unsaved_is_not_within_a_tick() -> None:
+    from ray_multicloud.policy.deadline import Greedy, UniformProgress
+
+    no_deadline = Greedy().decide(uview(p=1.0, deadline=None), HOME)
+    assert no_deadline == Step(A1, ("us-east-1a spot available",), HOME)
+    # On on-demand, ahead (1.5 >= 1.2), spot up, exactly one tick (0.5 h) unsaved: leaving loses it
+    step = UniformProgress().decide(uview(p=1.5, saved=1.0, current=ON_DEMAND), HOME)
+    assert step.reasons == ("on-demand until its next checkpoint (leaving now loses work)",)
