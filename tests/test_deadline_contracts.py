@@ -361,3 +361,61 @@ def test_nets_never_fire_without_a_deadline_and_a_whole_tick_unsaved_is_not_with
     # On on-demand, ahead (1.5 >= 1.2), spot up, exactly one tick (0.5 h) unsaved: leaving loses it
     step = UniformProgress().decide(uview(p=1.5, saved=1.0, current=ON_DEMAND), HOME)
     assert step.reasons == ("on-demand until its next checkpoint (leaving now loses work)",)
+
+
+# --- the guards multicloud uses (mutmut survivors) -----------------------------------------------
+
+
+def gview(*, work: float, saved: float, deadline: float, over: float = 0.0) -> JobView:
+    """t = 1 h, half-hour ticks, 0.25 h restart, checkpoints every hour, 4 h of work."""
+    v = view(work=work, saved=saved, over=over, current=spot("us-east-1a"))
+    return replace(v, deadline_hours=deadline)
+
+
+@pytest.mark.parametrize(
+    ("kw", "keep", "safe"),
+    [
+        # deadline 1.6: 0.1 h left after this tick.
+        # 3.6 h done, kept: 3.6 + 0.5 >= 4: finishes within the tick: safe
+        ({"work": 3.6, "saved": 3.0, "deadline": 1.6}, True, True),
+        # 3.5 h done, kept: 3.5 + 0.5 = 4.0: finishes exactly at the tick's end: safe
+        ({"work": 3.5, "saved": 3.0, "deadline": 1.6}, True, True),
+        # 3.5 h done, 0.1 h of restart left: 3.9 h by the tick's end, checkpoint still 3.0 (0.5 + 0.4
+        # < 1): a rescue needs 0.25 + 1.0 > 0.1: unsafe
+        ({"work": 3.5, "saved": 3.0, "deadline": 1.6, "over": 0.1}, True, False),
+        # from the checkpoint (not kept): 1 h saved, 0.25 + 3 = 3.25 h needed; left after the tick:
+        # deadline 4.75 -> 3.25: safe (exactly); 4.7 -> 3.2: unsafe
+        ({"work": 1.5, "saved": 1.0, "deadline": 4.75}, False, True),
+        ({"work": 1.5, "saved": 1.0, "deadline": 4.7}, False, False),
+    ],
+)
+def test_off_ondemand_is_safe(kw: dict[str, float], keep: bool, safe: bool) -> None:
+    from ray_multicloud.policy.deadline import off_ondemand_is_safe
+
+    assert off_ondemand_is_safe(gview(**kw), keep=keep) is safe
+
+
+@pytest.mark.parametrize(
+    ("kw", "keep", "viable"),
+    [
+        # 1 h saved of 4: on-demand slack = deadline - 1 - (0.25 + 3); a 1 h segment; viable when
+        # slack - start cost - 1 + 0.5 >= 0.
+        ({"work": 1.0, "saved": 1.0, "deadline": 5.0}, False, True),  # slack 0.75: 0.75 - 0.25 - 0.5 = 0
+        ({"work": 1.0, "saved": 1.0, "deadline": 4.9}, False, False),  # slack 0.65: -0.1
+        ({"work": 1.0, "saved": 1.0, "deadline": 4.9}, True, True),  # kept: no restart: 0.15
+        # 3.5 h saved: the segment is the 0.5 h left; slack 2.0 - 1 - 0.75 = 0.25: 0.25 - 0.5 + 0.5
+        ({"work": 3.5, "saved": 3.5, "deadline": 2.0}, True, True),
+    ],
+)
+def test_spot_run_viable(kw: dict[str, float], keep: bool, viable: bool) -> None:
+    from ray_multicloud.policy.deadline import spot_run_viable
+
+    assert spot_run_viable(gview(**kw), keep=keep) is viable
+
+
+def test_work_left_near_the_end_and_on_demand_only() -> None:
+    from ray_multicloud.policy.deadline import _work_left_from, remaining_work
+
+    near = uview(p=3.5, saved=3.5, current=ON_DEMAND)  # 4 h of work
+    assert (remaining_work(near), _work_left_from(near)) == (pytest.approx(0.5), pytest.approx(0.5))
+    assert OnDemandOnly().decide(uview(p=1.0), MEM) == Step(ON_DEMAND, ("on-demand only",), MEM)
