@@ -419,3 +419,29 @@ def test_work_left_near_the_end_and_on_demand_only() -> None:
     near = uview(p=3.5, saved=3.5, current=ON_DEMAND)  # 4 h of work
     assert (remaining_work(near), _work_left_from(near)) == (pytest.approx(0.5), pytest.approx(0.5))
     assert OnDemandOnly().decide(uview(p=1.0), MEM) == Step(ON_DEMAND, ("on-demand only",), MEM)
+
+
+def test_best_spot_weighs_interruptions_and_egress() -> None:
+    # Found by mutmut: multicloud's zone choice with its hazard weight was never tested (dropping
+    # the weight, or the rate, survived). restart 0.25 h, checkpoints every 1 h: each interruption
+    # costs 0.25 + 0.5 = 0.75 h. a: 1.00 USD/h, 0.8/h -> with w 0.5: 1 * (1 + 0.5 * 0.8 * 0.75) = 1.30;
+    # b: 1.20 USD/h, 0.1/h -> 1.2 * (1 + 0.5 * 0.1 * 0.75) = 1.245: b. Without the weight: a.
+    from ray_multicloud.policy.deadline import MultiCloud, _best_spot
+
+    zones = (SpotOption("a", "r1", True, 1.0, 0.8), SpotOption("b", "r1", True, 1.2, 0.1))
+    v = replace(uview(p=1.0, restart=0.25), zones=zones)
+    assert _best_spot(v, Memory(), hazard_weight=0.5).zone == "b"  # type: ignore[union-attr]
+    assert _best_spot(v, Memory()).zone == "a"  # type: ignore[union-attr]
+    assert MultiCloud().hazard_weight == 0.5  # the default the policy passes on
+    # egress 0.9 USD on a, 3 h of work left: + 0.3 USD/h: a 1.30 vs b 1.20 without the weight: b
+    with_egress = replace(v, zones=(SpotOption("a", "r2", True, 1.0, None, 0.9),
+                                    SpotOption("b", "r1", True, 1.2)))
+    assert _best_spot(with_egress, Memory()).zone == "b"  # type: ignore[union-attr]
+    # equal prices: the zone up longest (a up since t = 0.5, b since t = 0.2: b), or with newest
+    # the one up the shortest (a)
+    tie = replace(v, zones=(SpotOption("a", "r1", True, 1.0), SpotOption("b", "r1", True, 1.0)))
+    ups = Memory(up_since=(0.5, 0.2))
+    assert _best_spot(tie, ups).zone == "b"  # type: ignore[union-attr]
+    assert _best_spot(tie, ups, newest=True).zone == "a"  # type: ignore[union-attr]
+    # an exact tie everywhere: list order
+    assert _best_spot(tie, Memory(up_since=(0.5, 0.5))).zone == "a"  # type: ignore[union-attr]
