@@ -445,3 +445,12 @@ def test_best_spot_weighs_interruptions_and_egress() -> None:
     assert _best_spot(tie, ups, newest=True).zone == "a"  # type: ignore[union-attr]
     # an exact tie everywhere: list order
     assert _best_spot(tie, Memory(up_since=(0.5, 0.5))).zone == "a"  # type: ignore[union-attr]
+
+
+def test_eager_next_region_reads_a_vanished_zones_region_from_its_name() -> None:
+    # The preempted zone is no longer listed: its region comes from its name (us-east-1a ->
+    # us-east-1), so the cheaper us-east-1b is skipped for us-west-2a.
+    zones = (SpotOption("us-east-1b", "us-east-1", True, 0.5),
+             SpotOption("us-west-2a", "us-west-2", True, 0.9))
+    step = EagerNextRegion().decide(zview(zones, preempted="us-east-1a"), MEM)
+    assert step == Step(spot("us-west-2a"), ("us-east-1a preempted: next region, us-west-2a spot",), MEM)
