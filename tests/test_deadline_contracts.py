@@ -454,3 +454,15 @@ def test_eager_next_region_reads_a_vanished_zones_region_from_its_name() -> None
              SpotOption("us-west-2a", "us-west-2", True, 0.9))
     step = EagerNextRegion().decide(zview(zones, preempted="us-east-1a"), MEM)
     assert step == Step(spot("us-west-2a"), ("us-east-1a preempted: next region, us-west-2a spot",), MEM)
+
+
+def test_best_spot_hazard_uses_the_restart_the_checkpoint_and_the_weight() -> None:
+    # a: 1.00 USD/h, 0.4/h; b: 1.16 USD/h, never interrupted. Each interruption costs restart 0.25
+    # + half the 1 h checkpoint interval = 0.75 h. Weight 0.5: a = 1 * (1 + 0.5 * 0.4 * 0.75) =
+    # 1.15 < 1.16: a. Weight 1: a = 1.30: b.
+    from ray_multicloud.policy.deadline import _best_spot
+
+    zones = (SpotOption("a", "r1", True, 1.0, 0.4), SpotOption("b", "r1", True, 1.16, 0.0))
+    v = replace(uview(p=1.0, restart=0.25), zones=zones)
+    assert _best_spot(v, Memory(), hazard_weight=0.5).zone == "a"  # type: ignore[union-attr]
+    assert _best_spot(v, Memory(), hazard_weight=1.0).zone == "b"  # type: ignore[union-attr]
