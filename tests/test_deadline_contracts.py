@@ -323,6 +323,8 @@ def test_uniform_slack_and_egress_note() -> None:
     assert _uniform_slack(uview(p=1.0, deadline=None)) == 0.0
     assert _uniform_slack(uview(p=1.0, t=12.0)) == 0.0  # past the deadline
     assert _uniform_slack(uview(p=1.0, deadline=4.0)) == 0.0  # no slack at all (4 - 4 - 0.5 < 0)
+    # a 1 h deadline for 0.25 h of work and a 0.5 h restart: 0.25 h of slack, all ahead at t = 0
+    assert _uniform_slack(uview(t=0.0, p=0.0, total=0.25, deadline=1.0)) == pytest.approx(0.25)
     assert _egress_note(SpotOption("z", "r", True, 1.0, None, 0.0)) == ""
     note = _egress_note(SpotOption("z", "r", True, 1.0, None, 0.5))
     assert note == " (egress 0.50 USD to carry the checkpoint)"
@@ -387,6 +389,10 @@ def gview(*, work: float, saved: float, deadline: float, over: float = 0.0) -> J
         # deadline 4.75 -> 3.25: safe (exactly); 4.7 -> 3.2: unsafe
         ({"work": 1.5, "saved": 1.0, "deadline": 4.75}, False, True),
         ({"work": 1.5, "saved": 1.0, "deadline": 4.7}, False, False),
+        # kept: 0.8 h since the checkpoint + 0.5 reaches the next one (2.0): 0.25 + 2 = 2.25 h needed,
+        # 2.25 left after the tick with deadline 3.75: safe; from the old checkpoint it would not be
+        ({"work": 1.8, "saved": 1.0, "deadline": 3.75}, True, True),
+        ({"work": 1.8, "saved": 1.0, "deadline": 3.75}, False, False),
     ],
 )
 def test_off_ondemand_is_safe(kw: dict[str, float], keep: bool, safe: bool) -> None:

@@ -125,3 +125,11 @@ def test_a_placement_at_utility_0_is_kept_and_ties_keep_spot_over_on_demand() ->
     # on-demand is not better -> a.
     tie = decide(view((opt(A, 3.0),), p=0.1, total=4.0))
     assert tie.reasons == ("V=13.00 USD/h of progress: us-east-1a spot has the highest utility (10.00)",)
+
+
+def test_a_current_zone_gone_down_is_worth_nothing_and_memory_is_kept() -> None:
+    # On a, now down (its 0.1 price would score 0.9): worth 0; b (1 - 0.5 = 0.5) wins. The memory
+    # handed back records the zones' uptime: a down (inf), b up since now (t = 1).
+    step = decide(view((opt(A, 0.1, up=False), opt(B, 0.5)), p=1.0, total=4.0, current=spot(A)))
+    assert step.choice == spot(B)
+    assert step.memory == Memory(up_since=(float("inf"), 1.0))
