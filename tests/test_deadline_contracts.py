@@ -472,3 +472,18 @@ def test_best_spot_hazard_uses_the_restart_the_checkpoint_and_the_weight() -> No
     v = replace(uview(p=1.0, restart=0.25), zones=zones)
     assert _best_spot(v, Memory(), hazard_weight=0.5).zone == "a"  # type: ignore[union-attr]
     assert _best_spot(v, Memory(), hazard_weight=1.0).zone == "b"  # type: ignore[union-attr]
+
+
+def test_uniform_progress_on_its_lines_and_its_home() -> None:
+    from ray_multicloud.policy.deadline import UniformProgress
+
+    up = UniformProgress()
+    # exactly on the line (0.8 at t = 2, C/D = 0.4) is not behind: no spot -> wait
+    assert up.decide(uview(p=0.8, up=False), HOME).reasons == ("no spot, not behind",)
+    # exactly on the 2d line (1.2) from on-demand at a checkpoint: back to spot
+    assert up.decide(uview(p=1.2, current=ON_DEMAND), HOME).choice == A1
+    # a configured home zone is used (and remembered) over the cheaper one
+    zones = (SpotOption("us-east-1a", "us-east-1", True, 1.0),
+             SpotOption("us-east-1b", "us-east-1", True, 2.0))
+    step = UniformProgress(home_zone="us-east-1b").decide(replace(uview(p=1.0), zones=zones), Memory())
+    assert (step.choice, step.memory) == (spot("us-east-1b"), Memory(home_zone="us-east-1b"))
