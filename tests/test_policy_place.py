@@ -484,3 +484,31 @@ def test_gang_anchor_is_the_place_with_most_live_nodes_then_the_best_ranked() ->
 
 def test_offers_for_an_unknown_accelerator_is_empty() -> None:
     assert OfferIndex.build(LITERAL).offers_for("B200") == ()
+
+
+@pytest.mark.parametrize(
+    ("now", "cooling"), [(1999.9, True), (2000.0, False), (None, False)], ids=["cooling", "until", "no-clock"]
+)
+def test_matching_offers_leaves_out_offers_cooling_down(now: float | None, cooling: bool) -> None:
+    # Found by mutmut (``matching_offers`` 11, 14, 16, 17: the cooldowns were never passed in a
+    # test). AWS_E1A (1.0 USD/h, the cheapest spot A100 of aws/gcp) cools down until t = 2000:
+    # left out before then; at 2000 free again; without a clock, nothing is cooling down.
+    pool = PoolSpec("p", "A100", 1, capacity_types=(SPOT,), clouds=("aws", "gcp"))
+    ranked = matching_offers(pool, LITERAL, now=now, cooldowns={AWS_E1A.offer_id: 2000.0})
+    assert (AWS_E1A not in ranked) is cooling
+    assert ranked[0] == (GCP_C1 if cooling else AWS_E1A)
+
+
+def test_gang_placed_apart_says_so_exactly() -> None:
+    # Found by mutmut (``_colocated`` 35: the reason was only matched as a substring). The live
+    # node is on azure, where no offer is left: the whole ranking stays, and the reason says why.
+    from ray_multicloud.policy.place import _colocated
+    from ray_multicloud.types import Colocate
+
+    pool = PoolSpec("p", "A100", 1, colocate=Colocate.CLOUD)
+    aws, azure = mk("aws", "us-east-1", "us-east-1a", 1.0), mk("azure", "eastus", "", 1.5)
+    assert _colocated(pool, [aws], [azure]) == (
+        [aws],
+        "colocate=cloud: no matching offer left in azure (capacity or cooldown); "
+        "placed apart until the controller moves the gang together",
+    )

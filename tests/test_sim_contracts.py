@@ -213,3 +213,30 @@ def test_moves_and_lost_work_accumulate(tmp_path: Path) -> None:
     r = simulate(ts, spec, Script([a, a, a, b, a, a]), ondemand_price=3.0)
     assert (r.moves, r.lost_work_hours, r.preemptions, r.hours_elapsed) == (2, 2.0, 0, 6.0)
     assert r.cost_usd == pytest.approx(6.0)
+
+
+def test_optimum_past_an_impossible_deadline_still_pays_egress_and_reports_progress() -> None:
+    # Found by mutmut (``optimal_cost`` 59, 60, 66, 67: the fallback pass, run when the deadline
+    # cannot be met, dropped egress or progress). Hourly ticks; us-east-1a (aws us-east-1) is up
+    # at t0 only, us-west-2a (aws us-west-2) at t1 only, both 1 USD/h; on-demand 10 USD/h.
+    # 2 h of work, a checkpoint every hour, no restart, deadline 1 h: impossible (2 ticks of work).
+    # Cheapest before the trace ends: a at t0 (1 USD, checkpoint at 1 h), b at t1 carrying the
+    # checkpoint to another region: 10 GB * 0.02 USD/GB = 0.2 USD, 1 USD: 2.2 USD, done at 2 h.
+    import numpy as np
+
+    from ray_multicloud.pricing.egress import EgressTable
+
+    ts = TraceSet(
+        names=("us-east-1a", "us-west-2a"), regions=("us-east-1", "us-west-2"), files=("a", "b"),
+        gap_seconds=3600.0, counts=np.array([[1, 0, 0, 0], [0, 1, 0, 0]], dtype=np.int64),
+        spot_prices=np.ones((2, 4)), priced_by_file=(True, True), clouds=("aws", "aws"),
+    )
+    spec = JobSpec(work_hours=2, deadline_hours=1, checkpoint_minutes=60, restart_minutes=0)
+    seen: list[float] = []
+    opt = optimal_cost(ts, spec, ondemand_price=10.0, checkpoint_gb=10.0,
+                       egress=EgressTable({("aws", "aws"): 0.02}, "test"), progress=seen.append)
+    assert (opt.finished, opt.met_deadline) == (True, False)
+    assert opt.cost_usd == pytest.approx(2.2)
+    assert opt.hours_elapsed == pytest.approx(2.0)
+    # the deadline pass over 1 tick (0.0, done), then the fallback over all 4 ticks (0, 1/4, ...)
+    assert seen == pytest.approx([0.0, 1.0, 0.0, 0.25, 0.5, 0.75, 1.0])

@@ -319,7 +319,8 @@ def simulate(
 
     With ``rate_window_hours``, each zone's :class:`SpotOption` carries its interruption rate
     over that trailing window of the trace (ticks before the start included: that is the
-    past); else the rate is None (unknown).
+    past; the window is the nearest whole number of ticks), rounded to 6 decimal places; else
+    the rate is None (unknown).
     """
     check_window(traces, start_tick)
     if not (math.isfinite(ondemand_price) and ondemand_price > 0):

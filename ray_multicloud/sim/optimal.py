@@ -46,6 +46,7 @@ import math
 from collections.abc import Callable
 
 import numpy as np
+import numpy.typing as npt
 
 from ray_multicloud.pricing.egress import EgressTable
 from ray_multicloud.sim.engine import (
@@ -133,6 +134,16 @@ def optimal_cost(
     )
 
 
+def _cheapest_earliest(total: npt.NDArray[np.float64], at: npt.NDArray[np.float64]) -> tuple[float, float]:
+    """The least of ``total`` (placements x columns; some entry finite) and, among the columns
+    holding a cost within 1e-12 of it, the earliest finish ``at[column]`` (the tie-break of the
+    module docstring: a plain argmin would take the first such column, not the earliest)."""
+    least = float(total.min())
+    cols = np.flatnonzero((total <= least + 1e-12).any(axis=0))
+    j = int(cols[np.argmin(at[cols])])
+    return float(total[:, j].min()), float(at[j])
+
+
 def _dp(
     traces: TraceSet,
     job: TickJob,
@@ -218,8 +229,7 @@ def _dp(
                 tail = seg[:, f_lo - lo :]
                 total = tail + share[None, :] * c2
                 if np.isfinite(total).any():
-                    i = np.unravel_index(np.argmin(total), total.shape)
-                    offer(float(total[i]), t + float(share[i[1]]))
+                    offer(*_cheapest_earliest(total, t + share))
                 tail[:] = inf
             # Keep working on p (only while p can be held during t): w -> w + q, in place.
             np.add(seg, c2, out=seg)
@@ -252,8 +262,7 @@ def _dp(
                 finite = np.where(np.isfinite(cost_col), cost_col, 0.0)[:, None]
                 total = done[:, ~inside] - over[None, :] * finite
                 if np.isfinite(total).any():
-                    i = np.unravel_index(np.argmin(total), total.shape)
-                    offer(float(total[i]), t + 1 - float(over[i[1]]))
+                    offer(*_cheapest_earliest(total, t + 1 - over))
         idle = pool
         if progress is not None and t % report_every == 0:
             progress(t / horizon)
