@@ -1,5 +1,6 @@
-"""SkyNomad's decisions (``policy.deadline.SkyNomad``), each Step exactly, on hand-computed
-utilities. Mutation testing (mutmut, CONTRIBUTING.md) found its choice rules and reasons loosely
+"""``skynomad-rate``'s decisions (``policy.deadline.SkyNomadRate``, the earlier, simplified reading
+of SkyNomad's policy, kept for comparison; the paper's is ``SkyNomad``, tests/test_skynomad.py), each
+Step exactly, on hand-computed utilities. Mutation testing (mutmut, CONTRIBUTING.md) found its choice rules and reasons loosely
 tested. Every view: on-demand 3 USD/h, a 0.25 h cold start, half-hour ticks, now t = 1 h.
 
 Utilities (the class docstring): V = C_od * ((P - p) / (T - t)) / (p / t); spot with rate r:
@@ -13,7 +14,7 @@ from ray_multicloud.policy.deadline import (
     Choice,
     JobView,
     Memory,
-    SkyNomad,
+    SkyNomadRate,
     SpotOption,
     Step,
     spot,
@@ -38,7 +39,7 @@ def opt(
 
 
 def decide(v: JobView, memory: Memory | None = None) -> Step:
-    return SkyNomad().decide(v, Memory() if memory is None else memory)
+    return SkyNomadRate().decide(v, Memory() if memory is None else memory)
 
 
 def test_the_best_spot_zone_by_utility() -> None:
