@@ -237,7 +237,9 @@ def interruption_rates(
     """``[z, t]``: zone ``z``'s interruptions per available hour over the window ending at ``t``.
 
     Uses only ticks up to and including ``t`` (what an observer knows at ``t``). A zone with no
-    available tick in the window gets the rate of one interruption per window.
+    available tick in the window gets the rate of one interruption per tick (``3600 /
+    gap_seconds`` per hour: as if its spot lasted one tick); the policies were tuned with this
+    floor.
     """
     avail = traces.available(nodes).astype(np.int64)
     lost = np.zeros_like(avail)
