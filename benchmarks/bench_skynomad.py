@@ -66,14 +66,16 @@ def published() -> tuple[dict[str, float], list[float], tuple[float, float, floa
             (float(r0["task_duration"]), float(r0["deadline_hours"]), float(r0["restart_overhead"])))
 
 
-def traces() -> TraceSet:
-    files = [FOLDER / f"{z}_v100_1.json" for z in ZONES]
+def traces(zones: tuple[str, ...] = ZONES) -> TraceSet:
+    """The aws-02-15-2023 V100 availability of ``zones`` with the artifact's per-tick spot prices
+    (default: the five evaluation windows' zones)."""
+    files = [FOLDER / f"{z}_v100_1.json" for z in zones]
     ts = load_traces(files, default_spot_price=1.0)
     prices = json.loads((SKY / "v100_spot_prices.json").read_text())
     import numpy as np
 
-    spot = np.array([prices[f"{z}_v100_1"][: ts.ticks] for z in ZONES], dtype=np.float64)
-    return replace(ts, spot_prices=spot, priced_by_file=(True, True, True))
+    spot = np.array([prices[f"{z}_v100_1"][: ts.ticks] for z in zones], dtype=np.float64)
+    return replace(ts, spot_prices=spot, priced_by_file=tuple(True for _ in zones))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,17 +15,13 @@ SkyNomad's evaluation windows. Objective: fewest deadline misses, then the lowes
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
 from ray_multicloud.policy.deadline import SkyNomad
-from ray_multicloud.sim import JobSpec, TraceSet, load_traces, simulate
+from ray_multicloud.sim import JobSpec, TraceSet, simulate
 
 DATA = Path(__file__).resolve().parents[2] / "shared/data"
 if not DATA.exists():
@@ -40,10 +36,11 @@ DELTAS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0)
 
 def traces() -> TraceSet:
     assert not set(ZONES) & set(EVAL_ZONES)
-    ts = load_traces([FOLDER / f"{z}_v100_1.json" for z in ZONES], default_spot_price=1.0)
-    prices = json.loads((DATA / "skynomad/v100_spot_prices.json").read_text())
-    spot = np.array([prices[f"{z}_v100_1"][: ts.ticks] for z in ZONES], dtype=np.float64)
-    return replace(ts, spot_prices=spot, priced_by_file=(True, True, True))
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import bench_skynomad
+
+    assert bench_skynomad.ZONES == EVAL_ZONES
+    return bench_skynomad.traces(ZONES)
 
 
 def main(argv: list[str] | None = None) -> int:
