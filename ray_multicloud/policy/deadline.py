@@ -953,6 +953,16 @@ def _uniform_slack(view: JobView) -> float:
     return max(0.0, initial) * ahead
 
 
+def _skynomad_settled(view: JobView, mem: Memory) -> Step | None:
+    """The two rules both readings of SkyNomad apply before anything else: a finished job idles
+    (the thrifty rule), and a job the safety net put on on-demand stays there to completion."""
+    if _finished(view):
+        return Step(WAIT, ("job finished (thrifty rule)",), mem)
+    if mem.locked_ondemand:
+        return Step(ON_DEMAND, ("safety net: on-demand until completion",), mem)
+    return None
+
+
 def _track_uptime(view: JobView, memory: Memory) -> Memory:
     prev = memory.up_since
     now = view.elapsed_hours
@@ -1047,10 +1057,9 @@ class SkyNomad:
 
     def decide(self, view: JobView, memory: Memory) -> Step:
         mem = _track_uptime(view, memory)
-        if _finished(view):
-            return Step(WAIT, ("job finished (thrifty rule)",), mem)
-        if mem.locked_ondemand:
-            return Step(ON_DEMAND, ("safety net: on-demand until completion",), mem)
+        settled = _skynomad_settled(view, mem)
+        if settled is not None:
+            return settled
         now = view.elapsed_hours
         virtual = list(mem.virtual) if len(mem.virtual) == len(view.zones) else [
             VirtualInstance() for _ in view.zones
@@ -1161,10 +1170,9 @@ class SkyNomadRate:
 
     def decide(self, view: JobView, memory: Memory) -> Step:
         mem = _track_uptime(view, memory)
-        if _finished(view):
-            return Step(WAIT, ("job finished (thrifty rule)",), mem)
-        if mem.locked_ondemand:
-            return Step(ON_DEMAND, ("safety net: on-demand until completion",), mem)
+        settled = _skynomad_settled(view, mem)
+        if settled is not None:
+            return settled
         cur = view.current
         cod = view.ondemand_price_per_hour
         if cur.kind is Kind.WAIT and _net_fires(view, 1):
