@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fakes.policies import SpotScript
 
-from ray_multicloud.policy.deadline import JobView, Memory, Step, spot
 from ray_multicloud.sim import JobSpec, optimal_cost, simulate
 from ray_multicloud.sim.traces import TraceSet
 
@@ -63,17 +63,6 @@ def brute_force_finish(
     return least, min(f for c, f in done if c <= least + 1e-9)
 
 
-class Script:
-    name = "script"
-
-    def __init__(self, zones: list[str]) -> None:
-        self.zones = zones
-
-    def decide(self, view: JobView, memory: Memory) -> Step:
-        i = round(view.elapsed_hours / view.tick_hours)
-        return Step(spot(self.zones[min(i, len(self.zones) - 1)]), ("script",), memory)
-
-
 def test_a_tie_inside_one_tick_reports_the_earlier_finish() -> None:
     # Hourly ticks, 1.5 h of work saved on notice, a 30-minute restart, on-demand 100 USD/h.
     # us-east-1a is up at t0 only (1 USD/h); us-east-1b always, at 10, 1, 2, 10, 10 USD/h.
@@ -93,7 +82,7 @@ def test_a_tie_inside_one_tick_reports_the_earlier_finish() -> None:
     opt = optimal_cost(ts, spec, ondemand_price=100.0)
     assert (opt.cost_usd, opt.hours_elapsed) == (pytest.approx(3.0), pytest.approx(2.5))
     # the engine, run on the earlier schedule, agrees
-    r = simulate(ts, spec, Script(["us-east-1a", "us-east-1b"]), ondemand_price=100.0)
+    r = simulate(ts, spec, SpotScript(("us-east-1a", "us-east-1b")), ondemand_price=100.0)
     assert (r.cost_usd, r.hours_elapsed) == (pytest.approx(3.0), pytest.approx(2.5))
 
 
@@ -115,7 +104,7 @@ def test_a_restart_finishing_earlier_than_a_running_finish_at_the_same_cost() ->
                    checkpoint_on_notice=True)
     opt = optimal_cost(hourly(counts, prices), spec, ondemand_price=50.0)
     assert (opt.cost_usd, opt.hours_elapsed) == (pytest.approx(5.0), pytest.approx(3.5))
-    r = simulate(hourly(counts, prices), spec, Script(["us-east-1b", "us-east-1c", "x", "us-east-1d"]),
+    r = simulate(hourly(counts, prices), spec, SpotScript(("us-east-1b", "us-east-1c", "x", "us-east-1d")),
                  ondemand_price=50.0)
     assert (r.cost_usd, r.hours_elapsed) == (pytest.approx(5.0), pytest.approx(3.5))
 

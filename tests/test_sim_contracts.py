@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from fakes.policies import SpotScript
 
 from ray_multicloud.policy.deadline import WAIT, JobView, Memory, Step
 from ray_multicloud.sim import JobSpec, SimulationError, load_traces, optimal_cost, simulate
@@ -187,19 +188,6 @@ def test_simulate_refuses_a_bad_ondemand_price(tmp_path: Path, price: float) -> 
         simulate(ts, spec, AlwaysWait(), ondemand_price=price)
 
 
-class Script:
-    name = "script"
-
-    def __init__(self, zones: list[str]) -> None:
-        self.zones = zones
-
-    def decide(self, view: JobView, memory: Memory) -> Step:
-        from ray_multicloud.policy.deadline import spot
-
-        i = round(view.elapsed_hours / view.tick_hours)
-        return Step(spot(self.zones[min(i, len(self.zones) - 1)]), ("script",), memory)
-
-
 def test_moves_and_lost_work_accumulate(tmp_path: Path) -> None:
     # Hourly ticks, two zones always up at 1 USD/h; 4 h of work, a checkpoint every 2 h, no
     # restart. a: t0-t2 (w 3, saved 2); to b at t3: back to 2 (1 h lost, move 1), w 3; back to a
@@ -210,7 +198,7 @@ def test_moves_and_lost_work_accumulate(tmp_path: Path) -> None:
     ts = load_traces([tmp_path], default_spot_price=1.0)
     spec = JobSpec(work_hours=4, deadline_hours=None, checkpoint_minutes=120, restart_minutes=0)
     a, b = "us-east-1a", "us-east-1b"
-    r = simulate(ts, spec, Script([a, a, a, b, a, a]), ondemand_price=3.0)
+    r = simulate(ts, spec, SpotScript((a, a, a, b, a, a)), ondemand_price=3.0)
     assert (r.moves, r.lost_work_hours, r.preemptions, r.hours_elapsed) == (2, 2.0, 0, 6.0)
     assert r.cost_usd == pytest.approx(6.0)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ray_multicloud.policy.deadline import WAIT, Choice, JobView, Memory, Step
+from ray_multicloud.policy.deadline import WAIT, Choice, JobView, Memory, Step, spot
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,3 +17,15 @@ class Scripted:
     def decide(self, view: JobView, memory: Memory) -> Step:
         i = round(view.elapsed_hours / view.tick_hours)
         return Step(self.script[i] if i < len(self.script) else WAIT, ("script",), memory)
+
+
+@dataclass(frozen=True, slots=True)
+class SpotScript:
+    """Spot in ``zones[i]`` at tick ``i``, and in the last zone from then on."""
+
+    zones: tuple[str, ...]
+    name: str = "script"
+
+    def decide(self, view: JobView, memory: Memory) -> Step:
+        i = round(view.elapsed_hours / view.tick_hours)
+        return Step(spot(self.zones[min(i, len(self.zones) - 1)]), ("script",), memory)
