@@ -409,7 +409,10 @@ def test_ray_states_from_a_real_gcs(tmp_path: Path) -> None:
         if line is not None or "timed out during startup" not in out.stderr:
             break
     assert line is not None, out.stderr[-2000:]
-    assert json.loads(line[len("STATES "):]) == {"i-head-1": "IDLE"}
+    states = json.loads(line[len("STATES "):])
+    # The instance id is the key; an alive head is IDLE, or RUNNING while Ray's own startup work still
+    # holds resources on it (seen once in CI on a loaded machine).
+    assert list(states) == ["i-head-1"] and states["i-head-1"] in {"IDLE", "RUNNING"}, states
 
 
 def test_status_lists_gcp_and_azure_machines_through_the_real_drivers_on_loopback_apis(
