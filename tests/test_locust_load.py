@@ -84,3 +84,22 @@ def test_locust_drives_loopback_and_phases_label_samples(server: int, tmp_path: 
     assert {s.client_region for s in samples} == {"us-east-1", ""}
     assert set(Handler.hits) == {"us-east-1", ""}
     assert all(s.body == {"cloud": "aws", "region": "us-east-1"} for s in samples if s.ok)
+
+
+def test_p95_outside_leaves_out_requests_due_in_the_excluded_windows() -> None:
+    from ray_multicloud.scenarios.loadtest import Sample, p95_outside
+
+    def sample(due: float, ms: float, phase: str = "c") -> Sample:
+        return Sample(index=0, phase=phase, due=due, latency_s=ms / 1000, ok=True, status=200, error="",
+                      client_region="", body={})
+
+    # 20 requests of phase c due at t = 0..19 s, 10 ms each, except those due at 5..9 s: 900 ms
+    # (an outage at t = 5). Nearest-rank p95 of 20 values is the 19th: with the slow five in, 900 ms.
+    samples = [sample(t, 900.0 if 5 <= t < 10 else 10.0) for t in range(20)] + [sample(3, 5000.0, "d")]
+    assert p95_outside(samples, "c") == (900.0, 20)
+    # Leaving out [5, 10) leaves fifteen 10 ms requests; [5, 9) leaves the one due at 9 s (900 ms),
+    # which is the 15th of 16: nearest rank ceil(0.95 * 16) = 16th -> 900 ms.
+    assert p95_outside(samples, "c", [(5.0, 10.0)]) == (10.0, 15)
+    assert p95_outside(samples, "c", [(5.0, 9.0)]) == (900.0, 16)
+    got = p95_outside(samples, "c", [(0.0, 100.0)])
+    assert got[1] == 0 and got[0] != got[0]  # NaN: nothing left

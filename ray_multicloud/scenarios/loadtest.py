@@ -84,6 +84,16 @@ def summarise(samples: Iterable[Sample], phases: Sequence[str] | None = None) ->
     return out
 
 
+def p95_outside(samples: Iterable[Sample], phase: str,
+                excluded: Sequence[tuple[float, float]] = ()) -> tuple[float, int]:
+    """(p95 latency in ms, requests counted) of ``phase``'s requests, leaving out those *due* in any
+    half-open window ``[start, end)`` of ``excluded`` (times on the samples' ``due`` clock). Failed
+    requests count with their latency, as in :func:`summarise`. NaN and 0 when nothing is left."""
+    lat = [s.latency_s * 1000 for s in samples
+           if s.phase == phase and not any(a <= s.due < b for a, b in excluded)]
+    return percentile(lat, 95), len(lat)
+
+
 class LoadGenerator:
     """Send ``rate_per_s`` GET requests per second to ``http://127.0.0.1:port/path`` for ``duration_s``.
 
