@@ -196,7 +196,14 @@ def run(args: argparse.Namespace, rate: float, workdir: Path) -> tuple[list[str]
                 node = azure_node()
                 load.set_phase(PHASES[1])
                 start = time.monotonic()
-                moved = price_move(cluster, node.instance_id, spike_to=5.0, drain_deadline_s=30)
+                for attempt in range(1, 4):  # as the controller would on its next ticks
+                    moved = price_move(cluster, node.instance_id, spike_to=5.0, drain_deadline_s=30)
+                    if moved.status == "moved":
+                        break
+                    note(f"a) attempt {attempt}: {node.offer_id} -> {moved.move.to_offer.offer_id}: "
+                         f"{moved.status} (rolled back; the old node kept serving)")
+                else:
+                    raise RuntimeError("a) the price move failed three times")
                 took = time.monotonic() - start
                 note(f"a) {node.offer_id} -> {moved.move.to_offer.offer_id}: {moved.status}, "
                      f"replacement up {moved.up_s:.1f} s, old drained {moved.drained_s:.1f} s, "
