@@ -54,6 +54,9 @@ from _readme import replace_section
 
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+# A node's raylet has 30 s to register by default; a loaded machine can miss that (three replacements
+# in a row did at load 15), as in tests/test_spot_hedge_e2e.py. The local cloud's nodes inherit it.
+os.environ.setdefault("RAY_raylet_start_wait_time_s", "180")
 
 REPO = Path(__file__).resolve().parent.parent
 TRACE_DIR = REPO.parent / "shared" / "data" / "demand" / "azure_llm_inference_2023"
