@@ -117,12 +117,17 @@ def main(argv: Sequence[str] | None = None) -> int:
            if args.retry else "no server-side retry")),
     ]
     print(header[0], flush=True)
+    load_at_start = os.getloadavg()[0]
     if args.workdir:  # kept afterwards, with every node's logs
         lines, events = run(args, target_rate, Path(args.workdir))
     else:
         with tempfile.TemporaryDirectory(prefix="bench_serve_") as tmp:
             lines, events = run(args, target_rate, Path(tmp))
-    out = [*header, "", *lines, "", *events]
+    load_avg = os.getloadavg()[0]
+    out = [*header, "", *lines, "", *events,
+           f"1-minute load average: {load_at_start:.1f} at the start, {load_avg:.1f} at the end "
+           f"({os.cpu_count()} CPUs; this process's niceness {os.nice(0)}, Ray's worker niceness "
+           f"{os.environ.get('RAY_worker_niceness', 'default')})"]  # noqa: SIM112 -- Ray's name
     print("\n".join(out), flush=True)
     if args.write_readme:
         machine = (f"Python {platform.python_version()} on {platform.system()} {platform.machine()}, "
