@@ -96,7 +96,7 @@ def test_a_calendar_peak_gets_its_nodes_one_lead_ahead_through_request_resources
                 state_dir=state_dir, min_clouds=1, min_on_demand=0, autoscaling_config=autoscaling)
             serve._run(slo_deployment(options, work_ms=5, state_dir=state_dir, window_s=5),
                        route_prefix="/", _blocking=False)
-            cluster.wait_for(lambda: replica_states().get("RUNNING", 0) >= 1, timeout_s=240, interval_s=1)
+            cluster.wait_for(lambda: replica_states().get("RUNNING", 0) >= 1, timeout_s=420, interval_s=1)
             marks["first replica"] = time.time() - began
             assert len(pool_nodes()) == 1, pool_nodes()
 
@@ -125,7 +125,7 @@ def test_a_calendar_peak_gets_its_nodes_one_lead_ahead_through_request_resources
             status_bundles = cluster_constraint(cluster.address)
             floor = read_floor(floor_path(cluster.state_dir, cluster.cluster_name), POOL,
                                now=time.time(), max_age_s=120)
-            cluster.wait_for(lambda: replica_states().get("RUNNING", 0) >= PEAK_REPLICAS, timeout_s=240,
+            cluster.wait_for(lambda: replica_states().get("RUNNING", 0) >= PEAK_REPLICAS, timeout_s=300,
                              interval_s=1)
             marks["replicas up"] = time.time() - began
             marks["peak opens"] = peak_start - began
