@@ -701,6 +701,7 @@ class Controller:
         # Predictive serving capacity (``predictive:`` sections, ``predictive_guard``): forecast each
         # serving pool's request rate and ask the autoscaler for its nodes ``lead`` ahead.
         self.predictive: PredictiveGuard | None = None
+        self._predictive_thread = False  # run() ticks the predictive step in a thread of its own
         predictive = parse_all_predictive(cluster_config)
         if predictive:
             settings = self.provider.settings
@@ -865,13 +866,32 @@ class Controller:
                 self.idle.tick(at)
             except Exception:
                 logger.exception("idle governance failed this tick")
-        if self.predictive is not None:
-            try:
-                self.predictive.observe(fleet, nodes_or_none(self._io["nodes"], self.gcs_address), at)
-                self.predictive.tick(at)
-            except Exception:
-                logger.exception("predictive capacity failed this tick")
+        if self.predictive is not None and not self._predictive_thread:
+            self.predictive_step(fleet, at)
         return done
+
+    def predictive_step(self, fleet: Sequence[FleetNode] | None = None, now: float | None = None) -> None:
+        """One pass of the predictive step (``predictive_guard``): node starts observed, capacity
+        asked for, replica floors published. ``tick`` calls it after the moves; under ``run`` it has a
+        thread of its own (``watch_predictive``), so a move that blocks a tick for minutes (a
+        replacement coming up, a drain deadline) or a tick that fails does not delay a peak's nodes.
+        Never raises."""
+        if self.predictive is None:
+            return
+        try:
+            at = self._io["clock"]() if now is None else now
+            nodes = self.provider.fleet() if fleet is None else fleet
+            self.predictive.observe(nodes, nodes_or_none(self._io["nodes"], self.gcs_address), at)
+            self.predictive.tick(at)
+        except Exception:
+            logger.exception("predictive capacity failed this tick")
+
+    def watch_predictive(self, stop: threading.Event, every_s: float) -> None:
+        """``predictive_step`` every ``every_s`` until ``stop`` is set (``run``'s thread)."""
+        while True:
+            self.predictive_step()
+            if stop.wait(every_s):
+                return
 
     def _claim(self, group: Sequence[Move]) -> bool:
         """Hold the group's nodes for one move (False, holding nothing, if one is held already)."""
@@ -1271,15 +1291,24 @@ class Controller:
     ) -> None:
         """Finish open moves (``resume``), then tick every ``interval_s`` (default: the one given
         at construction) until ``stop`` is set (or ``max_ticks`` ticks), calling ``before_tick`` (a
-        ``JobFeed``) first each time. A failing tick is logged and the loop goes on: the controller
-        must outlive a cloud's or the GCS's hiccup."""
+        ``JobFeed``) first each time. Without ``max_ticks`` the predictive step runs in a thread of
+        its own at the same interval (``watch_predictive``), not inside the ticks. A failing tick is
+        logged and the loop goes on: the controller must outlive a cloud's or the GCS's hiccup."""
         stop = stop or threading.Event()
         every = self.interval_s if interval_s is None else interval_s
+        done = threading.Event()
+        predictive: threading.Thread | None = None
+        if self.predictive is not None and max_ticks is None:
+            # Its own thread, from the start: a move being resumed or blocking a tick must not hold
+            # back capacity asked for ahead of demand.
+            predictive = threading.Thread(target=self.watch_predictive, args=(done, every),
+                                          name="predictive", daemon=True)
+            self._predictive_thread = True
+            predictive.start()
         try:
             self.resume()
         except Exception:
             logger.exception("resuming open moves failed")
-        done = threading.Event()
         watcher = threading.Thread(target=self.watch_notices, args=(done,), name="notices", daemon=True)
         watcher.start()
         ticks = 0
@@ -1298,6 +1327,9 @@ class Controller:
         finally:
             done.set()
             watcher.join(timeout=5)
+            if predictive is not None:
+                predictive.join(timeout=5)
+                self._predictive_thread = False
 
     def watch_notices(self, stop: threading.Event, poll_s: float | None = None) -> None:
         """``answer_notices`` every ``poll_s`` (default ``notice_poll_s``) until ``stop`` is set: a
@@ -1677,9 +1709,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if lock is None:
         logger.info("another controller of %s holds %s; exiting", controller.cluster_name, lock_path)
         return 0
-    if not controller.pools and controller.idle is None:
+    if not controller.pools and controller.idle is None and controller.predictive is None:
         logger.info(
-            "no pool of %s is movable (migration.enabled: false everywhere) and no idle: section; exiting",
+            "no pool of %s is movable (migration.enabled: false everywhere) and it has no idle: or "
+            "predictive: section; exiting",
             controller.cluster_name,
         )
         return 0
@@ -1689,7 +1722,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "; ".join(f"{p}: {controller.migrations[p].describe()}" for p in controller.pools),
         args.interval,
     )
-    if not args.no_metrics:
+    if controller.predictive is not None:
+        logger.info("predictive capacity: %s", "; ".join(
+            f"{name}: {p.describe()}" for name, p in sorted(controller.predictive.pools.items())))
+    if not args.no_metrics or controller.predictive is not None:
+        # The gauges need a connection; so does the predictive step (Ray's request_resources is a
+        # driver call), even with --no-metrics.
         import ray
 
         ray.init(controller.gcs_address, log_to_driver=False)

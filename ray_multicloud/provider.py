@@ -75,6 +75,7 @@ from ray_multicloud.cluster_config.gcs_ft import worker_env
 from ray_multicloud.cluster_config.idle import parse_idle
 from ray_multicloud.cluster_config.migration import parse_migration
 from ray_multicloud.cluster_config.pools import fill_pool_defaults, parse_offer, parse_pool, pool_team
+from ray_multicloud.cluster_config.predictive import parse_all_predictive
 from ray_multicloud.cluster_config.provider_section import ProviderSettings, load_settings, offers_of_clouds
 from ray_multicloud.cluster_config.worker_setup import setup_of, write_into_provider
 from ray_multicloud.directives import SLO_DIRECTIVE_PREFIX, LaunchDirectives
@@ -1004,7 +1005,7 @@ class MultiCloudNodeProvider(NodeProvider):
         """Check every node type's policy and ``migration:`` section before anything launches, spell
         out each pool's defaulted ``colocate`` (``fill_pool_defaults``: the autoscaler's provider sees
         a node type's ``node_config`` only), and have the head start the controller
-        (``controller_start_command``) when a pool is movable. Each worker node type's setup
+        (``controller_start_command``) when it has work (``controller_needed``). Each worker node type's setup
         sections (``setup_commands``, ``worker_setup_commands``, ``file_mounts``, ``docker``) go into
         ``provider._worker_setup`` (``cluster_config/worker_setup.py``), since no updater runs on a
         worker: the drivers render them into its startup script. Ray's ``prepare_config`` has run
@@ -1015,7 +1016,7 @@ class MultiCloudNodeProvider(NodeProvider):
         cluster_config.setdefault("auth", {}).setdefault("ssh_user", "ray")
         name = str(cluster_config.get("cluster_name") or "default")
         settings = load_settings(cluster_config["provider"], name)
-        if settings.start_controller and (movable_pools(cluster_config) or parse_idle(cluster_config).active):
+        if settings.start_controller and controller_needed(cluster_config):
             commands = list(cluster_config.get("head_start_ray_commands") or [])
             if not any(CONTROLLER_MODULE in str(c) for c in commands):
                 commands.append(controller_start_command())
@@ -1143,6 +1144,17 @@ def dashboard_start_command(port: int, config_path: str = "~/ray_bootstrap_confi
     return (
         f"nohup python -m {DASHBOARD_COMMAND} {config_path} --port {int(port)} "
         f">> {DASHBOARD_LOG} 2>&1 < /dev/null &"
+    )
+
+
+def controller_needed(cluster_config: Mapping[str, Any]) -> bool:
+    """Whether the cluster needs the controller on its head: a movable pool, an active ``idle:``
+    section, or an enabled ``predictive:`` section (its step asks the autoscaler for capacity ahead;
+    a serving pool with ``migration.enabled: false`` still needs it)."""
+    return bool(
+        movable_pools(cluster_config)
+        or parse_idle(cluster_config).active
+        or any(p.enabled for p in parse_all_predictive(cluster_config).values())
     )
 
 

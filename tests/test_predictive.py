@@ -466,3 +466,58 @@ def test_peaks_file_reader_refuses_any_bad_input_with_a_config_error(content: An
             return
         assert peaks and all(p.replicas >= 1 for p in peaks)
         assert start is None or math.isfinite(start)
+
+
+def test_ray_up_starts_the_controller_for_a_predictive_only_pool() -> None:
+    # cluster_configs/local-predictive.yaml: its one pool says migration.enabled: false, so nothing
+    # moves and there is no idle: section; the predictive step alone needs the controller. Found live
+    # (tests/test_predictive_e2e.py): before the fix `ray up` started no controller for such a pool
+    # and the controller, started by hand, exited at once ("no pool is movable").
+    import copy
+
+    from ray_multicloud.cluster_config.provider_section import load_cluster_yaml
+    from ray_multicloud.provider import CONTROLLER_MODULE, MultiCloudNodeProvider, controller_needed
+
+    raw = load_cluster_yaml(Path(__file__).resolve().parents[1] / "cluster_configs" / "local-predictive.yaml")
+    assert controller_needed(raw)
+    boot = MultiCloudNodeProvider.bootstrap_config(copy.deepcopy(raw))
+    assert sum(CONTROLLER_MODULE in c for c in boot["head_start_ray_commands"]) == 1
+    off = copy.deepcopy(raw)
+    off["available_node_types"]["serve_pool"]["node_config"]["predictive"]["enabled"] = False
+    assert not controller_needed(off)
+    boot = MultiCloudNodeProvider.bootstrap_config(off)
+    assert not any(CONTROLLER_MODULE in c for c in boot["head_start_ray_commands"])
+
+
+def test_run_asks_for_predictive_capacity_while_a_tick_is_blocked(tmp_path: Path) -> None:
+    # Under run() the predictive step has a thread of its own: a tick held up (here before_tick,
+    # standing for a move that waits minutes for its replacement) does not delay the capacity asked
+    # ahead. min_replicas 2, no rate log: reactive, max(2, 0) = 2 nodes of t4_spot's resources.
+    import threading
+    import time as _time
+
+    from fakes import memory_cloud
+
+    with memory_cloud.memory_cluster(tmp_path / "state") as (cluster, world):
+        t4 = cluster["available_node_types"]["t4_spot"]
+        t4["node_config"]["predictive"] = {"replica_rps": 4, "lead": "2m", "tick": "30s", "min_replicas": 2}
+        provider = memory_cloud.memory_provider(cluster, world)
+        controller = memory_cloud.memory_controller(cluster, provider, [1_000_000.0],
+                                                    draining=lambda _gcs: {})  # no GCS here
+        request = FakeRequest()
+        controller.predictive._request = request  # no Ray here: the fake stands for request_resources
+        stop = threading.Event()
+        asked_while_blocked: list[bool] = []
+
+        def blocked() -> None:
+            deadline = _time.monotonic() + 30
+            while not request.calls and _time.monotonic() < deadline:
+                _time.sleep(0.01)
+            asked_while_blocked.append(bool(request.calls))
+            stop.set()
+
+        controller.run(interval_s=0.05, stop=stop, before_tick=blocked)
+        shape = {k: float(v) for k, v in t4["resources"].items() if float(v) > 0}
+        assert asked_while_blocked == [True]
+        assert request.calls[0] == [shape] * 2
+        assert not controller._predictive_thread  # the thread ended with run()
