@@ -103,3 +103,14 @@ def test_p95_outside_leaves_out_requests_due_in_the_excluded_windows() -> None:
     assert p95_outside(samples, "c", [(5.0, 9.0)]) == (900.0, 16)
     got = p95_outside(samples, "c", [(0.0, 100.0)])
     assert got[1] == 0 and got[0] != got[0]  # NaN: nothing left
+
+
+def test_next_due_keeps_the_users_schedule_and_never_bursts_to_catch_up() -> None:
+    from ray_multicloud.scenarios.locust_load import next_due
+
+    # On schedule: last due at 10 s, now 9.2 s (the request took under the gap), next gap 0.5 s ->
+    # due at 10.5 s, 1.3 s from now.
+    due, wait = next_due(10.0, 9.2, 0.5)
+    assert (due, round(wait, 9)) == (10.5, 1.3)
+    # Behind: the request ended at 12 s, past 10 + 0.5: send now, and the schedule restarts at 12 s.
+    assert next_due(10.0, 12.0, 0.5) == (12.0, 0.0)

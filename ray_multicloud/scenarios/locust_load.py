@@ -5,8 +5,12 @@ driver must not be patched. So ``benchmarks/bench_serve.py`` starts ``python -m
 ray_multicloud.scenarios.locust_load`` and talks to it through two files:
 
 - ``--control``: JSON ``{"rate": requests/s, "stop": bool}``, re-read every 0.5 s; a new rate changes
-  the number of users (each user sends ``--per-user-rate`` requests/s with Locust's
-  ``constant_throughput``, so the rate holds while a request takes under ``1 / per-user-rate`` s);
+  the number of users (each user sends ``--per-user-rate`` requests/s on average, its requests due at
+  Poisson times: exponential gaps, kept on its own schedule, so the rate holds while a request takes
+  under ``1 / per-user-rate`` s; users start at random points of their first gap, so the sum is a
+  Poisson stream at the asked rate, not a burst from every user at once every ``1 / per-user-rate`` s —
+  with Locust's ``constant_throughput`` the users started together stay in step, and 44 requests
+  arriving within a few ms every 2 s queued behind each other: p50 650 ms where a lone request took 45 ms);
 - ``--out``: one JSON line per request: ``t`` (start, POSIX s), ``ms`` (Locust's response time),
   ``ok``, ``status``, ``error``, ``region`` (the client region sent as ``x-session-id``; "" for none),
   ``body`` (the replica's JSON answer on 200).
@@ -40,6 +44,14 @@ def users_for(rate: float, per_user_rate: float, max_users: int) -> int:
     return max(1, min(max_users, math.ceil(rate / per_user_rate)))
 
 
+def next_due(due: float, now: float, gap: float) -> tuple[float, float]:
+    """A user's schedule: (when its next request is due, how long to wait for it) given when the last
+    one was due, the time now and the next gap. A user that fell behind (``due + gap`` already past)
+    sends at once and keeps its schedule from now: no burst to catch up."""
+    new = max(due + gap, now)
+    return new, new - now
+
+
 def read_control(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
@@ -69,8 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--timeout-s", type=float, default=30.0)
     args = parser.parse_args(argv)
 
+    import random
+
     import gevent
-    from locust import FastHttpUser, constant_throughput, events, task
+    from locust import FastHttpUser, events, task
     from locust.env import Environment
 
     regions = ["" if r.strip() in ("", "none") else r.strip() for r in args.regions.split(",")]
@@ -78,10 +92,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     class ServeUser(FastHttpUser):  # type: ignore[misc]
         host = f"http://{LOOPBACK}:{args.port}"
-        wait_time = constant_throughput(args.per_user_rate)
         network_timeout = args.timeout_s
         connection_timeout = args.timeout_s
         max_retries = 0
+
+        def on_start(self) -> None:
+            # A random point of the first gap (memoryless: exponential), so users never start in step.
+            first = random.expovariate(args.per_user_rate)
+            gevent.sleep(first)
+            self.rmc_due = time.monotonic()
+
+        def wait_time(self) -> float:
+            self.rmc_due, wait = next_due(self.rmc_due, time.monotonic(), random.expovariate(args.per_user_rate))
+            return wait
 
         @task
         def ask(self) -> None:
