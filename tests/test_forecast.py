@@ -175,8 +175,8 @@ def test_predictive_without_enough_history_is_spot_hedge_and_says_so() -> None:
     pred = simulate_fleet(ts, demand, FLEET, "predictive", ondemand_price=3.0, held_out_from=0.02)
     hedge = simulate_fleet(ts, demand, FLEET, "spot-hedge", ondemand_price=3.0, held_out_from=0.02)
     assert pred.forecaster is None
-    assert pred.note == ("demand history of 14 ticks (2.33 h) is too short to forecast 1 ticks ahead "
-                         "(needs 21: the start-up lead plus 20 ticks to score forecasters on): "
+    assert pred.note == ("demand history of 14 steps of 600 s (2.33 h) is too short to forecast 1 steps "
+                         "ahead (needs 21: the start-up lead plus 20 steps to score forecasters on): "
                          "scaled reactively, as spot-hedge")
     assert (pred.cost_usd, pred.slo_violation_fraction) == (hedge.cost_usd, hedge.slo_violation_fraction)
     # The first 3% is int(21.6) = 21 ticks: just enough to run the backtest (which here finds no

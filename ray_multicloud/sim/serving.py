@@ -206,6 +206,8 @@ class FleetSpec:
     peaks: tuple[Peak, ...] = ()
     trace_start: float = TRACE_START
     margins: tuple[float, ...] = (1.0,)
+    step_seconds: float = 0.0
+    """The simulation step; 0: the demand trace's own resolution (module docstring)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +223,7 @@ class ServingResult:
     forecaster: str | None = None
     in_sample: bool = True
     note: str = ""
+    step_seconds: float = 0.0
 
     @property
     def savings_fraction(self) -> float:
@@ -230,16 +233,52 @@ class ServingResult:
 def resample(
     demand: Demand, tick_seconds: float, ticks: int, *, peak: bool = False
 ) -> npt.NDArray[np.float64]:
-    """Demand rate per trace tick (mean, or max with ``peak``) for up to ``ticks`` ticks."""
+    """Demand rate per step of ``tick_seconds`` (mean, or max with ``peak``, of the demand samples
+    that start in it; a step shorter than a sample holds that sample's rate) for up to ``ticks``
+    steps."""
     per = tick_seconds / demand.step_seconds
-    n = min(ticks, int(len(demand.rps) / per))
+    n = min(ticks, int(len(demand.rps) / per + 1e-9))
     if n < 1:
-        raise TraceError(f"{demand.source}: shorter than one trace tick ({tick_seconds:g} s)")
+        raise TraceError(f"{demand.source}: shorter than one simulation step ({tick_seconds:g} s)")
     out = np.empty(n)
     for i in range(n):
-        seg = demand.rps[int(i * per) : max(int((i + 1) * per), int(i * per) + 1)]
+        lo = int(i * per + 1e-9)
+        seg = demand.rps[lo : max(int((i + 1) * per + 1e-9), lo + 1)]
         out[i] = seg.max() if peak else seg.mean()
     return out
+
+
+def spot_on_steps(traces: TraceSet, step_seconds: float, steps: int) -> TraceSet:
+    """``traces`` on the simulation grid: step ``i`` is ``[i s, (i + 1) s)`` for ``s =
+    step_seconds``. A step within one spot tick takes that tick's count and price (spot held
+    constant within a spot tick); a step over several takes the fewest VMs of those ticks (a zone
+    that goes at any instant of the step has gone for the step) and their prices weighted by the
+    time each covers of it (so cost stays exact). ``steps`` must fit in the traces' span."""
+    g, s = traces.gap_seconds, step_seconds
+    if math.isclose(g, s):
+        return dataclasses.replace(traces, counts=traces.counts[:, :steps],
+                                   spot_prices=traces.spot_prices[:, :steps])
+    i = np.arange(steps, dtype=np.float64)
+    lo = np.floor(i * s / g + 1e-9).astype(np.int64)
+    hi = np.maximum(lo + 1, np.minimum(traces.ticks, np.ceil((i + 1) * s / g - 1e-9).astype(np.int64)))
+    counts = traces.counts[:, lo].copy()
+    weighted = np.zeros((len(traces.names), steps))
+    for j in range(int((hi - lo).max())):
+        k = lo + j
+        inside = k < hi
+        kk = np.minimum(k, traces.ticks - 1)
+        # Seconds of step i that spot tick k covers.
+        cover = np.clip(np.minimum((kk + 1) * g, (i + 1) * s) - np.maximum(kk * g, i * s), 0.0, None)
+        cover = np.where(inside, cover, 0.0)
+        counts = np.where(inside, np.minimum(counts, traces.counts[:, kk]), counts)
+        weighted += traces.spot_prices[:, kk] * cover
+    return dataclasses.replace(traces, gap_seconds=float(s), counts=counts, spot_prices=weighted / s)
+
+
+def steps_of(traces: TraceSet, demand: Demand, step_seconds: float) -> int:
+    """Whole steps of ``step_seconds`` in the overlap of the spot traces and the demand trace."""
+    span = min(traces.ticks * traces.gap_seconds, len(demand.rps) * demand.step_seconds)
+    return int(math.floor(span / step_seconds + 1e-9))
 
 
 def simulate_fleet(
@@ -261,10 +300,18 @@ def simulate_fleet(
         raise TraceError(f"replica capacity must be > 0 requests/s, got {fleet.replica_rps}")
     if not 0.0 <= held_out_from < 1.0:
         raise TraceError(f"held-out start must be a fraction in [0, 1), got {held_out_from}")
-    rate = resample(demand, traces.gap_seconds, traces.ticks, peak=fleet.peak)
+    step = fleet.step_seconds or demand.step_seconds
+    if not (math.isfinite(step) and step > 0):
+        raise TraceError(f"simulation step must be a number of seconds > 0, got {fleet.step_seconds}")
+    n_steps = steps_of(traces, demand, step)
+    if n_steps < 1:
+        raise TraceError(f"{demand.source}: the overlap of the demand and spot traces is shorter than one "
+                         f"simulation step ({step:g} s); give a shorter step")
+    rate = resample(demand, step, n_steps, peak=fleet.peak)
+    traces = spot_on_steps(traces, step, len(rate))
     start = int(len(rate) * held_out_from)
     if start >= len(rate):
-        raise TraceError(f"nothing left to evaluate after the first {held_out_from:.0%} of {len(rate)} ticks")
+        raise TraceError(f"nothing left to evaluate after the first {held_out_from:.0%} of {len(rate)} steps")
     forecast: npt.NDArray[np.float64] | None = None
     headroom: float | npt.NDArray[np.float64] = 0.0
     chosen: Choice | None = None
@@ -284,9 +331,9 @@ def simulate_fleet(
             chosen = choose(history, traces.gap_seconds, startup, pool=pool,
                             score=_backtest(past, history, fleet, ondemand_price))
         if short:
-            note = (f"demand history of {len(history)} ticks ({hours:.2f} h) is too short to forecast "
-                    f"{startup} ticks ahead (needs {startup + MIN_SCORED_TICKS}: the start-up lead plus "
-                    f"{MIN_SCORED_TICKS} ticks to score forecasters on): scaled reactively, as spot-hedge")
+            note = (f"demand history of {len(history)} steps of {step:g} s ({hours:.2f} h) is too short to "
+                    f"forecast {startup} steps ahead (needs {startup + MIN_SCORED_TICKS}: the start-up lead "
+                    f"plus {MIN_SCORED_TICKS} steps to score forecasters on): scaled reactively, as spot-hedge")
         elif chosen is None:
             note = (f"no forecaster kept the fleet within {fleet.max_extra_cost:.0%} of spot-hedge's cost on "
                     f"the {hours:.1f} h of history: scaled reactively, as spot-hedge")
@@ -309,6 +356,7 @@ def simulate_fleet(
         forecaster=_label(chosen.best, fleet.replica_rps) if chosen is not None else None,
         in_sample=start == 0,
         note=note,
+        step_seconds=step,
     )
 
 
