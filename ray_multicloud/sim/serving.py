@@ -240,12 +240,15 @@ def resample(
     n = min(ticks, int(len(demand.rps) / per + 1e-9))
     if n < 1:
         raise TraceError(f"{demand.source}: shorter than one simulation step ({tick_seconds:g} s)")
-    out = np.empty(n)
-    for i in range(n):
-        lo = int(i * per + 1e-9)
-        seg = demand.rps[lo : max(int((i + 1) * per + 1e-9), lo + 1)]
-        out[i] = seg.max() if peak else seg.mean()
-    return out
+    i = np.arange(n + 1, dtype=np.float64)
+    lo = np.floor(i[:-1] * per + 1e-9).astype(np.int64)
+    if per < 1.0:  # a step inside one sample holds its rate
+        return np.asarray(demand.rps[lo], dtype=np.float64)
+    hi = np.floor(i[1:] * per + 1e-9).astype(np.int64)  # == lo[1:] (steps of a sample or more)
+    part = demand.rps[: int(hi[-1])]
+    if peak:
+        return np.asarray(np.maximum.reduceat(part, lo), dtype=np.float64)
+    return np.asarray(np.add.reduceat(part, lo) / (hi - lo), dtype=np.float64)
 
 
 def spot_on_steps(traces: TraceSet, step_seconds: float, steps: int) -> TraceSet:
@@ -426,15 +429,12 @@ def _ticks(minutes: float, tick_seconds: float) -> int:
 class _Group:
     """Replicas in one place: ``ready`` ones and batches ``[ready_at, n]`` still starting."""
 
-    __slots__ = ("pending", "ready")
+    __slots__ = ("pending", "ready", "total")
 
     def __init__(self) -> None:
         self.ready = 0
+        self.total = 0  # ready + starting (kept, not summed: the simulator reads it every step)
         self.pending: list[list[int]] = []
-
-    @property
-    def total(self) -> int:
-        return self.ready + sum(n for _, n in self.pending)
 
     def advance(self, t: int) -> None:
         while self.pending and self.pending[0][0] <= t:
@@ -443,6 +443,7 @@ class _Group:
     def grow(self, n: int, ready_at: int) -> None:
         if n > 0:
             self.pending.append([ready_at, n])
+            self.total += n
 
     def shrink(self, n: int) -> int:
         """Release up to ``n`` replicas, newest first; returns how many were released."""
@@ -458,6 +459,7 @@ class _Group:
         take = min(left, self.ready)
         self.ready -= take
         left -= take
+        self.total -= n - left
         return n - left
 
 
@@ -489,57 +491,73 @@ def _run(
     spot = [_Group() for _ in range(Z)]
     od = _Group()
     needs = np.maximum(fleet.min_replicas, np.ceil(rate / fleet.replica_rps - 1e-9)).astype(np.int64)
-    ahead = spot_ahead = None
+    # Scale down only after demand stayed lower for the downscale window.
+    reactive = _trailing_max(needs, window).tolist()
+    ahead: list[int] | None = None
+    spot_ahead: list[int] = []
     if forecast is not None:
+        # What to have at t + startup is the forecast need, and what was ordered for a forecast
+        # step still to come (forecasts of the last ``startup`` steps) is kept until that step.
         wanted = np.ceil(np.maximum(forecast, 0.0) / fleet.replica_rps - 1e-9)
-        ahead = np.maximum(fleet.min_replicas, wanted).astype(np.int64)
+        ahead = _trailing_max(np.maximum(fleet.min_replicas, wanted).astype(np.int64), startup + 1).tolist()
         wanted = np.ceil(np.maximum(forecast + headroom, 0.0) / fleet.replica_rps - 1e-9)
-        spot_ahead = np.maximum(fleet.min_replicas, wanted).astype(np.int64)
+        spot_ahead = _trailing_max(np.maximum(fleet.min_replicas, wanted).astype(np.int64),
+                                   startup + 1).tolist()
     hedged = policy in ("spot-hedge", "predictive")
     peak_need = peak_needs(fleet, len(rate), traces.gap_seconds)
+    peak_list = peak_need.tolist() if peak_need is not None else None
+    need_list = needs.tolist()
+    rate_list = rate.tolist()
+    count_rows = counts.T.tolist()
+    price_rows = prices.T.tolist()
+    extra = fleet.extra_spot if hedged else 0
+    rps = fleet.replica_rps
+    od_step = od_price * tick_h
+    order: list[int] = [cheapest]
+    last_prices: list[float] | None = None
     cost = unserved = 0.0
     violations = preemptions = replica_ticks = 0
-    for t in range(len(rate)):
+    for t in range(len(rate_list)):
         counted = t >= start
-        need = int(needs[t])
-        # Scale down only after demand stayed lower for the downscale window.
-        target_need = int(needs[max(0, t - window + 1) : t + 1].max())
+        need = need_list[t]
+        row = count_rows[t]
+        target_need = reactive[t]
         plan_need = spot_plan = target_need
-        if ahead is not None and spot_ahead is not None:
-            # What to have at t + startup is the forecast need, and what was ordered for a forecast
-            # tick still to come (forecasts of the last ``startup`` ticks) is kept until that tick.
+        if ahead is not None:
             # The forecast replaces the reactive sizing: a replica ordered now serves only from
             # t + startup, so sizing it for the demand now is a forecast too (``persistence``).
-            plan_need = int(ahead[max(0, t - startup) : t + 1].max())
+            plan_need = ahead[t]
             target_need = min(target_need, plan_need)
             # Headroom is bought on spot alone, like spot-hedge's extra spot replicas.
-            spot_plan = int(spot_ahead[max(0, t - startup) : t + 1].max())
-        if peak_need is not None and peak_need[t] > 0:
+            spot_plan = spot_ahead[t]
+        if peak_list is not None and peak_list[t] > 0:
             # A known peak opening within the start-up time: its replicas are ordered now (on spot
             # for the hedged policies; on-demand covers only what spot does not).
-            floor = int(peak_need[t])
+            floor = peak_list[t]
             plan_need, spot_plan = max(plan_need, floor), max(spot_plan, floor)
             if not hedged:
                 target_need = max(target_need, floor)
         for z in range(Z):
             g = spot[z]
-            g.advance(t)
-            cap = (g.total if counts[z, t] > 0 else 0) if unlimited[z] else int(counts[z, t])
-            if g.total > cap:
-                lost = g.shrink(g.total - cap)
-                preemptions += lost if counted else 0
+            if g.pending and g.pending[0][0] <= t:
+                g.advance(t)
+            if g.total:
+                cap = (g.total if row[z] > 0 else 0) if unlimited[z] else row[z]
+                if g.total > cap:
+                    lost = g.shrink(g.total - cap)
+                    preemptions += lost if counted else 0
         od.advance(t)
         if policy == "ondemand":
             od.shrink(od.total - target_need)
             od.grow(target_need - od.total, t + startup)
         else:
-            target = spot_plan + (fleet.extra_spot if hedged else 0)
-            order = (
-                [cheapest] if policy == "spot-one-zone" else sorted(range(Z), key=lambda z: (prices[z, t], z))
-            )
-            _place_spot(spot, order, target, counts[:, t], unlimited, t + startup)
-            for g in spot:  # replicas with no startup delay serve in the tick they launch
-                g.advance(t)
+            if policy != "spot-one-zone" and price_rows[t] != last_prices:
+                last_prices = price_rows[t]
+                order = sorted(range(Z), key=lambda z: (last_prices[z], z))  # type: ignore[index]
+            _place_spot(spot, order, spot_plan + extra, row, unlimited, t + startup)
+            if startup == 0:  # replicas with no startup delay serve in the step they launch
+                for g in spot:
+                    g.advance(t)
             if hedged:
                 ready_spot = sum(g.ready for g in spot)
                 all_spot = sum(g.total for g in spot)  # ready, or ready by t + startup
@@ -552,17 +570,27 @@ def _run(
         ready = od.ready + sum(g.ready for g in spot)
         if ready < need:
             violations += 1
-        unserved += max(0.0, float(rate[t]) - ready * fleet.replica_rps)
-        tick_cost = od.total * od_price * tick_h
+        unserved += max(0.0, rate_list[t] - ready * rps)
+        step_cost = od.total * od_step
+        prow = price_rows[t]
         for z in range(Z):
             n = spot[z].total
-            tick_cost += n * float(prices[z, t]) * tick_h
-            replica_ticks += n
-        cost += tick_cost
+            if n:
+                step_cost += n * prow[z] * tick_h
+                replica_ticks += n
+        cost += step_cost
         if tick_costs is not None:
-            tick_costs.append(tick_cost)
+            tick_costs.append(step_cost)
         replica_ticks += od.total
     return cost, violations, unserved, preemptions, replica_ticks
+
+
+def _trailing_max(values: npt.NDArray[np.int64], window: int) -> npt.NDArray[np.int64]:
+    """``out[t] = max(values[max(0, t - window + 1) : t + 1])``."""
+    if window <= 1 or len(values) == 0:
+        return values.copy()
+    padded = np.concatenate([np.full(window - 1, values.min()), values])
+    return np.lib.stride_tricks.sliding_window_view(padded, window).max(axis=1)
 
 
 def peak_needs(fleet: FleetSpec, ticks: int, tick_seconds: float) -> npt.NDArray[np.int64] | None:
@@ -582,11 +610,13 @@ def _place_spot(
     groups: list[_Group],
     order: Sequence[int],
     target: int,
-    counts: npt.NDArray[np.int64],
+    counts: Sequence[int],
     unlimited: Sequence[bool],
     ready_at: int,
 ) -> None:
     total = sum(g.total for g in groups)
+    if total == target:
+        return
     for z in reversed(order):  # too many: release from the dearest zones first, newest first
         if total <= target:
             break
