@@ -60,6 +60,9 @@ from ray_multicloud.sim.serving import (
 DEMAND_DIR = SHARED.parents[1] / "demand"
 REPLICAS_AT_MEAN = 4
 SHORT_DEMAND_HOURS = 24.0
+STEP_SECONDS = 60.0
+"""The simulation step: one minute, the MAF trace's resolution (the per-second Azure traces are
+averaged per minute), whatever the spot trace's tick."""
 HEADING = "## bench_fleet"
 
 
@@ -127,9 +130,10 @@ def start_ticks(ts: TraceSet, demand: Demand, n: int) -> list[int]:
 
 def run_case(
     s: SetSpec, ts: TraceSet, d: DemandSpec, demand: Demand, n_starts: int, held_out_from: float,
-    margins: tuple[float, ...] = (1.0,),
+    margins: tuple[float, ...] = (1.0,), step_seconds: float = STEP_SECONDS,
 ) -> Case:
-    fleet = FleetSpec(replica_rps=float(demand.rps.mean()) / REPLICAS_AT_MEAN, margins=margins)
+    fleet = FleetSpec(replica_rps=float(demand.rps.mean()) / REPLICAS_AT_MEAN, margins=margins,
+                      step_seconds=step_seconds)
     starts = start_ticks(ts, demand, n_starts)
     runs: dict[str, list[tuple[float, float, float]]] = {p: [] for p in FLEET_POLICIES}
     forecasters: list[str] = []
@@ -353,6 +357,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--margins", default="1", metavar="M,M",
                     help="predictive: forecast margins offered to the backtest besides the spot headroom "
                     "(the margin's part is bought on spot only; default 1: none)")
+    ap.add_argument("--step-seconds", type=float, default=STEP_SECONDS, metavar="S",
+                    help=f"simulation step (default {STEP_SECONDS:g})")
+    ap.add_argument("--demands", metavar="A,B",
+                    help="only the demand traces whose label contains one of these (e.g. 'LLM')")
     args = ap.parse_args(argv)
     margins = tuple(float(m) for m in args.margins.split(","))
     n_starts = args.starts if args.starts is not None else (2 if args.quick else 8)
@@ -360,22 +368,26 @@ def main(argv: list[str] | None = None) -> int:
     command += f" --starts {args.starts}" if args.starts is not None else ""
     command += f" --held-out-from {args.held_out_from:g}" if args.held_out_from != 0.5 else ""
     command += f" --margins {args.margins}" if margins != (1.0,) else ""
+    command += f" --step-seconds {args.step_seconds:g}" if args.step_seconds != STEP_SECONDS else ""
+    command += f" --demands {args.demands}" if args.demands else ""
     t0 = time.perf_counter()
-    demands = [(d, load_demand(DEMAND_DIR / d.path)) for d in DEMANDS]
+    wanted = [w.strip().lower() for w in args.demands.split(",")] if args.demands else [""]
+    demands = [(d, load_demand(DEMAND_DIR / d.path)) for d in DEMANDS
+               if any(w in d.label.lower() for w in wanted)]
     sets = [SETS[i] for i in QUICK_SETS] if args.quick else list(SETS)
     cases: list[Case] = []
     for s in sets:
         ts = load_traces([SHARED / s.folder], default_spot_price=SPOT_RATIO * s.ondemand, pattern=s.pattern)
         for d, demand in demands:
-            cases.append(run_case(s, ts, d, demand, n_starts, args.held_out_from, margins))
+            cases.append(run_case(s, ts, d, demand, n_starts, args.held_out_from, margins, args.step_seconds))
             print(
                 f"{len(cases)}/{len(sets) * len(demands)} {s.label} x {d.label} "
-                f"({time.perf_counter() - t0:.0f} s)",
+                f"({time.perf_counter() - t0:.0f} s) {case_rows(cases[-1:])[-1]}",
                 file=sys.stderr,
                 flush=True,
             )
     seconds = time.perf_counter() - t0
-    maf = next(demand for d, demand in demands if d is DEMANDS[0])
+    maf = load_demand(DEMAND_DIR / DEMANDS[0].path)
     section = render(cases, command, seconds, n_starts, maf, args.held_out_from)
     print(section)
     if args.write_readme:

@@ -199,10 +199,12 @@ def test_predictive_buys_headroom_against_bursts_no_season_foresees() -> None:
     (360 + 28 * 21) / 6 = 948 / 6 USD. A forecast with 1 replica of headroom (every forecast >= 1)
     orders 2 or 3 replicas at every tick, so none violates (demand never needs more than 2), at
     2 * 60 h * $1 = 120 USD or more; 2 replicas of headroom cost 3 * 60 = 180 or more. The headroom
-    is spot only: on-demand covers the forecast without it, which spot always covers here."""
+    is spot only: on-demand covers the forecast without it, which spot always covers here. (Without
+    the ``hold`` candidates, whose sizing this reasoning does not cover.)"""
     rps = np.where(np.arange(N) % 13 == 3, 2.0, 1.0)
     demand = Demand(TICK, rps, "bursts every 130 min")
-    fleet = FleetSpec(replica_rps=1.0, startup_minutes=10, min_replicas=1, extra_spot=0, downscale_minutes=10)
+    fleet = FleetSpec(replica_rps=1.0, startup_minutes=10, min_replicas=1, extra_spot=0, downscale_minutes=10,
+                      holds=(False,))
     hedge = simulate_fleet(one_zone(), demand, fleet, "spot-hedge", ondemand_price=20.0, held_out_from=0.5)
     pred = simulate_fleet(one_zone(), demand, fleet, "predictive", ondemand_price=20.0, held_out_from=0.5)
     assert hedge.slo_violation_fraction == pytest.approx(28 / 360)
@@ -245,6 +247,36 @@ def test_headroom_is_bought_on_spot_only() -> None:
     assert (cost, violations, replica_ticks) == (pytest.approx(18.0), 0, 18)
     cost, violations, _, _, replica_ticks = _run(zone(0), rate, fleet, "predictive", 3.0, rate, 0, 2.0)
     assert (cost, violations, replica_ticks) == (pytest.approx(18.0), 0, 6)
+
+
+def test_hold_never_sizes_below_the_reactive_scale_down_window() -> None:
+    """Rates [3, 1, 1, 1] (1 request/s per replica), a flat forecast of 1, one zone always up ($1/h
+    spot, $3/h on-demand), 1-hour steps, no start-up, a 2-hour scale-down window, no extra spot.
+    Without hold the forecast alone sizes the fleet: 1 spot replica every hour, step 0 (3 needed)
+    violates: 4 USD, 1 violation. With hold: the larger of the forecast and the need over the
+    window, [3, 3, 1, 1] spot replicas: 8 USD, none."""
+    from ray_multicloud.sim.serving import _run
+
+    n = 4
+    ts = TraceSet(names=("z",), regions=("r",), files=("f",), gap_seconds=3600.0,
+                  counts=np.ones((1, n), dtype=np.int64), spot_prices=np.ones((1, n)), priced_by_file=(True,))
+    fleet = FleetSpec(replica_rps=1.0, startup_minutes=0, min_replicas=1, extra_spot=0, downscale_minutes=120)
+    rate, flat = np.array([3.0, 1.0, 1.0, 1.0]), np.ones(n)
+    cost, violations, _, _, replica_steps = _run(ts, rate, fleet, "predictive", 3.0, flat, 0)
+    assert (cost, violations, replica_steps) == (pytest.approx(4.0), 1, 4)
+    cost, violations, _, _, replica_steps = _run(ts, rate, fleet, "predictive", 3.0, flat, 0, hold=True)
+    assert (cost, violations, replica_steps) == (pytest.approx(8.0), 0, 8)
+
+
+def test_predictive_falls_back_to_reactive_when_no_forecaster_beats_it() -> None:
+    """Flat demand, spot always there: every candidate at best ties spot-hedge's 0 violations and
+    none is cheaper (spot-hedge holds the need plus its extra spot replica, and so does every
+    candidate), so reactive scaling wins the backtest and predictive is spot-hedge, saying why."""
+    flat = Demand(TICK, np.ones(N), "flat")
+    pred = simulate_fleet(one_zone(), flat, FLEET, "predictive", ondemand_price=3.0, held_out_from=0.5)
+    hedge = simulate_fleet(one_zone(), flat, FLEET, "spot-hedge", ondemand_price=3.0, held_out_from=0.5)
+    assert pred.forecaster is None and pred.note.startswith("no forecaster beat reactive scaling"), pred.note
+    assert (pred.cost_usd, pred.slo_violation_fraction) == (hedge.cost_usd, hedge.slo_violation_fraction)
 
 
 def test_backtest_holds_a_candidate_to_the_cost_bound_in_each_half_of_the_history() -> None:

@@ -206,6 +206,7 @@ class FleetSpec:
     peaks: tuple[Peak, ...] = ()
     trace_start: float = TRACE_START
     margins: tuple[float, ...] = (1.0,)
+    holds: tuple[bool, ...] = (False, True)
     step_seconds: float = 0.0
     """The simulation step; 0: the demand trace's own resolution (module docstring)."""
 
@@ -328,21 +329,35 @@ def simulate_fleet(
         )
         hours = len(history) * traces.gap_seconds / 3600
         short = too_short(len(history), startup)
+        reactive_violations = -1
         if not short:
             pool = sized(candidates(traces.gap_seconds, len(history), startup), margins=fleet.margins,
-                         pluses=[k * fleet.replica_rps for k in HEADROOM_REPLICAS])
+                         pluses=[k * fleet.replica_rps for k in HEADROOM_REPLICAS], holds=fleet.holds)
             chosen = choose(history, traces.gap_seconds, startup, pool=pool,
                             score=_backtest(past, history, fleet, ondemand_price))
+        if chosen is not None:
+            # Reactive scaling competes too: spot-hedge's own score on the same steps (its cost is
+            # its own reference, 1). A forecaster must beat it: fewer violations, or as few for less.
+            first = len(history) - startup - chosen.scored_ticks
+            reactive_violations = _run(past, history, fleet, "spot-hedge", ondemand_price, None, first)[1]
+            reactive = reactive_violations + 1.0 / (2.0 + fleet.max_extra_cost)
+            if dict(chosen.scores)[chosen.best.name] >= reactive:
+                chosen = None
         if short:
             note = (f"demand history of {len(history)} steps of {step:g} s ({hours:.2f} h) is too short to "
                     f"forecast {startup} steps ahead (needs {startup + MIN_SCORED_TICKS}: the start-up lead "
                     f"plus {MIN_SCORED_TICKS} steps to score forecasters on): scaled reactively, as spot-hedge")
+        elif chosen is None and reactive_violations >= 0:
+            note = (f"no forecaster beat reactive scaling on the {hours:.1f} h of history (spot-hedge: "
+                    f"{reactive_violations} SLO-violation steps; fewer, or as few for less, needed): "
+                    "scaled reactively, as spot-hedge")
         elif chosen is None:
             note = (f"no forecaster kept the fleet within {fleet.max_extra_cost:.0%} of spot-hedge's cost on "
                     f"the {hours:.1f} h of history: scaled reactively, as spot-hedge")
         else:
             forecast, headroom = _split(rate, chosen.best, startup)
-    run = _run(traces, rate, fleet, policy, ondemand_price, forecast, start, headroom)
+    hold = chosen is not None and chosen.best.hold
+    run = _run(traces, rate, fleet, policy, ondemand_price, forecast, start, headroom, hold=hold)
     base = run if policy == "ondemand" else _run(traces, rate, fleet, "ondemand", ondemand_price, None, start)
     cost, violations, unserved, pre, replicas = run
     counted = len(rate) - start
@@ -390,10 +405,16 @@ def _backtest(
         else:
             base_series, headroom = _split(rate, c, _lead(fleet, traces))
         costs: list[float] = []
-        cost, violations, *_ = _run(traces, rate, fleet, "predictive", od_price, base_series, first, headroom,
-                                    tick_costs=costs)
         bound = 1.0 + fleet.max_extra_cost
-        if any(mine > bound * ref for mine, ref in zip(folds(costs), folds(reference[first]), strict=True)):
+        ref_folds = folds(reference[first])
+        edges = np.linspace(0, len(reference[first]), BACKTEST_FOLDS + 1).round().astype(int).tolist()
+        caps = [(b, bound * ref) for b, ref in zip(edges[1:], ref_folds, strict=True)]
+        try:
+            cost, violations, *_ = _run(traces, rate, fleet, "predictive", od_price, base_series, first, headroom,
+                                        tick_costs=costs, caps=caps, hold=c.hold)
+        except _OverBudget:
+            return None
+        if any(mine > cap for mine, (_, cap) in zip(folds(costs), caps, strict=True)):
             return None
         base = sum(reference[first])
         return violations + (cost / base if base > 0 else 0.0) / (2.0 + fleet.max_extra_cost)
@@ -417,13 +438,18 @@ def _split(rate: npt.NDArray[np.float64], c: Candidate,
 
 def _label(c: Candidate, replica_rps: float) -> str:
     """``c``'s name with its headroom in replicas (``+2 spot``) instead of requests per second."""
-    name = dataclasses.replace(c, plus=0.0).name
+    name = dataclasses.replace(c, plus=0.0, hold=False).name
     k = round(c.plus / replica_rps)
-    return f"{name} +{k} spot" if k else name
+    name = f"{name} +{k} spot" if k else name
+    return f"{name} hold" if c.hold else name
 
 
 def _ticks(minutes: float, tick_seconds: float) -> int:
     return math.ceil(minutes * 60.0 / tick_seconds - 1e-9)
+
+
+class _OverBudget(Exception):
+    """A backtest run stopped: a part of it already costs more than its cap."""
 
 
 class _Group:
@@ -474,12 +500,19 @@ def _run(
     headroom: float | npt.NDArray[np.float64] = 0.0,
     *,
     tick_costs: list[float] | None = None,
+    caps: Sequence[tuple[int, float]] = (),
+    hold: bool = False,
 ) -> tuple[float, int, float, int, int]:
     """Simulate every tick; figures (cost, violations, unserved, preemptions, replica-ticks) are
     summed over ticks ``>= start``. ``forecast[t]``: the rate predicted at ``t`` for ``t + startup``
     (``predictive`` only; ``None`` makes it ``spot-hedge``); ``headroom``: a rate added to the
     forecast for the spot replicas only (on-demand covers the forecast without it); ``tick_costs``,
-    when given, gets each counted tick's cost appended."""
+    when given, gets each counted tick's cost appended. ``caps``: ``(end, cap)`` pairs, consecutive
+    parts of the counted steps (``end``: exclusive, counted from ``start``) and the most each may
+    cost; the run stops with :class:`_OverBudget` as soon as a part's cost, summed step by step from
+    0, is above its cap (the backtest would rule the candidate out at the end anyway). ``hold``
+    (with a forecast): size for the larger of the forecast and reactive scaling's need over the
+    scale-down window, and keep on-demand for the latter (spot-hedge plus what the forecast adds)."""
     tick_h = traces.gap_seconds / 3600.0
     startup = _ticks(fleet.startup_minutes, traces.gap_seconds)
     window = max(1, _ticks(fleet.downscale_minutes, traces.gap_seconds))
@@ -515,7 +548,8 @@ def _run(
     od_step = od_price * tick_h
     order: list[int] = [cheapest]
     last_prices: list[float] | None = None
-    cost = unserved = 0.0
+    cost = unserved = part_cost = 0.0
+    part = 0
     violations = preemptions = replica_ticks = 0
     for t in range(len(rate_list)):
         counted = t >= start
@@ -527,9 +561,12 @@ def _run(
             # The forecast replaces the reactive sizing: a replica ordered now serves only from
             # t + startup, so sizing it for the demand now is a forecast too (``persistence``).
             plan_need = ahead[t]
-            target_need = min(target_need, plan_need)
             # Headroom is bought on spot alone, like spot-hedge's extra spot replicas.
             spot_plan = spot_ahead[t]
+            if hold:
+                plan_need, spot_plan = max(plan_need, target_need), max(spot_plan, target_need)
+            else:
+                target_need = min(target_need, plan_need)
         if peak_list is not None and peak_list[t] > 0:
             # A known peak opening within the start-up time: its replicas are ordered now (on spot
             # for the hedged policies; on-demand covers only what spot does not).
@@ -581,6 +618,13 @@ def _run(
         cost += step_cost
         if tick_costs is not None:
             tick_costs.append(step_cost)
+        if caps:
+            while part < len(caps) and t - start >= caps[part][0]:
+                part, part_cost = part + 1, 0.0
+            if part < len(caps):
+                part_cost += step_cost
+                if part_cost > caps[part][1]:
+                    raise _OverBudget
         replica_ticks += od.total
     return cost, violations, unserved, preemptions, replica_ticks
 
