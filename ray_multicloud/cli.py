@@ -469,7 +469,8 @@ def _serving_input_error(args: argparse.Namespace) -> str | None:
         if count < 0:
             return f"{flag} must be >= 0, got {count}"
     if not (math.isfinite(args.step_seconds) and args.step_seconds >= 0):
-        return f"--step-seconds must be a number of seconds > 0 (0: the demand's resolution), got {args.step_seconds:g}"
+        return (f"--step-seconds must be a number of seconds > 0 (0: the demand's resolution), "
+                f"got {args.step_seconds:g}")
     if not (math.isfinite(args.held_out_from) and 0 <= args.held_out_from < 1):
         return f"--held-out-from must be a fraction in [0, 1), got {args.held_out_from:g}"
     return None
@@ -545,7 +546,8 @@ def _cmd_simulate_serving(args: argparse.Namespace) -> int:
         ["policy", result.policy],
         ["zones", f"{len(traces.names)} ({', '.join(traces.names)})"],
         ["simulated", (f"{result.hours:.2f} h in {result.step_seconds:g} s steps (spot traces "
-                       f"{traces.hours:.2f} h in {traces.gap_seconds:g} s ticks, demand {demand.hours:.2f} h)")],
+                       f"{traces.hours:.2f} h in {traces.gap_seconds:g} s ticks, "
+                       f"demand {demand.hours:.2f} h)")],
         ["cost", f"{result.cost_usd:.2f} USD"],
         ["on-demand cost", f"{result.ondemand_cost_usd:.2f} USD"],
         ["savings", f"{result.savings_fraction:.1%}"],

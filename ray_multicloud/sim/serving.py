@@ -2,16 +2,23 @@
 
 Model
 -----
-Time advances in the spot traces' ticks (loaded by :func:`ray_multicloud.sim.load_traces`). The
-demand trace is resampled onto that grid: the demand of a tick is the mean request rate of the
-demand samples that fall in it (``peak=True``: their maximum). The fleet needs
-``ceil(demand / replica_rps)`` ready replicas (at least ``min_replicas``) to meet the SLO; it is
+Time advances in steps of ``FleetSpec.step_seconds`` (0, the default: the demand trace's own
+resolution, 60 s for per-minute counts, 1 s for per-second ones), whatever the tick of the spot
+traces (loaded by :func:`ray_multicloud.sim.load_traces`), over the overlap of both. The demand of a
+step is the mean request rate of the demand samples that start in it (``peak=True``: their
+maximum; a step shorter than a sample holds its rate). Spot availability and prices are held
+constant within a spot tick (:func:`spot_on_steps`: a step that spans several spot ticks gets the
+fewest VMs among them and their prices weighted by the time each covers, so cost stays exact).
+Before, the simulator stepped in the spot ticks (30 s to 10 min) and the one-hour demand traces
+left a forecaster 3 to 9 ticks of history. (In this docstring "tick" below means a step.) The fleet
+needs ``ceil(demand / replica_rps)`` ready replicas (at least ``min_replicas``) to meet the SLO; it is
 sized for the highest need of the last ``downscale_minutes`` (scale-up at once, scale-down
 after demand stayed low that long); a
-tick with fewer ready replicas is an SLO violation, and the requests above ready capacity
-count as unserved. A launched replica is paid from launch and is ready ``startup_minutes``
-later. A zone whose trace value is 0 holds no spot replica (all of them are preempted); a
-multi-node trace's value caps the spot replicas in that zone, a 1-node trace (0/1) does not.
+step with fewer ready replicas is an SLO violation, and the requests above ready capacity
+count as unserved. A launched replica is paid, per step, from launch and is ready
+``startup_minutes`` later: at the first step that starts at or after that time, so start-up,
+scale-down and the forecast lead are whole steps, exact when the step divides them. A zone
+whose trace value is 0 holds no spot replica (all of them are preempted); a multi-node trace's value caps the spot replicas in that zone, a 1-node trace (0/1) does not.
 On-demand is always available.
 
 Fleet policies (:data:`FLEET_POLICIES`):
@@ -28,7 +35,9 @@ Fleet policies (:data:`FLEET_POLICIES`):
   downscale window); on-demand covers the forecast need that the spot replicas (ready or starting)
   do not, and the part of the need now that ready spot does not, up to the forecast. A demand
   spike no forecast saw is not chased: replicas ordered for it would be ready after it (the
-  ``persistence`` candidate, the demand now, is how reactive sizing competes in the backtest). The forecaster
+  ``persistence`` candidate, the demand now, is how reactive sizing competes in the backtest; a
+  ``hold`` candidate instead never sizes below reactive scaling's scale-down window, i.e. it is
+  spot-hedge plus what the forecast adds). The forecaster
   is chosen by a backtest on the ticks before ``held_out_from`` (on the whole trace when that is 0:
   in-sample, and said so): each candidate drives this policy over that history, and the one with
   the fewest SLO-violation ticks among those costing at most ``1 + max_extra_cost`` times
@@ -37,10 +46,13 @@ Fleet policies (:data:`FLEET_POLICIES`):
   of ``forecast.candidates`` with each headroom of ``HEADROOM_REPLICAS`` (``+k spot``: ``k``
   replicas' worth of requests added to the forecast for the spot replicas only, like spot-hedge's
   extra spot replicas; on-demand never covers headroom), so how much headroom to buy is chosen by
-  the same backtest. With a
+  the same backtest, and each with and without ``hold`` (``FleetSpec.holds``). Reactive scaling
+  competes too: the winner must score better than ``spot-hedge`` itself on the same steps (fewer
+  violations, or as few for less), else there is no forecaster. With a
   history ``forecast.too_short`` to forecast (fewer than the start-up lead plus
-  ``forecast.MIN_SCORED_TICKS`` ticks), or no candidate within the cost bound, there is no
-  forecaster and the policy is ``spot-hedge`` (the result's ``note`` says which, in one line).
+  ``forecast.MIN_SCORED_TICKS`` steps), no candidate within the cost bound, or none better than
+  reactive scaling, there is no forecaster and the policy is ``spot-hedge`` (the result's ``note``
+  says which, in one line).
 
 Known peaks (``FleetSpec.peaks``, ``policy.predictive.Peak``: the ``peaks:`` of a pool's
 ``predictive:`` section, or ``simulate-serving --peaks FILE``): tick ``t`` is at wall-clock time
@@ -282,7 +294,7 @@ def spot_on_steps(traces: TraceSet, step_seconds: float, steps: int) -> TraceSet
 def steps_of(traces: TraceSet, demand: Demand, step_seconds: float) -> int:
     """Whole steps of ``step_seconds`` in the overlap of the spot traces and the demand trace."""
     span = min(traces.ticks * traces.gap_seconds, len(demand.rps) * demand.step_seconds)
-    return int(math.floor(span / step_seconds + 1e-9))
+    return math.floor(span / step_seconds + 1e-9)
 
 
 def simulate_fleet(
@@ -346,7 +358,8 @@ def simulate_fleet(
         if short:
             note = (f"demand history of {len(history)} steps of {step:g} s ({hours:.2f} h) is too short to "
                     f"forecast {startup} steps ahead (needs {startup + MIN_SCORED_TICKS}: the start-up lead "
-                    f"plus {MIN_SCORED_TICKS} steps to score forecasters on): scaled reactively, as spot-hedge")
+                    f"plus {MIN_SCORED_TICKS} steps to score forecasters on): scaled reactively, "
+                    "as spot-hedge")
         elif chosen is None and reactive_violations >= 0:
             note = (f"no forecaster beat reactive scaling on the {hours:.1f} h of history (spot-hedge: "
                     f"{reactive_violations} SLO-violation steps; fewer, or as few for less, needed): "
@@ -410,8 +423,8 @@ def _backtest(
         edges = np.linspace(0, len(reference[first]), BACKTEST_FOLDS + 1).round().astype(int).tolist()
         caps = [(b, bound * ref) for b, ref in zip(edges[1:], ref_folds, strict=True)]
         try:
-            cost, violations, *_ = _run(traces, rate, fleet, "predictive", od_price, base_series, first, headroom,
-                                        tick_costs=costs, caps=caps, hold=c.hold)
+            cost, violations, *_ = _run(traces, rate, fleet, "predictive", od_price, base_series, first,
+                                        headroom, tick_costs=costs, caps=caps, hold=c.hold)
         except _OverBudget:
             return None
         if any(mine > cap for mine, (_, cap) in zip(folds(costs), caps, strict=True)):
