@@ -18,8 +18,8 @@ step with fewer ready replicas is an SLO violation, and the requests above ready
 count as unserved. A launched replica is paid, per step, from launch and is ready
 ``startup_minutes`` later: at the first step that starts at or after that time, so start-up,
 scale-down and the forecast lead are whole steps, exact when the step divides them. A zone
-whose trace value is 0 holds no spot replica (all of them are preempted); a multi-node trace's value caps the spot replicas in that zone, a 1-node trace (0/1) does not.
-On-demand is always available.
+whose trace value is 0 holds no spot replica (all of them are preempted); a multi-node trace's
+value caps the spot replicas in that zone, a 1-node trace (0/1) does not. On-demand is always available.
 
 Fleet policies (:data:`FLEET_POLICIES`):
 
