@@ -242,7 +242,8 @@ def target_rows(cases: list[Case]) -> list[str]:
 
 
 def render(
-    cases: list[Case], command: str, seconds: float, n_starts: int, maf: Demand, held_out_from: float
+    cases: list[Case], command: str, seconds: float, n_starts: int, maf: Demand, held_out_from: float,
+    step_seconds: float = STEP_SECONDS,
 ) -> str:
     """The ``## bench_fleet`` section of benchmarks/README.md (``maf``: the MAF demand trace)."""
     fleet = FleetSpec(replica_rps=1.0)
@@ -260,29 +261,36 @@ def render(
         f"instance type serving the demand trace's mean rate / {REPLICAS_AT_MEAN} requests/s; start-up "
         f"{fleet.startup_minutes:g} min, scale-down after {fleet.downscale_minutes:g} min, at least "
         f"{fleet.min_replicas} replica, {fleet.extra_spot} extra spot replica for spot-hedge. "
+        f"Simulated in steps of {step_seconds:g} s (`--step-seconds`; the MAF trace's resolution, the "
+        "per-second Azure traces averaged per step) whatever the spot trace's tick (30 s to 10 min): "
+        "spot availability and prices are held constant within a spot tick (a step over two ticks "
+        "gets the fewer VMs and the time-weighted price). "
         "`spot-one-zone` is averaged over the set's zones (each zone alone); the one-hour Azure traces are "
         f"replayed at {n_starts} evenly spaced starts of each spot trace and averaged. Spot prices from the "
         "files where they have them, else 30% of on-demand; on-demand list prices as in bench_policies. "
         f"Held out: every figure counts only the ticks after the first {held_out_from:.0%} of each run "
         "(the fleet is simulated from the start, so it enters that part warm); `predictive` chooses its "
         "forecaster (`ray_multicloud/policy/forecast.py`: persistence, the highest rate of the last 3 "
-        "or 10 ticks, and hourly/daily/weekly seasonal naive, mean and max), each with a headroom of "
+        "or 10 steps, and hourly/daily/weekly seasonal naive, mean and max), each with and without "
+        "`hold` (never below spot-hedge's own sizing over its scale-down window), each with a headroom of "
         f"{', '.join(str(k) for k in HEADROOM_REPLICAS)} spot replicas on top (bought on spot only, "
         "like spot-hedge's extra spot replica), on the ticks before, by replaying itself with each "
         "candidate and keeping the one with the fewest SLO-violation ticks among those within 5% of "
-        f"spot-hedge's cost there, in each of {BACKTEST_FOLDS} consecutive parts of that history. A "
-        f"history shorter than the start-up lead plus {MIN_SCORED_TICKS} ticks is too short to "
-        "forecast: `predictive` is then `spot-hedge` (forecaster `none`) and says so in one line. The "
-        "one-hour Azure traces leave 30 minutes of history: about 55 ticks on the 30-34 s ticks of the "
-        "gcp-04-30, aws-04-22 and aws-04-19 sets (enough), 3 to 9 ticks on the others (too short).",
+        f"spot-hedge's cost there, in each of {BACKTEST_FOLDS} consecutive parts of that history; the "
+        "winner must also score better than spot-hedge itself there (fewer violation steps, or as "
+        "few for less), else `predictive` is spot-hedge (forecaster `none`). A history shorter than "
+        f"the start-up lead plus {MIN_SCORED_TICKS} steps is too short to forecast: `predictive` is "
+        "then `spot-hedge` too and says so in one line. The one-hour Azure traces (57 whole minutes) "
+        "leave 28 one-minute steps of history: enough for persistence and the 3-step recent maximum "
+        "(with a 5-step lead), on every trace set.",
         "",
         f"```\n{command}\n```\n",
         f"{len(cases)} cases (trace set x demand trace), {seconds:.0f} s on this machine "
         f"({platform.python_version()}, {platform.system()} {platform.machine()}).",
         "",
         "Cost is a fraction of the `ondemand` fleet's cost on the same traces; SLO-violation ticks: "
-        "ticks with fewer ready replicas than ceil(demand / replica rps); unserved: requests above ready "
-        "capacity, as a fraction of all requests. Means over cases:",
+        f"{step_seconds:g} s steps with fewer ready replicas than ceil(demand / replica rps); unserved: "
+        "requests above ready capacity, as a fraction of all requests. Means over cases:",
         "",
         *summary_rows(cases),
         "",
@@ -302,17 +310,16 @@ def render(
         "That costs most where demand jumps often: the MAF trace is bursty (its busiest 1% of minutes "
         f"carry {_pct(share)} of its requests; its busiest minute is {peak:,.0f}x the median one), "
         "which a fleet that starts replicas after the burst arrives cannot serve: its unserved figure is "
-        "mostly those bursts, and the fleets started for them dominate its cost. On the 600 s ticks of "
-        "the aws-10-26 sets a 5 min start-up takes a whole tick, so every scale-up misses one. "
+        "mostly those bursts, and the fleets started for them dominate its cost. "
         "`predictive` orders replicas for the demand it forecasts one start-up ahead and keeps them only "
         "until that tick has passed, instead of chasing each burst after it arrived and holding the fleet "
         "for the scale-down window, and buys the spot headroom its backtest found worth its cost against "
         "the bursts no forecast sees. Its choice is made on the first half and only as good as the first "
         "half is like the second: the cost bound is checked on the history, so held out it can land on "
-        "either side of 1.05x spot-hedge. Where the history is too short (the one-hour Azure traces on "
-        "ticks of 195 s or more) it is spot-hedge; there, and on the sets whose spot-hedge violations "
-        "come from preemptions rather than demand (on-demand alone has none on Azure LLM code), a "
-        "forecast of demand has nothing to act on.",
+        "either side of 1.05x spot-hedge. On the sets whose spot-hedge violations come from "
+        "preemptions rather than demand (on-demand alone has none on Azure LLM code), a forecast of "
+        "demand has little to act on, and 28 steps of history (two folds of about 10 scored steps) "
+        "are too few to tell a headroom that pays from one that was lucky.",
         "",
         "History of this target (held out, MAF, predictive / spot-hedge): before the recent-max "
         "candidates, the spot headroom and the short-history rule, 0.88x SLO-violation ticks at 0.73x "
@@ -388,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
             )
     seconds = time.perf_counter() - t0
     maf = load_demand(DEMAND_DIR / DEMANDS[0].path)
-    section = render(cases, command, seconds, n_starts, maf, args.held_out_from)
+    section = render(cases, command, seconds, n_starts, maf, args.held_out_from, args.step_seconds)
     print(section)
     if args.write_readme:
         replace_section(HEADING, section)

@@ -35,7 +35,8 @@ which a forecast made ``lead`` ticks before can be compared with what came, i.e.
 ``lead + MIN_SCORED_TICKS`` ticks at least (a candidate with a look-back needs that much more, and
 is offered only when the history has it). Shorter: :func:`choose` returns ``None`` and the caller
 scales reactively and says so. A one-hour trace leaves 30 minutes of history: enough on ticks of
-about 30 s (60 ticks), not on ticks of 195 s or more (9 ticks or fewer).
+a minute (30 ticks, a 5-tick lead: the serving simulator's steps by default), not on ticks of 195 s
+or more (9 ticks or fewer: the spot traces' ticks, which that simulator stepped in before).
 
 Why no forecasting library: statsforecast 2.1.1 (the issue's example) requires pandas < 3, so
 installing it replaces this environment's pandas 3.1 with 2.3.3 and brings statsmodels, scipy,
