@@ -317,3 +317,35 @@ def test_a_margin_above_one_is_spot_only_headroom() -> None:
 def test_recent_max_on_a_history_shorter_than_its_window() -> None:
     # recent-max/5 on 3 ticks [1, 3, 2]: the running max of what there is (hypothesis found the crash).
     assert forecast_series(np.array([1.0, 3.0, 2.0]), Candidate("recent-max", 5), 0).tolist() == [1, 3, 3]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    gap=st.sampled_from([30.0, 32.5, 60.0, 195.0, 600.0]),
+    step=st.sampled_from([1.0, 20.0, 60.0, 90.0, 300.0]),
+    prices=st.lists(st.floats(0.01, 10.0), min_size=1, max_size=12),
+    counts=st.lists(st.integers(0, 3), min_size=12, max_size=12),
+)
+def test_spot_on_steps_keeps_cost_exact_and_counts_conservative(
+    gap: float, step: float, prices: list[float], counts: list[int]
+) -> None:
+    """One VM held over every step costs the integral of the price over those steps' span, taken
+    tick by tick (independent of how the steps cut the ticks), and a step's count is the fewest
+    VMs of the spot ticks it overlaps."""
+    from ray_multicloud.sim.serving import spot_on_steps
+
+    n_ticks = len(prices)
+    ts = TraceSet(names=("z",), regions=("r",), files=("f",), gap_seconds=gap,
+                  counts=np.array([counts[:n_ticks]], dtype=np.int64), spot_prices=np.array([prices]),
+                  priced_by_file=(True,))
+    n = int(n_ticks * gap / step + 1e-9)
+    if n < 1:
+        return
+    out = spot_on_steps(ts, step, n)
+    span = n * step
+    integral = sum(p * max(0.0, min((k + 1) * gap, span) - k * gap) for k, p in enumerate(prices))
+    assert float(out.spot_prices[0].sum() * step) == pytest.approx(integral, rel=1e-9)
+    for i in range(n):
+        lo, hi = i * step, (i + 1) * step
+        overlapped = [counts[k] for k in range(n_ticks) if k * gap < hi - 1e-9 and (k + 1) * gap > lo + 1e-9]
+        assert int(out.counts[0, i]) == min(overlapped)
