@@ -98,7 +98,7 @@ from ray_multicloud.sim.traces import TraceError, TraceSet
 TRACE_START = 1704067200.0
 """The wall-clock time of tick 0 when none is given: 2024-01-01T00:00:00Z, a Monday at midnight UTC."""
 FLEET_POLICIES = ("ondemand", "spot-one-zone", "spot-hedge", "predictive")
-HEADROOM_REPLICAS = (0, 1, 2, 4, 8, 16, 32, 64, 128)
+HEADROOM_REPLICAS = (0, 1, 2, 4, 8, 16, 32)
 """``predictive``'s backtest offers every forecaster with this many replicas of headroom on top."""
 BACKTEST_FOLDS = 2
 """``predictive``'s backtest holds a candidate to the cost bound in each of this many parts of the
