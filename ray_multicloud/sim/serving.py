@@ -322,7 +322,8 @@ def simulate_fleet(
     n_steps = steps_of(traces, demand, step)
     if n_steps < 1:
         raise TraceError(f"{demand.source}: the overlap of the demand and spot traces is shorter than one "
-                         f"simulation step ({step:g} s); give a shorter step (simulate-serving --step-seconds)")
+                         f"simulation step ({step:g} s); give a shorter step "
+                         "(simulate-serving --step-seconds)")
     rate = resample(demand, step, n_steps, peak=fleet.peak)
     traces = spot_on_steps(traces, step, len(rate))
     start = int(len(rate) * held_out_from)
