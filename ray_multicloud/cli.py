@@ -403,9 +403,10 @@ def _add_simulate_serving(sub: argparse._SubParsersAction[argparse.ArgumentParse
         help="replay spot traces and a demand trace through a serving-fleet policy",
         description="Replay per-zone spot traces (the format of 'simulate') against a request-rate "
         "trace (CSV 'Time (min),Requests' or 'second,requests,...') for a fleet of replicas that "
-        "each serve --replica-rps. Both traces start at their first row and run over their overlap. "
-        "A tick with fewer ready replicas than ceil(demand / replica rps) is an SLO violation; the "
-        "requests above ready capacity are unserved. The model is the one documented in "
+        "each serve --replica-rps. Both traces start at their first row and run over their overlap, "
+        "in steps of --step-seconds (default: the demand trace's resolution; spot held constant within "
+        "a spot tick). A step with fewer ready replicas than ceil(demand / replica rps) is an SLO "
+        "violation; the requests above ready capacity are unserved. The model is the one documented in "
         "ray_multicloud.sim.serving.",
     )
     p.add_argument("--traces", action="append", required=True, metavar="DIR",
@@ -424,7 +425,12 @@ def _add_simulate_serving(sub: argparse._SubParsersAction[argparse.ArgumentParse
     p.add_argument("--extra-spot", type=int, default=1, metavar="N",
                    help="spot-hedge: spot replicas over what demand needs (default 1)")
     p.add_argument("--peak", action="store_true",
-                   help="size for the highest demand sample in a tick, not the mean")
+                   help="size for the highest demand sample in a step, not the mean")
+    p.add_argument("--step-seconds", type=float, default=0.0, metavar="S",
+                   help="simulation step (default: the demand trace's resolution, 60 for per-minute "
+                   "counts, 1 for per-second ones); spot availability and prices are held constant "
+                   "within a spot trace tick, start-up and scale-down count in steps (exact when the "
+                   "step divides them)")
     p.add_argument("--spot-price", type=float, default=0.918, metavar="USD_PER_HOUR",
                    help="USD/h for zones without a prices array "
                    "(default 0.918, p3.2xlarge spot in the traces)")
@@ -462,6 +468,9 @@ def _serving_input_error(args: argparse.Namespace) -> str | None:
     for flag, count in (("--min-replicas", args.min_replicas), ("--extra-spot", args.extra_spot)):
         if count < 0:
             return f"{flag} must be >= 0, got {count}"
+    if not (math.isfinite(args.step_seconds) and args.step_seconds >= 0):
+        return (f"--step-seconds must be a number of seconds > 0 (0: the demand's resolution), "
+                f"got {args.step_seconds:g}")
     if not (math.isfinite(args.held_out_from) and 0 <= args.held_out_from < 1):
         return f"--held-out-from must be a fraction in [0, 1), got {args.held_out_from:g}"
     return None
@@ -511,6 +520,7 @@ def _cmd_simulate_serving(args: argparse.Namespace) -> int:
         extra_spot=args.extra_spot,
         downscale_minutes=args.downscale_minutes,
         peak=args.peak,
+        step_seconds=args.step_seconds,
         **extra,
     )
     try:
@@ -535,17 +545,18 @@ def _cmd_simulate_serving(args: argparse.Namespace) -> int:
     rows: list[list[str | int | float | None]] = [
         ["policy", result.policy],
         ["zones", f"{len(traces.names)} ({', '.join(traces.names)})"],
-        ["simulated", (f"{result.hours:.2f} h in {traces.gap_seconds:g} s ticks (spot traces "
-                       f"{traces.hours:.2f} h, demand {demand.hours:.2f} h)")],
+        ["simulated", (f"{result.hours:.2f} h in {result.step_seconds:g} s steps (spot traces "
+                       f"{traces.hours:.2f} h in {traces.gap_seconds:g} s ticks, "
+                       f"demand {demand.hours:.2f} h)")],
         ["cost", f"{result.cost_usd:.2f} USD"],
         ["on-demand cost", f"{result.ondemand_cost_usd:.2f} USD"],
         ["savings", f"{result.savings_fraction:.1%}"],
-        ["SLO-violation ticks", f"{result.slo_violation_fraction:.2%}"],
+        ["SLO-violation steps", f"{result.slo_violation_fraction:.2%}"],
         ["unserved requests", f"{result.unserved_fraction:.2%}"],
         ["preemptions", result.preemptions],
         ["mean replicas", f"{result.mean_replicas:.2f}"],
         ["figures over", "the whole trace (in-sample)" if result.in_sample
-         else f"the ticks after the first {args.held_out_from:.0%} (held out)"],
+         else f"the steps after the first {args.held_out_from:.0%} (held out)"],
     ]
     if result.policy == "predictive":
         rows.append(["forecaster", result.forecaster or "none (reactive, as spot-hedge: see the note)"])

@@ -27,6 +27,7 @@ JSON_KEYS = {
     "mean_replicas",
     "zones",
     "tick_seconds",
+    "step_seconds",
     "trace_hours",
     "demand_hours",
 }
@@ -89,6 +90,7 @@ def test_ondemand_fleet_of_known_size_costs_size_x_price_x_hours(
     assert obj["hours"] == pytest.approx(4.0)
     assert obj["zones"] == ["us-east-1a", "us-west-2a"]
     assert obj["tick_seconds"] == HOUR and obj["demand_hours"] == pytest.approx(4.0)
+    assert obj["step_seconds"] == 60.0  # the per-minute demand's resolution
 
 
 def test_startup_is_paid_and_unserved(files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
@@ -132,13 +134,43 @@ def test_spot_hedge_spreads_over_zones(tmp_path: Path, capsys: pytest.CaptureFix
 
 
 def test_peak_sizes_for_the_busiest_sample(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    # 2-minute ticks at 30 USD/h = 1 USD per replica-tick; per-minute demand 1, 3, 1, 3 requests/s:
-    # the tick means (2 requests/s) need 2 replicas, the peaks (3) need 3; 2 ticks.
+    # 2-minute steps at 30 USD/h = 1 USD per replica-step; per-minute demand 1, 3, 1, 3 requests/s:
+    # the step means (2 requests/s) need 2 replicas, the peaks (3) need 3; 2 steps.
     traces = write_zone(tmp_path / "t", "us-east-1a", [1, 1], gap=120)
     demand = write_demand(tmp_path / "d.csv", [60, 180, 60, 180])
-    args = base_args(traces, demand, "ondemand", "--startup-minutes", "0", "--ondemand-price", "30")
+    args = base_args(traces, demand, "ondemand", "--startup-minutes", "0", "--ondemand-price", "30",
+                     "--step-seconds", "120")
     assert run_json(capsys, *args)["cost_usd"] == pytest.approx(4.0)
     assert run_json(capsys, *args, "--peak")["cost_usd"] == pytest.approx(6.0)
+    # In the demand's own 1-minute steps (the default) the fleet follows each minute: 1, 3, 1, 3
+    # replicas at 0.5 USD per replica-minute = 4 USD, and --peak changes nothing (one sample a step).
+    args = base_args(traces, demand, "ondemand", "--startup-minutes", "0", "--ondemand-price", "30")
+    for extra in ((), ("--peak",)):
+        obj = run_json(capsys, *args, *extra)
+        assert (obj["cost_usd"], obj["step_seconds"], obj["tick_seconds"]) == (pytest.approx(4.0), 60.0, 120)
+        assert obj["slo_violation_fraction"] == 0.0
+
+
+def test_demand_steps_inside_a_long_spot_tick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Two 10-minute spot ticks (one zone, spot 6 USD/h = 0.1 USD per replica-minute, on-demand
+    12 USD/h = 0.2), per-minute demand 1 request/s for minutes 0-4 and 3 for minutes 5-19; 1 request/s
+    per replica, 2-minute start-up (2 steps), no extra spot, no scale-down delay.
+
+    spot-hedge, minute by minute: 0-1: 1 spot and 1 on-demand starting, none ready (2 violations,
+    0.3 USD each); 2-4: the spot replica ready, the on-demand one released (0.1 each); 5-6: demand
+    needs 3, 2 more spot and 2 on-demand starting, 1 ready (2 violations, 0.3 + 0.4 each); 7-19: 3 spot
+    (0.3 each). Cost 0.6 + 0.3 + 1.4 + 3.9 = 6.2 USD; 4 of 20 steps violate; unserved (1 + 1 + 2 + 2)
+    of 5 * 1 + 15 * 3 = 50 requests/s-minutes. On the 10-minute tick grid (--step-seconds 600) the
+    ramp would be one tick's mean instead (2, then 3 requests/s): the start-up takes a whole tick."""
+    traces = write_zone(tmp_path / "t", "us-east-1a", [1, 1], gap=600, price=6.0)
+    demand = write_demand(tmp_path / "d.csv", [60] * 5 + [180] * 15)
+    obj = run_json(capsys, *base_args(traces, demand, "spot-hedge", "--startup-minutes", "2",
+                                      "--extra-spot", "0", "--ondemand-price", "12"))
+    assert obj["step_seconds"] == 60.0 and obj["hours"] == pytest.approx(20 / 60)
+    assert obj["cost_usd"] == pytest.approx(6.2)
+    assert obj["slo_violation_fraction"] == pytest.approx(4 / 20)
+    assert obj["unserved_fraction"] == pytest.approx(6 / 50)
+    assert obj["preemptions"] == 0
 
 
 def test_table_output(files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
@@ -149,7 +181,7 @@ def test_table_output(files: tuple[Path, Path], capsys: pytest.CaptureFixture[st
     assert "12.00 USD" in rows["cost"]
     assert "24.00 USD" in rows["on-demand cost"]
     assert "50.0%" in rows["savings"]
-    assert "0.00%" in rows["SLO-violation ticks"] and "0.00%" in rows["unserved requests"]
+    assert "0.00%" in rows["SLO-violation steps"] and "0.00%" in rows["unserved requests"]
 
 
 def test_cli_policies_and_defaults_match_the_simulator() -> None:
@@ -180,6 +212,8 @@ def test_cli_policies_and_defaults_match_the_simulator() -> None:
         ({"--extra-spot": "-1"}, "--extra-spot must be >= 0"),
         ({"--ondemand-price": "0"}, "--ondemand-price must be a number > 0"),
         ({"--spot-price": "-1"}, "--spot-price must be a number > 0"),
+        ({"--step-seconds": "-60"}, "--step-seconds must be a number of seconds > 0"),
+        ({"--step-seconds": "nan"}, "--step-seconds must be a number of seconds > 0"),
     ],
 )
 def test_bad_input_is_one_line_naming_the_flag_and_exit_2(
@@ -206,13 +240,15 @@ def test_bad_input_is_one_line_naming_the_flag_and_exit_2(
 def test_predictive_on_too_short_a_history_scales_reactively_with_one_note_line(
     files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # 4 one-hour ticks; a 5 min start-up is a lead of 1 tick, so a forecast needs 1 + 20 = 21 ticks.
-    traces, demand = files
+    # 24 one-minute steps of demand; a 5 min start-up is a lead of 5 steps, so a forecast needs
+    # 5 + 20 = 25 steps.
+    traces, _ = files
+    demand = write_demand(traces.parent / "short.csv", [120] * 24)
     rc, out, err = run(capsys, *base_args(traces, demand, "predictive"), "--json")
     assert rc == 0, err
     assert err.splitlines() == [
-        "ray-multicloud simulate-serving: note: demand history of 4 ticks (4.00 h) is too short to "
-        "forecast 1 ticks ahead (needs 21: the start-up lead plus 20 ticks to score forecasters on): "
+        "ray-multicloud simulate-serving: note: demand history of 24 steps of 60 s (0.40 h) is too short "
+        "to forecast 5 steps ahead (needs 25: the start-up lead plus 20 steps to score forecasters on): "
         "scaled reactively, as spot-hedge"
     ]
     pred = json.loads(out)

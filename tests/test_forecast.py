@@ -175,8 +175,8 @@ def test_predictive_without_enough_history_is_spot_hedge_and_says_so() -> None:
     pred = simulate_fleet(ts, demand, FLEET, "predictive", ondemand_price=3.0, held_out_from=0.02)
     hedge = simulate_fleet(ts, demand, FLEET, "spot-hedge", ondemand_price=3.0, held_out_from=0.02)
     assert pred.forecaster is None
-    assert pred.note == ("demand history of 14 ticks (2.33 h) is too short to forecast 1 ticks ahead "
-                         "(needs 21: the start-up lead plus 20 ticks to score forecasters on): "
+    assert pred.note == ("demand history of 14 steps of 600 s (2.33 h) is too short to forecast 1 steps "
+                         "ahead (needs 21: the start-up lead plus 20 steps to score forecasters on): "
                          "scaled reactively, as spot-hedge")
     assert (pred.cost_usd, pred.slo_violation_fraction) == (hedge.cost_usd, hedge.slo_violation_fraction)
     # The first 3% is int(21.6) = 21 ticks: just enough to run the backtest (which here finds no
@@ -199,10 +199,12 @@ def test_predictive_buys_headroom_against_bursts_no_season_foresees() -> None:
     (360 + 28 * 21) / 6 = 948 / 6 USD. A forecast with 1 replica of headroom (every forecast >= 1)
     orders 2 or 3 replicas at every tick, so none violates (demand never needs more than 2), at
     2 * 60 h * $1 = 120 USD or more; 2 replicas of headroom cost 3 * 60 = 180 or more. The headroom
-    is spot only: on-demand covers the forecast without it, which spot always covers here."""
+    is spot only: on-demand covers the forecast without it, which spot always covers here. (Without
+    the ``hold`` candidates, whose sizing this reasoning does not cover.)"""
     rps = np.where(np.arange(N) % 13 == 3, 2.0, 1.0)
     demand = Demand(TICK, rps, "bursts every 130 min")
-    fleet = FleetSpec(replica_rps=1.0, startup_minutes=10, min_replicas=1, extra_spot=0, downscale_minutes=10)
+    fleet = FleetSpec(replica_rps=1.0, startup_minutes=10, min_replicas=1, extra_spot=0, downscale_minutes=10,
+                      holds=(False,))
     hedge = simulate_fleet(one_zone(), demand, fleet, "spot-hedge", ondemand_price=20.0, held_out_from=0.5)
     pred = simulate_fleet(one_zone(), demand, fleet, "predictive", ondemand_price=20.0, held_out_from=0.5)
     assert hedge.slo_violation_fraction == pytest.approx(28 / 360)
@@ -247,6 +249,36 @@ def test_headroom_is_bought_on_spot_only() -> None:
     assert (cost, violations, replica_ticks) == (pytest.approx(18.0), 0, 6)
 
 
+def test_hold_never_sizes_below_the_reactive_scale_down_window() -> None:
+    """Rates [3, 1, 1, 1] (1 request/s per replica), a flat forecast of 1, one zone always up ($1/h
+    spot, $3/h on-demand), 1-hour steps, no start-up, a 2-hour scale-down window, no extra spot.
+    Without hold the forecast alone sizes the fleet: 1 spot replica every hour, step 0 (3 needed)
+    violates: 4 USD, 1 violation. With hold: the larger of the forecast and the need over the
+    window, [3, 3, 1, 1] spot replicas: 8 USD, none."""
+    from ray_multicloud.sim.serving import _run
+
+    n = 4
+    ts = TraceSet(names=("z",), regions=("r",), files=("f",), gap_seconds=3600.0,
+                  counts=np.ones((1, n), dtype=np.int64), spot_prices=np.ones((1, n)), priced_by_file=(True,))
+    fleet = FleetSpec(replica_rps=1.0, startup_minutes=0, min_replicas=1, extra_spot=0, downscale_minutes=120)
+    rate, flat = np.array([3.0, 1.0, 1.0, 1.0]), np.ones(n)
+    cost, violations, _, _, replica_steps = _run(ts, rate, fleet, "predictive", 3.0, flat, 0)
+    assert (cost, violations, replica_steps) == (pytest.approx(4.0), 1, 4)
+    cost, violations, _, _, replica_steps = _run(ts, rate, fleet, "predictive", 3.0, flat, 0, hold=True)
+    assert (cost, violations, replica_steps) == (pytest.approx(8.0), 0, 8)
+
+
+def test_predictive_falls_back_to_reactive_when_no_forecaster_beats_it() -> None:
+    """Flat demand, spot always there: every candidate at best ties spot-hedge's 0 violations and
+    none is cheaper (spot-hedge holds the need plus its extra spot replica, and so does every
+    candidate), so reactive scaling wins the backtest and predictive is spot-hedge, saying why."""
+    flat = Demand(TICK, np.ones(N), "flat")
+    pred = simulate_fleet(one_zone(), flat, FLEET, "predictive", ondemand_price=3.0, held_out_from=0.5)
+    hedge = simulate_fleet(one_zone(), flat, FLEET, "spot-hedge", ondemand_price=3.0, held_out_from=0.5)
+    assert pred.forecaster is None and pred.note.startswith("no forecaster beat reactive scaling"), pred.note
+    assert (pred.cost_usd, pred.slo_violation_fraction) == (hedge.cost_usd, hedge.slo_violation_fraction)
+
+
 def test_backtest_holds_a_candidate_to_the_cost_bound_in_each_half_of_the_history() -> None:
     """One zone whose spot is gone for the first 180 of 360 hourly ticks ($1/h spot, $30/h
     on-demand), 1 request/s flat, 1 h start-up, no extra spot.
@@ -285,3 +317,35 @@ def test_a_margin_above_one_is_spot_only_headroom() -> None:
 def test_recent_max_on_a_history_shorter_than_its_window() -> None:
     # recent-max/5 on 3 ticks [1, 3, 2]: the running max of what there is (hypothesis found the crash).
     assert forecast_series(np.array([1.0, 3.0, 2.0]), Candidate("recent-max", 5), 0).tolist() == [1, 3, 3]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    gap=st.sampled_from([30.0, 32.5, 60.0, 195.0, 600.0]),
+    step=st.sampled_from([1.0, 20.0, 60.0, 90.0, 300.0]),
+    prices=st.lists(st.floats(0.01, 10.0), min_size=1, max_size=12),
+    counts=st.lists(st.integers(0, 3), min_size=12, max_size=12),
+)
+def test_spot_on_steps_keeps_cost_exact_and_counts_conservative(
+    gap: float, step: float, prices: list[float], counts: list[int]
+) -> None:
+    """One VM held over every step costs the integral of the price over those steps' span, taken
+    tick by tick (independent of how the steps cut the ticks), and a step's count is the fewest
+    VMs of the spot ticks it overlaps."""
+    from ray_multicloud.sim.serving import spot_on_steps
+
+    n_ticks = len(prices)
+    ts = TraceSet(names=("z",), regions=("r",), files=("f",), gap_seconds=gap,
+                  counts=np.array([counts[:n_ticks]], dtype=np.int64), spot_prices=np.array([prices]),
+                  priced_by_file=(True,))
+    n = int(n_ticks * gap / step + 1e-9)
+    if n < 1:
+        return
+    out = spot_on_steps(ts, step, n)
+    span = n * step
+    integral = sum(p * max(0.0, min((k + 1) * gap, span) - k * gap) for k, p in enumerate(prices))
+    assert float(out.spot_prices[0].sum() * step) == pytest.approx(integral, rel=1e-9)
+    for i in range(n):
+        lo, hi = i * step, (i + 1) * step
+        overlapped = [counts[k] for k in range(n_ticks) if k * gap < hi - 1e-9 and (k + 1) * gap > lo + 1e-9]
+        assert int(out.counts[0, i]) == min(overlapped)

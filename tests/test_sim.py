@@ -11,6 +11,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fakes.policies import Scripted
 
@@ -429,6 +430,43 @@ def test_serving_fleet_hand_computed(tmp_path: Path) -> None:
     assert (od.cost_usd, od.slo_violation_fraction) == (pytest.approx(24.0), pytest.approx(1 / 4))
     one = simulate_fleet(ts, demand, no_delay, "spot-one-zone", ondemand_price=3.0)
     assert one.slo_violation_fraction == pytest.approx(1 / 4) and one.cost_usd == pytest.approx(6.0)
+
+
+def test_spot_on_the_simulation_steps_by_hand() -> None:
+    """Spot ticks of 90 s, counts [1, 0, 1, 1], prices [1, 2, 3, 4] (tick k is [90k, 90k + 90)).
+    Steps of 60 s: [0, 60) inside tick 0; [60, 120) half in tick 0, half in tick 1 (count min(1, 0),
+    price (30 * 1 + 30 * 2) / 60); [120, 180) in tick 1; [180, 240) in tick 2; [240, 300) half in
+    ticks 2 and 3; [300, 360) in tick 3. Steps of 180 s: ticks 0-1, then ticks 2-3, each half."""
+    from ray_multicloud.sim.serving import spot_on_steps
+    from ray_multicloud.sim.traces import TraceSet
+
+    ts = TraceSet(names=("z",), regions=("r",), files=("f",), gap_seconds=90.0,
+                  counts=np.array([[1, 0, 1, 1]], dtype=np.int64),
+                  spot_prices=np.array([[1.0, 2.0, 3.0, 4.0]]), priced_by_file=(True,))
+    fine = spot_on_steps(ts, 60.0, 6)
+    assert fine.gap_seconds == 60.0
+    assert fine.counts.tolist() == [[1, 0, 0, 1, 1, 1]]
+    assert fine.spot_prices[0].tolist() == pytest.approx([1.0, 1.5, 2.0, 3.0, 3.5, 4.0])
+    coarse = spot_on_steps(ts, 180.0, 2)
+    assert coarse.counts.tolist() == [[0, 1]]
+    assert coarse.spot_prices[0].tolist() == pytest.approx([1.5, 3.5])
+    same = spot_on_steps(ts, 90.0, 3)
+    assert same.counts.tolist() == [[1, 0, 1]] and same.spot_prices[0].tolist() == [1.0, 2.0, 3.0]
+
+
+def test_demand_on_the_simulation_steps_by_hand() -> None:
+    """Per-minute rates [1, 3, 2]: 30 s steps repeat each minute; 120 s steps take the mean of the
+    minutes starting in them (max with ``peak``); the overlap with 3 spot ticks of 60 s is 3 minutes."""
+    from ray_multicloud.sim.serving import Demand, resample, steps_of
+    from ray_multicloud.sim.traces import TraceSet
+
+    d = Demand(60.0, np.array([1.0, 3.0, 2.0]), "d")
+    assert resample(d, 30.0, 6).tolist() == [1, 1, 3, 3, 2, 2]
+    assert resample(d, 120.0, 1).tolist() == [2.0]
+    assert resample(d, 120.0, 1, peak=True).tolist() == [3.0]
+    ts = TraceSet(names=("z",), regions=("r",), files=("f",), gap_seconds=60.0,
+                  counts=np.ones((1, 3), dtype=np.int64), spot_prices=np.ones((1, 3)), priced_by_file=(True,))
+    assert (steps_of(ts, d, 30.0), steps_of(ts, d, 60.0), steps_of(ts, d, 120.0)) == (6, 3, 1)
 
 
 def test_demand_loader_errors(tmp_path: Path) -> None:

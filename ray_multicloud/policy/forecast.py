@@ -35,7 +35,8 @@ which a forecast made ``lead`` ticks before can be compared with what came, i.e.
 ``lead + MIN_SCORED_TICKS`` ticks at least (a candidate with a look-back needs that much more, and
 is offered only when the history has it). Shorter: :func:`choose` returns ``None`` and the caller
 scales reactively and says so. A one-hour trace leaves 30 minutes of history: enough on ticks of
-about 30 s (60 ticks), not on ticks of 195 s or more (9 ticks or fewer).
+a minute (30 ticks, a 5-tick lead: the serving simulator's steps by default), not on ticks of 195 s
+or more (9 ticks or fewer: the spot traces' ticks, which that simulator stepped in before).
 
 Why no forecasting library: statsforecast 2.1.1 (the issue's example) requires pandas < 3, so
 installing it replaces this environment's pandas 3.1 with 2.3.3 and brings statsmodels, scipy,
@@ -79,13 +80,15 @@ class Candidate:
     """One forecaster: ``kind`` is persistence, seasonal-naive, seasonal-mean, seasonal-max or
     recent-max; ``season`` in ticks (0 for persistence; for recent-max the look-back window);
     ``k`` seasons looked back; the forecast is ``margin`` (>= 1) times the base forecast plus
-    ``plus`` (>= 0, a rate: headroom)."""
+    ``plus`` (>= 0, a rate: headroom). ``hold``: a sizing flag for the caller, not the forecast
+    (the serving simulator then never sizes below reactive scaling's scale-down window)."""
 
     kind: str
     season: int = 0
     k: int = 1
     margin: float = 1.0
     plus: float = 0.0
+    hold: bool = False
 
     @property
     def base_name(self) -> str:
@@ -102,6 +105,8 @@ class Candidate:
             out += f" x{self.margin:g}"
         if self.plus != 0.0:
             out += f" +{self.plus:.4g}"
+        if self.hold:
+            out += " hold"
         return out
 
     @property
@@ -129,19 +134,20 @@ def too_short(history_ticks: int, lead: int) -> bool:
 
 
 def sized(
-    pool: Sequence[Candidate], margins: Sequence[float] = (1.0,), pluses: Sequence[float] = (0.0,)
+    pool: Sequence[Candidate], margins: Sequence[float] = (1.0,), pluses: Sequence[float] = (0.0,),
+    holds: Sequence[bool] = (False,),
 ) -> list[Candidate]:
-    """Every candidate of ``pool`` at every margin of ``margins`` (each >= 1) and every headroom of
-    ``pluses`` (rates, each >= 0), in the order ``[c x m + p for c in pool for m in margins for p
-    in pluses]``."""
+    """Every candidate of ``pool`` at every margin of ``margins`` (each >= 1), every headroom of
+    ``pluses`` (rates, each >= 0) and every ``hold`` of ``holds``, in the order ``[c x m + p (hold h)
+    for c in pool for h in holds for m in margins for p in pluses]``."""
     for m in margins:
         if not (math.isfinite(m) and m >= 1.0):
             raise ValueError(f"a margin must be a number >= 1, got {m}")
     for p in pluses:
         if not (math.isfinite(p) and p >= 0.0):
             raise ValueError(f"a headroom must be a rate >= 0, got {p}")
-    return [dataclasses.replace(c, margin=float(m), plus=float(p))
-            for c in pool for m in margins for p in pluses]
+    return [dataclasses.replace(c, margin=float(m), plus=float(p), hold=bool(h))
+            for c in pool for h in holds for m in margins for p in pluses]
 
 
 def candidates(tick_seconds: float, history_ticks: int, lead: int = 0) -> list[Candidate]:

@@ -2,17 +2,24 @@
 
 Model
 -----
-Time advances in the spot traces' ticks (loaded by :func:`ray_multicloud.sim.load_traces`). The
-demand trace is resampled onto that grid: the demand of a tick is the mean request rate of the
-demand samples that fall in it (``peak=True``: their maximum). The fleet needs
-``ceil(demand / replica_rps)`` ready replicas (at least ``min_replicas``) to meet the SLO; it is
+Time advances in steps of ``FleetSpec.step_seconds`` (0, the default: the demand trace's own
+resolution, 60 s for per-minute counts, 1 s for per-second ones), whatever the tick of the spot
+traces (loaded by :func:`ray_multicloud.sim.load_traces`), over the overlap of both. The demand of a
+step is the mean request rate of the demand samples that start in it (``peak=True``: their
+maximum; a step shorter than a sample holds its rate). Spot availability and prices are held
+constant within a spot tick (:func:`spot_on_steps`: a step that spans several spot ticks gets the
+fewest VMs among them and their prices weighted by the time each covers, so cost stays exact).
+Before, the simulator stepped in the spot ticks (30 s to 10 min) and the one-hour demand traces
+left a forecaster 3 to 9 ticks of history. (In this docstring "tick" below means a step.) The fleet
+needs ``ceil(demand / replica_rps)`` ready replicas (at least ``min_replicas``) to meet the SLO; it is
 sized for the highest need of the last ``downscale_minutes`` (scale-up at once, scale-down
 after demand stayed low that long); a
-tick with fewer ready replicas is an SLO violation, and the requests above ready capacity
-count as unserved. A launched replica is paid from launch and is ready ``startup_minutes``
-later. A zone whose trace value is 0 holds no spot replica (all of them are preempted); a
-multi-node trace's value caps the spot replicas in that zone, a 1-node trace (0/1) does not.
-On-demand is always available.
+step with fewer ready replicas is an SLO violation, and the requests above ready capacity
+count as unserved. A launched replica is paid, per step, from launch and is ready
+``startup_minutes`` later: at the first step that starts at or after that time, so start-up,
+scale-down and the forecast lead are whole steps, exact when the step divides them. A zone
+whose trace value is 0 holds no spot replica (all of them are preempted); a multi-node trace's
+value caps the spot replicas in that zone, a 1-node trace (0/1) does not. On-demand is always available.
 
 Fleet policies (:data:`FLEET_POLICIES`):
 
@@ -28,7 +35,9 @@ Fleet policies (:data:`FLEET_POLICIES`):
   downscale window); on-demand covers the forecast need that the spot replicas (ready or starting)
   do not, and the part of the need now that ready spot does not, up to the forecast. A demand
   spike no forecast saw is not chased: replicas ordered for it would be ready after it (the
-  ``persistence`` candidate, the demand now, is how reactive sizing competes in the backtest). The forecaster
+  ``persistence`` candidate, the demand now, is how reactive sizing competes in the backtest; a
+  ``hold`` candidate instead never sizes below reactive scaling's scale-down window, i.e. it is
+  spot-hedge plus what the forecast adds). The forecaster
   is chosen by a backtest on the ticks before ``held_out_from`` (on the whole trace when that is 0:
   in-sample, and said so): each candidate drives this policy over that history, and the one with
   the fewest SLO-violation ticks among those costing at most ``1 + max_extra_cost`` times
@@ -37,10 +46,13 @@ Fleet policies (:data:`FLEET_POLICIES`):
   of ``forecast.candidates`` with each headroom of ``HEADROOM_REPLICAS`` (``+k spot``: ``k``
   replicas' worth of requests added to the forecast for the spot replicas only, like spot-hedge's
   extra spot replicas; on-demand never covers headroom), so how much headroom to buy is chosen by
-  the same backtest. With a
+  the same backtest, and each with and without ``hold`` (``FleetSpec.holds``). Reactive scaling
+  competes too: the winner must score better than ``spot-hedge`` itself on the same steps (fewer
+  violations, or as few for less), else there is no forecaster. With a
   history ``forecast.too_short`` to forecast (fewer than the start-up lead plus
-  ``forecast.MIN_SCORED_TICKS`` ticks), or no candidate within the cost bound, there is no
-  forecaster and the policy is ``spot-hedge`` (the result's ``note`` says which, in one line).
+  ``forecast.MIN_SCORED_TICKS`` steps), no candidate within the cost bound, or none better than
+  reactive scaling, there is no forecaster and the policy is ``spot-hedge`` (the result's ``note``
+  says which, in one line).
 
 Known peaks (``FleetSpec.peaks``, ``policy.predictive.Peak``: the ``peaks:`` of a pool's
 ``predictive:`` section, or ``simulate-serving --peaks FILE``): tick ``t`` is at wall-clock time
@@ -206,6 +218,9 @@ class FleetSpec:
     peaks: tuple[Peak, ...] = ()
     trace_start: float = TRACE_START
     margins: tuple[float, ...] = (1.0,)
+    holds: tuple[bool, ...] = (False, True)
+    step_seconds: float = 0.0
+    """The simulation step; 0: the demand trace's own resolution (module docstring)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +236,7 @@ class ServingResult:
     forecaster: str | None = None
     in_sample: bool = True
     note: str = ""
+    step_seconds: float = 0.0
 
     @property
     def savings_fraction(self) -> float:
@@ -230,16 +246,55 @@ class ServingResult:
 def resample(
     demand: Demand, tick_seconds: float, ticks: int, *, peak: bool = False
 ) -> npt.NDArray[np.float64]:
-    """Demand rate per trace tick (mean, or max with ``peak``) for up to ``ticks`` ticks."""
+    """Demand rate per step of ``tick_seconds`` (mean, or max with ``peak``, of the demand samples
+    that start in it; a step shorter than a sample holds that sample's rate) for up to ``ticks``
+    steps."""
     per = tick_seconds / demand.step_seconds
-    n = min(ticks, int(len(demand.rps) / per))
+    n = min(ticks, int(len(demand.rps) / per + 1e-9))
     if n < 1:
-        raise TraceError(f"{demand.source}: shorter than one trace tick ({tick_seconds:g} s)")
-    out = np.empty(n)
-    for i in range(n):
-        seg = demand.rps[int(i * per) : max(int((i + 1) * per), int(i * per) + 1)]
-        out[i] = seg.max() if peak else seg.mean()
-    return out
+        raise TraceError(f"{demand.source}: shorter than one simulation step ({tick_seconds:g} s)")
+    i = np.arange(n + 1, dtype=np.float64)
+    lo = np.floor(i[:-1] * per + 1e-9).astype(np.int64)
+    if per < 1.0:  # a step inside one sample holds its rate
+        return np.asarray(demand.rps[lo], dtype=np.float64)
+    hi = np.floor(i[1:] * per + 1e-9).astype(np.int64)  # == lo[1:] (steps of a sample or more)
+    part = demand.rps[: int(hi[-1])]
+    if peak:
+        return np.asarray(np.maximum.reduceat(part, lo), dtype=np.float64)
+    return np.asarray(np.add.reduceat(part, lo) / (hi - lo), dtype=np.float64)
+
+
+def spot_on_steps(traces: TraceSet, step_seconds: float, steps: int) -> TraceSet:
+    """``traces`` on the simulation grid: step ``i`` is ``[i s, (i + 1) s)`` for ``s =
+    step_seconds``. A step within one spot tick takes that tick's count and price (spot held
+    constant within a spot tick); a step over several takes the fewest VMs of those ticks (a zone
+    that goes at any instant of the step has gone for the step) and their prices weighted by the
+    time each covers of it (so cost stays exact). ``steps`` must fit in the traces' span."""
+    g, s = traces.gap_seconds, step_seconds
+    if math.isclose(g, s):
+        return dataclasses.replace(traces, counts=traces.counts[:, :steps],
+                                   spot_prices=traces.spot_prices[:, :steps])
+    i = np.arange(steps, dtype=np.float64)
+    lo = np.floor(i * s / g + 1e-9).astype(np.int64)
+    hi = np.maximum(lo + 1, np.minimum(traces.ticks, np.ceil((i + 1) * s / g - 1e-9).astype(np.int64)))
+    counts = traces.counts[:, lo].copy()
+    weighted = np.zeros((len(traces.names), steps))
+    for j in range(int((hi - lo).max())):
+        k = lo + j
+        inside = k < hi
+        kk = np.minimum(k, traces.ticks - 1)
+        # Seconds of step i that spot tick k covers.
+        cover = np.clip(np.minimum((kk + 1) * g, (i + 1) * s) - np.maximum(kk * g, i * s), 0.0, None)
+        cover = np.where(inside, cover, 0.0)
+        counts = np.where(inside, np.minimum(counts, traces.counts[:, kk]), counts)
+        weighted += traces.spot_prices[:, kk] * cover
+    return dataclasses.replace(traces, gap_seconds=float(s), counts=counts, spot_prices=weighted / s)
+
+
+def steps_of(traces: TraceSet, demand: Demand, step_seconds: float) -> int:
+    """Whole steps of ``step_seconds`` in the overlap of the spot traces and the demand trace."""
+    span = min(traces.ticks * traces.gap_seconds, len(demand.rps) * demand.step_seconds)
+    return math.floor(span / step_seconds + 1e-9)
 
 
 def simulate_fleet(
@@ -261,10 +316,19 @@ def simulate_fleet(
         raise TraceError(f"replica capacity must be > 0 requests/s, got {fleet.replica_rps}")
     if not 0.0 <= held_out_from < 1.0:
         raise TraceError(f"held-out start must be a fraction in [0, 1), got {held_out_from}")
-    rate = resample(demand, traces.gap_seconds, traces.ticks, peak=fleet.peak)
+    step = fleet.step_seconds or demand.step_seconds
+    if not (math.isfinite(step) and step > 0):
+        raise TraceError(f"simulation step must be a number of seconds > 0, got {fleet.step_seconds}")
+    n_steps = steps_of(traces, demand, step)
+    if n_steps < 1:
+        raise TraceError(f"{demand.source}: the overlap of the demand and spot traces is shorter than one "
+                         f"simulation step ({step:g} s); give a shorter step "
+                         "(simulate-serving --step-seconds)")
+    rate = resample(demand, step, n_steps, peak=fleet.peak)
+    traces = spot_on_steps(traces, step, len(rate))
     start = int(len(rate) * held_out_from)
     if start >= len(rate):
-        raise TraceError(f"nothing left to evaluate after the first {held_out_from:.0%} of {len(rate)} ticks")
+        raise TraceError(f"nothing left to evaluate after the first {held_out_from:.0%} of {len(rate)} steps")
     forecast: npt.NDArray[np.float64] | None = None
     headroom: float | npt.NDArray[np.float64] = 0.0
     chosen: Choice | None = None
@@ -278,21 +342,36 @@ def simulate_fleet(
         )
         hours = len(history) * traces.gap_seconds / 3600
         short = too_short(len(history), startup)
+        reactive_violations = -1
         if not short:
             pool = sized(candidates(traces.gap_seconds, len(history), startup), margins=fleet.margins,
-                         pluses=[k * fleet.replica_rps for k in HEADROOM_REPLICAS])
+                         pluses=[k * fleet.replica_rps for k in HEADROOM_REPLICAS], holds=fleet.holds)
             chosen = choose(history, traces.gap_seconds, startup, pool=pool,
                             score=_backtest(past, history, fleet, ondemand_price))
+        if chosen is not None:
+            # Reactive scaling competes too: spot-hedge's own score on the same steps (its cost is
+            # its own reference, 1). A forecaster must beat it: fewer violations, or as few for less.
+            first = len(history) - startup - chosen.scored_ticks
+            reactive_violations = _run(past, history, fleet, "spot-hedge", ondemand_price, None, first)[1]
+            reactive = reactive_violations + 1.0 / (2.0 + fleet.max_extra_cost)
+            if dict(chosen.scores)[chosen.best.name] >= reactive:
+                chosen = None
         if short:
-            note = (f"demand history of {len(history)} ticks ({hours:.2f} h) is too short to forecast "
-                    f"{startup} ticks ahead (needs {startup + MIN_SCORED_TICKS}: the start-up lead plus "
-                    f"{MIN_SCORED_TICKS} ticks to score forecasters on): scaled reactively, as spot-hedge")
+            note = (f"demand history of {len(history)} steps of {step:g} s ({hours:.2f} h) is too short to "
+                    f"forecast {startup} steps ahead (needs {startup + MIN_SCORED_TICKS}: the start-up lead "
+                    f"plus {MIN_SCORED_TICKS} steps to score forecasters on): scaled reactively, "
+                    "as spot-hedge")
+        elif chosen is None and reactive_violations >= 0:
+            note = (f"no forecaster beat reactive scaling on the {hours:.1f} h of history (spot-hedge: "
+                    f"{reactive_violations} SLO-violation steps; fewer, or as few for less, needed): "
+                    "scaled reactively, as spot-hedge")
         elif chosen is None:
             note = (f"no forecaster kept the fleet within {fleet.max_extra_cost:.0%} of spot-hedge's cost on "
                     f"the {hours:.1f} h of history: scaled reactively, as spot-hedge")
         else:
             forecast, headroom = _split(rate, chosen.best, startup)
-    run = _run(traces, rate, fleet, policy, ondemand_price, forecast, start, headroom)
+    hold = chosen is not None and chosen.best.hold
+    run = _run(traces, rate, fleet, policy, ondemand_price, forecast, start, headroom, hold=hold)
     base = run if policy == "ondemand" else _run(traces, rate, fleet, "ondemand", ondemand_price, None, start)
     cost, violations, unserved, pre, replicas = run
     counted = len(rate) - start
@@ -309,6 +388,7 @@ def simulate_fleet(
         forecaster=_label(chosen.best, fleet.replica_rps) if chosen is not None else None,
         in_sample=start == 0,
         note=note,
+        step_seconds=step,
     )
 
 
@@ -339,10 +419,16 @@ def _backtest(
         else:
             base_series, headroom = _split(rate, c, _lead(fleet, traces))
         costs: list[float] = []
-        cost, violations, *_ = _run(traces, rate, fleet, "predictive", od_price, base_series, first, headroom,
-                                    tick_costs=costs)
         bound = 1.0 + fleet.max_extra_cost
-        if any(mine > bound * ref for mine, ref in zip(folds(costs), folds(reference[first]), strict=True)):
+        ref_folds = folds(reference[first])
+        edges = np.linspace(0, len(reference[first]), BACKTEST_FOLDS + 1).round().astype(int).tolist()
+        caps = [(b, bound * ref) for b, ref in zip(edges[1:], ref_folds, strict=True)]
+        try:
+            cost, violations, *_ = _run(traces, rate, fleet, "predictive", od_price, base_series, first,
+                                        headroom, tick_costs=costs, caps=caps, hold=c.hold)
+        except _OverBudget:
+            return None
+        if any(mine > cap for mine, (_, cap) in zip(folds(costs), caps, strict=True)):
             return None
         base = sum(reference[first])
         return violations + (cost / base if base > 0 else 0.0) / (2.0 + fleet.max_extra_cost)
@@ -366,27 +452,29 @@ def _split(rate: npt.NDArray[np.float64], c: Candidate,
 
 def _label(c: Candidate, replica_rps: float) -> str:
     """``c``'s name with its headroom in replicas (``+2 spot``) instead of requests per second."""
-    name = dataclasses.replace(c, plus=0.0).name
+    name = dataclasses.replace(c, plus=0.0, hold=False).name
     k = round(c.plus / replica_rps)
-    return f"{name} +{k} spot" if k else name
+    name = f"{name} +{k} spot" if k else name
+    return f"{name} hold" if c.hold else name
 
 
 def _ticks(minutes: float, tick_seconds: float) -> int:
     return math.ceil(minutes * 60.0 / tick_seconds - 1e-9)
 
 
+class _OverBudget(Exception):
+    """A backtest run stopped: a part of it already costs more than its cap."""
+
+
 class _Group:
     """Replicas in one place: ``ready`` ones and batches ``[ready_at, n]`` still starting."""
 
-    __slots__ = ("pending", "ready")
+    __slots__ = ("pending", "ready", "total")
 
     def __init__(self) -> None:
         self.ready = 0
+        self.total = 0  # ready + starting (kept, not summed: the simulator reads it every step)
         self.pending: list[list[int]] = []
-
-    @property
-    def total(self) -> int:
-        return self.ready + sum(n for _, n in self.pending)
 
     def advance(self, t: int) -> None:
         while self.pending and self.pending[0][0] <= t:
@@ -395,6 +483,7 @@ class _Group:
     def grow(self, n: int, ready_at: int) -> None:
         if n > 0:
             self.pending.append([ready_at, n])
+            self.total += n
 
     def shrink(self, n: int) -> int:
         """Release up to ``n`` replicas, newest first; returns how many were released."""
@@ -410,6 +499,7 @@ class _Group:
         take = min(left, self.ready)
         self.ready -= take
         left -= take
+        self.total -= n - left
         return n - left
 
 
@@ -424,12 +514,19 @@ def _run(
     headroom: float | npt.NDArray[np.float64] = 0.0,
     *,
     tick_costs: list[float] | None = None,
+    caps: Sequence[tuple[int, float]] = (),
+    hold: bool = False,
 ) -> tuple[float, int, float, int, int]:
     """Simulate every tick; figures (cost, violations, unserved, preemptions, replica-ticks) are
     summed over ticks ``>= start``. ``forecast[t]``: the rate predicted at ``t`` for ``t + startup``
     (``predictive`` only; ``None`` makes it ``spot-hedge``); ``headroom``: a rate added to the
     forecast for the spot replicas only (on-demand covers the forecast without it); ``tick_costs``,
-    when given, gets each counted tick's cost appended."""
+    when given, gets each counted tick's cost appended. ``caps``: ``(end, cap)`` pairs, consecutive
+    parts of the counted steps (``end``: exclusive, counted from ``start``) and the most each may
+    cost; the run stops with :class:`_OverBudget` as soon as a part's cost, summed step by step from
+    0, is above its cap (the backtest would rule the candidate out at the end anyway). ``hold``
+    (with a forecast): size for the larger of the forecast and reactive scaling's need over the
+    scale-down window, and keep on-demand for the latter (spot-hedge plus what the forecast adds)."""
     tick_h = traces.gap_seconds / 3600.0
     startup = _ticks(fleet.startup_minutes, traces.gap_seconds)
     window = max(1, _ticks(fleet.downscale_minutes, traces.gap_seconds))
@@ -441,57 +538,77 @@ def _run(
     spot = [_Group() for _ in range(Z)]
     od = _Group()
     needs = np.maximum(fleet.min_replicas, np.ceil(rate / fleet.replica_rps - 1e-9)).astype(np.int64)
-    ahead = spot_ahead = None
+    # Scale down only after demand stayed lower for the downscale window.
+    reactive = _trailing_max(needs, window).tolist()
+    ahead: list[int] | None = None
+    spot_ahead: list[int] = []
     if forecast is not None:
+        # What to have at t + startup is the forecast need, and what was ordered for a forecast
+        # step still to come (forecasts of the last ``startup`` steps) is kept until that step.
         wanted = np.ceil(np.maximum(forecast, 0.0) / fleet.replica_rps - 1e-9)
-        ahead = np.maximum(fleet.min_replicas, wanted).astype(np.int64)
+        ahead = _trailing_max(np.maximum(fleet.min_replicas, wanted).astype(np.int64), startup + 1).tolist()
         wanted = np.ceil(np.maximum(forecast + headroom, 0.0) / fleet.replica_rps - 1e-9)
-        spot_ahead = np.maximum(fleet.min_replicas, wanted).astype(np.int64)
+        spot_ahead = _trailing_max(np.maximum(fleet.min_replicas, wanted).astype(np.int64),
+                                   startup + 1).tolist()
     hedged = policy in ("spot-hedge", "predictive")
     peak_need = peak_needs(fleet, len(rate), traces.gap_seconds)
-    cost = unserved = 0.0
+    peak_list = peak_need.tolist() if peak_need is not None else None
+    need_list = needs.tolist()
+    rate_list = rate.tolist()
+    count_rows = counts.T.tolist()
+    price_rows = prices.T.tolist()
+    extra = fleet.extra_spot if hedged else 0
+    rps = fleet.replica_rps
+    od_step = od_price * tick_h
+    order: list[int] = [cheapest]
+    last_prices: list[float] | None = None
+    cost = unserved = part_cost = 0.0
+    part = 0
     violations = preemptions = replica_ticks = 0
-    for t in range(len(rate)):
+    for t in range(len(rate_list)):
         counted = t >= start
-        need = int(needs[t])
-        # Scale down only after demand stayed lower for the downscale window.
-        target_need = int(needs[max(0, t - window + 1) : t + 1].max())
+        need = need_list[t]
+        row = count_rows[t]
+        target_need = reactive[t]
         plan_need = spot_plan = target_need
-        if ahead is not None and spot_ahead is not None:
-            # What to have at t + startup is the forecast need, and what was ordered for a forecast
-            # tick still to come (forecasts of the last ``startup`` ticks) is kept until that tick.
+        if ahead is not None:
             # The forecast replaces the reactive sizing: a replica ordered now serves only from
             # t + startup, so sizing it for the demand now is a forecast too (``persistence``).
-            plan_need = int(ahead[max(0, t - startup) : t + 1].max())
-            target_need = min(target_need, plan_need)
+            plan_need = ahead[t]
             # Headroom is bought on spot alone, like spot-hedge's extra spot replicas.
-            spot_plan = int(spot_ahead[max(0, t - startup) : t + 1].max())
-        if peak_need is not None and peak_need[t] > 0:
+            spot_plan = spot_ahead[t]
+            if hold:
+                plan_need, spot_plan = max(plan_need, target_need), max(spot_plan, target_need)
+            else:
+                target_need = min(target_need, plan_need)
+        if peak_list is not None and peak_list[t] > 0:
             # A known peak opening within the start-up time: its replicas are ordered now (on spot
             # for the hedged policies; on-demand covers only what spot does not).
-            floor = int(peak_need[t])
+            floor = peak_list[t]
             plan_need, spot_plan = max(plan_need, floor), max(spot_plan, floor)
             if not hedged:
                 target_need = max(target_need, floor)
         for z in range(Z):
             g = spot[z]
-            g.advance(t)
-            cap = (g.total if counts[z, t] > 0 else 0) if unlimited[z] else int(counts[z, t])
-            if g.total > cap:
-                lost = g.shrink(g.total - cap)
-                preemptions += lost if counted else 0
+            if g.pending and g.pending[0][0] <= t:
+                g.advance(t)
+            if g.total:
+                cap = (g.total if row[z] > 0 else 0) if unlimited[z] else row[z]
+                if g.total > cap:
+                    lost = g.shrink(g.total - cap)
+                    preemptions += lost if counted else 0
         od.advance(t)
         if policy == "ondemand":
             od.shrink(od.total - target_need)
             od.grow(target_need - od.total, t + startup)
         else:
-            target = spot_plan + (fleet.extra_spot if hedged else 0)
-            order = (
-                [cheapest] if policy == "spot-one-zone" else sorted(range(Z), key=lambda z: (prices[z, t], z))
-            )
-            _place_spot(spot, order, target, counts[:, t], unlimited, t + startup)
-            for g in spot:  # replicas with no startup delay serve in the tick they launch
-                g.advance(t)
+            if policy != "spot-one-zone" and price_rows[t] != last_prices:
+                last_prices = price_rows[t]
+                order = sorted(range(Z), key=lambda z: (last_prices[z], z))  # type: ignore[index]
+            _place_spot(spot, order, spot_plan + extra, row, unlimited, t + startup)
+            if startup == 0:  # replicas with no startup delay serve in the step they launch
+                for g in spot:
+                    g.advance(t)
             if hedged:
                 ready_spot = sum(g.ready for g in spot)
                 all_spot = sum(g.total for g in spot)  # ready, or ready by t + startup
@@ -504,17 +621,34 @@ def _run(
         ready = od.ready + sum(g.ready for g in spot)
         if ready < need:
             violations += 1
-        unserved += max(0.0, float(rate[t]) - ready * fleet.replica_rps)
-        tick_cost = od.total * od_price * tick_h
+        unserved += max(0.0, rate_list[t] - ready * rps)
+        step_cost = od.total * od_step
+        prow = price_rows[t]
         for z in range(Z):
             n = spot[z].total
-            tick_cost += n * float(prices[z, t]) * tick_h
-            replica_ticks += n
-        cost += tick_cost
+            if n:
+                step_cost += n * prow[z] * tick_h
+                replica_ticks += n
+        cost += step_cost
         if tick_costs is not None:
-            tick_costs.append(tick_cost)
+            tick_costs.append(step_cost)
+        if caps:
+            while part < len(caps) and t - start >= caps[part][0]:
+                part, part_cost = part + 1, 0.0
+            if part < len(caps):
+                part_cost += step_cost
+                if part_cost > caps[part][1]:
+                    raise _OverBudget
         replica_ticks += od.total
     return cost, violations, unserved, preemptions, replica_ticks
+
+
+def _trailing_max(values: npt.NDArray[np.int64], window: int) -> npt.NDArray[np.int64]:
+    """``out[t] = max(values[max(0, t - window + 1) : t + 1])``."""
+    if window <= 1 or len(values) == 0:
+        return values.copy()
+    padded = np.concatenate([np.full(window - 1, values.min()), values])
+    return np.lib.stride_tricks.sliding_window_view(padded, window).max(axis=1)
 
 
 def peak_needs(fleet: FleetSpec, ticks: int, tick_seconds: float) -> npt.NDArray[np.int64] | None:
@@ -534,11 +668,13 @@ def _place_spot(
     groups: list[_Group],
     order: Sequence[int],
     target: int,
-    counts: npt.NDArray[np.int64],
+    counts: Sequence[int],
     unlimited: Sequence[bool],
     ready_at: int,
 ) -> None:
     total = sum(g.total for g in groups)
+    if total == target:
+        return
     for z in reversed(order):  # too many: release from the dearest zones first, newest first
         if total <= target:
             break
