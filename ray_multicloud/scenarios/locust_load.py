@@ -103,7 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             self.rmc_due = time.monotonic()
 
         def wait_time(self) -> float:
-            self.rmc_due, wait = next_due(self.rmc_due, time.monotonic(), random.expovariate(args.per_user_rate))
+            gap = random.expovariate(args.per_user_rate)
+            self.rmc_due, wait = next_due(self.rmc_due, time.monotonic(), gap)
             return wait
 
         @task
