@@ -777,7 +777,11 @@ class MultiCloud:
     has spot zones that are down, wait for one of them to return for up to
     :func:`free_wait_patience` hours (this share of the slack beyond what the wait rule keeps,
     spread over the preemptions expected in the rest of the job) instead of paying the egress
-    at once; 0 moves at once (the rule before it existed). Without egress it never applies.
+    at once; 0 moves at once (the rule before it existed). Without egress it never applies;
+    ``leave_before_cut`` — on a spot node that is up, go on-demand at once when the deadline guard
+    will force the job off it before its work reaches the next checkpoint or the end
+    (:func:`guard_cuts_segment`): the work until then would be rolled back anyway. False: keep the
+    node until the guard fires (the rule before it existed).
     """
 
     # Chosen by benchmarks/tune_policies.py --quick --passes 2 --checkpoint-gb 50 on the first half in
