@@ -169,6 +169,8 @@ def tune(train: Bench, passes: int = 2, only: Sequence[str] = ()) -> tuple[dict[
                     continue
                 trial = {**cur, name: v}
                 sc = train.score(trial)[:2]
+                sys.stderr.write(f"pass {p + 1}: {name}={v}: {sc[0]} misses, mean gap {sc[1]:.4%}\n")
+                sys.stderr.flush()
                 if sc[0] < best[0] or (sc[0] == best[0] and sc[1] < best[1] - 1e-4):
                     cur, best, changed = trial, sc, True
                     log.append(f"pass {p + 1}: {name}={v}: {sc[0]} misses, mean gap {sc[1]:.4%}")
