@@ -401,6 +401,39 @@ def spot_run_viable(view: JobView, *, keep: bool) -> bool:
     return ondemand_slack(view) - start_cost - segment + view.tick_hours >= -_EPS
 
 
+def guard_cuts_segment(view: JobView) -> bool:
+    """True when a job that keeps its current node, and is not preempted, will be forced off it by
+    the deadline guard (:func:`off_ondemand_is_safe` with ``keep=True`` failing at a later
+    decision, or now) before its work reaches the next checkpoint or the end.
+
+    The future is deterministic without a preemption: each tick pays the overhead left first and
+    works the rest, slack falls a tick per tick and rises at a checkpoint. Every hour worked until
+    the guard fires is then rolled back, so leaving for on-demand now loses no more work than
+    leaving then, and keeps the slack and the spot price those ticks would cost. Example: 0.5 h
+    checkpoints, 0.1 h ticks, 0.05 h unsaved, 0.25 h of slack: two decisions later the slack is
+    0.05 h, less than the tick it must cover, and that tick would end at 0.35 h of unsaved work,
+    short of the checkpoint at 0.5: True. With 0.45 h of slack the tick that ends at 0.55 reaches
+    the checkpoint first: False. False without a deadline.
+    """
+    if view.deadline_hours is None:
+        return False
+    cur = view
+    while True:
+        if not off_ondemand_is_safe(cur, keep=True):
+            return True
+        after = _checkpoint_after_tick(cur, keep=True)
+        worked = max(0.0, cur.tick_hours - cur.overhead_left_hours)
+        done = min(cur.work_total_hours, cur.work_done_hours + worked)
+        if after > cur.checkpointed_hours + _EPS or done >= cur.work_total_hours - _EPS:
+            return False  # this tick reaches the next checkpoint (or the end) with the guard satisfied
+        cur = replace(
+            cur,
+            elapsed_hours=cur.elapsed_hours + cur.tick_hours,
+            work_done_hours=done,
+            overhead_left_hours=max(0.0, cur.overhead_left_hours - cur.tick_hours),
+        )
+
+
 def at_checkpoint(view: JobView) -> bool:
     """True when releasing the current node now loses no work."""
     return view.work_done_hours - view.checkpointed_hours <= _EPS
@@ -744,25 +777,34 @@ class MultiCloud:
     has spot zones that are down, wait for one of them to return for up to
     :func:`free_wait_patience` hours (this share of the slack beyond what the wait rule keeps,
     spread over the preemptions expected in the rest of the job) instead of paying the egress
-    at once; 0 moves at once (the rule before it existed). Without egress it never applies.
+    at once; 0 moves at once (the rule before it existed). Without egress it never applies;
+    ``leave_before_cut`` — on a spot node that is up, go on-demand at once when the deadline guard
+    will force the job off it before its work reaches the next checkpoint or the end
+    (:func:`guard_cuts_segment`): the work until then would be rolled back anyway. False: keep the
+    node until the guard fires (the rule before it existed).
     """
 
     # Chosen by benchmarks/tune_policies.py --quick --passes 2 --checkpoint-gb 50 on the first half in
     # time of every shared trace (train scenarios only, egress charged for 50 GB checkpoints; coordinate
     # descent, results/tune_policies_50gb.md), evaluated on the second half: held-out mean gap to the
-    # optimum 7.5% periodic, 3.8% on notice, no misses. The defaults before issue 12 item 6 (keep_share
-    # 0.6, keep_per_work 0.25, back_reserves 0, hazard_weight 0, no free wait) were tuned on all of the
-    # traces, before any split existed.
+    # optimum 7.5% periodic, 3.8% on notice, no misses. Then back_reserves 0.5 -> 0 and keep_per_work
+    # 0.15 -> 0.25, chosen by tune_policies.py --grid medium --only back_reserves,min_payback,
+    # hazard_weight,keep_per_work --passes 1 --checkpoint-gb 50 (train: every job length and deadline
+    # factor; results/tune_policies_medium_50gb.md); on the full grid's held-out half: 12.0% periodic
+    # (target 10%: missed), 4.2% on notice, no misses (results/tune_policies_full_50gb.md). The
+    # defaults before issue 12 item 6 (keep_share 0.6, keep_per_work 0.25, back_reserves 0,
+    # hazard_weight 0, no free wait) were tuned on all of the traces, before any split existed.
     keep_share: float = 0.6
     wait_reserves: float = 1.5
-    back_reserves: float = 0.5
+    back_reserves: float = 0.0
     min_payback: float = 2.0
     prefer: str = "longest-up"
     hazard_weight: float = 0.5
     move_min_uptime_hours: float = 0.5
     back_min_uptime_hours: float = 0.0
-    keep_per_work: float = 0.15
+    keep_per_work: float = 0.25
     free_wait_share: float = 4.0
+    leave_before_cut: bool = False
     name: str = "multicloud"
 
     def decide(self, view: JobView, memory: Memory) -> Step:
@@ -780,6 +822,13 @@ class MultiCloud:
                     return Step(
                         ON_DEMAND,
                         (f"slack {slack:.2f}h cannot absorb another preemption: on-demand",),
+                        mem,
+                    )
+                if self.leave_before_cut and guard_cuts_segment(view):
+                    return Step(
+                        ON_DEMAND,
+                        (f"slack {slack:.2f}h runs out before the next checkpoint: on-demand now, "
+                         "not after spending more spot time that the guard would throw away",),
                         mem,
                     )
                 if (
