@@ -130,3 +130,93 @@ def test_safety_net_needs_only_one_restart() -> None:
     assert not step.memory.locked_ondemand
     assert not step.reasons[0].startswith("safety net")
     assert step.choice in (WAIT, ON_DEMAND)
+
+
+# --- SkyNomad.decide: utilities, ties and the reason's figures --------------------------------
+# At t = 3.5 h with 1.75 h of 10 h done, due at 20 h: theta = 8.25 / 16.5 = 0.5, theta~ = 0.5:
+# V = 3 x 0.5 / 0.5 = 3.00 USD/h (eq. 8); on-demand's utility V - C_od = 0. d = 0.2 h.
+
+
+def v3(**kw: object) -> JobView:
+    return view(3.5, done=1.75, **kw)  # type: ignore[arg-type]
+
+
+def why(v: float, choice: str, score: float, tried: int) -> tuple[str]:
+    return (f"V={v:.2f} USD/h of progress: {choice} has the highest utility that launched "
+            f"({score:.2f}; {tried} spot launch(es) tried)",)
+
+
+# Zone A's virtual instance: failed runs (0, 2) and (2, 3), up again since 3 h. At 3.5 h (window from
+# the failure at 3 h: one failure over h(1) = 1/2: 2; from 2 h: two over h(2) + H(1) = 1.5: 4/3;
+# whole: 2 / 2 = 1) gamma* = 2. Age 0.5, samples 1 and 2 h: S = 1 on [0.5, 1), e^(-2 x 1/2) on [1, 2):
+# L = 0.5 + e^-1 = 0.868 h (with gamma 1: 0.5 + e^-0.5 = 1.107 h; from age 0: 1 + e^-1).
+VA = VirtualInstance(up_since=3.0, failures=(2.0, 1.0), runs=((0.0, 2.0, True), (2.0, 3.0, True)))
+MA = Memory(up_since=(3.0,), virtual=(VA,), probed_at=3.0)
+
+
+def spot_u(life: float, price: float = 1.0, cold: float = 0.2, v: float = 3.0) -> float:
+    return v * (life - cold) / life - price
+
+
+def test_spot_utility_uses_the_lifetime_at_the_zones_age_and_volatility() -> None:
+    life = 0.5 + math.exp(-1)
+    step = SkyNomad().decide(v3(), MA)
+    assert step == Step(spot(A), why(3.0, f"{A} spot", spot_u(life), 1), MA)  # 1.31 > 0 + delta 1
+
+
+def test_spot_utility_without_volatility() -> None:
+    life = 0.5 + math.exp(-0.5)
+    assert SkyNomad(volatility=False).decide(v3(), MA).reasons == why(3.0, f"{A} spot", spot_u(life), 1)
+
+
+def test_launch_in_a_zone_last_seen_down_starts_its_run() -> None:
+    # B's instance: one failure at 2 h, not up (age 0): L = 2 h; U = 3 x 1.8 / 2 - 1 = 1.70. The
+    # launch succeeds: a virtual provisioning at 3.5 h.
+    vb = VirtualInstance(failures=(2.0,))
+    m = Memory(up_since=(3.0,), virtual=(vb,), probed_at=3.0)
+    step = SkyNomad().decide(v3(zones=(zone(B),)), m)
+    assert step == Step(spot(B), why(3.0, f"{B} spot", 1.7, 1),
+                        Memory(up_since=(3.0,), virtual=(VirtualInstance(3.5, (2.0,)),), probed_at=3.0))
+
+
+def test_running_spot_scores_itself_without_egress_or_cold_start() -> None:
+    # On its own node in A (no overhead left): U = V - 1 = 2.00; nothing beats 2 + delta: kept
+    step = SkyNomad().decide(v3(current=spot(A)), MA)
+    assert step == Step(spot(A), why(3.0, f"{A} spot", 2.0, 0), MA)
+
+
+def test_leaves_on_demand_for_spot() -> None:
+    # On on-demand (U = V - C_od = 0): A's spot without a known lifetime, U = 3 - 1 = 2 > 0 + 1
+    m = Memory(up_since=(3.0,), virtual=(VirtualInstance(up_since=3.0),), probed_at=3.0)
+    assert SkyNomad().decide(v3(current=ON_DEMAND), m).choice == spot(A)
+
+
+def test_node_gone_and_nothing_better_waits() -> None:
+    # The node's zone (A) is down and not flagged preempted: A is not a candidate (its own zone), idle
+    # and on-demand (0) do not beat 0 + delta: idle, 0 launches tried.
+    m = Memory(up_since=(INF,), virtual=(VirtualInstance(),), probed_at=3.0)
+    step = SkyNomad().decide(v3(current=spot(A), zones=(zone(A, up=False),)), m)
+    assert step == Step(WAIT, why(3.0, "wait", 0.0, 0), m)
+
+
+def test_node_in_an_unlisted_zone_counts_as_gone() -> None:
+    # V at t = 5 with 5 of 10 h done, due at 20: 3 x (5/15) / 1 = 1.00; A: U = 1 - 1 = 0: idle
+    m = Memory(up_since=(3.0,), virtual=(VirtualInstance(up_since=3.0),), probed_at=4.0)
+    step = SkyNomad().decide(view(5.0, done=5.0, current=spot("us-west-2a")), m)
+    assert step == Step(WAIT, why(1.0, "wait", 0.0, 0), m)
+
+
+def test_idle_job_behind_schedule_takes_on_demand() -> None:
+    # t = 5, 2.5 of 10 h done, due at 15: theta = 7.5 / 10, theta~ = 0.5: V = 4.50; on-demand 1.50 > 1.
+    # A (down, U = 4.5 - 1 = 3.5) ranks first and is tried (availability is known only by trying).
+    m = Memory(up_since=(INF,), virtual=(VirtualInstance(),), probed_at=4.0)
+    step = SkyNomad().decide(view(5.0, done=2.5, deadline=15.0, zones=(zone(A, up=False),)), m)
+    assert step == Step(ON_DEMAND, why(4.5, "on-demand", 1.5, 1), m)
+
+
+def test_on_demand_before_spot_on_a_tie() -> None:
+    # As above, A up at the on-demand price (no known lifetime): U = 4.5 - 3 = 1.5 = on-demand's:
+    # the tie goes to on-demand, no launch tried.
+    m = Memory(up_since=(4.0,), virtual=(VirtualInstance(up_since=4.0),), probed_at=4.0)
+    step = SkyNomad().decide(view(5.0, done=2.5, deadline=15.0, zones=(zone(A, price=3.0),)), m)
+    assert step == Step(ON_DEMAND, why(4.5, "on-demand", 1.5, 0), m)
