@@ -23,6 +23,7 @@ from ray_multicloud.policy.deadline import (
     UniformProgress,
     UniformProgressEager,
     checkpoint_after_tick,
+    _uniform_slack,
     free_wait_patience,
     region_of,
     spot,
@@ -526,3 +527,13 @@ def test_uniform_progress_short_deadline_is_a_deadline() -> None:
                 restart_hours=0.0, zones=down)
     step = UniformProgress().decide(v, Memory())
     assert step == Step(ON_DEMAND, ("no spot and c(t) < C t / D: on-demand",), Memory(home_zone="us-east-1a"))
+
+
+def test_a_zero_deadline_divides_nothing_by_zero() -> None:
+    # D = 0 (an already-passed deadline): the rules that scale by t / D must not divide by it.
+    # up-eager on on-demand: the uniform line ep(t + 2d) is infinite: it stays on on-demand.
+    zero = replace(view(current=ON_DEMAND), deadline_hours=0.0)
+    assert UniformProgressEager().decide(zero, Memory()).choice == ON_DEMAND
+    # uniform-progress takes D = 0 as no deadline: spot when available
+    assert UniformProgress().decide(replace(view(), deadline_hours=0.0), Memory()).choice == spot("us-east-1a")
+    assert _uniform_slack(replace(view(), deadline_hours=0.0)) == 0.0
