@@ -20,9 +20,12 @@ from ray_multicloud.policy.deadline import (
     OnDemandOnly,
     SpotOption,
     Step,
+    UniformProgress,
     UniformProgressEager,
     checkpoint_after_tick,
+    _uniform_slack,
     free_wait_patience,
+    region_of,
     spot,
 )
 
@@ -487,3 +490,50 @@ def test_uniform_progress_on_its_lines_and_its_home() -> None:
              SpotOption("us-east-1b", "us-east-1", True, 2.0))
     step = UniformProgress(home_zone="us-east-1b").decide(replace(uview(p=1.0), zones=zones), Memory())
     assert (step.choice, step.memory) == (spot("us-east-1b"), Memory(home_zone="us-east-1b"))
+
+
+@pytest.mark.parametrize(
+    ("zone", "region"),
+    [
+        ("1a", "1"),  # digit + letter at the end, however short: drop the letter
+        ("x-a", "x"),  # "-" + letter at the end, however short: drop both
+        ("europe-west1-b", "europe-west1"),
+        ("europe-west10", "europe-west10"),  # a region name (ends in digits) is its own region
+        ("eu-1", "eu-1"),  # "-" + digit: looks like neither
+    ],
+)
+def test_region_of_by_its_docstring(zone: str, region: str) -> None:
+    assert region_of(zone) == region
+
+
+def test_up_eager_net_counts_no_checkpoint_for_a_node_it_does_not_hold() -> None:
+    # Idle, spot up, 1 h ticks and 1 h checkpoints, 8 h of work, t = 1, D = 10, d = 0.25: after
+    # the tick 8 h are left, and the net needs 8 h of work (from the checkpoint at 0: a new node
+    # saves nothing in its first tick, it pays the restart first) + 2d = 8.5 h > 8: on-demand, locked.
+    v = view(total=8.0, tick=1.0, ckpt=1.0)
+    step = UniformProgressEager().decide(v, Memory())
+    assert step == Step(
+        ON_DEMAND,
+        ("safety net: time left < work left + 2 restarts: on-demand to the end",),
+        Memory(home_zone="us-east-1a", locked_ondemand=True),
+    )
+
+
+def test_uniform_progress_short_deadline_is_a_deadline() -> None:
+    # D = 1 h is a deadline like any other: at t = 0.2 with nothing done and no spot the job is
+    # behind C t / D = 0.5 x 0.2 = 0.1 h: on-demand (the 1d net: 0.5 h needed <= 0.8 - 0.1 h)
+    down = (SpotOption("us-east-1a", "us-east-1", False, 1.0),)
+    v = replace(view(total=0.5, tick=0.1, ckpt=0.25), elapsed_hours=0.2, deadline_hours=1.0,
+                restart_hours=0.0, zones=down)
+    step = UniformProgress().decide(v, Memory())
+    assert step == Step(ON_DEMAND, ("no spot and c(t) < C t / D: on-demand",), Memory(home_zone="us-east-1a"))
+
+
+def test_a_zero_deadline_divides_nothing_by_zero() -> None:
+    # D = 0 (an already-passed deadline): the rules that scale by t / D must not divide by it.
+    # up-eager on on-demand: the uniform line ep(t + 2d) is infinite: it stays on on-demand.
+    zero = replace(view(current=ON_DEMAND), deadline_hours=0.0)
+    assert UniformProgressEager().decide(zero, Memory()).choice == ON_DEMAND
+    # uniform-progress takes D = 0 as no deadline: spot when available
+    assert UniformProgress().decide(replace(view(), deadline_hours=0.0), Memory()).choice == spot("us-east-1a")
+    assert _uniform_slack(replace(view(), deadline_hours=0.0)) == 0.0

@@ -485,3 +485,46 @@ def test_a_cpu_node_that_dies_while_starting_is_launched_once_more(tmp_path: Pat
         workers = controller.idle.workers()
         assert list(workers.values()) == ["cpu_worker"] and killed[0] not in workers
         assert gpu.instance_id not in workers
+
+
+# --------------------------------------------------------------------------- the rules, exactly
+
+
+def test_idle_rules_exactly_node_by_node() -> None:
+    """Nodes read in reverse id order; each rule's skip must not stop the ones after it."""
+    now = 1000.0 + 5 * H
+    at = {"i-1": now, "i-2": 1000.0, "i-3": now - H, "i-4": 1000.0, "i-5": 1000.0, "i-6": 1000.0}
+    memory = IdleMemory(node_gpu_at=at, cluster_gpu_at=now)
+    readings = [
+        gpu_node(used=False, iid="i-6"),  # idle 5 h, busy: downsized
+        gpu_node(used=False, iid="i-5", busy=False),  # idle 5 h, nothing runs: a note
+        gpu_node(used=False, iid="i-4"),  # idle 5 h, busy: downsized
+        gpu_node(used=False, iid="i-3"),  # idle 1 h: too soon
+        GpuReading("i-2", "t4", gpus=0.0, gpu_in_use=False, busy=True),  # no GPU seen: nothing to free
+        gpu_node(used=True, iid="i-1"),  # in use
+    ]
+    d = decide(readings, memory, SETTINGS, now=now)
+    assert [a.instance_ids for a in d.actions] == [("i-4",), ("i-6",)]
+    assert d.actions[0].reason == ("i-4 (t4): no GPU use for 5h >= downsize_after 4h while other work runs "
+                                   "on it: replace by a cpu node (drain first)")
+    assert d.notes == ("i-5 (t4): GPUs idle 5h but nothing runs on it; Ray's idle timeout ends it, no CPU "
+                       "node needed",)
+
+
+def test_a_node_the_memory_has_not_seen_counts_as_used_now() -> None:
+    d = decide([gpu_node(used=False, iid="i-9")], IdleMemory(node_gpu_at={}, cluster_gpu_at=0.0),
+               SETTINGS, now=5 * H)
+    assert d.actions == () and d.notes == ()
+
+
+def test_hibernate_reason_exactly() -> None:
+    memory = IdleMemory(node_gpu_at={"i-1": 1000.0, "i-2": 1000.0}, cluster_gpu_at=1000.0)
+    nodes = [gpu_node(used=False, iid="i-2"), gpu_node(used=False, iid="i-1")]
+    (action,) = decide(nodes, memory, SETTINGS, now=1000.0 + 12 * H).actions
+    assert action.instance_ids == ("i-1", "i-2")
+    assert action.reason == ("no GPU of the cluster in use for 12h >= hibernate_after 12h: hibernate, "
+                             "releasing 2 worker node(s)")
+
+
+def test_human_one_second() -> None:
+    assert (human(1), human(0.4), human(3661)) == ("1s", "0s", "1h1m1s")

@@ -286,3 +286,21 @@ def test_a_notice_in_a_spot_shortage_falls_back_to_on_demand_before_the_node_is_
         assert result.status == "moved", result
         live = {n.instance_id: n.offer.capacity for n in provider.fleet()}
         assert live == {InstanceId(result.new_instance_id): CapacityType.ON_DEMAND}
+
+
+def test_notice_moves_exactly() -> None:
+    # Pool q (A100: no offers) comes first in fleet order and gets a note; pool p still gets its move.
+    # n4's notice ends exactly now: nothing to gain (a deadline at or before now).
+    pools = {"q": PoolSpec(name="q", accelerator="A100"), "p": PoolSpec(name="p", accelerator="T4")}
+    fleet = [node("n3", A, pool="q"), node("n1", A), node("n4", B)]
+    noticed = {InstanceId("n3"): 130.0, InstanceId("n1"): 130.0, InstanceId("n4"): 100.0}
+    moves, notes = notice_moves(pools, fleet, noticed, INDEX, now=100.0)
+    assert notes[0] == "n4: notice's deadline passed 0.0 s ago; nothing to gain"
+    assert notes[1].startswith("pool 'q': no replacement on notice: pool 'q': accelerator: no offers")
+    assert len(notes) == 2
+    assert [(m.instance_id, m.pool, m.from_offer, m.to_offer) for m in moves] == [("n1", "p", A, B)]
+    assert abs(moves[0].saving_per_hour - (0.30 - 0.20)) < 1e-12
+    assert moves[0].reasons[0] == (
+        "interruption notice: the node is gone in 30.0 s; its replacement is launched now, and the job "
+        "restarts onto it once it is up"
+    )

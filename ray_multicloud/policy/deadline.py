@@ -756,16 +756,17 @@ class MultiCloud:
     Slack is :func:`ondemand_slack`; a *reserve* is one restart plus one checkpoint interval
     (the most one preemption can cost). Parameters:
 
-    ``keep_share`` — with no spot anywhere, wait only while the slack exceeds this share of the
-    initial slack, scaled by the share of the time to the deadline still ahead (the uniform
-    line of Uniform Progress, applied to slack), at least ``wait_reserves`` reserves, and at
-    least ``keep_per_work`` hours per hour of work left (preemptions keep coming while the work
-    lasts: slack spent waiting now is not there to absorb them later);
-    ``back_reserves`` — leave on-demand for spot only while the slack after the restart still
-    exceeds this many reserves (on-demand keeps slack constant, so this is what lets an
+    ``keep_share`` — with no spot anywhere, wait only while the slack left after the tick is at
+    least this share of the initial slack, scaled by the share of the time to the deadline still
+    ahead (the uniform line of Uniform Progress, applied to slack), at least ``wait_reserves``
+    reserves, and at least ``keep_per_work`` hours per hour of work left (preemptions keep coming
+    while the work lasts: slack spent waiting now is not there to absorb them later);
+    ``back_reserves`` — leave on-demand for spot only while the slack after the restart is still
+    at least this many reserves (on-demand keeps slack constant, so this is what lets an
     on-demand stint be a bridge rather than the end);
     ``min_payback`` — switch from on-demand to spot (or to a cheaper spot zone) only when the
-    saving over the remaining work is at least this multiple of the restart's cost;
+    saving over the remaining work is more than this multiple of the switch's cost
+    (:func:`_switch_cost`; a saving of exactly that multiple keeps the current placement);
     ``prefer`` — among equally cheap zones, ``"longest-up"`` or ``"newest-up"``;
     ``hazard_weight`` — how much a zone's observed interruption rate counts against it (see
     :func:`_best_spot`; 0 ignores it);
@@ -915,7 +916,8 @@ class MultiCloud:
             (view.ondemand_price_per_hour - best.price_per_hour) * _stay_hours(view, best)
             <= best.egress_usd + view.restart_hours * best.price_per_hour
         ):
-            best = None  # carrying the checkpoint there costs more than on-demand here would
+            # carrying the checkpoint there saves no more than its egress and restart (a tie: not carried)
+            best = None
         if best is not None and off_ondemand_is_safe(view, keep=False) and spot_run_viable(view, keep=False):
             why = f"{lost}cheapest available spot: {best.zone}{_egress_note(best)}"
             return Step(spot(best.zone), (why,), mem)
