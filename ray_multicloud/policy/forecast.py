@@ -59,6 +59,7 @@ import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -73,6 +74,7 @@ DAY_S = 86_400.0
 WEEK_S = 7 * DAY_S
 
 Array = npt.NDArray[np.float64]
+_Num = TypeVar("_Num", np.float64, np.int64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,17 +187,23 @@ def forecast_series(rate: Array, candidate: Candidate, lead: int) -> Array:
     return _base_series(rate, candidate, lead) * candidate.margin + candidate.plus
 
 
+def trailing_max(values: npt.NDArray[_Num], window: int) -> npt.NDArray[_Num]:
+    """``out[t] = max(values[max(0, t - window + 1) : t + 1])``: the highest of the last ``window``
+    values (the first ones see what there is). A new array; ``window`` <= 1 copies ``values``."""
+    if window <= 1 or len(values) == 0:
+        return values.copy()
+    padded = np.concatenate([np.full(window - 1, values.min(), dtype=values.dtype), values])
+    out: npt.NDArray[_Num] = np.lib.stride_tricks.sliding_window_view(padded, window).max(axis=1)
+    return out
+
+
 def _base_series(rate: Array, candidate: Candidate, lead: int) -> Array:
     n = len(rate)
     persistence = rate.copy()
     if candidate.kind == "persistence":
         return persistence
     if candidate.kind == "recent-max":
-        w = max(1, candidate.season)
-        out = persistence.copy()
-        for back in range(1, min(w, n)):  # max of rate[t - w + 1 .. t]; the first ticks see what there is
-            out[back:] = np.maximum(out[back:], rate[: n - back])
-        return out
+        return trailing_max(rate, max(1, candidate.season))
     season = candidate.season
     if season < 1 or lead > season:
         # The same tick one season back is not known yet when lead > season.

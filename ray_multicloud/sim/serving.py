@@ -91,6 +91,7 @@ from ray_multicloud.policy.forecast import (
     forecast_series,
     sized,
     too_short,
+    trailing_max,
 )
 from ray_multicloud.policy.predictive import Peak, open_within
 from ray_multicloud.sim.traces import TraceError, TraceSet
@@ -539,16 +540,16 @@ def _run(
     od = _Group()
     needs = np.maximum(fleet.min_replicas, np.ceil(rate / fleet.replica_rps - 1e-9)).astype(np.int64)
     # Scale down only after demand stayed lower for the downscale window.
-    reactive = _trailing_max(needs, window).tolist()
+    reactive = trailing_max(needs, window).tolist()
     ahead: list[int] | None = None
     spot_ahead: list[int] = []
     if forecast is not None:
         # What to have at t + startup is the forecast need, and what was ordered for a forecast
         # step still to come (forecasts of the last ``startup`` steps) is kept until that step.
         wanted = np.ceil(np.maximum(forecast, 0.0) / fleet.replica_rps - 1e-9)
-        ahead = _trailing_max(np.maximum(fleet.min_replicas, wanted).astype(np.int64), startup + 1).tolist()
+        ahead = trailing_max(np.maximum(fleet.min_replicas, wanted).astype(np.int64), startup + 1).tolist()
         wanted = np.ceil(np.maximum(forecast + headroom, 0.0) / fleet.replica_rps - 1e-9)
-        spot_ahead = _trailing_max(np.maximum(fleet.min_replicas, wanted).astype(np.int64),
+        spot_ahead = trailing_max(np.maximum(fleet.min_replicas, wanted).astype(np.int64),
                                    startup + 1).tolist()
     hedged = policy in ("spot-hedge", "predictive")
     peak_need = peak_needs(fleet, len(rate), traces.gap_seconds)
@@ -641,14 +642,6 @@ def _run(
                     raise _OverBudget
         replica_ticks += od.total
     return cost, violations, unserved, preemptions, replica_ticks
-
-
-def _trailing_max(values: npt.NDArray[np.int64], window: int) -> npt.NDArray[np.int64]:
-    """``out[t] = max(values[max(0, t - window + 1) : t + 1])``."""
-    if window <= 1 or len(values) == 0:
-        return values.copy()
-    padded = np.concatenate([np.full(window - 1, values.min()), values])
-    return np.lib.stride_tricks.sliding_window_view(padded, window).max(axis=1)
 
 
 def peak_needs(fleet: FleetSpec, ticks: int, tick_seconds: float) -> npt.NDArray[np.int64] | None:
