@@ -52,6 +52,8 @@ from typing import Any
 
 from _readme import replace_section
 
+from ray_multicloud.serve.transport import TRANSPORTS
+
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 # A node's raylet has 30 s to register by default; a loaded machine can miss that (three replacements
@@ -102,6 +104,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="the p95-within-SLO verdict leaves out requests due this long after each outage")
     parser.add_argument("--no-retry", dest="retry", action="store_false",
                         help="no RetryingGateway: a request in flight on a lost replica fails (500)")
+    parser.add_argument("--transport", choices=tuple(TRANSPORTS), default="optimized",
+                        help="the cluster's provider.serve_transport (ray_multicloud/serve/transport.py; "
+                             "benchmarks/bench_serve_hops.py measures both); default optimized")
     parser.add_argument("--workdir", default=None, help="keep the cluster's files here (default: a temp dir)")
     parser.add_argument("--write-readme", action="store_true")
     args = parser.parse_args(argv)
@@ -113,6 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"x {args.scale:g} = {target_rate:.2f} req/s steady (Locust, headless), no client retry; "
         f"work {args.work_ms:g} ms/request; "
         f"SLO {args.slo_ms:g} ms; clients {', '.join(r or 'none' for r in CLIENT_REGIONS)}; "
+        f"Serve transport {args.transport}; "
         + ("safe requests (GET) in flight on a lost replica retried by serve.retry.RetryingGateway"
            if args.retry else "no server-side retry")),
     ]
@@ -165,7 +171,9 @@ def run(args: argparse.Namespace, rate: float, workdir: Path) -> tuple[list[str]
         print(text, flush=True)
 
     t0 = time.monotonic()
-    with LocalCluster(workdir=workdir, overrides=cluster_overrides(replicas=2)) as cluster:
+    overrides = cluster_overrides(replicas=2)
+    overrides["provider"]["serve_transport"] = args.transport  # every node, as a user's YAML would
+    with LocalCluster(workdir=workdir, overrides=overrides) as cluster:
         note(f"cluster up in {time.monotonic() - t0:.0f} s")
         cluster.connect()
         try:

@@ -97,6 +97,8 @@ from ray_multicloud.pricing.board import PriceBoard, apply_board
 from ray_multicloud.pricing.cooldowns import CooldownBoard
 from ray_multicloud.pricing.feeds import build_feeds, drivers_of, endpoints_from_clouds
 from ray_multicloud.pricing.live import LivePrices
+from ray_multicloud.serve.transport import TRANSPORTS
+from ray_multicloud.serve.transport import head_commands as transport_head_commands
 from ray_multicloud.types import (
     CapacityType,
     FleetNode,
@@ -920,6 +922,8 @@ class MultiCloudNodeProvider(NodeProvider):
                 "RAY_NODE_ZONE": offer.zone or offer.region,
                 # With an external Redis the head can fall: the worker waits for it to come back.
                 **(worker_env(self.settings.gcs_ft) if self.settings.gcs_ft is not None else {}),
+                # Serve's transport: the same on every node as on the head (serve/transport.py).
+                **TRANSPORTS[self.settings.serve_transport],
             },
             setup=setup_of(self.provider_config, node_type),
             auth=bootstrap_auth(self.auth, self.cluster_name),
@@ -1034,6 +1038,9 @@ class MultiCloudNodeProvider(NodeProvider):
         cluster_config["head_start_ray_commands"] = head_commands(
             list(cluster_config.get("head_start_ray_commands") or []), parse_auth(cluster_config["provider"])
         )
+        # ... and with Serve's transport (serve/transport.py), the same as every worker's.
+        cluster_config["head_start_ray_commands"] = transport_head_commands(
+            cluster_config["head_start_ray_commands"], settings.serve_transport)
         return cluster_config
 
     def get_command_runner(self, log_prefix: str, node_id: str, auth_config: dict[str, Any],

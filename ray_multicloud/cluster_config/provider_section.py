@@ -25,6 +25,8 @@ Keys (besides Ray's own ``type``, ``module``, ``disable_node_updaters``, ...)::
       auth_mode: token                 # the default: Ray token auth on every node (ray_multicloud/auth);
                                        # `disabled` turns it off
       tls: false                       # true: mutual TLS between nodes (local/private clouds only)
+      serve_transport: default         # `optimized`: Ray Serve over gRPC on every node, for latency
+                                       # (ray_multicloud/serve/transport.py)
       clouds:
         aws:   {driver: local, prices_from: aws, regions: [us-east-1, us-west-2]}
         onprem: {driver: private, region: onprem-dc1, machines: [...]}
@@ -46,6 +48,7 @@ from ray_multicloud.cluster_config.gcs_ft import GcsFaultTolerance, parse_gcs_ft
 from ray_multicloud.cluster_config.reservations import parse_reservations, reserved_offers
 from ray_multicloud.errors import ConfigError
 from ray_multicloud.schema import Field, Section, check_section
+from ray_multicloud.serve.transport import TRANSPORTS
 from ray_multicloud.types import Offer, Reservation
 
 # Keys Ray itself reads or writes in the provider section.
@@ -73,6 +76,7 @@ PROVIDER = Section({
     "reservations": Field(doc="declared commitments (cluster_config/reservations.py)"),
     "auth_mode": Field(doc="token (default) or disabled (ray_multicloud/auth)"),
     "tls": Field(doc="mutual TLS between nodes (ray_multicloud/auth)"),
+    "serve_transport": Field(doc="Ray Serve's request-path transport on every node (serve/transport.py)"),
     **{k: Field(doc="Ray's own") for k in sorted(_RAY_KEYS)},
 })
 _OUR_KEYS = frozenset(PROVIDER.fields) - _RAY_KEYS
@@ -94,6 +98,7 @@ class ProviderSettings:
     dashboard_port: int | None = None
     reservations: tuple[Reservation, ...] = ()
     gcs_ft: GcsFaultTolerance | None = None  # provider.gcs_fault_tolerance (cluster_config/gcs_ft.py)
+    serve_transport: str = "default"  # provider.serve_transport (serve/transport.py TRANSPORTS)
 
 
 def load_cluster_yaml(path: str | Path) -> dict[str, Any]:
@@ -140,6 +145,11 @@ def load_settings(provider_config: Mapping[str, Any], cluster_name: str) -> Prov
     if dashboard_port is not None and not (is_port and 1 <= dashboard_port <= 65535):
         raise ConfigError("provider.dashboard_port",
                           f"must be a TCP port in 1..65535 (or left out: none), got {dashboard_port!r}")
+    serve_transport = provider_config.get("serve_transport", "default")
+    if not isinstance(serve_transport, str) or serve_transport not in TRANSPORTS:
+        raise ConfigError("provider.serve_transport",
+                          f"must be one of {', '.join(TRANSPORTS)} (or left out: default), "
+                          f"got {serve_transport!r}")
     return ProviderSettings(
         cluster_name=cluster_name,
         gcs_address=gcs,
@@ -155,6 +165,7 @@ def load_settings(provider_config: Mapping[str, Any], cluster_name: str) -> Prov
         dashboard_port=dashboard_port,
         reservations=parse_reservations(provider_config),
         gcs_ft=parse_gcs_ft(provider_config.get("gcs_fault_tolerance"), cluster_name),
+        serve_transport=str(serve_transport),
     )
 
 
