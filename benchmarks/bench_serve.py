@@ -234,8 +234,9 @@ def run(args: argparse.Namespace, rate: float, workdir: Path) -> tuple[list[str]
                 load.set_phase(PHASES[2])
                 start = time.monotonic()
                 preempt(cluster, node.instance_id, "azure", notice_s=args.notice_s)
-                up_at, new_node = wait_new_azure_node(cluster, {node.instance_id}, args.phase_timeout_s)
-                serving = wait_served_from(cluster, load, new_node, args.phase_timeout_s) - start
+                up_at, _ = wait_new_azure_node(cluster, {node.instance_id}, args.phase_timeout_s)
+                serving = wait_served_from_new_azure(cluster, load, {node.instance_id},
+                                                     args.phase_timeout_s) - start
                 gone = wait_gone(cluster, "azure", [node.instance_id], args.notice_s + 30) - start
                 wait_steady(2, timeout_s=args.phase_timeout_s)
                 note(f"b) {node.offer_id} preempted with {args.notice_s:g} s notice: replacement node "
@@ -253,8 +254,9 @@ def run(args: argparse.Namespace, rate: float, workdir: Path) -> tuple[list[str]
                     outages_at.append(time.time())  # Locust's samples are due on the wall clock
                     lost = outage(cluster, "azure")
                     gone = wait_gone(cluster, "azure", lost, 30) - start
-                    up_at, new_node = wait_new_azure_node(cluster, set(lost), args.phase_timeout_s)
-                    serving = wait_served_from(cluster, load, new_node, args.phase_timeout_s) - start
+                    up_at, _ = wait_new_azure_node(cluster, set(lost), args.phase_timeout_s)
+                    serving = wait_served_from_new_azure(cluster, load, set(lost),
+                                                         args.phase_timeout_s) - start
                     wait_steady(2, timeout_s=args.phase_timeout_s)
                     note(f"c{round_}) azure outage took {len(lost)} instance(s) (gone {gone:.1f} s); "
                          f"the pool's new azure node up {up_at - start:.1f} s, first answer from it "
@@ -335,11 +337,19 @@ def wait_new_azure_node(cluster: Any, old: set[str], timeout_s: float) -> tuple[
     return time.monotonic(), str(found[0].ray_node_id)
 
 
-def wait_served_from(cluster: Any, load: Any, ray_node_id: str, timeout_s: float) -> float:
-    """Wait until a request was answered by a replica on node ``ray_node_id``; the time (monotonic) seen."""
-    prefix = ray_node_id[:12]
-    cluster.wait_for(lambda: any(s.ok and s.body.get("node") == prefix for s in load.samples[-200:]),
-                     timeout_s=timeout_s, interval_s=0.25)
+def wait_served_from_new_azure(cluster: Any, load: Any, old: set[str], timeout_s: float) -> float:
+    """Wait until a request was answered by a replica on any azure node of the pool that is not in
+    ``old`` (instance ids); the time (monotonic) seen. Any such node, not only the first to come up:
+    on a loaded machine the autoscaler can launch a second replacement while the first starts slowly,
+    and Serve places the replica on whichever is up first."""
+    from ray_multicloud.scenarios.serve_migration import serving_nodes
+
+    def served() -> bool:
+        new = {str(n.ray_node_id)[:12] for n in serving_nodes(cluster)
+               if n.cloud == "azure" and n.instance_id not in old and n.ray_node_id}
+        return any(s.ok and s.body.get("node") in new for s in load.samples[-200:])
+
+    cluster.wait_for(served, timeout_s=timeout_s, interval_s=0.25)
     return time.monotonic()
 
 
