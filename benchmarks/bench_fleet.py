@@ -56,6 +56,7 @@ from ray_multicloud.sim.serving import (
     load_demand,
     simulate_fleet,
 )
+from ray_multicloud.sim.serving_bounds import BOUNDS, hindsight_bounds
 
 DEMAND_DIR = SHARED.parents[1] / "demand"
 REPLICAS_AT_MEAN = 4
@@ -99,6 +100,8 @@ class Case:
     replica_rps: float
     figures: dict[str, Figures]
     forecasters: tuple[str, ...] = ()
+    bounds: dict[str, Figures] = dataclasses.field(default_factory=dict)
+    bound_choices: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
 
 def window(ts: TraceSet, start: int) -> TraceSet:
@@ -131,16 +134,26 @@ def start_ticks(ts: TraceSet, demand: Demand, n: int) -> list[int]:
 def run_case(
     s: SetSpec, ts: TraceSet, d: DemandSpec, demand: Demand, n_starts: int, held_out_from: float,
     margins: tuple[float, ...] = (1.0,), step_seconds: float = STEP_SECONDS,
+    bounds: bool = False, policies: tuple[str, ...] = FLEET_POLICIES,
 ) -> Case:
     fleet = FleetSpec(replica_rps=float(demand.rps.mean()) / REPLICAS_AT_MEAN, margins=margins,
                       step_seconds=step_seconds)
     starts = start_ticks(ts, demand, n_starts)
-    runs: dict[str, list[tuple[float, float, float]]] = {p: [] for p in FLEET_POLICIES}
+    runs: dict[str, list[tuple[float, float, float]]] = {p: [] for p in policies}
     forecasters: list[str] = []
+    bound_runs: dict[str, list[tuple[float, float, float]]] = {b: [] for b in BOUNDS} if bounds else {}
+    choices: dict[str, set[str]] = {b: set() for b in BOUNDS}
     hours = 0.0
     for st in starts:
         w = window(ts, st)
-        for policy in FLEET_POLICIES:
+        if bounds:
+            for label, b in hindsight_bounds(w, demand, fleet, ondemand_price=s.ondemand,
+                                             held_out_from=held_out_from).items():
+                bound_runs[label].append((b.cost_usd / b.ondemand_cost_usd, b.slo_violation_fraction,
+                                          b.unserved_fraction))
+                if b.choice:
+                    choices[label].add(b.choice)
+        for policy in policies:
             sets = [one_zone(w, z) for z in range(len(w.names))] if policy == "spot-one-zone" else [w]
             for sub in sets:
                 r = simulate_fleet(sub, demand, fleet, policy, ondemand_price=s.ondemand,
@@ -152,10 +165,15 @@ def run_case(
                 )
                 hours = r.hours
     figures = {
-        p: Figures(*(statistics.fmean(col) for col in zip(*runs[p], strict=True))) for p in FLEET_POLICIES
+        p: Figures(*(statistics.fmean(col) for col in zip(*runs[p], strict=True))) for p in policies
+    }
+    bound_figures = {
+        b: Figures(*(statistics.fmean(col) for col in zip(*rows, strict=True)))
+        for b, rows in bound_runs.items()
     }
     return Case(s.label, d.label, hours, len(starts), fleet.replica_rps, figures,
-                tuple(sorted(set(forecasters))))
+                tuple(sorted(set(forecasters))), bound_figures,
+                {b: tuple(sorted(c)) for b, c in choices.items() if c})
 
 
 def burst_share(demand: Demand, top: float = 0.01) -> tuple[float, float]:
@@ -238,6 +256,51 @@ def target_rows(cases: list[Case]) -> list[str]:
         total = sum(c.figures["spot-hedge"].slo_violation for c in sub)
         floor = none / total if total > 0 else math.nan
         lines.append(f"| {d.label} | {len(sub)} | {slo_r:.2f}x | {cost_r:.2f}x | {met} | {floor:.2f}x |")
+    return lines
+
+
+BOUND_TEXT = {
+    "spot-hedge": "spot-hedge (reference)",
+    "oracle": "oracle demand forecast, no headroom",
+    "oracle-best": "oracle forecast + headroom/hold best in hindsight",
+    "hedge-best": "spot-hedge + extra spot best in hindsight",
+    "no-preemption": "spot-hedge, spot never preempted",
+    "warned": "spot-hedge warned of each preemption one start-up ahead",
+    "oracle-warned": "oracle demand forecast + preemption warning",
+    "probation-best": "spot-hedge + probation best in hindsight",
+}
+
+
+def bound_rows(cases: list[Case]) -> list[str]:
+    """Markdown rows, per demand trace and diagnostic of ``sim.serving_bounds`` (cases run with
+    ``--bounds``): its held-out SLO-violation steps and cost as multiples of spot-hedge's (ratios of
+    means over the cases, as in :func:`target_rows`), its own means, and whether it would meet the
+    target (<= 0.5x at <= 1.05x)."""
+    lines = [
+        "| demand | diagnostic (cheats) | SLO-violation steps / spot-hedge | cost / spot-hedge "
+        "| SLO-violation steps | cost / on-demand | within target | chosen in hindsight |",
+        "|---|---|---:|---:|---:|---:|---|---|",
+    ]
+    for d in DEMANDS:
+        sub = [c for c in cases if c.demand == d.label and c.bounds]
+        if not sub:
+            continue
+        slo_h = statistics.fmean(c.bounds["spot-hedge"].slo_violation for c in sub)
+        cost_h = statistics.fmean(c.bounds["spot-hedge"].cost_fraction for c in sub)
+        for b in BOUNDS:
+            slo = statistics.fmean(c.bounds[b].slo_violation for c in sub)
+            cost = statistics.fmean(c.bounds[b].cost_fraction for c in sub)
+            slo_r = slo / slo_h if slo_h > 0 else math.nan
+            cost_r = cost / cost_h if cost_h > 0 else math.nan
+            ok = "yes" if slo_r <= 0.5 and cost_r <= 1.05 else "no"
+            picked: dict[str, int] = {}
+            for c in sub:
+                for choice in c.bound_choices.get(b, ()):
+                    picked[choice] = picked.get(choice, 0) + 1
+            ranked = sorted(picked.items(), key=lambda kv: (-kv[1], kv[0]))
+            chosen = ", ".join(f"{k} ({n})" for k, n in ranked)
+            lines.append(f"| {d.label} | {BOUND_TEXT[b]} | {slo_r:.2f}x | {cost_r:.2f}x | {_pct(slo)} "
+                         f"| {_pct(cost)} | {ok} | {chosen or '-'} |")
     return lines
 
 
@@ -377,6 +440,11 @@ def main(argv: list[str] | None = None) -> int:
                     "(the margin's part is bought on spot only; default 1: none)")
     ap.add_argument("--step-seconds", type=float, default=STEP_SECONDS, metavar="S",
                     help=f"simulation step (default {STEP_SECONDS:g})")
+    ap.add_argument("--bounds", action="store_true",
+                    help="also run the diagnostics of sim.serving_bounds (an oracle demand forecast, "
+                    "headroom chosen in hindsight, no preemption: they cheat on purpose) and print them")
+    ap.add_argument("--only-bounds", action="store_true",
+                    help="the diagnostics and ondemand/spot-hedge only (no predictive backtest): quick")
     ap.add_argument("--demands", metavar="A,B",
                     help="only the demand traces whose label contains one of these (e.g. 'LLM')")
     args = ap.parse_args(argv)
@@ -388,6 +456,8 @@ def main(argv: list[str] | None = None) -> int:
     command += f" --margins {args.margins}" if margins != (1.0,) else ""
     command += f" --step-seconds {args.step_seconds:g}" if args.step_seconds != STEP_SECONDS else ""
     command += f" --demands {args.demands}" if args.demands else ""
+    command += " --only-bounds" if args.only_bounds else (" --bounds" if args.bounds else "")
+    policies = ("ondemand", "spot-hedge") if args.only_bounds else FLEET_POLICIES
     t0 = time.perf_counter()
     wanted = [w.strip().lower() for w in args.demands.split(",")] if args.demands else [""]
     demands = [(d, load_demand(DEMAND_DIR / d.path)) for d in DEMANDS
@@ -397,14 +467,20 @@ def main(argv: list[str] | None = None) -> int:
     for s in sets:
         ts = load_traces([SHARED / s.folder], default_spot_price=SPOT_RATIO * s.ondemand, pattern=s.pattern)
         for d, demand in demands:
-            cases.append(run_case(s, ts, d, demand, n_starts, args.held_out_from, margins, args.step_seconds))
+            cases.append(run_case(s, ts, d, demand, n_starts, args.held_out_from, margins, args.step_seconds,
+                                  bounds=args.bounds or args.only_bounds, policies=policies))
             print(
                 f"{len(cases)}/{len(sets) * len(demands)} {s.label} x {d.label} "
-                f"({time.perf_counter() - t0:.0f} s) {case_rows(cases[-1:])[-1]}",
+                f"({time.perf_counter() - t0:.0f} s) "
+                + (" ".join(bound_rows(cases[-1:])[2:]) if args.only_bounds else case_rows(cases[-1:])[-1]),
                 file=sys.stderr,
                 flush=True,
             )
     seconds = time.perf_counter() - t0
+    if args.only_bounds:
+        print("\n".join([f"```\n{command}\n```\n", f"{len(cases)} cases, {seconds:.0f} s", "",
+                         *bound_rows(cases)]))
+        return 0
     maf = load_demand(DEMAND_DIR / DEMANDS[0].path)
     section = render(cases, command, seconds, n_starts, maf, args.held_out_from, args.step_seconds)
     print(section)
