@@ -34,12 +34,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
 import platform
 import statistics
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from _readme import replace_section
@@ -304,6 +306,23 @@ def bound_rows(cases: list[Case]) -> list[str]:
     return lines
 
 
+def _bounds_part(cases: list[Case]) -> list[str]:
+    """The diagnostics table and what it means (nothing when no case ran with ``--bounds``)."""
+    if not any(c.bounds for c in cases):
+        return []
+    return [
+        "What is reachable (`--bounds`; `ray_multicloud/sim/serving_bounds.py`). These diagnostics "
+        "CHEAT ON PURPOSE and are no policy: the oracle rows read the future (the true demand one "
+        "start-up ahead, or each preemption one start-up before it happens), and the 'best in "
+        "hindsight' rows choose, per run, on the very held-out steps they are scored on (fewest "
+        "violations within 5% of that run's spot-hedge cost, else the cheapest). Same held-out steps, "
+        "ratios of means over the cases as in the target table:",
+        "",
+        *bound_rows(cases),
+        "",
+    ]
+
+
 def render(
     cases: list[Case], command: str, seconds: float, n_starts: int, maf: Demand, held_out_from: float,
     step_seconds: float = STEP_SECONDS,
@@ -362,6 +381,7 @@ def render(
         "",
         *target_rows(cases),
         "",
+        *_bounds_part(cases),
         "Per case (cost / SLO-violation ticks / unserved requests; the forecaster `predictive` chose):",
         "",
         *case_rows(cases),
@@ -421,6 +441,15 @@ def render(
     return "\n".join(parts)
 
 
+def _case(d: dict) -> Case:  # type: ignore[type-arg]
+    """A :class:`Case` from ``dataclasses.asdict`` output read back from JSON."""
+    figs = {k: Figures(**v) for k, v in d["figures"].items()}
+    bounds = {k: Figures(**v) for k, v in d.get("bounds", {}).items()}
+    choices = {k: tuple(v) for k, v in d.get("bound_choices", {}).items()}
+    return Case(d["trace_set"], d["demand"], d["hours"], d["starts"], d["replica_rps"], figs,
+                tuple(d["forecasters"]), bounds, choices)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     ap.add_argument(
@@ -445,6 +474,10 @@ def main(argv: list[str] | None = None) -> int:
                     "headroom chosen in hindsight, no preemption: they cheat on purpose) and print them")
     ap.add_argument("--only-bounds", action="store_true",
                     help="the diagnostics and ondemand/spot-hedge only (no predictive backtest): quick")
+    ap.add_argument("--save", metavar="FILE", help="also write the cases as JSON (for --load)")
+    ap.add_argument("--load", metavar="FILE",
+                    help="render the cases a --save run wrote instead of simulating (seconds and "
+                    "command as saved)")
     ap.add_argument("--demands", metavar="A,B",
                     help="only the demand traces whose label contains one of these (e.g. 'LLM')")
     args = ap.parse_args(argv)
@@ -464,6 +497,11 @@ def main(argv: list[str] | None = None) -> int:
                if any(w in d.label.lower() for w in wanted)]
     sets = [SETS[i] for i in QUICK_SETS] if args.quick else list(SETS)
     cases: list[Case] = []
+    if args.load:
+        saved = json.loads(Path(args.load).read_text(encoding="utf-8"))
+        cases = [_case(c) for c in saved["cases"]]
+        command, n_starts, t0 = saved["command"], saved["starts"], time.perf_counter() - saved["seconds"]
+        sets = []
     for s in sets:
         ts = load_traces([SHARED / s.folder], default_spot_price=SPOT_RATIO * s.ondemand, pattern=s.pattern)
         for d, demand in demands:
@@ -477,6 +515,10 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
     seconds = time.perf_counter() - t0
+    if args.save:
+        with open(args.save, "w", encoding="utf-8") as fh:
+            json.dump({"command": command, "starts": n_starts, "seconds": seconds,
+                       "cases": [dataclasses.asdict(c) for c in cases]}, fh)
     if args.only_bounds:
         print("\n".join([f"```\n{command}\n```\n", f"{len(cases)} cases, {seconds:.0f} s", "",
                          *bound_rows(cases)]))
