@@ -53,6 +53,16 @@ Fleet policies (:data:`FLEET_POLICIES`):
   ``forecast.MIN_SCORED_TICKS`` steps), no candidate within the cost bound, or none better than
   reactive scaling, there is no forecaster and the policy is ``spot-hedge`` (the result's ``note``
   says which, in one line).
+  **Probation** (a guard against preemptions, not demand): a zone that has just come back is the
+  likeliest to go again (on the shared spot traces the chance that a zone loses VMs within the
+  next 5 min is 0.1-0.5 in its first 10 min back and about 0.01-0.04 after 2 h), and spot-hedge
+  releases its on-demand fallback as soon as spot there is ready. With a probation of ``P`` min the
+  fallback counts a zone's spot replicas only up to the fewest VMs the zone held over the last
+  ``P`` min (:func:`probation_caps`), so it stays until the zone has held that long. After the
+  forecaster (or reactive scaling) is chosen, the same backtest chooses ``P`` among
+  ``FleetSpec.probations`` (fewest violations within the per-part cost bound; cost, then the
+  shorter probation, break ties); the result's ``forecaster`` then ends in ``probation P min``
+  (``reactive probation P min`` without a forecaster).
 
 Known peaks (``FleetSpec.peaks``, ``policy.predictive.Peak``: the ``peaks:`` of a pool's
 ``predictive:`` section, or ``simulate-serving --peaks FILE``): tick ``t`` is at wall-clock time
