@@ -83,3 +83,31 @@ def test_a_probation_keeps_the_fallback_until_a_returned_zone_has_held() -> None
     cost, violations, *_ = _run(steps, rate, fleet, "spot-hedge", 3.0, None, start,
                                 trusted=probation_caps(steps.counts, 3))
     assert (cost, violations) == (pytest.approx(54.0), 2)
+
+
+def test_predictive_chooses_a_probation_against_a_flapping_zone() -> None:
+    """A zone that is up 2 hours, down 1, over and over (counts 1 1 0 ...), demand flat at 2
+    replicas, start-up one hourly step. spot-hedge releases its fallback the hour spot is ready and
+    loses it all the next hour: one violation every 3 steps (15 of the 45 held-out steps). With a
+    3-hour probation every 3-step window holds a 0, so the fallback never counts on spot and keeps 2
+    on-demand replicas, ready from step 1: no violation held out. A flat demand gives no forecaster
+    an edge over reactive scaling (ties go to spot-hedge), so the backtest's choice is reactive
+    scaling with the probation (cost bound opened wide: this test is about the choice)."""
+    from ray_multicloud.sim.serving import simulate_fleet
+
+    counts = [1, 1, 0] * 30
+    fleet = FleetSpec(replica_rps=1.0, startup_minutes=60, extra_spot=0, downscale_minutes=0,
+                      max_extra_cost=10.0, probations=(0.0, 180.0))
+    demand = Demand(3600.0, np.full(len(counts), 2.0), "flat")
+    hedge = simulate_fleet(_zone(counts), demand, fleet, "spot-hedge", ondemand_price=3.0, held_out_from=0.5)
+    assert hedge.slo_violation_fraction == pytest.approx(15 / 45)
+    pred = simulate_fleet(_zone(counts), demand, fleet, "predictive", ondemand_price=3.0, held_out_from=0.5)
+    assert pred.forecaster == "reactive probation 180 min" and "probation 180 min" in pred.note
+    assert pred.slo_violation_fraction == 0.0
+    # 2 on-demand at $3 every held-out hour, plus 2 spot at $1 in the hours the zone is up (30 of 45).
+    assert pred.cost_usd == pytest.approx(45 * 6.0 + 30 * 2.0)
+    no_probation = FleetSpec(replica_rps=1.0, startup_minutes=60, extra_spot=0, downscale_minutes=0,
+                             max_extra_cost=10.0, probations=(0.0,))
+    plain = simulate_fleet(_zone(counts), demand, no_probation, "predictive", ondemand_price=3.0,
+                           held_out_from=0.5)
+    assert plain.forecaster is None and plain.slo_violation_fraction == pytest.approx(15 / 45)
