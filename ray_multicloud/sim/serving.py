@@ -55,7 +55,8 @@ Fleet policies (:data:`FLEET_POLICIES`):
   says which, in one line).
   **Probation** (a guard against preemptions, not demand): a zone that has just come back is the
   likeliest to go again (on the shared spot traces the chance that a zone loses VMs within the
-  next 5 min is 0.1-0.5 in its first 10 min back and about 0.01-0.04 after 2 h), and spot-hedge
+  next 5 min is 0.12-0.48 at 5-10 min after it came back, on 9 of 10 sets, and 0.001-0.04 once it
+  has held 2 h: ``benchmarks/README.md``, bench_fleet), and spot-hedge
   releases its on-demand fallback as soon as spot there is ready. With a probation of ``P`` min the
   fallback counts a zone's spot replicas only up to the fewest VMs the zone held over the last
   ``P`` min (:func:`probation_caps`), so it stays until the zone has held that long. After the
