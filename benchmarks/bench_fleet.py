@@ -3,6 +3,9 @@
     .venv/bin/python benchmarks/bench_fleet.py                  # full grid, ~15 s on 2 cores
     .venv/bin/python benchmarks/bench_fleet.py --quick          # 4 trace sets, 2 starts, ~10 s
     .venv/bin/python benchmarks/bench_fleet.py --write-readme   # also rewrite its section of README.md
+    .venv/bin/python benchmarks/bench_fleet.py --only-bounds    # the diagnostics alone (cheat on purpose)
+    .venv/bin/python benchmarks/bench_fleet.py --bounds --save F   # all, diagnostics too, cases to F
+    .venv/bin/python benchmarks/bench_fleet.py --load F --write-readme   # re-render F, no simulation
 
 For each trace set (a folder of per-zone files of the shared SkyPilot spot traces, as in
 ``bench_policies.py``) and each demand trace (``shared/data/demand``: the SpotHedge MAF trace and
@@ -34,12 +37,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
 import platform
 import statistics
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from _readme import replace_section
@@ -56,6 +62,7 @@ from ray_multicloud.sim.serving import (
     load_demand,
     simulate_fleet,
 )
+from ray_multicloud.sim.serving_bounds import BOUNDS, hindsight_bounds
 
 DEMAND_DIR = SHARED.parents[1] / "demand"
 REPLICAS_AT_MEAN = 4
@@ -99,6 +106,8 @@ class Case:
     replica_rps: float
     figures: dict[str, Figures]
     forecasters: tuple[str, ...] = ()
+    bounds: dict[str, Figures] = dataclasses.field(default_factory=dict)
+    bound_choices: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
 
 def window(ts: TraceSet, start: int) -> TraceSet:
@@ -131,16 +140,26 @@ def start_ticks(ts: TraceSet, demand: Demand, n: int) -> list[int]:
 def run_case(
     s: SetSpec, ts: TraceSet, d: DemandSpec, demand: Demand, n_starts: int, held_out_from: float,
     margins: tuple[float, ...] = (1.0,), step_seconds: float = STEP_SECONDS,
+    bounds: bool = False, policies: tuple[str, ...] = FLEET_POLICIES,
 ) -> Case:
     fleet = FleetSpec(replica_rps=float(demand.rps.mean()) / REPLICAS_AT_MEAN, margins=margins,
                       step_seconds=step_seconds)
     starts = start_ticks(ts, demand, n_starts)
-    runs: dict[str, list[tuple[float, float, float]]] = {p: [] for p in FLEET_POLICIES}
+    runs: dict[str, list[tuple[float, float, float]]] = {p: [] for p in policies}
     forecasters: list[str] = []
+    bound_runs: dict[str, list[tuple[float, float, float]]] = {b: [] for b in BOUNDS} if bounds else {}
+    choices: dict[str, set[str]] = {b: set() for b in BOUNDS}
     hours = 0.0
     for st in starts:
         w = window(ts, st)
-        for policy in FLEET_POLICIES:
+        if bounds:
+            for label, b in hindsight_bounds(w, demand, fleet, ondemand_price=s.ondemand,
+                                             held_out_from=held_out_from).items():
+                bound_runs[label].append((b.cost_usd / b.ondemand_cost_usd, b.slo_violation_fraction,
+                                          b.unserved_fraction))
+                if b.choice:
+                    choices[label].add(b.choice)
+        for policy in policies:
             sets = [one_zone(w, z) for z in range(len(w.names))] if policy == "spot-one-zone" else [w]
             for sub in sets:
                 r = simulate_fleet(sub, demand, fleet, policy, ondemand_price=s.ondemand,
@@ -152,10 +171,15 @@ def run_case(
                 )
                 hours = r.hours
     figures = {
-        p: Figures(*(statistics.fmean(col) for col in zip(*runs[p], strict=True))) for p in FLEET_POLICIES
+        p: Figures(*(statistics.fmean(col) for col in zip(*runs[p], strict=True))) for p in policies
+    }
+    bound_figures = {
+        b: Figures(*(statistics.fmean(col) for col in zip(*rows, strict=True)))
+        for b, rows in bound_runs.items()
     }
     return Case(s.label, d.label, hours, len(starts), fleet.replica_rps, figures,
-                tuple(sorted(set(forecasters))))
+                tuple(sorted(set(forecasters))), bound_figures,
+                {b: tuple(sorted(c)) for b, c in choices.items() if c})
 
 
 def burst_share(demand: Demand, top: float = 0.01) -> tuple[float, float]:
@@ -241,6 +265,175 @@ def target_rows(cases: list[Case]) -> list[str]:
     return lines
 
 
+BOUND_TEXT = {
+    "spot-hedge": "spot-hedge (reference)",
+    "oracle": "oracle demand forecast, no headroom",
+    "oracle-best": "oracle forecast + headroom/hold best in hindsight",
+    "hedge-best": "spot-hedge + extra spot best in hindsight",
+    "no-preemption": "spot-hedge, spot never preempted",
+    "warned": "spot-hedge warned of each preemption one start-up ahead",
+    "oracle-warned": "oracle demand forecast + preemption warning",
+    "probation-best": "spot-hedge + probation best in hindsight",
+}
+
+
+def bound_rows(cases: list[Case]) -> list[str]:
+    """Markdown rows, per demand trace and diagnostic of ``sim.serving_bounds`` (cases run with
+    ``--bounds``): its held-out SLO-violation steps and cost as multiples of spot-hedge's (ratios of
+    means over the cases, as in :func:`target_rows`), its own means, and whether it would meet the
+    target (<= 0.5x at <= 1.05x)."""
+    lines = [
+        "| demand | diagnostic (cheats) | SLO-violation steps / spot-hedge | cost / spot-hedge "
+        "| SLO-violation steps | cost / on-demand | within target | chosen in hindsight |",
+        "|---|---|---:|---:|---:|---:|---|---|",
+    ]
+    for d in DEMANDS:
+        sub = [c for c in cases if c.demand == d.label and c.bounds]
+        if not sub:
+            continue
+        slo_h = statistics.fmean(c.bounds["spot-hedge"].slo_violation for c in sub)
+        cost_h = statistics.fmean(c.bounds["spot-hedge"].cost_fraction for c in sub)
+        for b in BOUNDS:
+            slo = statistics.fmean(c.bounds[b].slo_violation for c in sub)
+            cost = statistics.fmean(c.bounds[b].cost_fraction for c in sub)
+            slo_r = slo / slo_h if slo_h > 0 else math.nan
+            cost_r = cost / cost_h if cost_h > 0 else math.nan
+            ok = "yes" if slo_r <= 0.5 and cost_r <= 1.05 else "no"
+            picked: dict[str, int] = {}
+            for c in sub:
+                for choice in c.bound_choices.get(b, ()):
+                    picked[choice] = picked.get(choice, 0) + 1
+            ranked = sorted(picked.items(), key=lambda kv: (-kv[1], kv[0]))
+            chosen = ", ".join(f"{k} ({n})" for k, n in ranked)
+            lines.append(f"| {d.label} | {BOUND_TEXT[b]} | {slo_r:.2f}x | {cost_r:.2f}x | {_pct(slo)} "
+                         f"| {_pct(cost)} | {ok} | {chosen or '-'} |")
+    return lines
+
+
+def _bounds_part(cases: list[Case]) -> list[str]:
+    """The diagnostics table and what it means (nothing when no case ran with ``--bounds``)."""
+    if not any(c.bounds for c in cases):
+        return []
+    return [
+        "What is reachable (`--bounds`; `ray_multicloud/sim/serving_bounds.py`). These diagnostics "
+        "CHEAT ON PURPOSE and are no policy: the oracle rows read the future (the true demand one "
+        "start-up ahead, or each preemption one start-up before it happens), and the 'best in "
+        "hindsight' rows choose, per run, on the very held-out steps they are scored on (fewest "
+        "violations within 5% of that run's spot-hedge cost, else the cheapest). Same held-out steps, "
+        "ratios of means over the cases as in the target table:",
+        "",
+        *bound_rows(cases),
+        "",
+    ]
+
+
+RUN_NOTE = "2026-11-30, issue 14 item 2, load average 7-10 on the shared 2 cores"
+"""Date and load of the run the README section shows (edit with the run)."""
+
+
+def _target_text(cases: list[Case]) -> str:
+    """``MAF 0.61x at 0.64x (MISSED), ...``: predictive / spot-hedge per demand trace, as in the
+    target table."""
+    parts = []
+    for d in DEMANDS:
+        sub = [c for c in cases if c.demand == d.label and "predictive" in c.figures]
+        if not sub:
+            continue
+        slo_h = statistics.fmean(c.figures["spot-hedge"].slo_violation for c in sub)
+        cost_h = statistics.fmean(c.figures["spot-hedge"].cost_fraction for c in sub)
+        slo_p = statistics.fmean(c.figures["predictive"].slo_violation for c in sub)
+        cost_p = statistics.fmean(c.figures["predictive"].cost_fraction for c in sub)
+        slo = slo_p / slo_h if slo_h else math.nan
+        cost = cost_p / cost_h if cost_h else math.nan
+        met = "met" if slo <= 0.5 and cost <= 1.05 else "MISSED"
+        parts.append(f"{d.label} {slo:.2f}x at {cost:.2f}x ({met})")
+    return ", ".join(parts)
+
+
+def _ondemand_text(cases: list[Case]) -> str:
+    """The target's second half per demand trace: each of spot-hedge and predictive at most 60% of
+    on-demand's cost at no more SLO-violation steps than on-demand (the same attainment or better)."""
+    parts = []
+    for d in DEMANDS:
+        sub = [c for c in cases if c.demand == d.label and "predictive" in c.figures]
+        if not sub:
+            continue
+        od = statistics.fmean(c.figures["ondemand"].slo_violation for c in sub)
+        cells = []
+        for p in ("spot-hedge", "predictive"):
+            cost = statistics.fmean(c.figures[p].cost_fraction for c in sub)
+            slo = statistics.fmean(c.figures[p].slo_violation for c in sub)
+            met = "met" if cost <= 0.6 and slo <= od else "missed"
+            cells.append(f"{p} {_pct(cost)} of on-demand's cost at {_pct(slo)} violation steps ({met})")
+        parts.append(f"{d.label}: on-demand {_pct(od)} violation steps, " + ", ".join(cells))
+    return "; ".join(parts)
+
+
+def _this_run(cases: list[Case]) -> list[str]:
+    """What this try changed, what the bounds showed and what it reached (the figures from ``cases``)."""
+    def probation(c: Case) -> bool:
+        return any("probation" in f for f in c.forecasters)
+
+    chose = {d.label: sum(1 for c in cases if c.demand == d.label and probation(c)) for d in DEMANDS}
+    counted = {d.label: sum(1 for c in cases if c.demand == d.label) for d in DEMANDS}
+    chose_text = ", ".join(f"{k} {chose[k]} of {counted[k]}" for k in chose if counted[k])
+    return [
+        f"This run ({RUN_NOTE}): a different approach after tuning the forecast knobs stopped paying. "
+        "First the bounds above, to see what is reachable at all (`--only-bounds`, a minute or two: "
+        "the first five rows were run before anything was chosen; the preemption-warning and "
+        "probation rows were added after those showed where Azure LLM code's violations come from; "
+        "every figure in the table is from this run). On MAF a "
+        "perfect demand forecast alone would meet the target with room to spare, so forecasting "
+        "demand is the right lever there. On Azure LLM code no demand forecast can: on-demand alone "
+        "has no violation there, every one of spot-hedge's comes from a preemption (spot never "
+        "preempted: 0.00x), the oracle demand forecast does not remove them even with headroom and "
+        "`hold` chosen in hindsight, and only a warning of each preemption one start-up ahead does "
+        "(at about 1.02x cost). On Azure LLM conv demand and preemptions share the violations; the "
+        "oracle demand forecast with hindsight headroom gets under 0.5x, both oracles together to "
+        "about 0.02x.",
+        "",
+        "So this try forecasts PREEMPTION risk too, with the one strong signal found in the spot "
+        "traces: the age of a zone's capacity. Over all 10 trace sets (whole traces, one-minute steps, "
+        "exploration script not committed), the chance that a zone loses VMs within the next 5 min "
+        "is 0.12-0.48 when it came back (or gained VMs) 5-10 min ago, on 9 of the 10 sets (the GCP "
+        "set has too few returns to tell), and 0.001-0.04 once it has held 2 h. A second signal looked for, "
+        "contagion between zones, is not there: after another zone of the set lost VMs in the last 5 "
+        "min a zone loses VMs within 5 min with chance 0.000-0.075, against 0.001-0.095 otherwise "
+        "(same sets, same script). spot-hedge "
+        "releases its on-demand fallback the moment spot in a returned zone is ready; `predictive` "
+        "now keeps it for a probation (0, 10, 20 or 30 min: the fallback counts a zone's spot only "
+        "once the zone has held its VMs that long), chosen by the same backtest on the first half "
+        "after the forecaster (see the forecaster column). What the probation can buy was measured "
+        "first, held out and therefore "
+        "in hindsight (exploration, same script): one fixed probation for every run, Azure LLM code "
+        "20 min 0.71x at 1.04x (30 min: 0.71x at 1.09x), Azure LLM conv 20 min 0.90x at 1.05x; per "
+        "run within 5% of that run's spot-hedge cost it never pays (the `probation-best` row): the "
+        "preemptions that cause violations are few and a probation pays for on-demand after every "
+        "return. On MAF the per-case winner `seasonal-mean/60/7` with more headroom, held out "
+        "(hindsight, same script): +32 spot 0.54x at 0.57x, +48 0.51x at 0.68x, +64 0.50x at 0.80x: "
+        "reaching 0.5x takes about 64 spot replicas of headroom (16 times the fleet at mean load), "
+        "and that costs more than 1.05x spot-hedge in the first or second quarter of the trace on 6 "
+        "of the 10 sets (its cost against spot-hedge's ranges from 0.5x to 5.4x between quarters: "
+        "the first half does not tell what the second will cost), so a backtest on the first half "
+        "cannot choose it within the bound.",
+        "",
+        f"Held out, predictive / spot-hedge: {_target_text(cases)}. The backtest chose a probation "
+        f"on these cases (in at least one run): {chose_text}. On MAF it changes little (the run "
+        "before, without it: 0.61x at 0.64x; on the 7 sets where it was chosen violation steps fell "
+        "by 0 to 0.9 percentage points and cost rose by 0.6 to 5.1 points of on-demand's); on the "
+        "one-hour Azure traces it is never chosen (on 28 steps of history no probation had fewer "
+        "violations than none, and a tie goes to the cheaper), so their "
+        "per-case figures are exactly those of the run before. The target is MISSED on all three, "
+        "and on Azure LLM code it is out of reach of any demand forecast (the bounds); what reaches "
+        "it there is knowing preemptions ahead, which the age of a zone's capacity predicts too "
+        "weakly to pay within 5% (the `probation-best` row and the fixed-probation figures above).",
+        "",
+        "The target's second half, at least 40% cheaper than on-demand at the same SLO attainment "
+        f"(spot at 30% of on-demand where the files carry no prices), held out: {_ondemand_text(cases)}.",
+        "",
+    ]
+
+
 def render(
     cases: list[Case], command: str, seconds: float, n_starts: int, maf: Demand, held_out_from: float,
     step_seconds: float = STEP_SECONDS,
@@ -299,6 +492,7 @@ def render(
         "",
         *target_rows(cases),
         "",
+        *_bounds_part(cases),
         "Per case (cost / SLO-violation ticks / unserved requests; the forecaster `predictive` chose):",
         "",
         *case_rows(cases),
@@ -321,41 +515,34 @@ def render(
         "demand has little to act on, and 28 steps of history (two folds of about 10 scored steps) "
         "are too few to tell a headroom that pays from one that was lucky.",
         "",
-        "This run (2026-11-29, issue 14 item 2, load average 5-13 on the shared 2 cores): the "
-        "simulator now steps in minutes instead of the spot traces' ticks, `hold` candidates and "
-        "spot-hedge itself compete in the backtest. Held out, predictive / spot-hedge: MAF 0.61x "
-        "SLO-violation steps at 0.64x cost (5.8% against 9.5%; the 0.5x target would be 4.8%): "
-        "MISSED by 0.11x; Azure LLM code 1.56x at 1.14x and Azure LLM conv 1.05x at 0.96x: MISSED, "
-        "the first worse than spot-hedge. The floor column is 0.00x now because every case has a "
-        "forecaster in at least one of its runs (on the tick grid 7 of 10 sets were too short to "
-        "forecast the Azure traces at all). On the Azure traces the history is 28 one-minute steps: "
-        "the backtest picks spot headroom (+4, +8) or `hold` that had fewer violations than spot-hedge "
-        "in those few steps, and held out it has more, at more cost, where spot-hedge's violations "
-        "come from preemptions (on-demand alone has none on Azure LLM code); where it found nothing "
-        "better (`none` in the forecaster column) it is spot-hedge. A second full run with headroom "
-        "up to 128 spot replicas offered (the MAF sets chose the grid's largest, +32, on 5 of 10) "
-        "gave every figure and choice unchanged: the per-fold cost bound, not the grid, limits it; "
-        "not adopted. The second half of the target, 40% cheaper than on-demand at the same SLO "
-        "attainment (spot at 30% of on-demand where the files carry no prices): predictive on MAF "
-        "costs 51.5% of on-demand at 5.8% violation steps against on-demand's 10.6% (met); spot-hedge "
-        "on MAF 80.1% (missed); on Azure LLM conv both cost 46-48% at 3.8-4.0% against on-demand's "
-        "10.3% (met); on Azure LLM code 47-54% but at 1.5-2.3% against on-demand's 0.0% (not the same "
-        "attainment: missed).",
-        "",
-        "History of this target (held out, predictive / spot-hedge): on the spot traces' ticks "
-        "(before this run): MAF 0.71x SLO-violation ticks at 0.72x cost, Azure LLM code 0.89x at "
+        *_this_run(cases),
+        "History of this target (held out, predictive / spot-hedge): 2026-11-29, at one-minute steps "
+        "with `hold` and spot-hedge itself competing in the backtest, no probation: MAF 0.61x "
+        "SLO-violation steps at 0.64x cost, Azure LLM code 1.56x at 1.14x, Azure LLM conv 1.05x at "
+        "0.96x (a second full run offering headroom up to 128 spot replicas gave every figure and "
+        "choice unchanged: the per-fold cost bound, not the grid, limits it). On the spot traces' "
+        "ticks (before that): MAF 0.71x at 0.72x, Azure LLM code 0.89x at "
         "1.03x, Azure LLM conv 1.02x at 0.99x (floor 0.16x, 0.62x, 0.90x: most Azure cases too short "
         "to forecast). Earlier on MAF: 0.88x at 0.73x before the recent-max candidates, the spot "
         "headroom and the short-history rule; headroom grids and the fold rule were compared on "
         "`--quick` (4 sets), i.e. on held-out figures too (up to 8 spot replicas, no folds 0.58x at "
         "0.86x; up to 32, no folds 0.52x at 1.09x; up to 32 with folds 0.73x at 0.51x), and forecast "
-        "margins (`--margins 1,1.5`) 0.71x at 0.57x against 0.73x at 0.51x, not adopted. Read this "
-        "run likewise as one of several tries, not a clean held-out test: `hold` and spot-hedge as a "
-        "competitor were added after a first Azure-only run at one-minute steps (Azure LLM code 2.53x "
-        "at 1.09x, conv 1.07x at 0.94x without them).",
+        "margins (`--margins 1,1.5`) 0.71x at 0.57x against 0.73x at 0.51x, not adopted. `hold` and "
+        "spot-hedge as a competitor were added after a first Azure-only run at one-minute steps "
+        "(Azure LLM code 2.53x at 1.09x, conv 1.07x at 0.94x without them). Read every run here as "
+        "one of several tries, not a clean held-out test.",
         "",
     ]
     return "\n".join(parts)
+
+
+def _case(d: dict[str, Any]) -> Case:
+    """A :class:`Case` from ``dataclasses.asdict`` output read back from JSON."""
+    figs = {k: Figures(**v) for k, v in d["figures"].items()}
+    bounds = {k: Figures(**v) for k, v in d.get("bounds", {}).items()}
+    choices = {k: tuple(v) for k, v in d.get("bound_choices", {}).items()}
+    return Case(d["trace_set"], d["demand"], d["hours"], d["starts"], d["replica_rps"], figs,
+                tuple(d["forecasters"]), bounds, choices)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -377,6 +564,15 @@ def main(argv: list[str] | None = None) -> int:
                     "(the margin's part is bought on spot only; default 1: none)")
     ap.add_argument("--step-seconds", type=float, default=STEP_SECONDS, metavar="S",
                     help=f"simulation step (default {STEP_SECONDS:g})")
+    ap.add_argument("--bounds", action="store_true",
+                    help="also run the diagnostics of sim.serving_bounds (an oracle demand forecast, "
+                    "headroom chosen in hindsight, no preemption: they cheat on purpose) and print them")
+    ap.add_argument("--only-bounds", action="store_true",
+                    help="the diagnostics and ondemand/spot-hedge only (no predictive backtest): quick")
+    ap.add_argument("--save", metavar="FILE", help="also write the cases as JSON (for --load)")
+    ap.add_argument("--load", metavar="FILE",
+                    help="render the cases a --save run wrote instead of simulating (seconds and "
+                    "command as saved)")
     ap.add_argument("--demands", metavar="A,B",
                     help="only the demand traces whose label contains one of these (e.g. 'LLM')")
     args = ap.parse_args(argv)
@@ -388,23 +584,40 @@ def main(argv: list[str] | None = None) -> int:
     command += f" --margins {args.margins}" if margins != (1.0,) else ""
     command += f" --step-seconds {args.step_seconds:g}" if args.step_seconds != STEP_SECONDS else ""
     command += f" --demands {args.demands}" if args.demands else ""
+    command += " --only-bounds" if args.only_bounds else (" --bounds" if args.bounds else "")
+    policies = ("ondemand", "spot-hedge") if args.only_bounds else FLEET_POLICIES
     t0 = time.perf_counter()
     wanted = [w.strip().lower() for w in args.demands.split(",")] if args.demands else [""]
     demands = [(d, load_demand(DEMAND_DIR / d.path)) for d in DEMANDS
                if any(w in d.label.lower() for w in wanted)]
     sets = [SETS[i] for i in QUICK_SETS] if args.quick else list(SETS)
     cases: list[Case] = []
+    if args.load:
+        saved = json.loads(Path(args.load).read_text(encoding="utf-8"))
+        cases = [_case(c) for c in saved["cases"]]
+        command, n_starts, t0 = saved["command"], saved["starts"], time.perf_counter() - saved["seconds"]
+        sets = []
     for s in sets:
         ts = load_traces([SHARED / s.folder], default_spot_price=SPOT_RATIO * s.ondemand, pattern=s.pattern)
         for d, demand in demands:
-            cases.append(run_case(s, ts, d, demand, n_starts, args.held_out_from, margins, args.step_seconds))
+            cases.append(run_case(s, ts, d, demand, n_starts, args.held_out_from, margins, args.step_seconds,
+                                  bounds=args.bounds or args.only_bounds, policies=policies))
             print(
                 f"{len(cases)}/{len(sets) * len(demands)} {s.label} x {d.label} "
-                f"({time.perf_counter() - t0:.0f} s) {case_rows(cases[-1:])[-1]}",
+                f"({time.perf_counter() - t0:.0f} s) "
+                + (" ".join(bound_rows(cases[-1:])[2:]) if args.only_bounds else case_rows(cases[-1:])[-1]),
                 file=sys.stderr,
                 flush=True,
             )
     seconds = time.perf_counter() - t0
+    if args.save:
+        with open(args.save, "w", encoding="utf-8") as fh:
+            json.dump({"command": command, "starts": n_starts, "seconds": seconds,
+                       "cases": [dataclasses.asdict(c) for c in cases]}, fh)
+    if args.only_bounds:
+        print("\n".join([f"```\n{command}\n```\n", f"{len(cases)} cases, {seconds:.0f} s", "",
+                         *bound_rows(cases)]))
+        return 0
     maf = load_demand(DEMAND_DIR / DEMANDS[0].path)
     section = render(cases, command, seconds, n_starts, maf, args.held_out_from, args.step_seconds)
     print(section)

@@ -53,6 +53,17 @@ Fleet policies (:data:`FLEET_POLICIES`):
   ``forecast.MIN_SCORED_TICKS`` steps), no candidate within the cost bound, or none better than
   reactive scaling, there is no forecaster and the policy is ``spot-hedge`` (the result's ``note``
   says which, in one line).
+  **Probation** (a guard against preemptions, not demand): a zone that has just come back is the
+  likeliest to go again (on the shared spot traces the chance that a zone loses VMs within the
+  next 5 min is 0.12-0.48 at 5-10 min after it came back, on 9 of 10 sets, and 0.001-0.04 once it
+  has held 2 h: ``benchmarks/README.md``, bench_fleet), and spot-hedge
+  releases its on-demand fallback as soon as spot there is ready. With a probation of ``P`` min the
+  fallback counts a zone's spot replicas only up to the fewest VMs the zone held over the last
+  ``P`` min (:func:`probation_caps`), so it stays until the zone has held that long. After the
+  forecaster (or reactive scaling) is chosen, the same backtest chooses ``P`` among
+  ``FleetSpec.probations`` (fewest violations within the per-part cost bound; cost, then the
+  shorter probation, break ties); the result's ``forecaster`` then ends in ``probation P min``
+  (``reactive probation P min`` without a forecaster).
 
 Known peaks (``FleetSpec.peaks``, ``policy.predictive.Peak``: the ``peaks:`` of a pool's
 ``predictive:`` section, or ``simulate-serving --peaks FILE``): tick ``t`` is at wall-clock time
@@ -102,6 +113,10 @@ FLEET_POLICIES = ("ondemand", "spot-one-zone", "spot-hedge", "predictive")
 HEADROOM_REPLICAS = (0, 1, 2, 4, 8, 16, 32)
 """``predictive``'s backtest offers every forecaster with this many replicas of headroom on top."""
 BACKTEST_FOLDS = 2
+PROBATION_MINUTES = (0.0, 10.0, 20.0, 30.0)
+"""``predictive``'s backtest offers these probation periods: on-demand fallback does not count on a
+zone's spot replicas until the zone has kept its VMs this long (a zone that just came back is the
+likeliest to go again)."""
 """``predictive``'s backtest holds a candidate to the cost bound in each of this many parts of the
 history, not only over all of it."""
 
@@ -222,6 +237,9 @@ class FleetSpec:
     holds: tuple[bool, ...] = (False, True)
     step_seconds: float = 0.0
     """The simulation step; 0: the demand trace's own resolution (module docstring)."""
+    probations: tuple[float, ...] = PROBATION_MINUTES
+    """``predictive``: the probation periods (minutes) its backtest chooses from (module docstring);
+    ``(0,)``: none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,21 +316,11 @@ def steps_of(traces: TraceSet, demand: Demand, step_seconds: float) -> int:
     return math.floor(span / step_seconds + 1e-9)
 
 
-def simulate_fleet(
-    traces: TraceSet,
-    demand: Demand,
-    fleet: FleetSpec,
-    policy: str,
-    *,
-    ondemand_price: float,
-    held_out_from: float = 0.0,
-) -> ServingResult:
-    """Run fleet ``policy`` over the overlap of the spot traces and the demand trace.
-
-    ``held_out_from``: a fraction in [0, 1) of that overlap; figures count the ticks from there on,
-    and ``predictive`` chooses its forecaster on the ticks before it (module docstring)."""
-    if policy not in FLEET_POLICIES:
-        raise TraceError(f"unknown fleet policy {policy!r}: use one of {', '.join(FLEET_POLICIES)}")
+def _prepare(
+    traces: TraceSet, demand: Demand, fleet: FleetSpec, held_out_from: float
+) -> tuple[npt.NDArray[np.float64], TraceSet, int]:
+    """Checked inputs on the simulation grid: (demand rate per step, the spot traces on the same
+    steps, the first held-out step). Raises :class:`TraceError` naming what to change."""
     if fleet.replica_rps <= 0:
         raise TraceError(f"replica capacity must be > 0 requests/s, got {fleet.replica_rps}")
     if not 0.0 <= held_out_from < 1.0:
@@ -330,9 +338,31 @@ def simulate_fleet(
     start = int(len(rate) * held_out_from)
     if start >= len(rate):
         raise TraceError(f"nothing left to evaluate after the first {held_out_from:.0%} of {len(rate)} steps")
+    return rate, traces, start
+
+
+def simulate_fleet(
+    traces: TraceSet,
+    demand: Demand,
+    fleet: FleetSpec,
+    policy: str,
+    *,
+    ondemand_price: float,
+    held_out_from: float = 0.0,
+) -> ServingResult:
+    """Run fleet ``policy`` over the overlap of the spot traces and the demand trace.
+
+    ``held_out_from``: a fraction in [0, 1) of that overlap; figures count the ticks from there on,
+    and ``predictive`` chooses its forecaster on the ticks before it (module docstring)."""
+    if policy not in FLEET_POLICIES:
+        raise TraceError(f"unknown fleet policy {policy!r}: use one of {', '.join(FLEET_POLICIES)}")
+    step = fleet.step_seconds or demand.step_seconds
+    rate, traces, start = _prepare(traces, demand, fleet, held_out_from)
     forecast: npt.NDArray[np.float64] | None = None
     headroom: float | npt.NDArray[np.float64] = 0.0
     chosen: Choice | None = None
+    trusted: npt.NDArray[np.int64] | None = None
+    probation = 0.0
     note = ""
     if policy == "predictive":
         startup = _ticks(fleet.startup_minutes, traces.gap_seconds)
@@ -371,8 +401,19 @@ def simulate_fleet(
                     f"the {hours:.1f} h of history: scaled reactively, as spot-hedge")
         else:
             forecast, headroom = _split(rate, chosen.best, startup)
+        if not short and len(fleet.probations) > 1:
+            first = len(history) - startup - chosen.scored_ticks if chosen is not None else startup
+            probation = _choose_probation(past, history, fleet, ondemand_price,
+                                          chosen.best if chosen is not None else None, first)
+            if probation > 0:
+                trusted = probation_caps(traces.counts, _ticks(probation, traces.gap_seconds))
+                note = (f"{note}; " if note else "") + (
+                    f"probation {probation:g} min chosen on the {hours:.1f} h of history: on-demand "
+                    f"fallback counts a zone's spot replicas only once the zone has kept its VMs "
+                    f"{probation:g} min")
     hold = chosen is not None and chosen.best.hold
-    run = _run(traces, rate, fleet, policy, ondemand_price, forecast, start, headroom, hold=hold)
+    run = _run(traces, rate, fleet, policy, ondemand_price, forecast, start, headroom, hold=hold,
+               trusted=trusted)
     base = run if policy == "ondemand" else _run(traces, rate, fleet, "ondemand", ondemand_price, None, start)
     cost, violations, unserved, pre, replicas = run
     counted = len(rate) - start
@@ -386,7 +427,7 @@ def simulate_fleet(
         unserved_fraction=unserved / total if total > 0 else 0.0,
         preemptions=pre,
         mean_replicas=replicas / counted,
-        forecaster=_label(chosen.best, fleet.replica_rps) if chosen is not None else None,
+        forecaster=_forecaster_label(chosen, fleet.replica_rps, probation),
         in_sample=start == 0,
         note=note,
         step_seconds=step,
@@ -435,6 +476,59 @@ def _backtest(
         return violations + (cost / base if base > 0 else 0.0) / (2.0 + fleet.max_extra_cost)
 
     return score
+
+
+def probation_caps(counts: npt.NDArray[np.int64], steps: int) -> npt.NDArray[np.int64]:
+    """Per zone and step, the fewest VMs the zone held over the last ``steps`` steps (the step
+    itself included; the first steps see what there is): the spot VMs that have stayed put that
+    long. ``steps`` <= 1: ``counts`` itself (a copy)."""
+    out = counts.copy()
+    for z in range(counts.shape[0]):
+        out[z] = -trailing_max(-counts[z], steps)
+    return out
+
+
+def _choose_probation(
+    traces: TraceSet, rate: npt.NDArray[np.float64], fleet: FleetSpec, od_price: float,
+    best: Candidate | None, first: int,
+) -> float:
+    """The probation (``fleet.probations``, minutes) with which ``best`` (None: reactive
+    spot-hedge) has the fewest SLO-violation steps on the history from step ``first`` (cost, then
+    the shorter probation, breaks ties), among those costing at most ``1 + max_extra_cost`` times
+    spot-hedge's cost in each of the ``BACKTEST_FOLDS`` parts, as the forecaster backtest does; 0
+    when none is."""
+    reference: list[float] = []
+    _run(traces, rate, fleet, "spot-hedge", od_price, None, first, tick_costs=reference)
+    edges = np.linspace(0, len(reference), BACKTEST_FOLDS + 1).round().astype(int).tolist()
+    bound = 1.0 + fleet.max_extra_cost
+    caps = [(b, bound * sum(reference[a:b])) for a, b in itertools.pairwise(edges)]
+    lead = _lead(fleet, traces)
+    policy, hold = "spot-hedge", False
+    series: npt.NDArray[np.float64] | None = None
+    headroom: float | npt.NDArray[np.float64] = 0.0
+    if best is not None:
+        policy, hold = "predictive", best.hold
+        series, headroom = _split(rate, best, lead)
+    scored: list[tuple[int, float, float]] = []
+    for minutes in fleet.probations:
+        steps = _ticks(minutes, traces.gap_seconds)
+        trusted = probation_caps(traces.counts, steps) if steps > 1 else None
+        try:
+            cost, violations, *_ = _run(traces, rate, fleet, policy, od_price, series, first, headroom,
+                                        caps=caps, hold=hold, trusted=trusted)
+        except _OverBudget:
+            continue
+        scored.append((violations, cost, minutes))
+    return min(scored)[2] if scored else 0.0
+
+
+def _forecaster_label(chosen: Choice | None, replica_rps: float, probation: float) -> str | None:
+    """The result's ``forecaster``: the chosen candidate's label (None: reactive), with the
+    probation when there is one (``reactive probation 20 min`` without a forecaster)."""
+    name = _label(chosen.best, replica_rps) if chosen is not None else None
+    if probation > 0:
+        return f"{name or 'reactive'} probation {probation:g} min"
+    return name
 
 
 def _lead(fleet: FleetSpec, traces: TraceSet) -> int:
@@ -517,6 +611,7 @@ def _run(
     tick_costs: list[float] | None = None,
     caps: Sequence[tuple[int, float]] = (),
     hold: bool = False,
+    trusted: npt.NDArray[np.int64] | None = None,
 ) -> tuple[float, int, float, int, int]:
     """Simulate every tick; figures (cost, violations, unserved, preemptions, replica-ticks) are
     summed over ticks ``>= start``. ``forecast[t]``: the rate predicted at ``t`` for ``t + startup``
@@ -527,7 +622,11 @@ def _run(
     cost; the run stops with :class:`_OverBudget` as soon as a part's cost, summed step by step from
     0, is above its cap (the backtest would rule the candidate out at the end anyway). ``hold``
     (with a forecast): size for the larger of the forecast and reactive scaling's need over the
-    scale-down window, and keep on-demand for the latter (spot-hedge plus what the forecast adds)."""
+    scale-down window, and keep on-demand for the latter (spot-hedge plus what the forecast adds).
+    ``trusted`` (hedged policies; zones x steps): the spot VMs of each zone that on-demand fallback
+    may count on at step ``t`` (a 1-node zone: all of its replicas if > 0, else none), instead of
+    the zone's current count: on-demand covers what the ready (and, for the plan, the ready or
+    starting) spot replicas within those caps do not. ``None``: the current counts (spot-hedge)."""
     tick_h = traces.gap_seconds / 3600.0
     startup = _ticks(fleet.startup_minutes, traces.gap_seconds)
     window = max(1, _ticks(fleet.downscale_minutes, traces.gap_seconds))
@@ -557,6 +656,7 @@ def _run(
     need_list = needs.tolist()
     rate_list = rate.tolist()
     count_rows = counts.T.tolist()
+    trust_rows = trusted.T.tolist() if trusted is not None else None
     price_rows = prices.T.tolist()
     extra = fleet.extra_spot if hedged else 0
     rps = fleet.replica_rps
@@ -611,8 +711,16 @@ def _run(
                 for g in spot:
                     g.advance(t)
             if hedged:
-                ready_spot = sum(g.ready for g in spot)
-                all_spot = sum(g.total for g in spot)  # ready, or ready by t + startup
+                if trust_rows is None:
+                    ready_spot = sum(g.ready for g in spot)
+                    all_spot = sum(g.total for g in spot)  # ready, or ready by t + startup
+                else:
+                    ready_spot = all_spot = 0
+                    for z, g in enumerate(spot):
+                        k = trust_rows[t][z]
+                        cap = (g.total if k > 0 else 0) if unlimited[z] else k
+                        ready_spot += min(g.ready, cap)
+                        all_spot += min(g.total, cap)
                 want = max(0, target_need - ready_spot, plan_need - all_spot)
                 od.shrink(od.total - want)
                 od.grow(want - od.total, t + startup)
