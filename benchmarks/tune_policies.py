@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing
 import multiprocessing.pool
 import statistics
@@ -67,6 +68,8 @@ CANDIDATES: dict[str, tuple[object, ...]] = {
     "keep_per_work": (0.0, 0.15, 0.25, 0.4),
     "free_wait_share": (0.0, 0.5, 1.0, 2.0, 4.0),
     "leave_before_cut": (False, True),
+    "stochastic": (False, True),
+    "stochastic_slack_per_work": (0.2, 0.3, 0.5, math.inf),
 }
 QUICK = {"hours": (4.0, 12.0), "factors": (1.5,), "starts": 4}
 MEDIUM = bp.FULL
@@ -153,12 +156,15 @@ class Bench:
         return (sum(0 if res[i][1] else 1 for i in idx), statistics.fmean(gaps) if gaps else float("nan"), len(idx))
 
 
-def tune(train: Bench, passes: int = 2, only: Sequence[str] = ()) -> tuple[dict[str, object], list[str]]:
-    """Coordinate descent from the defaults (module docstring) over every parameter of
-    :data:`CANDIDATES`, or only those named in ``only``; returns the setting and a log."""
-    cur = defaults()
+def tune(train: Bench, passes: int = 2, only: Sequence[str] = (),
+         start: dict[str, object] | None = None) -> tuple[dict[str, object], list[str]]:
+    """Coordinate descent from the defaults (module docstring), or from ``start`` over them, over
+    every parameter of :data:`CANDIDATES`, or only those named in ``only``; returns the setting and
+    a log."""
+    cur = {**defaults(), **(start or {})}
     best = train.score(cur)[:2]
-    log = [f"start (shipped defaults): {best[0]} misses, mean gap {best[1]:.4%}"]
+    log = [f"start ({'shipped defaults' if not start else json.dumps(start) + ' over the defaults'}): "
+           f"{best[0]} misses, mean gap {best[1]:.4%}"]
     for p in range(passes):
         changed = False
         for name, values in CANDIDATES.items():
@@ -194,8 +200,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="JSON file of offline optima (scenario key -> USD) read and extended; the optimum "
                          "is deterministic, so this only saves recomputing it")
     ap.add_argument("--passes", type=int, default=None, help="coordinate-descent passes (default 2; 1 with --quick)")
+    ap.add_argument("--set", default="",
+                    help='JSON object of parameters to start from instead of the shipped defaults, e.g. '
+                         '\'{"stochastic": true}\' (with --passes 0: evaluate that setting, nothing chosen)')
     ap.add_argument("--checkpoint-gb", type=float, default=0.0,
                     help="charge egress for this checkpoint size on every move between regions (default 0)")
+    ap.add_argument("--out-suffix", default="",
+                    help="append _SUFFIX to the results' file names (keeps other runs' files)")
     args = ap.parse_args(argv)
     gb = args.checkpoint_gb
     gname = args.grid or ("quick" if args.quick else "full")
@@ -226,7 +237,11 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [x for x in only if x not in CANDIDATES]
     if unknown:
         ap.error(f"--only: unknown parameter(s) {unknown}; choose from {sorted(CANDIDATES)}")
-    chosen, log = tune(train, passes, only)
+    start = json.loads(args.set) if args.set else {}
+    bad = [k for k in start if k not in {f.name for f in fields(MultiCloud)}]
+    if bad or not isinstance(start, dict):
+        ap.error(f"--set: not MultiCloud parameters: {bad}")
+    chosen, log = tune(train, passes, only, start)
     shipped = defaults()
     secs = time.monotonic() - t0
 
@@ -243,10 +258,11 @@ def main(argv: list[str] | None = None) -> int:
     command = ".venv/bin/python benchmarks/tune_policies.py" + (" --quick" if args.quick else "") + (
         f" --grid {args.grid}" if args.grid else "") + (f" --only {args.only}" if args.only else "") + (
         f" --passes {args.passes}" if args.passes is not None else "") + (
+        f" --set '{args.set}'" if args.set else "") + (
         f" --checkpoint-gb {gb:g}" if gb > 0 else "")
     # The full grid's results go beside the --quick ones (which keep their names), not over them.
     stem = "tune_policies" + {"quick": "", "medium": "_medium", "full": "_full"}[gname] + (
-        f"_{gb:g}gb" if gb > 0 else "")
+        f"_{gb:g}gb" if gb > 0 else "") + (f"_{args.out_suffix}" if args.out_suffix else "")
     egress = (f" Egress charged: {gb:g} GB checkpoints, every move between regions pays it (policy and "
               "optimum alike)." if gb > 0 else " No egress charged.")
     grid_note = {"quick": "; a --quick grid: 4 h and 12 h jobs, deadline 1.5x",
