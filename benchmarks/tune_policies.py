@@ -19,7 +19,7 @@ to the offline optimum (cost / optimum - 1), over both job models at once (the p
 of defaults). Method: coordinate descent from the shipped defaults over every ``MultiCloud``
 parameter (``keep_share``, ``wait_reserves``, ``back_reserves``, ``min_payback``, ``prefer``,
 ``hazard_weight``, ``move_min_uptime_hours``, ``back_min_uptime_hours``, ``keep_per_work``,
-``free_wait_share``, ``leave_before_cut``), each
+``free_wait_share``, ``leave_before_cut``, ``stochastic``, ``stochastic_slack_per_work``), each
 over the candidate values in :data:`CANDIDATES`, two passes (one with ``--quick``), a change kept only if it improves the
 objective by more than 1e-4. Zones' interruption rates are given to the policy over a trailing 24 h
 (``simulate(rate_window_hours=24)``) so that ``hazard_weight`` can matter. Then the shipped defaults
@@ -33,7 +33,8 @@ afresh, not read from ``results/policies.json``), and writes ``results/tune_poli
 
 ``--grid medium`` (:data:`MEDIUM`) searches on fewer train scenarios that still cover every job length and
 deadline factor; ``--only a,b`` searches those parameters alone (the rest stay at the shipped defaults);
-``--workers N`` simulates scenarios in N processes (the figures do not depend on it); ``--optima-cache F``
+``--set '{"k": v}'`` starts the search (or, with ``--passes 0``, the evaluation) from that setting over the
+shipped defaults; ``--out-suffix S`` writes ``..._S.md`` / ``.json``; ``--workers N`` simulates scenarios in N processes (the figures do not depend on it); ``--optima-cache F``
 keeps the offline optima in a JSON file between runs (they depend only on the scenario and the egress).
 """
 

@@ -805,8 +805,9 @@ class MultiCloud:
     interruptions per hour and ``stochastic_prior_down_hours`` of mean downtime as priors,
     ``stochastic_rate_scale`` on the rate) instead of the reserve rules above; the deadline guard,
     the zone choice, moves between zones and the free wait stay as they are. On notice nothing is
-    lost at a preemption and the rules stay. Off by default (benchmarks/README.md, tune_policies:
-    it did not beat the rules on train).
+    lost at a preemption and the rules stay. Off by default: tune_policies.py --grid medium chose it
+    on train (periodic 25.8% -> 25.3% mean gap), but held out it was worse (12.0% -> 12.6%), so it is
+    not shipped on (benchmarks/README.md, tune_policies).
     """
 
     # Chosen by benchmarks/tune_policies.py --quick --passes 2 --checkpoint-gb 50 on the first half in
