@@ -19,7 +19,7 @@ to the offline optimum (cost / optimum - 1), over both job models at once (the p
 of defaults). Method: coordinate descent from the shipped defaults over every ``MultiCloud``
 parameter (``keep_share``, ``wait_reserves``, ``back_reserves``, ``min_payback``, ``prefer``,
 ``hazard_weight``, ``move_min_uptime_hours``, ``back_min_uptime_hours``, ``keep_per_work``,
-``free_wait_share``, ``leave_before_cut``), each
+``free_wait_share``, ``leave_before_cut``, ``stochastic``, ``stochastic_slack_per_work``), each
 over the candidate values in :data:`CANDIDATES`, two passes (one with ``--quick``), a change kept only if it improves the
 objective by more than 1e-4. Zones' interruption rates are given to the policy over a trailing 24 h
 (``simulate(rate_window_hours=24)``) so that ``hazard_weight`` can matter. Then the shipped defaults
@@ -33,7 +33,8 @@ afresh, not read from ``results/policies.json``), and writes ``results/tune_poli
 
 ``--grid medium`` (:data:`MEDIUM`) searches on fewer train scenarios that still cover every job length and
 deadline factor; ``--only a,b`` searches those parameters alone (the rest stay at the shipped defaults);
-``--workers N`` simulates scenarios in N processes (the figures do not depend on it); ``--optima-cache F``
+``--set '{"k": v}'`` starts the search (or, with ``--passes 0``, the evaluation) from that setting over the
+shipped defaults; ``--out-suffix S`` writes ``..._S.md`` / ``.json``; ``--workers N`` simulates scenarios in N processes (the figures do not depend on it); ``--optima-cache F``
 keeps the offline optima in a JSON file between runs (they depend only on the scenario and the egress).
 """
 
@@ -41,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing
 import multiprocessing.pool
 import statistics
@@ -67,6 +69,8 @@ CANDIDATES: dict[str, tuple[object, ...]] = {
     "keep_per_work": (0.0, 0.15, 0.25, 0.4),
     "free_wait_share": (0.0, 0.5, 1.0, 2.0, 4.0),
     "leave_before_cut": (False, True),
+    "stochastic": (False, True),
+    "stochastic_slack_per_work": (0.2, 0.3, 0.5, math.inf),
 }
 QUICK = {"hours": (4.0, 12.0), "factors": (1.5,), "starts": 4}
 MEDIUM = bp.FULL
@@ -153,12 +157,15 @@ class Bench:
         return (sum(0 if res[i][1] else 1 for i in idx), statistics.fmean(gaps) if gaps else float("nan"), len(idx))
 
 
-def tune(train: Bench, passes: int = 2, only: Sequence[str] = ()) -> tuple[dict[str, object], list[str]]:
-    """Coordinate descent from the defaults (module docstring) over every parameter of
-    :data:`CANDIDATES`, or only those named in ``only``; returns the setting and a log."""
-    cur = defaults()
+def tune(train: Bench, passes: int = 2, only: Sequence[str] = (),
+         start: dict[str, object] | None = None) -> tuple[dict[str, object], list[str]]:
+    """Coordinate descent from the defaults (module docstring), or from ``start`` over them, over
+    every parameter of :data:`CANDIDATES`, or only those named in ``only``; returns the setting and
+    a log."""
+    cur = {**defaults(), **(start or {})}
     best = train.score(cur)[:2]
-    log = [f"start (shipped defaults): {best[0]} misses, mean gap {best[1]:.4%}"]
+    log = [f"start ({'shipped defaults' if not start else json.dumps(start) + ' over the defaults'}): "
+           f"{best[0]} misses, mean gap {best[1]:.4%}"]
     for p in range(passes):
         changed = False
         for name, values in CANDIDATES.items():
@@ -194,8 +201,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="JSON file of offline optima (scenario key -> USD) read and extended; the optimum "
                          "is deterministic, so this only saves recomputing it")
     ap.add_argument("--passes", type=int, default=None, help="coordinate-descent passes (default 2; 1 with --quick)")
+    ap.add_argument("--set", default="",
+                    help='JSON object of parameters to start from instead of the shipped defaults, e.g. '
+                         '\'{"stochastic": true}\' (with --passes 0: evaluate that setting, nothing chosen)')
     ap.add_argument("--checkpoint-gb", type=float, default=0.0,
                     help="charge egress for this checkpoint size on every move between regions (default 0)")
+    ap.add_argument("--out-suffix", default="",
+                    help="append _SUFFIX to the results' file names (keeps other runs' files)")
     args = ap.parse_args(argv)
     gb = args.checkpoint_gb
     gname = args.grid or ("quick" if args.quick else "full")
@@ -226,7 +238,11 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [x for x in only if x not in CANDIDATES]
     if unknown:
         ap.error(f"--only: unknown parameter(s) {unknown}; choose from {sorted(CANDIDATES)}")
-    chosen, log = tune(train, passes, only)
+    start = json.loads(args.set) if args.set else {}
+    bad = [k for k in start if k not in {f.name for f in fields(MultiCloud)}]
+    if bad or not isinstance(start, dict):
+        ap.error(f"--set: not MultiCloud parameters: {bad}")
+    chosen, log = tune(train, passes, only, start)
     shipped = defaults()
     secs = time.monotonic() - t0
 
@@ -243,10 +259,11 @@ def main(argv: list[str] | None = None) -> int:
     command = ".venv/bin/python benchmarks/tune_policies.py" + (" --quick" if args.quick else "") + (
         f" --grid {args.grid}" if args.grid else "") + (f" --only {args.only}" if args.only else "") + (
         f" --passes {args.passes}" if args.passes is not None else "") + (
+        f" --set '{args.set}'" if args.set else "") + (
         f" --checkpoint-gb {gb:g}" if gb > 0 else "")
     # The full grid's results go beside the --quick ones (which keep their names), not over them.
     stem = "tune_policies" + {"quick": "", "medium": "_medium", "full": "_full"}[gname] + (
-        f"_{gb:g}gb" if gb > 0 else "")
+        f"_{gb:g}gb" if gb > 0 else "") + (f"_{args.out_suffix}" if args.out_suffix else "")
     egress = (f" Egress charged: {gb:g} GB checkpoints, every move between regions pays it (policy and "
               "optimum alike)." if gb > 0 else " No egress charged.")
     grid_note = {"quick": "; a --quick grid: 4 h and 12 h jobs, deadline 1.5x",

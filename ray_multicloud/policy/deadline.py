@@ -72,6 +72,7 @@ from itertools import pairwise
 from typing import Protocol
 
 from ray_multicloud.policy.risk import useful_hour_cost
+from ray_multicloud.policy.stochastic import Problem, Solution, solve
 
 _EPS = 1e-9
 
@@ -292,6 +293,12 @@ class Memory:
     a node; kept by ``multicloud`` for its wait for an egress-free return).
     ``virtual`` / ``probed_at``: ``skynomad``'s virtual instance per zone of ``JobView.zones`` and
     the elapsed hour of its last probe round (:class:`VirtualInstance`).
+    ``spot_seen`` / ``down_ticks`` / ``returns`` / ``losses`` / ``losses_alt`` / ``up_ticks`` /
+    ``drops``: ``multicloud``'s availability counts for its stochastic programme (``stochastic``;
+    :func:`_track_avail`): whether any spot zone was up at the last decision (-1 unknown), decisions
+    seen with none up, how many of those were followed by spot somewhere, preemptions seen, how many
+    of those found another zone up, zone-decisions seen up, and how many of those were followed by
+    the zone going down.
     """
 
     home_zone: str = ""
@@ -300,6 +307,13 @@ class Memory:
     idle_since: float = math.inf
     virtual: tuple[VirtualInstance, ...] = ()
     probed_at: float = -math.inf
+    spot_seen: int = -1
+    down_ticks: int = 0
+    returns: int = 0
+    losses: int = 0
+    losses_alt: int = 0
+    up_ticks: int = 0
+    drops: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -782,7 +796,18 @@ class MultiCloud:
     ``leave_before_cut`` — on a spot node that is up, go on-demand at once when the deadline guard
     will force the job off it before its work reaches the next checkpoint or the end
     (:func:`guard_cuts_segment`): the work until then would be rolled back anyway. False: keep the
-    node until the guard fires (the rule before it existed).
+    node until the guard fires (the rule before it existed);
+    ``stochastic`` — for a job with periodic checkpoints (an interval longer than a tick), while
+    its slack is at most ``stochastic_slack_per_work`` hours per hour of work left, the three mode
+    decisions (keep spot or go on-demand; from on-demand back to spot or not; when idle: spot,
+    on-demand or wait) are taken by the stochastic programme of :mod:`policy.stochastic` on the
+    availability model :func:`dp_point` estimates from the job's own past (``stochastic_prior_rate``
+    interruptions per hour and ``stochastic_prior_down_hours`` of mean downtime as priors,
+    ``stochastic_rate_scale`` on the rate) instead of the reserve rules above; the deadline guard,
+    the zone choice, moves between zones and the free wait stay as they are. On notice nothing is
+    lost at a preemption and the rules stay. Off by default: tune_policies.py --grid medium chose it
+    on train (periodic 25.8% -> 25.3% mean gap), but held out it was worse (12.0% -> 12.6%), so it is
+    not shipped on (benchmarks/README.md, tune_policies).
     """
 
     # Chosen by benchmarks/tune_policies.py --quick --passes 2 --checkpoint-gb 50 on the first half in
@@ -806,10 +831,26 @@ class MultiCloud:
     keep_per_work: float = 0.25
     free_wait_share: float = 4.0
     leave_before_cut: bool = False
+    stochastic: bool = False
+    stochastic_prior_rate: float = 0.1
+    stochastic_prior_down_hours: float = 1.0
+    stochastic_rate_scale: float = 1.0
+    stochastic_slack_per_work: float = 0.3
     name: str = "multicloud"
+
+    def _dp(self, view: JobView, mem: Memory, opt: SpotOption) -> DpPoint | None:
+        if not self.stochastic or view.checkpoint_hours <= view.tick_hours + _EPS:
+            return None  # on notice nothing is lost at a preemption: the rules stay
+        if ondemand_slack(view) > self.stochastic_slack_per_work * _work_left_from(view) + _EPS:
+            return None
+        return dp_point(view, mem, opt, prior_rate=self.stochastic_prior_rate,
+                        prior_down_hours=self.stochastic_prior_down_hours,
+                        rate_scale=self.stochastic_rate_scale)
 
     def decide(self, view: JobView, memory: Memory) -> Step:
         mem = _track_idle(view, _track_uptime(view, memory))
+        if self.stochastic:
+            mem = _track_avail(view, mem, memory)
         if _finished(view):
             return Step(WAIT, ("job finished",), mem)
         cur = view.current
@@ -825,7 +866,18 @@ class MultiCloud:
                         (f"slack {slack:.2f}h cannot absorb another preemption: on-demand",),
                         mem,
                     )
-                if self.leave_before_cut and guard_cuts_segment(view):
+                dp = self._dp(view, mem, opt) if view.overhead_left_hours <= _EPS else None
+                if dp is not None:
+                    keep_v = dp.keep_spot()
+                    leave_v = dp.sol.spot_leave(dp.w, dp.s)
+                    if leave_v < keep_v - 1e-6:
+                        return Step(
+                            ON_DEMAND,
+                            (f"stochastic programme: on-demand now expects {leave_v:.2f}, keeping "
+                             f"{cur.zone} spot {keep_v:.2f} (on-demand units)",),
+                            mem,
+                        )
+                if dp is None and self.leave_before_cut and guard_cuts_segment(view):
                     return Step(
                         ON_DEMAND,
                         (f"slack {slack:.2f}h runs out before the next checkpoint: on-demand now, "
@@ -833,7 +885,8 @@ class MultiCloud:
                         mem,
                     )
                 if (
-                    at_checkpoint(view)
+                    dp is None
+                    and at_checkpoint(view)
                     and view.overhead_left_hours <= _EPS
                     and not spot_run_viable(view, keep=True)
                 ):
@@ -870,6 +923,23 @@ class MultiCloud:
                 return Step(ON_DEMAND, ("stay on-demand until spot and a checkpoint",), mem)
             gain = (view.ondemand_price_per_hour - best.price_per_hour) * remaining_work(view)
             cost = _switch_cost(view, best)
+            dp = self._dp(view, mem, best)
+            if dp is not None:
+                go = dp.sol.start_spot(dp.w, dp.s)
+                stay = dp.sol.ondemand_stay(dp.w, dp.s, True)
+                if (
+                    go < stay - 1e-6
+                    and spot_run_viable(view, keep=False)
+                    and off_ondemand_is_safe(view, keep=False)
+                ):
+                    return Step(
+                        spot(best.zone),
+                        (f"stochastic programme: {best.zone} spot expects {go:.2f}, on-demand "
+                         f"{stay:.2f} (on-demand units){_egress_note(best)}: back to spot",),
+                        mem,
+                    )
+                return Step(ON_DEMAND, (f"stochastic programme: stay on-demand ({stay:.2f} <= {go:.2f})",),
+                            mem)
             if (
                 slack - view.restart_hours >= self.back_reserves * reserve - _EPS
                 and gain > self.min_payback * cost
@@ -918,12 +988,142 @@ class MultiCloud:
         ):
             # carrying the checkpoint there saves no more than its egress and restart (a tie: not carried)
             best = None
+        ref = best if best is not None else _cheapest_zone(view)
+        dp = self._dp(view, mem, ref) if ref is not None else None
+        if dp is not None:
+            up = best is not None
+            od_v = dp.sol.start_ondemand(dp.w, dp.s, up)
+            wait_v = dp.sol.wait(dp.w, dp.s, up) if off_ondemand_is_safe(view, keep=False) else math.inf
+            sp_v = (dp.sol.start_spot(dp.w, dp.s)
+                    if best is not None and off_ondemand_is_safe(view, keep=False)
+                    and spot_run_viable(view, keep=False) else math.inf)
+            if best is not None and sp_v <= min(od_v, wait_v) and sp_v < math.inf:
+                why = f"{lost}stochastic programme: {best.zone} spot expects {sp_v:.2f}{_egress_note(best)}"
+                return Step(spot(best.zone), (why,), mem)
+            if wait_v < od_v and wait_v < math.inf:
+                return Step(WAIT, (f"{lost}stochastic programme: waiting expects {wait_v:.2f}, "
+                                   f"on-demand {od_v:.2f}",), mem)
+            return Step(ON_DEMAND, (f"{lost}stochastic programme: on-demand expects {od_v:.2f}",), mem)
         if best is not None and off_ondemand_is_safe(view, keep=False) and spot_run_viable(view, keep=False):
             why = f"{lost}cheapest available spot: {best.zone}{_egress_note(best)}"
             return Step(spot(best.zone), (why,), mem)
         if best is None and off_ondemand_is_safe(view, keep=False) and slack - view.tick_hours >= keep - _EPS:
             return Step(WAIT, (f"{lost}no spot anywhere, slack {slack:.2f}h > {keep:.2f}h kept: wait",), mem)
         return Step(ON_DEMAND, (f"{lost}slack {slack:.2f}h too low to wait for spot: on-demand",), mem)
+
+
+@dataclass(frozen=True, slots=True)
+class DpPoint:
+    """A job's state on the grid of its stochastic programme (:mod:`policy.stochastic`): the solved
+    tables, segments left ``w`` from the last checkpoint, slack ``s`` in units (time left minus work
+    left from the checkpoint, restart not counted) and ``done`` units of unsaved work."""
+
+    sol: Solution
+    w: int
+    s: float
+    done: int
+
+    def keep_spot(self) -> float:
+        """Expected cost of keeping the spot node (at a boundary, or ``done`` units into a segment)."""
+        if self.done <= 0:
+            return self.sol.spot_keep(self.w, self.s)
+        return self.sol.mid_segment_keep(self.w, self.s, self.done)
+
+
+_DP_MAX_SLACK_UNITS = 64
+_DP_MAX_CELLS = 8000
+_PRIOR_HOURS = 12.0
+
+
+def _bucket(x: float, base: float = 1.25) -> float:
+    """``x`` (> 0) rounded to a power of ``base``: the model's estimates move in steps, so the
+    memoised programme is re-solved only when an estimate moves by a step."""
+    return float(base ** round(math.log(x) / math.log(base)))
+
+
+def dp_point(
+    view: JobView, memory: Memory, opt: SpotOption, *, prior_rate: float, prior_down_hours: float,
+    rate_scale: float = 1.0,
+) -> DpPoint | None:
+    """The job's :class:`DpPoint` priced for spot in ``opt``, or None when the programme does not
+    apply (no deadline, no slack at submission, or a grid above ``_DP_MAX_CELLS``).
+
+    Grid: the unit is the fewest ticks ``d`` that keep the initial slack within
+    ``_DP_MAX_SLACK_UNITS`` units; a checkpoint interval is ``seg = round(checkpoint / unit)`` units
+    (at least 1; the segments left are counted on the real interval, or on one unit when checkpoints
+    come more often, as on notice: a segment of one unit loses nothing when the zone is lost at its
+    end). Model, from the job's past only: ``fail`` per unit ``1 - exp(-rate * unit)``, the
+    rate ``opt.interruptions_per_hour`` when ``opt`` is up (the zone's trailing history), else the
+    rate pooled over every zone the job has seen, ``(drops + prior_rate * 12) / (up_ticks * tick +
+    12)`` (``prior_rate`` weighted as 12 hours of history), times ``rate_scale``, at least 0.01
+    per hour; ``back`` per tick ``(returns + 1) / (down_ticks + prior_down_hours / tick)``
+    (one return per ``prior_down_hours`` of prior downtime), per unit ``1 - (1 - back)^d``;
+    ``alt`` ``(losses_alt + 1) / (losses + 2)``. Rates move in steps of 1.25x, prices in 0.02 of
+    the on-demand price."""
+    if view.deadline_hours is None or view.tick_hours <= 0 or view.ondemand_price_per_hour <= 0:
+        return None
+    th = view.tick_hours
+    slack0 = (view.deadline_hours - view.work_total_hours) / th
+    if slack0 < 1 or view.checkpoint_hours <= 0:
+        return None
+    d = max(1, math.ceil(slack0 / _DP_MAX_SLACK_UNITS - 1e-9))
+    unit = d * th
+    seg = max(1, round(view.checkpoint_hours / unit))
+    seg_h = max(view.checkpoint_hours, unit)  # checkpoints within a unit: a segment is one unit
+    segments = max(1, math.ceil(view.work_total_hours / seg_h - 1e-9))
+    last = min(seg, max(1, math.ceil((view.work_total_hours - (segments - 1) * seg_h) / unit - 1e-9)))
+    top = min(_DP_MAX_SLACK_UNITS, math.floor(slack0 / d + 1e-9))
+    if segments * (top + 1) > _DP_MAX_CELLS:
+        return None
+    pooled = (memory.drops + prior_rate * _PRIOR_HOURS) / (memory.up_ticks * th + _PRIOR_HOURS)
+    rate = opt.interruptions_per_hour if opt.available and opt.interruptions_per_hour is not None else pooled
+    rate = _bucket(max(rate * rate_scale, 0.01))
+    back_tick = (memory.returns + 1.0) / (memory.down_ticks + max(prior_down_hours, th) / th)
+    back = 1.0 - (1.0 - min(1.0, _bucket(back_tick))) ** d
+    alt = round((memory.losses_alt + 1.0) / (memory.losses + 2.0), 1)
+    problem = Problem(
+        segments=segments, seg=seg, last=last, slack=top,
+        restart=max(view.restart_hours / unit, 0.01),
+        fail=1.0 - math.exp(-rate * unit), back=back, alt=alt,
+        price=round(opt.price_per_hour / view.ondemand_price_per_hour / 0.02) * 0.02,
+        extra=round(opt.egress_usd / (view.ondemand_price_per_hour * unit) / 0.25) * 0.25,
+    )
+    left = view.work_total_hours - view.checkpointed_hours
+    w = max(0, math.ceil(left / seg_h - 1e-9))
+    s = (view.deadline_hours - view.elapsed_hours - left) / unit
+    done = max(0, round((view.work_done_hours - view.checkpointed_hours) / unit))
+    return DpPoint(solve(problem), w, s, done)
+
+
+def _cheapest_zone(view: JobView) -> SpotOption | None:
+    """What spot would be once it returns, with none up now: the cheapest zone's price and egress,
+    and the lowest interruption rate known among the zones (a zone that is down has a meaningless
+    rate of one per tick: :func:`policy.risk.interruptions_per_hour`)."""
+    cheapest = min(view.zones, key=lambda o: o.price_per_hour + o.egress_usd, default=None)
+    if cheapest is None:
+        return None
+    return replace(cheapest, interruptions_per_hour=None)
+
+
+def _track_avail(view: JobView, memory: Memory, before: Memory) -> Memory:
+    """``memory`` with the availability counts of the stochastic programme updated (see Memory);
+    ``before`` is the memory as it came in (its ``up_since`` says which zones were up last time)."""
+    up = int(any(o.available for o in view.zones))
+    was = before.up_since if len(before.up_since) == len(view.zones) else ()
+    up_ticks = memory.up_ticks + sum(1 for x in was if x < math.inf)
+    drops = memory.drops + sum(
+        1 for x, o in zip(was, view.zones, strict=False) if x < math.inf and not o.available
+    )
+    down_ticks, returns = memory.down_ticks, memory.returns
+    if memory.spot_seen == 0:
+        down_ticks += 1
+        returns += up
+    losses, alt = memory.losses, memory.losses_alt
+    if view.preempted:
+        losses += 1
+        alt += int(any(o.available for o in view.zones if o.zone != view.preempted_zone))
+    return replace(memory, spot_seen=up, down_ticks=down_ticks, returns=returns, losses=losses,
+                   losses_alt=alt, up_ticks=up_ticks, drops=drops)
 
 
 def _switch_cost(view: JobView, opt: SpotOption) -> float:
