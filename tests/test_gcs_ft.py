@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
-from fakes.memory_cloud import launch_workers, memory_cluster
+from fakes.memory_cloud import RecordingCloud, launch_workers, memory_cluster
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -210,18 +210,6 @@ def test_settings_carry_the_section(tmp_path: Path) -> None:
     assert settings_.gcs_ft == GcsFaultTolerance("127.0.0.1:7000", "c9", 600.0, None, per_head=True)
 
 
-class _Recording:
-    def __init__(self, inner: Any, seen: list[LaunchRequest]) -> None:
-        self._inner, self._seen = inner, seen
-
-    def launch(self, request: LaunchRequest) -> Any:
-        self._seen.append(request)
-        return self._inner.launch(request)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-
 @pytest.mark.parametrize("ft", [None, {"redis_address": "127.0.0.1:7000", "reconnect_timeout_seconds": 900}])
 def test_a_launched_worker_gets_the_reconnect_timeout_only_with_fault_tolerance(
         tmp_path: Path, ft: dict[str, Any] | None) -> None:
@@ -229,7 +217,7 @@ def test_a_launched_worker_gets_the_reconnect_timeout_only_with_fault_tolerance(
         if ft is not None:
             config["provider"]["gcs_fault_tolerance"] = ft
         seen: list[LaunchRequest] = []
-        clouds = {n: _Recording(c, seen) for n, c in world.clouds(config).items()}
+        clouds = {n: RecordingCloud(c, seen) for n, c in world.clouds(config).items()}
         provider = MultiCloudNodeProvider(copy.deepcopy(config["provider"]), config["cluster_name"],
                                           clouds=clouds)
         launch_workers(provider, config, node_type="t4_spot")

@@ -1,13 +1,26 @@
-"""The Serve transport switches (``ray_multicloud.serve.transport``): which variables each sets and
-removes. Expected values are the variables Ray's docs name for the high-throughput mode."""
+"""The Serve transport switches (``ray_multicloud.serve.transport``) and ``provider.serve_transport``:
+which variables each transport sets and removes, the YAML check, the head's commands and a launched
+worker's environment. Expected values are the variables Ray's docs name for the high-throughput mode."""
 
 from __future__ import annotations
 
+import copy
+import subprocess
+from pathlib import Path
+from typing import Any
+
 import pytest
+import yaml
+from fakes.memory_cloud import RecordingCloud, launch_workers, memory_cluster
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ray_multicloud.serve.transport import LOW_LATENCY_ENV, transport_env
+from ray_multicloud.clouds.base import LaunchRequest
+from ray_multicloud.cluster_config.provider_section import load_settings
+from ray_multicloud.dry_run import dry_run
+from ray_multicloud.errors import ConfigError
+from ray_multicloud.provider import MultiCloudNodeProvider
+from ray_multicloud.serve.transport import LOW_LATENCY_ENV, head_commands, transport_env
 
 SWITCHES = {"RAY_SERVE_THROUGHPUT_OPTIMIZED", "RAY_SERVE_PROXY_USE_GRPC", "RAY_SERVE_ENABLE_DIRECT_INGRESS"}
 
@@ -42,21 +55,6 @@ def test_transport_env_sets_exactly_the_switches_and_keeps_the_rest(base: dict[s
 
 
 # --- provider.serve_transport: the YAML switch, the head's commands, a launched worker's environment ---
-
-import copy  # noqa: E402
-import subprocess  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-import yaml  # noqa: E402
-from fakes.memory_cloud import launch_workers, memory_cluster  # noqa: E402
-
-from ray_multicloud.clouds.base import LaunchRequest  # noqa: E402
-from ray_multicloud.cluster_config.provider_section import load_settings  # noqa: E402
-from ray_multicloud.dry_run import dry_run  # noqa: E402
-from ray_multicloud.errors import ConfigError  # noqa: E402
-from ray_multicloud.provider import MultiCloudNodeProvider  # noqa: E402
-from ray_multicloud.serve.transport import head_commands  # noqa: E402
 
 LOCAL_YAML = Path(__file__).resolve().parents[1] / "cluster_configs" / "local-multicloud.yaml"
 
@@ -110,25 +108,13 @@ def test_ray_up_bootstrap_exports_the_switches_on_the_head_start_only_when_chose
     assert not any("RAY_SERVE_" in c for c in plain["head_start_ray_commands"])
 
 
-class _Recording:
-    def __init__(self, inner: Any, seen: list[LaunchRequest]) -> None:
-        self._inner, self._seen = inner, seen
-
-    def launch(self, request: LaunchRequest) -> Any:
-        self._seen.append(request)
-        return self._inner.launch(request)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-
 @pytest.mark.parametrize("transport", [None, "default", "optimized"])
 def test_a_launched_worker_starts_ray_with_the_heads_transport(tmp_path: Path, transport: str | None) -> None:
     with memory_cluster(tmp_path) as (config, world):
         if transport is not None:
             config["provider"]["serve_transport"] = transport
         seen: list[LaunchRequest] = []
-        clouds = {n: _Recording(c, seen) for n, c in world.clouds(config).items()}
+        clouds = {n: RecordingCloud(c, seen) for n, c in world.clouds(config).items()}
         provider = MultiCloudNodeProvider(copy.deepcopy(config["provider"]), config["cluster_name"],
                                           clouds=clouds)
         launch_workers(provider, config, node_type="t4_spot")

@@ -247,6 +247,21 @@ def launch_workers(
     return list(created.values())
 
 
+class RecordingCloud:
+    """A cloud driver that passes everything to ``inner`` and appends every ``LaunchRequest`` it is
+    given to ``seen`` (what a worker would be started with: its bootstrap, environment, setup)."""
+
+    def __init__(self, inner: Any, seen: list[Any]) -> None:
+        self._inner, self._seen = inner, seen
+
+    def launch(self, request: Any) -> Any:
+        self._seen.append(request)
+        return self._inner.launch(request)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
 def running_gcs(provider: Any, node_id: Any = lambda iid: iid) -> Any:
     """A stand-in for ``controller.ray_nodes``: every node of ``provider``'s fleet is a RUNNING Ray
     node, its Ray node id ``node_id(instance id)``."""
