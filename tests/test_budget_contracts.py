@@ -94,7 +94,8 @@ def test_assess_reasons_name_the_scope_the_figures_and_the_key() -> None:
     o = assess(Budget("cluster", CLUSTER_KEY, max_usd_per_hour=3.0), usd_per_hour=3.3,
                month_spend_usd=0.0, now=NOV_15)
     assert o.level is BudgetLevel.OVER
-    assert o.reasons == ("the cluster runs $3.3000/h of its $3.00/h cap (110%) [provider.budget.max_usd_per_hour]",)
+    assert o.reasons == (
+        "the cluster runs $3.3000/h of its $3.00/h cap (110%) [provider.budget.max_usd_per_hour]",)
 
 
 def test_forecast_in_the_months_last_second() -> None:
