@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from ray_multicloud.policy.calendar import CalendarWindows
-from ray_multicloud.policy.predictive import lead_from_starts, open_within
+from ray_multicloud.policy.predictive import Peak, bucket, lead_from_starts, open_within
 from ray_multicloud.policy.rebalance import Window
 
 # --------------------------------------------------------------------------- lead_from_starts
@@ -92,3 +92,29 @@ def test_half_an_interval_is_sampled_not_read(cls: type[Spy]) -> None:
     spy = cls()
     assert not open_within(spy, 0.0, 120.0)
     assert spy.asked == [0.0, 60.0, 120.0]
+
+
+# --------------------------------------------------------------------------- Peak, bucket
+
+
+def test_a_peak_needs_a_whole_number_of_replicas_of_at_least_one() -> None:
+    w = Window(0.0, 1.0)
+    assert Peak(w, 1).replicas == 1
+    for bad in (0, -2, True, False, 2.5, "3"):
+        with pytest.raises(ValueError) as err:
+            Peak(w, bad)  # type: ignore[arg-type]
+        assert str(err.value) == f"a peak needs a whole number of replicas >= 1, got {bad!r}"
+
+
+def test_bucket_refuses_a_tick_or_window_not_above_zero() -> None:
+    for tick, keep in ((0.0, 60.0), (-1.0, 60.0), (10.0, 0.0), (10.0, -5.0)):
+        with pytest.raises(ValueError) as err:
+            bucket([(1.0, 1.0)], tick_s=tick, now=100.0, keep_s=keep)
+        assert str(err.value) == f"tick_s and keep_s must be > 0, got {tick}, {keep}"
+
+
+def test_bucket_takes_ticks_and_windows_below_a_second() -> None:
+    # Ticks of 0.5 s, now = 1.0: tick 2 runs; keep 1 s -> ticks 0 and 1: 4 and 6.
+    assert bucket([(0.2, 4.0), (0.7, 6.0)], tick_s=0.5, now=1.0, keep_s=1.0) == [4.0, 6.0]
+    # keep 0.5 s -> tick 1 alone.
+    assert bucket([(0.2, 4.0), (0.7, 6.0)], tick_s=0.5, now=1.0, keep_s=0.5) == [6.0]
