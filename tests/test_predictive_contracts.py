@@ -8,10 +8,21 @@ open "at some instant of ``[start, end]``", intervals are ``[a, b)``. Pure: no R
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from ray_multicloud.policy.calendar import CalendarWindows
-from ray_multicloud.policy.predictive import Peak, bucket, lead_from_starts, open_within
+from ray_multicloud.policy.forecast import Candidate
+from ray_multicloud.policy.predictive import (
+    Peak,
+    PredictiveSpec,
+    bucket,
+    lead_from_starts,
+    open_within,
+    peak_floor,
+    plan_capacity,
+)
 from ray_multicloud.policy.rebalance import Window
 
 # --------------------------------------------------------------------------- lead_from_starts
@@ -118,3 +129,109 @@ def test_bucket_takes_ticks_and_windows_below_a_second() -> None:
     assert bucket([(0.2, 4.0), (0.7, 6.0)], tick_s=0.5, now=1.0, keep_s=1.0) == [4.0, 6.0]
     # keep 0.5 s -> tick 1 alone.
     assert bucket([(0.2, 4.0), (0.7, 6.0)], tick_s=0.5, now=1.0, keep_s=0.5) == [6.0]
+
+
+def test_bucket_keeps_rates_below_one_and_carries_to_the_last_tick() -> None:
+    # Ticks of 10 s, now = 100, keep 50 s: ticks 5..9. One sample of 0.5/s in tick 5, carried on.
+    assert bucket([(51.0, 0.5)], tick_s=10.0, now=100.0, keep_s=50.0) == [0.5] * 5
+    # A negative rate counts as 0, a sample in the running tick (100 s) is left out.
+    assert bucket([(61.0, -3.0), (100.0, 7.0)], tick_s=10.0, now=100.0, keep_s=50.0) == [0.0] * 4
+
+
+# --------------------------------------------------------------------------- PredictiveSpec
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"replica_rps": 0.0}, "replica_rps must be a number > 0, got 0.0"),
+        ({"replica_rps": math.inf}, "replica_rps must be a number > 0, got inf"),
+        ({"replica_rps": 1.0, "lead_s": -1.0}, "lead_s must be a number > 0, got -1.0"),
+        ({"replica_rps": 1.0, "tick_s": 0}, "tick_s must be a number > 0, got 0"),
+        ({"replica_rps": 1.0, "tick_s": math.nan}, "tick_s must be a number > 0, got nan"),
+        ({"replica_rps": 1.0, "replicas_per_node": 0}, "replicas_per_node must be >= 1, got 0"),
+        ({"replica_rps": 1.0, "min_replicas": -1}, "min_replicas must be >= 0, got -1"),
+        ({"replica_rps": 1.0, "max_replicas": 0}, "max_replicas (0) must be >= 1 and >= min_replicas (0)"),
+        ({"replica_rps": 1.0, "min_replicas": 3, "max_replicas": 2},
+         "max_replicas (2) must be >= 1 and >= min_replicas (3)"),
+        ({"replica_rps": 1.0, "quantile": 0.0}, "quantile must be in (0, 1), got 0.0"),
+        ({"replica_rps": 1.0, "quantile": 1.0}, "quantile must be in (0, 1), got 1.0"),
+        ({"replica_rps": 1.0, "quantile": 1.5}, "quantile must be in (0, 1), got 1.5"),
+    ],
+)
+def test_spec_refusals(kw: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError) as err:
+        PredictiveSpec(**kw)  # type: ignore[arg-type]
+    assert str(err.value) == message
+
+
+def test_spec_limits_are_inclusive() -> None:
+    assert PredictiveSpec(replica_rps=1.0, max_replicas=1).max_replicas == 1
+    assert PredictiveSpec(replica_rps=1.0, min_replicas=3, max_replicas=3).max_replicas == 3
+
+
+# --------------------------------------------------------------------------- peak_floor
+
+
+def test_peak_floor_names_the_biggest_open_peak() -> None:
+    spec = PredictiveSpec(replica_rps=1.0, lead_s=300.0)
+    now = 1_000_000.0
+    assert peak_floor([], now, spec) == (0, "")
+    w = Window(now + 10, now + 3600)
+    # No label: the window's own text names it.
+    assert peak_floor([Peak(w, 3)], now, spec) == (3, str(w))
+    # Equal replicas: the first listed is named (the docstring is silent; this pins it).
+    assert peak_floor([Peak(w, 4, "a"), Peak(w, 4, "b"), Peak(w, 2, "c")], now, spec) == (4, "a")
+
+
+# --------------------------------------------------------------------------- plan_capacity
+
+
+def test_the_reactive_reason_in_full() -> None:
+    # Lead 300 s / 30 s = 10 ticks; 29 ticks (14.5 min) < 10 + 20. Need ceil(25 / 10) = 3.
+    spec = PredictiveSpec(replica_rps=10.0, lead_s=300.0, tick_s=30.0)
+    plan = plan_capacity([5.0] * 28 + [25.0], spec, now=0.0)
+    assert plan.reason == (
+        "demand history of 29 ticks (14.5 min) is too short to forecast 10 ticks (300 s) ahead: it needs "
+        "30 (the lead plus 20 to backtest on); scaling reactively on the rate now (25/s); "
+        "3 replica(s) at 10/s each; -> 3 replica(s) on 3 node(s)")
+
+
+def test_no_history_is_no_demand() -> None:
+    plan = plan_capacity([], PredictiveSpec(replica_rps=10.0), now=0.0)
+    assert (plan.rate_now, plan.replicas, plan.nodes) == (0.0, 0, 0)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, -4.0])
+def test_a_rate_that_is_not_a_demand_counts_as_zero(bad: float) -> None:
+    # NaN and negative rates count as 0 (docstring); so do the infinities (a meter fault, not a
+    # demand: the plan would otherwise ask for 1e308 replicas, or forecast with them).
+    plan = plan_capacity([3.0, bad], PredictiveSpec(replica_rps=1.0), now=0.0)
+    assert plan.rate_now == 0.0 and plan.replicas == 0
+
+
+def test_the_backtest_uses_the_specs_quantile() -> None:
+    # 40 ticks of 30 s, lead 1 tick: r[t] = 10 when t % 3 == 2, else 0. Candidates: persistence,
+    # recent-max/3 and /10 (an hour is 120 ticks: no season); scored on t = 9..38, 10 whole cycles.
+    # Per cycle, persistence is over by 10 once and under by 10 once: 10 (1 - q) + 10 q = 10;
+    # recent-max/3 always says 10, over by 10 twice: 20 (1 - q). At q = 0.9: 2 < 10, it wins (ahead
+    # of recent-max/10, equal and later); at q = 0.1: 18 > 10, persistence wins.
+    history = [10.0 if t % 3 == 2 else 0.0 for t in range(40)]
+    high = plan_capacity(history, PredictiveSpec(replica_rps=1.0, lead_s=30.0, tick_s=30.0), now=0.0)
+    assert high.forecaster == Candidate("recent-max", 3) and high.predicted_rate == 10.0
+    low = plan_capacity(history, PredictiveSpec(replica_rps=1.0, lead_s=30.0, tick_s=30.0, quantile=0.1),
+                        now=0.0)
+    assert low.forecaster == Candidate("persistence") and low.predicted_rate == 0.0
+
+
+def test_capped_is_said_only_when_the_cap_cuts() -> None:
+    def reason(rate: float) -> str:
+        spec = PredictiveSpec(replica_rps=1.0, lead_s=30.0, tick_s=30.0, max_replicas=5)
+        return plan_capacity([rate], spec, now=0.0).reason
+
+    assert reason(2.0).endswith("; 2 replica(s) at 1/s each; -> 2 replica(s) on 2 node(s)")
+    assert "capped" not in reason(5.0)  # need 5 = the cap: not cut
+    assert reason(7.0).endswith("; 7 replica(s) at 1/s each; capped at max_replicas 5; "
+                                "-> 5 replica(s) on 5 node(s)")
+    uncapped = plan_capacity([7.0], PredictiveSpec(replica_rps=1.0, lead_s=30.0, tick_s=30.0), now=0.0)
+    assert "capped" not in uncapped.reason
