@@ -13,9 +13,18 @@ import math
 import numpy as np
 import pytest
 
-from ray_multicloud.policy.forecast import Candidate, candidates, choose, pinball, sized
+from ray_multicloud.policy.forecast import (
+    Candidate,
+    candidates,
+    choose,
+    forecast_series,
+    pinball,
+    sized,
+    trailing_max,
+)
 
 P = Candidate("persistence")
+RATE = np.arange(8, dtype=float)  # 0, 1, ..., 7
 
 
 def test_sized_sets_the_hold_flag_of_each_copy() -> None:
@@ -75,3 +84,50 @@ def test_a_custom_score_sees_the_scored_ticks_and_may_rule_a_candidate_out() -> 
     assert got.scores == (("persistence", math.inf), ("recent-max/3", 22.0)) and got.scored_ticks == 22
     # every candidate ruled out: no choice
     assert choose(np.ones(25), 3600.0, 1, pool=pool, score=lambda *a: None) is None
+
+
+def test_a_season_is_offered_on_exactly_the_history_it_needs() -> None:
+    # 3-minute ticks: an hour is 20 ticks. seasonal-naive/20 needs two seasons (40 ticks) and its
+    # look-back plus 20 scored (40): offered at 40, not at 39.
+    names = [c.name for c in candidates(180.0, 40)]
+    assert names == ["persistence", "recent-max/3", "recent-max/10", "seasonal-naive/20"]
+    assert "seasonal-naive/20" not in [c.name for c in candidates(180.0, 39)]
+    # k seasons back need k + 1 seasons of history: /20/3 at 80 ticks (and 60 + 20 scored).
+    at_80 = [c.name for c in candidates(180.0, 80)]
+    assert "seasonal-mean/20/3" in at_80 and "seasonal-max/20/3" in at_80
+    assert "seasonal-mean/20/3" not in [c.name for c in candidates(180.0, 79)]
+    # Hourly ticks, day = 24: /24/3 needs 4 x 24 = 96 ticks (72 + 20 = 92 would score it),
+    # /24/7 needs 8 x 24 = 192 (168 + 20 = 188 would score it).
+    assert "seasonal-mean/24/3" not in [c.name for c in candidates(3600.0, 94)]
+    assert "seasonal-mean/24/3" in [c.name for c in candidates(3600.0, 96)]
+    assert "seasonal-mean/24/7" not in [c.name for c in candidates(3600.0, 190)]
+    assert "seasonal-mean/24/7" in [c.name for c in candidates(3600.0, 192)]
+
+
+def test_forecast_series_refusals() -> None:
+    with pytest.raises(ValueError) as err:
+        forecast_series(RATE, P, -1)
+    assert str(err.value) == "lead must be >= 0 ticks, got -1"
+    with pytest.raises(ValueError) as err:
+        forecast_series(RATE, Candidate("bogus", 2), 0)
+    assert str(err.value) == "unknown forecaster kind 'bogus'"
+
+
+def test_persistence_is_the_rate_now_whatever_its_season() -> None:
+    assert forecast_series(RATE, Candidate("persistence", 3), 0).tolist() == RATE.tolist()
+
+
+def test_a_season_of_one_tick_and_a_lead_of_one_season() -> None:
+    # season 1, lead 0: the target is t, one season before it is t - 1 (t = 0 has none: persistence).
+    assert forecast_series(RATE, Candidate("seasonal-naive", 1), 0).tolist() == [0, 0, 1, 2, 3, 4, 5, 6]
+    # season 2, k 2, lead 2: the target t + 2; 1 and 2 seasons before it are t and t - 2, known
+    # from t = 2 on: (r[t] + r[t - 2]) / 2 = t - 1.
+    mean = forecast_series(RATE, Candidate("seasonal-mean", 2, 2), 2)
+    assert mean.tolist() == [0, 1, 1, 2, 3, 4, 5, 6]
+
+
+def test_trailing_max_of_nothing_is_nothing() -> None:
+    for window in (1, 3):
+        out = trailing_max(np.array([], dtype=np.float64), window)
+        assert out.shape == (0,) and out.dtype == np.float64
+    assert trailing_max(np.array([4, 1, 2], dtype=np.int64), 2).tolist() == [4, 4, 2]
