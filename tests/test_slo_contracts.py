@@ -1,0 +1,66 @@
+"""SLO capacity's contracts (``policy/slo.py``): ``SloTarget``'s refusals and limits, the client mix's
+normalisation and coverage at its edges.
+
+Written for survivors of the mutmut run of ``policy/slo.py`` (benchmarks/README.md, "Mutation
+testing"); every expected value is worked out by hand from the module docstring. Pure: no Ray.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from ray_multicloud.policy.slo import SloTarget, coverage, normalised_mix
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"p95_ms": 0.0}, "slo p95_ms must be a positive number of ms, got 0.0"),
+        ({"p95_ms": 200.0, "service_ms": -1.0}, "slo service_ms must be a number of ms >= 0, got -1.0"),
+        ({"p95_ms": 200.0, "service_ms": math.inf}, "slo service_ms must be a number of ms >= 0, got inf"),
+        ({"p95_ms": 100.0, "service_ms": 100.0},
+         "slo service_ms 100 must be below p95_ms 100: a request's own service time alone would miss "
+         "the target"),
+        ({"p95_ms": 200.0, "scale_in_below": 0}, "slo scale_in_below must be in (0, 1), got 0"),
+        ({"p95_ms": 200.0, "scale_in_below": 1}, "slo scale_in_below must be in (0, 1), got 1"),
+        ({"p95_ms": 200.0, "scale_in_below": 1.5}, "slo scale_in_below must be in (0, 1), got 1.5"),
+        ({"p95_ms": 200.0, "max_busy_after_scale_in": 0},
+         "slo max_busy_after_scale_in must be in (0, 1], got 0"),
+        ({"p95_ms": 200.0, "max_busy_after_scale_in": 1.5},
+         "slo max_busy_after_scale_in must be in (0, 1], got 1.5"),
+    ],
+)
+def test_slo_target_refusals(kw: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError) as err:
+        SloTarget(**kw)
+    assert str(err.value) == message
+
+
+def test_slo_target_limits() -> None:
+    assert SloTarget(p95_ms=0.5, service_ms=0.25).p95_ms == 0.5  # under a millisecond is a number > 0
+    assert SloTarget(p95_ms=200.0, service_ms=0.0).service_ms == 0.0
+    assert SloTarget(p95_ms=200.0, service_ms=0.5).service_ms == 0.5
+    assert SloTarget(p95_ms=200.0, max_busy_after_scale_in=1.0).max_busy_after_scale_in == 1.0
+
+
+def test_the_mix_keeps_only_positive_finite_shares() -> None:
+    assert normalised_mix({"us": 3.0, "eu": -1.0, "ap": 0.0}) == {"us": 1.0}
+    assert normalised_mix({"us": 1.0, "eu": math.inf, "ap": math.nan}) == {"us": 1.0}
+    assert normalised_mix({"us": 3.0, "eu": 1.0}) == {"us": 0.75, "eu": 0.25}
+    assert normalised_mix({"us": 0.0}) == {}
+
+
+def rtt(client: str, region: str) -> float | None:
+    return {("us", "us-east-1"): 180.0, ("eu", "us-east-1"): 181.0}.get((client, region))
+
+
+def test_coverage_at_its_edges() -> None:
+    slo = SloTarget(p95_ms=200.0, service_ms=20.0)
+    # RTT + service exactly the target keeps it (180 + 20 <= 200); 181 + 20 does not.
+    assert coverage(["us-east-1"], {"us": 3.0, "eu": 1.0}, rtt, slo) == 0.75
+    # No client mix known: any replica covers it, none covers nothing.
+    assert coverage(["us-east-1"], {}, rtt, slo) == 1.0
+    assert coverage([], {}, rtt, slo) == 0.0
