@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from ray_multicloud.policy.slo import SloTarget, coverage, normalised_mix
+from ray_multicloud.policy.slo import SloTarget, coverage, network_p95_ms, normalised_mix
 
 
 @pytest.mark.parametrize(
@@ -64,3 +64,17 @@ def test_coverage_at_its_edges() -> None:
     # No client mix known: any replica covers it, none covers nothing.
     assert coverage(["us-east-1"], {}, rtt, slo) == 1.0
     assert coverage([], {}, rtt, slo) == 0.0
+
+
+def test_network_p95_is_where_the_cumulative_share_reaches_95_percent() -> None:
+    def ms(table: dict[str, float]) -> Any:
+        return lambda client, region: table.get(client)
+
+    # 50% at 10 ms, 48% at 20 ms (98% reached), 2% at 30 ms: 20.
+    three = ms({"a": 10.0, "b": 20.0, "c": 30.0})
+    assert network_p95_ms("r", {"a": 0.5, "b": 0.48, "c": 0.02}, three) == 20.0
+    # exactly 95% at 10 ms reaches it
+    assert network_p95_ms("r", {"a": 0.95, "b": 0.05}, ms({"a": 10.0, "b": 50.0})) == 10.0
+    # an unknown pair counts as infinite; an empty mix gives 0
+    assert network_p95_ms("r", {"a": 0.5, "b": 0.5}, ms({"a": 10.0})) == math.inf
+    assert network_p95_ms("r", {}, ms({})) == 0.0
