@@ -12,7 +12,14 @@ from typing import Any
 
 import pytest
 
-from ray_multicloud.policy.slo import SloTarget, coverage, network_p95_ms, normalised_mix
+from ray_multicloud.policy.slo import (
+    CapacityOption,
+    SloTarget,
+    coverage,
+    impossible,
+    network_p95_ms,
+    normalised_mix,
+)
 
 
 @pytest.mark.parametrize(
@@ -78,3 +85,27 @@ def test_network_p95_is_where_the_cumulative_share_reaches_95_percent() -> None:
     # an unknown pair counts as infinite; an empty mix gives 0
     assert network_p95_ms("r", {"a": 0.5, "b": 0.5}, ms({"a": 10.0})) == math.inf
     assert network_p95_ms("r", {}, ms({})) == 0.0
+
+
+US_EAST = CapacityOption("aws:us-east-1:t4", "us-east-1", 0.5)
+FROM_US_EAST = {"us": 10.0, "eu": 80.0, "ap": 90.0}  # "sa": unknown
+
+
+def from_us_east(client: str, region: str) -> float | None:
+    return FROM_US_EAST.get(client) if region == "us-east-1" else None
+
+
+def test_impossible_names_each_unreachable_region_and_the_target_to_raise_to() -> None:
+    slo = SloTarget(p95_ms=100.0, service_ms=20.0)
+    assert impossible(slo, [], {"us": 1.0}, from_us_east) == "no offer to place a replica on"
+    # eu: 80 + 20 = 100, not above the target: reachable. ap: 90 + 20 = 110 > 100; sa: no RTT.
+    # 5% + 5% = 10% lost > 5%. The smallest target keeping 95%: us 60% (10 ms), eu 90% (80),
+    # ap 95% (90) -> 90 + 20 = 110.
+    mix = {"us": 0.6, "eu": 0.3, "ap": 0.05, "sa": 0.05}
+    assert impossible(slo, [US_EAST], mix, from_us_east) == (
+        "p95 100 ms cannot be kept: ap (5% of requests): nearest offer aws:us-east-1:t4 is 90 ms away, "
+        "+ service 20 ms = 110 ms > p95 100 ms; sa (5% of requests): no offer region has a known RTT "
+        "to it — 10% of requests miss it on the network alone, more than the 5% a p95 allows; raise "
+        "p95_ms to at least 110 ms or add offers nearer those clients")
+    # exactly 5% lost is what a p95 allows
+    assert impossible(slo, [US_EAST], {"us": 0.95, "ap": 0.05}, from_us_east) is None
