@@ -15,6 +15,7 @@ import pytest
 from ray_multicloud.policy.slo import (
     CapacityOption,
     SloTarget,
+    cheapest_keeping,
     coverage,
     impossible,
     network_p95_ms,
@@ -109,3 +110,28 @@ def test_impossible_names_each_unreachable_region_and_the_target_to_raise_to() -
         "p95_ms to at least 110 ms or add offers nearer those clients")
     # exactly 5% lost is what a p95 allows
     assert impossible(slo, [US_EAST], {"us": 0.95, "ap": 0.05}, from_us_east) is None
+
+
+REGION_RTT = {"r1": {"us": 10.0, "ap": 90.0}, "r2": {"us": 30.0, "ap": 50.0}, "r3": {"us": 5.0, "ap": 60.0}}
+
+
+def by_region(client: str, region: str) -> float | None:
+    return REGION_RTT.get(region, {}).get(client)
+
+
+def test_cheapest_keeping_and_its_ties() -> None:
+    slo = SloTarget(p95_ms=100.0, service_ms=20.0)
+    mix = {"us": 0.95, "ap": 0.05}
+    # r1 keeps us (10 + 20) but not ap (90 + 20 = 110): exactly 95%, which keeps the SLO; its
+    # network p95 is us's 10 ms. r2 and r3 keep both: 100%, network p95 30 and 5 ms.
+    a = CapacityOption("a:r1", "r1", 0.1)
+    b = CapacityOption("b:r2", "r2", 0.2)
+    c = CapacityOption("c:r3", "r3", 0.2)
+    assert cheapest_keeping([], mix, by_region, slo) == (None, "no offer to add a replica on")
+    assert cheapest_keeping([b, a], mix, by_region, slo) == (a, (
+        "a:r1 $0.1/h is the cheapest offer that keeps p95 100 ms for the client mix (network p95 10 ms "
+        "+ service 20 ms; covers 95%)"))
+    # same price: the higher coverage, then the lower network p95 (then the offer id)
+    a_same_price = CapacityOption("a:r1", "r1", 0.2)
+    assert cheapest_keeping([a_same_price, b], mix, by_region, slo)[0] == b
+    assert cheapest_keeping([b, c], mix, by_region, slo)[0] == c
