@@ -14,9 +14,12 @@ import pytest
 
 from ray_multicloud.policy.slo import (
     CapacityOption,
+    ReplicaLoad,
+    SloDecision,
     SloTarget,
     cheapest_keeping,
     coverage,
+    decide,
     impossible,
     network_p95_ms,
     normalised_mix,
@@ -112,7 +115,8 @@ def test_impossible_names_each_unreachable_region_and_the_target_to_raise_to() -
     assert impossible(slo, [US_EAST], {"us": 0.95, "ap": 0.05}, from_us_east) is None
 
 
-REGION_RTT = {"r1": {"us": 10.0, "ap": 90.0}, "r2": {"us": 30.0, "ap": 50.0}, "r3": {"us": 5.0, "ap": 60.0}}
+REGION_RTT = {"r1": {"us": 10.0, "ap": 90.0}, "r2": {"us": 30.0, "ap": 50.0}, "r3": {"us": 5.0, "ap": 60.0},
+              "r4": {"ap": 10.0}}
 
 
 def by_region(client: str, region: str) -> float | None:
@@ -135,3 +139,84 @@ def test_cheapest_keeping_and_its_ties() -> None:
     a_same_price = CapacityOption("a:r1", "r1", 0.2)
     assert cheapest_keeping([a_same_price, b], mix, by_region, slo)[0] == b
     assert cheapest_keeping([b, c], mix, by_region, slo)[0] == c
+
+
+SLO = SloTarget(p95_ms=100.0, service_ms=20.0)  # scale in below 50 ms, at most 60% busy after
+MIX = {"us": 0.95, "ap": 0.05}
+A = CapacityOption("a:r1", "r1", 0.1)
+B = CapacityOption("b:r2", "r2", 0.2)
+
+
+def load(rid: str, region: str, price: float | None, p95: float | None, busy: float = 0.1) -> ReplicaLoad:
+    return ReplicaLoad(rid, region, price, p95, busy)
+
+
+def test_decide_defaults_and_its_refusal() -> None:
+    # min_replicas 1 by default: none running -> add one on the cheapest offer keeping the SLO.
+    assert decide(SLO, [], [B, A], MIX, by_region) == SloDecision("add", 1, A, None, (
+        "add: 0 replica(s) < min_replicas 1",
+        "a:r1 $0.1/h is the cheapest offer that keeps p95 100 ms for the client mix (network p95 10 ms "
+        "+ service 20 ms; covers 95%)"))
+    # one running, p95 exactly at the SLO (not above it): hold at the minimum
+    one = [load("x", "r2", 0.2, 100.0)]
+    assert decide(SLO, one, [A], MIX, by_region) == SloDecision(
+        "hold", 1, None, None, ("hold: 1 replica(s), min_replicas 1",))
+    # max_replicas 10 by default: ten running, one above the SLO -> hold
+    ten = [load(f"r{i}", "r2", 0.2, 150.0 if i == 0 else 40.0) for i in range(10)]
+    assert decide(SLO, ten, [A], MIX, by_region).reasons == (
+        "hold: replica r0 (r2) p95 150 ms > SLO 100 ms, but already at max_replicas 10",)
+    with pytest.raises(ValueError) as err:
+        decide(SLO, [], [A], MIX, by_region, min_replicas=3, max_replicas=2)
+    assert str(err.value) == "need 0 <= min_replicas <= max_replicas, got 3, 2"
+
+
+def test_decide_removes_the_most_expensive_replica_the_mix_can_spare() -> None:
+    # Both cover the whole mix; worst p95 40 <= 50 ms; (0.1 + 0.1) / 1 = 20% busy after.
+    x, y = load("x", "r2", 0.2, 40.0), load("y", "r3", 0.3, 30.0)
+    assert decide(SLO, [x, y], [A], MIX, by_region) == SloDecision("remove", 1, None, y, (
+        "remove: worst p95 40 ms <= 50 ms and 1 replicas would each be 20% busy",
+        "replica y (r3, $0.3/h) is the most expensive whose removal keeps the client mix covered (100%)"))
+    # An unknown price goes after every priced one, a free ($0/h) node included.
+    free, unknown = load("f", "r3", 0.0, 30.0), load("u", "r2", None, 30.0)
+    assert decide(SLO, [unknown, free], [A], MIX, by_region).remove == free
+
+
+def test_decide_holds_when_every_replica_is_needed() -> None:
+    # r1 keeps only us, r4 only ap: each is half of this mix, removing either leaves 50%.
+    mix = {"us": 0.5, "ap": 0.5}
+    pair = [load("x", "r1", 0.3, 40.0), load("y", "r4", 0.2, 40.0)]
+    assert decide(SLO, pair, [A], mix, by_region) == SloDecision(
+        "hold", 2, None, None, ("hold: every replica is needed to keep the client mix covered",))
+
+
+def test_decide_holds_without_measurements_or_when_the_rest_would_be_too_busy() -> None:
+    unmeasured = [load("x", "r2", 0.2, None), load("y", "r3", 0.3, None)]
+    assert decide(SLO, unmeasured, [A], MIX, by_region) == SloDecision("hold", 2, None, None, (
+        "hold: no request measured; scale in only below 50 ms (0.5 x SLO)",))
+    # (0.5 + 0.4 + 0.4) / 2 = 65% > 60%
+    busy = [load("x", "r2", 0.2, 40.0, 0.5), load("y", "r3", 0.3, 40.0, 0.4), load("z", "r3", 0.3, 40.0, 0.4)]
+    assert decide(SLO, busy, [A], MIX, by_region) == SloDecision("hold", 3, None, None, (
+        "hold: p95 40 ms is low, but 2 replicas would each be 65% busy > 60%",))
+
+
+def test_decide_scale_in_edges() -> None:
+    # worst p95 exactly 50 ms = 0.5 x SLO, and exactly 60% busy after, (0.6 + 0.6 + 0) / 2: removes.
+    edge = [load("x", "r2", 0.2, 50.0, 0.6), load("y", "r3", 0.3, 30.0, 0.6), load("z", "r3", 0.1, 30.0, 0.0)]
+    got = decide(SLO, edge, [A], MIX, by_region)
+    assert got.action == "remove" and got.remove == edge[1]
+    assert got.reasons[0] == "remove: worst p95 50 ms <= 50 ms and 2 replicas would each be 60% busy"
+    # a busy share above 1 counts as 1: (1 + 0 + 0) / 2 = 50%
+    over = [load("x", "r2", 0.2, 40.0, 1.5), load("y", "r3", 0.3, 30.0, 0.0), load("z", "r3", 0.1, 30.0, 0.0)]
+    assert decide(SLO, over, [A], MIX, by_region).action == "remove"
+
+
+def test_decide_removal_ties_and_an_unknown_price() -> None:
+    # Same price: the worse network p95 goes first (r2: 30 ms, r3: 5 ms), whatever the ids.
+    a, b = load("a", "r3", 0.2, 30.0), load("b", "r2", 0.2, 30.0)
+    assert decide(SLO, [a, b], [A], MIX, by_region).remove == b
+    # Only unknown prices: the reason says so.
+    u, v = load("u", "r2", None, 30.0), load("v", "r3", None, 30.0)
+    got = decide(SLO, [u, v], [A], MIX, by_region)
+    assert got.remove == u and got.reasons[1] == (
+        "replica u (r2, price unknown) is the most expensive whose removal keeps the client mix "
+        "covered (100%)")
