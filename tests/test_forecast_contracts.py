@@ -131,3 +131,19 @@ def test_trailing_max_of_nothing_is_nothing() -> None:
         out = trailing_max(np.array([], dtype=np.float64), window)
         assert out.shape == (0,) and out.dtype == np.float64
     assert trailing_max(np.array([4, 1, 2], dtype=np.int64), 2).tolist() == [4, 4, 2]
+
+
+def test_a_season_is_offered_only_where_whole_ticks_come_within_one_percent_of_it() -> None:
+    # By hand: 60 s ticks: an hour is 60 ticks, a day 1,440, a week 10,080 (exact).
+    # 2,400 s (40 min) ticks: an hour is round(1.5) = 2 ticks = 80 min (33% off): not offered;
+    # a day 36 ticks and a week 252 ticks (exact) are. 7 s ticks: an hour is round(514.29) = 514
+    # ticks = 3,598 s (0.06% off): offered. 1,300 s ticks: an hour round(2.77) = 3 ticks = 3,900 s
+    # (8.3% off): not; a day round(66.46) = 66 ticks = 85,800 s (0.69% off) and a week
+    # round(465.23) = 465 ticks = 604,500 s (0.05% off): offered.
+    def seasons(tick: float) -> list[int]:
+        return sorted(c.season for c in candidates(tick, 10**6) if c.kind == "seasonal-naive")
+
+    assert seasons(60.0) == [60, 1440, 10080]
+    assert seasons(2400.0) == [36, 252]
+    assert 514 in seasons(7.0)
+    assert seasons(1300.0) == [66, 465]

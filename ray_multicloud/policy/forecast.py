@@ -152,9 +152,15 @@ def sized(
             for c in pool for h in holds for m in margins for p in pluses]
 
 
+SEASON_TOLERANCE = 0.01
+"""How far (a share of the season) a whole number of ticks may be from a season and still stand for it."""
+
+
 def candidates(tick_seconds: float, history_ticks: int, lead: int = 0) -> list[Candidate]:
     """The base candidates (margin 1) that ``history_ticks`` can score: each needs its look-back
-    plus ``lead + MIN_SCORED_TICKS`` ticks; a season must be whole ticks (at least 2) and the
+    plus ``lead + MIN_SCORED_TICKS`` ticks; a season is the nearest whole number of ticks (at least
+    2), offered only when that is within ``SEASON_TOLERANCE`` (1%) of the season (an hour of 7 s
+    ticks: 514 ticks, 3,598 s; not an hour of 40-minute ticks: 2 ticks would be 80 min), and the
     history must hold at least two of it. Order: persistence, recent-max, then by season."""
     if not tick_seconds > 0:
         raise ValueError(f"tick_seconds must be > 0, got {tick_seconds}")
@@ -165,7 +171,7 @@ def candidates(tick_seconds: float, history_ticks: int, lead: int = 0) -> list[C
     pool = [Candidate("persistence")] + [Candidate("recent-max", w) for w in RECENT_WINDOWS]
     for seconds in (HOUR_S, DAY_S, WEEK_S):
         season = round(seconds / tick_seconds)
-        if season < 2 or abs(season * tick_seconds - seconds) > tick_seconds / 2:
+        if season < 2 or abs(season * tick_seconds - seconds) > SEASON_TOLERANCE * seconds:
             continue
         if history_ticks < 2 * season:
             continue
