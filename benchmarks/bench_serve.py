@@ -6,7 +6,9 @@ Run:  .venv/bin/python benchmarks/bench_serve.py [--trace conv|code] [--scale X]
 Setup: a ``LocalCluster`` (cluster_configs/local-multicloud.yaml) with a serving pool over aws and
 azure (``min_clouds: 2``, ``min_on_demand: 1``, one Serve slot per node); two replicas of a deployment
 that sleeps ``--work-ms`` and answers where it runs; the cost/latency router
-(``ray_multicloud.serve.router.CostLatencyRouter``, SLO ``--slo-ms``); the HTTP proxy on 127.0.0.1.
+(``ray_multicloud.serve.router.CostLatencyRouter``, SLO ``--slo-ms``); the HTTP proxy on 127.0.0.1;
+Serve's transport ``--transport`` (the cluster's ``provider.serve_transport``; default ``optimized``:
+Serve over gRPC on every node, ``ray_multicloud/serve/transport.py``).
 
 Load: Locust (headless, used as a library in its own process: ``ray_multicloud.scenarios.locust_load``),
 ``FastHttpUser``s on loopback at a steady rate taken from the Azure LLM inference trace (Splitwise,
@@ -32,7 +34,8 @@ rate: 3,000 requests and none failed bound it below 0.1% at 95% confidence by th
              and stays there (two replicas, no autoscaling here: the ramp shows what the fixed pool does)
 Targets (issue 14): 0 failed requests in >= 3,000 per phase; p50/p95/p99 per phase; p95 within the
 SLO in every phase, the requests due in the first ``--outage-grace-s`` (15 s) after each outage left out.
-``--write-readme`` replaces the ``## bench_serve`` section of ``benchmarks/README.md``.
+``--write-readme`` replaces the whole ``## bench_serve`` section of ``benchmarks/README.md`` (its hand-written
+history of earlier runs too: keep it).
 """
 
 from __future__ import annotations
