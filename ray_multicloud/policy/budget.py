@@ -159,7 +159,8 @@ def assess(budget: Budget, *, usd_per_hour: float, month_spend_usd: float, now: 
 
 
 def launch_verdict(statuses: Sequence[BudgetStatus]) -> LaunchVerdict:
-    """What a new node may cost under every budget in ``statuses`` (the pool's and the cluster's)."""
+    """What a new node may cost under every budget in ``statuses`` (the pool's and the cluster's): the
+    least headroom of any, and the reason names that budget (on equal headroom, the first given)."""
     for s in statuses:
         if s.month_spent:
             spent = next(r for r in s.reasons if "monthly_usd" in r)

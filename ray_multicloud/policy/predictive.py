@@ -158,7 +158,7 @@ def open_within(window: Opens, start: float, end: float) -> bool:
 
 def peak_floor(peaks: Sequence[Peak], now: float, spec: PredictiveSpec) -> tuple[int, str]:
     """The most replicas a peak open at any instant of ``[now, now + lead]`` asks for, and its label
-    ("" when none is open)."""
+    ("" when none is open; of equal peaks, the first listed)."""
     best, label = 0, ""
     for peak in peaks:
         if peak.replicas > best and open_within(peak.window, now, now + spec.lead_s):
@@ -175,7 +175,8 @@ def plan_capacity(
     candidate: Candidate | None = None,
 ) -> CapacityPlan:
     """The capacity to ask for now (module docstring). ``history``: mean request rates per tick,
-    oldest first (NaN or negative values count as 0); ``candidate``: a forecaster chosen before
+    oldest first (NaN, infinite or negative values count as 0: a broken meter is no demand);
+    ``candidate``: a forecaster chosen before
     (None: choose one now by backtest)."""
     rate = np.nan_to_num(np.asarray(history, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
     rate = np.maximum(rate, 0.0)
