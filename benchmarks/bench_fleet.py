@@ -198,6 +198,16 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+def _ratios(figs: list[Figures], hedge: list[Figures]) -> tuple[float, float]:
+    """(SLO-violation, cost): the mean of ``figs`` as multiples of the mean of ``hedge`` (the target's
+    ratio of means over the cases); NaN where spot-hedge's mean is 0."""
+    slo_h = statistics.fmean(f.slo_violation for f in hedge)
+    cost_h = statistics.fmean(f.cost_fraction for f in hedge)
+    slo = statistics.fmean(f.slo_violation for f in figs)
+    cost = statistics.fmean(f.cost_fraction for f in figs)
+    return (slo / slo_h if slo_h > 0 else math.nan, cost / cost_h if cost_h > 0 else math.nan)
+
+
 def _cell(f: Figures) -> str:
     return f"{_pct(f.cost_fraction)} / {_pct(f.slo_violation)} / {_pct(f.unserved)}"
 
@@ -251,12 +261,8 @@ def target_rows(cases: list[Case]) -> list[str]:
         sub = [c for c in cases if c.demand == d.label]
         if not sub:
             continue
-        slo_p = statistics.fmean(c.figures["predictive"].slo_violation for c in sub)
-        slo_h = statistics.fmean(c.figures["spot-hedge"].slo_violation for c in sub)
-        cost_p = statistics.fmean(c.figures["predictive"].cost_fraction for c in sub)
-        cost_h = statistics.fmean(c.figures["spot-hedge"].cost_fraction for c in sub)
-        slo_r = slo_p / slo_h if slo_h > 0 else math.nan
-        cost_r = cost_p / cost_h if cost_h > 0 else math.nan
+        slo_r, cost_r = _ratios([c.figures["predictive"] for c in sub],
+                                [c.figures["spot-hedge"] for c in sub])
         met = "met" if slo_r <= 0.5 and cost_r <= 1.05 else "MISSED"
         none = sum(c.figures["spot-hedge"].slo_violation for c in sub if c.forecasters == ("none",))
         total = sum(c.figures["spot-hedge"].slo_violation for c in sub)
@@ -339,12 +345,8 @@ def _target_text(cases: list[Case]) -> str:
         sub = [c for c in cases if c.demand == d.label and "predictive" in c.figures]
         if not sub:
             continue
-        slo_h = statistics.fmean(c.figures["spot-hedge"].slo_violation for c in sub)
-        cost_h = statistics.fmean(c.figures["spot-hedge"].cost_fraction for c in sub)
-        slo_p = statistics.fmean(c.figures["predictive"].slo_violation for c in sub)
-        cost_p = statistics.fmean(c.figures["predictive"].cost_fraction for c in sub)
-        slo = slo_p / slo_h if slo_h else math.nan
-        cost = cost_p / cost_h if cost_h else math.nan
+        slo, cost = _ratios([c.figures["predictive"] for c in sub],
+                            [c.figures["spot-hedge"] for c in sub])
         met = "met" if slo <= 0.5 and cost <= 1.05 else "MISSED"
         parts.append(f"{d.label} {slo:.2f}x at {cost:.2f}x ({met})")
     return ", ".join(parts)
