@@ -17,11 +17,10 @@ from typing import Any
 
 import pytest
 import yaml
-from fakes.memory_cloud import RecordingCloud, launch_workers, memory_cluster
+from fakes.memory_cloud import launch_workers, launched_bootstrap, memory_cluster
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ray_multicloud.clouds.base import LaunchRequest
 from ray_multicloud.cluster_config.gcs_ft import (
     GcsFaultTolerance,
     check_redis_address,
@@ -216,13 +215,7 @@ def test_a_launched_worker_gets_the_reconnect_timeout_only_with_fault_tolerance(
     with memory_cluster(tmp_path) as (config, world):
         if ft is not None:
             config["provider"]["gcs_fault_tolerance"] = ft
-        seen: list[LaunchRequest] = []
-        clouds = {n: RecordingCloud(c, seen) for n, c in world.clouds(config).items()}
-        provider = MultiCloudNodeProvider(copy.deepcopy(config["provider"]), config["cluster_name"],
-                                          clouds=clouds)
-        launch_workers(provider, config, node_type="t4_spot")
-        assert seen and seen[-1].bootstrap is not None
-        env = seen[-1].bootstrap.env
+        env = launched_bootstrap(config, world).env
         if ft is None:
             assert "RAY_gcs_rpc_server_reconnect_timeout_s" not in env
         else:

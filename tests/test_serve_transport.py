@@ -11,11 +11,10 @@ from typing import Any
 
 import pytest
 import yaml
-from fakes.memory_cloud import RecordingCloud, launch_workers, memory_cluster
+from fakes.memory_cloud import launched_bootstrap, memory_cluster
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ray_multicloud.clouds.base import LaunchRequest
 from ray_multicloud.cluster_config.provider_section import load_settings
 from ray_multicloud.dry_run import dry_run
 from ray_multicloud.errors import ConfigError
@@ -113,13 +112,7 @@ def test_a_launched_worker_starts_ray_with_the_heads_transport(tmp_path: Path, t
     with memory_cluster(tmp_path) as (config, world):
         if transport is not None:
             config["provider"]["serve_transport"] = transport
-        seen: list[LaunchRequest] = []
-        clouds = {n: RecordingCloud(c, seen) for n, c in world.clouds(config).items()}
-        provider = MultiCloudNodeProvider(copy.deepcopy(config["provider"]), config["cluster_name"],
-                                          clouds=clouds)
-        launch_workers(provider, config, node_type="t4_spot")
-        assert seen and seen[-1].bootstrap is not None
-        env = seen[-1].bootstrap.env
+        env = launched_bootstrap(config, world).env
         switches = {k: v for k, v in env.items() if k in SWITCHES}
         assert switches == ({"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_PROXY_USE_GRPC": "1",
                              "RAY_SERVE_ENABLE_DIRECT_INGRESS": "0"} if transport == "optimized" else {})

@@ -262,6 +262,23 @@ class RecordingCloud:
         return getattr(self._inner, name)
 
 
+def launched_bootstrap(cluster: Mapping[str, Any], world: MemoryWorld, *, node_type: str = "t4_spot") -> Any:
+    """Launch one worker of ``node_type`` through a provider over ``world``'s clouds (as
+    ``launch_workers``) and return the ``RayBootstrap`` its cloud was handed: what ``ray start`` on that
+    worker runs with (its environment, setup, auth)."""
+    import copy
+
+    from ray_multicloud.provider import MultiCloudNodeProvider
+
+    seen: list[Any] = []
+    clouds = {n: RecordingCloud(c, seen) for n, c in world.clouds(cluster).items()}
+    provider = MultiCloudNodeProvider(copy.deepcopy(cluster["provider"]), cluster["cluster_name"],
+                                      clouds=clouds)
+    launch_workers(provider, cluster, node_type=node_type)
+    assert seen and seen[-1].bootstrap is not None, "the launch reached no cloud, or carried no bootstrap"
+    return seen[-1].bootstrap
+
+
 def running_gcs(provider: Any, node_id: Any = lambda iid: iid) -> Any:
     """A stand-in for ``controller.ray_nodes``: every node of ``provider``'s fleet is a RUNNING Ray
     node, its Ray node id ``node_id(instance id)``."""
