@@ -207,7 +207,9 @@ def drive(port: int, seconds: float) -> None:
 def assert_asked_one_lead_ahead(run: Run) -> None:
     """Asked for by the predictive step (its log line), through request_resources (the GCS holds the
     standing cluster constraint: 3 bundles of the node type's shape), the extra nodes launched one
-    lead ahead (not before the lead window opened, and before the peak opens), the floor published."""
+    lead ahead (not before the lead window opened, and before the peak opens), the floor published,
+    and each extra node's start (launch to Ray node alive) timed by the controller, the input of the
+    measured lead."""
     assert any(f"asked the autoscaler for {PEAK_REPLICAS} {POOL} node(s)" in line
                for line in run.predictive_lines), run.log[-3000:]
     assert run.status_bundles.count((("CPU", 1.0), ("serve_slot", 1.0))) == PEAK_REPLICAS, run.status_bundles
@@ -216,6 +218,10 @@ def assert_asked_one_lead_ahead(run: Run) -> None:
         assert run.peak_start - LEAD_S <= inst.launched_at <= run.peak_start, (
             inst.instance_id, inst.launched_at - run.peak_start)
     assert run.floor == PEAK_REPLICAS, run.floor
+    # The measured lead's input, live: the controller timed each extra node from launch to alive.
+    for inst in run.extra:
+        started = f"node {inst.instance_id} started in"
+        assert any(started in line for line in run.predictive_lines), run.log[-3000:]
 
 
 def test_a_calendar_peak_gets_its_nodes_one_lead_ahead_through_request_resources(tmp_path: Path) -> None:
