@@ -26,6 +26,9 @@ objective by more than 1e-4. Zones' interruption rates are given to the policy o
 and the chosen setting are evaluated on train (in-sample) and test (held out), side by side. Writes
 ``results/tune_policies.md`` and ``.json``.
 
+``--breakdown`` adds, per half and job model, where the mean gap comes from (:func:`breakdown`: by job
+length, deadline factor, trace set; against the shipped defaults when the setting differs).
+
 ``--checkpoint-gb G`` > 0 charges egress for every move between regions (``simulate(checkpoint_gb=G)``,
 published rates of ``pricing/egress.py``; the trace sets that span regions are aws-02-15, aws-08-27,
 aws-04-22, gcp-04-30 and aws-08-03) in the policy's runs and in the optimum alike (then computed
@@ -186,6 +189,56 @@ def tune(train: Bench, passes: int = 2, only: Sequence[str] = (),
     return cur, log
 
 
+def breakdown(bench: Bench, kw: dict[str, object], model: str,
+              base: dict[str, object] | None = None) -> list[str]:
+    """Where ``bench``'s mean gap of ``kw`` on ``model`` comes from: one markdown row per part (job
+    length, deadline factor, trace set, and the scenarios where the policy paid at least 90% of
+    running the job all on on-demand): its scenarios, its mean gap, and how many points of the whole
+    mean it contributes
+    (its gaps' sum over all scenarios; the parts of one kind add up to the mean). With ``base``
+    (another setting), also how many of the part's scenarios ``kw`` makes cheaper / dearer than
+    ``base`` and ``base``'s mean gap there."""
+    res = bench.run(kw)
+    other = bench.run(base) if base is not None else None
+    idx = [i for i, sc in enumerate(bench.scenarios) if sc.task.model == model]
+    if not idx:
+        return []
+    gap = {i: res[i][0] / bench.optima[i] - 1 for i in idx}
+
+    def label(kind: str, i: int) -> str:
+        t = bench.scenarios[i].task
+        s = bp.SETS[t.set_index]
+        if kind == "job length":
+            return f"{t.hours:g} h"
+        if kind == "deadline":
+            return f"{t.factor:g}x"
+        if kind == "trace set":
+            return s.label
+        # all on-demand: the job's hours on its nodes at the on-demand price (restart time aside)
+        return ">= 90% of all on-demand" if res[i][0] >= 0.9 * s.ondemand * s.nodes * t.hours else ""
+
+    head = "| part | scenarios | mean gap | points of the mean |" + (
+        " cheaper / dearer than base | base's mean gap |" if other is not None else "")
+    rows = [head, "|---|---:|---:|---:|" + ("---:|---:|" if other is not None else "")]
+    for kind in ("job length", "deadline", "trace set", "paid"):
+        groups: dict[str, list[int]] = {}
+        for i in idx:
+            name = label(kind, i)
+            if name:
+                groups.setdefault(name, []).append(i)
+        for name in sorted(groups, key=lambda n: (-sum(gap[i] for i in groups[n]), n)):
+            members = groups[name]
+            row = (f"| {kind}: {name} | {len(members)} | {statistics.fmean(gap[i] for i in members):+.1%} | "
+                   f"{100 * sum(gap[i] for i in members) / len(idx):.1f} |")
+            if other is not None:
+                better = sum(1 for i in members if res[i][0] < other[i][0] - 1e-9)
+                worse = sum(1 for i in members if res[i][0] > other[i][0] + 1e-9)
+                base_gap = statistics.fmean(other[i][0] / bench.optima[i] - 1 for i in members)
+                row += f" {better} / {worse} | {base_gap:+.1%} |"
+            rows.append(row)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true",
@@ -206,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
                          '\'{"stochastic": true}\' (with --passes 0: evaluate that setting, nothing chosen)')
     ap.add_argument("--checkpoint-gb", type=float, default=0.0,
                     help="charge egress for this checkpoint size on every move between regions (default 0)")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="also write where each half's mean gap comes from, per job model (breakdown()): "
+                         "the shipped defaults, and the chosen setting against them when it differs")
     ap.add_argument("--out-suffix", default="",
                     help="append _SUFFIX to the results' file names (keeps other runs' files)")
     args = ap.parse_args(argv)
@@ -260,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         f" --grid {args.grid}" if args.grid else "") + (f" --only {args.only}" if args.only else "") + (
         f" --passes {args.passes}" if args.passes is not None else "") + (
         f" --set '{args.set}'" if args.set else "") + (
-        f" --checkpoint-gb {gb:g}" if gb > 0 else "")
+        f" --checkpoint-gb {gb:g}" if gb > 0 else "") + (" --breakdown" if args.breakdown else "")
     # The full grid's results go beside the --quick ones (which keep their names), not over them.
     stem = "tune_policies" + {"quick": "", "medium": "_medium", "full": "_full"}[gname] + (
         f"_{gb:g}gb" if gb > 0 else "") + (f"_{args.out_suffix}" if args.out_suffix else "")
@@ -278,6 +334,18 @@ def main(argv: list[str] | None = None) -> int:
             f"Chosen on train: `{json.dumps(chosen)}`\n\nChanged from the shipped defaults: "
             + (", ".join(f"{k} {a} -> {b}" for k, (a, b) in diff.items()) or "none") + "\n\nSearch log:\n\n"
             + "\n".join(f"- {x}" for x in log) + "\n")
+    if args.breakdown:
+        parts = ["\n## Where the mean gaps come from (report only: nothing is chosen on it)\n"]
+        settings = [("shipped defaults", shipped, None)]
+        if chosen != shipped:
+            settings.append(("chosen on train, against the shipped defaults", chosen, shipped))
+        for label, kw, base in settings:
+            for half, b in (("train", train), ("test", test)):
+                for model in bp.MODELS:
+                    rows = breakdown(b, kw, model, base)
+                    if rows:
+                        parts.append(f"\n### {label}: {half}, {model}\n\n" + "\n".join(rows) + "\n")
+        body += "".join(parts)
     bp.RESULTS.mkdir(exist_ok=True)
     (bp.RESULTS / f"{stem}.md").write_text(body)
     (bp.RESULTS / f"{stem}.json").write_text(json.dumps(
