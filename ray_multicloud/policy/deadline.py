@@ -1153,7 +1153,8 @@ def dp_point(
     aged = age_model(view, memory, opt, unit=unit, prior_up_rate=rate, prior_back_rate=back_rate,
                      prior_hours=age_prior_hours)
     age_problem = AgeProblem(  # the rows up to the segments left: solve_age fills no more
-        segments=min(w, segments), seg=seg, last=last, slack=top, restart=problem.restart, price=problem.price,
+        segments=min(w, segments), seg=seg, last=last, slack=top, restart=problem.restart,
+        price=problem.price,
         up_fail=aged.up_fail, up_adv=aged.up_adv, down_back=aged.down_back, down_adv=aged.down_adv,
         alt=alt, alt_state=len(aged.down_back) + aged.alt_bucket, extra=problem.extra,
     )
