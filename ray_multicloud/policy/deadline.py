@@ -817,7 +817,14 @@ class MultiCloud:
     the zone choice, moves between zones and the free wait stay as they are. On notice nothing is
     lost at a preemption and the rules stay. Off by default: tune_policies.py --grid medium chose it
     on train (periodic 25.8% -> 25.3% mean gap), but held out it was worse (12.0% -> 12.6%), so it is
-    not shipped on (benchmarks/README.md, tune_policies).
+    not shipped on (benchmarks/README.md, tune_policies);
+    ``stochastic_age`` — with ``stochastic``, the programme's spot model is age-conditioned
+    (:func:`age_model`, :func:`policy.stochastic.solve_age`): the chance of losing a zone depends on
+    how long it has been up and the chance an outage ends on how long it has lasted, in coarse
+    buckets (:data:`AGE_EDGES_HOURS`), Nelson-Aalen estimates from the lifetimes and outages the job
+    has seen, shrunk towards the memoryless rates by ``stochastic_age_prior_hours`` hours of
+    exposure. Off by default: on the medium grid's train half it was worse than the memoryless
+    programme (periodic 25.3% -> 25.8-26.0%; benchmarks/README.md, the stochastic subsection).
     """
 
     # Chosen by benchmarks/tune_policies.py --quick --passes 2 --checkpoint-gb 50 on the first half in
@@ -847,7 +854,7 @@ class MultiCloud:
     stochastic_rate_scale: float = 1.0
     stochastic_slack_per_work: float = 0.3
     stochastic_age: bool = False
-    stochastic_age_prior_hours: float = 2.0
+    stochastic_age_prior_hours: float = 0.5  # preferred to 2 h on the medium train half (25.8 vs 26.0%)
     name: str = "multicloud"
 
     def _dp(self, view: JobView, mem: Memory, opt: SpotOption) -> DpPoint | None:
