@@ -50,11 +50,17 @@ OD, GB = 3.06, 50.0
 PUBLISHED = {"multi_region_oracle_dp": "optimum (their DP)",
              "multi_region_rc_cr_threshold_eager_failover": "UP(S)",
              "unified_cost_model_rate_ratio": "SkyNomad"}
-OURS = ("eager-next-region", "multicloud", "multicloud (stochastic)", "skynomad", "skynomad (delta 0)",
+OURS = ("eager-next-region", "multicloud", "multicloud (stochastic)", "multicloud (stochastic, age)",
+        "skynomad", "skynomad (delta 0)",
         "skynomad-rate", "optimal")
 EXTRA = {"skynomad (delta 0)": SkyNomad(delta=0.0, name="skynomad (delta 0)"),  # Algorithm 1 as written
          # issue 12 item 6: the stochastic programme (policy/stochastic.py), off in the shipped multicloud
-         "multicloud (stochastic)": MultiCloud(stochastic=True, name="multicloud (stochastic)")}
+         "multicloud (stochastic)": MultiCloud(stochastic=True, name="multicloud (stochastic)"),
+         # the same on the age-conditioned spot model (policy/stochastic.py:solve_age), prior weight as
+         # the medium grid's train half preferred (0.5 h over 2 h); also off in the shipped multicloud
+         "multicloud (stochastic, age)": MultiCloud(stochastic=True, stochastic_age=True,
+                                                    stochastic_age_prior_hours=0.5,
+                                                    name="multicloud (stochastic, age)")}
 
 
 def published() -> tuple[dict[str, float], list[float], tuple[float, float, float]]:

@@ -19,7 +19,8 @@ to the offline optimum (cost / optimum - 1), over both job models at once (the p
 of defaults). Method: coordinate descent from the shipped defaults over every ``MultiCloud``
 parameter (``keep_share``, ``wait_reserves``, ``back_reserves``, ``min_payback``, ``prefer``,
 ``hazard_weight``, ``move_min_uptime_hours``, ``back_min_uptime_hours``, ``keep_per_work``,
-``free_wait_share``, ``leave_before_cut``, ``stochastic``, ``stochastic_slack_per_work``), each
+``free_wait_share``, ``leave_before_cut``, ``stochastic``, ``stochastic_slack_per_work``,
+``stochastic_age``, ``stochastic_age_prior_hours``), each
 over the candidate values in :data:`CANDIDATES`, two passes (one with ``--quick``), a change kept only if it improves the
 objective by more than 1e-4. Zones' interruption rates are given to the policy over a trailing 24 h
 (``simulate(rate_window_hours=24)``) so that ``hazard_weight`` can matter. Then the shipped defaults
@@ -74,6 +75,8 @@ CANDIDATES: dict[str, tuple[object, ...]] = {
     "leave_before_cut": (False, True),
     "stochastic": (False, True),
     "stochastic_slack_per_work": (0.2, 0.3, 0.5, math.inf),
+    "stochastic_age": (False, True),
+    "stochastic_age_prior_hours": (0.5, 2.0, 8.0),
 }
 QUICK = {"hours": (4.0, 12.0), "factors": (1.5,), "starts": 4}
 MEDIUM = bp.FULL

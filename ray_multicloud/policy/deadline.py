@@ -72,7 +72,7 @@ from itertools import pairwise
 from typing import Protocol
 
 from ray_multicloud.policy.risk import useful_hour_cost
-from ray_multicloud.policy.stochastic import Problem, Solution, solve
+from ray_multicloud.policy.stochastic import AgeProblem, AgeSolution, Problem, Solution, solve, solve_age
 
 _EPS = 1e-9
 
@@ -299,6 +299,12 @@ class Memory:
     seen with none up, how many of those were followed by spot somewhere, preemptions seen, how many
     of those found another zone up, zone-decisions seen up, and how many of those were followed by
     the zone going down.
+    ``born`` / ``lifetimes`` / ``outage_since`` / ``outages``: the age-conditioned model of the
+    stochastic programme (``stochastic_age``; :func:`_track_ages`): per zone of ``JobView.zones``
+    the elapsed hour it was seen coming up (``-inf``: up when first seen, start unknown; ``inf``:
+    down), the lifetimes (hours) of the up-runs the job saw begin and end, pooled over zones, the
+    elapsed hour since which no zone has been up (``inf`` while one is), and the lengths of the
+    outages (no zone up) the job saw end.
     """
 
     home_zone: str = ""
@@ -314,6 +320,10 @@ class Memory:
     losses_alt: int = 0
     up_ticks: int = 0
     drops: int = 0
+    born: tuple[float, ...] = ()
+    lifetimes: tuple[float, ...] = ()
+    outage_since: float = math.inf
+    outages: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -807,7 +817,14 @@ class MultiCloud:
     the zone choice, moves between zones and the free wait stay as they are. On notice nothing is
     lost at a preemption and the rules stay. Off by default: tune_policies.py --grid medium chose it
     on train (periodic 25.8% -> 25.3% mean gap), but held out it was worse (12.0% -> 12.6%), so it is
-    not shipped on (benchmarks/README.md, tune_policies).
+    not shipped on (benchmarks/README.md, tune_policies);
+    ``stochastic_age`` — with ``stochastic``, the programme's spot model is age-conditioned
+    (:func:`age_model`, :func:`policy.stochastic.solve_age`): the chance of losing a zone depends on
+    how long it has been up and the chance an outage ends on how long it has lasted, in coarse
+    buckets (:data:`AGE_EDGES_HOURS`), Nelson-Aalen estimates from the lifetimes and outages the job
+    has seen, shrunk towards the memoryless rates by ``stochastic_age_prior_hours`` hours of
+    exposure. Off by default: on the medium grid's train half it was worse than the memoryless
+    programme (periodic 25.3% -> 25.8-26.0%; benchmarks/README.md, the stochastic subsection).
     """
 
     # Chosen by benchmarks/tune_policies.py --quick --passes 2 --checkpoint-gb 50 on the first half in
@@ -836,6 +853,8 @@ class MultiCloud:
     stochastic_prior_down_hours: float = 1.0
     stochastic_rate_scale: float = 1.0
     stochastic_slack_per_work: float = 0.3
+    stochastic_age: bool = False
+    stochastic_age_prior_hours: float = 0.5  # preferred to 2 h on the medium train half (25.8 vs 26.0%)
     name: str = "multicloud"
 
     def _dp(self, view: JobView, mem: Memory, opt: SpotOption) -> DpPoint | None:
@@ -845,12 +864,15 @@ class MultiCloud:
             return None
         return dp_point(view, mem, opt, prior_rate=self.stochastic_prior_rate,
                         prior_down_hours=self.stochastic_prior_down_hours,
-                        rate_scale=self.stochastic_rate_scale)
+                        rate_scale=self.stochastic_rate_scale,
+                        age_prior_hours=self.stochastic_age_prior_hours if self.stochastic_age else None)
 
     def decide(self, view: JobView, memory: Memory) -> Step:
         mem = _track_idle(view, _track_uptime(view, memory))
         if self.stochastic:
             mem = _track_avail(view, mem, memory)
+            if self.stochastic_age:
+                mem = _track_ages(view, mem, memory)
         if _finished(view):
             return Step(WAIT, ("job finished",), mem)
         cur = view.current
@@ -869,7 +891,7 @@ class MultiCloud:
                 dp = self._dp(view, mem, opt) if view.overhead_left_hours <= _EPS else None
                 if dp is not None:
                     keep_v = dp.keep_spot()
-                    leave_v = dp.sol.spot_leave(dp.w, dp.s)
+                    leave_v = dp.spot_leave()
                     if leave_v < keep_v - 1e-6:
                         return Step(
                             ON_DEMAND,
@@ -925,8 +947,8 @@ class MultiCloud:
             cost = _switch_cost(view, best)
             dp = self._dp(view, mem, best)
             if dp is not None:
-                go = dp.sol.start_spot(dp.w, dp.s)
-                stay = dp.sol.ondemand_stay(dp.w, dp.s, True)
+                go = dp.start_spot()
+                stay = dp.ondemand_stay(True)
                 if (
                     go < stay - 1e-6
                     and spot_run_viable(view, keep=False)
@@ -992,9 +1014,9 @@ class MultiCloud:
         dp = self._dp(view, mem, ref) if ref is not None else None
         if dp is not None:
             up = best is not None
-            od_v = dp.sol.start_ondemand(dp.w, dp.s, up)
-            wait_v = dp.sol.wait(dp.w, dp.s, up) if off_ondemand_is_safe(view, keep=False) else math.inf
-            sp_v = (dp.sol.start_spot(dp.w, dp.s)
+            od_v = dp.start_ondemand(up)
+            wait_v = dp.wait(up) if off_ondemand_is_safe(view, keep=False) else math.inf
+            sp_v = (dp.start_spot()
                     if best is not None and off_ondemand_is_safe(view, keep=False)
                     and spot_run_viable(view, keep=False) else math.inf)
             if best is not None and sp_v <= min(od_v, wait_v) and sp_v < math.inf:
@@ -1018,16 +1040,52 @@ class DpPoint:
     tables, segments left ``w`` from the last checkpoint, slack ``s`` in units (time left minus work
     left from the checkpoint, restart not counted) and ``done`` units of unsaved work."""
 
-    sol: Solution
+    sol: Solution | AgeSolution
     w: int
     s: float
     done: int
+    up_state: int = 1
+    down_state: int = 0
 
     def keep_spot(self) -> float:
         """Expected cost of keeping the spot node (at a boundary, or ``done`` units into a segment)."""
+        if isinstance(self.sol, AgeSolution):
+            if self.done <= 0:
+                return self.sol.spot_keep(self.w, self.s, self.up_state)
+            return self.sol.mid_segment_keep(self.w, self.s, self.done, self.up_state)
         if self.done <= 0:
             return self.sol.spot_keep(self.w, self.s)
         return self.sol.mid_segment_keep(self.w, self.s, self.done)
+
+    def spot_leave(self) -> float:
+        """Expected cost of leaving spot for on-demand now."""
+        if isinstance(self.sol, AgeSolution):
+            return self.sol.spot_leave(self.w, self.s, self.up_state)
+        return self.sol.spot_leave(self.w, self.s)
+
+    def start_spot(self) -> float:
+        """Expected cost of starting spot (the zone priced here) now."""
+        if isinstance(self.sol, AgeSolution):
+            return self.sol.start_spot(self.w, self.s, self.up_state)
+        return self.sol.start_spot(self.w, self.s)
+
+    def ondemand_stay(self, up: bool) -> float:
+        """Expected cost of another on-demand segment, spot up (``up``) or not."""
+        if isinstance(self.sol, AgeSolution):
+            return self.sol.ondemand_stay(self.w, self.s, self.up_state if up else self.down_state)
+        return self.sol.ondemand_stay(self.w, self.s, up)
+
+    def start_ondemand(self, up: bool) -> float:
+        """Expected cost of starting on-demand now from idle."""
+        if isinstance(self.sol, AgeSolution):
+            return self.sol.start_ondemand(self.w, self.s, self.up_state if up else self.down_state)
+        return self.sol.start_ondemand(self.w, self.s, up)
+
+    def wait(self, up: bool) -> float:
+        """Expected cost of holding nothing for one unit."""
+        if isinstance(self.sol, AgeSolution):
+            return self.sol.wait(self.w, self.s, self.up_state if up else self.down_state)
+        return self.sol.wait(self.w, self.s, up)
 
 
 _DP_MAX_SLACK_UNITS = 64
@@ -1043,7 +1101,7 @@ def _bucket(x: float, base: float = 1.25) -> float:
 
 def dp_point(
     view: JobView, memory: Memory, opt: SpotOption, *, prior_rate: float, prior_down_hours: float,
-    rate_scale: float = 1.0,
+    rate_scale: float = 1.0, age_prior_hours: float | None = None,
 ) -> DpPoint | None:
     """The job's :class:`DpPoint` priced for spot in ``opt``, or None when the programme does not
     apply (no deadline, no slack at submission, or a grid above ``_DP_MAX_CELLS``).
@@ -1059,7 +1117,11 @@ def dp_point(
     per hour; ``back`` per tick ``(returns + 1) / (down_ticks + prior_down_hours / tick)``
     (one return per ``prior_down_hours`` of prior downtime), per unit ``1 - (1 - back)^d``;
     ``alt`` ``(losses_alt + 1) / (losses + 2)``. Rates move in steps of 1.25x, prices in 0.02 of
-    the on-demand price."""
+    the on-demand price.
+
+    With ``age_prior_hours`` (not None) the model is age-conditioned (:func:`age_model`, solved by
+    :func:`policy.stochastic.solve_age`): the two rates above become the priors of each age
+    bucket's rate, worth ``age_prior_hours`` hours of exposure."""
     if view.deadline_hours is None or view.tick_hours <= 0 or view.ondemand_price_per_hour <= 0:
         return None
     th = view.tick_hours
@@ -1092,7 +1154,143 @@ def dp_point(
     w = max(0, math.ceil(left / seg_h - 1e-9))
     s = (view.deadline_hours - view.elapsed_hours - left) / unit
     done = max(0, round((view.work_done_hours - view.checkpointed_hours) / unit))
-    return DpPoint(solve(problem), w, s, done)
+    if age_prior_hours is None:
+        return DpPoint(solve(problem), w, s, done)
+    back_rate = -math.log(max(1e-9, 1.0 - min(1.0 - 1e-9, back_tick))) / th
+    aged = age_model(view, memory, opt, unit=unit, prior_up_rate=rate, prior_back_rate=back_rate,
+                     prior_hours=age_prior_hours)
+    age_problem = AgeProblem(  # the rows up to the segments left: solve_age fills no more
+        segments=min(w, segments), seg=seg, last=last, slack=top, restart=problem.restart,
+        price=problem.price,
+        up_fail=aged.up_fail, up_adv=aged.up_adv, down_back=aged.down_back, down_adv=aged.down_adv,
+        alt=alt, alt_state=len(aged.down_back) + aged.alt_bucket, extra=problem.extra,
+    )
+    return DpPoint(solve_age(age_problem), w, s, done, up_state=age_problem.up_state(aged.up_bucket),
+                   down_state=age_problem.down_state(aged.down_bucket))
+
+
+AGE_EDGES_HOURS = (0.25, 1.0, 4.0)
+"""The age buckets of the age-conditioned model, for uptime and downtime alike: under 15 min,
+15 min to 1 h, 1 to 4 h, over 4 h (the bench_fleet probation finding: a zone's hazard falls
+tenfold or more between 5-10 min and 2 h after it returns)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AgeModel:
+    """Per-unit probabilities of the age-conditioned spot chain (:class:`policy.stochastic.AgeProblem`)
+    and where the job is on it: the priced zone's uptime bucket, the outage's downtime bucket, and
+    the bucket of the zone a preemption would fall back on."""
+
+    up_fail: tuple[float, ...]
+    up_adv: tuple[float, ...]
+    down_back: tuple[float, ...]
+    down_adv: tuple[float, ...]
+    up_bucket: int
+    down_bucket: int
+    alt_bucket: int
+
+
+def age_bucket(age_hours: float, edges: Sequence[float] = AGE_EDGES_HOURS) -> int:
+    """The bucket of ``age_hours``: the number of edges at or below it (``inf``: the last)."""
+    return sum(1 for e in edges if age_hours >= e - _EPS)
+
+
+def bucket_rates(
+    failures: Sequence[float], censored: Sequence[float], *, prior_rate: float, prior_hours: float,
+    edges: Sequence[float] = AGE_EDGES_HOURS,
+) -> tuple[float, ...]:
+    """Per age bucket ``(a, b]`` of ``edges``, the event rate per hour: the Nelson-Aalen hazard of
+    the samples (:func:`_hazard_knots`: ``failures`` ended in the event, ``censored`` were still
+    running) spread over the bucket's observed span, ``h = (H(min(b, T)) - H(a)) / (min(b, T) - a)``
+    with ``T`` the longest sample, shrunk towards ``prior_rate`` by exposure:
+    ``(E h + prior_hours prior_rate) / (E + prior_hours)``, ``E`` the hours the samples spent in
+    the bucket. Example: failures 0.1, 0.2 and 2 h, nothing censored, edges (0.25, 1), no prior:
+    bucket 0: ``H(0.25) = 1/3 + 1/2``, span 0.25, ``E = 0.1 + 0.2 + 0.25 = 0.55``: 3.33 per hour;
+    bucket 1: no failure, ``E = 0.75``: 0; bucket 2 ``(1, inf)``: ``H(2) - H(1) = 1``, span 1: 1.0."""
+    samples = (*failures, *censored)
+    longest = max(samples, default=0.0)
+    knots = _hazard_knots(failures, censored)
+    bounds = (0.0, *edges, math.inf)
+    out = []
+    for a, b in pairwise(bounds):
+        end = min(b, longest)
+        exposure = sum(max(0.0, min(x, b) - a) for x in samples)
+        h = (_cum_hazard(knots, end) - _cum_hazard(knots, a)) / (end - a) if end > a else 0.0
+        if exposure + prior_hours <= 0:
+            out.append(prior_rate)
+        else:
+            out.append((exposure * h + prior_hours * prior_rate) / (exposure + prior_hours))
+    return tuple(out)
+
+
+def age_model(
+    view: JobView, memory: Memory, opt: SpotOption, *, unit: float, prior_up_rate: float,
+    prior_back_rate: float, prior_hours: float,
+) -> AgeModel:
+    """The age-conditioned spot model, estimated online from what the job has seen (``memory``,
+    :func:`_track_ages`): per uptime bucket the hazard of losing a zone (:func:`bucket_rates` over
+    the zones' lifetimes, pooled, the open runs censored; prior ``prior_up_rate``), per downtime
+    bucket the rate at which an outage ends (over the outages seen, the open one censored; prior
+    ``prior_back_rate``), both per hour and turned into per-unit probabilities
+    ``1 - exp(-rate * unit)`` (rates in steps of 2x, so the memoised programme is re-solved only
+    when one moves by a step); a bucket ``W`` hours wide is left with probability ``min(1, unit / W)``
+    per unit. The priced zone's bucket is its age (``-inf`` born, up when first seen: the last
+    bucket, a zone found up has most likely been up a while); with no zone up, the outage's age.
+    A preemption falls back on the oldest other zone up now (bucket 0 if none)."""
+    now = view.elapsed_hours
+    born = memory.born if len(memory.born) == len(view.zones) else tuple(math.inf for _ in view.zones)
+    open_runs = [now - b for b in born if -math.inf < b < math.inf]
+    ups = bucket_rates(memory.lifetimes, open_runs, prior_rate=prior_up_rate, prior_hours=prior_hours)
+    open_out = [now - memory.outage_since] if memory.outage_since < math.inf else []
+    backs = bucket_rates(memory.outages, open_out, prior_rate=prior_back_rate, prior_hours=prior_hours)
+    widths = [b - a for a, b in pairwise((0.0, *AGE_EDGES_HOURS))]
+    adv = (*(min(1.0, unit / wd) for wd in widths), 0.0)
+
+    def prob(rate: float) -> float:
+        return 1.0 - math.exp(-_bucket(max(rate, 0.01), 2.0) * unit)
+
+    def bucket_of(i: int) -> int:
+        return age_bucket(math.inf if born[i] == -math.inf else max(0.0, now - born[i]))
+
+    idx = next((i for i, o in enumerate(view.zones) if o.zone == opt.zone), -1)
+    up_b = bucket_of(idx) if idx >= 0 and opt.available and born[idx] < math.inf else 0
+    down_b = age_bucket(now - memory.outage_since) if memory.outage_since < math.inf else 0
+    others = [bucket_of(i) for i, o in enumerate(view.zones)
+              if o.available and o.zone != opt.zone and born[i] < math.inf]
+    return AgeModel(
+        up_fail=tuple(prob(x) for x in ups), up_adv=adv, down_back=tuple(prob(x) for x in backs),
+        down_adv=adv, up_bucket=up_b, down_bucket=down_b, alt_bucket=max(others, default=0),
+    )
+
+
+def _track_ages(view: JobView, memory: Memory, before: Memory) -> Memory:
+    """``memory`` with the age-conditioned model's observations updated (see Memory): a zone seen
+    coming up is ``born`` now; one seen going down after a run the job saw begin adds that run to
+    ``lifetimes``; an outage (no zone up) that ends adds its length to ``outages``. ``before`` is
+    the memory as it came in (empty ``born``: the first decision, every zone up is "up when first
+    seen")."""
+    now = view.elapsed_hours
+    first = len(before.born) != len(view.zones)
+    born: list[float] = []
+    lifetimes = list(memory.lifetimes)
+    for i, o in enumerate(view.zones):
+        prev = math.inf if first else before.born[i]
+        if o.available:
+            born.append((-math.inf if first else now) if prev == math.inf else prev)
+        else:
+            if -math.inf < prev < math.inf:
+                lifetimes.append(max(0.0, now - prev))
+            born.append(math.inf)
+    any_up = any(o.available for o in view.zones)
+    since, outages = before.outage_since, list(memory.outages)
+    if any_up:
+        if since < math.inf:
+            outages.append(max(0.0, now - since))
+        since = math.inf
+    elif since == math.inf:
+        since = now
+    return replace(memory, born=tuple(born), lifetimes=tuple(lifetimes), outage_since=since,
+                   outages=tuple(outages))
 
 
 def _cheapest_zone(view: JobView) -> SpotOption | None:
