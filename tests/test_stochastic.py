@@ -202,3 +202,48 @@ def test_dp_point_maps_a_view_onto_the_grid() -> None:
 
 def test_stochastic_off_is_the_default() -> None:
     assert MultiCloud().stochastic is False
+
+
+edge_problems = st.builds(
+    Problem,
+    segments=st.integers(1, 4),
+    seg=st.integers(1, 3),
+    last=st.just(1),
+    slack=st.integers(0, 6),
+    restart=st.sampled_from((0.5, 1.0, 1.5)),
+    fail=st.sampled_from((0.0, 0.3, 1.0)),
+    back=st.sampled_from((0.0, 0.5, 1.0)),
+    alt=st.sampled_from((0.0, 0.5, 1.0)),
+    price=st.floats(0.05, 1.5),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(edge_problems, st.integers(0, 2), st.floats(0.0, 6.0))
+def test_no_value_is_nan_at_certain_outcomes(p: Problem, done: int, s: float) -> None:
+    """With probabilities of exactly 0 or 1 (a zone that never fails or always does, another zone
+    always or never up), an outcome that cannot happen must weigh nothing even where its value is
+    INF: IEEE's 0 x inf is NaN, and a NaN cost compares false with everything, so a decision would
+    be taken on garbage. Every value is a number or INF."""
+    sol = solve(p)
+    for w in range(p.segments + 1):
+        for x in (0, 1):
+            for slack in (0.0, 0.5, 1.0, 2.5, float(p.slack)):
+                assert not math.isnan(sol.wait(w, slack, bool(x))), (w, slack, x)
+                assert not math.isnan(sol.start_spot(w, slack)), (w, slack)
+                assert not math.isnan(sol.spot_keep(w, slack)), (w, slack)
+        assert not math.isnan(sol.mid_segment_keep(w, s, done)), (w, s, done)
+
+
+def test_a_certain_loss_ignores_the_value_of_keeping() -> None:
+    """By hand: a zone that always fails (``fail`` 1) reaches no checkpoint on spot, so the value at a
+    boundary is the value after the loss alone, however INF keeping would be; with another zone
+    always up (``alt`` 1) that is the up row's value, the down row's INF weighing nothing."""
+    from ray_multicloud.policy.stochastic import _boundary, _either
+
+    p = Problem(segments=1, seg=1, last=1, slack=2, restart=1.0, fail=1.0, back=0.0, alt=1.0, price=0.25)
+    assert _boundary(INF, (INF, 3.0), p) == 3.0
+    assert _either(1.0, 2.0, INF) == 2.0
+    assert _either(0.0, INF, 4.0) == 4.0
+    assert _either(0.5, 2.0, 4.0) == 3.0
+    assert _either(0.5, INF, 4.0) == INF

@@ -142,7 +142,7 @@ class Solution:
         row = self.idle[w][i - 1]
         x = int(up)
         pu = (1.0 - p.fail) if x else p.back
-        return pu * row[1] + (1.0 - pu) * row[0]
+        return _either(pu, row[1], row[0])
 
     def mid_segment_keep(self, w: int, s: float, done: int) -> float:
         """Expected cost of keeping spot ``done`` units into the current segment (slack ``s`` is
@@ -161,19 +161,29 @@ class Solution:
             if at < p.restart - 1e-9:
                 return INF
             row = self.idle[w][min(math.floor(at), p.slack)]
-            total += alive * p.fail * (k * p.price + p.alt * row[1] + (1.0 - p.alt) * row[0])
+            total += _weighted(alive * p.fail, k * p.price + _either(p.alt, row[1], row[0]))
             alive *= 1.0 - p.fail
         j = min(math.floor(s + done), p.slack)
-        return total + alive * (left * p.price + _boundary(self.sp[w - 1][j], self.idle[w - 1][j], p))
+        return total + _weighted(alive, left * p.price + _boundary(self.sp[w - 1][j], self.idle[w - 1][j], p))
+
+
+def _weighted(weight: float, value: float) -> float:
+    """``weight * value`` where a weight of 0 contributes 0 even to an infinite value (an outcome
+    that cannot happen costs nothing; IEEE would give NaN)."""
+    return 0.0 if weight == 0.0 else weight * value
+
+
+def _either(alt: float, up: float, down: float) -> float:
+    """The value right after a loss: another zone up with probability ``alt`` (``up``), else none
+    (``down``); INF when an outcome of positive probability is INF, never NaN."""
+    return _weighted(alt, up) + _weighted(1.0 - alt, down)
 
 
 def _boundary(keep: float, idle: tuple[float, float], p: Problem) -> float:
     """The value at a checkpoint reached on spot: the zone is still up (``1 - fail``: ``keep``) or
     was lost just then, with nothing unsaved (idle, another zone up with probability ``alt``)."""
-    if keep == INF:
-        return INF
-    lost = p.alt * idle[1] + (1.0 - p.alt) * idle[0] if p.fail > 0 else 0.0
-    return (1.0 - p.fail) * keep + p.fail * lost
+    lost = _either(p.alt, idle[1], idle[0]) if p.fail > 0 else 0.0
+    return _weighted(1.0 - p.fail, keep) + _weighted(p.fail, lost)
 
 
 def _mix(col: Sequence[Sequence[float]], at: float, x: int) -> float:
@@ -280,9 +290,9 @@ def solve(problem: Problem) -> Solution:
                 c = 0.0
                 alive = 1.0
                 for j in range(1, n):  # lost at the start of unit j + 1, after j units worked
-                    c += alive * p.fail * (j * p.price + p.alt * id_u[s - j] + (1.0 - p.alt) * id_d[s - j])
+                    c += _weighted(alive * p.fail, j * p.price + _either(p.alt, id_u[s - j], id_d[s - j]))
                     alive *= q
-                c += alive * (n * p.price + _boundary(prev_sp[s], prev_idle[s], p))
+                c += _weighted(alive, n * p.price + _boundary(prev_sp[s], prev_idle[s], p))
             else:
                 c = INF
             leave = at(ods_u, s)
