@@ -116,6 +116,26 @@ def test_only_a_positive_hourly_dimension_is_a_price() -> None:
     assert parse_price_list_item({}) is None
 
 
+def test_a_price_list_entry_with_odd_terms_still_finds_its_hourly_price() -> None:
+    item = price_list_item(usd="0.5260000000")  # under a dollar an hour (g4dn.xlarge's price)
+    assert parse_price_list_item(item) == ("us-east-1", "p3.2xlarge", 0.526)
+    terms = item["terms"]["OnDemand"]
+    good = terms.pop("CGJXHFUSGE546RV6.JRTCKXETXF")
+    terms["EMPTY.TERM"] = {"sku": "EMPTY"}  # a term without priceDimensions
+    terms["NO.PRICE"] = {
+        "priceDimensions": {"a": {"unit": "Hrs"}, "b": {"unit": "Hrs", "pricePerUnit": {"CNY": "7"}}}
+    }
+    terms["GOOD"] = good
+    assert parse_price_list_item(item) == ("us-east-1", "p3.2xlarge", 0.526)
+
+
+def test_the_aws_feed_builds_its_own_session_when_none_is_given() -> None:
+    import boto3
+
+    feed = AwsPriceFeed(regions=["us-east-1"], instance_types=["p3.2xlarge"])
+    assert isinstance(feed._session, boto3.Session)
+
+
 class FakeEc2:
     def __init__(self, pages: list[dict[str, Any]]) -> None:
         self.pages, self.calls = pages, []
@@ -291,6 +311,14 @@ def test_aws_on_demand_asks_the_pricing_api_per_type_and_keeps_the_wanted_region
         pricing_region="eu-central-1",
     )
     assert other.fetch(NOW) == []
+    empty_reply = AwsPriceFeed(
+        regions=["us-east-1"],
+        instance_types=["g5.xlarge"],
+        session=FakeSession(
+            {("pricing", "us-east-1"): FakePricing([{}]), ("ec2", "us-east-1"): FakeEc2([{}])}
+        ),
+    )
+    assert empty_reply.fetch(NOW) == []  # a reply without PriceList / SpotPriceHistory: no quotes
 
 
 # --- Azure -----------------------------------------------------------------------------------

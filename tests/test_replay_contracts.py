@@ -140,3 +140,26 @@ def test_run_steps_until_done_or_stopped(tmp_path: Path) -> None:
     idle = Replayer(tmp_path / "idle", {"x": trace}, speedup=60.0, clock=clock)
     idle.run(stop=stop)
     assert idle.started_at is None and PriceBoard(tmp_path / "idle").read() == {}
+
+
+def test_any_positive_speed_is_allowed_even_slower_than_real_time(tmp_path: Path) -> None:
+    trace = PriceTrace((0.0, 60.0), (1.0, 2.0))
+    assert Replayer(tmp_path, {"x": trace}, speedup=1.0).speedup == 1.0
+    assert Replayer(tmp_path, {"x": trace}, speedup=0.5).speedup == 0.5
+
+
+def test_run_waits_one_second_between_steps_by_default(tmp_path: Path) -> None:
+    class Recording(threading.Event):
+        def __init__(self) -> None:
+            super().__init__()
+            self.waits: list[float | None] = []
+
+        def wait(self, timeout: float | None = None) -> bool:
+            self.waits.append(timeout)
+            self.set()
+            return True
+
+    rep = Replayer(tmp_path, {"x": PriceTrace((0.0, 600.0), (1.0, 2.0))}, clock=lambda: 0.0)
+    stop = Recording()
+    rep.run(stop=stop)
+    assert stop.waits == [1.0]
