@@ -208,3 +208,10 @@ def test_malformed_entries_are_skipped_and_the_rest_read(tmp_path: Path) -> None
     assert CooldownBoard(tmp_path, writer=ME).others(now=0.0) == {}
     (tmp_path / COOLDOWN_FILE).write_text("[" * 100_000, encoding="utf-8")
     assert CooldownBoard(tmp_path, writer=ME).others(now=0.0) == {}
+
+
+def test_a_malformed_entry_does_not_hide_the_entries_after_it(tmp_path: Path) -> None:
+    (tmp_path / COOLDOWN_FILE).write_text(
+        json.dumps({"first": [1.0], "then": {"until": 10.0, "by": OTHER}}), encoding="utf-8"
+    )
+    assert CooldownBoard(tmp_path, writer=ME).others(now=0.0) == {"then": 10.0}
