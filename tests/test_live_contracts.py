@@ -378,3 +378,9 @@ def test_get_json_asks_for_json_and_names_the_url_without_its_query(server: str)
     assert err.value.__cause__ is None and err.value.__suppress_context__
     assert _Handler.seen == [
         ("/ok?x=1", "application/json", "t"), ("/fail?secret=1", "application/json", "t")]
+
+
+def test_an_unusable_quote_does_not_hide_the_quotes_after_it() -> None:
+    quotes = [quote("z1", price=float("inf")), quote("z1", price=0.4, as_of=NOW - 1)]
+    (o,) = merge([offer()], quotes, now=NOW, max_age_s=3600).offers
+    assert o.price_per_hour == 0.4
