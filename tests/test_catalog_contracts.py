@@ -244,3 +244,13 @@ def test_the_shipped_catalog_unreadable_says_to_reinstall(monkeypatch: pytest.Mo
         "cannot read the shipped catalog package:ray_multicloud/data/gpu_offers.csv: gone. Reinstall "
         "the package (pip install -e .) or pass a catalog path explicitly."
     )
+
+
+def test_a_rows_new_spot_offer_is_kept_when_its_on_demand_offer_is_a_duplicate() -> None:
+    catalog = parse(
+        "aws,us-east-1,use1-az1,p3.2xlarge,V100,1,8,61,3.06,,,",
+        "aws,us-east-1,use1-az1,p3.2xlarge,V100,1,8,61,3.06,0.9,,",
+    )
+    assert [(o.capacity, o.price_per_hour) for o in catalog.offers] == [(CapacityType.ON_DEMAND, 3.06),
+                                                                        (CapacityType.SPOT, 0.9)]
+    assert [w.kind for w in catalog.warnings] == [cat.NO_SPOT, cat.DUPLICATE]

@@ -384,3 +384,19 @@ def test_an_unusable_quote_does_not_hide_the_quotes_after_it() -> None:
     quotes = [quote("z1", price=float("inf")), quote("z1", price=0.4, as_of=NOW - 1)]
     (o,) = merge([offer()], quotes, now=NOW, max_age_s=3600).offers
     assert o.price_per_hour == 0.4
+
+
+def test_every_due_feed_is_fetched_at_once_on_a_price_feed_thread() -> None:
+    n = 40  # more than any default thread pool's workers (min(32, CPUs + 4))
+    barrier = threading.Barrier(n, timeout=20)
+    names: list[str] = []
+
+    class Together(Feed):
+        def fetch(self, now: float) -> list[PriceQuote]:
+            names.append(threading.current_thread().name)
+            barrier.wait()  # every feed must be running at the same time to pass
+            return [quote(self.name)]
+
+    cache = LivePrices([Together(f"f{i}", []) for i in range(n)], ttl_s=0, timeout_s=30)
+    assert all(not s.stale for s in cache.refresh(NOW))
+    assert len(names) == n and all(name.startswith("price-feed_") for name in names)
