@@ -668,3 +668,12 @@ def test_gcp_feed_stops_after_max_pages_and_refuses_plain_http() -> None:
         GcpPriceFeed(offers=[], endpoint="http://billing.example", get_json=endless, name="gcp-eu")
     assert "provider.clouds.gcp-eu.prices_endpoint (or --feed-endpoint gcp-eu=URL)" in str(err.value)
     GcpPriceFeed(offers=[], endpoint="http://127.0.0.1:9", get_json=endless)  # a loopback test server
+
+
+def test_azure_feed_defaults_to_the_azure_entry_and_stamps_quotes_now() -> None:
+    pages = iter([{"NextPageLink": "p2"}, {"Items": [retail_item()]}])  # a page without Items: none
+    feed = AzurePriceFeed(vm_sizes=["Standard_NC6s_v3"], get_json=lambda url, headers: next(pages))
+    assert feed.cloud == feed.name == "azure"
+    assert feed.fetch(NOW) == [
+        PriceQuote("azure", "eastus", "", "Standard_NC6s_v3", OD, 3.06, NOW, "live:azure-retail-prices")
+    ]
