@@ -677,3 +677,16 @@ def test_azure_feed_defaults_to_the_azure_entry_and_stamps_quotes_now() -> None:
     assert feed.fetch(NOW) == [
         PriceQuote("azure", "eastus", "", "Standard_NC6s_v3", OD, 3.06, NOW, "live:azure-retail-prices")
     ]
+
+
+def test_unit_price_reads_proto3_json_that_omits_zero_fields() -> None:
+    # The Billing Catalog's JSON omits a zero field: a price under $1 has no "units" at all.
+    under_a_dollar = sku(
+        "x",
+        "OnDemand",
+        tiers=[{"startUsageAmount": 0, "unitPrice": {"currencyCode": "USD", "nanos": 31_611_000}}],
+    )
+    assert unit_price(under_a_dollar) == 0.031611
+    whole = sku("x", "OnDemand", tiers=[{"unitPrice": {"currencyCode": "USD", "units": "3"}}])
+    assert unit_price(whole) == 3.0
+    assert unit_price(sku("x", "OnDemand", tiers=[{"startUsageAmount": 0}])) == 0.0  # no unitPrice: no price
