@@ -690,3 +690,37 @@ def test_unit_price_reads_proto3_json_that_omits_zero_fields() -> None:
     whole = sku("x", "OnDemand", tiers=[{"unitPrice": {"currencyCode": "USD", "units": "3"}}])
     assert unit_price(whole) == 3.0
     assert unit_price(sku("x", "OnDemand", tiers=[{"startUsageAmount": 0}])) == 0.0  # no unitPrice: no price
+
+
+def test_gcp_feed_defaults_to_the_gcp_entry() -> None:
+    assert GcpPriceFeed(offers=[], get_json=lambda url, headers: {}, token=lambda: "t").name == "gcp"
+    with pytest.raises(
+        ConfigError, match=r"provider\.clouds\.gcp\.prices_endpoint \(or --feed-endpoint gcp=URL\)"
+    ):
+        GcpPriceFeed(offers=[], endpoint="http://billing.example")
+
+
+def test_adc_token_asks_application_default_credentials_for_the_billing_read_scope(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import google.auth
+    import google.auth.transport.requests
+
+    from ray_multicloud.pricing.gcp_feed import adc_token
+
+    asked: list[object] = []
+
+    class Credentials:
+        token = "ya29.fresh"
+
+        def refresh(self, request: object) -> None:
+            asked.append(request)
+
+    def default(scopes: list[str]) -> tuple[Credentials, str]:
+        asked.append(scopes)
+        return Credentials(), "project"
+
+    monkeypatch.setattr(google.auth, "default", default)
+    assert adc_token() == "ya29.fresh"
+    assert asked[0] == ["https://www.googleapis.com/auth/cloud-billing.readonly"]
+    assert isinstance(asked[1], google.auth.transport.requests.Request)
