@@ -724,3 +724,11 @@ def test_adc_token_asks_application_default_credentials_for_the_billing_read_sco
     assert adc_token() == "ya29.fresh"
     assert asked[0] == ["https://www.googleapis.com/auth/cloud-billing.readonly"]
     assert isinstance(asked[1], google.auth.transport.requests.Request)
+
+
+def test_gcp_endpoint_loses_only_its_trailing_slashes() -> None:
+    def feed(endpoint: str) -> GcpPriceFeed:
+        return GcpPriceFeed(offers=[], endpoint=endpoint, get_json=lambda url, headers: {}, token=lambda: "t")
+
+    assert feed("https://mirror.example/X").endpoint == "https://mirror.example/X"
+    assert feed("https://mirror.example/billing//").endpoint == "https://mirror.example/billing"

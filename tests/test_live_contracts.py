@@ -400,3 +400,9 @@ def test_every_due_feed_is_fetched_at_once_on_a_price_feed_thread() -> None:
     cache = LivePrices([Together(f"f{i}", []) for i in range(n)], ttl_s=0, timeout_s=30)
     assert all(not s.stale for s in cache.refresh(NOW))
     assert len(names) == n and all(name.startswith("price-feed_") for name in names)
+
+
+def test_a_reply_that_is_not_utf8_is_refused_showing_its_start() -> None:
+    with pytest.raises(OSError) as err:
+        parse_json_object(b"\xff\xfe<html>", "w", "text/html")
+    assert "it starts '\ufffd\ufffd<html>': check the endpoint" in str(err.value)
