@@ -732,3 +732,30 @@ def test_gcp_endpoint_loses_only_its_trailing_slashes() -> None:
 
     assert feed("https://mirror.example/X").endpoint == "https://mirror.example/X"
     assert feed("https://mirror.example/billing//").endpoint == "https://mirror.example/billing"
+
+
+def test_gcp_feed_skips_skus_it_cannot_use_and_reads_on() -> None:
+    core = sku("N1 Predefined Instance Core running in Americas", "OnDemand", "0", 250_000_000)
+    pages = iter(
+        [
+            {"nextPageToken": "2"},  # a page without skus
+            {
+                "skus": [
+                    sku(
+                        "E2 Instance Core running in Americas", "OnDemand", "1"
+                    ),  # not a part the feed adds up
+                    sku("N1 Predefined Instance Ram running in Americas", "OnDemand", "0", 0),  # no price
+                    {**core, "serviceRegions": None},  # no regions
+                    core,
+                    sku("N1 Predefined Instance Ram running in Americas", "OnDemand", "0", 125_000_000),
+                ]
+            },
+        ]
+    )
+    feed = GcpPriceFeed(
+        offers=[gcp_offer("n1-standard-2", OD, vcpus=2, mem=4, acc="", count=0)],
+        get_json=lambda url, headers: next(pages),
+        token=lambda: "t",
+    )
+    (q,) = feed.fetch(NOW)
+    assert q.price_per_hour == 1.0  # 2 x 0.25 + 4 x 0.125

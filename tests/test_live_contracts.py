@@ -378,6 +378,25 @@ def test_get_json_asks_for_json_and_names_the_url_without_its_query(server: str)
     assert err.value.__cause__ is None and err.value.__suppress_context__
     assert _Handler.seen == [
         ("/ok?x=1", "application/json", "t"), ("/fail?secret=1", "application/json", "t")]
+    with pytest.raises(OSError) as two:
+        get(f"{server}/fail?a=1?secret=2", {})
+    assert str(two.value).startswith(f"HTTP 429 from {server}/fail: ")  # nothing after the first "?"
+
+
+def test_get_json_waits_15_seconds_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    import urllib.request
+
+    waited: list[object] = []
+
+    def urlopen(request: object, timeout: object) -> object:
+        waited.append(timeout)
+        raise OSError("no network here")
+
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    for get in (urllib_get_json(), urllib_get_json(timeout_s=2.5)):
+        with pytest.raises(OSError, match="no network here"):
+            get("https://x.example/p", {})
+    assert waited == [15.0, 2.5]
 
 
 def test_an_unusable_quote_does_not_hide_the_quotes_after_it() -> None:
