@@ -650,6 +650,16 @@ def test_gcp_feed_rounds_to_six_places_and_later_skus_win() -> None:
     )
     (q,) = feed.fetch(NOW)
     assert q.price_per_hour == 0.1  # 3 x 0.033333333 + 1e-9 = 0.099999999... -> 0.1
+    fine = [
+        sku("G2 Instance Core running in Americas", "OnDemand", "0", 1_234_567),
+        sku("G2 Instance Ram running in Americas", "OnDemand", "0", 1_000_000),
+    ]
+    feed = GcpPriceFeed(
+        offers=[gcp_offer("g2-standard-4", OD, vcpus=1, mem=1, acc="")],
+        get_json=lambda url, headers: {"skus": fine},
+        token=lambda: "t",
+    )
+    assert feed.fetch(NOW)[0].price_per_hour == 0.002235  # 0.001234567 + 0.001, to 6 places
 
 
 def test_gcp_feed_stops_after_max_pages_and_refuses_plain_http() -> None:

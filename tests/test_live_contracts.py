@@ -341,6 +341,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         _Handler.seen.append((self.path, self.headers.get("Accept"), self.headers.get("X-Token")))
+        if self.path.startswith("/html"):
+            body = b"<html>proxy error</html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         if self.path.startswith("/fail"):
             body = b"quota exceeded " + b"y" * 400
             self.send_response(429)
@@ -381,6 +389,9 @@ def test_get_json_asks_for_json_and_names_the_url_without_its_query(server: str)
     with pytest.raises(OSError) as two:
         get(f"{server}/fail?a=1?secret=2", {})
     assert str(two.value).startswith(f"HTTP 429 from {server}/fail: ")  # nothing after the first "?"
+    with pytest.raises(OSError) as html:
+        get(f"{server}/html?key=secret", {})
+    assert str(html.value).startswith(f"{server}/html: the reply (text/html) is not JSON (")
 
 
 def test_get_json_waits_15_seconds_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
