@@ -660,6 +660,16 @@ def test_gcp_feed_rounds_to_six_places_and_later_skus_win() -> None:
         token=lambda: "t",
     )
     assert feed.fetch(NOW)[0].price_per_hour == 0.002235  # 0.001234567 + 0.001, to 6 places
+    a3 = [
+        sku("A3 Instance Core running in Americas", "OnDemand", "1"),
+        sku("A3 Instance Ram running in Americas", "OnDemand", "0", 500_000_000),
+    ]
+    feed = GcpPriceFeed(
+        offers=[gcp_offer("a3-highgpu-1g", OD, vcpus=2, mem=2, acc="")],
+        get_json=lambda url, headers: {"skus": a3},
+        token=lambda: "t",
+    )
+    assert feed.fetch(NOW)[0].price_per_hour == 3.0  # 2 x 1 + 2 x 0.5
 
 
 def test_gcp_feed_stops_after_max_pages_and_refuses_plain_http() -> None:

@@ -287,10 +287,12 @@ def test_each_public_cloud_entry_gets_its_feed_named_after_it() -> None:
     assert (west.name, west.cloud, west.vm_sizes, west.regions) == (
         "west", "west", ("Standard_A", "Standard_B"), frozenset({"eastus", "westus"}))
     assert west.endpoint == AZURE_DEFAULT
-    mirrors = build_feeds(offers, {"aws": "http://127.0.0.1:1", "west": "https://mirror/api"},
+    mirrors = build_feeds(offers, {"aws": "http://127.0.0.1:1", "west": "https://mirror/api",
+                                   "gcp": "https://gcp-mirror.example"},
                           {"west": "azure", "onprem": "private"})
     assert mirrors.feeds[0]._endpoint == mirrors.feeds[0]._pricing_endpoint == "http://127.0.0.1:1"
     assert mirrors.feeds[2].endpoint == "https://mirror/api"
+    assert mirrors.feeds[1].endpoint == "https://gcp-mirror.example"
     assert build_feeds([on("onprem", "dc", "box")]).feeds == []
 
 
@@ -341,6 +343,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         _Handler.seen.append((self.path, self.headers.get("Accept"), self.headers.get("X-Token")))
+        if self.path.startswith(("/bare", "/badfail")):
+            body = b"\xffoops" if self.path.startswith("/badfail") else b"plain text"
+            self.send_response(500 if self.path.startswith("/badfail") else 200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         if self.path.startswith("/html"):
             body = b"<html>proxy error</html>"
             self.send_response(200)
@@ -392,6 +401,12 @@ def test_get_json_asks_for_json_and_names_the_url_without_its_query(server: str)
     with pytest.raises(OSError) as html:
         get(f"{server}/html?key=secret", {})
     assert str(html.value).startswith(f"{server}/html: the reply (text/html) is not JSON (")
+    with pytest.raises(OSError) as bare:
+        get(f"{server}/bare", {})
+    assert str(bare.value).startswith(f"{server}/bare: the reply is not JSON (")  # no content type: none said
+    with pytest.raises(OSError) as bad:
+        get(f"{server}/badfail", {})
+    assert str(bad.value) == f"HTTP 500 from {server}/badfail: \ufffdoops"
 
 
 def test_get_json_waits_15_seconds_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
