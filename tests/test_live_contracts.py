@@ -451,3 +451,9 @@ def test_a_reply_that_is_not_utf8_is_refused_showing_its_start() -> None:
     with pytest.raises(OSError) as err:
         parse_json_object(b"\xff\xfe<html>", "w", "text/html")
     assert "it starts '\ufffd\ufffd<html>': check the endpoint" in str(err.value)
+
+
+def test_a_gcp_entry_of_another_name_gets_a_feed_of_that_name() -> None:
+    gcp = replace(offer(), cloud="gcp-eu", region="europe-west4", instance_type="a2-highgpu-1g")
+    (feed,) = build_feeds([gcp], drivers={"gcp-eu": "gcp"}).feeds
+    assert isinstance(feed, GcpPriceFeed) and feed.name == "gcp-eu"
