@@ -226,7 +226,7 @@ def test_overlay_uses_the_caches_max_age() -> None:
 @pytest.mark.parametrize(
     ("age_s", "text"),
     [(0, "0s"), (-30, "0s"), (119.4, "119s"), (120, "2m"), (150, "2m"), (7199, "120m"), (7200, "2.0h"),
-     (9000, "2.5h")],
+     (9000, "2.5h"), (7381, "2.1h")],  # 7381 s = 2.0503 h
 )  # fmt: skip
 def test_price_source_says_where_and_how_old(age_s: float, text: str) -> None:
     live = replace(offer(), as_of=NOW - age_s, source="live:aws-spot-price-history")
