@@ -156,7 +156,10 @@ class _FeedState:
 
 
 class LivePrices:
-    """A TTL cache over price feeds. Thread-safe; never raises for a feed's failure."""
+    """A TTL cache over price feeds. Thread-safe; never raises for a feed's failure.
+
+    ``refresh`` fetches every due feed at once, each on its own thread (named ``price-feed_N``, as
+    a stack dump shows it), so one slow feed never delays another's answer."""
 
     def __init__(
         self,
