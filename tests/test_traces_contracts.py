@@ -266,7 +266,8 @@ def test_one_file_given_twice_is_refused(tmp_path: Path) -> None:
     with pytest.raises(TraceError) as info:
         load_traces([d, d], default_spot_price=1.0)
     assert str(info.value) == (
-        "the same zone file appears twice (t/us-east-1a_v100_1, t/us-east-1b_v100_1); pass each directory once"
+        "the same zone file appears twice (t/us-east-1a_v100_1, t/us-east-1b_v100_1); "
+        "pass each directory once"
     )
 
 
