@@ -3,10 +3,12 @@ docstrings and messages (mutation testing, issue 12 item 5). Pure, no Ray; trace
 built by hand, each expected value worked out in the comment or docstring beside it."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from ray_multicloud.sim.serving import Demand, FleetSpec
+from ray_multicloud.sim.serving import MAX_COUNT, MAX_MINUTES, MAX_SECONDS, Demand, FleetSpec, load_demand
 from ray_multicloud.sim.serving_bounds import (
     BOUNDS,
     PROBATIONS,
@@ -16,7 +18,7 @@ from ray_multicloud.sim.serving_bounds import (
     oracle_forecast,
     warned_caps,
 )
-from ray_multicloud.sim.traces import TraceSet
+from ray_multicloud.sim.traces import TraceError, TraceSet
 
 
 def zone(counts: list[int], gap: float = 3600.0, price: float = 1.0) -> TraceSet:
@@ -113,3 +115,96 @@ def test_bounds_with_no_demand_have_no_unserved_fraction() -> None:
     assert all(v.unserved_fraction == 0.0 for v in b.values())
     # min_replicas 1: one on-demand replica every step, $3 x 4
     assert b["spot-hedge"].ondemand_cost_usd == pytest.approx(12.0)
+
+
+# ----------------------------------------------------------------------------- serving: load_demand
+
+MIN = "Time (min),Requests\n"
+SEC = "second,requests,total_tokens\n"
+
+
+def demand_error(tmp_path: Path, body: str | bytes) -> tuple[Path, str]:
+    p = tmp_path / "d.csv"
+    if isinstance(body, bytes):
+        p.write_bytes(body)
+    else:
+        p.write_text(body, encoding="utf-8")
+    with pytest.raises(TraceError) as info:
+        load_demand(p)
+    return p, str(info.value)
+
+
+def test_demand_limits_are_the_documented_ones() -> None:
+    assert MAX_MINUTES == 10 * 366 * 24 * 60 == 5_270_400
+    assert MAX_SECONDS == 31 * 86_400 and MAX_COUNT == 1e12
+
+
+def test_demand_whole_file_errors_exactly(tmp_path: Path) -> None:
+    p, msg = demand_error(tmp_path, MIN + "\n\n")
+    assert msg == f"{p}: demand trace has no rows; expected a header and one row per minute or second"
+    p, msg = demand_error(tmp_path, "when,how many\n1,2\n")
+    assert msg == f"{p}: unknown demand header ['when', 'how many']; use 'Time (min),Requests' or 'second,requests'"
+    p, msg = demand_error(tmp_path, MIN.encode() + b"0,1\n1,\xe9\n")
+    assert msg == f"{p}: demand trace is not UTF-8 text (bad byte at offset 26)"
+    p, msg = demand_error(tmp_path, MIN + "0,1\x00\n")
+    assert msg == f"{p}: line 2: bad demand row (could not convert string to float: '1\\x00')"
+    missing = tmp_path / "none.csv"
+    with pytest.raises(TraceError) as info:
+        load_demand(missing)
+    assert str(info.value) == f"{missing}: cannot read demand trace (No such file or directory)"
+
+
+def test_demand_row_errors_name_the_line(tmp_path: Path) -> None:
+    # line numbers count the header as line 1, and blank lines too
+    p, msg = demand_error(tmp_path, MIN + "0,1\n\nx,1\n")
+    assert msg == f"{p}: line 4: bad demand row (could not convert string to float: 'x')"
+    p, msg = demand_error(tmp_path, MIN + "0,1\n7\n")
+    assert msg == f"{p}: line 3: bad demand row (list index out of range)"
+    p, msg = demand_error(tmp_path, MIN + "5270401,1\n")
+    assert msg == f"{p}: line 2: bad demand row (minute '5270401' is not a whole number from 0 to 5270400)"
+    p, msg = demand_error(tmp_path, MIN + "-1,1\n")
+    assert msg == f"{p}: line 2: bad demand row (minute '-1' is not a whole number from 0 to 5270400)"
+    p, msg = demand_error(tmp_path, MIN + "2.5,1\n")
+    assert msg == f"{p}: line 2: bad demand row (minute '2.5' is not a whole number from 0 to 5270400)"
+    p, msg = demand_error(tmp_path, MIN + "0,-0.5\n")
+    assert msg == f"{p}: line 2: bad demand row (request count '-0.5' is not a number from 0 to 1e+12)"
+    p, msg = demand_error(tmp_path, MIN + "0,1000000000001\n")
+    assert msg == f"{p}: line 2: bad demand row (request count '1000000000001' is not a number from 0 to 1e+12)"
+    p, msg = demand_error(tmp_path, MIN + "0,inf\n")
+    assert msg == f"{p}: line 2: bad demand row (request count 'inf' is not a number from 0 to 1e+12)"
+    p, msg = demand_error(tmp_path, MIN + "0,5\n1,5\n\n1,7\n")
+    assert msg == f"{p}: line 5: bad demand row (minute 1 again (first on line 3); give each once)"
+
+
+def test_per_minute_demand_edges(tmp_path: Path) -> None:
+    p = tmp_path / "d.csv"
+    # a header in any case with spaces; minutes "3.0" and 0; counts 0 and the cap; gaps are 0
+    p.write_text(" TIME (MIN) , Requests \n3.0,1000000000000\n0,0\n1,90\n", encoding="utf-8")
+    d = load_demand(p)
+    assert d.step_seconds == 60.0 and d.source == str(p)
+    assert d.rps.tolist() == [0.0, 1.5, 0.0, 1e12 / 60]
+    assert d.hours == pytest.approx(4 / 60)
+
+
+def test_per_second_demand_edges(tmp_path: Path) -> None:
+    p = tmp_path / "s.csv"
+    # unsorted stamps; the first is the earliest; a fraction of a second falls in its whole second
+    p.write_text(SEC + "2023-11-16 18:17:05.5,4,1\n2023-11-16 18:17:03,2,1\n\n2023-11-16 18:17:04.9,1,1\n",
+                 encoding="utf-8")
+    d = load_demand(p)
+    assert d.step_seconds == 1.0 and d.rps.tolist() == [2.0, 1.0, 4.0]
+    assert d.hours == pytest.approx(3 / 3600)
+    # exactly 31 days after the first stamp is still within the limit; a second more is not
+    last = tmp_path / "l.csv"
+    last.write_text(SEC + "2023-01-01 00:00:00,1,1\n2023-02-01 00:00:00,1,1\n", encoding="utf-8")
+    assert len(load_demand(last).rps) == 31 * 86_400 + 1
+    p, msg = demand_error(tmp_path, SEC + "2023-01-01 00:00:00,1,1\n2023-02-01 00:00:01,1,1\n")
+    assert msg == (f"{p}: line 3: bad demand row (2023-02-01T00:00:01 is more than 31 days after the "
+                   "first timestamp 2023-01-01T00:00:00; split the trace)")
+    p, msg = demand_error(tmp_path, SEC + "2023-01-01 00:00:00,1,1\n2023-01-01 00:00:01,1,1\n"
+                          "2023-01-01 00:00:00.5,1,1\n")
+    assert msg == (f"{p}: line 4: bad demand row (second 2023-01-01T00:00:00.500000 again (first on line 2); "
+                   "once each)")
+    p, msg = demand_error(tmp_path, SEC + "2023-01-01 00:00:00+00:00,1,1\n2023-01-01 00:00:01,1,1\n")
+    assert msg == (f"{p}: line 3: bad demand row (timestamps mix ones with a time zone and ones without; "
+                   "write all alike)")
