@@ -143,7 +143,8 @@ def test_demand_whole_file_errors_exactly(tmp_path: Path) -> None:
     p, msg = demand_error(tmp_path, MIN + "\n\n")
     assert msg == f"{p}: demand trace has no rows; expected a header and one row per minute or second"
     p, msg = demand_error(tmp_path, "when,how many\n1,2\n")
-    assert msg == f"{p}: unknown demand header ['when', 'how many']; use 'Time (min),Requests' or 'second,requests'"
+    assert msg == (f"{p}: unknown demand header ['when', 'how many']; use 'Time (min),Requests' or "
+                   "'second,requests'")
     p, msg = demand_error(tmp_path, MIN.encode() + b"0,1\n1,\xe9\n")
     assert msg == f"{p}: demand trace is not UTF-8 text (bad byte at offset 26)"
     p, msg = demand_error(tmp_path, MIN + "0,1\x00\n")
@@ -169,7 +170,8 @@ def test_demand_row_errors_name_the_line(tmp_path: Path) -> None:
     p, msg = demand_error(tmp_path, MIN + "0,-0.5\n")
     assert msg == f"{p}: line 2: bad demand row (request count '-0.5' is not a number from 0 to 1e+12)"
     p, msg = demand_error(tmp_path, MIN + "0,1000000000001\n")
-    assert msg == f"{p}: line 2: bad demand row (request count '1000000000001' is not a number from 0 to 1e+12)"
+    assert msg == (f"{p}: line 2: bad demand row (request count '1000000000001' is not a number from 0 "
+                   "to 1e+12)")
     p, msg = demand_error(tmp_path, MIN + "0,inf\n")
     assert msg == f"{p}: line 2: bad demand row (request count 'inf' is not a number from 0 to 1e+12)"
     p, msg = demand_error(tmp_path, MIN + "0,5\n1,5\n\n1,7\n")
