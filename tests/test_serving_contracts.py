@@ -3,12 +3,34 @@ docstrings and messages (mutation testing, issue 12 item 5). Pure, no Ray; trace
 built by hand, each expected value worked out in the comment or docstring beside it."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from ray_multicloud.sim.serving import MAX_COUNT, MAX_MINUTES, MAX_SECONDS, Demand, FleetSpec, load_demand
+from ray_multicloud.policy.forecast import Candidate, Choice
+from ray_multicloud.policy.predictive import Peak
+from ray_multicloud.sim.serving import (
+    FLEET_POLICIES,
+    MAX_COUNT,
+    MAX_MINUTES,
+    MAX_SECONDS,
+    Demand,
+    FleetSpec,
+    ServingResult,
+    _forecaster_label,
+    _Group,
+    _label,
+    _place_spot,
+    _ticks,
+    load_demand,
+    peak_needs,
+    resample,
+    simulate_fleet,
+    spot_on_steps,
+    steps_of,
+)
 from ray_multicloud.sim.serving_bounds import (
     BOUNDS,
     PROBATIONS,
@@ -19,6 +41,14 @@ from ray_multicloud.sim.serving_bounds import (
     warned_caps,
 )
 from ray_multicloud.sim.traces import TraceError, TraceSet
+
+
+@dataclasses.dataclass(frozen=True)
+class Interval:
+    """A window open over ``[start, end)`` (what ``predictive.open_within`` reads exactly)."""
+
+    start: float
+    end: float
 
 
 def zone(counts: list[int], gap: float = 3600.0, price: float = 1.0) -> TraceSet:
@@ -210,3 +240,209 @@ def test_per_second_demand_edges(tmp_path: Path) -> None:
     p, msg = demand_error(tmp_path, SEC + "2023-01-01 00:00:00+00:00,1,1\n2023-01-01 00:00:01,1,1\n")
     assert msg == (f"{p}: line 3: bad demand row (timestamps mix ones with a time zone and ones without; "
                    "write all alike)")
+
+
+# ----------------------------------------------------------------------------- serving: the grid
+
+
+def test_demand_resample_edges() -> None:
+    d = Demand(60.0, np.asarray([1.0, 2.0, 3.0, 4.0, 5.0, 6.0]), "d.csv")
+    # 120 s steps: samples 0-1, 2-3, 4-5 (mean; max with peak); cut to ``ticks``
+    assert resample(d, 120.0, 10).tolist() == [1.5, 3.5, 5.5]
+    assert resample(d, 120.0, 10, peak=True).tolist() == [2.0, 4.0, 6.0]
+    assert resample(d, 120.0, 2).tolist() == [1.5, 3.5]
+    assert resample(d, 180.0, 10).tolist() == [2.0, 5.0]
+    assert resample(d, 360.0, 10).tolist() == [3.5] and resample(d, 360.0, 1, peak=True).tolist() == [6.0]
+    assert resample(d, 60.0, 4).tolist() == [1.0, 2.0, 3.0, 4.0]
+    # 20 s steps inside one sample hold its rate
+    assert resample(d, 20.0, 7).tolist() == [1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 3.0]
+    with pytest.raises(TraceError) as info:
+        resample(d, 420.0, 10)
+    assert str(info.value) == "d.csv: shorter than one simulation step (420 s)"
+    with pytest.raises(TraceError, match=r"^d.csv: shorter than one simulation step \(60 s\)$"):
+        resample(d, 60.0, 0)
+
+
+def test_steps_of_is_the_overlap_in_whole_steps() -> None:
+    ts = zone([1] * 3, gap=600.0)  # 1,800 s of spot
+    d = Demand(60.0, np.ones(25), "d")  # 1,500 s of demand
+    assert steps_of(ts, d, 60.0) == 25 and steps_of(ts, d, 600.0) == 2 and steps_of(ts, d, 1500.0) == 1
+    assert steps_of(ts, Demand(60.0, np.ones(40), "d"), 600.0) == 3
+    assert steps_of(ts, d, 1501.0) == 0
+    # 0.1 s steps over 0.3 s of demand: 3 steps, whatever the float error of 0.3 / 0.1
+    assert steps_of(zone([1], gap=1.0), Demand(0.1, np.ones(3), "d"), 0.1) == 3
+
+
+def test_spot_on_steps_same_tick_cuts_and_a_step_over_three_ticks() -> None:
+    ts = TraceSet(names=("a", "b"), regions=("r", "r"), files=("f", "g"), gap_seconds=60.0,
+                  counts=np.asarray([[3, 1, 2, 5], [0, 4, 4, 4]], dtype=np.int64),
+                  spot_prices=np.asarray([[1.0, 2.0, 3.0, 4.0], [6.0, 6.0, 0.0, 3.0]]),
+                  priced_by_file=(True, True))
+    same = spot_on_steps(ts, 60.0, 2)
+    assert same.counts.tolist() == [[3, 1], [0, 4]] and same.spot_prices.tolist() == [[1.0, 2.0], [6.0, 6.0]]
+    # 180 s: [0, 180) covers ticks 0-2 whole: the fewest VMs, the mean price
+    three = spot_on_steps(ts, 180.0, 1)
+    assert three.counts.tolist() == [[1], [0]] and three.spot_prices.tolist() == [[2.0], [4.0]]
+    assert three.gap_seconds == 180.0
+    # 150 s: [0, 150) = ticks 0, 1 and half of 2: price (60 + 120 + 90) / 150 per zone a
+    odd = spot_on_steps(ts, 150.0, 1)
+    assert odd.counts.tolist() == [[1], [0]]
+    assert odd.spot_prices[0, 0] == pytest.approx((60 * 1.0 + 60 * 2.0 + 30 * 3.0) / 150)
+    assert odd.spot_prices[1, 0] == pytest.approx((60 * 6.0 + 60 * 6.0 + 30 * 0.0) / 150)
+    assert ts.counts.tolist() == [[3, 1, 2, 5], [0, 4, 4, 4]]  # the input is left as it was
+
+
+# ----------------------------------------------------------------------------- serving: checks
+
+
+def test_prepare_and_simulate_refuse_exactly() -> None:
+    ts = zone([1, 1], gap=60.0)
+    d = Demand(60.0, np.ones(2), "d.csv")
+    cases = [
+        (FleetSpec(replica_rps=0.0), 0.0, "replica capacity must be > 0 requests/s, got 0.0"),
+        (FleetSpec(replica_rps=-1.0), 0.0, "replica capacity must be > 0 requests/s, got -1.0"),
+        (FleetSpec(replica_rps=1.0), 1.0, "held-out start must be a fraction in [0, 1), got 1.0"),
+        (FleetSpec(replica_rps=1.0), -0.1, "held-out start must be a fraction in [0, 1), got -0.1"),
+        (FleetSpec(replica_rps=1.0, step_seconds=-5.0), 0.0,
+         "simulation step must be a number of seconds > 0, got -5.0"),
+        (FleetSpec(replica_rps=1.0, step_seconds=float("inf")), 0.0,
+         "simulation step must be a number of seconds > 0, got inf"),
+        (FleetSpec(replica_rps=1.0, step_seconds=121.0), 0.0,
+         "d.csv: the overlap of the demand and spot traces is shorter than one simulation step (121 s); "
+         "give a shorter step (simulate-serving --step-seconds)"),
+    ]
+    for fleet, held, want in cases:
+        with pytest.raises(TraceError) as info:
+            simulate_fleet(ts, d, fleet, "ondemand", ondemand_price=1.0, held_out_from=held)
+        assert str(info.value) == want
+    with pytest.raises(TraceError) as info:
+        simulate_fleet(ts, d, FleetSpec(replica_rps=1.0), "cheapest", ondemand_price=1.0)
+    assert str(info.value) == ("unknown fleet policy 'cheapest': use one of ondemand, spot-one-zone, "
+                               "spot-hedge, predictive")
+    assert FLEET_POLICIES == ("ondemand", "spot-one-zone", "spot-hedge", "predictive")
+    # held out from 0.5 of one step: step 0 is still evaluated (int(0.5) = 0)
+    one = simulate_fleet(zone([1], gap=60.0), Demand(60.0, np.ones(1), "d"), FleetSpec(replica_rps=1.0),
+                         "ondemand", ondemand_price=1.0, held_out_from=0.5)
+    assert one.in_sample is True and one.hours == pytest.approx(1 / 60)
+
+
+def test_every_result_field_by_hand() -> None:
+    """tests/test_sim.py::test_serving_fleet_hand_computed's spot-hedge run (one 1-node zone up in
+    hours 0, 1, 3; 2 req/s on 60 s steps; 1 req/s a replica, no start-up, 1 extra spot, on-demand
+    $3/h): hours 0, 1, 3 hold 3 spot replicas at $1/h, hour 2 two on-demand: $15 of $24, 11 replica-
+    hours over 4 h. Held out from 0.5: hours 2 and 3 count, $6 + $3 of $12; the preemption of 3
+    replicas at the start of hour 2 is counted; 5 replica-hours over 2 h."""
+    ts = zone([1, 1, 0, 1])
+    d = Demand(60.0, np.full(240, 2.0), "d")
+    fleet = FleetSpec(replica_rps=1.0, startup_minutes=0, extra_spot=1, downscale_minutes=0)
+    r = simulate_fleet(ts, d, fleet, "spot-hedge", ondemand_price=3.0)
+    assert r == ServingResult(policy="spot-hedge", hours=pytest.approx(4.0), cost_usd=pytest.approx(15.0),
+                              ondemand_cost_usd=pytest.approx(24.0), slo_violation_fraction=0.0,
+                              unserved_fraction=0.0, preemptions=3, mean_replicas=pytest.approx(2.75),
+                              forecaster=None, in_sample=True, note="", step_seconds=60.0)
+    assert r.savings_fraction == pytest.approx(1 - 15 / 24)
+    h = simulate_fleet(ts, d, fleet, "spot-hedge", ondemand_price=3.0, held_out_from=0.5)
+    assert (h.hours, h.cost_usd, h.ondemand_cost_usd) == (pytest.approx(2.0), pytest.approx(9.0),
+                                                          pytest.approx(12.0))
+    assert (h.preemptions, h.mean_replicas, h.in_sample) == (3, pytest.approx(2.5), False)
+    # the ondemand policy is its own baseline
+    o = simulate_fleet(ts, d, fleet, "ondemand", ondemand_price=3.0, held_out_from=0.5)
+    assert (o.cost_usd, o.ondemand_cost_usd, o.savings_fraction) == (pytest.approx(12.0), pytest.approx(12.0),
+                                                                     pytest.approx(0.0))
+
+
+def test_savings_fraction_without_an_ondemand_cost_is_zero() -> None:
+    r = ServingResult(policy="spot-hedge", hours=1.0, cost_usd=3.0, ondemand_cost_usd=4.0,
+                      slo_violation_fraction=0.0, unserved_fraction=0.0, preemptions=0, mean_replicas=1.0)
+    assert r.savings_fraction == 0.25
+    assert dataclasses.replace(r, ondemand_cost_usd=0.0).savings_fraction == 0.0
+
+
+# ----------------------------------------------------------------------------- serving: pieces
+
+
+def test_ticks_round_up_to_whole_steps() -> None:
+    assert (_ticks(5, 60), _ticks(5, 120), _ticks(0, 60), _ticks(1, 20), _ticks(0.5, 60)) == (5, 3, 0, 3, 1)
+    assert _ticks(8.3, 6) == 83  # 8.3 x 60 / 6 is 83.00000000000001 in floats: 83 whole steps, not 84
+
+
+def test_group_grows_readies_and_shrinks_newest_first() -> None:
+    g = _Group()
+    assert (g.ready, g.total, g.pending) == (0, 0, [])
+    g.grow(0, 1)
+    g.grow(-2, 1)
+    assert (g.total, g.pending) == (0, [])
+    g.grow(2, 3)
+    g.grow(3, 5)
+    assert (g.ready, g.total, g.pending) == (0, 5, [[3, 2], [5, 3]])
+    g.advance(2)
+    assert g.ready == 0
+    g.advance(4)  # ready at 3: at or before 4
+    assert (g.ready, g.total, g.pending) == (2, 5, [[5, 3]])
+    assert g.shrink(0) == 0 and g.shrink(-1) == 0 and g.total == 5
+    assert g.shrink(1) == 1  # the newest, still starting, goes first
+    assert (g.ready, g.total, g.pending) == (2, 4, [[5, 2]])
+    assert g.shrink(3) == 3  # both starting, then one ready
+    assert (g.ready, g.total, g.pending) == (1, 1, [])
+    assert g.shrink(5) == 1 and (g.ready, g.total) == (0, 0)
+    g.grow(1, 7)
+    g.grow(1, 7)
+    g.advance(7)
+    assert (g.ready, g.pending) == (2, [])
+
+
+def test_place_spot_water_fills_and_releases_from_the_dearest() -> None:
+    def place(target: int, counts: list[int], unlimited: list[bool], order: list[int],
+              have: list[int] | None = None) -> list[int]:
+        groups = [_Group() for _ in counts]
+        for g, n in zip(groups, have or [0] * len(counts), strict=True):
+            g.grow(n, 0)
+        _place_spot(groups, order, target, counts, unlimited, 9)
+        return [g.total for g in groups]
+
+    # three 1-node zones tied at 0 share 4 evenly, the cheapest first: 2 1 1
+    assert place(4, [1, 1, 1], [True] * 3, [0, 1, 2]) == [2, 1, 1]
+    assert place(4, [1, 1, 1], [True] * 3, [2, 0, 1]) == [1, 1, 2]
+    # a zone with no VMs gets none; multi-node zones are capped by their counts
+    assert place(6, [2, 5, 0], [False, False, False], [0, 1, 2]) == [2, 4, 0]
+    assert place(9, [2, 5, 0], [False, False, False], [0, 1, 2]) == [2, 5, 0]  # no room: as many as fit
+    # a lone lowest zone fills up to the next level (no further than the target), then the tied share
+    assert place(5, [1, 1], [True, True], [0, 1], have=[0, 3]) == [2, 3]
+    assert place(9, [1, 1], [True, True], [0, 1], have=[0, 3]) == [5, 4]
+    # too many: release from the dearest zones first
+    assert place(3, [1, 1, 1], [True] * 3, [0, 1, 2], have=[2, 2, 2]) == [2, 1, 0]
+    assert place(2, [1, 1, 1], [True] * 3, [2, 1, 0], have=[2, 2, 2]) == [0, 0, 2]
+    assert place(6, [1, 1, 1], [True] * 3, [0, 1, 2], have=[2, 2, 2]) == [2, 2, 2]
+    # new replicas are ready at the time given
+    groups = [_Group()]
+    _place_spot(groups, [0], 2, [1], [True], 9)
+    assert groups[0].pending == [[9, 2]]
+
+
+def test_peak_needs_order_replicas_a_startup_ahead() -> None:
+    """Half-hour steps from 0, 30 min start-up; peaks of 4 replicas over [1 h, 2 h) and 6 over
+    [1.5 h, 2.5 h). Step t asks for a peak open at some instant of [t/2 h, t/2 h + 30 min]: the
+    first from step 1 (its opening is the end of that interval) to step 3 (step 4 starts at its
+    end, excluded), the second from step 2 to step 4."""
+    t0 = 1_000_000.0
+    fleet = FleetSpec(replica_rps=1.0, startup_minutes=30, trace_start=t0,
+                      peaks=(Peak(Interval(t0 + 3600, t0 + 7200), 4),
+                             Peak(Interval(t0 + 5400, t0 + 9000), 6)))
+    need = peak_needs(fleet, 6, 1800.0)
+    assert need is not None and need.tolist() == [0, 4, 6, 6, 6, 0] and need.dtype == np.int64
+    assert peak_needs(FleetSpec(replica_rps=1.0), 6, 1800.0) is None
+
+
+def test_labels_name_headroom_in_replicas_hold_and_probation() -> None:
+    base = Candidate("recent-max", season=3)
+    assert _label(base, 2.0) == "recent-max/3"
+    assert _label(dataclasses.replace(base, plus=4.0), 2.0) == "recent-max/3 +2 spot"
+    assert _label(dataclasses.replace(base, plus=0.9), 2.0) == "recent-max/3"  # under half a replica: +0
+    assert _label(dataclasses.replace(base, plus=6.0, hold=True), 2.0) == "recent-max/3 +3 spot hold"
+    assert _label(dataclasses.replace(base, hold=True), 2.0) == "recent-max/3 hold"
+    chosen = Choice(best=dataclasses.replace(base, plus=2.0), scores=(), scored_ticks=0)
+    assert _forecaster_label(chosen, 2.0, 0.0) == "recent-max/3 +1 spot"
+    assert _forecaster_label(chosen, 2.0, 10.0) == "recent-max/3 +1 spot probation 10 min"
+    assert _forecaster_label(None, 2.0, 0.0) is None
+    assert _forecaster_label(None, 2.0, 20.0) == "reactive probation 20 min"
+    assert _forecaster_label(None, 2.0, 7.5) == "reactive probation 7.5 min"
