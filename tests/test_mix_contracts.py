@@ -99,6 +99,7 @@ def test_tile_cuts_a_set_already_long_enough_and_adds_no_note() -> None:
     assert t.notes == ("n",)
     same = tile(ts, 4)
     assert same.counts.tolist() == [[1, 0, 1, 1]] and same.notes == ("n",)
+    assert tile(ts, 1).counts.tolist() == [[1]]  # one tick is a valid length
 
 
 def test_tile_repeats_prices_too_and_says_so_exactly() -> None:
@@ -142,6 +143,9 @@ def test_relabel_keeps_availability_and_says_why() -> None:
     assert r.notes == ("n", "eastus-1, eastus-2: availability of us-east-1a, us-east-1b (stand-in for Azure)")
     p = relabel(ts, names=["a", "b"], regions=["r", "r"], clouds=["gcp", "gcp"], prices=[0.5, 2], why="w")
     assert p.spot_prices.tolist() == [[0.5, 0.5], [2.0, 2.0]] and p.spot_prices.dtype == np.float64
+    # whole-dollar prices are still USD/h as floats, like every TraceSet's spot_prices
+    whole = relabel(ts, names=["a", "b"], regions=["r", "r"], clouds=["gcp", "gcp"], prices=[1, 2], why="w")
+    assert whole.spot_prices.tolist() == [[1.0, 1.0], [2.0, 2.0]] and whole.spot_prices.dtype == np.float64
     assert p.priced_by_file == (False, False)
 
 
