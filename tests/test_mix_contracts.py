@@ -113,6 +113,10 @@ def test_tile_repeats_prices_too_and_says_so_exactly() -> None:
                             "(synthetic beyond the first 1.0 h)")
     two = tile(ts, 240)  # exactly twice
     assert "repeated 2 times" in two.notes[-1] and two.ticks == 240
+    assert t.counts.shape == t.spot_prices.shape == (1, 250)  # one zone stays one zone
+    # 420 ticks of 30 s cover 3.5 h, which ".0f" writes as 4 (half to even); 4 repeats
+    assert tile(ts, 420).notes[-1] == ("us-east-1a: its 1.0 h trace repeated 4 times end to end to cover "
+                                       "4 h (synthetic beyond the first 1.0 h)")
 
 
 # ----------------------------------------------------------------------------- relabel
