@@ -187,5 +187,8 @@ def test_combine_stacks_and_cuts_to_the_shortest_with_a_note() -> None:
     assert c.notes == ("a", "us-east-1a: resampled from 30 s to 60 s ticks (a tick is available only if "
                             "every source tick inside it was; prices averaged)",
                        "combined sets cut to the shortest: 3 ticks of 60 s (0 h)")
+    # 210 ticks of 60 s are 3.5 h, which ".0f" writes as 4 (half to even)
+    long = combine([ts_of([[1] * 300], gap=60.0), ts_of([[1] * 210], gap=60.0, names=("x",))], 60)
+    assert long.notes == ("combined sets cut to the shortest: 210 ticks of 60 s (4 h)",)
     same = combine([ts_of([[1, 1]]), ts_of([[0, 1]], names=("x",))], 30)
     assert same.notes == () and same.counts.tolist() == [[1, 1], [0, 1]]
