@@ -323,3 +323,14 @@ def test_error_type_is_the_projects() -> None:
 
     assert issubclass(TraceError, MultiCloudError)
     assert re.fullmatch(r"\{.*\}", FORMAT)
+
+
+def test_only_the_names_still_shared_are_listed(tmp_path: Path) -> None:
+    # Two directories both named "t": us-east-1a is in both (prefixing cannot tell them apart),
+    # us-east-1b only in the second; the error names the shared one only.
+    write(tmp_path / "a" / "t" / "us-east-1a.json", zone())
+    write(tmp_path / "b" / "t" / "us-east-1a.json", zone())
+    write(tmp_path / "b" / "t" / "us-east-1b.json", zone())
+    with pytest.raises(TraceError) as info:
+        load_traces([tmp_path / "a" / "t", tmp_path / "b" / "t"], default_spot_price=1.0)
+    assert str(info.value) == "the same zone file appears twice (t/us-east-1a); pass each directory once"
