@@ -140,6 +140,11 @@ def test_not_json_and_not_an_object_are_named(tmp_path: Path) -> None:
     assert message(path, "7") == f"{path}: top level is a int, not an object" + TAIL
 
 
+def test_json_nested_too_deeply_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "a.json"
+    assert message(path, "[" * 100_000 + "]" * 100_000) == f"{path}: JSON nested too deeply" + TAIL
+
+
 def test_not_utf8_names_the_byte_and_offset(tmp_path: Path) -> None:
     path = tmp_path / "a.json"
     path.write_bytes(b'{"a": "\xff"}')
