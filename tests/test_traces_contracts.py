@@ -145,6 +145,14 @@ def test_json_nested_too_deeply_is_named(tmp_path: Path) -> None:
     assert message(path, "[" * 100_000 + "]" * 100_000) == f"{path}: JSON nested too deeply" + TAIL
 
 
+def test_an_integer_too_long_for_python_is_not_usable_json(tmp_path: Path) -> None:
+    path = tmp_path / "a.json"
+    got = message(path, '{"metadata": {"gap_seconds": 60}, "data": [' + "9" * 5000 + "]}")
+    # Python refuses integers of more than 4,300 digits with a ValueError; the message wraps its text
+    assert got.startswith(f"{path}: not usable JSON (Exceeds the limit (4300 digits)")
+    assert got.endswith(")" + TAIL)
+
+
 def test_not_utf8_names_the_byte_and_offset(tmp_path: Path) -> None:
     path = tmp_path / "a.json"
     path.write_bytes(b'{"a": "\xff"}')
