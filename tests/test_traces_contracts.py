@@ -347,3 +347,11 @@ def test_only_the_names_still_shared_are_listed(tmp_path: Path) -> None:
     with pytest.raises(TraceError) as info:
         load_traces([tmp_path / "a" / "t", tmp_path / "b" / "t"], default_spot_price=1.0)
     assert str(info.value) == "the same zone file appears twice (t/us-east-1a); pass each directory once"
+
+
+def test_two_lengths_are_noted_too(tmp_path: Path) -> None:
+    write(tmp_path / "us-east-1a.json", zone(data=[1, 1, 1, 1, 1]))
+    write(tmp_path / "us-east-1b.json", zone(data=[0, 1, 1]))
+    ts = load_traces([tmp_path], default_spot_price=1.0)
+    assert ts.notes == ("zone traces have different lengths (3..5 ticks); all were cut to the shortest, "
+                        "3 ticks",)
