@@ -217,6 +217,11 @@ def test_aws_feed_keeps_the_latest_spot_row_per_zone_and_type_over_pages() -> No
                         "InstanceType": "g5.xlarge",
                         "SpotPrice": "0.6",
                     },  # no time
+                    {
+                        "InstanceType": "g5.xlarge",
+                        "SpotPrice": "0.1",
+                        "Timestamp": at(40),
+                    },  # no zone: dropped (a spot price is a zone's; as "" it would price the region)
                 ],
                 "NextToken": "",
             },

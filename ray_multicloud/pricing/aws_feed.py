@@ -92,6 +92,8 @@ class AwsPriceFeed:
                 reply = client.describe_spot_price_history(**params)
                 for row in reply.get("SpotPriceHistory", []):
                     zone = str(row.get("AvailabilityZoneId") or row.get("AvailabilityZone") or "")
+                    if not zone:
+                        continue  # a spot price is a zone's; one without a zone would price the region
                     stamp = row.get("Timestamp")
                     as_of = stamp.timestamp() if hasattr(stamp, "timestamp") else now
                     quote = PriceQuote(

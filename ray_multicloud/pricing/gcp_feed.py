@@ -40,7 +40,9 @@ HOST_PATTERN = re.compile(r"^(n1 predefined|a2|a3|g2) instance (core|ram) runnin
 
 
 def unit_price(sku: dict[str, object]) -> float:
-    """The first-tier unit price in USD (``units`` + ``nanos`` / 1e9) of a SKU's latest pricing."""
+    """The unit price in USD (``units`` + ``nanos`` / 1e9) of the last tier of a SKU's latest
+    pricing: tiers are listed by ascending ``startUsageAmount``, so the last is the rate past any
+    free or discounted first tier (the Compute SKUs priced here have one tier)."""
     infos = sku.get("pricingInfo") or []
     if not isinstance(infos, list) or not infos:
         return 0.0
