@@ -254,6 +254,12 @@ def test_demand_resample_edges() -> None:
     assert resample(d, 180.0, 10).tolist() == [2.0, 5.0]
     assert resample(d, 360.0, 10).tolist() == [3.5] and resample(d, 360.0, 1, peak=True).tolist() == [6.0]
     assert resample(d, 60.0, 4).tolist() == [1.0, 2.0, 3.0, 4.0]
+    # 90 s steps, not whole samples: the samples that *start* in [0, 90), [90, 180), [180, 270),
+    # [270, 360) are those at 0 and 60 s, 120 s, 180 and 240 s, 300 s (by hand)
+    assert resample(d, 90.0, 10).tolist() == [1.5, 3.0, 4.5, 6.0]
+    assert resample(d, 90.0, 10, peak=True).tolist() == [2.0, 3.0, 5.0, 6.0]
+    # 150 s steps: [0, 150) holds the samples at 0, 60, 120 s; [150, 300) those at 180, 240 s
+    assert resample(d, 150.0, 10).tolist() == [2.0, 4.5]
     # 20 s steps inside one sample hold its rate
     assert resample(d, 20.0, 7).tolist() == [1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 3.0]
     with pytest.raises(TraceError) as info:

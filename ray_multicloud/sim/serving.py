@@ -276,7 +276,10 @@ def resample(
     lo = np.floor(i[:-1] * per + 1e-9).astype(np.int64)
     if per < 1.0:  # a step inside one sample holds its rate
         return np.asarray(demand.rps[lo], dtype=np.float64)
-    hi = np.floor(i[1:] * per + 1e-9).astype(np.int64)  # == lo[1:] (steps of a sample or more)
+    # Steps of a sample or more: the samples that *start* in ``[i per, (i + 1) per)``, i.e. from
+    # ceil(i per) (at least one, since per >= 1); the last ends at ceil(n per) <= len(rps).
+    edges = np.ceil(i * per - 1e-9).astype(np.int64)
+    lo, hi = edges[:-1], edges[1:]
     part = demand.rps[: int(hi[-1])]
     if peak:
         return np.asarray(np.maximum.reduceat(part, lo), dtype=np.float64)
