@@ -142,13 +142,20 @@ def test_queries_at_whole_slack() -> None:
 
 
 def test_queries_at_fractional_slack_mix_the_two_whole_slacks_around_it() -> None:
+    """V(s) at a real s = (1 - f) V(floor s) + f V(floor s + 1), f = s - floor s; quarter
+    fractions, so that weights swapped would show."""
     sol = solve(HAND)
-    # spot_leave(2, 2.5) = 1 + ods(2, 1.5, up) = 1 + (3 + 2.65625) / 2
-    assert sol.spot_leave(2, 2.5) == 1.0 + 2.828125
-    # start_ondemand(1, 2.5, up) = 1 + od(1, 1.5, up) = 1 + (1 + 0.5) / 2
-    assert sol.start_ondemand(1, 2.5, True) == 1.75
+    # spot_leave(2, 2.25) = 1 + ods(2, 1.25, up) = 1 + 3/4 x 3 + 1/4 x 2.65625
+    assert sol.spot_leave(2, 2.25) == 3.9140625
+    # start_ondemand(1, 2.25, up) = 1 + od(1, 1.25, up) = 1 + 3/4 x 1 + 1/4 x 0.5
+    assert sol.start_ondemand(1, 2.25, True) == 1.875
     assert sol.start_ondemand(1, 0.5, True) == INF  # slack below the restart
-    # start_spot(1, 2.5) = 0.25 + sp(1, 1.5) = 0.25 + 0.25; start_spot(1, 1.5) mixes in sp(1, 0)
+    # sp(2, 3) by hand: cont(2, 3) = 1/4 (0.25 + idle(2, 2, down) = 4) + 3/4 (0.5 + 3/4 sp(1, 3)
+    # + 1/4 idle(1, 3, down)) = 1.0625 + 3/4 (0.5 + 0.1875 + 0.3125) = 1.8125 < leave 3.65625.
+    # start_spot(2, 3.25) = 0.25 + sp(2, 2.25) = 0.25 + 3/4 x 1.953125 + 1/4 x 1.8125
+    assert sol.sp[2][3] == 1.8125
+    assert sol.start_spot(2, 3.25) == 2.16796875
+    # start_spot(1, 1.5) mixes in sp(1, 0), which is INF
     assert sol.start_spot(1, 2.5) == 0.5
     assert sol.start_spot(1, 1.5) == INF
     # wait reads whole slack (the unit waited is whole): wait(1, 3.5) = wait(1, 3); below a
@@ -158,6 +165,26 @@ def test_queries_at_fractional_slack_mix_the_two_whole_slacks_around_it() -> Non
     # spot_keep and ondemand_stay read the whole slack at or below s
     assert sol.spot_keep(2, 2.75) == 1.953125
     assert sol.ondemand_stay(2, 2.75, True) == 2.65625
+
+
+def test_a_fractional_restart_inside_the_tables_weights_the_nearer_slack_more() -> None:
+    """Restart 1.25 units (V(s - 1.25) = 3/4 V(s - 1) + 1/4 V(s - 2)), spot never lost, at 1/4.
+    Segments: the last 1 unit, the one before 5 units.
+    w = 1: sp(1, s) = 0.25 for s >= 2 (s >= r), INF below; a spot start from on-demand,
+    r p + sp(1, s - 1.25) = 0.3125 + 3/4 sp(1, s - 1) + 1/4 sp(1, s - 2): finite from s = 4, 0.5625;
+    od(1, s, up) = 1 for s <= 3, 0.5625 from 4.
+    w = 2 (n = 5; the chain is the identity): ods(2, s, up) = 5 + od(1, s, up): 6 for s <= 3, 5.5625
+    from 4. Keeping spot needs s - 4 >= 1.25 (s >= 6): sp(2, 6) = 5 x 0.25 + sp(1, 6) = 1.5;
+    below, sp is leaving for on-demand, r + ods(2, s - 1.25, up):
+    s = 5: 1.25 + 3/4 x 5.5625 + 1/4 x 6 = 6.921875; s = 4: 1.25 + 6 = 7.25."""
+    p = Problem(segments=2, seg=5, last=1, slack=6, restart=1.25, fail=0.0, back=0.0, alt=0.0, price=0.25)
+    sol = solve(p)
+    assert sol.od[1][3][1] == 1.0 and sol.od[1][4][1] == 0.5625
+    assert sol.ods[2][4][1] == 5.5625
+    assert sol.cont[2][5] == INF
+    assert sol.sp[2][4] == 7.25
+    assert sol.sp[2][5] == 6.921875
+    assert sol.sp[2][6] == 1.5
 
 
 def test_slack_and_work_beyond_the_tables_are_clamped() -> None:
@@ -225,3 +252,17 @@ def test_extra_is_paid_per_spot_start() -> None:
     assert sol.start_spot(1, 2) == 1.0
     assert sol.idle[1][2] == (2.0, 1.0)
     assert sol.od[1][2] == (1.0, 1.0)  # from on-demand up: min(ods 1, 0.25 + 0.5 + 0.25 = 1.0)
+
+
+def test_wait_is_never_nan() -> None:
+    """Found by tests/test_stochastic.py's property (hypothesis drew fail = 1.0): at a fractional
+    slack 1.5 with restart 0.5, waiting one unit reads the whole-slack row idle(1, 0), INF (slack
+    0 < restart); with spot never back (back 0) the chance of "up" is 0, and 0 x INF was NaN, which
+    ``min`` over the actions then mishandles. A wait into an INF row is INF, as in ``solve``."""
+    p = Problem(segments=1, seg=1, last=1, slack=2, restart=0.5, fail=1.0, back=0.0, alt=0.0, price=0.5)
+    sol = solve(p)
+    assert sol.idle[1][0] == (INF, INF)
+    assert sol.wait(1, 1.5, False) == INF
+    assert sol.wait(1, 1.5, True) == INF
+    assert sol.start_ondemand(1, 1.5, False) == 1.5  # 0.5 + od(1, 1) = 0.5 + 1: the way out
+
