@@ -238,3 +238,11 @@ def test_decide_removes_a_replica_leaving_exactly_95_percent_covered() -> None:
     assert got.action == "remove" and got.remove == y
     assert got.reasons[1] == (
         "replica y (r2, $0.3/h) is the most expensive whose removal keeps the client mix covered (95%)")
+
+
+def test_decide_counts_an_infinite_price_as_no_price() -> None:
+    # Neither price is a usable number (None, inf): both rank after every priced replica and tie,
+    # so the worse network p95 goes first: u on r2 (30 ms) before i on r3 (5 ms). The docstring
+    # names only "unknown"; the code's rule (a price must be finite to count) is stated here.
+    u, i = load("u", "r2", None, 30.0), load("i", "r3", math.inf, 30.0)
+    assert decide(SLO, [i, u], [A], MIX, by_region).remove == u
