@@ -10,15 +10,18 @@ from typing import Any
 
 import pytest
 
+from ray_multicloud.policy.place import describe_offer
 from ray_multicloud.policy.rebalance import (
     DailyWindow,
+    MovePlan,
     RebalanceConfig,
     Window,
     egress_usd,
     move_cost,
+    plan,
     region_egress_usd,
 )
-from ray_multicloud.types import CapacityType, Offer
+from ray_multicloud.types import CapacityType, FleetNode, InstanceId, NodeState, Offer, PoolSpec, RequestId
 
 SPOT, OD = CapacityType.SPOT, CapacityType.ON_DEMAND
 MIDNIGHT = float(calendar.timegm((2026, 11, 28, 0, 0, 0)))
@@ -150,3 +153,96 @@ def test_move_cost_is_stall_at_the_source_price_plus_overlap_at_the_target_price
     config = RebalanceConfig(checkpoint_s=30, restart_s=90, launch_s=360, state_gb=10, egress_usd_per_gb=0.05)
     src, dst = mk("aws", "us-east-1", "us-east-1a", 0.60), mk("gcp", "us-central1", "us-central1-a", 0.30)
     assert move_cost(src, dst, config) == pytest.approx(0.02 + 0.03 + 0.50)
+
+
+# ---------------------------------------------------------------- price moves, in full
+NOON = MIDNIGHT + 12 * 3600
+A_1A = mk("aws", "us-east-1", "us-east-1a", 0.50)
+A_1B = mk("aws", "us-east-1", "us-east-1b", 0.20)
+A_1C = mk("aws", "us-east-1", "us-east-1c", 0.25)
+POOL = PoolSpec(name="t4", accelerator="T4", accelerator_count=1, capacity_types=(SPOT,))
+
+
+def running(iid: str, offer: Offer, *, launched: float = NOON - 7200, pool: str = "t4") -> FleetNode:
+    return FleetNode(instance_id=InstanceId(iid), pool=pool, offer=offer, request_id=RequestId("r-" + iid),
+                     launched_at=launched, state=NodeState.RUNNING)
+
+
+def price_plan(fleet: list[FleetNode], offers: list[Offer], config: RebalanceConfig = CONFIG, *,
+               last_moved: dict[str, float] | None = None, pool: PoolSpec = POOL) -> MovePlan:
+    return plan(fleet, offers, {pool.name: pool}, now=NOON, config=config,
+                last_moved={InstanceId(k): v for k, v in (last_moved or {}).items()})
+
+
+def test_a_price_move_reports_its_figures_in_full() -> None:
+    # $0.50 -> $0.20 within us-east-1: saves $0.30/h (60%), $1.20 over 4 h; the move costs a
+    # 180 s stall at $0.50/h = $0.025 plus 60 s of overlap at $0.20/h = $0.00333, no egress (one
+    # region): $0.0283 (four decimals below 10 cents); net $1.20 - $0.0283 = $1.17 > $0.00.
+    got = price_plan([running("a", A_1A)], [A_1A, A_1B])
+    [move] = got.moves
+    assert (move.instance_id, move.pool, move.from_offer, move.to_offer) == ("a", "t4", A_1A, A_1B)
+    assert move.saving_per_hour == pytest.approx(0.30)
+    assert move.move_cost_usd == pytest.approx(0.025 + 0.2 / 60)
+    assert move.reasons == (
+        f"price move: {describe_offer(A_1A)} -> {describe_offer(A_1B)}",
+        "saves $0.30/h (60%), $1.20 over 4 h",
+        "move costs $0.0283: stall 180 s at $0.50/h, overlap 60 s, egress $0.00 for 20 GB",
+        "net $1.17 > $0.00",
+    )
+    assert got.notes == ()
+
+
+def test_the_largest_net_saving_is_taken_not_the_first_offer() -> None:
+    # 1b ($0.20) nets more than 1c ($0.25) whatever order the offers come in.
+    for offers in ([A_1A, A_1C, A_1B], [A_1A, A_1B, A_1C]):
+        assert price_plan([running("a", A_1A)], offers).moves[0].to_offer == A_1B
+
+
+def test_why_a_node_is_not_moved_in_full() -> None:
+    a = running("a", A_1A)
+    # moved 5 s ago: hysteresis, from the later of the last move and the launch
+    assert price_plan([a], [A_1A, A_1B], last_moved={"a": NOON - 5}).notes == (
+        "a: hysteresis, moved or launched 5 s ago < min_interval_s 1800 s",)
+    assert price_plan([running("a", A_1A, launched=NOON - 600)], [A_1A, A_1B],
+                      last_moved={"a": NOON - 7200}).notes == (
+        "a: hysteresis, moved or launched 600 s ago < min_interval_s 1800 s",)
+    # exactly min_interval_s ago: allowed
+    assert len(price_plan([running("a", A_1A, launched=NOON - 1800)], [A_1A, A_1B]).moves) == 1
+    # $0.50 -> $0.48: 4% < 10%
+    near = mk("aws", "us-east-1", "us-east-1b", 0.48)
+    assert price_plan([a], [A_1A, near]).notes == (
+        f"a: best saving 4% ({describe_offer(near)}) < min_relative_saving 10%",)
+    # a horizon of 0.01 h: $0.30/h x 0.01 h = $0.0030 does not pay $0.0283
+    short = RebalanceConfig(horizon_hours=0.01)
+    assert price_plan([a], [A_1A, A_1B], short).notes == (
+        f"a: saving $0.30/h x 0.01 h = $0.0030 does not pay a move costing $0.0283 to {describe_offer(A_1B)}",)
+    # nothing else matches
+    assert price_plan([a], [A_1A]).notes == ("a: no other matching offer",)
+    # inside a blackout
+    held = RebalanceConfig(blackouts=(DailyWindow(11.5, 12.5),))
+    assert price_plan([a], [A_1A, A_1B], held).notes == ("a: daily blackout 11:30-12:30 UTC",)
+
+
+def test_relative_saving_exactly_at_the_minimum_moves_and_net_exactly_at_the_minimum_does_not() -> None:
+    a = running("a", A_1A)
+    # $0.50 -> $0.45 is exactly 10%
+    ten = mk("aws", "us-east-1", "us-east-1b", 0.45)
+    cheap = RebalanceConfig(checkpoint_s=0, restart_s=0, launch_s=0)  # the move costs nothing
+    assert price_plan([a], [A_1A, ten], cheap).moves[0].to_offer == ten
+    # net = $0.05/h x 4 h - 0 = $0.20: a minimum of exactly $0.20 is not exceeded ($0.0500: four
+    # decimals below 10 cents)
+    at_min = RebalanceConfig(checkpoint_s=0, restart_s=0, launch_s=0, min_net_saving_usd=0.2)
+    got = price_plan([a], [A_1A, ten], at_min)
+    assert got.moves == ()
+    assert got.notes == (
+        f"a: saving $0.0500/h x 4 h = $0.20 does not pay a move costing $0.00 to {describe_offer(ten)}",)
+
+
+def test_max_moves_says_which_node_waits() -> None:
+    # two nodes, one move per tick: "a" (first by id, same net) moves, "b" waits
+    fleet = [running("b", A_1A), running("a", A_1A)]
+    got = price_plan(fleet, [A_1A, A_1B], RebalanceConfig(max_moves=1))
+    assert [m.instance_id for m in got.moves] == ["a"]
+    assert got.notes == ("b: max_moves=1 reached this tick",)
+    assert price_plan(fleet, [A_1A, A_1B], RebalanceConfig(max_moves=0)).notes == (
+        "a: max_moves=0 reached this tick", "b: max_moves=0 reached this tick")
