@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 
+from ray_multicloud.policy.deadline import ON_DEMAND, POLICIES, WAIT, Choice, JobView, Memory, Step, spot
 from ray_multicloud.policy.place import describe_offer
 from ray_multicloud.policy.rebalance import (
     DailyWindow,
+    JobProgress,
     MovePlan,
     RebalanceConfig,
     Window,
@@ -246,3 +248,132 @@ def test_max_moves_says_which_node_waits() -> None:
     assert got.notes == ("b: max_moves=1 reached this tick",)
     assert price_plan(fleet, [A_1A, A_1B], RebalanceConfig(max_moves=0)).notes == (
         "a: max_moves=0 reached this tick", "b: max_moves=0 reached this tick")
+
+
+# ---------------------------------------------------------------- deadline moves: Step -> Move
+# A scripted deadline policy answers a fixed choice with one reason, so that what ``plan`` makes
+# of each kind of step (the module docstring, "The policy's Step maps to at most one Move") is
+# tested apart from any real policy's rules.
+class Scripted:
+    name = "scripted"
+
+    def __init__(self, choice: Choice) -> None:
+        self.choice = choice
+        self.seen: list[JobView] = []
+        self.memory = Memory(home_zone="scripted")
+
+    def decide(self, view: JobView, memory: Memory) -> Step:
+        self.seen.append(view)
+        return Step(self.choice, ("because",), self.memory)
+
+
+OD_OFFER = mk("aws", "us-east-1", "", 1.00, cap=OD)
+POOL_ANY = PoolSpec(name="t4", accelerator="T4", accelerator_count=1)
+JOB = JobProgress(submitted_at=NOON - 5 * 3600, deadline_at=NOON + 5 * 3600, work_total_hours=6.0,
+                  work_done_hours=2.0, checkpointed_hours=1.5, checkpoint_hours=0.5)
+BLACKOUT = DailyWindow(11.5, 12.5)
+
+
+def scripted_plan(monkeypatch: pytest.MonkeyPatch, choice: Choice, *, pool: PoolSpec = POOL_ANY,
+                  offers: tuple[Offer, ...] = (A_1A, A_1B, OD_OFFER), blackout: bool = False,
+                  overrides: bool = True, cooldowns: dict[Any, float] | None = None,
+                  fleet: list[FleetNode] | None = None) -> tuple[MovePlan, Scripted]:
+    policy = Scripted(choice)
+    monkeypatch.setitem(POLICIES, "scripted", policy)  # type: ignore[index]
+    config = RebalanceConfig(jobs={"t4": JOB}, deadline_policy="scripted", max_moves=5,
+                             blackouts=(BLACKOUT,) if blackout else (), deadline_overrides_blackout=overrides)
+    got = plan(fleet or [running("a", A_1A, launched=NOON - 10)], list(offers), {pool.name: pool}, now=NOON,
+               config=config, last_moved={}, cooldowns=cooldowns)
+    return got, policy
+
+
+def test_the_same_placement_keeps_and_threads_the_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    got, policy = scripted_plan(monkeypatch, spot(A_1A.offer_id))
+    assert got.moves == ()
+    assert got.notes == ("a: deadline policy scripted: keep (because)",)
+    assert got.memories == {"t4": policy.memory}
+
+
+def test_wait_moves_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    got, _ = scripted_plan(monkeypatch, WAIT)
+    assert got.notes == ("a: deadline policy scripted would hold nothing (because); a running node is not moved for that",)
+
+
+def test_on_demand_moves_to_the_on_demand_offer_whatever_hysteresis_and_blackout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # launched 10 s ago, inside a blackout: moved anyway. Cost: 180 s at $0.50/h = $0.025, 60 s
+    # of overlap at $1.00/h = $0.01667, one region: $0.0417; the "saving" is 0.50 - 1.00.
+    got, _ = scripted_plan(monkeypatch, ON_DEMAND, blackout=True)
+    [move] = got.moves
+    assert (move.instance_id, move.to_offer) == ("a", OD_OFFER)
+    assert move.saving_per_hour == pytest.approx(-0.5)
+    assert move.move_cost_usd == pytest.approx(0.025 + 1.0 / 60)
+    assert move.reasons == (
+        f"deadline move (scripted): {describe_offer(A_1A)} -> {describe_offer(OD_OFFER)}",
+        "because",
+        "move costs $0.0417",
+    )
+    # unless the blackout is told to hold deadline moves too
+    got, _ = scripted_plan(monkeypatch, ON_DEMAND, blackout=True, overrides=False)
+    assert got.moves == ()
+    assert got.notes == ("a: deadline move to on-demand (because) blocked by daily blackout 11:30-12:30 UTC",)
+
+
+def test_on_demand_without_an_on_demand_offer_says_what_to_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    got, _ = scripted_plan(monkeypatch, ON_DEMAND, pool=POOL)
+    assert got.notes == (
+        "a: deadline policy scripted asks for on-demand (because) but pool 't4' admits no on-demand offer; "
+        "add 'on-demand' to its capacity_types",)
+    got, _ = scripted_plan(monkeypatch, ON_DEMAND, cooldowns={OD_OFFER.offer_id: NOON + 1})
+    assert got.notes == (
+        "a: deadline policy scripted asks for on-demand (because) but every on-demand offer of pool 't4' "
+        "is cooling down after failures",)
+    # cooling until exactly now: usable again
+    got, _ = scripted_plan(monkeypatch, ON_DEMAND, cooldowns={OD_OFFER.offer_id: NOON})
+    assert [m.to_offer for m in got.moves] == [OD_OFFER]
+
+
+def test_a_spot_choice_moves_unless_held_or_not_admitted(monkeypatch: pytest.MonkeyPatch) -> None:
+    # launched 10 s ago: a deadline move onto spot ignores min_interval_s
+    got, _ = scripted_plan(monkeypatch, spot(A_1B.offer_id))
+    [move] = got.moves
+    assert move.to_offer == A_1B
+    assert move.reasons == (
+        f"deadline move (scripted): {describe_offer(A_1A)} -> {describe_offer(A_1B)}", "because",
+        "move costs $0.0283")
+    got, _ = scripted_plan(monkeypatch, spot(A_1B.offer_id), blackout=True)
+    assert got.notes == (
+        f"a: deadline policy scripted asks for {A_1B.offer_id} (because); held by daily blackout 11:30-12:30 UTC",)
+    got, _ = scripted_plan(monkeypatch, spot("aws/us-east-1/us-east-1z/g4dn.xlarge/spot"))
+    assert got.notes == (
+        "a: deadline policy scripted chose aws/us-east-1/us-east-1z/g4dn.xlarge/spot, which pool 't4' does "
+        "not admit",)
+
+
+def test_a_spot_choice_keeps_min_on_demand(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the pool needs one on-demand node; "a" is its only one: moving it onto spot would break it
+    pool = PoolSpec(name="t4", accelerator="T4", accelerator_count=1, min_on_demand=1)
+    got, _ = scripted_plan(monkeypatch, spot(A_1B.offer_id), pool=pool, fleet=[running("a", OD_OFFER)])
+    assert got.notes == ("a: moving to aws/us-east-1/us-east-1b/g4dn.xlarge/spot would break "
+                         "min_on_demand/min_clouds of 't4'",)
+
+
+def test_the_policy_sees_the_job_as_the_simulator_would(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Submitted 5 h ago, due in 5 h: elapsed 5 h, deadline 10 h; restart (60 + 120) s = 0.05 h;
+    # the node launched 10 s ago owes 0.05 - 10/3600 h; ticks of 60 s; the zones are the pool's
+    # spot offers by id (1a, 1b), 1b cooling down; saved work lives in us-east-1 (the spot node
+    # running it): both zones are in that region, no egress; on-demand at the offer's $1.00/h.
+    _, policy = scripted_plan(monkeypatch, WAIT, cooldowns={A_1B.offer_id: NOON + 60})
+    [view] = policy.seen
+    assert view.elapsed_hours == 5.0 and view.deadline_hours == 10.0
+    assert (view.work_total_hours, view.work_done_hours, view.checkpointed_hours, view.checkpoint_hours) == (
+        6.0, 2.0, 1.5, 0.5)
+    assert view.restart_hours == pytest.approx(0.05)
+    assert view.overhead_left_hours == pytest.approx(0.05 - 10 / 3600)
+    assert view.tick_hours == pytest.approx(1 / 60)
+    assert view.current == spot(A_1A.offer_id)
+    assert [(z.zone, z.region, z.available, z.price_per_hour, z.egress_usd) for z in view.zones] == [
+        (A_1A.offer_id, "us-east-1", True, 0.5, 0.0), (A_1B.offer_id, "us-east-1", False, 0.2, 0.0)]
+    assert view.ondemand_price_per_hour == 1.0
+    assert view.preempted is False
