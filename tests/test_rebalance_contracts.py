@@ -18,7 +18,10 @@ from ray_multicloud.policy.rebalance import (
     MovePlan,
     RebalanceConfig,
     Window,
+    checkpoint_home,
     egress_usd,
+    idle_step,
+    idle_view,
     move_cost,
     plan,
     region_egress_usd,
@@ -29,11 +32,11 @@ SPOT, OD = CapacityType.SPOT, CapacityType.ON_DEMAND
 MIDNIGHT = float(calendar.timegm((2026, 11, 28, 0, 0, 0)))
 
 
-def mk(cloud: str, region: str, zone: str, price: float, *, cap: CapacityType = SPOT) -> Offer:
+def mk(cloud: str, region: str, zone: str, price: float, *, cap: CapacityType = SPOT, od: float = 1.0) -> Offer:
     return Offer(
         cloud=cloud, region=region, zone=zone, instance_type="g4dn.xlarge", accelerator="T4",
         accelerator_count=1, vcpus=4, memory_gib=16, capacity=cap, price_per_hour=price,
-        ondemand_price_per_hour=1.0 if cap is SPOT else price,
+        ondemand_price_per_hour=od if cap is SPOT else price,
     )
 
 
@@ -377,3 +380,61 @@ def test_the_policy_sees_the_job_as_the_simulator_would(monkeypatch: pytest.Monk
         (A_1A.offer_id, "us-east-1", True, 0.5, 0.0), (A_1B.offer_id, "us-east-1", False, 0.2, 0.0)]
     assert view.ondemand_price_per_hour == 1.0
     assert view.preempted is False
+
+
+# ---------------------------------------------------------------- a pool with no running node
+def test_idle_view_after_a_preemption() -> None:
+    # lost on 1a just now: current WAIT, preempted there, no restart owed yet; the checkpoint is in
+    # us-east-1 (the lost node's region): gcp pays 20 GB x $0.09 = $1.80; on-demand at $1.00/h.
+    gcp = mk("gcp", "us-central1", "us-central1-a", 0.3)
+    config = RebalanceConfig(jobs={"t4": JOB})
+    view = idle_view(POOL_ANY, [A_1A, A_1B, gcp, OD_OFFER], JOB, config, now=NOON, preempted_offer=A_1A.offer_id)
+    assert view.current == WAIT and view.overhead_left_hours == 0.0
+    assert view.preempted is True and view.preempted_zone == A_1A.offer_id
+    assert [z.zone for z in view.zones] == [A_1A.offer_id, A_1B.offer_id, gcp.offer_id]
+    assert [z.egress_usd for z in view.zones] == pytest.approx([0.0, 0.0, 1.8])
+    assert view.ondemand_price_per_hour == 1.0
+    later = idle_view(POOL_ANY, [A_1A, OD_OFFER], JOB, config, now=NOON)
+    assert later.preempted is False and later.preempted_zone == ""
+
+
+def test_idle_on_demand_price_without_an_on_demand_offer() -> None:
+    # a spot-only pool: the cheapest on-demand price its spot offers quote ($0.80), else 0
+    cheap_od = mk("aws", "us-east-1", "us-east-1b", 0.2, od=0.8)
+    config = RebalanceConfig(jobs={"t4": JOB})
+    assert idle_view(POOL, [A_1A, cheap_od], JOB, config, now=NOON).ondemand_price_per_hour == 0.8
+    assert idle_view(POOL, [cheap_od, A_1A], JOB, config, now=NOON).ondemand_price_per_hour == 0.8
+    assert idle_view(POOL, [], JOB, config, now=NOON).ondemand_price_per_hour == 0.0
+    # the on-demand offer cooling down: the spot offers' on-demand price again
+    cooled = idle_view(POOL_ANY, [A_1A, cheap_od, OD_OFFER], JOB, config, now=NOON,
+                       cooldowns={OD_OFFER.offer_id: NOON + 1})
+    assert cooled.ondemand_price_per_hour == 0.8
+
+
+def test_idle_step_on_demand_that_cannot_launch_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    policy = Scripted(ON_DEMAND)
+    monkeypatch.setitem(POLICIES, "scripted", policy)  # type: ignore[index]
+    config = RebalanceConfig(jobs={"t4": JOB}, deadline_policy="scripted")
+    step = idle_step(POOL_ANY, [A_1A, OD_OFFER], JOB, config, Memory(), now=NOON,
+                     cooldowns={OD_OFFER.offer_id: NOON + 1})
+    assert step.choice == ON_DEMAND and step.memory is policy.memory
+    assert step.reasons == ("because", "every on-demand offer of pool 't4' is cooling down after failures")
+    step = idle_step(POOL_ANY, [A_1A, OD_OFFER], JOB, config, Memory(), now=NOON)
+    assert step.reasons == ("because",)  # it can launch: nothing added
+    assert policy.seen[-1].current == WAIT
+
+
+@pytest.mark.parametrize(
+    ("region", "home"),
+    [("aws/us-east-1", ("aws", "us-east-1")), ("aws/", None), ("/us-east-1", None), ("aws", None), ("", None)],
+)
+def test_checkpoint_home_reads_only_a_whole_cloud_region(region: str, home: tuple[str, str] | None) -> None:
+    job = JobProgress(submitted_at=0.0, deadline_at=3600.0, work_total_hours=1.0, work_done_hours=0.5,
+                      checkpointed_hours=0.5, checkpoint_hours=0.5, checkpoint_region=region)
+    assert checkpoint_home(job, OD_OFFER, CONFIG) == home
+    assert checkpoint_home(job, None, CONFIG) == home
+    # a spot holder says it directly; nothing saved or no state: no home
+    assert checkpoint_home(job, A_1B, CONFIG) == ("aws", "us-east-1")
+    assert checkpoint_home(job, A_1B, RebalanceConfig(state_gb=0.0)) is None
+    unsaved = JobProgress(0.0, 3600.0, 1.0, 0.5, 0.0, 0.5, region)
+    assert checkpoint_home(unsaved, A_1B, CONFIG) is None
