@@ -6,6 +6,8 @@ hand in the comments, never read off the code."""
 from __future__ import annotations
 
 import calendar
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -90,6 +92,21 @@ def test_window_edges_and_text() -> None:
     with pytest.raises(ValueError) as err:
         Window(10.0, 5.0)
     assert str(err.value) == "blackout window ends (5.0) at or before it starts (10.0)"
+
+
+@pytest.fixture
+def honolulu(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The machine's local zone at UTC-10 for one test (the text must still be UTC)."""
+    monkeypatch.setenv("TZ", "Pacific/Honolulu")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_window_text_is_utc_whatever_the_local_zone(honolulu: None) -> None:
+    assert time.localtime(MIDNIGHT).tm_hour == 14  # the zone took effect: 00:00 UTC is 14:00 the day before
+    assert str(Window(MIDNIGHT + 3600, MIDNIGHT + 7200)) == "blackout 2026-11-28T01:00:00Z..2026-11-28T02:00:00Z"
 
 
 @pytest.mark.parametrize(
