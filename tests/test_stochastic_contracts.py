@@ -12,6 +12,8 @@ import math
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ray_multicloud.policy.stochastic import INF, Problem, solve
 
@@ -201,6 +203,8 @@ def test_slack_and_work_beyond_the_tables_are_clamped() -> None:
 def test_a_finished_job_costs_nothing_from_any_query() -> None:
     sol = solve(HAND)
     for w in (0, -1):
+        assert sol.spot_keep(w, -1.0) == 0.0  # done: whatever the slack
+        assert sol.ondemand_stay(w, -1.0, True) == 0.0
         assert sol.spot_keep(w, 0) == 0.0
         assert sol.spot_leave(w, 0) == 0.0
         assert sol.ondemand_stay(w, 0, True) == 0.0
@@ -266,3 +270,49 @@ def test_wait_is_never_nan() -> None:
     assert sol.wait(1, 1.5, True) == INF
     assert sol.start_ondemand(1, 1.5, False) == 1.5  # 0.5 + od(1, 1) = 0.5 + 1: the way out
 
+
+
+def test_more_queries_by_hand() -> None:
+    sol = solve(HAND)
+    # one segment left (w = 1): another on-demand unit costs 1
+    assert sol.ondemand_stay(1, 2, True) == 1.0
+    # negative slack: the deadline is already lost
+    assert sol.ondemand_stay(2, -0.5, True) == INF
+    assert sol.spot_keep(2, -0.5) == INF
+    # slack exactly 0 and restart 1: every start lands at slack -1: INF
+    assert sol.start_spot(1, 0.0) == INF
+    assert sol.start_ondemand(1, 0.0, True) == INF
+    assert sol.spot_leave(2, 0.0) == INF
+    # a fraction beyond the table's top (3) reads the top: start_spot(1, 4.5) = 0.25 + sp(1, 3)
+    assert sol.start_spot(1, 4.5) == 0.5
+    assert sol.start_ondemand(1, 4.5, True) == 1.5  # 1 + od(1, 3, up)
+    # od(2, s, up) = min(ods(2, s, up), 0.25 + sp(2, s - 1)): s = 2: min(2.65625, 0.25 + sp(2, 1)
+    # = 0.25 + leave 1 + ods(2, 0, up) = 4.25) = 2.65625; s = 3: min(2.65625, 0.25 + 1.953125)
+    # = 2.203125. start_ondemand(2, 3.25, up) = 1 + 3/4 x 2.65625 + 1/4 x 2.203125.
+    assert sol.od[2][2][1] == 2.65625 and sol.od[2][3][1] == 2.203125
+    assert sol.start_ondemand(2, 3.25, True) == 3.54296875
+    # the job's last segment is 1 unit (not seg = 2): kept on spot it costs that unit, 0.25
+    assert sol.mid_segment_keep(1, 3.0, 0) == 0.25
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.integers(1, 4), st.integers(1, 4), st.data(), st.integers(0, 8),
+    st.sampled_from((0.5, 1.0, 1.25, 2.0)), st.floats(0.0, 1.0), st.floats(0.0, 1.0), st.floats(0.0, 1.0),
+    st.floats(0.05, 1.5), st.sampled_from((0.0, 0.5)),
+)
+def test_keeping_spot_mid_segment_from_its_start_is_keeping_it_at_the_boundary(
+    segments: int, seg: int, data: st.DataObject, slack: int, restart: float, fail: float, back: float,
+    alt: float, price: float, extra: float,
+) -> None:
+    """``mid_segment_keep`` with nothing done yet is the same expectation as the boundary's
+    ``spot_keep`` (``cont``, filled by ``solve``): lose the node at each later unit of the segment,
+    or reach the checkpoint. Compared wherever keeping is allowed (``cont`` finite)."""
+    last = data.draw(st.integers(1, seg))
+    p = Problem(segments, seg, last, slack, restart, fail, back, alt, price, extra)
+    sol = solve(p)
+    for w in range(1, segments + 1):
+        for s in range(slack + 1):
+            keep = sol.spot_keep(w, s)
+            if keep < INF:
+                assert sol.mid_segment_keep(w, float(s), 0) == pytest.approx(keep, rel=1e-12, abs=1e-12)
