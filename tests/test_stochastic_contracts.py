@@ -17,6 +17,13 @@ from hypothesis import strategies as st
 
 from ray_multicloud.policy.stochastic import INF, Problem, solve
 
+@pytest.fixture(autouse=True)
+def _fresh_solve() -> None:
+    """``solve`` is memoised: a table filled before (by another test, or in the process mutmut forks
+    each mutant from) would hide a change to what it calls. Every test here fills its own."""
+    getattr(solve, "cache_clear", lambda: None)()
+
+
 GOOD: dict[str, Any] = dict(
     segments=1, seg=1, last=1, slack=0, restart=1.0, fail=0.0, back=0.0, alt=0.0, price=0.0
 )
