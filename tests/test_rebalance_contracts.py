@@ -22,13 +22,25 @@ from ray_multicloud.policy.rebalance import (
     Window,
     checkpoint_home,
     egress_usd,
+    gang_moves,
     idle_step,
     idle_view,
     move_cost,
     plan,
     region_egress_usd,
+    regroup,
 )
-from ray_multicloud.types import CapacityType, FleetNode, InstanceId, NodeState, Offer, PoolSpec, RequestId
+from ray_multicloud.types import (
+    CapacityType,
+    Colocate,
+    FleetNode,
+    InstanceId,
+    Move,
+    NodeState,
+    Offer,
+    PoolSpec,
+    RequestId,
+)
 
 SPOT, OD = CapacityType.SPOT, CapacityType.ON_DEMAND
 MIDNIGHT = float(calendar.timegm((2026, 11, 28, 0, 0, 0)))
@@ -455,3 +467,53 @@ def test_checkpoint_home_reads_only_a_whole_cloud_region(region: str, home: tupl
     assert checkpoint_home(job, A_1B, RebalanceConfig(state_gb=0.0)) is None
     unsaved = JobProgress(0.0, 3600.0, 1.0, 0.5, 0.0, 0.5, region)
     assert checkpoint_home(unsaved, A_1B, CONFIG) is None
+
+
+# ---------------------------------------------------------------- gangs
+GANG = PoolSpec(name="t4", accelerator="T4", accelerator_count=1, capacity_types=(SPOT,), colocate=Colocate.ZONE)
+A_W2 = mk("aws", "us-west-2", "us-west-2a", 0.30)
+
+
+def member(iid: str, offer: Offer, state: NodeState = NodeState.RUNNING, pool: str = "t4") -> FleetNode:
+    return FleetNode(instance_id=InstanceId(iid), pool=pool, offer=offer, request_id=RequestId("r-" + iid),
+                     launched_at=NOON - 7200, state=state)
+
+
+def test_gang_moves_carry_each_members_own_figures() -> None:
+    # "a" moves 1a -> 1b; "b" on us-west-2a ($0.30) goes along: saves $0.10/h; its move costs a
+    # 180 s stall at $0.30/h = $0.015, 60 s overlap at $0.20/h, and 20 GB x $0.02 between two
+    # regions of aws = $0.40. "c" is already in 1b, "d" is pending, "e" is another pool's: all stay.
+    first = Move(InstanceId("a"), "t4", A_1A, A_1B, 0.3, 0.03, ("price move: x",))
+    fleet = [member("e", A_1A, pool="other"), member("d", A_1A, NodeState.PENDING), member("c", A_1B),
+             member("b", A_W2), member("a", A_1A)]
+    group = gang_moves(first, fleet, GANG, CONFIG)
+    assert group[0] == first
+    [b] = group[1:]
+    assert (b.instance_id, b.pool, b.from_offer, b.to_offer) == ("b", "t4", A_W2, A_1B)
+    assert b.saving_per_hour == pytest.approx(0.10)
+    assert b.move_cost_usd == pytest.approx(0.015 + 0.2 / 60 + 0.40)
+    assert b.reasons == ("gang of a (colocate=zone)", "price move: x")
+
+
+def test_regroup_in_full() -> None:
+    # one member on 1a, one on 1b: a tie in members; 1b's offer ranks first (cheaper), so all go
+    # to 1b: "x" moves, saving $0.30/h, at move_cost(1a, 1b) = $0.025 + $0.00333.
+    fleet = [member("y", A_1B), member("x", A_1A)]
+    [move] = regroup(GANG, fleet, [A_1A, A_1B], now=NOON, config=CONFIG)
+    assert (move.instance_id, move.from_offer, move.to_offer) == ("x", A_1A, A_1B)
+    assert move.saving_per_hour == pytest.approx(0.30)
+    assert move.move_cost_usd == pytest.approx(0.025 + 0.2 / 60)
+    assert move.reasons == (
+        "regroup: the gang of 't4' is split over 2 places; all to aws/us-east-1/us-east-1b (colocate=zone)",)
+    # more members in 1a than in 1b: 1a holds the gang, whatever the price
+    two = [member("y", A_1B), member("x", A_1A), member("z", A_1A)]
+    assert [(m.instance_id, m.to_offer) for m in regroup(GANG, two, [A_1A, A_1B], now=NOON, config=CONFIG)] == [
+        ("y", A_1A)]
+    # no offer left anywhere (all cooling): nothing to do; other pools and stopped nodes are not members
+    assert regroup(GANG, fleet, [A_1A, A_1B], now=NOON, config=CONFIG,
+                   cooldowns={A_1A.offer_id: NOON + 1, A_1B.offer_id: NOON + 1}) == ()
+    assert regroup(GANG, [member("y", A_1B), member("x", A_1A, pool="other")], [A_1A, A_1B], now=NOON,
+                   config=CONFIG) == ()
+    assert regroup(GANG, [member("y", A_1B), member("x", A_1A, NodeState.TERMINATED)], [A_1A, A_1B],
+                   now=NOON, config=CONFIG) == ()
+    assert regroup(POOL, fleet, [A_1A, A_1B], now=NOON, config=CONFIG) == ()  # not colocated
