@@ -323,3 +323,16 @@ def test_keeping_spot_mid_segment_from_its_start_is_keeping_it_at_the_boundary(
             keep = sol.spot_keep(w, s)
             if keep < INF:
                 assert sol.mid_segment_keep(w, float(s), 0) == pytest.approx(keep, rel=1e-12, abs=1e-12)
+
+
+def test_reaching_a_checkpoint_on_spot_weighs_another_zone_up_after_a_loss() -> None:
+    """Two 1-unit segments, slack 2, restart 1, spot at 1/2, lost with 1/2 per unit, never back on
+    its own, another zone up after a loss with 1/2. By hand, w = 1: sp(1, 2) = 0.5 (one unit);
+    idle(1, 2) = (down: 1 + od(1, 1) = 2, up: spot 0.5 + sp(1, 1) = 1.0). Keeping spot for the
+    next segment (w = 2, nothing done, s = 2): one unit at 0.5, then at the checkpoint: still up
+    (1/2) -> sp(1, 2), else (1/2) another zone up (1/2) -> idle(1, 2, up) or not -> idle(1, 2,
+    down): 0.5 + 1/2 x 0.5 + 1/2 (1/2 x 1.0 + 1/2 x 2) = 1.5."""
+    p = Problem(segments=2, seg=1, last=1, slack=2, restart=1.0, fail=0.5, back=0.0, alt=0.5, price=0.5)
+    sol = solve(p)
+    assert sol.idle[1][2] == (2.0, 1.0)
+    assert sol.mid_segment_keep(2, 2.0, 0) == 1.5
