@@ -517,3 +517,11 @@ def test_regroup_in_full() -> None:
     assert regroup(GANG, [member("y", A_1B), member("x", A_1A, NodeState.TERMINATED)], [A_1A, A_1B],
                    now=NOON, config=CONFIG) == ()
     assert regroup(POOL, fleet, [A_1A, A_1B], now=NOON, config=CONFIG) == ()  # not colocated
+
+
+def test_a_member_already_there_does_not_stop_the_others() -> None:
+    # by id: "a" (the move), "b" already on 1b (stays), "c" on us-west-2a (goes along)
+    first = Move(InstanceId("a"), "t4", A_1A, A_1B, 0.3, 0.03, ("price move: x",))
+    fleet = [member("a", A_1A), member("b", A_1B), member("c", A_W2)]
+    assert [(m.instance_id, m.to_offer) for m in gang_moves(first, fleet, GANG, CONFIG)] == [
+        ("a", A_1B), ("c", A_1B)]
