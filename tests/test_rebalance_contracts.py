@@ -525,3 +525,22 @@ def test_a_member_already_there_does_not_stop_the_others() -> None:
     fleet = [member("a", A_1A), member("b", A_1B), member("c", A_W2)]
     assert [(m.instance_id, m.to_offer) for m in gang_moves(first, fleet, GANG, CONFIG)] == [
         ("a", A_1B), ("c", A_1B)]
+
+
+def test_price_move_notes_name_the_first_reason_and_skip_offers_that_save_nothing() -> None:
+    a = running("a", A_1A)
+    # only dearer or equally priced offers: nothing to save, nothing to say about them
+    dearer, same = mk("aws", "us-east-1", "us-east-1b", 0.60), mk("aws", "us-east-1", "us-east-1c", 0.50)
+    assert price_plan([a], [A_1A, dearer, same]).notes == ("a: no other matching offer",)
+    # the cheapest target cooling down: named, and the next one is taken
+    cooled = plan([a], [A_1A, A_1B], {"t4": POOL}, now=NOON, config=CONFIG, last_moved={},
+                  cooldowns={A_1B.offer_id: NOON + 60})
+    assert cooled.notes == (f"a: {A_1B.offer_id} is cooling down or full",)
+    both = plan([a], [A_1A, A_1B, A_1C], {"t4": POOL}, now=NOON, config=CONFIG, last_moved={},
+                cooldowns={A_1B.offer_id: NOON + 60})
+    assert [m.to_offer for m in both.moves] == [A_1C]
+    # aws preferred: the node (on aws, ranked first as its cloud is) is not moved to a cheaper gcp
+    prefer_aws = PoolSpec(name="t4", accelerator="T4", accelerator_count=1, capacity_types=(SPOT,),
+                          source_preference=("aws",))
+    gcp = mk("gcp", "us-central1", "us-central1-a", 0.20)
+    assert price_plan([a], [A_1A, gcp], pool=prefer_aws).notes == ("a: gcp is less preferred than aws",)
