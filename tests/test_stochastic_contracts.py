@@ -336,3 +336,16 @@ def test_reaching_a_checkpoint_on_spot_weighs_another_zone_up_after_a_loss() -> 
     sol = solve(p)
     assert sol.idle[1][2] == (2.0, 1.0)
     assert sol.mid_segment_keep(2, 2.0, 0) == 1.5
+
+
+def test_waiting_for_spot_to_come_back_is_weighed_by_the_chance_it_does() -> None:
+    """One 1-unit segment, slack 3, restart 1, spot never lost once up (fail 0) and back with 3/4
+    per unit, at 1/4. By hand: sp(1, s) = 0.25 for s >= 1; a spot start r p + sp(1, s - 1) = 0.5
+    for s >= 2; idle(1, 1) = (2, 2) (on-demand: 1 + 1); idle(1, 2) = (2, 0.5). At slack 3 with
+    spot down: on-demand costs 1 + od(1, 2, down) = 2; waiting one unit costs 3/4 idle(1, 2, up)
+    + 1/4 idle(1, 2, down) = 0.375 + 0.5 = 0.875: the programme waits."""
+    p = Problem(segments=1, seg=1, last=1, slack=3, restart=1.0, fail=0.0, back=0.75, alt=0.0, price=0.25)
+    sol = solve(p)
+    assert sol.idle[1][2] == (2.0, 0.5)
+    assert sol.idle[1][3][0] == 0.875
+    assert sol.wait(1, 3, False) == 0.875
