@@ -544,3 +544,25 @@ def test_price_move_notes_name_the_first_reason_and_skip_offers_that_save_nothin
                           source_preference=("aws",))
     gcp = mk("gcp", "us-central1", "us-central1-a", 0.20)
     assert price_plan([a], [A_1A, gcp], pool=prefer_aws).notes == ("a: gcp is less preferred than aws",)
+
+
+def test_a_dearer_target_that_pays_wins_over_a_cheaper_one_that_does_not() -> None:
+    # gcp $0.20 saves $1.20 over 4 h but pays 20 GB x $0.09 = $1.80 of egress: it does not pay;
+    # aws 1c $0.25 saves $1.00 at $0.025 + $0.00417 (one region): it does.
+    gcp = mk("gcp", "us-central1", "us-central1-a", 0.20)
+    assert [m.to_offer for m in price_plan([running("a", A_1A)], [A_1A, gcp, A_1C]).moves] == [A_1C]
+
+
+def test_equal_nets_keep_the_best_ranked_target() -> None:
+    # 1b and 1d both $0.20 in us-east-1: the same net; ranked by price then offer id, 1b first
+    d = mk("aws", "us-east-1", "us-east-1d", 0.20)
+    for offers in ([A_1A, d, A_1B], [A_1A, A_1B, d]):
+        assert price_plan([running("a", A_1A)], offers).moves[0].to_offer == A_1B
+
+
+def test_a_price_move_that_would_break_min_on_demand_says_so() -> None:
+    # the pool's only on-demand node ($1.00/h) is not moved onto spot
+    pool = PoolSpec(name="t4", accelerator="T4", accelerator_count=1, min_on_demand=1)
+    got = price_plan([running("a", OD_OFFER)], [OD_OFFER, A_1B], pool=pool)
+    assert got.moves == ()
+    assert got.notes == (f"a: moving to {A_1B.offer_id} would break min_on_demand/min_clouds of 't4'",)
