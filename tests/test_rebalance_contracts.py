@@ -566,3 +566,25 @@ def test_a_price_move_that_would_break_min_on_demand_says_so() -> None:
     got = price_plan([running("a", OD_OFFER)], [OD_OFFER, A_1B], pool=pool)
     assert got.moves == ()
     assert got.notes == (f"a: moving to {A_1B.offer_id} would break min_on_demand/min_clouds of 't4'",)
+
+
+def test_a_preferred_offer_that_saves_too_little_does_not_hide_a_cheaper_one() -> None:
+    # aws preferred, then gcp: the node is on gcp at $0.50. The ranking puts aws first (preference
+    # before price): aws at $0.60 saves nothing, aws at $0.48 saves 4% (< 10%); the gcp offer at
+    # $0.20 in the node's own region still moves it.
+    pool = PoolSpec(name="t4", accelerator="T4", accelerator_count=1, capacity_types=(SPOT,),
+                    source_preference=("aws", "gcp"))
+    here = mk("gcp", "us-central1", "us-central1-a", 0.50)
+    cheap = mk("gcp", "us-central1", "us-central1-b", 0.20)
+    for dear in (mk("aws", "us-east-1", "us-east-1a", 0.60), mk("aws", "us-east-1", "us-east-1a", 0.48)):
+        assert [m.to_offer for m in price_plan([running("a", here)], [here, dear, cheap], pool=pool).moves] == [
+            cheap]
+
+
+def test_a_target_breaking_min_on_demand_does_not_hide_one_that_keeps_it() -> None:
+    # the only on-demand node ($1.00) of a pool with min_on_demand 1: spot 1b ($0.20) would break
+    # it; on-demand at $0.80 in the same region keeps it and saves 20%.
+    pool = PoolSpec(name="t4", accelerator="T4", accelerator_count=1, min_on_demand=1)
+    od2 = mk("aws", "us-east-1", "us-east-1b", 0.80, cap=OD)
+    got = price_plan([running("a", OD_OFFER)], [OD_OFFER, A_1B, od2], pool=pool)
+    assert [m.to_offer for m in got.moves] == [od2]
