@@ -588,3 +588,8 @@ def test_a_target_breaking_min_on_demand_does_not_hide_one_that_keeps_it() -> No
     od2 = mk("aws", "us-east-1", "us-east-1b", 0.80, cap=OD)
     got = price_plan([running("a", OD_OFFER)], [OD_OFFER, A_1B, od2], pool=pool)
     assert [m.to_offer for m in got.moves] == [od2]
+
+
+def test_a_gang_in_one_place_is_not_regrouped_even_when_its_place_cools() -> None:
+    fleet = [member("x", A_1A), member("y", A_1A)]
+    assert regroup(GANG, fleet, [A_1A, A_1B], now=NOON, config=CONFIG, cooldowns={A_1A.offer_id: NOON + 60}) == ()
