@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from ray_multicloud.policy.stochastic import INF, Problem, solve
 
+
 @pytest.fixture(autouse=True)
 def _fresh_solve() -> None:
     """``solve`` is memoised: a table filled before (by another test, or in the process mutmut forks
