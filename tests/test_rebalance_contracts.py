@@ -593,3 +593,13 @@ def test_a_target_breaking_min_on_demand_does_not_hide_one_that_keeps_it() -> No
 def test_a_gang_in_one_place_is_not_regrouped_even_when_its_place_cools() -> None:
     fleet = [member("x", A_1A), member("y", A_1A)]
     assert regroup(GANG, fleet, [A_1A, A_1B], now=NOON, config=CONFIG, cooldowns={A_1A.offer_id: NOON + 60}) == ()
+
+
+def test_regroup_tie_goes_to_the_best_ranked_place_whatever_the_fleet_order() -> None:
+    for fleet in ([member("x", A_1A), member("y", A_1B)], [member("y", A_1B), member("x", A_1A)]):
+        [move] = regroup(GANG, fleet, [A_1A, A_1B], now=NOON, config=CONFIG)
+        assert (move.instance_id, move.pool, move.to_offer) == ("x", "t4", A_1B)
+    # 1a cooling: a place with no offer left ranks after every place that has one
+    fleet = [member("x", A_1A), member("y", A_1B)]
+    [move] = regroup(GANG, fleet, [A_1A, A_1B], now=NOON, config=CONFIG, cooldowns={A_1A.offer_id: NOON + 60})
+    assert (move.instance_id, move.to_offer) == ("x", A_1B)
