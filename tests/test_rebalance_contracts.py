@@ -338,7 +338,7 @@ def test_on_demand_moves_to_the_on_demand_offer_whatever_hysteresis_and_blackout
     # of overlap at $1.00/h = $0.01667, one region: $0.0417; the "saving" is 0.50 - 1.00.
     got, _ = scripted_plan(monkeypatch, ON_DEMAND, blackout=True)
     [move] = got.moves
-    assert (move.instance_id, move.to_offer) == ("a", OD_OFFER)
+    assert (move.instance_id, move.pool, move.from_offer, move.to_offer) == ("a", "t4", A_1A, OD_OFFER)
     assert move.saving_per_hour == pytest.approx(-0.5)
     assert move.move_cost_usd == pytest.approx(0.025 + 1.0 / 60)
     assert move.reasons == (
@@ -451,6 +451,7 @@ def test_idle_step_on_demand_that_cannot_launch_says_why(monkeypatch: pytest.Mon
     step = idle_step(POOL_ANY, [A_1A, OD_OFFER], JOB, config, Memory(), now=NOON)
     assert step.reasons == ("because",)  # it can launch: nothing added
     assert policy.seen[-1].current == WAIT
+    assert policy.seen[-1].preempted is False and policy.seen[-1].preempted_zone == ""  # none lost by default
 
 
 @pytest.mark.parametrize(
