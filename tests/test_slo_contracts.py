@@ -220,3 +220,29 @@ def test_decide_removal_ties_and_an_unknown_price() -> None:
     assert got.remove == u and got.reasons[1] == (
         "replica u (r2, price unknown) is the most expensive whose removal keeps the client mix "
         "covered (100%)")
+
+
+def test_decide_names_the_worst_measured_p95_even_below_one_ms() -> None:
+    # The worst replica is the one with the highest measured p95: 0.9 ms beside 0.0 ms, shown
+    # rounded to whole ms ("1 ms"); both cover the mix, (0.1 + 0.1) / 1 = 20% busy after.
+    x, y = load("x", "r2", 0.2, 0.0), load("y", "r3", 0.3, 0.9)
+    got = decide(SLO, [x, y], [A], MIX, by_region)
+    assert got.reasons[0] == "remove: worst p95 1 ms <= 50 ms and 1 replicas would each be 20% busy"
+
+
+def test_decide_removes_a_replica_leaving_exactly_95_percent_covered() -> None:
+    # y (r2, $0.3/h) is the dearer; without it r1 keeps us (10 + 20 <= 100 ms) but not ap
+    # (90 + 20 > 100): exactly 95% of the mix, which keeps the SLO, so y goes (not x).
+    x, y = load("x", "r1", 0.1, 40.0), load("y", "r2", 0.3, 30.0)
+    got = decide(SLO, [x, y], [A], MIX, by_region)
+    assert got.action == "remove" and got.remove == y
+    assert got.reasons[1] == (
+        "replica y (r2, $0.3/h) is the most expensive whose removal keeps the client mix covered (95%)")
+
+
+def test_decide_counts_an_infinite_price_as_no_price() -> None:
+    # Neither price is a usable number (None, inf): both rank after every priced replica and tie,
+    # so the worse network p95 goes first: u on r2 (30 ms) before i on r3 (5 ms). The docstring
+    # names only "unknown"; the code's rule (a price must be finite to count) is stated here.
+    u, i = load("u", "r2", None, 30.0), load("i", "r3", math.inf, 30.0)
+    assert decide(SLO, [i, u], [A], MIX, by_region).remove == u

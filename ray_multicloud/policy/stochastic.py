@@ -140,6 +140,8 @@ class Solution:
         if i - 1 < 0 or s - 1 < p.restart - 1e-9:
             return INF
         row = self.idle[w][i - 1]
+        if row[0] == INF or row[1] == INF:  # as in solve's wait; never 0 x INF (NaN)
+            return INF
         x = int(up)
         pu = (1.0 - p.fail) if x else p.back
         return _either(pu, row[1], row[0])
