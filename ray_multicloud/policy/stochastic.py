@@ -58,6 +58,15 @@ import numpy as np
 INF = math.inf
 
 
+def _check_grid(p: Problem | AgeProblem) -> None:
+    """The grid both problems share: segments >= 0, a segment of >= 1 unit, a last segment of 1 to
+    ``seg`` units, slack >= 0, a finite restart > 0 units."""
+    if p.segments < 0 or p.seg < 1 or not (1 <= p.last <= p.seg) or p.slack < 0:
+        raise ValueError(f"bad grid: {p}")
+    if not (p.restart > 0 and math.isfinite(p.restart)):
+        raise ValueError(f"restart must be > 0 units, got {p.restart}")
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     """One job's grid and model (module docstring). Hashable: :func:`solve` memoises on it."""
@@ -74,10 +83,7 @@ class Problem:
     extra: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.segments < 0 or self.seg < 1 or not (1 <= self.last <= self.seg) or self.slack < 0:
-            raise ValueError(f"bad grid: {self}")
-        if not (self.restart > 0 and math.isfinite(self.restart)):
-            raise ValueError(f"restart must be > 0 units, got {self.restart}")
+        _check_grid(self)
         for name in ("fail", "back", "alt"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
@@ -377,10 +383,7 @@ class AgeProblem:
     extra: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.segments < 0 or self.seg < 1 or not (1 <= self.last <= self.seg) or self.slack < 0:
-            raise ValueError(f"bad grid: {self}")
-        if not (self.restart > 0 and math.isfinite(self.restart)):
-            raise ValueError(f"restart must be > 0 units, got {self.restart}")
+        _check_grid(self)
         if not self.up_fail or len(self.up_adv) != len(self.up_fail):
             raise ValueError(f"up_fail and up_adv: one probability per up bucket, got {self}")
         if not self.down_back or len(self.down_adv) != len(self.down_back):
