@@ -343,28 +343,22 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         _Handler.seen.append((self.path, self.headers.get("Accept"), self.headers.get("X-Token")))
-        if self.path.startswith(("/bare", "/badfail")):
-            body = b"\xffoops" if self.path.startswith("/badfail") else b"plain text"
-            self.send_response(500 if self.path.startswith("/badfail") else 200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            return
-        if self.path.startswith("/html"):
-            body = b"<html>proxy error</html>"
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            return
-        if self.path.startswith("/fail"):
-            body = b"quota exceeded " + b"y" * 400
-            self.send_response(429)
+        if self.path.startswith("/badfail"):
+            self._reply(500, b"\xffoops")
+        elif self.path.startswith("/bare"):
+            self._reply(200, b"plain text")
+        elif self.path.startswith("/html"):
+            self._reply(200, b"<html>proxy error</html>", "text/html")
+        elif self.path.startswith("/fail"):
+            self._reply(429, b"quota exceeded " + b"y" * 400, "application/json")
         else:
-            body = b'{"ok": true}'
-            self.send_response(200)
-        self.send_header("Content-Type", "application/json")
+            self._reply(200, b'{"ok": true}', "application/json")
+
+    def _reply(self, code: int, body: bytes, content_type: str | None = None) -> None:
+        """``body`` with ``code``, and a Content-Type only when one is given."""
+        self.send_response(code)
+        if content_type is not None:
+            self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)

@@ -273,9 +273,8 @@ def resample(
     if n < 1:
         raise TraceError(f"{demand.source}: shorter than one simulation step ({tick_seconds:g} s)")
     i = np.arange(n + 1, dtype=np.float64)
-    lo = np.floor(i[:-1] * per + 1e-9).astype(np.int64)
     if per < 1.0:  # a step inside one sample holds its rate
-        return np.asarray(demand.rps[lo], dtype=np.float64)
+        return np.asarray(demand.rps[np.floor(i[:-1] * per + 1e-9).astype(np.int64)], dtype=np.float64)
     # Steps of a sample or more: the samples that *start* in ``[i per, (i + 1) per)``, i.e. from
     # ceil(i per) (at least one, since per >= 1); the last ends at ceil(n per) <= len(rps).
     edges = np.ceil(i * per - 1e-9).astype(np.int64)
