@@ -49,7 +49,7 @@ from typing import Any
 
 from ray_multicloud.cluster_config.predictive import PoolPredictive
 from ray_multicloud.policy.forecast import Candidate
-from ray_multicloud.policy.predictive import CapacityPlan, bucket, lead_from_starts, plan_capacity
+from ray_multicloud.policy.predictive import MIN_STARTS, CapacityPlan, bucket, lead_from_starts, plan_capacity
 from ray_multicloud.serve.rate_log import RateTail, floor_path, publish_floors, rate_log_path
 
 logger = logging.getLogger(__name__)
@@ -113,6 +113,7 @@ class PredictiveGuard:
         self._history: dict[str, tuple[int, list[float]]] = {}
         self._seen: set[str] = set()
         self._watching_since: float | None = None
+        self._leads: dict[str, float] = {}
 
     def observe(self, fleet: Sequence[Any], ray_nodes: Mapping[str, Any] | None, now: float) -> None:
         """Record node starts (module docstring): ``fleet``, the provider's ``FleetNode``s;
@@ -133,7 +134,7 @@ class PredictiveGuard:
                 starts = self.starts[node.pool]
                 starts.append(now - float(node.launched_at))
                 del starts[:-KEEP_STARTS]
-                logger.info("predictive %s: node %s started in %.0f s (launch to Ray node alive)",
+                logger.info("predictive %s: node %s started in %.1f s (launch to Ray node alive)",
                             node.pool, iid, now - float(node.launched_at))
 
     def lead_s(self, pool: str) -> float:
@@ -145,6 +146,23 @@ class PredictiveGuard:
                 return max(cfg.spec.tick_s, measured)
         return cfg.spec.lead_s
 
+    def _note_lead(self, pool: str, lead: float) -> None:
+        """One log line whenever the lead a pool plans with changes (a measured lead replacing the
+        configured default, or moving with a new start), saying what it is made of."""
+        if self._leads.get(pool) == lead:
+            return
+        self._leads[pool] = lead
+        cfg = self.pools[pool]
+        if not cfg.lead_measured or lead_from_starts(self.starts[pool], cfg.replica_ready_s) is None:
+            logger.info("predictive %s: lead %.1f s (%s)", pool, lead,
+                        "configured" if not cfg.lead_measured else
+                        f"the default until {MIN_STARTS} node starts are measured")
+            return
+        starts = self.starts[pool]
+        logger.info("predictive %s: lead %.1f s, measured: the median of the last %d node start(s) "
+                    "(%s s) + replica_ready %g s", pool, lead, len(starts),
+                    ", ".join(f"{s:.1f}" for s in starts), cfg.replica_ready_s)
+
     def plan(self, pool: str, now: float) -> CapacityPlan:
         """This tick's plan for ``pool`` (re-chooses the forecaster when due). The history is read
         once per history ``tick`` (until the next one completes it cannot change); peaks and the
@@ -152,6 +170,7 @@ class PredictiveGuard:
         cfg = self.pools[pool]
         spec = cfg.spec
         lead = self.lead_s(pool)
+        self._note_lead(pool, lead)
         if lead != spec.lead_s:
             spec = dataclasses.replace(spec, lead_s=lead)
         tick = math.floor(now / spec.tick_s)

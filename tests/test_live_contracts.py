@@ -451,3 +451,31 @@ def test_a_gcp_entry_of_another_name_gets_a_feed_of_that_name() -> None:
     gcp = replace(offer(), cloud="gcp-eu", region="europe-west4", instance_type="a2-highgpu-1g")
     (feed,) = build_feeds([gcp], drivers={"gcp-eu": "gcp"}).feeds
     assert isinstance(feed, GcpPriceFeed) and feed.name == "gcp-eu"
+
+
+def test_live_overlay_passes_its_feeds_and_limits_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What `ray-multicloud prices --live` asks for: the endpoints and drivers it was given go to
+    # build_feeds; its age and time limits (defaults 1 h and 20 s, the documented ones) to the cache.
+    from ray_multicloud.pricing import show
+
+    seen: dict[str, typing.Any] = {}
+
+    def fake_build(offers: typing.Any, endpoints: typing.Any, drivers: typing.Any) -> Feeds:
+        seen["build"] = (list(offers), endpoints, drivers)
+        return Feeds(feeds=[], skipped=["gcp: no endpoint"])
+
+    class SpyCache(LivePrices):
+        def __init__(self, feeds: typing.Any, **limits: float) -> None:
+            seen.setdefault("limits", []).append(limits)
+            super().__init__(feeds, **limits)
+
+    monkeypatch.setattr(show, "build_feeds", fake_build)
+    monkeypatch.setattr(show, "LivePrices", SpyCache)
+    endpoints, drivers = {"aws": "http://127.0.0.1:1"}, {"aws": "aws"}
+    o = offer()
+    result = show.live_overlay([o], endpoints=endpoints, drivers=drivers, now=NOW)
+    assert seen["build"] == ([o], endpoints, drivers)
+    assert seen["limits"] == [{"ttl_s": 0, "max_age_s": 3600.0, "timeout_s": 20.0}]
+    assert result.offers == (o,) and result.notes == ("feed gcp: no endpoint",)
+    show.live_overlay([o], endpoints=endpoints, drivers=drivers, max_age_s=60.0, timeout_s=0.5, now=NOW)
+    assert seen["limits"][-1] == {"ttl_s": 0, "max_age_s": 60.0, "timeout_s": 0.5}

@@ -369,7 +369,7 @@ def test_peaks_file_errors_name_the_file(tmp_path: Path) -> None:
         read_peaks_file(str(tmp_path / "none.yaml"))
 
 
-def test_guard_measures_the_lead_from_node_starts(tmp_path: Path) -> None:
+def test_guard_measures_the_lead_from_node_starts(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     # No lead: written -> measured. The controller first watches at t = 1000. Node "old" was launched
     # before (skipped: its start was not seen). a, b, c launch at 1000, 1010, 1020 and are first seen
     # alive at 1200, 1260, 1250: starts 200, 250, 230; median 230 + replica_ready 45 s = 275 s.
@@ -394,6 +394,13 @@ def test_guard_measures_the_lead_from_node_starts(tmp_path: Path) -> None:
     guard.observe(fleet, None, 1270.0)  # an unreadable GCS changes nothing
     assert guard.starts["serve_pool"] == [200.0, 230.0, 250.0]
     assert guard.lead_s("serve_pool") == 275.0
+    # The plan uses it, and says once what it is made of (the live test reads this line).
+    with caplog.at_level(logging.INFO, logger="ray_multicloud.predictive_guard"):
+        guard.plan("serve_pool", 1270.0)
+        guard.plan("serve_pool", 1280.0)
+    leads = [r.getMessage() for r in caplog.records if ": lead " in r.getMessage()]
+    assert leads == ["predictive serve_pool: lead 275.0 s, measured: the median of the last 3 node start(s) "
+                     "(200.0, 230.0, 250.0 s) + replica_ready 45 s"], leads
     fixed = parse_predictive("serve_pool", {"predictive": {"replica_rps": 5, "lead": "6m"}})
     assert fixed is not None and not fixed.lead_measured
 
