@@ -755,3 +755,14 @@ def test_an_idle_job_sees_the_on_demand_offers_own_price() -> None:
     od90 = mk("aws", "us-east-1", "", 0.90, cap=OD)
     view = idle_view(POOL_ANY, [A_1A, A_1B, od90], JOB, RebalanceConfig(jobs={"t4": JOB}), now=NOON)
     assert view.ondemand_price_per_hour == 0.90
+
+
+def test_any_state_to_carry_gives_a_home() -> None:
+    # state_gb only has to be above 0: half a GB saved on spot 1b lives in us-east-1, and a start in
+    # gcp carries it at $0.09/GB: 0.5 x $0.09 = $0.045.
+    small = RebalanceConfig(state_gb=0.5)
+    assert checkpoint_home(JOB, A_1B, small) == ("aws", "us-east-1")
+    gcp = mk("gcp", "us-central1", "us-central1-a", 0.3)
+    view = idle_view(POOL_ANY, [A_1B, gcp], JOB, replace(small, jobs={"t4": JOB}), now=NOON,
+                     preempted_offer=A_1B.offer_id)
+    assert [z.egress_usd for z in view.zones] == pytest.approx([0.0, 0.045])
