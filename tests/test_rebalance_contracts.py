@@ -609,7 +609,7 @@ def test_regroup_tie_goes_to_the_best_ranked_place_whatever_the_fleet_order() ->
 
 # ---------------------------------------------------------------- plan: every node is looked at
 # (the mutants of ``plan``, ``node_view``, ``idle_view``, ``_policy_move`` and
-# ``_keeps_constraints`` that the second run left: a node that is skipped must not stop the nodes
+# ``_keeps_constraints`` that the whole run (2026-11-30) left: a node that is skipped must not stop the nodes
 # after it, and the order of the candidates is the module docstring's)
 class ByPlace:
     """A deadline policy that answers by where the node is: ``answers[view.current]``, else keep."""
