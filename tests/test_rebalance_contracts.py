@@ -8,6 +8,7 @@ from __future__ import annotations
 import calendar
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -604,3 +605,164 @@ def test_regroup_tie_goes_to_the_best_ranked_place_whatever_the_fleet_order() ->
     fleet = [member("x", A_1A), member("y", A_1B)]
     [move] = regroup(GANG, fleet, [A_1A, A_1B], now=NOON, config=CONFIG, cooldowns={A_1A.offer_id: NOON + 60})
     assert (move.instance_id, move.to_offer) == ("x", A_1B)
+
+
+# ---------------------------------------------------------------- plan: every node is looked at
+# (the mutants of ``plan``, ``node_view``, ``idle_view``, ``_policy_move`` and
+# ``_keeps_constraints`` that the whole run (2026-11-30) left: a node that is skipped must not stop the nodes
+# after it, and the order of the candidates is the module docstring's)
+class ByPlace:
+    """A deadline policy that answers by where the node is: ``answers[view.current]``, else keep."""
+
+    name = "by-place"
+
+    def __init__(self, answers: dict[Choice, Choice]) -> None:
+        self.answers = answers
+        self.seen: list[JobView] = []
+
+    def decide(self, view: JobView, memory: Memory) -> Step:
+        self.seen.append(view)
+        return Step(self.answers.get(view.current, view.current), ("r1", "r2"), memory)
+
+
+def by_place(monkeypatch: pytest.MonkeyPatch, answers: dict[Choice, Choice]) -> ByPlace:
+    policy = ByPlace(answers)
+    monkeypatch.setitem(POLICIES, "by-place", policy)  # type: ignore[index]
+    return policy
+
+
+def pool_named(name: str, base: PoolSpec = POOL_ANY) -> PoolSpec:
+    return replace(base, name=name)
+
+
+def a10(region: str, zone: str, price: float) -> Offer:
+    """An offer of another accelerator, for a second price pool that sees none of the T4 offers."""
+    return replace(mk("aws", region, zone, price), instance_type="g5.xlarge", accelerator="A10G")
+
+
+POOL_A10 = PoolSpec(name="a10", accelerator="A10G", accelerator_count=1, capacity_types=(SPOT,))
+
+
+def test_a_node_plan_skips_does_not_stop_the_nodes_after_it() -> None:
+    # "a" sorts first and is skipped for each reason in turn; "b" ($0.50 -> $0.20) still moves.
+    b = running("b", A_1A)
+    for first in (replace(running("a", A_1A), state=NodeState.PENDING),  # not running
+                  running("a", A_1A, pool="other")):  # a pool plan was not given
+        got = price_plan([first, b], [A_1A, A_1B])
+        assert [(m.instance_id, m.to_offer) for m in got.moves] == [("b", A_1B)]
+    # moved 5 s ago: held by hysteresis, named; "b" moves
+    got = price_plan([running("a", A_1A), b], [A_1A, A_1B], RebalanceConfig(max_moves=5),
+                     last_moved={"a": NOON - 5})
+    assert [m.instance_id for m in got.moves] == ["b"]
+    assert got.notes == ("a: hysteresis, moved or launched 5 s ago < min_interval_s 1800 s",)
+    # inside a blackout: every node is named
+    held = RebalanceConfig(blackouts=(BLACKOUT,))
+    assert price_plan([running("a", A_1A), b], [A_1A, A_1B], held).notes == (
+        "a: daily blackout 11:30-12:30 UTC", "b: daily blackout 11:30-12:30 UTC")
+
+
+def test_a_deadline_node_does_not_stop_the_price_moves_after_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # pool "j" runs the deadline job; "b" of the price pool "t4" ($0.50 -> $0.20) sorts after "a".
+    by_place(monkeypatch, {spot(A_1C.offer_id): spot(A_1B.offer_id)})
+    config = RebalanceConfig(jobs={"j": JOB}, deadline_policy="by-place", max_moves=5)
+    pools = {"j": pool_named("j"), "t4": POOL}
+    offers = [A_1A, A_1B, A_1C, OD_OFFER]
+    b = running("b", A_1A)
+    # "a" on 1a is kept (the policy's two reasons, joined by "; "): "b" still moves
+    got = plan([running("a", A_1A, pool="j"), b], offers, pools, now=NOON, config=config, last_moved={})
+    assert [(m.instance_id, m.to_offer) for m in got.moves] == [("b", A_1B)]
+    assert got.notes == ("a: deadline policy by-place: keep (r1; r2)",)
+    # "a" on 1c is moved to 1b by the policy: "b" moves too
+    got = plan([running("a", A_1C, pool="j"), b], offers, pools, now=NOON, config=config, last_moved={})
+    assert [(m.instance_id, m.to_offer) for m in got.moves] == [("a", A_1B), ("b", A_1B)]
+
+
+def test_deadline_moves_to_on_demand_come_before_those_onto_spot(monkeypatch: pytest.MonkeyPatch) -> None:
+    # two deadline pools, one move per tick: "b" (j2, 1a -> on-demand) goes before "a" (j1, 1c -> 1b
+    # spot) although "a" sorts first by id.
+    by_place(monkeypatch, {spot(A_1C.offer_id): spot(A_1B.offer_id), spot(A_1A.offer_id): ON_DEMAND})
+    config = RebalanceConfig(jobs={"j1": JOB, "j2": JOB}, deadline_policy="by-place", max_moves=1)
+    got = plan([running("a", A_1C, pool="j1"), running("b", A_1A, pool="j2")], [A_1A, A_1B, A_1C, OD_OFFER],
+               {"j1": pool_named("j1"), "j2": pool_named("j2")}, now=NOON, config=config, last_moved={})
+    assert [(m.instance_id, m.to_offer) for m in got.moves] == [("b", OD_OFFER)]
+    assert got.notes == ("a: max_moves=1 reached this tick",)
+
+
+def test_price_moves_go_by_net_saving_over_the_horizon() -> None:
+    # One move per tick; "a" (t4) 1a $0.50 -> 1b $0.20: saves $0.30/h x 4 h = $1.20 at a cost of
+    # 180 s x $0.50/h = $0.025 + 60 s x $0.20/h = $0.00333, no egress: net $1.1717.
+    a = running("a", A_1A)
+    b_from = a10("us-east-1", "us-east-1a", 1.00)
+    b = running("b", b_from, pool="a10")
+    pools = {"t4": POOL, "a10": POOL_A10}
+    # "b" (a10) $1.00 -> us-west-2 $0.60: saves $0.40/h x 4 h = $1.60; costs 180 s x $1.00/h = $0.05
+    # + 60 s x $0.60/h = $0.01 + 20 GB x $0.02 between regions = $0.40: net $1.14 < $1.1717: "a" moves
+    # (saving plus cost would put "b" first: $2.06 > $1.2283).
+    west = a10("us-west-2", "us-west-2a", 0.60)
+    got = plan([a, b], [A_1A, A_1B, b_from, west], pools, now=NOON, config=CONFIG, last_moved={})
+    assert [(m.instance_id, m.to_offer) for m in got.moves] == [("a", A_1B)]
+    assert got.notes == ("b: max_moves=1 reached this tick",)
+    # "b" $1.00 -> $0.60 in its own region: costs $0.06, net $1.54 > $1.1717: "b" moves (the saving
+    # divided by the horizon would put "a" first: $0.30 / 4 - $0.0283 = $0.0467 > $0.40 / 4 - $0.06).
+    east = a10("us-east-1", "us-east-1b", 0.60)
+    got = plan([a, b], [A_1A, A_1B, b_from, east], pools, now=NOON, config=CONFIG, last_moved={})
+    assert [(m.instance_id, m.to_offer) for m in got.moves] == [("b", east)]
+    assert got.notes == ("a: max_moves=1 reached this tick",)
+
+
+def test_a_reservation_takes_as_many_moves_as_it_has_free_slots() -> None:
+    # Two free slots at $0/h marginal in 1a: of three nodes on spot 1a ($0.50; net $2.00 - $0.025
+    # each), "i1" and "i2" take them and "i3" is named; the a10 node "j" ($1.00 -> $0.60, net $1.54,
+    # after them) still moves.
+    reserved = replace(mk("aws", "us-east-1", "us-east-1a", 0.0, cap=CapacityType.RESERVED),
+                       term_price_per_hour=0.3, reserved_count=2)
+    b_from, east = a10("us-east-1", "us-east-1a", 1.00), a10("us-east-1", "us-east-1b", 0.60)
+    fleet = [running("i1", A_1A), running("i2", A_1A), running("i3", A_1A),
+             running("j", b_from, pool="a10")]
+    got = plan(fleet, [A_1A, reserved, b_from, east], {"t4": POOL_ANY, "a10": POOL_A10}, now=NOON,
+               config=RebalanceConfig(max_moves=5), last_moved={})
+    assert [(m.instance_id, m.to_offer) for m in got.moves] == [
+        ("i1", reserved), ("i2", reserved), ("j", east)]
+    assert got.notes == (
+        f"i3: the reserved slots of {reserved.offer_id} are taken by this tick's other moves",)
+
+
+def test_min_on_demand_counts_each_on_demand_node_once() -> None:
+    # min_on_demand 2, two on-demand nodes ($1.00): moving either onto spot 1b leaves one.
+    pool = PoolSpec(name="t4", accelerator="T4", accelerator_count=1, min_on_demand=2)
+    got = price_plan([running("a", OD_OFFER), running("b", OD_OFFER)], [OD_OFFER, A_1B],
+                     RebalanceConfig(max_moves=5), pool=pool)
+    assert got.moves == ()
+    assert got.notes == tuple(
+        f"{i}: moving to {A_1B.offer_id} would break min_on_demand/min_clouds of 't4'" for i in "ab")
+
+
+def test_the_node_sees_its_own_on_demand_quote_when_the_on_demand_offer_cools(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # on spot 1a (whose on-demand quote is $1.00); the pool's on-demand offer is $0.90. Launchable:
+    # $0.90; cooling down: the node's own quote, $1.00.
+    od90 = mk("aws", "us-east-1", "", 0.90, cap=OD)
+    _, policy = scripted_plan(monkeypatch, WAIT, offers=(A_1A, A_1B, od90))
+    assert policy.seen[-1].ondemand_price_per_hour == 0.90
+    _, policy = scripted_plan(monkeypatch, WAIT, offers=(A_1A, A_1B, od90),
+                              cooldowns={od90.offer_id: NOON + 60})
+    assert policy.seen[-1].ondemand_price_per_hour == 1.00
+
+
+def test_an_idle_job_sees_the_on_demand_offers_own_price() -> None:
+    # the on-demand offer at $0.90, the spot offers quoting $1.00 on-demand: $0.90
+    od90 = mk("aws", "us-east-1", "", 0.90, cap=OD)
+    view = idle_view(POOL_ANY, [A_1A, A_1B, od90], JOB, RebalanceConfig(jobs={"t4": JOB}), now=NOON)
+    assert view.ondemand_price_per_hour == 0.90
+
+
+def test_any_state_to_carry_gives_a_home() -> None:
+    # state_gb only has to be above 0: half a GB saved on spot 1b lives in us-east-1, and a start in
+    # gcp carries it at $0.09/GB: 0.5 x $0.09 = $0.045.
+    small = RebalanceConfig(state_gb=0.5)
+    assert checkpoint_home(JOB, A_1B, small) == ("aws", "us-east-1")
+    gcp = mk("gcp", "us-central1", "us-central1-a", 0.3)
+    view = idle_view(POOL_ANY, [A_1B, gcp], JOB, replace(small, jobs={"t4": JOB}), now=NOON,
+                     preempted_offer=A_1B.offer_id)
+    assert [z.egress_usd for z in view.zones] == pytest.approx([0.0, 0.045])
