@@ -246,3 +246,19 @@ def test_decide_counts_an_infinite_price_as_no_price() -> None:
     # names only "unknown"; the code's rule (a price must be finite to count) is stated here.
     u, i = load("u", "r2", None, 30.0), load("i", "r3", math.inf, 30.0)
     assert decide(SLO, [i, u], [A], MIX, by_region).remove == u
+
+
+def test_decide_scales_an_idle_pool_in_and_holds_one_whose_requests_outlast_the_window() -> None:
+    # No replica served a request in the window and none had one in flight: an idle pool (after a
+    # peak that never came, say) gives back its most expensive replica the mix can spare, one per step.
+    # r3 ($0.3) keeps us (5 + 20) and ap (60 + 20 <= 100); without it r2 still keeps both: 100%.
+    idle = [load("x", "r2", 0.2, None, 0.0), load("y", "r3", 0.3, None, 0.0), load("z", "r1", 0.1, None, 0.0)]
+    assert decide(SLO, idle, [A], MIX, by_region) == SloDecision("remove", 2, None, idle[1], (
+        "remove: no request in the window on any of the 3 replicas",
+        "replica y (r3, $0.3/h) is the most expensive whose removal keeps the client mix covered (100%)"))
+    # ... never below min_replicas;
+    assert decide(SLO, idle, [A], MIX, by_region, min_replicas=3).action == "hold"
+    # ... and a replica busy with a request it has not finished yet (nothing measured) holds the pool.
+    long_request = [*idle[:2], load("z", "r1", 0.1, None, 0.05)]
+    assert decide(SLO, long_request, [A], MIX, by_region) == SloDecision("hold", 3, None, None, (
+        "hold: no request measured; scale in only below 50 ms (0.5 x SLO)",))

@@ -18,8 +18,10 @@ of requests must miss the target on the network alone, which is what a p95 targe
    the SLO for the mix alone (ties: higher coverage, lower network p95, offer id); when no offer does,
    the one with the highest coverage (then cheapest), and the reason says no offer keeps it;
 3. every replica's p95 at most ``scale_in_below`` x ``p95_ms`` and the load spread over one replica
-   fewer (sum of ``busy`` / (n - 1)) at most ``max_busy_after_scale_in``: remove one, unless at
-   ``min_replicas``. Which: the most expensive replica whose removal leaves the mix covered (a
+   fewer (sum of ``busy`` / (n - 1)) at most ``max_busy_after_scale_in`` -- or an idle pool: no
+   replica served a request in the window and none had one in flight (every p95 None, every ``busy``
+   0) -- remove one, unless at ``min_replicas``. (Some replica busy but none measured, e.g. requests
+   longer than the window: hold.) Which: the most expensive replica whose removal leaves the mix covered (a
    replica with an unknown price goes after every priced one; ties: the one with the worse network
    p95, then replica id);
 4. otherwise hold.
@@ -202,7 +204,8 @@ def decide(
     if n <= min_replicas or n < 2:
         return SloDecision("hold", n, None, None, (f"hold: {n} replica(s), min_replicas {min_replicas}",))
     low = slo.scale_in_below * slo.p95_ms
-    if worst is None or worst.p95_ms is None or worst.p95_ms > low:
+    idle = worst is None and all(r.busy <= 0.0 for r in replicas)
+    if not idle and (worst is None or worst.p95_ms is None or worst.p95_ms > low):
         seen = "no request measured" if worst is None else f"worst p95 {worst.p95_ms:.0f} ms"
         return SloDecision(
             "hold",
@@ -212,7 +215,9 @@ def decide(
             (f"hold: {seen}; scale in only below {low:g} ms ({slo.scale_in_below:g} x SLO)",),
         )
     spread = sum(min(max(r.busy, 0.0), 1.0) for r in replicas) / (n - 1)
-    if spread > slo.max_busy_after_scale_in:
+    if worst is None or worst.p95_ms is None:  # idle (above): no load to spread
+        why = f"remove: no request in the window on any of the {n} replicas"
+    elif spread > slo.max_busy_after_scale_in:
         return SloDecision(
             "hold",
             n,
@@ -224,6 +229,9 @@ def decide(
                 f"{slo.max_busy_after_scale_in:.0%}",
             ),
         )
+    else:
+        why = (f"remove: worst p95 {worst.p95_ms:.0f} ms <= {low:g} ms and {n - 1} replicas "
+               f"would each be {spread:.0%} busy")
     shares = normalised_mix(mix)
 
     def removal_key(r: ReplicaLoad) -> tuple[int, float, float, str]:
@@ -245,8 +253,7 @@ def decide(
                 None,
                 candidate,
                 (
-                    f"remove: worst p95 {worst.p95_ms:.0f} ms <= {low:g} ms and {n - 1} replicas "
-                    f"would each be {spread:.0%} busy",
+                    why,
                     f"replica {candidate.replica_id} ({candidate.region}, {price}) is the most expensive "
                     f"whose removal keeps the client mix covered ({left:.0%})",
                 ),
