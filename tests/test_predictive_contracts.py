@@ -8,6 +8,7 @@ open "at some instant of ``[start, end]``", intervals are ``[a, b)``. Pure: no R
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -235,3 +236,14 @@ def test_capped_is_said_only_when_the_cap_cuts() -> None:
                                 "-> 5 replica(s) on 5 node(s)")
     uncapped = plan_capacity([7.0], PredictiveSpec(replica_rps=1.0, lead_s=30.0, tick_s=30.0), now=0.0)
     assert "capped" not in uncapped.reason
+
+
+def test_a_measured_lead_reads_to_a_tenth_of_a_second_in_the_reasons() -> None:
+    # A lead measured from node starts is any float (33.0006 s); reasons print it to 0.1 s.
+    spec = PredictiveSpec(replica_rps=10.0, lead_s=33.0006, tick_s=5.0)
+    short = plan_capacity([], spec, now=0.0)
+    assert "to forecast 7 ticks (33 s) ahead" in short.reason, short.reason
+    steady = plan_capacity([10.0] * 40, spec, now=0.0)
+    assert steady.mode == "predictive", steady.reason
+    assert " forecasts 10/s in 33 s (rate now 10/s)" in steady.reason, steady.reason
+    assert "(27.7 s)" in plan_capacity([], dataclasses.replace(spec, lead_s=27.66), now=0.0).reason

@@ -187,7 +187,8 @@ def plan_capacity(
     if too_short(len(rate), lead):
         mode = "reactive"
         why = (f"demand history of {len(rate)} ticks ({len(rate) * spec.tick_s / 60:.1f} min) is too short "
-               f"to forecast {lead} ticks ({spec.lead_s:g} s) ahead: it needs {lead + MIN_SCORED_TICKS} "
+               f"to forecast {lead} ticks ({round(spec.lead_s, 1):g} s) ahead: it needs "
+               f"{lead + MIN_SCORED_TICKS} "
                f"(the lead plus {MIN_SCORED_TICKS} to backtest on); scaling reactively on the rate now "
                f"({rate_now:.3g}/s)")
     else:
@@ -202,7 +203,7 @@ def plan_capacity(
         else:
             mode = "predictive"
             predicted = float(forecast_series(rate, chosen, lead)[-1])
-            why = (f"{chosen.name} forecasts {predicted:.3g}/s in {spec.lead_s:g} s (rate now "
+            why = (f"{chosen.name} forecasts {predicted:.3g}/s in {round(spec.lead_s, 1):g} s (rate now "
                    f"{rate_now:.3g}/s)")
     need = replicas_for(max(rate_now, predicted or 0.0), spec.replica_rps)
     peak, label = peak_floor(peaks, now, spec)
