@@ -203,6 +203,32 @@ def test_policy_keeps_the_published_predictive_floor(tmp_path: Path,
     assert target == 1
 
 
+def test_an_idle_pool_gives_back_its_dearest_replica_but_not_below_the_floor(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two replicas, no request served or in flight on either (after a peak whose traffic never came):
+    # while the controller's floor of 2 is fresh the pool keeps both; once it is stale (120 s) the
+    # dearer one ($1/h) is drained after the 6 s downscale delay.
+    from ray_multicloud.serve.rate_log import floor_path, publish_floors
+
+    p = policy(tmp_path)
+    drained: list[str] = []
+    monkeypatch.setattr(p, "_drain", lambda ctx, rid: drained.append(rid) or True)
+    publish_floors(floor_path(tmp_path, "c"), {"serve_pool": {"replicas": 2, "at": 1000.0, "reason": "t"}})
+    west, east = float(REGIONS.index("westus2")), float(REGIONS.index("eastus"))
+    idle = metrics({"a": {"slo_requests": 0, "slo_busy": 0, "slo_price_per_hour": 1.0, "slo_region": west},
+                    "b": {"slo_requests": 0, "slo_busy": 0, "slo_price_per_hour": 0.06, "slo_region": east}})
+    state: dict[str, Any] = {}
+    for t in (1001.0, 1010.0, 1020.0):
+        target, state = p(Ctx([Rid("a"), Rid("b")], idle, 2, t, policy_state=state))
+        assert target == 2, t
+    assert drained == []
+    state = {}
+    for t, expected in ((1130.0, 2), (1137.0, 1)):
+        target, state = p(Ctx([Rid("a"), Rid("b")], idle, 2, t, policy_state=state))
+        assert target == expected, t
+    assert drained == ["a"]
+
+
 def test_rate_log_to_controller_floor_to_serve_target_without_ray(tmp_path: Path) -> None:
     # The whole predictive loop through its files: the Serve policy logs the deployment's rate (two
     # replicas at 3 req/s each = 6/s) every 30 s for 40 ticks; the controller's step (fake
