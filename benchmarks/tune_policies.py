@@ -77,6 +77,7 @@ CANDIDATES: dict[str, tuple[object, ...]] = {
     "stochastic_slack_per_work": (0.2, 0.3, 0.5, math.inf),
     "stochastic_age": (False, True),
     "stochastic_age_prior_hours": (0.5, 2.0, 8.0),
+    "stochastic_age_history_hours": (0.0, 24.0, 72.0),
 }
 QUICK = {"hours": (4.0, 12.0), "factors": (1.5,), "starts": 4}
 MEDIUM = bp.FULL
@@ -100,9 +101,13 @@ def _simulate_one(job: tuple[dict[str, object], bp.Task, float]) -> tuple[float,
     """One scenario under one setting (a process-pool task): (cost, deadline met)."""
     kw, task, gb = job
     s = bp.SETS[task.set_index]
-    r = simulate(bp._traces(s), bp.job_spec(task), MultiCloud(**kw),  # type: ignore[arg-type]
+    policy = MultiCloud(**kw)  # type: ignore[arg-type]
+    window = policy.stochastic_age_history_hours
+    r = simulate(bp._traces(s), bp.job_spec(task), policy,
                  ondemand_price=s.ondemand, start_tick=task.start, rate_window_hours=RATE_WINDOW_H,
-                 checkpoint_gb=gb)
+                 checkpoint_gb=gb,
+                 history_window_hours=window if policy.stochastic and policy.stochastic_age and window > 0
+                 else None)
     return (r.cost_usd, r.met_deadline)
 
 
@@ -265,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--breakdown", action="store_true",
                     help="also write where each half's mean gap comes from, per job model (breakdown()): "
                          "the shipped defaults, and the chosen setting against them when it differs")
+    ap.add_argument("--train-only", action="store_true",
+                    help="simulate the train half only: the test (held-out) cells say 'not run' (for "
+                         "comparing settings on train without computing what must not steer the choice)")
     ap.add_argument("--out-suffix", default="",
                     help="append _SUFFIX to the results' file names (keeps other runs' files)")
     args = ap.parse_args(argv)
@@ -306,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     secs = time.monotonic() - t0
 
     def cell(b: Bench, kw: dict[str, object], model: str | None) -> str:
+        if args.train_only and b is test:
+            return "not run (--train-only)"
         miss, gap, n = b.score(kw, model)
         return f"{gap:+.1%} ({miss} missed / {n})"
 
@@ -319,7 +329,8 @@ def main(argv: list[str] | None = None) -> int:
         f" --grid {args.grid}" if args.grid else "") + (f" --only {args.only}" if args.only else "") + (
         f" --passes {args.passes}" if args.passes is not None else "") + (
         f" --set '{args.set}'" if args.set else "") + (
-        f" --checkpoint-gb {gb:g}" if gb > 0 else "") + (" --breakdown" if args.breakdown else "")
+        f" --checkpoint-gb {gb:g}" if gb > 0 else "") + (" --breakdown" if args.breakdown else "") + (
+        " --train-only" if args.train_only else "")
     # The full grid's results go beside the --quick ones (which keep their names), not over them.
     stem = "tune_policies" + {"quick": "", "medium": "_medium", "full": "_full"}[gname] + (
         f"_{gb:g}gb" if gb > 0 else "") + (f"_{args.out_suffix}" if args.out_suffix else "")
@@ -344,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
             settings.append(("chosen on train, against the shipped defaults", chosen, shipped))
         for label, kw, base in settings:
             for half, b in (("train", train), ("test", test)):
+                if args.train_only and b is test:
+                    continue
                 for model in bp.MODELS:
                     rows = breakdown(b, kw, model, base)
                     if rows:
@@ -354,8 +367,10 @@ def main(argv: list[str] | None = None) -> int:
     (bp.RESULTS / f"{stem}.json").write_text(json.dumps(
         {"command": command, "chosen": chosen, "shipped": shipped, "log": log,
          "train": {m or "both": train.score(kw, m) for kw in (chosen,) for m in (*bp.MODELS, None)},
-         "test": {m or "both": test.score(kw, m) for kw in (chosen,) for m in (*bp.MODELS, None)},
-         "test_shipped": {m or "both": test.score(shipped, m) for m in (*bp.MODELS, None)}}, indent=1))
+         "test": None if args.train_only else
+         {m or "both": test.score(kw, m) for kw in (chosen,) for m in (*bp.MODELS, None)},
+         "test_shipped": None if args.train_only else
+         {m or "both": test.score(shipped, m) for m in (*bp.MODELS, None)}}, indent=1))
     sys.stdout.write(body)
     return 0
 
