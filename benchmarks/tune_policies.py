@@ -20,10 +20,13 @@ of defaults). Method: coordinate descent from the shipped defaults over every ``
 parameter (``keep_share``, ``wait_reserves``, ``back_reserves``, ``min_payback``, ``prefer``,
 ``hazard_weight``, ``move_min_uptime_hours``, ``back_min_uptime_hours``, ``keep_per_work``,
 ``free_wait_share``, ``leave_before_cut``, ``stochastic``, ``stochastic_slack_per_work``,
-``stochastic_age``, ``stochastic_age_prior_hours``), each
+``stochastic_age``, ``stochastic_age_prior_hours``, ``stochastic_age_history_hours``,
+``stochastic_age_history_zone``), each
 over the candidate values in :data:`CANDIDATES`, two passes (one with ``--quick``), a change kept only if it improves the
 objective by more than 1e-4. Zones' interruption rates are given to the policy over a trailing 24 h
-(``simulate(rate_window_hours=24)``) so that ``hazard_weight`` can matter. Then the shipped defaults
+(``simulate(rate_window_hours=24)``) so that ``hazard_weight`` can matter; a setting with
+``stochastic_age_history_hours`` > 0 (and the age-conditioned programme on) is also given the zones'
+trailing history over that window (``simulate(history_window_hours=...)``). Then the shipped defaults
 and the chosen setting are evaluated on train (in-sample) and test (held out), side by side. Writes
 ``results/tune_policies.md`` and ``.json``.
 
@@ -39,7 +42,9 @@ afresh, not read from ``results/policies.json``), and writes ``results/tune_poli
 deadline factor; ``--only a,b`` searches those parameters alone (the rest stay at the shipped defaults);
 ``--set '{"k": v}'`` starts the search (or, with ``--passes 0``, the evaluation) from that setting over the
 shipped defaults; ``--out-suffix S`` writes ``..._S.md`` / ``.json``; ``--workers N`` simulates scenarios in N processes (the figures do not depend on it); ``--optima-cache F``
-keeps the offline optima in a JSON file between runs (they depend only on the scenario and the egress).
+keeps the offline optima in a JSON file between runs (they depend only on the scenario and the egress);
+``--train-only`` simulates the train half alone (the held-out cells say "not run"), for comparing settings
+on train without computing what must not steer the choice.
 """
 
 from __future__ import annotations
@@ -78,6 +83,7 @@ CANDIDATES: dict[str, tuple[object, ...]] = {
     "stochastic_age": (False, True),
     "stochastic_age_prior_hours": (0.5, 2.0, 8.0),
     "stochastic_age_history_hours": (0.0, 24.0, 72.0),
+    "stochastic_age_history_zone": (False, True),
 }
 QUICK = {"hours": (4.0, 12.0), "factors": (1.5,), "starts": 4}
 MEDIUM = bp.FULL

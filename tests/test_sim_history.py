@@ -52,8 +52,8 @@ def test_history_at_tick_3_by_hand() -> None:
     tick (start unseen): censored at 2 ticks = 1 h. Nothing is up at tick 3: an outage begun at 3
     (seen: tick 2 had zone 0 up), open, censored at 0, since elapsed (3 - 2) * 0.5 = 0.5 h."""
     h = HistoryIndex(GRID, 0.5, 2.0).at(3, origin=2)
-    assert h == SpotHistory(window_hours=2.0, lifetimes=(1.0,), lifetimes_censored=(1.0,), outages=(),
-                            outages_censored=(0.0,), born=(math.inf, math.inf), outage_since=0.5)
+    assert h == SpotHistory(window_hours=2.0, lifetimes=((1.0,), ()), lifetimes_censored=((), (1.0,)),
+                            outages=(), outages_censored=(0.0,), born=(math.inf, math.inf), outage_since=0.5)
 
 
 def test_history_at_tick_4_and_5_by_hand() -> None:
@@ -65,10 +65,10 @@ def test_history_at_tick_4_and_5_by_hand() -> None:
     up at 5 (born 1.5 h, censored at 0)."""
     idx = HistoryIndex(GRID, 0.5, 2.0)
     assert idx.at(4, origin=2) == SpotHistory(
-        window_hours=2.0, lifetimes=(), lifetimes_censored=(1.0, 0.0, 0.5), outages=(0.5,),
+        window_hours=2.0, lifetimes=((), ()), lifetimes_censored=((1.0, 0.0), (0.5,)), outages=(0.5,),
         outages_censored=(), born=(1.0, math.inf), outage_since=math.inf)
     assert idx.at(5, origin=2) == SpotHistory(
-        window_hours=2.0, lifetimes=(), lifetimes_censored=(0.5, 0.5, 0.0), outages=(0.5,),
+        window_hours=2.0, lifetimes=((), ()), lifetimes_censored=((0.5, 0.5), (0.0,)), outages=(0.5,),
         outages_censored=(), born=(1.0, 1.5), outage_since=math.inf)
 
 
@@ -79,7 +79,7 @@ def test_history_window_is_whole_ticks_and_validated() -> None:
     h = HistoryIndex([[0, 1, 1, 1]], 0.5, 1.2).at(2)
     assert h.window_hours == 1.0
     assert h.born == (-math.inf,)
-    assert h.lifetimes_censored == (0.5,)
+    assert h.lifetimes_censored == ((0.5,),)
     assert HistoryIndex([[0, 0, 0, 1]], 0.5, 1.0).at(2).outage_since == -math.inf
     with pytest.raises(ValueError, match="window"):
         HistoryIndex(GRID, 0.5, 0.0)
@@ -124,17 +124,19 @@ def test_history_matches_a_tick_by_tick_scan(grid: list[list[bool]], data: st.Da
     th = 0.25
     h = HistoryIndex(grid, th, win * th).at(t, origin)
     lo = max(0, t + 1 - win)
-    lifetimes: list[int] = []
-    censored: list[int] = []
+    lifetimes: list[list[float]] = []
+    censored: list[list[float]] = []
     born: list[float] = []
     for row in grid:
         done, cut, start = scan(row, lo, t)
-        lifetimes += done
-        censored += cut
+        lifetimes.append([x * th for x in done])
+        censored.append([x * th for x in cut])
         born.append(math.inf if start is None else -math.inf if start < 0 else (start - origin) * th)
     outs, outs_cut, ostart = scan([not any(col) for col in zip(*grid, strict=True)], lo, t)
-    assert sorted(h.lifetimes) == pytest.approx(sorted(x * th for x in lifetimes))
-    assert sorted(h.lifetimes_censored) == pytest.approx(sorted(x * th for x in censored))
+    assert len(h.lifetimes) == len(h.lifetimes_censored) == len(grid)
+    for z in range(len(grid)):
+        assert sorted(h.lifetimes[z]) == pytest.approx(sorted(lifetimes[z]))
+        assert sorted(h.lifetimes_censored[z]) == pytest.approx(sorted(censored[z]))
     assert sorted(h.outages) == pytest.approx(sorted(x * th for x in outs))
     assert sorted(h.outages_censored) == pytest.approx(sorted(x * th for x in outs_cut))
     assert h.born == pytest.approx(tuple(born))
@@ -142,7 +144,8 @@ def test_history_matches_a_tick_by_tick_scan(grid: list[list[bool]], data: st.Da
     assert h.outage_since == since
     # every up tick of the window is in a sample, but the tick of now of a zone up now
     up_ticks = sum(sum(row[lo:t + 1]) for row in grid) - sum(1 for row in grid if row[t])
-    assert sum(h.lifetimes) + sum(h.lifetimes_censored) == pytest.approx(up_ticks * th)
+    seen = sum(sum(x) for x in h.lifetimes) + sum(sum(x) for x in h.lifetimes_censored)
+    assert seen == pytest.approx(up_ticks * th)
 
 
 @settings(max_examples=300, deadline=None)
@@ -198,9 +201,9 @@ def test_simulate_hands_each_view_the_history_up_to_its_tick() -> None:
     simulate(one_zone([1, 0, 1, 1, 0, 0]), SPEC, rec, ondemand_price=3.0, start_tick=2,
              history_window_hours=1.5)
     h0, h2 = rec.views[0].history, rec.views[2].history
-    assert h0 == SpotHistory(window_hours=1.5, lifetimes=(), lifetimes_censored=(0.5, 0.0), outages=(0.5,),
-                             outages_censored=(), born=(0.0,), outage_since=math.inf)
-    assert h2 == SpotHistory(window_hours=1.5, lifetimes=(), lifetimes_censored=(1.0,), outages=(),
+    assert h0 == SpotHistory(window_hours=1.5, lifetimes=((),), lifetimes_censored=((0.5, 0.0),),
+                             outages=(0.5,), outages_censored=(), born=(0.0,), outage_since=math.inf)
+    assert h2 == SpotHistory(window_hours=1.5, lifetimes=((),), lifetimes_censored=((1.0,),), outages=(),
                              outages_censored=(0.0,), born=(math.inf,), outage_since=1.0)
 
 
@@ -240,15 +243,17 @@ def _view(now: float, zones: tuple[SpotOption, ...], history: SpotHistory | None
 
 
 def test_age_model_reads_the_history_not_the_memory() -> None:
-    """History: lifetimes 0.1, 0.2 and 2 h, nothing censored, no prior (``prior_hours`` 0). Per
-    uptime bucket (edges 0.25, 1, 4 h), Nelson-Aalen: h(0.1) = 1/3, h(0.2) = 1/2, h(2) = 1.
+    """History: lifetimes 0.1, 0.2 h (zone a) and 2 h (zone b), pooled, nothing censored, no
+    prior (``prior_hours`` 0). Per uptime bucket (edges 0.25, 1, 4 h), Nelson-Aalen:
+    h(0.1) = 1/3, h(0.2) = 1/2, h(2) = 1.
     Bucket 0: (1/3 + 1/2) / 0.25 = 3.33/h -> 4 in steps of 2x; bucket 1: no failure: 0 -> floor
     0.01 -> 2^-7 = 0.0078125; bucket 2: H(2) - H(1) = 1 over the span min(4, 2) - 1 = 1 h: 1/h;
     bucket 3: no exposure and no prior weight: the prior 0.5/h. Per 0.5 h unit, ``1 - exp(-r/2)``.
     Zone a born 0.5 h before now: bucket 1 (0.25 to 1 h); zone b up since before the window: the
     last. The memory's samples (a 3 h lifetime) and births are ignored."""
     zones = (SpotOption("a", "r", True, 0.3, 0.5), SpotOption("b", "r", True, 0.3, 0.5))
-    hist = SpotHistory(window_hours=24.0, lifetimes=(0.1, 0.2, 2.0), born=(1.5, -math.inf))
+    hist = SpotHistory(window_hours=24.0, lifetimes=((0.1, 0.2), (2.0,)), lifetimes_censored=((), ()),
+                       born=(1.5, -math.inf))
     mem = Memory(born=(math.inf, 0.0), lifetimes=(3.0,))
     m = age_model(_view(2.0, zones, hist), mem, zones[0], unit=0.5, prior_up_rate=0.5,
                   prior_back_rate=1.0, prior_hours=0.0, history=hist)
@@ -266,11 +271,13 @@ def test_age_model_outage_from_the_history() -> None:
     """No zone up; the history's outage began 0.5 h ago (bucket 1) — the memory says none; an
     outage since before the window is in the last bucket."""
     zones = (SpotOption("a", "r", False, 0.3, 0.5),)
-    hist = SpotHistory(window_hours=24.0, outages=(1.0,), born=(math.inf,), outage_since=1.5)
+    hist = SpotHistory(window_hours=24.0, lifetimes=((),), lifetimes_censored=((),), outages=(1.0,),
+                       born=(math.inf,), outage_since=1.5)
     m = age_model(_view(2.0, zones, hist), Memory(), zones[0], unit=0.5, prior_up_rate=0.5,
                   prior_back_rate=1.0, prior_hours=1.0, history=hist)
     assert m.down_bucket == 1
-    old = SpotHistory(window_hours=24.0, born=(math.inf,), outage_since=-math.inf)
+    old = SpotHistory(window_hours=24.0, lifetimes=((),), lifetimes_censored=((),), born=(math.inf,),
+                      outage_since=-math.inf)
     m = age_model(_view(2.0, zones, old), Memory(), zones[0], unit=0.5, prior_up_rate=0.5,
                   prior_back_rate=1.0, prior_hours=1.0, history=old)
     assert m.down_bucket == 3
@@ -296,7 +303,8 @@ def test_dp_point_and_the_policy_take_the_zone_age_from_the_history_only_when_as
     came up 10 minutes ago (the first). ``dp_point(age_history=True)`` and ``MultiCloud`` with
     ``stochastic_age_history_hours`` > 0 place it in the first bucket; without, in the last."""
     zones = (SpotOption("a", "r", True, 0.3, 0.5), SpotOption("b", "r", False, 0.2, 0.5))
-    hist = SpotHistory(window_hours=24.0, born=(2.0 - 1 / 6, math.inf))
+    hist = SpotHistory(window_hours=24.0, lifetimes=((), ()), lifetimes_censored=((), ()),
+                       born=(2.0 - 1 / 6, math.inf))
     v = JobView(
         elapsed_hours=2.0, work_done_hours=1.0, checkpointed_hours=1.0, work_total_hours=4.0,
         deadline_hours=5.0, restart_hours=0.1, checkpoint_hours=0.5, tick_hours=1 / 6,
@@ -316,3 +324,21 @@ def test_dp_point_and_the_policy_take_the_zone_age_from_the_history_only_when_as
     off = MultiCloud(**pol)._dp(v, mem, zones[0])  # type: ignore[arg-type]
     assert on is not None and off is not None
     assert (on.up_state, off.up_state) == (kd, kd + 3)
+
+
+def test_age_model_history_zone_reads_the_priced_zones_runs_only() -> None:
+    """Zone a's up-runs: 0.1 and 0.2 h; zone b's: 2 h; no prior. Pooled (above) bucket 2 has
+    h(2) = 1 per hour; with ``history_zone`` for zone a, its samples end at 0.2 h: bucket 0 is
+    h(0.1) + h(0.2) = 1/2 + 1 over 0.2 h of span: 7.5/h -> 8 in steps of 2x; buckets 1 and 2 have
+    no exposure and no prior weight: the prior 0.5/h. For zone b alone: bucket 0 (0, 0.25] has no
+    failure: the floor 2^-7; bucket 2: h(2) = 1 over 1 h: 1/h."""
+    zones = (SpotOption("a", "r", True, 0.3, 0.5), SpotOption("b", "r", True, 0.3, 0.5))
+    hist = SpotHistory(window_hours=24.0, lifetimes=((0.1, 0.2), (2.0,)), lifetimes_censored=((), ()),
+                       born=(1.5, -math.inf))
+    kw = dict(unit=0.5, prior_up_rate=0.5, prior_back_rate=1.0, prior_hours=0.0, history=hist,
+              history_zone=True)
+    a = age_model(_view(2.0, zones, hist), Memory(), zones[0], **kw)  # type: ignore[arg-type]
+    b = age_model(_view(2.0, zones, hist), Memory(), zones[1], **kw)  # type: ignore[arg-type]
+    assert a.up_fail[:3] == pytest.approx(tuple(1 - math.exp(-r * 0.5) for r in (8.0, 0.5, 0.5)))
+    expect_b = (1 - math.exp(-(2.0 ** -7) * 0.5), 1 - math.exp(-0.5))
+    assert (b.up_fail[0], b.up_fail[2]) == pytest.approx(expect_b)

@@ -130,10 +130,11 @@ class SpotHistory:
     and outages (the past only: a caller builds it from ticks at or before now; the simulator's
     ``history_window_hours``). Times are hours; elapsed hours may be negative (before submission).
 
-    ``lifetimes``: the lengths of the up-runs, pooled over the zones, that began and ended inside
-    the window (the down tick before the run and the down tick that ended it both in the window);
-    ``lifetimes_censored``: the observed lengths of the up-runs open at an edge — begun before the
-    window (counted from its first tick) or still up now (counted to now, as ``now - born``);
+    ``lifetimes``: per zone of ``JobView.zones``, the lengths of its up-runs that began and ended
+    inside the window (the down tick before the run and the down tick that ended it both in the
+    window); ``lifetimes_censored``: per zone, the observed lengths of its up-runs open at an edge —
+    begun before the window (counted from its first tick) or still up now (counted to now, as
+    ``now - born``);
     ``outages`` / ``outages_censored``: the same for the spells in which no zone was up.
     ``born``: per zone of ``JobView.zones``, the elapsed hour its current up-run began (``-inf``:
     before the window; ``inf``: down now), as :attr:`Memory.born`; ``outage_since``: the elapsed hour
@@ -141,8 +142,8 @@ class SpotHistory:
     """
 
     window_hours: float
-    lifetimes: tuple[float, ...] = ()
-    lifetimes_censored: tuple[float, ...] = ()
+    lifetimes: tuple[tuple[float, ...], ...] = ()
+    lifetimes_censored: tuple[tuple[float, ...], ...] = ()
     outages: tuple[float, ...] = ()
     outages_censored: tuple[float, ...] = ()
     born: tuple[float, ...] = ()
@@ -857,7 +858,9 @@ class MultiCloud:
     zones' trailing availability history in ``JobView.history`` (:class:`SpotHistory`) instead of
     what the job has seen, so every bucket has data from the first decision; the value is the
     window the caller is asked to give (``simulate(history_window_hours=...)``: tune_policies.py
-    passes it); a view without a history falls back on the job's own past. 0 (default): off.
+    passes it); a view without a history falls back on the job's own past. 0 (default): off;
+    ``stochastic_age_history_zone`` — with it, the uptime buckets are estimated from the priced
+    zone's own up-runs in the history, not every zone's pooled (outages stay pooled: "no zone up").
     """
 
     # Chosen by benchmarks/tune_policies.py --quick --passes 2 --checkpoint-gb 50 on the first half in
@@ -889,6 +892,7 @@ class MultiCloud:
     stochastic_age: bool = False
     stochastic_age_prior_hours: float = 0.5  # preferred to 2 h on the medium train half (25.8 vs 26.0%)
     stochastic_age_history_hours: float = 0.0
+    stochastic_age_history_zone: bool = False
     name: str = "multicloud"
 
     def _dp(self, view: JobView, mem: Memory, opt: SpotOption) -> DpPoint | None:
@@ -900,7 +904,8 @@ class MultiCloud:
                         prior_down_hours=self.stochastic_prior_down_hours,
                         rate_scale=self.stochastic_rate_scale,
                         age_prior_hours=self.stochastic_age_prior_hours if self.stochastic_age else None,
-                        age_history=self.stochastic_age_history_hours > 0)
+                        age_history=self.stochastic_age_history_hours > 0,
+                        age_history_zone=self.stochastic_age_history_zone)
 
     def decide(self, view: JobView, memory: Memory) -> Step:
         mem = _track_idle(view, _track_uptime(view, memory))
@@ -1137,6 +1142,7 @@ def _bucket(x: float, base: float = 1.25) -> float:
 def dp_point(
     view: JobView, memory: Memory, opt: SpotOption, *, prior_rate: float, prior_down_hours: float,
     rate_scale: float = 1.0, age_prior_hours: float | None = None, age_history: bool = False,
+    age_history_zone: bool = False,
 ) -> DpPoint | None:
     """The job's :class:`DpPoint` priced for spot in ``opt``, or None when the programme does not
     apply (no deadline, no slack at submission, or a grid above ``_DP_MAX_CELLS``).
@@ -1157,7 +1163,8 @@ def dp_point(
     With ``age_prior_hours`` (not None) the model is age-conditioned (:func:`age_model`, solved by
     :func:`policy.stochastic.solve_age`): the two rates above become the priors of each age
     bucket's rate, worth ``age_prior_hours`` hours of exposure; with ``age_history`` as well, its
-    samples are ``view.history``'s (the zones' trailing history) when the view has one."""
+    samples are ``view.history``'s (the zones' trailing history) when the view has one, the up-runs
+    pooled over the zones, or ``opt``'s own with ``age_history_zone``."""
     if view.deadline_hours is None or view.tick_hours <= 0 or view.ondemand_price_per_hour <= 0:
         return None
     th = view.tick_hours
@@ -1194,7 +1201,8 @@ def dp_point(
         return DpPoint(solve(problem), w, s, done)
     back_rate = -math.log(max(1e-9, 1.0 - min(1.0 - 1e-9, back_tick))) / th
     aged = age_model(view, memory, opt, unit=unit, prior_up_rate=rate, prior_back_rate=back_rate,
-                     prior_hours=age_prior_hours, history=view.history if age_history else None)
+                     prior_hours=age_prior_hours, history=view.history if age_history else None,
+                     history_zone=age_history_zone)
     age_problem = AgeProblem(  # the rows up to the segments left: solve_age fills no more
         segments=min(w, segments), seg=seg, last=last, slack=top, restart=problem.restart,
         price=problem.price,
@@ -1262,6 +1270,7 @@ def bucket_rates(
 def age_model(
     view: JobView, memory: Memory, opt: SpotOption, *, unit: float, prior_up_rate: float,
     prior_back_rate: float, prior_hours: float, history: SpotHistory | None = None,
+    history_zone: bool = False,
 ) -> AgeModel:
     """The age-conditioned spot model, estimated online from what the job has seen (``memory``,
     :func:`_track_ages`): per uptime bucket the hazard of losing a zone (:func:`bucket_rates` over
@@ -1277,11 +1286,18 @@ def age_model(
     With ``history`` (a :class:`SpotHistory` with one ``born`` per zone) the samples, the zones'
     births and the outage's start are the trailing history's instead of what the job has seen
     (``memory``): the model has data from the first decision, and a zone up since before the
-    window (``born`` ``-inf``) is in the last bucket."""
+    window (``born`` ``-inf``) is in the last bucket. The up-runs are every zone's, pooled; with
+    ``history_zone``, ``opt``'s own."""
     now = view.elapsed_hours
-    if history is not None and len(history.born) == len(view.zones):
+    idx = next((i for i, o in enumerate(view.zones) if o.zone == opt.zone), -1)
+    n = len(view.zones)
+    if history is not None and n == len(history.born) == len(history.lifetimes) == len(
+        history.lifetimes_censored
+    ):
         born = history.born
-        lifetimes, open_runs = history.lifetimes, list(history.lifetimes_censored)
+        pick = [idx] if history_zone and idx >= 0 else range(len(view.zones))
+        lifetimes = tuple(x for i in pick for x in history.lifetimes[i])
+        open_runs = [x for i in pick for x in history.lifetimes_censored[i]]
         outages, open_out = history.outages, list(history.outages_censored)
         since = history.outage_since
     else:
@@ -1300,7 +1316,6 @@ def age_model(
     def bucket_of(i: int) -> int:
         return age_bucket(math.inf if born[i] == -math.inf else max(0.0, now - born[i]))
 
-    idx = next((i for i, o in enumerate(view.zones) if o.zone == opt.zone), -1)
     up_b = bucket_of(idx) if idx >= 0 and opt.available and born[idx] < math.inf else 0
     down_b = age_bucket(now - since) if since < math.inf else 0
     others = [bucket_of(i) for i, o in enumerate(view.zones)

@@ -11,7 +11,8 @@ window)``: nothing after ``t`` (no lookahead) and nothing before the window. Con
 * one begun before the window (``a <= lo``) is counted from ``lo``; one still up at ``t`` is counted
   to ``t``; either is *censored* at that observed length (``min(e, t) - max(a, lo)`` ticks), and
   one up at ``t`` is ``born`` at ``a`` (``-inf`` when begun before the window);
-* the spells with no zone up ("outages") likewise, over the zones together.
+* up-runs are kept per zone; the spells with no zone up ("outages") likewise, over the zones
+  together.
 
 Lengths are ticks times the tick's hours; ``born`` / ``outage_since`` are elapsed hours of the job
 (``(a - origin) * tick_hours``, negative before its start). A run that the window's first tick cuts
@@ -102,13 +103,13 @@ class HistoryIndex:
         """The history a policy may see at tick ``t`` of a job that started at tick ``origin``."""
         th = self.tick_hours
         lo = max(0, t + 1 - self.window)
-        lifetimes: list[int] = []
-        censored: list[int] = []
+        lifetimes: list[tuple[float, ...]] = []
+        censored: list[tuple[float, ...]] = []
         born: list[float] = []
         for z in self.zones:
             done, cut = _split(z.within(lo, t), lo, t)
-            lifetimes += done
-            censored += cut
+            lifetimes.append(tuple(x * th for x in done))
+            censored.append(tuple(x * th for x in cut))
             run = z.up_at(t)
             born.append(math.inf if run is None else (-math.inf if run[0] <= lo else (run[0] - origin) * th))
         outs, outs_cut = _split(self.none_up.within(lo, t), lo, t)
@@ -116,8 +117,8 @@ class HistoryIndex:
         since = math.inf if spell is None else (-math.inf if spell[0] <= lo else (spell[0] - origin) * th)
         return SpotHistory(
             window_hours=self.window * th,
-            lifetimes=tuple(x * th for x in lifetimes),
-            lifetimes_censored=tuple(x * th for x in censored),
+            lifetimes=tuple(lifetimes),
+            lifetimes_censored=tuple(censored),
             outages=tuple(x * th for x in outs),
             outages_censored=tuple(x * th for x in outs_cut),
             born=tuple(born),
