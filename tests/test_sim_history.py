@@ -342,3 +342,25 @@ def test_age_model_history_zone_reads_the_priced_zones_runs_only() -> None:
     assert a.up_fail[:3] == pytest.approx(tuple(1 - math.exp(-r * 0.5) for r in (8.0, 0.5, 0.5)))
     expect_b = (1 - math.exp(-(2.0 ** -7) * 0.5), 1 - math.exp(-0.5))
     assert (b.up_fail[0], b.up_fail[2]) == pytest.approx(expect_b)
+
+
+def test_policy_passes_history_zone_to_the_model() -> None:
+    """Zone a's runs (0.1 and 0.2 h) fail young, zone b's (2 h) late: priced on a, the first uptime
+    bucket's hazard is higher from a's own runs (1/2 + 1 over 0.2 h: 7.5/h) than pooled (1/3 + 1/2
+    over 0.25 h: 3.3/h), whatever the prior; so ``stochastic_age_history_zone`` must reach the model."""
+    zones = (SpotOption("a", "r", True, 0.3, 0.5), SpotOption("b", "r", True, 0.3, 0.5))
+    hist = SpotHistory(window_hours=24.0, lifetimes=((0.1, 0.2), (2.0,)), lifetimes_censored=((), ()),
+                       born=(2.0 - 1 / 6, -math.inf))
+    v = JobView(
+        elapsed_hours=2.0, work_done_hours=1.0, checkpointed_hours=1.0, work_total_hours=4.0,
+        deadline_hours=5.0, restart_hours=0.1, checkpoint_hours=0.5, tick_hours=1 / 6,
+        current=spot("a"), overhead_left_hours=0.0, zones=zones, ondemand_price_per_hour=1.0,
+        history=hist,
+    )
+    pol = dict(stochastic=True, stochastic_age=True, stochastic_slack_per_work=math.inf,
+               stochastic_age_history_hours=24.0)
+    own = MultiCloud(**pol, stochastic_age_history_zone=True)._dp(v, Memory(), zones[0])  # type: ignore[arg-type]
+    pooled = MultiCloud(**pol)._dp(v, Memory(), zones[0])  # type: ignore[arg-type]
+    assert own is not None and pooled is not None
+    assert isinstance(own.sol, AgeSolution) and isinstance(pooled.sol, AgeSolution)
+    assert own.sol.problem.up_fail[0] > pooled.sol.problem.up_fail[0]
