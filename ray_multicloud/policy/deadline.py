@@ -858,7 +858,9 @@ class MultiCloud:
     zones' trailing availability history in ``JobView.history`` (:class:`SpotHistory`) instead of
     what the job has seen, so every bucket has data from the first decision; the value is the
     window the caller is asked to give (``simulate(history_window_hours=...)``: tune_policies.py
-    passes it); a view without a history falls back on the job's own past. 0 (default): off;
+    passes it); a view without a history falls back on the job's own past. 0 (default): off — on
+    the train half the best history setting (24 h, prior 8 h) was worse than the rules (full train
+    periodic 29.0% vs 28.4%; benchmarks/README.md, the history-seeded subsection);
     ``stochastic_age_history_zone`` — with it, the uptime buckets are estimated from the priced
     zone's own up-runs in the history, not every zone's pooled (outages stay pooled: "no zone up").
     """
