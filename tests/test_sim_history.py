@@ -77,6 +77,7 @@ def test_history_window_is_whole_ticks_and_validated() -> None:
     ``0 1 1 1``: the run from 1 begins at the window's edge: born -inf (before the window), censored
     at 2 - 1 = 1 tick; an outage since before the window is -inf."""
     h = HistoryIndex([[0, 1, 1, 1]], 0.5, 1.2).at(2)
+    assert HistoryIndex([[0, 0, 1]], 0.5, 1.5).at(2).born == (1.0,)  # origin 0 by default: tick 2 is 1 h
     assert h.window_hours == 1.0
     assert h.born == (-math.inf,)
     assert h.lifetimes_censored == ((0.5,),)

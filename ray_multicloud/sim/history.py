@@ -93,11 +93,9 @@ class HistoryIndex:
             raise ValueError(f"tick hours must be > 0, got {tick_hours}")
         self.tick_hours = tick_hours
         self.window = max(1, round(window_hours / tick_hours))
-        grid = np.asarray(avail, dtype=bool).reshape(len(avail), -1)
-        rows: list[list[bool]] = grid.tolist()
+        rows: list[list[bool]] = np.asarray(avail, dtype=bool).tolist()
         self.zones = [_Runs(row) for row in rows]
-        none_up = [not any(col) for col in zip(*rows, strict=True)] if rows else []
-        self.none_up = _Runs(none_up)
+        self.none_up = _Runs([not any(col) for col in zip(*rows, strict=True)])
 
     def at(self, t: int, origin: int = 0) -> SpotHistory:
         """The history a policy may see at tick ``t`` of a job that started at tick ``origin``."""
