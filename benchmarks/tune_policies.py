@@ -20,10 +20,13 @@ of defaults). Method: coordinate descent from the shipped defaults over every ``
 parameter (``keep_share``, ``wait_reserves``, ``back_reserves``, ``min_payback``, ``prefer``,
 ``hazard_weight``, ``move_min_uptime_hours``, ``back_min_uptime_hours``, ``keep_per_work``,
 ``free_wait_share``, ``leave_before_cut``, ``stochastic``, ``stochastic_slack_per_work``,
-``stochastic_age``, ``stochastic_age_prior_hours``), each
+``stochastic_age``, ``stochastic_age_prior_hours``, ``stochastic_age_history_hours``,
+``stochastic_age_history_zone``), each
 over the candidate values in :data:`CANDIDATES`, two passes (one with ``--quick``), a change kept only if it improves the
 objective by more than 1e-4. Zones' interruption rates are given to the policy over a trailing 24 h
-(``simulate(rate_window_hours=24)``) so that ``hazard_weight`` can matter. Then the shipped defaults
+(``simulate(rate_window_hours=24)``) so that ``hazard_weight`` can matter; a setting with
+``stochastic_age_history_hours`` > 0 (and the age-conditioned programme on) is also given the zones'
+trailing history over that window (``simulate(history_window_hours=...)``). Then the shipped defaults
 and the chosen setting are evaluated on train (in-sample) and test (held out), side by side. Writes
 ``results/tune_policies.md`` and ``.json``.
 
@@ -39,7 +42,9 @@ afresh, not read from ``results/policies.json``), and writes ``results/tune_poli
 deadline factor; ``--only a,b`` searches those parameters alone (the rest stay at the shipped defaults);
 ``--set '{"k": v}'`` starts the search (or, with ``--passes 0``, the evaluation) from that setting over the
 shipped defaults; ``--out-suffix S`` writes ``..._S.md`` / ``.json``; ``--workers N`` simulates scenarios in N processes (the figures do not depend on it); ``--optima-cache F``
-keeps the offline optima in a JSON file between runs (they depend only on the scenario and the egress).
+keeps the offline optima in a JSON file between runs (they depend only on the scenario and the egress);
+``--train-only`` simulates the train half alone (the held-out cells say "not run"), for comparing settings
+on train without computing what must not steer the choice.
 """
 
 from __future__ import annotations
@@ -77,6 +82,8 @@ CANDIDATES: dict[str, tuple[object, ...]] = {
     "stochastic_slack_per_work": (0.2, 0.3, 0.5, math.inf),
     "stochastic_age": (False, True),
     "stochastic_age_prior_hours": (0.5, 2.0, 8.0),
+    "stochastic_age_history_hours": (0.0, 24.0, 72.0),
+    "stochastic_age_history_zone": (False, True),
 }
 QUICK = {"hours": (4.0, 12.0), "factors": (1.5,), "starts": 4}
 MEDIUM = bp.FULL
@@ -100,9 +107,13 @@ def _simulate_one(job: tuple[dict[str, object], bp.Task, float]) -> tuple[float,
     """One scenario under one setting (a process-pool task): (cost, deadline met)."""
     kw, task, gb = job
     s = bp.SETS[task.set_index]
-    r = simulate(bp._traces(s), bp.job_spec(task), MultiCloud(**kw),  # type: ignore[arg-type]
+    policy = MultiCloud(**kw)  # type: ignore[arg-type]
+    window = policy.stochastic_age_history_hours
+    r = simulate(bp._traces(s), bp.job_spec(task), policy,
                  ondemand_price=s.ondemand, start_tick=task.start, rate_window_hours=RATE_WINDOW_H,
-                 checkpoint_gb=gb)
+                 checkpoint_gb=gb,
+                 history_window_hours=window if policy.stochastic and policy.stochastic_age and window > 0
+                 else None)
     return (r.cost_usd, r.met_deadline)
 
 
@@ -265,6 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--breakdown", action="store_true",
                     help="also write where each half's mean gap comes from, per job model (breakdown()): "
                          "the shipped defaults, and the chosen setting against them when it differs")
+    ap.add_argument("--train-only", action="store_true",
+                    help="simulate the train half only: the test (held-out) cells say 'not run' (for "
+                         "comparing settings on train without computing what must not steer the choice)")
     ap.add_argument("--out-suffix", default="",
                     help="append _SUFFIX to the results' file names (keeps other runs' files)")
     args = ap.parse_args(argv)
@@ -306,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     secs = time.monotonic() - t0
 
     def cell(b: Bench, kw: dict[str, object], model: str | None) -> str:
+        if args.train_only and b is test:
+            return "not run (--train-only)"
         miss, gap, n = b.score(kw, model)
         return f"{gap:+.1%} ({miss} missed / {n})"
 
@@ -319,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
         f" --grid {args.grid}" if args.grid else "") + (f" --only {args.only}" if args.only else "") + (
         f" --passes {args.passes}" if args.passes is not None else "") + (
         f" --set '{args.set}'" if args.set else "") + (
-        f" --checkpoint-gb {gb:g}" if gb > 0 else "") + (" --breakdown" if args.breakdown else "")
+        f" --checkpoint-gb {gb:g}" if gb > 0 else "") + (" --breakdown" if args.breakdown else "") + (
+        " --train-only" if args.train_only else "")
     # The full grid's results go beside the --quick ones (which keep their names), not over them.
     stem = "tune_policies" + {"quick": "", "medium": "_medium", "full": "_full"}[gname] + (
         f"_{gb:g}gb" if gb > 0 else "") + (f"_{args.out_suffix}" if args.out_suffix else "")
@@ -344,6 +361,8 @@ def main(argv: list[str] | None = None) -> int:
             settings.append(("chosen on train, against the shipped defaults", chosen, shipped))
         for label, kw, base in settings:
             for half, b in (("train", train), ("test", test)):
+                if args.train_only and b is test:
+                    continue
                 for model in bp.MODELS:
                     rows = breakdown(b, kw, model, base)
                     if rows:
@@ -354,8 +373,10 @@ def main(argv: list[str] | None = None) -> int:
     (bp.RESULTS / f"{stem}.json").write_text(json.dumps(
         {"command": command, "chosen": chosen, "shipped": shipped, "log": log,
          "train": {m or "both": train.score(kw, m) for kw in (chosen,) for m in (*bp.MODELS, None)},
-         "test": {m or "both": test.score(kw, m) for kw in (chosen,) for m in (*bp.MODELS, None)},
-         "test_shipped": {m or "both": test.score(shipped, m) for m in (*bp.MODELS, None)}}, indent=1))
+         "test": None if args.train_only else
+         {m or "both": test.score(kw, m) for kw in (chosen,) for m in (*bp.MODELS, None)},
+         "test_shipped": None if args.train_only else
+         {m or "both": test.score(shipped, m) for m in (*bp.MODELS, None)}}, indent=1))
     sys.stdout.write(body)
     return 0
 

@@ -125,6 +125,32 @@ class SpotOption:
 
 
 @dataclass(frozen=True, slots=True)
+class SpotHistory:
+    """The zones' availability over a trailing window that ends at the current decision, as up-runs
+    and outages (the past only: a caller builds it from ticks at or before now; the simulator's
+    ``history_window_hours``). Times are hours; elapsed hours may be negative (before submission).
+
+    ``lifetimes``: per zone of ``JobView.zones``, the lengths of its up-runs that began and ended
+    inside the window (the down tick before the run and the down tick that ended it both in the
+    window); ``lifetimes_censored``: per zone, the observed lengths of its up-runs open at an edge —
+    begun before the window (counted from its first tick) or still up now (counted to now, as
+    ``now - born``);
+    ``outages`` / ``outages_censored``: the same for the spells in which no zone was up.
+    ``born``: per zone of ``JobView.zones``, the elapsed hour its current up-run began (``-inf``:
+    before the window; ``inf``: down now), as :attr:`Memory.born`; ``outage_since``: the elapsed hour
+    since which no zone has been up (``inf`` while one is, ``-inf``: since before the window).
+    """
+
+    window_hours: float
+    lifetimes: tuple[tuple[float, ...], ...] = ()
+    lifetimes_censored: tuple[tuple[float, ...], ...] = ()
+    outages: tuple[float, ...] = ()
+    outages_censored: tuple[float, ...] = ()
+    born: tuple[float, ...] = ()
+    outage_since: float = math.inf
+
+
+@dataclass(frozen=True, slots=True)
 class JobView:
     """Everything a policy may know at one decision. Times are hours since submission.
 
@@ -132,6 +158,8 @@ class JobView:
     is true when the job's spot node in ``preempted_zone`` was lost just now (``current`` is then
     ``WAIT`` and ``work_done_hours`` already rolled back to the checkpoint).
     ``overhead_left_hours`` is restart time still to pay on the current placement.
+    ``history``, when the caller has it, is the zones' trailing availability history
+    (:class:`SpotHistory`); None when unknown.
     """
 
     elapsed_hours: float
@@ -148,6 +176,7 @@ class JobView:
     ondemand_price_per_hour: float
     preempted: bool = False
     preempted_zone: str = ""
+    history: SpotHistory | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -824,7 +853,16 @@ class MultiCloud:
     buckets (:data:`AGE_EDGES_HOURS`), Nelson-Aalen estimates from the lifetimes and outages the job
     has seen, shrunk towards the memoryless rates by ``stochastic_age_prior_hours`` hours of
     exposure. Off by default: on the medium grid's train half it was worse than the memoryless
-    programme (periodic 25.3% -> 25.8-26.0%; benchmarks/README.md, the stochastic subsection).
+    programme (periodic 25.3% -> 25.8-26.0%; benchmarks/README.md, the stochastic subsection);
+    ``stochastic_age_history_hours`` — with ``stochastic_age``, > 0 seeds the age model from the
+    zones' trailing availability history in ``JobView.history`` (:class:`SpotHistory`) instead of
+    what the job has seen, so every bucket has data from the first decision; the value is the
+    window the caller is asked to give (``simulate(history_window_hours=...)``: tune_policies.py
+    passes it); a view without a history falls back on the job's own past. 0 (default): off — on
+    the train half the best history setting (24 h, prior 8 h) was worse than the rules (full train
+    periodic 29.0% vs 28.4%; benchmarks/README.md, the history-seeded subsection);
+    ``stochastic_age_history_zone`` — with it, the uptime buckets are estimated from the priced
+    zone's own up-runs in the history, not every zone's pooled (outages stay pooled: "no zone up").
     """
 
     # Chosen by benchmarks/tune_policies.py --quick --passes 2 --checkpoint-gb 50 on the first half in
@@ -855,6 +893,8 @@ class MultiCloud:
     stochastic_slack_per_work: float = 0.3
     stochastic_age: bool = False
     stochastic_age_prior_hours: float = 0.5  # preferred to 2 h on the medium train half (25.8 vs 26.0%)
+    stochastic_age_history_hours: float = 0.0
+    stochastic_age_history_zone: bool = False
     name: str = "multicloud"
 
     def _dp(self, view: JobView, mem: Memory, opt: SpotOption) -> DpPoint | None:
@@ -865,7 +905,9 @@ class MultiCloud:
         return dp_point(view, mem, opt, prior_rate=self.stochastic_prior_rate,
                         prior_down_hours=self.stochastic_prior_down_hours,
                         rate_scale=self.stochastic_rate_scale,
-                        age_prior_hours=self.stochastic_age_prior_hours if self.stochastic_age else None)
+                        age_prior_hours=self.stochastic_age_prior_hours if self.stochastic_age else None,
+                        age_history=self.stochastic_age_history_hours > 0,
+                        age_history_zone=self.stochastic_age_history_zone)
 
     def decide(self, view: JobView, memory: Memory) -> Step:
         mem = _track_idle(view, _track_uptime(view, memory))
@@ -1101,7 +1143,8 @@ def _bucket(x: float, base: float = 1.25) -> float:
 
 def dp_point(
     view: JobView, memory: Memory, opt: SpotOption, *, prior_rate: float, prior_down_hours: float,
-    rate_scale: float = 1.0, age_prior_hours: float | None = None,
+    rate_scale: float = 1.0, age_prior_hours: float | None = None, age_history: bool = False,
+    age_history_zone: bool = False,
 ) -> DpPoint | None:
     """The job's :class:`DpPoint` priced for spot in ``opt``, or None when the programme does not
     apply (no deadline, no slack at submission, or a grid above ``_DP_MAX_CELLS``).
@@ -1121,7 +1164,9 @@ def dp_point(
 
     With ``age_prior_hours`` (not None) the model is age-conditioned (:func:`age_model`, solved by
     :func:`policy.stochastic.solve_age`): the two rates above become the priors of each age
-    bucket's rate, worth ``age_prior_hours`` hours of exposure."""
+    bucket's rate, worth ``age_prior_hours`` hours of exposure; with ``age_history`` as well, its
+    samples are ``view.history``'s (the zones' trailing history) when the view has one, the up-runs
+    pooled over the zones, or ``opt``'s own with ``age_history_zone``."""
     if view.deadline_hours is None or view.tick_hours <= 0 or view.ondemand_price_per_hour <= 0:
         return None
     th = view.tick_hours
@@ -1158,7 +1203,8 @@ def dp_point(
         return DpPoint(solve(problem), w, s, done)
     back_rate = -math.log(max(1e-9, 1.0 - min(1.0 - 1e-9, back_tick))) / th
     aged = age_model(view, memory, opt, unit=unit, prior_up_rate=rate, prior_back_rate=back_rate,
-                     prior_hours=age_prior_hours)
+                     prior_hours=age_prior_hours, history=view.history if age_history else None,
+                     history_zone=age_history_zone)
     age_problem = AgeProblem(  # the rows up to the segments left: solve_age fills no more
         segments=min(w, segments), seg=seg, last=last, slack=top, restart=problem.restart,
         price=problem.price,
@@ -1225,7 +1271,8 @@ def bucket_rates(
 
 def age_model(
     view: JobView, memory: Memory, opt: SpotOption, *, unit: float, prior_up_rate: float,
-    prior_back_rate: float, prior_hours: float,
+    prior_back_rate: float, prior_hours: float, history: SpotHistory | None = None,
+    history_zone: bool = False,
 ) -> AgeModel:
     """The age-conditioned spot model, estimated online from what the job has seen (``memory``,
     :func:`_track_ages`): per uptime bucket the hazard of losing a zone (:func:`bucket_rates` over
@@ -1236,13 +1283,32 @@ def age_model(
     when one moves by a step); a bucket ``W`` hours wide is left with probability ``min(1, unit / W)``
     per unit. The priced zone's bucket is its age (``-inf`` born, up when first seen: the last
     bucket, a zone found up has most likely been up a while); with no zone up, the outage's age.
-    A preemption falls back on the oldest other zone up now (bucket 0 if none)."""
+    A preemption falls back on the oldest other zone up now (bucket 0 if none).
+
+    With ``history`` (a :class:`SpotHistory` with one ``born`` per zone) the samples, the zones'
+    births and the outage's start are the trailing history's instead of what the job has seen
+    (``memory``): the model has data from the first decision, and a zone up since before the
+    window (``born`` ``-inf``) is in the last bucket. The up-runs are every zone's, pooled; with
+    ``history_zone``, ``opt``'s own."""
     now = view.elapsed_hours
-    born = memory.born if len(memory.born) == len(view.zones) else tuple(math.inf for _ in view.zones)
-    open_runs = [now - b for b in born if -math.inf < b < math.inf]
-    ups = bucket_rates(memory.lifetimes, open_runs, prior_rate=prior_up_rate, prior_hours=prior_hours)
-    open_out = [now - memory.outage_since] if memory.outage_since < math.inf else []
-    backs = bucket_rates(memory.outages, open_out, prior_rate=prior_back_rate, prior_hours=prior_hours)
+    idx = next((i for i, o in enumerate(view.zones) if o.zone == opt.zone), -1)
+    n = len(view.zones)
+    if history is not None and n == len(history.born) == len(history.lifetimes) == len(
+        history.lifetimes_censored
+    ):
+        born = history.born
+        pick = [idx] if history_zone and idx >= 0 else range(len(view.zones))
+        lifetimes = tuple(x for i in pick for x in history.lifetimes[i])
+        open_runs = [x for i in pick for x in history.lifetimes_censored[i]]
+        outages, open_out = history.outages, list(history.outages_censored)
+        since = history.outage_since
+    else:
+        born = memory.born if len(memory.born) == len(view.zones) else tuple(math.inf for _ in view.zones)
+        lifetimes, open_runs = memory.lifetimes, [now - b for b in born if -math.inf < b < math.inf]
+        since = memory.outage_since
+        outages, open_out = memory.outages, ([now - since] if since < math.inf else [])
+    ups = bucket_rates(lifetimes, open_runs, prior_rate=prior_up_rate, prior_hours=prior_hours)
+    backs = bucket_rates(outages, open_out, prior_rate=prior_back_rate, prior_hours=prior_hours)
     widths = [b - a for a, b in pairwise((0.0, *AGE_EDGES_HOURS))]
     adv = (*(min(1.0, unit / wd) for wd in widths), 0.0)
 
@@ -1252,9 +1318,8 @@ def age_model(
     def bucket_of(i: int) -> int:
         return age_bucket(math.inf if born[i] == -math.inf else max(0.0, now - born[i]))
 
-    idx = next((i for i, o in enumerate(view.zones) if o.zone == opt.zone), -1)
     up_b = bucket_of(idx) if idx >= 0 and opt.available and born[idx] < math.inf else 0
-    down_b = age_bucket(now - memory.outage_since) if memory.outage_since < math.inf else 0
+    down_b = age_bucket(now - since) if since < math.inf else 0
     others = [bucket_of(i) for i, o in enumerate(view.zones)
               if o.available and o.zone != opt.zone and born[i] < math.inf]
     return AgeModel(

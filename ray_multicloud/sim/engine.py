@@ -79,6 +79,7 @@ from ray_multicloud.policy.deadline import (
     SpotOption,
 )
 from ray_multicloud.pricing.egress import PUBLISHED, EgressTable, egress_usd_per_gb
+from ray_multicloud.sim.history import HistoryIndex
 from ray_multicloud.sim.traces import TraceSet
 
 _EPS = 1e-9
@@ -313,6 +314,7 @@ def simulate(
     rate_window_hours: float | None = None,
     checkpoint_gb: float = 0.0,
     egress: EgressTable | None = None,
+    history_window_hours: float | None = None,
 ) -> SimResult:
     """Run ``policy`` on the job from ``start_tick`` until it finishes or the trace ends.
 
@@ -323,8 +325,17 @@ def simulate(
     over that trailing window of the trace (ticks before the start included: that is the
     past; the window is the nearest whole number of ticks), rounded to 6 decimal places; else
     the rate is None (unknown).
+
+    With ``history_window_hours`` (> 0), each view's ``history`` is the zones' availability over
+    that trailing window of the trace, ending at the current tick (ticks before the start included;
+    :class:`~ray_multicloud.sim.history.HistoryIndex`: up-runs and outages, those cut by the
+    window's edges censored, the window the nearest whole number of ticks); else None.
     """
     check_window(traces, start_tick)
+    if history_window_hours is not None and not (
+        math.isfinite(history_window_hours) and history_window_hours > 0
+    ):
+        raise SimulationError(f"history window hours must be > 0, got {history_window_hours}")
     if not (math.isfinite(ondemand_price) and ondemand_price > 0):
         raise SimulationError(f"on-demand price must be a positive USD/h, got {ondemand_price}")
     job = TickJob.from_spec(spec, traces.gap_seconds)
@@ -339,6 +350,11 @@ def simulate(
             interruption_rates(traces, spec.nodes, rate_window_hours)[:, start_tick:], 6
         ).T.tolist()
     no_rates: list[float | None] = [None] * len(names)
+    hist = (
+        None
+        if history_window_hours is None
+        else HistoryIndex(traces.available(job.nodes), th, history_window_hours)
+    )
     regions = traces.regions
     W, R, M = job.work, job.restart, job.checkpoint
     deadline_h = None if job.deadline is None else job.deadline * th
@@ -398,6 +414,7 @@ def simulate(
             ondemand_price_per_hour=ondemand_price,
             preempted=preempted,
             preempted_zone=lost_zone,
+            history=None if hist is None else hist.at(start_tick + rel, start_tick),
         )
         step = policy.decide(view, memory)
         memory = step.memory
