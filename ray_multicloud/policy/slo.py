@@ -21,9 +21,9 @@ of requests must miss the target on the network alone, which is what a p95 targe
    fewer (sum of ``busy`` / (n - 1)) at most ``max_busy_after_scale_in`` -- or an idle pool: no
    replica served a request in the window and none had one in flight (every p95 None, every ``busy``
    0) -- remove one, unless at ``min_replicas``. (Some replica busy but none measured, e.g. requests
-   longer than the window: hold.) Which: the most expensive replica whose removal leaves the mix covered (a
-   replica with an unknown price goes after every priced one; ties: the one with the worse network
-   p95, then replica id);
+   longer than the window: hold.) Which: the most expensive replica whose removal leaves the mix
+   covered (a replica with an unknown price goes after every priced one; ties: the one with the worse
+   network p95, then replica id);
 4. otherwise hold.
 
 ``impossible`` is the check ``plan`` runs: the client regions whose nearest offer alone misses the
