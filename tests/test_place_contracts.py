@@ -1,0 +1,252 @@
+"""Contracts of ``policy.place`` that the mutation run of issue 12 item 5 found untested.
+
+Pure, no Ray. Every expected value is worked out by hand from the module docstring and the
+offers below (prices in USD/h), never read back from the code under test.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from ray_multicloud.policy import place
+from ray_multicloud.types import (
+    CapacityType,
+    Decision,
+    FleetNode,
+    Infeasible,
+    InstanceId,
+    NodeState,
+    Offer,
+    PoolSpec,
+    RequestId,
+)
+
+SPOT = CapacityType.SPOT
+OD = CapacityType.ON_DEMAND
+
+
+def mk(
+    cloud: str,
+    region: str,
+    zone: str,
+    price: float,
+    *,
+    cap: CapacityType = SPOT,
+    itype: str = "m1",
+    acc: str = "A100",
+    n: float = 1,
+) -> Offer:
+    # on-demand price 4 x the spot price: every spot offer is "75% off"
+    return Offer(cloud, region, zone, itype, acc, n, 8, 64, cap, price, price if cap is OD else price * 4)
+
+
+def node(pool: str, offer: Offer, i: int = 0) -> FleetNode:
+    return FleetNode(InstanceId(f"i-{i}"), pool, offer, RequestId(f"r-{i}"), 0.0, NodeState.RUNNING)
+
+
+def decide(pool: PoolSpec, count: int, offers: list[Offer], **kw: object) -> Decision:
+    answer = place(pool, count, offers, now=1000.0, **kw)  # type: ignore[arg-type]
+    assert isinstance(answer, Decision), answer
+    return answer
+
+
+# ------------------------------------------------------------------ what the reasons call the pool
+
+
+def test_a_cpu_only_pool_is_called_cpu_only() -> None:
+    cpu = mk("aws", "us-east-1", "us-east-1a", 0.5, itype="c5", acc="", n=0)
+    (p,) = decide(PoolSpec("c"), 1, [cpu]).placements
+    assert p.reasons[0] == (
+        "cheapest spot CPU-only matching pool 'c': aws us-east-1a c5 $0.50/h (on-demand $2.00/h, 75% off)"
+    )
+
+
+def test_the_pool_is_named_by_its_gpu_count() -> None:
+    a2 = mk("aws", "us-east-1", "us-east-1a", 2.0, n=2)
+    (p,) = decide(PoolSpec("g", "A100", 2), 1, [a2]).placements
+    assert p.reasons[0].startswith("cheapest spot A100x2 matching pool 'g': ")
+    # a GPU pool that names no count asks for one GPU: "x1"
+    (p,) = decide(PoolSpec("g", "A100", 0), 1, [a2]).placements
+    assert p.reasons[0].startswith("cheapest spot A100x1 matching pool 'g': ")
+
+
+# ------------------------------------------------------------------ min_on_demand / min_clouds notes
+
+AWS = mk("aws", "us-east-1", "us-east-1a", 1.0)
+AWS_OD = mk("aws", "us-east-1", "us-east-1a", 2.0, cap=OD)
+GCP = mk("gcp", "us-central1", "", 1.2)
+GCP_OD = mk("gcp", "us-central1", "", 2.5, cap=OD)
+AZ = mk("azure", "eastus", "", 1.4)
+
+
+def test_min_on_demand_alone_takes_the_cheapest_on_demand_wherever_it_is() -> None:
+    # Only min_on_demand is unmet (min_clouds 1): the cheapest on-demand offer, aws at 2.0, not the
+    # on-demand offer of a cloud the pool does not cover yet (gcp at 2.5).
+    pool = PoolSpec("p", "A100", 1, min_on_demand=1)
+    (p,) = decide(pool, 1, [AWS, AWS_OD, GCP, GCP_OD], fleet=[node("p", AWS)]).placements
+    assert p.offer == AWS_OD
+    assert p.reasons[1] == "min_on_demand=1: this node is on-demand"
+
+
+def test_min_clouds_alone_takes_the_cheapest_offer_of_an_uncovered_cloud() -> None:
+    # Only the spread is unmet: gcp spot at 1.2 (not gcp on-demand at 2.5), and no on-demand note.
+    pool = PoolSpec("p", "A100", 1, min_clouds=2)
+    (p,) = decide(pool, 1, [AWS, AWS_OD, GCP, GCP_OD], fleet=[node("p", AWS)]).placements
+    assert p.offer == GCP
+    assert p.reasons[1] == "spread: gcp not yet covered (1 of min_clouds=2 covered: aws)"
+    assert not any(r.startswith("min_on_demand") for r in p.reasons)
+
+
+def test_the_spread_note_lists_the_covered_clouds_or_none() -> None:
+    pool = PoolSpec("p", "A100", 1, capacity_types=(SPOT,), min_clouds=3)
+    first, second, third = decide(pool, 3, [AWS, GCP, AZ]).placements
+    assert first.offer == AWS
+    assert first.reasons[1] == "spread: aws not yet covered (0 of min_clouds=3 covered)"
+    assert second.reasons[1] == "spread: gcp not yet covered (1 of min_clouds=3 covered: aws)"
+    assert third.reasons[1] == "spread: azure not yet covered (2 of min_clouds=3 covered: aws, gcp)"
+
+
+def test_no_on_demand_in_an_uncovered_cloud_says_on_demand_comes_first() -> None:
+    # Both unmet; the uncovered cloud (aws) has only spot: on-demand first, in the covered gcp.
+    pool = PoolSpec("p", "A100", 1, min_on_demand=1, min_clouds=2)
+    (p,) = decide(pool, 1, [AWS, GCP, GCP_OD], fleet=[node("p", GCP)]).placements
+    assert p.offer == GCP_OD
+    assert p.reasons[1:3] == (
+        "spread: no on-demand offer in an uncovered cloud; on-demand first",
+        "min_on_demand=1: this node is on-demand",
+    )
+
+
+def test_a_spot_node_taken_for_the_spread_is_not_called_on_demand() -> None:
+    # Both unmet, no on-demand offer matches at all: the spread is met with azure spot, and the
+    # reasons do not claim the node is on-demand.
+    pool = PoolSpec("p", "A100", 1, capacity_types=(SPOT,), min_on_demand=1, min_clouds=2)
+    (p,) = decide(pool, 1, [AWS, AZ], fleet=[node("p", AWS)]).placements
+    assert p.offer == AZ
+    assert "spread: azure not yet covered (1 of min_clouds=2 covered: aws)" in p.reasons
+    assert not any(r.startswith("min_on_demand=1: this node is on-demand") for r in p.reasons)
+
+
+def test_unmet_constraints_name_what_is_missing_exactly() -> None:
+    # min_on_demand with no on-demand offer; min_clouds with every matching cloud covered.
+    pool = PoolSpec("p", "A100", 1, capacity_types=(SPOT,), min_on_demand=1, min_clouds=3)
+    (p,) = decide(pool, 1, [AWS, GCP], fleet=[node("p", AWS, 1), node("p", GCP, 2)]).placements
+    assert p.offer == AWS
+    assert p.reasons[1:3] == (
+        "min_on_demand=1 unmet: no matching on-demand offer",
+        "spread: min_clouds=3 unmet: no matching offer outside aws, gcp",
+    )
+    (p,) = decide(PoolSpec("p", "A100", 1, clouds=("aws",), min_clouds=2), 1, [AWS, GCP],
+                  fleet=[node("p", AWS)]).placements
+    assert p.reasons[1] == "spread: min_clouds=2 unmet: no matching offer outside aws"
+
+
+# ------------------------------------------------------------------ fallbacks: the limit and tier 1
+
+CHOSEN = mk("aws", "us-east-1", "us-east-1a", 1.0)
+ZONE_B = mk("aws", "us-east-1", "us-east-1b", 1.1)
+ZONE_C = mk("aws", "us-east-1", "us-east-1c", 1.3)
+OTHER_TYPE = mk("aws", "us-east-1", "us-east-1a", 1.2, itype="m2")
+WEST = mk("aws", "us-west-2", "us-west-2a", 1.25)
+GCP_F = mk("gcp", "us-central1", "", 1.05)
+
+
+def test_max_fallbacks_is_the_exact_number_kept() -> None:
+    offers = [CHOSEN, ZONE_B, ZONE_C, OTHER_TYPE, WEST, GCP_F]
+    pool = PoolSpec("p", "A100", 1)
+    # tier 1 (zones b, c), tier 2 (aws by price: m2 1.2, us-west-2 1.25), tier 3 (gcp)
+    expected = (ZONE_B, ZONE_C, OTHER_TYPE, WEST, GCP_F)
+    for limit in range(7):
+        (p,) = decide(pool, 1, offers, max_fallbacks=limit).placements
+        assert p.offer == CHOSEN
+        assert p.fallbacks == expected[:limit], limit
+    (one,) = decide(pool, 1, offers, max_fallbacks=1).placements
+    assert one.reasons[-1] == "fallbacks: 1 other zone(s) of us-east-1"
+    (two,) = decide(pool, 1, offers, max_fallbacks=2).placements
+    assert two.reasons[-1] == "fallbacks: 2 other zone(s) of us-east-1"
+
+
+def test_no_fallbacks_asked_gives_no_fallback_reason() -> None:
+    (p,) = decide(PoolSpec("p", "A100", 1), 1, [CHOSEN, ZONE_B, GCP_F], max_fallbacks=0).placements
+    assert p.fallbacks == ()
+    assert p.reasons == (
+        "cheapest spot A100x1 matching pool 'p': aws us-east-1a m1 $1.00/h (on-demand $4.00/h, 75% off)",
+    )
+
+
+def test_a_cooling_zone_does_not_end_the_zone_tier() -> None:
+    # zone b (1.1) cools down; zone c (1.3) is still the first fallback, before the cheaper m2 (1.2).
+    offers = [CHOSEN, ZONE_B, ZONE_C, OTHER_TYPE]
+    (p,) = decide(PoolSpec("p", "A100", 1), 1, offers, cooldowns={ZONE_B.offer_id: 5000.0}).placements
+    assert p.fallbacks == (ZONE_C, OTHER_TYPE)
+    assert p.reasons[-1] == "fallbacks: 1 other zone(s) of us-east-1, then 1 more in aws"
+
+
+def test_the_only_matching_offer_says_it_has_no_fallback() -> None:
+    (p,) = decide(PoolSpec("p", "A100", 1), 1, [CHOSEN]).placements
+    assert p.fallbacks == ()
+    assert p.reasons[-1] == "no fallback: this is the only matching offer"
+
+
+# ------------------------------------------------------------------ place: its other answers
+
+
+def test_the_reason_names_the_source_preference() -> None:
+    pool = PoolSpec("p", "A100", 1, source_preference=("gcp",))
+    (p,) = decide(pool, 1, [AWS, GCP]).placements
+    assert p.offer == GCP
+    assert p.reasons[0] == (
+        "best spot A100x1 matching pool 'p' (source preference ['gcp']): "
+        "gcp us-central1 m1 $1.20/h (on-demand $4.80/h, 75% off)"
+    )
+
+
+def test_count_zero_names_the_pool_and_bad_arguments_say_what_they_got() -> None:
+    assert decide(PoolSpec("p", "A100", 1), 0, [AWS]) == Decision(pool="p", placements=())
+    with pytest.raises(ValueError, match=r"^count must be >= 0, got -1$"):
+        place(PoolSpec("p", "A100", 1), -1, [AWS], now=0.0)
+    with pytest.raises(ValueError, match=r"^max_fallbacks must be >= 0, got -2$"):
+        place(PoolSpec("p", "A100", 1), 1, [AWS], now=0.0, max_fallbacks=-2)
+
+
+def test_each_live_on_demand_node_counts_once_towards_min_on_demand() -> None:
+    # min_on_demand=2 with one live on-demand node: the next node is still on-demand.
+    pool = PoolSpec("p", "A100", 1, min_on_demand=2)
+    (p,) = decide(pool, 1, [AWS, AWS_OD], fleet=[node("p", AWS_OD)]).placements
+    assert p.offer == AWS_OD
+    assert p.reasons[1] == "min_on_demand=2: this node is on-demand"
+
+
+# ------------------------------------------------------------------ reservations
+
+
+def reserved(zone: str, slots: int) -> Offer:
+    return Offer("aws", "us-east-1", zone, "m1", "A100", 1, 8, 64, CapacityType.RESERVED, 0.0, 3.0,
+                 term_price_per_hour=1.5, reserved_count=slots)
+
+
+R_A, R_B = reserved("us-east-1a", 1), reserved("us-east-1b", 1)
+
+
+def test_a_full_reservation_leaves_the_other_offers_to_the_pool() -> None:
+    # R_A's one slot holds a live node (of another pool): the node goes to spot, and R_A is not a fallback.
+    (p,) = decide(PoolSpec("p", "A100", 1), 1, [R_A, AWS, GCP], fleet=[node("other", R_A)]).placements
+    assert p.offer == AWS
+    assert p.fallbacks == (GCP,)
+
+
+def test_full_reservations_are_named_when_nothing_else_is_allowed() -> None:
+    pool = PoolSpec("p", "A100", 1, capacity_types=(CapacityType.RESERVED,))
+    offers = [R_B, R_A, AWS]
+    full = place(pool, 1, offers, [node("x", R_A, 1), node("x", R_B, 2)], now=0.0)
+    assert full == Infeasible(pool="p", reasons=(
+        "pool 'p': capacity_types: every slot of the matching reservation(s) "
+        f"{R_A.offer_id}, {R_B.offer_id} is in use; allow 'on-demand' or 'spot' to go beyond them",
+    ))
+    # three nodes asked, two slots free: the third finds both taken by this request
+    taken = place(pool, 3, offers, now=0.0)
+    assert taken == Infeasible(pool="p", reasons=(
+        "pool 'p': capacity_types: every slot of the matching reservation(s) "
+        f"{R_A.offer_id}, {R_B.offer_id} is taken by this request; allow 'on-demand' or 'spot' "
+        "to go beyond them",
+    ))
