@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import pytest
 
-from ray_multicloud.policy import place
+from ray_multicloud.policy import check_pool, place
+from ray_multicloud.policy.place import PlacementRisk, PoolProblem
 from ray_multicloud.types import (
     CapacityType,
+    Colocate,
     Decision,
     FleetNode,
     Infeasible,
@@ -85,7 +87,10 @@ def test_min_on_demand_alone_takes_the_cheapest_on_demand_wherever_it_is() -> No
     pool = PoolSpec("p", "A100", 1, min_on_demand=1)
     (p,) = decide(pool, 1, [AWS, AWS_OD, GCP, GCP_OD], fleet=[node("p", AWS)]).placements
     assert p.offer == AWS_OD
-    assert p.reasons[1] == "min_on_demand=1: this node is on-demand"
+    assert p.reasons[:2] == (
+        "cheapest eligible on-demand A100x1 matching pool 'p': aws us-east-1a m1 $2.00/h",
+        "min_on_demand=1: this node is on-demand",
+    )
 
 
 def test_min_clouds_alone_takes_the_cheapest_offer_of_an_uncovered_cloud() -> None:
@@ -201,6 +206,22 @@ def test_the_reason_names_the_source_preference() -> None:
     )
 
 
+def test_the_head_of_a_risk_weighted_choice() -> None:
+    # No zone's rate is known: every offer ranks at its price (aws 1.0), and the head says what
+    # was minimised; with a source preference the head is "best", as without risk.
+    risk = PlacementRisk(0.1, 0.5)
+    (p,) = decide(PoolSpec("p", "A100", 1), 1, [AWS, GCP], risk=risk).placements
+    assert p.reasons[0] == (
+        "lowest expected cost per useful hour: spot A100x1 matching pool 'p': "
+        "aws us-east-1a m1 $1.00/h (on-demand $4.00/h, 75% off)"
+    )
+    (p,) = decide(PoolSpec("p", "A100", 1, source_preference=("gcp",)), 1, [AWS, GCP], risk=risk).placements
+    assert p.reasons[0] == (
+        "best spot A100x1 matching pool 'p' (source preference ['gcp']): "
+        "gcp us-central1 m1 $1.20/h (on-demand $4.80/h, 75% off)"
+    )
+
+
 def test_count_zero_names_the_pool_and_bad_arguments_say_what_they_got() -> None:
     assert decide(PoolSpec("p", "A100", 1), 0, [AWS]) == Decision(pool="p", placements=())
     with pytest.raises(ValueError, match=r"^count must be >= 0, got -1$"):
@@ -250,3 +271,87 @@ def test_full_reservations_are_named_when_nothing_else_is_allowed() -> None:
         f"{R_A.offer_id}, {R_B.offer_id} is taken by this request; allow 'on-demand' or 'spot' "
         "to go beyond them",
     ))
+
+
+def test_on_demand_nodes_placed_in_this_call_count_one_each() -> None:
+    # min_on_demand=2, nothing live: two on-demand nodes, then the cheapest (spot).
+    pool = PoolSpec("p", "A100", 1, min_on_demand=2)
+    placed = decide(pool, 3, [AWS, AWS_OD]).placements
+    assert [p.offer for p in placed] == [AWS_OD, AWS_OD, AWS]
+    # one live on-demand node: one more on-demand, then spot
+    placed = decide(pool, 2, [AWS, AWS_OD], fleet=[node("p", AWS_OD)]).placements
+    assert [p.offer for p in placed] == [AWS_OD, AWS]
+
+
+def test_a_pool_without_a_gang_gives_every_node_the_same_reasons() -> None:
+    answer = decide(PoolSpec("p", "A100", 1), 2, [AWS, GCP])
+    assert answer.pool == "p"
+    first, second = answer.placements
+    assert first.reasons == second.reasons == (
+        "cheapest spot A100x1 matching pool 'p': aws us-east-1a m1 $1.00/h (on-demand $4.00/h, 75% off)",
+        "fallbacks: 1 in other clouds",
+    )
+
+
+# ------------------------------------------------------------------ gangs: fallbacks of the anchored nodes
+
+HEAD = "cheapest spot A100x1 matching pool 'g': aws us-east-1a m1 $1.00/h (on-demand $4.00/h, 75% off)"
+HERE = "colocate=zone: with the pool's other node(s) in aws/us-east-1/us-east-1a"
+
+
+def test_the_first_gang_node_fails_over_as_usual_and_the_rest_within_its_zone() -> None:
+    pool = PoolSpec("g", "A100", 1, colocate=Colocate.ZONE)
+    first, second = decide(pool, 2, [CHOSEN, ZONE_B, OTHER_TYPE, GCP_F]).placements
+    # the first node anchors the gang: the usual tiers (zone b, then m2 in aws, then gcp)
+    assert first.offer == CHOSEN
+    assert first.fallbacks == (ZONE_B, OTHER_TYPE, GCP_F)
+    assert first.reasons == (
+        HEAD, "fallbacks: 1 other zone(s) of us-east-1, then 1 more in aws, then 1 in other clouds"
+    )
+    # the second stays in us-east-1a, and so do its fallbacks (m2 there)
+    assert second.offer == CHOSEN
+    assert second.fallbacks == (OTHER_TYPE,)
+    assert second.reasons == (HEAD, HERE, "fallbacks: 1 within aws/us-east-1/us-east-1a")
+
+
+def test_a_gang_node_with_no_fallback_in_its_zone_says_nothing_of_fallbacks() -> None:
+    pool = PoolSpec("g", "A100", 1, colocate=Colocate.ZONE)
+    _, second = decide(pool, 2, [CHOSEN, GCP_F]).placements
+    assert second.fallbacks == ()
+    assert second.reasons == (HEAD, HERE)
+
+
+# ------------------------------------------------------------------ check_pool
+
+
+def test_check_pool_names_each_contradiction() -> None:
+    # contradictions are reported alone: the unknown accelerator is not diagnosed after them
+    empty = PoolSpec("p", "B200", 1, capacity_types=())
+    assert check_pool(empty, [AWS]) == [
+        PoolProblem("capacity_types", "is empty; allow at least one of 'spot', 'on-demand'")
+    ]
+    spot_only = PoolSpec("p", "A100", 1, capacity_types=(SPOT,), min_on_demand=1)
+    (problem,) = check_pool(spot_only, [AWS, AWS_OD])
+    assert str(problem) == (
+        "min_on_demand: asks for 1 on-demand node(s) but capacity_types ['spot'] excludes on-demand; "
+        "add 'on-demand' or set it to 0"
+    )
+    # clouds counted case-insensitively: aws and AWS are one cloud, so 2 allowed for 3 asked
+    all_three = PoolSpec("p", "A100", 1, capacity_types=(), min_on_demand=2, clouds=("aws", "AWS", "gcp"),
+                         min_clouds=3)
+    assert check_pool(all_three, [AWS, GCP, AZ]) == [
+        PoolProblem("capacity_types", "is empty; allow at least one of 'spot', 'on-demand'"),
+        PoolProblem("min_on_demand", "asks for 2 on-demand node(s) but capacity_types [] excludes on-demand; "
+                    "add 'on-demand' or set it to 0"),
+        PoolProblem("min_clouds", "is 3 but clouds allows only ['aws', 'AWS', 'gcp']; "
+                    "allow more clouds or lower it"),
+    ]
+
+
+def test_check_pool_counts_the_clouds_with_matching_offers() -> None:
+    two = PoolSpec("p", "A100", 1, clouds=("aws", "gcp"), min_clouds=2)  # exactly as many as allowed
+    assert check_pool(two, [AWS, GCP, AZ]) == []
+    assert check_pool(two, [AWS, AWS_OD, AZ]) == [
+        PoolProblem("min_clouds", "is 2 but only 1 cloud(s) have matching offers (aws); "
+                    "widen the pool's other limits or lower min_clouds")
+    ]
