@@ -355,3 +355,21 @@ def test_check_pool_counts_the_clouds_with_matching_offers() -> None:
         PoolProblem("min_clouds", "is 2 but only 1 cloud(s) have matching offers (aws); "
                     "widen the pool's other limits or lower min_clouds")
     ]
+    three = PoolSpec("p", "A100", 1, min_clouds=3)
+    assert check_pool(three, [AWS, GCP]) == [
+        PoolProblem("min_clouds", "is 3 but only 2 cloud(s) have matching offers (aws, gcp); "
+                    "widen the pool's other limits or lower min_clouds")
+    ]
+
+
+CPU = mk("aws", "us-east-1", "us-east-1a", 0.5, itype="c5", acc="", n=0)
+
+
+def test_check_pool_when_no_offer_has_the_pool_s_kind_of_machine() -> None:
+    # a CPU-only pool over GPU offers; a GPU pool over a catalog with no GPU at all
+    assert check_pool(PoolSpec("c"), [AWS, GCP]) == [
+        PoolProblem("accelerator", "no CPU-only offers; set an accelerator or add CPU offers")
+    ]
+    assert check_pool(PoolSpec("p", "B200", 1), [CPU]) == [
+        PoolProblem("accelerator", "no offers for accelerator 'B200' (known: none)")
+    ]
