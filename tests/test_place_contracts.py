@@ -6,10 +6,12 @@ offers below (prices in USD/h), never read back from the code under test.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from ray_multicloud.policy import check_pool, place
-from ray_multicloud.policy.place import PlacementRisk, PoolProblem
+from ray_multicloud.policy.place import PlacementRisk, PoolProblem, describe_offer, money
 from ray_multicloud.types import (
     CapacityType,
     Colocate,
@@ -54,10 +56,11 @@ def decide(pool: PoolSpec, count: int, offers: list[Offer], **kw: object) -> Dec
 
 # ------------------------------------------------------------------ what the reasons call the pool
 
+CPU = mk("aws", "us-east-1", "us-east-1a", 0.5, itype="c5", acc="", n=0)
+
 
 def test_a_cpu_only_pool_is_called_cpu_only() -> None:
-    cpu = mk("aws", "us-east-1", "us-east-1a", 0.5, itype="c5", acc="", n=0)
-    (p,) = decide(PoolSpec("c"), 1, [cpu]).placements
+    (p,) = decide(PoolSpec("c"), 1, [CPU]).placements
     assert p.reasons[0] == (
         "cheapest spot CPU-only matching pool 'c': aws us-east-1a c5 $0.50/h (on-demand $2.00/h, 75% off)"
     )
@@ -362,9 +365,6 @@ def test_check_pool_counts_the_clouds_with_matching_offers() -> None:
     ]
 
 
-CPU = mk("aws", "us-east-1", "us-east-1a", 0.5, itype="c5", acc="", n=0)
-
-
 def test_check_pool_when_no_offer_has_the_pool_s_kind_of_machine() -> None:
     # a CPU-only pool over GPU offers; a GPU pool over a catalog with no GPU at all
     assert check_pool(PoolSpec("c"), [AWS, GCP]) == [
@@ -373,3 +373,82 @@ def test_check_pool_when_no_offer_has_the_pool_s_kind_of_machine() -> None:
     assert check_pool(PoolSpec("p", "B200", 1), [CPU]) == [
         PoolProblem("accelerator", "no offers for accelerator 'B200' (known: none)")
     ]
+
+
+def test_the_diagnosis_names_the_stages_passed_and_the_one_that_failed() -> None:
+    two = [AWS, GCP]  # 1 GPU, 8 vCPUs, 64 GiB each; aws us-east-1 and gcp us-central1
+    regions = " (regions with offers: us-central1, us-east-1)"
+    assert check_pool(PoolSpec("p", "A100", 2), two) == [
+        PoolProblem("accelerator_count", "2 A100 offers, none with at least 2 GPUs (largest: 1)")
+    ]
+    assert check_pool(PoolSpec("p", "A100", 1, min_vcpus=16), two) == [
+        PoolProblem("min_vcpus",
+                    "2 A100 offers with at least 1 GPU, none with at least 16 vCPUs (largest: 8)")
+    ]
+    assert check_pool(PoolSpec("p", "A100", 1, min_memory_gib=65), two) == [
+        PoolProblem("min_memory_gib",
+                    "2 A100 offers with at least 1 GPU, none with at least 65 GiB memory (largest: 64 GiB)")
+    ]
+    # every stage at its smallest positive limit is a stage, and is named when passed
+    small = PoolSpec("p", "A100", 1, min_vcpus=1, min_memory_gib=1, regions=("x",))
+    assert check_pool(small, two) == [PoolProblem(
+        "regions",
+        "2 A100 offers with at least 1 GPU with at least 1 vCPUs with at least 1 GiB memory, "
+        "none in allowed regions ['x']" + regions,
+    )]
+    # a GPU pool asking for no particular count has no GPU-count stage
+    assert check_pool(PoolSpec("p", "A100", 0, regions=("x",)), two) == [
+        PoolProblem("regions", "2 A100 offers, none in allowed regions ['x']" + regions)
+    ]
+    # whole numbers are written whole, however large (not 2e+06)
+    assert check_pool(PoolSpec("p", "A100", 1, min_memory_gib=2_000_000), two) == [
+        PoolProblem("min_memory_gib",
+                    "2 A100 offers with at least 1 GPU, none with at least 2000000 GiB memory "
+                    "(largest: 64 GiB)")
+    ]
+    assert check_pool(PoolSpec("c", min_vcpus=16), [CPU]) == [
+        PoolProblem("min_vcpus", "1 CPU-only offers, none with at least 16 vCPUs (largest: 8)")
+    ]
+
+
+def test_the_zone_tier_admits_zones_exactly_at_every_limit() -> None:
+    # Zone b sits exactly at each of the pool's limits (8 vCPUs, 64 GiB, 1 GPU, price cap 1.1):
+    # it is re-checked against the pool and admitted as a zone fallback, not found later in tier 2.
+    pool = PoolSpec("p", "A100", 1, min_vcpus=8, min_memory_gib=64, clouds=("AWS",), regions=("us-east-1",),
+                    capacity_types=(SPOT,), max_price_per_hour=1.1)
+    (p,) = decide(pool, 1, [CHOSEN, ZONE_B, OTHER_TYPE, AWS_OD]).placements
+    assert p.offer == CHOSEN
+    assert p.fallbacks == (ZONE_B,)
+    assert p.reasons[-1] == "fallbacks: 1 other zone(s) of us-east-1"
+    # a glob region admits it the same way
+    (p,) = decide(replace(pool, regions=("us-e*",)), 1, [CHOSEN, ZONE_B]).placements
+    assert p.reasons[-1] == "fallbacks: 1 other zone(s) of us-east-1"
+
+
+# ------------------------------------------------------------------ how offers and prices are written
+
+
+def test_money_keeps_cents_from_ten_cents_up_and_four_decimals_below() -> None:
+    assert [money(x) for x in (0.0, 0.1, 0.918, 1234.5, 0.05, 0.09999)] == [
+        "$0.00", "$0.10", "$0.92", "$1,234.50", "$0.0500", "$0.1000"]
+
+
+def test_describe_offer_writes_every_kind_of_offer() -> None:
+    assert describe_offer(AWS_OD) == "aws us-east-1a m1 $2.00/h"
+    assert describe_offer(GCP) == "gcp us-central1 m1 $1.20/h (on-demand $4.80/h, 75% off)"  # regional
+    assert describe_offer(R_A) == (
+        "aws us-east-1a m1 reserved (1 committed at $1.50/h, paid whether used or not: $0/h marginal; "
+        "on-demand $3.00/h)"
+    )
+    shared = replace(AWS_OD, price_scope="gpu_share", price_per_hour=0.05)
+    assert describe_offer(shared) == "aws us-east-1a m1 $0.0500/h [price scope gpu_share]"
+    assert describe_offer(replace(AWS_OD, price_scope="full_vm_linux")) == "aws us-east-1a m1 $2.00/h"
+    stale = replace(AWS_OD, stale=True)
+    assert describe_offer(stale) == (
+        "aws us-east-1a m1 $2.00/h [stale price: its live feed failed or it is too old]"
+    )
+    seen = replace(stale, as_of=1_796_083_200.0 + 8 * 3600 + 5 * 60)  # 2026-12-01 00:00 UTC + 8 h 5 min
+    assert describe_offer(seen) == (
+        "aws us-east-1a m1 $2.00/h [stale price: its live feed failed or it is too old, "
+        "last seen 2026-12-01T08:05Z]"
+    )
