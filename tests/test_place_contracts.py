@@ -6,11 +6,13 @@ offers below (prices in USD/h), never read back from the code under test.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
 
-from ray_multicloud.policy import check_pool, place
+from ray_multicloud.policy import OfferIndex, check_pool, matching_offers, place
 from ray_multicloud.policy.place import PlacementRisk, PoolProblem, describe_offer, money
 from ray_multicloud.types import (
     CapacityType,
@@ -452,3 +454,37 @@ def test_describe_offer_writes_every_kind_of_offer() -> None:
         "aws us-east-1a m1 $2.00/h [stale price: its live feed failed or it is too old, "
         "last seen 2026-12-01T08:05Z]"
     )
+
+
+# ------------------------------------------------------------------ CPU-only pools and the index
+
+
+def test_a_cpu_only_pool_ignores_a_gpu_count() -> None:
+    # no accelerator: only CPU-only offers match, whatever accelerator_count says
+    (p,) = decide(PoolSpec("c", accelerator_count=1), 1, [CPU, AWS]).placements
+    assert p.offer == CPU
+    assert matching_offers(PoolSpec("c", accelerator_count=1), [CPU, AWS]) == [CPU]
+
+
+def test_canonical_accelerator_is_none_for_an_empty_or_unknown_name() -> None:
+    index = OfferIndex.build([CPU, AWS])
+    assert index.canonical_accelerator("a100") == "A100"
+    assert index.canonical_accelerator("") is None  # CPU-only offers have no accelerator name
+    assert index.canonical_accelerator("  ") is None
+    assert index.canonical_accelerator("B200") is None
+
+
+@pytest.fixture
+def far_local_zone(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The process's local zone set to UTC-10 (POSIX ``LOC+10``): the offer's text stays UTC."""
+    monkeypatch.setenv("TZ", "LOC+10")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.usefixtures("far_local_zone")
+def test_a_stale_price_is_dated_in_utc_whatever_the_local_zone() -> None:
+    seen = replace(AWS_OD, stale=True, as_of=1_796_083_200.0 + 8 * 3600 + 5 * 60)  # 2026-12-01 08:05 UTC
+    assert describe_offer(seen).endswith(", last seen 2026-12-01T08:05Z]")
