@@ -468,6 +468,7 @@ def test_a_cpu_only_pool_ignores_a_gpu_count() -> None:
 
 def test_canonical_accelerator_is_none_for_an_empty_or_unknown_name() -> None:
     index = OfferIndex.build([CPU, AWS])
+    assert (len(index), len(OfferIndex.build([])), len(OfferIndex())) == (2, 0, 0)
     assert index.canonical_accelerator("a100") == "A100"
     assert index.canonical_accelerator("") is None  # CPU-only offers have no accelerator name
     assert index.canonical_accelerator("  ") is None
