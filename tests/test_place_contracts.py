@@ -473,6 +473,17 @@ def test_canonical_accelerator_is_none_for_an_empty_or_unknown_name() -> None:
     assert index.canonical_accelerator("") is None  # CPU-only offers have no accelerator name
     assert index.canonical_accelerator("  ") is None
     assert index.canonical_accelerator("B200") is None
+    assert index.accelerators() == ("A100",)
+
+
+def test_a_bare_star_region_is_no_stage_at_all() -> None:
+    # regions ["*"] allows every region: the diagnosis does not list it among the stages passed
+    pool = PoolSpec("p", "A100", 1, regions=("*",), max_price_per_hour=0.5)
+    assert check_pool(pool, [AWS, GCP]) == [PoolProblem(
+        "max_price_per_hour",
+        "2 A100 offers with at least 1 GPU, none at or below $0.50/h "
+        "(cheapest matching is aws us-east-1a m1 $1.00/h (on-demand $4.00/h, 75% off))",
+    )]
 
 
 @pytest.fixture
