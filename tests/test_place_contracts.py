@@ -129,11 +129,12 @@ def test_no_on_demand_in_an_uncovered_cloud_says_on_demand_comes_first() -> None
 
 def test_a_spot_node_taken_for_the_spread_is_not_called_on_demand() -> None:
     # Both unmet, no on-demand offer matches at all: the spread is met with azure spot, and the
-    # reasons do not claim the node is on-demand.
+    # reasons do not claim the node is on-demand; they say min_on_demand stays unmet.
     pool = PoolSpec("p", "A100", 1, capacity_types=(SPOT,), min_on_demand=1, min_clouds=2)
     (p,) = decide(pool, 1, [AWS, AZ], fleet=[node("p", AWS)]).placements
     assert p.offer == AZ
     assert "spread: azure not yet covered (1 of min_clouds=2 covered: aws)" in p.reasons
+    assert "min_on_demand=1 unmet: no matching on-demand offer" in p.reasons
     assert not any(r.startswith("min_on_demand=1: this node is on-demand") for r in p.reasons)
 
 

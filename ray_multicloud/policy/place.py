@@ -691,6 +691,8 @@ def _choose(
                     notes.append("spread: no on-demand offer in an uncovered cloud; on-demand first")
             if need_od and want_od:
                 notes.append(f"min_on_demand={pool.min_on_demand}: this node is on-demand")
+            elif need_od:  # the spread-only attempt: no on-demand offer matched at all
+                notes.append(f"min_on_demand={pool.min_on_demand} unmet: no matching on-demand offer")
             return o, notes
     # No offer meets any unmet constraint: take the best one and say which constraint is unmet.
     notes = []
@@ -712,7 +714,9 @@ def _fallbacks(
     blocked: frozenset[OfferId],
     limit: int,
 ) -> tuple[tuple[Offer, ...], str]:
-    """Up to ``limit`` fallbacks in zone -> region -> cloud tiers (module docstring), and a summary."""
+    """Up to ``limit`` fallbacks in zone -> region -> cloud tiers (module docstring), and a summary.
+    Precondition: each offer once (the catalog and the live merge give each offer once; candidates
+    are told apart by identity, so an offer listed twice would be a fallback twice)."""
     if limit == 0:
         return (), ""
     out: list[Offer] = []
