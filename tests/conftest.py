@@ -7,5 +7,20 @@ could set it would leave every later ``ray.init`` hanging, so it is set here, fi
 """
 
 import os
+import time
+from collections.abc import Iterator
+
+import pytest
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+
+@pytest.fixture
+def far_local_zone(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The process's local zone set to UTC-10 (POSIX ``LOC+10``): for tests that a timestamp's text
+    stays UTC whatever the machine's zone."""
+    monkeypatch.setenv("TZ", "LOC+10")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()

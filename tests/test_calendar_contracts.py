@@ -10,8 +10,6 @@ times shown are UTC (``...Z``). Pure: no Ray, no files.
 from __future__ import annotations
 
 import calendar as cal
-import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -26,16 +24,6 @@ def utc(y: int, mo: int, d: int, h: int = 0, mi: int = 0, s: int = 0) -> float:
 
 # 2026-03-27 is a Friday (28 Sat, 29 Sun, 30 Mon, 31 Tue).
 FRI, SAT, SUN, MON, TUE = 27, 28, 29, 30, 31
-
-
-@pytest.fixture
-def far_local_zone(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The process's local zone set to UTC-10 (POSIX ``LOC+10``): calendar text stays UTC."""
-    monkeypatch.setenv("TZ", "LOC+10")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 # --------------------------------------------------------------------------- WeeklyWindow: validation

@@ -6,8 +6,6 @@ offers below (prices in USD/h), never read back from the code under test.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
@@ -485,16 +483,6 @@ def test_a_bare_star_region_is_no_stage_at_all() -> None:
         "2 A100 offers with at least 1 GPU, none at or below $0.50/h "
         "(cheapest matching is aws us-east-1a m1 $1.00/h (on-demand $4.00/h, 75% off))",
     )]
-
-
-@pytest.fixture
-def far_local_zone(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The process's local zone set to UTC-10 (POSIX ``LOC+10``): the offer's text stays UTC."""
-    monkeypatch.setenv("TZ", "LOC+10")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 @pytest.mark.usefixtures("far_local_zone")
