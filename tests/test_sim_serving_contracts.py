@@ -1,0 +1,118 @@
+"""Contracts of `ray_multicloud.sim.serving` and `sim.serving_bounds` that the first mutmut run of
+both modules (issue 12 item 5) found untested. Pure, no Ray; traces and demand built by hand, every
+expected value stepped through by hand in the docstring or comment beside it.
+
+Conventions of the hand runs: hourly (or half-hourly) steps, spot $1/h, on-demand $3/h, 1-node
+zones (a zone up holds any number of replicas, a zone down none), a replica ready one step after it
+is ordered, no scale-down delay."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ray_multicloud.sim.serving import Demand, FleetSpec
+from ray_multicloud.sim.serving_bounds import _best, hindsight_bounds, warned_caps
+from ray_multicloud.sim.traces import TraceSet
+
+
+def zones(*counts: list[int], gap: float = 3600.0) -> TraceSet:
+    """1-node zones ``a``, ``b``, ... at $1/h each."""
+    n, z = len(counts[0]), len(counts)
+    return TraceSet(names=tuple("abcdef"[:z]), regions=("r",) * z, files=tuple("fghijk"[:z]),
+                    gap_seconds=gap, counts=np.asarray(counts, dtype=np.int64),
+                    spot_prices=np.ones((z, n)), priced_by_file=(True,) * z)
+
+
+# ----------------------------------------------------------------------------- serving_bounds
+
+
+def test_warned_caps_reach_the_last_step() -> None:
+    # a lead of n - 1 steps or more: step 0 sees every step, the last one included
+    d = np.asarray([[5, 4, 1]], dtype=np.int64)
+    assert warned_caps(d, 2).tolist() == [[1, 1, 1]]
+    assert warned_caps(d, 5).tolist() == [[1, 1, 1]]
+
+
+def test_best_cap_is_inclusive_and_over_is_the_cheapest_not_the_first_name() -> None:
+    at_cap = (12.0 * (1 + 1e-12), 1, 0.0, 0, 0)  # the cap with its tolerance: still within
+    cheap = (11.0, 2, 0.0, 0, 0)
+    assert _best([("cheap", cheap), ("at", at_cap)], 12.0) == ("at", at_cap)
+    dear = (20.0, 0, 0.0, 0, 0)
+    low = (15.0, 3, 0.0, 0, 0)
+    # none within 10: the cheapest ("b"), whatever the names' order
+    assert _best([("a", dear), ("b", low)], 10.0) == ("b (over)", low)
+
+
+def test_unserved_fraction_of_a_small_demand() -> None:
+    """The flat run of test_sim_serving_bounds.py::test_bounds_by_hand at 0.25 req/s (one replica
+    needed; zone 1 1 0 1 1 0 1 1), held out from the middle: steps 4-7 count, 1 req/s-step of demand
+    in all; t5 is preempted (the fallback ordered then is ready at t6): 0.25 unserved, a quarter."""
+    fleet = FleetSpec(replica_rps=1.0, startup_minutes=60, extra_spot=0, downscale_minutes=0)
+    demand = Demand(3600.0, np.full(8, 0.25), "flat")
+    b = hindsight_bounds(zones([1, 1, 0, 1, 1, 0, 1, 1]), demand, fleet, ondemand_price=3.0,
+                         held_out_from=0.5)
+    assert b["spot-hedge"].unserved_fraction == pytest.approx(0.25)
+    assert b["spot-hedge"].slo_violation_fraction == pytest.approx(0.25)
+
+
+TWO_ZONES = zones([1, 1, 0, 1, 1, 1], [1, 1, 1, 1, 1, 1])
+
+
+def test_hedge_and_oracle_best_choose_within_the_cost_bound() -> None:
+    """Zones a (down at t2) and b (always up), 0.5 req/s, replicas of 0.5 req/s (one needed).
+
+    spot-hedge, no extra spot: t0 one spot in a (the first of the cheapest) + one on-demand, nothing
+    ready (violation, $4); t1 spot ready, the fallback goes ($1); t2 a preempted, one spot in b and
+    one on-demand ordered (violation, $4); t3-t5 b serves ($1 each): $12, 2 violations.
+    One extra spot: t0 one in a, one in b, one on-demand (violation, $5); t1 $2; t2 a goes, b still
+    serves (no violation) and orders a second ($2); t3-t5 $2: $15, 1 violation. Two extra: a 2 and
+    b 1 at t0 ($6), $3 a step after: $21, 1 violation; four: $8 + 5 x $5 = $33, 1 violation.
+    Within 5% of $12 only no extra spot is; within 30% ($15.6) one extra spot is, with fewer
+    violations. The true demand is flat, so the oracle with ``+k`` replicas of spot headroom runs as
+    spot-hedge with ``k`` extra: the same choices, and ``hold`` changes nothing (never chosen)."""
+    demand = Demand(3600.0, np.full(6, 0.5), "flat")
+    tight = FleetSpec(replica_rps=0.5, startup_minutes=60, extra_spot=0, downscale_minutes=0)
+    b = hindsight_bounds(TWO_ZONES, demand, tight, ondemand_price=3.0, held_out_from=0.0)
+    assert (b["spot-hedge"].cost_usd, b["spot-hedge"].slo_violation_fraction) == (
+        pytest.approx(12.0), pytest.approx(2 / 6))
+    assert b["hedge-best"].choice == "0 extra spot" and b["hedge-best"].cost_usd == pytest.approx(12.0)
+    assert b["oracle-best"].choice == "+0 spot" and b["oracle-best"].cost_usd == pytest.approx(12.0)
+    wide = FleetSpec(replica_rps=0.5, startup_minutes=60, extra_spot=0, downscale_minutes=0,
+                     max_extra_cost=0.3)
+    w = hindsight_bounds(TWO_ZONES, demand, wide, ondemand_price=3.0, held_out_from=0.0)
+    assert w["hedge-best"].choice == "1 extra spot"
+    assert (w["hedge-best"].cost_usd, w["hedge-best"].slo_violation_fraction) == (
+        pytest.approx(15.0), pytest.approx(1 / 6))
+    assert w["oracle-best"].choice == "+1 spot"
+    assert (w["oracle-best"].cost_usd, w["oracle-best"].slo_violation_fraction) == (
+        pytest.approx(15.0), pytest.approx(1 / 6))
+
+
+def test_the_oracle_orders_a_rise_a_start_up_ahead() -> None:
+    """One zone always up, 1 req/s replicas, demand 1 1 3 3. spot-hedge orders the rise at t2 and
+    violates there (and at t0): 2 of 4. The oracle forecasts the rate a step ahead (1 3 3 3), orders
+    the two replicas at t1, and violates only at t0: 1 of 4; warned of no preemption (there is none)
+    the oracle-warned row is the same."""
+    fleet = FleetSpec(replica_rps=1.0, startup_minutes=60, extra_spot=0, downscale_minutes=0)
+    demand = Demand(3600.0, np.asarray([1.0, 1.0, 3.0, 3.0]), "rise")
+    b = hindsight_bounds(zones([1, 1, 1, 1]), demand, fleet, ondemand_price=3.0, held_out_from=0.0)
+    assert b["spot-hedge"].slo_violation_fraction == pytest.approx(2 / 4)
+    assert b["oracle"].slo_violation_fraction == pytest.approx(1 / 4)
+    assert b["oracle-warned"].slo_violation_fraction == pytest.approx(1 / 4)
+
+
+def test_probation_best_chooses_the_probation_that_keeps_the_fallback() -> None:
+    """Half-hour steps; a zone up 2 steps, down 1 (1 1 0 x 4); 2 req/s of 1 req/s replicas. spot-hedge
+    releases its fallback the step spot is ready and loses it the next: violations at t0, t2, t5,
+    t8, t11 (5 of 12). Probations of 10-30 min are one step (the counts themselves) and 60 min two
+    (1 1 0 0 1 0 ...: the fallback still goes at t4): the same 5. 120 min is 4 steps: from t2 every
+    window holds a 0, so the 2 on-demand replicas ordered at t2 stay: violations at t0 and t2 only.
+    The cost bound opened wide, it is chosen."""
+    fleet = FleetSpec(replica_rps=1.0, startup_minutes=30, extra_spot=0, downscale_minutes=0,
+                      max_extra_cost=10.0)
+    demand = Demand(1800.0, np.full(12, 2.0), "flat")
+    b = hindsight_bounds(zones([1, 1, 0] * 4, gap=1800.0), demand, fleet, ondemand_price=3.0,
+                         held_out_from=0.0)
+    assert b["spot-hedge"].slo_violation_fraction == pytest.approx(5 / 12)
+    assert b["probation-best"].choice == "120 min"
+    assert b["probation-best"].slo_violation_fraction == pytest.approx(2 / 12)
