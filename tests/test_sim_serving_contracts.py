@@ -7,12 +7,15 @@ zones (a zone up holds any number of replicas, a zone down none), a replica read
 is ordered, no scale-down delay."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from ray_multicloud.sim.serving import Demand, FleetSpec
+from ray_multicloud.policy.forecast import Candidate
+from ray_multicloud.sim.serving import MAX_MINUTES, Demand, FleetSpec, _split, load_demand, simulate_fleet
 from ray_multicloud.sim.serving_bounds import _best, hindsight_bounds, warned_caps
-from ray_multicloud.sim.traces import TraceSet
+from ray_multicloud.sim.traces import TraceError, TraceSet
 
 
 def zones(*counts: list[int], gap: float = 3600.0) -> TraceSet:
@@ -116,3 +119,79 @@ def test_probation_best_chooses_the_probation_that_keeps_the_fallback() -> None:
     assert b["spot-hedge"].slo_violation_fraction == pytest.approx(5 / 12)
     assert b["probation-best"].choice == "120 min"
     assert b["probation-best"].slo_violation_fraction == pytest.approx(2 / 12)
+
+
+# ----------------------------------------------------------------------------- serving: load_demand
+
+
+def test_demand_header_may_have_more_columns_and_every_source_is_the_path(tmp_path: Path) -> None:
+    p = tmp_path / "m.csv"
+    p.write_text("Time (min),Requests,Tokens\n0,60,9\n", encoding="utf-8")
+    d = load_demand(p)
+    assert (d.step_seconds, d.rps.tolist(), d.source) == (60.0, [1.0], str(p))
+    s = tmp_path / "s.csv"
+    s.write_text("second,requests\n2023-01-01 00:00:00,3\n", encoding="utf-8")
+    e = load_demand(s)
+    assert (e.step_seconds, e.rps.tolist(), e.source) == (1.0, [3.0], str(s))
+
+
+def test_demand_minute_limit_is_inclusive(tmp_path: Path) -> None:
+    p = tmp_path / "m.csv"
+    p.write_text(f"Time (min),Requests\n{MAX_MINUTES},60\n", encoding="utf-8")
+    d = load_demand(p)
+    assert len(d.rps) == MAX_MINUTES + 1 and d.rps[-1] == 1.0 and d.rps[0] == 0.0
+
+
+def test_demand_csv_errors_and_quoted_line_breaks(tmp_path: Path) -> None:
+    p = tmp_path / "big.csv"
+    p.write_text("Time (min),Requests\n0," + "1" * 200_000 + "\n", encoding="utf-8")
+    with pytest.raises(TraceError) as info:
+        load_demand(p)
+    assert str(info.value) == f"{p}: demand trace is not CSV (field larger than field limit (131072))"
+    # the file is read with newline="" (the csv module's rule): a quoted "\r\n" reaches the row as is
+    q = tmp_path / "q.csv"
+    q.write_bytes(b'Time (min),Requests\r\n0,"1\r\n2"\r\n')
+    with pytest.raises(TraceError) as info:
+        load_demand(q)
+    assert str(info.value) == f"{q}: line 2: bad demand row (could not convert string to float: '1\\r\\n2')"
+
+
+# ----------------------------------------------------------------------------- serving: predictive
+
+
+def test_split_margin_headroom_is_on_the_forecast_itself() -> None:
+    """Persistence with margin 1.5 and 1 req/s plus over a rate of 0.5: the base forecast is the rate,
+    the spot-only headroom (1.5 - 1) x 0.5 + 1 = 1.25; with margin 1 the plus alone."""
+    rate = np.asarray([0.5, 0.5])
+    base, headroom = _split(rate, Candidate("persistence", margin=1.5, plus=1.0), 1)
+    assert base.tolist() == [0.5, 0.5]
+    assert np.asarray(headroom).tolist() == [1.25, 1.25]
+    base, headroom = _split(rate, Candidate("persistence", plus=1.0), 1)
+    assert base.tolist() == [0.5, 0.5] and headroom == 1.0
+
+
+FLAPPING = [1, 1, 0] * 30
+
+
+def flapping(max_extra_cost: float) -> FleetSpec:
+    return FleetSpec(replica_rps=1.0, startup_minutes=60, extra_spot=0, downscale_minutes=0,
+                     max_extra_cost=max_extra_cost, probations=(0.0, 180.0))
+
+
+def test_a_probation_is_chosen_only_within_the_cost_bound_in_each_half() -> None:
+    """tests/test_sim_serving_bounds.py::test_predictive_chooses_a_probation_against_a_flapping_zone
+    with the cost bound as shipped. History: the first 45 hours; scored from step 1 (the start-up
+    lead), in halves t1-22 and t23-44. spot-hedge (2 replicas): $8 the hour the zone comes back
+    (t = 0 mod 3: 2 spot ordered, the fallback kept), $2 the next (the fallback goes), $6 the hour it
+    is down (2 on-demand ordered); t1 $2. A 180-min probation keeps the fallback from t2 on: $8 the
+    second hour up too. Halves: spot-hedge $2 + 7 x ($6 + $8 + $2) = $114 and 8 x $6 + 7 x ($8 +
+    $2) = $118; the probation $156 and $160: 37% and 36% more. Within 50% it is chosen (fewer
+    violations); within 5% not, and the fleet scales as plain spot-hedge."""
+    demand = Demand(3600.0, np.full(len(FLAPPING), 2.0), "flat")
+    wide = simulate_fleet(zones(FLAPPING), demand, flapping(0.5), "predictive", ondemand_price=3.0,
+                          held_out_from=0.5)
+    assert wide.forecaster == "reactive probation 180 min"
+    tight = simulate_fleet(zones(FLAPPING), demand, flapping(0.05), "predictive", ondemand_price=3.0,
+                           held_out_from=0.5)
+    assert tight.forecaster is None and "probation" not in tight.note
+    assert tight.slo_violation_fraction == pytest.approx(15 / 45)
