@@ -18,6 +18,8 @@ from ray_multicloud.sim.serving import (
     Demand,
     FleetSpec,
     _forecaster_label,
+    _Group,
+    _place_spot,
     _split,
     load_demand,
     simulate_fleet,
@@ -335,3 +337,21 @@ def test_a_probation_with_a_forecaster_notes_only_the_probation() -> None:
 
 def test_a_probation_under_a_minute_is_named() -> None:
     assert _forecaster_label(None, 2.0, 0.5) == "reactive probation 0.5 min"
+
+
+# ----------------------------------------------------------------------------- serving: pieces
+
+
+def test_place_spot_caps_multi_node_zones_at_their_room_and_counts_what_it_placed() -> None:
+    def place(target: int, counts: list[int], have: list[int]) -> list[int]:
+        groups = [_Group() for _ in counts]
+        for g, n in zip(groups, have, strict=True):
+            g.grow(n, 0)
+        _place_spot(groups, list(range(len(counts))), target, counts, [False] * len(counts), 9)
+        return [g.total for g in groups]
+
+    # 2-node zone a and 5-node zone b, 6 wanted: a fills its 2, b then takes the 4 left (not 5)
+    assert place(6, [2, 5, 0], [0, 0, 0]) == [2, 4, 0]
+    # a (3 VMs) and b (9) hold 1 each, 8 wanted: tied, each is offered (8 - 2) // 2 = 3, a has room
+    # for 2 only (3 - 1); b then takes the 3 left: 3 and 5
+    assert place(8, [3, 9], [1, 1]) == [3, 5]
