@@ -309,16 +309,17 @@ def test_a_forecaster_that_ties_on_violations_for_less_beats_reactive_scaling() 
     replica the hour before the rise and drops it at the fall: 13 h x $2 + 11 h x $1 = $37 a day,
     $74, no violation. On the history it ties spot-hedge on violations (none once warm) for less, so
     it wins."""
-    demand = Demand(3600.0, np.asarray(DAY), "day")
-    fleet = FleetSpec(replica_rps=1.0, startup_minutes=60, extra_spot=0, downscale_minutes=180,
-                      probations=(0.0,))
-    hedge = simulate_fleet(zones([1] * 96), demand, fleet, "spot-hedge", ondemand_price=3.0,
-                           held_out_from=0.5)
-    assert (hedge.slo_violation_fraction, hedge.cost_usd) == (pytest.approx(2 / 48), pytest.approx(82.0))
-    pred = simulate_fleet(zones([1] * 96), demand, fleet, "predictive", ondemand_price=3.0,
-                          held_out_from=0.5)
-    assert (pred.forecaster, pred.note) == ("seasonal-naive/24", "")
-    assert (pred.slo_violation_fraction, pred.cost_usd) == (0.0, pytest.approx(74.0))
+    for scale in (1.0, 2.0, 0.25):  # requests and replica capacity scaled alike: the same fleet
+        demand = Demand(3600.0, np.asarray(DAY) * scale, "day")
+        fleet = FleetSpec(replica_rps=scale, startup_minutes=60, extra_spot=0, downscale_minutes=180,
+                          probations=(0.0,))
+        hedge = simulate_fleet(zones([1] * 96), demand, fleet, "spot-hedge", ondemand_price=3.0,
+                               held_out_from=0.5)
+        assert (hedge.slo_violation_fraction, hedge.cost_usd) == (pytest.approx(2 / 48), pytest.approx(82.0))
+        pred = simulate_fleet(zones([1] * 96), demand, fleet, "predictive", ondemand_price=3.0,
+                              held_out_from=0.5)
+        assert (pred.forecaster, pred.note) == ("seasonal-naive/24", "")
+        assert (pred.slo_violation_fraction, pred.cost_usd) == (0.0, pytest.approx(74.0))
 
 
 def test_a_probation_with_a_forecaster_notes_only_the_probation() -> None:
@@ -355,3 +356,30 @@ def test_place_spot_caps_multi_node_zones_at_their_room_and_counts_what_it_place
     # a (3 VMs) and b (9) hold 1 each, 8 wanted: tied, each is offered (8 - 2) // 2 = 3, a has room
     # for 2 only (3 - 1); b then takes the 3 left: 3 and 5
     assert place(8, [3, 9], [1, 1]) == [3, 5]
+
+
+def test_a_multi_node_zone_caps_its_replicas_and_each_loss_is_a_preemption() -> None:
+    """One zone of up to 2 VMs (counts 2 2 1 1 0 1), 2 replicas needed (2 req/s of 1 req/s).
+    t0: 2 spot + 2 on-demand ordered, nothing ready (violation, $8); t1: spot ready, fallback goes
+    ($2); t2: 1 VM left, 1 replica lost; 1 on-demand ordered (violation, 1 req/s unserved, $4); t3:
+    it serves ($4); t4: no VM, the other lost; a second on-demand ordered (violation, 1 unserved,
+    $6); t5: 1 VM back, 1 spot ordered, 2 on-demand serve ($7). $31, 3 violations, 2 preemptions,
+    4 of 12 req/s-steps unserved, 15 replica-steps. Held out from t3: $17, 1 preemption (t4's)."""
+    demand = Demand(3600.0, np.full(6, 2.0), "flat")
+    fleet = FleetSpec(replica_rps=1.0, startup_minutes=60, extra_spot=0, downscale_minutes=0)
+    r = simulate_fleet(zones([2, 2, 1, 1, 0, 1]), demand, fleet, "spot-hedge", ondemand_price=3.0)
+    assert (r.cost_usd, r.slo_violation_fraction, r.preemptions) == (pytest.approx(31.0), 0.5, 2)
+    assert (r.unserved_fraction, r.mean_replicas) == (pytest.approx(4 / 12), pytest.approx(2.5))
+    h = simulate_fleet(zones([2, 2, 1, 1, 0, 1]), demand, fleet, "spot-hedge", ondemand_price=3.0,
+                       held_out_from=0.5)
+    assert (h.cost_usd, h.preemptions) == (pytest.approx(17.0), 1)
+
+
+def test_replica_capacity_other_than_one_request_a_second() -> None:
+    """A zone always up, 4 req/s of 2 req/s replicas (2 needed), 3 hours: t0 2 spot + 2 on-demand,
+    nothing ready (4 req/s unserved, $8), then 2 spot serve all ($2 a step): $12, 4 of 12 unserved."""
+    fleet = FleetSpec(replica_rps=2.0, startup_minutes=60, extra_spot=0, downscale_minutes=0)
+    r = simulate_fleet(zones([1, 1, 1]), Demand(3600.0, np.full(3, 4.0), "flat"), fleet, "spot-hedge",
+                       ondemand_price=3.0)
+    assert (r.cost_usd, r.unserved_fraction, r.slo_violation_fraction) == (
+        pytest.approx(12.0), pytest.approx(4 / 12), pytest.approx(1 / 3))
