@@ -7,12 +7,14 @@ zones (a zone up holds any number of replicas, a zone down none), a replica read
 is ordered, no scale-down delay."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from ray_multicloud.policy.forecast import Candidate
+from ray_multicloud.policy.predictive import Peak
 from ray_multicloud.sim.serving import (
     MAX_MINUTES,
     Demand,
@@ -22,6 +24,7 @@ from ray_multicloud.sim.serving import (
     _place_spot,
     _split,
     load_demand,
+    peak_needs,
     simulate_fleet,
 )
 from ray_multicloud.sim.serving_bounds import _best, hindsight_bounds, warned_caps
@@ -383,3 +386,87 @@ def test_replica_capacity_other_than_one_request_a_second() -> None:
                        ondemand_price=3.0)
     assert (r.cost_usd, r.unserved_fraction, r.slo_violation_fraction) == (
         pytest.approx(12.0), pytest.approx(4 / 12), pytest.approx(1 / 3))
+
+
+def test_simulation_steps_of_a_second_or_less_and_of_none() -> None:
+    ts = zones([1, 1], gap=60.0)
+    fleet = FleetSpec(replica_rps=1.0, startup_minutes=0)
+    # 1-s and 0.5-s steps are steps like any other: 120 and 240 of them over the 2 minutes
+    for step, n in ((1.0, 120), (0.5, 240)):
+        r = simulate_fleet(ts, Demand(step, np.ones(n), "d"), fleet, "ondemand", ondemand_price=3.6)
+        assert r.hours == pytest.approx(2 / 60) and r.cost_usd == pytest.approx(3.6 * 2 / 60)
+    with pytest.raises(TraceError) as info:
+        simulate_fleet(ts, Demand(0.0, np.ones(3), "d"), fleet, "ondemand", ondemand_price=1.0)
+    assert str(info.value) == "simulation step must be a number of seconds > 0, got 0.0"
+
+
+def test_no_demand_has_no_unserved_fraction() -> None:
+    r = simulate_fleet(zones([1, 1]), Demand(3600.0, np.zeros(2), "idle"), FleetSpec(replica_rps=1.0),
+                       "spot-hedge", ondemand_price=3.0)
+    assert r.unserved_fraction == 0.0
+    # 1 req/s-step of demand held out (0.25 on steps 4-7), a quarter unserved at the preempted t5
+    fleet = FleetSpec(replica_rps=1.0, startup_minutes=60, extra_spot=0, downscale_minutes=0)
+    small = simulate_fleet(zones([1, 1, 0, 1, 1, 0, 1, 1]), Demand(3600.0, np.full(8, 0.25), "flat"), fleet,
+                           "spot-hedge", ondemand_price=3.0, held_out_from=0.5)
+    assert small.unserved_fraction == pytest.approx(0.25)
+
+
+def priced(a: float, b: float, n: int = 3) -> TraceSet:
+    return TraceSet(names=("a", "b"), regions=("r", "r"), files=("f", "g"), gap_seconds=3600.0,
+                    counts=np.ones((2, n), dtype=np.int64), spot_prices=np.asarray([[a] * n, [b] * n]),
+                    priced_by_file=(True, True))
+
+
+def test_spot_goes_to_the_cheapest_zone_not_the_first() -> None:
+    """Zone b at $1/h, a at $2/h, both always up, one replica (1 req/s), ready a step later:
+    spot-one-zone puts it in b ($1 a step, 3 steps: $3); spot-hedge too, with one on-demand at t0
+    while nothing is ready ($3 + $1, then $1, $1: $6)."""
+    demand = Demand(3600.0, np.ones(3), "flat")
+    fleet = FleetSpec(replica_rps=1.0, startup_minutes=60, extra_spot=0, downscale_minutes=0)
+    one = simulate_fleet(priced(2.0, 1.0), demand, fleet, "spot-one-zone", ondemand_price=3.0)
+    assert one.cost_usd == pytest.approx(3.0)
+    hedge = simulate_fleet(priced(2.0, 1.0), demand, fleet, "spot-hedge", ondemand_price=3.0)
+    assert hedge.cost_usd == pytest.approx(6.0)
+
+
+def test_warned_fallback_counts_the_spot_of_every_zone() -> None:
+    """Two zones always up, 2 replicas, one in each: t0 2 on-demand while nothing is ready ($8),
+    then the two spot replicas, counted together, let the fallback go ($2 a step): $14, warned or
+    not (nothing is preempted)."""
+    fleet = FleetSpec(replica_rps=1.0, startup_minutes=60, extra_spot=0, downscale_minutes=0)
+    b = hindsight_bounds(zones([1] * 4, [1] * 4), Demand(3600.0, np.full(4, 2.0), "flat"), fleet,
+                         ondemand_price=3.0, held_out_from=0.0)
+    assert b["spot-hedge"].cost_usd == pytest.approx(14.0) and b["warned"].cost_usd == pytest.approx(14.0)
+
+
+def test_a_probation_over_the_bound_does_not_stop_the_next_one() -> None:
+    """The flapping zone, 5% bound, probations 180 min (over the bound, above) then 60 min (one step:
+    the counts themselves, spot-hedge's own cost, within): the 60-min one is chosen."""
+    demand = Demand(3600.0, np.full(len(FLAPPING), 2.0), "flat")
+    fleet = FleetSpec(replica_rps=1.0, startup_minutes=60, extra_spot=0, downscale_minutes=0,
+                      probations=(180.0, 60.0))
+    r = simulate_fleet(zones(FLAPPING), demand, fleet, "predictive", ondemand_price=3.0,
+                       held_out_from=0.5)
+    assert r.forecaster == "reactive probation 60 min"
+
+
+@dataclass(frozen=True)
+class Window:
+    start: float
+    end: float
+
+
+def test_a_peak_of_one_replica_and_the_exact_lead() -> None:
+    """Half-hour steps from 0, 30-min start-up: a peak opening 15 s after step 0's lead ends is not
+    ordered at step 0, only at step 1. One of 1 replica with ``min_replicas`` 0 and no demand:
+    on-demand holds it from step 1 (ordered a start-up ahead) to its end."""
+    t0 = 1_000_000.0
+    late = FleetSpec(replica_rps=1.0, startup_minutes=30, trace_start=t0,
+                     peaks=(Peak(Window(t0 + 1815, t0 + 3600), 4),))
+    need = peak_needs(late, 3, 1800.0)
+    assert need is not None and need.tolist() == [0, 4, 0]
+    one = FleetSpec(replica_rps=1.0, startup_minutes=30, min_replicas=0, trace_start=t0,
+                    peaks=(Peak(Window(t0 + 3600, t0 + 5400), 1),))
+    r = simulate_fleet(zones([1] * 4, gap=1800.0), Demand(1800.0, np.zeros(4), "idle"), one, "ondemand",
+                       ondemand_price=2.0)
+    assert r.cost_usd == pytest.approx(2 * 2.0 * 0.5)  # steps 1 and 2, half an hour each at $2/h
