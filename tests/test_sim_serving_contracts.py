@@ -7,6 +7,7 @@ zones (a zone up holds any number of replicas, a zone down none), a replica read
 is ordered, no scale-down delay."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -337,6 +338,10 @@ def test_a_probation_with_a_forecaster_notes_only_the_probation() -> None:
     assert r.forecaster == "seasonal-naive/24 probation 180 min"
     assert r.note == PROBATION_180.replace("45.0 h", "48.0 h")
     assert r.slo_violation_fraction == 0.0
+    # One period alone is a choice of one: applied, as it keeps the history within the bound.
+    alone = simulate_fleet(zones([1, 1, 0] * 32), demand, dataclasses.replace(fleet, probations=(180.0,)),
+                           "predictive", ondemand_price=3.0, held_out_from=0.5)
+    assert (alone.forecaster, alone.note, alone.cost_usd) == (r.forecaster, r.note, r.cost_usd)
 
 
 def test_a_probation_under_a_minute_is_named() -> None:

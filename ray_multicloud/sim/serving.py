@@ -239,7 +239,7 @@ class FleetSpec:
     """The simulation step; 0: the demand trace's own resolution (module docstring)."""
     probations: tuple[float, ...] = PROBATION_MINUTES
     """``predictive``: the probation periods (minutes) its backtest chooses from (module docstring);
-    ``(0,)``: none."""
+    ``(0,)``: none; one period alone is applied when it keeps the history within the cost bound."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,7 +403,7 @@ def simulate_fleet(
                     f"the {hours:.1f} h of history: scaled reactively, as spot-hedge")
         else:
             forecast, headroom = _split(rate, chosen.best, startup)
-        if not short and len(fleet.probations) > 1:
+        if not short and any(minutes > 0 for minutes in fleet.probations):
             first = len(history) - startup - chosen.scored_ticks if chosen is not None else startup
             probation = _choose_probation(past, history, fleet, ondemand_price,
                                           chosen.best if chosen is not None else None, first)
