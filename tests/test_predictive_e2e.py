@@ -326,28 +326,30 @@ def test_a_forecast_surge_gets_its_nodes_one_lead_ahead_from_the_rate_history(tm
 
 REPLICA_READY_S = 15.0
 MEASURED_PEAK = 4  # replicas (and nodes) of each peak: the first peak's 3 extra starts measure the lead
-FIRST_PEAK_AT_S, FIRST_PEAK_S, SECOND_PEAK_AT_S = 45.0, 45.0, 360.0  # from the controller's start
+FIRST_PEAK_S, SECOND_PEAK_AT_S = 90.0, 360.0  # the first is open as the controller starts
 
 
 def test_the_second_peak_is_asked_the_lead_measured_on_the_first(tmp_path: Path) -> None:
     """The measured lead, live: no ``lead:`` written, ``replica_ready: 15s``. Two calendar peaks of
-    ``MEASURED_PEAK`` replicas: the first opens 45 s after the controller starts and lasts 45 s, the
-    second opens 360 s after it. From the first peak's nodes on, a light load (~4 requests/s) runs, so
-    the pool's SLO policy scales in on measured latencies (as a pool with traffic does).
+    ``MEASURED_PEAK`` replicas: the first is open as the controller starts and lasts 90 s (open, it is
+    asked for whatever the lead: a peak that opened later could fall outside a lead measured before
+    it, as on a quiet machine whose nodes start in 3-10 s), the second opens 360 s after it. From the
+    first peak's nodes on, a light load (~4 requests/s) runs, so the pool's SLO policy scales in on
+    measured latencies (as a pool with traffic does).
     Expected, by hand:
 
-    - until three node starts are measured the lead is the default 300 s, so the first plan already
-      covers the first peak: 4 nodes asked, 3 launched; the controller times each from launch to Ray
-      node alive (``started in`` lines), and from the third on plans with the median of those starts
-      + 15 s, logging that line (the test recomputes it from the starts the line lists);
+    - the first plan asks for the open peak: 4 nodes, 3 launched; the controller times each from launch
+      to Ray node alive (``started in`` lines); until the third the lead is the default 300 s, from the
+      third on the median of those starts + 15 s, and it logs that line (the test recomputes it from
+      the starts the line lists);
     - with that lead (tens of seconds here), once the first peak has closed and while the second is
       more than a lead away, the plan falls to ``min_replicas``: 1 node asked, the floor 1, the idle
       extra replicas removed by the SLO policy (p95 far below its scale-in line) and their idle nodes by
       the autoscaler (``idle_timeout_minutes: 0.5``). With the default 300 s lead the plan would never
       fall: the second peak is within 300 s of every tick from 60 s after the controller's start, before
-      the first peak closes;
-    - 4 nodes asked again at the first tick within the measured lead of the second peak: its new
-      nodes launched in ``[second peak - lead, second peak]``."""
+      the first peak closes (at 90 s);
+    - 4 nodes asked again at the first tick within the measured lead of the second peak: the nodes
+      launched after the first peak closed are all launched in ``[second peak - lead, second peak]``."""
     from ray_multicloud.scenarios.serve_migration import replica_states
 
     predictive = {"replica_ready": f"{REPLICA_READY_S:g}s", "max_replicas": MEASURED_PEAK, "peaks": []}
@@ -356,7 +358,7 @@ def test_the_second_peak_is_asked_the_lead_measured_on_the_first(tmp_path: Path)
         cluster = pool.cluster
         tick_s = float(TICK_S)
         started = time.time()
-        first = math.ceil((started + FIRST_PEAK_AT_S) / tick_s) * tick_s
+        first = math.floor(started / tick_s) * tick_s
         second = math.ceil((started + SECOND_PEAK_AT_S) / tick_s) * tick_s
 
         def two_peaks(section: dict[str, Any]) -> None:
@@ -367,7 +369,6 @@ def test_the_second_peak_is_asked_the_lead_measured_on_the_first(tmp_path: Path)
 
         pool.start_controller(two_peaks)
         cluster.wait_for(lambda: pool.has(MEASURED_PEAK), timeout_s=240, interval_s=1)
-        first_wave = {i.instance_id for i in pool.nodes()}
         # A light load throughout (~4/s): the SLO policy scales in only on measured latencies.
         with ThreadPoolExecutor(1) as executor:
             stop = threading.Event()
@@ -379,7 +380,7 @@ def test_the_second_peak_is_asked_the_lead_measured_on_the_first(tmp_path: Path)
                 low = len(pool.nodes())
                 cluster.wait_for(lambda: pool.has(MEASURED_PEAK), timeout_s=second + 120 - time.time(),
                                  interval_s=1)
-                second_wave = [i for i in pool.nodes() if i.instance_id not in first_wave]
+                second_wave = [i for i in pool.nodes() if i.launched_at > first + FIRST_PEAK_S]
                 cluster.wait_for(lambda: replica_states().get("RUNNING", 0) >= MEASURED_PEAK, timeout_s=300,
                                  interval_s=1)
             finally:
@@ -407,7 +408,7 @@ def test_the_second_peak_is_asked_the_lead_measured_on_the_first(tmp_path: Path)
     # The starts it lists are those the controller logged for this pool's nodes.
     timed = [float(line.split(" started in ")[1].split(" s")[0]) for line in lines if " started in " in line]
     assert listed == [round(t, 1) for t in timed[:len(listed)]], (listed, timed)
-    assert lead < SECOND_PEAK_AT_S - FIRST_PEAK_AT_S, lead  # else the test cannot tell it from 300 s
+    assert lead < SECOND_PEAK_AT_S - FIRST_PEAK_S, lead  # else the test cannot tell it from 300 s
     # The second peak's new nodes: launched one measured lead ahead.
     assert second_wave, pool.nodes()
     for inst in second_wave:
