@@ -33,6 +33,7 @@ tests/test_predictive.py.
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime as dt
 import json
 import math
@@ -112,7 +113,7 @@ class Pool:
         the cluster's YAML after ``edit(predictive section)``."""
         from ray_multicloud.scenarios.local_cluster import ray_env
 
-        config = dict(self.cluster.config)
+        config = copy.deepcopy(self.cluster.config)  # the edit must not reach the cluster's own config
         edit(config["available_node_types"][POOL]["node_config"]["predictive"])
         controller_yaml = self.tmp_path / "controller.yaml"
         controller_yaml.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -228,7 +229,7 @@ def run_pool(tmp_path: Path, predictive: dict[str, Any], *,
         marks["peak opens"] = peak_start - began
         rates = read_rates(rate_log)
     marks["down"] = time.time() - began
-    log = (tmp_path / "controller.log").read_text(errors="replace")
+    log = pool.log()
     predictive_lines = [line for line in log.splitlines() if "predictive" in line]
     extra = nodes[1:]
     print({k: round(v, 1) for k, v in marks.items()}, "lead", LEAD_S)
