@@ -6,6 +6,7 @@ contract, not read off its output."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from pathlib import Path
@@ -159,6 +160,23 @@ def test_not_utf8_names_the_byte_and_offset(tmp_path: Path) -> None:
     with pytest.raises(TraceError) as info:
         read_zone_file(path)
     assert str(info.value) == f"{path}: not UTF-8 text (byte 0xff at offset 7)" + TAIL
+
+
+def test_a_file_is_read_as_utf8_whatever_the_locale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The limit is "UTF-8 JSON", not the machine's locale encoding. pathlib asks io.text_encoding
+    # for the encoding when none is given; here it answers Latin-1, as under a Latin-1 locale (in
+    # which b"\xff" is "ÿ", a valid character): the file must still be refused as not UTF-8.
+    real = io.text_encoding
+    monkeypatch.setattr(io, "text_encoding",
+                        lambda encoding, stacklevel=2: "latin-1" if encoding is None else real(encoding))
+    path = tmp_path / "a.json"
+    path.write_bytes(b'{"metadata": {"gap_seconds": 60, "by": "\xff"}, "data": [1]}')
+    with pytest.raises(TraceError) as info:
+        read_zone_file(path)
+    assert str(info.value) == f"{path}: not UTF-8 text (byte 0xff at offset 40)" + TAIL
+    # (offset 40: the 40 characters before it are ASCII, one byte each.) A UTF-8 file still loads.
+    path.write_bytes('{"metadata": {"gap_seconds": 60, "by": "é"}, "data": [1]}'.encode())
+    assert read_zone_file(path).data == [1]
 
 
 def test_an_unreadable_path_says_so(tmp_path: Path) -> None:
