@@ -105,6 +105,36 @@ def test_hedge_and_oracle_best_choose_within_the_cost_bound() -> None:
         pytest.approx(15.0), pytest.approx(1 / 6))
 
 
+def test_oracle_best_chooses_a_hold_option_when_it_is_strictly_best() -> None:
+    """Zones a (down at t3) and b (always up), demand 2 2 1 1 1 1 req/s of 1 req/s replicas, a
+    two-step scale-down window (120 min): reactive needs 2 2 2 1 1 1. The oracle forecasts a step
+    ahead (2 1 1 1 1 1), so it plans max(need now, need next) = 2 2 1 1 1 1.
+
+    Oracle ``+0 spot`` (no hold): t0 one spot in a, one in b, two on-demand, nothing ready
+    (violation, $8); t1 both spot ready, the fallback goes ($2); t2 the plan falls to 1: b, the
+    last of two zones at one price, is released ($1); t3 a is preempted, one spot ordered in b and
+    one on-demand (violation, $4); t4-t5 b serves ($1 each): $17, 2 violations. With ``hold`` the
+    plan is never below the reactive need, so b's replica is kept at t2 ($2) and serves at t3 when
+    a goes ($1): $15, 1 violation (as spot-hedge: $15, 1). More headroom costs more: ``+1 spot``
+    keeps two in a at t2, both lost at t3 (violation again, $23), ``+2 spot`` $26 (1 violation),
+    ``+1 spot hold`` $23 (2). Within 5% of spot-hedge's $15 only ``+0 spot hold`` is: it is chosen
+    (without the hold options the cheapest, ``+0 spot``, over the bound)."""
+    fleet = FleetSpec(replica_rps=1.0, startup_minutes=60, extra_spot=0, downscale_minutes=120)
+    demand = Demand(3600.0, np.asarray([2.0, 2.0, 1.0, 1.0, 1.0, 1.0]), "drop")
+    b = hindsight_bounds(zones([1, 1, 1, 0, 1, 1], [1] * 6), demand, fleet, ondemand_price=3.0,
+                         held_out_from=0.0)
+    assert (b["spot-hedge"].cost_usd, b["spot-hedge"].slo_violation_fraction) == (
+        pytest.approx(15.0), pytest.approx(1 / 6))
+    assert (b["oracle"].cost_usd, b["oracle"].slo_violation_fraction) == (
+        pytest.approx(17.0), pytest.approx(2 / 6))
+    assert b["oracle-best"].choice == "+0 spot hold"
+    assert (b["oracle-best"].cost_usd, b["oracle-best"].slo_violation_fraction) == (
+        pytest.approx(15.0), pytest.approx(1 / 6))
+    # unserved: 2 of the 8 req/s-steps at t0 (and for the oracle 1 more at t3)
+    assert b["oracle-best"].unserved_fraction == pytest.approx(2 / 8)
+    assert b["oracle"].unserved_fraction == pytest.approx(3 / 8)
+
+
 def test_the_oracle_orders_a_rise_a_start_up_ahead() -> None:
     """One zone always up, 1 req/s replicas, demand 1 1 3 3. spot-hedge orders the rise at t2 and
     violates there (and at t0): 2 of 4. The oracle forecasts the rate a step ahead (1 3 3 3), orders
