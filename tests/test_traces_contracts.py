@@ -358,13 +358,41 @@ def test_error_type_is_the_projects() -> None:
 
 def test_only_the_names_still_shared_are_listed(tmp_path: Path) -> None:
     # Two directories both named "t": us-east-1a is in both (prefixing cannot tell them apart),
-    # us-east-1b only in the second; the error names the shared one only.
-    write(tmp_path / "a" / "t" / "us-east-1a.json", zone())
-    write(tmp_path / "b" / "t" / "us-east-1a.json", zone())
+    # us-east-1b only in the second; the error names the two files behind the shared name only.
+    # They are different files, so it does not say "the same zone file appears twice" (passing
+    # each directory once, as that message advised, was already the case): rename a directory.
+    a = write(tmp_path / "a" / "t" / "us-east-1a.json", zone())
+    b = write(tmp_path / "b" / "t" / "us-east-1a.json", zone())
     write(tmp_path / "b" / "t" / "us-east-1b.json", zone())
     with pytest.raises(TraceError) as info:
         load_traces([tmp_path / "a" / "t", tmp_path / "b" / "t"], default_spot_price=1.0)
+    assert str(info.value) == (
+        f"different zone files would share a name, in directories of the same name ({a}, {b}); "
+        "rename one of the directories"
+    )
+
+
+def test_one_directory_given_twice_under_two_spellings_is_the_same_file(tmp_path: Path) -> None:
+    # "t" and "t/../t" are one directory: its files appear twice, whatever the spelling.
+    d = tmp_path / "t"
+    write(d / "us-east-1a.json", zone())
+    with pytest.raises(TraceError) as info:
+        load_traces([d, d / ".." / "t"], default_spot_price=1.0)
     assert str(info.value) == "the same zone file appears twice (t/us-east-1a); pass each directory once"
+
+
+def test_a_directory_given_twice_next_to_alike_files_is_named_as_alike(tmp_path: Path) -> None:
+    # One name (t/us-east-1a) behind one file given twice (a/t passed twice) and a different file
+    # (b/t's): the different files are named, once each, since renaming a directory is needed too.
+    a = write(tmp_path / "a" / "t" / "us-east-1a.json", zone())
+    b = write(tmp_path / "b" / "t" / "us-east-1a.json", zone())
+    with pytest.raises(TraceError) as info:
+        load_traces([tmp_path / "a" / "t", tmp_path / "b" / "t", tmp_path / "a" / "t"],
+                    default_spot_price=1.0)
+    assert str(info.value) == (
+        f"different zone files would share a name, in directories of the same name ({a}, {b}); "
+        "rename one of the directories"
+    )
 
 
 def test_two_lengths_are_noted_too(tmp_path: Path) -> None:

@@ -16,7 +16,8 @@ Contract
   moment in every zone.
 * A zone's name is its file name up to the first ``_`` (``us-east-1a_v100_1.json`` ->
   ``us-east-1a``); where two files would share a name the full file stem is used, and where
-  several directories would, the directory name is prefixed.
+  several directories would, the directory name is prefixed. Names still shared then are refused:
+  one file given twice, or different files in directories of the same name (each error says which).
 * A zone without ``prices`` takes ``default_spot_price``; if that is None too, loading fails.
 * Limits (a value outside them is a ``TraceError`` naming the file, never a crash or a silent
   figure): UTF-8 JSON; ``gap_seconds`` from ``MIN_GAP_S`` to ``MAX_GAP_S``; counts whole numbers
@@ -250,5 +251,16 @@ def _zone_names(paths: list[tuple[Path, Path]]) -> list[str]:
         ]
     if len(set(names)) != len(names):
         dup = sorted({nm for nm in names if names.count(nm) > 1})
+        alike: list[str] = []  # different files (not one file given twice) behind one name
+        for d in dup:
+            files: dict[Path, Path] = {}
+            for nm, (_, p) in zip(names, paths, strict=True):
+                if nm == d:
+                    files.setdefault(p.resolve(), p)
+            if len(files) > 1:
+                alike.extend(str(p) for p in files.values())
+        if alike:
+            raise TraceError(f"different zone files would share a name, in directories of the same name "
+                             f"({', '.join(alike)}); rename one of the directories")
         raise TraceError(f"the same zone file appears twice ({', '.join(dup)}); pass each directory once")
     return names
