@@ -298,7 +298,7 @@ def test_one_file_given_twice_is_refused(tmp_path: Path) -> None:
         load_traces([d, d], default_spot_price=1.0)
     assert str(info.value) == (
         "the same zone file appears twice (t/us-east-1a_v100_1, t/us-east-1b_v100_1); "
-        "pass each directory once"
+        "pass each directory or file once"
     )
 
 
@@ -378,20 +378,35 @@ def test_one_directory_given_twice_under_two_spellings_is_the_same_file(tmp_path
     write(d / "us-east-1a.json", zone())
     with pytest.raises(TraceError) as info:
         load_traces([d, d / ".." / "t"], default_spot_price=1.0)
-    assert str(info.value) == "the same zone file appears twice (t/us-east-1a); pass each directory once"
+    assert str(info.value) == (
+        "the same zone file appears twice (t/us-east-1a); pass each directory or file once"
+    )
 
 
-def test_a_directory_given_twice_next_to_alike_files_is_named_as_alike(tmp_path: Path) -> None:
-    # One name (t/us-east-1a) behind one file given twice (a/t passed twice) and a different file
-    # (b/t's): the different files are named, once each, since renaming a directory is needed too.
-    a = write(tmp_path / "a" / "t" / "us-east-1a.json", zone())
-    b = write(tmp_path / "b" / "t" / "us-east-1a.json", zone())
+def test_a_directory_and_a_file_of_it_give_that_file_twice(tmp_path: Path) -> None:
+    # Given alone, a file's "directory" is the file itself, so the names differ (t/us-east-1a and
+    # us-east-1a.json/us-east-1a): it was loaded as a second zone. It is one file given twice; the
+    # error names it by its first name only, not us-east-1b (given once).
+    d = tmp_path / "t"
+    a = write(d / "us-east-1a.json", zone())
+    write(d / "us-east-1b.json", zone())
+    with pytest.raises(TraceError) as info:
+        load_traces([d, a], default_spot_price=1.0)
+    assert str(info.value) == (
+        "the same zone file appears twice (t/us-east-1a); pass each directory or file once"
+    )
+
+
+def test_a_directory_given_twice_next_to_alike_files_is_a_file_given_twice(tmp_path: Path) -> None:
+    # One name (t/us-east-1a) behind a file given twice (a/t passed twice) and a different file
+    # (b/t's): the file given twice is said first (its fix, passing a/t once, comes first).
+    write(tmp_path / "a" / "t" / "us-east-1a.json", zone())
+    write(tmp_path / "b" / "t" / "us-east-1a.json", zone())
     with pytest.raises(TraceError) as info:
         load_traces([tmp_path / "a" / "t", tmp_path / "b" / "t", tmp_path / "a" / "t"],
                     default_spot_price=1.0)
     assert str(info.value) == (
-        f"different zone files would share a name, in directories of the same name ({a}, {b}); "
-        "rename one of the directories"
+        "the same zone file appears twice (t/us-east-1a); pass each directory or file once"
     )
 
 

@@ -16,8 +16,9 @@ Contract
   moment in every zone.
 * A zone's name is its file name up to the first ``_`` (``us-east-1a_v100_1.json`` ->
   ``us-east-1a``); where two files would share a name the full file stem is used, and where
-  several directories would, the directory name is prefixed. Names still shared then are refused:
-  one file given twice, or different files in directories of the same name (each error says which).
+  several directories would, the directory name is prefixed. A file given twice (one directory
+  twice, or a directory and a file of it, under any spelling) is refused, and so are names still
+  shared then: different files in directories of the same name.
 * A zone without ``prices`` takes ``default_spot_price``; if that is None too, loading fails.
 * Limits (a value outside them is a ``TraceError`` naming the file, never a crash or a silent
   figure): UTF-8 JSON; ``gap_seconds`` from ``MIN_GAP_S`` to ``MAX_GAP_S``; counts whole numbers
@@ -249,18 +250,19 @@ def _zone_names(paths: list[tuple[Path, Path]]) -> list[str]:
             f"{root.name}/{nm}" if names.count(nm) > 1 else nm
             for nm, (root, _) in zip(names, paths, strict=True)
         ]
-    if len(set(names)) != len(names):
-        dup = sorted({nm for nm in names if names.count(nm) > 1})
-        alike: list[str] = []  # different files (not one file given twice) behind one name
-        for d in dup:
-            files: dict[Path, Path] = {}
-            for nm, (_, p) in zip(names, paths, strict=True):
-                if nm == d:
-                    files.setdefault(p.resolve(), p)
-            if len(files) > 1:
-                alike.extend(str(p) for p in files.values())
-        if alike:
-            raise TraceError(f"different zone files would share a name, in directories of the same name "
-                             f"({', '.join(alike)}); rename one of the directories")
-        raise TraceError(f"the same zone file appears twice ({', '.join(dup)}); pass each directory once")
+    first: dict[Path, str] = {}  # each file (resolved: one file under any spelling) -> its first name
+    twice: set[str] = set()
+    for nm, (_, p) in zip(names, paths, strict=True):
+        key = p.resolve()
+        if key in first:
+            twice.add(first[key])
+        else:
+            first[key] = nm
+    if twice:
+        raise TraceError(f"the same zone file appears twice ({', '.join(sorted(twice))}); "
+                         "pass each directory or file once")
+    if len(set(names)) != len(names):  # different files: their directories have the same name
+        alike = [str(p) for nm, (_, p) in zip(names, paths, strict=True) if names.count(nm) > 1]
+        raise TraceError(f"different zone files would share a name, in directories of the same name "
+                         f"({', '.join(alike)}); rename one of the directories")
     return names
