@@ -49,22 +49,25 @@ def _traces(a_up_ticks: int, ticks: int = 30) -> TraceSet:
     return TraceSet(("a", "b"), ("r", "r"), ("a.json", "b.json"), TICK_S, counts, prices, (True, True))
 
 
-def _run(ts: TraceSet, restart_minutes: float, warned: bool) -> SimResult:
+def _run(ts: TraceSet, restart_minutes: float, warned: bool, own_only: bool = False) -> SimResult:
     spec = JobSpec(2.0, None, 30.0, restart_minutes)
     policy: object = Cheapest()
     if warned:
-        policy = OracleWarning(Cheapest(), remaining_runs(ts.available()), 0, TICK_S / 3600)
+        policy = OracleWarning(
+            Cheapest(), remaining_runs(ts.available()), 0, TICK_S / 3600, own_only=own_only
+        )
     return simulate(ts, spec, policy, ondemand_price=3.0)  # type: ignore[arg-type]
 
 
-def test_warned_job_leaves_at_its_checkpoint_and_loses_nothing() -> None:
+@pytest.mark.parametrize("own_only", [False, True])
+def test_warned_job_leaves_at_its_checkpoint_and_loses_nothing(own_only: bool) -> None:
     # a is up for ticks 0-4, down from tick 5. Unwarned: a for ticks 0-4 (work 5 ticks), preempted at
     # tick 5 back to the checkpoint at 3 ticks: 2 ticks = 1/3 h lost; then b for the 9 ticks left
     # (ticks 5-13). Cost 5 ticks x 1 USD/h + 9 ticks x 2 USD/h = 5/6 + 3 = 23/6 USD.
     # Warned: at tick 3 (work 3 = a checkpoint) the next checkpoint needs 3 more ticks and a has 2
     # left, so it leaves for b at once: a for ticks 0-2 (0.5 USD), b for ticks 3-11 (3 USD), no loss.
     ts = _traces(5)
-    plain, warned = _run(ts, 0.0, False), _run(ts, 0.0, True)
+    plain, warned = _run(ts, 0.0, False), _run(ts, 0.0, True, own_only)
     assert (plain.preemptions, plain.moves) == (1, 0)
     assert plain.lost_work_hours == pytest.approx(1 / 3)
     assert plain.cost_usd == pytest.approx(23 / 6)
@@ -148,3 +151,20 @@ def test_inner_policy_is_asked_as_if_preempted_at_the_warning() -> None:
     assert warned.overhead_left_hours == 0.0
     # one tick later a is still hidden: it goes down before a job there could save again
     assert [o.available for o in inner.seen[5].zones] == [False, True]
+
+
+def test_warned_of_its_own_zone_only() -> None:
+    # The doomed-start case told only of the zone it runs in. Tick 0: a is shown, started (restart).
+    # Tick 1: on a, restart done, work 0; the checkpoint at 3 needs 3 ticks, a has 2: warned, it
+    # leaves for b (work 0, nothing lost; a move). b: tick 1 restart, ticks 2-13 work. Tick 2: a (up
+    # until tick 3) stays hidden. Cost 1 tick x 1 + 13 ticks x 2 USD/h = 1/6 + 13/3 USD.
+    ts = _traces(3)
+    inner = Cheapest()
+    policy = OracleWarning(inner, remaining_runs(ts.available()), 0, TICK_S / 3600, own_only=True)
+    r = simulate(ts, JobSpec(2.0, None, 30.0, 10.0), policy, ondemand_price=3.0)  # type: ignore[arg-type]
+    assert (r.preemptions, r.moves) == (0, 1)
+    assert r.lost_work_hours == pytest.approx(0.0)
+    assert r.cost_usd == pytest.approx(1 / 6 + 13 / 3)
+    assert [o.available for o in inner.seen[0].zones] == [True, True]
+    assert (inner.seen[1].preempted, [o.available for o in inner.seen[1].zones]) == (True, [False, True])
+    assert (inner.seen[2].current, [o.available for o in inner.seen[2].zones]) == (spot("b"), [False, True])
