@@ -18,7 +18,14 @@ it is computed here.
    *best of grid in hindsight* takes, for every scenario, the cheapest of all grid settings that met
    the deadline (what perfect per-job tuning could buy); *oracle zone choice* runs the defaults but,
    whenever the policy looks for a spot zone, shows it only the available zone whose current run
-   lasts longest in the trace's future (what a perfect availability predictor could buy).
+   lasts longest in the trace's future (what a perfect availability predictor could buy);
+   *oracle preemption warning* (periodic job model only) runs the defaults but warns them, one
+   restart plus one checkpoint interval ahead, of each preemption that would cost work, so the job
+   leaves at its last checkpoint (:class:`OracleWarning` says exactly what it knows): *own zone only*
+   is told only of the zone it runs in; *every zone* also of the zones it could start in, so it never
+   starts where its first checkpoint would be lost. What avoiding the work lost at preemptions could
+   buy: the part of the gap only foresight removes. *Oracle zone choice + preemption warning* has
+   both oracles (warning of every zone).
 3. **Where the gap goes** for the defaults: mean preemptions, restart overhead, lost work and
    on-demand hours per job.
 """
@@ -31,7 +38,7 @@ import json
 import statistics
 import sys
 import time
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import bench_policies as bp
@@ -39,7 +46,7 @@ import numpy as np
 import numpy.typing as npt
 from _readme import replace_section
 
-from ray_multicloud.policy.deadline import JobView, Kind, Memory, MultiCloud, Step
+from ray_multicloud.policy.deadline import WAIT, JobView, Kind, Memory, MultiCloud, Step
 from ray_multicloud.sim import SimResult, optimal_cost, simulate
 from ray_multicloud.sim.sweep import map_tasks
 
@@ -74,6 +81,78 @@ class OracleZones:
             for i, o in enumerate(view.zones)
         )
         return self.inner.decide(replace(view, zones=zones), memory)
+
+
+@dataclass(frozen=True, slots=True)
+class OracleWarning:
+    """Diagnostic only: ``inner`` (a policy, or :class:`OracleZones` around one) is warned of
+    preemptions that would cost it work, early enough to leave at its last checkpoint instead.
+
+    What it knows, read from the trace's future (``remaining``, as :func:`remaining_runs`): at each
+    decision, whether a zone stays available long enough for a job on it to save its next checkpoint
+    (or finish). For the zone the job runs in that is the restart overhead it has left plus the work
+    to its next checkpoint; for any other zone a fresh start's restart plus one checkpoint interval
+    (the job model's 6 + 30 minutes in the benchmark). A zone that would be preempted sooner is
+    *doomed*; this is a warning of at most one restart plus one checkpoint interval, and nothing
+    further ahead. With ``own_only`` it is told this only of the zone it runs in; else of every zone.
+
+    * When the job's own zone is doomed, ``inner`` is asked as if that preemption had come now, at the
+      decision after its last checkpoint: ``current`` WAIT, ``preempted`` in that zone, the work rolled
+      back to the checkpoint (what the engine then does on the release), the zone shown unavailable
+      from then until it goes down (the job knows when). The job leaves before losing more work; the
+      work done since its last checkpoint is lost as on a release (the engine's rules are unchanged:
+      no free save).
+    * Without ``own_only``, every other doomed zone is shown unavailable too (``inner`` does not start
+      where its first checkpoint would be lost).
+
+    Everything else is ``inner``'s decision (its availability counts see a hidden zone as down). One
+    instance per simulated job: ``warned`` holds, per zone it was warned of, the tick it goes down."""
+
+    inner: object  # a DeadlinePolicy: MultiCloud or OracleZones
+    remaining: npt.NDArray[np.int64]  # [zone, tick]: ticks the zone stays available from tick
+    start: int
+    tick_hours: float
+    own_only: bool = False
+    name: str = "oracle-warning"
+    warned: dict[str, int] = field(default_factory=dict)
+
+    def decide(self, view: JobView, memory: Memory) -> Step:
+        t = self.start + round(view.elapsed_hours / self.tick_hours)
+        own = view.current.zone if view.current.kind is Kind.SPOT else ""
+        eps = 1e-9
+
+        def doomed(i: int, zone: str) -> bool:
+            if zone == own:
+                need = view.overhead_left_hours + (
+                    min(view.checkpointed_hours + view.checkpoint_hours, view.work_total_hours)
+                    - view.work_done_hours
+                )
+            elif self.own_only:
+                return t < self.warned.get(zone, -1)  # left for a warning, and not down yet
+            else:
+                need = view.restart_hours + min(
+                    view.checkpoint_hours, view.work_total_hours - view.checkpointed_hours
+                )
+            return int(self.remaining[i, t]) * self.tick_hours < need - eps
+
+        gone = {o.zone for i, o in enumerate(view.zones) if o.available and doomed(i, o.zone)}
+        if not gone:
+            return self.inner.decide(view, memory)  # type: ignore[attr-defined, no-any-return]
+        zones = tuple(replace(o, available=False) if o.zone in gone else o for o in view.zones)
+        if own in gone:
+            self.warned[own] = t + int(self.remaining[[o.zone for o in view.zones].index(own), t])
+            view = replace(
+                view,
+                work_done_hours=view.checkpointed_hours,
+                current=WAIT,
+                overhead_left_hours=0.0,
+                preempted=True,
+                preempted_zone=own,
+            )
+        step: Step = self.inner.decide(replace(view, zones=zones), memory)  # type: ignore[attr-defined]
+        if step.choice.kind is Kind.SPOT and step.choice.zone in gone:
+            return replace(step, choice=WAIT)  # never shown available: cannot be chosen
+        return step
 
 
 def remaining_runs(avail: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64]:
@@ -112,9 +191,18 @@ def run_scenario(args: tuple[Scenario, list[dict[str, float]]]) -> dict[str, obj
 
     grid = [run(MultiCloud(**kw)) for kw in settings]  # type: ignore[arg-type]
     default = run(MultiCloud())
-    oracle = run(
-        OracleZones(MultiCloud(), remaining_runs(ts.available(s.nodes)), task.start, ts.gap_seconds / 3600)
-    )
+    remaining = remaining_runs(ts.available(s.nodes))
+    th = ts.gap_seconds / 3600
+    oracle = run(OracleZones(MultiCloud(), remaining, task.start, th))
+    own_warned: SimResult | None = None
+    warned: SimResult | None = None
+    both: SimResult | None = None
+    if not spec.checkpoint_on_notice:  # on notice a preemption loses no work: nothing to warn of
+        own_warned = run(OracleWarning(MultiCloud(), remaining, task.start, th, own_only=True))
+        warned = run(OracleWarning(MultiCloud(), remaining, task.start, th))
+        both = run(
+            OracleWarning(OracleZones(MultiCloud(), remaining, task.start, th), remaining, task.start, th)
+        )
     return {
         "model": task.model,
         "set": s.label,
@@ -127,6 +215,11 @@ def run_scenario(args: tuple[Scenario, list[dict[str, float]]]) -> dict[str, obj
         "grid": [(r.cost_usd, r.met_deadline) for r in grid],
         "default": (default.cost_usd, default.met_deadline),
         "oracle": (oracle.cost_usd, oracle.met_deadline),
+        "own_warned": None if own_warned is None else (own_warned.cost_usd, own_warned.met_deadline),
+        "warned": None if warned is None else (warned.cost_usd, warned.met_deadline),
+        "both": None if both is None else (both.cost_usd, both.met_deadline),
+        "own_warned_parts": _warned_parts(own_warned),
+        "warned_parts": _warned_parts(warned),
         "default_parts": {
             "preemptions": default.preemptions,
             "overhead_hours": default.overhead_hours,
@@ -134,6 +227,17 @@ def run_scenario(args: tuple[Scenario, list[dict[str, float]]]) -> dict[str, obj
             "ondemand_hours": default.ondemand_hours,
             "spot_hours": default.spot_hours,
         },
+    }
+
+
+def _warned_parts(r: SimResult | None) -> dict[str, float] | None:
+    if r is None:
+        return None
+    return {
+        "preemptions": r.preemptions,
+        "lost_work_hours": r.lost_work_hours,
+        "ondemand_hours": r.ondemand_hours,
+        "moves": r.moves,
     }
 
 
@@ -201,11 +305,27 @@ def analyse(rows: list[dict[str, object]], settings: list[dict[str, float]]) -> 
         line("diagnostic: best of grid per scenario, in hindsight", _best_in_hindsight),
         line("diagnostic: oracle zone choice (defaults otherwise)", lambda r: r["oracle"]),
     ]
+    if all(r.get("warned") is not None for r in rows):
+        out += [
+            line(
+                "diagnostic: oracle preemption warning, own zone only (defaults otherwise)",
+                lambda r: r["own_warned"],
+            ),
+            line(
+                "diagnostic: oracle preemption warning, every zone (defaults otherwise)",
+                lambda r: r["warned"],
+            ),
+            line("diagnostic: oracle zone choice + preemption warning, every zone", lambda r: r["both"]),
+        ]
     parts = {
         k: statistics.fmean(float(r["default_parts"][k]) for r in rows)  # type: ignore[index]
         for k in ("preemptions", "overhead_hours", "lost_work_hours", "ondemand_hours", "spot_hours")
     }
     parts["job_hours"] = statistics.fmean(float(str(r["hours"])) for r in rows)
+    for which in ("own_warned", "warned"):
+        if all(r.get(which + "_parts") is not None for r in rows):
+            for k in ("preemptions", "lost_work_hours", "ondemand_hours", "moves"):
+                parts[f"{which}_{k}"] = statistics.fmean(float(r[which + "_parts"][k]) for r in rows)  # type: ignore[index]
     return "\n".join(out), {**parts, "grid_size": float(len(settings))}
 
 
@@ -233,8 +353,9 @@ def main(argv: list[str] | None = None) -> int:
         todo = scenarios(bp.MODELS if args.model == "all" else (args.model,))
         t0 = time.perf_counter()
         print(f"{len(todo)} scenarios x {len(settings)} settings on {args.workers} workers", file=sys.stderr)
-        rows = map_tasks(run_scenario, [(sc, settings) for sc in todo], address=args.address,
-                         workers=args.workers)
+        rows = map_tasks(
+            run_scenario, [(sc, settings) for sc in todo], address=args.address, workers=args.workers
+        )
         seconds = time.perf_counter() - t0
         command = ".venv/bin/python benchmarks/bench_policy_limits.py" + (" --quick" if args.quick else "")
         command += "" if args.model == "all" else f" --model '{args.model}'"
@@ -254,6 +375,17 @@ def main(argv: list[str] | None = None) -> int:
             f"{parts['lost_work_hours']:.2f} h of work lost since the last checkpoint, "
             f"{parts['ondemand_hours']:.2f} h on on-demand, {parts['spot_hours']:.2f} h on spot."
         )
+        for which, label in (("own_warned", "own zone only"), ("warned", "every zone")):
+            if f"{which}_preemptions" in parts:
+                w = {
+                    k: parts[f"{which}_{k}"]
+                    for k in ("preemptions", "moves", "lost_work_hours", "ondemand_hours")
+                }
+                per_job += (
+                    f" With the preemption warning, {label}: {w['preemptions']:.2f} preemptions, "
+                    f"{w['moves']:.2f} moves, {w['lost_work_hours']:.2f} h of work lost, "
+                    f"{w['ondemand_hours']:.2f} h on on-demand."
+                )
         sections.append(
             f"Job model '{model}': {len(sub)} scenarios; train "
             f"{sum(r['half'] == 'train' for r in sub)}, test {sum(r['half'] == 'test' for r in sub)}, "
@@ -268,8 +400,9 @@ def main(argv: list[str] | None = None) -> int:
             "How far `multicloud` is from the offline optimum and whether its parameters hold on data "
             "they were not chosen on (the docstring of `benchmarks/bench_policy_limits.py` defines each "
             "row). Train = jobs whose whole window lies in the first half of their trace, test = jobs "
-            "that start in the second half. The two diagnostic rows cheat on purpose: they bound what "
-            "perfect per-job tuning or a perfect availability predictor could buy this policy.\n\n"
+            "that start in the second half. The diagnostic rows cheat on purpose: they bound what "
+            "perfect per-job tuning, a perfect availability predictor or a warning of each preemption "
+            "could buy this policy.\n\n"
             f"```\n{command}\n```\n\n{text}",
         )
     return 0
