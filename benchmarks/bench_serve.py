@@ -274,6 +274,7 @@ def run(args: argparse.Namespace, rate: float, workdir: Path) -> tuple[list[str]
                     load.set_rate(rate * (1 + (args.ramp_to - 1) * elapsed / args.ramp_s))
                     time.sleep(1.0)
                 load.set_rate(rate * args.ramp_to)
+                held_at = time.time()  # the wall clock of Locust's samples, as outages_at
                 fill(PHASES[4])
                 note(f"d) ramp {rate:.1f} -> {rate * args.ramp_to:.1f} req/s over {args.ramp_s:g} s, "
                      "then held")
@@ -289,6 +290,7 @@ def run(args: argparse.Namespace, rate: float, workdir: Path) -> tuple[list[str]
             span = {p: [s.due for s in load.samples if s.phase == p] for p in PHASES}
             achieved = [f"{p}: {len(t) / max(1e-9, max(t) - min(t)):.1f} req/s achieved over "
                         f"{max(t) - min(t):.0f} s" for p, t in span.items() if len(t) > 1]
+            achieved.append(held_rate(load.samples, PHASES[4], held_at, rate * args.ramp_to))
             verdicts = [
                 f"{p.split(' ')[0]} 0 failed in >= {args.min_requests}: "
                 f"{'PASS' if by[p].failed == 0 and by[p].sent >= args.min_requests else 'FAIL'}"
@@ -320,6 +322,24 @@ def slo_verdicts(samples: Sequence[Any], slo_ms: float, grace: Sequence[tuple[fl
         out.append(f"{p.split(' ')[0]} p95 {p95:.1f} ms over {counted} requests{left_out} <= SLO "
                    f"{slo_ms:g} ms: {'PASS' if p95 <= slo_ms else 'FAIL'}")
     return out
+
+
+def held_rate(samples: Sequence[Any], phase: str, held_at: float, asked: float) -> str:
+    """Phase d's rate and p95 once the ramp is over, next to the rate asked.
+
+    The phase's own rate mixes the ramp (whose mean is halfway up) with the hold, so it reads lower
+    than the rate asked at the top even when Locust keeps up.
+    """
+    held = [s for s in samples if s.phase == phase and s.due >= held_at]
+    if len(held) < 2:
+        return f"{phase.split(' ')[0]} held at {asked:.1f} req/s asked: too few requests to tell"
+    from ray_multicloud.scenarios.loadtest import percentile
+
+    due = [s.due for s in held]
+    span = max(due) - min(due)
+    p95 = percentile([1000.0 * s.latency_s for s in held], 95)
+    return (f"{phase.split(' ')[0]} held at {asked:.1f} req/s asked: {len(held) / max(1e-9, span):.1f} "
+            f"req/s achieved over {span:.0f} s, {len(held)} requests, p95 {p95:.1f} ms")
 
 
 def resolution(failed: int, sent: int) -> str:
