@@ -45,6 +45,11 @@ shipped defaults; ``--out-suffix S`` writes ``..._S.md`` / ``.json``; ``--worker
 keeps the offline optima in a JSON file between runs (they depend only on the scenario and the egress);
 ``--train-only`` simulates the train half alone (the held-out cells say "not run"), for comparing settings
 on train without computing what must not steer the choice.
+
+``--policy NAME`` (one of :data:`BASELINES`: ``ross``, ``ross-uniform``) evaluates that baseline, nothing
+searched, beside the shipped ``multicloud`` on the same scenarios (its rows replace "chosen on train"). ROSS
+is single-zone: each scenario runs it once per home zone and takes the mean cost (as bench_policies does);
+a scenario counts as missed when any home zone missed. Its seed is ``bench_policies.scenario_seed``.
 """
 
 from __future__ import annotations
@@ -63,7 +68,7 @@ from dataclasses import fields
 import bench_policies as bp
 import bench_policy_limits as bpl
 
-from ray_multicloud.policy.deadline import MultiCloud
+from ray_multicloud.policy.deadline import ROSS, DeadlinePolicy, MultiCloud
 from ray_multicloud.sim import optimal_cost, simulate
 
 CANDIDATES: dict[str, tuple[object, ...]] = {
@@ -92,6 +97,9 @@ deadline factor, job model) keeps only its *earliest* train scenario (the full g
 starts 0 and a third of the way in), so the search costs ~57% of the full grid's while still covering
 24 h and 48 h jobs and 1.25x / 2x deadlines. Its test half is the full grid's, whole."""
 RATE_WINDOW_H = 24.0
+BASELINES: dict[str, dict[str, str]] = {"ross": {}, "ross-uniform": {"warmup": "uniform"}}
+"""``--policy``'s baselines: ROSS's keyword arguments besides its home zone and seed."""
+POLICY_KEY = "__policy__"
 
 
 Pool = multiprocessing.pool.Pool
@@ -107,6 +115,14 @@ def _simulate_one(job: tuple[dict[str, object], bp.Task, float]) -> tuple[float,
     """One scenario under one setting (a process-pool task): (cost, deadline met)."""
     kw, task, gb = job
     s = bp.SETS[task.set_index]
+    if POLICY_KEY in kw:  # a --policy baseline: single-zone, once per home zone, the mean cost
+        ts = bp._traces(s)
+        extra = BASELINES[str(kw[POLICY_KEY])]
+        homes: list[DeadlinePolicy] = [ROSS(home_zone=z, seed=bp.scenario_seed(task), **extra)  # type: ignore[arg-type]
+                                       for z in ts.names]
+        runs = [simulate(ts, bp.job_spec(task), p, ondemand_price=s.ondemand, start_tick=task.start,
+                         rate_window_hours=RATE_WINDOW_H, checkpoint_gb=gb) for p in homes]
+        return (statistics.fmean(r.cost_usd for r in runs), all(r.met_deadline for r in runs))
     policy = MultiCloud(**kw)  # type: ignore[arg-type]
     window = policy.stochastic_age_history_hours
     r = simulate(bp._traces(s), bp.job_spec(task), policy,
@@ -279,6 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-only", action="store_true",
                     help="simulate the train half only: the test (held-out) cells say 'not run' (for "
                          "comparing settings on train without computing what must not steer the choice)")
+    ap.add_argument("--policy", choices=sorted(BASELINES), default=None,
+                    help="evaluate this baseline beside the shipped multicloud, nothing searched "
+                         "(implies --passes 0)")
     ap.add_argument("--out-suffix", default="",
                     help="append _SUFFIX to the results' file names (keeps other runs' files)")
     args = ap.parse_args(argv)
@@ -315,7 +334,10 @@ def main(argv: list[str] | None = None) -> int:
     bad = [k for k in start if k not in {f.name for f in fields(MultiCloud)}]
     if bad or not isinstance(start, dict):
         ap.error(f"--set: not MultiCloud parameters: {bad}")
-    chosen, log = tune(train, passes, only, start)
+    if args.policy:
+        chosen, log = {POLICY_KEY: args.policy}, [f"--policy {args.policy}: evaluated, nothing searched"]
+    else:
+        chosen, log = tune(train, passes, only, start)
     shipped = defaults()
     secs = time.monotonic() - t0
 
@@ -327,16 +349,17 @@ def main(argv: list[str] | None = None) -> int:
 
     lines = ["| setting | job model | train (first half, in-sample): mean gap to optimum | "
              "test (second half, held out) |", "|---|---|---:|---:|"]
-    for label, kw in (("shipped defaults", shipped), ("chosen on train", chosen)):
+    for label, kw in (("shipped defaults", shipped),
+                      (f"{args.policy} (nothing chosen)" if args.policy else "chosen on train", chosen)):
         for model in (*bp.MODELS, None):
             lines.append(f"| {label} | {model or 'both'} | {cell(train, kw, model)} | {cell(test, kw, model)} |")
-    diff = {k: (shipped[k], v) for k, v in chosen.items() if v != shipped[k]}
+    diff = {k: (shipped.get(k), v) for k, v in chosen.items() if v != shipped.get(k)}
     command = ".venv/bin/python benchmarks/tune_policies.py" + (" --quick" if args.quick else "") + (
         f" --grid {args.grid}" if args.grid else "") + (f" --only {args.only}" if args.only else "") + (
         f" --passes {args.passes}" if args.passes is not None else "") + (
         f" --set '{args.set}'" if args.set else "") + (
         f" --checkpoint-gb {gb:g}" if gb > 0 else "") + (" --breakdown" if args.breakdown else "") + (
-        " --train-only" if args.train_only else "")
+        " --train-only" if args.train_only else "") + (f" --policy {args.policy}" if args.policy else "")
     # The full grid's results go beside the --quick ones (which keep their names), not over them.
     stem = "tune_policies" + {"quick": "", "medium": "_medium", "full": "_full"}[gname] + (
         f"_{gb:g}gb" if gb > 0 else "") + (f"_{args.out_suffix}" if args.out_suffix else "")
