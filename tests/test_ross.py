@@ -5,6 +5,8 @@ Mersenne Twister), written out here rather than taken from the code under test."
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -20,6 +22,7 @@ from ray_multicloud.policy.deadline import (
     Memory,
     OnDemandOnly,
     SpotOption,
+    Step,
     ross_interval,
     ross_ratio,
     spot,
@@ -193,3 +196,83 @@ def test_guard_starts_on_demand_when_a_spot_start_could_not_be_rescued() -> None
     v = view(0.0, total=3.0, deadline=4.0, restart=1.0, tick=1.0)
     s = ROSS(seed=0).decide(v, Memory())
     assert (s.choice, s.memory.locked_ondemand) == (ON_DEMAND, True)
+
+
+# --- contracts that mutation testing (mutmut, CONTRIBUTING.md) found untested -------------------
+
+PAST = Memory(ross_interval=(0.0, 0.0, 0.1))  # phase 2 begun, its interval over
+
+
+def test_reasons_and_memory_by_hand() -> None:
+    p = ROSS(seed=0)
+    done = Memory(home_zone=A)
+    assert p.decide(view(6.0, done=3.0), done) == Step(WAIT, ("job finished",), done)
+    locked = Memory(home_zone=A, locked_ondemand=True)
+    assert p.decide(view(1.0), locked) == Step(ON_DEMAND, ("deadline guard: on-demand to the end",), locked)
+    home = Memory(home_zone=A)
+    assert p.decide(view(1.0, deadline=None), Memory()) == Step(spot(A), (f"{A} spot available",), home)
+    assert p.decide(view(1.0, deadline=None, up=False), Memory()) == Step(
+        WAIT, ("no deadline: wait for spot",), home)
+    # Phase 2 at t = 2 (5 / 3 = 5/3), the interval [2 + 2 U0, 3 + 2 U0) written to 3 decimals.
+    s = p.decide(view(2.0, up=False), Memory())
+    assert s.reasons == ("phase 2 at xi1=2.000 h (K=4.00): on-demand in I(delta)=[3.689, 4.689) h",
+                         "no spot: idle (greedy)")
+    inside = Memory(home_zone=A, ross_interval=(0.0, 1.0, 2.0))
+    assert p.decide(view(1.5), inside).reasons == ("randomized on-demand injection: t in I(delta)",)
+    held = p.decide(view(2.5, done=0.7, saved=0.5, current=ON_DEMAND), inside)
+    assert held.reasons == ("on-demand until its next checkpoint (leaving now loses work)",)
+    u = ROSS(warmup="uniform").decide(view(1.0, up=False), Memory())
+    assert u.reasons == ("uniform warm-up: no spot, behind L t / D (left only for spot)",)
+    g = p.decide(view(5.0, done=1.0, up=True), PAST)
+    assert g.reasons == ("deadline guard: off on-demand would not be safe: on-demand to the end",)
+
+
+def test_interval_bounds_at_the_tick() -> None:
+    p = ROSS(seed=0)
+    mem = Memory(home_zone=A, ross_interval=(0.0, 1.0, 2.0))
+    # A decision exactly at the start is in the interval; exactly at the end it is not (at a checkpoint:
+    # back to spot).
+    assert p.decide(view(1.0, done=0.5), mem).choice == ON_DEMAND
+    assert p.decide(view(2.0, done=1.0, current=ON_DEMAND), mem).choice == spot(A)
+
+
+def test_interval_length_clamps_k_below_one() -> None:
+    # K 1.5: delta = 3 / (1 + sqrt 1.5) = 1.3485; K 0.5 is taken as 1: delta 1.5.
+    assert ross_interval(0.0, 3.0, 1.5, 0.0)[2] == pytest.approx(3 / (1 + 1.5**0.5))
+    assert ross_interval(0.0, 3.0, 0.5, 0.0)[2] == pytest.approx(1.5)
+
+
+def test_configured_home_zone_and_missing_or_free_spot_prices() -> None:
+    b = SpotOption("us-east-1b", "us-east-1", True, 0.5)
+    v = replace(view(0.0), zones=(zone(True), b))
+    # Unconfigured: the cheapest available (us-east-1b); configured: us-east-1a.
+    assert ROSS().decide(v, Memory()).choice == spot("us-east-1b")
+    assert ROSS(home_zone=A).decide(v, Memory()).choice == spot(A)
+    # A home zone missing from the view: K = 1 (its price taken as on-demand's): ratio 3/2. 3 h left:
+    # at t = 2.6 (4.4 / 3 = 1.47) phase 2, delta 1.5, start 2.6 + 1.5 U0.
+    gone = ROSS(home_zone="us-west-2a", seed=0).decide(view(2.6), Memory())
+    assert gone.memory.ross_interval == pytest.approx((2.6, 2.6 + 1.5 * U0, 4.1 + 1.5 * U0))
+    assert ROSS(home_zone="us-west-2a").decide(view(2.3), Memory()).memory.ross_interval == ()  # 1.57
+    # Free spot: K taken as 1e12: the ratio is just under 2 and delta about 0.
+    free = ROSS(seed=0).decide(view(1.1, price=0.0), Memory()).memory.ross_interval  # 5.9 / 3 = 1.97
+    assert free[0] == 1.1 and free[2] - free[1] == pytest.approx(3e-6, rel=1e-3)
+    assert ROSS(seed=0).decide(view(0.9, price=0.0), Memory()).memory.ross_interval == ()  # 6.1 / 3
+
+
+def test_uniform_line_by_hand() -> None:
+    u = ROSS(warmup="uniform")
+    # t = 3.5: the line is 3 * 3.5 / 7 = 1.5 h: on it is not behind (idle); 0.2 h at t = 1 is behind 3/7.
+    assert u.decide(view(3.5, done=1.5, up=False), Memory()).choice == WAIT
+    assert u.decide(view(1.0, done=0.2, up=False), Memory()).choice == ON_DEMAND
+
+
+def test_keeps_a_spot_node_with_unsaved_work_and_the_guard_counts_its_next_checkpoint() -> None:
+    p = ROSS(seed=0)
+    # On spot with 0.3 h unsaved: kept (only leaving on-demand waits for a checkpoint).
+    assert p.decide(view(3.0, done=0.8, saved=0.5, current=spot(A)), PAST).choice == spot(A)
+    # t = 5.6, 1.95 h done, 1.5 saved: kept, the tick reaches the 2.0 h checkpoint, after which 1.3 h are
+    # left for 1 h of work: safe. A fresh start would keep 1.5 h: 1.3 < 1.5: not safe.
+    kept = p.decide(view(5.6, done=1.95, saved=1.5, current=spot(A)), PAST)
+    assert (kept.choice, kept.memory.locked_ondemand) == (spot(A), False)
+    fresh = p.decide(view(5.6, done=1.95, saved=1.5), PAST)
+    assert (fresh.choice, fresh.memory.locked_ondemand) == (ON_DEMAND, True)
