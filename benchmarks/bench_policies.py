@@ -7,9 +7,10 @@ For each trace set (a folder of per-zone files of the shared SkyPilot spot trace
 deadline (a multiple of the job length) and start offset, it simulates ``ondemand``, ``greedy``,
 ``eager-next-region``, ``uniform-progress``, ``multicloud`` and computes ``optimal``; ``greedy`` and
 ``uniform-progress`` follow Can't Be Late's rules (policy/deadline.py), and this project's earlier
-variants of them run too as ``greedy-ondemand`` and ``up-eager`` (not the papers' policies). The
-single-zone policies (``greedy``, ``uniform-progress`` and the two variants) are run once per home
-zone and averaged: their figure is what a user who picks a zone at random can expect.
+variants of them run too as ``greedy-ondemand`` and ``up-eager`` (not the papers' policies), and
+``ross`` (ROSS, arXiv 2601.14612: randomized, seeded per scenario by :func:`scenario_seed`). The
+single-zone policies (``greedy``, ``uniform-progress``, the two variants and ``ross``) are run once per
+home zone and averaged: their figure is what a user who picks a zone at random can expect.
 
 Restart and checkpoint times are charged exactly (not rounded to ticks) by the engine and the
 optimum. Every figure is over the whole of every trace: for ``multicloud``, whose defaults were
@@ -31,6 +32,7 @@ import os
 import statistics
 import sys
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +40,7 @@ from _readme import replace_section
 
 from ray_multicloud.policy.deadline import (
     POLICIES,
+    ROSS,
     VARIANTS,
     DeadlinePolicy,
     Greedy,
@@ -59,6 +62,7 @@ ORDER = (
     "eager-next-region",
     "uniform-progress",
     "up-eager",
+    "ross",
     "multicloud",
     "optimal",
 )
@@ -124,10 +128,22 @@ class Task:
     model: str = "periodic"
 
 
-def _run_policy(ts: TraceSet, spec: JobSpec, name: str, od: float, start: int) -> tuple[float, float, float]:
-    """(cost, missed fraction, preemptions) — averaged over home zones for single-zone policies."""
+def scenario_seed(task: Task) -> int:
+    """``ross``'s seed in a scenario: the CRC-32 of its trace set, job length, deadline factor and start
+    offset, so its figures are reproducible and both job models and every home zone share one draw."""
+    label = SETS[task.set_index].label
+    return zlib.crc32(f"{label}|{task.hours:g}|{task.factor:g}|{task.start}".encode())
+
+
+def _run_policy(
+    ts: TraceSet, spec: JobSpec, name: str, od: float, start: int, seed: int = 0
+) -> tuple[float, float, float]:
+    """(cost, missed fraction, preemptions) — averaged over home zones for single-zone policies
+    (``ross`` among them, seeded with ``seed``)."""
     variants: list[DeadlinePolicy]
-    if name in SINGLE_ZONE:
+    if name == "ross":
+        variants = [ROSS(home_zone=z, seed=seed) for z in ts.names]
+    elif name in SINGLE_ZONE:
         variants = [SINGLE_ZONE[name](home_zone=z) for z in ts.names]
     else:
         variants = [{**POLICIES, **VARIANTS}[name]]
@@ -167,7 +183,7 @@ def run_task(task: Task) -> dict[str, object]:
         "optimal": opt.cost_usd,
     }
     for name in ORDER[:-1]:
-        cost, missed, pre = _run_policy(ts, spec, name, s.ondemand, task.start)
+        cost, missed, pre = _run_policy(ts, spec, name, s.ondemand, task.start, scenario_seed(task))
         out[name] = cost
         out[name + ":missed"] = missed
         out[name + ":preemptions"] = pre
@@ -318,7 +334,7 @@ def write_plots(rows: list[dict[str, object]], out: Path, suffix: str = "") -> l
     summ = summarise(rows)
     fig, ax = plt.subplots(figsize=(7, 3.6))
     vals = [summ[n]["cost_fraction"] for n in ORDER]
-    bars = ax.bar(ORDER, vals, color=["#999", "#c77", "#e9b", "#d95", "#77c", "#aac", "#2a7", "#333"])
+    bars = ax.bar(ORDER, vals, color=["#999", "#c77", "#e9b", "#d95", "#77c", "#aac", "#b8a", "#2a7", "#333"])
     for b, n in zip(bars, ORDER, strict=True):
         ax.annotate(
             f"{100 * summ[n]['cost_fraction']:.0f}%\nmiss {summ[n]['misses']:.1f}",

@@ -45,6 +45,14 @@ shipped defaults; ``--out-suffix S`` writes ``..._S.md`` / ``.json``; ``--worker
 keeps the offline optima in a JSON file between runs (they depend only on the scenario and the egress);
 ``--train-only`` simulates the train half alone (the held-out cells say "not run"), for comparing settings
 on train without computing what must not steer the choice.
+
+``--policy NAME`` (one of :data:`BASELINES`) evaluates that baseline, nothing searched, beside the shipped
+``multicloud`` on the same scenarios (its rows replace "chosen on train"): ``ross`` and ``ross-uniform``
+(ROSS with a greedy / uniform warm-up), ``greedy`` and ``uniform-progress`` (for comparison), and
+``multicloud+ross-interval`` (:class:`InjectedMultiCloud`, an experiment: the shipped multicloud with ROSS's
+randomized on-demand interval grafted on). The single-zone ones run once per home zone and take the mean
+cost (as bench_policies does); a scenario counts as missed when any home zone missed. ROSS's seed is
+``bench_policies.scenario_seed``.
 """
 
 from __future__ import annotations
@@ -54,16 +62,30 @@ import json
 import math
 import multiprocessing
 import multiprocessing.pool
+import random
 import statistics
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import fields
+from dataclasses import dataclass, fields, replace
 
 import bench_policies as bp
 import bench_policy_limits as bpl
 
-from ray_multicloud.policy.deadline import MultiCloud
+from ray_multicloud.policy.deadline import (
+    ON_DEMAND,
+    ROSS,
+    DeadlinePolicy,
+    Greedy,
+    JobView,
+    Memory,
+    MultiCloud,
+    Step,
+    UniformProgress,
+    remaining_work,
+    ross_interval,
+    ross_ratio,
+)
 from ray_multicloud.sim import optimal_cost, simulate
 
 CANDIDATES: dict[str, tuple[object, ...]] = {
@@ -92,6 +114,54 @@ deadline factor, job model) keeps only its *earliest* train scenario (the full g
 starts 0 and a third of the way in), so the search costs ~57% of the full grid's while still covering
 24 h and 48 h jobs and 1.25x / 2x deadlines. Its test half is the full grid's, whole."""
 RATE_WINDOW_H = 24.0
+POLICY_KEY = "__policy__"
+
+
+@dataclass(frozen=True, slots=True)
+class InjectedMultiCloud:
+    """An experiment, not shipped (so not in ``policy/``): the shipped ``multicloud`` with ROSS's randomized
+    on-demand interval grafted on. Every tick ``multicloud`` decides (its memory kept as it tracks it);
+    at the first decision where ``(D - t) / (L - phi(t))`` is at or below ROSS's critical ratio
+    (``K`` = on-demand over the cheapest zone's spot price then), the interval is drawn as ROSS draws it
+    (``policy.deadline.ross_interval``, ``random.Random(seed)``), and during it the job runs on-demand
+    whatever ``multicloud`` chose; outside it ``multicloud``'s choice stands (so its deadline guard too)."""
+
+    seed: int = 0
+    name: str = "multicloud+ross-interval"
+
+    def decide(self, view: JobView, memory: Memory) -> Step:
+        step = MultiCloud().decide(view, memory)
+        mem = step.memory
+        left = remaining_work(view)
+        if view.deadline_hours is None or left <= 0 or not view.zones:
+            return step
+        t = view.elapsed_hours
+        if not mem.ross_interval:
+            price = min(o.price_per_hour for o in view.zones)
+            k = view.ondemand_price_per_hour / price if price > 0 else 1e12
+            if view.deadline_hours - t <= ross_ratio(k) * left + 1e-9:
+                mem = replace(mem, ross_interval=ross_interval(t, left, k, random.Random(self.seed).random()))
+        iv = mem.ross_interval
+        if iv and iv[1] - 1e-9 <= t < iv[2] - 1e-9:
+            return Step(ON_DEMAND, (*step.reasons, "ROSS interval: on-demand"), mem)
+        return Step(step.choice, step.reasons, mem)
+
+
+def _baseline(name: str, zone: str, seed: int) -> DeadlinePolicy:
+    """``--policy``'s baselines, one home zone (ignored by the multi-zone one)."""
+    if name == "ross":
+        return ROSS(home_zone=zone, seed=seed)
+    if name == "ross-uniform":
+        return ROSS(home_zone=zone, seed=seed, warmup="uniform")
+    if name == "greedy":
+        return Greedy(home_zone=zone)
+    if name == "uniform-progress":
+        return UniformProgress(home_zone=zone)
+    return InjectedMultiCloud(seed=seed)
+
+
+BASELINES = ("ross", "ross-uniform", "greedy", "uniform-progress", "multicloud+ross-interval")
+"""``--policy``'s baselines (:func:`_baseline`); all but the last are single-zone."""
 
 
 Pool = multiprocessing.pool.Pool
@@ -107,6 +177,14 @@ def _simulate_one(job: tuple[dict[str, object], bp.Task, float]) -> tuple[float,
     """One scenario under one setting (a process-pool task): (cost, deadline met)."""
     kw, task, gb = job
     s = bp.SETS[task.set_index]
+    if POLICY_KEY in kw:  # a --policy baseline: single-zone ones once per home zone, the mean cost
+        ts = bp._traces(s)
+        name = str(kw[POLICY_KEY])
+        zones = ts.names if name != BASELINES[-1] else ("",)
+        homes = [_baseline(name, z, bp.scenario_seed(task)) for z in zones]
+        runs = [simulate(ts, bp.job_spec(task), p, ondemand_price=s.ondemand, start_tick=task.start,
+                         rate_window_hours=RATE_WINDOW_H, checkpoint_gb=gb) for p in homes]
+        return (statistics.fmean(r.cost_usd for r in runs), all(r.met_deadline for r in runs))
     policy = MultiCloud(**kw)  # type: ignore[arg-type]
     window = policy.stochastic_age_history_hours
     r = simulate(bp._traces(s), bp.job_spec(task), policy,
@@ -279,6 +357,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-only", action="store_true",
                     help="simulate the train half only: the test (held-out) cells say 'not run' (for "
                          "comparing settings on train without computing what must not steer the choice)")
+    ap.add_argument("--policy", choices=BASELINES, default=None,
+                    help="evaluate this baseline beside the shipped multicloud, nothing searched "
+                         "(implies --passes 0)")
     ap.add_argument("--out-suffix", default="",
                     help="append _SUFFIX to the results' file names (keeps other runs' files)")
     args = ap.parse_args(argv)
@@ -315,7 +396,10 @@ def main(argv: list[str] | None = None) -> int:
     bad = [k for k in start if k not in {f.name for f in fields(MultiCloud)}]
     if bad or not isinstance(start, dict):
         ap.error(f"--set: not MultiCloud parameters: {bad}")
-    chosen, log = tune(train, passes, only, start)
+    if args.policy:
+        chosen, log = {POLICY_KEY: args.policy}, [f"--policy {args.policy}: evaluated, nothing searched"]
+    else:
+        chosen, log = tune(train, passes, only, start)
     shipped = defaults()
     secs = time.monotonic() - t0
 
@@ -327,16 +411,17 @@ def main(argv: list[str] | None = None) -> int:
 
     lines = ["| setting | job model | train (first half, in-sample): mean gap to optimum | "
              "test (second half, held out) |", "|---|---|---:|---:|"]
-    for label, kw in (("shipped defaults", shipped), ("chosen on train", chosen)):
+    for label, kw in (("shipped defaults", shipped),
+                      (f"{args.policy} (nothing chosen)" if args.policy else "chosen on train", chosen)):
         for model in (*bp.MODELS, None):
             lines.append(f"| {label} | {model or 'both'} | {cell(train, kw, model)} | {cell(test, kw, model)} |")
-    diff = {k: (shipped[k], v) for k, v in chosen.items() if v != shipped[k]}
+    diff = {k: (shipped.get(k), v) for k, v in chosen.items() if v != shipped.get(k)}
     command = ".venv/bin/python benchmarks/tune_policies.py" + (" --quick" if args.quick else "") + (
         f" --grid {args.grid}" if args.grid else "") + (f" --only {args.only}" if args.only else "") + (
         f" --passes {args.passes}" if args.passes is not None else "") + (
         f" --set '{args.set}'" if args.set else "") + (
         f" --checkpoint-gb {gb:g}" if gb > 0 else "") + (" --breakdown" if args.breakdown else "") + (
-        " --train-only" if args.train_only else "")
+        " --train-only" if args.train_only else "") + (f" --policy {args.policy}" if args.policy else "")
     # The full grid's results go beside the --quick ones (which keep their names), not over them.
     stem = "tune_policies" + {"quick": "", "medium": "_medium", "full": "_full"}[gname] + (
         f"_{gb:g}gb" if gb > 0 else "") + (f"_{args.out_suffix}" if args.out_suffix else "")
@@ -358,7 +443,9 @@ def main(argv: list[str] | None = None) -> int:
         parts = ["\n## Where the mean gaps come from (report only: nothing is chosen on it)\n"]
         settings = [("shipped defaults", shipped, None)]
         if chosen != shipped:
-            settings.append(("chosen on train, against the shipped defaults", chosen, shipped))
+            label = f"{args.policy}, against the shipped multicloud" if args.policy else (
+                "chosen on train, against the shipped defaults")
+            settings.append((label, chosen, shipped))
         for label, kw, base in settings:
             for half, b in (("train", train), ("test", test)):
                 if args.train_only and b is test:

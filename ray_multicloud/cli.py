@@ -232,7 +232,7 @@ def _check_hosts(config: Mapping[str, Any]) -> bool:
 
 SIM_POLICY_NAMES = (
     "ondemand", "greedy", "eager-next-region", "uniform-progress", "multicloud", "optimal",
-    "greedy-ondemand", "up-eager", "skynomad", "skynomad-rate",  # policy.deadline.VARIANTS: baselines
+    "greedy-ondemand", "up-eager", "skynomad", "skynomad-rate", "ross",  # policy.deadline.VARIANTS: baselines
 )
 
 

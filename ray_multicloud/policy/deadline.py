@@ -2,7 +2,8 @@
 
 Contract
 --------
-* Pure: no I/O, no clock, no logging, no randomness. The caller passes everything in a
+* Pure: no I/O, no clock, no logging, no hidden randomness (``ross``, the one randomized policy,
+  draws from its own ``seed`` field, so it too is a function of its inputs). The caller passes everything in a
   :class:`JobView` (times in hours since the job was submitted) and the policy's previous
   :class:`Memory`; the policy answers a :class:`Step` — the :class:`Choice` for the next tick,
   the reasons, and the memory to pass back next time. The same objects drive the simulator
@@ -47,6 +48,11 @@ Policies (CLI name -> class), each described with short event sequences:
 * ``up-eager`` (:class:`UniformProgressEager`, not the paper's; in :data:`VARIANTS`): this
   project's earlier adaptation of it, which also leaves on-demand for *idle* when ahead, abandons
   a working spot node when its safety net fires, and may return to spot mid-checkpoint-interval.
+* ``ross`` (:class:`ROSS`, in :data:`VARIANTS`): ROSS, the randomized policy of Bhuyan et al.
+  (arXiv 2601.14612, INFOCOM '26) in one home zone: warm-up as ``greedy`` while the time left is
+  more than ``(1 + 2 sqrt K) / (1 + sqrt K)`` times the work left, then on-demand for one interval
+  of ``(work left) / (1 + sqrt K)`` placed at random, ``greedy`` around it, the deadline guard last:
+  ``1a spot -> wait -> [ratio reached] 1a spot -> on-demand (random interval) -> 1a spot (done)``.
 * ``multicloud`` (:class:`MultiCloud`, ours): every zone of every cloud. Keeps its spot node
   while safe; on preemption moves to the cheapest available spot zone (ties: the zone that has
   been up longest); with no spot anywhere, waits while the slack exceeds what it keeps for the
@@ -66,6 +72,7 @@ from __future__ import annotations
 
 import enum
 import math
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from itertools import pairwise
@@ -334,6 +341,8 @@ class Memory:
     down), the lifetimes (hours) of the up-runs the job saw begin and end, pooled over zones, the
     elapsed hour since which no zone has been up (``inf`` while one is), and the lengths of the
     outages (no zone up) the job saw end.
+    ``ross_interval``: ``ross``'s randomized on-demand interval ``(xi1, start, end)`` in elapsed
+    hours, fixed at its first decision in phase 2 (``xi1``); empty during the warm-up.
     """
 
     home_zone: str = ""
@@ -353,6 +362,7 @@ class Memory:
     lifetimes: tuple[float, ...] = ()
     outage_since: float = math.inf
     outages: tuple[float, ...] = ()
+    ross_interval: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -1739,6 +1749,126 @@ def _progress_value(view: JobView) -> float:
     return min(cap, cod * ((view.work_total_hours - p) / left) / (p / t))
 
 
+def ross_ratio(k: float) -> float:
+    """ROSS's critical ratio of time left to work left, ``(1 + 2 sqrt K) / (1 + sqrt K)``: the warm-up
+    ends at the first decision where ``(D - t) / (L - phi(t))`` is at or below it. ``K`` = 4: 5 / 3."""
+    rk = math.sqrt(max(1.0, k))
+    return (1.0 + 2.0 * rk) / (1.0 + rk)
+
+
+def ross_interval(xi1: float, work_left: float, k: float, draw: float) -> tuple[float, float, float]:
+    """ROSS's randomized on-demand interval, fixed at ``xi1``: ``(xi1, start, end)`` in elapsed hours.
+
+    Its length is ``delta = (L - phi(xi1)) / (1 + sqrt K)`` (``work_left`` is ``L - phi(xi1)``); it is
+    placed inside the window ``[xi1, xi1 + L - phi(xi1)]``, its start ``draw`` (uniform on [0, 1)) of
+    the way along ``[xi1, xi1 + L - phi(xi1) - delta]``. Example: ``xi1`` 2 h, 3 h of work left,
+    ``K`` 4: ``delta`` 1 h, start in [2, 4); ``draw`` 0.25: ``(2, 2.5, 3.5)``.
+    """
+    delta = work_left / (1.0 + math.sqrt(max(1.0, k)))
+    start = xi1 + draw * (work_left - delta)
+    return (xi1, start, start + delta)
+
+
+@dataclass(frozen=True, slots=True)
+class ROSS:
+    """ROSS, the Randomized Online Spot Scheduler (Bhuyan, Bhatia, Kodialam, Lakshman, "Exploiting Spot
+    Instances for Time-Critical Cloud Workloads Using Optimal Randomized Strategies", arXiv 2601.14612,
+    INFOCOM '26), in one home zone. ``K`` is the on-demand price over the home zone's spot price, ``L``
+    the work, ``D`` the deadline, ``phi(t)`` the progress (``work_done_hours``).
+
+    Source: the paper's abstract and its three-phase description of ROSS as read from a summary of the
+    paper (the stored copies reachable here were cut before the paper's algorithm listing, so its
+    section and algorithm numbers are not cited, and one detail is this module's reading, marked
+    *reading* below):
+
+    1. Warm-up, while ``(D - t) / (L - phi(t)) > (1 + 2 sqrt K) / (1 + sqrt K)``
+       (:func:`ross_ratio`): the paper allows a greedy or a uniform warm-up; ``warmup="greedy"``
+       (default) is Can't Be Late's Greedy (spot in the home zone when available, else idle),
+       ``"uniform"`` its Uniform Progress (no spot and behind ``c(t) < L t / D``: on-demand, left
+       only for spot).
+    2. Randomized on-demand injection: at the first decision ``xi1`` at or below the ratio, ``delta =
+       (L - phi(xi1)) / (1 + sqrt K)``, and an interval ``I(delta)`` of that length is drawn at random
+       inside a window that starts at ``xi1``; on-demand throughout ``I(delta)``, spot available or
+       not. *Reading*: the window is ``[xi1, xi1 + L - phi(xi1)]`` and the interval's start uniform
+       in it (:func:`ross_interval`); at the critical ratio the latest start, ``xi1 + L - phi(xi1) -
+       delta``, is exactly when the slack at ``xi1`` would run out.
+    3. Outside ``I(delta)`` (before and after it): greedy, with the safety net.
+
+    Where this project's setting differs from the paper's (single zone, no restart cost, no work lost
+    at a preemption, continuous time) and what is done here:
+
+    * Several zones: ROSS has no multi-zone form; like ``greedy`` and ``uniform-progress`` it runs in
+      one home zone (``home_zone``; "" picks the cheapest available at the first decision), and the
+      benchmarks run it once per zone and average.
+    * Safety net: the paper's (on-demand when the time left equals the work left) is taken as this
+      project's deadline guard, :func:`off_ondemand_is_safe` (a restart plus the work since the last
+      checkpoint must still fit after a preemption at the end of the tick): a choice off on-demand
+      that fails it becomes on-demand to the end. So, on-demand being always obtainable, ``ross``
+      never misses a deadline that an on-demand start at the first decision could meet.
+    * Ticks: the interval covers the decisions ``t`` with ``start <= t < end``; every switch pays
+      the restart, so on-demand in ``I(delta)`` does less than ``delta`` of work.
+    * Checkpoints: on-demand is left (at the end of ``I(delta)``, or for spot in a uniform warm-up)
+      only at the first decision after a checkpoint, as ``uniform-progress`` does; entering
+      ``I(delta)`` from spot is not delayed (the paper enters it at once; periodic checkpoints lose
+      the unsaved spot work then).
+    * Randomness: the one draw is ``random.Random(seed).random()``, ``seed`` a field: the benchmarks
+      derive it from the scenario, so every figure is reproducible and the policy stays a function
+      of its inputs.
+
+    Without a deadline: spot when available, else wait.
+    """
+
+    home_zone: str = ""
+    seed: int = 0
+    warmup: str = "greedy"
+    name: str = "ross"
+
+    def decide(self, view: JobView, memory: Memory) -> Step:
+        if _finished(view):
+            return Step(WAIT, ("job finished",), memory)
+        home, mem, spot_ok = _home(view, memory, self.home_zone)
+        if mem.locked_ondemand:
+            return Step(ON_DEMAND, ("deadline guard: on-demand to the end",), mem)
+        deadline = view.deadline_hours
+        if deadline is None:
+            if spot_ok:
+                return Step(spot(home), (f"{home} spot available",), mem)
+            return Step(WAIT, ("no deadline: wait for spot",), mem)
+        t = view.elapsed_hours
+        left = remaining_work(view)
+        why: list[str] = []
+        if not mem.ross_interval:
+            opt = _option(view, home)
+            price = opt.price_per_hour if opt is not None else view.ondemand_price_per_hour
+            k = view.ondemand_price_per_hour / price if price > _EPS else 1e12
+            if deadline - t <= ross_ratio(k) * left + _EPS:
+                drawn = ross_interval(t, left, k, random.Random(self.seed).random())
+                mem = replace(mem, ross_interval=drawn)
+                why.append(f"phase 2 at xi1={t:.3f} h (K={k:.2f}): "
+                           f"on-demand in I(delta)=[{drawn[1]:.3f}, {drawn[2]:.3f}) h")
+        cur = view.current
+        iv = mem.ross_interval
+        if iv and iv[1] - _EPS <= t < iv[2] - _EPS:
+            choice, reason = ON_DEMAND, "randomized on-demand injection: t in I(delta)"
+        elif spot_ok:
+            choice, reason = spot(home), f"{home} spot available"
+        elif (self.warmup == "uniform" and not iv
+              and (cur.kind is Kind.ON_DEMAND
+                   or view.work_done_hours < t * view.work_total_hours / deadline - _EPS)):
+            choice, reason = ON_DEMAND, "uniform warm-up: no spot, behind L t / D (left only for spot)"
+        else:
+            choice, reason = WAIT, "no spot: idle (greedy)"
+        leaving = cur.kind is Kind.ON_DEMAND and choice.kind is not Kind.ON_DEMAND
+        if leaving and not _checkpoint_within_tick(view):
+            choice, reason = ON_DEMAND, "on-demand until its next checkpoint (leaving now loses work)"
+        if choice.kind is not Kind.ON_DEMAND and not off_ondemand_is_safe(
+            view, keep=choice == cur and cur.kind is Kind.SPOT
+        ):
+            guard = "deadline guard: off on-demand would not be safe: on-demand to the end"
+            return Step(ON_DEMAND, (*why, guard), replace(mem, locked_ondemand=True))
+        return Step(choice, (*why, reason), mem)
+
+
 POLICIES: Mapping[str, DeadlinePolicy] = {
     "ondemand": OnDemandOnly(),
     "greedy": Greedy(),
@@ -1754,8 +1884,10 @@ VARIANTS: Mapping[str, DeadlinePolicy] = {
     "up-eager": UniformProgressEager(),
     "skynomad": SkyNomad(),
     "skynomad-rate": SkyNomadRate(),
+    "ross": ROSS(),
 }
 """Baselines for comparison only, not selectable as a pool's deadline policy: variants of the papers'
 baselines that are not the papers' (``greedy-ondemand``, ``up-eager``), ``skynomad`` (SkyNomad's
 policy from its paper's text: see the class) and ``skynomad-rate`` (the earlier simplified reading of it:
-memoryless lifetimes from the trace's interruption rate, every zone's availability known each tick)."""
+memoryless lifetimes from the trace's interruption rate, every zone's availability known each tick),
+and ``ross`` (ROSS from its paper, randomized: seed 0 here; the benchmarks seed it per scenario)."""
