@@ -10,8 +10,12 @@ RTT us-east-1 -> westus2 70 ms, -> eastus 5 ms):
 - 30 req/s on one replica that serves 20 req/s: the replica's queue fills (8 x 50 = 400 ms + RTT)
   -> p95 > 300 ms -> add one. Both offers keep the SLO for us-east-1 clients (120 and 55 ms), so the
   cheapest now: the other of the two;
-- 2 req/s: p95 about 55-120 ms <= 150 ms (0.5 x SLO) and one replica would be far below 60% busy
-  -> remove the most expensive: the $1/h one, the older replica (Serve's own pick is the newest).
+- then either 2 req/s: p95 about 55-120 ms <= 150 ms (0.5 x SLO) and one replica would be far below
+  60% busy -> remove the most expensive: the $1/h one, the older replica (Serve's own pick is the
+  newest);
+- or no request at all: no replica served one in the window (5 s) and none has one in flight, so the
+  pool is idle -> remove the most expensive the same way (before the idle rule an idle pool held every
+  replica, "no request measured", for good).
 Timeouts are generous: on a loaded machine a node's Ray start can fail and be relaunched.
 """
 
@@ -46,8 +50,9 @@ def ask(port: int) -> dict[str, str]:
         conn.close()
 
 
-def test_slo_breach_adds_the_cheapest_keeping_replica_and_low_load_removes_the_dearest(
-    tmp_path: Path,
+@pytest.mark.parametrize("after", ["low load", "no load"])
+def test_slo_breach_adds_the_cheapest_keeping_replica_and_the_dearest_goes_when_load_drops(
+    tmp_path: Path, after: str,
 ) -> None:
     import ray
     from ray import serve
@@ -103,20 +108,29 @@ def test_slo_breach_adds_the_cheapest_keeping_replica_and_low_load_removes_the_d
             live = {n.offer_id for n in serving_nodes(cluster) if n.ray_node_id}
             assert other in live, live  # the added replica's node: the cheapest offer that keeps the SLO
 
-            low = LoadGenerator(port, rate_per_s=2, duration_s=300, client_regions=("us-east-1",),
-                                threads=2).start()
-            try:
+            samples = list(high.samples)
+            if after == "no load":
                 cluster.wait_for(lambda: replica_states() == {"RUNNING": 1}, timeout_s=180, interval_s=1)
                 time.sleep(2)
-                mark = len(low.samples)
-                cluster.wait_for(lambda: len([s for s in low.samples[mark:] if s.ok]) >= 4, timeout_s=30)
-                served = {s.body.get("region") for s in low.samples[mark:] if s.ok}
-            finally:
-                low.stop()
-                low.join()
+                served = {ask(port).get("region") for _ in range(4)}
+            else:
+                low = LoadGenerator(port, rate_per_s=2, duration_s=300, client_regions=("us-east-1",),
+                                    threads=2).start()
+                try:
+                    cluster.wait_for(lambda: replica_states() == {"RUNNING": 1}, timeout_s=180,
+                                     interval_s=1)
+                    time.sleep(2)
+                    mark = len(low.samples)
+                    cluster.wait_for(lambda: len([s for s in low.samples[mark:] if s.ok]) >= 4,
+                                     timeout_s=30)
+                    served = {s.body.get("region") for s in low.samples[mark:] if s.ok}
+                finally:
+                    low.stop()
+                    low.join()
+                samples += low.samples
             # the $1/h replica went, the newer, cheaper one stayed
             assert served == {"eastus" if other == EASTUS else "westus2"}, served
-            failed = [s for s in high.samples + low.samples if not s.ok]
+            failed = [s for s in samples if not s.ok]
             assert not failed, failed[:3]
             # the removed replica's node, idle, is reclaimed by the autoscaler
             cluster.wait_for(lambda: first_offer not in {n.offer_id for n in serving_nodes(cluster)},
