@@ -1,0 +1,155 @@
+"""MultiCloud's young-zone rule (``young_zone_hours`` / ``young_loss_chance``; issue 12 item 6) on
+literal two-zone views, every expected value computed by hand.
+
+Setting: ticks of 0.1 h, 0.5 h checkpoints, 0.1 h restart, 10 h of work, deadline 30 h (slack far
+beyond every guard), on-demand 3 USD/h. Zone ``a`` came back at 1.0 h; zone ``b`` was already up at
+the job's first decision (``up_since`` 0: start unknown, counted old). At 1.25 h ``a`` is 0.25 h old:
+young for ``young_zone_hours`` 0.5. Surcharge of a young zone with chance 0.4:
+1 + 0.4 * (0.5 + 0.1) / 0.5 = 1.48.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from ray_multicloud.policy.deadline import (
+    WAIT,
+    Choice,
+    JobView,
+    Memory,
+    MultiCloud,
+    SpotHistory,
+    SpotOption,
+    spot,
+    young_surcharge,
+    zone_ages,
+)
+
+NOW = 1.25
+
+
+def view(
+    *,
+    current: Choice,
+    price_b: float = 1.0,
+    unsaved: float = 0.0,
+    checkpoint: float = 0.5,
+    history: SpotHistory | None = None,
+    a_up: bool = True,
+) -> JobView:
+    return JobView(
+        elapsed_hours=NOW,
+        work_done_hours=1.0 + unsaved,
+        checkpointed_hours=1.0,
+        work_total_hours=10.0,
+        deadline_hours=30.0,
+        restart_hours=0.1,
+        checkpoint_hours=checkpoint,
+        tick_hours=0.1,
+        current=current,
+        overhead_left_hours=0.0,
+        zones=(
+            SpotOption("a", "r1", a_up, 1.0),
+            SpotOption("b", "r1", True, price_b),
+        ),
+        ondemand_price_per_hour=3.0,
+        history=history,
+    )
+
+
+MEM = Memory(up_since=(1.0, 0.0))
+
+
+def test_surcharge_by_hand() -> None:
+    v = view(current=WAIT)
+    assert young_surcharge(v, 0.4) == pytest.approx(1.48)
+    assert young_surcharge(v, 0.2) == pytest.approx(1.24)
+    assert young_surcharge(v, 0.0) == 1.0
+    assert young_surcharge(view(current=WAIT, checkpoint=0.0), 0.4) == 1.0
+
+
+def test_zone_ages_from_memory() -> None:
+    # a: 1.25 - 1.0 = 0.25 h; b: up at the first decision, start unknown: old (inf)
+    assert zone_ages(view(current=WAIT), MEM) == (0.25, math.inf)
+    # a down: age 0; b first seen coming up at 0.75 h: 0.5 h
+    assert zone_ages(view(current=WAIT, a_up=False), Memory(up_since=(math.inf, 0.75))) == (0.0, 0.5)
+    # no memory yet: nothing dated, both old
+    assert zone_ages(view(current=WAIT), Memory()) == (math.inf, math.inf)
+
+
+def test_zone_ages_from_history_first() -> None:
+    # the history says a came up at 1.15 h (0.1 h old) and b before the window (old); memory ignored
+    h = SpotHistory(window_hours=24.0, born=(1.15, -math.inf))
+    assert zone_ages(view(current=WAIT, history=h), MEM) == pytest.approx((0.1, math.inf))
+    h2 = SpotHistory(window_hours=24.0, born=(-math.inf, 0.25))
+    assert zone_ages(view(current=WAIT, history=h2), MEM) == pytest.approx((math.inf, 1.0))
+
+
+RULE = MultiCloud(young_zone_hours=0.5, young_loss_chance=0.4)
+
+
+@pytest.mark.parametrize(
+    ("policy", "price_b", "unsaved", "checkpoint", "expect"),
+    [
+        # loss of staying 0.4 * (0.5 + 0.1) * 1.0 = 0.24 > move 0.1 * 1.0 = 0.10: move to b
+        (RULE, 1.0, 0.0, 0.5, "b"),
+        # b dearer: move 0.1 * 1.2 + (1.2 - 1.0) * 0.5 = 0.22 < 0.24: move
+        (RULE, 1.2, 0.0, 0.5, "b"),
+        # b at 1.3: 0.13 + 0.15 = 0.28 > 0.24: stay
+        (RULE, 1.3, 0.0, 0.5, "a"),
+        # chance 0.15: loss 0.09 < 0.10: stay
+        (MultiCloud(young_zone_hours=0.5, young_loss_chance=0.15), 1.0, 0.0, 0.5, "a"),
+        # a is 0.25 h old, young only below 0.25 h: not young, stay
+        (MultiCloud(young_zone_hours=0.25, young_loss_chance=0.4), 1.0, 0.0, 0.5, "a"),
+        # 0.3 h: young, move
+        (MultiCloud(young_zone_hours=0.3, young_loss_chance=0.4), 1.0, 0.0, 0.5, "b"),
+        # the rule off (the default): stay
+        (MultiCloud(), 1.0, 0.0, 0.5, "a"),
+        # a tick of unsaved work: not within the first tick after a checkpoint: stay
+        (RULE, 1.0, 0.1, 0.5, "a"),
+        # 0.05 h unsaved: within it; move 0.15 * 1.0 = 0.15 < 0.24: move
+        (RULE, 1.0, 0.05, 0.5, "b"),
+        # checkpoints every tick (on notice): nothing to lose, the rule does nothing
+        (RULE, 1.0, 0.0, 0.1, "a"),
+    ],
+)
+def test_leave_young_zone_at_checkpoint(
+    policy: MultiCloud, price_b: float, unsaved: float, checkpoint: float, expect: str
+) -> None:
+    v = view(current=spot("a"), price_b=price_b, unsaved=unsaved, checkpoint=checkpoint)
+    step = policy.decide(v, MEM)
+    assert step.choice == spot(expect), step.reasons
+
+
+def test_leave_young_needs_an_older_zone() -> None:
+    # both zones came back at 1.0 h: both young, nowhere older to go
+    step = RULE.decide(view(current=spot("a")), Memory(up_since=(1.0, 1.0)))
+    assert step.choice == spot("a")
+
+
+def test_leave_young_uses_history_age() -> None:
+    # memory would call a old (up at the first decision); the history says it came back at 1.15 h
+    h = SpotHistory(window_hours=24.0, born=(1.15, -math.inf))
+    step = RULE.decide(view(current=spot("a"), history=h), Memory(up_since=(0.0, 0.0)))
+    assert step.choice == spot("b")
+    assert "came back 0.10h ago" in step.reasons[0]
+
+
+@pytest.mark.parametrize(
+    ("policy", "price_b", "expect"),
+    [
+        # idle: a young at 1.0 -> ranked 1.48; b old at 1.4: b
+        (RULE, 1.4, "b"),
+        # b at 1.5 > 1.48: a
+        (RULE, 1.5, "a"),
+        # chance 0.2: a ranked 1.24 < 1.4: a
+        (MultiCloud(young_zone_hours=0.5, young_loss_chance=0.2), 1.4, "a"),
+        # off: the cheaper a
+        (MultiCloud(), 1.4, "a"),
+    ],
+)
+def test_start_prefers_older_zone(policy: MultiCloud, price_b: float, expect: str) -> None:
+    step = policy.decide(view(current=WAIT, price_b=price_b), MEM)
+    assert step.choice == spot(expect), step.reasons
