@@ -111,8 +111,9 @@ RULE = MultiCloud(young_zone_hours=0.5, young_loss_chance=0.4)
         (RULE, 1.0, 0.1, 0.5, "a"),
         # 0.05 h unsaved: within it; move 0.15 * 1.0 = 0.15 < 0.24: move
         (RULE, 1.0, 0.05, 0.5, "b"),
-        # checkpoints every tick (on notice): nothing to lose, the rule does nothing
-        (RULE, 1.0, 0.0, 0.1, "a"),
+        # checkpoints every tick (on notice): nothing to lose, the rule does nothing (were it on,
+        # chance 0.6 would move: loss 0.6 * (0.1 + 0.1) * 1.0 = 0.12 > 0.10)
+        (MultiCloud(young_zone_hours=0.5, young_loss_chance=0.6), 1.0, 0.0, 0.1, "a"),
     ],
 )
 def test_leave_young_zone_at_checkpoint(
@@ -121,6 +122,14 @@ def test_leave_young_zone_at_checkpoint(
     v = view(current=spot("a"), price_b=price_b, unsaved=unsaved, checkpoint=checkpoint)
     step = policy.decide(v, MEM)
     assert step.choice == spot(expect), step.reasons
+
+
+def test_leave_young_weighs_only_older_zones() -> None:
+    # b at 1.5: move 0.15 + 0.25 = 0.40 > 0.24: stay, as the plain running step (a, young, must not
+    # be its own candidate although its surcharged 1.48 ranks below b's 1.5)
+    step = RULE.decide(view(current=spot("a"), price_b=1.5), MEM)
+    assert step.choice == spot("a")
+    assert step.reasons[0].startswith("a spot running"), step.reasons
 
 
 def test_leave_young_needs_an_older_zone() -> None:

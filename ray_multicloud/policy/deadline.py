@@ -1140,7 +1140,7 @@ def young_surcharge(view: JobView, chance: float) -> float:
     (c + restart) / c`` hours (the interval's work rolled back and a restart paid again). Example:
     chance 0.4, 30-minute interval, 6-minute restart: 1 + 0.4 * 0.6 / 0.5 = 1.48."""
     c = view.checkpoint_hours
-    if c <= 0 or chance <= 0:
+    if c <= 0:
         return 1.0
     return 1.0 + chance * (c + view.restart_hours) / c
 
