@@ -876,7 +876,9 @@ class MultiCloud:
     expected loss of staying one more interval, ``young_loss_chance * (checkpoint + restart) *
     price``, exceeds the move's cost, :func:`_switch_cost` plus the price difference over one
     interval, and the move is as safe as a price move (``spot_run_viable``, ``back_reserves``). On
-    notice (nothing lost at a preemption) it does nothing.
+    notice (nothing lost at a preemption) it does nothing. Off by default: chosen on train (A 1 h, q
+    0.4; full train half periodic 28.4% -> 27.2%), held out it was worse (12.0% -> 12.2%;
+    benchmarks/README.md, the young-zone subsection).
     """
 
     # Chosen by benchmarks/tune_policies.py --quick --passes 2 --checkpoint-gb 50 on the first half in
