@@ -11,6 +11,7 @@ young for ``young_zone_hours`` 0.5. Surcharge of a young zone with chance 0.4:
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -38,21 +39,26 @@ def view(
     checkpoint: float = 0.5,
     history: SpotHistory | None = None,
     a_up: bool = True,
+    price_a: float = 1.0,
+    deadline: float = 30.0,
+    overhead: float = 0.0,
+    extra: tuple[SpotOption, ...] = (),
 ) -> JobView:
     return JobView(
         elapsed_hours=NOW,
         work_done_hours=1.0 + unsaved,
         checkpointed_hours=1.0,
         work_total_hours=10.0,
-        deadline_hours=30.0,
+        deadline_hours=deadline,
         restart_hours=0.1,
         checkpoint_hours=checkpoint,
         tick_hours=0.1,
         current=current,
-        overhead_left_hours=0.0,
+        overhead_left_hours=overhead,
         zones=(
-            SpotOption("a", "r1", a_up, 1.0),
+            SpotOption("a", "r1", a_up, price_a),
             SpotOption("b", "r1", True, price_b),
+            *extra,
         ),
         ondemand_price_per_hour=3.0,
         history=history,
@@ -77,6 +83,11 @@ def test_zone_ages_from_memory() -> None:
     assert zone_ages(view(current=WAIT, a_up=False), Memory(up_since=(math.inf, 0.75))) == (0.0, 0.5)
     # no memory yet: nothing dated, both old
     assert zone_ages(view(current=WAIT), Memory()) == (math.inf, math.inf)
+
+
+def test_zone_ages_history_without_births_falls_back_on_memory() -> None:
+    h = SpotHistory(window_hours=24.0)
+    assert zone_ages(view(current=WAIT, history=h), MEM) == (0.25, math.inf)
 
 
 def test_zone_ages_from_history_first() -> None:
@@ -161,4 +172,78 @@ def test_leave_young_uses_history_age() -> None:
 )
 def test_start_prefers_older_zone(policy: MultiCloud, price_b: float, expect: str) -> None:
     step = policy.decide(view(current=WAIT, price_b=price_b), MEM)
+    assert step.choice == spot(expect), step.reasons
+
+
+def _stays(step_reasons: tuple[str, ...]) -> bool:
+    return step_reasons[0].startswith("a spot running")
+
+
+@pytest.mark.parametrize(
+    ("price", "expect"),
+    [
+        # both zones at 2.0: loss 0.4 * 0.6 * 2.0 = 0.48 > move 0.1 * 2.0 = 0.20: move
+        (2.0, "b"),
+        # both at 0.3: loss 0.072 > move 0.03: move (the comparison scales with the price)
+        (0.3, "b"),
+    ],
+)
+def test_leave_young_scales_with_price(price: float, expect: str) -> None:
+    step = RULE.decide(view(current=spot("a"), price_a=price, price_b=price), MEM)
+    assert step.choice == spot(expect), step.reasons
+
+
+def test_leave_young_waits_for_the_restart_to_be_paid() -> None:
+    # 0.05 h of restart still to pay on a: not a working node yet, no move
+    step = RULE.decide(view(current=spot("a"), overhead=0.05), MEM)
+    assert step.choice == spot("a")
+    assert _stays(step.reasons), step.reasons
+
+
+def test_leave_young_only_when_a_new_run_is_viable() -> None:
+    # deadline 10.8: slack 10.8 - 1.25 - 0.1 - 9.0 = 0.45. Keeping a (no restart) reaches the next
+    # checkpoint: 0.45 - 0.5 + 0.1 = 0.05 >= 0; a new run on b would not: 0.45 - 0.1 - 0.5 + 0.1 < 0
+    step = RULE.decide(view(current=spot("a"), deadline=10.8), MEM)
+    assert step.choice == spot("a")
+    assert _stays(step.reasons), step.reasons
+
+
+@pytest.mark.parametrize(
+    ("back_reserves", "expect"),
+    [
+        # slack 19.65 less the restart 19.55 >= 32 reserves of 0.6 h = 19.2: move
+        (32.0, "b"),
+        # 32.8 reserves = 19.68 > 19.55: stay
+        (32.8, "a"),
+    ],
+)
+def test_leave_young_keeps_back_reserves(back_reserves: float, expect: str) -> None:
+    policy = MultiCloud(young_zone_hours=0.5, young_loss_chance=0.4, back_reserves=back_reserves)
+    step = policy.decide(view(current=spot("a")), MEM)
+    assert step.choice == spot(expect), step.reasons
+
+
+def test_leave_young_ranks_older_zones_with_hazard_weight() -> None:
+    # b: 1.0 USD/h but 2 interruptions per hour: ranked 1.0 * (1 + 0.5 * 2 * (0.1 + 0.25)) = 1.35;
+    # c (old, up since 0): 1.1, no rate known: c. Move to c: 0.1 * 1.1 + 0.1 * 0.5 = 0.16 < 0.24.
+    v = view(current=spot("a"), extra=(SpotOption("c", "r1", True, 1.1),))
+    b = SpotOption("b", "r1", True, 1.0, interruptions_per_hour=2.0)
+    v = replace(v, zones=(v.zones[0], b, v.zones[2]))
+    step = RULE.decide(v, Memory(up_since=(1.0, 0.0, 0.0)))
+    assert step.choice == spot("c"), step.reasons
+
+
+@pytest.mark.parametrize(
+    ("prefer", "expect"),
+    [
+        # b (up since 0) and c (since 0.5: 0.75 h, old for A 0.5) at one price: the longest up, b
+        ("longest-up", "b"),
+        # or the newest, c
+        ("newest-up", "c"),
+    ],
+)
+def test_leave_young_breaks_ties_by_prefer(prefer: str, expect: str) -> None:
+    policy = MultiCloud(young_zone_hours=0.5, young_loss_chance=0.4, prefer=prefer)
+    v = view(current=spot("a"), extra=(SpotOption("c", "r1", True, 1.0),))
+    step = policy.decide(v, Memory(up_since=(1.0, 0.0, 0.5)))
     assert step.choice == spot(expect), step.reasons

@@ -1111,12 +1111,12 @@ class MultiCloud:
         reserve: float,
     ) -> tuple[Choice, str] | None:
         """Part (2) of the young-zone rule (class docstring): the move and its reason, or None."""
-        if not young or view.overhead_left_hours > _EPS or not _checkpoint_within_tick(view):
+        if not young or view.overhead_left_hours > 0.0 or not _checkpoint_within_tick(view):
             return None
         i = next(k for k, o in enumerate(view.zones) if o.zone == opt.zone)
         if young[i] <= 1.0:
             return None  # the job's own zone is not young
-        older = tuple(math.inf if f > 1.0 else 1.0 for f in young)  # young zones out of the running
+        older = tuple(math.inf if f > 1.0 else f for f in young)  # young zones out of the running
         cand = _best_spot(view, mem, newest=self.prefer == "newest-up", hazard_weight=self.hazard_weight,
                           factors=older)
         if cand is None:
@@ -1162,8 +1162,8 @@ def zone_ages(view: JobView, memory: Memory) -> tuple[float, ...]:
         if not opt.available:
             out.append(0.0)
         elif h is not None and i < len(h.born):
-            out.append(max(0.0, now - h.born[i]) if math.isfinite(h.born[i]) else math.inf)
-        elif i < len(memory.up_since) and memory.up_since[i] > _EPS:
+            out.append(max(0.0, now - h.born[i]))  # born -inf: inf
+        elif i < len(memory.up_since) and memory.up_since[i] > 0.0:
             out.append(max(0.0, now - memory.up_since[i]))
         else:
             out.append(math.inf)
