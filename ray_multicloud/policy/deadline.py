@@ -1111,7 +1111,7 @@ class MultiCloud:
         reserve: float,
     ) -> tuple[Choice, str] | None:
         """Part (2) of the young-zone rule (class docstring): the move and its reason, or None."""
-        if not young or view.overhead_left_hours > 0.0 or not _checkpoint_within_tick(view):
+        if not young or view.overhead_left_hours > _EPS or not _checkpoint_within_tick(view):
             return None
         i = next(k for k, o in enumerate(view.zones) if o.zone == opt.zone)
         if young[i] <= 1.0:
