@@ -21,14 +21,16 @@ parameter (``keep_share``, ``wait_reserves``, ``back_reserves``, ``min_payback``
 ``hazard_weight``, ``move_min_uptime_hours``, ``back_min_uptime_hours``, ``keep_per_work``,
 ``free_wait_share``, ``leave_before_cut``, ``stochastic``, ``stochastic_slack_per_work``,
 ``stochastic_age``, ``stochastic_age_prior_hours``, ``stochastic_age_history_hours``,
-``stochastic_age_history_zone``), each
+``stochastic_age_history_zone``, ``young_zone_hours``, ``young_loss_chance``), each
 over the candidate values in :data:`CANDIDATES`, two passes (one with ``--quick``), a change kept only if it improves the
 objective by more than 1e-4. Zones' interruption rates are given to the policy over a trailing 24 h
 (``simulate(rate_window_hours=24)``) so that ``hazard_weight`` can matter; a setting with
 ``stochastic_age_history_hours`` > 0 (and the age-conditioned programme on) is also given the zones'
-trailing history over that window (``simulate(history_window_hours=...)``). Then the shipped defaults
-and the chosen setting are evaluated on train (in-sample) and test (held out), side by side. Writes
-``results/tune_policies.md`` and ``.json``.
+trailing history over that window (``simulate(history_window_hours=...)``), and a setting with
+``young_zone_hours`` > 0 (the young-zone rule) the history of the trailing 24 h, whose ``born`` gives
+each zone's age from the trace (otherwise the rule can only date the zones it saw come back). Then the
+shipped defaults and the chosen setting are evaluated on train (in-sample) and test (held out), side by
+side. Writes ``results/tune_policies.md`` and ``.json``.
 
 ``--breakdown`` adds, per half and job model, where the mean gap comes from (:func:`breakdown`: by job
 length, deadline factor, trace set; against the shipped defaults when the setting differs).
@@ -106,6 +108,8 @@ CANDIDATES: dict[str, tuple[object, ...]] = {
     "stochastic_age_prior_hours": (0.5, 2.0, 8.0),
     "stochastic_age_history_hours": (0.0, 24.0, 72.0),
     "stochastic_age_history_zone": (False, True),
+    "young_zone_hours": (0.0, 0.25, 0.5, 1.0),
+    "young_loss_chance": (0.2, 0.4, 0.6),
 }
 QUICK = {"hours": (4.0, 12.0), "factors": (1.5,), "starts": 4}
 MEDIUM = bp.FULL
@@ -187,11 +191,11 @@ def _simulate_one(job: tuple[dict[str, object], bp.Task, float]) -> tuple[float,
         return (statistics.fmean(r.cost_usd for r in runs), all(r.met_deadline for r in runs))
     policy = MultiCloud(**kw)  # type: ignore[arg-type]
     window = policy.stochastic_age_history_hours
+    if not (policy.stochastic and policy.stochastic_age and window > 0):
+        window = RATE_WINDOW_H if policy.young_zone_hours > 0 else 0.0  # the young-zone rule's ages
     r = simulate(bp._traces(s), bp.job_spec(task), policy,
                  ondemand_price=s.ondemand, start_tick=task.start, rate_window_hours=RATE_WINDOW_H,
-                 checkpoint_gb=gb,
-                 history_window_hours=window if policy.stochastic and policy.stochastic_age and window > 0
-                 else None)
+                 checkpoint_gb=gb, history_window_hours=window if window > 0 else None)
     return (r.cost_usd, r.met_deadline)
 
 

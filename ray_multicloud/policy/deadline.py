@@ -872,7 +872,23 @@ class MultiCloud:
     the train half the best history setting (24 h, prior 8 h) was worse than the rules (full train
     periodic 29.0% vs 28.4%; benchmarks/README.md, the history-seeded subsection);
     ``stochastic_age_history_zone`` — with it, the uptime buckets are estimated from the priced
-    zone's own up-runs in the history, not every zone's pooled (outages stay pooled: "no zone up").
+    zone's own up-runs in the history, not every zone's pooled (outages stay pooled: "no zone up");
+    ``young_zone_hours`` / ``young_loss_chance`` — the young-zone rule (issue 12 item 6; 0: off, the
+    default): a zone whose current up-run is younger than ``young_zone_hours`` (:func:`zone_ages`) is
+    taken to lose the job's node within the next checkpoint interval with ``young_loss_chance`` more
+    chance than an older zone (a zone that just came back tends to flap). For a job with periodic
+    checkpoints (an interval longer than a tick) that has two effects: (1) choosing where to run
+    (after a preemption, from idle, from on-demand) a young zone is ranked at its price times
+    :func:`young_surcharge` — the hours a useful hour costs once that chance of rolling back an
+    interval and paying a restart is counted —, so an older zone up to that much dearer is taken
+    first; (2) within the first tick after a checkpoint on a working spot node in a young zone, the
+    job moves to the cheapest older zone (age at least ``young_zone_hours``, ranked as in (1)) when the
+    expected loss of staying one more interval, ``young_loss_chance * (checkpoint + restart) *
+    price``, exceeds the move's cost, :func:`_switch_cost` plus the price difference over one
+    interval, and the move is as safe as a price move (``spot_run_viable``, ``back_reserves``). On
+    notice (nothing lost at a preemption) it does nothing. Off by default: chosen on train (A 1 h, q
+    0.4; full train half periodic 28.4% -> 27.2%), held out it was worse (12.0% -> 12.2%;
+    benchmarks/README.md, the young-zone subsection).
     """
 
     # Chosen by benchmarks/tune_policies.py --quick --passes 2 --checkpoint-gb 50 on the first half in
@@ -905,7 +921,16 @@ class MultiCloud:
     stochastic_age_prior_hours: float = 0.5  # preferred to 2 h on the medium train half (25.8 vs 26.0%)
     stochastic_age_history_hours: float = 0.0
     stochastic_age_history_zone: bool = False
+    young_zone_hours: float = 0.0
+    young_loss_chance: float = 0.4
     name: str = "multicloud"
+
+    def _young(self, view: JobView, mem: Memory) -> tuple[float, ...]:
+        """Per zone of ``view.zones``, the factor on its price of the young-zone rule (all 1 when off)."""
+        if self.young_zone_hours <= 0 or view.checkpoint_hours <= view.tick_hours + _EPS:
+            return ()
+        f = young_surcharge(view, self.young_loss_chance)
+        return tuple(f if a < self.young_zone_hours - _EPS else 1.0 for a in zone_ages(view, mem))
 
     def _dp(self, view: JobView, mem: Memory, opt: SpotOption) -> DpPoint | None:
         if not self.stochastic or view.checkpoint_hours <= view.tick_hours + _EPS:
@@ -930,7 +955,9 @@ class MultiCloud:
         cur = view.current
         slack = ondemand_slack(view)
         reserve = reserve_hours(view)
-        best = _best_spot(view, mem, newest=self.prefer == "newest-up", hazard_weight=self.hazard_weight)
+        young = self._young(view, mem)
+        best = _best_spot(view, mem, newest=self.prefer == "newest-up", hazard_weight=self.hazard_weight,
+                          factors=young)
         if cur.kind is Kind.SPOT:
             opt = _option(view, cur.zone)
             if opt is not None and opt.available:
@@ -969,6 +996,9 @@ class MultiCloud:
                         (f"slack {slack:.2f}h will not last to the next checkpoint: on-demand now",),
                         mem,
                     )
+                leave = self._leave_young(view, mem, opt, young, slack, reserve) if dp is None else None
+                if leave is not None:
+                    return Step(leave[0], (leave[1],), mem)
                 if (
                     best is not None
                     and best.zone != cur.zone
@@ -1084,6 +1114,70 @@ class MultiCloud:
         if best is None and off_ondemand_is_safe(view, keep=False) and slack - view.tick_hours >= keep - _EPS:
             return Step(WAIT, (f"{lost}no spot anywhere, slack {slack:.2f}h > {keep:.2f}h kept: wait",), mem)
         return Step(ON_DEMAND, (f"{lost}slack {slack:.2f}h too low to wait for spot: on-demand",), mem)
+
+
+    def _leave_young(
+        self, view: JobView, mem: Memory, opt: SpotOption, young: tuple[float, ...], slack: float,
+        reserve: float,
+    ) -> tuple[Choice, str] | None:
+        """Part (2) of the young-zone rule (class docstring): the move and its reason, or None."""
+        if not young or view.overhead_left_hours > _EPS or not _checkpoint_within_tick(view):
+            return None
+        i = next(k for k, o in enumerate(view.zones) if o.zone == opt.zone)
+        if young[i] <= 1.0:
+            return None  # the job's own zone is not young
+        older = tuple(math.inf if f > 1.0 else f for f in young)  # young zones out of the running
+        cand = _best_spot(view, mem, newest=self.prefer == "newest-up", hazard_weight=self.hazard_weight,
+                          factors=older)
+        if cand is None:
+            return None
+        loss = self.young_loss_chance * (view.checkpoint_hours + view.restart_hours) * opt.price_per_hour
+        cost = _switch_cost(view, cand) + (cand.price_per_hour - opt.price_per_hour) * view.checkpoint_hours
+        if (
+            loss > cost + _EPS
+            and spot_run_viable(view, keep=False)
+            and slack - view.restart_hours >= self.back_reserves * reserve - _EPS
+        ):
+            return spot(cand.zone), (
+                f"{opt.zone} came back {zone_ages(view, mem)[i]:.2f}h ago: expected loss "
+                f"{loss:.2f} USD over the next interval > move {cost:.2f} USD{_egress_note(cand)}: "
+                f"move to {cand.zone}"
+            )
+        return None
+
+
+def young_surcharge(view: JobView, chance: float) -> float:
+    """The factor on a young zone's price (``MultiCloud.young_zone_hours``): with ``chance`` of
+    losing the node within the next checkpoint interval ``c``, each useful hour costs ``1 + chance *
+    (c + restart) / c`` hours (the interval's work rolled back and a restart paid again). Example:
+    chance 0.4, 30-minute interval, 6-minute restart: 1 + 0.4 * 0.6 / 0.5 = 1.48."""
+    c = view.checkpoint_hours
+    if c <= 0:
+        return 1.0
+    return 1.0 + chance * (c + view.restart_hours) / c
+
+
+def zone_ages(view: JobView, memory: Memory) -> tuple[float, ...]:
+    """Per zone of ``view.zones``, hours its current up-run has lasted (0 while it is down).
+
+    From ``view.history.born`` when the view has a history (:class:`SpotHistory`: ``-inf``, up since
+    before the window, is ``inf``), else from ``memory.up_since`` (the job's own observation, as
+    :func:`_track_uptime` keeps it): a zone already up at the job's first decision (``up_since`` at
+    or before 0) has an unknown start and counts as old (``inf``); a zone first seen coming up later
+    is ``elapsed - up_since`` old."""
+    now = view.elapsed_hours
+    h = view.history
+    out: list[float] = []
+    for i, opt in enumerate(view.zones):
+        if not opt.available:
+            out.append(0.0)
+        elif h is not None and i < len(h.born):
+            out.append(max(0.0, now - h.born[i]))  # born -inf: inf
+        elif i < len(memory.up_since) and memory.up_since[i] > 0.0:
+            out.append(max(0.0, now - memory.up_since[i]))
+        else:
+            out.append(math.inf)
+    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1501,15 +1595,17 @@ def _track_uptime(view: JobView, memory: Memory) -> Memory:
 
 
 def _best_spot(
-    view: JobView, memory: Memory, *, newest: bool = False, hazard_weight: float = 0.0
+    view: JobView, memory: Memory, *, newest: bool = False, hazard_weight: float = 0.0,
+    factors: tuple[float, ...] = (),
 ) -> SpotOption | None:
     """Cheapest available spot zone per expected useful hour; ties go to the zone up longest
     (or shortest), then list order.
 
     With ``hazard_weight`` w > 0 a zone's price is scaled by ``1 + w * rate * (restart +
     checkpoint / 2)``: what a useful hour costs once the expected preemptions (``rate``: its
-    ``interruptions_per_hour``) and their restarts and lost work are paid for. A zone whose start
-    pays egress (``egress_usd``) adds it spread over the work left.
+    ``interruptions_per_hour``) and their restarts and lost work are paid for. ``factors`` (per zone
+    of ``view.zones``; empty: all 1) scales it further (the young-zone rule; ``inf`` leaves a zone
+    out). A zone whose start pays egress (``egress_usd``) adds it spread over the work left.
     """
     best: SpotOption | None = None
     best_key: tuple[float, float, int] | None = None
@@ -1522,6 +1618,10 @@ def _best_spot(
         if hazard_weight > 0:  # policy.risk: the availability model launch placement uses too
             price = useful_hour_cost(price, opt.interruptions_per_hour, view.restart_hours,
                                      view.checkpoint_hours, hazard_weight)
+        if i < len(factors):
+            if math.isinf(factors[i]):
+                continue
+            price *= factors[i]
         if opt.egress_usd > 0:  # the move's egress, spread over the work it would run there
             price += opt.egress_usd / max(_stay_hours(view, opt), view.tick_hours)
         key = (round(price, 9), -since if newest else since, i)
