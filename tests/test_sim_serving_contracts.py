@@ -698,3 +698,33 @@ def test_the_probation_backtest_runs_the_chosen_forecaster_as_chosen() -> None:
     assert _choose_probation(ts, rate, fleet, 3.0, Candidate("persistence"), 1) == 60.0
     assert _choose_probation(ts, rate, fleet, 3.0, Candidate("persistence", hold=True), 1) == 0.0
     assert _choose_probation(ts, rate, fleet, 3.0, Candidate("persistence", plus=1.0), 1) == 0.0
+
+
+def test_a_probation_under_a_minute_alone_is_backtested_and_applied() -> None:
+    """The 29-step flat history with probations (0.5,) alone: half a minute is one hourly step, the
+    counts themselves, so spot-hedge with it costs exactly spot-hedge's cost, within the bound:
+    applied, named and noted (a period above 0, not only one above 1 minute, is a period)."""
+    fleet = dataclasses.replace(flat_fleet(), probations=(0.5,))
+    r = simulate_fleet(zones([1] * 58), Demand(3600.0, np.full(58, 2.0), "flat"), fleet, "predictive",
+                       ondemand_price=3.0, held_out_from=0.5)
+    assert r.forecaster == "reactive probation 0.5 min"
+    assert r.note == (
+        "no forecaster beat reactive scaling on the 29.0 h of history (spot-hedge: 0 SLO-violation steps; "
+        "fewer, or as few for less, needed): scaled reactively, as spot-hedge; probation 0.5 min chosen on "
+        "the 29.0 h of history: on-demand fallback counts a zone's spot replicas only once the zone has "
+        "kept its VMs 0.5 min")
+
+
+def test_the_probation_is_backtested_with_the_forecaster_on_its_own_steps() -> None:
+    """DAY's four days, a zone always up, a 3-hour scale-down window, probation 60 min alone and a
+    bound of 0.95 x spot-hedge's cost. The forecaster backtest (steps 24-47, parts t24-35 and t36-47:
+    spot-hedge $27 and $14, seasonal-naive/24 $24 and $13, 0.89 and 0.93) chooses seasonal-naive/24
+    (no violation; the others miss the rise at t24; with hold or headroom over the bound). The
+    probation (one hourly step: changes nothing) is then backtested with it on the same steps: the
+    same $24 and $13, within: applied. Run as spot-hedge instead (exactly its cost), or from step 1
+    (t1-24 $38 of $41, t25-47 $35 of $36: 0.97), or from step 26 (t37-47 $12 of $12) it would be over."""
+    fleet = FleetSpec(replica_rps=1.0, startup_minutes=60, extra_spot=0, downscale_minutes=180,
+                      probations=(60.0,), max_extra_cost=-0.05)
+    pred = simulate_fleet(zones([1] * 96), Demand(3600.0, np.asarray(DAY), "day"), fleet, "predictive",
+                          ondemand_price=3.0, held_out_from=0.5)
+    assert pred.forecaster == "seasonal-naive/24 probation 60 min"
