@@ -20,13 +20,18 @@ from ray_multicloud.sim.serving import (
     MAX_MINUTES,
     Demand,
     FleetSpec,
+    _backtest,
+    _choose_probation,
     _forecaster_label,
     _Group,
+    _OverBudget,
     _place_spot,
+    _run,
     _split,
     load_demand,
     peak_needs,
     simulate_fleet,
+    spot_on_steps,
 )
 from ray_multicloud.sim.serving_bounds import _best, hindsight_bounds, warned_caps
 from ray_multicloud.sim.traces import TraceError, TraceSet
@@ -505,3 +510,221 @@ def test_a_peak_of_one_replica_and_the_exact_lead() -> None:
     r = simulate_fleet(zones([1] * 4, gap=1800.0), Demand(1800.0, np.zeros(4), "idle"), one, "ondemand",
                        ondemand_price=2.0)
     assert r.cost_usd == pytest.approx(2 * 2.0 * 0.5)  # steps 1 and 2, half an hour each at $2/h
+
+
+# ----------------------------------------------------------------------------- serving: survivors, 10th
+
+
+def test_a_step_under_a_second_pays_the_spot_price_of_its_tick() -> None:
+    """A step of 0.5 s inside a 60-s spot tick at $1.20/h: the tick covers the whole half second, so
+    the step's price is $1.20/h (the time-weighted mean of one price), not twice it."""
+    on = spot_on_steps(zones([1, 1], gap=60.0, price=1.2), 0.5, 4)
+    assert on.spot_prices.tolist() == [pytest.approx([1.2] * 4)]
+    assert on.counts.tolist() == [[1, 1, 1, 1]]
+
+
+def test_on_demand_covers_the_forecast_that_spot_cannot_hold() -> None:
+    """No spot anywhere (the zone always down), demand 1 2 2 req/s of 1 req/s replicas, ready a step
+    after ordering, no scale-down delay, forecast a step ahead 2 2 2. t0: the need now is 1, the plan
+    (the forecast) 2 and no spot can be placed: 2 on-demand ordered (violation: nothing ready, $6);
+    t1, t2: the 2 serve ($6 each): $18, 1 violation. Ordering only for the need now (1 at t0) would
+    leave t1 short."""
+    fleet = FleetSpec(replica_rps=1.0, startup_minutes=60, extra_spot=0, downscale_minutes=0)
+    out = _run(zones([0, 0, 0]), np.asarray([1.0, 2.0, 2.0]), fleet, "predictive", 3.0,
+               np.asarray([2.0, 2.0, 2.0]), 0)
+    assert out[:2] == (pytest.approx(18.0), 1)
+
+
+def test_trusted_caps_of_a_multi_node_zone_are_the_trusted_count() -> None:
+    """One zone of up to 2 VMs, up throughout, 2 replicas needed; the fallback may count on 1 of its
+    VMs (``trusted`` 1 at every step). t0: 2 spot + 2 on-demand ordered (violation, $8); t1, t2: the
+    2 spot are ready but only 1 is trusted, so 1 on-demand stays ($5 each): $18. (Counting both
+    spot replicas, as a 1-node zone's would be, releases the fallback: $12.)"""
+    fleet = FleetSpec(replica_rps=1.0, startup_minutes=60, extra_spot=0, downscale_minutes=0)
+    out = _run(zones([2, 2, 2]), np.full(3, 2.0), fleet, "spot-hedge", 3.0, None, 0,
+               trusted=np.asarray([[1, 1, 1]], dtype=np.int64))
+    assert out[:2] == (pytest.approx(18.0), 1)
+
+
+def test_cost_caps_are_parts_counted_from_the_run_start() -> None:
+    """On-demand at $1/h, 1 replica ready at once, 5 hourly steps counted from step 2: parts of 1 step
+    each from there ((end 1, $5), (end 2, $0.5), (end 3, $5)): step 2 is part 0 ($1 within $5), step 3
+    part 1 ($1 over $0.5): stopped. With $5 for every part the run ends: $3."""
+    fleet = FleetSpec(replica_rps=1.0, startup_minutes=0, extra_spot=0, downscale_minutes=0)
+    rate, ts = np.ones(5), zones([1] * 5)
+    with pytest.raises(_OverBudget):
+        _run(ts, rate, fleet, "ondemand", 1.0, None, 2, caps=[(1, 5.0), (2, 0.5), (3, 5.0)])
+    out = _run(ts, rate, fleet, "ondemand", 1.0, None, 2, caps=[(1, 5.0), (2, 5.0), (3, 5.0)])
+    assert out[0] == pytest.approx(3.0)
+
+
+HOLD_ZONES = zones([1, 1, 1, 0, 1, 1], [1] * 6)
+HOLD_FLEET = FleetSpec(replica_rps=1.0, startup_minutes=60, extra_spot=0, downscale_minutes=120)
+HOLD_RATE = np.asarray([2.0, 2.0, 1.0, 1.0, 1.0, 1.0])
+
+
+def test_the_backtest_scores_a_hold_candidate_with_its_hold() -> None:
+    """test_oracle_best_chooses_a_hold_option_when_it_is_strictly_best's history, scored by the
+    forecaster backtest from step 0 with the oracle's series (2 1 1 1 1 1). spot-hedge's step costs
+    are 8 2 2 1 1 1 ($15; parts of 3 steps: $12 and $3, caps $12.60 and $3.15). With ``hold`` the
+    candidate runs as spot-hedge, step by step: 1 violation + ($15 / $15) / 2.05. Without it, the
+    replica in b is released at t2 and a goes at t3: t3 costs $4, over the second part's $3.15:
+    ruled out (None)."""
+    score = _backtest(HOLD_ZONES, HOLD_RATE, HOLD_FLEET, 3.0)
+    series = np.asarray([2.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    held = score(Candidate("persistence", hold=True), series, 0, 5)
+    assert held == pytest.approx(1 + 1 / 2.05)
+    assert score(Candidate("persistence"), series, 0, 5) is None
+
+
+def test_a_history_that_fits_the_longer_look_back_only_without_the_lead() -> None:
+    """58 hourly steps, flat 2 req/s, a zone always up, held out from the middle: 29 steps of
+    history, a one-step lead. recent-max/10 needs 9 + 1 + 20 = 30 steps: left out; persistence and
+    recent-max/3 are scored from step 2 (26 steps), each sizing as spot-hedge (violations 0, cost
+    term 1 / 2.05), so none beats reactive scaling. (Offered recent-max/10 as well, the pool would
+    be scored from step 9 on 19 steps, too few: no forecaster at all, another note.)"""
+    r = simulate_fleet(zones([1] * 58), Demand(3600.0, np.full(58, 2.0), "flat"), flat_fleet(), "predictive",
+                       ondemand_price=3.0, held_out_from=0.5)
+    assert (r.forecaster, r.note) == (
+        None, "no forecaster beat reactive scaling on the 29.0 h of history (spot-hedge: 0 SLO-violation "
+              "steps; fewer, or as few for less, needed): scaled reactively, as spot-hedge")
+
+
+def test_the_pool_has_the_fleets_margins_only() -> None:
+    """The 29-step flat history above with margins (2,) alone: every candidate doubles its base
+    forecast of 2 req/s, the extra 2 on spot: 4 spot replicas for spot-hedge's 2, twice its cost,
+    over the 5% bound, so none is admissible (not: none beats reactive scaling, the margin-1 note)."""
+    r = simulate_fleet(zones([1] * 58), Demand(3600.0, np.full(58, 2.0), "flat"), flat_fleet(margins=(2.0,)),
+                       "predictive", ondemand_price=3.0, held_out_from=0.5)
+    assert (r.forecaster, r.note) == (
+        None, "no forecaster kept the fleet within 5% of spot-hedge's cost on the 29.0 h of history: "
+              "scaled reactively, as spot-hedge")
+
+
+def test_a_hold_forecaster_wins_when_the_pool_holds_only() -> None:
+    """test_a_forecaster_that_ties_on_violations_for_less_beats_reactive_scaling's four days with
+    ``holds`` (True,) and a 10% cost bound. History: days 1-2; the pool (persistence, recent-max/3 and
+    /10, seasonal-naive/24, each +0 ... +32 spot, all hold) is scored from step 24 (the day's look-back)
+    to 47, in parts t24-35 and t36-47; spot-hedge: $5 at t24 (the rise, short one replica, fallback),
+    $2 to t37, $1 to t47: $27 and $14 (caps $29.70 and $15.40), 1 violation. seasonal-naive/24 hold
+    orders the second replica at t23 and keeps it through the 3-hour window after the drop (t36, t37),
+    and at t47 for the next rise: $24 and $15, no violation. persistence hold sizes as spot-hedge (1
+    violation); recent-max/3 hold keeps 2 to t38 ($24 + $2 ... : $15 in part 2, 1 violation: it does not
+    see the rise); recent-max/10 hold keeps 2 to t45: $22 in part 2, over; every +k: 3 spot at the high
+    hours, $36 in part 1, over. seasonal-naive/24 hold wins. Held out (days 3-4), per day: 2 spot at
+    hours 23 and 0-13, 1 at 14-22: $39, $78 in all, no violation. (Without the hold, $37 a day.)"""
+    fleet = FleetSpec(replica_rps=1.0, startup_minutes=60, extra_spot=0, downscale_minutes=180,
+                      probations=(0.0,), holds=(True,), max_extra_cost=0.1)
+    pred = simulate_fleet(zones([1] * 96), Demand(3600.0, np.asarray(DAY), "day"), fleet, "predictive",
+                          ondemand_price=3.0, held_out_from=0.5)
+    assert (pred.forecaster, pred.note) == ("seasonal-naive/24 hold", "")
+    assert (pred.slo_violation_fraction, pred.cost_usd) == (0.0, pytest.approx(78.0))
+
+
+def test_headroom_is_whole_replicas_of_the_fleets_capacity() -> None:
+    """Replicas of 2 req/s; demand 2 req/s (1 replica) hours 0-11 and 4 (2) hours 12-23, 80 hourly
+    steps, a zone always up, no scale-down delay, held out from step 40, a 150% cost bound. History:
+    40 steps, no daily season (under 48); persistence, recent-max/3 and /10, scored from step 9.
+    spot-hedge and every +0 candidate are short one replica at each rise (t12, t36): 2 violations.
+    ``+1 spot`` (2 req/s on top of the forecast, on spot) keeps 2 spot replicas through the low hours
+    and 3 through the high ones: every rise served, no violation, at most twice spot-hedge's cost in
+    any part (within 2.5x); persistence +1 spot is the cheapest such (the recent maxima keep 3 longer
+    after each drop): chosen, and named in replicas. Held out (t40-79, the rise at t60): no violation."""
+    rate = np.asarray([2.0 if t % 24 < 12 else 4.0 for t in range(80)])
+    fleet = FleetSpec(replica_rps=2.0, startup_minutes=60, extra_spot=0, downscale_minutes=0,
+                      probations=(0.0,), holds=(False,), max_extra_cost=1.5)
+    pred = simulate_fleet(zones([1] * 80), Demand(3600.0, rate, "steps"), fleet, "predictive",
+                          ondemand_price=3.0, held_out_from=0.5)
+    assert (pred.forecaster, pred.note) == ("persistence +1 spot", "")
+    assert pred.slo_violation_fraction == 0.0
+
+
+def test_a_multi_node_zone_is_capped_in_the_backtest_too() -> None:
+    """test_headroom_is_whole_replicas_of_the_fleets_capacity's fleet and demand on a zone of a
+    multi-node trace that holds 1 VM for the 40 steps of history and 2 after: a multi-node trace's
+    value caps the replicas in its zone (module docstring), so in the history the zone holds 1
+    replica, and ``+1 spot`` cannot be placed: every candidate, like spot-hedge, is short at each
+    rise (t12, t36: 2 violations) and pays at least as much (persistence and the recent maxima keep
+    the on-demand replica after each drop), so none beats reactive scaling. (Judged a 1-node trace on
+    its history alone, the zone would take any number of replicas there, and ``+1 spot`` would
+    win the backtest with a headroom the zone could not hold.)"""
+    rate = np.asarray([2.0 if t % 24 < 12 else 4.0 for t in range(80)])
+    fleet = FleetSpec(replica_rps=2.0, startup_minutes=60, extra_spot=0, downscale_minutes=0,
+                      probations=(0.0,), holds=(False,), max_extra_cost=1.5)
+    pred = simulate_fleet(zones([1] * 40 + [2] * 40), Demand(3600.0, rate, "steps"), fleet, "predictive",
+                          ondemand_price=3.0, held_out_from=0.5)
+    assert (pred.forecaster, pred.note) == (
+        None, "no forecaster beat reactive scaling on the 40.0 h of history (spot-hedge: 2 SLO-violation "
+              "steps; fewer, or as few for less, needed): scaled reactively, as spot-hedge")
+
+
+def test_a_probation_is_held_to_the_bound_in_two_equal_parts() -> None:
+    """test_a_probation_is_chosen_only_within_the_cost_bound_in_each_half's history (45 h, scored
+    from step 1: parts t1-22 and t23-44; spot-hedge $114 and $118, the 180-min probation $156 and
+    $160) with a 38% bound: $157.32 and $162.84, so 180 min is within and chosen. Parts from the
+    second scored step (t2-22, spot-hedge $112: $154.56) or thirds (t1-15, t16-29, t30-44: spot-hedge
+    $56 and the probation $102 in the second, 82% more) would rule it out."""
+    fleet = FleetSpec(replica_rps=1.0, startup_minutes=60, extra_spot=0, downscale_minutes=0,
+                      max_extra_cost=0.38, probations=(0.0, 180.0))
+    assert _choose_probation(zones(FLAPPING[:45]), np.full(45, 2.0), fleet, 3.0, None, 1) == 180.0
+
+
+def test_a_two_step_probation_keeps_the_fallback_for_a_forecast_rise() -> None:
+    """A zone up at even hours only (a replica ordered there is lost before it is ready), demand 1
+    req/s at even hours and 2 at odd ones, persistence (planning 2 throughout: the higher of the
+    last two steps). Without probation, at an even hour the fallback is cut to the need now (1), as
+    the 2 spot replicas just ordered cover the plan; they are lost the next hour, and the second
+    on-demand replica ordered then is late: a violation every odd hour. A 120-min probation (2
+    steps) counts no spot replica of a zone that was down the step before, so the 2 on-demand stay:
+    no violation, $14 a pair of hours for spot-hedge's $10, within the 100% bound: chosen."""
+    fleet = FleetSpec(replica_rps=1.0, startup_minutes=60, extra_spot=0, downscale_minutes=0,
+                      max_extra_cost=1.0, probations=(0.0, 120.0))
+    got = _choose_probation(zones([1, 0] * 10), np.asarray([1.0, 2.0] * 10), fleet, 3.0,
+                            Candidate("persistence"), 2)
+    assert got == 120.0
+
+
+def test_the_probation_backtest_runs_the_chosen_forecaster_as_chosen() -> None:
+    """A zone always up (a probation changes nothing but must keep the history within the bound),
+    two days of DAY's demand, a 3-hour scale-down window, a bound of 0.99 x spot-hedge's cost,
+    probation 60 min alone, scored from step 1 in parts t1-24 and t25-47. spot-hedge: $22 (t1-11) +
+    $4 (2 replicas kept to t13) + $10 + $5 (the rise at t24) = $41, then $22 + $4 + $10 = $36.
+    Persistence (no hold) drops to 1 replica at t13 already: $40 and $35, within $40.59 and $35.64:
+    the probation is applied. With ``hold`` it sizes exactly as spot-hedge ($41, over), and with 1
+    replica of spot headroom it pays for a third replica: none is applied (0)."""
+    fleet = FleetSpec(replica_rps=1.0, startup_minutes=60, extra_spot=0, downscale_minutes=180,
+                      max_extra_cost=-0.01, probations=(60.0,))
+    ts, rate = zones([1] * 48), np.asarray(DAY[:48])
+    assert _choose_probation(ts, rate, fleet, 3.0, Candidate("persistence"), 1) == 60.0
+    assert _choose_probation(ts, rate, fleet, 3.0, Candidate("persistence", hold=True), 1) == 0.0
+    assert _choose_probation(ts, rate, fleet, 3.0, Candidate("persistence", plus=1.0), 1) == 0.0
+
+
+def test_a_probation_under_a_minute_alone_is_backtested_and_applied() -> None:
+    """The 29-step flat history with probations (0.5,) alone: half a minute is one hourly step, the
+    counts themselves, so spot-hedge with it costs exactly spot-hedge's cost, within the bound:
+    applied, named and noted (a period above 0, not only one above 1 minute, is a period)."""
+    fleet = dataclasses.replace(flat_fleet(), probations=(0.5,))
+    r = simulate_fleet(zones([1] * 58), Demand(3600.0, np.full(58, 2.0), "flat"), fleet, "predictive",
+                       ondemand_price=3.0, held_out_from=0.5)
+    assert r.forecaster == "reactive probation 0.5 min"
+    assert r.note == (
+        "no forecaster beat reactive scaling on the 29.0 h of history (spot-hedge: 0 SLO-violation steps; "
+        "fewer, or as few for less, needed): scaled reactively, as spot-hedge; probation 0.5 min chosen on "
+        "the 29.0 h of history: on-demand fallback counts a zone's spot replicas only once the zone has "
+        "kept its VMs 0.5 min")
+
+
+def test_the_probation_is_backtested_with_the_forecaster_on_its_own_steps() -> None:
+    """DAY's four days, a zone always up, a 3-hour scale-down window, probation 60 min alone and a
+    bound of 0.95 x spot-hedge's cost. The forecaster backtest (steps 24-47, parts t24-35 and t36-47:
+    spot-hedge $27 and $14, seasonal-naive/24 $24 and $13, 0.89 and 0.93) chooses seasonal-naive/24
+    (no violation; the others miss the rise at t24; with hold or headroom over the bound). The
+    probation (one hourly step: changes nothing) is then backtested with it on the same steps: the
+    same $24 and $13, within: applied. Run as spot-hedge instead (exactly its cost), or from step 1
+    (t1-24 $38 of $41, t25-47 $35 of $36: 0.97), or from step 26 (t37-47 $12 of $12) it would be over."""
+    fleet = FleetSpec(replica_rps=1.0, startup_minutes=60, extra_spot=0, downscale_minutes=180,
+                      probations=(60.0,), max_extra_cost=-0.05)
+    pred = simulate_fleet(zones([1] * 96), Demand(3600.0, np.asarray(DAY), "day"), fleet, "predictive",
+                          ondemand_price=3.0, held_out_from=0.5)
+    assert pred.forecaster == "seasonal-naive/24 probation 60 min"

@@ -370,9 +370,11 @@ def simulate_fleet(
         startup = _ticks(fleet.startup_minutes, traces.gap_seconds)
         end = start if start > 0 else len(rate)
         history = rate[:end]
-        past = dataclasses.replace(
-            traces, counts=traces.counts[:, :end], spot_prices=traces.spot_prices[:, :end]
-        )
+        # The backtests run on ``history`` with the traces uncut: ``_run`` reads the first
+        # ``len(history)`` steps of them, and each zone's kind (1-node or multi-node) from its whole
+        # trace, as the run over every step does (a multi-node zone that held at most 1 VM before
+        # ``end`` is still capped by its count there).
+        past = traces
         hours = len(history) * traces.gap_seconds / 3600
         short = too_short(len(history), startup)
         reactive_violations = -1
@@ -628,7 +630,9 @@ def _run(
     ``trusted`` (hedged policies; zones x steps): the spot VMs of each zone that on-demand fallback
     may count on at step ``t`` (a 1-node zone: all of its replicas if > 0, else none), instead of
     the zone's current count: on-demand covers what the ready (and, for the plan, the ready or
-    starting) spot replicas within those caps do not. ``None``: the current counts (spot-hedge)."""
+    starting) spot replicas within those caps do not. ``None``: the current counts (spot-hedge).
+    Only the first ``len(rate)`` steps of ``traces`` (and ``trusted``) are read, but a zone is a
+    1-node one (its replicas uncapped while it is up) only when its whole trace is at most 1."""
     tick_h = traces.gap_seconds / 3600.0
     startup = _ticks(fleet.startup_minutes, traces.gap_seconds)
     window = max(1, _ticks(fleet.downscale_minutes, traces.gap_seconds))
