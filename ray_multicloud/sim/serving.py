@@ -374,7 +374,6 @@ def simulate_fleet(
         # ``len(history)`` steps of them, and each zone's kind (1-node or multi-node) from its whole
         # trace, as the run over every step does (a multi-node zone that held at most 1 VM before
         # ``end`` is still capped by its count there).
-        past = traces
         hours = len(history) * traces.gap_seconds / 3600
         short = too_short(len(history), startup)
         reactive_violations = -1
@@ -382,12 +381,12 @@ def simulate_fleet(
             pool = sized(candidates(traces.gap_seconds, len(history), startup), margins=fleet.margins,
                          pluses=[k * fleet.replica_rps for k in HEADROOM_REPLICAS], holds=fleet.holds)
             chosen = choose(history, traces.gap_seconds, startup, pool=pool,
-                            score=_backtest(past, history, fleet, ondemand_price))
+                            score=_backtest(traces, history, fleet, ondemand_price))
         if chosen is not None:
             # Reactive scaling competes too: spot-hedge's own score on the same steps (its cost is
             # its own reference, 1). A forecaster must beat it: fewer violations, or as few for less.
             first = len(history) - startup - chosen.scored_ticks
-            reactive_violations = _run(past, history, fleet, "spot-hedge", ondemand_price, None, first)[1]
+            reactive_violations = _run(traces, history, fleet, "spot-hedge", ondemand_price, None, first)[1]
             reactive = reactive_violations + 1.0 / (2.0 + fleet.max_extra_cost)
             if dict(chosen.scores)[chosen.best.name] >= reactive:
                 chosen = None
@@ -407,7 +406,7 @@ def simulate_fleet(
             forecast, headroom = _split(rate, chosen.best, startup)
         if not short and any(minutes > 0 for minutes in fleet.probations):
             first = len(history) - startup - chosen.scored_ticks if chosen is not None else startup
-            probation = _choose_probation(past, history, fleet, ondemand_price,
+            probation = _choose_probation(traces, history, fleet, ondemand_price,
                                           chosen.best if chosen is not None else None, first)
             if probation > 0:
                 trusted = probation_caps(traces.counts, _ticks(probation, traces.gap_seconds))
