@@ -64,12 +64,11 @@ import json
 import math
 import multiprocessing
 import multiprocessing.pool
-import random
 import statistics
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 
 import bench_policies as bp
 import bench_policy_limits as bpl
@@ -85,8 +84,7 @@ from ray_multicloud.policy.deadline import (
     Step,
     UniformProgress,
     remaining_work,
-    ross_interval,
-    ross_ratio,
+    ross_injection,
 )
 from ray_multicloud.sim import optimal_cost, simulate
 
@@ -127,7 +125,7 @@ class InjectedMultiCloud:
     on-demand interval grafted on. Every tick ``multicloud`` decides (its memory kept as it tracks it);
     at the first decision where ``(D - t) / (L - phi(t))`` is at or below ROSS's critical ratio
     (``K`` = on-demand over the cheapest zone's spot price then), the interval is drawn as ROSS draws it
-    (``policy.deadline.ross_interval``, ``random.Random(seed)``), and during it the job runs on-demand
+    (``policy.deadline.ross_injection``), and during it the job runs on-demand
     whatever ``multicloud`` chose; outside it ``multicloud``'s choice stands (so its deadline guard too)."""
 
     seed: int = 0
@@ -139,14 +137,10 @@ class InjectedMultiCloud:
         left = remaining_work(view)
         if view.deadline_hours is None or left <= 0 or not view.zones:
             return step
-        t = view.elapsed_hours
-        if not mem.ross_interval:
-            price = min(o.price_per_hour for o in view.zones)
-            k = view.ondemand_price_per_hour / price if price > 0 else 1e12
-            if view.deadline_hours - t <= ross_ratio(k) * left + 1e-9:
-                mem = replace(mem, ross_interval=ross_interval(t, left, k, random.Random(self.seed).random()))
-        iv = mem.ross_interval
-        if iv and iv[1] - 1e-9 <= t < iv[2] - 1e-9:
+        price = min(o.price_per_hour for o in view.zones)
+        k = view.ondemand_price_per_hour / price if price > 0 else 1e12
+        mem, injected = ross_injection(view, mem, k, self.seed)
+        if injected:
             return Step(ON_DEMAND, (*step.reasons, "ROSS interval: on-demand"), mem)
         return Step(step.choice, step.reasons, mem)
 

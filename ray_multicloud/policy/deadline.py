@@ -1869,6 +1869,23 @@ def ross_interval(xi1: float, work_left: float, k: float, draw: float) -> tuple[
     return (xi1, start, start + delta)
 
 
+def ross_injection(view: JobView, memory: Memory, k: float, seed: int) -> tuple[Memory, bool]:
+    """ROSS's phase 2 (:class:`ROSS`), for a job with a deadline: at the first decision where ``(D - t)
+    / (L - phi(t))`` is at or below :func:`ross_ratio` of ``k``, the on-demand interval is drawn
+    (:func:`ross_interval`, ``random.Random(seed)``) and kept in ``memory.ross_interval``; answers the
+    memory and whether ``t`` lies in the interval (on-demand then, spot up or not). An interval already
+    drawn is kept as it is, whatever ``k`` now."""
+    t = view.elapsed_hours
+    mem = memory
+    deadline = view.deadline_hours
+    if not mem.ross_interval and deadline is not None:
+        left = remaining_work(view)
+        if deadline - t <= ross_ratio(k) * left + _EPS:
+            mem = replace(mem, ross_interval=ross_interval(t, left, k, random.Random(seed).random()))
+    iv = mem.ross_interval
+    return mem, bool(iv) and iv[1] - _EPS <= t < iv[2] - _EPS
+
+
 @dataclass(frozen=True, slots=True)
 class ROSS:
     """ROSS, the Randomized Online Spot Scheduler (Bhuyan, Bhatia, Kodialam, Lakshman, "Exploiting Spot
@@ -1935,20 +1952,19 @@ class ROSS:
                 return Step(spot(home), (f"{home} spot available",), mem)
             return Step(WAIT, ("no deadline: wait for spot",), mem)
         t = view.elapsed_hours
-        left = remaining_work(view)
         why: list[str] = []
-        if not mem.ross_interval:
-            opt = _option(view, home)
-            price = opt.price_per_hour if opt is not None else view.ondemand_price_per_hour
-            k = view.ondemand_price_per_hour / price if price > _EPS else 1e12
-            if deadline - t <= ross_ratio(k) * left + _EPS:
-                drawn = ross_interval(t, left, k, random.Random(self.seed).random())
-                mem = replace(mem, ross_interval=drawn)
-                why.append(f"phase 2 at xi1={t:.3f} h (K={k:.2f}): "
-                           f"on-demand in I(delta)=[{drawn[1]:.3f}, {drawn[2]:.3f}) h")
+        opt = _option(view, home)
+        price = opt.price_per_hour if opt is not None else view.ondemand_price_per_hour
+        k = view.ondemand_price_per_hour / price if price > _EPS else 1e12
+        drawn_before = mem.ross_interval
+        mem, injected = ross_injection(view, mem, k, self.seed)
+        if mem.ross_interval and not drawn_before:
+            drawn = mem.ross_interval
+            why.append(f"phase 2 at xi1={t:.3f} h (K={k:.2f}): "
+                       f"on-demand in I(delta)=[{drawn[1]:.3f}, {drawn[2]:.3f}) h")
         cur = view.current
         iv = mem.ross_interval
-        if iv and iv[1] - _EPS <= t < iv[2] - _EPS:
+        if injected:
             choice, reason = ON_DEMAND, "randomized on-demand injection: t in I(delta)"
         elif spot_ok:
             choice, reason = spot(home), f"{home} spot available"
