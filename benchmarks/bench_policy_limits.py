@@ -218,25 +218,20 @@ def run_scenario(args: tuple[Scenario, list[dict[str, float]]]) -> dict[str, obj
         "own_warned": None if own_warned is None else (own_warned.cost_usd, own_warned.met_deadline),
         "warned": None if warned is None else (warned.cost_usd, warned.met_deadline),
         "both": None if both is None else (both.cost_usd, both.met_deadline),
-        "own_warned_parts": _warned_parts(own_warned),
-        "warned_parts": _warned_parts(warned),
-        "default_parts": {
-            "preemptions": default.preemptions,
-            "overhead_hours": default.overhead_hours,
-            "lost_work_hours": default.lost_work_hours,
-            "ondemand_hours": default.ondemand_hours,
-            "spot_hours": default.spot_hours,
-        },
+        "own_warned_parts": None if own_warned is None else _parts(own_warned),
+        "warned_parts": None if warned is None else _parts(warned),
+        "default_parts": _parts(default),
     }
 
 
-def _warned_parts(r: SimResult | None) -> dict[str, float] | None:
-    if r is None:
-        return None
+def _parts(r: SimResult) -> dict[str, float]:
+    """Where a run's cost went: preemptions, restart overhead, lost work, on-demand and spot hours, moves."""
     return {
         "preemptions": r.preemptions,
+        "overhead_hours": r.overhead_hours,
         "lost_work_hours": r.lost_work_hours,
         "ondemand_hours": r.ondemand_hours,
+        "spot_hours": r.spot_hours,
         "moves": r.moves,
     }
 
