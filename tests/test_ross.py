@@ -128,6 +128,15 @@ def test_uniform_warmup() -> None:
     assert u.decide(view(1.0, done=0.5, up=True, current=ON_DEMAND), Memory()).choice == spot(A)
 
 
+def test_uniform_warmup_ends_with_phase_2() -> None:
+    # Interval drawn at xi1 = 2 (as in test_phases_by_hand), t = 3 before it: nothing done is behind
+    # 3 * 3 / 7 = 1.29, spot down; the warm-up is over, so greedy: idle (the guard holds: 7 - 3 - 0.1 =
+    # 3.9 >= 3 h left). Without the interval the uniform rule would run on-demand.
+    drawn = Memory(ross_interval=(2.0, 2.0 + 2 * U0, 3.0 + 2 * U0))
+    assert ROSS(warmup="uniform").decide(view(3.0, up=False), drawn).choice == WAIT
+    assert ROSS(warmup="uniform").decide(view(1.0, up=False), Memory()).choice == ON_DEMAND
+
+
 def test_no_deadline_and_finished() -> None:
     p = ROSS()
     assert p.decide(view(1.0, deadline=None), Memory()).choice == spot(A)

@@ -1963,12 +1963,11 @@ class ROSS:
             why.append(f"phase 2 at xi1={t:.3f} h (K={k:.2f}): "
                        f"on-demand in I(delta)=[{drawn[1]:.3f}, {drawn[2]:.3f}) h")
         cur = view.current
-        iv = mem.ross_interval
         if injected:
             choice, reason = ON_DEMAND, "randomized on-demand injection: t in I(delta)"
         elif spot_ok:
             choice, reason = spot(home), f"{home} spot available"
-        elif (self.warmup == "uniform" and not iv
+        elif (self.warmup == "uniform" and not mem.ross_interval  # the warm-up ends with phase 2
               and (cur.kind is Kind.ON_DEMAND
                    or view.work_done_hours < t * view.work_total_hours / deadline - _EPS)):
             choice, reason = ON_DEMAND, "uniform warm-up: no spot, behind L t / D (left only for spot)"
